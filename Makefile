@@ -1,0 +1,47 @@
+# dvrflow: the two set-up commands are `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+GO    ?= go
+BIN   := bin
+PKGS  := ./...
+# Unit tests need neither root nor OVS; PostgreSQL-backed tests start a private cluster.
+UNIT_TIMEOUT        ?= 20m
+INTEGRATION_TIMEOUT ?= 40m
+
+.PHONY: all deps build lint test unit integration bench demo demo-down clean
+
+all: build
+
+deps:
+	@./deploy/scripts/install-deps.sh
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+lint:
+	@echo "lint: gofmt"; out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files --others --exclude-standard '*.go' 2>/dev/null)); \
+		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@echo "lint: go vet"; $(GO) vet $(PKGS)
+	@echo "lint: staticcheck"; $(GO) tool staticcheck $(PKGS)
+
+unit:
+	$(GO) test -count=1 -timeout $(UNIT_TIMEOUT) $(PKGS)
+
+# End-to-end tests on real OVS bridges and a multi-host bed: root only.
+integration:
+	$(GO) test -count=1 -p 1 -timeout $(INTEGRATION_TIMEOUT) -tags integration -v ./integration/... 2>&1 | \
+		tee /tmp/dvrflow-integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test\.go)' ; \
+		exit $${PIPESTATUS[0]}
+
+test: deps build lint unit integration
+
+bench: deps build
+	./deploy/scripts/bench.sh
+
+demo: deps build
+	./deploy/scripts/demo.sh
+
+demo-down:
+	./deploy/scripts/demo.sh down
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages dvrflow's tests, bed and demo need, only when missing.
+set -euo pipefail
+pkgs=(openvswitch-switch iproute2 iputils-ping nftables tcpdump arping postgresql)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+	echo "deps: all present (${pkgs[*]})"
+	exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing ${missing[*]} and not root: install them or run as root" >&2
+	exit 1
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "deps: installed ${missing[*]}"
