@@ -1,0 +1,141 @@
+package apps
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dvrflow/dvrflow/ofproto"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// renderFlows prints flows the way `ovs-ofctl -O OpenFlow13 --no-stats --names dump-flows`
+// does, one per line: the golden files teach the pipeline.
+func renderFlows(b Bridge, flows []ofproto.Flow) string {
+	var sb strings.Builder
+	names := TableNames(b)
+	for i := range flows {
+		sb.WriteString(flows[i].Format(names))
+		sb.WriteByte('\n')
+	}
+	return sb.String()
+}
+
+func golden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./apps -update to create it)", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s differs from what the apps compute now (go test ./apps -update rewrites it):\n--- want\n%s\n--- got\n%s", path, want, got)
+	}
+}
+
+func TestSeedFlowsGolden(t *testing.T) {
+	v := NewView(withVLANs(seedTopology()), 7)
+	for _, h := range v.HostNames() {
+		for _, b := range Bridges() {
+			flows := Flows(v, seedBridge(v, h, b))
+			golden(t, filepath.Join("testdata", "seed", fmt.Sprintf("%s-%s.flows", h, b)), renderFlows(b, flows))
+		}
+	}
+}
+
+func TestSeedPlansGolden(t *testing.T) {
+	v := NewView(withVLANs(seedTopology()), 7)
+	for _, h := range v.HostNames() {
+		p := Plan(v, h)
+		if err := p.Validate(); err != nil {
+			t.Errorf("plan of %s: %v", h, err)
+		}
+		js, err := json.MarshalIndent(p, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden(t, filepath.Join("testdata", "seed", h+"-plan.json"), string(js)+"\n")
+	}
+}
+
+// TestFlowsObeyPipeline checks every computed flow against its table's declaration, and that
+// no two flows of a bridge share a key (table, priority, match): OVS would keep only one.
+func TestFlowsObeyPipeline(t *testing.T) {
+	v := NewView(withVLANs(seedTopology()), 7)
+	for _, h := range v.HostNames() {
+		for _, b := range Bridges() {
+			seen := map[ofproto.FlowKey]string{}
+			for _, f := range Flows(v, seedBridge(v, h, b)) {
+				if err := Check(b, &f); err != nil {
+					t.Errorf("%s: %v", h, err)
+				}
+				if err := f.Validate(); err != nil {
+					t.Errorf("%s %s: invalid flow %s: %v", h, b, f.String(), err)
+				}
+				if prev, dup := seen[f.Key()]; dup {
+					t.Errorf("%s %s: two flows with one key:\n  %s\n  %s", h, b, prev, f.String())
+				}
+				seen[f.Key()] = f.String()
+			}
+		}
+	}
+}
+
+func TestCheckRejects(t *testing.T) {
+	bad := []ofproto.Flow{
+		{Table: 99, Cookie: Cookie(AppL2)},
+		{Table: IntTransient, Priority: 5, Cookie: Cookie(AppDVR), Match: ofproto.Match{ofproto.VLANVID(1)}},
+		{Table: IntTransient, Priority: 5, Cookie: 0x1234, Match: ofproto.Match{ofproto.VLANVID(1)}},
+		{Table: IntDVRToSrcMAC, Priority: 5, Cookie: Cookie(AppDVR), Match: ofproto.Match{ofproto.InPort(3)}},
+		{Table: IntDVRToSrcMAC, Priority: 5, Cookie: Cookie(AppDVR), Match: ofproto.Match{ofproto.VLANVID(1)}, Goto: IntARPResponder, HasGoto: true},
+	}
+	for _, f := range bad {
+		if err := Check(BrInt, &f); err == nil {
+			t.Errorf("Check accepted %s", f.String())
+		}
+	}
+}
+
+func TestPlacement(t *testing.T) {
+	v := NewView(withVLANs(seedTopology()), 7)
+	for host, want := range map[string]int{"compute1": 3, "compute2": 2, "network": 3} {
+		if got := len(v.NetworksOn(host)); got != want {
+			t.Errorf("%s carries %d networks %v, want %d", host, got, v.NetworksOn(host), want)
+		}
+	}
+	if got := v.RoutersOn("network"); len(got) != 0 {
+		t.Errorf("network node runs qrouter for %v; it has no VM", got)
+	}
+	if h, _ := v.SNATHost("r1-0000000000000"); h != "network" {
+		t.Errorf("snat host %q, want network", h)
+	}
+	nsNames := func(h string) []string {
+		var out []string
+		for _, ns := range Plan(v, h).Namespaces {
+			out = append(out, ns.Name)
+		}
+		return out
+	}
+	if got := strings.Join(nsNames("compute1"), " "); got != "qrouter-r1-0000000000000 fip-ext-0000000000000" {
+		t.Errorf("compute1 namespaces: %s", got)
+	}
+	if got := strings.Join(nsNames("compute2"), " "); got != "qrouter-r1-0000000000000" {
+		t.Errorf("compute2 namespaces: %s", got)
+	}
+	if got := strings.Join(nsNames("network"), " "); got != "snat-r1-0000000000000" {
+		t.Errorf("network namespaces: %s", got)
+	}
+}

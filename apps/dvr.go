@@ -1,0 +1,94 @@
+package apps
+
+import (
+	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/ofproto"
+)
+
+// The dvr app (dvr-reference.md 1.3, 1.4): every host routes with the same router
+// interface MAC G on each subnet; a routed frame leaves a host with the host's own DVR MAC
+// D as source (br-tun DVR_PROCESS), and the receiving host puts the destination subnet's G
+// back before delivery (br-int DVR_TO_SRC_MAC), so no fabric or switch ever sees G from two
+// places.
+
+func dvrFlows(v *View, st *BridgeState) []ofproto.Flow {
+	switch st.Role {
+	case BrInt:
+		return dvrInt(v, st)
+	case BrTun:
+		return dvrTun(v, st)
+	}
+	return nil
+}
+
+// dvrInt: frames from a remote DVR MAC go to DVR_TO_SRC_MAC (the dvr app adds these
+// classifiers to l2's LOCAL_SWITCHING: only it knows the DVR MACs), which restores the gateway MAC
+// of the subnet of each local port they may be for (VMs and the snat ports).
+func dvrInt(v *View, st *BridgeState) []ofproto.Flow {
+	patchTun, ok := st.Ports[PortPatchTun]
+	if !ok {
+		return nil
+	}
+	cookie := Cookie(AppDVR)
+	var out []ofproto.Flow
+	for _, h := range v.HostNames() {
+		hi := v.Host(h)
+		if h == st.Host || hi.DVRMAC == nil {
+			continue
+		}
+		out = append(out, ofproto.Flow{Table: IntLocalSwitching, Priority: PrioDVRMAC, Cookie: cookie,
+			Match: ofproto.Match{ofproto.InPort(patchTun), ofproto.EthSrc(hi.DVRMAC)}, Goto: IntDVRToSrcMAC, HasGoto: true})
+	}
+	for _, netID := range v.NetworksOn(st.Host) {
+		vlan, ok := v.LocalVLAN(st.Host, netID)
+		if !ok || !isTunnelNet(v.Network(netID)) {
+			continue
+		}
+		for _, ep := range v.Endpoints(netID) {
+			p := ep.Port
+			if !onHost(ep.Hosts, st.Host) || p.MAC == nil ||
+				!(IsDVRServiced(p.DeviceOwner) || p.DeviceOwner == db.OwnerRouterCentralizedSNAT) {
+				continue
+			}
+			// The first fixed IP on a routed subnet decides the gateway MAC: one flow per
+			// (VLAN, MAC) key.
+			for _, ip := range p.IPs {
+				s := v.Subnet(ip.SubnetID)
+				if s == nil || s.RouterID == "" || s.GatewayMA == nil {
+					continue
+				}
+				out = append(out, ofproto.Flow{Table: IntDVRToSrcMAC, Priority: PrioLocal, Cookie: cookie,
+					Match:   ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthDst(p.MAC)},
+					Actions: []ofproto.Action{ofproto.SetEthSrc(s.GatewayMA)}, Goto: IntTransient, HasGoto: true})
+				break
+			}
+		}
+	}
+	return out
+}
+
+// dvrTun: on every host running a router, frames for the router's MAC never leave, and frames
+// from it leave with the host's DVR MAC.
+func dvrTun(v *View, st *BridgeState) []ofproto.Flow {
+	self := v.Host(st.Host)
+	if self == nil || self.DVRMAC == nil {
+		return nil
+	}
+	cookie := Cookie(AppDVR)
+	var out []ofproto.Flow
+	for _, rid := range v.RoutersOn(st.Host) {
+		for _, s := range v.Router(rid).Interfaces {
+			vlan, ok := v.LocalVLAN(st.Host, s.NetworkID)
+			if !ok || s.GatewayMA == nil || !isTunnelNet(v.Network(s.NetworkID)) {
+				continue
+			}
+			out = append(out,
+				ofproto.Flow{Table: TunDVRProcess, Priority: PrioDropDVR, Cookie: cookie,
+					Match: ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthDst(s.GatewayMA)}},
+				ofproto.Flow{Table: TunDVRProcess, Priority: PrioDVRMAC, Cookie: cookie,
+					Match:   ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthSrc(s.GatewayMA)},
+					Actions: []ofproto.Action{ofproto.SetEthSrc(self.DVRMAC)}, Goto: TunPatchLVToTun, HasGoto: true})
+		}
+	}
+	return out
+}

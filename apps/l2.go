@@ -1,0 +1,227 @@
+package apps
+
+import (
+	"net"
+
+	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/ofproto"
+)
+
+// The l2 app: local switching on br-int with per-host local VLANs, VNI <-> local VLAN on
+// br-tun, exact unicast to the VTEP of the host that holds each known MAC (l2population:
+// the controller knows every port, so nothing is learned), flooding of broadcast and
+// multicast only to the hosts with ports on the network, all through one flow-based VXLAN
+// port; flat and VLAN external networks through br-ex.
+//
+// There are no MAC-learning tables (Neutron's br-tun 9 DVR_NOT_LEARN and 10 LEARN_FROM_TUN,
+// br-int NORMAL): every MAC that may appear on a network is a port the API created, so
+// unicast flows are exact and unknown unicast is counted by the controller instead of
+// flooded.
+
+var (
+	macUnicast   = net.HardwareAddr{0, 0, 0, 0, 0, 0}
+	macMulticast = net.HardwareAddr{1, 0, 0, 0, 0, 0}
+	macGroupBit  = net.HardwareAddr{1, 0, 0, 0, 0, 0}
+)
+
+// l2Flows computes the l2 app's flows of bridge st.
+func l2Flows(v *View, st *BridgeState) []ofproto.Flow {
+	switch st.Role {
+	case BrInt:
+		return l2Int(v, st)
+	case BrTun:
+		return l2Tun(v, st)
+	case BrEx:
+		return l2Ex(st)
+	}
+	return nil
+}
+
+func isTunnelNet(n *NetInfo) bool {
+	return n.NetworkType == db.NetworkTypeVXLAN || n.NetworkType == ""
+}
+
+func isPhysicalNet(n *NetInfo) bool {
+	return n.NetworkType == db.NetworkTypeFlat || n.NetworkType == db.NetworkTypeVLAN
+}
+
+// uplinkActions turns a frame tagged with the local VLAN into what the physical network
+// carries: untagged for flat networks, the provider VLAN for VLAN networks.
+func uplinkActions(n *NetInfo) []ofproto.Action {
+	if n.NetworkType == db.NetworkTypeVLAN {
+		return []ofproto.Action{ofproto.SetVLANVID(uint16(n.SegmentationID))}
+	}
+	return []ofproto.Action{ofproto.PopVLAN{}}
+}
+
+func l2Int(v *View, st *BridgeState) []ofproto.Flow {
+	var out []ofproto.Flow
+	cookie := Cookie(AppL2)
+	patchTun, hasTun := st.Ports[PortPatchTun]
+	intEx, hasEx := st.Ports[PortIntBrEx]
+	if hasTun {
+		out = append(out, ofproto.Flow{Table: IntLocalSwitching, Priority: PrioBase, Cookie: cookie,
+			Match: ofproto.Match{ofproto.InPort(patchTun)}, Goto: IntTransient, HasGoto: true})
+	}
+	for _, netID := range v.NetworksOn(st.Host) {
+		n := v.Network(netID)
+		vlan, ok := v.LocalVLAN(st.Host, netID)
+		if !ok {
+			continue // not realizable until the controller allocated its local VLAN
+		}
+		tunnel := isTunnelNet(n) && hasTun
+		physical := isPhysicalNet(n) && hasEx
+		var local []uint32
+		for _, ep := range v.Endpoints(netID) {
+			if ep.Port.MAC == nil {
+				continue
+			}
+			if onHost(ep.Hosts, st.Host) {
+				ofport, ok := st.Ports[OVSPortName(ep.Port.Port)]
+				if !ok {
+					continue // not plugged yet: its flows come with its port-status
+				}
+				local = append(local, ofport)
+				out = append(out,
+					ofproto.Flow{Table: IntLocalSwitching, Priority: PrioLocal, Cookie: cookie,
+						Match:   ofproto.Match{ofproto.InPort(ofport), ofproto.VLANNone()},
+						Actions: []ofproto.Action{ofproto.PushVLAN{EtherType: ofproto.EthTypeVLAN}, ofproto.SetVLANVID(vlan)},
+						Goto:    IntARPResponder, HasGoto: true},
+					ofproto.Flow{Table: IntTransient, Priority: PrioLocal, Cookie: cookie,
+						Match:   ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthDst(ep.Port.MAC)},
+						Actions: []ofproto.Action{ofproto.PopVLAN{}, ofproto.Output{Port: ofport}}})
+				continue
+			}
+			if tunnel && ep.Port.DeviceOwner != db.OwnerRouterInterfaceDistributed {
+				out = append(out, ofproto.Flow{Table: IntTransient, Priority: PrioRemote, Cookie: cookie,
+					Match:   ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthDst(ep.Port.MAC)},
+					Actions: []ofproto.Action{ofproto.Output{Port: patchTun}}})
+			}
+		}
+		// Broadcast and multicast: the tunnels first (still tagged), then every local port.
+		var flood []ofproto.Action
+		if tunnel && len(v.HostsWithNetwork(netID)) > 1 {
+			flood = append(flood, ofproto.Output{Port: patchTun})
+		}
+		if physical {
+			flood = append(flood, uplinkActions(n)...)
+			flood = append(flood, ofproto.Output{Port: intEx})
+		}
+		if !physical || n.NetworkType == db.NetworkTypeVLAN {
+			flood = append(flood, ofproto.PopVLAN{})
+		}
+		for _, p := range local {
+			flood = append(flood, ofproto.Output{Port: p})
+		}
+		out = append(out, ofproto.Flow{Table: IntTransient, Priority: PrioFlood, Cookie: cookie,
+			Match:   ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthDstMasked(macMulticast, macGroupBit)},
+			Actions: flood})
+		if physical {
+			// Frames from the physical network: tag with the local VLAN, forward in TRANSIENT.
+			// Unicast to MACs that are not ours (an upstream router) leaves by the uplink.
+			in := ofproto.Match{ofproto.InPort(intEx), ofproto.VLANNone()}
+			tag := []ofproto.Action{ofproto.PushVLAN{EtherType: ofproto.EthTypeVLAN}, ofproto.SetVLANVID(vlan)}
+			if n.NetworkType == db.NetworkTypeVLAN {
+				in = ofproto.Match{ofproto.InPort(intEx), ofproto.VLANVID(uint16(n.SegmentationID))}
+				tag = []ofproto.Action{ofproto.SetVLANVID(vlan)}
+			}
+			out = append(out,
+				ofproto.Flow{Table: IntLocalSwitching, Priority: PrioRemote, Cookie: cookie,
+					Match: in, Actions: tag, Goto: IntTransient, HasGoto: true},
+				ofproto.Flow{Table: IntTransient, Priority: PrioBase, Cookie: cookie,
+					Match:   ofproto.Match{ofproto.VLANVID(vlan)},
+					Actions: append(uplinkActions(n), ofproto.Output{Port: intEx})})
+		}
+	}
+	return out
+}
+
+func l2Tun(v *View, st *BridgeState) []ofproto.Flow {
+	patchInt, ok1 := st.Ports[PortPatchInt]
+	vxlan, ok2 := st.Ports[PortVXLAN]
+	if !ok1 || !ok2 {
+		return nil
+	}
+	cookie := Cookie(AppL2)
+	out := []ofproto.Flow{
+		{Table: TunClassifier, Priority: PrioBase, Cookie: cookie,
+			Match: ofproto.Match{ofproto.InPort(patchInt)}, Goto: TunDVRProcess, HasGoto: true},
+		{Table: TunClassifier, Priority: PrioBase, Cookie: cookie,
+			Match: ofproto.Match{ofproto.InPort(vxlan)}, Goto: TunVXLANToLV, HasGoto: true},
+		{Table: TunPatchLVToTun, Priority: PrioBase, Cookie: cookie,
+			Match: ofproto.Match{ofproto.EthDstMasked(macUnicast, macGroupBit)}, Goto: TunUcastToTun, HasGoto: true},
+		{Table: TunPatchLVToTun, Priority: PrioBase, Cookie: cookie,
+			Match: ofproto.Match{ofproto.EthDstMasked(macMulticast, macGroupBit)}, Goto: TunFloodToTun, HasGoto: true},
+	}
+	for _, netID := range v.NetworksOn(st.Host) {
+		n := v.Network(netID)
+		vlan, ok := v.LocalVLAN(st.Host, netID)
+		if !ok || !isTunnelNet(n) {
+			continue
+		}
+		vni := uint64(n.SegmentationID)
+		out = append(out, ofproto.Flow{Table: TunVXLANToLV, Priority: PrioBase, Cookie: cookie,
+			Match: ofproto.Match{ofproto.TunnelID(vni)},
+			Actions: []ofproto.Action{ofproto.PushVLAN{EtherType: ofproto.EthTypeVLAN}, ofproto.SetVLANVID(vlan),
+				ofproto.Output{Port: patchInt}}})
+		for _, ep := range v.Endpoints(netID) {
+			if ep.Port.MAC == nil || ep.Port.DeviceOwner == db.OwnerRouterInterfaceDistributed || onHost(ep.Hosts, st.Host) {
+				continue
+			}
+			remote := v.Host(ep.Hosts[0])
+			if remote == nil || !remote.TunnelIP.IsValid() {
+				continue
+			}
+			out = append(out, ofproto.Flow{Table: TunUcastToTun, Priority: PrioLocal, Cookie: cookie,
+				Match: ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthDst(ep.Port.MAC)},
+				Actions: []ofproto.Action{ofproto.PopVLAN{}, ofproto.SetTunnelID(vni),
+					ofproto.SetTunDst(remote.TunnelIP), ofproto.Output{Port: vxlan}}})
+		}
+		flood := []ofproto.Action{ofproto.PopVLAN{}, ofproto.SetTunnelID(vni)}
+		for _, h := range v.HostsWithNetwork(netID) {
+			if hi := v.Host(h); h != st.Host && hi.TunnelIP.IsValid() {
+				flood = append(flood, ofproto.SetTunDst(hi.TunnelIP), ofproto.Output{Port: vxlan})
+			}
+		}
+		if len(flood) > 2 {
+			out = append(out, ofproto.Flow{Table: TunFloodToTun, Priority: PrioBase, Cookie: cookie,
+				Match: ofproto.Match{ofproto.VLANVID(vlan)}, Actions: flood})
+		}
+	}
+	return out
+}
+
+// l2Ex joins br-int's patch with the host's uplinks: every br-ex port other than the patch
+// (and the bridge's own LOCAL port) is an uplink to the physical network.
+func l2Ex(st *BridgeState) []ofproto.Flow {
+	phy, ok := st.Ports[PortPhyBrEx]
+	if !ok {
+		return nil
+	}
+	cookie := Cookie(AppL2)
+	var uplinks []ofproto.Action
+	var out []ofproto.Flow
+	for _, name := range sortedPortNames(st.Ports) {
+		p := st.Ports[name]
+		if name == PortPhyBrEx || p == ofproto.PortLocal || name == string(BrEx) {
+			continue
+		}
+		uplinks = append(uplinks, ofproto.Output{Port: p})
+		out = append(out, ofproto.Flow{Table: ExPhysical, Priority: PrioBase, Cookie: cookie,
+			Match: ofproto.Match{ofproto.InPort(p)}, Actions: []ofproto.Action{ofproto.Output{Port: phy}}})
+	}
+	if len(uplinks) > 0 {
+		out = append(out, ofproto.Flow{Table: ExPhysical, Priority: PrioBase, Cookie: cookie,
+			Match: ofproto.Match{ofproto.InPort(phy)}, Actions: uplinks})
+	}
+	return out
+}
+
+func onHost(hosts []string, h string) bool {
+	for _, x := range hosts {
+		if x == h {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,224 @@
+package apps
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"strconv"
+
+	"github.com/dvrflow/dvrflow/deploy/plan"
+)
+
+// The l3 app: the namespace plan of each host, as Neutron's L3 agent would build it in DVR
+// mode (dvr-reference.md section 4), but decided centrally:
+//   - qrouter-<router> on every host with a DVR-serviced port on one of the router's
+//     subnets: a qr- link per interface with the gateway IP and the interface MAC (the same
+//     on every host), per-subnet SNAT redirect rules to the subnet's snat port, and for the
+//     floating IPs of local ports the rfp- link, table 16 and DNAT/SNAT;
+//   - fip-<external net> on every host with a floating IP: the fg- link with proxy ARP, one
+//     fpr- link per router, /32 routes to the floating IPs and per-router default routes;
+//   - snat-<router> on the router's dvr_snat host: qg- with the gateway address and default
+//     route, an sg- link per subnet, and the default SNAT rule.
+// No static neighbour entries: the controller answers ARP (arp.go).
+
+// Neutron's constants (dvr_fip_ns.py).
+const (
+	fipRouteTable = 16    // qrouter table holding the default route via the fip namespace
+	fipRulePrio   = 32768 // FIP_PR_START: every floating-IP rule; their From /32s never overlap
+)
+
+// Plan computes host's namespace plan at View v.
+func Plan(v *View, host string) plan.Plan {
+	p := plan.Plan{Host: host, Revision: v.Revision}
+	fipsByRouter := map[string][]*FIPInfo{}
+	fipsByExtNet := map[string][]*FIPInfo{}
+	for _, f := range v.FloatingIPs() {
+		if f.Host != host || f.AgentGW == nil || !f.Router.LinkLocal.IsValid() {
+			continue
+		}
+		fipsByRouter[f.Router.ID] = append(fipsByRouter[f.Router.ID], f)
+		fipsByExtNet[f.ExtNet.ID] = append(fipsByExtNet[f.ExtNet.ID], f)
+	}
+	for _, rid := range v.RoutersOn(host) {
+		p.Namespaces = append(p.Namespaces, qrouterNS(v, v.Router(rid), fipsByRouter[rid]))
+	}
+	for _, extID := range sortedKeys(fipsByExtNet) {
+		p.Namespaces = append(p.Namespaces, fipNS(v, extID, fipsByExtNet[extID]))
+	}
+	for _, rid := range sortedKeys(v.routers) {
+		if h, ok := v.SNATHost(rid); ok && h == host {
+			if ns, ok := snatNS(v, v.Router(rid)); ok {
+				p.Namespaces = append(p.Namespaces, ns)
+			}
+		}
+	}
+	return p
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sortStrings(out)
+	return out
+}
+
+func baseSysctls() map[string]string {
+	return map[string]string{
+		"net.ipv4.ip_forward":              "1",
+		"net.ipv4.conf.all.arp_ignore":     "1",
+		"net.ipv4.conf.all.arp_announce":   "2",
+		"net.ipv4.conf.all.send_redirects": "0",
+	}
+}
+
+// addrIndex is Neutron's _get_snat_idx for IPv4: the address as an integer, used as both the
+// table and the priority of per-subnet rules so that they sort after every FIP rule.
+func addrIndex(a netip.Addr) int64 {
+	b := a.As4()
+	return int64(binary.BigEndian.Uint32(b[:]))
+}
+
+func prefixOf(a netip.Addr, bits int) string {
+	return netip.PrefixFrom(a, bits).String()
+}
+
+func rfpName(routerID string) string { return "rfp-" + cut(routerID, 10) }
+func fprName(routerID string) string { return "fpr-" + cut(routerID, 10) }
+
+func cut(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// linkLocalPair returns the rfp (even) and fpr (odd) addresses of a router's /31.
+func linkLocalPair(p netip.Prefix) (rfp, fpr netip.Addr) {
+	rfp = p.Masked().Addr()
+	return rfp, rfp.Next()
+}
+
+// rfpMAC and fprMAC derive the MACs of a router's veth pair from its /31, so that they are
+// stable across helper restarts (locally administered, 0x02 prefix).
+func llMAC(a netip.Addr) string {
+	b := a.As4()
+	return "02:dc:" + hex2(b[0]) + ":" + hex2(b[1]) + ":" + hex2(b[2]) + ":" + hex2(b[3])
+}
+
+func hex2(b byte) string {
+	s := strconv.FormatUint(uint64(b), 16)
+	if len(s) == 1 {
+		return "0" + s
+	}
+	return s
+}
+
+func qrouterNS(v *View, r *RouterInfo, fips []*FIPInfo) plan.Namespace {
+	ns := plan.Namespace{Name: plan.PrefixQRouter + r.ID, Sysctls: baseSysctls()}
+	for _, s := range r.Interfaces {
+		if s.RouterIf == nil || !s.Gateway.IsValid() {
+			continue
+		}
+		dev := DeviceName(s.RouterIf.Port)
+		ns.Links = append(ns.Links, plan.Link{Name: dev, Bridge: string(BrInt), IfaceID: s.RouterIf.ID,
+			MAC: s.RouterIf.MAC.String(), MTU: v.Network(s.NetworkID).MTU,
+			Addresses: []string{prefixOf(s.Gateway, s.Prefix.Bits())}})
+		// SNAT redirect: traffic from this subnet that matches no FIP rule leaves through the
+		// subnet's snat port on the dvr_snat host.
+		if r.Gateway != nil && r.Gateway.EnableSNAT && s.SNATPort != nil && len(s.SNATPort.IPs) > 0 {
+			idx := addrIndex(s.Gateway)
+			ns.Routes = append(ns.Routes, plan.Route{Dst: "default", Via: s.SNATPort.IPs[0].Addr.String(), Dev: dev, Table: int(idx)})
+			ns.Rules = append(ns.Rules, plan.Rule{Priority: idx, From: s.Prefix.Masked().String(), Table: int(idx)})
+		}
+	}
+	if len(fips) > 0 {
+		rfpIP, fprIP := linkLocalPair(r.LinkLocal)
+		ext := v.Network(fips[0].ExtNet.ID)
+		ns.Links = append(ns.Links, plan.Link{Name: rfpName(r.ID), PeerNamespace: plan.PrefixFIP + ext.ID,
+			PeerName: fprName(r.ID), MAC: llMAC(rfpIP), MTU: ext.MTU, Addresses: []string{prefixOf(rfpIP, 31)}})
+		ns.Routes = append(ns.Routes, plan.Route{Dst: "default", Via: fprIP.String(), Dev: rfpName(r.ID), Table: fipRouteTable})
+		for _, f := range fips {
+			ns.Rules = append(ns.Rules, plan.Rule{Priority: fipRulePrio, From: prefixOf(f.Fixed, 32), Table: fipRouteTable})
+			ns.NAT = append(ns.NAT,
+				plan.NATRule{Kind: plan.NATDNAT, Match: plan.NATMatch{Daddr: f.Addr.String(), IIF: rfpName(r.ID)}, To: f.Fixed.String()},
+				plan.NATRule{Kind: plan.NATSNAT, Match: plan.NATMatch{Saddr: f.Fixed.String(), OIF: rfpName(r.ID)}, To: f.Addr.String()})
+		}
+	}
+	return ns
+}
+
+func fipNS(v *View, extID string, fips []*FIPInfo) plan.Namespace {
+	ext := v.Network(extID)
+	gw := fips[0].AgentGW
+	ns := plan.Namespace{Name: plan.PrefixFIP + extID, Sysctls: baseSysctls()}
+	fg := DeviceName(gw.Port)
+	ns.Sysctls["net.ipv4.conf."+fg+".proxy_arp"] = "1"
+	ns.Sysctls["net.ipv4.ip_nonlocal_bind"] = "1"
+	var fgAddrs []string
+	var extGW netip.Addr
+	for _, ip := range gw.IPs {
+		if s := v.Subnet(ip.SubnetID); s != nil {
+			fgAddrs = append(fgAddrs, prefixOf(ip.Addr, s.Prefix.Bits()))
+			if !extGW.IsValid() {
+				extGW = s.Gateway
+			}
+		}
+	}
+	ns.Links = append(ns.Links, plan.Link{Name: fg, Bridge: string(BrInt), IfaceID: gw.ID, MAC: gw.MAC.String(),
+		MTU: ext.MTU, Addresses: fgAddrs})
+	routers := map[string]*RouterInfo{}
+	for _, f := range fips {
+		routers[f.Router.ID] = f.Router
+		rfpIP, _ := linkLocalPair(f.Router.LinkLocal)
+		ns.Routes = append(ns.Routes, plan.Route{Dst: prefixOf(f.Addr, 32), Via: rfpIP.String(), Dev: fprName(f.Router.ID)})
+	}
+	for _, rid := range sortedKeys(routers) {
+		_, fprIP := linkLocalPair(routers[rid].LinkLocal)
+		ns.Links = append(ns.Links, plan.Link{Name: fprName(rid), PeerNamespace: plan.PrefixQRouter + rid,
+			PeerName: rfpName(rid), MAC: llMAC(fprIP), MTU: ext.MTU, Addresses: []string{prefixOf(fprIP, 31)}})
+		if extGW.IsValid() {
+			tbl := addrIndex(fprIP)
+			ns.Routes = append(ns.Routes, plan.Route{Dst: "default", Via: extGW.String(), Dev: fg, Table: int(tbl)})
+			ns.Rules = append(ns.Rules, plan.Rule{Priority: tbl, IIF: fprName(rid), Table: int(tbl)})
+		}
+	}
+	return ns
+}
+
+func snatNS(v *View, r *RouterInfo) (plan.Namespace, bool) {
+	gw := r.GatewayPort
+	if gw == nil || len(gw.IPs) == 0 {
+		return plan.Namespace{}, false
+	}
+	ns := plan.Namespace{Name: plan.PrefixSNAT + r.ID, Sysctls: baseSysctls()}
+	qg := DeviceName(gw.Port)
+	var addrs []string
+	var extGW netip.Addr
+	for _, ip := range gw.IPs {
+		if s := v.Subnet(ip.SubnetID); s != nil {
+			addrs = append(addrs, prefixOf(ip.Addr, s.Prefix.Bits()))
+			if !extGW.IsValid() {
+				extGW = s.Gateway
+			}
+		}
+	}
+	ns.Links = append(ns.Links, plan.Link{Name: qg, Bridge: string(BrInt), IfaceID: gw.ID, MAC: gw.MAC.String(),
+		MTU: v.Network(gw.NetworkID).MTU, Addresses: addrs})
+	if extGW.IsValid() {
+		ns.Routes = append(ns.Routes, plan.Route{Dst: "default", Via: extGW.String(), Dev: qg})
+	}
+	for _, s := range r.Interfaces {
+		sp := s.SNATPort
+		if sp == nil || len(sp.IPs) == 0 {
+			continue
+		}
+		ns.Links = append(ns.Links, plan.Link{Name: DeviceName(sp.Port), Bridge: string(BrInt), IfaceID: sp.ID,
+			MAC: sp.MAC.String(), MTU: v.Network(s.NetworkID).MTU,
+			Addresses: []string{prefixOf(sp.IPs[0].Addr, s.Prefix.Bits())}})
+	}
+	if r.Gateway.EnableSNAT {
+		ns.NAT = append(ns.NAT, plan.NATRule{Kind: plan.NATSNAT, Match: plan.NATMatch{OIF: qg}, To: gw.IPs[0].Addr.String()})
+	}
+	return ns, true
+}

@@ -1,0 +1,54 @@
+package apps
+
+import (
+	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/deploy/plan"
+)
+
+// Well-known OVS port names on every host (set up by the host helper, deploy/agent).
+const (
+	PortPatchTun = "patch-tun" // br-int end of the br-int <-> br-tun patch
+	PortPatchInt = "patch-int" // br-tun end
+	PortIntBrEx  = "int-br-ex" // br-int end of the br-int <-> br-ex patch
+	PortPhyBrEx  = "phy-br-ex" // br-ex end
+	PortVXLAN    = "vxlan0"    // the single flow-based VXLAN port of br-tun
+)
+
+// shortID cuts an ID to Neutron's 11 characters used in device names.
+func shortID(id string) string {
+	if len(id) > 11 {
+		return id[:11]
+	}
+	return id
+}
+
+// VMPortName is the br-int port of a VM (or any port plugged like one): "tap" + 11
+// characters of the port ID, as Nova names it.
+func VMPortName(portID string) string { return "tap" + shortID(portID) }
+
+// DeviceName is the name a port's device has where it terminates: in a namespace for the
+// router and agent gateway ports (qr-, sg-, qg-, fg- + 11 characters of the port ID, as
+// Neutron names them), the tap device for anything else.
+func DeviceName(p *db.Port) string {
+	switch p.DeviceOwner {
+	case db.OwnerRouterInterfaceDistributed:
+		return "qr-" + shortID(p.ID)
+	case db.OwnerRouterCentralizedSNAT:
+		return "sg-" + shortID(p.ID)
+	case db.OwnerRouterGateway:
+		return "qg-" + shortID(p.ID)
+	case db.OwnerFloatingIPAgentGateway:
+		return "fg-" + shortID(p.ID)
+	}
+	return VMPortName(p.ID)
+}
+
+// OVSPortName is the name of the br-int port that carries port p on its host: the OVS end of
+// the namespace veth for router and gateway ports, the tap for VM ports.
+func OVSPortName(p *db.Port) string {
+	switch p.DeviceOwner {
+	case db.OwnerRouterInterfaceDistributed, db.OwnerRouterCentralizedSNAT, db.OwnerRouterGateway, db.OwnerFloatingIPAgentGateway:
+		return plan.OVSPeerName(DeviceName(p))
+	}
+	return VMPortName(p.ID)
+}

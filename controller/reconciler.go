@@ -1,0 +1,680 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/dvrflow/dvrflow/ofproto"
+)
+
+// ErrNotConnected is returned by Reconcile when the bridge has no session.
+var ErrNotConnected = errors.New("bridge not connected")
+
+// ReconcilerConfig configures a Reconciler. Zero fields take the defaults shown.
+type ReconcilerConfig struct {
+	// CookieMask and CookieValue define the flows this controller owns: those whose cookie c
+	// has c&CookieMask == CookieValue. Owned flows that are not desired are deleted; other
+	// flows are left alone unless a desired flow has their key. The default (0, 0) owns
+	// every flow.
+	CookieMask, CookieValue uint64
+	// BundleThreshold is the diff size from which the changes are sent in one atomic ONF
+	// bundle instead of plain flow-mods (default 64; negative: never, unless AlwaysBundle).
+	BundleThreshold int
+	// AlwaysBundle sends every diff in a bundle.
+	AlwaysBundle bool
+	// RetryBase and RetryMax bound the backoff of a failed flow (default 1s and 1m).
+	RetryBase, RetryMax time.Duration
+	// PassTimeout bounds one background reconcile pass (default 5m).
+	PassTimeout time.Duration
+}
+
+func (c ReconcilerConfig) withDefaults() ReconcilerConfig {
+	if c.BundleThreshold == 0 {
+		c.BundleThreshold = 64
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = time.Second
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = time.Minute
+	}
+	if c.PassTimeout <= 0 {
+		c.PassTimeout = 5 * time.Minute
+	}
+	return c
+}
+
+// FailedFlow is a desired flow the switch refused.
+type FailedFlow struct {
+	Flow     string // the flow in ovs-ofctl syntax
+	Err      string
+	Attempts int
+	NextTry  time.Time
+}
+
+// ReconcilerStats are the reconciler's counters, for the status page.
+type ReconcilerStats struct {
+	Adds, Modifies, Deletes uint64 // flow-mods sent, by kind
+	Bundles                 uint64 // bundles committed
+	Reconciles              uint64 // passes completed
+	Dumps                   uint64 // full flow dumps (on connect or after an error)
+	Errors                  uint64 // OFPT_ERRORs received for flow-mods
+	ForeignOverwritten      uint64 // foreign flows replaced by a desired flow
+	ForeignLeft             int    // foreign flows seen at the last dump and left alone
+	Installed, Desired      int
+	LastDuration            time.Duration
+	LastError               string
+	Failed                  []FailedFlow
+}
+
+// Result describes one reconcile pass.
+type Result struct {
+	Adds, Modifies, Deletes int
+	Bundled                 bool
+	Dumped                  bool
+	Failed                  int // flow-mods refused by the switch in this pass
+	Deferred                int // failed flows waiting for their retry time
+}
+
+// FlowMods is the number of flow-mods the pass sent.
+func (r Result) FlowMods() int { return r.Adds + r.Modifies + r.Deletes }
+
+type failure struct {
+	err      error
+	attempts int
+	next     time.Time
+}
+
+type opKind uint8
+
+const (
+	opAdd opKind = iota
+	opModify
+	opDelete
+)
+
+type op struct {
+	kind opKind
+	key  ofproto.FlowKey
+	flow *ofproto.Flow // desired flow (add, modify) or installed flow (delete)
+}
+
+// Reconciler keeps one bridge's flows equal to a desired set with the fewest flow-mods.
+// On (re)connect it dumps the switch's flows and sends only the difference; in steady state
+// it diffs the desired set against its mirror of what is installed, without dumping.
+type Reconciler struct {
+	log  *zap.Logger
+	cfg  ReconcilerConfig
+	dpid uint64
+
+	pass sync.Mutex // one pass at a time
+
+	mu        sync.Mutex
+	desired   map[ofproto.FlowKey]*ofproto.Flow
+	installed map[ofproto.FlowKey]*ofproto.Flow // mirror, valid when synced
+	synced    bool
+	sess      *Session
+	ctx       context.Context
+	failed    map[ofproto.FlowKey]*failure
+	running   bool
+	dirty     bool
+	retry     *time.Timer
+	stats     ReconcilerStats
+	bundleID  uint32
+}
+
+// NewReconciler returns a reconciler for bridge dpid with an empty desired set.
+func NewReconciler(log *zap.Logger, dpid uint64, cfg ReconcilerConfig) *Reconciler {
+	return &Reconciler{
+		log:       log.Named("reconciler").With(zap.String("dpid", fmt.Sprintf("%016x", dpid))),
+		cfg:       cfg.withDefaults(),
+		dpid:      dpid,
+		desired:   map[ofproto.FlowKey]*ofproto.Flow{},
+		installed: map[ofproto.FlowKey]*ofproto.Flow{},
+		failed:    map[ofproto.FlowKey]*failure{},
+	}
+}
+
+// owns reports whether a cookie is in this controller's ownership.
+func (r *Reconciler) owns(cookie uint64) bool {
+	return cookie&r.cfg.CookieMask == r.cfg.CookieValue
+}
+
+// check validates flows and returns them keyed, canonicalised on copies.
+func (r *Reconciler) check(flows []ofproto.Flow) (map[ofproto.FlowKey]*ofproto.Flow, error) {
+	out := make(map[ofproto.FlowKey]*ofproto.Flow, len(flows))
+	for i := range flows {
+		f := flows[i]
+		f.Match = slices.Clone(f.Match).Canonical()
+		if err := f.Validate(); err != nil {
+			return nil, fmt.Errorf("flow %d (%s): %w", i, f.String(), err)
+		}
+		if !r.owns(f.Cookie) {
+			return nil, fmt.Errorf("flow %d (%s): cookie %#x is outside this controller's ownership (mask %#x value %#x)",
+				i, f.String(), f.Cookie, r.cfg.CookieMask, r.cfg.CookieValue)
+		}
+		k := f.Key()
+		if prev, dup := out[k]; dup && !sameFlow(prev, &f) {
+			return nil, fmt.Errorf("flow %d (%s) has the same table, priority and match as %s", i, f.String(), prev.String())
+		}
+		out[k] = &f
+	}
+	return out, nil
+}
+
+// sameFlow reports whether installing g where f is would change nothing.
+func sameFlow(f, g *ofproto.Flow) bool {
+	return f.Cookie == g.Cookie && f.IdleTimeout == g.IdleTimeout && f.HardTimeout == g.HardTimeout &&
+		f.SameInstructions(g)
+}
+
+// SetDesired replaces the desired flow set. An invalid set is refused as a whole and
+// changes nothing. The switch is updated in the background when attached.
+func (r *Reconciler) SetDesired(flows []ofproto.Flow) error {
+	d, err := r.check(flows)
+	if err != nil {
+		return fmt.Errorf("set desired flows of %016x: %w", r.dpid, err)
+	}
+	r.mu.Lock()
+	for k, f := range d {
+		if old, ok := r.desired[k]; !ok || !sameFlow(old, f) {
+			delete(r.failed, k) // new content: retry now
+		}
+	}
+	for k := range r.failed {
+		if _, ok := d[k]; !ok {
+			delete(r.failed, k)
+		}
+	}
+	r.desired = d
+	r.mu.Unlock()
+	r.kick()
+	return nil
+}
+
+// Update adds or replaces the flows in upsert and removes the keys in remove from the
+// desired set. An invalid update is refused as a whole and changes nothing.
+func (r *Reconciler) Update(upsert []ofproto.Flow, remove []ofproto.FlowKey) error {
+	d, err := r.check(upsert)
+	if err != nil {
+		return fmt.Errorf("update desired flows of %016x: %w", r.dpid, err)
+	}
+	r.mu.Lock()
+	for _, k := range remove {
+		delete(r.desired, k)
+		delete(r.failed, k)
+	}
+	for k, f := range d {
+		if old, ok := r.desired[k]; !ok || !sameFlow(old, f) {
+			delete(r.failed, k)
+		}
+		r.desired[k] = f
+	}
+	r.mu.Unlock()
+	r.kick()
+	return nil
+}
+
+// Desired returns a copy of the desired set, sorted by table, priority (high first), key.
+func (r *Reconciler) Desired() []ofproto.Flow {
+	r.mu.Lock()
+	out := make([]ofproto.Flow, 0, len(r.desired))
+	for _, f := range r.desired {
+		out = append(out, *f)
+	}
+	r.mu.Unlock()
+	sortFlows(out)
+	return out
+}
+
+func sortFlows(fs []ofproto.Flow) {
+	slices.SortFunc(fs, func(a, b ofproto.Flow) int {
+		if a.Table != b.Table {
+			return int(a.Table) - int(b.Table)
+		}
+		if a.Priority != b.Priority {
+			return int(b.Priority) - int(a.Priority)
+		}
+		ka, kb := a.Key(), b.Key()
+		switch {
+		case ka.Match < kb.Match:
+			return -1
+		case ka.Match > kb.Match:
+			return 1
+		}
+		return 0
+	})
+}
+
+// Bind sets the session the reconciler talks to without starting a background pass; the
+// next Reconcile dumps the switch first. Used by Attach and by tests that drive passes.
+func (r *Reconciler) Bind(s *Session) {
+	r.mu.Lock()
+	r.sess = s
+	r.synced = false
+	r.installed = map[ofproto.FlowKey]*ofproto.Flow{}
+	r.mu.Unlock()
+}
+
+// Attach binds a newly connected session and reconciles it in the background (with ctx
+// bounding the background work).
+func (r *Reconciler) Attach(ctx context.Context, s *Session) {
+	r.Bind(s)
+	r.mu.Lock()
+	r.ctx = ctx
+	r.mu.Unlock()
+	r.kick()
+}
+
+func (r *Reconciler) bound(s *Session) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sess == s
+}
+
+// Detach forgets s if it is the bound session.
+func (r *Reconciler) Detach(s *Session) {
+	r.mu.Lock()
+	if r.sess == s {
+		r.sess = nil
+		r.synced = false
+	}
+	r.mu.Unlock()
+}
+
+// kick starts a background pass, or asks the running one to go again.
+func (r *Reconciler) kick() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sess == nil || r.ctx == nil {
+		return
+	}
+	if r.running {
+		r.dirty = true
+		return
+	}
+	r.running = true
+	go r.loop()
+}
+
+func (r *Reconciler) loop() {
+	for {
+		r.mu.Lock()
+		r.dirty = false
+		sess, base := r.sess, r.ctx
+		r.mu.Unlock()
+		if sess == nil || base.Err() != nil {
+			r.mu.Lock()
+			r.running = false
+			r.mu.Unlock()
+			return
+		}
+		ctx, cancel := context.WithTimeout(base, r.cfg.PassTimeout)
+		go func() {
+			select {
+			case <-sess.Done():
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		res, err := r.Reconcile(ctx)
+		cancel()
+		r.mu.Lock()
+		if err != nil && !errors.Is(err, ErrNotConnected) && r.sess == sess && base.Err() == nil {
+			r.log.Warn("reconcile failed; retrying", zap.Error(err))
+			r.scheduleLocked(r.cfg.RetryBase)
+		}
+		if res.Deferred > 0 {
+			r.scheduleRetryLocked()
+		}
+		if !r.dirty {
+			r.running = false
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+	}
+}
+
+// scheduleLocked kicks again after d (one timer at a time, the earliest wins).
+func (r *Reconciler) scheduleLocked(d time.Duration) {
+	if r.retry != nil {
+		r.retry.Stop()
+	}
+	r.retry = time.AfterFunc(d, r.kick)
+}
+
+func (r *Reconciler) scheduleRetryLocked() {
+	var next time.Time
+	for _, f := range r.failed {
+		if next.IsZero() || f.next.Before(next) {
+			next = f.next
+		}
+	}
+	if !next.IsZero() {
+		r.scheduleLocked(max(time.Until(next), time.Millisecond))
+	}
+}
+
+// Stats returns the counters.
+func (r *Reconciler) Stats() ReconcilerStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.stats
+	st.Installed, st.Desired = len(r.installed), len(r.desired)
+	st.Failed = nil
+	for k, f := range r.failed {
+		fl := r.desired[k]
+		s := "<removed>"
+		if fl != nil {
+			s = fl.String()
+		}
+		st.Failed = append(st.Failed, FailedFlow{Flow: s, Err: f.err.Error(), Attempts: f.attempts, NextTry: f.next})
+	}
+	slices.SortFunc(st.Failed, func(a, b FailedFlow) int {
+		switch {
+		case a.Flow < b.Flow:
+			return -1
+		case a.Flow > b.Flow:
+			return 1
+		}
+		return 0
+	})
+	return st
+}
+
+// Reconcile runs one pass now: dump the switch if the mirror is not valid, diff, send the
+// difference and confirm it with a barrier (or a bundle commit).
+func (r *Reconciler) Reconcile(ctx context.Context) (Result, error) {
+	r.pass.Lock()
+	defer r.pass.Unlock()
+	start := time.Now()
+	res, err := r.reconcile(ctx)
+	r.mu.Lock()
+	r.stats.LastDuration = time.Since(start)
+	if err != nil {
+		r.stats.LastError = err.Error()
+	} else {
+		r.stats.LastError = ""
+		r.stats.Reconciles++
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return res, fmt.Errorf("reconcile %016x: %w", r.dpid, err)
+	}
+	if res.FlowMods() > 0 || res.Failed > 0 {
+		r.log.Info("reconciled", zap.Int("adds", res.Adds), zap.Int("modifies", res.Modifies),
+			zap.Int("deletes", res.Deletes), zap.Bool("bundle", res.Bundled), zap.Bool("dumped", res.Dumped),
+			zap.Int("failed", res.Failed), zap.Duration("took", time.Since(start)))
+	}
+	return res, nil
+}
+
+func (r *Reconciler) reconcile(ctx context.Context) (Result, error) {
+	var res Result
+	r.mu.Lock()
+	sess, synced := r.sess, r.synced
+	r.mu.Unlock()
+	if sess == nil {
+		return res, ErrNotConnected
+	}
+	if !synced {
+		inst, foreign, err := r.dump(ctx, sess)
+		if err != nil {
+			return res, err
+		}
+		res.Dumped = true
+		r.mu.Lock()
+		if r.sess != sess {
+			r.mu.Unlock()
+			return res, ErrNotConnected
+		}
+		r.installed, r.synced = inst, true
+		r.stats.Dumps++
+		r.stats.ForeignLeft = foreign
+		r.mu.Unlock()
+	}
+
+	r.mu.Lock()
+	ops, deferred := r.diffLocked(time.Now())
+	r.mu.Unlock()
+	res.Deferred = deferred
+	if len(ops) == 0 {
+		return res, nil
+	}
+	for _, o := range ops {
+		switch o.kind {
+		case opAdd:
+			res.Adds++
+		case opModify:
+			res.Modifies++
+		case opDelete:
+			res.Deletes++
+		}
+	}
+	bundle := r.cfg.AlwaysBundle || (r.cfg.BundleThreshold > 0 && len(ops) >= r.cfg.BundleThreshold)
+	res.Bundled = bundle
+	failed, applied, err := r.send(ctx, sess, ops, bundle)
+	res.Failed = len(failed)
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stats.Adds += uint64(res.Adds)
+	r.stats.Modifies += uint64(res.Modifies)
+	r.stats.Deletes += uint64(res.Deletes)
+	r.stats.Errors += uint64(len(failed))
+	if bundle && applied {
+		r.stats.Bundles++
+	}
+	if err != nil {
+		r.synced = false // state unknown: dump again next time
+		return res, err
+	}
+	now := time.Now()
+	for i, o := range ops {
+		if e, bad := failed[i]; bad {
+			f := r.failed[o.key]
+			if f == nil {
+				f = &failure{}
+				r.failed[o.key] = f
+			}
+			f.err = e
+			f.attempts++
+			f.next = now.Add(min(r.cfg.RetryBase<<min(f.attempts-1, 20), r.cfg.RetryMax))
+			r.log.Warn("switch refused flow", zap.String("flow", o.flow.String()), zap.Stringer("op", o.kind),
+				zap.Error(e), zap.Int("attempts", f.attempts), zap.Time("retry_at", f.next))
+			continue
+		}
+		if !applied {
+			continue
+		}
+		delete(r.failed, o.key)
+		switch o.kind {
+		case opAdd, opModify:
+			r.installed[o.key] = o.flow
+		case opDelete:
+			delete(r.installed, o.key)
+		}
+	}
+	if !applied {
+		// A refused bundle is rolled back as a whole: go again without the failed flows.
+		r.dirty = true
+	}
+	return res, nil
+}
+
+func (k opKind) String() string {
+	switch k {
+	case opAdd:
+		return "add"
+	case opModify:
+		return "modify"
+	}
+	return "delete"
+}
+
+// diffLocked computes the ordered flow-mods: adds and modifies first, deletes last, so no
+// table is ever left empty on the way.
+func (r *Reconciler) diffLocked(now time.Time) (ops []op, deferred int) {
+	for k, want := range r.desired {
+		if f := r.failed[k]; f != nil && now.Before(f.next) {
+			deferred++
+			continue
+		}
+		have, ok := r.installed[k]
+		switch {
+		case !ok:
+			ops = append(ops, op{kind: opAdd, key: k, flow: want})
+		case sameFlow(have, want):
+		case !r.owns(have.Cookie):
+			r.stats.ForeignOverwritten++
+			r.log.Warn("overwriting a foreign flow with a desired one", zap.String("foreign", have.String()),
+				zap.String("desired", want.String()))
+			ops = append(ops, op{kind: opAdd, key: k, flow: want})
+		case have.Cookie == want.Cookie && have.IdleTimeout == want.IdleTimeout && have.HardTimeout == want.HardTimeout:
+			ops = append(ops, op{kind: opModify, key: k, flow: want}) // keeps the counters
+		default:
+			ops = append(ops, op{kind: opAdd, key: k, flow: want}) // cookie or timeouts changed
+		}
+	}
+	for k, have := range r.installed {
+		if _, ok := r.desired[k]; !ok && r.owns(have.Cookie) {
+			ops = append(ops, op{kind: opDelete, key: k, flow: have})
+		}
+	}
+	slices.SortStableFunc(ops, func(a, b op) int {
+		if (a.kind == opDelete) != (b.kind == opDelete) {
+			if a.kind == opDelete {
+				return 1
+			}
+			return -1
+		}
+		if a.key.Table != b.key.Table {
+			return int(a.key.Table) - int(b.key.Table)
+		}
+		return int(b.key.Priority) - int(a.key.Priority)
+	})
+	return ops, deferred
+}
+
+// dump reads every flow of the switch. Flows we do not own are kept in the mirror (so a
+// desired flow with their key is known to overwrite them) but never deleted.
+func (r *Reconciler) dump(ctx context.Context, sess *Session) (map[ofproto.FlowKey]*ofproto.Flow, int, error) {
+	parts, err := sess.RequestMultipart(ctx, ofproto.AppendFlowStatsRequest(nil, 0, ofproto.TableAll, 0, 0, nil))
+	if err != nil {
+		return nil, 0, fmt.Errorf("dumping flows: %w", err)
+	}
+	inst := map[ofproto.FlowKey]*ofproto.Flow{}
+	foreign := 0
+	for _, body := range parts {
+		flows, err := ofproto.DecodeFlowStatsReply(body)
+		if err != nil {
+			return nil, 0, fmt.Errorf("decoding flow dump: %w", err)
+		}
+		for i := range flows {
+			f := &flows[i]
+			f.Match = f.Match.Canonical()
+			inst[f.Key()] = f
+			if !r.owns(f.Cookie) {
+				foreign++
+			}
+		}
+	}
+	return inst, foreign, nil
+}
+
+// chunkSize is how many bytes of encoded flow-mods are handed to the writer at once.
+const chunkSize = 64 << 10
+
+// send sends ops, plain or in a bundle, and waits for the barrier or commit. failed maps op
+// indexes to the switch's errors; applied says whether the successful ops took effect (a
+// bundle that failed to commit applied nothing).
+func (r *Reconciler) send(ctx context.Context, sess *Session, ops []op, bundle bool) (failed map[int]error, applied bool, err error) {
+	n := uint32(len(ops))
+	first := sess.ReserveXIDs(n)
+	var mu sync.Mutex
+	failed = map[int]error{}
+	stop := sess.WatchErrors(first, n, func(xid uint32, e *OFError) {
+		mu.Lock()
+		failed[int(xid-first)] = e
+		mu.Unlock()
+	})
+	defer stop()
+
+	var bundleID uint32
+	if bundle {
+		r.mu.Lock()
+		r.bundleID++
+		bundleID = r.bundleID
+		r.mu.Unlock()
+		if _, err := sess.Request(ctx, ofproto.AppendBundleControl(nil, 0, bundleID, ofproto.BundleOpenRequest, bundleFlags), ofproto.TypeExperimenter); err != nil {
+			return nil, false, fmt.Errorf("opening bundle: %w", err)
+		}
+	}
+	buf := make([]byte, 0, chunkSize+1024)
+	for i := range ops {
+		o := &ops[i]
+		xid := first + uint32(i)
+		switch {
+		case bundle && o.kind == opDelete:
+			buf = ofproto.AppendBundleAdd(buf, xid, bundleID, bundleFlags,
+				ofproto.AppendFlowDelete(nil, xid, o.flow.Table, o.flow.Priority, o.flow.Match, o.flow.Cookie, ^uint64(0), true))
+		case bundle:
+			buf = ofproto.AppendBundleAddFlowMod(buf, xid, bundleID, bundleFlags, o.kind.command(), o.flow, 0)
+		case o.kind == opDelete:
+			buf = ofproto.AppendFlowDelete(buf, xid, o.flow.Table, o.flow.Priority, o.flow.Match, o.flow.Cookie, ^uint64(0), true)
+		default:
+			buf = ofproto.AppendFlowMod(buf, xid, o.kind.command(), o.flow, 0)
+		}
+		if len(buf) >= chunkSize {
+			if err := sess.Send(ctx, buf); err != nil {
+				return nil, false, fmt.Errorf("sending flow-mods: %w", err)
+			}
+			buf = make([]byte, 0, chunkSize+1024)
+		}
+	}
+	if len(buf) > 0 {
+		if err := sess.Send(ctx, buf); err != nil {
+			return nil, false, fmt.Errorf("sending flow-mods: %w", err)
+		}
+	}
+	applied = true
+	if bundle {
+		_, cerr := sess.Request(ctx, ofproto.AppendBundleControl(nil, 0, bundleID, ofproto.BundleCommitRequest, bundleFlags), ofproto.TypeExperimenter)
+		var ofe *OFError
+		switch {
+		case errors.As(cerr, &ofe):
+			applied = false // rolled back; the failing flow-mods were reported by xid
+		case cerr != nil:
+			return nil, false, fmt.Errorf("committing bundle: %w", cerr)
+		}
+	}
+	// The barrier also guarantees every error for the batch has been routed to us.
+	if err := sess.Barrier(ctx); err != nil {
+		return nil, false, err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !applied && len(failed) == 0 {
+		return nil, false, errors.New("bundle commit refused without naming a flow")
+	}
+	return failed, applied, nil
+}
+
+const bundleFlags = ofproto.BundleAtomic | ofproto.BundleOrdered
+
+func (k opKind) command() ofproto.FlowModCommand {
+	switch k {
+	case opModify:
+		return ofproto.FlowModifyStrict
+	case opDelete:
+		return ofproto.FlowDeleteStrict
+	}
+	return ofproto.FlowAdd
+}

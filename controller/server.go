@@ -1,0 +1,549 @@
+// Package controller is the one place in dvrflow that talks to switches: it accepts
+// OpenFlow 1.3 connections (TCP or TLS), runs one Session per bridge (handshake, echo
+// keepalive, xid tracking, a bounded writer queue), keeps the registry of connected
+// switches keyed by datapath id, delivers switch and port events to subscribers, dispatches
+// packet-ins to handlers under a per-switch budget, and reconciles each bridge's flows
+// against the desired set (Reconciler).
+package controller
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/netrack/openflow/ofp"
+	"go.uber.org/zap"
+
+	"github.com/dvrflow/dvrflow/ofproto"
+)
+
+// DefaultAddr is the IANA OpenFlow port.
+const DefaultAddr = ":6653"
+
+// Config configures a Server.
+type Config struct {
+	// Session tunes every session.
+	Session SessionConfig
+	// PacketInRate is each switch's packet-in budget in packets per second (default 1000);
+	// PacketInBurst is the bucket size (default 2 x rate). Packet-ins over budget are
+	// dropped and counted.
+	PacketInRate  float64
+	PacketInBurst float64
+	// Reconciler is the configuration of the reconcilers the server creates.
+	Reconciler ReconcilerConfig
+}
+
+// PortReason says what happened to a port.
+type PortReason uint8
+
+// Port status reasons (ofp_port_reason, plus PortRenamed for a MODIFY that changed the name).
+const (
+	PortAdded    PortReason = 0
+	PortDeleted  PortReason = 1
+	PortModified PortReason = 2
+	PortRenamed  PortReason = 3
+)
+
+func (r PortReason) String() string {
+	switch r {
+	case PortAdded:
+		return "added"
+	case PortDeleted:
+		return "deleted"
+	case PortModified:
+		return "modified"
+	case PortRenamed:
+		return "renamed"
+	}
+	return fmt.Sprintf("reason(%d)", uint8(r))
+}
+
+// Event is delivered to subscribers: SwitchConnected, SwitchDisconnected or PortStatus.
+type Event interface{ event() }
+
+// SwitchConnected: a switch finished its handshake (a reconnect replaces its old session).
+type SwitchConnected struct {
+	DPID    uint64
+	Ports   []Port
+	Session *Session
+}
+
+// SwitchDisconnected: a switch's session ended (not sent for a session that was replaced
+// by a newer one of the same DPID).
+type SwitchDisconnected struct {
+	DPID uint64
+	Err  error
+}
+
+// PortStatus: a port was added, deleted, modified or renamed (OldName set).
+type PortStatus struct {
+	DPID    uint64
+	Reason  PortReason
+	Port    Port
+	OldName string
+}
+
+func (SwitchConnected) event()    {}
+func (SwitchDisconnected) event() {}
+func (PortStatus) event()         {}
+
+// PacketIn is a packet sent to the controller by a switch.
+type PacketIn struct {
+	Session  *Session
+	BufferID uint32
+	TotalLen uint16
+	Reason   uint8
+	Table    uint8
+	Cookie   uint64
+	InPort   uint32
+	Data     []byte
+}
+
+// PacketInHandler handles a packet-in. It runs on the switch's reader goroutine, so it must
+// not block for long (hand heavy work to a goroutine of its own).
+type PacketInHandler func(pi *PacketIn)
+
+type pinRoute struct {
+	table        uint8
+	cookie, mask uint64
+	h            PacketInHandler
+}
+
+// Server accepts switch connections and keeps the registry of sessions by DPID.
+type Server struct {
+	log *zap.Logger
+	cfg Config
+
+	mu          sync.Mutex
+	sessions    map[uint64]*Session
+	subs        map[int]func(Event)
+	nextSub     int
+	routes      []*pinRoute
+	reconcilers map[uint64]*Reconciler
+	ctx         context.Context // of the running Serve, for reconcilers' background passes
+	pinDropped  uint64
+	pinNoRoute  uint64
+}
+
+// NewServer returns a server; call Serve with a listener to accept switches.
+func NewServer(log *zap.Logger, cfg Config) *Server {
+	cfg.Session = cfg.Session.withDefaults()
+	if cfg.PacketInRate <= 0 {
+		cfg.PacketInRate = 1000
+	}
+	if cfg.PacketInBurst <= 0 {
+		cfg.PacketInBurst = 2 * cfg.PacketInRate
+	}
+	return &Server{
+		log:         log.Named("ofserver"),
+		cfg:         cfg,
+		sessions:    map[uint64]*Session{},
+		subs:        map[int]func(Event){},
+		reconcilers: map[uint64]*Reconciler{},
+	}
+}
+
+// TLSConfig builds a server TLS configuration from PEM files. With caFile set, switches
+// must present a client certificate signed by that CA.
+func TLSConfig(certFile, keyFile, caFile string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading controller certificate: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading switch CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("switch CA %s: no PEM certificate found", caFile)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
+
+// ListenAndServe listens on addr (DefaultAddr when empty), with TLS when tlsCfg is not nil,
+// and serves until ctx ends.
+func (s *Server) ListenAndServe(ctx context.Context, addr string, tlsCfg *tls.Config) error {
+	if addr == "" {
+		addr = DefaultAddr
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("openflow listen %s: %w", addr, err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve accepts switches on ln until ctx ends, then closes ln and every session it
+// accepted and waits for their goroutines.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	log := s.log.With(zap.String("listen", ln.Addr().String()))
+	log.Info("accepting switches")
+	s.mu.Lock()
+	s.ctx = ctx
+	s.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
+	defer stop()
+	var sessWG sync.WaitGroup
+	defer sessWG.Wait()
+	var conns sync.Map // net.Conn -> struct{}: connections still in handshake or running
+	defer context.AfterFunc(ctx, func() {
+		conns.Range(func(k, _ any) bool { _ = k.(net.Conn).Close(); return true })
+	})()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				conns.Range(func(k, _ any) bool { _ = k.(net.Conn).Close(); return true })
+				log.Info("stopped accepting switches")
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("accept: %w", err)
+		}
+		conns.Store(c, struct{}{})
+		sessWG.Add(1)
+		go func() {
+			defer sessWG.Done()
+			defer conns.Delete(c)
+			s.serveConn(ctx, c)
+		}()
+	}
+}
+
+// serveConn runs one connection: handshake, then it becomes the session's reader.
+func (s *Server) serveConn(ctx context.Context, c net.Conn) {
+	remote := c.RemoteAddr().String()
+	log := s.log.With(zap.String("remote", remote))
+	r := bufio.NewReaderSize(c, 4096)
+	sess, ports, err := s.handshake(c, r, log)
+	if err != nil {
+		log.Warn("switch handshake failed", zap.Error(err))
+		_ = c.Close()
+		return
+	}
+	if ctx.Err() != nil {
+		_ = c.Close()
+		return
+	}
+	sess.wg.Add(2)
+	go sess.writeLoop()
+	old := s.register(sess)
+	if old != nil {
+		sess.log.Info("switch reconnected: replacing its old session", zap.String("old_remote", old.remote))
+		old.close(errors.New("replaced by a new connection of the same datapath"))
+	}
+	sess.log.Info("switch connected", zap.Int("ports", len(ports)), zap.Uint8("tables", sess.numTables))
+	s.emit(SwitchConnected{DPID: sess.dpid, Ports: ports, Session: sess})
+	s.attachReconciler(ctx, sess)
+	sess.readLoop(r) // wg.Done inside
+	sess.wg.Wait()
+	s.unregister(sess)
+}
+
+// handshake exchanges hellos, reads features and port descriptions and sets the config,
+// all under the handshake deadline, on the connection's own goroutine.
+func (s *Server) handshake(c net.Conn, r *bufio.Reader, log *zap.Logger) (*Session, []Port, error) {
+	cfg := s.cfg.Session
+	_ = c.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
+	if _, err := c.Write(appendHello(nil, 1)); err != nil {
+		return nil, nil, fmt.Errorf("sending hello: %w", err)
+	}
+	_, msg, err := ofproto.ReadMessage(r, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading hello: %w", err)
+	}
+	h := parseHeader(msg)
+	if h.Type != ofproto.TypeHello {
+		return nil, nil, fmt.Errorf("%w: first message is %v, not HELLO", errMalformed, h.Type)
+	}
+	ok, err := helloOffers13(msg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ok {
+		_, _ = c.Write(appendError(nil, h.XID, errTypeHelloFailed, errCodeIncompatible, []byte("only OpenFlow 1.3 is supported")))
+		return nil, nil, fmt.Errorf("switch does not offer OpenFlow 1.3 (hello version %d)", h.Version)
+	}
+	const xidFeatures, xidPorts = 2, 3
+	req := appendEmpty(nil, ofproto.TypeFeaturesRequest, xidFeatures)
+	req = appendMultipartRequest(req, xidPorts, ofproto.MultipartPortDesc, nil)
+	if _, err := c.Write(req); err != nil {
+		return nil, nil, fmt.Errorf("sending features request: %w", err)
+	}
+	var feats *ofp.SwitchFeatures
+	var ports []Port
+	gotPorts := false
+	for feats == nil || !gotPorts {
+		_, msg, err = ofproto.ReadMessage(r, nil)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading features: %w", err)
+		}
+		h = parseHeader(msg)
+		if h.Version != ofproto.Version {
+			return nil, nil, fmt.Errorf("%w: version %d during handshake", errMalformed, h.Version)
+		}
+		switch h.Type {
+		case ofproto.TypeEchoRequest:
+			if _, err := c.Write(appendEcho(nil, ofproto.TypeEchoReply, h.XID, msg[headerLen:])); err != nil {
+				return nil, nil, fmt.Errorf("echo reply: %w", err)
+			}
+		case ofproto.TypeFeaturesReply:
+			if len(msg) < headerLen+24 {
+				return nil, nil, fmt.Errorf("%w: features reply of %d bytes", errMalformed, len(msg))
+			}
+			feats = &ofp.SwitchFeatures{
+				DatapathID: binary.BigEndian.Uint64(msg[8:16]),
+				NumTables:  msg[20],
+			}
+		case ofproto.TypeMultipartReply:
+			if len(msg) < headerLen+8 || h.XID != xidPorts {
+				return nil, nil, fmt.Errorf("%w: unexpected multipart reply during handshake", errMalformed)
+			}
+			ps, err := decodePorts(msg[headerLen+8:])
+			if err != nil {
+				return nil, nil, err
+			}
+			ports = append(ports, ps...)
+			gotPorts = binary.BigEndian.Uint16(msg[10:12])&multipartReplyMoreBit == 0
+		case ofproto.TypeError:
+			return nil, nil, fmt.Errorf("switch refused handshake: %w", errorFromMsg(msg))
+		case ofproto.TypeHello, ofproto.TypePortStatus, ofproto.TypePacketIn, ofproto.TypeEchoReply:
+		default:
+			return nil, nil, fmt.Errorf("%w: unexpected %v during handshake", errMalformed, h.Type)
+		}
+	}
+	if _, err := c.Write(appendSetConfig(nil, 4, cfg.MissSendLen)); err != nil {
+		return nil, nil, fmt.Errorf("sending set-config: %w", err)
+	}
+	_ = c.SetDeadline(time.Time{})
+	sess := &Session{
+		log:       log.With(zap.String("dpid", fmt.Sprintf("%016x", feats.DatapathID))),
+		conn:      c,
+		cfg:       cfg,
+		hooks:     s,
+		remote:    c.RemoteAddr().String(),
+		dpid:      feats.DatapathID,
+		numTables: feats.NumTables,
+		out:       make(chan []byte, cfg.QueueLen),
+		done:      make(chan struct{}),
+		pending:   map[uint32]*pending{},
+		ports:     make(map[uint32]Port, len(ports)),
+		pinTokens: s.cfg.PacketInBurst,
+		pinLast:   time.Now(),
+	}
+	sess.xid.Store(16)
+	sess.lastRecv.Store(time.Now().UnixNano())
+	for _, p := range ports {
+		sess.ports[p.No] = p
+	}
+	return sess, ports, nil
+}
+
+func errorFromMsg(msg []byte) error {
+	if len(msg) < headerLen+4 {
+		return fmt.Errorf("%w: short error message", errMalformed)
+	}
+	return &OFError{Type: binary.BigEndian.Uint16(msg[8:10]), Code: binary.BigEndian.Uint16(msg[10:12])}
+}
+
+func (s *Server) register(sess *Session) (old *Session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old = s.sessions[sess.dpid]
+	s.sessions[sess.dpid] = sess
+	return old
+}
+
+func (s *Server) unregister(sess *Session) {
+	s.mu.Lock()
+	current := s.sessions[sess.dpid] == sess
+	if current {
+		delete(s.sessions, sess.dpid)
+	}
+	rec := s.reconcilers[sess.dpid]
+	s.mu.Unlock()
+	sess.log.Info("switch disconnected", zap.Error(sess.closeErr), zap.Bool("replaced", !current))
+	if rec != nil {
+		rec.Detach(sess)
+	}
+	if current {
+		s.emit(SwitchDisconnected{DPID: sess.dpid, Err: sess.closeErr})
+	}
+}
+
+// Session returns the current session of the switch dpid.
+func (s *Server) Session(dpid uint64) (*Session, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess, ok := s.sessions[dpid]
+	return sess, ok
+}
+
+// Sessions returns every current session.
+func (s *Server) Sessions() []*Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Session, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		out = append(out, sess)
+	}
+	return out
+}
+
+// Subscribe registers fn for every event until the returned function is called. Events
+// of one switch arrive in order on that switch's reader goroutine: fn must not block long.
+func (s *Server) Subscribe(fn func(Event)) (cancel func()) {
+	s.mu.Lock()
+	id := s.nextSub
+	s.nextSub++
+	s.subs[id] = fn
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		delete(s.subs, id)
+		s.mu.Unlock()
+	}
+}
+
+func (s *Server) emit(e Event) {
+	s.mu.Lock()
+	fns := make([]func(Event), 0, len(s.subs))
+	for _, fn := range s.subs {
+		fns = append(fns, fn)
+	}
+	s.mu.Unlock()
+	for _, fn := range fns {
+		fn(e)
+	}
+}
+
+// HandlePacketIn registers h for packet-ins from table whose cookie c satisfies
+// c&mask == cookie&mask. The first matching registration wins.
+func (s *Server) HandlePacketIn(table uint8, cookie, mask uint64, h PacketInHandler) (cancel func()) {
+	r := &pinRoute{table: table, cookie: cookie, mask: mask, h: h}
+	s.mu.Lock()
+	s.routes = append(s.routes, r)
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for i, x := range s.routes {
+			if x == r {
+				s.routes = append(s.routes[:i], s.routes[i+1:]...)
+				return
+			}
+		}
+	}
+}
+
+// PacketInStats returns packet-ins dropped by budgets and those no handler wanted.
+func (s *Server) PacketInStats() (dropped, unrouted uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pinDropped, s.pinNoRoute
+}
+
+// packetIn runs on the session's reader goroutine.
+func (s *Server) packetIn(sess *Session, msg []byte) {
+	now := time.Now()
+	sess.pinTokens = min(s.cfg.PacketInBurst, sess.pinTokens+now.Sub(sess.pinLast).Seconds()*s.cfg.PacketInRate)
+	sess.pinLast = now
+	if sess.pinTokens < 1 {
+		sess.pinDropped.Add(1)
+		s.mu.Lock()
+		s.pinDropped++
+		s.mu.Unlock()
+		return
+	}
+	sess.pinTokens--
+	pi, err := decodePacketIn(msg)
+	if err != nil {
+		sess.log.Warn("dropping malformed packet-in", zap.Error(err))
+		return
+	}
+	pi.Session = sess
+	s.mu.Lock()
+	var h PacketInHandler
+	for _, r := range s.routes {
+		if r.table == pi.Table && pi.Cookie&r.mask == r.cookie&r.mask {
+			h = r.h
+			break
+		}
+	}
+	if h == nil {
+		s.pinNoRoute++
+	}
+	s.mu.Unlock()
+	if h != nil {
+		h(pi)
+	}
+}
+
+// decodePacketIn decodes an OFPT_PACKET_IN (OF1.3) with netrack's ofp types.
+func decodePacketIn(msg []byte) (*PacketIn, error) {
+	if len(msg) < headerLen+16+8 {
+		return nil, fmt.Errorf("%w: packet-in of %d bytes", errMalformed, len(msg))
+	}
+	var p ofp.PacketIn
+	if err := readFrom(&p, msg[headerLen:]); err != nil {
+		return nil, fmt.Errorf("%w: packet-in: %v", errMalformed, err)
+	}
+	pi := &PacketIn{BufferID: p.Buffer, TotalLen: p.Length, Reason: uint8(p.Reason), Table: uint8(p.Table), Cookie: p.Cookie, Data: p.Data}
+	if xm := p.Match.Field(ofp.XMTypeInPort); xm != nil && len(xm.Value) == 4 {
+		pi.InPort = binary.BigEndian.Uint32(xm.Value)
+	}
+	return pi, nil
+}
+
+// portStatus runs on the session's reader goroutine.
+func (s *Server) portStatus(sess *Session, reason PortReason, p Port, old string) {
+	sess.log.Info("port status", zap.Stringer("reason", reason), zap.Uint32("port", p.No), zap.String("name", p.Name))
+	s.emit(PortStatus{DPID: sess.dpid, Reason: reason, Port: p, OldName: old})
+}
+
+// Reconciler returns the reconciler of bridge dpid, creating it on first use; it is
+// attached to the bridge's session whenever the bridge (re)connects.
+func (s *Server) Reconciler(dpid uint64) *Reconciler {
+	s.mu.Lock()
+	r := s.reconcilers[dpid]
+	if r == nil {
+		r = NewReconciler(s.log, dpid, s.cfg.Reconciler)
+		s.reconcilers[dpid] = r
+	}
+	sess, ctx := s.sessions[dpid], s.ctx
+	s.mu.Unlock()
+	if sess != nil && ctx != nil && !r.bound(sess) {
+		r.Attach(ctx, sess)
+	}
+	return r
+}
+
+func (s *Server) attachReconciler(ctx context.Context, sess *Session) {
+	s.mu.Lock()
+	r := s.reconcilers[sess.dpid]
+	s.mu.Unlock()
+	if r != nil {
+		r.Attach(ctx, sess)
+	}
+}

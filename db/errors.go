@@ -1,0 +1,62 @@
+package db
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Class says what kind of failure an Error is; the REST layer maps it to an HTTP code.
+type Class int
+
+// Error classes.
+const (
+	ClassInvalid     Class = iota + 1 // bad input: 400
+	ClassNotFound                     // unknown ID: 404
+	ClassConflict                     // in use / already allocated: 409
+	ClassForbidden                    // not allowed for this caller: 403
+	ClassUnavailable                  // a pool is exhausted at the system level: 503
+)
+
+// Error is a rejected request. Type is Neutron's exception name (e.g. "NetworkNotFound",
+// "IpAddressAlreadyAllocated"), Message the human-readable text. A store method that
+// returns an *Error has changed nothing.
+type Error struct {
+	Class   Class
+	Type    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Type + ": " + e.Message }
+
+func newError(c Class, typ, format string, args ...any) *Error {
+	return &Error{Class: c, Type: typ, Message: fmt.Sprintf(format, args...)}
+}
+
+func invalid(format string, args ...any) *Error {
+	return newError(ClassInvalid, "InvalidInput", "Invalid input for operation: "+format, args...)
+}
+
+func badRequest(format string, args ...any) *Error {
+	return newError(ClassInvalid, "BadRequest", format, args...)
+}
+
+func notFound(typ, format string, args ...any) *Error {
+	return newError(ClassNotFound, typ, format, args...)
+}
+
+func conflict(typ, format string, args ...any) *Error {
+	return newError(ClassConflict, typ, format, args...)
+}
+
+// AsError returns the *Error in err's chain, if any.
+func AsError(err error) (*Error, bool) {
+	var e *Error
+	ok := errors.As(err, &e)
+	return e, ok
+}
+
+// IsNotFound reports whether err is a not-found rejection.
+func IsNotFound(err error) bool {
+	e, ok := AsError(err)
+	return ok && e.Class == ClassNotFound
+}

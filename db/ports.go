@@ -1,0 +1,492 @@
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// FixedIPSpec asks for an address: a subnet, an address, or both.
+type FixedIPSpec struct {
+	SubnetID  string
+	IPAddress string
+}
+
+// PortSpec holds the fields of a port create or update; nil means "not given".
+// HostID is binding:host_id.
+type PortSpec struct {
+	ProjectID    string // create only
+	NetworkID    string // create only
+	Name         *string
+	Description  *string
+	MACAddress   *string
+	FixedIPs     *[]FixedIPSpec
+	DeviceOwner  *string
+	DeviceID     *string
+	HostID       *string
+	AdminStateUp *bool
+}
+
+// routerOwners are the port owners the store itself manages: they cannot be created,
+// re-owned or deleted through the port API.
+var routerOwners = map[string]bool{
+	OwnerRouterInterfaceDistributed: true,
+	OwnerRouterCentralizedSNAT:      true,
+	OwnerRouterGateway:              true,
+	OwnerFloatingIPAgentGateway:     true,
+	OwnerFloatingIP:                 true,
+}
+
+func normalizeMAC(s string) (string, error) {
+	m, err := net.ParseMAC(s)
+	if err != nil || len(m) != 6 {
+		return "", invalid("'%s' is not a valid MAC address", s)
+	}
+	if m[0]&1 == 1 {
+		return "", invalid("'%s' is not a valid unicast MAC address", s)
+	}
+	return m.String(), nil
+}
+
+// CreatePort creates a port, allocating its MAC (unless given) and its fixed IPs (from
+// the first subnet of the network with a free address, unless given).
+func (s *Store) CreatePort(ctx context.Context, spec PortSpec) (*Port, error) {
+	if spec.DeviceOwner != nil && routerOwners[*spec.DeviceOwner] {
+		return nil, invalid("device_owner %s is reserved for ports the router service manages", *spec.DeviceOwner)
+	}
+	var p Port
+	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		p = Port{ID: newID(), NetworkID: spec.NetworkID, ProjectID: spec.ProjectID, Status: PortStatusDown,
+			AdminStateUp: true, FixedIPs: []FixedIP{}}
+		applyPortSpec(&p, spec)
+		n, subnets, err := w.networkWithSubnets(ctx, spec.NetworkID)
+		if err != nil {
+			return err
+		}
+		return w.insertPort(ctx, &p, n, subnets, spec.MACAddress, spec.FixedIPs)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+func applyPortSpec(p *Port, spec PortSpec) {
+	if spec.Name != nil {
+		p.Name = *spec.Name
+	}
+	if spec.Description != nil {
+		p.Description = *spec.Description
+	}
+	if spec.DeviceOwner != nil {
+		p.DeviceOwner = *spec.DeviceOwner
+	}
+	if spec.DeviceID != nil {
+		p.DeviceID = *spec.DeviceID
+	}
+	if spec.HostID != nil {
+		p.HostID = *spec.HostID
+	}
+	if spec.AdminStateUp != nil {
+		p.AdminStateUp = *spec.AdminStateUp
+	}
+}
+
+// insertPort allocates p's MAC and addresses and stores it.
+func (w *wtx) insertPort(ctx context.Context, p *Port, n *Network, subnets []Subnet, mac *string, ips *[]FixedIPSpec) error {
+	if mac != nil {
+		m, err := normalizeMAC(*mac)
+		if err != nil {
+			return err
+		}
+		var used bool
+		if err := w.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM ports WHERE network_id = $1 AND mac_address = $2)`, n.ID, m).Scan(&used); err != nil {
+			return fmt.Errorf("check MAC %s: %w", m, err)
+		}
+		if used {
+			return conflict("MacAddressInUse", "Unable to complete operation for network %s. The mac address %s is in use.", n.ID, m)
+		}
+		p.MACAddress = m
+	} else {
+		// Random; a collision fails the insert and write() retries with a new MAC.
+		p.MACAddress = randomMAC(w.cfg.BaseMAC)
+	}
+	// The port row goes first: allocations reference it.
+	p.CreatedAt, p.UpdatedAt = w.now, w.now
+	w.exec(`INSERT INTO ports (id, network_id, project_id, mac_address, device_owner, device_id, host, obj) VALUES ($1, $2, $3, $4, $5, $6, $7, '{}')`,
+		p.ID, p.NetworkID, p.ProjectID, p.MACAddress, p.DeviceOwner, p.DeviceID, p.HostID)
+	fixed, err := w.allocateIPs(ctx, p, n, subnets, ips)
+	if err != nil {
+		return err
+	}
+	p.FixedIPs = fixed
+	w.exec(`UPDATE ports SET obj = $2 WHERE id = $1`, p.ID, mustJSON(p))
+	w.record(KindPort, p.ID, OpCreate, *p)
+	return nil
+}
+
+// allocateIPs allocates the addresses asked for (or one automatic one) for port p.
+func (w *wtx) allocateIPs(ctx context.Context, p *Port, n *Network, subnets []Subnet, specs *[]FixedIPSpec) ([]FixedIP, error) {
+	out := []FixedIP{}
+	if specs == nil {
+		if len(subnets) == 0 {
+			return out, nil
+		}
+		for i := range subnets {
+			ip, ok, err := w.allocateAny(ctx, subnets[i].ID, p.ID)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				return append(out, FixedIP{SubnetID: subnets[i].ID, IPAddress: ipString(ip)}), nil
+			}
+		}
+		return nil, conflict("IpAddressGenerationFailure", "No more IP addresses available on network %s.", n.ID)
+	}
+	byID := map[string]*Subnet{}
+	for i := range subnets {
+		byID[subnets[i].ID] = &subnets[i]
+	}
+	seen := map[string]bool{}
+	for _, f := range *specs {
+		var sn *Subnet
+		if f.SubnetID != "" {
+			if sn = byID[f.SubnetID]; sn == nil {
+				return nil, invalid("Failed to create port on network %s, because fixed_ips included invalid subnet %s", n.ID, f.SubnetID)
+			}
+		}
+		if f.IPAddress == "" {
+			if sn == nil {
+				return nil, invalid("fixed_ips entry needs subnet_id or ip_address")
+			}
+			ip, ok, err := w.allocateAny(ctx, sn.ID, p.ID)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return nil, conflict("IpAddressGenerationFailure", "No more IP addresses available for subnet %s.", sn.ID)
+			}
+			out = append(out, FixedIP{SubnetID: sn.ID, IPAddress: ipString(ip)})
+			continue
+		}
+		ip, ok := parseIPv4(f.IPAddress)
+		if !ok {
+			return nil, invalid("'%s' is not a valid IP address", f.IPAddress)
+		}
+		if sn == nil {
+			for i := range subnets {
+				c, _ := parseCIDR4(subnets[i].CIDR)
+				if c.contains(ip) {
+					sn = &subnets[i]
+					break
+				}
+			}
+			if sn == nil {
+				return nil, newError(ClassInvalid, "InvalidIpForNetwork", "IP address %s is not a valid IP for any of the subnets on the specified network.", f.IPAddress)
+			}
+		}
+		c, _ := parseCIDR4(sn.CIDR)
+		if !c.contains(ip) || ip == c.first() || ip == c.last() {
+			return nil, newError(ClassInvalid, "InvalidIpForSubnet", "IP address %s is not a valid IP for the specified subnet.", f.IPAddress)
+		}
+		if seen[ipString(ip)] {
+			return nil, invalid("duplicate fixed IP %s", f.IPAddress)
+		}
+		seen[ipString(ip)] = true
+		if gw, ok := parseIPv4(sn.GatewayIP); ok && gw == ip && p.DeviceOwner != OwnerRouterInterfaceDistributed {
+			return nil, conflict("IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s: it is the subnet's gateway.", ipString(ip), sn.ID)
+		}
+		if err := w.allocateSpecific(ctx, sn, ip, p.ID); err != nil {
+			return nil, err
+		}
+		out = append(out, FixedIP{SubnetID: sn.ID, IPAddress: ipString(ip)})
+	}
+	return out, nil
+}
+
+// networkWithSubnets loads a network and its subnets (in creation order) in one query.
+func (w *wtx) networkWithSubnets(ctx context.Context, id string) (*Network, []Subnet, error) {
+	var nraw, sraw []byte
+	err := w.queryRow(ctx, `
+SELECT n.obj, coalesce((SELECT json_agg(s.obj ORDER BY s.obj->>'created_at', s.id) FROM subnets s WHERE s.network_id = n.id), '[]')
+FROM networks n WHERE n.id = $1`, id).Scan(&nraw, &sraw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil, notFound("NetworkNotFound", "Network %s could not be found.", id)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("load network %s: %w", id, err)
+	}
+	var n Network
+	var subnets []Subnet
+	if err := json.Unmarshal(nraw, &n); err != nil {
+		return nil, nil, fmt.Errorf("decode network %s: %w", id, err)
+	}
+	if err := json.Unmarshal(sraw, &subnets); err != nil {
+		return nil, nil, fmt.Errorf("decode subnets of network %s: %w", id, err)
+	}
+	return &n, subnets, nil
+}
+
+func (w *wtx) port(ctx context.Context, id string, p *Port) error {
+	err := w.getObj(ctx, "ports", id, p)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return notFound("PortNotFound", "Port %s could not be found.", id)
+	}
+	if err != nil {
+		return fmt.Errorf("load port %s: %w", id, err)
+	}
+	return nil
+}
+
+func (w *wtx) savePort(p *Port) {
+	p.UpdatedAt = w.now
+	p.RevisionNumber++
+	w.exec(`UPDATE ports SET device_owner = $2, device_id = $3, host = $4, mac_address = $5, obj = $6 WHERE id = $1`,
+		p.ID, p.DeviceOwner, p.DeviceID, p.HostID, p.MACAddress, mustJSON(p))
+	w.record(KindPort, p.ID, OpUpdate, *p)
+}
+
+// releasePortIPs frees every address of p.
+func (w *wtx) releasePortIPs(ctx context.Context, p *Port) error {
+	if len(p.FixedIPs) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(p.FixedIPs))
+	for _, f := range p.FixedIPs {
+		ids = append(ids, f.SubnetID)
+	}
+	subnets, err := objs[Subnet](ctx, w.query, `SELECT obj FROM subnets WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return fmt.Errorf("load subnets of port %s: %w", p.ID, err)
+	}
+	byID := map[string]*Subnet{}
+	for i := range subnets {
+		byID[subnets[i].ID] = &subnets[i]
+	}
+	for _, f := range p.FixedIPs {
+		ip, _ := parseIPv4(f.IPAddress)
+		if sn := byID[f.SubnetID]; sn != nil {
+			w.releaseIP(sn, ip)
+		}
+	}
+	return nil
+}
+
+// deletePort removes a port and frees its addresses.
+func (w *wtx) deletePort(ctx context.Context, p *Port) error {
+	if err := w.releasePortIPs(ctx, p); err != nil {
+		return err
+	}
+	w.deletePortRow(p)
+	return nil
+}
+
+// deletePortRow removes a port's row (its allocations go with it) and records it.
+func (w *wtx) deletePortRow(p *Port) {
+	w.exec(`DELETE FROM ports WHERE id = $1`, p.ID)
+	w.record(KindPort, p.ID, OpDelete, *p)
+}
+
+// UpdatePort changes a port's mutable fields. Changing fixed_ips frees the addresses no
+// longer listed and allocates the new ones. Router-managed ports accept only name,
+// description, admin_state_up and binding changes.
+func (s *Store) UpdatePort(ctx context.Context, id string, spec PortSpec) (*Port, error) {
+	var p Port
+	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		if err := w.port(ctx, id, &p); err != nil {
+			return err
+		}
+		managed := routerOwners[p.DeviceOwner]
+		if managed && (spec.FixedIPs != nil || spec.DeviceOwner != nil || spec.DeviceID != nil || spec.MACAddress != nil) {
+			return conflict("L3PortInUse", "Port %s has owner %s and therefore cannot be changed through the port API.", id, p.DeviceOwner)
+		}
+		if spec.DeviceOwner != nil && routerOwners[*spec.DeviceOwner] {
+			return invalid("device_owner %s is reserved for ports the router service manages", *spec.DeviceOwner)
+		}
+		oldHost := p.HostID
+		applyPortSpec(&p, spec)
+		if spec.MACAddress != nil {
+			m, err := normalizeMAC(*spec.MACAddress)
+			if err != nil {
+				return err
+			}
+			if m != p.MACAddress {
+				if oldHost != "" {
+					return conflict("PortBound", "Unable to complete operation on port %s, port is already bound to host %s.", id, oldHost)
+				}
+				var used bool
+				if err := w.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM ports WHERE network_id = $1 AND mac_address = $2)`, p.NetworkID, m).Scan(&used); err != nil {
+					return fmt.Errorf("check MAC %s: %w", m, err)
+				}
+				if used {
+					return conflict("MacAddressInUse", "Unable to complete operation for network %s. The mac address %s is in use.", p.NetworkID, m)
+				}
+				p.MACAddress = m
+			}
+		}
+		if spec.FixedIPs != nil {
+			if err := w.reallocateIPs(ctx, &p, *spec.FixedIPs); err != nil {
+				return err
+			}
+		}
+		w.savePort(&p)
+		if oldHost != p.HostID || spec.FixedIPs != nil {
+			return w.portMoved(ctx, &p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// reallocateIPs replaces p's addresses by specs, keeping the ones listed again.
+func (w *wtx) reallocateIPs(ctx context.Context, p *Port, specs []FixedIPSpec) error {
+	var fips int
+	if err := w.queryRow(ctx, `SELECT count(*) FROM floatingips WHERE port_id = $1`, p.ID).Scan(&fips); err != nil {
+		return fmt.Errorf("check floating IPs of port %s: %w", p.ID, err)
+	}
+	if fips > 0 {
+		return conflict("PortInUse", "Port %s has floating IPs associated: disassociate them before changing its fixed IPs.", p.ID)
+	}
+	n, subnets, err := w.networkWithSubnets(ctx, p.NetworkID)
+	if err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	var fresh []FixedIPSpec
+	for _, f := range specs {
+		if f.IPAddress != "" && hasIP(p.FixedIPs, f.IPAddress) {
+			keep[f.IPAddress] = true
+			continue
+		}
+		fresh = append(fresh, f)
+	}
+	var gone []FixedIP
+	var kept []FixedIP
+	for _, f := range p.FixedIPs {
+		if keep[f.IPAddress] {
+			kept = append(kept, f)
+		} else {
+			gone = append(gone, f)
+		}
+	}
+	if err := w.releasePortIPs(ctx, &Port{ID: p.ID, FixedIPs: gone}); err != nil {
+		return err
+	}
+	if fresh == nil {
+		fresh = []FixedIPSpec{}
+	}
+	added, err := w.allocateIPs(ctx, p, n, subnets, &fresh)
+	if err != nil {
+		return err
+	}
+	p.FixedIPs = append(append([]FixedIP{}, kept...), added...)
+	return nil
+}
+
+func hasIP(xs []FixedIP, ip string) bool {
+	for _, f := range xs {
+		if f.IPAddress == ip {
+			return true
+		}
+	}
+	return false
+}
+
+// portMoved keeps floating IP agent gateway ports right after p's binding changed.
+func (w *wtx) portMoved(ctx context.Context, p *Port) error {
+	rows, err := w.query(ctx, `SELECT DISTINCT floating_network_id FROM floatingips WHERE port_id = $1`, p.ID)
+	if err != nil {
+		return fmt.Errorf("floating IPs of port %s: %w", p.ID, err)
+	}
+	nets, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("floating IPs of port %s: %w", p.ID, err)
+	}
+	for _, n := range nets {
+		if err := w.reconcileAgentGateways(ctx, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeletePort deletes a port; its floating IPs are disassociated. Router-managed ports
+// are refused (L3PortInUse).
+func (s *Store) DeletePort(ctx context.Context, id string) error {
+	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		var p Port
+		if err := w.port(ctx, id, &p); err != nil {
+			return err
+		}
+		if routerOwners[p.DeviceOwner] {
+			return conflict("L3PortInUse", "Port %s has owner %s and therefore cannot be deleted directly via the port API.", id, p.DeviceOwner)
+		}
+		fips, err := objs[FloatingIP](ctx, w.query, `SELECT obj FROM floatingips WHERE port_id = $1`, id)
+		if err != nil {
+			return fmt.Errorf("floating IPs of port %s: %w", id, err)
+		}
+		for i := range fips {
+			w.disassociate(&fips[i])
+		}
+		if err := w.deletePort(ctx, &p); err != nil {
+			return err
+		}
+		for _, f := range fips {
+			if err := w.reconcileAgentGateways(ctx, f.FloatingNetworkID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return err
+}
+
+// SetPortStatus sets a port's status (the controller marks ports ACTIVE once wired).
+func (s *Store) SetPortStatus(ctx context.Context, id, status string) error {
+	switch status {
+	case PortStatusActive, PortStatusDown, PortStatusBuild, PortStatusError:
+	default:
+		return invalid("port status %q is not one of ACTIVE, DOWN, BUILD, ERROR", status)
+	}
+	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		var p Port
+		if err := w.port(ctx, id, &p); err != nil {
+			return err
+		}
+		if p.Status == status {
+			return nil
+		}
+		p.Status = status
+		w.savePort(&p)
+		return nil
+	})
+	return err
+}
+
+// GetPort returns one port.
+func (s *Store) GetPort(ctx context.Context, id string) (*Port, error) {
+	xs, err := objs[Port](ctx, s.pool.Query, `SELECT obj FROM ports WHERE id = $1`, id)
+	if err != nil {
+		return nil, fmt.Errorf("get port %s: %w", id, err)
+	}
+	if len(xs) == 0 {
+		return nil, notFound("PortNotFound", "Port %s could not be found.", id)
+	}
+	return &xs[0], nil
+}
+
+// ListPorts returns every port.
+func (s *Store) ListPorts(ctx context.Context) ([]Port, error) {
+	xs, err := objs[Port](ctx, s.pool.Query, `SELECT obj FROM ports ORDER BY obj->>'created_at', id`)
+	if err != nil {
+		return nil, fmt.Errorf("list ports: %w", err)
+	}
+	return xs, nil
+}

@@ -1,0 +1,57 @@
+package db_test
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/db/pgtest"
+	"go.uber.org/zap/zaptest"
+)
+
+var pg *pgtest.Server
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &pg)) }
+
+func openStore(t *testing.T, dsn string) *db.Store {
+	t.Helper()
+	cfg := db.DefaultConfig()
+	s, err := db.Open(context.Background(), dsn, cfg, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func newStore(t *testing.T) (*db.Store, string) {
+	t.Helper()
+	dsn := pg.NewDatabase(t)
+	return openStore(t, dsn), dsn
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// ok turns (value, error) into a function that fails the test on error:
+// n := ok(s.CreateNetwork(ctx, spec))(t).
+func ok[T any](v T, err error) func(testing.TB) T {
+	return func(t testing.TB) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+func wantErrType(t *testing.T, err error, typ string) {
+	t.Helper()
+	e, ok := db.AsError(err)
+	if !ok {
+		t.Fatalf("error = %v, want a db.Error of type %s", err, typ)
+	}
+	if e.Type != typ {
+		t.Fatalf("error type = %s (%s), want %s", e.Type, e.Message, typ)
+	}
+}

@@ -1,0 +1,278 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// SubnetSpec holds the fields of a subnet create or update; nil means "not given".
+// GatewayIP given as "" means "no gateway".
+type SubnetSpec struct {
+	ProjectID       string // create only
+	NetworkID       string // create only
+	IPVersion       *int   // create only
+	CIDR            *string
+	Name            *string
+	Description     *string
+	GatewayIP       *string
+	AllocationPools *[]AllocationPool
+	HostRoutes      *[]HostRoute
+	DNSNameservers  *[]string
+	EnableDHCP      *bool
+}
+
+// CreateSubnet creates an IPv4 subnet on a network.
+func (s *Store) CreateSubnet(ctx context.Context, spec SubnetSpec) (*Subnet, error) {
+	sn := Subnet{ID: newID(), NetworkID: spec.NetworkID, ProjectID: spec.ProjectID, IPVersion: 4, EnableDHCP: true,
+		AllocationPools: []AllocationPool{}, HostRoutes: []HostRoute{}, DNSNameservers: []string{}}
+	if spec.IPVersion != nil {
+		if *spec.IPVersion != 4 {
+			return nil, invalid("ip_version %d is not supported: dvrflow subnets are IPv4", *spec.IPVersion)
+		}
+	}
+	if spec.CIDR == nil {
+		return nil, badRequest("Failed to create subnet: cidr is required")
+	}
+	cidr, err := parseCIDR4(*spec.CIDR)
+	if err != nil {
+		return nil, err
+	}
+	sn.CIDR = cidr.String()
+	sn.GatewayIP = ipString(cidr.first() + 1)
+	if err := applySubnetSpec(&sn, cidr, spec, spec.AllocationPools == nil); err != nil {
+		return nil, err
+	}
+	_, err = s.write(ctx, func(ctx context.Context, w *wtx) error {
+		var n Network
+		if err := w.network(ctx, sn.NetworkID, &n); err != nil {
+			return err
+		}
+		others, err := objs[Subnet](ctx, w.query, `SELECT obj FROM subnets WHERE network_id = $1`, n.ID)
+		if err != nil {
+			return fmt.Errorf("load subnets of network %s: %w", n.ID, err)
+		}
+		for _, o := range others {
+			oc, _ := parseCIDR4(o.CIDR)
+			if oc.overlaps(cidr) {
+				return invalid("Requested subnet with cidr: %s for network: %s overlaps with another subnet", sn.CIDR, n.ID)
+			}
+		}
+		sn.CreatedAt, sn.UpdatedAt = w.now, w.now
+		w.exec(`INSERT INTO subnets (id, network_id, project_id, obj) VALUES ($1, $2, $3, $4)`, sn.ID, sn.NetworkID, sn.ProjectID, mustJSON(sn))
+		if err := w.resetFreeRanges(ctx, &sn); err != nil {
+			return err
+		}
+		w.record(KindSubnet, sn.ID, OpCreate, sn)
+		n.Subnets = append(n.Subnets, sn.ID)
+		w.saveNetwork(&n, OpUpdate)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &sn, nil
+}
+
+// applySubnetSpec applies and validates spec on sn. defaultPools recomputes the pools
+// from the CIDR and gateway.
+func applySubnetSpec(sn *Subnet, cidr cidr4, spec SubnetSpec, defaultPools bool) error {
+	if spec.Name != nil {
+		sn.Name = *spec.Name
+	}
+	if spec.Description != nil {
+		sn.Description = *spec.Description
+	}
+	if spec.EnableDHCP != nil {
+		sn.EnableDHCP = *spec.EnableDHCP
+	}
+	if spec.GatewayIP != nil {
+		sn.GatewayIP = *spec.GatewayIP
+	}
+	var gw uint32
+	hasGW := sn.GatewayIP != ""
+	if hasGW {
+		var ok bool
+		if gw, ok = parseIPv4(sn.GatewayIP); !ok {
+			return invalid("'%s' is not a valid IP address", sn.GatewayIP)
+		}
+		if !cidr.contains(gw) || gw == cidr.first() || gw == cidr.last() {
+			return invalid("Gateway IP %s is not a usable address of subnet %s", sn.GatewayIP, sn.CIDR)
+		}
+		sn.GatewayIP = ipString(gw)
+	}
+	if spec.AllocationPools != nil {
+		sn.AllocationPools = *spec.AllocationPools
+	} else if defaultPools {
+		full := []ipRange{{cidr.first() + 1, cidr.last() - 1}}
+		var holes []uint32
+		if hasGW {
+			holes = append(holes, gw)
+		}
+		sn.AllocationPools = []AllocationPool{}
+		for _, r := range subtract(full, holes) {
+			sn.AllocationPools = append(sn.AllocationPools, AllocationPool{Start: ipString(r.first), End: ipString(r.last)})
+		}
+	}
+	var rs []ipRange
+	for i, p := range sn.AllocationPools {
+		a, ok1 := parseIPv4(p.Start)
+		b, ok2 := parseIPv4(p.End)
+		if !ok1 || !ok2 || a > b {
+			return newError(ClassInvalid, "InvalidAllocationPool", "The allocation pool %s-%s is not valid.", p.Start, p.End)
+		}
+		if a <= cidr.first() || b >= cidr.last() {
+			return newError(ClassInvalid, "OutOfBoundsAllocationPool", "The allocation pool %s-%s spans beyond the subnet cidr %s.", p.Start, p.End, sn.CIDR)
+		}
+		sn.AllocationPools[i] = AllocationPool{Start: ipString(a), End: ipString(b)}
+		for _, r := range rs {
+			if a <= r.last && r.first <= b {
+				return conflict("OverlappingAllocationPools", "Found overlapping allocation pools: %s-%s and %s-%s for subnet %s.",
+					p.Start, p.End, ipString(r.first), ipString(r.last), sn.CIDR)
+			}
+		}
+		rs = append(rs, ipRange{a, b})
+		if hasGW && gw >= a && gw <= b {
+			return conflict("GatewayConflictWithAllocationPools", "Gateway ip %s conflicts with allocation pool %s-%s.", sn.GatewayIP, p.Start, p.End)
+		}
+	}
+	if spec.HostRoutes != nil {
+		sn.HostRoutes = *spec.HostRoutes
+		for i, r := range sn.HostRoutes {
+			d, err := netip.ParsePrefix(r.Destination)
+			if err != nil || !d.Addr().Is4() || d.Masked() != d {
+				return invalid("'%s' is not a valid route destination", r.Destination)
+			}
+			nh, ok := parseIPv4(r.NextHop)
+			if !ok {
+				return invalid("'%s' is not a valid IP address", r.NextHop)
+			}
+			sn.HostRoutes[i].NextHop = ipString(nh)
+		}
+	}
+	if spec.DNSNameservers != nil {
+		sn.DNSNameservers = *spec.DNSNameservers
+		seen := map[string]bool{}
+		for i, d := range sn.DNSNameservers {
+			v, ok := parseIPv4(d)
+			if !ok {
+				return invalid("'%s' is not a valid nameserver", d)
+			}
+			if seen[ipString(v)] {
+				return invalid("Duplicate nameserver '%s'", d)
+			}
+			seen[ipString(v)] = true
+			sn.DNSNameservers[i] = ipString(v)
+		}
+	}
+	return nil
+}
+
+// UpdateSubnet changes a subnet's mutable fields (name, gateway, pools, routes, DNS,
+// DHCP). The gateway cannot change while it is allocated (a router interface).
+func (s *Store) UpdateSubnet(ctx context.Context, id string, spec SubnetSpec) (*Subnet, error) {
+	if spec.CIDR != nil || spec.IPVersion != nil || spec.NetworkID != "" {
+		return nil, invalid("cidr, ip_version and network_id of subnet %s cannot be updated", id)
+	}
+	var sn Subnet
+	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		if err := w.subnet(ctx, id, &sn); err != nil {
+			return err
+		}
+		oldGW := sn.GatewayIP
+		cidr, _ := parseCIDR4(sn.CIDR)
+		if err := applySubnetSpec(&sn, cidr, spec, false); err != nil {
+			return err
+		}
+		if sn.GatewayIP != oldGW {
+			for _, g := range []string{oldGW, sn.GatewayIP} {
+				v, ok := parseIPv4(g)
+				if !ok {
+					continue
+				}
+				var port string
+				err := w.queryRow(ctx, `SELECT port_id FROM ip_allocations WHERE subnet_id = $1 AND ip = $2`, id, int64(v)).Scan(&port)
+				if err == nil {
+					return conflict("GatewayIpInUse", "Gateway ip %s in use by port %s. Unable to update.", g, port)
+				}
+				if !errors.Is(err, pgx.ErrNoRows) {
+					return fmt.Errorf("check gateway of subnet %s: %w", id, err)
+				}
+			}
+		}
+		if err := w.resetFreeRanges(ctx, &sn); err != nil {
+			return err
+		}
+		sn.UpdatedAt = w.now
+		sn.RevisionNumber++
+		w.exec(`UPDATE subnets SET obj = $2 WHERE id = $1`, sn.ID, mustJSON(sn))
+		w.record(KindSubnet, sn.ID, OpUpdate, sn)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &sn, nil
+}
+
+func (w *wtx) subnet(ctx context.Context, id string, sn *Subnet) error {
+	err := w.getObj(ctx, "subnets", id, sn)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return notFound("SubnetNotFound", "Subnet %s could not be found.", id)
+	}
+	if err != nil {
+		return fmt.Errorf("load subnet %s: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteSubnet deletes a subnet without allocated addresses (SubnetInUse otherwise).
+func (s *Store) DeleteSubnet(ctx context.Context, id string) error {
+	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		var sn Subnet
+		if err := w.subnet(ctx, id, &sn); err != nil {
+			return err
+		}
+		var used int
+		if err := w.queryRow(ctx, `SELECT count(*) FROM ip_allocations WHERE subnet_id = $1`, id).Scan(&used); err != nil {
+			return fmt.Errorf("count allocations of subnet %s: %w", id, err)
+		}
+		if used > 0 {
+			return conflict("SubnetInUse", "Unable to complete operation on subnet %s: One or more ports have an IP allocation from this subnet.", id)
+		}
+		var n Network
+		if err := w.network(ctx, sn.NetworkID, &n); err != nil {
+			return err
+		}
+		w.exec(`DELETE FROM subnets WHERE id = $1`, id)
+		w.record(KindSubnet, id, OpDelete, sn)
+		n.Subnets = removeString(n.Subnets, id)
+		w.saveNetwork(&n, OpUpdate)
+		return nil
+	})
+	return err
+}
+
+// GetSubnet returns one subnet.
+func (s *Store) GetSubnet(ctx context.Context, id string) (*Subnet, error) {
+	xs, err := objs[Subnet](ctx, s.pool.Query, `SELECT obj FROM subnets WHERE id = $1`, id)
+	if err != nil {
+		return nil, fmt.Errorf("get subnet %s: %w", id, err)
+	}
+	if len(xs) == 0 {
+		return nil, notFound("SubnetNotFound", "Subnet %s could not be found.", id)
+	}
+	return &xs[0], nil
+}
+
+// ListSubnets returns every subnet.
+func (s *Store) ListSubnets(ctx context.Context) ([]Subnet, error) {
+	xs, err := objs[Subnet](ctx, s.pool.Query, `SELECT obj FROM subnets ORDER BY obj->>'created_at', id`)
+	if err != nil {
+		return nil, fmt.Errorf("list subnets: %w", err)
+	}
+	return xs, nil
+}

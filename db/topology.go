@@ -1,0 +1,196 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+)
+
+// Snapshot returns every resource and the revision they are at, read in one
+// REPEATABLE READ transaction so the view is consistent.
+func (s *Store) Snapshot(ctx context.Context) (*Topology, int64, error) {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, 0, fmt.Errorf("snapshot: begin: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // read-only
+	var rev int64
+	if err := tx.QueryRow(ctx, `SELECT revision FROM topology_revision WHERE id = 1`).Scan(&rev); err != nil {
+		return nil, 0, fmt.Errorf("snapshot: revision: %w", err)
+	}
+	t := &Topology{}
+	q := tx.Query
+	if t.Networks, err = objs[Network](ctx, q, `SELECT obj FROM networks ORDER BY id`); err != nil {
+		return nil, 0, fmt.Errorf("snapshot: networks: %w", err)
+	}
+	if t.Subnets, err = objs[Subnet](ctx, q, `SELECT obj FROM subnets ORDER BY id`); err != nil {
+		return nil, 0, fmt.Errorf("snapshot: subnets: %w", err)
+	}
+	if t.Ports, err = objs[Port](ctx, q, `SELECT obj FROM ports ORDER BY id`); err != nil {
+		return nil, 0, fmt.Errorf("snapshot: ports: %w", err)
+	}
+	if t.Routers, err = objs[Router](ctx, q, `SELECT obj FROM routers ORDER BY id`); err != nil {
+		return nil, 0, fmt.Errorf("snapshot: routers: %w", err)
+	}
+	t.RouterInterfaces = interfacesOf(t.Ports)
+	if t.FloatingIPs, err = objs[FloatingIP](ctx, q, `SELECT obj FROM floatingips ORDER BY id`); err != nil {
+		return nil, 0, fmt.Errorf("snapshot: floating IPs: %w", err)
+	}
+	if t.Hosts, err = listHosts(ctx, q); err != nil {
+		return nil, 0, fmt.Errorf("snapshot: %w", err)
+	}
+	rows, err := tx.Query(ctx, `SELECT host, network_id, vlan FROM local_vlans ORDER BY host, network_id`)
+	if err != nil {
+		return nil, 0, fmt.Errorf("snapshot: local VLANs: %w", err)
+	}
+	var lv LocalVLAN
+	var v int
+	if _, err := pgx.ForEachRow(rows, []any{&lv.Host, &lv.NetworkID, &v}, func() error {
+		lv.VLAN = uint16(v)
+		t.LocalVLANs = append(t.LocalVLANs, lv)
+		return nil
+	}); err != nil {
+		return nil, 0, fmt.Errorf("snapshot: local VLANs: %w", err)
+	}
+	return t, rev, nil
+}
+
+// ListRouterInterfaces returns every router interface.
+func (s *Store) ListRouterInterfaces(ctx context.Context) ([]RouterInterface, error) {
+	ps, err := objs[Port](ctx, s.pool.Query, `SELECT obj FROM ports WHERE device_owner = $1 ORDER BY id`, OwnerRouterInterfaceDistributed)
+	if err != nil {
+		return nil, fmt.Errorf("list router interfaces: %w", err)
+	}
+	return interfacesOf(ps), nil
+}
+
+// Revision returns the current topology revision.
+func (s *Store) Revision(ctx context.Context) (int64, error) {
+	var rev int64
+	if err := s.pool.QueryRow(ctx, `SELECT revision FROM topology_revision WHERE id = 1`).Scan(&rev); err != nil {
+		return 0, fmt.Errorf("read topology revision: %w", err)
+	}
+	return rev, nil
+}
+
+// ChangesSince returns the changes after revision rev in order, at most about limit of
+// them: the last revision returned is always complete (all its changes), so a reader can
+// continue from the last change's revision. limit <= 0 means no limit.
+func (s *Store) ChangesSince(ctx context.Context, rev int64, limit int) ([]Change, error) {
+	sql := `SELECT revision, seq, kind, id, op, object, at FROM changes WHERE revision > $1 ORDER BY revision, seq`
+	args := []any{rev}
+	if limit > 0 {
+		sql = `SELECT revision, seq, kind, id, op, object, at FROM changes
+WHERE revision > $1 AND revision <= coalesce(
+  (SELECT revision FROM changes WHERE revision > $1 ORDER BY revision, seq OFFSET $2 - 1 LIMIT 1),
+  (SELECT max(revision) FROM changes))
+ORDER BY revision, seq`
+		args = append(args, limit)
+	}
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("changes since %d: %w", rev, err)
+	}
+	cs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Change, error) {
+		var c Change
+		err := r.Scan(&c.Revision, &c.Seq, &c.Kind, &c.ID, &c.Op, &c.Object, &c.At)
+		c.At = c.At.UTC()
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("changes since %d: %w", rev, err)
+	}
+	return cs, nil
+}
+
+// Listen calls fn with the topology revision whenever a write is notified, and also
+// every PollInterval and after each (re)connection with the current revision, so a lost
+// notification delays a reader by at most PollInterval. fn may see a revision more than
+// once and must treat it as "read the change log from where you are". Listen reconnects
+// by itself and returns only when ctx ends (with ctx's error).
+func (s *Store) Listen(ctx context.Context, fn func(rev int64)) error {
+	log := s.log.With(zap.String("channel", NotifyChannel))
+	backoff := 100 * time.Millisecond
+	for {
+		err := s.listenOnce(ctx, fn)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		log.Warn("listen connection lost, reconnecting", zap.Error(err), zap.Duration("backoff", backoff))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (s *Store) listenOnce(ctx context.Context, fn func(rev int64)) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire listen connection: %w", err)
+	}
+	// The connection carries a LISTEN: never hand it back to the pool.
+	pc := conn.Hijack()
+	defer pc.Close(context.WithoutCancel(ctx)) //nolint:errcheck // closing
+	if _, err := pc.Exec(ctx, `LISTEN `+NotifyChannel); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	wctx, stop := context.WithCancel(ctx)
+	revs := make(chan int64, 1)
+	failed := make(chan error, 1)
+	waiterDone := make(chan struct{})
+	defer func() { stop(); <-waiterDone }()
+	go func() {
+		defer close(waiterDone)
+		for {
+			n, err := pc.WaitForNotification(wctx)
+			if err != nil {
+				failed <- fmt.Errorf("wait for notification: %w", err)
+				return
+			}
+			rev, err := strconv.ParseInt(n.Payload, 10, 64)
+			if err != nil {
+				s.log.Warn("bad notification payload", zap.String("payload", n.Payload))
+				continue
+			}
+			select {
+			case revs <- rev:
+			case <-wctx.Done():
+				return
+			}
+		}
+	}()
+	poll := func() error {
+		rev, err := s.Revision(ctx)
+		if err != nil {
+			return err
+		}
+		fn(rev)
+		return nil
+	}
+	if err := poll(); err != nil {
+		return err
+	}
+	tick := time.NewTicker(s.cfg.PollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-failed:
+			return err
+		case rev := <-revs:
+			fn(rev)
+		case <-tick.C:
+			if err := poll(); err != nil {
+				return err
+			}
+		}
+	}
+}

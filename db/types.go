@@ -1,0 +1,227 @@
+package db
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Device owners the store allocates or recognizes (dvr-reference.md section 0).
+const (
+	OwnerRouterInterfaceDistributed = "network:router_interface_distributed"
+	OwnerRouterCentralizedSNAT      = "network:router_centralized_snat"
+	OwnerRouterGateway              = "network:router_gateway"
+	OwnerFloatingIPAgentGateway     = "network:floatingip_agent_gateway"
+	OwnerFloatingIP                 = "network:floatingip"
+	OwnerDHCP                       = "network:dhcp"
+)
+
+// Port statuses.
+const (
+	PortStatusActive = "ACTIVE"
+	PortStatusDown   = "DOWN"
+	PortStatusBuild  = "BUILD"
+	PortStatusError  = "ERROR"
+)
+
+// Network types.
+const (
+	NetworkTypeVXLAN = "vxlan"
+	NetworkTypeVLAN  = "vlan"
+	NetworkTypeFlat  = "flat"
+)
+
+// Host modes.
+const (
+	HostModeDVR     = "dvr"
+	HostModeDVRSNAT = "dvr_snat"
+)
+
+// Change kinds, as recorded in the change log.
+const (
+	KindNetwork    = "network"
+	KindSubnet     = "subnet"
+	KindPort       = "port"
+	KindRouter     = "router"
+	KindFloatingIP = "floatingip"
+	KindHost       = "host"
+	KindLocalVLAN  = "local_vlan"
+)
+
+// Change operations.
+const (
+	OpCreate = "create"
+	OpUpdate = "update"
+	OpDelete = "delete"
+)
+
+// Network is a Neutron network with its single segment.
+type Network struct {
+	ID              string    `json:"id"`
+	ProjectID       string    `json:"project_id"`
+	Name            string    `json:"name"`
+	Description     string    `json:"description"`
+	AdminStateUp    bool      `json:"admin_state_up"`
+	Status          string    `json:"status"`
+	Shared          bool      `json:"shared"`
+	External        bool      `json:"external"`
+	NetworkType     string    `json:"network_type"`
+	PhysicalNetwork string    `json:"physical_network"`
+	SegmentationID  int64     `json:"segmentation_id"`
+	MTU             int       `json:"mtu"`
+	Subnets         []string  `json:"subnets"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
+	RevisionNumber  int64     `json:"revision_number"`
+}
+
+// AllocationPool is an inclusive range of IPv4 addresses.
+type AllocationPool struct {
+	Start string `json:"start"`
+	End   string `json:"end"`
+}
+
+// HostRoute is a static route handed to instances by DHCP.
+type HostRoute struct {
+	Destination string `json:"destination"`
+	NextHop     string `json:"nexthop"`
+}
+
+// Subnet is an IPv4 subnet of a network.
+type Subnet struct {
+	ID              string           `json:"id"`
+	NetworkID       string           `json:"network_id"`
+	ProjectID       string           `json:"project_id"`
+	Name            string           `json:"name"`
+	Description     string           `json:"description"`
+	IPVersion       int              `json:"ip_version"`
+	CIDR            string           `json:"cidr"`
+	GatewayIP       string           `json:"gateway_ip"` // "" when the subnet has no gateway
+	AllocationPools []AllocationPool `json:"allocation_pools"`
+	HostRoutes      []HostRoute      `json:"host_routes"`
+	DNSNameservers  []string         `json:"dns_nameservers"`
+	EnableDHCP      bool             `json:"enable_dhcp"`
+	CreatedAt       time.Time        `json:"created_at"`
+	UpdatedAt       time.Time        `json:"updated_at"`
+	RevisionNumber  int64            `json:"revision_number"`
+}
+
+// FixedIP is one address of a port.
+type FixedIP struct {
+	SubnetID  string `json:"subnet_id"`
+	IPAddress string `json:"ip_address"`
+}
+
+// Port is a Neutron port. HostID is binding:host_id.
+type Port struct {
+	ID             string    `json:"id"`
+	NetworkID      string    `json:"network_id"`
+	ProjectID      string    `json:"project_id"`
+	Name           string    `json:"name"`
+	Description    string    `json:"description"`
+	MACAddress     string    `json:"mac_address"`
+	FixedIPs       []FixedIP `json:"fixed_ips"`
+	DeviceOwner    string    `json:"device_owner"`
+	DeviceID       string    `json:"device_id"`
+	HostID         string    `json:"host_id"`
+	Status         string    `json:"status"`
+	AdminStateUp   bool      `json:"admin_state_up"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+	RevisionNumber int64     `json:"revision_number"`
+}
+
+// GatewayInfo is a router's external gateway.
+type GatewayInfo struct {
+	NetworkID        string    `json:"network_id"`
+	EnableSNAT       bool      `json:"enable_snat"`
+	ExternalFixedIPs []FixedIP `json:"external_fixed_ips"`
+	PortID           string    `json:"port_id"`
+}
+
+// Router is a (distributed) router. LinkLocal is the rfp/fpr /31 from 169.254.64.0/18,
+// set while the router has a gateway.
+type Router struct {
+	ID             string       `json:"id"`
+	ProjectID      string       `json:"project_id"`
+	Name           string       `json:"name"`
+	Description    string       `json:"description"`
+	AdminStateUp   bool         `json:"admin_state_up"`
+	Status         string       `json:"status"`
+	Distributed    bool         `json:"distributed"`
+	Gateway        *GatewayInfo `json:"gateway,omitempty"`
+	LinkLocal      string       `json:"link_local,omitempty"`
+	CreatedAt      time.Time    `json:"created_at"`
+	UpdatedAt      time.Time    `json:"updated_at"`
+	RevisionNumber int64        `json:"revision_number"`
+}
+
+// RouterInterface is one subnet attached to a router through a
+// network:router_interface_distributed port.
+type RouterInterface struct {
+	RouterID  string `json:"router_id"`
+	SubnetID  string `json:"subnet_id"`
+	PortID    string `json:"port_id"`
+	NetworkID string `json:"network_id"`
+	ProjectID string `json:"project_id"`
+}
+
+// FloatingIP maps an external address to a port's fixed address.
+type FloatingIP struct {
+	ID                string    `json:"id"`
+	ProjectID         string    `json:"project_id"`
+	Description       string    `json:"description"`
+	FloatingNetworkID string    `json:"floating_network_id"`
+	FloatingIPAddress string    `json:"floating_ip_address"`
+	FloatingPortID    string    `json:"floating_port_id"`
+	PortID            string    `json:"port_id"`
+	FixedIPAddress    string    `json:"fixed_ip_address"`
+	RouterID          string    `json:"router_id"`
+	Status            string    `json:"status"`
+	CreatedAt         time.Time `json:"created_at"`
+	UpdatedAt         time.Time `json:"updated_at"`
+	RevisionNumber    int64     `json:"revision_number"`
+}
+
+// Host is a registered DVR host (compute node or network node).
+type Host struct {
+	Name            string            `json:"host"`
+	TunnelIP        string            `json:"tunnel_ip"`
+	Mode            string            `json:"mode"`
+	Bridges         map[string]string `json:"bridges"`
+	MACAddress      string            `json:"mac_address"`
+	AppliedRevision int64             `json:"applied_revision"`
+	Heartbeat       time.Time         `json:"heartbeat"`
+	CreatedAt       time.Time         `json:"created_at"`
+	UpdatedAt       time.Time         `json:"updated_at"`
+}
+
+// LocalVLAN is the br-int VLAN a network uses on one host.
+type LocalVLAN struct {
+	Host      string `json:"host"`
+	NetworkID string `json:"network_id"`
+	VLAN      uint16 `json:"vlan"`
+}
+
+// Topology is every resource at one revision.
+type Topology struct {
+	Networks         []Network
+	Subnets          []Subnet
+	Ports            []Port
+	Routers          []Router
+	RouterInterfaces []RouterInterface
+	FloatingIPs      []FloatingIP
+	Hosts            []Host
+	LocalVLANs       []LocalVLAN
+}
+
+// Change is one row of the change log: the full new state of a resource (or its last
+// state, for a delete) at a revision. One revision may hold several changes.
+type Change struct {
+	Revision int64           `json:"revision"`
+	Seq      int             `json:"seq"`
+	Kind     string          `json:"kind"`
+	ID       string          `json:"id"`
+	Op       string          `json:"op"`
+	Object   json.RawMessage `json:"object"`
+	At       time.Time       `json:"at"`
+}

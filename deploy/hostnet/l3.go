@@ -1,0 +1,275 @@
+package hostnet
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/dvrflow/dvrflow/deploy/plan"
+)
+
+// routeProto marks the routes Apply installs ("proto static" in `ip route`); routes of
+// other protocols (the kernel's connected routes) are left alone.
+const routeProto = unix.RTPROT_STATIC
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}
+}
+
+func (r *applyRun) addresses(ns *plan.Namespace) error {
+	name := r.full(ns.Name)
+	h := r.nl[name]
+	for _, pl := range ns.Links {
+		l, err := h.LinkByName(pl.Name)
+		if err != nil {
+			return fmt.Errorf("hostnet: %s: link %s: %w", name, pl.Name, err)
+		}
+		cur, err := h.AddrList(l, netlink.FAMILY_V4)
+		if err != nil {
+			return fmt.Errorf("hostnet: %s: addresses of %s: %w", name, pl.Name, err)
+		}
+		want := map[string]bool{}
+		for _, a := range pl.Addresses {
+			want[netip.MustParsePrefix(a).String()] = true
+		}
+		have := map[string]bool{}
+		for _, a := range cur {
+			ones, _ := a.Mask.Size()
+			ip, _ := netip.AddrFromSlice(a.IP.To4())
+			k := netip.PrefixFrom(ip, ones).String()
+			if want[k] {
+				have[k] = true
+				continue
+			}
+			if err := h.AddrDel(l, &a); err != nil {
+				return fmt.Errorf("hostnet: %s: delete address %s from %s: %w", name, k, pl.Name, err)
+			}
+			r.changed("%s: delete address %s from %s", name, k, pl.Name)
+		}
+		for _, a := range pl.Addresses {
+			p := netip.MustParsePrefix(a)
+			if have[p.String()] {
+				continue
+			}
+			if err := h.AddrAdd(l, &netlink.Addr{IPNet: ipNet(p)}); err != nil {
+				return fmt.Errorf("hostnet: %s: add address %s to %s: %w", name, a, pl.Name, err)
+			}
+			r.changed("%s: add address %s to %s", name, a, pl.Name)
+		}
+	}
+	return nil
+}
+
+func (r *applyRun) neighbors(ns *plan.Namespace) error {
+	name := r.full(ns.Name)
+	h := r.nl[name]
+	for _, pl := range ns.Links {
+		l, err := h.LinkByName(pl.Name)
+		if err != nil {
+			return fmt.Errorf("hostnet: %s: link %s: %w", name, pl.Name, err)
+		}
+		want := map[string]string{} // ip -> mac
+		for _, n := range ns.Neighbors {
+			if n.Dev == pl.Name {
+				m, _ := net.ParseMAC(n.MAC)
+				want[netip.MustParseAddr(n.IP).String()] = m.String()
+			}
+		}
+		cur, err := h.NeighList(l.Attrs().Index, netlink.FAMILY_V4)
+		if err != nil {
+			return fmt.Errorf("hostnet: %s: neighbours of %s: %w", name, pl.Name, err)
+		}
+		ok := map[string]bool{}
+		for _, n := range cur {
+			if n.State&netlink.NUD_PERMANENT == 0 {
+				continue
+			}
+			ip := n.IP.String()
+			if want[ip] == n.HardwareAddr.String() {
+				ok[ip] = true
+				continue
+			}
+			if err := h.NeighDel(&n); err != nil {
+				return fmt.Errorf("hostnet: %s: delete neighbour %s on %s: %w", name, ip, pl.Name, err)
+			}
+			r.changed("%s: delete neighbour %s on %s", name, ip, pl.Name)
+		}
+		for ip, mac := range want {
+			if ok[ip] {
+				continue
+			}
+			hw, _ := net.ParseMAC(mac)
+			n := &netlink.Neigh{LinkIndex: l.Attrs().Index, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT,
+				IP: net.ParseIP(ip), HardwareAddr: hw}
+			if err := h.NeighSet(n); err != nil {
+				return fmt.Errorf("hostnet: %s: set neighbour %s on %s: %w", name, ip, pl.Name, err)
+			}
+			r.changed("%s: set neighbour %s lladdr %s on %s", name, ip, mac, pl.Name)
+		}
+	}
+	return nil
+}
+
+func tableOf(t int) int {
+	if t == 0 {
+		return unix.RT_TABLE_MAIN
+	}
+	return t
+}
+
+func (r *applyRun) routes(ns *plan.Namespace) error {
+	name := r.full(ns.Name)
+	h := r.nl[name]
+	cur, err := h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC, Protocol: routeProto},
+		netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
+	if err != nil {
+		return fmt.Errorf("hostnet: %s: list routes: %w", name, err)
+	}
+	want := map[string]*netlink.Route{}
+	for _, pr := range ns.Routes {
+		rt, err := r.route(h, name, pr)
+		if err != nil {
+			return err
+		}
+		want[routeKey(rt)] = rt
+	}
+	for _, c := range cur {
+		k := routeKey(&c)
+		if w, ok := want[k]; ok && sameRoute(w, &c) {
+			delete(want, k)
+			continue
+		}
+		if _, ok := want[k]; ok {
+			continue // replaced below
+		}
+		if err := h.RouteDel(&c); err != nil {
+			return fmt.Errorf("hostnet: %s: delete route %s: %w", name, k, err)
+		}
+		r.changed("%s: delete route %s", name, k)
+	}
+	for _, pr := range ns.Routes { // in plan order, for a stable log
+		rt, err := r.route(h, name, pr)
+		if err != nil {
+			return err
+		}
+		k := routeKey(rt)
+		if _, ok := want[k]; !ok {
+			continue
+		}
+		if err := h.RouteReplace(rt); err != nil {
+			return fmt.Errorf("hostnet: %s: route %s via %q dev %s: %w", name, k, pr.Via, pr.Dev, err)
+		}
+		r.changed("%s: set route %s via %q dev %s", name, k, pr.Via, pr.Dev)
+	}
+	return nil
+}
+
+func (r *applyRun) route(h *netlink.Handle, ns string, pr plan.Route) (*netlink.Route, error) {
+	l, err := h.LinkByName(pr.Dev)
+	if err != nil {
+		return nil, fmt.Errorf("hostnet: %s: route dev %s: %w", ns, pr.Dev, err)
+	}
+	dst, _ := pr.DstPrefix()
+	rt := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: ipNet(dst), Table: tableOf(pr.Table),
+		Protocol: routeProto, Family: netlink.FAMILY_V4, Scope: netlink.SCOPE_UNIVERSE}
+	if pr.Via != "" {
+		rt.Gw = net.ParseIP(pr.Via).To4()
+	}
+	if pr.Scope == "link" {
+		rt.Scope = netlink.SCOPE_LINK
+	}
+	return rt, nil
+}
+
+func routeKey(rt *netlink.Route) string {
+	dst := "default"
+	if rt.Dst != nil {
+		if ones, _ := rt.Dst.Mask.Size(); ones != 0 || !rt.Dst.IP.IsUnspecified() {
+			dst = rt.Dst.String()
+		}
+	}
+	return fmt.Sprintf("%s table %d", dst, rt.Table)
+}
+
+func sameRoute(a, b *netlink.Route) bool {
+	return a.LinkIndex == b.LinkIndex && a.Gw.Equal(b.Gw) && a.Scope == b.Scope
+}
+
+// kernelRule reports whether a rule is one of the kernel's defaults (local, main,
+// default), which Apply never touches.
+func kernelRule(ru *netlink.Rule) bool {
+	switch ru.Priority {
+	case 0:
+		return ru.Table == unix.RT_TABLE_LOCAL
+	case 32766:
+		return ru.Table == unix.RT_TABLE_MAIN
+	case 32767:
+		return ru.Table == unix.RT_TABLE_DEFAULT
+	}
+	return false
+}
+
+func ruleKey(prio int, src *net.IPNet, iif string, table int) string {
+	from := "all"
+	if src != nil {
+		if ones, _ := src.Mask.Size(); ones != 0 {
+			from = src.String()
+		}
+	}
+	return fmt.Sprintf("pref %d from %s iif %q lookup %d", prio, from, iif, table)
+}
+
+func (r *applyRun) rules(ns *plan.Namespace) error {
+	name := r.full(ns.Name)
+	h := r.nl[name]
+	cur, err := h.RuleList(netlink.FAMILY_V4)
+	if err != nil {
+		return fmt.Errorf("hostnet: %s: list rules: %w", name, err)
+	}
+	want := map[string]plan.Rule{}
+	for _, pr := range ns.Rules {
+		var src *net.IPNet
+		if pr.From != "" {
+			src = ipNet(netip.MustParsePrefix(pr.From))
+		}
+		want[ruleKey(int(pr.Priority), src, pr.IIF, pr.Table)] = pr
+	}
+	for _, c := range cur {
+		if kernelRule(&c) {
+			continue
+		}
+		k := ruleKey(c.Priority, c.Src, c.IifName, c.Table)
+		if _, ok := want[k]; ok && c.Mark == 0 && c.Dst == nil && c.OifName == "" && !c.Invert {
+			delete(want, k)
+			continue
+		}
+		if err := h.RuleDel(&c); err != nil {
+			return fmt.Errorf("hostnet: %s: delete rule %s: %w", name, k, err)
+		}
+		r.changed("%s: delete rule %s", name, k)
+	}
+	for _, pr := range ns.Rules {
+		var src *net.IPNet
+		if pr.From != "" {
+			src = ipNet(netip.MustParsePrefix(pr.From))
+		}
+		k := ruleKey(int(pr.Priority), src, pr.IIF, pr.Table)
+		if _, ok := want[k]; !ok {
+			continue
+		}
+		ru := netlink.NewRule()
+		ru.Family = netlink.FAMILY_V4
+		ru.Priority = int(pr.Priority)
+		ru.Table = pr.Table
+		ru.Src = src
+		ru.IifName = pr.IIF
+		if err := h.RuleAdd(ru); err != nil {
+			return fmt.Errorf("hostnet: %s: add rule %s: %w", name, k, err)
+		}
+		r.changed("%s: add rule %s", name, k)
+	}
+	return nil
+}

@@ -1,0 +1,481 @@
+// Package plan is the namespace plan of one host: the qrouter-, fip- and snat-
+// namespaces the host must have, with their links, addresses, routes, rules, permanent
+// neighbours, sysctls and NAT. The controller's l3 app computes it, the API serves it
+// as JSON, and the host helper makes the kernel match it. It is pure data plus
+// Validate; nothing here decides anything.
+package plan
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+)
+
+// Namespace name prefixes. A namespace with one of them is owned by dvrflow: the host
+// helper deletes it when the plan no longer has it.
+const (
+	PrefixQRouter = "qrouter-" // + router ID: a distributed router on this host
+	PrefixFIP     = "fip-"     // + external network ID: floating IP namespace
+	PrefixSNAT    = "snat-"    // + router ID: central SNAT on the dvr_snat host
+)
+
+// Prefixes lists the namespace prefixes the plan may use.
+var Prefixes = []string{PrefixQRouter, PrefixFIP, PrefixSNAT}
+
+// OVS-plugged device name prefixes, as Neutron names them (prefix + 11 characters of
+// the port ID).
+var bridgeLinkPrefixes = []string{"qr-", "qg-", "sg-", "fg-"}
+
+// Plan is what one host must look like, at one topology revision.
+type Plan struct {
+	Host       string      `json:"host"`
+	Revision   int64       `json:"revision"`
+	Namespaces []Namespace `json:"namespaces"`
+}
+
+// Namespace is one network namespace and everything in it.
+type Namespace struct {
+	// Name is "qrouter-<router id>", "fip-<external network id>" or "snat-<router id>".
+	Name string `json:"name"`
+	// Sysctls are written under /proc/sys in the namespace: key "net.ipv4.ip_forward"
+	// is /proc/sys/net/ipv4/ip_forward. Keys must start with "net.".
+	Sysctls   map[string]string `json:"sysctls,omitempty"`
+	Links     []Link            `json:"links,omitempty"`
+	Routes    []Route           `json:"routes,omitempty"`
+	Rules     []Rule            `json:"rules,omitempty"`
+	Neighbors []Neighbor        `json:"neighbors,omitempty"`
+	NAT       []NATRule         `json:"nat,omitempty"`
+}
+
+// Link is one network device in a namespace. It is one end of a veth pair, either
+//   - plugged into an OVS bridge: Bridge is set; the other end, named OVSPeerName(Name),
+//     stays in the host namespace and is added to Bridge with external_ids iface-id
+//     = IfaceID and attached-mac = MAC (as Neutron's qr-/qg-/sg-/fg- ports), or
+//   - joined to a link of another namespace of the plan: PeerNamespace and PeerName
+//     name the other end, which must be described there pointing back (rfp-/fpr-).
+type Link struct {
+	Name          string   `json:"name"`
+	Bridge        string   `json:"bridge,omitempty"`
+	IfaceID       string   `json:"iface_id,omitempty"`
+	PeerNamespace string   `json:"peer_namespace,omitempty"`
+	PeerName      string   `json:"peer_name,omitempty"`
+	MAC           string   `json:"mac"`
+	MTU           int      `json:"mtu,omitempty"`       // 0: kernel default
+	Addresses     []string `json:"addresses,omitempty"` // CIDR, e.g. "10.0.1.1/24"
+}
+
+// Route is one route. Table 0 is the main table.
+type Route struct {
+	Dst   string `json:"dst"` // CIDR (network address) or "default"
+	Via   string `json:"via,omitempty"`
+	Dev   string `json:"dev"`
+	Table int    `json:"table,omitempty"`
+	Scope string `json:"scope,omitempty"` // "" (global) or "link"
+}
+
+// Rule is one IPv4 policy routing rule: from From (or all) arriving on IIF (or any)
+// lookup Table, at Priority.
+type Rule struct {
+	Priority int64  `json:"priority"`
+	From     string `json:"from,omitempty"` // CIDR; "" is all
+	IIF      string `json:"iif,omitempty"`
+	Table    int    `json:"table"`
+}
+
+// Neighbor is a permanent neighbour (ARP) entry.
+type Neighbor struct {
+	IP  string `json:"ip"`
+	MAC string `json:"mac"`
+	Dev string `json:"dev"`
+}
+
+// NAT rule kinds.
+const (
+	NATDNAT = "dnat" // in prerouting: rewrite the destination to To
+	NATSNAT = "snat" // in postrouting: rewrite the source to To
+)
+
+// NATRule is one nftables NAT rule of the namespace's "dvrflow" table.
+// Floating IP F for fixed IP P in qrouter-R with X = rfp-R[:10]:
+//
+//	{Kind: "dnat", Match: {Daddr: F, IIF: X}, To: P}
+//	{Kind: "snat", Match: {Saddr: P, OIF: X}, To: F}
+//
+// Default SNAT in snat-R with Q = qg-<gateway port> and gateway address GW:
+//
+//	{Kind: "snat", Match: {OIF: Q}, To: GW}
+type NATRule struct {
+	Kind  string   `json:"kind"`
+	Match NATMatch `json:"match"`
+	To    string   `json:"to"`
+}
+
+// NATMatch is what a NAT rule matches; empty fields match anything, at least one must
+// be set.
+type NATMatch struct {
+	Daddr  string `json:"daddr,omitempty"` // IP or CIDR
+	Saddr  string `json:"saddr,omitempty"` // IP or CIDR
+	IIF    string `json:"iif,omitempty"`   // dnat only
+	OIF    string `json:"oif,omitempty"`   // snat only
+	NotOIF string `json:"not_oif,omitempty"`
+}
+
+// OVSPeerName is the name of the host-side end of a bridge-plugged link: "t" + the
+// namespace-side name (e.g. qr-1a2b3c4d5e6 -> tqr-1a2b3c4d5e6). Link names of
+// bridge-plugged links start with qr-, qg-, sg- or fg- and are at most 14 characters,
+// so peer names are valid device names, never collide with each other (the link names
+// are unique on the host) nor with Nova's tap<port> devices ("tqr-" is not "tap").
+func OVSPeerName(linkName string) string { return "t" + linkName }
+
+// ValidIfName checks a Linux network device name.
+func ValidIfName(n string) error {
+	if n == "" || len(n) > 15 {
+		return fmt.Errorf("device name %q: want 1 to 15 characters", n)
+	}
+	if n == "." || n == ".." || strings.ContainsAny(n, "/:% \t\n.") {
+		return fmt.Errorf("device name %q: invalid characters", n)
+	}
+	return nil
+}
+
+// Validate rejects a malformed plan, naming the first problem found.
+func (p *Plan) Validate() error {
+	if p.Host == "" {
+		return errors.New("plan: empty host")
+	}
+	if p.Revision < 0 {
+		return fmt.Errorf("plan %s: negative revision %d", p.Host, p.Revision)
+	}
+	byName := map[string]*Namespace{}
+	for i := range p.Namespaces {
+		ns := &p.Namespaces[i]
+		if err := validNamespaceName(ns.Name); err != nil {
+			return fmt.Errorf("plan %s: %w", p.Host, err)
+		}
+		if byName[ns.Name] != nil {
+			return fmt.Errorf("plan %s: namespace %s twice", p.Host, ns.Name)
+		}
+		byName[ns.Name] = ns
+	}
+	peers := map[string]string{} // OVS-side name -> namespace
+	for _, ns := range p.Namespaces {
+		if err := ns.validate(byName); err != nil {
+			return fmt.Errorf("plan %s: namespace %s: %w", p.Host, ns.Name, err)
+		}
+		for _, l := range ns.Links {
+			if l.Bridge == "" {
+				continue
+			}
+			peer := OVSPeerName(l.Name)
+			if other, ok := peers[peer]; ok {
+				return fmt.Errorf("plan %s: link %s in both %s and %s", p.Host, l.Name, other, ns.Name)
+			}
+			peers[peer] = ns.Name
+		}
+	}
+	return nil
+}
+
+func validNamespaceName(n string) error {
+	for _, pre := range Prefixes {
+		if id, ok := strings.CutPrefix(n, pre); ok {
+			if id == "" || len(n) > 200 {
+				return fmt.Errorf("namespace %q: want %s<id>", n, pre)
+			}
+			for _, r := range id {
+				if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+					return fmt.Errorf("namespace %q: bad character %q in id", n, r)
+				}
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("namespace %q: unknown prefix (want one of %s)", n, strings.Join(Prefixes, ", "))
+}
+
+func (ns *Namespace) link(name string) *Link {
+	for i := range ns.Links {
+		if ns.Links[i].Name == name {
+			return &ns.Links[i]
+		}
+	}
+	return nil
+}
+
+func (ns *Namespace) hasDev(name string) bool { return name == "lo" || ns.link(name) != nil }
+
+func (ns *Namespace) validate(all map[string]*Namespace) error {
+	for k, v := range ns.Sysctls {
+		if err := validSysctl(k, v); err != nil {
+			return err
+		}
+	}
+	seen := map[string]bool{}
+	for _, l := range ns.Links {
+		if err := l.validate(ns.Name, all); err != nil {
+			return err
+		}
+		if seen[l.Name] {
+			return fmt.Errorf("link %s twice", l.Name)
+		}
+		seen[l.Name] = true
+	}
+	routes := map[string]bool{}
+	for _, r := range ns.Routes {
+		if err := r.validate(ns); err != nil {
+			return err
+		}
+		k := fmt.Sprintf("%d %s", r.Table, r.Dst)
+		if routes[k] {
+			return fmt.Errorf("route %s in table %d twice", r.Dst, r.Table)
+		}
+		routes[k] = true
+	}
+	rules := map[string]bool{}
+	for _, r := range ns.Rules {
+		if err := r.validate(ns); err != nil {
+			return err
+		}
+		k := fmt.Sprintf("%d %s %s %d", r.Priority, r.From, r.IIF, r.Table)
+		if rules[k] {
+			return fmt.Errorf("rule %+v twice", r)
+		}
+		rules[k] = true
+	}
+	neigh := map[string]bool{}
+	for _, n := range ns.Neighbors {
+		ip, err := netip.ParseAddr(n.IP)
+		if err != nil || !ip.Is4() {
+			return fmt.Errorf("neighbor %q: want an IPv4 address", n.IP)
+		}
+		if err := validMAC(n.MAC); err != nil {
+			return fmt.Errorf("neighbor %s: %w", n.IP, err)
+		}
+		if !ns.hasDev(n.Dev) {
+			return fmt.Errorf("neighbor %s: dev %q is not a link of the namespace", n.IP, n.Dev)
+		}
+		if k := n.Dev + " " + n.IP; neigh[k] {
+			return fmt.Errorf("neighbor %s on %s twice", n.IP, n.Dev)
+		} else {
+			neigh[k] = true
+		}
+	}
+	for i, r := range ns.NAT {
+		if err := r.validate(ns); err != nil {
+			return fmt.Errorf("nat rule %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func validSysctl(k, v string) error {
+	if !strings.HasPrefix(k, "net.") || strings.Contains(k, "..") || strings.HasSuffix(k, ".") ||
+		strings.ContainsAny(k, "/ \t\n") {
+		return fmt.Errorf("sysctl %q: want net.<path> in dotted form", k)
+	}
+	if v == "" || strings.ContainsAny(v, "\n") {
+		return fmt.Errorf("sysctl %s: bad value %q", k, v)
+	}
+	return nil
+}
+
+func validMAC(s string) error {
+	m, err := net.ParseMAC(s)
+	if err != nil || len(m) != 6 {
+		return fmt.Errorf("MAC %q: want an Ethernet MAC", s)
+	}
+	if m[0]&1 != 0 {
+		return fmt.Errorf("MAC %q: multicast", s)
+	}
+	return nil
+}
+
+func (l *Link) validate(nsName string, all map[string]*Namespace) error {
+	if err := ValidIfName(l.Name); err != nil {
+		return fmt.Errorf("link: %w", err)
+	}
+	if l.Name == "lo" {
+		return errors.New(`link "lo": always there, not a plan link`)
+	}
+	if err := validMAC(l.MAC); err != nil {
+		return fmt.Errorf("link %s: %w", l.Name, err)
+	}
+	if l.MTU != 0 && (l.MTU < 68 || l.MTU > 65535) {
+		return fmt.Errorf("link %s: MTU %d out of range", l.Name, l.MTU)
+	}
+	for _, a := range l.Addresses {
+		pfx, err := netip.ParsePrefix(a)
+		if err != nil || !pfx.Addr().Is4() {
+			return fmt.Errorf("link %s: address %q: want IPv4 CIDR", l.Name, a)
+		}
+	}
+	switch {
+	case l.Bridge != "" && l.PeerNamespace == "" && l.PeerName == "":
+		if err := ValidIfName(l.Bridge); err != nil {
+			return fmt.Errorf("link %s: bridge: %w", l.Name, err)
+		}
+		if len(l.Name) > 14 {
+			return fmt.Errorf("link %s: a bridge-plugged link name has at most 14 characters", l.Name)
+		}
+		ok := false
+		for _, pre := range bridgeLinkPrefixes {
+			ok = ok || strings.HasPrefix(l.Name, pre)
+		}
+		if !ok {
+			return fmt.Errorf("link %s: a bridge-plugged link name starts with %s", l.Name, strings.Join(bridgeLinkPrefixes, ", "))
+		}
+		if l.IfaceID == "" {
+			return fmt.Errorf("link %s: bridge-plugged link without iface_id", l.Name)
+		}
+	case l.Bridge == "" && l.PeerNamespace != "":
+		if l.IfaceID != "" {
+			return fmt.Errorf("link %s: iface_id on a namespace-to-namespace link", l.Name)
+		}
+		if l.PeerNamespace == nsName {
+			return fmt.Errorf("link %s: peer in the same namespace", l.Name)
+		}
+		if err := ValidIfName(l.PeerName); err != nil {
+			return fmt.Errorf("link %s: peer: %w", l.Name, err)
+		}
+		other := all[l.PeerNamespace]
+		if other == nil {
+			return fmt.Errorf("link %s: peer namespace %s is not in the plan", l.Name, l.PeerNamespace)
+		}
+		back := other.link(l.PeerName)
+		if back == nil || back.PeerNamespace != nsName || back.PeerName != l.Name {
+			return fmt.Errorf("link %s: peer %s/%s does not point back", l.Name, l.PeerNamespace, l.PeerName)
+		}
+	default:
+		return fmt.Errorf("link %s: want either bridge (+iface_id) or peer_namespace+peer_name", l.Name)
+	}
+	return nil
+}
+
+// DstPrefix parses Dst ("default" is 0.0.0.0/0).
+func (r Route) DstPrefix() (netip.Prefix, error) {
+	if r.Dst == "default" {
+		return netip.PrefixFrom(netip.IPv4Unspecified(), 0), nil
+	}
+	p, err := netip.ParsePrefix(r.Dst)
+	if err != nil || !p.Addr().Is4() || p.Masked() != p {
+		return netip.Prefix{}, fmt.Errorf("route dst %q: want \"default\" or an IPv4 network CIDR", r.Dst)
+	}
+	return p, nil
+}
+
+func (r Route) validate(ns *Namespace) error {
+	if _, err := r.DstPrefix(); err != nil {
+		return err
+	}
+	if r.Via != "" {
+		if ip, err := netip.ParseAddr(r.Via); err != nil || !ip.Is4() {
+			return fmt.Errorf("route %s: via %q: want an IPv4 address", r.Dst, r.Via)
+		}
+	}
+	if !ns.hasDev(r.Dev) {
+		return fmt.Errorf("route %s: dev %q is not a link of the namespace", r.Dst, r.Dev)
+	}
+	if err := validTable(r.Table, true); err != nil {
+		return fmt.Errorf("route %s: %w", r.Dst, err)
+	}
+	switch r.Scope {
+	case "", "link":
+	default:
+		return fmt.Errorf("route %s: scope %q: want \"\" or \"link\"", r.Dst, r.Scope)
+	}
+	if r.Scope == "link" && r.Via != "" {
+		return fmt.Errorf("route %s: scope link with a gateway", r.Dst)
+	}
+	return nil
+}
+
+// validTable accepts user tables; 0 (main) only for routes.
+func validTable(t int, zeroOK bool) error {
+	switch {
+	case t == 0 && zeroOK:
+		return nil
+	case t <= 0 || int64(t) > 0xffffffff:
+		return fmt.Errorf("table %d out of range", t)
+	case t == 253 || t == 254 || t == 255:
+		return fmt.Errorf("table %d is reserved (default/main/local)", t)
+	}
+	return nil
+}
+
+func (r Rule) validate(ns *Namespace) error {
+	if r.Priority <= 0 || r.Priority > 0xffffffff || r.Priority == 32766 || r.Priority == 32767 {
+		return fmt.Errorf("rule priority %d: want 1..4294967295 except 32766/32767", r.Priority)
+	}
+	if r.From == "" && r.IIF == "" {
+		return fmt.Errorf("rule %d: neither from nor iif", r.Priority)
+	}
+	if r.From != "" {
+		if p, err := netip.ParsePrefix(r.From); err != nil || !p.Addr().Is4() || p.Masked() != p {
+			return fmt.Errorf("rule %d: from %q: want an IPv4 network CIDR", r.Priority, r.From)
+		}
+	}
+	if r.IIF != "" && !ns.hasDev(r.IIF) {
+		return fmt.Errorf("rule %d: iif %q is not a link of the namespace", r.Priority, r.IIF)
+	}
+	if err := validTable(r.Table, false); err != nil {
+		return fmt.Errorf("rule %d: %w", r.Priority, err)
+	}
+	return nil
+}
+
+// ParseAddrOrPrefix parses an IPv4 address or CIDR (an address is a /32).
+func ParseAddrOrPrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil || !p.Addr().Is4() || p.Masked() != p {
+			return netip.Prefix{}, fmt.Errorf("%q: want an IPv4 address or network CIDR", s)
+		}
+		return p, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return netip.Prefix{}, fmt.Errorf("%q: want an IPv4 address or network CIDR", s)
+	}
+	return netip.PrefixFrom(a, 32), nil
+}
+
+func (r NATRule) validate(ns *Namespace) error {
+	m := r.Match
+	if m == (NATMatch{}) {
+		return errors.New("matches everything: give at least one field")
+	}
+	for _, a := range []string{m.Daddr, m.Saddr} {
+		if a == "" {
+			continue
+		}
+		if _, err := ParseAddrOrPrefix(a); err != nil {
+			return err
+		}
+	}
+	for _, d := range []string{m.IIF, m.OIF, m.NotOIF} {
+		if d != "" && !ns.hasDev(d) {
+			return fmt.Errorf("dev %q is not a link of the namespace", d)
+		}
+	}
+	switch r.Kind {
+	case NATDNAT:
+		if m.OIF != "" || m.NotOIF != "" {
+			return errors.New("dnat happens before routing: no oif")
+		}
+	case NATSNAT:
+		if m.IIF != "" {
+			return errors.New("snat: match iif is not supported, use saddr")
+		}
+	default:
+		return fmt.Errorf("kind %q: want dnat or snat", r.Kind)
+	}
+	if ip, err := netip.ParseAddr(r.To); err != nil || !ip.Is4() {
+		return fmt.Errorf("to %q: want an IPv4 address", r.To)
+	}
+	return nil
+}
+
+// Link returns the namespace's link called name, or nil.
+func (ns *Namespace) Link(name string) *Link { return ns.link(name) }

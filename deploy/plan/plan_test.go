@@ -1,0 +1,149 @@
+package plan
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+const (
+	router = "5a1d4c3e-0b7f-4e21-9a55-1c2d3e4f5a6b"
+	extNet = "9e8d7c6b-5a49-4837-2615-0f1e2d3c4b5a"
+)
+
+// sample is the plan of compute1 in the seed scenario: qrouter-R1 with two qr- ports,
+// VM1's floating IP, and the fip namespace.
+func sample() Plan {
+	rfp, fpr := "rfp-5a1d4c3e-0", "fpr-5a1d4c3e-0"
+	qr := "qrouter-" + router
+	fip := "fip-" + extNet
+	return Plan{Host: "compute1", Revision: 42, Namespaces: []Namespace{
+		{
+			Name:    qr,
+			Sysctls: map[string]string{"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.send_redirects": "0"},
+			Links: []Link{
+				{Name: "qr-11111111-aa", Bridge: "br-int", IfaceID: "11111111-aaaa", MAC: "fa:16:3e:00:01:01", Addresses: []string{"10.0.1.1/24"}},
+				{Name: "qr-22222222-bb", Bridge: "br-int", IfaceID: "22222222-bbbb", MAC: "fa:16:3e:00:02:01", Addresses: []string{"10.0.2.1/24"}},
+				{Name: rfp, PeerNamespace: fip, PeerName: fpr, MAC: "fa:16:3f:aa:00:01", Addresses: []string{"169.254.64.0/31"}},
+			},
+			Routes:    []Route{{Dst: "default", Via: "169.254.64.1", Dev: rfp, Table: 16}},
+			Rules:     []Rule{{Priority: 32768, From: "10.0.1.5/32", Table: 16}},
+			Neighbors: []Neighbor{{IP: "169.254.64.1", MAC: "fa:16:3f:aa:00:02", Dev: rfp}},
+			NAT: []NATRule{
+				{Kind: NATDNAT, Match: NATMatch{Daddr: "172.24.4.5", IIF: rfp}, To: "10.0.1.5"},
+				{Kind: NATSNAT, Match: NATMatch{Saddr: "10.0.1.5", OIF: rfp}, To: "172.24.4.5"},
+			},
+		},
+		{
+			Name:    fip,
+			Sysctls: map[string]string{"net.ipv4.conf.fg-33333333-cc.proxy_arp": "1"},
+			Links: []Link{
+				{Name: "fg-33333333-cc", Bridge: "br-int", IfaceID: "33333333-cccc", MAC: "fa:16:3e:00:03:01", Addresses: []string{"172.24.4.20/24"}},
+				{Name: fpr, PeerNamespace: qr, PeerName: rfp, MAC: "fa:16:3f:aa:00:02", Addresses: []string{"169.254.64.1/31"}},
+			},
+			Routes: []Route{
+				{Dst: "172.24.4.5/32", Via: "169.254.64.0", Dev: fpr},
+				{Dst: "default", Via: "172.24.4.1", Dev: "fg-33333333-cc", Table: 2852012033},
+			},
+			Rules: []Rule{{Priority: 2852012033, IIF: fpr, Table: 2852012033}},
+		},
+		{
+			Name: "snat-" + router,
+			Links: []Link{
+				{Name: "qg-44444444-dd", Bridge: "br-int", IfaceID: "44444444-dddd", MAC: "fa:16:3e:00:04:01", Addresses: []string{"172.24.4.10/24"}},
+				{Name: "sg-55555555-ee", Bridge: "br-int", IfaceID: "55555555-eeee", MAC: "fa:16:3e:00:05:01", Addresses: []string{"10.0.1.3/24"}},
+			},
+			Routes: []Route{{Dst: "default", Via: "172.24.4.1", Dev: "qg-44444444-dd"}},
+			NAT:    []NATRule{{Kind: NATSNAT, Match: NATMatch{OIF: "qg-44444444-dd"}, To: "172.24.4.10"}},
+		},
+	}}
+}
+
+func TestSampleIsValidAndRoundTrips(t *testing.T) {
+	p := sample()
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var q Plan
+	if err := json.Unmarshal(b, &q); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(p, q) {
+		t.Errorf("JSON round trip changed the plan:\n%+v\n%+v", p, q)
+	}
+	if !strings.Contains(string(b), `"peer_namespace":"fip-`) {
+		t.Errorf("unexpected JSON: %s", b)
+	}
+	if err := (&Plan{Host: "h"}).Validate(); err != nil {
+		t.Errorf("empty plan: %v", err)
+	}
+}
+
+func TestValidateRejects(t *testing.T) {
+	cases := map[string]func(p *Plan){
+		"no host":            func(p *Plan) { p.Host = "" },
+		"negative revision":  func(p *Plan) { p.Revision = -1 },
+		"unknown prefix":     func(p *Plan) { p.Namespaces[2].Name = "router-x" },
+		"empty id":           func(p *Plan) { p.Namespaces[2].Name = "snat-" },
+		"bad ns char":        func(p *Plan) { p.Namespaces[2].Name = "snat-a/b" },
+		"dup namespace":      func(p *Plan) { p.Namespaces[2].Name = p.Namespaces[0].Name },
+		"long link":          func(p *Plan) { p.Namespaces[2].Links[0].Name = "qg-444444444-dddd" },
+		"15-char plugged":    func(p *Plan) { p.Namespaces[2].Links[0].Name = "qg-44444444-ddd" },
+		"plugged prefix":     func(p *Plan) { p.Namespaces[2].Links[0].Name = "xx-44444444-dd" },
+		"no iface id":        func(p *Plan) { p.Namespaces[2].Links[0].IfaceID = "" },
+		"bad mac":            func(p *Plan) { p.Namespaces[2].Links[0].MAC = "fa:16:3e:00:04" },
+		"multicast mac":      func(p *Plan) { p.Namespaces[2].Links[0].MAC = "01:00:5e:00:00:01" },
+		"bad cidr":           func(p *Plan) { p.Namespaces[2].Links[0].Addresses = []string{"172.24.4.10/33"} },
+		"bare address":       func(p *Plan) { p.Namespaces[2].Links[0].Addresses = []string{"172.24.4.10"} },
+		"mtu":                func(p *Plan) { p.Namespaces[2].Links[0].MTU = 20 },
+		"dup link":           func(p *Plan) { p.Namespaces[2].Links[1].Name = p.Namespaces[2].Links[0].Name },
+		"both kinds":         func(p *Plan) { p.Namespaces[0].Links[2].Bridge = "br-int" },
+		"neither kind":       func(p *Plan) { p.Namespaces[0].Links[2].PeerNamespace = "" },
+		"peer missing ns":    func(p *Plan) { p.Namespaces[0].Links[2].PeerNamespace = "fip-other" },
+		"peer not back":      func(p *Plan) { p.Namespaces[1].Links[1].PeerName = "rfp-other" },
+		"same link two ns":   func(p *Plan) { p.Namespaces[2].Links[1].Name = "qr-11111111-aa" },
+		"route dst":          func(p *Plan) { p.Namespaces[0].Routes[0].Dst = "10.0.1.1/24" },
+		"route via":          func(p *Plan) { p.Namespaces[0].Routes[0].Via = "169.254.64" },
+		"route dev":          func(p *Plan) { p.Namespaces[0].Routes[0].Dev = "eth9" },
+		"route table main":   func(p *Plan) { p.Namespaces[0].Routes[0].Table = 254 },
+		"route scope":        func(p *Plan) { p.Namespaces[0].Routes[0].Scope = "host" },
+		"dup route":          func(p *Plan) { p.Namespaces[0].Routes = append(p.Namespaces[0].Routes, p.Namespaces[0].Routes[0]) },
+		"rule prio":          func(p *Plan) { p.Namespaces[0].Rules[0].Priority = 32766 },
+		"rule nothing":       func(p *Plan) { p.Namespaces[0].Rules[0].From = "" },
+		"rule from":          func(p *Plan) { p.Namespaces[0].Rules[0].From = "10.0.1.5/24" },
+		"rule iif":           func(p *Plan) { p.Namespaces[1].Rules[0].IIF = "eth0" },
+		"rule table 0":       func(p *Plan) { p.Namespaces[0].Rules[0].Table = 0 },
+		"neighbor ip":        func(p *Plan) { p.Namespaces[0].Neighbors[0].IP = "x" },
+		"neighbor dev":       func(p *Plan) { p.Namespaces[0].Neighbors[0].Dev = "eth0" },
+		"sysctl path":        func(p *Plan) { p.Namespaces[0].Sysctls["net/../../etc"] = "1" },
+		"sysctl not net":     func(p *Plan) { p.Namespaces[0].Sysctls["kernel.panic"] = "1" },
+		"nat kind":           func(p *Plan) { p.Namespaces[0].NAT[0].Kind = "masquerade" },
+		"nat to":             func(p *Plan) { p.Namespaces[0].NAT[0].To = "fip" },
+		"nat empty match":    func(p *Plan) { p.Namespaces[0].NAT[0].Match = NATMatch{} },
+		"nat dnat oif":       func(p *Plan) { p.Namespaces[0].NAT[0].Match.OIF = "qr-11111111-aa" },
+		"nat snat iif":       func(p *Plan) { p.Namespaces[0].NAT[1].Match.IIF = "qr-11111111-aa" },
+		"nat unknown dev":    func(p *Plan) { p.Namespaces[2].NAT[0].Match.OIF = "qg-nope" },
+		"nat bad addr":       func(p *Plan) { p.Namespaces[0].NAT[0].Match.Daddr = "172.24.4.5/33" },
+		"iface id on a pair": func(p *Plan) { p.Namespaces[0].Links[2].IfaceID = "x" },
+	}
+	for name, mod := range cases {
+		p := sample()
+		mod(&p)
+		if err := p.Validate(); err == nil {
+			t.Errorf("%s: Validate accepted it", name)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestOVSPeerName(t *testing.T) {
+	if got := OVSPeerName("qr-11111111-aa"); got != "tqr-11111111-aa" || ValidIfName(got) != nil {
+		t.Errorf("OVSPeerName = %q", got)
+	}
+}
