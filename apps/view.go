@@ -418,12 +418,12 @@ func (v *View) SNATHost(router string) (string, bool) {
 }
 
 // Network, Subnet, Port and Router look resources up by ID.
-func (v *View) Network(id string) *NetInfo    { return v.networks[id] }
-func (v *View) Subnet(id string) *SubnetInfo  { return v.subnets[id] }
-func (v *View) Port(id string) *PortInfo      { return v.ports[id] }
-func (v *View) Router(id string) *RouterInfo  { return v.routers[id] }
-func (v *View) FloatingIPs() []*FIPInfo       { return v.fips }
-func (v *View) Ports() map[string]*PortInfo   { return v.ports }
+func (v *View) Network(id string) *NetInfo      { return v.networks[id] }
+func (v *View) Subnet(id string) *SubnetInfo    { return v.subnets[id] }
+func (v *View) Port(id string) *PortInfo        { return v.ports[id] }
+func (v *View) Router(id string) *RouterInfo    { return v.routers[id] }
+func (v *View) FloatingIPs() []*FIPInfo         { return v.fips }
+func (v *View) Ports() map[string]*PortInfo     { return v.ports }
 func (v *View) Routers() map[string]*RouterInfo { return v.routers }
 
 // portHosts returns the hosts where port p is realized: its binding for VM, DHCP and agent

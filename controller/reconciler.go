@@ -86,6 +86,7 @@ type Result struct {
 func (r Result) FlowMods() int { return r.Adds + r.Modifies + r.Deletes }
 
 type failure struct {
+	flow     string // the refused flow, ovs-ofctl syntax
 	err      error
 	attempts int
 	next     time.Time
@@ -113,7 +114,8 @@ type Reconciler struct {
 	cfg  ReconcilerConfig
 	dpid uint64
 
-	pass sync.Mutex // one pass at a time
+	pass sync.Mutex     // one pass at a time
+	bg   sync.WaitGroup // the background pass goroutine
 
 	mu        sync.Mutex
 	desired   map[ofproto.FlowKey]*ofproto.Flow
@@ -284,6 +286,9 @@ func (r *Reconciler) Detach(s *Session) {
 	if r.sess == s {
 		r.sess = nil
 		r.synced = false
+		if r.retry != nil {
+			r.retry.Stop()
+		}
 	}
 	r.mu.Unlock()
 }
@@ -300,8 +305,15 @@ func (r *Reconciler) kick() {
 		return
 	}
 	r.running = true
-	go r.loop()
+	r.bg.Add(1)
+	go func() {
+		defer r.bg.Done()
+		r.loop()
+	}()
 }
+
+// wait waits for the background pass, if any, to end.
+func (r *Reconciler) wait() { r.bg.Wait() }
 
 func (r *Reconciler) loop() {
 	for {
@@ -369,13 +381,8 @@ func (r *Reconciler) Stats() ReconcilerStats {
 	st := r.stats
 	st.Installed, st.Desired = len(r.installed), len(r.desired)
 	st.Failed = nil
-	for k, f := range r.failed {
-		fl := r.desired[k]
-		s := "<removed>"
-		if fl != nil {
-			s = fl.String()
-		}
-		st.Failed = append(st.Failed, FailedFlow{Flow: s, Err: f.err.Error(), Attempts: f.attempts, NextTry: f.next})
+	for _, f := range r.failed {
+		st.Failed = append(st.Failed, FailedFlow{Flow: f.flow, Err: f.err.Error(), Attempts: f.attempts, NextTry: f.next})
 	}
 	slices.SortFunc(st.Failed, func(a, b FailedFlow) int {
 		switch {
@@ -459,8 +466,8 @@ func (r *Reconciler) reconcile(ctx context.Context) (Result, error) {
 		}
 	}
 	bundle := r.cfg.AlwaysBundle || (r.cfg.BundleThreshold > 0 && len(ops) >= r.cfg.BundleThreshold)
-	res.Bundled = bundle
-	failed, applied, err := r.send(ctx, sess, ops, bundle)
+	failed, applied, bundled, err := r.send(ctx, sess, ops, bundle)
+	res.Bundled = bundled
 	res.Failed = len(failed)
 
 	r.mu.Lock()
@@ -469,7 +476,7 @@ func (r *Reconciler) reconcile(ctx context.Context) (Result, error) {
 	r.stats.Modifies += uint64(res.Modifies)
 	r.stats.Deletes += uint64(res.Deletes)
 	r.stats.Errors += uint64(len(failed))
-	if bundle && applied {
+	if bundled && applied {
 		r.stats.Bundles++
 	}
 	if err != nil {
@@ -484,7 +491,7 @@ func (r *Reconciler) reconcile(ctx context.Context) (Result, error) {
 				f = &failure{}
 				r.failed[o.key] = f
 			}
-			f.err = e
+			f.flow, f.err = o.kind.String()+" "+o.flow.String(), e
 			f.attempts++
 			f.next = now.Add(min(r.cfg.RetryBase<<min(f.attempts-1, 20), r.cfg.RetryMax))
 			r.log.Warn("switch refused flow", zap.String("flow", o.flow.String()), zap.Stringer("op", o.kind),
@@ -531,7 +538,7 @@ func (r *Reconciler) diffLocked(now time.Time) (ops []op, deferred int) {
 		switch {
 		case !ok:
 			ops = append(ops, op{kind: opAdd, key: k, flow: want})
-		case sameFlow(have, want):
+		case have == want || sameFlow(have, want): // the same pointer once we installed it
 		case !r.owns(have.Cookie):
 			r.stats.ForeignOverwritten++
 			r.log.Warn("overwriting a foreign flow with a desired one", zap.String("foreign", have.String()),
@@ -594,8 +601,8 @@ const chunkSize = 64 << 10
 
 // send sends ops, plain or in a bundle, and waits for the barrier or commit. failed maps op
 // indexes to the switch's errors; applied says whether the successful ops took effect (a
-// bundle that failed to commit applied nothing).
-func (r *Reconciler) send(ctx context.Context, sess *Session, ops []op, bundle bool) (failed map[int]error, applied bool, err error) {
+// bundle that failed to commit applied nothing); bundled whether a bundle was used.
+func (r *Reconciler) send(ctx context.Context, sess *Session, ops []op, bundle bool) (failed map[int]error, applied, bundled bool, err error) {
 	n := uint32(len(ops))
 	first := sess.ReserveXIDs(n)
 	var mu sync.Mutex
@@ -613,8 +620,15 @@ func (r *Reconciler) send(ctx context.Context, sess *Session, ops []op, bundle b
 		r.bundleID++
 		bundleID = r.bundleID
 		r.mu.Unlock()
-		if _, err := sess.Request(ctx, ofproto.AppendBundleControl(nil, 0, bundleID, ofproto.BundleOpenRequest, bundleFlags), ofproto.TypeExperimenter); err != nil {
-			return nil, false, fmt.Errorf("opening bundle: %w", err)
+		_, err := sess.Request(ctx, ofproto.AppendBundleControl(nil, 0, bundleID, ofproto.BundleOpenRequest, bundleFlags), ofproto.TypeExperimenter)
+		var ofe *OFError
+		switch {
+		case errors.As(err, &ofe):
+			// The switch has no ONF bundles: send plain flow-mods confirmed by a barrier.
+			r.log.Warn("switch refused to open a bundle; sending plain flow-mods", zap.Error(err))
+			bundle = false
+		case err != nil:
+			return nil, false, bundle, fmt.Errorf("opening bundle: %w", err)
 		}
 	}
 	buf := make([]byte, 0, chunkSize+1024)
@@ -634,14 +648,14 @@ func (r *Reconciler) send(ctx context.Context, sess *Session, ops []op, bundle b
 		}
 		if len(buf) >= chunkSize {
 			if err := sess.Send(ctx, buf); err != nil {
-				return nil, false, fmt.Errorf("sending flow-mods: %w", err)
+				return nil, false, bundle, fmt.Errorf("sending flow-mods: %w", err)
 			}
 			buf = make([]byte, 0, chunkSize+1024)
 		}
 	}
 	if len(buf) > 0 {
 		if err := sess.Send(ctx, buf); err != nil {
-			return nil, false, fmt.Errorf("sending flow-mods: %w", err)
+			return nil, false, bundle, fmt.Errorf("sending flow-mods: %w", err)
 		}
 	}
 	applied = true
@@ -652,19 +666,19 @@ func (r *Reconciler) send(ctx context.Context, sess *Session, ops []op, bundle b
 		case errors.As(cerr, &ofe):
 			applied = false // rolled back; the failing flow-mods were reported by xid
 		case cerr != nil:
-			return nil, false, fmt.Errorf("committing bundle: %w", cerr)
+			return nil, false, bundle, fmt.Errorf("committing bundle: %w", cerr)
 		}
 	}
 	// The barrier also guarantees every error for the batch has been routed to us.
 	if err := sess.Barrier(ctx); err != nil {
-		return nil, false, err
+		return nil, false, bundle, err
 	}
 	mu.Lock()
 	defer mu.Unlock()
 	if !applied && len(failed) == 0 {
-		return nil, false, errors.New("bundle commit refused without naming a flow")
+		return nil, false, bundle, errors.New("bundle commit refused without naming a flow")
 	}
-	return failed, applied, nil
+	return failed, applied, bundle, nil
 }
 
 const bundleFlags = ofproto.BundleAtomic | ofproto.BundleOrdered

@@ -1,9 +1,3 @@
-// Package controller is the one place in dvrflow that talks to switches: it accepts
-// OpenFlow 1.3 connections (TCP or TLS), runs one Session per bridge (handshake, echo
-// keepalive, xid tracking, a bounded writer queue), keeps the registry of connected
-// switches keyed by datapath id, delivers switch and port events to subscribers, dispatches
-// packet-ins to handlers under a per-switch budget, and reconciles each bridge's flows
-// against the desired set (Reconciler).
 package controller
 
 import (
@@ -202,7 +196,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
 	defer stop()
 	var sessWG sync.WaitGroup
-	defer sessWG.Wait()
+	defer func() {
+		sessWG.Wait()
+		// Sessions are gone, so reconcilers are detached: wait for passes in flight.
+		s.mu.Lock()
+		recs := make([]*Reconciler, 0, len(s.reconcilers))
+		for _, r := range s.reconcilers {
+			recs = append(recs, r)
+		}
+		s.mu.Unlock()
+		for _, r := range recs {
+			r.wait()
+		}
+	}()
 	var conns sync.Map // net.Conn -> struct{}: connections still in handshake or running
 	defer context.AfterFunc(ctx, func() {
 		conns.Range(func(k, _ any) bool { _ = k.(net.Conn).Close(); return true })
@@ -235,7 +241,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	remote := c.RemoteAddr().String()
 	log := s.log.With(zap.String("remote", remote))
-	r := bufio.NewReaderSize(c, 4096)
+	r := bufio.NewReaderSize(c, 2048)
 	sess, ports, err := s.handshake(c, r, log)
 	if err != nil {
 		log.Warn("switch handshake failed", zap.Error(err))
@@ -337,27 +343,34 @@ func (s *Server) handshake(c net.Conn, r *bufio.Reader, log *zap.Logger) (*Sessi
 		return nil, nil, fmt.Errorf("sending set-config: %w", err)
 	}
 	_ = c.SetDeadline(time.Time{})
+	sess := s.newSession(log, c, feats.DatapathID, feats.NumTables)
+	for _, p := range ports {
+		sess.ports[p.No] = p
+	}
+	return sess, ports, nil
+}
+
+// newSession builds the session of a connection whose handshake is done.
+func (s *Server) newSession(log *zap.Logger, c net.Conn, dpid uint64, numTables uint8) *Session {
+	cfg := s.cfg.Session
 	sess := &Session{
-		log:       log.With(zap.String("dpid", fmt.Sprintf("%016x", feats.DatapathID))),
+		log:       log.With(zap.String("dpid", fmt.Sprintf("%016x", dpid))),
 		conn:      c,
 		cfg:       cfg,
 		hooks:     s,
 		remote:    c.RemoteAddr().String(),
-		dpid:      feats.DatapathID,
-		numTables: feats.NumTables,
+		dpid:      dpid,
+		numTables: numTables,
 		out:       make(chan []byte, cfg.QueueLen),
 		done:      make(chan struct{}),
 		pending:   map[uint32]*pending{},
-		ports:     make(map[uint32]Port, len(ports)),
+		ports:     map[uint32]Port{},
 		pinTokens: s.cfg.PacketInBurst,
 		pinLast:   time.Now(),
 	}
 	sess.xid.Store(16)
 	sess.lastRecv.Store(time.Now().UnixNano())
-	for _, p := range ports {
-		sess.ports[p.No] = p
-	}
-	return sess, ports, nil
+	return sess
 }
 
 func errorFromMsg(msg []byte) error {

@@ -37,7 +37,7 @@ type SessionConfig struct {
 	// HandshakeTimeout bounds hello, features and port description (default 10s).
 	HandshakeTimeout time.Duration
 	// QueueLen is the writer queue capacity in messages (or batches); Send blocks when it
-	// is full (default 256).
+	// is full (default 64).
 	QueueLen int
 	// MissSendLen is set on the switch with SET_CONFIG (default 0xffff: whole packets).
 	MissSendLen uint16
@@ -54,7 +54,7 @@ func (c SessionConfig) withDefaults() SessionConfig {
 		c.HandshakeTimeout = 10 * time.Second
 	}
 	if c.QueueLen <= 0 {
-		c.QueueLen = 256
+		c.QueueLen = 64
 	}
 	if c.MissSendLen == 0 {
 		c.MissSendLen = ofproto.ControllerMaxLenNoBuffer
@@ -190,6 +190,12 @@ func (s *Session) Ports() []Port {
 
 // ErrorsReceived counts OFPT_ERROR messages received from the switch.
 func (s *Session) ErrorsReceived() uint64 { return s.errorsReceived.Load() }
+
+// BytesSent counts bytes written to the switch.
+func (s *Session) BytesSent() uint64 { return s.bytesSent.Load() }
+
+// MessagesReceived counts messages read from the switch after the handshake.
+func (s *Session) MessagesReceived() uint64 { return s.msgsReceived.Load() }
 
 // PacketInsDropped counts packet-ins dropped by the per-switch budget.
 func (s *Session) PacketInsDropped() uint64 { return s.pinDropped.Load() }
@@ -371,19 +377,31 @@ func (s *Session) close(err error) {
 	})
 }
 
+// maxBatch bounds how many queued messages one writev carries.
+const maxBatch = 64
+
 // writeLoop is the session's writer goroutine: it drains the queue into the connection
-// (flushing when the queue is empty) and runs the echo keepalive and dead-peer check.
+// with one writev per batch (no buffer held while idle) and runs the echo keepalive and
+// dead-peer check.
 func (s *Session) writeLoop() {
 	defer s.wg.Done()
-	w := bufio.NewWriterSize(s.conn, 16<<10)
 	tick := time.NewTicker(s.cfg.EchoInterval / 2)
 	defer tick.Stop()
-	write := func(m []byte) bool {
-		if _, err := w.Write(m); err != nil {
+	var batch net.Buffers
+	flush := func(now time.Time) bool {
+		n := 0
+		for _, b := range batch {
+			n += len(b)
+		}
+		_ = s.conn.SetWriteDeadline(now.Add(s.cfg.DeadTimeout))
+		v := batch // WriteTo consumes v; batch keeps the array for reuse
+		if _, err := v.WriteTo(s.conn); err != nil {
 			s.close(fmt.Errorf("write: %w", err))
 			return false
 		}
-		s.bytesSent.Add(uint64(len(m)))
+		s.bytesSent.Add(uint64(n))
+		clear(batch) // drop the references to sent messages
+		batch = batch[:0]
 		return true
 	}
 	for {
@@ -391,23 +409,17 @@ func (s *Session) writeLoop() {
 		case <-s.done:
 			return
 		case m := <-s.out:
-			_ = s.conn.SetWriteDeadline(time.Now().Add(s.cfg.DeadTimeout))
-			if !write(m) {
-				return
-			}
+			batch = append(batch[:0], m)
 		drain:
-			for {
+			for len(batch) < maxBatch {
 				select {
 				case m := <-s.out:
-					if !write(m) {
-						return
-					}
+					batch = append(batch, m)
 				default:
 					break drain
 				}
 			}
-			if err := w.Flush(); err != nil {
-				s.close(fmt.Errorf("write: %w", err))
+			if !flush(time.Now()) {
 				return
 			}
 		case now := <-tick.C:
@@ -417,12 +429,8 @@ func (s *Session) writeLoop() {
 				return
 			}
 			if idle >= s.cfg.EchoInterval {
-				_ = s.conn.SetWriteDeadline(now.Add(s.cfg.DeadTimeout))
-				if !write(appendEcho(nil, ofproto.TypeEchoRequest, s.NextXID(), nil)) {
-					return
-				}
-				if err := w.Flush(); err != nil {
-					s.close(fmt.Errorf("write echo: %w", err))
+				batch = append(batch[:0], appendEcho(nil, ofproto.TypeEchoRequest, s.NextXID(), nil))
+				if !flush(now) {
 					return
 				}
 			}
@@ -439,7 +447,7 @@ func (s *Session) readLoop(r *bufio.Reader) {
 			s.close(fmt.Errorf("%w: panic: %v", errMalformed, v))
 		}
 	}()
-	buf := make([]byte, 0, 4096)
+	buf := make([]byte, 0, 256) // grows to the largest message seen
 	for {
 		h, msg, err := ofproto.ReadMessage(r, buf)
 		if err != nil {

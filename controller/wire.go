@@ -109,9 +109,6 @@ const (
 	errCodeIncompatible   uint16 = 0
 	errTypeBadRequest     uint16 = 1
 	errCodeBadVersion     uint16 = 0
-	errCodeBadType        uint16 = 1
-	errTypeFlowModFailed  uint16 = 5
-	errTypeBundleFailed   uint16 = 17 // OFPET14_BUNDLE_FAILED, as OVS sends it in OF1.3 (ONF ext.)
 	helloElemVersionBmap  uint16 = 1
 	multipartReplyMoreBit uint16 = ofproto.MultipartReplyMore
 )

@@ -51,23 +51,42 @@ func validateHost(spec *HostSpec) error {
 
 // RegisterHost creates or updates a host and refreshes its heartbeat. A new host gets a
 // DVR host MAC from the DVR base MAC; an existing host keeps its MAC. created reports
-// whether the host is new.
+// whether the host is new. A registration that changes nothing only refreshes the
+// heartbeat (host status, not topology: no revision).
 func (s *Store) RegisterHost(ctx context.Context, spec HostSpec) (h *Host, created bool, err error) {
 	if err := validateHost(&spec); err != nil {
 		return nil, false, err
 	}
-	var out Host
+	if cur, err := s.GetHost(ctx, spec.Name); err == nil && cur.TunnelIP == spec.TunnelIP && cur.Mode == spec.Mode &&
+		sameBridges(cur.Bridges, spec.Bridges) {
+		if _, err := s.pool.Exec(ctx, `UPDATE hosts SET heartbeat = now() WHERE host = $1`, spec.Name); err != nil {
+			return nil, false, fmt.Errorf("heartbeat of host %s: %w", spec.Name, err)
+		}
+		h, err = s.GetHost(ctx, spec.Name)
+		return h, false, err
+	} else if err != nil && !IsNotFound(err) {
+		return nil, false, err
+	}
 	_, err = s.write(ctx, func(ctx context.Context, w *wtx) error {
 		created = false
+		var out Host
 		var raw []byte
 		err := w.queryRow(ctx, `SELECT obj FROM hosts WHERE host = $1`, spec.Name).Scan(&raw)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			created = true
+			mac := randomMAC(w.cfg.DVRBaseMAC)
+			var used bool
+			if err := w.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM hosts WHERE mac_address = $1)`, mac).Scan(&used); err != nil {
+				return fmt.Errorf("check DVR MAC %s: %w", mac, err)
+			}
+			if used {
+				return errRetry
+			}
 			out = Host{Name: spec.Name, TunnelIP: spec.TunnelIP, Mode: spec.Mode, Bridges: spec.Bridges,
-				MACAddress: randomMAC(w.cfg.DVRBaseMAC), CreatedAt: w.now, UpdatedAt: w.now}
-			w.exec(`INSERT INTO hosts (host, mac_address, obj, heartbeat) VALUES ($1, $2, $3, $4)`,
-				out.Name, out.MACAddress, mustJSON(out), time.Now().UTC())
+				MACAddress: mac, CreatedAt: w.now, UpdatedAt: w.now}
+			w.exec(`INSERT INTO hosts (host, mac_address, obj, heartbeat) VALUES ($1, $2, $3, now())`,
+				out.Name, out.MACAddress, mustJSON(out))
 			w.record(KindHost, out.Name, OpCreate, out)
 			return nil
 		case err != nil:
@@ -76,14 +95,8 @@ func (s *Store) RegisterHost(ctx context.Context, spec HostSpec) (h *Host, creat
 		if err := json.Unmarshal(raw, &out); err != nil {
 			return fmt.Errorf("decode host %s: %w", spec.Name, err)
 		}
-		w.exec(`UPDATE hosts SET heartbeat = $2 WHERE host = $1`, spec.Name, time.Now().UTC())
-		if out.TunnelIP == spec.TunnelIP && out.Mode == spec.Mode && sameBridges(out.Bridges, spec.Bridges) {
-			// Heartbeat only: not a topology change, so no revision. Flush it here
-			// since write() commits nothing without a change.
-			return w.flushCommit(ctx)
-		}
 		out.TunnelIP, out.Mode, out.Bridges, out.UpdatedAt = spec.TunnelIP, spec.Mode, spec.Bridges, w.now
-		w.exec(`UPDATE hosts SET obj = $2 WHERE host = $1`, out.Name, mustJSON(out))
+		w.exec(`UPDATE hosts SET obj = $2, heartbeat = now() WHERE host = $1`, out.Name, mustJSON(out))
 		w.record(KindHost, out.Name, OpUpdate, out)
 		return nil
 	})
@@ -104,18 +117,6 @@ func sameBridges(a, b map[string]string) bool {
 		}
 	}
 	return true
-}
-
-// flushCommit sends the queued statements and commits the transaction early, for writes
-// that change status but not the topology. The deferred rollback is then a no-op.
-func (w *wtx) flushCommit(ctx context.Context) error {
-	if err := w.flush(ctx); err != nil {
-		return err
-	}
-	if err := w.tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
 }
 
 // SetHostApplied records the revision a host's helper has applied (host status: no

@@ -63,6 +63,9 @@ func (s *Store) CreatePort(ctx context.Context, spec PortSpec) (*Port, error) {
 		p = Port{ID: newID(), NetworkID: spec.NetworkID, ProjectID: spec.ProjectID, Status: PortStatusDown,
 			AdminStateUp: true, FixedIPs: []FixedIP{}}
 		applyPortSpec(&p, spec)
+		if spec.MACAddress == nil && spec.FixedIPs == nil {
+			return w.createPortAuto(ctx, &p)
+		}
 		n, subnets, err := w.networkWithSubnets(ctx, spec.NetworkID)
 		if err != nil {
 			return err
@@ -98,34 +101,83 @@ func applyPortSpec(p *Port, spec PortSpec) {
 
 // insertPort allocates p's MAC and addresses and stores it.
 func (w *wtx) insertPort(ctx context.Context, p *Port, n *Network, subnets []Subnet, mac *string, ips *[]FixedIPSpec) error {
+	m := randomMAC(w.cfg.BaseMAC)
 	if mac != nil {
-		m, err := normalizeMAC(*mac)
-		if err != nil {
+		var err error
+		if m, err = normalizeMAC(*mac); err != nil {
 			return err
 		}
-		var used bool
-		if err := w.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM ports WHERE network_id = $1 AND mac_address = $2)`, n.ID, m).Scan(&used); err != nil {
-			return fmt.Errorf("check MAC %s: %w", m, err)
-		}
-		if used {
-			return conflict("MacAddressInUse", "Unable to complete operation for network %s. The mac address %s is in use.", n.ID, m)
-		}
-		p.MACAddress = m
-	} else {
-		// Random; a collision fails the insert and write() retries with a new MAC.
-		p.MACAddress = randomMAC(w.cfg.BaseMAC)
 	}
-	// The port row goes first: allocations reference it.
-	p.CreatedAt, p.UpdatedAt = w.now, w.now
-	w.exec(`INSERT INTO ports (id, network_id, project_id, mac_address, device_owner, device_id, host, obj) VALUES ($1, $2, $3, $4, $5, $6, $7, '{}')`,
-		p.ID, p.NetworkID, p.ProjectID, p.MACAddress, p.DeviceOwner, p.DeviceID, p.HostID)
+	var used bool
+	if err := w.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM ports WHERE network_id = $1 AND mac_address = $2)`, n.ID, m).Scan(&used); err != nil {
+		return fmt.Errorf("check MAC %s: %w", m, err)
+	}
+	if used && mac == nil {
+		return errRetry
+	}
+	if used {
+		return conflict("MacAddressInUse", "Unable to complete operation for network %s. The mac address %s is in use.", n.ID, m)
+	}
+	p.MACAddress = m
 	fixed, err := w.allocateIPs(ctx, p, n, subnets, ips)
 	if err != nil {
 		return err
 	}
 	p.FixedIPs = fixed
-	w.exec(`UPDATE ports SET obj = $2 WHERE id = $1`, p.ID, mustJSON(p))
+	w.queuePortInsert(p)
+	return nil
+}
+
+// queuePortInsert queues the insert of a new port (its address rows may come before it:
+// the foreign key is deferred) and records it.
+func (w *wtx) queuePortInsert(p *Port) {
+	p.CreatedAt, p.UpdatedAt = w.now, w.now
+	w.exec(`INSERT INTO ports (id, network_id, project_id, mac_address, device_owner, device_id, host, obj) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		p.ID, p.NetworkID, p.ProjectID, p.MACAddress, p.DeviceOwner, p.DeviceID, p.HostID, mustJSON(p))
 	w.record(KindPort, p.ID, OpCreate, *p)
+}
+
+// createPortAuto creates a port with a random MAC and one automatic address in a single
+// round trip: it loads the network, takes the lowest free address of the first subnet
+// that has one, and checks the MAC, all in one statement.
+func (w *wtx) createPortAuto(ctx context.Context, p *Port) error {
+	p.MACAddress = randomMAC(w.cfg.BaseMAC)
+	var nraw []byte
+	var subnetID *string
+	var first *int64
+	var macUsed bool
+	var nsubnets int
+	err := w.queryRow(ctx, `
+WITH n AS (SELECT obj FROM networks WHERE id = $1),
+r AS (
+  SELECT f.id, f.subnet_id, f.first, f.last
+  FROM ip_free_ranges f JOIN subnets sn ON sn.id = f.subnet_id
+  WHERE sn.network_id = $1 AND EXISTS (SELECT 1 FROM n)
+  ORDER BY sn.obj->>'created_at', sn.id, f.first LIMIT 1),
+u AS (UPDATE ip_free_ranges f SET first = r.first + 1 FROM r WHERE f.id = r.id AND r.first < r.last RETURNING f.id),
+d AS (DELETE FROM ip_free_ranges f USING r WHERE f.id = r.id AND r.first = r.last RETURNING f.id)
+SELECT n.obj, r.subnet_id, r.first,
+       EXISTS (SELECT 1 FROM ports WHERE network_id = $1 AND mac_address = $2),
+       (SELECT count(*) FROM subnets WHERE network_id = $1)
+FROM n LEFT JOIN r ON true`, p.NetworkID, p.MACAddress).Scan(&nraw, &subnetID, &first, &macUsed, &nsubnets)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return notFound("NetworkNotFound", "Network %s could not be found.", p.NetworkID)
+	}
+	if err != nil {
+		return fmt.Errorf("create port on network %s: %w", p.NetworkID, err)
+	}
+	if macUsed {
+		return errRetry
+	}
+	p.FixedIPs = []FixedIP{}
+	if subnetID == nil && nsubnets > 0 {
+		return conflict("IpAddressGenerationFailure", "No more IP addresses available on network %s.", p.NetworkID)
+	}
+	if subnetID != nil {
+		w.exec(`INSERT INTO ip_allocations (subnet_id, ip, port_id) VALUES ($1, $2, $3)`, *subnetID, *first, p.ID)
+		p.FixedIPs = append(p.FixedIPs, FixedIP{SubnetID: *subnetID, IPAddress: ipString(uint32(*first))})
+	}
+	w.queuePortInsert(p)
 	return nil
 }
 

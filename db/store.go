@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -95,9 +96,13 @@ func ParseVNIRange(s string) (lo, hi int64, err error) {
 
 // Store is the topology store. It is safe for concurrent use.
 type Store struct {
-	pool *pgxpool.Pool
-	cfg  Config
-	log  *zap.Logger
+	pool       *pgxpool.Pool
+	cfg        Config
+	log        *zap.Logger
+	writes     chan *writeReq
+	closing    chan struct{}
+	writerDone chan struct{}
+	closeOnce  sync.Once
 }
 
 // Open connects to PostgreSQL at dsn, applies the embedded migrations and returns a store.
@@ -113,16 +118,25 @@ func Open(ctx context.Context, dsn string, cfg Config, log *zap.Logger) (*Store,
 	if err != nil {
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
-	s := &Store{pool: pool, cfg: cfg, log: log.Named("db")}
+	s := &Store{pool: pool, cfg: cfg, log: log.Named("db"),
+		writes: make(chan *writeReq), closing: make(chan struct{}), writerDone: make(chan struct{})}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
 	}
+	go s.writer()
 	return s, nil
 }
 
-// Close releases the store's connections.
-func (s *Store) Close() { s.pool.Close() }
+// Close stops the writer (after the group it is committing) and releases the store's
+// connections. It is safe to call more than once.
+func (s *Store) Close() {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		<-s.writerDone
+		s.pool.Close()
+	})
+}
 
 // Config returns the store's configuration.
 func (s *Store) Config() Config { return s.cfg }

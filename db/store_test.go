@@ -7,6 +7,7 @@ import (
 
 	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/db/pgtest"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -14,10 +15,10 @@ var pg *pgtest.Server
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &pg)) }
 
-func openStore(t *testing.T, dsn string) *db.Store {
+func openStore(t testing.TB, dsn string) *db.Store {
 	t.Helper()
 	cfg := db.DefaultConfig()
-	s, err := db.Open(context.Background(), dsn, cfg, zaptest.NewLogger(t))
+	s, err := db.Open(context.Background(), dsn, cfg, testLogger(t))
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -53,5 +54,18 @@ func wantErrType(t *testing.T, err error, typ string) {
 	}
 	if e.Type != typ {
 		t.Fatalf("error type = %s (%s), want %s", e.Type, e.Message, typ)
+	}
+}
+
+func testLogger(t testing.TB) *zap.Logger { return zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)) }
+
+// ok2 is ok for calls returning two values and an error.
+func ok2[T, U any](v T, u U, err error) func(testing.TB) (T, U) {
+	return func(t testing.TB) (T, U) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v, u
 	}
 }

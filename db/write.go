@@ -9,18 +9,44 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
+	"go.uber.org/zap"
 )
 
-// wtx is one topology write: a transaction holding the revision lock. Statements whose
-// results are not needed are queued with exec and sent in one round trip before the next
-// read (or at commit), so a write costs few round trips.
+// Writes go through one writer goroutine per store that groups the writes waiting at the
+// same time into one transaction (group commit): each write runs inside its own
+// savepoint and gets its own revision, a rejected write rolls back to its savepoint
+// without touching the others, and the batch costs one revision lock and one commit
+// (one WAL flush) in all. Across processes, writers still serialize on the revision row.
+
+// maxGroup bounds the writes committed together.
+const maxGroup = 64
+
+// maxWriteAttempts bounds retries of a write that lost a race on a random MAC.
+const maxWriteAttempts = 20
+
+type writeFn func(ctx context.Context, w *wtx) error
+
+type writeReq struct {
+	ctx  context.Context
+	fn   writeFn
+	done chan writeResult
+}
+
+type writeResult struct {
+	rev int64
+	err error
+}
+
+// wtx is one write inside the group transaction. Statements whose results are not needed
+// are queued with exec and sent together with the next read (or at the end of the
+// write), so a write costs few round trips.
 type wtx struct {
 	cfg     Config
 	tx      pgx.Tx
 	rev     int64
 	now     time.Time
 	batch   *pgx.Batch
+	carried int // leading statements of batch carried from the previous write
 	changes []pendingChange
 }
 
@@ -29,102 +55,281 @@ type pendingChange struct {
 	obj          any
 }
 
-// maxWriteAttempts bounds retries of a write that lost a race on a random MAC.
-const maxWriteAttempts = 20
-
-// retryableConstraints are unique constraints hit only by a random choice (a MAC).
-var retryableConstraints = map[string]bool{
-	"ports_network_id_mac_address_key": true,
-	"hosts_mac_address_key":            true,
-}
-
-// write runs fn in a topology write transaction and returns the revision it committed
-// (0 if fn recorded no change, in which case nothing was written).
-func (s *Store) write(ctx context.Context, fn func(ctx context.Context, w *wtx) error) (int64, error) {
-	for attempt := 1; ; attempt++ {
-		rev, err := s.writeOnce(ctx, fn)
-		var pe *pgconn.PgError
-		if err != nil && errors.As(err, &pe) && pe.Code == "23505" && retryableConstraints[pe.ConstraintName] {
-			if attempt < maxWriteAttempts {
-				continue
-			}
-			if pe.ConstraintName == "hosts_mac_address_key" {
-				return 0, newError(ClassUnavailable, "HostMacAddressGenerationFailure",
-					"Unable to generate unique DVR mac for host")
-			}
-			return 0, newError(ClassUnavailable, "MacAddressGenerationFailure",
-				"Unable to generate unique mac on network")
-		}
-		return rev, err
+// write runs fn as one atomic topology write and returns the revision it committed (0
+// if fn recorded no change: then it wrote nothing).
+func (s *Store) write(ctx context.Context, fn writeFn) (int64, error) {
+	req := &writeReq{ctx: ctx, fn: fn, done: make(chan writeResult, 1)}
+	select {
+	case s.writes <- req:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-s.closing:
+		return 0, errors.New("store closed")
+	}
+	select {
+	case r := <-req.done:
+		return r.rev, r.err
+	case <-ctx.Done():
+		// The write may still commit; the caller only stops waiting.
+		return 0, ctx.Err()
 	}
 }
 
-func (s *Store) writeOnce(ctx context.Context, fn func(ctx context.Context, w *wtx) error) (int64, error) {
+// writer is the store's single writer goroutine.
+func (s *Store) writer() {
+	defer close(s.writerDone)
+	for {
+		var group []*writeReq
+		select {
+		case r := <-s.writes:
+			group = append(group, r)
+		case <-s.closing:
+			return
+		}
+	drain:
+		for len(group) < maxGroup {
+			select {
+			case r := <-s.writes:
+				group = append(group, r)
+			default:
+				break drain
+			}
+		}
+		s.commitGroup(group)
+	}
+}
+
+// commitGroup runs a group of writes in one transaction and answers each.
+//
+// Round trips are what a write costs on a busy machine, so the statements a write needs
+// no answer to (its inserts, updates, change-log rows and the RELEASE of its savepoint)
+// are carried over and sent with the next write's first query, or with the final batch.
+// Every check a carried statement could fail is made by a query before (a random MAC
+// is checked, not caught as a unique violation), so a carried statement failing means
+// something is wrong with the database: the whole group then fails and nothing commits.
+func (s *Store) commitGroup(group []*writeReq) {
+	// SQL runs on the writer's own context: one caller giving up must not break the
+	// transaction of the others.
+	ctx := context.Background()
+	results := make([]writeResult, len(group))
+	fail := func(err error) {
+		for i := range results {
+			results[i] = writeResult{err: err}
+		}
+	}
+	defer func() {
+		for i, r := range group {
+			r.done <- results[i]
+		}
+	}()
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("begin write: %w", err)
+		fail(fmt.Errorf("begin write: %w", err))
+		return
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
 	var cur int64
 	if err := tx.QueryRow(ctx, `SELECT revision FROM topology_revision WHERE id = 1 FOR UPDATE`).Scan(&cur); err != nil {
-		return 0, fmt.Errorf("lock topology revision: %w", err)
+		fail(fmt.Errorf("lock topology revision: %w", err))
+		return
 	}
-	w := &wtx{cfg: s.cfg, tx: tx, rev: cur + 1, now: time.Now().UTC().Truncate(time.Second), batch: &pgx.Batch{}}
-	if err := fn(ctx, w); err != nil {
-		return 0, err
-	}
-	if len(w.changes) == 0 {
-		return 0, nil
-	}
-	w.batch.Queue(`UPDATE topology_revision SET revision = $1 WHERE id = 1`, w.rev)
-	for i, c := range w.changes {
-		obj, err := json.Marshal(c.obj)
-		if err != nil {
-			return 0, fmt.Errorf("encode %s %s: %w", c.kind, c.id, err)
+	start := cur
+	now := time.Now().UTC().Truncate(time.Second)
+	carry := &pgx.Batch{}
+	for i, req := range group {
+		if err := req.ctx.Err(); err != nil {
+			results[i].err = err
+			continue
 		}
-		w.batch.Queue(`INSERT INTO changes (revision, seq, kind, id, op, object, at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			w.rev, i, c.kind, c.id, c.op, obj, w.now)
+		rev, next, err := s.runOne(ctx, tx, req.fn, cur+1, now, carry)
+		if errors.Is(err, errTxBroken) {
+			s.log.Error("write group failed", zap.Error(err))
+			fail(err)
+			return
+		}
+		carry = next
+		results[i] = writeResult{rev: rev, err: err}
+		if err == nil && rev != 0 {
+			cur = rev
+		}
 	}
-	w.batch.Queue(`SELECT pg_notify($1, $2)`, NotifyChannel, strconv.FormatInt(w.rev, 10))
-	if err := w.flush(ctx); err != nil {
-		return 0, err
+	if cur == start {
+		return // nothing to commit: the rollback discards any no-op work
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("commit revision %d: %w", w.rev, err)
+	carry.Queue(`UPDATE topology_revision SET revision = $1 WHERE id = 1`, cur)
+	carry.Queue(`SELECT pg_notify($1, $2)`, NotifyChannel, strconv.FormatInt(cur, 10))
+	w := &wtx{tx: tx, batch: carry, carried: carry.Len()}
+	err = w.flush(ctx)
+	if err == nil {
+		err = tx.Commit(ctx)
 	}
-	return w.rev, nil
+	if err != nil {
+		err = fmt.Errorf("commit revisions %d-%d: %w", start+1, cur, err)
+		s.log.Error("group commit failed", zap.Error(err))
+		for i := range results {
+			if results[i].err == nil {
+				results[i] = writeResult{err: err}
+			}
+		}
+	}
+}
+
+// errTxBroken marks a failure that leaves the group transaction unusable.
+var errTxBroken = errors.New("write transaction broken")
+
+// errRetry asks for a write to be run again from its savepoint (a random choice, such as
+// a MAC, collided).
+var errRetry = errors.New("retry write")
+
+// runOne runs fn in a savepoint after the statements carried from the previous write.
+// On success it returns the write's revision (0 without changes) and the statements to
+// carry on (its own writes, change-log rows and RELEASE).
+func (s *Store) runOne(ctx context.Context, tx pgx.Tx, fn writeFn, rev int64, now time.Time, carry *pgx.Batch) (int64, *pgx.Batch, error) {
+	for attempt := 1; ; attempt++ {
+		w := &wtx{cfg: s.cfg, tx: tx, rev: rev, now: now, batch: carry, carried: carry.Len()}
+		w.exec(`SAVEPOINT write`)
+		err := fn(ctx, w)
+		if err == nil {
+			w.exec(`RELEASE SAVEPOINT write`)
+			if len(w.changes) == 0 {
+				return 0, w.batch, nil
+			}
+			for i, c := range w.changes {
+				obj, err := json.Marshal(c.obj)
+				if err != nil {
+					return 0, nil, fmt.Errorf("%w: encode %s %s: %v", errTxBroken, c.kind, c.id, err)
+				}
+				w.exec(`INSERT INTO changes (revision, seq, kind, id, op, object, at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+					rev, i, c.kind, c.id, c.op, obj, now)
+			}
+			return rev, w.batch, nil
+		}
+		if errors.Is(err, errTxBroken) {
+			return 0, nil, err
+		}
+		if w.carried > 0 {
+			// Nothing was sent: the savepoint does not exist yet. Keep only the
+			// carried statements.
+			w.batch.QueuedQueries = w.batch.QueuedQueries[:w.carried]
+			carry = w.batch
+		} else {
+			if _, rerr := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT write`); rerr != nil {
+				return 0, nil, fmt.Errorf("%w: %v (after %v)", errTxBroken, rerr, err)
+			}
+			carry = &pgx.Batch{}
+		}
+		if errors.Is(err, errRetry) && attempt < maxWriteAttempts {
+			continue
+		}
+		if errors.Is(err, errRetry) {
+			return 0, carry, newError(ClassUnavailable, "MacAddressGenerationFailure", "Unable to generate a unique MAC address")
+		}
+		return 0, carry, err
+	}
 }
 
 // exec queues a statement whose result is not needed.
 func (w *wtx) exec(sql string, args ...any) { w.batch.Queue(sql, args...) }
+
+// sendQueued sends the queued statements, then sql if not empty, in one round trip, and
+// checks the queued statements' results. A failing carried statement breaks the group.
+func (w *wtx) sendQueued(ctx context.Context, sql string, args ...any) (pgx.BatchResults, error) {
+	b := w.batch
+	w.batch = &pgx.Batch{}
+	n, carried := b.Len(), w.carried
+	w.carried = 0
+	if sql != "" {
+		b.Queue(sql, args...)
+	}
+	br := w.tx.SendBatch(ctx, b)
+	for i := 0; i < n; i++ {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			if i < carried {
+				return nil, fmt.Errorf("%w: carried statement: %v", errTxBroken, err)
+			}
+			return nil, fmt.Errorf("write revision %d: %w", w.rev, err)
+		}
+	}
+	return br, nil
+}
 
 // flush sends the queued statements.
 func (w *wtx) flush(ctx context.Context) error {
 	if w.batch.Len() == 0 {
 		return nil
 	}
-	b := w.batch
-	w.batch = &pgx.Batch{}
-	if err := w.tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("write revision %d: %w", w.rev, err)
+	br, err := w.sendQueued(ctx, "")
+	if err != nil {
+		return err
 	}
-	return nil
+	return br.Close()
 }
 
-// query flushes the queue, then runs a query.
+// query sends the queued statements and a query in one round trip.
 func (w *wtx) query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	if err := w.flush(ctx); err != nil {
+	if w.batch.Len() == 0 {
+		return w.tx.Query(ctx, sql, args...)
+	}
+	br, err := w.sendQueued(ctx, sql, args...)
+	if err != nil {
 		return nil, err
 	}
-	return w.tx.Query(ctx, sql, args...)
+	rows, err := br.Query()
+	if err != nil {
+		br.Close()
+		return nil, err
+	}
+	return &batchRows{Rows: rows, br: br}, nil
 }
 
-// queryRow flushes the queue, then runs a single-row query.
+// queryRow sends the queued statements and a single-row query in one round trip.
 func (w *wtx) queryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	if err := w.flush(ctx); err != nil {
+	if w.batch.Len() == 0 {
+		return w.tx.QueryRow(ctx, sql, args...)
+	}
+	br, err := w.sendQueued(ctx, sql, args...)
+	if err != nil {
 		return errRow{err}
 	}
-	return w.tx.QueryRow(ctx, sql, args...)
+	return batchRow{row: br.QueryRow(), br: br}
+}
+
+// batchRows closes its batch with the rows.
+type batchRows struct {
+	pgx.Rows
+	br     pgx.BatchResults
+	closed bool
+	err    error
+}
+
+func (r *batchRows) Close() {
+	if r.closed {
+		return
+	}
+	r.closed = true
+	r.Rows.Close()
+	r.err = r.br.Close()
+}
+
+func (r *batchRows) Err() error {
+	if err := r.Rows.Err(); err != nil {
+		return err
+	}
+	return r.err
+}
+
+type batchRow struct {
+	row pgx.Row
+	br  pgx.BatchResults
+}
+
+func (r batchRow) Scan(dst ...any) error {
+	err := r.row.Scan(dst...)
+	if cerr := r.br.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	return err
 }
 
 type errRow struct{ err error }

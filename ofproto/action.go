@@ -226,7 +226,9 @@ func (a Output) String() string {
 }
 
 // String implements Action.
-func (a PushVLAN) String() string { return "push_vlan:0x" + strconv.FormatUint(uint64(a.EtherType), 16) }
+func (a PushVLAN) String() string {
+	return "push_vlan:0x" + strconv.FormatUint(uint64(a.EtherType), 16)
+}
 
 // String implements Action.
 func (PopVLAN) String() string { return "pop_vlan" }

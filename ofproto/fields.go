@@ -109,14 +109,13 @@ func lookupField(class uint16, typ uint8) *fieldSpec {
 
 // fieldRank is the position of a field in canonical (OVS encoding) order.
 func fieldRank(class uint16, typ uint8) int {
-	// Fast path for the common basic fields: a small switch avoids the table scan.
-	if class == ClassBasic && typ == OXMInPort {
+	if class == ClassBasic && typ == OXMInPort { // the most common field: skip the scan
 		return 10
 	}
 	return lookupField(class, typ).encRank
 }
 
-// fieldName returns the ovs-ofctl name of the field, or an OXM description for unknown ones.
+// displayName returns the ovs-ofctl name of the field, or an OXM description for unknown ones.
 func (s *fieldSpec) displayName(f Field) string {
 	if s.name != "" {
 		return s.name

@@ -33,20 +33,18 @@ type FlowKey struct {
 	Match    string // canonical encoded OXMs
 }
 
-// Key returns the flow's identity. The match is put in canonical order first (on a copy:
-// f is not modified), so the key does not depend on the order fields were given in.
+// Key returns the flow's identity. The match is put in canonical form first (on a copy: f is
+// not modified), so the key depends neither on the order fields were given in nor on an
+// all-ones mask versus an exact match.
 func (f *Flow) Key() FlowKey {
 	var buf [256]byte
 	b := buf[:0]
-	if slices.IsSortedFunc(f.Match, cmpField) {
-		for _, fl := range f.Match {
-			b = appendOXM(b, fl)
-		}
-	} else {
-		m := slices.Clone(f.Match).Canonical()
-		for _, fl := range m {
-			b = appendOXM(b, fl)
-		}
+	m := f.Match
+	if !m.isCanonical() {
+		m = slices.Clone(m).Canonical()
+	}
+	for i := range m {
+		b = appendOXM(b, m[i])
 	}
 	return FlowKey{Table: f.Table, Priority: f.Priority, Match: string(b)}
 }

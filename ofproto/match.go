@@ -91,22 +91,37 @@ func (f Field) Equal(g Field) bool {
 		(f.Mask == nil) == (g.Mask == nil) && string(f.Mask) == string(g.Mask)
 }
 
-// Canonical returns m sorted into canonical order: the order in which Open vSwitch encodes a
-// match (metadata and in_port first, then Ethernet, VLAN, L3, L4, tunnel, registers). This is
-// what makes our flow-mods byte-for-byte equal to ovs-ofctl's and makes FlowKey stable.
-// Canonical sorts in place and returns m.
+// Canonical puts m in canonical form, in place, and returns it: fields sorted in the order in
+// which Open vSwitch encodes a match (in_port first, then Ethernet, VLAN, L3, L4, tunnel,
+// registers, metadata), which makes our flow-mods byte-for-byte equal to ovs-ofctl's and
+// FlowKey stable, and masks of all ones dropped (an exact match, as OVS reports it back).
 func (m Match) Canonical() Match {
-	slices.SortStableFunc(m, func(a, b Field) int {
-		ra, rb := fieldRank(a.Class, a.Type), fieldRank(b.Class, b.Type)
-		if ra != rb {
-			return ra - rb
+	for i := range m {
+		if m[i].Mask != nil && allOnes(m[i].Mask) {
+			m[i].Mask = nil
 		}
-		if a.Class != b.Class {
-			return int(a.Class) - int(b.Class)
-		}
-		return int(a.Type) - int(b.Type)
-	})
+	}
+	slices.SortStableFunc(m, cmpField)
 	return m
+}
+
+func allOnes(b []byte) bool {
+	for _, c := range b {
+		if c != 0xff {
+			return false
+		}
+	}
+	return true
+}
+
+// isCanonical reports whether Canonical would leave m unchanged.
+func (m Match) isCanonical() bool {
+	for i := range m {
+		if m[i].Mask != nil && allOnes(m[i].Mask) {
+			return false
+		}
+	}
+	return slices.IsSortedFunc(m, cmpField)
 }
 
 // Has reports whether m matches on the field (class, typ).

@@ -177,7 +177,7 @@ func BenchmarkDecodeFlowMod(b *testing.B) {
 
 func BenchmarkDecodeFlowStats(b *testing.B) {
 	f := typicalFlow()
-	st := make([]FlowStats, 500)
+	st := make([]FlowStats, 400)
 	for i := range st {
 		st[i].Flow = f
 		st[i].Flow.Priority = uint16(i)

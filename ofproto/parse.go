@@ -89,6 +89,9 @@ func parseFlow(s string) (Flow, error) {
 		default:
 			var fl Field
 			fl, err = parseField(key, val)
+			if err == nil && fl.Mask != nil && allZero(fl.Mask) {
+				continue // fully wildcarded: as ovs-ofctl, leave the field out
+			}
 			if err == nil {
 				if fl.Class == ClassBasic && fl.Type == OXMEthType {
 					ethType = int(binary.BigEndian.Uint16(fl.Value))

@@ -102,6 +102,9 @@ func checkFieldShape(fl Field) error {
 		return fmt.Errorf("%s: value of %d bytes, want %d", spec.displayName(fl), len(fl.Value), spec.bytes)
 	}
 	if fl.Mask != nil {
+		if allZero(fl.Mask) {
+			return fmt.Errorf("%s: mask of all zeros matches anything: leave the field out", spec.displayName(fl))
+		}
 		if len(fl.Mask) != len(fl.Value) {
 			return fmt.Errorf("%s: mask of %d bytes for a %d-byte value", spec.displayName(fl), len(fl.Mask), len(fl.Value))
 		}
@@ -181,4 +184,13 @@ func checkPrereq(m Match, fl Field) error {
 		return needProto(58, EthTypeIPv6)
 	}
 	return nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -60,7 +60,8 @@ CREATE INDEX ports_host ON ports (host) WHERE host <> '';
 CREATE TABLE ip_allocations (
     subnet_id text   NOT NULL REFERENCES subnets (id),
     ip        bigint NOT NULL,
-    port_id   text   NOT NULL REFERENCES ports (id) ON DELETE CASCADE,
+    -- Deferred: a write allocates the address before it inserts the port.
+    port_id   text   NOT NULL REFERENCES ports (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
     PRIMARY KEY (subnet_id, ip)
 );
 CREATE INDEX ip_allocations_port ON ip_allocations (port_id);

@@ -328,4 +328,3 @@ func TestOFPortWaitsForMonitor(t *testing.T) {
 		t.Fatalf("OFPort = %d, %v; want 7", n, err)
 	}
 }
-

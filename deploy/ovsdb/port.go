@@ -285,3 +285,16 @@ func (c *Client) OFPort(ctx context.Context, ifname string) (int, error) {
 		}
 	}
 }
+
+// EnsureUplink adds an existing network device (e.g. the external network's NIC) to
+// bridge as a plain port.
+func (c *Client) EnsureUplink(ctx context.Context, bridge, dev string) error {
+	if err := validIfName(bridge); err != nil {
+		return fmt.Errorf("ovsdb: uplink: bridge: %w", err)
+	}
+	if err := validIfName(dev); err != nil {
+		return fmt.Errorf("ovsdb: uplink: %w", err)
+	}
+	_, err := c.ensurePort(ctx, portSpec{bridge: bridge, name: dev})
+	return err
+}

@@ -44,6 +44,9 @@ type Config struct {
 	// FlowModRate limits flow-mod processing (flow-mods per second, 0: unlimited), to mimic
 	// OVS's ingest.
 	FlowModRate float64
+	// NoBundles refuses ONF bundle messages (OFPBRC_BAD_EXPERIMENTER), like a switch without
+	// the extension.
+	NoBundles bool
 	// MaxFlows refuses adds beyond this many flows with OFPFMFC_TABLE_FULL (0: no limit).
 	MaxFlows int
 }
@@ -53,6 +56,7 @@ type Counts struct {
 	Add, Modify, ModifyStrict, Delete, DeleteStrict uint64
 	Bundles                                         uint64 // bundles committed
 	Errors                                          uint64 // errors sent
+	EchoReplies                                     uint64 // echo replies received
 }
 
 // Total is the number of flow-mods received.
@@ -232,7 +236,12 @@ func (s *Switch) handle(h ofproto.Header, msg []byte) error {
 			return errors.New("controller does not offer OpenFlow 1.3")
 		}
 		return nil
-	case ofproto.TypeError, ofproto.TypeEchoReply:
+	case ofproto.TypeEchoReply:
+		s.mu.Lock()
+		s.counts.EchoReplies++
+		s.mu.Unlock()
+		return nil
+	case ofproto.TypeError:
 		return nil
 	case ofproto.TypeEchoRequest:
 		return s.write(finish(append(appendHeader(nil, ofproto.TypeEchoReply, h.Xid), msg[8:]...), 0))
@@ -422,7 +431,7 @@ const (
 )
 
 func (s *Switch) handleExperimenter(h ofproto.Header, msg []byte) error {
-	if len(msg) < 16 || binary.BigEndian.Uint32(msg[8:]) != experimenterONF {
+	if len(msg) < 16 || binary.BigEndian.Uint32(msg[8:]) != experimenterONF || s.cfg.NoBundles {
 		return s.sendError(h.Xid, errBadRequest, 3, msg) // OFPBRC_BAD_EXPERIMENTER
 	}
 	switch binary.BigEndian.Uint32(msg[12:]) {
@@ -647,13 +656,13 @@ func (s *Switch) AddFlow(f ofproto.Flow) error {
 // AddPort adds (or replaces) a port and tells the controller with a port status.
 func (s *Switch) AddPort(p Port) error {
 	s.mu.Lock()
-	old, had := s.ports[p.No]
+	_, had := s.ports[p.No]
 	s.ports[p.No] = p
 	connected := s.conn != nil
 	s.mu.Unlock()
 	reason := byte(0) // OFPPR_ADD
-	if had && old.Name != p.Name || had {
-		reason = 2 // OFPPR_MODIFY
+	if had {
+		reason = 2 // OFPPR_MODIFY (a rename too, as OVS reports it)
 	}
 	if !connected {
 		return nil

@@ -1,0 +1,183 @@
+// Command dvrflowd serves dvrflow's Neutron v2.0 API over the PostgreSQL topology store.
+// (The OpenFlow controller is wired into run as well once it exists.)
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/northbound"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// config is everything dvrflowd is told on its command line.
+type config struct {
+	Listen       string
+	DatabaseURL  string
+	LogLevel     zapcore.Level
+	LogJSON      bool
+	Store        db.Config
+	API          northbound.Config
+	ShutdownWait time.Duration
+}
+
+func parseFlags(args []string, getenv func(string) string) (*config, error) {
+	fs := flag.NewFlagSet("dvrflowd", flag.ContinueOnError)
+	cfg := &config{Store: db.DefaultConfig(), API: northbound.DefaultConfig()}
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9696", "address of the Neutron API")
+	fs.StringVar(&cfg.DatabaseURL, "db-url", getenv("DVRFLOW_DATABASE_URL"), "PostgreSQL URL (env DVRFLOW_DATABASE_URL)")
+	fs.StringVar(&cfg.API.AdminToken, "auth-token", getenv("DVRFLOW_AUTH_TOKEN"), "static admin token for X-Auth-Token (env DVRFLOW_AUTH_TOKEN)")
+	fs.BoolVar(&cfg.API.NoAuth, "noauth", false, "accept every request as admin (development only)")
+	projectTokens := fs.String("project-tokens", "", "file of 'token project_id' lines: project-scoped tokens")
+	fs.StringVar(&cfg.API.AdminProject, "admin-project", cfg.API.AdminProject, "project of resources the admin creates without project_id")
+	fs.DurationVar(&cfg.API.AgentDownTime, "agent-down-time", cfg.API.AgentDownTime, "a host's agents are dead this long after its last heartbeat")
+	vni := fs.String("vni-range", fmt.Sprintf("%d:%d", cfg.Store.VNIMin, cfg.Store.VNIMax), "VXLAN IDs for tenant networks, MIN:MAX")
+	baseMAC := fs.String("base-mac", cfg.Store.BaseMAC.String(), "base of port MACs")
+	dvrBaseMAC := fs.String("dvr-base-mac", cfg.Store.DVRBaseMAC.String(), "base of DVR host MACs")
+	fs.DurationVar(&cfg.Store.PollInterval, "poll-interval", cfg.Store.PollInterval, "change-log poll interval behind LISTEN/NOTIFY")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&cfg.LogJSON, "log-json", false, "log JSON instead of console text")
+	fs.DurationVar(&cfg.ShutdownWait, "shutdown-wait", 10*time.Second, "how long to let requests finish on shutdown")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	var err error
+	if cfg.Store.VNIMin, cfg.Store.VNIMax, err = db.ParseVNIRange(*vni); err != nil {
+		return nil, err
+	}
+	if cfg.Store.BaseMAC, err = net.ParseMAC(*baseMAC); err != nil {
+		return nil, fmt.Errorf("--base-mac: %w", err)
+	}
+	if cfg.Store.DVRBaseMAC, err = net.ParseMAC(*dvrBaseMAC); err != nil {
+		return nil, fmt.Errorf("--dvr-base-mac: %w", err)
+	}
+	if cfg.LogLevel, err = zapcore.ParseLevel(*logLevel); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	if *projectTokens != "" {
+		if cfg.API.ProjectTokens, err = readProjectTokens(*projectTokens); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.DatabaseURL == "" {
+		return nil, errors.New("--db-url (or DVRFLOW_DATABASE_URL) is required")
+	}
+	if err := cfg.Store.Validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.API.Validate(); err != nil {
+		return nil, fmt.Errorf("%w (use --auth-token or --noauth)", err)
+	}
+	return cfg, nil
+}
+
+// readProjectTokens reads "token project_id" lines ('#' comments, blank lines skipped).
+func readProjectTokens(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("project tokens: %w", err)
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		parts := strings.Fields(line)
+		if len(parts) != 2 {
+			return nil, fmt.Errorf("project tokens %s:%d: want 'token project_id'", path, n)
+		}
+		if _, dup := out[parts[0]]; dup {
+			return nil, fmt.Errorf("project tokens %s:%d: duplicate token", path, n)
+		}
+		out[parts[0]] = parts[1]
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("project tokens: %w", err)
+	}
+	return out, nil
+}
+
+func newLogger(cfg *config) (*zap.Logger, error) {
+	zc := zap.NewProductionConfig()
+	if !cfg.LogJSON {
+		zc = zap.NewDevelopmentConfig()
+		zc.Development = false
+		zc.DisableStacktrace = true
+	}
+	zc.Level = zap.NewAtomicLevelAt(cfg.LogLevel)
+	return zc.Build()
+}
+
+// run serves the API until ctx ends. The controller is started here too once it exists.
+func run(ctx context.Context, cfg *config, log *zap.Logger) error {
+	store, err := db.Open(ctx, cfg.DatabaseURL, cfg.Store, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	api, err := northbound.New(store, cfg.API, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("serving Neutron API", zap.String("listen", ln.Addr().String()), zap.Bool("noauth", cfg.API.NoAuth))
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve API: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownWait)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shut down API: %w", err)
+	}
+	return nil
+}
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:], os.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dvrflowd:", err)
+		os.Exit(2)
+	}
+	log, err := newLogger(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dvrflowd: logger:", err)
+		os.Exit(2)
+	}
+	defer log.Sync() //nolint:errcheck // best effort at exit
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, log); err != nil {
+		log.Error("dvrflowd failed", zap.Error(err))
+		os.Exit(1)
+	}
+}

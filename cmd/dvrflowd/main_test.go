@@ -1,0 +1,45 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseFlags(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte("# comment\ntok-a proj-a\n\ntok-b proj-b\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := parseFlags([]string{"--project-tokens", tokens, "--vni-range", "5000:6000"},
+		env(map[string]string{"DVRFLOW_DATABASE_URL": "postgres://x/y", "DVRFLOW_AUTH_TOKEN": "adm"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.API.AdminToken != "adm" || cfg.DatabaseURL != "postgres://x/y" || cfg.Store.VNIMin != 5000 || cfg.Store.VNIMax != 6000 ||
+		cfg.API.ProjectTokens["tok-b"] != "proj-b" || len(cfg.API.ProjectTokens) != 2 {
+		t.Fatalf("config %+v", cfg)
+	}
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{nil, nil, "db-url"},
+		{[]string{"--db-url", "postgres://x"}, nil, "noauth"},
+		{[]string{"--db-url", "postgres://x", "--noauth", "--vni-range", "7:3"}, nil, "vni range"},
+		{[]string{"--db-url", "postgres://x", "--noauth", "--vni-range", "x"}, nil, "vni range"},
+		{[]string{"--db-url", "postgres://x", "--noauth", "--dvr-base-mac", "fa:16:3e:00:00:00"}, nil, "must differ"},
+		{[]string{"--db-url", "postgres://x", "--noauth", "--base-mac", "zz"}, nil, "base-mac"},
+		{[]string{"--db-url", "postgres://x", "--noauth", "--log-level", "loud"}, nil, "log-level"},
+		{[]string{"--db-url", "postgres://x", "--noauth", "extra"}, nil, "unexpected"},
+		{[]string{"--db-url", "postgres://x", "--noauth", "--project-tokens", "/nonexistent"}, nil, "project tokens"},
+	} {
+		_, err := parseFlags(tc.args, env(tc.env))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("parseFlags(%v) = %v, want error containing %q", tc.args, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Port-create benchmark through the real HTTP API: a private durable PostgreSQL (pg.sh),
+# bin/dvrflowd, then bin/dvrflow-bench-api. Everything it starts is stopped at the end.
+#   BENCH_N (default 5000) ports, BENCH_C (default 16) concurrent clients.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+[ -x bin/dvrflowd ] && [ -x bin/dvrflow-bench-api ] || go build -o bin/ ./cmd/dvrflowd ./cmd/dvrflow-bench-api
+
+dir=$(mktemp -d /tmp/dvrflow-bench.XXXXXX)
+chmod 755 "$dir" # the postgres user must reach the cluster inside
+pid=""
+cleanup() {
+	if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+	./deploy/scripts/pg.sh stop "$dir/pg" >/dev/null || true
+	rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
+
+./deploy/scripts/pg.sh start "$dir/pg" >/dev/null
+dsn=$(./deploy/scripts/pg.sh dsn "$dir/pg")
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+token=bench-$RANDOM$RANDOM
+DVRFLOW_AUTH_TOKEN=$token ./bin/dvrflowd --db-url "$dsn&pool_max_conns=${BENCH_POOL:-8}" --listen "127.0.0.1:$port" \
+	--log-level warn >"$dir/dvrflowd.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do
+	curl -fs "http://127.0.0.1:$port/" >/dev/null 2>&1 && break
+	kill -0 "$pid" 2>/dev/null || { cat "$dir/dvrflowd.log"; exit 1; }
+	sleep 0.1
+done
+echo "bench: private PostgreSQL ($(cat "$dir/pg/data/PG_VERSION"), fsync and synchronous_commit on); dvrflowd on 127.0.0.1:$port"
+./bin/dvrflow-bench-api --url "http://127.0.0.1:$port" --token "$token" -n "${BENCH_N:-5000}" -c "${BENCH_C:-16}"

@@ -1,0 +1,188 @@
+package northbound
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+)
+
+// maxBody bounds request bodies.
+const maxBody = 1 << 20
+
+// body is one resource of a request, {"<kind>": {...}}, with its attributes checked
+// against what the operation accepts.
+type body struct {
+	fields map[string]json.RawMessage
+}
+
+// readBody decodes {"<kind>": {...}} and rejects attributes not in allowed: read-only
+// ones ("not allowed in POST/PUT") and unknown ones ("Unrecognized attribute(s)").
+func readBody(c echo.Context, kind string, allowed []string, readOnly []string) (*body, error) {
+	raw, err := io.ReadAll(io.LimitReader(c.Request().Body, maxBody+1))
+	if err != nil {
+		return nil, badBody("Unable to read request body: %v", err)
+	}
+	if len(raw) > maxBody {
+		return nil, badBody("Request body larger than %d bytes", maxBody)
+	}
+	var env map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return nil, badBody("Malformed request body: %v", err)
+	}
+	inner, ok := env[kind]
+	if !ok || len(env) != 1 {
+		return nil, badBody("Resource body required: expected exactly one top-level key '%s'", kind)
+	}
+	var fields map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(inner))
+	if err := dec.Decode(&fields); err != nil || fields == nil {
+		return nil, badBody("Malformed request body: '%s' must be an object", kind)
+	}
+	op := "POST"
+	if c.Request().Method == "PUT" {
+		op = "PUT"
+	}
+	ok1 := map[string]bool{}
+	for _, a := range allowed {
+		ok1[a] = true
+	}
+	ro := map[string]bool{}
+	for _, a := range readOnly {
+		ro[a] = true
+	}
+	var unknown []string
+	for k := range fields {
+		switch {
+		case ok1[k]:
+		case ro[k]:
+			return nil, badBody("Attribute '%s' not allowed in %s", k, op)
+		default:
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, badBody("Unrecognized attribute(s) '%s'", strings.Join(unknown, ", "))
+	}
+	return &body{fields: fields}, nil
+}
+
+func isNull(r json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(r), []byte("null")) }
+
+func invalidField(name string, r json.RawMessage, reason string) error {
+	return badBody("Invalid input for %s. Reason: '%s' %s.", name, string(r), reason)
+}
+
+// str returns a string attribute (nil when absent). null is rejected.
+func (b *body) str(name string) (*string, error) {
+	r, ok := b.fields[name]
+	if !ok {
+		return nil, nil
+	}
+	var s string
+	if isNull(r) || json.Unmarshal(r, &s) != nil {
+		return nil, invalidField(name, r, "is not a valid string")
+	}
+	if len(s) > 255 && name != "description" {
+		return nil, invalidField(name, r, "exceeds maximum length of 255")
+	}
+	return &s, nil
+}
+
+// nullableStr is str where null means "" (e.g. gateway_ip: null for no gateway).
+func (b *body) nullableStr(name string) (*string, error) {
+	r, ok := b.fields[name]
+	if ok && isNull(r) {
+		empty := ""
+		return &empty, nil
+	}
+	return b.str(name)
+}
+
+// boolean accepts true/false and their string forms, as Neutron's convert_to_boolean.
+func (b *body) boolean(name string) (*bool, error) {
+	r, ok := b.fields[name]
+	if !ok {
+		return nil, nil
+	}
+	var v bool
+	if json.Unmarshal(r, &v) == nil {
+		return &v, nil
+	}
+	var s string
+	if json.Unmarshal(r, &s) == nil {
+		switch strings.ToLower(s) {
+		case "true", "1":
+			v = true
+			return &v, nil
+		case "false", "0":
+			return &v, nil
+		}
+	}
+	return nil, invalidField(name, r, "is not a valid boolean value")
+}
+
+// integer returns an integer attribute; null means absent when nullOK.
+func (b *body) integer(name string, nullOK bool) (*int64, error) {
+	r, ok := b.fields[name]
+	if !ok || (nullOK && isNull(r)) {
+		return nil, nil
+	}
+	var v int64
+	if json.Unmarshal(r, &v) == nil {
+		return &v, nil
+	}
+	var s string
+	if json.Unmarshal(r, &s) == nil {
+		if _, err := fmt.Sscanf(s, "%d", &v); err == nil && fmt.Sprint(v) == s {
+			return &v, nil
+		}
+	}
+	return nil, invalidField(name, r, "is not an integer")
+}
+
+// decode decodes an attribute strictly (unknown keys rejected) into dst; it reports
+// whether the attribute was present.
+func (b *body) decode(name string, dst any) (bool, error) {
+	r, ok := b.fields[name]
+	if !ok {
+		return false, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(r))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return true, badBody("Invalid input for %s. Reason: %v.", name, err)
+	}
+	return true, nil
+}
+
+// project resolves tenant_id/project_id for a create: an admin may name any project, a
+// project caller only its own.
+func (b *body) project(cl caller) (string, error) {
+	t, err := b.str("tenant_id")
+	if err != nil {
+		return "", err
+	}
+	p, err := b.str("project_id")
+	if err != nil {
+		return "", err
+	}
+	if t != nil && p != nil && *t != *p {
+		return "", badBody("'project_id' and 'tenant_id' do not match")
+	}
+	want := cl.project
+	if p != nil {
+		want = *p
+	} else if t != nil {
+		want = *t
+	}
+	if !cl.admin && want != cl.project {
+		return "", forbidden("Specifying 'project_id' or 'tenant_id' other than the authenticated project in request requires admin privileges")
+	}
+	return want, nil
+}

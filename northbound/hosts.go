@@ -1,0 +1,171 @@
+package northbound
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/dvrflow/dvrflow/db"
+	"github.com/labstack/echo/v4"
+)
+
+func (s *Server) listHosts(c echo.Context) error {
+	if err := requireAdmin(c); err != nil {
+		return err
+	}
+	hs, err := s.store.ListHosts(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	items := make([]map[string]any, 0, len(hs))
+	for i := range hs {
+		items = append(items, s.hostShape(&hs[i], now))
+	}
+	return respondList(c, "dvr_hosts", items)
+}
+
+func (s *Server) showHost(c echo.Context) error {
+	if err := requireAdmin(c); err != nil {
+		return err
+	}
+	h, err := s.store.GetHost(c.Request().Context(), c.Param("host"))
+	if err != nil {
+		return err
+	}
+	return respondOne(c, http.StatusOK, "dvr_host", s.hostShape(h, time.Now()))
+}
+
+// registerHost creates or updates a host (201 when created, 200 when updated) and
+// refreshes its heartbeat.
+func (s *Server) registerHost(c echo.Context) error {
+	if err := requireAdmin(c); err != nil {
+		return err
+	}
+	b, err := readBody(c, "dvr_host", []string{"tunnel_ip", "mode", "bridges"},
+		[]string{"host", "mac_address", "applied_revision", "heartbeat_timestamp", "alive", "created_at", "updated_at"})
+	if err != nil {
+		return err
+	}
+	spec := db.HostSpec{Name: c.Param("host")}
+	tip, err := b.str("tunnel_ip")
+	if err != nil {
+		return err
+	}
+	mode, err := b.str("mode")
+	if err != nil {
+		return err
+	}
+	if tip == nil || mode == nil {
+		return badBody("Invalid input for dvr_host. Reason: tunnel_ip and mode are required.")
+	}
+	spec.TunnelIP, spec.Mode = *tip, *mode
+	if _, err := b.decode("bridges", &spec.Bridges); err != nil {
+		return err
+	}
+	h, created, err := s.store.RegisterHost(c.Request().Context(), spec)
+	if err != nil {
+		return err
+	}
+	code := http.StatusOK
+	if created {
+		code = http.StatusCreated
+	}
+	return respondOne(c, code, "dvr_host", s.hostShape(h, time.Now()))
+}
+
+func (s *Server) deleteHost(c echo.Context) error {
+	if err := requireAdmin(c); err != nil {
+		return err
+	}
+	if err := s.store.DeleteHost(c.Request().Context(), c.Param("host")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) setHostApplied(c echo.Context) error {
+	if err := requireAdmin(c); err != nil {
+		return err
+	}
+	raw, err := io.ReadAll(io.LimitReader(c.Request().Body, maxBody))
+	if err != nil {
+		return badBody("Unable to read request body: %v", err)
+	}
+	var in struct {
+		Revision *int64 `json:"revision"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil || in.Revision == nil {
+		return badBody("Malformed request body: want {\"revision\": N}")
+	}
+	if err := s.store.SetHostApplied(c.Request().Context(), c.Param("host"), *in.Revision); err != nil {
+		return err
+	}
+	h, err := s.store.GetHost(c.Request().Context(), c.Param("host"))
+	if err != nil {
+		return err
+	}
+	return respondOne(c, http.StatusOK, "dvr_host", s.hostShape(h, time.Now()))
+}
+
+func (s *Server) listHostMACs(c echo.Context) error {
+	if err := requireAdmin(c); err != nil {
+		return err
+	}
+	hs, err := s.store.ListHosts(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	items := make([]map[string]any, 0, len(hs))
+	for _, h := range hs {
+		items = append(items, map[string]any{"host": h.Name, "mac_address": h.MACAddress})
+	}
+	return respondList(c, "dvr_host_macs", items)
+}
+
+func (s *Server) agents(c echo.Context) ([]map[string]any, error) {
+	hs, err := s.store.ListHosts(c.Request().Context())
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	var items []map[string]any
+	for i := range hs {
+		items = append(items, s.agentShapes(&hs[i], now)...)
+	}
+	return items, nil
+}
+
+func (s *Server) listAgents(c echo.Context) error {
+	if err := requireAdmin(c); err != nil {
+		return err
+	}
+	items, err := s.agents(c)
+	if err != nil {
+		return err
+	}
+	if items == nil {
+		items = []map[string]any{}
+	}
+	return respondList(c, "agents", items)
+}
+
+func (s *Server) showAgent(c echo.Context) error {
+	if err := requireAdmin(c); err != nil {
+		return err
+	}
+	items, err := s.agents(c)
+	if err != nil {
+		return err
+	}
+	for _, a := range items {
+		if a["id"] == c.Param("id") {
+			return respondOne(c, http.StatusOK, "agent", a)
+		}
+	}
+	return notFound("AgentNotFound", "Agent %s could not be found.", c.Param("id"))
+}

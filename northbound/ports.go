@@ -1,0 +1,174 @@
+package northbound
+
+import (
+	"net/http"
+
+	"github.com/dvrflow/dvrflow/db"
+	"github.com/labstack/echo/v4"
+)
+
+// ownedPort returns a port of the caller's project (PortNotFound otherwise).
+func (s *Server) ownedPort(c echo.Context, id string) (*db.Port, error) {
+	p, err := s.store.GetPort(c.Request().Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	if !callerOf(c).owns(p.ProjectID) {
+		return nil, notFound("PortNotFound", "Port %s could not be found.", id)
+	}
+	return p, nil
+}
+
+func (s *Server) listPorts(c echo.Context) error {
+	ps, err := s.store.ListPorts(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	cl := callerOf(c)
+	items := make([]map[string]any, 0, len(ps))
+	for i := range ps {
+		if cl.owns(ps[i].ProjectID) {
+			items = append(items, portShape(&ps[i]))
+		}
+	}
+	return respondList(c, "ports", items)
+}
+
+func (s *Server) showPort(c echo.Context) error {
+	p, err := s.ownedPort(c, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return respondOne(c, http.StatusOK, "port", portShape(p))
+}
+
+type fixedIPBody struct {
+	SubnetID  string `json:"subnet_id"`
+	IPAddress string `json:"ip_address"`
+}
+
+func fixedIPSpecs(b *body, name string) (*[]db.FixedIPSpec, error) {
+	var in []fixedIPBody
+	ok, err := b.decode(name, &in)
+	if err != nil || !ok {
+		return nil, err
+	}
+	out := make([]db.FixedIPSpec, 0, len(in))
+	for _, f := range in {
+		out = append(out, db.FixedIPSpec{SubnetID: f.SubnetID, IPAddress: f.IPAddress})
+	}
+	return &out, nil
+}
+
+func portSpec(b *body, cl caller) (db.PortSpec, error) {
+	var spec db.PortSpec
+	var err error
+	for _, f := range []struct {
+		name string
+		dst  **string
+	}{
+		{"name", &spec.Name}, {"description", &spec.Description}, {"mac_address", &spec.MACAddress},
+		{"device_owner", &spec.DeviceOwner}, {"device_id", &spec.DeviceID},
+	} {
+		if *f.dst, err = b.str(f.name); err != nil {
+			return spec, err
+		}
+	}
+	if spec.HostID, err = b.nullableStr("binding:host_id"); err != nil {
+		return spec, err
+	}
+	if spec.HostID != nil && !cl.admin {
+		return spec, forbidden("Setting binding:host_id requires admin privileges")
+	}
+	if spec.AdminStateUp, err = b.boolean("admin_state_up"); err != nil {
+		return spec, err
+	}
+	if spec.FixedIPs, err = fixedIPSpecs(b, "fixed_ips"); err != nil {
+		return spec, err
+	}
+	if vt, err := b.str("binding:vnic_type"); err != nil {
+		return spec, err
+	} else if vt != nil && *vt != "normal" {
+		return spec, badBody("Invalid input for binding:vnic_type. Reason: only 'normal' is supported.")
+	}
+	var profile map[string]any
+	if _, err := b.decode("binding:profile", &profile); err != nil {
+		return spec, err
+	} else if len(profile) > 0 {
+		return spec, badBody("Invalid input for binding:profile. Reason: binding profiles are not supported.")
+	}
+	var sgs []string
+	if ok, err := b.decode("security_groups", &sgs); err != nil {
+		return spec, err
+	} else if ok && len(sgs) > 0 {
+		return spec, badBody("Invalid input for security_groups. Reason: security groups are not supported by dvrflow.")
+	}
+	return spec, nil
+}
+
+func (s *Server) createPort(c echo.Context) error {
+	b, err := readBody(c, "port", []string{"name", "description", "network_id", "mac_address", "fixed_ips",
+		"device_owner", "device_id", "binding:host_id", "binding:vnic_type", "binding:profile", "admin_state_up",
+		"tenant_id", "project_id", "security_groups"},
+		with(standardReadOnly, "binding:vif_type", "binding:vif_details"))
+	if err != nil {
+		return err
+	}
+	cl := callerOf(c)
+	spec, err := portSpec(b, cl)
+	if err != nil {
+		return err
+	}
+	if spec.ProjectID, err = b.project(cl); err != nil {
+		return err
+	}
+	nid, err := b.str("network_id")
+	if err != nil {
+		return err
+	}
+	if nid == nil {
+		return badBody("Invalid input for network_id. Reason: network_id is required.")
+	}
+	spec.NetworkID = *nid
+	if _, err := s.visibleNetwork(c, spec.NetworkID); err != nil {
+		return err
+	}
+	p, err := s.store.CreatePort(c.Request().Context(), spec)
+	if err != nil {
+		return err
+	}
+	return respondOne(c, http.StatusCreated, "port", portShape(p))
+}
+
+func (s *Server) updatePort(c echo.Context) error {
+	id := c.Param("id")
+	b, err := readBody(c, "port", []string{"name", "description", "mac_address", "fixed_ips", "device_owner",
+		"device_id", "binding:host_id", "binding:vnic_type", "binding:profile", "admin_state_up", "security_groups"},
+		with(standardReadOnly, "network_id", "tenant_id", "project_id", "binding:vif_type", "binding:vif_details"))
+	if err != nil {
+		return err
+	}
+	spec, err := portSpec(b, callerOf(c))
+	if err != nil {
+		return err
+	}
+	if _, err := s.ownedPort(c, id); err != nil {
+		return err
+	}
+	p, err := s.store.UpdatePort(c.Request().Context(), id, spec)
+	if err != nil {
+		return err
+	}
+	return respondOne(c, http.StatusOK, "port", portShape(p))
+}
+
+func (s *Server) deletePort(c echo.Context) error {
+	id := c.Param("id")
+	if _, err := s.ownedPort(c, id); err != nil {
+		return err
+	}
+	if err := s.store.DeletePort(c.Request().Context(), id); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

@@ -1,0 +1,182 @@
+// Package northbound serves dvrflow's topology as the Neutron v2.0 REST API on Echo:
+// networks, subnets, ports, routers (with interfaces and gateways), floating IPs and
+// agents, plus the dvr-hosts extension where hosts register. It is a thin adapter over
+// the db.Store service API: Neutron shapes and errors live here, the semantics live in
+// the store.
+package northbound
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/dvrflow/dvrflow/db"
+	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
+)
+
+// Config holds the API's settings.
+type Config struct {
+	// NoAuth accepts every request as admin (development only).
+	NoAuth bool
+	// AdminToken is the static admin token expected in X-Auth-Token.
+	AdminToken string
+	// ProjectTokens maps a token to the project it acts for.
+	ProjectTokens map[string]string
+	// AdminProject is the project of resources an admin creates without project_id.
+	AdminProject string
+	// AgentDownTime is how long after its last heartbeat a host's agents stay alive.
+	AgentDownTime time.Duration
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if !c.NoAuth && c.AdminToken == "" {
+		return errors.New("an admin token is required unless noauth is set")
+	}
+	for tok, p := range c.ProjectTokens {
+		if tok == "" || p == "" {
+			return errors.New("project tokens need a token and a project")
+		}
+		if tok == c.AdminToken {
+			return errors.New("a project token must differ from the admin token")
+		}
+	}
+	if c.AgentDownTime <= 0 {
+		return errors.New("agent down time must be positive")
+	}
+	return nil
+}
+
+// DefaultConfig returns a configuration with Neutron's agent_down_time (75 s).
+func DefaultConfig() Config {
+	return Config{AdminProject: "admin", AgentDownTime: 75 * time.Second}
+}
+
+// Server is the REST API.
+type Server struct {
+	store *db.Store
+	cfg   Config
+	log   *zap.Logger
+	echo  *echo.Echo
+}
+
+// New builds the API over store.
+func New(store *db.Store, cfg Config, log *zap.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("northbound config: %w", err)
+	}
+	s := &Server{store: store, cfg: cfg, log: log.Named("northbound"), echo: echo.New()}
+	s.echo.HideBanner, s.echo.HidePort = true, true
+	s.echo.HTTPErrorHandler = s.handleError
+	s.routes()
+	return s, nil
+}
+
+// Echo returns the underlying Echo instance, for adding routes (a status page) that
+// are not part of the Neutron API.
+func (s *Server) Echo() *echo.Echo { return s.echo }
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+func (s *Server) routes() {
+	e := s.echo
+	e.GET("/", s.versions)
+	v := e.Group("/v2.0", s.authenticate)
+	v.GET("", s.resources)
+	v.GET("/", s.resources)
+	v.GET("/extensions", s.extensions)
+
+	v.GET("/networks", s.listNetworks)
+	v.POST("/networks", s.createNetwork)
+	v.GET("/networks/:id", s.showNetwork)
+	v.PUT("/networks/:id", s.updateNetwork)
+	v.DELETE("/networks/:id", s.deleteNetwork)
+
+	v.GET("/subnets", s.listSubnets)
+	v.POST("/subnets", s.createSubnet)
+	v.GET("/subnets/:id", s.showSubnet)
+	v.PUT("/subnets/:id", s.updateSubnet)
+	v.DELETE("/subnets/:id", s.deleteSubnet)
+
+	v.GET("/ports", s.listPorts)
+	v.POST("/ports", s.createPort)
+	v.GET("/ports/:id", s.showPort)
+	v.PUT("/ports/:id", s.updatePort)
+	v.DELETE("/ports/:id", s.deletePort)
+
+	v.GET("/routers", s.listRouters)
+	v.POST("/routers", s.createRouter)
+	v.GET("/routers/:id", s.showRouter)
+	v.PUT("/routers/:id", s.updateRouter)
+	v.DELETE("/routers/:id", s.deleteRouter)
+	v.PUT("/routers/:id/add_router_interface", s.addRouterInterface)
+	v.PUT("/routers/:id/remove_router_interface", s.removeRouterInterface)
+
+	v.GET("/floatingips", s.listFloatingIPs)
+	v.POST("/floatingips", s.createFloatingIP)
+	v.GET("/floatingips/:id", s.showFloatingIP)
+	v.PUT("/floatingips/:id", s.updateFloatingIP)
+	v.DELETE("/floatingips/:id", s.deleteFloatingIP)
+
+	v.GET("/agents", s.listAgents)
+	v.GET("/agents/:id", s.showAgent)
+
+	v.GET("/dvr-hosts", s.listHosts)
+	v.GET("/dvr-hosts/:host", s.showHost)
+	v.PUT("/dvr-hosts/:host", s.registerHost)
+	v.DELETE("/dvr-hosts/:host", s.deleteHost)
+	v.PUT("/dvr-hosts/:host/applied", s.setHostApplied)
+	v.GET("/dvr-host-macs", s.listHostMACs)
+}
+
+func baseURL(c echo.Context) string {
+	return c.Scheme() + "://" + c.Request().Host
+}
+
+func (s *Server) versions(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{"versions": []any{map[string]any{
+		"id": "v2.0", "status": "CURRENT",
+		"links": []any{map[string]any{"href": baseURL(c) + "/v2.0/", "rel": "self"}},
+	}}})
+}
+
+func (s *Server) resources(c echo.Context) error {
+	var rs []any
+	for _, r := range []struct{ name, coll string }{
+		{"network", "networks"}, {"subnet", "subnets"}, {"port", "ports"}, {"router", "routers"},
+		{"floatingip", "floatingips"}, {"agent", "agents"},
+	} {
+		rs = append(rs, map[string]any{"name": r.name, "collection": r.coll,
+			"links": []any{map[string]any{"href": baseURL(c) + "/v2.0/" + r.coll, "rel": "self"}}})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"resources": rs})
+}
+
+func (s *Server) extensions(c echo.Context) error {
+	exts := []struct{ alias, name, desc string }{
+		{"agent", "agent", "The agent management extension."},
+		{"binding", "Port Binding", "Expose port bindings of a virtual port to external application"},
+		{"dvr", "Distributed Virtual Router", "Enables configuration of Distributed Virtual Routers."},
+		{"external-net", "Neutron external network", "Adds external network attribute to network resource."},
+		{"ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway"},
+		{"fields", "Fields", "Allows filtering of returned fields"},
+		{"net-mtu", "Network MTU", "Provides MTU attribute for a network resource."},
+		{"pagination", "Pagination support", "Extension that indicates that pagination is enabled."},
+		{"project-id", "project_id field enabled", "Extension that indicates that project_id field is enabled."},
+		{"provider", "Provider Network", "Expose mapping of virtual networks to physical networks"},
+		{"router", "Neutron L3 Router", "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway."},
+		{"sorting", "Sorting support", "Extension that indicates that sorting is enabled."},
+		{"standard-attr-revisions", "Resource revision numbers", "This extension will display the revision number of neutron resources."},
+		{"standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes."},
+		{"dvr-hosts", "dvrflow DVR hosts", "Host registration with tunnel IP, mode, bridges and DVR host MAC."},
+	}
+	var out []any
+	for _, x := range exts {
+		out = append(out, map[string]any{"alias": x.alias, "name": x.name, "description": x.desc,
+			"updated": "2026-11-23T00:00:00-00:00", "links": []any{}})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"extensions": out})
+}

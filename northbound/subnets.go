@@ -1,0 +1,199 @@
+package northbound
+
+import (
+	"net/http"
+
+	"github.com/dvrflow/dvrflow/db"
+	"github.com/labstack/echo/v4"
+)
+
+// subnetVisible: own subnets, and those of shared or external networks.
+func (s *Server) subnetVisible(cl caller, sn *db.Subnet, nets map[string]*db.Network) bool {
+	n := nets[sn.NetworkID]
+	return cl.sees(sn.ProjectID, n != nil && (n.Shared || n.External))
+}
+
+func (s *Server) visibleSubnet(c echo.Context, id string) (*db.Subnet, error) {
+	ctx := c.Request().Context()
+	sn, err := s.store.GetSubnet(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	cl := callerOf(c)
+	if cl.admin || sn.ProjectID == cl.project {
+		return sn, nil
+	}
+	n, err := s.store.GetNetwork(ctx, sn.NetworkID)
+	if err != nil {
+		return nil, err
+	}
+	if !s.subnetVisible(cl, sn, map[string]*db.Network{n.ID: n}) {
+		return nil, notFound("SubnetNotFound", "Subnet %s could not be found.", id)
+	}
+	return sn, nil
+}
+
+func (s *Server) ownedSubnet(c echo.Context, id string) (*db.Subnet, error) {
+	sn, err := s.visibleSubnet(c, id)
+	if err != nil {
+		return nil, err
+	}
+	if !callerOf(c).owns(sn.ProjectID) {
+		return nil, forbidden("Subnet %s belongs to another project", id)
+	}
+	return sn, nil
+}
+
+func (s *Server) listSubnets(c echo.Context) error {
+	ctx := c.Request().Context()
+	xs, err := s.store.ListSubnets(ctx)
+	if err != nil {
+		return err
+	}
+	cl := callerOf(c)
+	nets := map[string]*db.Network{}
+	if !cl.admin {
+		ns, err := s.store.ListNetworks(ctx)
+		if err != nil {
+			return err
+		}
+		for i := range ns {
+			nets[ns[i].ID] = &ns[i]
+		}
+	}
+	items := make([]map[string]any, 0, len(xs))
+	for i := range xs {
+		if s.subnetVisible(cl, &xs[i], nets) {
+			items = append(items, subnetShape(&xs[i]))
+		}
+	}
+	return respondList(c, "subnets", items)
+}
+
+func (s *Server) showSubnet(c echo.Context) error {
+	sn, err := s.visibleSubnet(c, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return respondOne(c, http.StatusOK, "subnet", subnetShape(sn))
+}
+
+func subnetSpec(b *body) (db.SubnetSpec, error) {
+	var spec db.SubnetSpec
+	var err error
+	if spec.Name, err = b.str("name"); err != nil {
+		return spec, err
+	}
+	if spec.Description, err = b.str("description"); err != nil {
+		return spec, err
+	}
+	if spec.GatewayIP, err = b.nullableStr("gateway_ip"); err != nil {
+		return spec, err
+	}
+	if spec.EnableDHCP, err = b.boolean("enable_dhcp"); err != nil {
+		return spec, err
+	}
+	var pools []db.AllocationPool
+	if ok, err := b.decode("allocation_pools", &pools); err != nil {
+		return spec, err
+	} else if ok {
+		if pools == nil {
+			pools = []db.AllocationPool{}
+		}
+		spec.AllocationPools = &pools
+	}
+	var routes []db.HostRoute
+	if ok, err := b.decode("host_routes", &routes); err != nil {
+		return spec, err
+	} else if ok {
+		if routes == nil {
+			routes = []db.HostRoute{}
+		}
+		spec.HostRoutes = &routes
+	}
+	var dns []string
+	if ok, err := b.decode("dns_nameservers", &dns); err != nil {
+		return spec, err
+	} else if ok {
+		if dns == nil {
+			dns = []string{}
+		}
+		spec.DNSNameservers = &dns
+	}
+	return spec, nil
+}
+
+func (s *Server) createSubnet(c echo.Context) error {
+	b, err := readBody(c, "subnet", []string{"name", "description", "network_id", "ip_version", "cidr", "gateway_ip",
+		"allocation_pools", "host_routes", "dns_nameservers", "enable_dhcp", "tenant_id", "project_id"},
+		with(standardReadOnly, "subnetpool_id", "ipv6_ra_mode", "ipv6_address_mode"))
+	if err != nil {
+		return err
+	}
+	spec, err := subnetSpec(b)
+	if err != nil {
+		return err
+	}
+	cl := callerOf(c)
+	if spec.ProjectID, err = b.project(cl); err != nil {
+		return err
+	}
+	nid, err := b.str("network_id")
+	if err != nil {
+		return err
+	}
+	if nid == nil {
+		return badBody("Invalid input for network_id. Reason: network_id is required.")
+	}
+	spec.NetworkID = *nid
+	if spec.CIDR, err = b.str("cidr"); err != nil {
+		return err
+	}
+	if v, err := b.integer("ip_version", false); err != nil {
+		return err
+	} else if v != nil {
+		iv := int(*v)
+		spec.IPVersion = &iv
+	}
+	if _, err := s.ownedNetwork(c, spec.NetworkID); err != nil {
+		return err
+	}
+	sn, err := s.store.CreateSubnet(c.Request().Context(), spec)
+	if err != nil {
+		return err
+	}
+	return respondOne(c, http.StatusCreated, "subnet", subnetShape(sn))
+}
+
+func (s *Server) updateSubnet(c echo.Context) error {
+	id := c.Param("id")
+	b, err := readBody(c, "subnet", []string{"name", "description", "gateway_ip", "allocation_pools", "host_routes",
+		"dns_nameservers", "enable_dhcp"},
+		with(standardReadOnly, "network_id", "ip_version", "cidr", "tenant_id", "project_id", "subnetpool_id", "ipv6_ra_mode", "ipv6_address_mode"))
+	if err != nil {
+		return err
+	}
+	spec, err := subnetSpec(b)
+	if err != nil {
+		return err
+	}
+	if _, err := s.ownedSubnet(c, id); err != nil {
+		return err
+	}
+	sn, err := s.store.UpdateSubnet(c.Request().Context(), id, spec)
+	if err != nil {
+		return err
+	}
+	return respondOne(c, http.StatusOK, "subnet", subnetShape(sn))
+}
+
+func (s *Server) deleteSubnet(c echo.Context) error {
+	id := c.Param("id")
+	if _, err := s.ownedSubnet(c, id); err != nil {
+		return err
+	}
+	if err := s.store.DeleteSubnet(c.Request().Context(), id); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

@@ -1,0 +1,524 @@
+package ofsim
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/dvrflow/dvrflow/ofproto"
+)
+
+// Output is one packet leaving the switch while executing a packet.
+type Output struct {
+	Port  uint32 // a port number, or ofproto.PortController / PortLocal
+	Frame []byte
+	// Tunnel metadata set by the pipeline (for a flow-based tunnel port).
+	TunID  uint64
+	TunDst netip.Addr
+}
+
+// Ethernet types understood by the packet parser.
+const (
+	ethTypeIPv4 = 0x0800
+	ethTypeARP  = 0x0806
+	ethTypeVLAN = 0x8100
+	ethTypeQinQ = 0x88a8
+)
+
+// packet is a parsed frame plus the pipeline's fields.
+type packet struct {
+	inPort         uint32
+	dst, src       [6]byte
+	hasVLAN        bool
+	tpid, tci      uint16
+	ethType        uint16
+	ip             []byte // IPv4 header (with options) when ethType is IPv4
+	arp            []byte // 28-byte ARP body when ethType is ARP
+	payload        []byte // what follows the L3 header (or the Ethernet header)
+	metadata       uint64
+	regs           [8]uint32
+	tunID          uint64
+	tunSrc, tunDst [4]byte
+	hasTunDst      bool
+}
+
+func parsePacket(inPort uint32, frame []byte) (*packet, error) {
+	if len(frame) < 14 {
+		return nil, fmt.Errorf("frame of %d bytes is shorter than an Ethernet header", len(frame))
+	}
+	p := &packet{inPort: inPort}
+	copy(p.dst[:], frame[0:6])
+	copy(p.src[:], frame[6:12])
+	p.ethType = binary.BigEndian.Uint16(frame[12:])
+	rest := frame[14:]
+	if p.ethType == ethTypeVLAN || p.ethType == ethTypeQinQ {
+		if len(rest) < 4 {
+			return nil, errors.New("truncated VLAN header")
+		}
+		p.hasVLAN, p.tpid = true, p.ethType
+		p.tci = binary.BigEndian.Uint16(rest)
+		p.ethType = binary.BigEndian.Uint16(rest[2:])
+		rest = rest[4:]
+	}
+	switch p.ethType {
+	case ethTypeIPv4:
+		if len(rest) < 20 || rest[0]>>4 != 4 {
+			return nil, errors.New("truncated or bad IPv4 header")
+		}
+		ihl := int(rest[0]&0x0f) * 4
+		if ihl < 20 || len(rest) < ihl {
+			return nil, fmt.Errorf("bad IPv4 header length %d", ihl)
+		}
+		p.ip = slices.Clone(rest[:ihl])
+		rest = rest[ihl:]
+	case ethTypeARP:
+		if len(rest) < 28 {
+			return nil, errors.New("truncated ARP")
+		}
+		p.arp = slices.Clone(rest[:28])
+		rest = rest[28:]
+	}
+	p.payload = slices.Clone(rest)
+	return p, nil
+}
+
+func (p *packet) serialize() []byte {
+	b := make([]byte, 0, 64+len(p.payload))
+	b = append(b, p.dst[:]...)
+	b = append(b, p.src[:]...)
+	if p.hasVLAN {
+		b = binary.BigEndian.AppendUint16(b, p.tpid)
+		b = binary.BigEndian.AppendUint16(b, p.tci)
+	}
+	b = binary.BigEndian.AppendUint16(b, p.ethType)
+	switch {
+	case p.ip != nil:
+		start := len(b)
+		b = append(b, p.ip...)
+		h := b[start:]
+		binary.BigEndian.PutUint16(h[10:], 0)
+		binary.BigEndian.PutUint16(h[10:], ipChecksum(h))
+	case p.arp != nil:
+		b = append(b, p.arp...)
+	}
+	return append(b, p.payload...)
+}
+
+func ipChecksum(h []byte) uint16 {
+	var sum uint32
+	for i := 0; i+1 < len(h); i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(h[i:]))
+	}
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	return ^uint16(sum)
+}
+
+// fieldID names the fields the simulator reads and writes, whatever their OXM class.
+type fieldID uint8
+
+const (
+	fNone fieldID = iota
+	fInPort
+	fMetadata
+	fEthDst
+	fEthSrc
+	fEthType
+	fVLANVID
+	fIPProto
+	fIPv4Src
+	fIPv4Dst
+	fICMPType
+	fICMPCode
+	fARPOp
+	fARPSPA
+	fARPTPA
+	fARPSHA
+	fARPTHA
+	fTunID
+	fTunSrc
+	fTunDst
+	fReg0 // fReg0+n
+)
+
+func lookup(class uint16, typ uint8) (fid fieldID, width int) {
+	switch class {
+	case ofproto.ClassBasic:
+		switch typ {
+		case ofproto.OXMInPort:
+			return fInPort, 4
+		case ofproto.OXMMetadata:
+			return fMetadata, 8
+		case ofproto.OXMEthDst:
+			return fEthDst, 6
+		case ofproto.OXMEthSrc:
+			return fEthSrc, 6
+		case ofproto.OXMEthType:
+			return fEthType, 2
+		case ofproto.OXMVLANVID:
+			return fVLANVID, 2
+		case ofproto.OXMIPProto:
+			return fIPProto, 1
+		case ofproto.OXMIPv4Src:
+			return fIPv4Src, 4
+		case ofproto.OXMIPv4Dst:
+			return fIPv4Dst, 4
+		case ofproto.OXMICMPv4Type:
+			return fICMPType, 1
+		case ofproto.OXMICMPv4Code:
+			return fICMPCode, 1
+		case ofproto.OXMARPOp:
+			return fARPOp, 2
+		case ofproto.OXMARPSPA:
+			return fARPSPA, 4
+		case ofproto.OXMARPTPA:
+			return fARPTPA, 4
+		case ofproto.OXMARPSHA:
+			return fARPSHA, 6
+		case ofproto.OXMARPTHA:
+			return fARPTHA, 6
+		case ofproto.OXMTunnelID:
+			return fTunID, 8
+		}
+	case ofproto.ClassNXM0:
+		switch typ {
+		case ofproto.NXMOFInPort:
+			return fInPort, 2
+		case ofproto.NXMOFEthDst:
+			return fEthDst, 6
+		case ofproto.NXMOFEthSrc:
+			return fEthSrc, 6
+		case ofproto.NXMOFEthType:
+			return fEthType, 2
+		case ofproto.NXMOFIPSrc:
+			return fIPv4Src, 4
+		case ofproto.NXMOFIPDst:
+			return fIPv4Dst, 4
+		case ofproto.NXMOFARPOp:
+			return fARPOp, 2
+		case ofproto.NXMOFARPSPA:
+			return fARPSPA, 4
+		case ofproto.NXMOFARPTPA:
+			return fARPTPA, 4
+		}
+	case ofproto.ClassNXM1:
+		switch {
+		case typ <= 7:
+			return fReg0 + fieldID(typ), 4
+		case typ == ofproto.NXMNXTunID:
+			return fTunID, 8
+		case typ == ofproto.NXMNXARPSHA:
+			return fARPSHA, 6
+		case typ == ofproto.NXMNXARPTHA:
+			return fARPTHA, 6
+		case typ == ofproto.NXMTunIPv4Src:
+			return fTunSrc, 4
+		case typ == ofproto.NXMTunIPv4Dst:
+			return fTunDst, 4
+		}
+	}
+	return fNone, 0
+}
+
+// get returns the field's value as an integer, or false when the packet lacks it.
+func (p *packet) get(f fieldID) (uint64, bool) {
+	be := beValue
+	isICMP := p.ip != nil && p.ip[9] == 1 && len(p.payload) >= 2
+	switch {
+	case f == fInPort:
+		return uint64(p.inPort), true
+	case f == fMetadata:
+		return p.metadata, true
+	case f == fEthDst:
+		return be(p.dst[:]), true
+	case f == fEthSrc:
+		return be(p.src[:]), true
+	case f == fEthType:
+		return uint64(p.ethType), true
+	case f == fVLANVID:
+		if !p.hasVLAN {
+			return 0, true
+		}
+		return uint64(p.tci&0x0fff | ofproto.VIDPresent), true
+	case f == fIPProto && p.ip != nil:
+		return uint64(p.ip[9]), true
+	case f == fIPv4Src && p.ip != nil:
+		return be(p.ip[12:16]), true
+	case f == fIPv4Dst && p.ip != nil:
+		return be(p.ip[16:20]), true
+	case f == fICMPType && isICMP:
+		return uint64(p.payload[0]), true
+	case f == fICMPCode && isICMP:
+		return uint64(p.payload[1]), true
+	case f == fARPOp && p.arp != nil:
+		return be(p.arp[6:8]), true
+	case f == fARPSHA && p.arp != nil:
+		return be(p.arp[8:14]), true
+	case f == fARPSPA && p.arp != nil:
+		return be(p.arp[14:18]), true
+	case f == fARPTHA && p.arp != nil:
+		return be(p.arp[18:24]), true
+	case f == fARPTPA && p.arp != nil:
+		return be(p.arp[24:28]), true
+	case f == fTunID:
+		return p.tunID, true
+	case f == fTunSrc:
+		return be(p.tunSrc[:]), true
+	case f == fTunDst:
+		return be(p.tunDst[:]), true
+	case f >= fReg0 && f < fReg0+8:
+		return uint64(p.regs[f-fReg0]), true
+	}
+	return 0, false
+}
+
+// set writes the field; it fails when the packet lacks the header.
+func (p *packet) set(f fieldID, v uint64) error {
+	put := func(b []byte) {
+		for i := len(b) - 1; i >= 0; i-- {
+			b[i] = byte(v)
+			v >>= 8
+		}
+	}
+	switch {
+	case f == fInPort:
+		p.inPort = uint32(v)
+	case f == fMetadata:
+		p.metadata = v
+	case f == fEthDst:
+		put(p.dst[:])
+	case f == fEthSrc:
+		put(p.src[:])
+	case f == fEthType:
+		p.ethType = uint16(v)
+	case f == fVLANVID && p.hasVLAN:
+		p.tci = p.tci&0xf000 | uint16(v)&0x0fff
+	case f == fIPProto && p.ip != nil:
+		p.ip[9] = byte(v)
+	case f == fIPv4Src && p.ip != nil:
+		put(p.ip[12:16])
+	case f == fIPv4Dst && p.ip != nil:
+		put(p.ip[16:20])
+	case f == fARPOp && p.arp != nil:
+		put(p.arp[6:8])
+	case f == fARPSHA && p.arp != nil:
+		put(p.arp[8:14])
+	case f == fARPSPA && p.arp != nil:
+		put(p.arp[14:18])
+	case f == fARPTHA && p.arp != nil:
+		put(p.arp[18:24])
+	case f == fARPTPA && p.arp != nil:
+		put(p.arp[24:28])
+	case f == fTunID:
+		p.tunID = v
+	case f == fTunSrc:
+		put(p.tunSrc[:])
+	case f == fTunDst:
+		put(p.tunDst[:])
+		p.hasTunDst = true
+	case f >= fReg0 && f < fReg0+8:
+		p.regs[f-fReg0] = uint32(v)
+	default:
+		return fmt.Errorf("cannot set field %d on this packet", f)
+	}
+	return nil
+}
+
+func beValue(b []byte) uint64 {
+	var v uint64
+	for _, c := range b {
+		v = v<<8 | uint64(c)
+	}
+	return v
+}
+
+// matches reports whether the packet matches every field of m.
+func (p *packet) matches(m ofproto.Match) bool {
+	for _, fl := range m {
+		id, width := lookup(fl.Class, fl.Type)
+		if id == fNone || len(fl.Value) != width {
+			return false
+		}
+		v, ok := p.get(id)
+		if !ok {
+			return false
+		}
+		want, mask := beValue(fl.Value), ^uint64(0)
+		if fl.Mask != nil {
+			mask = beValue(fl.Mask)
+		}
+		if v&mask != want&mask {
+			return false
+		}
+	}
+	return true
+}
+
+// Execute runs a frame received on inPort through the flow tables, from table 0, and
+// returns the packets output (in order). A CONTROLLER output is returned too and, when
+// connected, sent to the controller as a packet-in. A table miss drops the packet.
+func (s *Switch) Execute(inPort uint32, frame []byte) ([]Output, error) {
+	p, err := parsePacket(inPort, frame)
+	if err != nil {
+		return nil, fmt.Errorf("ofsim execute: %w", err)
+	}
+	var outs []Output
+	table := uint8(0)
+	for range 256 {
+		e, f, err := s.lookupFlow(table, p, len(frame))
+		if err != nil {
+			return nil, err
+		}
+		if e == nil {
+			return outs, nil // table miss: drop
+		}
+		outs, err = s.applyActions(p, f, outs)
+		if err != nil {
+			return outs, fmt.Errorf("ofsim execute: table %d flow %s: %w", table, f.String(), err)
+		}
+		if f.HasMetadata {
+			p.metadata = p.metadata&^f.MetadataMask | f.Metadata&f.MetadataMask
+		}
+		if !f.HasGoto {
+			return outs, nil
+		}
+		table = f.Goto
+	}
+	return outs, errors.New("ofsim execute: pipeline loop")
+}
+
+// lookupFlow finds the highest-priority flow of table matching p and counts the packet.
+func (s *Switch) lookupFlow(table uint8, p *packet, n int) (*entry, *ofproto.Flow, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var best *entry
+	var bestFlow ofproto.Flow
+	for _, e := range s.flows {
+		if e.table != table || (best != nil && e.priority <= best.priority) {
+			continue
+		}
+		f, err := e.flow()
+		if err != nil {
+			return nil, nil, fmt.Errorf("ofsim execute: stored flow: %w", err)
+		}
+		if p.matches(f.Match) {
+			best, bestFlow = e, f
+		}
+	}
+	if best == nil {
+		return nil, nil, nil
+	}
+	best.packets++
+	best.bytes += uint64(n)
+	return best, &bestFlow, nil
+}
+
+func (s *Switch) applyActions(p *packet, f *ofproto.Flow, outs []Output) ([]Output, error) {
+	emit := func(port uint32) {
+		o := Output{Port: port, Frame: p.serialize(), TunID: p.tunID}
+		if p.hasTunDst {
+			o.TunDst = netip.AddrFrom4(p.tunDst)
+		}
+		outs = append(outs, o)
+	}
+	for _, a := range f.Actions {
+		switch a := a.(type) {
+		case ofproto.Output:
+			switch a.Port {
+			case ofproto.PortInPort:
+				emit(p.inPort)
+			case ofproto.PortNormal, ofproto.PortFlood, ofproto.PortAll:
+				for _, no := range s.portNumbers() {
+					if no != p.inPort {
+						emit(no)
+					}
+				}
+			case ofproto.PortController:
+				emit(ofproto.PortController)
+				frame := p.serialize()
+				if a.MaxLen != ofproto.ControllerMaxLenNoBuffer && int(a.MaxLen) < len(frame) {
+					frame = frame[:a.MaxLen]
+				}
+				_ = s.SendPacketIn(f.Table, f.Cookie, p.inPort, frame) // not connected: only recorded
+			default:
+				if a.Port == p.inPort {
+					continue // OpenFlow never outputs to the ingress port unless IN_PORT
+				}
+				emit(a.Port)
+			}
+		case ofproto.SetField:
+			id, width := lookup(a.Field.Class, a.Field.Type)
+			if id == fNone || len(a.Field.Value) != width {
+				return outs, fmt.Errorf("set_field of unsupported field %#x:%d", a.Field.Class, a.Field.Type)
+			}
+			if err := p.set(id, beValue(a.Field.Value)); err != nil {
+				return outs, err
+			}
+		case ofproto.PushVLAN:
+			if p.hasVLAN {
+				return outs, errors.New("push_vlan on a tagged packet is not simulated")
+			}
+			p.hasVLAN, p.tpid, p.tci = true, a.EtherType, 0
+		case ofproto.PopVLAN:
+			if !p.hasVLAN {
+				return outs, errors.New("pop_vlan on an untagged packet")
+			}
+			p.hasVLAN = false
+		case ofproto.DecNwTTL:
+			if p.ip == nil {
+				return outs, errors.New("dec_ttl on a non-IP packet")
+			}
+			if p.ip[8] <= 1 {
+				return outs, nil // TTL expired: dropped
+			}
+			p.ip[8]--
+		case ofproto.RegMove:
+			if err := regMove(p, a); err != nil {
+				return outs, err
+			}
+		default:
+			return outs, fmt.Errorf("action %s is not simulated", a.String())
+		}
+	}
+	return outs, nil
+}
+
+func regMove(p *packet, a ofproto.RegMove) error {
+	src, _ := lookup(a.Src.Class, a.Src.Type)
+	dst, _ := lookup(a.Dst.Class, a.Dst.Type)
+	if src == fNone || dst == fNone || a.NBits <= 0 || a.NBits > 64 {
+		return fmt.Errorf("move: unsupported fields or width")
+	}
+	v, ok := p.get(src)
+	if !ok {
+		return errors.New("move: the packet lacks the source field")
+	}
+	d, ok := p.get(dst)
+	if !ok {
+		return errors.New("move: the packet lacks the destination field")
+	}
+	mask := ^uint64(0)
+	if a.NBits < 64 {
+		mask = 1<<a.NBits - 1
+	}
+	bits := v >> a.Src.Ofs & mask
+	d = d&^(mask<<a.Dst.Ofs) | bits<<a.Dst.Ofs
+	if dst == fVLANVID {
+		d &= 0x0fff
+	}
+	return p.set(dst, d)
+}
+
+func (s *Switch) portNumbers() []uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]uint32, 0, len(s.ports))
+	for no := range s.ports {
+		out = append(out, no)
+	}
+	slices.Sort(out)
+	return out
+}
