@@ -121,6 +121,7 @@ type Reconciler struct {
 	desired   map[ofproto.FlowKey]*ofproto.Flow
 	installed map[ofproto.FlowKey]*ofproto.Flow // mirror, valid when synced
 	synced    bool
+	primed    bool // a desired set was given: until then no pass runs (an empty set would delete everything)
 	sess      *Session
 	ctx       context.Context
 	failed    map[ofproto.FlowKey]*failure
@@ -195,6 +196,7 @@ func (r *Reconciler) SetDesired(flows []ofproto.Flow) error {
 		}
 	}
 	r.desired = d
+	r.primed = true
 	r.mu.Unlock()
 	r.kick()
 	return nil
@@ -218,6 +220,7 @@ func (r *Reconciler) Update(upsert []ofproto.Flow, remove []ofproto.FlowKey) err
 		}
 		r.desired[k] = f
 	}
+	r.primed = true
 	r.mu.Unlock()
 	r.kick()
 	return nil
@@ -297,7 +300,7 @@ func (r *Reconciler) Detach(s *Session) {
 func (r *Reconciler) kick() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.sess == nil || r.ctx == nil {
+	if r.sess == nil || r.ctx == nil || !r.primed {
 		return
 	}
 	if r.running {

@@ -422,3 +422,30 @@ func TestReconcileFallsBackWithoutBundles(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// A controller that restarts knows nothing of a switch's flows until its apps have computed
+// them: attaching a reconciler that was never given a desired set must not touch the switch
+// (an empty desired set would delete every owned flow and drop traffic).
+func TestUnprimedReconcilerSendsNothing(t *testing.T) {
+	h := newHarness(t, Config{Reconciler: ReconcilerConfig{CookieMask: ownMask, CookieValue: ownValue}})
+	sw := newSwitch(t, 0x48)
+	for _, f := range testFlows() {
+		if err := sw.AddFlow(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := sw.Counts()
+	rec := h.srv.Reconciler(0x48)
+	h.connect(sw)
+	time.Sleep(100 * time.Millisecond) // give a wrongly started pass the time to act
+	if sw.Counts() != before || sw.NumFlows() != len(testFlows()) {
+		t.Fatalf("unprimed reconciler changed the switch: %+v -> %+v, %d flows", before, sw.Counts(), sw.NumFlows())
+	}
+	if err := rec.SetDesired(testFlows()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "first pass after SetDesired", func() bool { return rec.Stats().Reconciles >= 1 })
+	if sw.Counts() != before {
+		t.Fatalf("identical desired set sent flow-mods: %+v -> %+v", before, sw.Counts())
+	}
+}

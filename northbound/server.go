@@ -28,6 +28,8 @@ type Config struct {
 	AdminProject string
 	// AgentDownTime is how long after its last heartbeat a host's agents stay alive.
 	AgentDownTime time.Duration
+	// Plans serves the host helpers' namespace plans (nil: an API without a controller).
+	Plans PlanSource
 }
 
 // Validate checks the configuration.
@@ -129,6 +131,7 @@ func (s *Server) routes() {
 	v.PUT("/dvr-hosts/:host", s.registerHost)
 	v.DELETE("/dvr-hosts/:host", s.deleteHost)
 	v.PUT("/dvr-hosts/:host/applied", s.setHostApplied)
+	v.GET("/dvr-hosts/:host/plan", s.showPlan)
 	v.GET("/dvr-host-macs", s.listHostMACs)
 }
 

@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,9 +14,13 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/dvrflow/dvrflow/apps"
+	"github.com/dvrflow/dvrflow/controller"
+	"github.com/dvrflow/dvrflow/controller/engine"
 	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/northbound"
 	"go.uber.org/zap"
@@ -31,6 +36,11 @@ type config struct {
 	Store        db.Config
 	API          northbound.Config
 	ShutdownWait time.Duration
+	// OpenFlow controller.
+	OFListen            string
+	OFCert, OFKey, OFCA string
+	Controller          controller.Config
+	Engine              engine.Config
 }
 
 func parseFlags(args []string, getenv func(string) string) (*config, error) {
@@ -47,6 +57,12 @@ func parseFlags(args []string, getenv func(string) string) (*config, error) {
 	baseMAC := fs.String("base-mac", cfg.Store.BaseMAC.String(), "base of port MACs")
 	dvrBaseMAC := fs.String("dvr-base-mac", cfg.Store.DVRBaseMAC.String(), "base of DVR host MACs")
 	fs.DurationVar(&cfg.Store.PollInterval, "poll-interval", cfg.Store.PollInterval, "change-log poll interval behind LISTEN/NOTIFY")
+	fs.StringVar(&cfg.OFListen, "of-listen", envOr(getenv, "DVRFLOW_OF_LISTEN", controller.DefaultAddr), "OpenFlow listen address for the switches; empty: run the API only (env DVRFLOW_OF_LISTEN)")
+	fs.StringVar(&cfg.OFCert, "of-tls-cert", getenv("DVRFLOW_OF_TLS_CERT"), "PEM certificate: serve OpenFlow over TLS (with --of-tls-key)")
+	fs.StringVar(&cfg.OFKey, "of-tls-key", getenv("DVRFLOW_OF_TLS_KEY"), "PEM key of --of-tls-cert")
+	fs.StringVar(&cfg.OFCA, "of-tls-ca", getenv("DVRFLOW_OF_TLS_CA"), "PEM CA: switches must present a client certificate it signed")
+	fs.Float64Var(&cfg.Controller.PacketInRate, "packet-in-rate", 1000, "packet-ins per second each switch may send the controller")
+	meterRate := fs.Uint("meter-rate", 1000, "rate in packets/s of the OpenFlow meter on every controller-bound flow")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&cfg.LogJSON, "log-json", false, "log JSON instead of console text")
 	fs.DurationVar(&cfg.ShutdownWait, "shutdown-wait", 10*time.Second, "how long to let requests finish on shutdown")
@@ -55,6 +71,10 @@ func parseFlags(args []string, getenv func(string) string) (*config, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	cfg.Engine.MeterRate = uint32(*meterRate)
+	if (cfg.OFCert == "") != (cfg.OFKey == "") || (cfg.OFCA != "" && cfg.OFCert == "") {
+		return nil, errors.New("--of-tls-cert and --of-tls-key go together, and --of-tls-ca needs them")
 	}
 	var err error
 	if cfg.Store.VNIMin, cfg.Store.VNIMax, err = db.ParseVNIRange(*vni); err != nil {
@@ -126,13 +146,49 @@ func newLogger(cfg *config) (*zap.Logger, error) {
 	return zc.Build()
 }
 
-// run serves the API until ctx ends. The controller is started here too once it exists.
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// run serves the API and, with --of-listen, the OpenFlow controller, until ctx ends.
 func run(ctx context.Context, cfg *config, log *zap.Logger) error {
 	store, err := db.Open(ctx, cfg.DatabaseURL, cfg.Store, log)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 3)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	if cfg.OFListen != "" {
+		var tlsCfg *tls.Config
+		if cfg.OFCert != "" {
+			if tlsCfg, err = controller.TLSConfig(cfg.OFCert, cfg.OFKey, cfg.OFCA); err != nil {
+				return err
+			}
+		}
+		cfg.Controller.Reconciler.CookieMask, cfg.Controller.Reconciler.CookieValue = apps.CookieOwnerMask, apps.CookieOwner
+		ofs := controller.NewServer(log, cfg.Controller)
+		eng := engine.New(log, cfg.Engine, store, ofs)
+		cfg.API.Plans = eng
+		ln, err := net.Listen("tcp", cfg.OFListen)
+		if err != nil {
+			return fmt.Errorf("OpenFlow listen on %s: %w", cfg.OFListen, err)
+		}
+		if tlsCfg != nil {
+			ln = tls.NewListener(ln, tlsCfg)
+		}
+		log.Info("serving OpenFlow", zap.String("listen", ln.Addr().String()), zap.Bool("tls", tlsCfg != nil))
+		wg.Add(2)
+		go func() { defer wg.Done(); errc <- ofs.Serve(ctx, ln) }()
+		go func() { defer wg.Done(); errc <- eng.Run(ctx) }()
+	}
 	api, err := northbound.New(store, cfg.API, log)
 	if err != nil {
 		return err
@@ -142,12 +198,11 @@ func run(ctx context.Context, cfg *config, log *zap.Logger) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("serving Neutron API", zap.String("listen", ln.Addr().String()), zap.Bool("noauth", cfg.API.NoAuth))
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serve API: %w", err)
+		return fmt.Errorf("dvrflowd stopped: %w", err)
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")

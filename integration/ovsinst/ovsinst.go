@@ -267,7 +267,12 @@ func (in *Instance) logTail(bin string) string {
 // Stop terminates the two daemons this instance started (by the pids read from its own
 // pid files, checked against /proc so a recycled pid is never signalled), then removes
 // the files it created: the whole directory when Start made it, else only its own files.
+//
+// Before the daemons die, Stop deletes every bridge with ovs-vsctl: a netdev bridge's
+// internal port is a tap device owned by ovs-vswitchd, and a killed vswitchd leaves it
+// behind in its namespace.
 func (in *Instance) Stop() error {
+	in.deleteBridges()
 	var errs []error
 	// vswitchd first: it holds the database connection.
 	for _, pf := range []string{vswitchdPidFile, ovsdbPidFile} {
@@ -287,6 +292,36 @@ func (in *Instance) Stop() error {
 	in.cleanupFiles()
 	in.log.Info("stopped")
 	return nil
+}
+
+// deleteBridges removes every bridge while ovs-vswitchd still runs, so it deletes
+// their tap devices itself. Failures are logged: Stop kills the daemons regardless.
+func (in *Instance) deleteBridges() {
+	if pid, ok := in.pids[vswitchdPidFile]; !ok || !in.ours(pid) {
+		return
+	}
+	if pid, ok := in.pids[ovsdbPidFile]; !ok || !in.ours(pid) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), stopGrace)
+	defer cancel()
+	out, err := in.Vsctl(ctx, "list-br")
+	if err != nil {
+		in.log.Warn("stop: list bridges", zap.Error(err))
+		return
+	}
+	args := []string{}
+	for _, br := range strings.Fields(out) {
+		args = append(args, "--", "--if-exists", "del-br", br)
+	}
+	if len(args) == 0 {
+		return
+	}
+	// Without --no-wait ovs-vsctl returns once ovs-vswitchd has applied the change,
+	// that is, once the devices are gone.
+	if _, err := in.Vsctl(ctx, args[1:]...); err != nil {
+		in.log.Warn("stop: delete bridges", zap.Error(err))
+	}
 }
 
 func (in *Instance) cleanupFiles() {

@@ -64,6 +64,9 @@ func TestStartFlowsStop(t *testing.T) {
 	if err := inst.Stop(); err != nil {
 		t.Fatal(err)
 	}
+	if exec.Command("ip", "link", "show", "br-t").Run() == nil {
+		t.Error("bridge br-t's tap device left behind after Stop")
+	}
 	for _, pid := range pids {
 		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
 			if inst.ours(pid) {

@@ -95,6 +95,7 @@ type Switch struct {
 	genSet      bool
 	packetOuts  []PacketOut
 	nextFM      time.Time // flow-mod rate limiter
+	meters      map[uint32][]byte // meter ID -> its last METER_MOD body (flags and bands)
 }
 
 // New returns a disconnected switch.
@@ -109,7 +110,8 @@ func New(log *zap.Logger, cfg Config) *Switch {
 		log:   log.Named("ofsim").With(zap.String("dpid", fmt.Sprintf("%016x", cfg.DPID))),
 		cfg:   cfg,
 		flows: flowTable{},
-		ports: map[uint32]Port{},
+		ports:  map[uint32]Port{},
+		meters: map[uint32][]byte{},
 	}
 	for _, p := range cfg.Ports {
 		s.ports[p.No] = p
@@ -277,6 +279,8 @@ func (s *Switch) handle(h ofproto.Header, msg []byte) error {
 		return s.handleExperimenter(h, msg)
 	case ofproto.TypePacketOut:
 		return s.handlePacketOut(h, msg)
+	case ofproto.TypeMeterMod:
+		return s.handleMeterMod(h, msg)
 	default:
 		return s.sendError(h.Xid, errBadRequest, codeBadType, msg)
 	}
@@ -300,6 +304,11 @@ func (s *Switch) flowModLocked(t flowTable, msg []byte) error {
 	fm, err := ofproto.DecodeFlowMod(msg)
 	if err != nil {
 		return err
+	}
+	if fm.Flow.Meter != 0 && fm.Command <= ofproto.FlowModifyStrict {
+		if _, ok := s.meters[fm.Flow.Meter]; !ok {
+			return &flowModError{errMeterModFailed, codeInvalidMeter} // as OVS: a flow may not use a missing meter
+		}
 	}
 	switch fm.Command {
 	case ofproto.FlowAdd:

@@ -1,0 +1,494 @@
+package engine
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/dvrflow/dvrflow/apps"
+	"github.com/dvrflow/dvrflow/controller"
+	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/db/pgtest"
+	"github.com/dvrflow/dvrflow/deploy/agent"
+	"github.com/dvrflow/dvrflow/deploy/plan"
+	"github.com/dvrflow/dvrflow/northbound"
+	"github.com/dvrflow/dvrflow/northbound/seed"
+	"github.com/dvrflow/dvrflow/ofproto"
+	"github.com/dvrflow/dvrflow/ofproto/ofsim"
+)
+
+var pg *pgtest.Server
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &pg)) }
+
+const token = "engine-test-token"
+
+// fixture is a whole dvrflow control plane (PostgreSQL store, REST API, OpenFlow server and
+// engine) with fake switches standing in for every bridge of the seed's three hosts, and a
+// stand-in for each host helper that plugs the ports its plan asks for.
+type fixture struct {
+	t     *testing.T
+	log   *zap.Logger
+	store *db.Store
+	api   *httptest.Server
+	plans *planProxy
+	topo  *seed.Topology
+	opts  seed.Options
+
+	mu       sync.Mutex
+	eng      *Engine
+	ofs      *controller.Server
+	addr     string
+	stopCtrl context.CancelFunc
+	ctrlDone chan struct{}
+
+	switches map[string]*ofsim.Switch // "host/bridge"
+	swCancel map[string]context.CancelFunc
+	nextPort map[string]uint32
+}
+
+// planProxy lets the API keep one PlanSource across controller restarts.
+type planProxy struct {
+	mu  sync.Mutex
+	eng *Engine
+}
+
+func (p *planProxy) WaitPlan(ctx context.Context, host string, after int64) (plan.Plan, error) {
+	p.mu.Lock()
+	e := p.eng
+	p.mu.Unlock()
+	return e.WaitPlan(ctx, host, after)
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{t: t, log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), plans: &planProxy{},
+		switches: map[string]*ofsim.Switch{}, swCancel: map[string]context.CancelFunc{}, nextPort: map[string]uint32{}}
+	st, err := db.Open(context.Background(), pg.NewDatabase(t), db.DefaultConfig(), f.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.store = st
+	t.Cleanup(st.Close)
+	cfg := northbound.DefaultConfig()
+	cfg.AdminToken = token
+	cfg.Plans = f.plans
+	api, err := northbound.New(st, cfg, f.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.api = httptest.NewServer(api)
+	t.Cleanup(f.api.Close)
+	f.startController()
+	t.Cleanup(f.stopController)
+	return f
+}
+
+func (f *fixture) startController() {
+	f.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	ccfg := controller.Config{}
+	ccfg.Reconciler.CookieMask, ccfg.Reconciler.CookieValue = apps.CookieOwnerMask, apps.CookieOwner
+	ofs := controller.NewServer(f.log, ccfg)
+	eng := New(f.log, Config{}, f.store, ofs)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = ofs.Serve(ctx, ln) }()
+	go func() { defer wg.Done(); _ = eng.Run(ctx) }()
+	go func() { wg.Wait(); close(done) }()
+	f.mu.Lock()
+	f.eng, f.ofs, f.addr, f.stopCtrl, f.ctrlDone = eng, ofs, ln.Addr().String(), cancel, done
+	f.mu.Unlock()
+	f.plans.mu.Lock()
+	f.plans.eng = eng
+	f.plans.mu.Unlock()
+}
+
+func (f *fixture) stopController() {
+	f.mu.Lock()
+	stop, done := f.stopCtrl, f.ctrlDone
+	f.stopCtrl = nil
+	f.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
+}
+
+// seedTopology creates the seed scenario through the REST API, with each host's bridges
+// registered under the datapath IDs its helper would use.
+func (f *fixture) seedTopology() {
+	f.t.Helper()
+	opts := seed.DefaultOptions()
+	for i := range opts.Hosts {
+		h := &opts.Hosts[i]
+		h.Bridges = map[string]string{}
+		for _, b := range apps.Bridges() {
+			h.Bridges[string(b)] = agent.DatapathID(h.Name, string(b))
+		}
+	}
+	topo, err := seed.Create(context.Background(), seed.NewClient(f.api.URL, token), opts)
+	if err != nil {
+		f.t.Fatalf("seed: %v", err)
+	}
+	f.topo, f.opts = topo, opts
+}
+
+func dpid(host string, b apps.Bridge) uint64 {
+	var id uint64
+	fmt.Sscanf(agent.DatapathID(host, string(b)), "%x", &id)
+	return id
+}
+
+// connectSwitches starts a fake switch for every bridge of every seed host, with the fixed
+// ports the helper creates (patches, vxlan0, uplink) and the taps of the host's VMs.
+func (f *fixture) connectSwitches() {
+	f.t.Helper()
+	for _, h := range []string{"compute1", "compute2", "network"} {
+		for _, b := range apps.Bridges() {
+			var ports []ofsim.Port
+			add := func(name string, no uint32) { ports = append(ports, ofsim.Port{No: no, Name: name}) }
+			switch b {
+			case apps.BrInt:
+				add(apps.PortPatchTun, 1)
+				add(apps.PortIntBrEx, 2)
+				n := uint32(10)
+				for _, vm := range f.opts.VMs {
+					if vm.Host == h {
+						add(apps.VMPortName(f.topo.VMs[vm.Name].ID), n)
+						n++
+					}
+				}
+				f.nextPort[h+"/"+string(b)] = 100
+			case apps.BrTun:
+				add(apps.PortPatchInt, 1)
+				add(apps.PortVXLAN, 2)
+			case apps.BrEx:
+				add(apps.PortPhyBrEx, 1)
+				add("eth-ext", 2)
+			}
+			sw := ofsim.New(f.log, ofsim.Config{DPID: dpid(h, b), Ports: ports})
+			f.switches[h+"/"+string(b)] = sw
+			f.runSwitch(h + "/" + string(b))
+		}
+	}
+}
+
+func (f *fixture) runSwitch(key string) {
+	sw := f.switches[key]
+	f.mu.Lock()
+	addr := f.addr
+	f.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	f.swCancel[key] = cancel
+	go func() { _ = sw.Run(ctx, addr) }()
+	f.t.Cleanup(cancel)
+}
+
+// helpers plays the host helpers' part that matters to flows: every bridge-plugged link of a
+// host's plan appears as a port of its br-int.
+func (f *fixture) helpers(ctx context.Context) {
+	for _, h := range []string{"compute1", "compute2", "network"} {
+		go func() {
+			after := int64(-1)
+			plugged := map[string]bool{}
+			for ctx.Err() == nil {
+				p, err := f.plans.WaitPlan(ctx, h, after)
+				if err != nil {
+					continue
+				}
+				after = p.Revision
+				for _, ns := range p.Namespaces {
+					for _, l := range ns.Links {
+						if l.Bridge == "" || plugged[l.Name] {
+							continue
+						}
+						plugged[l.Name] = true
+						key := h + "/" + l.Bridge
+						f.mu.Lock()
+						no := f.nextPort[key]
+						f.nextPort[key]++
+						f.mu.Unlock()
+						if err := f.switches[key].AddPort(ofsim.Port{No: no, Name: "t" + l.Name}); err != nil {
+							f.t.Errorf("plug %s on %s: %v", l.Name, key, err)
+						}
+					}
+				}
+			}
+		}()
+	}
+}
+
+func eventually(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var why string
+	for time.Now().Before(deadline) {
+		var ok bool
+		if ok, why = cond(); ok {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s: %s", what, why)
+}
+
+// converged reports whether every switch holds exactly the flows the apps compute for it
+// now (and more than the miss flows: its host's ports are known).
+func (f *fixture) converged() (bool, string) {
+	f.mu.Lock()
+	eng, ofs := f.eng, f.ofs
+	f.mu.Unlock()
+	v := eng.View()
+	if v == nil {
+		return false, "no view yet"
+	}
+	for key, sw := range f.switches {
+		host, b, _ := strings.Cut(key, "/")
+		want := ofs.Reconciler(sw.DPID()).Desired()
+		if len(want) <= len(apps.Tables(apps.Bridge(b))) {
+			return false, key + ": only miss flows desired"
+		}
+		got, err := sw.DumpFlows()
+		if err != nil {
+			return false, err.Error()
+		}
+		if !sameFlowText(got, want) {
+			return false, fmt.Sprintf("%s of %s: switch differs from desired", b, host)
+		}
+	}
+	return true, ""
+}
+
+func sameFlowText(dump string, want []ofproto.Flow) bool {
+	lines := make([]string, len(want))
+	for i := range want {
+		w := want[i]
+		w.Match = slices.Clone(w.Match).Canonical()
+		lines[i] = w.String()
+	}
+	got := strings.Split(strings.TrimSpace(dump), "\n")
+	slices.Sort(lines)
+	slices.Sort(got)
+	return slices.Equal(lines, got)
+}
+
+func (f *fixture) port(name string) *apps.PortInfo {
+	return f.eng.View().Port(f.topo.VMs[name].ID)
+}
+
+func TestSeedConvergesAndSurvivesRestart(t *testing.T) {
+	f := newFixture(t)
+	f.seedTopology()
+	f.connectSwitches()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f.helpers(ctx)
+	eventually(t, "every switch holding its desired flows", f.converged)
+
+	// Every VM port is ACTIVE once its tap is on its host's br-int.
+	eventually(t, "VM ports ACTIVE", func() (bool, string) {
+		for name, vm := range f.topo.VMs {
+			p, err := f.store.GetPort(ctx, vm.ID)
+			if err != nil || p.Status != db.PortStatusActive {
+				return false, name + " not ACTIVE"
+			}
+		}
+		return true, ""
+	})
+
+	// Namespaces: qrouter and fip on compute1, qrouter on compute2, snat on network.
+	for host, want := range map[string][]string{
+		"compute1": {"qrouter-", "fip-"}, "compute2": {"qrouter-"}, "network": {"snat-"}} {
+		p, err := f.eng.WaitPlan(ctx, host, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, ns := range p.Namespaces {
+			got = append(got, ns.Name[:strings.Index(ns.Name, "-")+1])
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s plan namespaces %v, want %v", host, got, want)
+		}
+	}
+
+	t.Run("ARP answered by the controller, not flooded", func(t *testing.T) {
+		vm1, vm4 := f.port("VM1"), f.port("VM4")
+		sw := f.switches["compute1/br-int"]
+		sw.TakePacketOuts()
+		outs, err := sw.Execute(10, arpRequest(vm1.MAC, vm1.IPs[0].Addr, vm4.IPs[0].Addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(outs) != 1 || outs[0].Port != ofproto.PortController {
+			t.Fatalf("ARP request for a known address went to %+v, want the controller only", outs)
+		}
+		var po []ofsim.PacketOut
+		eventually(t, "the ARP reply", func() (bool, string) {
+			po = append(po, sw.TakePacketOuts()...)
+			return len(po) > 0, "no packet-out"
+		})
+		req, _ := apps.ParseARPRequest(arpRequest(vm1.MAC, vm1.IPs[0].Addr, vm4.IPs[0].Addr))
+		want := apps.ARPReply(req, vm4.MAC)
+		if string(po[0].Data) != string(want) || len(po[0].Actions) != 1 || po[0].Actions[0].String() != "output:10" {
+			t.Fatalf("packet-out %x %v, want %x output:10", po[0].Data, po[0].Actions, want)
+		}
+	})
+
+	t.Run("routed frame leaves compute1 with its DVR MAC, arrives with the gateway MAC", func(t *testing.T) {
+		v := f.eng.View()
+		vm2 := f.port("VM2")
+		sub2 := v.Subnet(vm2.IPs[0].SubnetID)
+		c1, c2 := v.Host("compute1"), v.Host("compute2")
+		qr2 := f.portNo("compute1/br-int", "tqr-"+sub2.RouterIf.ID[:11])
+		frame := ipFrame(vm2.MAC, sub2.GatewayMA, netip.MustParseAddr("10.0.1.5"), vm2.IPs[0].Addr)
+		outs, err := f.switches["compute1/br-int"].Execute(qr2, frame)
+		if err != nil || len(outs) != 1 || outs[0].Port != 1 {
+			t.Fatalf("br-int compute1: %+v %v, want patch-tun", outs, err)
+		}
+		outs, err = f.switches["compute1/br-tun"].Execute(1, outs[0].Frame)
+		if err != nil || len(outs) != 1 || outs[0].Port != 2 {
+			t.Fatalf("br-tun compute1: %+v %v, want vxlan0", outs, err)
+		}
+		vni := uint64(v.Network(vm2.NetworkID).SegmentationID)
+		if outs[0].TunDst != c2.TunnelIP || outs[0].TunID != vni || net.HardwareAddr(outs[0].Frame[6:12]).String() != c1.DVRMAC.String() {
+			t.Fatalf("tunnelled to %v VNI %d from %s, want %v VNI %d from compute1's DVR MAC %s",
+				outs[0].TunDst, outs[0].TunID, net.HardwareAddr(outs[0].Frame[6:12]), c2.TunnelIP, vni, c1.DVRMAC)
+		}
+		// On compute2, br-tun pushed compute2's local VLAN and handed the frame to br-int.
+		vlan, _ := v.LocalVLAN("compute2", vm2.NetworkID)
+		tagged := withVLAN(outs[0].Frame, vlan)
+		outs, err = f.switches["compute2/br-int"].Execute(1, tagged)
+		vm2Tap := f.portNo("compute2/br-int", apps.VMPortName(vm2.ID))
+		if err != nil || len(outs) != 1 || outs[0].Port != vm2Tap {
+			t.Fatalf("br-int compute2: %+v %v, want VM2's tap %d", outs, err, vm2Tap)
+		}
+		if src := net.HardwareAddr(outs[0].Frame[6:12]).String(); src != sub2.GatewayMA.String() {
+			t.Fatalf("VM2 sees source MAC %s, want Net2's gateway MAC %s", src, sub2.GatewayMA)
+		}
+	})
+
+	// A restart of the controller with nothing changed sends zero flow-mods.
+	before := map[string]ofsim.Counts{}
+	for k, sw := range f.switches {
+		before[k] = sw.Counts()
+	}
+	f.stopController()
+	f.startController()
+	for k := range f.switches {
+		f.swCancel[k]()
+		f.runSwitch(k)
+	}
+	eventually(t, "reconnected and reconciled", func() (bool, string) {
+		for k, sw := range f.switches {
+			st := f.ofs.Reconciler(sw.DPID()).Stats()
+			if st.Reconciles == 0 || st.Dumps == 0 {
+				return false, k + " not reconciled yet"
+			}
+		}
+		return f.converged()
+	})
+	for k, sw := range f.switches {
+		b, a := before[k], sw.Counts()
+		if a.Add != b.Add || a.Modify != b.Modify || a.ModifyStrict != b.ModifyStrict || a.Delete != b.Delete || a.DeleteStrict != b.DeleteStrict {
+			t.Errorf("%s: restart sent flow-mods: %+v -> %+v", k, b, a)
+		}
+	}
+
+	// Deleting VM3's port leaves compute1's qrouter (VM1 is still there); deleting VM1's too
+	// removes it, and with it compute1's flows for Net2.
+	for _, name := range []string{"VM3", "VM1"} {
+		if err := f.store.DeletePort(ctx, f.topo.VMs[name].ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "compute1 without qrouter", func() (bool, string) {
+		p, err := f.eng.WaitPlan(ctx, "compute1", -1)
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(p.Namespaces) == 0, fmt.Sprintf("%d namespaces", len(p.Namespaces))
+	})
+	eventually(t, "flows converged after deletes", f.converged)
+	dump, _ := f.switches["compute1/br-int"].DumpFlows()
+	for _, name := range []string{"VM1", "VM2", "VM3"} {
+		if mac := f.topo.VMs[name].MACAddress; strings.Contains(dump, mac) {
+			t.Errorf("compute1 br-int still has flows for %s (%s):\n%s", name, mac, dump)
+		}
+	}
+}
+
+func (f *fixture) portNo(key, name string) uint32 {
+	f.t.Helper()
+	sw := f.switches[key]
+	for _, s := range f.ofs.Sessions() {
+		if s.DPID() != sw.DPID() {
+			continue
+		}
+		for _, p := range s.Ports() {
+			if p.Name == name {
+				return p.No
+			}
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, b := range f.eng.bridges {
+		if b.dpid == sw.DPID() {
+			if no, ok := b.ports[name]; ok {
+				return no
+			}
+		}
+	}
+	f.t.Fatalf("no port %s on %s", name, key)
+	return 0
+}
+
+func arpRequest(sha net.HardwareAddr, spa, tpa netip.Addr) []byte {
+	b := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	b = append(b, sha...)
+	b = binary.BigEndian.AppendUint16(b, ofproto.EthTypeARP)
+	b = append(b, 0, 1, 8, 0, 6, 4, 0, 1)
+	b = append(b, sha...)
+	s := spa.As4()
+	b = append(b, s[:]...)
+	b = append(b, 0, 0, 0, 0, 0, 0)
+	d := tpa.As4()
+	return append(b, d[:]...)
+}
+
+func ipFrame(dst, src net.HardwareAddr, from, to netip.Addr) []byte {
+	b := append(append([]byte{}, dst...), src...)
+	b = binary.BigEndian.AppendUint16(b, 0x0800)
+	h := []byte{0x45, 0, 0, 28, 0, 0, 0, 0, 63, 1, 0, 0}
+	fa, ta := from.As4(), to.As4()
+	h = append(append(h, fa[:]...), ta[:]...)
+	b = append(b, h...)
+	return append(b, 8, 0, 0xf7, 0xff, 0, 0, 0, 0) // ICMP echo request
+}
+
+func withVLAN(frame []byte, vlan uint16) []byte {
+	out := append([]byte{}, frame[:12]...)
+	out = binary.BigEndian.AppendUint16(out, ofproto.EthTypeVLAN)
+	out = binary.BigEndian.AppendUint16(out, vlan)
+	return append(out, frame[12:]...)
+}
+

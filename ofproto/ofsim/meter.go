@@ -1,0 +1,59 @@
+package ofsim
+
+import (
+	"encoding/binary"
+
+	"github.com/dvrflow/dvrflow/ofproto"
+)
+
+// Meter errors (OFPET_METER_MOD_FAILED), as Open vSwitch sends them.
+const (
+	errMeterModFailed uint16 = 12
+	codeMeterExists   uint16 = 1 // OFPMMFC_METER_EXISTS
+	codeInvalidMeter  uint16 = 6 // OFPMMFC_INVALID_METER
+	codeUnknownMeter  uint16 = 7 // OFPMMFC_UNKNOWN_METER
+)
+
+// handleMeterMod keeps the set of meters: flows may only reference existing ones. Adding an
+// existing meter and modifying or deleting a missing one are refused as OVS refuses them.
+func (s *Switch) handleMeterMod(h ofproto.Header, msg []byte) error {
+	if len(msg) < 16 {
+		return s.sendError(h.Xid, errBadRequest, codeBadLen, msg)
+	}
+	cmd := ofproto.MeterModCommand(binary.BigEndian.Uint16(msg[8:]))
+	id := binary.BigEndian.Uint32(msg[12:])
+	s.mu.Lock()
+	_, exists := s.meters[id]
+	var code uint16
+	switch {
+	case cmd == ofproto.MeterAdd && exists:
+		code = codeMeterExists
+	case (cmd == ofproto.MeterModify || cmd == ofproto.MeterDelete) && !exists:
+		code = codeUnknownMeter
+	case cmd == ofproto.MeterDelete:
+		delete(s.meters, id)
+	case cmd == ofproto.MeterAdd || cmd == ofproto.MeterModify:
+		s.meters[id] = append([]byte(nil), msg[10:]...)
+	default:
+		code = 0xffff
+	}
+	s.mu.Unlock()
+	switch code {
+	case 0:
+		return nil
+	case 0xffff:
+		return s.sendError(h.Xid, errMeterModFailed, 0, msg) // OFPMMFC_UNKNOWN
+	}
+	return s.sendError(h.Xid, errMeterModFailed, code, msg)
+}
+
+// Meters returns the IDs of the installed meters.
+func (s *Switch) Meters() []uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]uint32, 0, len(s.meters))
+	for id := range s.meters {
+		out = append(out, id)
+	}
+	return out
+}
