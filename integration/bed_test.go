@@ -66,9 +66,10 @@ func TestBedFlowVXLANPing(t *testing.T) {
 	defer cancel()
 	log := zaptest.NewLogger(t)
 	prefix := fmt.Sprintf("bt%d", os.Getpid()%1000000)
-	b, err := bed.New(ctx, log, bed.Config{Prefix: prefix, External: true, Hosts: []bed.HostConfig{
-		{Name: "host1", TunnelIP: "192.168.248.1", Mode: "dvr"},
-		{Name: "host2", TunnelIP: "192.168.248.2", Mode: "dvr_snat"},
+	// Its own underlay, so it can run while a bed on the default one is up.
+	b, err := bed.New(ctx, log, bed.Config{Prefix: prefix, External: true, Underlay: "192.168.247.0/24", Hosts: []bed.HostConfig{
+		{Name: "host1", TunnelIP: "192.168.247.1", Mode: "dvr"},
+		{Name: "host2", TunnelIP: "192.168.247.2", Mode: "dvr_snat"},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -97,8 +98,8 @@ func TestBedFlowVXLANPing(t *testing.T) {
 	// only the flows installed below exist.
 	noController := []string{"tcp:127.0.0.1:6653"}
 	vms := []struct{ host, name, port, mac, ip, peerTunnel string }{
-		{"host1", "vm1", "11111111-aaaa-4000-8000-000000000001", "fa:16:3e:00:00:01", "10.0.0.1", "192.168.248.2"},
-		{"host2", "vm2", "22222222-bbbb-4000-8000-000000000002", "fa:16:3e:00:00:02", "10.0.0.2", "192.168.248.1"},
+		{"host1", "vm1", "11111111-aaaa-4000-8000-000000000001", "fa:16:3e:00:00:01", "10.0.0.1", "192.168.247.2"},
+		{"host2", "vm2", "22222222-bbbb-4000-8000-000000000002", "fa:16:3e:00:00:02", "10.0.0.2", "192.168.247.1"},
 	}
 	vmNS := map[string]string{}
 	for _, vm := range vms {
@@ -190,9 +191,9 @@ func TestBedFlowVXLANPing(t *testing.T) {
 			continue
 		}
 		switch {
-		case strings.Contains(p, "192.168.248.1.") && strings.Contains(p, "> 192.168.248.2.4789"):
+		case strings.Contains(p, "192.168.247.1.") && strings.Contains(p, "> 192.168.247.2.4789"):
 			toHost2++
-		case strings.Contains(p, "192.168.248.2.") && strings.Contains(p, "> 192.168.248.1.4789"):
+		case strings.Contains(p, "192.168.247.2.") && strings.Contains(p, "> 192.168.247.1.4789"):
 			fromHost2++
 		}
 	}
@@ -219,7 +220,8 @@ func TestBedSweep(t *testing.T) {
 	defer cancel()
 	log := zaptest.NewLogger(t)
 	prefix := fmt.Sprintf("bs%d", os.Getpid()%1000000)
-	cfg := bed.Config{Prefix: prefix, External: true, Hosts: []bed.HostConfig{{Name: "h1", TunnelIP: "192.168.248.1", Mode: "dvr"}}}
+	cfg := bed.Config{Prefix: prefix, External: true, Underlay: "192.168.246.0/24",
+		Hosts: []bed.HostConfig{{Name: "h1", TunnelIP: "192.168.246.1", Mode: "dvr"}}}
 	b, err := bed.New(ctx, log, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages dvrflow's tests, bed and demo need, only when missing.
 set -euo pipefail
-pkgs=(openvswitch-switch iproute2 iputils-ping nftables tcpdump arping postgresql)
+pkgs=(openvswitch-switch iproute2 iputils-ping nftables tcpdump arping ethtool curl postgresql)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

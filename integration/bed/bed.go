@@ -47,7 +47,7 @@ import (
 // Addresses of the bed.
 const (
 	UnderlayCIDR    = "192.168.248.0/24"
-	ControllerIP    = "192.168.248.254" // root side of the underlay bridge
+	ControllerIP    = "192.168.248.254" // root side of the underlay bridge (default underlay)
 	ExternalCIDR    = "172.24.4.0/24"
 	ExternalGateway = "172.24.4.1" // the internet router on the external network
 	InternetCIDR    = "203.0.113.0/24"
@@ -78,6 +78,25 @@ type Config struct {
 	Hosts  []HostConfig
 	// External adds the external network, the internet router and the target.
 	External bool
+	// Underlay is the underlay subnet, a /24 ("" for UnderlayCIDR); the root side of
+	// the underlay bridge takes its .254. Two beds with the same underlay cannot run
+	// at once (the root namespace would hold the address twice): New refuses.
+	Underlay string
+}
+
+// underlay returns the bed's underlay /24 and the controller's address in it.
+func (cfg Config) underlay() (netip.Prefix, netip.Addr, error) {
+	u := cfg.Underlay
+	if u == "" {
+		u = UnderlayCIDR
+	}
+	p, err := netip.ParsePrefix(u)
+	if err != nil || !p.Addr().Is4() || p.Bits() != 24 || p.Masked() != p {
+		return netip.Prefix{}, netip.Addr{}, fmt.Errorf("bed: underlay %q: want an IPv4 /24 such as %s", u, UnderlayCIDR)
+	}
+	a := p.Addr().As4()
+	a[3] = 254
+	return p, netip.AddrFrom4(a), nil
 }
 
 // Host is one simulated host of a bed.
@@ -100,6 +119,7 @@ type Host struct {
 // Bed is a running test bed. Its methods are safe for concurrent use.
 type Bed struct {
 	cfg   Config
+	ctrl  string // the controller's address, .254 of the underlay
 	dir   string
 	log   *zap.Logger
 	hosts []*Host
@@ -127,7 +147,12 @@ func (cfg Config) Validate() error {
 	if len(cfg.Hosts) > 99 {
 		return fmt.Errorf("bed: %d hosts: at most 99", len(cfg.Hosts))
 	}
-	underlay := netip.MustParsePrefix(UnderlayCIDR)
+	underlay, ctrl, err := cfg.underlay()
+	if err != nil {
+		return err
+	}
+	bcast := underlay.Addr().As4()
+	bcast[3] = 255
 	names, ips := map[string]bool{}, map[string]bool{}
 	for _, h := range cfg.Hosts {
 		if !hostNameRE.MatchString(h.Name) || h.Name == "inet" || h.Name == "target" {
@@ -138,10 +163,9 @@ func (cfg Config) Validate() error {
 		}
 		names[h.Name] = true
 		ip, err := netip.ParseAddr(h.TunnelIP)
-		if err != nil || !underlay.Contains(ip) || ip == underlay.Addr() || ip.String() == ControllerIP ||
-			ip.String() == "192.168.248.255" {
+		if err != nil || !underlay.Contains(ip) || ip == underlay.Addr() || ip == ctrl || ip == netip.AddrFrom4(bcast) {
 			return fmt.Errorf("bed: host %s: tunnel IP %q: want a host address of %s other than %s",
-				h.Name, h.TunnelIP, UnderlayCIDR, ControllerIP)
+				h.Name, h.TunnelIP, underlay, ctrl)
 		}
 		if ips[h.TunnelIP] {
 			return fmt.Errorf("bed: tunnel IP %s given twice", h.TunnelIP)
@@ -167,12 +191,19 @@ func New(ctx context.Context, log *zap.Logger, cfg Config) (*Bed, error) {
 	}
 	b := &Bed{cfg: cfg, dir: Dir(cfg.Prefix), log: log.Named("bed").With(zap.String("prefix", cfg.Prefix)),
 		ovsdb: map[string]*ovsdb.Client{}, running: map[*process]struct{}{}}
+	_, ctrl, _ := cfg.underlay()
+	b.ctrl = ctrl.String()
 	left, err := leftovers(cfg.Prefix)
 	if err != nil {
 		return nil, err
 	}
 	if len(left) > 0 {
 		return nil, fmt.Errorf("bed: leftovers of prefix %q exist (%s): run bed.Sweep", cfg.Prefix, strings.Join(left, ", "))
+	}
+	if owner, err := addressOwner(ctrl); err != nil {
+		return nil, err
+	} else if owner != "" {
+		return nil, fmt.Errorf("bed: %s is already on %s in the root namespace (another bed running?): use another Config.Underlay", ctrl, owner)
 	}
 	if err := os.Mkdir(b.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("bed: %w", err)
@@ -192,7 +223,7 @@ func (b *Bed) name(s string) string { return b.cfg.Prefix + "-" + s }
 
 func (b *Bed) build(ctx context.Context) error {
 	ul, xl := b.name("ul"), b.name("xl")
-	if err := b.rootBridge(ctx, ul, ControllerIP+"/24"); err != nil {
+	if err := b.rootBridge(ctx, ul, b.ctrl+"/24"); err != nil {
 		return err
 	}
 	if b.cfg.External {
@@ -246,6 +277,9 @@ func (b *Bed) wire(ctx context.Context, rootEnd, bridge, ns, nsEnd string) error
 		return err
 	}
 	if err := noIPv6(rootEnd); err != nil {
+		return err
+	}
+	if err := noTxChecksum(ctx, "", rootEnd); err != nil {
 		return err
 	}
 	if err := b.ip(ctx, "", "link", "set", rootEnd, "master", bridge, "up"); err != nil {
@@ -339,9 +373,10 @@ func (b *Bed) Prefix() string { return b.cfg.Prefix }
 // Dir is the bed's directory (OVS files, captures).
 func (b *Bed) Dir() string { return b.dir }
 
-// ControllerIP is the root namespace's address on the underlay, reachable from every
-// host namespace: let the controller and the REST API listen there.
-func (b *Bed) ControllerIP() string { return ControllerIP }
+// ControllerIP is the root namespace's address on the underlay (ControllerIP unless
+// Config.Underlay says otherwise), reachable from every host namespace: let the
+// controller and the REST API listen there.
+func (b *Bed) ControllerIP() string { return b.ctrl }
 
 // Netns is the bed's namespace name for a VM or auxiliary namespace called name.
 func (b *Bed) Netns(name string) string { return b.name(name) }
@@ -423,7 +458,7 @@ func (b *Bed) HostnetConfig(host string) (hostnet.Config, error) {
 // OVS flushes a bridge's flows when it first gets a controller: install nothing
 // before this.
 func (b *Bed) SetupHostBridges(ctx context.Context, host string, controllers []string) (map[string]string, error) {
-	cfg, err := b.AgentConfig(host, "http://"+ControllerIP+":9696", controllers)
+	cfg, err := b.AgentConfig(host, "http://"+b.ctrl+":9696", controllers)
 	if err != nil {
 		return nil, err
 	}
@@ -459,9 +494,13 @@ func (b *Bed) AddVM(ctx context.Context, host, vmName, portID, mac, cidr, gw str
 		return "", fmt.Errorf("bed: no host %q", host)
 	}
 	ns := b.name(vmName)
-	for _, o := range append(b.hosts, &Host{Netns: b.name("inet")}, &Host{Netns: b.name("target")}) {
-		if o.Netns == ns || strings.HasPrefix(ns, o.Netns+"-") {
-			return "", fmt.Errorf("bed: VM name %q clashes with namespace %s", vmName, o.Netns)
+	taken := []string{b.name("inet"), b.name("target")}
+	for _, o := range b.hosts {
+		taken = append(taken, o.Netns)
+	}
+	for _, t := range taken {
+		if t == ns || strings.HasPrefix(ns, t+"-") {
+			return "", fmt.Errorf("bed: VM name %q clashes with namespace %s", vmName, t)
 		}
 	}
 	if _, err := os.Stat(filepath.Join("/run/netns", ns)); err == nil {

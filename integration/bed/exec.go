@@ -99,9 +99,10 @@ func checkDst(dst string) error {
 	return nil
 }
 
-// Ping sends count echo requests from namespace fromNS to dst, 0.2 s apart, and
-// waits at most deadline (rounded up to whole seconds) for the replies. Missing
-// replies are not an error: read Received. The error says ping could not run.
+// Ping pings dst from namespace fromNS every 0.2 s until count replies came back or
+// deadline (rounded up to whole seconds) passed (`ping -c count -w deadline`), so Sent
+// may exceed count when replies are missing. Missing replies are not an error: read
+// Received. The error says ping could not run.
 func (b *Bed) Ping(ctx context.Context, fromNS, dst string, count int, deadline time.Duration) (PingResult, error) {
 	if err := checkDst(dst); err != nil {
 		return PingResult{}, err
@@ -252,7 +253,7 @@ func (b *Bed) Capture(ctx context.Context, ns, iface, filter string) (*CaptureRu
 	c := &CaptureRun{b: b, file: file}
 	listening := make(chan struct{})
 	var once sync.Once
-	argv := []string{"tcpdump", "-i", iface, "-n", "-U", "-Z", "root", "-w", file}
+	argv := []string{"tcpdump", "-i", iface, "-n", "-U", "--immediate-mode", "-Z", "root", "-w", file}
 	if filter != "" {
 		argv = append(argv, filter)
 	}
@@ -321,4 +322,16 @@ func splitPackets(out string) []string {
 		pkts[len(pkts)-1] += "\n" + line
 	}
 	return pkts
+}
+
+// noTxChecksum turns off checksum offload on a veth end. A frame a kernel sends through a
+// veth keeps a partial checksum (the peer is trusted to be local); when the peer is read by
+// the userspace datapath of OVS, that frame reaches another kernel through a tap with the
+// checksum never filled in, and TCP drops it (ICMP, fully checksummed, passes). Computing
+// checksums at the sending veth makes TCP work across the bed, as a real NIC would.
+func noTxChecksum(ctx context.Context, ns, dev string) error {
+	if _, err := run(ctx, ns, "ethtool", "-K", dev, "tx", "off"); err != nil {
+		return fmt.Errorf("bed: checksum offload off on %s: %w", dev, err)
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -95,6 +96,23 @@ func rootLinks(prefix string) ([]netlink.Link, error) {
 		}
 	}
 	return out, nil
+}
+
+// addressOwner returns the root-namespace link holding addr, or "".
+func addressOwner(addr netip.Addr) (string, error) {
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return "", fmt.Errorf("bed: list addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok && ip == addr {
+			if l, err := netlink.LinkByIndex(a.LinkIndex); err == nil {
+				return l.Attrs().Name, nil
+			}
+			return fmt.Sprintf("link %d", a.LinkIndex), nil
+		}
+	}
+	return "", nil
 }
 
 // processesUsing returns the live processes whose command line names a file under dir
