@@ -184,6 +184,10 @@ func newDVRBed(t *testing.T) *dvrBed {
 		if t.Failed() {
 			t.Logf("dvrflowd log tail:\n%s", d.ctrl.logTail())
 			d.diagnose(t)
+			if os.Getenv("DVRFLOW_BED_HOLD") != "" {
+				t.Logf("DVRFLOW_BED_HOLD: keeping the bed for 10 minutes")
+				time.Sleep(10 * time.Minute)
+			}
 		}
 	})
 

@@ -99,7 +99,7 @@ func natExprs(r plan.NATRule) []expr.Any {
 	}
 	return append(e,
 		&expr.Immediate{Register: 1, Data: to[:]},
-		&expr.NAT{Type: typ, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, Specified: true})
+		&expr.NAT{Type: typ, Family: unix.NFPROTO_IPV4, RegAddrMin: 1}) // no proto range: conntrack keeps ports and ICMP ids unique
 }
 
 // nat replaces the namespace's "dvrflow" table in one atomic batch when its rules
