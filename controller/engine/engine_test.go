@@ -491,4 +491,3 @@ func withVLAN(frame []byte, vlan uint16) []byte {
 	out = binary.BigEndian.AppendUint16(out, vlan)
 	return append(out, frame[12:]...)
 }
-

@@ -94,7 +94,7 @@ type Switch struct {
 	generation  uint64
 	genSet      bool
 	packetOuts  []PacketOut
-	nextFM      time.Time // flow-mod rate limiter
+	nextFM      time.Time         // flow-mod rate limiter
 	meters      map[uint32][]byte // meter ID -> its last METER_MOD body (flags and bands)
 }
 
@@ -107,9 +107,9 @@ func New(log *zap.Logger, cfg Config) *Switch {
 		cfg.HelloBitmap = 1 << ofproto.Version
 	}
 	s := &Switch{
-		log:   log.Named("ofsim").With(zap.String("dpid", fmt.Sprintf("%016x", cfg.DPID))),
-		cfg:   cfg,
-		flows: flowTable{},
+		log:    log.Named("ofsim").With(zap.String("dpid", fmt.Sprintf("%016x", cfg.DPID))),
+		cfg:    cfg,
+		flows:  flowTable{},
 		ports:  map[uint32]Port{},
 		meters: map[uint32][]byte{},
 	}
