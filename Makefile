@@ -29,7 +29,7 @@ unit:
 # End-to-end tests on real OVS bridges and a multi-host bed: root only.
 integration:
 	$(GO) test -count=1 -p 1 -timeout $(INTEGRATION_TIMEOUT) -tags integration -v ./integration/... 2>&1 | \
-		tee /tmp/dvrflow-integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test\.go)' ; \
+		tee /tmp/dvrflow-integration.log | grep -E '^\s*(=== RUN|--- (PASS|FAIL|SKIP))|^(PASS|FAIL|ok|panic)|^\s+[a-z_]+_test\.go:[0-9]+:' ; \
 		exit $${PIPESTATUS[0]}
 
 test: deps build lint unit integration

@@ -25,6 +25,8 @@ import (
 	"github.com/dvrflow/dvrflow/deploy/hostnet"
 	"github.com/dvrflow/dvrflow/integration/bed"
 	"github.com/dvrflow/dvrflow/northbound/seed"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 )
 
 const dvrToken = "dvr-integration-token"
@@ -32,7 +34,7 @@ const dvrToken = "dvr-integration-token"
 // dvrflowd is the controller under test, run as its own process so that it can be killed
 // with SIGKILL and started again.
 type dvrflowd struct {
-	t        *testing.T
+	t        testing.TB
 	bin      string
 	args     []string
 	logPath  string
@@ -41,7 +43,7 @@ type dvrflowd struct {
 	finished chan struct{}
 }
 
-func buildDvrflowd(t *testing.T) string {
+func buildDvrflowd(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "dvrflowd")
 	out, err := exec.Command("go", "build", "-o", bin, "../cmd/dvrflowd").CombinedOutput()
@@ -95,7 +97,7 @@ func (d *dvrflowd) logTail() string {
 	return string(b)
 }
 
-func freeAddr(t *testing.T, ip string) string {
+func freeAddr(t testing.TB, ip string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
@@ -123,7 +125,7 @@ func apiGet(ctx context.Context, api, path string, out any) error {
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var why string
@@ -146,7 +148,7 @@ type dvrBed struct {
 	vms  map[string]string // VM name -> netns
 }
 
-func newDVRBed(t *testing.T) *dvrBed {
+func newDVRBed(t testing.TB) *dvrBed {
 	if os.Getuid() != 0 {
 		t.Skip("the DVR bed needs root (network namespaces, OVS)")
 	}
@@ -254,7 +256,7 @@ func newDVRBed(t *testing.T) *dvrBed {
 
 // diagnose prints what an operator would look at first: every bridge's flows and every
 // namespace's addresses, routes and rules.
-func (d *dvrBed) diagnose(t *testing.T) {
+func (d *dvrBed) diagnose(t testing.TB) {
 	ctx := context.Background()
 	for _, h := range d.b.Hosts() {
 		out, _ := h.OVS.Vsctl(ctx, "show")
@@ -283,7 +285,7 @@ func (d *dvrBed) diagnose(t *testing.T) {
 
 // pingUntil waits until one ping from VM from gets through to dst, then checks that count
 // more are all answered.
-func (d *dvrBed) pingUntil(t *testing.T, from, dst string, timeout time.Duration) {
+func (d *dvrBed) pingUntil(t testing.TB, from, dst string, timeout time.Duration) {
 	t.Helper()
 	ctx := context.Background()
 	ns := d.vms[from]
@@ -307,6 +309,17 @@ func TestDVRSeedScenario(t *testing.T) {
 	d := newDVRBed(t)
 	ctx := context.Background()
 	converge := 45 * time.Second
+
+	// 7: no ARP broadcast for a known address is ever encapsulated: watch every host's wire
+	// during tests 1 to 4.
+	var wires []*bed.CaptureRun
+	for _, h := range d.b.Hosts() {
+		c, err := d.b.Capture(ctx, "", h.UnderlayLink, "udp port 4789")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wires = append(wires, c)
+	}
 
 	t.Run("1 east-west across hosts VM1 to VM2", func(t *testing.T) {
 		d.pingUntil(t, "VM1", "10.0.2.5", converge)
@@ -349,6 +362,28 @@ func TestDVRSeedScenario(t *testing.T) {
 			t.Fatalf("the target never saw the router's gateway address %q:\n%s", gwIP, strings.Join(lines, "\n"))
 		}
 	})
+	t.Run("7 no encapsulated ARP on the underlay", func(t *testing.T) {
+		vxlan, arp := 0, []string{}
+		for _, c := range wires {
+			lines, err := c.Stop(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range lines {
+				vxlan++
+				if strings.Contains(l, "ARP") {
+					arp = append(arp, l)
+				}
+			}
+		}
+		if vxlan == 0 {
+			t.Fatal("the capture saw no VXLAN packet at all: it watches the wrong place")
+		}
+		if len(arp) > 0 {
+			t.Fatalf("%d of %d VXLAN packets carried ARP:\n%s", len(arp), vxlan, strings.Join(arp, "\n"))
+		}
+		t.Logf("%d VXLAN packets on the underlay during tests 1-4, none of them ARP", vxlan)
+	})
 	t.Run("8 controller killed with SIGKILL and restarted: no ping lost", func(t *testing.T) {
 		d.pingUntil(t, "VM1", "10.0.2.5", converge)
 		d.pingUntil(t, "VM4", bed.TargetIP, converge)
@@ -386,5 +421,54 @@ func TestDVRSeedScenario(t *testing.T) {
 		if r1.Lost() != 0 || r2.Lost() != 0 || r1.Sent < 50 {
 			t.Fatalf("pings lost across the controller restart: VM1->VM2 %+v, VM4->internet %+v", r1, r2)
 		}
+	})
+	t.Run("6 life cycle: namespaces and flows follow deletions", func(t *testing.T) {
+		c := seed.NewClient(d.api, dvrToken)
+		netnsWith := func(sub string) bool {
+			out, _ := d.b.Exec(ctx, "", "ip", "netns", "list")
+			return strings.Contains(out, sub)
+		}
+		qrouter1 := d.b.Host("compute1").Netns + "-qrouter-"
+		fip1 := d.b.Host("compute1").Netns + "-fip-"
+		snat := d.b.Host("network").Netns + "-snat-"
+		if !netnsWith(qrouter1) || !netnsWith(fip1) || !netnsWith(snat) {
+			t.Fatal("the seed's namespaces are not all there to begin with")
+		}
+		if err := ports.Delete(ctx, c, d.topo.VMs["VM3"].ID).ExtractErr(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second) // let a wrong removal happen, if it would
+		if !netnsWith(qrouter1) || !netnsWith(fip1) {
+			t.Fatal("deleting VM3 removed compute1's qrouter or fip namespace although VM1 is still there")
+		}
+		if err := ports.Delete(ctx, c, d.topo.VMs["VM1"].ID).ExtractErr(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "compute1 without qrouter and fip namespaces", 30*time.Second, func() (bool, string) {
+			return !netnsWith(qrouter1) && !netnsWith(fip1), "still there"
+		})
+		if _, err := routers.Update(ctx, c, d.topo.Router.ID, routers.UpdateOpts{GatewayInfo: &routers.GatewayInfo{}}).Extract(); err != nil {
+			t.Fatalf("removing the gateway: %v", err)
+		}
+		waitFor(t, "snat namespace removed from the network node", 30*time.Second, func() (bool, string) {
+			return !netnsWith(snat), "still there"
+		})
+		waitFor(t, "no flow left for the deleted ports", 30*time.Second, func() (bool, string) {
+			for _, h := range d.b.Hosts() {
+				for _, br := range apps.Bridges() {
+					out, err := h.OVS.Ofctl(ctx, string(br), "--no-stats", "dump-flows")
+					if err != nil {
+						return false, err.Error()
+					}
+					for _, vm := range []string{"VM1", "VM3"} {
+						if mac := d.topo.VMs[vm].MACAddress; strings.Contains(out, mac) {
+							return false, fmt.Sprintf("%s %s still has %s's MAC %s", h.Name, br, vm, mac)
+						}
+					}
+				}
+			}
+			return true, ""
+		})
+		d.pingUntil(t, "VM4", "10.0.2.5", 30*time.Second) // what remains still works
 	})
 }
