@@ -148,7 +148,11 @@ type dvrBed struct {
 	vms  map[string]string // VM name -> netns
 }
 
-func newDVRBed(t testing.TB) *dvrBed {
+func newDVRBed(t testing.TB) *dvrBed { return newDVRBedOn(t, "") }
+
+// newDVRBedOn builds the bed on another underlay /24 (the default is 192.168.248.0/24), so
+// that two beds can run at once.
+func newDVRBedOn(t testing.TB, underlay string) *dvrBed {
 	if os.Getuid() != 0 {
 		t.Skip("the DVR bed needs root (network namespaces, OVS)")
 	}
@@ -159,10 +163,14 @@ func newDVRBed(t testing.TB) *dvrBed {
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	prefix := fmt.Sprintf("d%d", os.Getpid()%100000)
 	_ = bed.Sweep(ctx, log, prefix)
-	b, err := bed.New(ctx, log, bed.Config{Prefix: prefix, External: true, Hosts: []bed.HostConfig{
-		{Name: "compute1", TunnelIP: "192.168.248.1", Mode: "dvr"},
-		{Name: "compute2", TunnelIP: "192.168.248.2", Mode: "dvr"},
-		{Name: "network", TunnelIP: "192.168.248.3", Mode: "dvr_snat"},
+	net24 := "192.168.248"
+	if underlay != "" {
+		net24 = underlay[:strings.LastIndex(underlay, ".")]
+	}
+	b, err := bed.New(ctx, log, bed.Config{Prefix: prefix, External: true, Underlay: underlay, Hosts: []bed.HostConfig{
+		{Name: "compute1", TunnelIP: net24 + ".1", Mode: "dvr"},
+		{Name: "compute2", TunnelIP: net24 + ".2", Mode: "dvr"},
+		{Name: "network", TunnelIP: net24 + ".3", Mode: "dvr_snat"},
 	}})
 	if err != nil {
 		t.Fatalf("bed: %v", err)
@@ -232,6 +240,7 @@ func newDVRBed(t testing.TB) *dvrBed {
 	opts := seed.DefaultOptions()
 	for i := range opts.Hosts {
 		h := &opts.Hosts[i]
+		h.TunnelIP = b.Host(h.Name).TunnelIP
 		h.Bridges = map[string]string{}
 		for _, br := range apps.Bridges() {
 			h.Bridges[string(br)] = agent.DatapathID(h.Name, string(br))
