@@ -20,7 +20,7 @@ trap cleanup EXIT INT TERM
 dsn=$(./deploy/scripts/pg.sh dsn "$dir/pg")
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
 token=bench-$RANDOM$RANDOM
-DVRFLOW_AUTH_TOKEN=$token ./bin/dvrflowd --db-url "$dsn&pool_max_conns=${BENCH_POOL:-8}" --listen "127.0.0.1:$port" \
+DVRFLOW_AUTH_TOKEN=$token ./bin/dvrflowd --db-url "$dsn&pool_max_conns=${BENCH_POOL:-8}" --listen "127.0.0.1:$port" --of-listen "" \
 	--log-level warn >"$dir/dvrflowd.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do
@@ -30,3 +30,16 @@ for _ in $(seq 100); do
 done
 echo "bench: private PostgreSQL ($(cat "$dir/pg/data/PG_VERSION"), fsync and synchronous_commit on); dvrflowd on 127.0.0.1:$port"
 ./bin/dvrflow-bench-api --url "http://127.0.0.1:$port" --token "$token" -n "${BENCH_N:-5000}" -c "${BENCH_C:-16}"
+
+# OpenFlow: 100k flows pushed into a real OVS bridge, next to ovs-ofctl --bundle of the
+# same flows (root and OVS needed), and the cost of idle switch sessions.
+if [ "$(id -u)" -eq 0 ] && command -v ovs-vswitchd >/dev/null; then
+	echo "bench: OpenFlow push of ${BENCH_FLOWS:-100000} flows vs ovs-ofctl --bundle"
+	go run ./cmd/ofbench push -n "${BENCH_FLOWS:-100000}" -runs "${BENCH_RUNS:-3}"
+	echo "bench: idle switch sessions"
+	go run ./cmd/ofbench sessions -n "${BENCH_SESSIONS:-3000}"
+	echo "bench: port bound via the API -> first ping reply across hosts (real 3-host bed)"
+	go test -count=1 -tags integration -run XXX -bench PortBoundToFirstPing -benchtime 1x ./integration/
+else
+	echo "bench: OpenFlow and bed benchmarks need root and Open vSwitch: skipped"
+fi
