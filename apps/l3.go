@@ -155,16 +155,7 @@ func fipNS(v *View, extID string, fips []*FIPInfo) plan.Namespace {
 	fg := DeviceName(gw.Port)
 	ns.Sysctls["net.ipv4.conf."+fg+".proxy_arp"] = "1"
 	ns.Sysctls["net.ipv4.ip_nonlocal_bind"] = "1"
-	var fgAddrs []string
-	var extGW netip.Addr
-	for _, ip := range gw.IPs {
-		if s := v.Subnet(ip.SubnetID); s != nil {
-			fgAddrs = append(fgAddrs, prefixOf(ip.Addr, s.Prefix.Bits()))
-			if !extGW.IsValid() {
-				extGW = s.Gateway
-			}
-		}
-	}
+	fgAddrs, extGW := portAddrs(v, gw)
 	ns.Links = append(ns.Links, plan.Link{Name: fg, Bridge: string(BrInt), IfaceID: gw.ID, MAC: gw.MAC.String(),
 		MTU: ext.MTU, Addresses: fgAddrs})
 	routers := map[string]*RouterInfo{}
@@ -193,16 +184,7 @@ func snatNS(v *View, r *RouterInfo) (plan.Namespace, bool) {
 	}
 	ns := plan.Namespace{Name: plan.PrefixSNAT + r.ID, Sysctls: baseSysctls()}
 	qg := DeviceName(gw.Port)
-	var addrs []string
-	var extGW netip.Addr
-	for _, ip := range gw.IPs {
-		if s := v.Subnet(ip.SubnetID); s != nil {
-			addrs = append(addrs, prefixOf(ip.Addr, s.Prefix.Bits()))
-			if !extGW.IsValid() {
-				extGW = s.Gateway
-			}
-		}
-	}
+	addrs, extGW := portAddrs(v, gw)
 	ns.Links = append(ns.Links, plan.Link{Name: qg, Bridge: string(BrInt), IfaceID: gw.ID, MAC: gw.MAC.String(),
 		MTU: v.Network(gw.NetworkID).MTU, Addresses: addrs})
 	if extGW.IsValid() {
@@ -221,4 +203,18 @@ func snatNS(v *View, r *RouterInfo) (plan.Namespace, bool) {
 		ns.NAT = append(ns.NAT, plan.NATRule{Kind: plan.NATSNAT, Match: plan.NATMatch{OIF: qg}, To: gw.IPs[0].Addr.String()})
 	}
 	return ns, true
+}
+
+// portAddrs returns a port's addresses with their subnets' prefix lengths, and the gateway
+// of its first subnet (the next hop towards the external network for fg- and qg- ports).
+func portAddrs(v *View, p *PortInfo) (addrs []string, gateway netip.Addr) {
+	for _, ip := range p.IPs {
+		if s := v.Subnet(ip.SubnetID); s != nil {
+			addrs = append(addrs, prefixOf(ip.Addr, s.Prefix.Bits()))
+			if !gateway.IsValid() {
+				gateway = s.Gateway
+			}
+		}
+	}
+	return addrs, gateway
 }

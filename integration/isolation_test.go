@@ -97,8 +97,10 @@ func (d *dvrBed) noReach(ctx context.Context, t *testing.T, from, dst string) {
 		t.Fatalf("%s -> %s: %v", from, dst, err)
 	}
 	if r.Received != 0 {
-		t.Errorf("%s reaches %s (%d/%d replies) although it must not", from, dst, r.Received, r.Sent)
+		t.Errorf("%s reaches %s (%d/%d replies) although it must not:\n%s", from, dst, r.Received, r.Sent, r.Output)
+		return
 	}
+	t.Logf("%s -> %s: 0/%d replies:\n%s", from, dst, r.Sent, strings.TrimSpace(r.Output))
 }
 
 // TestDVRIsolation is issue 4's test 5: a second project with its own router and an
