@@ -69,6 +69,7 @@ func baseSysctls() map[string]string {
 		"net.ipv4.conf.all.arp_ignore":     "1",
 		"net.ipv4.conf.all.arp_announce":   "2",
 		"net.ipv4.conf.all.send_redirects": "0",
+		"net.ipv4.conf.default.send_redirects": "0",
 	}
 }
 
@@ -121,6 +122,10 @@ func qrouterNS(v *View, r *RouterInfo, fips []*FIPInfo) plan.Namespace {
 			continue
 		}
 		dev := DeviceName(s.RouterIf.Port)
+		// The kernel sends redirects when either "all" or the device asks for it: the qrouter
+		// hairpins SNAT-bound traffic out of the qr- it came in by, and must not tell the VM
+		// to go to the snat port directly.
+		ns.Sysctls["net.ipv4.conf."+dev+".send_redirects"] = "0"
 		ns.Links = append(ns.Links, plan.Link{Name: dev, Bridge: string(BrInt), IfaceID: s.RouterIf.ID,
 			MAC: s.RouterIf.MAC.String(), MTU: v.Network(s.NetworkID).MTU,
 			Addresses: []string{prefixOf(s.Gateway, s.Prefix.Bits())}})

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -370,6 +371,15 @@ func TestDVRSeedScenario(t *testing.T) {
 		if gwIP == "" || !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, gwIP+" > "+bed.TargetIP) }) {
 			t.Fatalf("the target never saw the router's gateway address %q:\n%s", gwIP, strings.Join(lines, "\n"))
 		}
+		// The qrouter hairpins this traffic out of the qr- it came in by; it must not send
+		// the VM an ICMP redirect to the snat port.
+		snmp, err := d.b.Exec(ctx, d.vms["VM4"], "cat", "/proc/net/snmp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := icmpCounter(snmp, "InRedirects"); n != 0 {
+			t.Fatalf("VM4 received %d ICMP redirects from its qrouter", n)
+		}
 	})
 	t.Run("7 no encapsulated ARP on the underlay", func(t *testing.T) {
 		vxlan, arp := 0, []string{}
@@ -480,4 +490,25 @@ func TestDVRSeedScenario(t *testing.T) {
 		})
 		d.pingUntil(t, "VM4", "10.0.2.5", 30*time.Second) // what remains still works
 	})
+}
+
+// icmpCounter reads one counter of the "Icmp:" lines of /proc/net/snmp (-1 if absent).
+func icmpCounter(snmp, name string) int {
+	var names, values []string
+	for _, l := range strings.Split(snmp, "\n") {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == "Icmp:" {
+			if names == nil {
+				names = f
+			} else {
+				values = f
+			}
+		}
+	}
+	for i, n := range names {
+		if n == name && i < len(values) {
+			v, _ := strconv.Atoi(values[i])
+			return v
+		}
+	}
+	return -1
 }

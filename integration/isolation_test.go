@@ -183,8 +183,7 @@ func TestDVRIsolation(t *testing.T) {
 	})
 
 	t.Run("no reach into or out of a network without a router", func(t *testing.T) {
-		// VMC is wired before its absence of reach means anything: its port's flows are
-		// on compute2.
+		// VMC's silence means something only once it is wired: its MAC in compute2's flows.
 		waitFor(t, "flows for VMC's MAC on compute2", converge, func() (bool, string) {
 			out, err := d.b.Host("compute2").OVS.Ofctl(ctx, "br-int", "--no-stats", "dump-flows")
 			if err != nil {
