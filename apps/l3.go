@@ -65,10 +65,10 @@ func sortedKeys[V any](m map[string]V) []string {
 
 func baseSysctls() map[string]string {
 	return map[string]string{
-		"net.ipv4.ip_forward":              "1",
-		"net.ipv4.conf.all.arp_ignore":     "1",
-		"net.ipv4.conf.all.arp_announce":   "2",
-		"net.ipv4.conf.all.send_redirects": "0",
+		"net.ipv4.ip_forward":                  "1",
+		"net.ipv4.conf.all.arp_ignore":         "1",
+		"net.ipv4.conf.all.arp_announce":       "2",
+		"net.ipv4.conf.all.send_redirects":     "0",
 		"net.ipv4.conf.default.send_redirects": "0",
 	}
 }
