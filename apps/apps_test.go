@@ -139,3 +139,19 @@ func TestPlacement(t *testing.T) {
 		t.Errorf("network namespaces: %s", got)
 	}
 }
+
+// TestVLANFlowsGolden: a VLAN provider network routed by the distributed router. br-ex
+// rewrites the router's MAC to the host's DVR MAC (DVR_PROCESS_PHYSICAL); br-int tags frames
+// of remote DVR MACs from the uplink and restores the gateway MAC (DVR_TO_SRC_MAC).
+func TestVLANFlowsGolden(t *testing.T) {
+	v := NewView(withVLANs(withVLANNet(seedTopology())), 7)
+	for _, b := range []Bridge{BrInt, BrEx} {
+		flows := Flows(v, seedBridge(v, "compute1", b))
+		for _, f := range flows {
+			if err := Check(b, &f); err != nil {
+				t.Error(err)
+			}
+		}
+		golden(t, filepath.Join("testdata", "vlan", "compute1-"+string(b)+".flows"), renderFlows(b, flows))
+	}
+}

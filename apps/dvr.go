@@ -17,8 +17,46 @@ func dvrFlows(v *View, st *BridgeState) []ofproto.Flow {
 		return dvrInt(v, st)
 	case BrTun:
 		return dvrTun(v, st)
+	case BrEx:
+		return dvrEx(v, st)
 	}
 	return nil
+}
+
+// physMatch matches a frame of physical network n on the wire: its provider VLAN, or
+// untagged for a flat network.
+func physMatch(n *NetInfo) ofproto.Field {
+	if n.NetworkType == db.NetworkTypeVLAN {
+		return ofproto.VLANVID(uint16(n.SegmentationID))
+	}
+	return ofproto.VLANNone()
+}
+
+// dvrEx is DVR_PROCESS for VLAN and flat networks (Neutron's br-phys table 1): on the way to
+// the physical network, frames from the router's MAC leave with this host's DVR MAC, frames
+// for it never leave.
+func dvrEx(v *View, st *BridgeState) []ofproto.Flow {
+	self := v.Host(st.Host)
+	if self == nil || self.DVRMAC == nil {
+		return nil
+	}
+	cookie := Cookie(AppDVR)
+	var out []ofproto.Flow
+	for _, rid := range v.RoutersOn(st.Host) {
+		for _, s := range v.Router(rid).Interfaces {
+			n := v.Network(s.NetworkID)
+			if s.GatewayMA == nil || !isPhysicalNet(n) {
+				continue
+			}
+			out = append(out,
+				ofproto.Flow{Table: ExDVRProcessPhysical, Priority: PrioDropDVR, Cookie: cookie,
+					Match: ofproto.Match{physMatch(n), ofproto.EthDst(s.GatewayMA)}},
+				ofproto.Flow{Table: ExDVRProcessPhysical, Priority: PrioDVRMAC, Cookie: cookie,
+					Match:   ofproto.Match{physMatch(n), ofproto.EthSrc(s.GatewayMA)},
+					Actions: []ofproto.Action{ofproto.SetEthSrc(self.DVRMAC)}, Goto: ExToPhysical, HasGoto: true})
+		}
+	}
+	return out
 }
 
 // dvrInt: frames from a remote DVR MAC go to DVR_TO_SRC_MAC (the dvr app adds these
@@ -39,9 +77,31 @@ func dvrInt(v *View, st *BridgeState) []ofproto.Flow {
 		out = append(out, ofproto.Flow{Table: IntLocalSwitching, Priority: PrioDVRMAC, Cookie: cookie,
 			Match: ofproto.Match{ofproto.InPort(patchTun), ofproto.EthSrc(hi.DVRMAC)}, Goto: IntDVRToSrcMAC, HasGoto: true})
 	}
+	// From the physical network: frames of a remote DVR MAC on a VLAN or flat network get
+	// the local VLAN and the same treatment.
+	if intEx, ok := st.Ports[PortIntBrEx]; ok {
+		for _, netID := range v.NetworksOn(st.Host) {
+			n := v.Network(netID)
+			vlan, ok := v.LocalVLAN(st.Host, netID)
+			if !ok || !isPhysicalNet(n) || !v.routed(netID) {
+				continue
+			}
+			tag := []ofproto.Action{ofproto.PushVLAN{EtherType: ofproto.EthTypeVLAN}, ofproto.SetVLANVID(vlan)}
+			if n.NetworkType == db.NetworkTypeVLAN {
+				tag = tag[1:]
+			}
+			for _, h := range v.HostNames() {
+				if hi := v.Host(h); h != st.Host && hi.DVRMAC != nil {
+					out = append(out, ofproto.Flow{Table: IntLocalSwitching, Priority: PrioDVRMAC, Cookie: cookie,
+						Match:   ofproto.Match{ofproto.InPort(intEx), physMatch(n), ofproto.EthSrc(hi.DVRMAC)},
+						Actions: tag, Goto: IntDVRToSrcMAC, HasGoto: true})
+				}
+			}
+		}
+	}
 	for _, netID := range v.NetworksOn(st.Host) {
 		vlan, ok := v.LocalVLAN(st.Host, netID)
-		if !ok || !isTunnelNet(v.Network(netID)) {
+		if !ok {
 			continue
 		}
 		for _, ep := range v.Endpoints(netID) {

@@ -200,7 +200,8 @@ func l2Ex(st *BridgeState) []ofproto.Flow {
 	}
 	cookie := Cookie(AppL2)
 	var uplinks []ofproto.Action
-	var out []ofproto.Flow
+	out := []ofproto.Flow{{Table: ExPhysical, Priority: PrioBase, Cookie: cookie,
+		Match: ofproto.Match{ofproto.InPort(phy)}, Goto: ExDVRProcessPhysical, HasGoto: true}}
 	for _, name := range sortedPortNames(st.Ports) {
 		p := st.Ports[name]
 		if name == PortPhyBrEx || p == ofproto.PortLocal || name == string(BrEx) {
@@ -211,8 +212,7 @@ func l2Ex(st *BridgeState) []ofproto.Flow {
 			Match: ofproto.Match{ofproto.InPort(p)}, Actions: []ofproto.Action{ofproto.Output{Port: phy}}})
 	}
 	if len(uplinks) > 0 {
-		out = append(out, ofproto.Flow{Table: ExPhysical, Priority: PrioBase, Cookie: cookie,
-			Match: ofproto.Match{ofproto.InPort(phy)}, Actions: uplinks})
+		out = append(out, ofproto.Flow{Table: ExToPhysical, Priority: PrioBase, Cookie: cookie, Actions: uplinks})
 	}
 	return out
 }

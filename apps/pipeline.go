@@ -150,7 +150,9 @@ const (
 	TunUcastToTun   uint8 = 20 // l2population: known MAC -> its host's VTEP
 	TunFloodToTun   uint8 = 22 // BUM traffic -> only the hosts with ports on the network
 
-	ExPhysical uint8 = 0 // br-ex: patch to br-int <-> uplink
+	ExPhysical           uint8 = 0 // br-ex: from br-int -> DVR_PROCESS_PHYSICAL; from an uplink -> br-int
+	ExDVRProcessPhysical uint8 = 1 // routed frames leave with this host's DVR MAC (VLAN and flat networks)
+	ExToPhysical         uint8 = 2 // out by the uplinks
 )
 
 // pipeline is every table of every bridge. It is data, never modified: read it through
@@ -179,7 +181,10 @@ var pipeline = []Table{
 		Fields: []FieldID{fVLAN}},
 
 	{Bridge: BrEx, ID: ExPhysical, Name: "PHYSICAL", App: AppL2, Miss: MissDrop,
-		Fields: []FieldID{fInPort}},
+		Fields: []FieldID{fInPort}, Next: []uint8{ExDVRProcessPhysical}},
+	{Bridge: BrEx, ID: ExDVRProcessPhysical, Name: "DVR_PROCESS_PHYSICAL", App: AppDVR, Miss: MissGoto, MissNext: ExToPhysical,
+		Fields: []FieldID{fVLAN, fEthSrc, fEthDst}, Next: []uint8{ExToPhysical}},
+	{Bridge: BrEx, ID: ExToPhysical, Name: "TO_PHYSICAL", App: AppL2, Miss: MissDrop},
 }
 
 // Tables returns the declared tables of bridge b, in table order.

@@ -97,3 +97,25 @@ func seedBridge(v *View, host string, role Bridge) *BridgeState {
 	}
 	return st
 }
+
+// withVLANNet adds Net3, a VLAN provider network (physnet1, VLAN 100) attached to R1, with
+// VM5 10.0.3.5 on compute1.
+func withVLANNet(t *db.Topology) *db.Topology {
+	t.Networks = append(t.Networks, db.Network{ID: "net3-000000000000", Name: "Net3", NetworkType: "vlan",
+		PhysicalNetwork: "physnet1", SegmentationID: 100, MTU: 1500})
+	t.Subnets = append(t.Subnets, db.Subnet{ID: "sub3-000000000000", NetworkID: "net3-000000000000", IPVersion: 4,
+		CIDR: "10.0.3.0/24", GatewayIP: "10.0.3.1"})
+	t.Ports = append(t.Ports,
+		db.Port{ID: "qr3-000000000000", NetworkID: "net3-000000000000", MACAddress: "fa:16:3e:00:03:01",
+			DeviceOwner: db.OwnerRouterInterfaceDistributed, DeviceID: "r1-0000000000000",
+			FixedIPs: []db.FixedIP{{SubnetID: "sub3-000000000000", IPAddress: "10.0.3.1"}}},
+		db.Port{ID: "sg3-000000000000", NetworkID: "net3-000000000000", MACAddress: "fa:16:3e:00:03:02",
+			DeviceOwner: db.OwnerRouterCentralizedSNAT, DeviceID: "r1-0000000000000",
+			FixedIPs: []db.FixedIP{{SubnetID: "sub3-000000000000", IPAddress: "10.0.3.2"}}},
+		db.Port{ID: "vm5-000000000000", NetworkID: "net3-000000000000", MACAddress: "fa:16:3e:00:03:05",
+			DeviceOwner: "compute:nova", DeviceID: "vm5", HostID: "compute1",
+			FixedIPs: []db.FixedIP{{SubnetID: "sub3-000000000000", IPAddress: "10.0.3.5"}}})
+	t.RouterInterfaces = append(t.RouterInterfaces, db.RouterInterface{RouterID: "r1-0000000000000",
+		SubnetID: "sub3-000000000000", PortID: "qr3-000000000000", NetworkID: "net3-000000000000"})
+	return t
+}

@@ -484,3 +484,17 @@ func (v *View) HostsWithNetwork(netID string) []string {
 	}
 	return out
 }
+
+// routed reports whether one of network net's subnets is attached to a distributed router.
+func (v *View) routed(netID string) bool {
+	n := v.networks[netID]
+	if n == nil {
+		return false
+	}
+	for _, sid := range n.SubnetIDs {
+		if s := v.subnets[sid]; s != nil && s.RouterID != "" {
+			return true
+		}
+	}
+	return false
+}

@@ -26,8 +26,13 @@ import (
 	"github.com/dvrflow/dvrflow/deploy/hostnet"
 	"github.com/dvrflow/dvrflow/integration/bed"
 	"github.com/dvrflow/dvrflow/northbound/seed"
+	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/portsbinding"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/provider"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 )
 
 const dvrToken = "dvr-integration-token"
@@ -440,6 +445,81 @@ func TestDVRSeedScenario(t *testing.T) {
 		if r1.Lost() != 0 || r2.Lost() != 0 || r1.Sent < 50 {
 			t.Fatalf("pings lost across the controller restart: VM1->VM2 %+v, VM4->internet %+v", r1, r2)
 		}
+	})
+	t.Run("VLAN provider network routed by DVR: frames on the wire carry the DVR MAC", func(t *testing.T) {
+		c := seed.NewClient(d.api, dvrToken)
+		yes := true
+		nw, err := networks.Create(ctx, c, provider.CreateOptsExt{
+			CreateOptsBuilder: networks.CreateOpts{Name: "net3-vlan", ProjectID: "demo", AdminStateUp: &yes},
+			Segments:          []provider.Segment{{NetworkType: "vlan", PhysicalNetwork: "public", SegmentationID: 100}},
+		}).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sn, err := subnets.Create(ctx, c, subnets.CreateOpts{NetworkID: nw.ID, CIDR: "10.0.3.0/24", IPVersion: gophercloud.IPv4, ProjectID: "demo"}).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := routers.AddInterface(ctx, c, d.topo.Router.ID, routers.AddInterfaceOpts{SubnetID: sn.ID}).Extract(); err != nil {
+			t.Fatal(err)
+		}
+		var vlanPorts []string
+		defer func() { // the life-cycle test below expects the seed's VMs only
+			for _, id := range vlanPorts {
+				if err := ports.Delete(ctx, c, id).ExtractErr(); err != nil {
+					t.Errorf("delete port %s: %v", id, err)
+				}
+			}
+		}()
+		for _, vm := range []struct{ name, ip, host string }{{"vm5", "10.0.3.5", "compute1"}, {"vm6", "10.0.3.6", "compute2"}} {
+			p, err := ports.Create(ctx, c, portsbinding.CreateOptsExt{
+				CreateOptsBuilder: ports.CreateOpts{NetworkID: nw.ID, Name: vm.name, ProjectID: "demo", DeviceOwner: "compute:nova",
+					DeviceID: vm.name, FixedIPs: []ports.IP{{SubnetID: sn.ID, IPAddress: vm.ip}}},
+				HostID: vm.host,
+			}).Extract()
+			if err != nil {
+				t.Fatal(err)
+			}
+			vlanPorts = append(vlanPorts, p.ID)
+			ns, err := d.b.AddVM(ctx, vm.host, vm.name, p.ID, p.MACAddress, vm.ip+"/24", "10.0.3.1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.vms[vm.name] = ns
+		}
+		d.pingUntil(t, "vm5", "10.0.3.6", converge) // same VLAN network, across hosts
+		d.pingUntil(t, "vm5", "10.0.2.5", converge) // VLAN -> VXLAN, routed on compute1
+		wire, err := d.b.Capture(ctx, "", d.b.Host("compute2").ExternalLink, "vlan 100 and icmp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.pingUntil(t, "VM2", "10.0.3.5", converge) // VXLAN -> VLAN, routed on compute2
+		lines, err := wire.Stop(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var hosts struct {
+			Hosts []struct {
+				Host string `json:"host"`
+				MAC  string `json:"mac_address"`
+			} `json:"dvr_host_macs"`
+		}
+		if err := apiGet(ctx, d.api, "/v2.0/dvr-host-macs", &hosts); err != nil {
+			t.Fatal(err)
+		}
+		d2 := ""
+		for _, h := range hosts.Hosts {
+			if h.Host == "compute2" {
+				d2 = h.MAC
+			}
+		}
+		routed := slices.ContainsFunc(lines, func(l string) bool {
+			return strings.Contains(l, d2+" > ") && strings.Contains(l, "10.0.2.5 > 10.0.3.5")
+		})
+		if d2 == "" || !routed {
+			t.Fatalf("no frame routed by compute2 left it with its DVR MAC %q on VLAN 100:\n%s", d2, strings.Join(lines, "\n"))
+		}
+		d.pingUntil(t, "VM4", "10.0.3.6", converge) // both routed on compute2, delivered locally
 	})
 	t.Run("6 life cycle: namespaces and flows follow deletions", func(t *testing.T) {
 		c := seed.NewClient(d.api, dvrToken)
