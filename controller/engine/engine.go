@@ -320,11 +320,8 @@ func (e *Engine) onEvent(ev controller.Event) {
 	if b == nil {
 		return
 	}
-	if v := e.view.Load(); v != nil {
-		// Flows for this bridge right away, from the view we have; port status and the
-		// rest follow from the recompute.
-		go e.pushBridge(v, b)
-	}
+	// The control loop recomputes and pushes: one goroutine hands out desired sets, so a
+	// set computed from an older view can never land after a newer one.
 	e.poke()
 }
 
