@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/ofproto"
 )
 
@@ -32,6 +33,16 @@ func arpFlows(v *View, st *BridgeState) []ofproto.Flow {
 		for _, ep := range v.Endpoints(netID) {
 			if ep.Port.MAC == nil {
 				continue
+			}
+			if ep.Port.DeviceOwner == db.OwnerRouterInterfaceDistributed && onHost(ep.Hosts, st.Host) {
+				// Every ARP request of the distributed router goes to the controller, also for
+				// an address whose flow is not installed yet: a reply from the wire would be
+				// addressed to the router MAC, which every host owns, and be lost.
+				out = append(out, ofproto.Flow{Table: IntARPResponder, Priority: PrioARPAll, Cookie: cookie,
+					Match: ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthSrc(ep.Port.MAC),
+						ofproto.EthType(ofproto.EthTypeARP), ofproto.ARPOp(arpRequest)},
+					Meter:   MeterController,
+					Actions: []ofproto.Action{ofproto.Output{Port: ofproto.PortController, MaxLen: ofproto.ControllerMaxLenNoBuffer}}})
 			}
 			for _, ip := range ep.Port.IPs {
 				if !ip.Addr.Is4() || seen[ip.Addr] {

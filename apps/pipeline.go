@@ -93,6 +93,7 @@ const (
 	PrioLocal   uint16 = 20
 	PrioDVRMAC  uint16 = 30
 	PrioDropDVR uint16 = 40
+	PrioARPAll  uint16 = 50
 	PrioARP     uint16 = 100
 )
 
@@ -163,7 +164,7 @@ var pipeline = []Table{
 	{Bridge: BrInt, ID: IntDVRToSrcMAC, Name: "DVR_TO_SRC_MAC", App: AppDVR, Miss: MissDrop,
 		Fields: []FieldID{fVLAN, fEthDst}, Next: []uint8{IntTransient}},
 	{Bridge: BrInt, ID: IntARPResponder, Name: "ARP_RESPONDER", App: AppARP, Miss: MissGoto, MissNext: IntTransient,
-		Fields: []FieldID{fVLAN, fEthType, fARPOp, fARPTPA}, Next: []uint8{IntTransient}},
+		Fields: []FieldID{fVLAN, fEthType, fARPOp, fARPTPA, fEthSrc}, Next: []uint8{IntTransient}},
 	{Bridge: BrInt, ID: IntTransient, Name: "TRANSIENT", App: AppL2, Miss: MissController,
 		Fields: []FieldID{fVLAN, fEthDst}},
 
