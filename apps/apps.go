@@ -44,5 +44,3 @@ func sortedPortNames(ports map[string]uint32) []string {
 	slices.Sort(names)
 	return names
 }
-
-func sortStrings(s []string) { slices.Sort(s) }

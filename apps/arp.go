@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/ofproto"
@@ -34,7 +35,7 @@ func arpFlows(v *View, st *BridgeState) []ofproto.Flow {
 			if ep.Port.MAC == nil {
 				continue
 			}
-			if ep.Port.DeviceOwner == db.OwnerRouterInterfaceDistributed && onHost(ep.Hosts, st.Host) {
+			if ep.Port.DeviceOwner == db.OwnerRouterInterfaceDistributed && slices.Contains(ep.Hosts, st.Host) {
 				// Every ARP request of the distributed router goes to the controller, also for
 				// an address whose flow is not installed yet: a reply from the wire would be
 				// addressed to the router MAC, which every host owns, and be lost.

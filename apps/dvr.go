@@ -1,6 +1,8 @@
 package apps
 
 import (
+	"slices"
+
 	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/ofproto"
 )
@@ -106,7 +108,7 @@ func dvrInt(v *View, st *BridgeState) []ofproto.Flow {
 		}
 		for _, ep := range v.Endpoints(netID) {
 			p := ep.Port
-			if !onHost(ep.Hosts, st.Host) || p.MAC == nil ||
+			if !slices.Contains(ep.Hosts, st.Host) || p.MAC == nil ||
 				!(IsDVRServiced(p.DeviceOwner) || p.DeviceOwner == db.OwnerRouterCentralizedSNAT) {
 				continue
 			}

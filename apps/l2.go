@@ -2,6 +2,7 @@ package apps
 
 import (
 	"net"
+	"slices"
 
 	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/ofproto"
@@ -76,7 +77,7 @@ func l2Int(v *View, st *BridgeState) []ofproto.Flow {
 			if ep.Port.MAC == nil {
 				continue
 			}
-			if onHost(ep.Hosts, st.Host) {
+			if slices.Contains(ep.Hosts, st.Host) {
 				ofport, ok := st.Ports[OVSPortName(ep.Port.Port)]
 				if !ok {
 					continue // not plugged yet: its flows come with its port-status
@@ -165,7 +166,7 @@ func l2Tun(v *View, st *BridgeState) []ofproto.Flow {
 			Actions: []ofproto.Action{ofproto.PushVLAN{EtherType: ofproto.EthTypeVLAN}, ofproto.SetVLANVID(vlan),
 				ofproto.Output{Port: patchInt}}})
 		for _, ep := range v.Endpoints(netID) {
-			if ep.Port.MAC == nil || ep.Port.DeviceOwner == db.OwnerRouterInterfaceDistributed || onHost(ep.Hosts, st.Host) {
+			if ep.Port.MAC == nil || ep.Port.DeviceOwner == db.OwnerRouterInterfaceDistributed || slices.Contains(ep.Hosts, st.Host) {
 				continue
 			}
 			remote := v.Host(ep.Hosts[0])
@@ -215,13 +216,4 @@ func l2Ex(st *BridgeState) []ofproto.Flow {
 		out = append(out, ofproto.Flow{Table: ExToPhysical, Priority: PrioBase, Cookie: cookie, Actions: uplinks})
 	}
 	return out
-}
-
-func onHost(hosts []string, h string) bool {
-	for _, x := range hosts {
-		if x == h {
-			return true
-		}
-	}
-	return false
 }

@@ -2,7 +2,9 @@ package apps
 
 import (
 	"encoding/binary"
+	"maps"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/dvrflow/dvrflow/deploy/plan"
@@ -54,14 +56,7 @@ func Plan(v *View, host string) plan.Plan {
 	return p
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sortStrings(out)
-	return out
-}
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 func baseSysctls() map[string]string {
 	return map[string]string{

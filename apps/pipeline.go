@@ -258,10 +258,10 @@ func Check(b Bridge, f *ofproto.Flow) error {
 	}
 	for _, fl := range f.Match {
 		id := FieldID{fl.Class, fl.Type}
-		if id == fEthType && !containsField(t.Fields, id) {
+		if id == fEthType && !slices.Contains(t.Fields, id) {
 			continue // a prerequisite of the declared fields (arp_*)
 		}
-		if !containsField(t.Fields, id) {
+		if !slices.Contains(t.Fields, id) {
 			return fmt.Errorf("%s table %s: match on undeclared field %#04x:%d: %s", b, t.Name, fl.Class, fl.Type, f)
 		}
 	}
@@ -275,13 +275,4 @@ func Check(b Bridge, f *ofproto.Flow) error {
 		}
 	}
 	return nil
-}
-
-func containsField(fs []FieldID, id FieldID) bool {
-	for _, f := range fs {
-		if f == id {
-			return true
-		}
-	}
-	return false
 }

@@ -2,6 +2,7 @@ package apps
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/dvrflow/dvrflow/db"
 )
@@ -85,12 +86,12 @@ func seedBridge(v *View, host string, role Bridge) *BridgeState {
 		var names []string
 		for _, n := range v.NetworksOn(host) {
 			for _, ep := range v.Endpoints(n) {
-				if onHost(ep.Hosts, host) {
+				if slices.Contains(ep.Hosts, host) {
 					names = append(names, OVSPortName(ep.Port.Port))
 				}
 			}
 		}
-		sortStrings(names)
+		slices.Sort(names)
 		for i, n := range names {
 			st.Ports[n] = uint32(10 + i)
 		}
