@@ -31,6 +31,15 @@ type View struct {
 	netsOnHost    map[string]map[string]bool // host -> network IDs present there
 	routersOnHost map[string]map[string]bool // host -> routers with a qrouter namespace there
 	snatHost      map[string]string          // router -> dvr_snat host running its snat namespace
+
+	// Indexes for the questions asked per bridge and per packet-in.
+	bridgeOf  map[uint64]hostBridge // datapath ID -> host and bridge role
+	endpoints map[string][]Endpoint // network -> its realized ports, sorted by port ID
+}
+
+type hostBridge struct {
+	host string
+	role Bridge
 }
 
 // HostInfo is a registered host.
@@ -106,6 +115,8 @@ func NewView(t *db.Topology, revision int64) *View {
 		netsOnHost:    map[string]map[string]bool{},
 		routersOnHost: map[string]map[string]bool{},
 		snatHost:      map[string]string{},
+		bridgeOf:      map[uint64]hostBridge{},
+		endpoints:     map[string][]Endpoint{},
 	}
 	for i := range t.Hosts {
 		h := &t.Hosts[i]
@@ -115,6 +126,7 @@ func NewView(t *db.Topology, revision int64) *View {
 		for role, dpid := range h.Bridges {
 			if id, ok := parseDPID(dpid); ok {
 				hi.Bridges[Bridge(role)] = id
+				v.bridgeOf[id] = hostBridge{host: h.Name, role: Bridge(role)}
 			}
 		}
 		v.hosts[h.Name] = hi
@@ -189,8 +201,21 @@ func NewView(t *db.Topology, revision int64) *View {
 		m[lv.NetworkID] = lv.VLAN
 	}
 	v.place()
+	v.indexEndpoints()
 	v.indexFIPs(t.FloatingIPs)
 	return v
+}
+
+// indexEndpoints groups the realized ports by network, once per View.
+func (v *View) indexEndpoints() {
+	for _, p := range v.ports {
+		if hs := v.portHosts(p); len(hs) > 0 {
+			v.endpoints[p.NetworkID] = append(v.endpoints[p.NetworkID], Endpoint{Port: p, Hosts: hs})
+		}
+	}
+	for _, eps := range v.endpoints {
+		slices.SortFunc(eps, func(a, b Endpoint) int { return cmp.Compare(a.Port.ID, b.Port.ID) })
+	}
 }
 
 func parseDPID(s string) (uint64, bool) {
@@ -295,6 +320,13 @@ func (v *View) addRouter(host, routerID string) {
 }
 
 func (v *View) indexFIPs(fips []db.FloatingIP) {
+	type hostNet struct{ host, net string }
+	agentGW := map[hostNet]*PortInfo{}
+	for _, p := range v.ports {
+		if p.DeviceOwner == db.OwnerFloatingIPAgentGateway {
+			agentGW[hostNet{p.HostID, p.NetworkID}] = p
+		}
+	}
 	for i := range fips {
 		f := &fips[i]
 		if f.PortID == "" || f.RouterID == "" {
@@ -312,11 +344,7 @@ func (v *View) indexFIPs(fips []db.FloatingIP) {
 				fi.ExtSub = s
 			}
 		}
-		for _, p := range v.ports {
-			if p.DeviceOwner == db.OwnerFloatingIPAgentGateway && p.HostID == fi.Host && p.NetworkID == fi.ExtNet.ID {
-				fi.AgentGW = p
-			}
-		}
+		fi.AgentGW = agentGW[hostNet{fi.Host, fi.ExtNet.ID}]
 		v.fips = append(v.fips, fi)
 	}
 	slices.SortFunc(v.fips, func(a, b *FIPInfo) int { return cmp.Compare(a.ID, b.ID) })
@@ -336,14 +364,8 @@ func (v *View) HostNames() []string { return v.hostNames }
 
 // HostOfDPID returns the host and bridge role of a datapath ID.
 func (v *View) HostOfDPID(dpid uint64) (string, Bridge, bool) {
-	for _, name := range v.hostNames {
-		for role, id := range v.hosts[name].Bridges {
-			if id == dpid {
-				return name, role, true
-			}
-		}
-	}
-	return "", "", false
+	hb, ok := v.bridgeOf[dpid]
+	return hb.host, hb.role, ok
 }
 
 // NetworksOn returns the networks present on host (sorted IDs): networks of its
@@ -460,19 +482,8 @@ type Endpoint struct {
 }
 
 // Endpoints returns the ports of network net that are realized somewhere, sorted by port ID.
-func (v *View) Endpoints(netID string) []Endpoint {
-	var out []Endpoint
-	for _, p := range v.ports {
-		if p.NetworkID != netID {
-			continue
-		}
-		if hs := v.portHosts(p); len(hs) > 0 {
-			out = append(out, Endpoint{Port: p, Hosts: hs})
-		}
-	}
-	slices.SortFunc(out, func(a, b Endpoint) int { return cmp.Compare(a.Port.ID, b.Port.ID) })
-	return out
-}
+// The slice is the View's own: callers read it and never modify it.
+func (v *View) Endpoints(netID string) []Endpoint { return v.endpoints[netID] }
 
 // HostsWithNetwork returns the hosts where network net is present, sorted.
 func (v *View) HostsWithNetwork(netID string) []string {
