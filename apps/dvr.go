@@ -1,6 +1,7 @@
 package apps
 
 import (
+	"net"
 	"slices"
 
 	"github.com/dvrflow/dvrflow/db"
@@ -42,7 +43,6 @@ func dvrEx(v *View, st *BridgeState) []ofproto.Flow {
 	if self == nil || self.DVRMAC == nil {
 		return nil
 	}
-	cookie := Cookie(AppDVR)
 	var out []ofproto.Flow
 	for _, rid := range v.RoutersOn(st.Host) {
 		for _, s := range v.Router(rid).Interfaces {
@@ -50,12 +50,7 @@ func dvrEx(v *View, st *BridgeState) []ofproto.Flow {
 			if s.GatewayMA == nil || !isPhysicalNet(n) {
 				continue
 			}
-			out = append(out,
-				ofproto.Flow{Table: ExDVRProcessPhysical, Priority: PrioDropDVR, Cookie: cookie,
-					Match: ofproto.Match{physMatch(n), ofproto.EthDst(s.GatewayMA)}},
-				ofproto.Flow{Table: ExDVRProcessPhysical, Priority: PrioDVRMAC, Cookie: cookie,
-					Match:   ofproto.Match{physMatch(n), ofproto.EthSrc(s.GatewayMA)},
-					Actions: []ofproto.Action{ofproto.SetEthSrc(self.DVRMAC)}, Goto: ExToPhysical, HasGoto: true})
+			out = append(out, dvrProcess(ExDVRProcessPhysical, ExToPhysical, physMatch(n), s.GatewayMA, self.DVRMAC)...)
 		}
 	}
 	return out
@@ -136,7 +131,6 @@ func dvrTun(v *View, st *BridgeState) []ofproto.Flow {
 	if self == nil || self.DVRMAC == nil {
 		return nil
 	}
-	cookie := Cookie(AppDVR)
 	var out []ofproto.Flow
 	for _, rid := range v.RoutersOn(st.Host) {
 		for _, s := range v.Router(rid).Interfaces {
@@ -144,13 +138,20 @@ func dvrTun(v *View, st *BridgeState) []ofproto.Flow {
 			if !ok || s.GatewayMA == nil || !isTunnelNet(v.Network(s.NetworkID)) {
 				continue
 			}
-			out = append(out,
-				ofproto.Flow{Table: TunDVRProcess, Priority: PrioDropDVR, Cookie: cookie,
-					Match: ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthDst(s.GatewayMA)}},
-				ofproto.Flow{Table: TunDVRProcess, Priority: PrioDVRMAC, Cookie: cookie,
-					Match:   ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthSrc(s.GatewayMA)},
-					Actions: []ofproto.Action{ofproto.SetEthSrc(self.DVRMAC)}, Goto: TunPatchLVToTun, HasGoto: true})
+			out = append(out, dvrProcess(TunDVRProcess, TunPatchLVToTun, ofproto.VLANVID(vlan), s.GatewayMA, self.DVRMAC)...)
 		}
 	}
 	return out
+}
+
+// dvrProcess is the pair of flows of a DVR_PROCESS table (br-tun 1, br-ex 1) for one router
+// interface with MAC gw on the network selected by onNet: frames for gw never leave the host;
+// frames from gw leave with the host's DVR MAC, continuing in table next.
+func dvrProcess(table, next uint8, onNet ofproto.Field, gw, dvrMAC net.HardwareAddr) []ofproto.Flow {
+	cookie := Cookie(AppDVR)
+	return []ofproto.Flow{
+		{Table: table, Priority: PrioDropDVR, Cookie: cookie, Match: ofproto.Match{onNet, ofproto.EthDst(gw)}},
+		{Table: table, Priority: PrioDVRMAC, Cookie: cookie, Match: ofproto.Match{onNet, ofproto.EthSrc(gw)},
+			Actions: []ofproto.Action{ofproto.SetEthSrc(dvrMAC)}, Goto: next, HasGoto: true},
+	}
 }
