@@ -97,6 +97,21 @@ func New(log *zap.Logger, cfg Config, store *db.Store, sw *controller.Server) *E
 // View returns the current topology view (nil before the first snapshot).
 func (e *Engine) View() *apps.View { return e.view.Load() }
 
+// ReadView calls fn with the current topology view (nil before the first snapshot) while
+// no change is being applied to it. fn must not keep v nor block.
+func (e *Engine) ReadView(fn func(v *apps.View)) { fn(e.view.Load()) }
+
+// Plans returns every host's current namespace plan, by host name.
+func (e *Engine) Plans() map[string]plan.Plan {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]plan.Plan, len(e.plans))
+	for h, hp := range e.plans {
+		out[h] = hp.plan
+	}
+	return out
+}
+
 // Stats returns a copy of the counters.
 func (e *Engine) Stats() Stats {
 	e.mu.Lock()
