@@ -1,6 +1,7 @@
 package apps
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -17,7 +18,8 @@ import (
 // MeterController), which answers with a packet-out on the asking port. Such a request is
 // therefore never flooded and never encapsulated into a tunnel, and the qrouter namespaces
 // need no static neighbour entries. Requests for unknown addresses (an upstream router on
-// the external network) continue to TRANSIENT and are flooded.
+// the external network) continue to TRANSIENT and are flooded, as is every request on an
+// external network but those of the router itself.
 
 func arpFlows(v *View, st *BridgeState) []ofproto.Flow {
 	if st.Role != BrInt {
@@ -30,6 +32,11 @@ func arpFlows(v *View, st *BridgeState) []ofproto.Flow {
 		if !ok {
 			continue
 		}
+		// No per-address flows on an external network: it is present on every host with a
+		// floating IP, and one flow per gateway port of the whole cloud on each of them is
+		// what would not scale. Its owners answer on the wire (only fg- and qg- ports ask
+		// there, for the upstream router and floating IPs, which no port holds).
+		perAddr := v.Network(netID) != nil && !v.Network(netID).External
 		seen := map[netip.Addr]bool{}
 		for _, ep := range v.Endpoints(netID) {
 			if ep.Port.MAC == nil {
@@ -44,6 +51,9 @@ func arpFlows(v *View, st *BridgeState) []ofproto.Flow {
 						ofproto.EthType(ofproto.EthTypeARP), ofproto.ARPOp(arpRequest)},
 					Meter:   MeterController,
 					Actions: []ofproto.Action{ofproto.Output{Port: ofproto.PortController, MaxLen: ofproto.ControllerMaxLenNoBuffer}}})
+			}
+			if !perAddr {
+				continue
 			}
 			for _, ip := range ep.Port.IPs {
 				if !ip.Addr.Is4() || seen[ip.Addr] {
@@ -119,17 +129,14 @@ func (v *View) ResolveARP(host string, req ARPRequest) (net.HardwareAddr, bool) 
 	if !ok || req.SPA == req.TPA {
 		return nil, false
 	}
-	for _, ep := range v.Endpoints(netID) {
-		for _, ip := range ep.Port.IPs {
-			if ip.Addr == req.TPA && ep.Port.MAC != nil {
-				if ep.Port.MAC.String() == req.SHA.String() {
-					return nil, false // a probe for its own address
-				}
-				return ep.Port.MAC, true
-			}
-		}
+	p := v.addrs[netID][req.TPA]
+	if p == nil {
+		return nil, false
 	}
-	return nil, false
+	if bytes.Equal(p.MAC, req.SHA) {
+		return nil, false // a probe for its own address
+	}
+	return p.MAC, true
 }
 
 // ARPReply builds the untagged Ethernet frame answering req with mac.

@@ -56,7 +56,8 @@ func dvrEx(v *View, st *BridgeState) []ofproto.Flow {
 	return out
 }
 
-// dvrInt: frames from a remote DVR MAC go to DVR_TO_SRC_MAC (the dvr app adds these
+// dvrInt: frames from the DVR MAC of a peer (a host running one of this host's routers: no
+// other host routes frames here) go to DVR_TO_SRC_MAC (the dvr app adds these
 // classifiers to l2's LOCAL_SWITCHING: only it knows the DVR MACs), which restores the gateway MAC
 // of the subnet of each local port they may be for (VMs and the snat ports).
 func dvrInt(v *View, st *BridgeState) []ofproto.Flow {
@@ -66,9 +67,10 @@ func dvrInt(v *View, st *BridgeState) []ofproto.Flow {
 	}
 	cookie := Cookie(AppDVR)
 	var out []ofproto.Flow
-	for _, h := range v.HostNames() {
+	peers := v.DVRPeers(st.Host)
+	for _, h := range peers {
 		hi := v.Host(h)
-		if h == st.Host || hi.DVRMAC == nil {
+		if hi == nil || hi.DVRMAC == nil {
 			continue
 		}
 		out = append(out, ofproto.Flow{Table: IntLocalSwitching, Priority: PrioDVRMAC, Cookie: cookie,
@@ -87,8 +89,8 @@ func dvrInt(v *View, st *BridgeState) []ofproto.Flow {
 			if n.NetworkType == db.NetworkTypeVLAN {
 				tag = tag[1:]
 			}
-			for _, h := range v.HostNames() {
-				if hi := v.Host(h); h != st.Host && hi.DVRMAC != nil {
+			for _, h := range peers {
+				if hi := v.Host(h); hi != nil && hi.DVRMAC != nil {
 					out = append(out, ofproto.Flow{Table: IntLocalSwitching, Priority: PrioDVRMAC, Cookie: cookie,
 						Match:   ofproto.Match{ofproto.InPort(intEx), physMatch(n), ofproto.EthSrc(hi.DVRMAC)},
 						Actions: tag, Goto: IntDVRToSrcMAC, HasGoto: true})

@@ -101,7 +101,7 @@ func l2Int(v *View, st *BridgeState) []ofproto.Flow {
 		}
 		// Broadcast and multicast: the tunnels first (still tagged), then every local port.
 		var flood []ofproto.Action
-		if tunnel && len(v.HostsWithNetwork(netID)) > 1 {
+		if tunnel && v.HostCount(netID) > 1 {
 			flood = append(flood, ofproto.Output{Port: patchTun})
 		}
 		if physical {

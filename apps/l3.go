@@ -33,8 +33,8 @@ func Plan(v *View, host string) plan.Plan {
 	p := plan.Plan{Host: host, Revision: v.Revision}
 	fipsByRouter := map[string][]*FIPInfo{}
 	fipsByExtNet := map[string][]*FIPInfo{}
-	for _, f := range v.FloatingIPs() {
-		if f.Host != host || f.AgentGW == nil || !f.Router.LinkLocal.IsValid() {
+	for _, f := range v.FloatingIPsOn(host) {
+		if f.AgentGW == nil || !f.Router.LinkLocal.IsValid() {
 			continue
 		}
 		fipsByRouter[f.Router.ID] = append(fipsByRouter[f.Router.ID], f)
@@ -46,11 +46,9 @@ func Plan(v *View, host string) plan.Plan {
 	for _, extID := range sortedKeys(fipsByExtNet) {
 		p.Namespaces = append(p.Namespaces, fipNS(v, extID, fipsByExtNet[extID]))
 	}
-	for _, rid := range sortedKeys(v.routers) {
-		if h, ok := v.SNATHost(rid); ok && h == host {
-			if ns, ok := snatNS(v, v.Router(rid)); ok {
-				p.Namespaces = append(p.Namespaces, ns)
-			}
+	for _, rid := range v.SNATRoutersOn(host) {
+		if ns, ok := snatNS(v, v.Router(rid)); ok {
+			p.Namespaces = append(p.Namespaces, ns)
 		}
 	}
 	return p

@@ -1,8 +1,8 @@
 package apps
 
 import (
-	"cmp"
 	"hash/fnv"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -13,29 +13,47 @@ import (
 
 // View is the topology indexed the way the apps ask questions of it: which networks, routers
 // and namespaces each host carries, which MAC answers an address, where a port lives. It is
-// built once per topology revision (NewView) and read-only afterwards, so apps computing
-// flows for many bridges in parallel share it safely.
+// built once (NewView) and then kept current by Apply with the change log, which also says
+// which hosts a change can affect (apply.go). Readers (the apps, computing flows for many
+// bridges in parallel, and the ARP handler) share it under the caller's read lock; Apply
+// runs under its write lock.
 type View struct {
 	Revision int64
 
 	hosts      map[string]*HostInfo
 	hostNames  []string // sorted
+	snatHosts  []string // sorted dvr_snat hosts
 	networks   map[string]*NetInfo
 	subnets    map[string]*SubnetInfo
 	ports      map[string]*PortInfo
 	routers    map[string]*RouterInfo
-	fips       []*FIPInfo
+	fipRecords map[string]*db.FloatingIP
+	fips       []*FIPInfo                   // associated and realizable, sorted by ID
 	localVLANs map[string]map[string]uint16 // host -> network -> VLAN
+
+	// Indexes of the records, kept by Apply.
+	portsOnHost   map[string]map[string]*PortInfo     // binding host -> ports
+	portsOnNet    map[string]map[string]*PortInfo     // network -> ports
+	portsOfRouter map[string]map[string]*PortInfo     // router -> its interface, snat and gateway ports
+	fipsOfPort    map[string]int                      // fixed port -> floating IPs on it
+	agentGW       map[agentGWKey]map[string]*PortInfo // floating IP agent gateway ports of a host on a network
 
 	// Derived placement.
 	netsOnHost    map[string]map[string]bool // host -> network IDs present there
+	hostsOfNet    map[string]map[string]bool // network -> hosts where it is present
 	routersOnHost map[string]map[string]bool // host -> routers with a qrouter namespace there
+	hostsOfRouter map[string]map[string]bool // router -> hosts running its qrouter namespace
 	snatHost      map[string]string          // router -> dvr_snat host running its snat namespace
+	snatOnHost    map[string]map[string]bool // dvr_snat host -> routers of its snat namespaces
+	fipsOnHost    map[string][]*FIPInfo      // host of the fixed port -> its floating IPs
 
 	// Indexes for the questions asked per bridge and per packet-in.
-	bridgeOf  map[uint64]hostBridge // datapath ID -> host and bridge role
-	endpoints map[string][]Endpoint // network -> its realized ports, sorted by port ID
+	bridgeOf  map[uint64]hostBridge               // datapath ID -> host and bridge role
+	endpoints map[string][]Endpoint               // network -> its realized ports, sorted by port ID
+	addrs     map[string]map[netip.Addr]*PortInfo // network -> address -> first realized port holding it
 }
+
+type agentGWKey struct{ host, network string }
 
 type hostBridge struct {
 	host string
@@ -49,6 +67,8 @@ type HostInfo struct {
 	Mode     string
 	DVRMAC   net.HardwareAddr
 	Bridges  map[Bridge]uint64 // datapath ID by bridge role
+
+	record *db.Host
 }
 
 // NetInfo is a network with its subnets.
@@ -102,122 +122,6 @@ type FIPInfo struct {
 	AgentGW *PortInfo   // the network:floatingip_agent_gateway port of (Host, ExtNet)
 }
 
-// NewView indexes t.
-func NewView(t *db.Topology, revision int64) *View {
-	v := &View{
-		Revision:      revision,
-		hosts:         map[string]*HostInfo{},
-		networks:      map[string]*NetInfo{},
-		subnets:       map[string]*SubnetInfo{},
-		ports:         map[string]*PortInfo{},
-		routers:       map[string]*RouterInfo{},
-		localVLANs:    map[string]map[string]uint16{},
-		netsOnHost:    map[string]map[string]bool{},
-		routersOnHost: map[string]map[string]bool{},
-		snatHost:      map[string]string{},
-		bridgeOf:      map[uint64]hostBridge{},
-		endpoints:     map[string][]Endpoint{},
-	}
-	for i := range t.Hosts {
-		h := &t.Hosts[i]
-		hi := &HostInfo{Name: h.Name, Mode: h.Mode, Bridges: map[Bridge]uint64{}}
-		hi.TunnelIP, _ = netip.ParseAddr(h.TunnelIP)
-		hi.DVRMAC, _ = net.ParseMAC(h.MACAddress)
-		for role, dpid := range h.Bridges {
-			if id, ok := parseDPID(dpid); ok {
-				hi.Bridges[Bridge(role)] = id
-				v.bridgeOf[id] = hostBridge{host: h.Name, role: Bridge(role)}
-			}
-		}
-		v.hosts[h.Name] = hi
-		v.hostNames = append(v.hostNames, h.Name)
-	}
-	slices.Sort(v.hostNames)
-	for i := range t.Networks {
-		n := &t.Networks[i]
-		v.networks[n.ID] = &NetInfo{Network: n}
-	}
-	for i := range t.Subnets {
-		s := &t.Subnets[i]
-		si := &SubnetInfo{Subnet: s}
-		si.Prefix, _ = netip.ParsePrefix(s.CIDR)
-		si.Gateway, _ = netip.ParseAddr(s.GatewayIP)
-		v.subnets[s.ID] = si
-		if n := v.networks[s.NetworkID]; n != nil {
-			n.SubnetIDs = append(n.SubnetIDs, s.ID)
-		}
-	}
-	for i := range t.Ports {
-		p := &t.Ports[i]
-		pi := &PortInfo{Port: p}
-		pi.MAC, _ = net.ParseMAC(p.MACAddress)
-		for _, ip := range p.FixedIPs {
-			if a, err := netip.ParseAddr(ip.IPAddress); err == nil {
-				pi.IPs = append(pi.IPs, PortIP{SubnetID: ip.SubnetID, Addr: a})
-			}
-		}
-		v.ports[p.ID] = pi
-	}
-	for i := range t.Routers {
-		r := &t.Routers[i]
-		ri := &RouterInfo{Router: r}
-		if r.Gateway != nil {
-			ri.GatewayPort = v.ports[r.Gateway.PortID]
-			ri.LinkLocal, _ = netip.ParsePrefix(r.LinkLocal)
-		}
-		v.routers[r.ID] = ri
-	}
-	for _, ri := range t.RouterInterfaces {
-		s, r := v.subnets[ri.SubnetID], v.routers[ri.RouterID]
-		if s == nil || r == nil || !r.Distributed {
-			continue
-		}
-		s.RouterID = r.ID
-		s.RouterIf = v.ports[ri.PortID]
-		if s.RouterIf != nil {
-			s.GatewayMA = s.RouterIf.MAC
-		}
-		r.Interfaces = append(r.Interfaces, s)
-	}
-	for _, r := range v.routers {
-		slices.SortFunc(r.Interfaces, func(a, b *SubnetInfo) int { return cmp.Compare(a.ID, b.ID) })
-	}
-	for _, p := range v.ports {
-		if p.DeviceOwner != db.OwnerRouterCentralizedSNAT {
-			continue
-		}
-		for _, ip := range p.IPs {
-			if s := v.subnets[ip.SubnetID]; s != nil && s.RouterID == p.DeviceID {
-				s.SNATPort = p
-			}
-		}
-	}
-	for _, lv := range t.LocalVLANs {
-		m := v.localVLANs[lv.Host]
-		if m == nil {
-			m = map[string]uint16{}
-			v.localVLANs[lv.Host] = m
-		}
-		m[lv.NetworkID] = lv.VLAN
-	}
-	v.place()
-	v.indexEndpoints()
-	v.indexFIPs(t.FloatingIPs)
-	return v
-}
-
-// indexEndpoints groups the realized ports by network, once per View.
-func (v *View) indexEndpoints() {
-	for _, p := range v.ports {
-		if hs := v.portHosts(p); len(hs) > 0 {
-			v.endpoints[p.NetworkID] = append(v.endpoints[p.NetworkID], Endpoint{Port: p, Hosts: hs})
-		}
-	}
-	for _, eps := range v.endpoints {
-		slices.SortFunc(eps, func(a, b Endpoint) int { return cmp.Compare(a.Port.ID, b.Port.ID) })
-	}
-}
-
 func parseDPID(s string) (uint64, bool) {
 	s = strings.TrimPrefix(strings.ReplaceAll(s, ":", ""), "0x")
 	if s == "" || len(s) > 16 {
@@ -248,108 +152,6 @@ func IsDVRServiced(owner string) bool {
 		owner == "neutron:LOADBALANCER" || owner == "neutron:LOADBALANCERV2" || owner == "trunk:subport"
 }
 
-// place derives where every network, router and snat namespace is realized.
-func (v *View) place() {
-	// The snat namespace of a router with a gateway runs on one dvr_snat host, chosen by a
-	// stable hash of the router ID among the dvr_snat hosts (sorted), so every controller
-	// agrees without coordination.
-	var snatHosts []string
-	for _, h := range v.hostNames {
-		if v.hosts[h].Mode == db.HostModeDVRSNAT {
-			snatHosts = append(snatHosts, h)
-		}
-	}
-	for _, r := range v.routers {
-		if r.Gateway != nil && len(snatHosts) > 0 {
-			v.snatHost[r.ID] = snatHosts[hash32(r.ID)%uint32(len(snatHosts))]
-		}
-	}
-	for _, p := range v.ports {
-		if p.HostID == "" || v.hosts[p.HostID] == nil {
-			continue
-		}
-		switch {
-		case IsDVRServiced(p.DeviceOwner):
-			v.addNet(p.HostID, p.NetworkID)
-			for _, ip := range p.IPs {
-				if s := v.subnets[ip.SubnetID]; s != nil && s.RouterID != "" {
-					v.addRouter(p.HostID, s.RouterID)
-				}
-			}
-		case p.DeviceOwner == db.OwnerFloatingIPAgentGateway:
-			v.addNet(p.HostID, p.NetworkID)
-		}
-	}
-	for host, routers := range v.routersOnHost {
-		for rid := range routers {
-			for _, s := range v.routers[rid].Interfaces {
-				v.addNet(host, s.NetworkID)
-			}
-		}
-	}
-	for rid, host := range v.snatHost {
-		r := v.routers[rid]
-		v.addNet(host, r.Gateway.NetworkID)
-		for _, s := range r.Interfaces {
-			if s.SNATPort != nil {
-				v.addNet(host, s.NetworkID)
-			}
-		}
-	}
-}
-
-func (v *View) addNet(host, netID string) {
-	if v.networks[netID] == nil {
-		return
-	}
-	m := v.netsOnHost[host]
-	if m == nil {
-		m = map[string]bool{}
-		v.netsOnHost[host] = m
-	}
-	m[netID] = true
-}
-
-func (v *View) addRouter(host, routerID string) {
-	m := v.routersOnHost[host]
-	if m == nil {
-		m = map[string]bool{}
-		v.routersOnHost[host] = m
-	}
-	m[routerID] = true
-}
-
-func (v *View) indexFIPs(fips []db.FloatingIP) {
-	type hostNet struct{ host, net string }
-	agentGW := map[hostNet]*PortInfo{}
-	for _, p := range v.ports {
-		if p.DeviceOwner == db.OwnerFloatingIPAgentGateway {
-			agentGW[hostNet{p.HostID, p.NetworkID}] = p
-		}
-	}
-	for i := range fips {
-		f := &fips[i]
-		if f.PortID == "" || f.RouterID == "" {
-			continue
-		}
-		fi := &FIPInfo{FloatingIP: f, Port: v.ports[f.PortID], Router: v.routers[f.RouterID], ExtNet: v.networks[f.FloatingNetworkID]}
-		fi.Addr, _ = netip.ParseAddr(f.FloatingIPAddress)
-		fi.Fixed, _ = netip.ParseAddr(f.FixedIPAddress)
-		if fi.Port == nil || fi.Router == nil || fi.ExtNet == nil || !fi.Addr.IsValid() || !fi.Fixed.IsValid() {
-			continue
-		}
-		fi.Host = fi.Port.HostID
-		for _, sid := range fi.ExtNet.SubnetIDs {
-			if s := v.subnets[sid]; s != nil && s.Prefix.Contains(fi.Addr) {
-				fi.ExtSub = s
-			}
-		}
-		fi.AgentGW = agentGW[hostNet{fi.Host, fi.ExtNet.ID}]
-		v.fips = append(v.fips, fi)
-	}
-	slices.SortFunc(v.fips, func(a, b *FIPInfo) int { return cmp.Compare(a.ID, b.ID) })
-}
-
 func hash32(s string) uint32 {
 	h := fnv.New32a()
 	h.Write([]byte(s))
@@ -370,14 +172,7 @@ func (v *View) HostOfDPID(dpid uint64) (string, Bridge, bool) {
 
 // NetworksOn returns the networks present on host (sorted IDs): networks of its
 // DVR-serviced ports, of the routers it runs, of its snat and fip namespaces.
-func (v *View) NetworksOn(host string) []string {
-	var out []string
-	for id := range v.netsOnHost[host] {
-		out = append(out, id)
-	}
-	slices.Sort(out)
-	return out
-}
+func (v *View) NetworksOn(host string) []string { return sortedSet(v.netsOnHost[host]) }
 
 // LocalVLAN returns the local VLAN of network on host, if one is allocated.
 func (v *View) LocalVLAN(host, network string) (uint16, bool) {
@@ -395,11 +190,11 @@ func (v *View) NetworkOfVLAN(host string, vlan uint16) (string, bool) {
 	return "", false
 }
 
-// MissingVLANs returns, per host, the present networks that have no local VLAN yet: the
-// controller allocates them (db.Store.EnsureLocalVLANs) before their flows can exist.
-func (v *View) MissingVLANs() map[string][]string {
+// MissingVLANs returns, per host among hosts, the present networks that have no local VLAN
+// yet: the controller allocates them (db.Store.EnsureLocalVLANs) before their flows can exist.
+func (v *View) MissingVLANs(hosts []string) map[string][]string {
 	out := map[string][]string{}
-	for _, h := range v.hostNames {
+	for _, h := range hosts {
 		for _, n := range v.NetworksOn(h) {
 			if _, ok := v.localVLANs[h][n]; !ok {
 				out[h] = append(out[h], n)
@@ -409,11 +204,11 @@ func (v *View) MissingVLANs() map[string][]string {
 	return out
 }
 
-// StaleVLANs returns, per host, local VLANs of networks no longer present there.
-func (v *View) StaleVLANs() map[string][]string {
+// StaleVLANs returns, per host among hosts, local VLANs of networks no longer present there.
+func (v *View) StaleVLANs(hosts []string) map[string][]string {
 	out := map[string][]string{}
-	for h, m := range v.localVLANs {
-		for n := range m {
+	for _, h := range hosts {
+		for n := range v.localVLANs[h] {
 			if !v.netsOnHost[h][n] {
 				out[h] = append(out[h], n)
 			}
@@ -423,15 +218,15 @@ func (v *View) StaleVLANs() map[string][]string {
 	return out
 }
 
+// VLANHosts returns the hosts holding local VLANs, sorted (with HostNames, the hosts whose
+// VLANs may need freeing).
+func (v *View) VLANHosts() []string { return slices.Sorted(maps.Keys(v.localVLANs)) }
+
 // RoutersOn returns the routers whose qrouter namespace runs on host (sorted IDs).
-func (v *View) RoutersOn(host string) []string {
-	var out []string
-	for id := range v.routersOnHost[host] {
-		out = append(out, id)
-	}
-	slices.Sort(out)
-	return out
-}
+func (v *View) RoutersOn(host string) []string { return sortedSet(v.routersOnHost[host]) }
+
+// HostsOfRouter returns the hosts running router's qrouter namespace, sorted.
+func (v *View) HostsOfRouter(router string) []string { return sortedSet(v.hostsOfRouter[router]) }
 
 // SNATHost returns the host running router's snat namespace, if any.
 func (v *View) SNATHost(router string) (string, bool) {
@@ -439,13 +234,50 @@ func (v *View) SNATHost(router string) (string, bool) {
 	return h, ok
 }
 
+// SNATRoutersOn returns the routers whose snat namespace runs on host (sorted IDs).
+func (v *View) SNATRoutersOn(host string) []string { return sortedSet(v.snatOnHost[host]) }
+
+// DVRPeers returns the other hosts that run a qrouter namespace of a router that host runs
+// (as qrouter or snat), sorted: the only hosts whose DVR MAC can be the source of a routed
+// frame arriving at host.
+func (v *View) DVRPeers(host string) []string {
+	peers := map[string]bool{}
+	for _, rs := range []map[string]bool{v.routersOnHost[host], v.snatOnHost[host]} {
+		for r := range rs {
+			for h := range v.hostsOfRouter[r] {
+				if h != host {
+					peers[h] = true
+				}
+			}
+		}
+	}
+	return sortedSet(peers)
+}
+
 // Network, Subnet, Port and Router look resources up by ID.
-func (v *View) Network(id string) *NetInfo      { return v.networks[id] }
-func (v *View) Subnet(id string) *SubnetInfo    { return v.subnets[id] }
-func (v *View) Port(id string) *PortInfo        { return v.ports[id] }
-func (v *View) Router(id string) *RouterInfo    { return v.routers[id] }
-func (v *View) FloatingIPs() []*FIPInfo         { return v.fips }
-func (v *View) Ports() map[string]*PortInfo     { return v.ports }
+func (v *View) Network(id string) *NetInfo   { return v.networks[id] }
+func (v *View) Subnet(id string) *SubnetInfo { return v.subnets[id] }
+func (v *View) Port(id string) *PortInfo     { return v.ports[id] }
+func (v *View) Router(id string) *RouterInfo { return v.routers[id] }
+
+// FloatingIPs returns the associated floating IPs, sorted by ID; FloatingIPsOn those whose
+// fixed port is on host. The slices are the View's own.
+func (v *View) FloatingIPs() []*FIPInfo              { return v.fips }
+func (v *View) FloatingIPsOn(host string) []*FIPInfo { return v.fipsOnHost[host] }
+
+// Ports returns every port by ID (the View's own map: read only).
+func (v *View) Ports() map[string]*PortInfo { return v.ports }
+
+// PortsOn returns the ports bound to host, sorted by ID.
+func (v *View) PortsOn(host string) []*PortInfo {
+	out := make([]*PortInfo, 0, len(v.portsOnHost[host]))
+	for _, id := range slices.Sorted(maps.Keys(v.portsOnHost[host])) {
+		out = append(out, v.portsOnHost[host][id])
+	}
+	return out
+}
+
+// Routers returns every router by ID (the View's own map: read only).
 func (v *View) Routers() map[string]*RouterInfo { return v.routers }
 
 // portHosts returns the hosts where port p is realized: its binding for VM, DHCP and agent
@@ -454,13 +286,7 @@ func (v *View) Routers() map[string]*RouterInfo { return v.routers }
 func (v *View) portHosts(p *PortInfo) []string {
 	switch p.DeviceOwner {
 	case db.OwnerRouterInterfaceDistributed:
-		var out []string
-		for _, h := range v.hostNames {
-			if v.routersOnHost[h][p.DeviceID] {
-				out = append(out, h)
-			}
-		}
-		return out
+		return sortedSet(v.hostsOfRouter[p.DeviceID])
 	case db.OwnerRouterCentralizedSNAT, db.OwnerRouterGateway:
 		if h, ok := v.snatHost[p.DeviceID]; ok {
 			return []string{h}
@@ -486,14 +312,16 @@ type Endpoint struct {
 func (v *View) Endpoints(netID string) []Endpoint { return v.endpoints[netID] }
 
 // HostsWithNetwork returns the hosts where network net is present, sorted.
-func (v *View) HostsWithNetwork(netID string) []string {
-	var out []string
-	for _, h := range v.hostNames {
-		if v.netsOnHost[h][netID] {
-			out = append(out, h)
-		}
+func (v *View) HostsWithNetwork(netID string) []string { return sortedSet(v.hostsOfNet[netID]) }
+
+// HostCount returns on how many hosts network net is present.
+func (v *View) HostCount(netID string) int { return len(v.hostsOfNet[netID]) }
+
+func sortedSet(m map[string]bool) []string {
+	if len(m) == 0 {
+		return nil
 	}
-	return out
+	return slices.Sorted(maps.Keys(m))
 }
 
 // routed reports whether one of network net's subnets is attached to a distributed router.

@@ -1,0 +1,720 @@
+package apps
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/dvrflow/dvrflow/db"
+)
+
+// A View is built and kept current by one code path: records go into the primary maps and
+// their indexes (set*), which note what they touch in a pending set; derive then recomputes
+// only what depends on the touched records — router attachments, each touched host's
+// placement, each touched network's endpoints, the floating IPs — and collects the hosts whose
+// flows or plan may differ. NewView is that path with every record new.
+
+// NewView indexes t.
+func NewView(t *db.Topology, revision int64) *View {
+	v := emptyView(revision)
+	d := newPending()
+	for i := range t.Hosts {
+		v.setHost(d, t.Hosts[i].Name, &t.Hosts[i])
+	}
+	for i := range t.Networks {
+		v.setNetwork(d, t.Networks[i].ID, &t.Networks[i])
+	}
+	for i := range t.Subnets {
+		v.setSubnet(d, t.Subnets[i].ID, &t.Subnets[i])
+	}
+	for i := range t.Ports {
+		v.setPort(d, t.Ports[i].ID, &t.Ports[i])
+	}
+	for i := range t.Routers {
+		v.setRouter(d, t.Routers[i].ID, &t.Routers[i])
+	}
+	for i := range t.FloatingIPs {
+		v.setFIP(d, t.FloatingIPs[i].ID, &t.FloatingIPs[i])
+	}
+	for _, lv := range t.LocalVLANs {
+		v.setLocalVLAN(d, lv, false)
+	}
+	d.all = true
+	v.derive(d)
+	return v
+}
+
+func emptyView(revision int64) *View {
+	return &View{
+		Revision:      revision,
+		hosts:         map[string]*HostInfo{},
+		networks:      map[string]*NetInfo{},
+		subnets:       map[string]*SubnetInfo{},
+		ports:         map[string]*PortInfo{},
+		routers:       map[string]*RouterInfo{},
+		fipRecords:    map[string]*db.FloatingIP{},
+		localVLANs:    map[string]map[string]uint16{},
+		portsOnHost:   map[string]map[string]*PortInfo{},
+		portsOnNet:    map[string]map[string]*PortInfo{},
+		portsOfRouter: map[string]map[string]*PortInfo{},
+		fipsOfPort:    map[string]int{},
+		agentGW:       map[agentGWKey]map[string]*PortInfo{},
+		netsOnHost:    map[string]map[string]bool{},
+		hostsOfNet:    map[string]map[string]bool{},
+		routersOnHost: map[string]map[string]bool{},
+		hostsOfRouter: map[string]map[string]bool{},
+		snatHost:      map[string]string{},
+		snatOnHost:    map[string]map[string]bool{},
+		fipsOnHost:    map[string][]*FIPInfo{},
+		bridgeOf:      map[uint64]hostBridge{},
+		endpoints:     map[string][]Endpoint{},
+		addrs:         map[string]map[netip.Addr]*PortInfo{},
+	}
+}
+
+// Affected says which hosts a batch of changes may have changed the flows or plan of.
+type Affected struct {
+	// All is set when every host may be affected (a host registered, changed or left).
+	All bool
+	// Hosts are the affected hosts otherwise (registered or not).
+	Hosts map[string]bool
+	// Ports are the ports whose record changed (their status may need updating).
+	Ports map[string]bool
+}
+
+// Apply brings v to the state after changes (in change-log order) and says which hosts may
+// be affected. A change that cannot be decoded is an error, and v must then be rebuilt
+// from a snapshot (it may hold part of the batch).
+func (v *View) Apply(changes []db.Change) (Affected, error) {
+	d := newPending()
+	for _, c := range changes {
+		if err := v.applyOne(d, c); err != nil {
+			return Affected{}, fmt.Errorf("change %d.%d (%s %s %s): %w", c.Revision, c.Seq, c.Op, c.Kind, c.ID, err)
+		}
+		v.Revision = max(v.Revision, c.Revision)
+	}
+	v.derive(d)
+	return Affected{All: d.all, Hosts: d.affected, Ports: d.ports}, nil
+}
+
+func (v *View) applyOne(d *pending, c db.Change) error {
+	del := c.Op == db.OpDelete
+	switch c.Kind {
+	case db.KindNetwork:
+		return decodeSet(c, del, func(n *db.Network) { v.setNetwork(d, c.ID, n) })
+	case db.KindSubnet:
+		return decodeSet(c, del, func(s *db.Subnet) { v.setSubnet(d, c.ID, s) })
+	case db.KindPort:
+		return decodeSet(c, del, func(p *db.Port) { v.setPort(d, c.ID, p) })
+	case db.KindRouter:
+		return decodeSet(c, del, func(r *db.Router) { v.setRouter(d, c.ID, r) })
+	case db.KindFloatingIP:
+		return decodeSet(c, del, func(f *db.FloatingIP) { v.setFIP(d, c.ID, f) })
+	case db.KindHost:
+		return decodeSet(c, del, func(h *db.Host) { v.setHost(d, c.ID, h) })
+	case db.KindLocalVLAN:
+		var lv db.LocalVLAN
+		if err := json.Unmarshal(c.Object, &lv); err != nil {
+			return fmt.Errorf("decode: %w", err)
+		}
+		v.setLocalVLAN(d, lv, del)
+		return nil
+	}
+	return nil // a kind the apps do not use
+}
+
+// decodeSet decodes c's object and passes it to set, or nil for a delete.
+func decodeSet[T any](c db.Change, del bool, set func(*T)) error {
+	if del {
+		set(nil)
+		return nil
+	}
+	obj := new(T)
+	if err := json.Unmarshal(c.Object, obj); err != nil {
+		return fmt.Errorf("decode: %w", err)
+	}
+	set(obj)
+	return nil
+}
+
+// pending is what a batch of record changes touched, for derive.
+type pending struct {
+	all       bool
+	routers   map[string]bool // attachments, gateway and snat placement to recompute
+	oldIfaces []*SubnetInfo   // interfaces of those routers before the batch
+	hosts     map[string]bool // placement to recompute
+	nets      map[string]bool // endpoints to recompute
+	fips      bool            // floating IPs to recompute
+	affected  map[string]bool
+	ports     map[string]bool
+}
+
+func newPending() *pending {
+	return &pending{routers: map[string]bool{}, hosts: map[string]bool{}, nets: map[string]bool{},
+		affected: map[string]bool{}, ports: map[string]bool{}}
+}
+
+func (d *pending) touchRouter(v *View, id string) {
+	if d.routers[id] {
+		return
+	}
+	d.routers[id] = true
+	if r := v.routers[id]; r != nil {
+		d.oldIfaces = append(d.oldIfaces, r.Interfaces...)
+	}
+}
+
+func addAll(dst, src map[string]bool) {
+	for k := range src {
+		dst[k] = true
+	}
+}
+
+// isRouterPort reports whether a port's device is a router (its DeviceID is the router ID).
+func isRouterPort(owner string) bool {
+	return owner == db.OwnerRouterInterfaceDistributed || owner == db.OwnerRouterCentralizedSNAT ||
+		owner == db.OwnerRouterGateway
+}
+
+// samePortShape reports whether two versions of a port differ only in what no app reads
+// (status, names, timestamps): then the change affects nobody's flows.
+func samePortShape(a, b *db.Port) bool {
+	return a.NetworkID == b.NetworkID && a.MACAddress == b.MACAddress && a.DeviceOwner == b.DeviceOwner &&
+		a.DeviceID == b.DeviceID && a.HostID == b.HostID && slices.Equal(a.FixedIPs, b.FixedIPs)
+}
+
+func (v *View) setPort(d *pending, id string, p *db.Port) {
+	d.ports[id] = true
+	old := v.ports[id]
+	if old != nil && p != nil && samePortShape(old.Port, p) {
+		old.Port = p
+		return
+	}
+	if old != nil {
+		v.touchPort(d, old)
+		delSet(v.portsOnHost, old.HostID, id)
+		delSet(v.portsOnNet, old.NetworkID, id)
+		if isRouterPort(old.DeviceOwner) {
+			delSet(v.portsOfRouter, old.DeviceID, id)
+		}
+		if old.DeviceOwner == db.OwnerFloatingIPAgentGateway {
+			delAgentGW(v.agentGW, agentGWKey{old.HostID, old.NetworkID}, id)
+		}
+		delete(v.ports, id)
+	}
+	if p == nil {
+		return
+	}
+	pi := &PortInfo{Port: p}
+	pi.MAC, _ = net.ParseMAC(p.MACAddress)
+	for _, ip := range p.FixedIPs {
+		if a, err := netip.ParseAddr(ip.IPAddress); err == nil {
+			pi.IPs = append(pi.IPs, PortIP{SubnetID: ip.SubnetID, Addr: a})
+		}
+	}
+	v.ports[id] = pi
+	if p.HostID != "" {
+		putSet(v.portsOnHost, p.HostID, id, pi)
+	}
+	putSet(v.portsOnNet, p.NetworkID, id, pi)
+	if isRouterPort(p.DeviceOwner) {
+		putSet(v.portsOfRouter, p.DeviceID, id, pi)
+	}
+	if p.DeviceOwner == db.OwnerFloatingIPAgentGateway {
+		k := agentGWKey{p.HostID, p.NetworkID}
+		if v.agentGW[k] == nil {
+			v.agentGW[k] = map[string]*PortInfo{}
+		}
+		v.agentGW[k][id] = pi
+	}
+	v.touchPort(d, pi)
+}
+
+func (v *View) touchPort(d *pending, p *PortInfo) {
+	d.nets[p.NetworkID] = true
+	if p.HostID != "" {
+		d.hosts[p.HostID] = true
+	}
+	if isRouterPort(p.DeviceOwner) {
+		d.touchRouter(v, p.DeviceID)
+	}
+	if p.DeviceOwner == db.OwnerFloatingIPAgentGateway || v.fipsOfPort[p.ID] > 0 {
+		d.fips = true
+	}
+}
+
+func putSet[V any](m map[string]map[string]V, key, id string, val V) {
+	s := m[key]
+	if s == nil {
+		s = map[string]V{}
+		m[key] = s
+	}
+	s[id] = val
+}
+
+func delSet[V any](m map[string]map[string]V, key, id string) {
+	if s := m[key]; s != nil {
+		delete(s, id)
+		if len(s) == 0 {
+			delete(m, key)
+		}
+	}
+}
+
+func (v *View) setNetwork(d *pending, id string, n *db.Network) {
+	d.nets[id] = true
+	d.fips = true
+	addAll(d.hosts, v.hostsOfNet[id])
+	old := v.networks[id]
+	if n == nil {
+		delete(v.networks, id)
+		return
+	}
+	ni := &NetInfo{Network: n}
+	if old != nil {
+		ni.SubnetIDs = old.SubnetIDs
+	}
+	v.networks[id] = ni
+}
+
+func (v *View) setSubnet(d *pending, id string, s *db.Subnet) {
+	d.fips = true
+	if old := v.subnets[id]; old != nil {
+		d.nets[old.NetworkID] = true
+		addAll(d.hosts, v.hostsOfNet[old.NetworkID])
+		if old.RouterID != "" {
+			d.touchRouter(v, old.RouterID)
+		}
+		if n := v.networks[old.NetworkID]; n != nil {
+			n.SubnetIDs = slices.DeleteFunc(slices.Clone(n.SubnetIDs), func(x string) bool { return x == id })
+		}
+		delete(v.subnets, id)
+	}
+	if s == nil {
+		return
+	}
+	si := &SubnetInfo{Subnet: s}
+	si.Prefix, _ = netip.ParsePrefix(s.CIDR)
+	si.Gateway, _ = netip.ParseAddr(s.GatewayIP)
+	v.subnets[id] = si
+	if n := v.networks[s.NetworkID]; n != nil {
+		ids := append(slices.Clone(n.SubnetIDs), id)
+		slices.Sort(ids)
+		n.SubnetIDs = ids
+	}
+	d.nets[s.NetworkID] = true
+	addAll(d.hosts, v.hostsOfNet[s.NetworkID])
+	for _, p := range v.portsOnNet[s.NetworkID] {
+		if isRouterPort(p.DeviceOwner) {
+			d.touchRouter(v, p.DeviceID)
+		}
+	}
+}
+
+func (v *View) setRouter(d *pending, id string, r *db.Router) {
+	d.touchRouter(v, id)
+	d.fips = true
+	if r == nil {
+		delete(v.routers, id)
+		return
+	}
+	v.routers[id] = &RouterInfo{Router: r}
+}
+
+func (v *View) setFIP(d *pending, id string, f *db.FloatingIP) {
+	d.fips = true
+	if old := v.fipRecords[id]; old != nil {
+		if old.PortID != "" {
+			if v.fipsOfPort[old.PortID]--; v.fipsOfPort[old.PortID] <= 0 {
+				delete(v.fipsOfPort, old.PortID)
+			}
+			if p := v.ports[old.PortID]; p != nil && p.HostID != "" {
+				d.affected[p.HostID] = true
+			}
+		}
+		delete(v.fipRecords, id)
+	}
+	if f == nil {
+		return
+	}
+	v.fipRecords[id] = f
+	if f.PortID != "" {
+		v.fipsOfPort[f.PortID]++
+		if p := v.ports[f.PortID]; p != nil && p.HostID != "" {
+			d.affected[p.HostID] = true
+		}
+	}
+}
+
+// setHost registers, changes or removes a host. A change of what the apps read (tunnel IP,
+// mode, bridges, DVR MAC) affects every host; heartbeats and applied revisions affect none.
+func (v *View) setHost(d *pending, name string, h *db.Host) {
+	old := v.hosts[name]
+	if old != nil && h != nil && old.record.TunnelIP == h.TunnelIP && old.record.Mode == h.Mode &&
+		old.record.MACAddress == h.MACAddress && maps.Equal(old.record.Bridges, h.Bridges) {
+		old.record = h
+		return
+	}
+	d.all = true
+	if old != nil {
+		for _, id := range old.Bridges {
+			if hb, ok := v.bridgeOf[id]; ok && hb.host == name {
+				delete(v.bridgeOf, id)
+			}
+		}
+		delete(v.hosts, name)
+	}
+	if h != nil {
+		hi := &HostInfo{Name: h.Name, Mode: h.Mode, Bridges: map[Bridge]uint64{}, record: h}
+		hi.TunnelIP, _ = netip.ParseAddr(h.TunnelIP)
+		hi.DVRMAC, _ = net.ParseMAC(h.MACAddress)
+		for role, dpid := range h.Bridges {
+			if id, ok := parseDPID(dpid); ok {
+				hi.Bridges[Bridge(role)] = id
+				v.bridgeOf[id] = hostBridge{host: name, role: Bridge(role)}
+			}
+		}
+		v.hosts[name] = hi
+	}
+	v.hostNames = slices.Sorted(maps.Keys(v.hosts))
+	v.snatHosts = v.snatHosts[:0:0]
+	for _, n := range v.hostNames {
+		if v.hosts[n].Mode == db.HostModeDVRSNAT {
+			v.snatHosts = append(v.snatHosts, n)
+		}
+	}
+}
+
+func (v *View) setLocalVLAN(d *pending, lv db.LocalVLAN, del bool) {
+	d.affected[lv.Host] = true
+	if del {
+		if m := v.localVLANs[lv.Host]; m != nil && m[lv.NetworkID] == lv.VLAN {
+			delete(m, lv.NetworkID)
+			if len(m) == 0 {
+				delete(v.localVLANs, lv.Host)
+			}
+		}
+		return
+	}
+	m := v.localVLANs[lv.Host]
+	if m == nil {
+		m = map[string]uint16{}
+		v.localVLANs[lv.Host] = m
+	}
+	m[lv.NetworkID] = lv.VLAN
+}
+
+// derive recomputes what depends on the records d touched, in dependency order: router
+// attachments and snat placement, host placement, endpoints, floating IPs.
+func (v *View) derive(d *pending) {
+	if d.all {
+		for id := range v.routers {
+			d.touchRouter(v, id)
+		}
+		for id := range v.snatHost {
+			d.touchRouter(v, id)
+		}
+		addAll(d.hosts, setOf(v.hostNames))
+		for h := range v.netsOnHost {
+			d.hosts[h] = true
+		}
+		for id := range v.networks {
+			d.nets[id] = true
+		}
+		for id := range v.endpoints {
+			d.nets[id] = true
+		}
+		d.fips = true
+	}
+	v.deriveRouters(d)
+	presence := map[string]bool{} // routers whose set of hosts changed
+	for h := range d.hosts {
+		v.placeHost(d, h, presence)
+	}
+	for rid := range presence {
+		addAll(d.affected, v.hostsOfRouter[rid]) // their DVR peers changed
+		if h, ok := v.snatHost[rid]; ok {
+			d.affected[h] = true
+		}
+		if r := v.routers[rid]; r != nil {
+			for _, s := range r.Interfaces {
+				d.nets[s.NetworkID] = true // the interface's endpoint hosts changed
+			}
+		}
+	}
+	for n := range d.nets {
+		addAll(d.affected, v.hostsOfNet[n])
+		v.indexEndpoints(n)
+	}
+	if d.fips {
+		v.indexFIPs(d)
+	}
+}
+
+// deriveRouters recomputes the touched routers' interfaces, gateway and snat host, and the
+// router fields of the subnets they attach.
+func (v *View) deriveRouters(d *pending) {
+	for _, s := range d.oldIfaces {
+		if d.routers[s.RouterID] {
+			s.RouterID, s.RouterIf, s.GatewayMA, s.SNATPort = "", nil, nil, nil
+		}
+		d.nets[s.NetworkID] = true
+		addAll(d.hosts, v.hostsOfNet[s.NetworkID])
+	}
+	for rid := range d.routers {
+		addAll(d.hosts, v.hostsOfRouter[rid])
+		addAll(d.affected, v.hostsOfRouter[rid])
+		old, hadSNAT := v.snatHost[rid]
+		if hadSNAT {
+			d.hosts[old] = true
+			delSet(v.snatOnHost, old, rid)
+			delete(v.snatHost, rid)
+		}
+		r := v.routers[rid]
+		if r == nil {
+			continue
+		}
+		r.Interfaces, r.GatewayPort, r.LinkLocal = nil, nil, netip.Prefix{}
+		ports := v.portsOfRouter[rid]
+		ids := slices.Sorted(maps.Keys(ports))
+		for _, p := range ports {
+			d.nets[p.NetworkID] = true // where its snat and gateway ports are realized may change
+		}
+		if r.Distributed {
+			for _, id := range ids {
+				p := ports[id]
+				if p.DeviceOwner != db.OwnerRouterInterfaceDistributed || len(p.FixedIPs) == 0 {
+					continue
+				}
+				s := v.subnets[p.FixedIPs[0].SubnetID]
+				if s == nil {
+					continue
+				}
+				s.RouterID, s.RouterIf, s.GatewayMA = rid, p, p.MAC
+				r.Interfaces = append(r.Interfaces, s)
+			}
+			slices.SortFunc(r.Interfaces, func(a, b *SubnetInfo) int { return cmp.Compare(a.ID, b.ID) })
+		}
+		for _, id := range ids {
+			p := ports[id]
+			if p.DeviceOwner != db.OwnerRouterCentralizedSNAT {
+				continue
+			}
+			for _, ip := range p.IPs {
+				if s := v.subnets[ip.SubnetID]; s != nil && s.RouterID == rid {
+					s.SNATPort = p
+				}
+			}
+		}
+		for _, s := range r.Interfaces {
+			d.nets[s.NetworkID] = true
+			addAll(d.hosts, v.hostsOfNet[s.NetworkID])
+		}
+		if r.Gateway != nil {
+			r.GatewayPort = v.ports[r.Gateway.PortID]
+			r.LinkLocal, _ = netip.ParsePrefix(r.Router.LinkLocal)
+			d.nets[r.Gateway.NetworkID] = true
+			// The snat namespace runs on one dvr_snat host, chosen by a stable hash of the
+			// router ID among the dvr_snat hosts (sorted), so every controller agrees
+			// without coordination.
+			if len(v.snatHosts) > 0 {
+				h := v.snatHosts[hash32(rid)%uint32(len(v.snatHosts))]
+				v.snatHost[rid] = h
+				putSet(v.snatOnHost, h, rid, true)
+				d.hosts[h] = true
+			}
+		}
+	}
+}
+
+// placeHost recomputes which networks and routers are present on host: networks of its
+// DVR-serviced ports and agent gateway ports, the routers of their subnets and those
+// routers' networks, and the networks of the snat namespaces it runs.
+func (v *View) placeHost(d *pending, host string, presence map[string]bool) {
+	d.affected[host] = true
+	nets, routers := map[string]bool{}, map[string]bool{}
+	addNet := func(id string) {
+		if v.networks[id] != nil {
+			nets[id] = true
+		}
+	}
+	if v.hosts[host] != nil {
+		for _, p := range v.portsOnHost[host] {
+			switch {
+			case IsDVRServiced(p.DeviceOwner):
+				addNet(p.NetworkID)
+				for _, ip := range p.IPs {
+					if s := v.subnets[ip.SubnetID]; s != nil && s.RouterID != "" {
+						routers[s.RouterID] = true
+					}
+				}
+			case p.DeviceOwner == db.OwnerFloatingIPAgentGateway:
+				addNet(p.NetworkID)
+			}
+		}
+		for rid := range routers {
+			if r := v.routers[rid]; r != nil {
+				for _, s := range r.Interfaces {
+					addNet(s.NetworkID)
+				}
+			}
+		}
+		for rid := range v.snatOnHost[host] {
+			r := v.routers[rid]
+			if r == nil || r.Gateway == nil {
+				continue
+			}
+			addNet(r.Gateway.NetworkID)
+			for _, s := range r.Interfaces {
+				if s.SNATPort != nil {
+					addNet(s.NetworkID)
+				}
+			}
+		}
+	}
+	diffPlace(v.netsOnHost, v.hostsOfNet, host, nets, d.nets)
+	diffPlace(v.routersOnHost, v.hostsOfRouter, host, routers, presence)
+}
+
+// diffPlace sets what host carries to now, keeps the reverse index, and marks what
+// appeared or disappeared in changed.
+func diffPlace(onHost, hostsOf map[string]map[string]bool, host string, now, changed map[string]bool) {
+	before := onHost[host]
+	for id := range before {
+		if !now[id] {
+			changed[id] = true
+			delSet(hostsOf, id, host)
+		}
+	}
+	for id := range now {
+		if !before[id] {
+			changed[id] = true
+			putSet(hostsOf, id, host, true)
+		}
+	}
+	if len(now) == 0 {
+		delete(onHost, host)
+	} else {
+		onHost[host] = now
+	}
+}
+
+// indexEndpoints recomputes network id's realized ports and its address index.
+func (v *View) indexEndpoints(id string) {
+	ports := v.portsOnNet[id]
+	var eps []Endpoint
+	for _, p := range ports {
+		if hs := v.portHosts(p); len(hs) > 0 {
+			eps = append(eps, Endpoint{Port: p, Hosts: hs})
+		}
+	}
+	if len(eps) == 0 {
+		delete(v.endpoints, id)
+		delete(v.addrs, id)
+		return
+	}
+	slices.SortFunc(eps, func(a, b Endpoint) int { return cmp.Compare(a.Port.ID, b.Port.ID) })
+	addrs := map[netip.Addr]*PortInfo{}
+	for _, ep := range eps {
+		if ep.Port.MAC == nil {
+			continue
+		}
+		for _, ip := range ep.Port.IPs {
+			if _, ok := addrs[ip.Addr]; !ok {
+				addrs[ip.Addr] = ep.Port
+			}
+		}
+	}
+	v.endpoints[id] = eps
+	v.addrs[id] = addrs
+}
+
+// indexFIPs recomputes the realizable floating IPs and marks the hosts whose set changed.
+func (v *View) indexFIPs(d *pending) {
+	var fips []*FIPInfo
+	for _, f := range v.fipRecords {
+		if f.PortID == "" || f.RouterID == "" {
+			continue
+		}
+		fi := &FIPInfo{FloatingIP: f, Port: v.ports[f.PortID], Router: v.routers[f.RouterID], ExtNet: v.networks[f.FloatingNetworkID]}
+		fi.Addr, _ = netip.ParseAddr(f.FloatingIPAddress)
+		fi.Fixed, _ = netip.ParseAddr(f.FixedIPAddress)
+		if fi.Port == nil || fi.Router == nil || fi.ExtNet == nil || !fi.Addr.IsValid() || !fi.Fixed.IsValid() {
+			continue
+		}
+		fi.Host = fi.Port.HostID
+		for _, sid := range fi.ExtNet.SubnetIDs {
+			if s := v.subnets[sid]; s != nil && s.Prefix.Contains(fi.Addr) {
+				fi.ExtSub = s
+			}
+		}
+		fi.AgentGW = v.agentGatewayPort(fi.Host, fi.ExtNet.ID)
+		fips = append(fips, fi)
+	}
+	slices.SortFunc(fips, func(a, b *FIPInfo) int { return cmp.Compare(a.ID, b.ID) })
+	onHost := map[string][]*FIPInfo{}
+	for _, f := range fips {
+		onHost[f.Host] = append(onHost[f.Host], f)
+	}
+	for h, now := range onHost {
+		if !slices.EqualFunc(now, v.fipsOnHost[h], sameFIP) {
+			d.affected[h] = true
+		}
+	}
+	for h := range v.fipsOnHost {
+		if _, ok := onHost[h]; !ok {
+			d.affected[h] = true
+		}
+	}
+	v.fips, v.fipsOnHost = fips, onHost
+}
+
+// sameFIP reports whether two derivations of a floating IP realize the same thing.
+func sameFIP(a, b *FIPInfo) bool {
+	return a.ID == b.ID && a.Addr == b.Addr && a.Fixed == b.Fixed && a.Port == b.Port && a.Router == b.Router &&
+		a.Router.LinkLocal == b.Router.LinkLocal && a.ExtNet == b.ExtNet && a.ExtSub == b.ExtSub && a.AgentGW == b.AgentGW
+}
+
+func setOf(xs []string) map[string]bool {
+	m := make(map[string]bool, len(xs))
+	for _, x := range xs {
+		m[x] = true
+	}
+	return m
+}
+
+// String summarizes an Affected for logs.
+func (a Affected) String() string {
+	if a.All {
+		return "all hosts"
+	}
+	hs := slices.Sorted(maps.Keys(a.Hosts))
+	if len(hs) > 8 {
+		return fmt.Sprintf("%d hosts", len(hs))
+	}
+	return strings.Join(hs, ",")
+}
+
+func delAgentGW(m map[agentGWKey]map[string]*PortInfo, k agentGWKey, id string) {
+	if s := m[k]; s != nil {
+		delete(s, id)
+		if len(s) == 0 {
+			delete(m, k)
+		}
+	}
+}
+
+// agentGatewayPort returns host's floating IP agent gateway port on network (the first by
+// ID, should there ever be two).
+func (v *View) agentGatewayPort(host, network string) *PortInfo {
+	ports := v.agentGW[agentGWKey{host, network}]
+	if len(ports) == 0 {
+		return nil
+	}
+	return ports[slices.Min(slices.Collect(maps.Keys(ports)))]
+}

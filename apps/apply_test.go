@@ -1,0 +1,366 @@
+package apps
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/dvrflow/dvrflow/db"
+)
+
+// model is a topology as records by ID, changed the way the store changes it: every change
+// is also a change-log entry, so the same history can be applied to a View.
+type model struct {
+	nets    map[string]db.Network
+	subnets map[string]db.Subnet
+	ports   map[string]db.Port
+	routers map[string]db.Router
+	fips    map[string]db.FloatingIP
+	hosts   map[string]db.Host
+	vlans   map[string]db.LocalVLAN // host/network
+	rev     int64
+	log     []db.Change
+}
+
+func newModel(t *db.Topology) *model {
+	m := &model{nets: map[string]db.Network{}, subnets: map[string]db.Subnet{}, ports: map[string]db.Port{},
+		routers: map[string]db.Router{}, fips: map[string]db.FloatingIP{}, hosts: map[string]db.Host{}, vlans: map[string]db.LocalVLAN{}}
+	for _, x := range t.Networks {
+		m.nets[x.ID] = x
+	}
+	for _, x := range t.Subnets {
+		m.subnets[x.ID] = x
+	}
+	for _, x := range t.Ports {
+		m.ports[x.ID] = x
+	}
+	for _, x := range t.Routers {
+		m.routers[x.ID] = x
+	}
+	for _, x := range t.FloatingIPs {
+		m.fips[x.ID] = x
+	}
+	for _, x := range t.Hosts {
+		m.hosts[x.Name] = x
+	}
+	for _, x := range t.LocalVLANs {
+		m.vlans[x.Host+"/"+x.NetworkID] = x
+	}
+	return m
+}
+
+func (m *model) topology() *db.Topology {
+	t := &db.Topology{}
+	for _, id := range slices.Sorted(maps.Keys(m.nets)) {
+		t.Networks = append(t.Networks, m.nets[id])
+	}
+	for _, id := range slices.Sorted(maps.Keys(m.subnets)) {
+		t.Subnets = append(t.Subnets, m.subnets[id])
+	}
+	for _, id := range slices.Sorted(maps.Keys(m.ports)) {
+		t.Ports = append(t.Ports, m.ports[id])
+	}
+	for _, id := range slices.Sorted(maps.Keys(m.routers)) {
+		t.Routers = append(t.Routers, m.routers[id])
+	}
+	for _, id := range slices.Sorted(maps.Keys(m.fips)) {
+		t.FloatingIPs = append(t.FloatingIPs, m.fips[id])
+	}
+	for _, id := range slices.Sorted(maps.Keys(m.hosts)) {
+		t.Hosts = append(t.Hosts, m.hosts[id])
+	}
+	for _, id := range slices.Sorted(maps.Keys(m.vlans)) {
+		t.LocalVLANs = append(t.LocalVLANs, m.vlans[id])
+	}
+	return t
+}
+
+// record appends a change of kind for id: obj is the new state, or the last one for a delete.
+func (m *model) record(kind, id, op string, obj any) {
+	b, err := json.Marshal(obj)
+	if err != nil {
+		panic(err)
+	}
+	m.log = append(m.log, db.Change{Revision: m.rev, Seq: len(m.log), Kind: kind, ID: id, Op: op, Object: b})
+}
+
+func setRec[T any](m *model, recs map[string]T, kind, id string, obj T) {
+	op := db.OpCreate
+	if _, ok := recs[id]; ok {
+		op = db.OpUpdate
+	}
+	recs[id] = obj
+	m.record(kind, id, op, obj)
+}
+
+func delRec[T any](m *model, recs map[string]T, kind, id string) {
+	if old, ok := recs[id]; ok {
+		delete(recs, id)
+		m.record(kind, id, db.OpDelete, old)
+	}
+}
+
+func pick[T any](r *rand.Rand, recs map[string]T) (string, bool) {
+	if len(recs) == 0 {
+		return "", false
+	}
+	ids := slices.Sorted(maps.Keys(recs))
+	return ids[r.IntN(len(ids))], true
+}
+
+// mutate makes one random change of the kinds the API and the engine make.
+func (m *model) mutate(r *rand.Rand, step int) {
+	hostNames := []string{"compute1", "compute2", "network", "compute3", ""}
+	host := hostNames[r.IntN(len(hostNames))]
+	switch r.IntN(16) {
+	case 0, 1, 2: // a VM port on a random subnet and host
+		sid, _ := pick(r, m.subnets)
+		s := m.subnets[sid]
+		id := fmt.Sprintf("vm%d", step)
+		owner := "compute:nova"
+		if r.IntN(5) == 0 {
+			owner = db.OwnerDHCP
+		}
+		setRec(m, m.ports, db.KindPort, id, db.Port{ID: id, NetworkID: s.NetworkID, MACAddress: fmt.Sprintf("fa:16:3e:10:%02x:%02x", step/256, step%256),
+			DeviceOwner: owner, DeviceID: id, HostID: host, FixedIPs: []db.FixedIP{{SubnetID: sid, IPAddress: fmt.Sprintf("10.9.%d.%d", step/200, step%200+2)}}})
+	case 3: // a port leaves
+		if id, ok := pick(r, m.ports); ok {
+			delRec(m, m.ports, db.KindPort, id)
+		}
+	case 4: // a port moves (live migration) or is unbound
+		if id, ok := pick(r, m.ports); ok {
+			p := m.ports[id]
+			p.HostID = host
+			setRec(m, m.ports, db.KindPort, id, p)
+		}
+	case 5: // status only: nobody is affected
+		if id, ok := pick(r, m.ports); ok {
+			p := m.ports[id]
+			p.Status = []string{db.PortStatusActive, db.PortStatusDown}[r.IntN(2)]
+			setRec(m, m.ports, db.KindPort, id, p)
+		}
+	case 6: // a new tenant network with a subnet, sometimes attached to a router
+		nid, sid := fmt.Sprintf("net%d", step), fmt.Sprintf("sub%d", step)
+		typ := []string{"vxlan", "vxlan", "vlan"}[r.IntN(3)]
+		setRec(m, m.nets, db.KindNetwork, nid, db.Network{ID: nid, NetworkType: typ, SegmentationID: int64(2000 + step), PhysicalNetwork: "physnet1"})
+		setRec(m, m.subnets, db.KindSubnet, sid, db.Subnet{ID: sid, NetworkID: nid, IPVersion: 4, CIDR: fmt.Sprintf("10.%d.%d.0/24", 100+step/256, step%256), GatewayIP: fmt.Sprintf("10.%d.%d.1", 100+step/256, step%256)})
+		if rid, ok := pick(r, m.routers); ok && r.IntN(2) == 0 {
+			pid := fmt.Sprintf("qr%d", step)
+			setRec(m, m.ports, db.KindPort, pid, db.Port{ID: pid, NetworkID: nid, MACAddress: fmt.Sprintf("fa:16:3e:20:%02x:%02x", step/256, step%256),
+				DeviceOwner: db.OwnerRouterInterfaceDistributed, DeviceID: rid, FixedIPs: []db.FixedIP{{SubnetID: sid, IPAddress: fmt.Sprintf("10.%d.%d.1", 100+step/256, step%256)}}})
+			if m.routers[rid].Gateway != nil {
+				gid := fmt.Sprintf("sg%d", step)
+				setRec(m, m.ports, db.KindPort, gid, db.Port{ID: gid, NetworkID: nid, MACAddress: fmt.Sprintf("fa:16:3e:30:%02x:%02x", step/256, step%256),
+					DeviceOwner: db.OwnerRouterCentralizedSNAT, DeviceID: rid, FixedIPs: []db.FixedIP{{SubnetID: sid, IPAddress: fmt.Sprintf("10.%d.%d.2", 100+step/256, step%256)}}})
+			}
+		}
+	case 7: // a router interface goes
+		for _, id := range slices.Sorted(maps.Keys(m.ports)) {
+			if m.ports[id].DeviceOwner == db.OwnerRouterInterfaceDistributed && r.IntN(3) == 0 {
+				delRec(m, m.ports, db.KindPort, id)
+				break
+			}
+		}
+	case 8: // a new router, or a router's gateway goes or comes back
+		if rid, ok := pick(r, m.routers); ok && r.IntN(3) > 0 {
+			rt := m.routers[rid]
+			if rt.Gateway != nil {
+				delRec(m, m.ports, db.KindPort, rt.Gateway.PortID)
+				rt.Gateway, rt.LinkLocal = nil, ""
+			} else {
+				gp := fmt.Sprintf("qg%d", step)
+				setRec(m, m.ports, db.KindPort, gp, db.Port{ID: gp, NetworkID: "ext-0000000000000", MACAddress: fmt.Sprintf("fa:16:3e:40:%02x:%02x", step/256, step%256),
+					DeviceOwner: db.OwnerRouterGateway, DeviceID: rid, FixedIPs: []db.FixedIP{{SubnetID: "subx-000000000000", IPAddress: fmt.Sprintf("172.24.4.%d", 100+step%100)}}})
+				rt.Gateway = &db.GatewayInfo{NetworkID: "ext-0000000000000", EnableSNAT: true, PortID: gp}
+				rt.LinkLocal = fmt.Sprintf("169.254.64.%d/31", 2*(step%100))
+			}
+			setRec(m, m.routers, db.KindRouter, rid, rt)
+		} else {
+			rid := fmt.Sprintf("r%d", step)
+			setRec(m, m.routers, db.KindRouter, rid, db.Router{ID: rid, Distributed: true})
+		}
+	case 9: // a floating IP on a VM, or one goes
+		if fid, ok := pick(r, m.fips); ok && r.IntN(2) == 0 {
+			delRec(m, m.fips, db.KindFloatingIP, fid)
+			break
+		}
+		pid, ok := pick(r, m.ports)
+		rid, ok2 := pick(r, m.routers)
+		if ok && ok2 && len(m.ports[pid].FixedIPs) > 0 {
+			id := fmt.Sprintf("fip%d", step)
+			setRec(m, m.fips, db.KindFloatingIP, id, db.FloatingIP{ID: id, FloatingNetworkID: "ext-0000000000000",
+				FloatingIPAddress: fmt.Sprintf("172.24.4.%d", 200+step%50), PortID: pid, FixedIPAddress: m.ports[pid].FixedIPs[0].IPAddress, RouterID: rid})
+		}
+	case 10: // an agent gateway port for a host
+		id := fmt.Sprintf("fg%d", step)
+		setRec(m, m.ports, db.KindPort, id, db.Port{ID: id, NetworkID: "ext-0000000000000", MACAddress: fmt.Sprintf("fa:16:3e:50:%02x:%02x", step/256, step%256),
+			DeviceOwner: db.OwnerFloatingIPAgentGateway, DeviceID: host, HostID: host, FixedIPs: []db.FixedIP{{SubnetID: "subx-000000000000", IPAddress: fmt.Sprintf("172.24.4.%d", 150+step%50)}}})
+	case 11: // hosts: a heartbeat (nobody affected), a new host, a mode change, or one leaves
+		name := []string{"compute1", "compute2", "network", "compute3"}[r.IntN(4)]
+		h, ok := m.hosts[name]
+		switch {
+		case !ok:
+			setRec(m, m.hosts, db.KindHost, name, db.Host{Name: name, Mode: db.HostModeDVR, TunnelIP: "192.168.248.9", MACAddress: "fa:16:3f:00:00:09",
+				Bridges: map[string]string{"br-int": "0000000000000109", "br-tun": "0000000000000209", "br-ex": "0000000000000309"}})
+		case r.IntN(4) == 0:
+			delRec(m, m.hosts, db.KindHost, name)
+		case r.IntN(3) == 0:
+			h.Mode = map[string]string{db.HostModeDVR: db.HostModeDVRSNAT, db.HostModeDVRSNAT: db.HostModeDVR}[h.Mode]
+			setRec(m, m.hosts, db.KindHost, name, h)
+		default:
+			h.AppliedRevision = m.rev
+			setRec(m, m.hosts, db.KindHost, name, h)
+		}
+	case 12: // a subnet's gateway changes
+		if sid, ok := pick(r, m.subnets); ok {
+			s := m.subnets[sid]
+			s.Name = fmt.Sprintf("renamed%d", step)
+			setRec(m, m.subnets, db.KindSubnet, sid, s)
+		}
+	case 13: // a network goes with its subnets and ports
+		if nid, ok := pick(r, m.nets); ok && nid != "ext-0000000000000" && r.IntN(3) == 0 {
+			for _, id := range slices.Sorted(maps.Keys(m.ports)) {
+				if m.ports[id].NetworkID == nid {
+					delRec(m, m.ports, db.KindPort, id)
+				}
+			}
+			for _, id := range slices.Sorted(maps.Keys(m.subnets)) {
+				if m.subnets[id].NetworkID == nid {
+					delRec(m, m.subnets, db.KindSubnet, id)
+				}
+			}
+			delRec(m, m.nets, db.KindNetwork, nid)
+		}
+	case 14: // a router goes with its ports
+		if rid, ok := pick(r, m.routers); ok && r.IntN(4) == 0 {
+			for _, id := range slices.Sorted(maps.Keys(m.ports)) {
+				if isRouterPort(m.ports[id].DeviceOwner) && m.ports[id].DeviceID == rid {
+					delRec(m, m.ports, db.KindPort, id)
+				}
+			}
+			delRec(m, m.routers, db.KindRouter, rid)
+		}
+	case 15: // a network's type or segment changes
+		if nid, ok := pick(r, m.nets); ok {
+			n := m.nets[nid]
+			n.SegmentationID++
+			setRec(m, m.nets, db.KindNetwork, nid, n)
+		}
+	}
+}
+
+// allocateVLANs does what the engine does after each batch for the hosts Apply reported:
+// a local VLAN for every present network, none for absent ones.
+func (m *model) allocateVLANs(v *View, hosts []string) {
+	for h, nets := range v.MissingVLANs(hosts) {
+		used := map[uint16]bool{}
+		for _, lv := range m.vlans {
+			if lv.Host == h {
+				used[lv.VLAN] = true
+			}
+		}
+		vl := uint16(1)
+		for _, n := range nets {
+			for used[vl] {
+				vl++
+			}
+			used[vl] = true
+			setRec(m, m.vlans, db.KindLocalVLAN, h+"/"+n, db.LocalVLAN{Host: h, NetworkID: n, VLAN: vl})
+		}
+	}
+	for h, nets := range v.StaleVLANs(hosts) {
+		for _, n := range nets {
+			delRec(m, m.vlans, db.KindLocalVLAN, h+"/"+n)
+		}
+	}
+}
+
+// render is everything a host gets at View v: its bridges' flows (with every port it
+// would have plugged) and its namespace plan, and the networks it carries.
+func render(v *View, host string) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "networks %v\n", v.NetworksOn(host))
+	if v.Host(host) == nil {
+		return sb.String()
+	}
+	for _, b := range Bridges() {
+		sb.WriteString(renderFlows(b, Flows(v, seedBridge(v, host, b))))
+	}
+	p := Plan(v, host)
+	p.Revision = 0
+	j, _ := json.Marshal(p)
+	sb.Write(j)
+	return sb.String()
+}
+
+func TestApplyMatchesNewView(t *testing.T) {
+	for seed := range uint64(20) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(seed, 7))
+			m := newModel(withVLANs(withVLANNet(seedTopology())))
+			v := NewView(m.topology(), 0)
+			hosts := []string{"compute1", "compute2", "network", "compute3", ""}
+			before := map[string]string{}
+			for _, h := range hosts {
+				before[h] = render(v, h)
+			}
+			for step := 1; step <= 150; step++ {
+				m.rev = int64(step)
+				m.log = nil
+				for range 1 + r.IntN(3) {
+					m.mutate(r, step*10+len(m.log))
+				}
+				aff, err := v.Apply(m.log)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The engine allocates VLANs for the reported hosts, then applies those
+				// changes too.
+				m.log = nil
+				m.allocateVLANs(v, slices.Sorted(maps.Keys(aff.Hosts)))
+				if aff.All {
+					m.allocateVLANs(v, append(v.HostNames(), v.VLANHosts()...))
+				}
+				aff2, err := v.Apply(m.log)
+				if err != nil {
+					t.Fatal(err)
+				}
+				full := NewView(m.topology(), v.Revision)
+				for _, h := range hosts {
+					got, want := render(v, h), render(full, h)
+					if got != want {
+						t.Fatalf("step %d: host %q: incremental view differs from a fresh one:\n%s", step, h, lineDiff(got, want))
+					}
+					if !aff.All && !aff.Hosts[h] && !aff2.Hosts[h] && got != before[h] {
+						t.Fatalf("step %d: host %q changed but was not reported affected (%v / %v):\n%s", step, h, aff, aff2, lineDiff(got, before[h]))
+					}
+					before[h] = got
+				}
+				if !slices.Equal(slices.Collect(maps.Keys(full.MissingVLANs(full.HostNames()))), nil) {
+					t.Fatalf("step %d: networks left without a local VLAN: %v", step, full.MissingVLANs(full.HostNames()))
+				}
+			}
+		})
+	}
+}
+
+// lineDiff lists the lines only in got (+) and only in want (-).
+func lineDiff(got, want string) string {
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	var sb strings.Builder
+	for _, l := range g {
+		if !slices.Contains(w, l) {
+			sb.WriteString("+ " + l + "\n")
+		}
+	}
+	for _, l := range w {
+		if !slices.Contains(g, l) {
+			sb.WriteString("- " + l + "\n")
+		}
+	}
+	return sb.String()
+}
