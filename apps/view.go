@@ -71,6 +71,15 @@ type HostInfo struct {
 	record *db.Host
 }
 
+// BridgeID returns the datapath ID of the host's bridge role, if registered (h may be nil).
+func (h *HostInfo) BridgeID(role Bridge) (uint64, bool) {
+	if h == nil {
+		return 0, false
+	}
+	id, ok := h.Bridges[role]
+	return id, ok
+}
+
 // NetInfo is a network with its subnets.
 type NetInfo struct {
 	*db.Network

@@ -4,8 +4,10 @@
 // marks ports ACTIVE when their device appears on their host, allocates local VLANs, and
 // publishes each host's namespace plan to the host helpers.
 //
-// It recomputes every bridge from a fresh snapshot on each change (the full recompute of
-// STYLE.md: correct first; the reconcilers make the result cheap on the wire).
+// It follows the change log: each batch of changes is applied to the View, which says which
+// hosts it can affect, and only those hosts' bridges, plans and port statuses are computed
+// again (a snapshot is taken at start and whenever the log cannot be followed). The
+// reconcilers then send only the difference.
 package engine
 
 import (
@@ -14,6 +16,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"net"
+	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,21 +47,32 @@ type Engine struct {
 	store *db.Store
 	sw    *controller.Server
 
-	view atomic.Pointer[apps.View]
-	kick chan struct{} // a switch event or a topology notification: recompute
+	// view is written only by the control loop (Apply, under viewMu) and read by it
+	// without the lock; other goroutines (ARP packet-ins, the status page) read it under
+	// viewMu's read lock.
+	viewMu sync.RWMutex
+	view   *apps.View
+	kick   chan struct{} // a switch event or a topology notification: run a pass
 
-	mu      sync.Mutex
-	bridges map[uint64]*bridge // connected switches by DPID
-	plans   map[string]*hostPlan
-	planCh  chan struct{} // closed and replaced whenever a plan changes
-	stats   Stats
+	// Carried between passes of the control loop (its goroutine only).
+	pendingAll   bool
+	pendingHosts map[string]bool
+	allocatedAt  int64 // view revision of the last pass that allocated local VLANs
+
+	mu         sync.Mutex
+	bridges    map[uint64]*bridge // connected switches by DPID
+	dirtyDPIDs map[uint64]bool    // switches connected or changed ports since the last pass
+	plans      map[string]*hostPlan
+	planCh     chan struct{} // closed and replaced whenever a plan changes
+	stats      Stats
 }
 
 type bridge struct {
-	dpid  uint64
-	sess  *controller.Session
-	ports map[string]uint32
-	meter bool // the controller meter is installed
+	dpid           uint64
+	sess           *controller.Session
+	ports          map[string]uint32
+	meter          bool        // the controller meter is installed
+	unknownCounted atomic.Bool // counted once in Stats.UnknownSwitches
 }
 
 type hostPlan struct {
@@ -66,12 +83,15 @@ type hostPlan struct {
 // Stats are the engine's counters, for the status page and metrics.
 type Stats struct {
 	Revision        int64
-	Recomputes      uint64
+	Recomputes      uint64 // passes that computed something
+	Snapshots       uint64 // full rebuilds of the view from a snapshot
 	LastRecompute   time.Duration
+	LastHosts       int // hosts the last pass recomputed
+	LastBridges     int // bridges the last pass handed desired flows
 	ARPAnswered     uint64
 	ARPUnknown      uint64
 	MissPacketIns   uint64
-	UnknownSwitches uint64
+	UnknownSwitches uint64 // switches seen connecting that belong to no registered host
 }
 
 // New returns an engine over store and the OpenFlow server sw.
@@ -83,23 +103,26 @@ func New(log *zap.Logger, cfg Config, store *db.Store, sw *controller.Server) *E
 		cfg.MeterBurst = cfg.MeterRate
 	}
 	return &Engine{
-		log:     log.Named("engine"),
-		cfg:     cfg,
-		store:   store,
-		sw:      sw,
-		kick:    make(chan struct{}, 1),
-		bridges: map[uint64]*bridge{},
-		plans:   map[string]*hostPlan{},
-		planCh:  make(chan struct{}),
+		log:          log.Named("engine"),
+		cfg:          cfg,
+		store:        store,
+		sw:           sw,
+		kick:         make(chan struct{}, 1),
+		pendingHosts: map[string]bool{},
+		bridges:      map[uint64]*bridge{},
+		dirtyDPIDs:   map[uint64]bool{},
+		plans:        map[string]*hostPlan{},
+		planCh:       make(chan struct{}),
 	}
 }
 
-// View returns the current topology view (nil before the first snapshot).
-func (e *Engine) View() *apps.View { return e.view.Load() }
-
 // ReadView calls fn with the current topology view (nil before the first snapshot) while
 // no change is being applied to it. fn must not keep v nor block.
-func (e *Engine) ReadView(fn func(v *apps.View)) { fn(e.view.Load()) }
+func (e *Engine) ReadView(fn func(v *apps.View)) {
+	e.viewMu.RLock()
+	defer e.viewMu.RUnlock()
+	fn(e.view)
+}
 
 // Plans returns every host's current namespace plan, by host name.
 func (e *Engine) Plans() map[string]plan.Plan {
@@ -138,7 +161,13 @@ func (e *Engine) Run(ctx context.Context) error {
 	listenErr := make(chan error, 1)
 	go func() {
 		listenErr <- e.store.Listen(ctx, func(rev int64) {
-			if v := e.view.Load(); v == nil || rev != v.Revision {
+			var known int64 = -1
+			e.ReadView(func(v *apps.View) {
+				if v != nil {
+					known = v.Revision
+				}
+			})
+			if rev != known {
 				e.poke()
 			}
 		})
@@ -154,7 +183,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("topology listener: %w", err)
 		case <-e.kick:
-			if err := e.recompute(ctx); err != nil {
+			if err := e.pass(ctx); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
@@ -170,56 +199,154 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 }
 
-// recompute takes a snapshot, allocates what the new placement needs, and pushes flows,
-// port status and plans.
-func (e *Engine) recompute(ctx context.Context) error {
+// maxChangesPerPass bounds the change-log rows one pass applies; a longer backlog takes
+// several passes, each pushing what it has.
+const maxChangesPerPass = 20000
+
+// pass brings the view up to the store's revision, allocates local VLANs for what the new
+// placement needs, and recomputes flows, plans and port statuses of the affected hosts.
+func (e *Engine) pass(ctx context.Context) error {
 	start := time.Now()
-	var v *apps.View
-	for range 3 {
-		topo, rev, err := e.store.Snapshot(ctx)
-		if err != nil {
-			return fmt.Errorf("snapshot: %w", err)
-		}
-		v = apps.NewView(topo, rev)
-		changed, err := e.allocateVLANs(ctx, v)
-		if err != nil {
-			return err
-		}
-		if !changed {
-			break
-		}
-	}
-	e.view.Store(v)
-	e.pushFlows(v)
-	e.updatePlans(v)
-	if err := e.updatePortStatus(ctx, v); err != nil {
+	if err := e.follow(ctx); err != nil {
 		return err
 	}
+	v := e.view
+	e.mu.Lock()
+	dirty := e.dirtyDPIDs
+	e.dirtyDPIDs = map[uint64]bool{}
+	e.mu.Unlock()
+	hosts := e.pendingHostList(v)
+	if len(hosts) == 0 && len(dirty) == 0 {
+		e.mu.Lock()
+		e.stats.Revision = v.Revision
+		e.mu.Unlock()
+		return nil
+	}
+	allocated, err := e.allocateVLANs(ctx, v, hosts)
+	if err != nil {
+		e.requeue(dirty)
+		return err
+	}
+	if allocated && v.Revision != e.allocatedAt {
+		// The allocations come back through the change log: the next pass applies them
+		// and pushes everything pending at once.
+		e.allocatedAt = v.Revision
+		e.requeue(dirty)
+		e.poke()
+		return nil
+	}
+	if allocated {
+		e.log.Warn("local VLAN allocation changed nothing visible: pushing without it", zap.Int64("rev", v.Revision))
+	}
+	affected := e.pendingHosts
+	all := e.pendingAll
+	e.pendingHosts, e.pendingAll = map[string]bool{}, false
+	bridges := e.pushFlows(v, all, affected, dirty)
+	e.updatePlans(v, hosts)
+	statusHosts := slices.Clone(hosts)
+	for dpid := range dirty {
+		if h, role, ok := v.HostOfDPID(dpid); ok && role == apps.BrInt && !affected[h] {
+			statusHosts = append(statusHosts, h)
+		}
+	}
+	if err := e.updatePortStatus(ctx, v, statusHosts); err != nil {
+		return err
+	}
+	took := time.Since(start)
 	e.mu.Lock()
 	e.stats.Revision = v.Revision
 	e.stats.Recomputes++
-	e.stats.LastRecompute = time.Since(start)
+	e.stats.LastRecompute = took
+	e.stats.LastHosts = len(hosts)
+	e.stats.LastBridges = bridges
 	e.mu.Unlock()
-	e.log.Debug("recomputed", zap.Int64("rev", v.Revision), zap.Duration("took", time.Since(start)))
+	e.log.Debug("pass", zap.Int64("rev", v.Revision), zap.Int("hosts", len(hosts)),
+		zap.Int("bridges", bridges), zap.Duration("took", took))
 	return nil
 }
 
-// allocateVLANs gives every network present on a host a local VLAN and frees those of
-// networks gone from it. It reports whether it changed anything (then the caller snapshots
-// again).
-func (e *Engine) allocateVLANs(ctx context.Context, v *apps.View) (bool, error) {
+// follow applies the change log since the view's revision, or builds the view from a
+// snapshot when there is none yet or the log cannot be applied, and notes what is affected.
+func (e *Engine) follow(ctx context.Context) error {
+	if e.view != nil {
+		changes, err := e.store.ChangesSince(ctx, e.view.Revision, maxChangesPerPass)
+		if err != nil {
+			return fmt.Errorf("change log: %w", err)
+		}
+		if len(changes) == 0 {
+			return nil
+		}
+		e.viewMu.Lock()
+		aff, err := e.view.Apply(changes)
+		e.viewMu.Unlock()
+		if err == nil {
+			e.pendingAll = e.pendingAll || aff.All
+			for h := range aff.Hosts {
+				e.pendingHosts[h] = true
+			}
+			if len(changes) >= maxChangesPerPass {
+				e.poke() // more to read
+			}
+			return nil
+		}
+		e.log.Warn("change log not applicable: rebuilding the view from a snapshot", zap.Error(err))
+	}
+	topo, rev, err := e.store.Snapshot(ctx)
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	v := apps.NewView(topo, rev)
+	e.viewMu.Lock()
+	e.view = v
+	e.viewMu.Unlock()
+	e.pendingAll = true
+	e.mu.Lock()
+	e.stats.Snapshots++
+	e.mu.Unlock()
+	return nil
+}
+
+// pendingHostList returns the hosts to recompute: every registered host and every host
+// holding local VLANs after a snapshot or a host change, else the affected ones.
+func (e *Engine) pendingHostList(v *apps.View) []string {
+	if e.pendingAll {
+		set := map[string]bool{}
+		for _, h := range v.HostNames() {
+			set[h] = true
+		}
+		for _, h := range v.VLANHosts() {
+			set[h] = true
+		}
+		return slices.Sorted(maps.Keys(set))
+	}
+	return slices.Sorted(maps.Keys(e.pendingHosts))
+}
+
+// requeue puts switches back for the next pass after a pass stopped early.
+func (e *Engine) requeue(dpids map[uint64]bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id := range dpids {
+		e.dirtyDPIDs[id] = true
+	}
+}
+
+// allocateVLANs gives every network present on one of hosts a local VLAN there and frees
+// those of networks gone from it. It reports whether it changed anything.
+func (e *Engine) allocateVLANs(ctx context.Context, v *apps.View, hosts []string) (bool, error) {
+	missing, stale := v.MissingVLANs(hosts), v.StaleVLANs(hosts)
 	changed := false
-	for host, nets := range v.MissingVLANs() {
-		if _, err := e.store.EnsureLocalVLANs(ctx, host, nets); err != nil {
+	for _, host := range slices.Sorted(maps.Keys(missing)) {
+		if _, err := e.store.EnsureLocalVLANs(ctx, host, missing[host]); err != nil {
 			return false, fmt.Errorf("allocate local VLANs on %s: %w", host, err)
 		}
 		changed = true
 	}
-	for host, nets := range v.StaleVLANs() {
-		if len(nets) == 0 {
+	for _, host := range slices.Sorted(maps.Keys(stale)) {
+		if len(stale[host]) == 0 {
 			continue
 		}
-		if err := e.store.ReleaseLocalVLANs(ctx, host, nets); err != nil {
+		if err := e.store.ReleaseLocalVLANs(ctx, host, stale[host]); err != nil {
 			return false, fmt.Errorf("release local VLANs on %s: %w", host, err)
 		}
 		changed = true
@@ -227,16 +354,36 @@ func (e *Engine) allocateVLANs(ctx context.Context, v *apps.View) (bool, error) 
 	return changed, nil
 }
 
-func (e *Engine) pushFlows(v *apps.View) {
+// pushFlows hands the bridges of the affected hosts (all of them if all), and the switches
+// that connected or changed ports, their desired flows at view v, computing them on every
+// core. It returns how many bridges it pushed.
+func (e *Engine) pushFlows(v *apps.View, all bool, hosts map[string]bool, dpids map[uint64]bool) int {
 	e.mu.Lock()
-	bridges := make([]*bridge, 0, len(e.bridges))
+	var todo []*bridge
 	for _, b := range e.bridges {
-		bridges = append(bridges, b)
+		host, _, ok := v.HostOfDPID(b.dpid)
+		if all || dpids[b.dpid] || (ok && hosts[host]) {
+			todo = append(todo, b)
+		}
 	}
 	e.mu.Unlock()
-	for _, b := range bridges {
-		e.pushBridge(v, b)
+	work := make(chan *bridge)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), max(len(todo), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range work {
+				e.pushBridge(v, b)
+			}
+		}()
 	}
+	for _, b := range todo {
+		work <- b
+	}
+	close(work)
+	wg.Wait()
+	return len(todo)
 }
 
 // pushBridge hands bridge b its desired flows at view v. A switch that is not (yet) a
@@ -245,18 +392,17 @@ func (e *Engine) pushBridge(v *apps.View, b *bridge) {
 	host, role, ok := v.HostOfDPID(b.dpid)
 	log := e.log.With(zap.String("dpid", fmt.Sprintf("%016x", b.dpid)))
 	if !ok {
-		e.mu.Lock()
-		e.stats.UnknownSwitches++
-		e.mu.Unlock()
+		if b.unknownCounted.CompareAndSwap(false, true) {
+			e.mu.Lock()
+			e.stats.UnknownSwitches++
+			e.mu.Unlock()
+		}
 		log.Debug("switch of no registered host: left alone")
 		return
 	}
 	log = log.With(zap.String("host", host), zap.String("bridge", string(role)))
 	e.mu.Lock()
-	st := &apps.BridgeState{Host: host, Role: role, Ports: make(map[string]uint32, len(b.ports))}
-	for n, p := range b.ports {
-		st.Ports[n] = p
-	}
+	st := &apps.BridgeState{Host: host, Role: role, Ports: maps.Clone(b.ports)}
 	needMeter := !b.meter
 	sess := b.sess
 	e.mu.Unlock()
@@ -307,18 +453,20 @@ func (e *Engine) installMeter(sess *controller.Session) error {
 
 func (e *Engine) onEvent(ev controller.Event) {
 	e.mu.Lock()
-	var b *bridge
+	var dpid uint64
 	switch ev := ev.(type) {
 	case controller.SwitchConnected:
-		b = &bridge{dpid: ev.DPID, sess: ev.Session, ports: map[string]uint32{}}
+		b := &bridge{dpid: ev.DPID, sess: ev.Session, ports: map[string]uint32{}}
 		for _, p := range ev.Ports {
 			b.ports[p.Name] = p.No
 		}
 		e.bridges[ev.DPID] = b
+		dpid = ev.DPID
 	case controller.SwitchDisconnected:
 		delete(e.bridges, ev.DPID)
+		delete(e.dirtyDPIDs, ev.DPID)
 	case controller.PortStatus:
-		b = e.bridges[ev.DPID]
+		b := e.bridges[ev.DPID]
 		if b == nil {
 			break
 		}
@@ -330,63 +478,72 @@ func (e *Engine) onEvent(ev controller.Event) {
 		} else {
 			b.ports[ev.Port.Name] = ev.Port.No
 		}
+		dpid = ev.DPID
+	}
+	if dpid != 0 {
+		e.dirtyDPIDs[dpid] = true
 	}
 	e.mu.Unlock()
-	if b == nil {
+	if dpid == 0 {
 		return
 	}
-	// The control loop recomputes and pushes: one goroutine hands out desired sets, so a
-	// set computed from an older view can never land after a newer one.
+	// The control loop computes and pushes: one goroutine hands out desired sets, so a set
+	// computed from an older view can never land after a newer one.
 	e.poke()
 }
 
-// updatePortStatus marks a VM port ACTIVE when its tap is on its host's br-int and DOWN when
-// it is not.
-func (e *Engine) updatePortStatus(ctx context.Context, v *apps.View) error {
-	e.mu.Lock()
-	present := map[string]map[string]bool{} // host -> br-int port names
-	known := map[string]bool{}              // hosts whose br-int is connected
-	for dpid, b := range e.bridges {
-		host, role, ok := v.HostOfDPID(dpid)
-		if !ok || role != apps.BrInt {
+// updatePortStatus marks the VM ports of hosts ACTIVE when their tap is on the host's
+// br-int and DOWN when it is not (hosts whose br-int is not connected are left as they are).
+func (e *Engine) updatePortStatus(ctx context.Context, v *apps.View, hosts []string) error {
+	want := map[string]string{}
+	for _, host := range hosts {
+		e.mu.Lock()
+		var present map[string]uint32
+		if id, ok := v.Host(host).BridgeID(apps.BrInt); ok {
+			if b := e.bridges[id]; b != nil {
+				present = maps.Clone(b.ports)
+			}
+		}
+		e.mu.Unlock()
+		if present == nil {
 			continue
 		}
-		known[host] = true
-		present[host] = map[string]bool{}
-		for n := range b.ports {
-			present[host][n] = true
+		for _, p := range v.PortsOn(host) {
+			if !apps.IsDVRServiced(p.DeviceOwner) {
+				continue
+			}
+			st := db.PortStatusDown
+			if _, ok := present[apps.VMPortName(p.ID)]; ok {
+				st = db.PortStatusActive
+			}
+			if p.Status != st {
+				want[p.ID] = st
+			}
 		}
 	}
-	e.mu.Unlock()
-	for _, p := range v.Ports() {
-		if !apps.IsDVRServiced(p.DeviceOwner) || !known[p.HostID] {
-			continue
-		}
-		want := db.PortStatusDown
-		if present[p.HostID][apps.VMPortName(p.ID)] {
-			want = db.PortStatusActive
-		}
-		if p.Status == want {
-			continue
-		}
-		if err := e.store.SetPortStatus(ctx, p.ID, want); err != nil {
+	for _, id := range slices.Sorted(maps.Keys(want)) {
+		if err := e.store.SetPortStatus(ctx, id, want[id]); err != nil {
 			var de *db.Error
 			if errors.As(err, &de) && de.Class == db.ClassNotFound {
 				continue // deleted meanwhile
 			}
-			return fmt.Errorf("port %s status %s: %w", p.ID, want, err)
+			return fmt.Errorf("port %s status %s: %w", id, want[id], err)
 		}
 	}
 	return nil
 }
 
-// updatePlans recomputes every host's namespace plan and wakes the helpers waiting for one
+// updatePlans recomputes the namespace plans of hosts and wakes the helpers waiting for one
 // that changed. A plan keeps the revision at which its content last changed.
-func (e *Engine) updatePlans(v *apps.View) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+func (e *Engine) updatePlans(v *apps.View, hosts []string) {
 	changed := false
-	for _, h := range v.HostNames() {
+	for _, h := range hosts {
+		if v.Host(h) == nil {
+			e.mu.Lock()
+			delete(e.plans, h)
+			e.mu.Unlock()
+			continue
+		}
 		p := apps.Plan(v, h)
 		rev := p.Revision
 		p.Revision = 0
@@ -396,19 +553,26 @@ func (e *Engine) updatePlans(v *apps.View) {
 			continue
 		}
 		p.Revision = rev
-		if old := e.plans[h]; old != nil && bytes.Equal(old.body, body) {
+		e.mu.Lock()
+		old := e.plans[h]
+		e.mu.Unlock()
+		if old != nil && bytes.Equal(old.body, body) {
 			continue
 		}
 		if err := p.Validate(); err != nil {
 			e.log.Error("computed an invalid plan: not published", zap.String("host", h), zap.Error(err))
 			continue
 		}
+		e.mu.Lock()
 		e.plans[h] = &hostPlan{plan: p, body: body}
+		e.mu.Unlock()
 		changed = true
 	}
 	if changed {
+		e.mu.Lock()
 		close(e.planCh)
 		e.planCh = make(chan struct{})
+		e.mu.Unlock()
 	}
 }
 
@@ -433,20 +597,21 @@ func (e *Engine) WaitPlan(ctx context.Context, host string, after int64) (plan.P
 // onARP answers an ARP request for a known address with a packet-out on the asking port.
 // It runs on the switch's reader goroutine: no database, only the current view.
 func (e *Engine) onARP(pi *controller.PacketIn) {
-	v := e.view.Load()
-	if v == nil {
-		return
-	}
-	host, _, ok := v.HostOfDPID(pi.Session.DPID())
-	if !ok {
-		return
-	}
 	req, err := apps.ParseARPRequest(pi.Data)
 	if err != nil {
 		return
 	}
-	mac, ok := v.ResolveARP(host, req)
-	if !ok {
+	var mac net.HardwareAddr
+	known := false
+	e.ReadView(func(v *apps.View) {
+		if v == nil {
+			return
+		}
+		if host, _, ok := v.HostOfDPID(pi.Session.DPID()); ok {
+			mac, known = v.ResolveARP(host, req)
+		}
+	})
+	if !known {
 		e.mu.Lock()
 		e.stats.ARPUnknown++
 		e.mu.Unlock()

@@ -256,8 +256,9 @@ func (f *fixture) converged() (bool, string) {
 	f.mu.Lock()
 	eng, ofs := f.eng, f.ofs
 	f.mu.Unlock()
-	v := eng.View()
-	if v == nil {
+	var ready bool
+	eng.ReadView(func(v *apps.View) { ready = v != nil })
+	if !ready {
 		return false, "no view yet"
 	}
 	for key, sw := range f.switches {
@@ -291,7 +292,9 @@ func sameFlowText(dump string, want []ofproto.Flow) bool {
 }
 
 func (f *fixture) port(name string) *apps.PortInfo {
-	return f.eng.View().Port(f.topo.VMs[name].ID)
+	var p *apps.PortInfo
+	f.eng.ReadView(func(v *apps.View) { p = v.Port(f.topo.VMs[name].ID) })
+	return p
 }
 
 func TestSeedConvergesAndSurvivesRestart(t *testing.T) {
@@ -354,10 +357,19 @@ func TestSeedConvergesAndSurvivesRestart(t *testing.T) {
 	})
 
 	t.Run("routed frame leaves compute1 with its DVR MAC, arrives with the gateway MAC", func(t *testing.T) {
-		v := f.eng.View()
 		vm2 := f.port("VM2")
-		sub2 := v.Subnet(vm2.IPs[0].SubnetID)
-		c1, c2 := v.Host("compute1"), v.Host("compute2")
+		var (
+			sub2   *apps.SubnetInfo
+			c1, c2 *apps.HostInfo
+			vni    uint64
+			vlan   uint16
+		)
+		f.eng.ReadView(func(v *apps.View) {
+			sub2 = v.Subnet(vm2.IPs[0].SubnetID)
+			c1, c2 = v.Host("compute1"), v.Host("compute2")
+			vni = uint64(v.Network(vm2.NetworkID).SegmentationID)
+			vlan, _ = v.LocalVLAN("compute2", vm2.NetworkID)
+		})
 		qr2 := f.portNo("compute1/br-int", "tqr-"+sub2.RouterIf.ID[:11])
 		frame := ipFrame(vm2.MAC, sub2.GatewayMA, netip.MustParseAddr("10.0.1.5"), vm2.IPs[0].Addr)
 		outs, err := f.switches["compute1/br-int"].Execute(qr2, frame)
@@ -368,13 +380,11 @@ func TestSeedConvergesAndSurvivesRestart(t *testing.T) {
 		if err != nil || len(outs) != 1 || outs[0].Port != 2 {
 			t.Fatalf("br-tun compute1: %+v %v, want vxlan0", outs, err)
 		}
-		vni := uint64(v.Network(vm2.NetworkID).SegmentationID)
 		if outs[0].TunDst != c2.TunnelIP || outs[0].TunID != vni || net.HardwareAddr(outs[0].Frame[6:12]).String() != c1.DVRMAC.String() {
 			t.Fatalf("tunnelled to %v VNI %d from %s, want %v VNI %d from compute1's DVR MAC %s",
 				outs[0].TunDst, outs[0].TunID, net.HardwareAddr(outs[0].Frame[6:12]), c2.TunnelIP, vni, c1.DVRMAC)
 		}
 		// On compute2, br-tun pushed compute2's local VLAN and handed the frame to br-int.
-		vlan, _ := v.LocalVLAN("compute2", vm2.NetworkID)
 		tagged := withVLAN(outs[0].Frame, vlan)
 		outs, err = f.switches["compute2/br-int"].Execute(1, tagged)
 		vm2Tap := f.portNo("compute2/br-int", apps.VMPortName(vm2.ID))
