@@ -145,6 +145,7 @@ func decodeSet[T any](c db.Change, del bool, set func(*T)) error {
 // pending is what a batch of record changes touched, for derive.
 type pending struct {
 	all       bool
+	hostSet   bool            // hosts registered, changed or left: sort them again
 	routers   map[string]bool // attachments, gateway and snat placement to recompute
 	oldIfaces []*SubnetInfo   // interfaces of those routers before the batch
 	hosts     map[string]bool // placement to recompute
@@ -381,6 +382,11 @@ func (v *View) setHost(d *pending, name string, h *db.Host) {
 		}
 		v.hosts[name] = hi
 	}
+	d.hostSet = true
+}
+
+// indexHosts sorts the host names and the dvr_snat hosts after hosts changed.
+func (v *View) indexHosts() {
 	v.hostNames = slices.Sorted(maps.Keys(v.hosts))
 	v.snatHosts = v.snatHosts[:0:0]
 	for _, n := range v.hostNames {
@@ -412,6 +418,9 @@ func (v *View) setLocalVLAN(d *pending, lv db.LocalVLAN, del bool) {
 // derive recomputes what depends on the records d touched, in dependency order: router
 // attachments and snat placement, host placement, endpoints, floating IPs.
 func (v *View) derive(d *pending) {
+	if d.hostSet {
+		v.indexHosts()
+	}
 	if d.all {
 		for id := range v.routers {
 			d.touchRouter(v, id)

@@ -30,10 +30,21 @@ func Flows(v *View, st *BridgeState) []ofproto.Flow {
 	for i := range out {
 		out[i].Match = out[i].Match.Canonical()
 	}
-	slices.SortStableFunc(out, func(a, b ofproto.Flow) int {
+	// A stable sort of indexes, then one copy: sorting the flows themselves would move
+	// each (large) Flow O(log² n) times.
+	idx := make([]int32, len(out))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortStableFunc(idx, func(i, j int32) int {
+		a, b := &out[i], &out[j]
 		return cmp.Or(cmp.Compare(a.Table, b.Table), -cmp.Compare(a.Priority, b.Priority))
 	})
-	return out
+	sorted := make([]ofproto.Flow, len(out))
+	for i, j := range idx {
+		sorted[i] = out[j]
+	}
+	return sorted
 }
 
 func sortedPortNames(ports map[string]uint32) []string {

@@ -1,0 +1,138 @@
+package apps
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/dvrflow/dvrflow/db"
+)
+
+// scaleTopology is seed 001's datacenter in memory: hosts hosts (the first snat of them
+// dvr_snat) with vmsPerHost VMs each, on nets tenant networks of vmsPerHost*hosts/nets VMs
+// spread over distinct hosts, two networks per router, every router with a gateway, and a
+// floating IP on every tenth VM. Every present network has a local VLAN.
+func scaleTopology(hosts, vmsPerHost, nets, snat int) *db.Topology {
+	t := &db.Topology{}
+	for i := range hosts {
+		mode := db.HostModeDVR
+		if i < snat {
+			mode = db.HostModeDVRSNAT
+		}
+		t.Hosts = append(t.Hosts, db.Host{Name: fmt.Sprintf("host%05d", i), Mode: mode,
+			TunnelIP:   netip.AddrFrom4([4]byte{10, 200, byte(i >> 8), byte(i)}).String(),
+			MACAddress: fmt.Sprintf("fa:16:3f:00:%02x:%02x", i>>8, i&0xff),
+			Bridges: map[string]string{"br-int": fmt.Sprintf("%016x", 0x10000+i), "br-tun": fmt.Sprintf("%016x", 0x20000+i),
+				"br-ex": fmt.Sprintf("%016x", 0x30000+i)}})
+	}
+	ext := "ext"
+	t.Networks = append(t.Networks, db.Network{ID: ext, NetworkType: "flat", PhysicalNetwork: "physnet1", External: true})
+	t.Subnets = append(t.Subnets, db.Subnet{ID: "subext", NetworkID: ext, IPVersion: 4, CIDR: "172.16.0.0/12", GatewayIP: "172.16.0.1"})
+	mac := 0
+	nextMAC := func() string {
+		mac++
+		return fmt.Sprintf("fa:16:3e:%02x:%02x:%02x", mac>>16, (mac>>8)&0xff, mac&0xff)
+	}
+	extIP := 256
+	nextExt := func() string {
+		extIP++
+		return netip.AddrFrom4([4]byte{172, 16 + byte(extIP>>16), byte(extIP >> 8), byte(extIP)}).String()
+	}
+	for n := range nets {
+		id, sid := fmt.Sprintf("net%05d", n), fmt.Sprintf("sub%05d", n)
+		t.Networks = append(t.Networks, db.Network{ID: id, NetworkType: "vxlan", SegmentationID: int64(1000 + n)})
+		t.Subnets = append(t.Subnets, db.Subnet{ID: sid, NetworkID: id, IPVersion: 4, CIDR: "10.0.0.0/16", GatewayIP: "10.0.0.1"})
+	}
+	for r := range nets / 2 {
+		rid := fmt.Sprintf("r%05d", r)
+		gw := "qg-" + rid
+		t.Ports = append(t.Ports, db.Port{ID: gw, NetworkID: ext, MACAddress: nextMAC(), DeviceOwner: db.OwnerRouterGateway, DeviceID: rid,
+			FixedIPs: []db.FixedIP{{SubnetID: "subext", IPAddress: nextExt()}}})
+		t.Routers = append(t.Routers, db.Router{ID: rid, Distributed: true, LinkLocal: fmt.Sprintf("169.254.%d.%d/31", 64+r/128, (r%128)*2),
+			Gateway: &db.GatewayInfo{NetworkID: ext, EnableSNAT: true, PortID: gw}})
+		for k := range 2 {
+			n := 2*r + k
+			t.Ports = append(t.Ports,
+				db.Port{ID: fmt.Sprintf("qr-%05d", n), NetworkID: fmt.Sprintf("net%05d", n), MACAddress: nextMAC(), DeviceOwner: db.OwnerRouterInterfaceDistributed,
+					DeviceID: rid, FixedIPs: []db.FixedIP{{SubnetID: fmt.Sprintf("sub%05d", n), IPAddress: "10.0.0.1"}}},
+				db.Port{ID: fmt.Sprintf("sg-%05d", n), NetworkID: fmt.Sprintf("net%05d", n), MACAddress: nextMAC(), DeviceOwner: db.OwnerRouterCentralizedSNAT,
+					DeviceID: rid, FixedIPs: []db.FixedIP{{SubnetID: fmt.Sprintf("sub%05d", n), IPAddress: "10.0.0.2"}}})
+		}
+	}
+	vms := hosts * vmsPerHost
+	perNet := vms / nets
+	agentGW := map[int]bool{}
+	for i := range vms {
+		n, k := i/perNet, i%perNet
+		h := (n*7919 + k*(hosts/perNet+1)) % hosts // a network's VMs on distinct hosts
+		id := fmt.Sprintf("vm%06d", i)
+		ip := netip.AddrFrom4([4]byte{10, 0, byte((k + 3) >> 8), byte(k + 3)}).String()
+		t.Ports = append(t.Ports, db.Port{ID: id, NetworkID: fmt.Sprintf("net%05d", n), MACAddress: nextMAC(), DeviceOwner: "compute:nova",
+			DeviceID: id, HostID: t.Hosts[h].Name, FixedIPs: []db.FixedIP{{SubnetID: fmt.Sprintf("sub%05d", n), IPAddress: ip}}})
+		if i%10 == 0 {
+			if !agentGW[h] {
+				agentGW[h] = true
+				t.Ports = append(t.Ports, db.Port{ID: "fg-" + t.Hosts[h].Name, NetworkID: ext, MACAddress: nextMAC(),
+					DeviceOwner: db.OwnerFloatingIPAgentGateway, DeviceID: t.Hosts[h].Name, HostID: t.Hosts[h].Name,
+					FixedIPs: []db.FixedIP{{SubnetID: "subext", IPAddress: nextExt()}}})
+			}
+			t.FloatingIPs = append(t.FloatingIPs, db.FloatingIP{ID: "fip-" + id, FloatingNetworkID: ext, FloatingIPAddress: nextExt(),
+				PortID: id, FixedIPAddress: ip, RouterID: fmt.Sprintf("r%05d", n/2)})
+		}
+	}
+	v := NewView(t, 1)
+	for _, h := range v.HostNames() {
+		for i, n := range v.NetworksOn(h) {
+			t.LocalVLANs = append(t.LocalVLANs, db.LocalVLAN{Host: h, NetworkID: n, VLAN: uint16(i + 1)})
+		}
+	}
+	return t
+}
+
+// BenchmarkScaleView measures, at seed 001's size (5000 hosts, 100k VMs on 5000 networks,
+// 2500 routers, 10k floating IPs), building the view, the flows of every bridge, and
+// applying one bound port with the bridges it affects.
+func BenchmarkScaleView(b *testing.B) {
+	t := scaleTopology(5000, 20, 5000, 10)
+	b.Run("NewView", func(b *testing.B) {
+		for b.Loop() {
+			NewView(t, 1)
+		}
+	})
+	v := NewView(t, 1)
+	b.Run("FlowsEveryBridge", func(b *testing.B) {
+		var flows, bridges int
+		for b.Loop() {
+			flows, bridges = 0, 0
+			for _, h := range v.HostNames() {
+				for _, role := range Bridges() {
+					flows += len(Flows(v, seedBridge(v, h, role)))
+					bridges++
+				}
+			}
+		}
+		b.ReportMetric(float64(flows), "flows")
+		b.ReportMetric(float64(flows)/float64(bridges), "flows/bridge")
+	})
+	b.Run("ApplyPortBound", func(b *testing.B) {
+		var affected int
+		i := 0
+		for b.Loop() {
+			i++
+			id := fmt.Sprintf("new%06d", i)
+			p := db.Port{ID: id, NetworkID: "net00042", MACAddress: fmt.Sprintf("fa:16:3e:ff:%02x:%02x", i>>8&0xff, i&0xff), DeviceOwner: "compute:nova",
+				DeviceID: id, HostID: fmt.Sprintf("host%05d", i%5000), FixedIPs: []db.FixedIP{{SubnetID: "sub00042", IPAddress: "10.0.9.9"}}}
+			obj, _ := json.Marshal(p)
+			aff, err := v.Apply([]db.Change{{Revision: int64(i + 1), Kind: db.KindPort, ID: id, Op: db.OpCreate, Object: obj}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			affected = len(aff.Hosts)
+			if _, err := v.Apply([]db.Change{{Revision: int64(i + 1), Kind: db.KindPort, ID: id, Op: db.OpDelete, Object: obj}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(affected), "hosts-affected")
+	})
+}
