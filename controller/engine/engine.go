@@ -64,6 +64,7 @@ type Engine struct {
 	dirtyDPIDs map[uint64]bool    // switches connected or changed ports since the last pass
 	plans      map[string]*hostPlan
 	planCh     chan struct{} // closed and replaced whenever a plan changes
+	heldARP    []heldARP     // ARP requests waiting for the view to know their address
 	stats      Stats
 }
 
@@ -211,6 +212,7 @@ func (e *Engine) pass(ctx context.Context) error {
 		return err
 	}
 	v := e.view
+	e.answerHeldARP()
 	e.mu.Lock()
 	dirty := e.dirtyDPIDs
 	e.dirtyDPIDs = map[uint64]bool{}
@@ -601,32 +603,89 @@ func (e *Engine) onARP(pi *controller.PacketIn) {
 	if err != nil {
 		return
 	}
+	req.SHA = slices.Clone(req.SHA) // pi.Data is the reader's buffer
+	if e.answerARP(pi.Session, pi.InPort, req) {
+		return
+	}
+	// Not known (yet): a router asking for a port the API just created can be faster than
+	// the change log. Hold the request until the next pass has applied the newest changes.
+	e.mu.Lock()
+	if len(e.heldARP) < maxHeldARP {
+		e.heldARP = append(e.heldARP, heldARP{sess: pi.Session, inPort: pi.InPort, req: req, at: time.Now()})
+	} else {
+		e.stats.ARPUnknown++
+	}
+	e.mu.Unlock()
+	// No poke: the change that makes the address known wakes the loop, which answers then.
+}
+
+// heldARP is an ARP request for an address the view did not know when it came.
+type heldARP struct {
+	sess   *controller.Session
+	inPort uint32
+	req    apps.ARPRequest
+	at     time.Time
+}
+
+const (
+	maxHeldARP = 4096            // requests held at most, beyond that they count as unknown
+	heldARPFor = 2 * time.Second // then a request counts as unknown (the asker retries after 1 s)
+)
+
+// answerHeldARP answers the held requests the view knows now and drops the stale ones.
+func (e *Engine) answerHeldARP() {
+	e.mu.Lock()
+	held := e.heldARP
+	e.heldARP = nil
+	e.mu.Unlock()
+	var keep []heldARP
+	now := time.Now()
+	for _, h := range held {
+		if e.answerARP(h.sess, h.inPort, h.req) {
+			continue
+		}
+		if now.Sub(h.at) < heldARPFor {
+			keep = append(keep, h)
+			continue
+		}
+		e.mu.Lock()
+		e.stats.ARPUnknown++
+		e.mu.Unlock()
+	}
+	if len(keep) > 0 {
+		e.mu.Lock()
+		e.heldARP = append(keep, e.heldARP...)
+		e.mu.Unlock()
+	}
+}
+
+// answerARP replies to req on sess's port inPort if the view knows the address. It reports
+// whether it knew (a reply that could not be sent counts as answered: the asker retries).
+func (e *Engine) answerARP(sess *controller.Session, inPort uint32, req apps.ARPRequest) bool {
 	var mac net.HardwareAddr
 	known := false
 	e.ReadView(func(v *apps.View) {
 		if v == nil {
 			return
 		}
-		if host, _, ok := v.HostOfDPID(pi.Session.DPID()); ok {
+		if host, _, ok := v.HostOfDPID(sess.DPID()); ok {
 			mac, known = v.ResolveARP(host, req)
 		}
 	})
 	if !known {
-		e.mu.Lock()
-		e.stats.ARPUnknown++
-		e.mu.Unlock()
-		return
+		return false
 	}
 	reply := apps.ARPReply(req, mac)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if err := pi.Session.PacketOut(ctx, ofproto.PortController, []ofproto.Action{ofproto.Output{Port: pi.InPort}}, reply); err != nil {
+	if err := sess.PacketOut(ctx, ofproto.PortController, []ofproto.Action{ofproto.Output{Port: inPort}}, reply); err != nil {
 		e.log.Debug("ARP reply not sent", zap.Error(err))
-		return
+		return true
 	}
 	e.mu.Lock()
 	e.stats.ARPAnswered++
 	e.mu.Unlock()
+	return true
 }
 
 // onMiss counts unknown unicast that reached the controller from TRANSIENT's miss flow (the
