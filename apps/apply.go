@@ -77,12 +77,16 @@ func emptyView(revision int64) *View {
 	}
 }
 
-// Affected says which hosts a batch of changes may have changed the flows or plan of.
+// Affected says what a batch of changes may have changed.
 type Affected struct {
-	// All is set when every host may be affected (a host registered, changed or left).
+	// All is set when everything may have changed (a host registered, changed or left).
 	All bool
-	// Hosts are the affected hosts otherwise (registered or not).
+	// Hosts may have changed anywhere: every part of their bridges' flows, their namespace
+	// plan, the networks they carry (registered hosts or not).
 	Hosts map[string]bool
+	// Parts lists, for other hosts, the parts of their bridges' flows (see FlowsOf) that
+	// may have changed; nothing else of theirs did.
+	Parts map[string]map[string]bool
 	// Ports are the ports whose record changed (their status may need updating).
 	Ports map[string]bool
 }
@@ -99,7 +103,10 @@ func (v *View) Apply(changes []db.Change) (Affected, error) {
 		v.Revision = max(v.Revision, c.Revision)
 	}
 	v.derive(d)
-	return Affected{All: d.all, Hosts: d.affected, Ports: d.ports}, nil
+	for h := range d.affected {
+		delete(d.parts, h)
+	}
+	return Affected{All: d.all, Hosts: d.affected, Parts: d.parts, Ports: d.ports}, nil
 }
 
 func (v *View) applyOne(d *pending, c db.Change) error {
@@ -151,13 +158,23 @@ type pending struct {
 	hosts     map[string]bool // placement to recompute
 	nets      map[string]bool // endpoints to recompute
 	fips      bool            // floating IPs to recompute
-	affected  map[string]bool
+	affected  map[string]bool            // hosts where anything may have changed
+	parts     map[string]map[string]bool // host -> flow parts that may have changed
 	ports     map[string]bool
+}
+
+func (d *pending) touchPart(host, part string) {
+	m := d.parts[host]
+	if m == nil {
+		m = map[string]bool{}
+		d.parts[host] = m
+	}
+	m[part] = true
 }
 
 func newPending() *pending {
 	return &pending{routers: map[string]bool{}, hosts: map[string]bool{}, nets: map[string]bool{},
-		affected: map[string]bool{}, ports: map[string]bool{}}
+		affected: map[string]bool{}, parts: map[string]map[string]bool{}, ports: map[string]bool{}}
 }
 
 func (d *pending) touchRouter(v *View, id string) {
@@ -397,7 +414,8 @@ func (v *View) indexHosts() {
 }
 
 func (v *View) setLocalVLAN(d *pending, lv db.LocalVLAN, del bool) {
-	d.affected[lv.Host] = true
+	d.touchPart(lv.Host, lv.NetworkID)
+	d.touchPart(lv.Host, PartPeers) // the classifiers of a physical network use its VLAN
 	if del {
 		if m := v.localVLANs[lv.Host]; m != nil && m[lv.NetworkID] == lv.VLAN {
 			delete(m, lv.NetworkID)
@@ -446,9 +464,11 @@ func (v *View) derive(d *pending) {
 		v.placeHost(d, h, presence)
 	}
 	for rid := range presence {
-		addAll(d.affected, v.hostsOfRouter[rid]) // their DVR peers changed
+		for h := range v.hostsOfRouter[rid] {
+			d.touchPart(h, PartPeers) // their DVR peers changed
+		}
 		if h, ok := v.snatHost[rid]; ok {
-			d.affected[h] = true
+			d.touchPart(h, PartPeers)
 		}
 		if r := v.routers[rid]; r != nil {
 			for _, s := range r.Interfaces {
@@ -457,7 +477,9 @@ func (v *View) derive(d *pending) {
 		}
 	}
 	for n := range d.nets {
-		addAll(d.affected, v.hostsOfNet[n])
+		for h := range v.hostsOfNet[n] {
+			d.touchPart(h, n)
+		}
 		v.indexEndpoints(n)
 	}
 	if d.fips {

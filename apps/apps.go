@@ -20,16 +20,56 @@ type BridgeState struct {
 	Ports map[string]uint32
 }
 
-// Flows returns every flow bridge st must hold at View v: the miss flows declared by the
-// pipeline and the flows of every app, in a stable order.
-func Flows(v *View, st *BridgeState) []ofproto.Flow {
-	out := missFlows(st.Role)
-	out = append(out, l2Flows(v, st)...)
-	out = append(out, dvrFlows(v, st)...)
-	out = append(out, arpFlows(v, st)...)
+// A bridge's flows come in parts that the apps compute separately, so that a change
+// recomputes only the parts it affects (View.Apply says which): the bridge-wide flows
+// (PartBridge), the classifiers of the DVR peers' MACs (PartPeers), and the flows of each
+// network present on the host (the part is the network's ID).
+const (
+	PartBridge = ""
+	PartPeers  = "dvr-peers"
+)
+
+// Parts returns the parts of bridge st at View v: PartBridge, PartPeers, then the present
+// networks, sorted.
+func Parts(v *View, st *BridgeState) []string {
+	return append([]string{PartBridge, PartPeers}, v.NetworksOn(st.Host)...)
+}
+
+// FlowsOf returns the flows of one part of bridge st at View v (canonical matches, in the
+// order the apps make them).
+func FlowsOf(v *View, st *BridgeState, part string) []ofproto.Flow {
+	var out []ofproto.Flow
+	switch part {
+	case PartBridge:
+		out = missFlows(st.Role)
+		out = append(out, l2Bridge(st)...)
+	case PartPeers:
+		out = dvrPeers(v, st)
+	default:
+		if v.netsOnHost[st.Host][part] {
+			out = l2Net(v, st, part)
+			out = append(out, dvrNet(v, st, part)...)
+			out = append(out, arpNet(v, st, part)...)
+		}
+	}
 	for i := range out {
 		out[i].Match = out[i].Match.Canonical()
 	}
+	return out
+}
+
+// Flows returns every flow bridge st must hold at View v: every part, sorted by table and
+// priority (high first), stable.
+func Flows(v *View, st *BridgeState) []ofproto.Flow {
+	var out []ofproto.Flow
+	for _, part := range Parts(v, st) {
+		out = append(out, FlowsOf(v, st, part)...)
+	}
+	return SortFlows(out)
+}
+
+// SortFlows returns flows sorted by table and priority (high first), stable.
+func SortFlows(out []ofproto.Flow) []ofproto.Flow {
 	// A stable sort of indexes, then one copy: sorting the flows themselves would move
 	// each (large) Flow O(log² n) times.
 	idx := make([]int32, len(out))

@@ -21,51 +21,49 @@ import (
 // the external network) continue to TRANSIENT and are flooded, as is every request on an
 // external network but those of the router itself.
 
-func arpFlows(v *View, st *BridgeState) []ofproto.Flow {
+func arpNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 	if st.Role != BrInt {
 		return nil
 	}
 	cookie := Cookie(AppARP)
 	var out []ofproto.Flow
-	for _, netID := range v.NetworksOn(st.Host) {
-		vlan, ok := v.LocalVLAN(st.Host, netID)
-		if !ok {
+	vlan, ok := v.LocalVLAN(st.Host, netID)
+	if !ok {
+		return nil
+	}
+	// No per-address flows on an external network: it is present on every host with a
+	// floating IP, and one flow per gateway port of the whole cloud on each of them is
+	// what would not scale. Its owners answer on the wire (only fg- and qg- ports ask
+	// there, for the upstream router and floating IPs, which no port holds).
+	perAddr := v.Network(netID) != nil && !v.Network(netID).External
+	seen := map[netip.Addr]bool{}
+	for _, ep := range v.Endpoints(netID) {
+		if ep.Port.MAC == nil {
 			continue
 		}
-		// No per-address flows on an external network: it is present on every host with a
-		// floating IP, and one flow per gateway port of the whole cloud on each of them is
-		// what would not scale. Its owners answer on the wire (only fg- and qg- ports ask
-		// there, for the upstream router and floating IPs, which no port holds).
-		perAddr := v.Network(netID) != nil && !v.Network(netID).External
-		seen := map[netip.Addr]bool{}
-		for _, ep := range v.Endpoints(netID) {
-			if ep.Port.MAC == nil {
+		if ep.Port.DeviceOwner == db.OwnerRouterInterfaceDistributed && slices.Contains(ep.Hosts, st.Host) {
+			// Every ARP request of the distributed router goes to the controller, also for
+			// an address whose flow is not installed yet: a reply from the wire would be
+			// addressed to the router MAC, which every host owns, and be lost.
+			out = append(out, ofproto.Flow{Table: IntARPResponder, Priority: PrioARPAll, Cookie: cookie,
+				Match: ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthSrc(ep.Port.MAC),
+					ofproto.EthType(ofproto.EthTypeARP), ofproto.ARPOp(arpRequest)},
+				Meter:   MeterController,
+				Actions: []ofproto.Action{ofproto.Output{Port: ofproto.PortController, MaxLen: ofproto.ControllerMaxLenNoBuffer}}})
+		}
+		if !perAddr {
+			continue
+		}
+		for _, ip := range ep.Port.IPs {
+			if !ip.Addr.Is4() || seen[ip.Addr] {
 				continue
 			}
-			if ep.Port.DeviceOwner == db.OwnerRouterInterfaceDistributed && slices.Contains(ep.Hosts, st.Host) {
-				// Every ARP request of the distributed router goes to the controller, also for
-				// an address whose flow is not installed yet: a reply from the wire would be
-				// addressed to the router MAC, which every host owns, and be lost.
-				out = append(out, ofproto.Flow{Table: IntARPResponder, Priority: PrioARPAll, Cookie: cookie,
-					Match: ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthSrc(ep.Port.MAC),
-						ofproto.EthType(ofproto.EthTypeARP), ofproto.ARPOp(arpRequest)},
-					Meter:   MeterController,
-					Actions: []ofproto.Action{ofproto.Output{Port: ofproto.PortController, MaxLen: ofproto.ControllerMaxLenNoBuffer}}})
-			}
-			if !perAddr {
-				continue
-			}
-			for _, ip := range ep.Port.IPs {
-				if !ip.Addr.Is4() || seen[ip.Addr] {
-					continue
-				}
-				seen[ip.Addr] = true
-				out = append(out, ofproto.Flow{Table: IntARPResponder, Priority: PrioARP, Cookie: cookie,
-					Match: ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthType(ofproto.EthTypeARP),
-						ofproto.ARPOp(arpRequest), ofproto.ARPTPA(ip.Addr)},
-					Meter:   MeterController,
-					Actions: []ofproto.Action{ofproto.Output{Port: ofproto.PortController, MaxLen: ofproto.ControllerMaxLenNoBuffer}}})
-			}
+			seen[ip.Addr] = true
+			out = append(out, ofproto.Flow{Table: IntARPResponder, Priority: PrioARP, Cookie: cookie,
+				Match: ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthType(ofproto.EthTypeARP),
+					ofproto.ARPOp(arpRequest), ofproto.ARPTPA(ip.Addr)},
+				Meter:   MeterController,
+				Actions: []ofproto.Action{ofproto.Output{Port: ofproto.PortController, MaxLen: ofproto.ControllerMaxLenNoBuffer}}})
 		}
 	}
 	return out

@@ -14,14 +14,15 @@ import (
 // back before delivery (br-int DVR_TO_SRC_MAC), so no fabric or switch ever sees G from two
 // places.
 
-func dvrFlows(v *View, st *BridgeState) []ofproto.Flow {
+// dvrNet computes the dvr app's flows of network netID on bridge st.
+func dvrNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 	switch st.Role {
 	case BrInt:
-		return dvrInt(v, st)
+		return dvrIntNet(v, st, netID)
 	case BrTun:
-		return dvrTun(v, st)
+		return dvrTunNet(v, st, netID)
 	case BrEx:
-		return dvrEx(v, st)
+		return dvrExNet(v, st, netID)
 	}
 	return nil
 }
@@ -38,18 +39,15 @@ func physMatch(n *NetInfo) ofproto.Field {
 // dvrEx is DVR_PROCESS for VLAN and flat networks (Neutron's br-phys table 1): on the way to
 // the physical network, frames from the router's MAC leave with this host's DVR MAC, frames
 // for it never leave.
-func dvrEx(v *View, st *BridgeState) []ofproto.Flow {
+func dvrExNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 	self := v.Host(st.Host)
-	if self == nil || self.DVRMAC == nil {
+	n := v.Network(netID)
+	if self == nil || self.DVRMAC == nil || n == nil || !isPhysicalNet(n) {
 		return nil
 	}
 	var out []ofproto.Flow
-	for _, rid := range v.RoutersOn(st.Host) {
-		for _, s := range v.Router(rid).Interfaces {
-			n := v.Network(s.NetworkID)
-			if s.GatewayMA == nil || !isPhysicalNet(n) {
-				continue
-			}
+	for _, s := range v.interfacesOn(st.Host, netID) {
+		if s.GatewayMA != nil {
 			out = append(out, dvrProcess(ExDVRProcessPhysical, ExToPhysical, physMatch(n), s.GatewayMA, self.DVRMAC)...)
 		}
 	}
@@ -60,7 +58,10 @@ func dvrEx(v *View, st *BridgeState) []ofproto.Flow {
 // other host routes frames here) go to DVR_TO_SRC_MAC (the dvr app adds these
 // classifiers to l2's LOCAL_SWITCHING: only it knows the DVR MACs), which restores the gateway MAC
 // of the subnet of each local port they may be for (VMs and the snat ports).
-func dvrInt(v *View, st *BridgeState) []ofproto.Flow {
+func dvrPeers(v *View, st *BridgeState) []ofproto.Flow {
+	if st.Role != BrInt {
+		return nil
+	}
 	patchTun, ok := st.Ports[PortPatchTun]
 	if !ok {
 		return nil
@@ -76,7 +77,7 @@ func dvrInt(v *View, st *BridgeState) []ofproto.Flow {
 		out = append(out, ofproto.Flow{Table: IntLocalSwitching, Priority: PrioDVRMAC, Cookie: cookie,
 			Match: ofproto.Match{ofproto.InPort(patchTun), ofproto.EthSrc(hi.DVRMAC)}, Goto: IntDVRToSrcMAC, HasGoto: true})
 	}
-	// From the physical network: frames of a remote DVR MAC on a VLAN or flat network get
+	// From the physical network: frames of a peer's DVR MAC on a VLAN or flat network get
 	// the local VLAN and the same treatment.
 	if intEx, ok := st.Ports[PortIntBrEx]; ok {
 		for _, netID := range v.NetworksOn(st.Host) {
@@ -98,29 +99,38 @@ func dvrInt(v *View, st *BridgeState) []ofproto.Flow {
 			}
 		}
 	}
-	for _, netID := range v.NetworksOn(st.Host) {
-		vlan, ok := v.LocalVLAN(st.Host, netID)
-		if !ok {
+	return out
+}
+
+// dvrIntNet: DVR_TO_SRC_MAC restores the gateway MAC of the subnet of each local port of
+// network netID that a routed frame may be for (VMs and the snat ports).
+func dvrIntNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
+	if _, ok := st.Ports[PortPatchTun]; !ok {
+		return nil
+	}
+	vlan, ok := v.LocalVLAN(st.Host, netID)
+	if !ok {
+		return nil
+	}
+	cookie := Cookie(AppDVR)
+	var out []ofproto.Flow
+	for _, ep := range v.Endpoints(netID) {
+		p := ep.Port
+		if !slices.Contains(ep.Hosts, st.Host) || p.MAC == nil ||
+			!(IsDVRServiced(p.DeviceOwner) || p.DeviceOwner == db.OwnerRouterCentralizedSNAT) {
 			continue
 		}
-		for _, ep := range v.Endpoints(netID) {
-			p := ep.Port
-			if !slices.Contains(ep.Hosts, st.Host) || p.MAC == nil ||
-				!(IsDVRServiced(p.DeviceOwner) || p.DeviceOwner == db.OwnerRouterCentralizedSNAT) {
+		// The first fixed IP on a routed subnet decides the gateway MAC: one flow per
+		// (VLAN, MAC) key.
+		for _, ip := range p.IPs {
+			s := v.Subnet(ip.SubnetID)
+			if s == nil || s.RouterID == "" || s.GatewayMA == nil {
 				continue
 			}
-			// The first fixed IP on a routed subnet decides the gateway MAC: one flow per
-			// (VLAN, MAC) key.
-			for _, ip := range p.IPs {
-				s := v.Subnet(ip.SubnetID)
-				if s == nil || s.RouterID == "" || s.GatewayMA == nil {
-					continue
-				}
-				out = append(out, ofproto.Flow{Table: IntDVRToSrcMAC, Priority: PrioLocal, Cookie: cookie,
-					Match:   ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthDst(p.MAC)},
-					Actions: []ofproto.Action{ofproto.SetEthSrc(s.GatewayMA)}, Goto: IntTransient, HasGoto: true})
-				break
-			}
+			out = append(out, ofproto.Flow{Table: IntDVRToSrcMAC, Priority: PrioLocal, Cookie: cookie,
+				Match:   ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthDst(p.MAC)},
+				Actions: []ofproto.Action{ofproto.SetEthSrc(s.GatewayMA)}, Goto: IntTransient, HasGoto: true})
+			break
 		}
 	}
 	return out
@@ -128,18 +138,16 @@ func dvrInt(v *View, st *BridgeState) []ofproto.Flow {
 
 // dvrTun: on every host running a router, frames for the router's MAC never leave, and frames
 // from it leave with the host's DVR MAC.
-func dvrTun(v *View, st *BridgeState) []ofproto.Flow {
+func dvrTunNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 	self := v.Host(st.Host)
-	if self == nil || self.DVRMAC == nil {
+	n := v.Network(netID)
+	vlan, ok := v.LocalVLAN(st.Host, netID)
+	if self == nil || self.DVRMAC == nil || n == nil || !ok || !isTunnelNet(n) {
 		return nil
 	}
 	var out []ofproto.Flow
-	for _, rid := range v.RoutersOn(st.Host) {
-		for _, s := range v.Router(rid).Interfaces {
-			vlan, ok := v.LocalVLAN(st.Host, s.NetworkID)
-			if !ok || s.GatewayMA == nil || !isTunnelNet(v.Network(s.NetworkID)) {
-				continue
-			}
+	for _, s := range v.interfacesOn(st.Host, netID) {
+		if s.GatewayMA != nil {
 			out = append(out, dvrProcess(TunDVRProcess, TunPatchLVToTun, ofproto.VLANVID(vlan), s.GatewayMA, self.DVRMAC)...)
 		}
 	}

@@ -25,15 +25,44 @@ var (
 	macGroupBit  = net.HardwareAddr{1, 0, 0, 0, 0, 0}
 )
 
-// l2Flows computes the l2 app's flows of bridge st.
-func l2Flows(v *View, st *BridgeState) []ofproto.Flow {
+// l2Bridge computes the l2 app's bridge-wide flows of bridge st.
+func l2Bridge(st *BridgeState) []ofproto.Flow {
+	cookie := Cookie(AppL2)
 	switch st.Role {
 	case BrInt:
-		return l2Int(v, st)
+		if patchTun, ok := st.Ports[PortPatchTun]; ok {
+			return []ofproto.Flow{{Table: IntLocalSwitching, Priority: PrioBase, Cookie: cookie,
+				Match: ofproto.Match{ofproto.InPort(patchTun)}, Goto: IntTransient, HasGoto: true}}
+		}
 	case BrTun:
-		return l2Tun(v, st)
+		patchInt, ok1 := st.Ports[PortPatchInt]
+		vxlan, ok2 := st.Ports[PortVXLAN]
+		if !ok1 || !ok2 {
+			return nil
+		}
+		return []ofproto.Flow{
+			{Table: TunClassifier, Priority: PrioBase, Cookie: cookie,
+				Match: ofproto.Match{ofproto.InPort(patchInt)}, Goto: TunDVRProcess, HasGoto: true},
+			{Table: TunClassifier, Priority: PrioBase, Cookie: cookie,
+				Match: ofproto.Match{ofproto.InPort(vxlan)}, Goto: TunVXLANToLV, HasGoto: true},
+			{Table: TunPatchLVToTun, Priority: PrioBase, Cookie: cookie,
+				Match: ofproto.Match{ofproto.EthDstMasked(macUnicast, macGroupBit)}, Goto: TunUcastToTun, HasGoto: true},
+			{Table: TunPatchLVToTun, Priority: PrioBase, Cookie: cookie,
+				Match: ofproto.Match{ofproto.EthDstMasked(macMulticast, macGroupBit)}, Goto: TunFloodToTun, HasGoto: true},
+		}
 	case BrEx:
 		return l2Ex(st)
+	}
+	return nil
+}
+
+// l2Net computes the l2 app's flows of network netID on bridge st.
+func l2Net(v *View, st *BridgeState, netID string) []ofproto.Flow {
+	switch st.Role {
+	case BrInt:
+		return l2IntNet(v, st, netID)
+	case BrTun:
+		return l2TunNet(v, st, netID)
 	}
 	return nil
 }
@@ -55,139 +84,122 @@ func uplinkActions(n *NetInfo) []ofproto.Action {
 	return []ofproto.Action{ofproto.PopVLAN{}}
 }
 
-func l2Int(v *View, st *BridgeState) []ofproto.Flow {
+func l2IntNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 	var out []ofproto.Flow
 	cookie := Cookie(AppL2)
 	patchTun, hasTun := st.Ports[PortPatchTun]
 	intEx, hasEx := st.Ports[PortIntBrEx]
-	if hasTun {
-		out = append(out, ofproto.Flow{Table: IntLocalSwitching, Priority: PrioBase, Cookie: cookie,
-			Match: ofproto.Match{ofproto.InPort(patchTun)}, Goto: IntTransient, HasGoto: true})
+	n := v.Network(netID)
+	vlan, ok := v.LocalVLAN(st.Host, netID)
+	if n == nil || !ok {
+		return nil // not realizable until the controller allocated its local VLAN
 	}
-	for _, netID := range v.NetworksOn(st.Host) {
-		n := v.Network(netID)
-		vlan, ok := v.LocalVLAN(st.Host, netID)
-		if !ok {
-			continue // not realizable until the controller allocated its local VLAN
+	tunnel := isTunnelNet(n) && hasTun
+	physical := isPhysicalNet(n) && hasEx
+	var local []uint32
+	for _, ep := range v.Endpoints(netID) {
+		if ep.Port.MAC == nil {
+			continue
 		}
-		tunnel := isTunnelNet(n) && hasTun
-		physical := isPhysicalNet(n) && hasEx
-		var local []uint32
-		for _, ep := range v.Endpoints(netID) {
-			if ep.Port.MAC == nil {
-				continue
+		if slices.Contains(ep.Hosts, st.Host) {
+			ofport, ok := st.Ports[OVSPortName(ep.Port.Port)]
+			if !ok {
+				continue // not plugged yet: its flows come with its port-status
 			}
-			if slices.Contains(ep.Hosts, st.Host) {
-				ofport, ok := st.Ports[OVSPortName(ep.Port.Port)]
-				if !ok {
-					continue // not plugged yet: its flows come with its port-status
-				}
-				local = append(local, ofport)
-				out = append(out,
-					ofproto.Flow{Table: IntLocalSwitching, Priority: PrioLocal, Cookie: cookie,
-						Match:   ofproto.Match{ofproto.InPort(ofport), ofproto.VLANNone()},
-						Actions: []ofproto.Action{ofproto.PushVLAN{EtherType: ofproto.EthTypeVLAN}, ofproto.SetVLANVID(vlan)},
-						Goto:    IntARPResponder, HasGoto: true},
-					ofproto.Flow{Table: IntTransient, Priority: PrioLocal, Cookie: cookie,
-						Match:   ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthDst(ep.Port.MAC)},
-						Actions: []ofproto.Action{ofproto.PopVLAN{}, ofproto.Output{Port: ofport}}})
-				continue
-			}
-			if tunnel && ep.Port.DeviceOwner != db.OwnerRouterInterfaceDistributed {
-				out = append(out, ofproto.Flow{Table: IntTransient, Priority: PrioRemote, Cookie: cookie,
-					Match:   ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthDst(ep.Port.MAC)},
-					Actions: []ofproto.Action{ofproto.Output{Port: patchTun}}})
-			}
-		}
-		// Broadcast and multicast: the tunnels first (still tagged), then every local port.
-		var flood []ofproto.Action
-		if tunnel && v.HostCount(netID) > 1 {
-			flood = append(flood, ofproto.Output{Port: patchTun})
-		}
-		if physical {
-			flood = append(flood, uplinkActions(n)...)
-			flood = append(flood, ofproto.Output{Port: intEx})
-		}
-		if !physical || n.NetworkType == db.NetworkTypeVLAN {
-			flood = append(flood, ofproto.PopVLAN{})
-		}
-		for _, p := range local {
-			flood = append(flood, ofproto.Output{Port: p})
-		}
-		out = append(out, ofproto.Flow{Table: IntTransient, Priority: PrioFlood, Cookie: cookie,
-			Match:   ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthDstMasked(macMulticast, macGroupBit)},
-			Actions: flood})
-		if physical {
-			// Frames from the physical network: tag with the local VLAN, forward in TRANSIENT.
-			// Unicast to MACs that are not ours (an upstream router) leaves by the uplink.
-			in := ofproto.Match{ofproto.InPort(intEx), ofproto.VLANNone()}
-			tag := []ofproto.Action{ofproto.PushVLAN{EtherType: ofproto.EthTypeVLAN}, ofproto.SetVLANVID(vlan)}
-			if n.NetworkType == db.NetworkTypeVLAN {
-				in = ofproto.Match{ofproto.InPort(intEx), ofproto.VLANVID(uint16(n.SegmentationID))}
-				tag = []ofproto.Action{ofproto.SetVLANVID(vlan)}
-			}
+			local = append(local, ofport)
 			out = append(out,
-				ofproto.Flow{Table: IntLocalSwitching, Priority: PrioRemote, Cookie: cookie,
-					Match: in, Actions: tag, Goto: IntTransient, HasGoto: true},
-				ofproto.Flow{Table: IntTransient, Priority: PrioBase, Cookie: cookie,
-					Match:   ofproto.Match{ofproto.VLANVID(vlan)},
-					Actions: append(uplinkActions(n), ofproto.Output{Port: intEx})})
+				ofproto.Flow{Table: IntLocalSwitching, Priority: PrioLocal, Cookie: cookie,
+					Match:   ofproto.Match{ofproto.InPort(ofport), ofproto.VLANNone()},
+					Actions: []ofproto.Action{ofproto.PushVLAN{EtherType: ofproto.EthTypeVLAN}, ofproto.SetVLANVID(vlan)},
+					Goto:    IntARPResponder, HasGoto: true},
+				ofproto.Flow{Table: IntTransient, Priority: PrioLocal, Cookie: cookie,
+					Match:   ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthDst(ep.Port.MAC)},
+					Actions: []ofproto.Action{ofproto.PopVLAN{}, ofproto.Output{Port: ofport}}})
+			continue
 		}
+		if tunnel && ep.Port.DeviceOwner != db.OwnerRouterInterfaceDistributed {
+			out = append(out, ofproto.Flow{Table: IntTransient, Priority: PrioRemote, Cookie: cookie,
+				Match:   ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthDst(ep.Port.MAC)},
+				Actions: []ofproto.Action{ofproto.Output{Port: patchTun}}})
+		}
+	}
+	// Broadcast and multicast: the tunnels first (still tagged), then every local port.
+	var flood []ofproto.Action
+	if tunnel && v.HostCount(netID) > 1 {
+		flood = append(flood, ofproto.Output{Port: patchTun})
+	}
+	if physical {
+		flood = append(flood, uplinkActions(n)...)
+		flood = append(flood, ofproto.Output{Port: intEx})
+	}
+	if !physical || n.NetworkType == db.NetworkTypeVLAN {
+		flood = append(flood, ofproto.PopVLAN{})
+	}
+	for _, p := range local {
+		flood = append(flood, ofproto.Output{Port: p})
+	}
+	out = append(out, ofproto.Flow{Table: IntTransient, Priority: PrioFlood, Cookie: cookie,
+		Match:   ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthDstMasked(macMulticast, macGroupBit)},
+		Actions: flood})
+	if physical {
+		// Frames from the physical network: tag with the local VLAN, forward in TRANSIENT.
+		// Unicast to MACs that are not ours (an upstream router) leaves by the uplink.
+		in := ofproto.Match{ofproto.InPort(intEx), ofproto.VLANNone()}
+		tag := []ofproto.Action{ofproto.PushVLAN{EtherType: ofproto.EthTypeVLAN}, ofproto.SetVLANVID(vlan)}
+		if n.NetworkType == db.NetworkTypeVLAN {
+			in = ofproto.Match{ofproto.InPort(intEx), ofproto.VLANVID(uint16(n.SegmentationID))}
+			tag = []ofproto.Action{ofproto.SetVLANVID(vlan)}
+		}
+		out = append(out,
+			ofproto.Flow{Table: IntLocalSwitching, Priority: PrioRemote, Cookie: cookie,
+				Match: in, Actions: tag, Goto: IntTransient, HasGoto: true},
+			ofproto.Flow{Table: IntTransient, Priority: PrioBase, Cookie: cookie,
+				Match:   ofproto.Match{ofproto.VLANVID(vlan)},
+				Actions: append(uplinkActions(n), ofproto.Output{Port: intEx})})
 	}
 	return out
 }
 
-func l2Tun(v *View, st *BridgeState) []ofproto.Flow {
+func l2TunNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 	patchInt, ok1 := st.Ports[PortPatchInt]
 	vxlan, ok2 := st.Ports[PortVXLAN]
 	if !ok1 || !ok2 {
 		return nil
 	}
 	cookie := Cookie(AppL2)
-	out := []ofproto.Flow{
-		{Table: TunClassifier, Priority: PrioBase, Cookie: cookie,
-			Match: ofproto.Match{ofproto.InPort(patchInt)}, Goto: TunDVRProcess, HasGoto: true},
-		{Table: TunClassifier, Priority: PrioBase, Cookie: cookie,
-			Match: ofproto.Match{ofproto.InPort(vxlan)}, Goto: TunVXLANToLV, HasGoto: true},
-		{Table: TunPatchLVToTun, Priority: PrioBase, Cookie: cookie,
-			Match: ofproto.Match{ofproto.EthDstMasked(macUnicast, macGroupBit)}, Goto: TunUcastToTun, HasGoto: true},
-		{Table: TunPatchLVToTun, Priority: PrioBase, Cookie: cookie,
-			Match: ofproto.Match{ofproto.EthDstMasked(macMulticast, macGroupBit)}, Goto: TunFloodToTun, HasGoto: true},
+	var out []ofproto.Flow
+	n := v.Network(netID)
+	vlan, ok := v.LocalVLAN(st.Host, netID)
+	if n == nil || !ok || !isTunnelNet(n) {
+		return nil
 	}
-	for _, netID := range v.NetworksOn(st.Host) {
-		n := v.Network(netID)
-		vlan, ok := v.LocalVLAN(st.Host, netID)
-		if !ok || !isTunnelNet(n) {
+	vni := uint64(n.SegmentationID)
+	out = append(out, ofproto.Flow{Table: TunVXLANToLV, Priority: PrioBase, Cookie: cookie,
+		Match: ofproto.Match{ofproto.TunnelID(vni)},
+		Actions: []ofproto.Action{ofproto.PushVLAN{EtherType: ofproto.EthTypeVLAN}, ofproto.SetVLANVID(vlan),
+			ofproto.Output{Port: patchInt}}})
+	for _, ep := range v.Endpoints(netID) {
+		if ep.Port.MAC == nil || ep.Port.DeviceOwner == db.OwnerRouterInterfaceDistributed || slices.Contains(ep.Hosts, st.Host) {
 			continue
 		}
-		vni := uint64(n.SegmentationID)
-		out = append(out, ofproto.Flow{Table: TunVXLANToLV, Priority: PrioBase, Cookie: cookie,
-			Match: ofproto.Match{ofproto.TunnelID(vni)},
-			Actions: []ofproto.Action{ofproto.PushVLAN{EtherType: ofproto.EthTypeVLAN}, ofproto.SetVLANVID(vlan),
-				ofproto.Output{Port: patchInt}}})
-		for _, ep := range v.Endpoints(netID) {
-			if ep.Port.MAC == nil || ep.Port.DeviceOwner == db.OwnerRouterInterfaceDistributed || slices.Contains(ep.Hosts, st.Host) {
-				continue
-			}
-			remote := v.Host(ep.Hosts[0])
-			if remote == nil || !remote.TunnelIP.IsValid() {
-				continue
-			}
-			out = append(out, ofproto.Flow{Table: TunUcastToTun, Priority: PrioLocal, Cookie: cookie,
-				Match: ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthDst(ep.Port.MAC)},
-				Actions: []ofproto.Action{ofproto.PopVLAN{}, ofproto.SetTunnelID(vni),
-					ofproto.SetTunDst(remote.TunnelIP), ofproto.Output{Port: vxlan}}})
+		remote := v.Host(ep.Hosts[0])
+		if remote == nil || !remote.TunnelIP.IsValid() {
+			continue
 		}
-		flood := []ofproto.Action{ofproto.PopVLAN{}, ofproto.SetTunnelID(vni)}
-		for _, h := range v.HostsWithNetwork(netID) {
-			if hi := v.Host(h); h != st.Host && hi.TunnelIP.IsValid() {
-				flood = append(flood, ofproto.SetTunDst(hi.TunnelIP), ofproto.Output{Port: vxlan})
-			}
+		out = append(out, ofproto.Flow{Table: TunUcastToTun, Priority: PrioLocal, Cookie: cookie,
+			Match: ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthDst(ep.Port.MAC)},
+			Actions: []ofproto.Action{ofproto.PopVLAN{}, ofproto.SetTunnelID(vni),
+				ofproto.SetTunDst(remote.TunnelIP), ofproto.Output{Port: vxlan}}})
+	}
+	flood := []ofproto.Action{ofproto.PopVLAN{}, ofproto.SetTunnelID(vni)}
+	for _, h := range v.HostsWithNetwork(netID) {
+		if hi := v.Host(h); h != st.Host && hi.TunnelIP.IsValid() {
+			flood = append(flood, ofproto.SetTunDst(hi.TunnelIP), ofproto.Output{Port: vxlan})
 		}
-		if len(flood) > 2 {
-			out = append(out, ofproto.Flow{Table: TunFloodToTun, Priority: PrioBase, Cookie: cookie,
-				Match: ofproto.Match{ofproto.VLANVID(vlan)}, Actions: flood})
-		}
+	}
+	if len(flood) > 2 {
+		out = append(out, ofproto.Flow{Table: TunFloodToTun, Priority: PrioBase, Cookie: cookie,
+			Match: ofproto.Match{ofproto.VLANVID(vlan)}, Actions: flood})
 	}
 	return out
 }

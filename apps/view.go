@@ -333,6 +333,20 @@ func sortedSet(m map[string]bool) []string {
 	return slices.Sorted(maps.Keys(m))
 }
 
+// interfacesOn returns the interfaces on network netID of the routers running on host, in
+// the order of the routers' IDs and then their interfaces'.
+func (v *View) interfacesOn(host, netID string) []*SubnetInfo {
+	var out []*SubnetInfo
+	for _, rid := range v.RoutersOn(host) {
+		for _, s := range v.routers[rid].Interfaces {
+			if s.NetworkID == netID {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
 // routed reports whether one of network net's subnets is attached to a distributed router.
 func (v *View) routed(netID string) bool {
 	n := v.networks[netID]
