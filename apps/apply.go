@@ -152,12 +152,12 @@ func decodeSet[T any](c db.Change, del bool, set func(*T)) error {
 // pending is what a batch of record changes touched, for derive.
 type pending struct {
 	all       bool
-	hostSet   bool            // hosts registered, changed or left: sort them again
-	routers   map[string]bool // attachments, gateway and snat placement to recompute
-	oldIfaces []*SubnetInfo   // interfaces of those routers before the batch
-	hosts     map[string]bool // placement to recompute
-	nets      map[string]bool // endpoints to recompute
-	fips      bool            // floating IPs to recompute
+	hostSet   bool                       // hosts registered, changed or left: sort them again
+	routers   map[string]bool            // attachments, gateway and snat placement to recompute
+	oldIfaces []*SubnetInfo              // interfaces of those routers before the batch
+	hosts     map[string]bool            // placement to recompute
+	nets      map[string]bool            // endpoints to recompute
+	fips      bool                       // floating IPs to recompute
 	affected  map[string]bool            // hosts where anything may have changed
 	parts     map[string]map[string]bool // host -> flow parts that may have changed
 	ports     map[string]bool
