@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -25,19 +26,31 @@ import (
 	"github.com/dvrflow/dvrflow/deploy/hostnet"
 	"github.com/dvrflow/dvrflow/deploy/ovsdb"
 	"github.com/dvrflow/dvrflow/deploy/vmport"
+	"github.com/dvrflow/dvrflow/internal/envflag"
 )
 
 type listFlag []string
 
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
-func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
 
-func env(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
+// Set adds one value, or several separated by commas (as DVRFLOW_CONTROLLER gives them).
+func (l *listFlag) Set(v string) error {
+	for _, x := range strings.Split(v, ",") {
+		if x = strings.TrimSpace(x); x == "" {
+			return fmt.Errorf("empty element in %q", v)
+		}
+		*l = append(*l, x)
 	}
-	return def
+	return nil
 }
+
+// envPrefix prefixes the environment variable of every flag: --tunnel-ip is also
+// DVRFLOW_TUNNEL_IP (the command line wins).
+const envPrefix = "DVRFLOW"
+
+const usageHeader = `usage: dvrflow-host [run] [flags]      keep this host's bridges and namespaces as planned
+       dvrflow-host plug --port-id ID --mac MAC --netns NS --ip CIDR --gw IP
+       dvrflow-host unplug --port-id ID`
 
 func main() {
 	log, err := zap.NewProduction()
@@ -61,48 +74,79 @@ func main() {
 	default:
 		err = fmt.Errorf("unknown subcommand %q (want run, plug or unplug)", cmd)
 	}
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("dvrflow-host failed", zap.String("cmd", cmd), zap.Error(err))
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, log *zap.Logger, args []string) error {
+// runConfig is what `dvrflow-host run` is told.
+type runConfig struct {
+	agent       agent.Config
+	ovsdb       string
+	netnsPrefix string
+	hostNetns   string
+}
+
+// parseRun reads the flags of `run`, then the environment for the flags not given
+// (DVRFLOW_<FLAG>, and DVRFLOW_CONTROLLERS as older helpers did), and validates them.
+func parseRun(args []string, getenv func(string) string, output io.Writer) (*runConfig, error) {
 	fs := flag.NewFlagSet("dvrflow-host", flag.ContinueOnError)
-	var cfg agent.Config
+	fs.SetOutput(output)
+	envflag.SetUsage(fs, envPrefix, usageHeader)
+	rc := &runConfig{}
+	cfg := &rc.agent
 	var ctrls listFlag
-	fs.StringVar(&cfg.Host, "host", env("DVRFLOW_HOST", ""), "host name (binding:host_id) [DVRFLOW_HOST]")
-	fs.StringVar(&cfg.API, "api", env("DVRFLOW_API", ""), "dvrflowd REST API URL [DVRFLOW_API]")
-	fs.StringVar(&cfg.Token, "token", env("DVRFLOW_TOKEN", ""), "API token (X-Auth-Token) [DVRFLOW_TOKEN]")
-	fs.StringVar(&cfg.TunnelIP, "tunnel-ip", env("DVRFLOW_TUNNEL_IP", ""), "VXLAN endpoint IPv4 address [DVRFLOW_TUNNEL_IP]")
-	fs.StringVar(&cfg.Mode, "mode", env("DVRFLOW_MODE", "dvr"), "dvr or dvr_snat [DVRFLOW_MODE]")
-	fs.Var(&ctrls, "controller", "OpenFlow controller target tcp:IP:6653 (repeatable) [DVRFLOW_CONTROLLERS, comma separated]")
-	fs.StringVar(&cfg.DatapathType, "datapath-type", env("DVRFLOW_DATAPATH_TYPE", "system"), "netdev or system")
-	endpoint := fs.String("ovsdb", env("DVRFLOW_OVSDB", "unix:/run/openvswitch/db.sock"), "OVSDB endpoint")
-	fs.StringVar(&cfg.ExtBridge, "external-bridge", env("DVRFLOW_EXTERNAL_BRIDGE", "br-ex"), "external bridge (\"\" for none)")
-	fs.StringVar(&cfg.ExtUplink, "external-uplink", env("DVRFLOW_EXTERNAL_UPLINK", ""), "device to add to the external bridge")
-	prefix := fs.String("netns-prefix", "", "prefix of the namespaces this helper owns (test beds only)")
-	hostNS := fs.String("host-netns", "", "named namespace where OVS runs (test beds only)")
-	poll := fs.Duration("poll-timeout", 30*time.Second, "plan long-poll timeout")
+	fs.StringVar(&cfg.Host, "host", "", "host name (binding:host_id)")
+	fs.StringVar(&cfg.API, "api", "", "dvrflowd REST API URL")
+	fs.StringVar(&cfg.Token, "token", "", "API token (X-Auth-Token)")
+	fs.StringVar(&cfg.TunnelIP, "tunnel-ip", "", "VXLAN endpoint IPv4 address")
+	fs.StringVar(&cfg.Mode, "mode", "dvr", "dvr or dvr_snat")
+	fs.Var(&ctrls, "controller", "OpenFlow controller target tcp:IP:6653 (repeatable, or comma separated; DVRFLOW_CONTROLLERS is read too)")
+	fs.StringVar(&cfg.DatapathType, "datapath-type", "system", "netdev or system")
+	fs.StringVar(&rc.ovsdb, "ovsdb", "unix:/run/openvswitch/db.sock", "OVSDB endpoint")
+	fs.StringVar(&cfg.ExtBridge, "external-bridge", "br-ex", "external bridge (\"\" for none)")
+	fs.StringVar(&cfg.ExtUplink, "external-uplink", "", "device to add to the external bridge")
+	fs.StringVar(&rc.netnsPrefix, "netns-prefix", "", "prefix of the namespaces this helper owns (test beds only)")
+	fs.StringVar(&rc.hostNetns, "host-netns", "", "named namespace where OVS runs (test beds only)")
+	fs.DurationVar(&cfg.PollTimeout, "poll-timeout", 30*time.Second, "plan long-poll timeout")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return nil, err
+	}
+	if err := envflag.Apply(fs, envPrefix, getenv); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if len(ctrls) == 0 && getenv("DVRFLOW_CONTROLLERS") != "" {
+		if err := ctrls.Set(getenv("DVRFLOW_CONTROLLERS")); err != nil {
+			return nil, fmt.Errorf("environment variable DVRFLOW_CONTROLLERS: %w", err)
+		}
 	}
 	cfg.Controllers = ctrls
-	if len(cfg.Controllers) == 0 && os.Getenv("DVRFLOW_CONTROLLERS") != "" {
-		cfg.Controllers = strings.Split(os.Getenv("DVRFLOW_CONTROLLERS"), ",")
-	}
-	cfg.PollTimeout = *poll
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return rc, nil
+}
+
+func run(ctx context.Context, log *zap.Logger, args []string) error {
+	rc, err := parseRun(args, os.Getenv, os.Stderr)
+	if err != nil {
 		return err
 	}
-	log = log.With(zap.String("host", cfg.Host))
-	ovs, err := ovsdb.Dial(ctx, log, *endpoint)
+	log = log.With(zap.String("host", rc.agent.Host))
+	ovs, err := ovsdb.Dial(ctx, log, rc.ovsdb)
 	if err != nil {
 		return err
 	}
 	defer ovs.Close()
-	ap := hostnet.New(log, ovs, hostnet.Config{NamePrefix: *prefix, HostNetns: *hostNS})
-	a, err := agent.New(log, cfg, ovs, ap)
+	ap := hostnet.New(log, ovs, hostnet.Config{NamePrefix: rc.netnsPrefix, HostNetns: rc.hostNetns})
+	a, err := agent.New(log, rc.agent, ovs, ap)
 	if err != nil {
 		return err
 	}
@@ -111,6 +155,7 @@ func run(ctx context.Context, log *zap.Logger, args []string) error {
 
 func plug(ctx context.Context, log *zap.Logger, cmd string, args []string) error {
 	fs := flag.NewFlagSet("dvrflow-host "+cmd, flag.ContinueOnError)
+	envflag.SetUsage(fs, envPrefix, usageHeader)
 	var vm vmport.VM
 	fs.StringVar(&vm.PortID, "port-id", "", "Neutron port ID (iface-id)")
 	fs.StringVar(&vm.MAC, "mac", "", "port MAC (attached-mac)")
@@ -119,9 +164,15 @@ func plug(ctx context.Context, log *zap.Logger, cmd string, args []string) error
 	fs.StringVar(&vm.Gateway, "gw", "", "VM default gateway")
 	fs.StringVar(&vm.Bridge, "bridge", "br-int", "integration bridge")
 	fs.StringVar(&vm.HostNetns, "host-netns", "", "named namespace where OVS runs (test beds only)")
-	endpoint := fs.String("ovsdb", env("DVRFLOW_OVSDB", "unix:/run/openvswitch/db.sock"), "OVSDB endpoint")
+	endpoint := fs.String("ovsdb", "unix:/run/openvswitch/db.sock", "OVSDB endpoint")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if err := envflag.Apply(fs, envPrefix, os.Getenv); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	if vm.PortID == "" {
 		return errors.New("--port-id is required")
