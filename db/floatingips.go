@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -89,7 +90,10 @@ func (s *Store) CreateFloatingIP(ctx context.Context, spec FloatingIPSpec) (*Flo
 		w.exec(`INSERT INTO floatingips (id, project_id, floating_network_id, port_id, router_id, obj) VALUES ($1, $2, $3, $4, $5, $6)`,
 			f.ID, f.ProjectID, f.FloatingNetworkID, f.PortID, f.RouterID, mustJSON(f))
 		w.record(KindFloatingIP, f.ID, OpCreate, f)
-		return w.reconcileAgentGateways(ctx, f.FloatingNetworkID)
+		if f.PortID == "" {
+			return nil // no host gained a floating IP
+		}
+		return w.ensureAgentGateway(ctx, f.FloatingNetworkID, f.PortID)
 	})
 	if err != nil {
 		return nil, err
@@ -123,7 +127,7 @@ func (w *wtx) associate(ctx context.Context, f *FloatingIP, portID string, fixed
 		}
 	}
 	var other string
-	err := w.queryRow(ctx, `SELECT id FROM floatingips WHERE port_id = $1 AND obj->>'fixed_ip_address' = $2 AND floating_network_id = $3 AND id <> $4`,
+	err := w.queryRow(ctx, `SELECT id FROM floatingips WHERE port_id = $1 AND port_id <> '' AND obj->>'fixed_ip_address' = $2 AND floating_network_id = $3 AND id <> $4`,
 		p.ID, fixed.IPAddress, f.FloatingNetworkID, f.ID).Scan(&other)
 	if err == nil {
 		return conflict("FloatingIPPortAlreadyAssociated",
@@ -133,11 +137,14 @@ func (w *wtx) associate(ctx context.Context, f *FloatingIP, portID string, fixed
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("check floating IPs of port %s: %w", p.ID, err)
 	}
+	// From the subnet's few interface ports to their routers: starting from the routers
+	// would read every router per floating IP.
 	var routerID string
 	err = w.queryRow(ctx, `
-SELECT r.id FROM routers r
-JOIN ports ip ON ip.device_id = r.id AND ip.device_owner = $1
-JOIN ip_allocations a ON a.port_id = ip.id AND a.subnet_id = $2
+WITH ifp AS MATERIALIZED (
+  SELECT ip.device_id FROM ip_allocations a JOIN ports ip ON ip.id = a.port_id
+  WHERE a.subnet_id = $2 AND ip.device_owner = $1)
+SELECT r.id FROM routers r JOIN ifp ON r.id = ifp.device_id
 WHERE r.obj->'gateway'->>'network_id' = $3
 ORDER BY r.id LIMIT 1`, OwnerRouterInterfaceDistributed, fixed.SubnetID, f.FloatingNetworkID).Scan(&routerID)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -276,6 +283,35 @@ WHERE f.floating_network_id = $1 AND p.host <> ''`, extNet)
 		}
 	}
 	return nil
+}
+
+// ensureAgentGateway is reconcileAgentGateways after a floating IP on extNet was
+// associated with port and nothing else changed: only the port's host may need an agent
+// gateway port, and none can become unneeded. It reads the host's ports, not the
+// network's.
+func (w *wtx) ensureAgentGateway(ctx context.Context, extNet, portID string) error {
+	// The host's own ports (a few dozen) are read, not the external network's (one per
+	// floating IP and gateway): an index on both would be read for the latter.
+	var host string
+	var gwNets []string
+	err := w.queryRow(ctx, `
+SELECT p.host, coalesce(array_agg(g.network_id) FILTER (WHERE g.device_owner = $2), '{}')
+FROM ports p LEFT JOIN ports g ON g.host = p.host AND g.host <> ''
+WHERE p.id = $1 GROUP BY p.host`, portID, OwnerFloatingIPAgentGateway).Scan(&host, &gwNets)
+	if err != nil {
+		return fmt.Errorf("agent gateway for port %s: %w", portID, err)
+	}
+	have := slices.Contains(gwNets, extNet)
+	if host == "" || have {
+		return nil
+	}
+	n, subnets, err := w.networkWithSubnets(ctx, extNet)
+	if err != nil {
+		return err
+	}
+	p := Port{ID: newID(), NetworkID: extNet, DeviceOwner: OwnerFloatingIPAgentGateway, DeviceID: AgentID(host, AgentTypeL3),
+		HostID: host, Status: PortStatusDown, AdminStateUp: true}
+	return w.insertPort(ctx, &p, n, subnets, nil, nil)
 }
 
 // GetFloatingIP returns one floating IP.

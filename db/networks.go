@@ -32,49 +32,11 @@ func mtuFor(networkType string) int {
 // CreateNetwork creates a network and allocates its segment (a VNI from the configured
 // range for vxlan networks without a segmentation ID).
 func (s *Store) CreateNetwork(ctx context.Context, spec NetworkSpec) (*Network, error) {
-	n := Network{
-		ID: newID(), ProjectID: spec.ProjectID, AdminStateUp: true, Status: "ACTIVE",
-		NetworkType: NetworkTypeVXLAN, Subnets: []string{},
-	}
-	if spec.NetworkType != nil {
-		n.NetworkType = *spec.NetworkType
-	}
-	if spec.PhysicalNetwork != nil {
-		n.PhysicalNetwork = *spec.PhysicalNetwork
-	}
-	switch n.NetworkType {
-	case NetworkTypeVXLAN:
-		if n.PhysicalNetwork != "" {
-			return nil, invalid("provider:physical_network specified for %s network", n.NetworkType)
-		}
-		if spec.SegmentationID != nil && (*spec.SegmentationID < 1 || *spec.SegmentationID > 1<<24-1) {
-			return nil, invalid("%d is not a valid VXLAN VNI, must be 1-16777215", *spec.SegmentationID)
-		}
-	case NetworkTypeVLAN:
-		if n.PhysicalNetwork == "" {
-			return nil, invalid("provider:physical_network required for vlan provider network")
-		}
-		if spec.SegmentationID == nil || *spec.SegmentationID < 1 || *spec.SegmentationID > 4094 {
-			return nil, invalid("provider:segmentation_id must be a VLAN ID 1-4094 for vlan provider network")
-		}
-	case NetworkTypeFlat:
-		if n.PhysicalNetwork == "" {
-			return nil, invalid("provider:physical_network required for flat provider network")
-		}
-		if spec.SegmentationID != nil && *spec.SegmentationID != 0 {
-			return nil, invalid("provider:segmentation_id specified for flat provider network")
-		}
-	default:
-		return nil, invalid("provider:network_type %q is not supported, use vxlan, vlan or flat", n.NetworkType)
-	}
-	if spec.SegmentationID != nil {
-		n.SegmentationID = *spec.SegmentationID
-	}
-	n.MTU = mtuFor(n.NetworkType)
-	if err := applyNetworkSpec(&n, spec); err != nil {
+	n, err := buildNetwork(spec)
+	if err != nil {
 		return nil, err
 	}
-	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+	_, err = s.write(ctx, func(ctx context.Context, w *wtx) error {
 		if n.NetworkType == NetworkTypeVXLAN && spec.SegmentationID == nil {
 			vni, err := w.freeVNI(ctx, s.cfg.VNIMin, s.cfg.VNIMax)
 			if err != nil {
@@ -88,14 +50,7 @@ func (s *Store) CreateNetwork(ctx context.Context, spec NetworkSpec) (*Network, 
 				return fmt.Errorf("check segment: %w", err)
 			}
 			if used {
-				switch n.NetworkType {
-				case NetworkTypeVLAN:
-					return conflict("VlanIdInUse", "Unable to create the network. The VLAN %d on physical network %s is in use.", n.SegmentationID, n.PhysicalNetwork)
-				case NetworkTypeFlat:
-					return conflict("FlatNetworkInUse", "Unable to create the flat network. Physical network %s is in use.", n.PhysicalNetwork)
-				default:
-					return conflict("TunnelIdInUse", "Unable to create the network. The tunnel ID %d is in use.", n.SegmentationID)
-				}
+				return segmentInUse(&n)
 			}
 		}
 		n.CreatedAt, n.UpdatedAt = w.now, w.now
@@ -109,6 +64,66 @@ func (s *Store) CreateNetwork(ctx context.Context, spec NetworkSpec) (*Network, 
 		return nil, err
 	}
 	return &n, nil
+}
+
+// segmentInUse is the conflict of a network whose segment another network has.
+func segmentInUse(n *Network) error {
+	switch n.NetworkType {
+	case NetworkTypeVLAN:
+		return conflict("VlanIdInUse", "Unable to create the network. The VLAN %d on physical network %s is in use.", n.SegmentationID, n.PhysicalNetwork)
+	case NetworkTypeFlat:
+		return conflict("FlatNetworkInUse", "Unable to create the flat network. Physical network %s is in use.", n.PhysicalNetwork)
+	default:
+		return conflict("TunnelIdInUse", "Unable to create the network. The tunnel ID %d is in use.", n.SegmentationID)
+	}
+}
+
+// buildNetwork validates a create spec and returns the network it describes, without
+// its allocated segment.
+func buildNetwork(spec NetworkSpec) (Network, error) {
+	n := Network{
+		ID: newID(), ProjectID: spec.ProjectID, AdminStateUp: true, Status: "ACTIVE",
+		NetworkType: NetworkTypeVXLAN, Subnets: []string{},
+	}
+	if spec.NetworkType != nil {
+		n.NetworkType = *spec.NetworkType
+	}
+	if spec.PhysicalNetwork != nil {
+		n.PhysicalNetwork = *spec.PhysicalNetwork
+	}
+	switch n.NetworkType {
+	case NetworkTypeVXLAN:
+		if n.PhysicalNetwork != "" {
+			return n, invalid("provider:physical_network specified for %s network", n.NetworkType)
+		}
+		if spec.SegmentationID != nil && (*spec.SegmentationID < 1 || *spec.SegmentationID > 1<<24-1) {
+			return n, invalid("%d is not a valid VXLAN VNI, must be 1-16777215", *spec.SegmentationID)
+		}
+	case NetworkTypeVLAN:
+		if n.PhysicalNetwork == "" {
+			return n, invalid("provider:physical_network required for vlan provider network")
+		}
+		if spec.SegmentationID == nil || *spec.SegmentationID < 1 || *spec.SegmentationID > 4094 {
+			return n, invalid("provider:segmentation_id must be a VLAN ID 1-4094 for vlan provider network")
+		}
+	case NetworkTypeFlat:
+		if n.PhysicalNetwork == "" {
+			return n, invalid("provider:physical_network required for flat provider network")
+		}
+		if spec.SegmentationID != nil && *spec.SegmentationID != 0 {
+			return n, invalid("provider:segmentation_id specified for flat provider network")
+		}
+	default:
+		return n, invalid("provider:network_type %q is not supported, use vxlan, vlan or flat", n.NetworkType)
+	}
+	if spec.SegmentationID != nil {
+		n.SegmentationID = *spec.SegmentationID
+	}
+	n.MTU = mtuFor(n.NetworkType)
+	if err := applyNetworkSpec(&n, spec); err != nil {
+		return n, err
+	}
+	return n, nil
 }
 
 func applyNetworkSpec(n *Network, spec NetworkSpec) error {

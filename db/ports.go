@@ -400,7 +400,7 @@ func (s *Store) UpdatePort(ctx context.Context, id string, spec PortSpec) (*Port
 // reallocateIPs replaces p's addresses by specs, keeping the ones listed again.
 func (w *wtx) reallocateIPs(ctx context.Context, p *Port, specs []FixedIPSpec) error {
 	var fips int
-	if err := w.queryRow(ctx, `SELECT count(*) FROM floatingips WHERE port_id = $1`, p.ID).Scan(&fips); err != nil {
+	if err := w.queryRow(ctx, `SELECT count(*) FROM floatingips WHERE port_id = $1 AND port_id <> ''`, p.ID).Scan(&fips); err != nil {
 		return fmt.Errorf("check floating IPs of port %s: %w", p.ID, err)
 	}
 	if fips > 0 {
@@ -453,7 +453,7 @@ func hasIP(xs []FixedIP, ip string) bool {
 
 // portMoved keeps floating IP agent gateway ports right after p's binding changed.
 func (w *wtx) portMoved(ctx context.Context, p *Port) error {
-	rows, err := w.query(ctx, `SELECT DISTINCT floating_network_id FROM floatingips WHERE port_id = $1`, p.ID)
+	rows, err := w.query(ctx, `SELECT DISTINCT floating_network_id FROM floatingips WHERE port_id = $1 AND port_id <> ''`, p.ID)
 	if err != nil {
 		return fmt.Errorf("floating IPs of port %s: %w", p.ID, err)
 	}
@@ -480,7 +480,7 @@ func (s *Store) DeletePort(ctx context.Context, id string) error {
 		if routerOwners[p.DeviceOwner] {
 			return conflict("L3PortInUse", "Port %s has owner %s and therefore cannot be deleted directly via the port API.", id, p.DeviceOwner)
 		}
-		fips, err := objs[FloatingIP](ctx, w.query, `SELECT obj FROM floatingips WHERE port_id = $1`, id)
+		fips, err := objs[FloatingIP](ctx, w.query, `SELECT obj FROM floatingips WHERE port_id = $1 AND port_id <> ''`, id)
 		if err != nil {
 			return fmt.Errorf("floating IPs of port %s: %w", id, err)
 		}

@@ -27,23 +27,8 @@ type SubnetSpec struct {
 
 // CreateSubnet creates an IPv4 subnet on a network.
 func (s *Store) CreateSubnet(ctx context.Context, spec SubnetSpec) (*Subnet, error) {
-	sn := Subnet{ID: newID(), NetworkID: spec.NetworkID, ProjectID: spec.ProjectID, IPVersion: 4, EnableDHCP: true,
-		AllocationPools: []AllocationPool{}, HostRoutes: []HostRoute{}, DNSNameservers: []string{}}
-	if spec.IPVersion != nil {
-		if *spec.IPVersion != 4 {
-			return nil, invalid("ip_version %d is not supported: dvrflow subnets are IPv4", *spec.IPVersion)
-		}
-	}
-	if spec.CIDR == nil {
-		return nil, badRequest("Failed to create subnet: cidr is required")
-	}
-	cidr, err := parseCIDR4(*spec.CIDR)
+	sn, cidr, err := buildSubnet(spec)
 	if err != nil {
-		return nil, err
-	}
-	sn.CIDR = cidr.String()
-	sn.GatewayIP = ipString(cidr.first() + 1)
-	if err := applySubnetSpec(&sn, cidr, spec, spec.AllocationPools == nil); err != nil {
 		return nil, err
 	}
 	_, err = s.write(ctx, func(ctx context.Context, w *wtx) error {
@@ -75,6 +60,30 @@ func (s *Store) CreateSubnet(ctx context.Context, spec SubnetSpec) (*Subnet, err
 		return nil, err
 	}
 	return &sn, nil
+}
+
+// buildSubnet validates a create spec and returns the subnet it describes.
+func buildSubnet(spec SubnetSpec) (Subnet, cidr4, error) {
+	sn := Subnet{ID: newID(), NetworkID: spec.NetworkID, ProjectID: spec.ProjectID, IPVersion: 4, EnableDHCP: true,
+		AllocationPools: []AllocationPool{}, HostRoutes: []HostRoute{}, DNSNameservers: []string{}}
+	if spec.IPVersion != nil {
+		if *spec.IPVersion != 4 {
+			return sn, cidr4{}, invalid("ip_version %d is not supported: dvrflow subnets are IPv4", *spec.IPVersion)
+		}
+	}
+	if spec.CIDR == nil {
+		return sn, cidr4{}, badRequest("Failed to create subnet: cidr is required")
+	}
+	cidr, err := parseCIDR4(*spec.CIDR)
+	if err != nil {
+		return sn, cidr4{}, err
+	}
+	sn.CIDR = cidr.String()
+	sn.GatewayIP = ipString(cidr.first() + 1)
+	if err := applySubnetSpec(&sn, cidr, spec, spec.AllocationPools == nil); err != nil {
+		return sn, cidr4{}, err
+	}
+	return sn, cidr, nil
 }
 
 // applySubnetSpec applies and validates spec on sn. defaultPools recomputes the pools

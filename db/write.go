@@ -46,7 +46,8 @@ type wtx struct {
 	rev     int64
 	now     time.Time
 	batch   *pgx.Batch
-	carried int // leading statements of batch carried from the previous write
+	carried int  // leading statements of batch carried from the previous write
+	sent    bool // statements of this write (its SAVEPOINT first) have been sent
 	changes []pendingChange
 }
 
@@ -194,20 +195,15 @@ func (s *Store) runOne(ctx context.Context, tx pgx.Tx, fn writeFn, rev int64, no
 			if len(w.changes) == 0 {
 				return 0, w.batch, nil
 			}
-			for i, c := range w.changes {
-				obj, err := json.Marshal(c.obj)
-				if err != nil {
-					return 0, nil, fmt.Errorf("%w: encode %s %s: %v", errTxBroken, c.kind, c.id, err)
-				}
-				w.exec(`INSERT INTO changes (revision, seq, kind, id, op, object, at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-					rev, i, c.kind, c.id, c.op, obj, now)
+			if err := w.queueChanges(); err != nil {
+				return 0, nil, err
 			}
 			return rev, w.batch, nil
 		}
 		if errors.Is(err, errTxBroken) {
 			return 0, nil, err
 		}
-		if w.carried > 0 {
+		if !w.sent {
 			// Nothing was sent: the savepoint does not exist yet. Keep only the
 			// carried statements.
 			w.batch.QueuedQueries = w.batch.QueuedQueries[:w.carried]
@@ -228,6 +224,39 @@ func (s *Store) runOne(ctx context.Context, tx pgx.Tx, fn writeFn, rev int64, no
 	}
 }
 
+// bulkChanges is the number of changes from which a write's change-log rows go in one
+// statement (arrays through unnest) rather than one INSERT each.
+const bulkChanges = 16
+
+// queueChanges queues the change-log rows of the write.
+func (w *wtx) queueChanges() error {
+	if len(w.changes) < bulkChanges {
+		for i, c := range w.changes {
+			obj, err := json.Marshal(c.obj)
+			if err != nil {
+				return fmt.Errorf("%w: encode %s %s: %v", errTxBroken, c.kind, c.id, err)
+			}
+			w.exec(`INSERT INTO changes (revision, seq, kind, id, op, object, at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+				w.rev, i, c.kind, c.id, c.op, obj, w.now)
+		}
+		return nil
+	}
+	n := len(w.changes)
+	seqs := make([]int32, n)
+	kinds, ids, ops, objs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	for i, c := range w.changes {
+		obj, err := json.Marshal(c.obj)
+		if err != nil {
+			return fmt.Errorf("%w: encode %s %s: %v", errTxBroken, c.kind, c.id, err)
+		}
+		seqs[i], kinds[i], ids[i], ops[i], objs[i] = int32(i), c.kind, c.id, c.op, string(obj)
+	}
+	w.exec(`INSERT INTO changes (revision, seq, kind, id, op, object, at)
+SELECT $1, s, k, i, o, j::jsonb, $2 FROM unnest($3::int[], $4::text[], $5::text[], $6::text[], $7::text[]) AS c(s, k, i, o, j)`,
+		w.rev, w.now, seqs, kinds, ids, ops, objs)
+	return nil
+}
+
 // exec queues a statement whose result is not needed.
 func (w *wtx) exec(sql string, args ...any) { w.batch.Queue(sql, args...) }
 
@@ -238,6 +267,7 @@ func (w *wtx) sendQueued(ctx context.Context, sql string, args ...any) (pgx.Batc
 	w.batch = &pgx.Batch{}
 	n, carried := b.Len(), w.carried
 	w.carried = 0
+	w.sent = true
 	if sql != "" {
 		b.Queue(sql, args...)
 	}

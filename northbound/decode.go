@@ -23,9 +23,9 @@ type body struct {
 // readBody decodes {"<kind>": {...}} and rejects attributes not in allowed: read-only
 // ones ("not allowed in POST/PUT") and unknown ones ("Unrecognized attribute(s)").
 func readBody(c echo.Context, kind string, allowed []string, readOnly []string) (*body, error) {
-	raw, err := io.ReadAll(io.LimitReader(c.Request().Body, maxBody+1))
+	raw, err := readRaw(c, maxBody)
 	if err != nil {
-		return nil, badBody("Unable to read request body: %v", err)
+		return nil, err
 	}
 	if len(raw) > maxBody {
 		return nil, badBody("Request body larger than %d bytes", maxBody)
@@ -34,10 +34,29 @@ func readBody(c echo.Context, kind string, allowed []string, readOnly []string) 
 	if err := json.Unmarshal(raw, &env); err != nil {
 		return nil, badBody("Malformed request body: %v", err)
 	}
+	return parseOne(c, env, kind, allowed, readOnly)
+}
+
+// readRaw reads a request body of at most limit bytes (one more tells it is longer).
+func readRaw(c echo.Context, limit int) ([]byte, error) {
+	raw, err := io.ReadAll(io.LimitReader(c.Request().Body, int64(limit)+1))
+	if err != nil {
+		return nil, badBody("Unable to read request body: %v", err)
+	}
+	return raw, nil
+}
+
+// parseOne checks the envelope {"<kind>": {...}} and the resource's attributes.
+func parseOne(c echo.Context, env map[string]json.RawMessage, kind string, allowed []string, readOnly []string) (*body, error) {
 	inner, ok := env[kind]
 	if !ok || len(env) != 1 {
 		return nil, badBody("Resource body required: expected exactly one top-level key '%s'", kind)
 	}
+	return parseFields(c, inner, kind, allowed, readOnly)
+}
+
+// parseFields decodes one resource object and checks its attributes.
+func parseFields(c echo.Context, inner json.RawMessage, kind string, allowed []string, readOnly []string) (*body, error) {
 	var fields map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(inner))
 	if err := dec.Decode(&fields); err != nil || fields == nil {

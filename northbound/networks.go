@@ -109,28 +109,57 @@ func networkSpec(b *body, cl caller) (db.NetworkSpec, error) {
 }
 
 func (s *Server) createNetwork(c echo.Context) error {
-	b, err := readBody(c, "network", []string{"name", "description", "admin_state_up", "shared", "router:external",
+	bodies, bulk, err := readCreate(c, "network", "networks", []string{"name", "description", "admin_state_up", "shared", "router:external",
 		"provider:network_type", "provider:physical_network", "provider:segmentation_id", "segments", "mtu",
 		"tenant_id", "project_id"}, with(standardReadOnly, "subnets"))
 	if err != nil {
 		return err
 	}
 	cl := callerOf(c)
-	spec, err := networkSpec(b, cl)
+	specs := make([]db.NetworkSpec, len(bodies))
+	for i, b := range bodies {
+		if specs[i], err = networkCreateSpec(b, cl); err != nil {
+			if bulk {
+				return itemErr(i, err)
+			}
+			return err
+		}
+	}
+	if !bulk {
+		n, err := s.store.CreateNetwork(c.Request().Context(), specs[0])
+		if err != nil {
+			return err
+		}
+		return respondOne(c, http.StatusCreated, "network", networkShape(n))
+	}
+	ns, err := s.store.CreateNetworks(c.Request().Context(), specs)
 	if err != nil {
 		return err
 	}
+	shapes := make([]map[string]any, len(ns))
+	for i := range ns {
+		shapes[i] = networkShape(&ns[i])
+	}
+	return respondMany(c, http.StatusCreated, "networks", shapes)
+}
+
+// networkCreateSpec reads a network create body.
+func networkCreateSpec(b *body, cl caller) (db.NetworkSpec, error) {
+	spec, err := networkSpec(b, cl)
+	if err != nil {
+		return spec, err
+	}
 	if spec.ProjectID, err = b.project(cl); err != nil {
-		return err
+		return spec, err
 	}
 	if spec.NetworkType, err = b.str("provider:network_type"); err != nil {
-		return err
+		return spec, err
 	}
 	if spec.PhysicalNetwork, err = b.nullableStr("provider:physical_network"); err != nil {
-		return err
+		return spec, err
 	}
 	if spec.SegmentationID, err = b.integer("provider:segmentation_id", true); err != nil {
-		return err
+		return spec, err
 	}
 	var segs []struct {
 		NetworkType     string  `json:"provider:network_type"`
@@ -138,10 +167,10 @@ func (s *Server) createNetwork(c echo.Context) error {
 		SegmentationID  *int64  `json:"provider:segmentation_id"`
 	}
 	if ok, err := b.decode("segments", &segs); err != nil {
-		return err
+		return spec, err
 	} else if ok {
 		if len(segs) != 1 || spec.NetworkType != nil || spec.PhysicalNetwork != nil || spec.SegmentationID != nil {
-			return badBody("Invalid input for segments. Reason: exactly one segment, and no provider attributes beside it.")
+			return spec, badBody("Invalid input for segments. Reason: exactly one segment, and no provider attributes beside it.")
 		}
 		spec.NetworkType, spec.PhysicalNetwork, spec.SegmentationID = &segs[0].NetworkType, segs[0].PhysicalNetwork, segs[0].SegmentationID
 	}
@@ -149,13 +178,9 @@ func (s *Server) createNetwork(c echo.Context) error {
 		spec.SegmentationID = nil // 0: let the store allocate (vxlan) or none (flat)
 	}
 	if (spec.NetworkType != nil || spec.PhysicalNetwork != nil || spec.SegmentationID != nil) && !cl.admin {
-		return forbidden("Setting provider attributes requires admin privileges")
+		return spec, forbidden("Setting provider attributes requires admin privileges")
 	}
-	n, err := s.store.CreateNetwork(c.Request().Context(), spec)
-	if err != nil {
-		return err
-	}
-	return respondOne(c, http.StatusCreated, "network", networkShape(n))
+	return spec, nil
 }
 
 func (s *Server) updateNetwork(c echo.Context) error {

@@ -107,7 +107,7 @@ func portSpec(b *body, cl caller) (db.PortSpec, error) {
 }
 
 func (s *Server) createPort(c echo.Context) error {
-	b, err := readBody(c, "port", []string{"name", "description", "network_id", "mac_address", "fixed_ips",
+	bodies, bulk, err := readCreate(c, "port", "ports", []string{"name", "description", "network_id", "mac_address", "fixed_ips",
 		"device_owner", "device_id", "binding:host_id", "binding:vnic_type", "binding:profile", "admin_state_up",
 		"tenant_id", "project_id", "security_groups"},
 		with(standardReadOnly, "binding:vif_type", "binding:vif_details"))
@@ -115,29 +115,58 @@ func (s *Server) createPort(c echo.Context) error {
 		return err
 	}
 	cl := callerOf(c)
-	spec, err := portSpec(b, cl)
+	specs := make([]db.PortSpec, len(bodies))
+	checked := map[string]bool{}
+	for i, b := range bodies {
+		spec, err := portCreateSpec(b, cl)
+		if err == nil && !checked[spec.NetworkID] {
+			_, err = s.visibleNetwork(c, spec.NetworkID)
+			checked[spec.NetworkID] = err == nil
+		}
+		if err != nil {
+			if bulk {
+				return itemErr(i, err)
+			}
+			return err
+		}
+		specs[i] = spec
+	}
+	if !bulk {
+		p, err := s.store.CreatePort(c.Request().Context(), specs[0])
+		if err != nil {
+			return err
+		}
+		return respondOne(c, http.StatusCreated, "port", portShape(p))
+	}
+	ps, err := s.store.CreatePorts(c.Request().Context(), specs)
 	if err != nil {
 		return err
 	}
+	shapes := make([]map[string]any, len(ps))
+	for i := range ps {
+		shapes[i] = portShape(&ps[i])
+	}
+	return respondMany(c, http.StatusCreated, "ports", shapes)
+}
+
+// portCreateSpec reads a port create body.
+func portCreateSpec(b *body, cl caller) (db.PortSpec, error) {
+	spec, err := portSpec(b, cl)
+	if err != nil {
+		return spec, err
+	}
 	if spec.ProjectID, err = b.project(cl); err != nil {
-		return err
+		return spec, err
 	}
 	nid, err := b.str("network_id")
 	if err != nil {
-		return err
+		return spec, err
 	}
 	if nid == nil {
-		return badBody("Invalid input for network_id. Reason: network_id is required.")
+		return spec, badBody("Invalid input for network_id. Reason: network_id is required.")
 	}
 	spec.NetworkID = *nid
-	if _, err := s.visibleNetwork(c, spec.NetworkID); err != nil {
-		return err
-	}
-	p, err := s.store.CreatePort(c.Request().Context(), spec)
-	if err != nil {
-		return err
-	}
-	return respondOne(c, http.StatusCreated, "port", portShape(p))
+	return spec, nil
 }
 
 func (s *Server) updatePort(c echo.Context) error {

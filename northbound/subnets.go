@@ -124,45 +124,74 @@ func subnetSpec(b *body) (db.SubnetSpec, error) {
 }
 
 func (s *Server) createSubnet(c echo.Context) error {
-	b, err := readBody(c, "subnet", []string{"name", "description", "network_id", "ip_version", "cidr", "gateway_ip",
+	bodies, bulk, err := readCreate(c, "subnet", "subnets", []string{"name", "description", "network_id", "ip_version", "cidr", "gateway_ip",
 		"allocation_pools", "host_routes", "dns_nameservers", "enable_dhcp", "tenant_id", "project_id"},
 		with(standardReadOnly, "subnetpool_id", "ipv6_ra_mode", "ipv6_address_mode"))
 	if err != nil {
 		return err
 	}
-	spec, err := subnetSpec(b)
+	cl := callerOf(c)
+	specs := make([]db.SubnetSpec, len(bodies))
+	checked := map[string]bool{}
+	for i, b := range bodies {
+		spec, err := subnetCreateSpec(b, cl)
+		if err == nil && !checked[spec.NetworkID] {
+			_, err = s.ownedNetwork(c, spec.NetworkID)
+			checked[spec.NetworkID] = err == nil
+		}
+		if err != nil {
+			if bulk {
+				return itemErr(i, err)
+			}
+			return err
+		}
+		specs[i] = spec
+	}
+	if !bulk {
+		sn, err := s.store.CreateSubnet(c.Request().Context(), specs[0])
+		if err != nil {
+			return err
+		}
+		return respondOne(c, http.StatusCreated, "subnet", subnetShape(sn))
+	}
+	xs, err := s.store.CreateSubnets(c.Request().Context(), specs)
 	if err != nil {
 		return err
 	}
-	cl := callerOf(c)
+	shapes := make([]map[string]any, len(xs))
+	for i := range xs {
+		shapes[i] = subnetShape(&xs[i])
+	}
+	return respondMany(c, http.StatusCreated, "subnets", shapes)
+}
+
+// subnetCreateSpec reads a subnet create body.
+func subnetCreateSpec(b *body, cl caller) (db.SubnetSpec, error) {
+	spec, err := subnetSpec(b)
+	if err != nil {
+		return spec, err
+	}
 	if spec.ProjectID, err = b.project(cl); err != nil {
-		return err
+		return spec, err
 	}
 	nid, err := b.str("network_id")
 	if err != nil {
-		return err
+		return spec, err
 	}
 	if nid == nil {
-		return badBody("Invalid input for network_id. Reason: network_id is required.")
+		return spec, badBody("Invalid input for network_id. Reason: network_id is required.")
 	}
 	spec.NetworkID = *nid
 	if spec.CIDR, err = b.str("cidr"); err != nil {
-		return err
+		return spec, err
 	}
 	if v, err := b.integer("ip_version", false); err != nil {
-		return err
+		return spec, err
 	} else if v != nil {
 		iv := int(*v)
 		spec.IPVersion = &iv
 	}
-	if _, err := s.ownedNetwork(c, spec.NetworkID); err != nil {
-		return err
-	}
-	sn, err := s.store.CreateSubnet(c.Request().Context(), spec)
-	if err != nil {
-		return err
-	}
-	return respondOne(c, http.StatusCreated, "subnet", subnetShape(sn))
+	return spec, nil
 }
 
 func (s *Server) updateSubnet(c echo.Context) error {

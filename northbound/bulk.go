@@ -1,0 +1,94 @@
+package northbound
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/dvrflow/dvrflow/db"
+	"github.com/labstack/echo/v4"
+)
+
+// Neutron's bulk create: POST /v2.0/<plural> with {"<plural>": [{...}, ...]} creates
+// every item in one store write (all or nothing) and answers 201 with the created
+// objects in order, {"<plural>": [...]}. Each item is checked as a single create's body
+// is; a rejected item is named in the error message by its 0-based index ("Item 3: ...").
+
+// maxBulkBody bounds the body of a bulk create (db.MaxBulk ports are about 2 MiB).
+const maxBulkBody = 32 << 20
+
+func tooLarge(format string, args ...any) error {
+	return &apiError{http.StatusRequestEntityTooLarge, "HTTPRequestEntityTooLarge", fmt.Sprintf(format, args...)}
+}
+
+// readCreate reads a POST body holding one resource, {"<kind>": {...}}, or a list of
+// them, {"<plural>": [...]}; bulk reports which. Attributes are checked as readBody
+// does, item by item.
+func readCreate(c echo.Context, kind, plural string, allowed, readOnly []string) (bodies []*body, bulk bool, err error) {
+	raw, err := readRaw(c, maxBulkBody)
+	if err != nil {
+		return nil, false, err
+	}
+	var env map[string]json.RawMessage
+	if len(raw) > maxBulkBody {
+		return nil, false, tooLarge("Request body larger than %d bytes", maxBulkBody)
+	}
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return nil, false, badBody("Malformed request body: %v", err)
+	}
+	list, isBulk := env[plural]
+	if !isBulk || len(env) != 1 {
+		if len(raw) > maxBody {
+			return nil, false, badBody("Request body larger than %d bytes", maxBody)
+		}
+		b, err := parseOne(c, env, kind, allowed, readOnly)
+		if err != nil {
+			return nil, false, err
+		}
+		return []*body{b}, false, nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(list, &items); err != nil {
+		return nil, true, badBody("Malformed request body: '%s' must be a list of objects", plural)
+	}
+	if len(items) == 0 {
+		return nil, true, badBody("Bulk create of %s needs at least one item", plural)
+	}
+	if len(items) > db.MaxBulk {
+		return nil, true, tooLarge("Bulk create of %d %s exceeds the limit of %d per request", len(items), plural, db.MaxBulk)
+	}
+	bodies = make([]*body, len(items))
+	for i, it := range items {
+		if bodies[i], err = parseFields(c, it, kind, allowed, readOnly); err != nil {
+			return nil, true, itemErr(i, err)
+		}
+	}
+	return bodies, true, nil
+}
+
+// itemErr names the bulk item an error is about.
+func itemErr(i int, err error) error {
+	switch e := err.(type) {
+	case *apiError:
+		return &apiError{e.code, e.typ, fmt.Sprintf("Item %d: %s", i, e.message)}
+	case *db.Error:
+		return &db.Error{Class: e.Class, Type: e.Type, Message: fmt.Sprintf("Item %d: %s", i, e.Message)}
+	}
+	return fmt.Errorf("item %d: %w", i, err)
+}
+
+// respondMany writes {"<plural>": [shape, ...]}, honouring ?fields=.
+func respondMany(c echo.Context, code int, plural string, shapes []map[string]any) error {
+	if fields := c.QueryParams()["fields"]; len(fields) > 0 {
+		for i, shape := range shapes {
+			sel := make(map[string]any, len(fields))
+			for _, f := range fields {
+				if v, ok := shape[f]; ok {
+					sel[f] = v
+				}
+			}
+			shapes[i] = sel
+		}
+	}
+	return c.JSON(code, map[string]any{plural: shapes})
+}
