@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,6 +33,8 @@ type ReconcilerConfig struct {
 	RetryBase, RetryMax time.Duration
 	// PassTimeout bounds one background reconcile pass (default 5m).
 	PassTimeout time.Duration
+	// Observer is told the flow-mods sent and each pass's duration (nil: nobody).
+	Observer Observer
 }
 
 func (c ReconcilerConfig) withDefaults() ReconcilerConfig {
@@ -46,6 +49,9 @@ func (c ReconcilerConfig) withDefaults() ReconcilerConfig {
 	}
 	if c.PassTimeout <= 0 {
 		c.PassTimeout = 5 * time.Minute
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 	return c
 }
@@ -67,10 +73,17 @@ type ReconcilerStats struct {
 	Errors                  uint64 // OFPT_ERRORs received for flow-mods
 	ForeignOverwritten      uint64 // foreign flows replaced by a desired flow
 	ForeignLeft             int    // foreign flows seen at the last dump and left alone
-	Installed, Desired      int
-	LastDuration            time.Duration
-	LastError               string
-	Failed                  []FailedFlow
+	Foreign                 int    // foreign flows in the mirror now (ForeignLeft less those overwritten since)
+	Installed, Desired      int    // flows in the mirror (foreign ones included) and desired
+	// Missing and Extra are the drift the last pass (or audit) left: desired flows not
+	// installed as desired (refused, deferred or unconfirmed), and flows we own installed but
+	// not desired.
+	Missing, Extra int
+	Audits         uint64    // audits that dumped the switch
+	LastAt         time.Time // end of the last pass (successful or not)
+	LastDuration   time.Duration
+	LastError      string
+	Failed         []FailedFlow
 }
 
 // Result describes one reconcile pass.
@@ -114,7 +127,7 @@ type Reconciler struct {
 	cfg  ReconcilerConfig
 	dpid uint64
 
-	pass sync.Mutex     // one pass at a time
+	pass chan struct{}  // a token: one pass (or audit) at a time
 	bg   sync.WaitGroup // the background pass goroutine
 
 	mu        sync.Mutex
@@ -130,6 +143,7 @@ type Reconciler struct {
 	retry     *time.Timer
 	stats     ReconcilerStats
 	bundleID  uint32
+	audit     *Audit // the last audit, if any
 }
 
 // NewReconciler returns a reconciler for bridge dpid with an empty desired set.
@@ -138,6 +152,7 @@ func NewReconciler(log *zap.Logger, dpid uint64, cfg ReconcilerConfig) *Reconcil
 		log:       log.Named("reconciler").With(zap.String("dpid", fmt.Sprintf("%016x", dpid))),
 		cfg:       cfg.withDefaults(),
 		dpid:      dpid,
+		pass:      make(chan struct{}, 1),
 		desired:   map[ofproto.FlowKey]*ofproto.Flow{},
 		installed: map[ofproto.FlowKey]*ofproto.Flow{},
 		failed:    map[ofproto.FlowKey]*failure{},
@@ -402,12 +417,17 @@ func (r *Reconciler) Stats() ReconcilerStats {
 // Reconcile runs one pass now: dump the switch if the mirror is not valid, diff, send the
 // difference and confirm it with a barrier (or a bundle commit).
 func (r *Reconciler) Reconcile(ctx context.Context) (Result, error) {
-	r.pass.Lock()
-	defer r.pass.Unlock()
+	if err := r.lockPass(ctx); err != nil {
+		return Result{}, fmt.Errorf("reconcile %016x: %w", r.dpid, err)
+	}
+	defer r.unlockPass()
 	start := time.Now()
 	res, err := r.reconcile(ctx)
+	took := time.Since(start)
+	r.cfg.Observer.Reconciled(r.dpid, took, err)
 	r.mu.Lock()
-	r.stats.LastDuration = time.Since(start)
+	r.stats.LastDuration = took
+	r.stats.LastAt = start.Add(took)
 	if err != nil {
 		r.stats.LastError = err.Error()
 	} else {
@@ -425,6 +445,18 @@ func (r *Reconciler) Reconcile(ctx context.Context) (Result, error) {
 	}
 	return res, nil
 }
+
+// lockPass waits for the pass token (or for ctx to end).
+func (r *Reconciler) lockPass(ctx context.Context) error {
+	select {
+	case r.pass <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the running pass: %w", ctx.Err())
+	}
+}
+
+func (r *Reconciler) unlockPass() { <-r.pass }
 
 func (r *Reconciler) reconcile(ctx context.Context) (Result, error) {
 	var res Result
@@ -447,17 +479,22 @@ func (r *Reconciler) reconcile(ctx context.Context) (Result, error) {
 		}
 		r.installed, r.synced = inst, true
 		r.stats.Dumps++
-		r.stats.ForeignLeft = foreign
+		r.stats.ForeignLeft, r.stats.Foreign = foreign, foreign
 		r.mu.Unlock()
 	}
 
 	r.mu.Lock()
 	ops, deferred := r.diffLocked(time.Now())
+	r.stats.Missing, r.stats.Extra = deferred, 0
+	if len(ops) > 0 { // unconfirmed until the switch says otherwise
+		r.stats.Missing, r.stats.Extra = opsDrift(ops, nil, deferred)
+	}
 	r.mu.Unlock()
 	res.Deferred = deferred
 	if len(ops) == 0 {
 		return res, nil
 	}
+	r.observeSent(ops)
 	for _, o := range ops {
 		switch o.kind {
 		case opAdd:
@@ -487,6 +524,9 @@ func (r *Reconciler) reconcile(ctx context.Context) (Result, error) {
 		return res, err
 	}
 	now := time.Now()
+	if applied {
+		r.stats.Missing, r.stats.Extra = opsDrift(ops, failed, deferred)
+	}
 	for i, o := range ops {
 		if e, bad := failed[i]; bad {
 			f := r.failed[o.key]
@@ -505,6 +545,9 @@ func (r *Reconciler) reconcile(ctx context.Context) (Result, error) {
 			continue
 		}
 		delete(r.failed, o.key)
+		if prev, ok := r.installed[o.key]; ok && !r.owns(prev.Cookie) {
+			r.stats.Foreign-- // overwritten by a desired flow: ours now
+		}
 		switch o.kind {
 		case opAdd, opModify:
 			r.installed[o.key] = o.flow
@@ -517,6 +560,36 @@ func (r *Reconciler) reconcile(ctx context.Context) (Result, error) {
 		r.dirty = true
 	}
 	return res, nil
+}
+
+// opsDrift counts the drift left by ops of which failed were refused (nil: all unconfirmed)
+// and deferred desired flows were not sent: missing desired flows and extra owned flows.
+func opsDrift(ops []op, failed map[int]error, deferred int) (missing, extra int) {
+	missing = deferred
+	for i, o := range ops {
+		if failed != nil {
+			if _, bad := failed[i]; !bad {
+				continue
+			}
+		}
+		if o.kind == opDelete {
+			extra++
+		} else {
+			missing++
+		}
+	}
+	return missing, extra
+}
+
+// observeSent tells the observer how many flow-mods of each cookie a pass sends.
+func (r *Reconciler) observeSent(ops []op) {
+	byCookie := map[uint64]int{}
+	for _, o := range ops {
+		byCookie[o.flow.Cookie]++
+	}
+	for c, n := range byCookie {
+		r.cfg.Observer.FlowModsSent(r.dpid, c, n)
+	}
 }
 
 func (k opKind) String() string {
@@ -694,4 +767,130 @@ func (k opKind) command() ofproto.FlowModCommand {
 		return ofproto.FlowDeleteStrict
 	}
 	return ofproto.FlowAdd
+}
+
+// FlowState says how a flow of an audit compares with the desired set.
+type FlowState uint8
+
+// Flow states.
+const (
+	FlowOK      FlowState = iota // desired and installed as desired
+	FlowMissing                  // desired, not on the switch (or there with other instructions)
+	FlowExtra                    // on the switch with our cookie, not desired (or not as desired)
+)
+
+func (s FlowState) String() string {
+	switch s {
+	case FlowOK:
+		return "ok"
+	case FlowMissing:
+		return "missing"
+	}
+	return "extra"
+}
+
+// AuditFlow is one flow of an audit.
+type AuditFlow struct {
+	Flow  ofproto.Flow
+	State FlowState
+}
+
+// Audit compares what a switch held when it was dumped with the desired set.
+type Audit struct {
+	At             time.Time   // when the dump was read
+	Flows          []AuditFlow // desired and extra flows, sorted by table, priority (high first), match
+	Missing, Extra int
+}
+
+// Audit reads the switch's flows and compares them with the desired set. A desired flow the
+// switch lacks, or holds with other instructions or cookie, is missing; a flow with our cookie
+// that is not desired (as it is) is extra; flows of other owners are not listed. An audit
+// younger than maxAge is returned instead of dumping again, so that a page asked for often
+// costs a switch at most one dump per maxAge. The dump becomes the reconciler's mirror, and
+// any drift found starts a pass that repairs it (the returned audit still shows the drift).
+// Audits share their Flows: callers must not modify them.
+func (r *Reconciler) Audit(ctx context.Context, maxAge time.Duration) (Audit, error) {
+	if a, ok := r.cachedAudit(maxAge); ok {
+		return a, nil
+	}
+	if err := r.lockPass(ctx); err != nil {
+		return Audit{}, fmt.Errorf("audit %016x: %w", r.dpid, err)
+	}
+	defer r.unlockPass()
+	if a, ok := r.cachedAudit(maxAge); ok { // another caller dumped while we waited
+		return a, nil
+	}
+	r.mu.Lock()
+	sess := r.sess
+	r.mu.Unlock()
+	if sess == nil {
+		return Audit{}, fmt.Errorf("audit %016x: %w", r.dpid, ErrNotConnected)
+	}
+	inst, foreign, err := r.dump(ctx, sess)
+	if err != nil {
+		return Audit{}, fmt.Errorf("audit %016x: %w", r.dpid, err)
+	}
+	a := Audit{At: time.Now()}
+	r.mu.Lock()
+	if r.sess != sess {
+		r.mu.Unlock()
+		return Audit{}, fmt.Errorf("audit %016x: %w", r.dpid, ErrNotConnected)
+	}
+	for k, want := range r.desired {
+		st := FlowOK
+		if have, ok := inst[k]; !ok || !sameFlow(have, want) {
+			st = FlowMissing
+			a.Missing++
+		}
+		a.Flows = append(a.Flows, AuditFlow{Flow: *want, State: st})
+	}
+	for k, have := range inst {
+		if !r.owns(have.Cookie) {
+			continue
+		}
+		if want, ok := r.desired[k]; ok && sameFlow(have, want) {
+			continue
+		}
+		a.Flows = append(a.Flows, AuditFlow{Flow: *have, State: FlowExtra})
+		a.Extra++
+	}
+	// No pass runs while we hold the token: the dump is the truth to diff against next.
+	r.installed, r.synced = inst, true
+	r.stats.ForeignLeft, r.stats.Foreign = foreign, foreign
+	r.stats.Missing, r.stats.Extra = a.Missing, a.Extra
+	r.stats.Audits++
+	slices.SortFunc(a.Flows, func(x, y AuditFlow) int {
+		if c := cmpFlows(&x.Flow, &y.Flow); c != 0 {
+			return c
+		}
+		return int(x.State) - int(y.State)
+	})
+	r.audit = &a
+	drift := a.Missing+a.Extra > 0
+	r.mu.Unlock()
+	if drift {
+		r.log.Info("audit found drift; repairing", zap.Int("missing", a.Missing), zap.Int("extra", a.Extra))
+		r.kick()
+	}
+	return a, nil
+}
+
+func (r *Reconciler) cachedAudit(maxAge time.Duration) (Audit, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.audit == nil || time.Since(r.audit.At) >= maxAge {
+		return Audit{}, false
+	}
+	return *r.audit, true
+}
+
+func cmpFlows(a, b *ofproto.Flow) int {
+	if a.Table != b.Table {
+		return int(a.Table) - int(b.Table)
+	}
+	if a.Priority != b.Priority {
+		return int(b.Priority) - int(a.Priority)
+	}
+	ka, kb := a.Key(), b.Key()
+	return strings.Compare(ka.Match, kb.Match)
 }

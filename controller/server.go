@@ -33,7 +33,29 @@ type Config struct {
 	PacketInBurst float64
 	// Reconciler is the configuration of the reconcilers the server creates.
 	Reconciler ReconcilerConfig
+	// Observer is told about packet-ins and, unless Reconciler.Observer is set, about
+	// reconcile passes (nil: nobody).
+	Observer Observer
 }
+
+// Observer is told what the controller does, for metrics. Its methods are called on hot
+// paths (packet-ins on the switches' reader goroutines, the end of every reconcile pass):
+// they must be cheap and never block.
+type Observer interface {
+	// FlowModsSent: n flow-mods for flows with this cookie were sent to bridge dpid.
+	FlowModsSent(dpid, cookie uint64, n int)
+	// Reconciled: a reconcile pass of bridge dpid took d (err set when it failed).
+	Reconciled(dpid uint64, d time.Duration, err error)
+	// PacketIn: bridge dpid sent a packet-in from table; dropped when it was over the
+	// switch's budget.
+	PacketIn(dpid uint64, table uint8, dropped bool)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) FlowModsSent(uint64, uint64, int)        {}
+func (nopObserver) Reconciled(uint64, time.Duration, error) {}
+func (nopObserver) PacketIn(uint64, uint8, bool)            {}
 
 // PortReason says what happened to a port.
 type PortReason uint8
@@ -135,6 +157,12 @@ func NewServer(log *zap.Logger, cfg Config) *Server {
 	}
 	if cfg.PacketInBurst <= 0 {
 		cfg.PacketInBurst = 2 * cfg.PacketInRate
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
+	if cfg.Reconciler.Observer == nil {
+		cfg.Reconciler.Observer = cfg.Observer
 	}
 	return &Server{
 		log:         log.Named("ofserver"),
@@ -369,7 +397,9 @@ func (s *Server) newSession(log *zap.Logger, c net.Conn, dpid uint64, numTables 
 		pinLast:   time.Now(),
 	}
 	sess.xid.Store(16)
-	sess.lastRecv.Store(time.Now().UnixNano())
+	sess.role.Store(uint32(RoleEqual))
+	sess.connectedAt = time.Now()
+	sess.lastRecv.Store(sess.connectedAt.UnixNano())
 	return sess
 }
 
@@ -480,6 +510,11 @@ func (s *Server) PacketInStats() (dropped, unrouted uint64) {
 // packetIn runs on the session's reader goroutine.
 func (s *Server) packetIn(sess *Session, msg []byte) {
 	now := time.Now()
+	sess.pinReceived.Add(1)
+	var table uint8
+	if len(msg) > 15 {
+		table = msg[15] // ofp_packet_in.table_id
+	}
 	sess.pinTokens = min(s.cfg.PacketInBurst, sess.pinTokens+now.Sub(sess.pinLast).Seconds()*s.cfg.PacketInRate)
 	sess.pinLast = now
 	if sess.pinTokens < 1 {
@@ -487,12 +522,15 @@ func (s *Server) packetIn(sess *Session, msg []byte) {
 		s.mu.Lock()
 		s.pinDropped++
 		s.mu.Unlock()
+		s.cfg.Observer.PacketIn(sess.dpid, table, true)
 		return
 	}
 	sess.pinTokens--
+	s.cfg.Observer.PacketIn(sess.dpid, table, false)
 	pi, err := decodePacketIn(msg)
 	if err != nil {
-		sess.log.Warn("dropping malformed packet-in", zap.Error(err))
+		// Debug: one line per packet at info or above would let a switch flood the log.
+		sess.log.Debug("dropping malformed packet-in", zap.Error(err))
 		return
 	}
 	pi.Session = sess
@@ -550,6 +588,14 @@ func (s *Server) Reconciler(dpid uint64) *Reconciler {
 		r.Attach(ctx, sess)
 	}
 	return r
+}
+
+// ReconcilerOf returns the reconciler of bridge dpid if it has one, without creating it.
+func (s *Server) ReconcilerOf(dpid uint64) (*Reconciler, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.reconcilers[dpid]
+	return r, ok
 }
 
 func (s *Server) attachReconciler(ctx context.Context, sess *Session) {

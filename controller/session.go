@@ -153,6 +153,9 @@ type Session struct {
 	pinTokens      float64 // packet-in budget; only touched by the reader goroutine
 	pinLast        time.Time
 	pinDropped     atomic.Uint64
+	pinReceived    atomic.Uint64
+	connectedAt    time.Time
+	role           atomic.Uint32 // the role the switch last confirmed (RoleEqual until asked)
 }
 
 // DPID returns the switch's datapath id.
@@ -199,6 +202,30 @@ func (s *Session) MessagesReceived() uint64 { return s.msgsReceived.Load() }
 
 // PacketInsDropped counts packet-ins dropped by the per-switch budget.
 func (s *Session) PacketInsDropped() uint64 { return s.pinDropped.Load() }
+
+// PacketIns counts packet-ins received from the switch, dropped ones included.
+func (s *Session) PacketIns() uint64 { return s.pinReceived.Load() }
+
+// ConnectedAt is when the switch finished its handshake.
+func (s *Session) ConnectedAt() time.Time { return s.connectedAt }
+
+// Role is the controller role the switch last confirmed (RoleEqual, OpenFlow's default,
+// until a role request succeeds).
+func (s *Session) Role() Role { return Role(s.role.Load()) }
+
+func (r Role) String() string {
+	switch r {
+	case RoleNoChange:
+		return "nochange"
+	case RoleEqual:
+		return "equal"
+	case RoleMaster:
+		return "master"
+	case RoleSlave:
+		return "slave"
+	}
+	return fmt.Sprintf("role(%d)", uint32(r))
+}
 
 // NextXID allocates a transaction id unique within this session (never 0).
 func (s *Session) NextXID() uint32 { return s.ReserveXIDs(1) }
@@ -303,7 +330,11 @@ func (s *Session) RoleRequest(ctx context.Context, role Role, generation uint64)
 	if len(msg) < headerLen+16 {
 		return 0, 0, fmt.Errorf("role reply: %w: %d bytes", errMalformed, len(msg))
 	}
-	return Role(binary.BigEndian.Uint32(msg[8:12])), binary.BigEndian.Uint64(msg[16:24]), nil
+	got := Role(binary.BigEndian.Uint32(msg[8:12]))
+	if got == RoleEqual || got == RoleMaster || got == RoleSlave {
+		s.role.Store(uint32(got))
+	}
+	return got, binary.BigEndian.Uint64(msg[16:24]), nil
 }
 
 // WatchErrors routes switch errors for xids first..first+n-1 to fn (called on the reader
@@ -581,17 +612,13 @@ func (s *Session) handleMultipart(h msgHeader, msg []byte) error {
 }
 
 func (s *Session) handlePortStatus(msg []byte) error {
-	var ps ofp.PortStatus
-	if len(msg) != headerLen+8+64 {
+	if len(msg) != headerLen+8+portLen {
 		return fmt.Errorf("%w: port status of %d bytes", errMalformed, len(msg))
 	}
-	if _, err := ps.ReadFrom(bytes.NewReader(msg[headerLen:])); err != nil {
-		return fmt.Errorf("%w: port status: %v", errMalformed, err)
-	}
-	p := portFromOFP(&ps.Port)
+	reason := PortReason(msg[headerLen]) // then 7 bytes of padding
+	p := decodePort(msg[headerLen+8:])
 	s.mu.Lock()
 	old, had := s.ports[p.No]
-	reason := PortReason(ps.Reason)
 	switch reason {
 	case PortDeleted:
 		delete(s.ports, p.No)
@@ -610,26 +637,35 @@ func (s *Session) handlePortStatus(msg []byte) error {
 	return nil
 }
 
-func portFromOFP(p *ofp.Port) Port {
-	name := p.Name
-	if i := bytes.IndexByte([]byte(name), 0); i >= 0 {
+// portLen is the size of an OF1.3 ofp_port.
+const portLen = 64
+
+// decodePort decodes an ofp_port (portLen bytes): port_no, 4 pad, hw_addr, 2 pad, name[16],
+// config, state, then features and speeds (not kept). Decoded here rather than with
+// netrack's ofp.Port, whose ReadFrom writes the padding into a package variable (a data race
+// between switches handshaking at once).
+func decodePort(b []byte) Port {
+	name := b[16:32]
+	if i := bytes.IndexByte(name, 0); i >= 0 {
 		name = name[:i]
 	}
-	return Port{No: uint32(p.PortNo), Name: name, HWAddr: p.HWAddr, Config: uint32(p.Config), State: uint32(p.State)}
+	return Port{
+		No:     binary.BigEndian.Uint32(b[0:4]),
+		HWAddr: net.HardwareAddr(bytes.Clone(b[8:14])),
+		Name:   string(name),
+		Config: binary.BigEndian.Uint32(b[32:36]),
+		State:  binary.BigEndian.Uint32(b[36:40]),
+	}
 }
 
 // decodePorts decodes an OFPMP_PORT_DESC reply body.
 func decodePorts(body []byte) ([]Port, error) {
-	if len(body)%64 != 0 {
+	if len(body)%portLen != 0 {
 		return nil, fmt.Errorf("%w: port desc body of %d bytes", errMalformed, len(body))
 	}
-	ports := make([]Port, 0, len(body)/64)
-	for off := 0; off < len(body); off += 64 {
-		var p ofp.Port
-		if _, err := p.ReadFrom(bytes.NewReader(body[off : off+64])); err != nil {
-			return nil, fmt.Errorf("%w: port desc: %v", errMalformed, err)
-		}
-		ports = append(ports, portFromOFP(&p))
+	ports := make([]Port, 0, len(body)/portLen)
+	for off := 0; off < len(body); off += portLen {
+		ports = append(ports, decodePort(body[off:off+portLen]))
 	}
 	return ports, nil
 }

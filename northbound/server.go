@@ -30,6 +30,11 @@ type Config struct {
 	AgentDownTime time.Duration
 	// Plans serves the host helpers' namespace plans (nil: an API without a controller).
 	Plans PlanSource
+	// Middleware wraps every request (e.g. API latency metrics).
+	Middleware []echo.MiddlewareFunc
+	// Mount adds routes beside the API's: on e they are served without a token, on v2 (the
+	// /v2.0 group) behind X-Auth-Token (e.g. the status page and the switch API).
+	Mount func(e *echo.Echo, v2 *echo.Group)
 }
 
 // Validate checks the configuration.
@@ -85,7 +90,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.Serv
 
 func (s *Server) routes() {
 	e := s.echo
+	e.Use(s.cfg.Middleware...)
 	e.GET("/", s.versions)
+	e.GET("/openapi.json", s.openAPI)
+	e.GET("/v2.0/openapi.json", s.openAPI)
 	v := e.Group("/v2.0", s.authenticate)
 	v.GET("", s.resources)
 	v.GET("/", s.resources)
@@ -133,6 +141,9 @@ func (s *Server) routes() {
 	v.PUT("/dvr-hosts/:host/applied", s.setHostApplied)
 	v.GET("/dvr-hosts/:host/plan", s.showPlan)
 	v.GET("/dvr-host-macs", s.listHostMACs)
+	if s.cfg.Mount != nil {
+		s.cfg.Mount(e, v)
+	}
 }
 
 func baseURL(c echo.Context) string {

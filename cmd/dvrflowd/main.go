@@ -1,5 +1,9 @@
-// Command dvrflowd serves dvrflow's Neutron v2.0 API over the PostgreSQL topology store.
-// (The OpenFlow controller is wired into run as well once it exists.)
+// Command dvrflowd serves dvrflow's Neutron v2.0 API over the PostgreSQL topology store and,
+// with --of-listen, runs the OpenFlow controller: the switch API and the status page
+// (/status), Prometheus metrics (/metrics) and, with --debug-listen, pprof on its own address.
+//
+// Every flag can also be set by the environment variable DVRFLOW_<FLAG> (upper case, dashes
+// as underscores, e.g. DVRFLOW_LOG_LEVEL=debug); a flag on the command line wins.
 package main
 
 import (
@@ -11,6 +15,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -22,7 +27,11 @@ import (
 	"github.com/dvrflow/dvrflow/controller"
 	"github.com/dvrflow/dvrflow/controller/engine"
 	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/internal/envflag"
+	"github.com/dvrflow/dvrflow/metrics"
 	"github.com/dvrflow/dvrflow/northbound"
+	"github.com/dvrflow/dvrflow/status"
+	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -33,6 +42,7 @@ type config struct {
 	DatabaseURL  string
 	LogLevel     zapcore.Level
 	LogJSON      bool
+	DebugListen  string
 	Store        db.Config
 	API          northbound.Config
 	ShutdownWait time.Duration
@@ -45,6 +55,7 @@ type config struct {
 
 func parseFlags(args []string, getenv func(string) string) (*config, error) {
 	fs := flag.NewFlagSet("dvrflowd", flag.ContinueOnError)
+	envflag.SetUsage(fs, "DVRFLOW", "usage: dvrflowd [flags]")
 	cfg := &config{Store: db.DefaultConfig(), API: northbound.DefaultConfig()}
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9696", "address of the Neutron API")
 	fs.StringVar(&cfg.DatabaseURL, "db-url", getenv("DVRFLOW_DATABASE_URL"), "PostgreSQL URL (env DVRFLOW_DATABASE_URL)")
@@ -64,13 +75,25 @@ func parseFlags(args []string, getenv func(string) string) (*config, error) {
 	fs.Float64Var(&cfg.Controller.PacketInRate, "packet-in-rate", 1000, "packet-ins per second each switch may send the controller")
 	meterRate := fs.Uint("meter-rate", 1000, "rate in packets/s of the OpenFlow meter on every controller-bound flow")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	fs.BoolVar(&cfg.LogJSON, "log-json", false, "log JSON instead of console text")
+	logFormat := fs.String("log-format", "json", "json (one object a line) or console")
+	logJSON := fs.Bool("log-json", false, "same as --log-format json (kept for old scripts)")
+	fs.StringVar(&cfg.DebugListen, "debug-listen", "", "address serving net/http/pprof (/debug/pprof/); empty: off")
 	fs.DurationVar(&cfg.ShutdownWait, "shutdown-wait", 10*time.Second, "how long to let requests finish on shutdown")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if err := envflag.Apply(fs, "DVRFLOW", getenv); err != nil {
+		return nil, err
+	}
+	switch {
+	case *logJSON || *logFormat == "json":
+		cfg.LogJSON = true
+	case *logFormat == "console":
+	default:
+		return nil, fmt.Errorf("--log-format %q: want json or console", *logFormat)
 	}
 	cfg.Engine.MeterRate = uint32(*meterRate)
 	if (cfg.OFCert == "") != (cfg.OFKey == "") || (cfg.OFCA != "" && cfg.OFCert == "") {
@@ -135,15 +158,24 @@ func readProjectTokens(path string) (map[string]string, error) {
 	return out, nil
 }
 
+// newLogger builds the process's logger. JSON lines carry "ts" (ISO 8601), "level", "logger"
+// (the component: ofserver, reconciler, engine, northbound, status, metrics) and "msg", and
+// the components add the fields host, bridge, dpid, app and rev where they know them.
 func newLogger(cfg *config) (*zap.Logger, error) {
 	zc := zap.NewProductionConfig()
+	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	zc.Sampling = nil // never drop lines silently; per-packet logs are at debug level
 	if !cfg.LogJSON {
 		zc = zap.NewDevelopmentConfig()
 		zc.Development = false
 		zc.DisableStacktrace = true
 	}
 	zc.Level = zap.NewAtomicLevelAt(cfg.LogLevel)
-	return zc.Build()
+	log, err := zc.Build()
+	if err != nil {
+		return nil, fmt.Errorf("building the logger: %w", err)
+	}
+	return log.With(zap.String("service", "dvrflowd")), nil
 }
 
 func envOr(getenv func(string) string, key, def string) string {
@@ -162,10 +194,30 @@ func run(ctx context.Context, cfg *config, log *zap.Logger) error {
 	defer store.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
+	// The status server feeds the metrics, which observe the controller that the status
+	// server reads: stat is set before any switch or request can arrive.
+	var stat *status.Server
+	var src metrics.Sources
+	if cfg.OFListen != "" {
+		src = metrics.Sources{
+			BridgeOf: func(dpid uint64) string { return stat.BridgeOf(dpid) },
+			Sessions: func() int { return stat.Sessions() },
+			Revision: func() int64 { return stat.Revision() },
+			HostLag:  func(ctx context.Context) (map[string]int64, error) { return stat.HostLag(ctx) },
+		}
+	}
+	mx := metrics.New(log, src)
+	cfg.API.Middleware = append(cfg.API.Middleware, mx.Middleware())
+	cfg.API.Mount = func(e *echo.Echo, v2 *echo.Group) {
+		if stat != nil {
+			stat.Mount(e, v2)
+		}
+		e.GET("/metrics", echo.WrapHandler(mx.Handler()))
+	}
 	if cfg.OFListen != "" {
 		var tlsCfg *tls.Config
 		if cfg.OFCert != "" {
@@ -174,8 +226,12 @@ func run(ctx context.Context, cfg *config, log *zap.Logger) error {
 			}
 		}
 		cfg.Controller.Reconciler.CookieMask, cfg.Controller.Reconciler.CookieValue = apps.CookieOwnerMask, apps.CookieOwner
+		cfg.Controller.Observer = mx
 		ofs := controller.NewServer(log, cfg.Controller)
 		eng := engine.New(log, cfg.Engine, store, ofs)
+		if stat, err = status.New(log, status.Config{Switches: ofs, Engine: eng, Store: store}); err != nil {
+			return err
+		}
 		cfg.API.Plans = eng
 		ln, err := net.Listen("tcp", cfg.OFListen)
 		if err != nil {
@@ -192,6 +248,13 @@ func run(ctx context.Context, cfg *config, log *zap.Logger) error {
 	api, err := northbound.New(store, cfg.API, log)
 	if err != nil {
 		return err
+	}
+	if cfg.DebugListen != "" {
+		dbg, err := debugServer(ctx, cfg.DebugListen, log)
+		if err != nil {
+			return err
+		}
+		defer dbg.Close()
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -212,6 +275,29 @@ func run(ctx context.Context, cfg *config, log *zap.Logger) error {
 		return fmt.Errorf("shut down API: %w", err)
 	}
 	return nil
+}
+
+// debugServer serves net/http/pprof on its own mux at addr (never on the API's address).
+func debugServer(ctx context.Context, addr string, log *zap.Logger) (*http.Server, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("debug listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("debug server stopped", zap.Error(err))
+		}
+	}()
+	log.Info("serving pprof", zap.String("listen", ln.Addr().String()))
+	return srv, nil
 }
 
 func main() {

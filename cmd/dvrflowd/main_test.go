@@ -36,10 +36,40 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--db-url", "postgres://x", "--noauth", "--log-level", "loud"}, nil, "log-level"},
 		{[]string{"--db-url", "postgres://x", "--noauth", "extra"}, nil, "unexpected"},
 		{[]string{"--db-url", "postgres://x", "--noauth", "--project-tokens", "/nonexistent"}, nil, "project tokens"},
+		{[]string{"--db-url", "postgres://x", "--noauth", "--log-format", "xml"}, nil, "log-format"},
+		{[]string{"--db-url", "postgres://x", "--noauth"}, map[string]string{"DVRFLOW_PACKET_IN_RATE": "fast"}, "DVRFLOW_PACKET_IN_RATE"},
+		{[]string{"--db-url", "postgres://x"}, map[string]string{"DVRFLOW_NOAUTH": "false"}, "noauth"},
 	} {
 		_, err := parseFlags(tc.args, env(tc.env))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("parseFlags(%v) = %v, want error containing %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+func TestFlagsFromEnvironment(t *testing.T) {
+	env := map[string]string{
+		"DVRFLOW_DB_URL":       "postgres://env/db",
+		"DVRFLOW_NOAUTH":       "true",
+		"DVRFLOW_LOG_LEVEL":    "debug",
+		"DVRFLOW_LISTEN":       "127.0.0.1:1",
+		"DVRFLOW_DEBUG_LISTEN": "127.0.0.1:6060",
+		"DVRFLOW_LOG_FORMAT":   "console",
+	}
+	cfg, err := parseFlags([]string{"--listen", "127.0.0.1:2"}, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The command line wins over the environment.
+	if cfg.DatabaseURL != "postgres://env/db" || !cfg.API.NoAuth || cfg.LogLevel.String() != "debug" ||
+		cfg.Listen != "127.0.0.1:2" || cfg.DebugListen != "127.0.0.1:6060" || cfg.LogJSON {
+		t.Fatalf("config %+v", cfg)
+	}
+	cfg, err = parseFlags([]string{"--noauth", "--db-url", "postgres://x"}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.LogJSON || cfg.DebugListen != "" {
+		t.Fatalf("defaults: JSON logs and no debug listener, got %+v", cfg)
 	}
 }

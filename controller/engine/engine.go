@@ -14,7 +14,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -56,7 +55,8 @@ type Engine struct {
 
 	// Carried between passes of the control loop (its goroutine only).
 	pendingAll   bool
-	pendingHosts map[string]bool
+	pendingHosts map[string]bool            // hosts to recompute whole
+	pendingParts map[string]map[string]bool // other hosts: flow parts to recompute
 	allocatedAt  int64 // view revision of the last pass that allocated local VLANs
 
 	mu         sync.Mutex
@@ -110,6 +110,7 @@ func New(log *zap.Logger, cfg Config, store *db.Store, sw *controller.Server) *E
 		sw:           sw,
 		kick:         make(chan struct{}, 1),
 		pendingHosts: map[string]bool{},
+		pendingParts: map[string]map[string]bool{},
 		bridges:      map[uint64]*bridge{},
 		dirtyDPIDs:   map[uint64]bool{},
 		plans:        map[string]*hostPlan{},
@@ -218,7 +219,7 @@ func (e *Engine) pass(ctx context.Context) error {
 	e.dirtyDPIDs = map[uint64]bool{}
 	e.mu.Unlock()
 	hosts := e.pendingHostList(v)
-	if len(hosts) == 0 && len(dirty) == 0 {
+	if len(hosts) == 0 && len(dirty) == 0 && len(e.pendingParts) == 0 {
 		e.mu.Lock()
 		e.stats.Revision = v.Revision
 		e.mu.Unlock()
@@ -240,10 +241,10 @@ func (e *Engine) pass(ctx context.Context) error {
 	if allocated {
 		e.log.Warn("local VLAN allocation changed nothing visible: pushing without it", zap.Int64("rev", v.Revision))
 	}
-	affected := e.pendingHosts
+	affected, parts := e.pendingHosts, e.pendingParts
 	all := e.pendingAll
-	e.pendingHosts, e.pendingAll = map[string]bool{}, false
-	bridges := e.pushFlows(v, all, affected, dirty)
+	e.pendingHosts, e.pendingParts, e.pendingAll = map[string]bool{}, map[string]map[string]bool{}, false
+	bridges := e.pushFlows(v, all, affected, parts, dirty)
 	e.updatePlans(v, hosts)
 	statusHosts := slices.Clone(hosts)
 	for dpid := range dirty {
@@ -285,6 +286,12 @@ func (e *Engine) follow(ctx context.Context) error {
 			e.pendingAll = e.pendingAll || aff.All
 			for h := range aff.Hosts {
 				e.pendingHosts[h] = true
+			}
+			for h, ps := range aff.Parts {
+				if e.pendingParts[h] == nil {
+					e.pendingParts[h] = map[string]bool{}
+				}
+				maps.Copy(e.pendingParts[h], ps)
 			}
 			if len(changes) >= maxChangesPerPass {
 				e.poke() // more to read
@@ -337,34 +344,33 @@ func (e *Engine) requeue(dpids map[uint64]bool) {
 // those of networks gone from it. It reports whether it changed anything.
 func (e *Engine) allocateVLANs(ctx context.Context, v *apps.View, hosts []string) (bool, error) {
 	missing, stale := v.MissingVLANs(hosts), v.StaleVLANs(hosts)
-	changed := false
-	for _, host := range slices.Sorted(maps.Keys(missing)) {
-		if _, err := e.store.EnsureLocalVLANs(ctx, host, missing[host]); err != nil {
-			return false, fmt.Errorf("allocate local VLANs on %s: %w", host, err)
+	for h, nets := range stale {
+		if len(nets) == 0 {
+			delete(stale, h)
 		}
-		changed = true
 	}
-	for _, host := range slices.Sorted(maps.Keys(stale)) {
-		if len(stale[host]) == 0 {
-			continue
+	if len(missing) > 0 {
+		if _, err := e.store.EnsureLocalVLANsBulk(ctx, missing); err != nil {
+			return false, fmt.Errorf("allocate local VLANs on %d hosts: %w", len(missing), err)
 		}
-		if err := e.store.ReleaseLocalVLANs(ctx, host, stale[host]); err != nil {
-			return false, fmt.Errorf("release local VLANs on %s: %w", host, err)
-		}
-		changed = true
 	}
-	return changed, nil
+	if len(stale) > 0 {
+		if err := e.store.ReleaseLocalVLANsBulk(ctx, stale); err != nil {
+			return false, fmt.Errorf("release local VLANs on %d hosts: %w", len(stale), err)
+		}
+	}
+	return len(missing)+len(stale) > 0, nil
 }
 
-// pushFlows hands the bridges of the affected hosts (all of them if all), and the switches
-// that connected or changed ports, their desired flows at view v, computing them on every
-// core. It returns how many bridges it pushed.
-func (e *Engine) pushFlows(v *apps.View, all bool, hosts map[string]bool, dpids map[uint64]bool) int {
+// pushFlows hands the bridges of the affected hosts (all of them if all) and of the hosts
+// with affected parts, and the switches that connected or changed ports, their desired flows
+// at view v, computing them on every core. It returns how many bridges it pushed.
+func (e *Engine) pushFlows(v *apps.View, all bool, hosts map[string]bool, parts map[string]map[string]bool, dpids map[uint64]bool) int {
 	e.mu.Lock()
 	var todo []*bridge
 	for _, b := range e.bridges {
 		host, _, ok := v.HostOfDPID(b.dpid)
-		if all || dpids[b.dpid] || (ok && hosts[host]) {
+		if all || dpids[b.dpid] || (ok && (hosts[host] || parts[host] != nil)) {
 			todo = append(todo, b)
 		}
 	}
@@ -523,14 +529,8 @@ func (e *Engine) updatePortStatus(ctx context.Context, v *apps.View, hosts []str
 			}
 		}
 	}
-	for _, id := range slices.Sorted(maps.Keys(want)) {
-		if err := e.store.SetPortStatus(ctx, id, want[id]); err != nil {
-			var de *db.Error
-			if errors.As(err, &de) && de.Class == db.ClassNotFound {
-				continue // deleted meanwhile
-			}
-			return fmt.Errorf("port %s status %s: %w", id, want[id], err)
-		}
+	if err := e.store.SetPortStatuses(ctx, want); err != nil {
+		return fmt.Errorf("status of %d ports: %w", len(want), err)
 	}
 	return nil
 }
