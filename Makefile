@@ -37,11 +37,14 @@ test: deps build lint unit integration
 bench: deps build
 	./deploy/scripts/bench.sh
 
-demo: deps build
-	./deploy/scripts/demo.sh
+# The seed scenario on a real 3-host bed with traffic; stays up until Ctrl-C (root). demo.sh
+# installs the Debian packages and builds bin/ itself. DEMO_EXIT_AFTER_TRAFFIC=1: tear down
+# right after the pings, exit 0 only if every one worked.
+demo:
+	@./deploy/scripts/demo.sh up
 
 demo-down:
-	./deploy/scripts/demo.sh down
+	@./deploy/scripts/demo.sh down
 
 clean:
 	rm -rf $(BIN)

@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,9 +21,8 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/dvrflow/dvrflow/apps"
-	"github.com/dvrflow/dvrflow/deploy/agent"
-	"github.com/dvrflow/dvrflow/deploy/hostnet"
 	"github.com/dvrflow/dvrflow/integration/bed"
+	"github.com/dvrflow/dvrflow/integration/scenario"
 	"github.com/dvrflow/dvrflow/northbound/seed"
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
@@ -37,70 +35,43 @@ import (
 
 const dvrToken = "dvr-integration-token"
 
-// dvrflowd is the controller under test, run as its own process so that it can be killed
-// with SIGKILL and started again.
+// dvrflowd is the controller under test, a process of the scenario, so that it can be
+// killed with SIGKILL and started again.
 type dvrflowd struct {
-	t        testing.TB
-	bin      string
-	args     []string
-	logPath  string
-	mu       sync.Mutex
-	cmd      *exec.Cmd
-	finished chan struct{}
+	t testing.TB
+	p *scenario.Process
 }
 
-func buildDvrflowd(t testing.TB) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "dvrflowd")
-	out, err := exec.Command("go", "build", "-o", bin, "../cmd/dvrflowd").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build dvrflowd: %v\n%s", err, out)
-	}
-	return bin
-}
-
+// start starts it again after kill.
 func (d *dvrflowd) start() {
 	d.t.Helper()
-	logf, err := os.OpenFile(d.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
+	if err := d.p.Start(); err != nil {
 		d.t.Fatal(err)
 	}
-	cmd := exec.Command(d.bin, d.args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		d.t.Fatalf("start dvrflowd: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
-	d.mu.Lock()
-	d.cmd, d.finished = cmd, done
-	d.mu.Unlock()
 }
 
 // kill sends SIGKILL and waits for the process to be gone.
-func (d *dvrflowd) kill() {
-	d.mu.Lock()
-	cmd, done := d.cmd, d.finished
-	d.cmd = nil
-	d.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Kill()
-	<-done
-}
+func (d *dvrflowd) kill() { d.p.Kill() }
 
-func (d *dvrflowd) logTailAll() string {
-	b, _ := os.ReadFile(d.logPath)
-	return string(b)
-}
+func (d *dvrflowd) logTailAll() string { return d.p.Log() }
 
 func (d *dvrflowd) logTail() string {
-	b, _ := os.ReadFile(d.logPath)
+	b := d.p.Log()
 	if len(b) > 6000 {
 		b = b[len(b)-6000:]
 	}
-	return string(b)
+	return b
+}
+
+// buildCmd builds ../cmd/<name> into dir and returns the binary's path.
+func buildCmd(t testing.TB, dir, name string) string {
+	t.Helper()
+	bin := filepath.Join(dir, name)
+	out, err := exec.Command("go", "build", "-o", bin, "../cmd/"+name).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build %s: %v\n%s", name, err, out)
+	}
+	return bin
 }
 
 func freeAddr(t testing.TB, ip string) string {
@@ -145,13 +116,16 @@ func waitFor(t testing.TB, what string, timeout time.Duration, cond func() (bool
 	t.Fatalf("timed out after %v waiting for %s: %s", timeout, what, why)
 }
 
-// dvrBed is the seed scenario realized on a three-host bed.
+// dvrBed is the seed scenario realized on a three-host bed (integration/scenario, as the
+// demo runs it): the API at api with token dvrToken, the bed b, the controller process
+// ctrl, the topology created through the API and the VMs' namespaces by VM name.
 type dvrBed struct {
+	s    *scenario.Scenario
 	b    *bed.Bed
 	api  string
 	ctrl *dvrflowd
 	topo *seed.Topology
-	vms  map[string]string // VM name -> netns
+	vms  map[string]string // VM name -> netns (the scenario's own map: add to it)
 }
 
 func newDVRBed(t testing.TB) *dvrBed { return newDVRBedOn(t, "") }
@@ -169,36 +143,26 @@ func newDVRBedOn(t testing.TB, underlay string) *dvrBed {
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	prefix := fmt.Sprintf("d%d", os.Getpid()%100000)
 	_ = bed.Sweep(ctx, log, prefix)
-	net24 := "192.168.248"
-	if underlay != "" {
-		net24 = underlay[:strings.LastIndex(underlay, ".")]
-	}
-	b, err := bed.New(ctx, log, bed.Config{Prefix: prefix, External: true, Underlay: underlay, Hosts: []bed.HostConfig{
-		{Name: "compute1", TunnelIP: net24 + ".1", Mode: "dvr"},
-		{Name: "compute2", TunnelIP: net24 + ".2", Mode: "dvr"},
-		{Name: "network", TunnelIP: net24 + ".3", Mode: "dvr_snat"},
-	}})
+	bins := t.TempDir()
+	s, err := scenario.Up(ctx, log, scenario.Config{Prefix: prefix, Underlay: underlay, DatabaseURL: pg.NewDatabase(t),
+		Token: dvrToken, Dvrflowd: buildCmd(t, bins, "dvrflowd"), HostHelper: buildCmd(t, bins, "dvrflow-host"),
+		LogDir: t.TempDir(), DvrflowdArgs: []string{"--poll-interval", "1s"},
+		Progress: func(line string) { t.Logf("%s", line) }})
 	if err != nil {
-		t.Fatalf("bed: %v", err)
+		t.Fatalf("seed scenario: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := b.Close(); err != nil {
-			t.Errorf("bed close: %v", err)
+		if err := s.Close(); err != nil {
+			t.Errorf("scenario close: %v", err)
 		}
 	})
-	d := &dvrBed{b: b, vms: map[string]string{}}
-
-	// The controller: dvrflowd on the underlay's root-namespace address.
-	apiAddr, ofAddr := freeAddr(t, b.ControllerIP()), freeAddr(t, b.ControllerIP())
-	d.api = "http://" + apiAddr
-	d.ctrl = &dvrflowd{t: t, bin: buildDvrflowd(t), logPath: filepath.Join(t.TempDir(), "dvrflowd.log"),
-		args: []string{"--db-url", pg.NewDatabase(t), "--listen", apiAddr, "--of-listen", ofAddr,
-			"--auth-token", dvrToken, "--poll-interval", "1s", "--log-level", "info"}}
-	d.ctrl.start()
-	t.Cleanup(d.ctrl.kill)
+	d := &dvrBed{s: s, b: s.Bed, api: s.API, ctrl: &dvrflowd{t: t, p: s.Ctrl}, topo: s.Topo, vms: s.VMs}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("dvrflowd log tail:\n%s", d.ctrl.logTail())
+			for name, p := range s.Helpers {
+				t.Logf("dvrflow-host %s log tail:\n%s", name, p.LogTail(30))
+			}
 			d.diagnose(t)
 			if os.Getenv("DVRFLOW_BED_HOLD") != "" {
 				t.Logf("DVRFLOW_BED_HOLD: keeping the bed for 10 minutes")
@@ -206,66 +170,6 @@ func newDVRBedOn(t testing.TB, underlay string) *dvrBed {
 			}
 		}
 	})
-
-	// The host helpers, one per host, as dvrflow-host runs them.
-	actx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	for _, h := range b.Hosts() {
-		cfg, err := b.AgentConfig(h.Name, d.api, []string{"tcp:" + ofAddr})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Token = dvrToken
-		cl, err := b.OVSDB(ctx, h.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hc, err := b.HostnetConfig(h.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := agent.New(log.With(zap.String("host", h.Name)), cfg, cl, hostnet.New(log, cl, hc))
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = a.Run(actx) }()
-	}
-	waitFor(t, "three hosts registered", 60*time.Second, func() (bool, string) {
-		var hs struct {
-			Hosts []map[string]any `json:"dvr_hosts"`
-		}
-		if err := apiGet(ctx, d.api, "/v2.0/dvr-hosts", &hs); err != nil {
-			return false, err.Error()
-		}
-		return len(hs.Hosts) == 3, fmt.Sprintf("%d hosts", len(hs.Hosts))
-	})
-
-	// The seed topology, through the REST API only.
-	opts := seed.DefaultOptions()
-	for i := range opts.Hosts {
-		h := &opts.Hosts[i]
-		h.TunnelIP = b.Host(h.Name).TunnelIP
-		h.Bridges = map[string]string{}
-		for _, br := range apps.Bridges() {
-			h.Bridges[string(br)] = agent.DatapathID(h.Name, string(br))
-		}
-	}
-	topo, err := seed.Create(ctx, seed.NewClient(d.api, dvrToken), opts)
-	if err != nil {
-		t.Fatalf("seed through the API: %v", err)
-	}
-	d.topo = topo
-	gw := map[string]string{"net1": "10.0.1.1", "net2": "10.0.2.1"}
-	for _, vm := range opts.VMs {
-		p := topo.VMs[vm.Name]
-		ns, err := b.AddVM(ctx, vm.Host, strings.ToLower(vm.Name), p.ID, p.MACAddress, vm.IP+"/24", gw[vm.Network])
-		if err != nil {
-			t.Fatal(err)
-		}
-		d.vms[vm.Name] = ns
-	}
 	return d
 }
 
@@ -298,25 +202,12 @@ func (d *dvrBed) diagnose(t testing.TB) {
 	}
 }
 
-// pingUntil waits until one ping from VM from gets through to dst, then checks that count
-// more are all answered.
+// pingUntil waits until one ping from from (a VM name or a namespace) gets through to
+// dst, then checks that 5 more are all answered.
 func (d *dvrBed) pingUntil(t testing.TB, from, dst string, timeout time.Duration) {
 	t.Helper()
-	ctx := context.Background()
-	ns := d.vms[from]
-	if ns == "" {
-		ns = from
-	}
-	waitFor(t, from+" reaching "+dst, timeout, func() (bool, string) {
-		r, err := d.b.Ping(ctx, ns, dst, 1, 2*time.Second)
-		if err != nil {
-			return false, err.Error()
-		}
-		return r.Received == 1, r.Output
-	})
-	r, err := d.b.Ping(ctx, ns, dst, 5, 10*time.Second)
-	if err != nil || r.Lost() != 0 {
-		t.Fatalf("%s -> %s after convergence: %+v %v", from, dst, r, err)
+	if _, err := d.s.PingUntil(context.Background(), from, dst, 5, timeout); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -336,46 +227,25 @@ func TestDVRSeedScenario(t *testing.T) {
 		wires = append(wires, c)
 	}
 
-	t.Run("1 east-west across hosts VM1 to VM2", func(t *testing.T) {
-		d.pingUntil(t, "VM1", "10.0.2.5", converge)
-	})
-	t.Run("2 same subnet across hosts VM1 to VM4, routed on one host VM1 to VM3", func(t *testing.T) {
-		d.pingUntil(t, "VM1", "10.0.1.6", converge)
+	// 1 to 4: the scenario's traffic checks, exactly as the demo runs and shows them.
+	for _, c := range d.s.Checks() {
+		t.Run("1-4 "+c.Name, func(t *testing.T) {
+			r, err := d.s.Run(ctx, c, 5, converge)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: %d/%d replies, first after %v; seen at the target as %s: %d", c.What, r.Ping.Received, r.Ping.Sent,
+				r.Converged, c.SeenAs, len(r.Seen))
+		})
+	}
+	t.Run("2 routed on one host VM1 to VM3", func(t *testing.T) {
 		d.pingUntil(t, "VM1", "10.0.2.3", converge)
 	})
-	t.Run("3 floating IP: VM1 to the internet leaves as 172.24.4.5, and back", func(t *testing.T) {
-		capture, err := d.b.Capture(ctx, d.b.TargetNetns(), "eth0", "icmp")
-		if err != nil {
-			t.Fatal(err)
-		}
-		d.pingUntil(t, "VM1", bed.TargetIP, converge)
-		lines, err := capture.Stop(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "172.24.4.5 > "+bed.TargetIP) }) {
-			t.Fatalf("the target never saw 172.24.4.5:\n%s", strings.Join(lines, "\n"))
-		}
-		// The reverse direction: the internet reaches VM1 by its floating IP.
+	t.Run("3 floating IP from the internet router", func(t *testing.T) {
 		d.pingUntil(t, d.b.InternetNetns(), "172.24.4.5", converge)
 	})
-	t.Run("4 SNAT: VM4 without floating IP leaves through the network node", func(t *testing.T) {
-		capture, err := d.b.Capture(ctx, d.b.TargetNetns(), "eth0", "icmp")
-		if err != nil {
-			t.Fatal(err)
-		}
+	t.Run("4 SNAT: no ICMP redirect to VM4", func(t *testing.T) {
 		d.pingUntil(t, "VM4", bed.TargetIP, converge)
-		lines, err := capture.Stop(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		gwIP := ""
-		for _, ip := range d.topo.Router.GatewayInfo.ExternalFixedIPs {
-			gwIP = ip.IPAddress
-		}
-		if gwIP == "" || !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, gwIP+" > "+bed.TargetIP) }) {
-			t.Fatalf("the target never saw the router's gateway address %q:\n%s", gwIP, strings.Join(lines, "\n"))
-		}
 		// The qrouter hairpins this traffic out of the qr- it came in by; it must not send
 		// the VM an ICMP redirect to the snat port.
 		snmp, err := d.b.Exec(ctx, d.vms["VM4"], "cat", "/proc/net/snmp")

@@ -1,152 +1,110 @@
 #!/usr/bin/env bash
-# dvrflow demo, first part: a private PostgreSQL, bin/dvrflowd (the Neutron API), and the
-# reference topology created with curl. (The OVS bed comes on top of this later.)
-#   demo.sh         start everything, create the topology, show it, wait for Ctrl-C
-#   demo.sh down    stop everything a previous demo.sh started (pid files in .run/demo)
-# DEMO_DETACH=1 returns after the set-up instead of waiting (stop with demo.sh down).
+# make demo: dvrflow's seed scenario on a real three-host bed on this machine, with traffic.
+#   demo.sh [up]   install missing Debian packages, build bin/, start a private PostgreSQL,
+#                  then bin/dvrflow-demo up: the bed (OVS per host in network namespaces),
+#                  dvrflowd, one dvrflow-host per host, the seed topology through the REST
+#                  API, four VMs, and pings east-west, floating IP and SNAT. It stays up
+#                  until Ctrl-C (or demo.sh down from another terminal), then removes it all.
+#   demo.sh down   tear down whatever a previous demo left (processes, bed, PostgreSQL).
+# DEMO_EXIT_AFTER_TRAFFIC=1 tears down right after the traffic and exits 0 only if every
+# ping worked (CI, scripts). Everything lives in $DEMO_STATE_DIR (default /run/dvrflow-demo).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-root=$PWD
-run=$root/.run/demo
-port=${DEMO_PORT:-9696}
-url=http://127.0.0.1:$port
-token=${DVRFLOW_AUTH_TOKEN:-demo-admin-token}
+run=${DEMO_STATE_DIR:-/run/dvrflow-demo}
+t0=$(date +%s.%N)
 
-say() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
+say() { printf '[%ss] %s\n' "$(awk -v now="$(date +%s.%N)" -v t0="$t0" 'BEGIN { printf "%5.1f", now - t0 }')" "$*"; }
+
+# quietly WHAT CMD...: run CMD, saying every 5 s that WHAT still runs; its output is shown
+# only when it fails.
+quietly() {
+	local what=$1 out rc=0 start=$SECONDS
+	shift
+	out=$(mktemp)
+	"$@" >"$out" 2>&1 &
+	local pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
+			kill -0 "$pid" 2>/dev/null || break 2
+			sleep 0.5
+		done
+		say "  ... still $what ($((SECONDS - start))s)"
+	done
+	wait "$pid" || rc=$?
+	[ "$rc" -eq 0 ] || cat "$out" >&2
+	rm -f "$out"
+	return "$rc"
+}
+
+demo_bin() { # the demo binary, built when missing (down after make clean)
+	[ -x bin/dvrflow-demo ] || go build -o bin/ ./cmd/dvrflow-demo
+	echo bin/dvrflow-demo
+}
 
 down() {
-	if [ -f "$run/dvrflowd.pid" ]; then
-		pid=$(cat "$run/dvrflowd.pid")
-		if kill -0 "$pid" 2>/dev/null; then
-			kill "$pid"
-			for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-			say "stopped dvrflowd (pid $pid)"
+	if [ -d "$run" ]; then
+		local rc=0
+		"$(demo_bin)" down --state-dir "$run" --t0 "$t0" || rc=$?
+		if [ -d "$run/pg" ]; then
+			./deploy/scripts/pg.sh stop "$run/pg" >/dev/null
+			say "postgres: stopped"
 		fi
-		rm -f "$run/dvrflowd.pid"
+		# On a failed down keep the record, so that another demo.sh down can retry.
+		[ "$rc" -ne 0 ] || rm -rf "$run"
+		return "$rc"
+	else
+		"$(demo_bin)" down --state-dir "$run" --t0 "$t0" >/dev/null # sweep the default prefix
+		say "down: nothing was running"
 	fi
-	if [ -d "$run/pg" ]; then
-		./deploy/scripts/pg.sh stop "$run/pg" >/dev/null && say "stopped PostgreSQL"
-	fi
-	rm -rf "$run"
 }
 
-if [ "${1:-up}" = down ]; then
+case ${1:-up} in
+down)
 	down
 	exit 0
-fi
-[ "${1:-up}" = up ] || { echo "usage: $0 [up|down]" >&2; exit 2; }
+	;;
+up) ;;
+*)
+	echo "usage: $0 [up|down]" >&2
+	exit 2
+	;;
+esac
 
-command -v python3 >/dev/null || { echo "demo.sh: python3 is needed to read JSON" >&2; exit 1; }
-[ -x bin/dvrflowd ] || go build -o bin/ ./cmd/dvrflowd
-if [ -f "$run/dvrflowd.pid" ]; then
-	say "a previous demo is still running: stopping it first"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "demo.sh: the demo needs root (network namespaces, Open vSwitch): run sudo make demo" >&2
+	exit 1
+fi
+say "deps: checking the Debian packages (openvswitch-switch, iproute2, postgresql, ...)"
+./deploy/scripts/install-deps.sh | sed 's/^/          /'
+if [ -e "$run" ]; then
+	say "a previous demo left $run: tearing it down first"
 	down
 fi
+cmds=(./cmd/dvrflowd ./cmd/dvrflow-host ./cmd/dvrflow-demo ./cmd/dvrctl)
+say "build: go build -o bin/ ${cmds[*]}"
+quietly "building" go build -o bin/ "${cmds[@]}"
+
 mkdir -p "$run"
-chmod 755 "$root/.run" "$run" # the postgres user must reach the cluster inside
-
-say "starting PostgreSQL in $run/pg"
-./deploy/scripts/pg.sh start "$run/pg" >/dev/null
+chmod 755 "$run" # the postgres user must reach its cluster inside
+say "postgres: starting a private cluster in $run/pg"
+quietly "starting PostgreSQL" ./deploy/scripts/pg.sh start "$run/pg"
 dsn=$(./deploy/scripts/pg.sh dsn "$run/pg")
+say "postgres: up ($dsn)"
 
-say "starting dvrflowd on $url (token: $token)"
-DVRFLOW_AUTH_TOKEN=$token ./bin/dvrflowd --db-url "$dsn" --listen "127.0.0.1:$port" >"$run/dvrflowd.log" 2>&1 &
-echo $! >"$run/dvrflowd.pid"
-for _ in $(seq 100); do
-	curl -fs "$url/" >/dev/null 2>&1 && break
-	if ! kill -0 "$(cat "$run/dvrflowd.pid")" 2>/dev/null; then
-		cat "$run/dvrflowd.log" >&2
-		down
-		exit 1
-	fi
-	sleep 0.1
-done
-
-# api METHOD PATH [BODY]: the response body; fails on an HTTP error.
-api() {
-	curl -sS --fail-with-body -X "$1" -H "X-Auth-Token: $token" -H 'Content-Type: application/json' \
-		"$url$2" ${3:+-d "$3"}
-}
-# field KEY.PATH: one value from the JSON on stdin.
-field() { python3 -c 'import json,sys
-v=json.load(sys.stdin)
-for k in sys.argv[1].split("."): v=v[int(k)] if k.isdigit() else v[k]
-print(v)' "$1"; }
-
-say "registering hosts"
-for h in compute1:192.168.248.1:dvr compute2:192.168.248.2:dvr network:192.168.248.3:dvr_snat; do
-	IFS=: read -r name ip mode <<<"$h"
-	mac=$(api PUT "/v2.0/dvr-hosts/$name" "{\"dvr_host\": {\"tunnel_ip\": \"$ip\", \"mode\": \"$mode\", \"bridges\": {}}}" | field dvr_host.mac_address)
-	echo "    $name  $ip  $mode  DVR MAC $mac"
-done
-
-say "creating networks and subnets"
-net1=$(api POST /v2.0/networks '{"network": {"name": "net1", "project_id": "demo"}}' | field network.id)
-net2=$(api POST /v2.0/networks '{"network": {"name": "net2", "project_id": "demo"}}' | field network.id)
-ext=$(api POST /v2.0/networks '{"network": {"name": "public", "router:external": true, "provider:network_type": "flat", "provider:physical_network": "public"}}' | field network.id)
-sub1=$(api POST /v2.0/subnets "{\"subnet\": {\"name\": \"net1-subnet\", \"network_id\": \"$net1\", \"cidr\": \"10.0.1.0/24\", \"ip_version\": 4, \"project_id\": \"demo\"}}" | field subnet.id)
-sub2=$(api POST /v2.0/subnets "{\"subnet\": {\"name\": \"net2-subnet\", \"network_id\": \"$net2\", \"cidr\": \"10.0.2.0/24\", \"ip_version\": 4, \"project_id\": \"demo\"}}" | field subnet.id)
-api POST /v2.0/subnets "{\"subnet\": {\"name\": \"public-subnet\", \"network_id\": \"$ext\", \"cidr\": \"172.24.4.0/24\", \"ip_version\": 4, \"enable_dhcp\": false}}" >/dev/null
-echo "    net1 10.0.1.0/24, net2 10.0.2.0/24, public 172.24.4.0/24 (router:external)"
-
-say "creating distributed router R1 with its gateway and both interfaces"
-r1=$(api POST /v2.0/routers "{\"router\": {\"name\": \"R1\", \"distributed\": true, \"project_id\": \"demo\", \"external_gateway_info\": {\"network_id\": \"$ext\"}}}" | field router.id)
-api PUT "/v2.0/routers/$r1/add_router_interface" "{\"subnet_id\": \"$sub1\"}" >/dev/null
-api PUT "/v2.0/routers/$r1/add_router_interface" "{\"subnet_id\": \"$sub2\"}" >/dev/null
-echo "    R1 $r1"
-
-say "creating VM ports"
-declare -A vmport
-for v in VM1:net1:10.0.1.5:compute1 VM3:net2:10.0.2.3:compute1 VM2:net2:10.0.2.5:compute2 VM4:net1:10.0.1.6:compute2; do
-	IFS=: read -r name net ip host <<<"$v"
-	n=$net1; [ "$net" = net2 ] && n=$net2
-	vmport[$name]=$(api POST /v2.0/ports "{\"port\": {\"name\": \"$name\", \"network_id\": \"$n\", \"project_id\": \"demo\", \"device_owner\": \"compute:nova\", \"device_id\": \"$name\", \"binding:host_id\": \"$host\", \"fixed_ips\": [{\"ip_address\": \"$ip\"}]}}" | field port.id)
-	echo "    $name  $ip on $host"
-done
-
-say "creating floating IPs"
-for f in VM1:172.24.4.5 VM3:172.24.4.7; do
-	IFS=: read -r name addr <<<"$f"
-	api POST /v2.0/floatingips "{\"floatingip\": {\"floating_network_id\": \"$ext\", \"floating_ip_address\": \"$addr\", \"port_id\": \"${vmport[$name]}\", \"project_id\": \"demo\"}}" >/dev/null
-	echo "    $addr -> $name"
-done
-
-table() { # table COLLECTION COLUMNS...: a listing as aligned columns
-	api GET "/v2.0/$1" | python3 -c 'import json,sys
-coll, cols = sys.argv[1].replace("-", "_"), sys.argv[2:]
-def cell(v):
-    if isinstance(v, list): return ",".join(x["ip_address"] if isinstance(x, dict) and "ip_address" in x else str(x) for x in v)
-    if isinstance(v, dict): return v.get("network_id", json.dumps(v))
-    if isinstance(v, bool): return str(v).lower()
-    return "-" if v is None or v == "" else str(v)
-rows = [[cell(it.get(c)) for c in cols] for it in json.load(sys.stdin)[coll]]
-w = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(cols)]
-for r in [cols] + rows: print("    " + "  ".join(x.ljust(w[i]) for i, x in enumerate(r)))' "$1" "${@:2}"
-}
-
-say "networks";        table networks name id provider:network_type provider:segmentation_id router:external subnets
-say "ports";           table ports name device_owner mac_address fixed_ips binding:host_id status
-say "routers";         table routers name id distributed external_gateway_info
-say "floating IPs";    table floatingips floating_ip_address fixed_ip_address port_id router_id status
-say "DVR host MACs";   table dvr-host-macs host mac_address
-say "agents";          table agents host agent_type alive
-
-cat <<EOT
-
-Try:
-  export OS_TOKEN=$token
-  curl -s -H "X-Auth-Token: \$OS_TOKEN" $url/v2.0/ports?binding:host_id=compute1 | jq .
-  curl -s -H "X-Auth-Token: \$OS_TOKEN" '$url/v2.0/networks?fields=name&fields=provider:segmentation_id' | jq .
-  curl -s -H "X-Auth-Token: \$OS_TOKEN" $url/v2.0/dvr-host-macs | jq .
-  curl -s -H "X-Auth-Token: \$OS_TOKEN" -X DELETE $url/v2.0/networks/$net1 | jq .   # 409 NetworkInUse
-  psql '$dsn' -c 'SELECT revision, kind, op, id FROM changes ORDER BY revision DESC LIMIT 10'
-Logs: $run/dvrflowd.log.  Stop: ./deploy/scripts/demo.sh down (or Ctrl-C here)
-EOT
-
-if [ "${DEMO_DETACH:-0}" = 1 ]; then
-	exit 0
-fi
-trap 'echo; down; exit 0' INT TERM
-wait "$(cat "$run/dvrflowd.pid")" || true
-say "dvrflowd exited"
+# dvrflow-demo tears down on SIGINT/SIGTERM itself: a Ctrl-C at the terminal reaches it
+# directly; a SIGTERM/SIGHUP to this script is passed on. Then this script stops PostgreSQL.
+args=(up --state-dir "$run" --db-url "$dsn" --t0 "$t0")
+[ "${DEMO_EXIT_AFTER_TRAFFIC:-0}" = 1 ] && args+=(--exit-after-traffic)
+bin/dvrflow-demo "${args[@]}" &
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null || true' TERM HUP
+trap ':' INT
+set +e
+while kill -0 "$child" 2>/dev/null; do wait "$child"; done # a trapped signal ends a wait early
+wait "$child"
+rc=$?
+set -e
+trap - TERM HUP INT
 down
+if [ "$rc" -eq 0 ]; then say "demo: done, nothing left behind"; else say "demo: failed (exit $rc)"; fi
+exit "$rc"
