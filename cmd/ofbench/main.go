@@ -5,15 +5,30 @@
 //	                                     identical flow set, each on a fresh bridge
 //	ofbench sessions [-n 2000]           goroutines and bytes per idle switch session, with
 //	                                     the fake switches in a child process
+//	ofbench delta [-base 200000] [-change 2000] [-runs 3]
+//	                                     a change of -change flows (1/3 adds, 1/3 modifies,
+//	                                     1/3 deletes) onto a real OVS bridge holding -base
+//	                                     flows (root): dvrflow's reconciler vs
+//	                                     `ovs-ofctl --bundle` of the same change
+//	ofbench arp [-switches 1000] [-duration 10s] [-window 4] [-controller dvrflow,osken,testcontroller]
+//	            [-profile DIR]           ARP packet-ins answered per second and their
+//	                                     latency, from simulated switches, against dvrflowd
+//	                                     (private PostgreSQL), a minimal os-ken app and
+//	                                     ovs-testcontroller, one after another; run from the
+//	                                     repository root (bin/dvrflowd, deploy/scripts/pg.sh,
+//	                                     deploy/bench/osken_arp.py); -profile writes CPU
+//	                                     profiles of dvrflowd and of the generator
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -25,7 +40,19 @@ func main() {
 	cmd, args := os.Args[1], os.Args[2:]
 	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
 	n := fs.Int("n", 0, "number of flows (push) or sessions (sessions)")
-	runs := fs.Int("runs", 1, "push: repetitions, each on fresh bridges")
+	runs := fs.Int("runs", 1, "push, delta: repetitions, each on fresh bridges")
+	base := fs.Int("base", 200_000, "delta: flows on the bridge before the change")
+	change := fs.Int("change", 2000, "delta: flows changed")
+	switches := fs.Int("switches", 1000, "arp: simulated switches")
+	duration := fs.Duration("duration", 10*time.Second, "arp: measured time per controller")
+	window := fs.Int("window", 4, "arp: requests in flight per switch")
+	controllers := fs.String("controller", "dvrflow,osken,testcontroller", "arp: controllers to run, in order")
+	hostsPerNet := fs.Int("hosts-per-net", 10, "arp: hosts sharing a network")
+	vmsPerHost := fs.Int("vms-per-host", 2, "arp: VM ports per host")
+	dvrflowd := fs.String("dvrflowd", "bin/dvrflowd", "arp: the dvrflowd binary")
+	pgScript := fs.String("pg-script", "deploy/scripts/pg.sh", "arp: the private PostgreSQL script")
+	oskenApp := fs.String("osken-app", "deploy/bench/osken_arp.py", "arp: the os-ken app")
+	profileDir := fs.String("profile", "", "arp: write CPU profiles of dvrflowd and of the generator, while measured, to this directory")
 	addr := fs.String("addr", "", "simswitches: controller address")
 	verbose := fs.Bool("v", false, "log at debug level")
 	if err := fs.Parse(args); err != nil {
@@ -55,6 +82,22 @@ func main() {
 			os.Exit(2)
 		}
 		err = runPush(ctx, log, *n, *runs)
+	case "delta":
+		if *base <= 0 || *change <= 0 || *runs <= 0 {
+			fmt.Fprintln(os.Stderr, "ofbench delta: -base, -change and -runs must be positive")
+			os.Exit(2)
+		}
+		err = runDelta(ctx, log, *base, *change, *runs)
+	case "arp":
+		var ctls []string
+		ctls, err = parseControllers(*controllers)
+		if err == nil && (*switches <= 0 || *duration <= 0 || *window <= 0 || *hostsPerNet <= 1 || *vmsPerHost <= 0 || *vmsPerHost > 200) {
+			err = errors.New("arp: -switches, -duration, -window, -vms-per-host (<= 200) must be positive and -hosts-per-net at least 2")
+		}
+		if err == nil {
+			err = runARP(ctx, log, arpConfig{Switches: *switches, Duration: *duration, Window: *window, Controllers: ctls,
+				HostsPerNet: *hostsPerNet, VMsPerHost: *vmsPerHost, Dvrflowd: *dvrflowd, PGScript: *pgScript, OskenApp: *oskenApp, ProfileDir: *profileDir})
+		}
 	case "sessions":
 		if *n <= 0 {
 			*n = 2000
@@ -76,6 +119,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: ofbench push [-n flows] [-runs r] | ofbench sessions [-n sessions]")
+	fmt.Fprintln(os.Stderr, "usage: ofbench push [-n flows] [-runs r] | ofbench sessions [-n sessions] | ofbench delta [-base flows] [-change flows] [-runs r] | ofbench arp [-switches n] [-duration d] [-controller list]")
 	os.Exit(2)
 }

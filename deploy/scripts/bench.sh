@@ -43,3 +43,28 @@ if [ "$(id -u)" -eq 0 ] && command -v ovs-vswitchd >/dev/null; then
 else
 	echo "bench: OpenFlow and bed benchmarks need root and Open vSwitch: skipped"
 fi
+
+# Scale: a real dvrflowd and PostgreSQL, the topology loaded through the API (topogen) and
+# three simulated OpenFlow bridges per host in one process (ofsim), with OVS's ingest rates.
+# Cold start, controller restart and port-bound latency (cmd/dvrflow-bench-scale).
+#   BENCH_HOSTS (default 5000), BENCH_PORTS (default 1000) ports bound one by one.
+# No root needed. At 5000 hosts it needs ~20 GiB of memory and takes about half an hour.
+echo "bench: scale: ${BENCH_HOSTS:-5000} hosts x 3 simulated bridges"
+go build -o bin/ ./cmd/dvrflowd ./cmd/dvrflow-bench-scale
+./bin/dvrflow-bench-scale -dvrflowd bin/dvrflowd -hosts "${BENCH_HOSTS:-5000}" -ports "${BENCH_PORTS:-1000}"
+
+# ARP packet-ins from 1000 simulated switches answered by dvrflowd (private PostgreSQL, topology
+# through the API), by a minimal os-ken app and by ovs-testcontroller, one after another; then a
+# 2,000-flow change onto a real OVS bridge holding 200k flows, dvrflow's reconciler vs
+# `ovs-ofctl --bundle` of the same change (root and OVS needed for both: packages, bridges).
+if [ "$(id -u)" -eq 0 ] && command -v ovs-vswitchd >/dev/null; then
+	./deploy/scripts/install-deps.sh bench
+	go build -o bin/ ./cmd/dvrflowd ./cmd/ofbench
+	echo "bench: ARP packet-in: dvrflow vs os-ken vs ovs-testcontroller"
+	./bin/ofbench arp -switches "${BENCH_ARP_SWITCHES:-1000}" -duration "${BENCH_ARP_DURATION:-10s}"
+	echo "bench: a ${BENCH_DELTA_CHANGE:-2000}-flow change onto a ${BENCH_DELTA_BASE:-200000}-flow bridge vs ovs-ofctl --bundle"
+	./bin/ofbench delta -base "${BENCH_DELTA_BASE:-200000}" -change "${BENCH_DELTA_CHANGE:-2000}" -runs "${BENCH_RUNS:-3}" ||
+		echo "bench: delta: dvrflow missed (see above)"
+else
+	echo "bench: ARP packet-in and flow-delta benchmarks need root and Open vSwitch: skipped"
+fi
