@@ -714,11 +714,11 @@ func (r *Reconciler) send(ctx context.Context, sess *Session, ops []op, bundle b
 		switch {
 		case bundle && o.kind == opDelete:
 			buf = ofproto.AppendBundleAdd(buf, xid, bundleID, bundleFlags,
-				ofproto.AppendFlowDelete(nil, xid, o.flow.Table, o.flow.Priority, o.flow.Match, o.flow.Cookie, ^uint64(0), true))
+				ofproto.AppendFlowDelete(nil, xid, o.flow.Table, o.flow.Priority, o.flow.Match, 0, 0, true))
 		case bundle:
 			buf = ofproto.AppendBundleAddFlowMod(buf, xid, bundleID, bundleFlags, o.kind.command(), o.flow, 0)
 		case o.kind == opDelete:
-			buf = ofproto.AppendFlowDelete(buf, xid, o.flow.Table, o.flow.Priority, o.flow.Match, o.flow.Cookie, ^uint64(0), true)
+			buf = ofproto.AppendFlowDelete(buf, xid, o.flow.Table, o.flow.Priority, o.flow.Match, 0, 0, true)
 		default:
 			buf = ofproto.AppendFlowMod(buf, xid, o.kind.command(), o.flow, 0)
 		}

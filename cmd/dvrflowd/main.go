@@ -58,8 +58,8 @@ func parseFlags(args []string, getenv func(string) string) (*config, error) {
 	envflag.SetUsage(fs, "DVRFLOW", "usage: dvrflowd [flags]")
 	cfg := &config{Store: db.DefaultConfig(), API: northbound.DefaultConfig()}
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9696", "address of the Neutron API")
-	fs.StringVar(&cfg.DatabaseURL, "db-url", getenv("DVRFLOW_DATABASE_URL"), "PostgreSQL URL (env DVRFLOW_DATABASE_URL)")
-	fs.StringVar(&cfg.API.AdminToken, "auth-token", getenv("DVRFLOW_AUTH_TOKEN"), "static admin token for X-Auth-Token (env DVRFLOW_AUTH_TOKEN)")
+	fs.StringVar(&cfg.DatabaseURL, "db-url", "", "PostgreSQL URL (DVRFLOW_DATABASE_URL, the older name, is read too)")
+	fs.StringVar(&cfg.API.AdminToken, "auth-token", "", "static admin token for X-Auth-Token")
 	fs.BoolVar(&cfg.API.NoAuth, "noauth", false, "accept every request as admin (development only)")
 	projectTokens := fs.String("project-tokens", "", "file of 'token project_id' lines: project-scoped tokens")
 	fs.StringVar(&cfg.API.AdminProject, "admin-project", cfg.API.AdminProject, "project of resources the admin creates without project_id")
@@ -68,10 +68,10 @@ func parseFlags(args []string, getenv func(string) string) (*config, error) {
 	baseMAC := fs.String("base-mac", cfg.Store.BaseMAC.String(), "base of port MACs")
 	dvrBaseMAC := fs.String("dvr-base-mac", cfg.Store.DVRBaseMAC.String(), "base of DVR host MACs")
 	fs.DurationVar(&cfg.Store.PollInterval, "poll-interval", cfg.Store.PollInterval, "change-log poll interval behind LISTEN/NOTIFY")
-	fs.StringVar(&cfg.OFListen, "of-listen", envOr(getenv, "DVRFLOW_OF_LISTEN", controller.DefaultAddr), "OpenFlow listen address for the switches; empty: run the API only (env DVRFLOW_OF_LISTEN)")
-	fs.StringVar(&cfg.OFCert, "of-tls-cert", getenv("DVRFLOW_OF_TLS_CERT"), "PEM certificate: serve OpenFlow over TLS (with --of-tls-key)")
-	fs.StringVar(&cfg.OFKey, "of-tls-key", getenv("DVRFLOW_OF_TLS_KEY"), "PEM key of --of-tls-cert")
-	fs.StringVar(&cfg.OFCA, "of-tls-ca", getenv("DVRFLOW_OF_TLS_CA"), "PEM CA: switches must present a client certificate it signed")
+	fs.StringVar(&cfg.OFListen, "of-listen", controller.DefaultAddr, "OpenFlow listen address for the switches; empty (--of-listen=): run the API only")
+	fs.StringVar(&cfg.OFCert, "of-tls-cert", "", "PEM certificate: serve OpenFlow over TLS (with --of-tls-key)")
+	fs.StringVar(&cfg.OFKey, "of-tls-key", "", "PEM key of --of-tls-cert")
+	fs.StringVar(&cfg.OFCA, "of-tls-ca", "", "PEM CA: switches must present a client certificate it signed")
 	fs.Float64Var(&cfg.Controller.PacketInRate, "packet-in-rate", 1000, "packet-ins per second each switch may send the controller")
 	meterRate := fs.Uint("meter-rate", 1000, "rate in packets/s of the OpenFlow meter on every controller-bound flow")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -87,6 +87,9 @@ func parseFlags(args []string, getenv func(string) string) (*config, error) {
 	}
 	if err := envflag.Apply(fs, "DVRFLOW", getenv); err != nil {
 		return nil, err
+	}
+	if cfg.DatabaseURL == "" {
+		cfg.DatabaseURL = getenv("DVRFLOW_DATABASE_URL")
 	}
 	switch {
 	case *logJSON || *logFormat == "json":
@@ -176,13 +179,6 @@ func newLogger(cfg *config) (*zap.Logger, error) {
 		return nil, fmt.Errorf("building the logger: %w", err)
 	}
 	return log.With(zap.String("service", "dvrflowd")), nil
-}
-
-func envOr(getenv func(string) string, key, def string) string {
-	if v := getenv(key); v != "" {
-		return v
-	}
-	return def
 }
 
 // run serves the API and, with --of-listen, the OpenFlow controller, until ctx ends.
