@@ -69,14 +69,15 @@ func benchDiff(b *testing.B, shared bool) {
 	if err := rec.SetDesired(flows); err != nil {
 		b.Fatal(err)
 	}
-	if shared {
-		rec.installed = rec.desired
-	} else {
-		other := NewReconciler(zap.NewNop(), 1, ReconcilerConfig{})
-		if err := other.SetDesired(flows); err != nil {
+	src := rec
+	if !shared {
+		src = NewReconciler(zap.NewNop(), 1, ReconcilerConfig{})
+		if err := src.SetDesired(flows); err != nil {
 			b.Fatal(err)
 		}
-		rec.installed = other.desired
+	}
+	for k, w := range src.desired {
+		rec.installed[k] = w.flow
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -116,7 +116,7 @@ const (
 type op struct {
 	kind opKind
 	key  ofproto.FlowKey
-	flow *ofproto.Flow // desired flow (add, modify) or installed flow (delete)
+	flow *ofproto.PackedFlow // desired flow (add, modify) or installed flow (delete)
 }
 
 // Reconciler keeps one bridge's flows equal to a desired set with the fewest flow-mods.
@@ -131,8 +131,8 @@ type Reconciler struct {
 	bg   sync.WaitGroup // the background pass goroutine
 
 	mu        sync.Mutex
-	desired   map[ofproto.FlowKey]*ofproto.Flow
-	installed map[ofproto.FlowKey]*ofproto.Flow // mirror, valid when synced
+	desired   map[ofproto.FlowKey]want
+	installed map[ofproto.FlowKey]*ofproto.PackedFlow // mirror, valid when synced
 	synced    bool
 	primed    bool // a desired set was given: until then no pass runs (an empty set would delete everything)
 	sess      *Session
@@ -153,8 +153,8 @@ func NewReconciler(log *zap.Logger, dpid uint64, cfg ReconcilerConfig) *Reconcil
 		cfg:       cfg.withDefaults(),
 		dpid:      dpid,
 		pass:      make(chan struct{}, 1),
-		desired:   map[ofproto.FlowKey]*ofproto.Flow{},
-		installed: map[ofproto.FlowKey]*ofproto.Flow{},
+		desired:   map[ofproto.FlowKey]want{},
+		installed: map[ofproto.FlowKey]*ofproto.PackedFlow{},
 		failed:    map[ofproto.FlowKey]*failure{},
 	}
 }
@@ -164,12 +164,18 @@ func (r *Reconciler) owns(cookie uint64) bool {
 	return cookie&r.cfg.CookieMask == r.cfg.CookieValue
 }
 
-// check validates flows and returns them keyed, canonicalised on copies.
-func (r *Reconciler) check(flows []ofproto.Flow) (map[ofproto.FlowKey]*ofproto.Flow, error) {
-	out := make(map[ofproto.FlowKey]*ofproto.Flow, len(flows))
+// want is a desired flow, packed (a bridge holds thousands, a controller millions), and the
+// part of the desired set it belongs to (see SetParts).
+type want struct {
+	flow *ofproto.PackedFlow
+	part string
+}
+
+// check validates flows and returns them packed and keyed.
+func (r *Reconciler) check(flows []ofproto.Flow) (map[ofproto.FlowKey]*ofproto.PackedFlow, error) {
+	out := make(map[ofproto.FlowKey]*ofproto.PackedFlow, len(flows))
 	for i := range flows {
-		f := flows[i]
-		f.Match = slices.Clone(f.Match).Canonical()
+		f := &flows[i]
 		if err := f.Validate(); err != nil {
 			return nil, fmt.Errorf("flow %d (%s): %w", i, f.String(), err)
 		}
@@ -177,40 +183,79 @@ func (r *Reconciler) check(flows []ofproto.Flow) (map[ofproto.FlowKey]*ofproto.F
 			return nil, fmt.Errorf("flow %d (%s): cookie %#x is outside this controller's ownership (mask %#x value %#x)",
 				i, f.String(), f.Cookie, r.cfg.CookieMask, r.cfg.CookieValue)
 		}
-		k := f.Key()
-		if prev, dup := out[k]; dup && !sameFlow(prev, &f) {
+		p := ofproto.Pack(f)
+		if prev, dup := out[p.Key]; dup && !sameFlow(prev, &p) {
 			return nil, fmt.Errorf("flow %d (%s) has the same table, priority and match as %s", i, f.String(), prev.String())
 		}
-		out[k] = &f
+		out[p.Key] = &p
 	}
 	return out, nil
 }
 
 // sameFlow reports whether installing g where f is would change nothing.
-func sameFlow(f, g *ofproto.Flow) bool {
+func sameFlow(f, g *ofproto.PackedFlow) bool {
 	return f.Cookie == g.Cookie && f.IdleTimeout == g.IdleTimeout && f.HardTimeout == g.HardTimeout &&
-		f.SameInstructions(g)
+		f.Instructions == g.Instructions
 }
 
 // SetDesired replaces the desired flow set. An invalid set is refused as a whole and
 // changes nothing. The switch is updated in the background when attached.
 func (r *Reconciler) SetDesired(flows []ofproto.Flow) error {
-	d, err := r.check(flows)
-	if err != nil {
-		return fmt.Errorf("set desired flows of %016x: %w", r.dpid, err)
+	return r.SetParts(map[string][]ofproto.Flow{"": flows}, true)
+}
+
+// SetParts replaces the desired flows of the parts given (a part with no flows is
+// removed) and keeps the others', or removes them too when complete. A caller that
+// computes its flows in parts recomputes and hands over only the parts that changed. Two
+// parts may not hold the same key. An invalid update is refused as a whole and changes
+// nothing.
+func (r *Reconciler) SetParts(parts map[string][]ofproto.Flow, complete bool) error {
+	checked := make(map[string]map[ofproto.FlowKey]*ofproto.PackedFlow, len(parts))
+	for part, flows := range parts {
+		d, err := r.check(flows)
+		if err != nil {
+			return fmt.Errorf("desired flows of %016x, part %q: %w", r.dpid, part, err)
+		}
+		checked[part] = d
 	}
 	r.mu.Lock()
-	for k, f := range d {
-		if old, ok := r.desired[k]; !ok || !sameFlow(old, f) {
-			delete(r.failed, k) // new content: retry now
+	replaced := func(part string) bool {
+		_, given := checked[part]
+		return given || complete
+	}
+	for part, d := range checked {
+		for k := range d {
+			if w, ok := r.desired[k]; ok && w.part != part && !replaced(w.part) {
+				r.mu.Unlock()
+				return fmt.Errorf("desired flows of %016x: part %q has %s, which part %q holds", r.dpid, part, w.flow.String(), w.part)
+			}
+			for other, od := range checked {
+				if _, dup := od[k]; dup && other < part {
+					r.mu.Unlock()
+					return fmt.Errorf("desired flows of %016x: parts %q and %q both have %s", r.dpid, other, part, d[k].String())
+				}
+			}
 		}
 	}
-	for k := range r.failed {
-		if _, ok := d[k]; !ok {
+	for k, w := range r.desired {
+		if !replaced(w.part) {
+			continue
+		}
+		if nf, ok := checked[w.part][k]; ok && sameFlow(w.flow, nf) {
+			continue
+		}
+		delete(r.desired, k)
+		delete(r.failed, k) // gone or new content: retry now
+	}
+	for part, d := range checked {
+		for k, f := range d {
+			if w, ok := r.desired[k]; ok && sameFlow(w.flow, f) {
+				continue // keep the flow the mirror may share
+			}
 			delete(r.failed, k)
+			r.desired[k] = want{flow: f, part: part}
 		}
 	}
-	r.desired = d
 	r.primed = true
 	r.mu.Unlock()
 	r.kick()
@@ -218,7 +263,7 @@ func (r *Reconciler) SetDesired(flows []ofproto.Flow) error {
 }
 
 // Update adds or replaces the flows in upsert and removes the keys in remove from the
-// desired set. An invalid update is refused as a whole and changes nothing.
+// desired set (of part ""). An invalid update is refused as a whole and changes nothing.
 func (r *Reconciler) Update(upsert []ofproto.Flow, remove []ofproto.FlowKey) error {
 	d, err := r.check(upsert)
 	if err != nil {
@@ -230,10 +275,10 @@ func (r *Reconciler) Update(upsert []ofproto.Flow, remove []ofproto.FlowKey) err
 		delete(r.failed, k)
 	}
 	for k, f := range d {
-		if old, ok := r.desired[k]; !ok || !sameFlow(old, f) {
+		if old, ok := r.desired[k]; !ok || !sameFlow(old.flow, f) {
 			delete(r.failed, k)
 		}
-		r.desired[k] = f
+		r.desired[k] = want{flow: f}
 	}
 	r.primed = true
 	r.mu.Unlock()
@@ -245,8 +290,10 @@ func (r *Reconciler) Update(upsert []ofproto.Flow, remove []ofproto.FlowKey) err
 func (r *Reconciler) Desired() []ofproto.Flow {
 	r.mu.Lock()
 	out := make([]ofproto.Flow, 0, len(r.desired))
-	for _, f := range r.desired {
-		out = append(out, *f)
+	for _, w := range r.desired {
+		if f, err := w.flow.Unpack(); err == nil { // packed by check: always unpacks
+			out = append(out, f)
+		}
 	}
 	r.mu.Unlock()
 	sortFlows(out)
@@ -278,7 +325,7 @@ func (r *Reconciler) Bind(s *Session) {
 	r.mu.Lock()
 	r.sess = s
 	r.synced = false
-	r.installed = map[ofproto.FlowKey]*ofproto.Flow{}
+	r.installed = map[ofproto.FlowKey]*ofproto.PackedFlow{}
 	r.mu.Unlock()
 }
 
@@ -605,7 +652,8 @@ func (k opKind) String() string {
 // diffLocked computes the ordered flow-mods: adds and modifies first, deletes last, so no
 // table is ever left empty on the way.
 func (r *Reconciler) diffLocked(now time.Time) (ops []op, deferred int) {
-	for k, want := range r.desired {
+	for k, w := range r.desired {
+		want := w.flow
 		if f := r.failed[k]; f != nil && now.Before(f.next) {
 			deferred++
 			continue
@@ -648,12 +696,12 @@ func (r *Reconciler) diffLocked(now time.Time) (ops []op, deferred int) {
 
 // dump reads every flow of the switch. Flows we do not own are kept in the mirror (so a
 // desired flow with their key is known to overwrite them) but never deleted.
-func (r *Reconciler) dump(ctx context.Context, sess *Session) (map[ofproto.FlowKey]*ofproto.Flow, int, error) {
+func (r *Reconciler) dump(ctx context.Context, sess *Session) (map[ofproto.FlowKey]*ofproto.PackedFlow, int, error) {
 	parts, err := sess.RequestMultipart(ctx, ofproto.AppendFlowStatsRequest(nil, 0, ofproto.TableAll, 0, 0, nil))
 	if err != nil {
 		return nil, 0, fmt.Errorf("dumping flows: %w", err)
 	}
-	inst := map[ofproto.FlowKey]*ofproto.Flow{}
+	inst := map[ofproto.FlowKey]*ofproto.PackedFlow{}
 	foreign := 0
 	for _, body := range parts {
 		flows, err := ofproto.DecodeFlowStatsReply(body)
@@ -662,8 +710,12 @@ func (r *Reconciler) dump(ctx context.Context, sess *Session) (map[ofproto.FlowK
 		}
 		for i := range flows {
 			f := &flows[i]
-			f.Match = f.Match.Canonical()
-			inst[f.Key()] = f
+			p := ofproto.Pack(f)
+			if have, ok := r.desiredFlow(p.Key); ok && sameFlow(have, &p) {
+				inst[p.Key] = have // share the desired flow's memory
+			} else {
+				inst[p.Key] = &p
+			}
 			if !r.owns(f.Cookie) {
 				foreign++
 			}
@@ -708,19 +760,19 @@ func (r *Reconciler) send(ctx context.Context, sess *Session, ops []op, bundle b
 		}
 	}
 	buf := make([]byte, 0, chunkSize+1024)
+	var scratch []byte
 	for i := range ops {
 		o := &ops[i]
 		xid := first + uint32(i)
 		switch {
-		case bundle && o.kind == opDelete:
-			buf = ofproto.AppendBundleAdd(buf, xid, bundleID, bundleFlags,
-				ofproto.AppendFlowDelete(nil, xid, o.flow.Table, o.flow.Priority, o.flow.Match, 0, 0, true))
 		case bundle:
-			buf = ofproto.AppendBundleAddFlowMod(buf, xid, bundleID, bundleFlags, o.kind.command(), o.flow, 0)
-		case o.kind == opDelete:
-			buf = ofproto.AppendFlowDelete(buf, xid, o.flow.Table, o.flow.Priority, o.flow.Match, 0, 0, true)
+			scratch = o.flow.AppendFlowMod(scratch[:0], xid, o.kind.command(), 0)
+			buf = ofproto.AppendBundleAdd(buf, xid, bundleID, bundleFlags, scratch)
 		default:
-			buf = ofproto.AppendFlowMod(buf, xid, o.kind.command(), o.flow, 0)
+			// Strict deletes name the flow by table, priority and match with cookie mask 0:
+			// the mirror proves it is ours, and a cookie mask makes OVS walk its cookie
+			// index, which every flow of an app shares, on each delete.
+			buf = o.flow.AppendFlowMod(buf, xid, o.kind.command(), 0)
 		}
 		if len(buf) >= chunkSize {
 			if err := sess.Send(ctx, buf); err != nil {
@@ -836,23 +888,27 @@ func (r *Reconciler) Audit(ctx context.Context, maxAge time.Duration) (Audit, er
 		r.mu.Unlock()
 		return Audit{}, fmt.Errorf("audit %016x: %w", r.dpid, ErrNotConnected)
 	}
-	for k, want := range r.desired {
+	for k, w := range r.desired {
 		st := FlowOK
-		if have, ok := inst[k]; !ok || !sameFlow(have, want) {
+		if have, ok := inst[k]; !ok || !sameFlow(have, w.flow) {
 			st = FlowMissing
 			a.Missing++
 		}
-		a.Flows = append(a.Flows, AuditFlow{Flow: *want, State: st})
+		if f, err := w.flow.Unpack(); err == nil {
+			a.Flows = append(a.Flows, AuditFlow{Flow: f, State: st})
+		}
 	}
 	for k, have := range inst {
 		if !r.owns(have.Cookie) {
 			continue
 		}
-		if want, ok := r.desired[k]; ok && sameFlow(have, want) {
+		if w, ok := r.desired[k]; ok && sameFlow(have, w.flow) {
 			continue
 		}
-		a.Flows = append(a.Flows, AuditFlow{Flow: *have, State: FlowExtra})
 		a.Extra++
+		if f, err := have.Unpack(); err == nil {
+			a.Flows = append(a.Flows, AuditFlow{Flow: f, State: FlowExtra})
+		}
 	}
 	// No pass runs while we hold the token: the dump is the truth to diff against next.
 	r.installed, r.synced = inst, true
@@ -893,4 +949,12 @@ func cmpFlows(a, b *ofproto.Flow) int {
 	}
 	ka, kb := a.Key(), b.Key()
 	return strings.Compare(ka.Match, kb.Match)
+}
+
+// desiredFlow returns the desired flow of key k (it takes r.mu).
+func (r *Reconciler) desiredFlow(k ofproto.FlowKey) (*ofproto.PackedFlow, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w, ok := r.desired[k]
+	return w.flow, ok
 }

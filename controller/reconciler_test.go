@@ -456,3 +456,49 @@ func changed(before, after ofsim.Counts) bool {
 	return after.Add != before.Add || after.Modify != before.Modify || after.ModifyStrict != before.ModifyStrict ||
 		after.Delete != before.Delete || after.DeleteStrict != before.DeleteStrict || after.Bundles != before.Bundles
 }
+
+// SetParts replaces the parts it is given and keeps the others; complete drops the rest; a
+// key held by two parts is refused and changes nothing.
+func TestSetParts(t *testing.T) {
+	rec := NewReconciler(zaptest.NewLogger(t), 1, ReconcilerConfig{CookieMask: ownMask, CookieValue: ownValue})
+	fs := testFlows()
+	keys := func() []string {
+		var out []string
+		for _, f := range rec.Desired() {
+			out = append(out, f.String())
+		}
+		return out
+	}
+	if err := rec.SetParts(map[string][]ofproto.Flow{"a": fs[:2], "b": fs[2:4], "c": fs[4:]}, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := keys(); len(got) != 5 {
+		t.Fatalf("desired %v, want 5 flows", got)
+	}
+	if err := rec.SetParts(map[string][]ofproto.Flow{"b": fs[2:3]}, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := keys(); len(got) != 4 || slices.Contains(got, fs[3].String()) {
+		t.Fatalf("after replacing part b: %v", got)
+	}
+	before := keys()
+	if err := rec.SetParts(map[string][]ofproto.Flow{"c": fs[:1]}, false); err == nil {
+		t.Fatal("a key of part a accepted in part c")
+	}
+	if err := rec.SetParts(map[string][]ofproto.Flow{"x": fs[4:], "y": fs[4:]}, false); err == nil {
+		t.Fatal("one key in two new parts accepted")
+	}
+	if got := keys(); !slices.Equal(got, before) {
+		t.Fatalf("refused update changed the desired set: %v -> %v", before, got)
+	}
+	// Moving a flow from one part to another in one call is fine.
+	if err := rec.SetParts(map[string][]ofproto.Flow{"a": fs[1:2], "c": append([]ofproto.Flow{fs[0]}, fs[4:]...)}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.SetParts(map[string][]ofproto.Flow{"c": fs[4:]}, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := keys(); len(got) != 1 || got[0] != fs[4].String() {
+		t.Fatalf("after a complete set of part c: %v", got)
+	}
+}

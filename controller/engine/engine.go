@@ -367,36 +367,46 @@ func (e *Engine) allocateVLANs(ctx context.Context, v *apps.View, hosts []string
 // at view v, computing them on every core. It returns how many bridges it pushed.
 func (e *Engine) pushFlows(v *apps.View, all bool, hosts map[string]bool, parts map[string]map[string]bool, dpids map[uint64]bool) int {
 	e.mu.Lock()
-	var todo []*bridge
+	var todo []push
 	for _, b := range e.bridges {
 		host, _, ok := v.HostOfDPID(b.dpid)
-		if all || dpids[b.dpid] || (ok && (hosts[host] || parts[host] != nil)) {
-			todo = append(todo, b)
+		switch {
+		case all || dpids[b.dpid] || (ok && hosts[host]):
+			todo = append(todo, push{b: b})
+		case ok && parts[host] != nil:
+			todo = append(todo, push{b: b, parts: parts[host]})
 		}
 	}
 	e.mu.Unlock()
-	work := make(chan *bridge)
+	work := make(chan push)
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), max(len(todo), 1)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for b := range work {
-				e.pushBridge(v, b)
+			for p := range work {
+				e.pushBridge(v, p.b, p.parts)
 			}
 		}()
 	}
-	for _, b := range todo {
-		work <- b
+	for _, p := range todo {
+		work <- p
 	}
 	close(work)
 	wg.Wait()
 	return len(todo)
 }
 
-// pushBridge hands bridge b its desired flows at view v. A switch that is not (yet) a
+// push is a bridge to push: every part of its flows (parts nil) or those listed.
+type push struct {
+	b     *bridge
+	parts map[string]bool
+}
+
+// pushBridge hands bridge b its desired flows at view v: every part, or only the parts
+// listed (a listed part no longer present is removed). A switch that is not (yet) a
 // registered host's bridge is left untouched: its reconciler is never primed.
-func (e *Engine) pushBridge(v *apps.View, b *bridge) {
+func (e *Engine) pushBridge(v *apps.View, b *bridge, only map[string]bool) {
 	host, role, ok := v.HostOfDPID(b.dpid)
 	log := e.log.With(zap.String("dpid", fmt.Sprintf("%016x", b.dpid)))
 	if !ok {
@@ -423,8 +433,22 @@ func (e *Engine) pushBridge(v *apps.View, b *bridge) {
 			e.mu.Unlock()
 		}
 	}
-	flows := apps.Flows(v, st)
-	if err := e.sw.Reconciler(b.dpid).SetDesired(flows); err != nil {
+	parts := map[string][]ofproto.Flow{}
+	if only == nil {
+		for _, part := range apps.Parts(v, st) {
+			parts[part] = apps.FlowsOf(v, st, part)
+		}
+	} else {
+		present := apps.Parts(v, st)
+		for part := range only {
+			if slices.Contains(present, part) {
+				parts[part] = apps.FlowsOf(v, st, part)
+			} else {
+				parts[part] = nil
+			}
+		}
+	}
+	if err := e.sw.Reconciler(b.dpid).SetParts(parts, only == nil); err != nil {
 		log.Error("desired flows refused", zap.Error(err), zap.Int64("rev", v.Revision))
 	}
 }
