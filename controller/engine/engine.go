@@ -57,7 +57,7 @@ type Engine struct {
 	pendingAll   bool
 	pendingHosts map[string]bool            // hosts to recompute whole
 	pendingParts map[string]map[string]bool // other hosts: flow parts to recompute
-	allocatedAt  int64 // view revision of the last pass that allocated local VLANs
+	allocatedAt  int64                      // view revision of the last pass that allocated local VLANs
 
 	mu         sync.Mutex
 	bridges    map[uint64]*bridge // connected switches by DPID
