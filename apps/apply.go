@@ -59,6 +59,7 @@ func emptyView(revision int64) *View {
 		routers:       map[string]*RouterInfo{},
 		fipRecords:    map[string]*db.FloatingIP{},
 		localVLANs:    map[string]map[string]uint16{},
+		vlanNets:      map[string]map[uint16]string{},
 		portsOnHost:   map[string]map[string]*PortInfo{},
 		portsOnNet:    map[string]map[string]*PortInfo{},
 		portsOfRouter: map[string]map[string]*PortInfo{},
@@ -415,12 +416,17 @@ func (v *View) indexHosts() {
 
 func (v *View) setLocalVLAN(d *pending, lv db.LocalVLAN, del bool) {
 	d.touchPart(lv.Host, lv.NetworkID)
-	d.touchPart(lv.Host, PartPeers) // the classifiers of a physical network use its VLAN
+	if n := v.networks[lv.NetworkID]; n != nil && isPhysicalNet(n) {
+		d.affected[lv.Host] = true // every peer's classifiers on a physical network use its VLAN
+	}
 	if del {
-		if m := v.localVLANs[lv.Host]; m != nil && m[lv.NetworkID] == lv.VLAN {
-			delete(m, lv.NetworkID)
-			if len(m) == 0 {
-				delete(v.localVLANs, lv.Host)
+		if m := v.localVLANs[lv.Host]; m != nil {
+			if vl, ok := m[lv.NetworkID]; ok && vl == lv.VLAN {
+				delete(m, lv.NetworkID)
+				v.unindexVLAN(lv.Host, lv.NetworkID, vl)
+				if len(m) == 0 {
+					delete(v.localVLANs, lv.Host)
+				}
 			}
 		}
 		return
@@ -430,7 +436,39 @@ func (v *View) setLocalVLAN(d *pending, lv db.LocalVLAN, del bool) {
 		m = map[string]uint16{}
 		v.localVLANs[lv.Host] = m
 	}
+	if old, ok := m[lv.NetworkID]; ok && old != lv.VLAN {
+		m[lv.NetworkID] = lv.VLAN
+		v.unindexVLAN(lv.Host, lv.NetworkID, old)
+	}
 	m[lv.NetworkID] = lv.VLAN
+	byVLAN := v.vlanNets[lv.Host]
+	if byVLAN == nil {
+		byVLAN = map[uint16]string{}
+		v.vlanNets[lv.Host] = byVLAN
+	}
+	if _, taken := byVLAN[lv.VLAN]; !taken {
+		byVLAN[lv.VLAN] = lv.NetworkID
+	}
+}
+
+// unindexVLAN drops network's old VLAN vl of host from vlanNets (localVLANs no longer has
+// it). Should another network of the host hold the same VLAN (the allocator never does
+// that; a hand-edited table might), the index falls back to it.
+func (v *View) unindexVLAN(host, network string, vl uint16) {
+	byVLAN := v.vlanNets[host]
+	if byVLAN[vl] != network {
+		return
+	}
+	delete(byVLAN, vl)
+	for other, ovl := range v.localVLANs[host] {
+		if ovl == vl {
+			byVLAN[vl] = other
+			break
+		}
+	}
+	if len(byVLAN) == 0 {
+		delete(v.vlanNets, host)
+	}
 }
 
 // derive recomputes what depends on the records d touched, in dependency order: router
@@ -459,16 +497,22 @@ func (v *View) derive(d *pending) {
 		d.fips = true
 	}
 	v.deriveRouters(d)
-	presence := map[string]bool{} // routers whose set of hosts changed
+	presence := map[string]map[string]bool{} // router -> hosts that started or stopped running it
 	for h := range d.hosts {
 		v.placeHost(d, h, presence)
 	}
-	for rid := range presence {
+	for rid, moved := range presence {
+		// The hosts running the router (and its snat host) gained or lost the moved hosts
+		// as DVR peers.
 		for h := range v.hostsOfRouter[rid] {
-			d.touchPart(h, PartPeers) // their DVR peers changed
+			for x := range moved {
+				d.touchPart(h, PeerPart(x))
+			}
 		}
 		if h, ok := v.snatHost[rid]; ok {
-			d.touchPart(h, PartPeers)
+			for x := range moved {
+				d.touchPart(h, PeerPart(x))
+			}
 		}
 		if r := v.routers[rid]; r != nil {
 			for _, s := range r.Interfaces {
@@ -566,7 +610,7 @@ func (v *View) deriveRouters(d *pending) {
 // placeHost recomputes which networks and routers are present on host: networks of its
 // DVR-serviced ports and agent gateway ports, the routers of their subnets and those
 // routers' networks, and the networks of the snat namespaces it runs.
-func (v *View) placeHost(d *pending, host string, presence map[string]bool) {
+func (v *View) placeHost(d *pending, host string, presence map[string]map[string]bool) {
 	d.affected[host] = true
 	nets, routers := map[string]bool{}, map[string]bool{}
 	addNet := func(id string) {
@@ -609,7 +653,11 @@ func (v *View) placeHost(d *pending, host string, presence map[string]bool) {
 		}
 	}
 	diffPlace(v.netsOnHost, v.hostsOfNet, host, nets, d.nets)
-	diffPlace(v.routersOnHost, v.hostsOfRouter, host, routers, presence)
+	moved := map[string]bool{}
+	diffPlace(v.routersOnHost, v.hostsOfRouter, host, routers, moved)
+	for rid := range moved {
+		putSet(presence, rid, host, true)
+	}
 }
 
 // diffPlace sets what host carries to now, keeps the reverse index, and marks what

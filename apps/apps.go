@@ -8,6 +8,7 @@ package apps
 import (
 	"cmp"
 	"slices"
+	"strings"
 
 	"github.com/dvrflow/dvrflow/ofproto"
 )
@@ -22,17 +23,24 @@ type BridgeState struct {
 
 // A bridge's flows come in parts that the apps compute separately, so that a change
 // recomputes only the parts it affects (View.Apply says which): the bridge-wide flows
-// (PartBridge), the classifiers of the DVR peers' MACs (PartPeers), and the flows of each
-// network present on the host (the part is the network's ID).
-const (
-	PartBridge = ""
-	PartPeers  = "dvr-peers"
-)
+// (PartBridge), the classifiers of each DVR peer's MAC (PeerPart of the peer host), and the
+// flows of each network present on the host (the part is the network's ID).
+const PartBridge = ""
 
-// Parts returns the parts of bridge st at View v: PartBridge, PartPeers, then the present
-// networks, sorted.
+// peerPrefix starts the name of a DVR peer's part (network IDs never contain a colon).
+const peerPrefix = "dvr-peer:"
+
+// PeerPart names the part holding the classifiers of DVR peer host's MAC.
+func PeerPart(host string) string { return peerPrefix + host }
+
+// Parts returns the parts of bridge st at View v: PartBridge, one per DVR peer, then one
+// per present network, each group sorted.
 func Parts(v *View, st *BridgeState) []string {
-	return append([]string{PartBridge, PartPeers}, v.NetworksOn(st.Host)...)
+	out := []string{PartBridge}
+	for _, h := range v.DVRPeers(st.Host) {
+		out = append(out, PeerPart(h))
+	}
+	return append(out, v.NetworksOn(st.Host)...)
 }
 
 // FlowsOf returns the flows of one part of bridge st at View v (canonical matches, in the
@@ -43,10 +51,10 @@ func FlowsOf(v *View, st *BridgeState, part string) []ofproto.Flow {
 	case PartBridge:
 		out = missFlows(st.Role)
 		out = append(out, l2Bridge(st)...)
-	case PartPeers:
-		out = dvrPeers(v, st)
 	default:
-		if v.netsOnHost[st.Host][part] {
+		if peer, ok := strings.CutPrefix(part, peerPrefix); ok {
+			out = dvrPeer(v, st, peer)
+		} else if v.netsOnHost[st.Host][part] {
 			out = l2Net(v, st, part)
 			out = append(out, dvrNet(v, st, part)...)
 			out = append(out, arpNet(v, st, part)...)

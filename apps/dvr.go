@@ -58,8 +58,9 @@ func dvrExNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 // other host routes frames here) go to DVR_TO_SRC_MAC (the dvr app adds these
 // classifiers to l2's LOCAL_SWITCHING: only it knows the DVR MACs), which restores the gateway MAC
 // of the subnet of each local port they may be for (VMs and the snat ports).
-func dvrPeers(v *View, st *BridgeState) []ofproto.Flow {
-	if st.Role != BrInt {
+func dvrPeer(v *View, st *BridgeState, peer string) []ofproto.Flow {
+	hi := v.Host(peer)
+	if st.Role != BrInt || hi == nil || hi.DVRMAC == nil || !v.isDVRPeer(st.Host, peer) {
 		return nil
 	}
 	patchTun, ok := st.Ports[PortPatchTun]
@@ -67,36 +68,31 @@ func dvrPeers(v *View, st *BridgeState) []ofproto.Flow {
 		return nil
 	}
 	cookie := Cookie(AppDVR)
-	var out []ofproto.Flow
-	peers := v.DVRPeers(st.Host)
-	for _, h := range peers {
-		hi := v.Host(h)
-		if hi == nil || hi.DVRMAC == nil {
-			continue
-		}
-		out = append(out, ofproto.Flow{Table: IntLocalSwitching, Priority: PrioDVRMAC, Cookie: cookie,
-			Match: ofproto.Match{ofproto.InPort(patchTun), ofproto.EthSrc(hi.DVRMAC)}, Goto: IntDVRToSrcMAC, HasGoto: true})
-	}
-	// From the physical network: frames of a peer's DVR MAC on a VLAN or flat network get
+	out := []ofproto.Flow{{Table: IntLocalSwitching, Priority: PrioDVRMAC, Cookie: cookie,
+		Match: ofproto.Match{ofproto.InPort(patchTun), ofproto.EthSrc(hi.DVRMAC)}, Goto: IntDVRToSrcMAC, HasGoto: true}}
+	// From the physical network: frames of the peer's DVR MAC on a VLAN or flat network get
 	// the local VLAN and the same treatment.
 	if intEx, ok := st.Ports[PortIntBrEx]; ok {
-		for _, netID := range v.NetworksOn(st.Host) {
+		var phys []string
+		for netID := range v.netsOnHost[st.Host] {
+			if n := v.Network(netID); n != nil && isPhysicalNet(n) && v.routed(netID) {
+				phys = append(phys, netID)
+			}
+		}
+		slices.Sort(phys)
+		for _, netID := range phys {
 			n := v.Network(netID)
 			vlan, ok := v.LocalVLAN(st.Host, netID)
-			if !ok || !isPhysicalNet(n) || !v.routed(netID) {
+			if !ok {
 				continue
 			}
 			tag := []ofproto.Action{ofproto.PushVLAN{EtherType: ofproto.EthTypeVLAN}, ofproto.SetVLANVID(vlan)}
 			if n.NetworkType == db.NetworkTypeVLAN {
 				tag = tag[1:]
 			}
-			for _, h := range peers {
-				if hi := v.Host(h); hi != nil && hi.DVRMAC != nil {
-					out = append(out, ofproto.Flow{Table: IntLocalSwitching, Priority: PrioDVRMAC, Cookie: cookie,
-						Match:   ofproto.Match{ofproto.InPort(intEx), physMatch(n), ofproto.EthSrc(hi.DVRMAC)},
-						Actions: tag, Goto: IntDVRToSrcMAC, HasGoto: true})
-				}
-			}
+			out = append(out, ofproto.Flow{Table: IntLocalSwitching, Priority: PrioDVRMAC, Cookie: cookie,
+				Match:   ofproto.Match{ofproto.InPort(intEx), physMatch(n), ofproto.EthSrc(hi.DVRMAC)},
+				Actions: tag, Goto: IntDVRToSrcMAC, HasGoto: true})
 		}
 	}
 	return out
