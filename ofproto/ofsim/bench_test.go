@@ -1,7 +1,11 @@
 package ofsim
 
 import (
+	"context"
+	"net"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,4 +46,61 @@ func BenchmarkStore100kFlows(b *testing.B) {
 	}
 	b.ReportMetric(perFlow, "B/flow")
 	b.ReportMetric(float64(n*b.N)/took.Seconds(), "flow-mods/s")
+}
+
+// BenchmarkIdleSwitchMemory measures what one connected, idle switch costs the simulator
+// process (heap and goroutine stack): 1000 switches with three ports each are connected to
+// a loopback listener that holds the sockets without reading.
+func BenchmarkIdleSwitchMemory(b *testing.B) {
+	const n = 1000
+	for i := 0; i < b.N; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		accepted := make(chan net.Conn, n)
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					close(accepted)
+					return
+				}
+				accepted <- c
+			}
+		}()
+		var m0, m1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m0)
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		var connected atomic.Int64
+		for j := range n {
+			s := New(zap.NewNop(), Config{DPID: uint64(j + 1), Ports: []Port{{No: 1, Name: "patch-tun"}, {No: 2, Name: "int-br-ex"}, {No: 10, Name: "tap0123456789a"}},
+				Hook: func(e Event) {
+					if e.Kind == EventConnected {
+						connected.Add(1)
+					}
+				}})
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = s.Run(ctx, ln.Addr().String()) }()
+		}
+		var held []net.Conn
+		for len(held) < n {
+			held = append(held, <-accepted)
+		}
+		for connected.Load() < n {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(50 * time.Millisecond) // every hello written
+		runtime.GC()
+		runtime.ReadMemStats(&m1)
+		b.ReportMetric(float64(m1.HeapInuse+m1.StackInuse-m0.HeapInuse-m0.StackInuse)/n, "B/switch")
+		cancel()
+		wg.Wait()
+		for _, c := range held {
+			_ = c.Close()
+		}
+		_ = ln.Close()
+	}
 }

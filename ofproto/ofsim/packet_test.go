@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/dvrflow/dvrflow/ofproto"
 )
@@ -112,7 +113,7 @@ func TestExecuteVLANTunnelTTLAndMiss(t *testing.T) {
 		t.Fatal("runt frame accepted")
 	}
 	// Counters of the matched flow.
-	st, err := s.flows.stats(1, 0, 0, s.flows[firstKey(s, 1)].added)
+	st, err := s.flows.stats(1, 0, 0, time.Unix(0, s.flows[firstKey(s, 1)].added))
 	if err != nil || len(st) != 1 || st[0].PacketCount != 1 {
 		t.Fatalf("stats %+v %v", st, err)
 	}

@@ -12,6 +12,7 @@ package ofsim
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -44,6 +45,12 @@ type Config struct {
 	// FlowModRate limits flow-mod processing (flow-mods per second, 0: unlimited), to mimic
 	// OVS's ingest.
 	FlowModRate float64
+	// BundleFlowModRate limits the flow-mods of committed bundles (per second; 0: as
+	// FlowModRate). OVS takes bundled flow-mods about six times faster than single ones.
+	BundleFlowModRate float64
+	// Hook, when set, is told what the switch receives (see Event). It runs on the
+	// connection's goroutine and must not block.
+	Hook func(Event)
 	// NoBundles refuses ONF bundle messages (OFPBRC_BAD_EXPERIMENTER), like a switch without
 	// the extension.
 	NoBundles bool
@@ -57,6 +64,9 @@ type Counts struct {
 	Bundles                                         uint64 // bundles committed
 	Errors                                          uint64 // errors sent
 	EchoReplies                                     uint64 // echo replies received
+	Barriers                                        uint64 // barrier requests answered
+	FlowStatsRequests                               uint64 // flow stats (dump) requests answered
+	Connections                                     uint64 // sessions served
 }
 
 // Total is the number of flow-mods received.
@@ -65,8 +75,9 @@ func (c Counts) Total() uint64 {
 }
 
 type bundle struct {
-	flags uint16
-	msgs  [][]byte // inner flow-mods
+	flags  uint16
+	closed bool
+	msgs   [][]byte // inner flow-mods
 }
 
 // PacketOut is a packet-out received from the controller.
@@ -138,7 +149,10 @@ func (s *Switch) Serve(ctx context.Context, c net.Conn) error {
 	s.mu.Lock()
 	s.conn = c
 	s.bundles = map[uint32]*bundle{}
+	s.counts.Connections++
 	s.mu.Unlock()
+	s.emit(EventConnected, 0)
+	defer s.emit(EventDisconnected, 0)
 	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
 	defer stop()
 	defer func() {
@@ -160,8 +174,16 @@ func (s *Switch) Serve(ctx context.Context, c net.Conn) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if errors.Is(err, ofproto.ErrBadVersion) {
-				_ = s.sendError(h.Xid, errBadRequest, codeBadVersion, nil)
+			if errors.Is(err, ofproto.ErrBadVersion) && h.Length >= 8 {
+				// As OVS: refuse the message with OFPBRC_BAD_VERSION and go on.
+				hdr, _ := r.Peek(8)
+				hdr = slices.Clone(hdr)
+				if _, derr := r.Discard(int(h.Length)); derr == nil {
+					if err := s.sendError(h.Xid, errBadRequest, codeBadVersion, hdr); err != nil {
+						return fmt.Errorf("ofsim %016x: %w", s.cfg.DPID, err)
+					}
+					continue
+				}
 			}
 			return fmt.Errorf("ofsim %016x: read: %w", s.cfg.DPID, err)
 		}
@@ -264,16 +286,24 @@ func (s *Switch) handle(h ofproto.Header, msg []byte) error {
 		s.mu.Unlock()
 		return nil
 	case ofproto.TypeBarrierRequest:
-		return s.write(finish(appendHeader(nil, ofproto.TypeBarrierReply, h.Xid), 0))
+		s.mu.Lock()
+		s.counts.Barriers++
+		s.mu.Unlock()
+		if err := s.write(finish(appendHeader(nil, ofproto.TypeBarrierReply, h.Xid), 0)); err != nil {
+			return err
+		}
+		s.emit(EventBarrier, 0)
+		return nil
 	case ofproto.TypeRoleRequest:
 		return s.handleRole(h, msg)
 	case ofproto.TypeMultipartRequest:
 		return s.handleMultipart(h, msg)
 	case ofproto.TypeFlowMod:
-		s.rateLimit()
+		s.rateLimit(1, s.cfg.FlowModRate)
 		s.mu.Lock()
 		err := s.flowModLocked(s.flows, msg)
 		s.mu.Unlock()
+		s.emit(EventFlowMods, 1)
 		return s.reportFlowMod(h.Xid, msg, err)
 	case ofproto.TypeExperimenter:
 		return s.handleExperimenter(h, msg)
@@ -301,6 +331,9 @@ func (s *Switch) reportFlowMod(xid uint32, msg []byte, err error) error {
 
 // flowModLocked decodes and applies one flow-mod to t.
 func (s *Switch) flowModLocked(t flowTable, msg []byte) error {
+	if len(msg) >= 56 && msg[25] > byte(ofproto.FlowDeleteStrict) {
+		return &flowModError{errFlowModFailed, codeBadCommand}
+	}
 	fm, err := ofproto.DecodeFlowMod(msg)
 	if err != nil {
 		return err
@@ -327,11 +360,18 @@ func (s *Switch) flowModLocked(t flowTable, msg []byte) error {
 	case ofproto.FlowDeleteStrict:
 		s.counts.DeleteStrict++
 	}
+	if fm.Command <= ofproto.FlowModifyStrict {
+		if err := checkStructure(&fm.Flow); err != nil {
+			return err
+		}
+	}
 	return t.apply(&fm, msg, s.cfg.NumTables, time.Now())
 }
 
-func (s *Switch) rateLimit() {
-	if s.cfg.FlowModRate <= 0 {
+// rateLimit waits as long as n flow-mods take at rate per second (0: no wait). The
+// budget carries over between calls, so a burst is spaced as OVS would take it.
+func (s *Switch) rateLimit(n int, rate float64) {
+	if rate <= 0 || n <= 0 {
 		return
 	}
 	now := time.Now()
@@ -339,7 +379,7 @@ func (s *Switch) rateLimit() {
 	if s.nextFM.Before(now) {
 		s.nextFM = now
 	}
-	s.nextFM = s.nextFM.Add(time.Duration(float64(time.Second) / s.cfg.FlowModRate))
+	s.nextFM = s.nextFM.Add(time.Duration(float64(n) * float64(time.Second) / rate))
 	wait := s.nextFM.Sub(now)
 	s.mu.Unlock()
 	if wait > time.Millisecond {
@@ -398,15 +438,23 @@ func (s *Switch) handleMultipart(h ofproto.Header, msg []byte) error {
 			return s.sendError(h.Xid, errBadRequest, codeBadLen, msg)
 		}
 		table := msg[16]
+		if table >= s.cfg.NumTables && table != ofproto.TableAll {
+			return s.sendError(h.Xid, errBadRequest, codeBadTableIDReq, msg) // OFPBRC_BAD_TABLE_ID
+		}
 		cookie := binary.BigEndian.Uint64(msg[32:])
 		mask := binary.BigEndian.Uint64(msg[40:])
 		s.mu.Lock()
+		s.counts.FlowStatsRequests++
 		st, err := s.flows.stats(table, cookie, mask, time.Now())
 		s.mu.Unlock()
 		if err != nil {
 			return err
 		}
-		return s.write(ofproto.AppendFlowStatsReplies(nil, h.Xid, st))
+		if err := s.write(ofproto.AppendFlowStatsReplies(nil, h.Xid, st)); err != nil {
+			return err
+		}
+		s.emit(EventFlowStats, len(st))
+		return nil
 	default:
 		return s.sendError(h.Xid, errBadRequest, codeBadMultipart, msg)
 	}
@@ -461,12 +509,21 @@ func (s *Switch) handleExperimenter(h ofproto.Header, msg []byte) error {
 		}
 		s.mu.Lock()
 		b := s.bundles[ba.BundleID]
-		if b != nil {
+		code := uint16(0)
+		switch {
+		case b == nil:
+			// OVS opens a bundle implicitly on its first add.
+			s.bundles[ba.BundleID] = &bundle{flags: ba.Flags, msgs: [][]byte{slices.Clone(ba.Inner)}}
+		case b.closed:
+			code = codeBundleClosed
+		case b.flags != ba.Flags:
+			code = codeBundleBadFlags
+		default:
 			b.msgs = append(b.msgs, slices.Clone(ba.Inner))
 		}
 		s.mu.Unlock()
-		if b == nil {
-			return s.sendError(h.Xid, errBundleFailed, codeBundleBadID, msg)
+		if code != 0 {
+			return s.sendError(h.Xid, errBundleFailed, code, msg)
 		}
 		return nil
 	default:
@@ -490,9 +547,20 @@ func (s *Switch) bundleCtl(h ofproto.Header, bc ofproto.BundleControl, msg []byt
 		s.mu.Unlock()
 		return reply(ofproto.BundleOpenReply)
 	case ofproto.BundleCloseRequest:
+		code := uint16(0)
+		switch {
+		case b == nil:
+			code = codeBundleBadID
+		case b.closed:
+			code = codeBundleClosed
+		case b.flags != bc.Flags:
+			code = codeBundleBadFlags
+		default:
+			b.closed = true
+		}
 		s.mu.Unlock()
-		if b == nil {
-			return s.sendError(h.Xid, errBundleFailed, codeBundleBadID, msg)
+		if code != 0 {
+			return s.sendError(h.Xid, errBundleFailed, code, msg)
 		}
 		return reply(ofproto.BundleCloseReply)
 	case ofproto.BundleDiscardRequest:
@@ -508,10 +576,17 @@ func (s *Switch) bundleCtl(h ofproto.Header, bc ofproto.BundleControl, msg []byt
 			s.mu.Unlock()
 			return s.sendError(h.Xid, errBundleFailed, codeBundleBadID, msg)
 		}
-		s.mu.Unlock()
-		for range b.msgs {
-			s.rateLimit()
+		if b.flags != bc.Flags {
+			s.mu.Unlock()
+			return s.sendError(h.Xid, errBundleFailed, codeBundleBadFlags, msg)
 		}
+		s.mu.Unlock()
+		rate := s.cfg.BundleFlowModRate
+		if rate <= 0 {
+			rate = s.cfg.FlowModRate
+		}
+		s.rateLimit(len(b.msgs), rate)
+		defer s.emit(EventFlowMods, len(b.msgs))
 		s.mu.Lock()
 		t := s.flows.clone()
 		for _, m := range b.msgs {
@@ -610,25 +685,39 @@ func (s *Switch) NumFlows() int {
 
 // Flows returns every flow, ordered by table, priority (high first) and text.
 func (s *Switch) Flows() ([]ofproto.Flow, error) {
-	s.mu.Lock()
-	st, err := s.flows.stats(ofproto.TableAll, 0, 0, time.Now())
-	s.mu.Unlock()
+	fs, err := s.UnorderedFlows()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]ofproto.Flow, len(st))
-	for i := range st {
-		out[i] = st[i].Flow
+	type flowText struct {
+		f    ofproto.Flow
+		text string
 	}
-	slices.SortStableFunc(out, func(a, b ofproto.Flow) int {
-		if a.Table != b.Table {
-			return int(a.Table) - int(b.Table)
-		}
-		if a.Priority != b.Priority {
-			return int(b.Priority) - int(a.Priority)
-		}
-		return strings.Compare(a.String(), b.String())
+	ft := make([]flowText, len(fs))
+	for i := range fs {
+		ft[i] = flowText{fs[i], fs[i].String()}
+	}
+	slices.SortFunc(ft, func(a, b flowText) int {
+		return cmp.Or(cmp.Compare(a.f.Table, b.f.Table), cmp.Compare(b.f.Priority, a.f.Priority), strings.Compare(a.text, b.text))
 	})
+	for i := range ft {
+		fs[i] = ft[i].f
+	}
+	return fs, nil
+}
+
+// UnorderedFlows returns every flow in no particular order (cheaper than Flows).
+func (s *Switch) UnorderedFlows() ([]ofproto.Flow, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]ofproto.Flow, 0, len(s.flows))
+	for _, e := range s.flows {
+		f, err := e.flow()
+		if err != nil {
+			return nil, fmt.Errorf("ofsim %016x: stored flow does not decode: %w", s.cfg.DPID, err)
+		}
+		out = append(out, f)
+	}
 	return out, nil
 }
 
@@ -761,4 +850,16 @@ func offers13(msg []byte) bool {
 		body = body[padded:]
 	}
 	return msg[0] >= ofproto.Version
+}
+
+// Ports returns the switch's ports, ordered by number.
+func (s *Switch) Ports() []Port {
+	s.mu.Lock()
+	out := make([]Port, 0, len(s.ports))
+	for _, p := range s.ports {
+		out = append(out, p)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b Port) int { return cmp.Compare(a.No, b.No) })
+	return out
 }

@@ -18,7 +18,7 @@ type entry struct {
 	idle, hard uint16
 	flags      uint16
 	cookie     uint64
-	added      time.Time
+	added      int64  // Unix nanoseconds
 	body       []byte // ofp_match + instructions, as in the flow-mod
 	packets    uint64
 	bytes      uint64
@@ -64,7 +64,19 @@ const (
 	codeBadExpType     uint16 = 4
 	codeBadLen         uint16 = 6
 	codeBadTableID     uint16 = 2 // OFPFMFC_BAD_TABLE_ID, OFPBIC_BAD_TABLE_ID
-	codeBadPrereq      uint16 = 11
+	codeBadPrereq      uint16 = 9 // OFPBMC_BAD_PREREQ
+	codeDupField       uint16 = 10
+	codeBadTableIDReq  uint16 = 9 // OFPBRC_BAD_TABLE_ID
+	codeOverlap        uint16 = 3 // OFPFMFC_OVERLAP
+	errBadAction       uint16 = 2
+	codeBadActionType  uint16 = 0 // OFPBAC_BAD_TYPE
+	codeBadActionExp   uint16 = 2 // OFPBAC_BAD_EXPERIMENTER
+	codeBadOutPort     uint16 = 4 // OFPBAC_BAD_OUT_PORT
+	codeUnknownInst    uint16 = 0 // OFPBIC_UNKNOWN_INST
+	codeBadInstExp     uint16 = 5 // OFPBIC_BAD_EXPERIMENTER
+	codeDupInst        uint16 = 7 // OFPBIC_DUP_INST (OVS's extension code)
+	codeBundleClosed   uint16 = 9
+	codeBundleBadFlags uint16 = 8
 	codeBadCommand     uint16 = 6 // OFPFMFC_BAD_COMMAND
 	codeBundleBadID    uint16 = 2
 	codeBundleExists   uint16 = 3
@@ -85,8 +97,11 @@ func (t flowTable) apply(fm *ofproto.FlowMod, raw []byte, numTables uint8, now t
 			return err
 		}
 		k := f.Key()
+		if fm.Flags&flagCheckOverlap != 0 && t.overlaps(k, f.Match) {
+			return &flowModError{errFlowModFailed, codeOverlap}
+		}
 		e := &entry{table: f.Table, priority: f.Priority, idle: f.IdleTimeout, hard: f.HardTimeout,
-			flags: fm.Flags, cookie: f.Cookie, added: now, body: slices.Clone(raw[48:])}
+			flags: fm.Flags, cookie: f.Cookie, added: now.UnixNano(), body: slices.Clone(raw[48:])}
 		if old := t[k]; old != nil && fm.Flags&ofproto.FlagResetCounts == 0 {
 			e.packets, e.bytes = old.packets, old.bytes
 		}
@@ -265,7 +280,7 @@ func (t flowTable) stats(table uint8, cookie, mask uint64, now time.Time) ([]ofp
 		if err != nil {
 			return nil, errors.Join(errors.New("stored flow does not decode"), err)
 		}
-		d := now.Sub(e.added)
+		d := time.Duration(now.UnixNano() - e.added)
 		out = append(out, ofproto.FlowStats{Flow: f, Flags: e.flags, DurationSec: uint32(d / time.Second),
 			DurationNsec: uint32(d % time.Second), PacketCount: e.packets, ByteCount: e.bytes})
 	}

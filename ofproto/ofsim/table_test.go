@@ -271,9 +271,15 @@ func TestBundleCommitIsAtomic(t *testing.T) {
 	if s.NumFlows() != 1 || s.Counts().Bundles != 1 {
 		t.Fatalf("flows %d counts %+v", s.NumFlows(), s.Counts())
 	}
+	// As in OVS, an add to an unknown bundle opens it; a commit of an unknown one fails.
 	c.send(ofproto.AppendBundleAddFlowMod(nil, 12, 3, ofproto.BundleAtomic, ofproto.FlowAdd, &good, 0))
-	if h, _ := c.read(); h.Type != ofproto.TypeError || h.Xid != 12 {
-		t.Fatalf("add to unknown bundle: %v", h.Type)
+	c.send(ofproto.AppendBundleControl(nil, 13, 3, ofproto.BundleCommitRequest, ofproto.BundleAtomic))
+	if _, msg := c.read(); mustBundle(t, msg).Type != ofproto.BundleCommitReply {
+		t.Fatal("no commit reply for an implicitly opened bundle")
+	}
+	c.send(ofproto.AppendBundleControl(nil, 14, 4, ofproto.BundleCommitRequest, ofproto.BundleAtomic))
+	if h, msg := c.read(); h.Type != ofproto.TypeError || h.Xid != 14 || binary.BigEndian.Uint16(msg[10:]) != codeBundleBadID {
+		t.Fatalf("commit of an unknown bundle: %v %x", h.Type, msg)
 	}
 }
 

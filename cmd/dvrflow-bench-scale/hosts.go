@@ -1,0 +1,211 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/dvrflow/dvrflow/apps"
+	"github.com/dvrflow/dvrflow/deploy/plan"
+	"github.com/dvrflow/dvrflow/ofproto/ofsim"
+)
+
+// simBridge is one simulated bridge and what the harness watched it receive.
+type simBridge struct {
+	host string
+	role apps.Bridge
+	sw   *ofsim.Switch
+
+	mu         sync.Mutex
+	nextPort   uint32
+	flowMods   int64     // flow-mods received
+	lastMod    time.Time // last flow-mod event
+	lastAck    time.Time // first barrier reply after lastMod (zero: none yet)
+	lastDump   time.Time
+	connected  bool
+	connectedN int
+}
+
+// simHost is one simulated hypervisor: its three bridges, as the host helper sets them up.
+type simHost struct {
+	name    string
+	bridges map[apps.Bridge]*simBridge
+	plugged map[string]bool // plan links plugged (by link name)
+}
+
+// fleet is every simulated bridge, indexed by datapath ID, with a fleet-wide event clock.
+type fleet struct {
+	hosts     map[string]*simHost
+	names     []string // host names, sorted
+	byDPID    map[uint64]*simBridge
+	run       *ofsim.Fleet
+	lastNano  atomic.Int64 // time of the last flow-mod or barrier event, Unix ns
+	firstNano atomic.Int64 // time of the first flow-mod since it was last zeroed, Unix ns
+}
+
+type fleetConfig struct {
+	addr             string
+	rate, bundleRate float64
+	connectRate      float64
+	maxBackoff       time.Duration
+}
+
+// newFleet builds the bridges of every host: br-int with the patches and the taps of the
+// host's VM ports, br-tun with its patch and the flow-based VXLAN port, br-ex with its
+// patch and an uplink, and on each bridge the links of the host's namespace plan.
+func newFleet(log *zap.Logger, cfg fleetConfig, hosts []hostSpec) (*fleet, error) {
+	f := &fleet{hosts: map[string]*simHost{}, byDPID: map[uint64]*simBridge{},
+		run: ofsim.NewFleet(log, ofsim.FleetConfig{Addr: cfg.addr, ConnectRate: cfg.connectRate, MaxBackoff: cfg.maxBackoff})}
+	for _, h := range hosts {
+		sh := &simHost{name: h.Name, bridges: map[apps.Bridge]*simBridge{}, plugged: map[string]bool{}}
+		for _, role := range apps.Bridges() {
+			dpid, ok := h.DPIDs[string(role)]
+			if !ok {
+				return nil, fmt.Errorf("host %s: no datapath ID for %s", h.Name, role)
+			}
+			if _, dup := f.byDPID[dpid]; dup {
+				return nil, fmt.Errorf("host %s %s: datapath ID %016x used twice", h.Name, role, dpid)
+			}
+			var ports []ofsim.Port
+			add := func(name string, no uint32) {
+				ports = append(ports, ofsim.Port{No: no, Name: name, HWAddr: portMAC(dpid, no)})
+			}
+			next := uint32(3)
+			switch role {
+			case apps.BrInt:
+				add(apps.PortPatchTun, 1)
+				add(apps.PortIntBrEx, 2)
+				next = 10
+				for _, p := range h.VMPorts {
+					add(apps.VMPortName(p), next)
+					next++
+				}
+			case apps.BrTun:
+				add(apps.PortPatchInt, 1)
+				add(apps.PortVXLAN, 2)
+			case apps.BrEx:
+				add(apps.PortPhyBrEx, 1)
+				add("eth-ext", 2)
+			}
+			b := &simBridge{host: h.Name, role: role, nextPort: next}
+			b.sw = ofsim.New(log, ofsim.Config{DPID: dpid, Ports: ports, FlowModRate: cfg.rate,
+				BundleFlowModRate: cfg.bundleRate, Hook: f.hook})
+			sh.bridges[role] = b
+			f.byDPID[dpid] = b
+		}
+		f.hosts[h.Name] = sh
+		f.names = append(f.names, h.Name)
+		for _, l := range h.Links {
+			if err := f.plug(h.Name, l); err != nil {
+				return nil, err
+			}
+		}
+	}
+	slices.Sort(f.names)
+	for _, n := range f.names {
+		for _, role := range apps.Bridges() {
+			f.run.Add(f.hosts[n].bridges[role].sw)
+		}
+	}
+	return f, nil
+}
+
+// portMAC makes a stable, locally administered MAC for a bridge port.
+func portMAC(dpid uint64, no uint32) net.HardwareAddr {
+	return net.HardwareAddr{0x02, byte(dpid >> 16), byte(dpid >> 8), byte(dpid), byte(no >> 8), byte(no)}
+}
+
+// plug adds a plan link's OVS end to its bridge (as the host helper does), once.
+func (f *fleet) plug(host string, l plan.Link) error {
+	h := f.hosts[host]
+	if l.Bridge == "" || h.plugged[l.Name] {
+		return nil
+	}
+	b, ok := h.bridges[apps.Bridge(l.Bridge)]
+	if !ok {
+		return fmt.Errorf("host %s: link %s on unknown bridge %q", host, l.Name, l.Bridge)
+	}
+	h.plugged[l.Name] = true
+	return b.addPort(plan.OVSPeerName(l.Name))
+}
+
+func (b *simBridge) addPort(name string) error {
+	b.mu.Lock()
+	no := b.nextPort
+	b.nextPort++
+	b.mu.Unlock()
+	if err := b.sw.AddPort(ofsim.Port{No: no, Name: name, HWAddr: portMAC(b.sw.DPID(), no)}); err != nil {
+		return fmt.Errorf("plug %s on %s %s: %w", name, b.host, b.role, err)
+	}
+	return nil
+}
+
+// hook records what every bridge receives; it runs on the bridges' connection goroutines.
+func (f *fleet) hook(e ofsim.Event) {
+	b := f.byDPID[e.DPID]
+	if b == nil {
+		return
+	}
+	now := time.Now()
+	b.mu.Lock()
+	switch e.Kind {
+	case ofsim.EventConnected:
+		b.connected = true
+		b.connectedN++
+	case ofsim.EventDisconnected:
+		b.connected = false
+	case ofsim.EventFlowMods:
+		f.firstNano.CompareAndSwap(0, now.UnixNano())
+		b.flowMods += int64(e.N)
+		b.lastMod, b.lastAck = now, time.Time{}
+	case ofsim.EventBarrier:
+		if !b.lastMod.IsZero() && b.lastAck.IsZero() {
+			b.lastAck = now
+		}
+	case ofsim.EventFlowStats:
+		b.lastDump = now
+	}
+	b.mu.Unlock()
+	if e.Kind == ofsim.EventFlowMods || e.Kind == ofsim.EventBarrier {
+		f.lastNano.Store(now.UnixNano())
+	}
+}
+
+// bridgeState is a snapshot of what was watched on one bridge.
+type bridgeState struct {
+	flowMods                   int64
+	lastMod, lastAck, lastDump time.Time
+	connected                  bool
+	connectedN                 int
+}
+
+func (b *simBridge) state() bridgeState {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bridgeState{b.flowMods, b.lastMod, b.lastAck, b.lastDump, b.connected, b.connectedN}
+}
+
+// all returns every bridge, host by host.
+func (f *fleet) all() []*simBridge {
+	out := make([]*simBridge, 0, 3*len(f.names))
+	for _, n := range f.names {
+		for _, role := range apps.Bridges() {
+			out = append(out, f.hosts[n].bridges[role])
+		}
+	}
+	return out
+}
+
+// totalFlowMods sums the flow-mods every bridge received.
+func (f *fleet) totalFlowMods() int64 {
+	var n int64
+	for _, b := range f.byDPID {
+		n += b.state().flowMods
+	}
+	return n
+}

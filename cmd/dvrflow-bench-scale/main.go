@@ -1,0 +1,348 @@
+// Command dvrflow-bench-scale measures dvrflow at datacenter scale on one machine: a private
+// PostgreSQL, a real dvrflowd process, the topology loaded through the API (topogen), and
+// three OpenFlow bridges per host simulated in this process (ofsim, each on its own TCP
+// session, with OVS's flow-mod ingest rates). It runs three benchmarks and prints a table:
+//
+//  1. cold start: every bridge connects; time until each holds exactly its desired flows
+//     (computed here from the database and the simulator's ports, not asked of the
+//     controller), dvrflowd's peak RSS and CPU seconds, flows per host, and a check that no
+//     host carries a network it has no port on (directly or through its qrouter);
+//  2. restart: SIGKILL dvrflowd, start it again; time until every bridge reconnected and
+//     was dumped (and, with the switch API, reconciled), and the flow-mods sent (goal 0);
+//  3. port bound: ports created one by one through the API and plugged into their host's
+//     br-int; time until every bridge that changed answered a barrier after its flows
+//     (p50/p99/max), and which hosts were touched against those that should be.
+//
+// With -strict it exits 1 when a correctness check fails (flows not exactly the desired
+// ones, flow-mods on restart, a host touched or carrying a network outside its set).
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/dvrflow/dvrflow/apps"
+	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/db/pgtest"
+	"github.com/dvrflow/dvrflow/northbound/topogen"
+)
+
+type config struct {
+	topo        topogen.Options
+	ports       int
+	dvrflowd    string
+	connectRate float64
+	rate        float64
+	bundleRate  float64
+	maxBackoff  time.Duration
+	timeout     time.Duration
+	quiet       time.Duration
+	settle      time.Duration
+	durable     bool
+	strict      bool
+	keep        bool
+	profileDir  string
+	profileSecs int
+	selfProfile string
+	logLevel    zapcore.Level
+	extraArgs   []string
+}
+
+func parseFlags(args []string) (*config, error) {
+	fs := flag.NewFlagSet("dvrflow-bench-scale", flag.ContinueOnError)
+	c := &config{topo: topogen.DefaultOptions()}
+	fs.IntVar(&c.topo.Hosts, "hosts", c.topo.Hosts, "hosts (three bridges each)")
+	fs.IntVar(&c.topo.VMsPerHost, "vms-per-host", c.topo.VMsPerHost, "VM ports bound on each host")
+	fs.IntVar(&c.topo.Networks, "networks", c.topo.Networks, "tenant networks")
+	fs.IntVar(&c.topo.Routers, "routers", c.topo.Routers, "distributed routers")
+	fs.Float64Var(&c.topo.FIPPercent, "fip-percent", c.topo.FIPPercent, "percent of VM ports with a floating IP")
+	fs.IntVar(&c.topo.SNATHosts, "snat-hosts", c.topo.SNATHosts, "hosts in mode dvr_snat (network nodes)")
+	fs.Int64Var(&c.topo.Seed, "seed", c.topo.Seed, "random seed of the topology and of the port-bound choices")
+	fs.IntVar(&c.topo.Workers, "load-workers", c.topo.Workers, "concurrent API requests while loading the topology (0: topogen's default)")
+	fs.IntVar(&c.ports, "ports", 1000, "ports bound one by one in the port-bound benchmark")
+	fs.StringVar(&c.dvrflowd, "dvrflowd", "bin/dvrflowd", "dvrflowd binary")
+	fs.Float64Var(&c.connectRate, "connect-rate", 500, "bridge sessions started per second at cold start")
+	fs.Float64Var(&c.rate, "rate", 10000, "flow-mods per second a bridge takes one by one (OVS: ~10k)")
+	fs.Float64Var(&c.bundleRate, "bundle-rate", 60000, "flow-mods per second a bridge takes in bundles (OVS: ~60k)")
+	fs.DurationVar(&c.maxBackoff, "max-backoff", 8*time.Second, "bridges' reconnection backoff cap (OVS's max_backoff)")
+	fs.DurationVar(&c.timeout, "timeout", 20*time.Minute, "limit of each convergence wait")
+	fs.DurationVar(&c.quiet, "quiet", 150*time.Millisecond, "a change is over after this long without a flow-mod or barrier")
+	fs.DurationVar(&c.settle, "settle", 3*time.Second, "cold start: verify the flows once the fleet had no flow-mod for this long")
+	fs.BoolVar(&c.durable, "pg-durable", true, "PostgreSQL with fsync and synchronous_commit on, as in production")
+	fs.BoolVar(&c.strict, "strict", false, "exit 1 when a correctness check fails")
+	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (dvrflowd log) at the end")
+	fs.StringVar(&c.profileDir, "profile-dir", "", "write dvrflowd's CPU profiles of the cold start and the port-bound runs and its heap profiles here (dvrflowd --debug-listen)")
+	fs.StringVar(&c.selfProfile, "cpuprofile", "", "write this tool's own CPU profile (simulator and verification) to this file")
+	fs.IntVar(&c.profileSecs, "profile-seconds", 30, "length of each CPU profile")
+	level := fs.String("log-level", "info", "log level of this tool")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	c.extraArgs = fs.Args()
+	var err error
+	if c.logLevel, err = zapcore.ParseLevel(*level); err != nil {
+		return nil, fmt.Errorf("-log-level: %w", err)
+	}
+	switch {
+	case c.topo.Hosts < 1, c.topo.VMsPerHost < 1, c.topo.Networks < 1:
+		return nil, errors.New("-hosts, -vms-per-host and -networks must be positive")
+	case c.topo.Routers < 0, c.ports < 0, c.topo.FIPPercent < 0 || c.topo.FIPPercent > 100:
+		return nil, errors.New("-routers and -ports must not be negative, -fip-percent within 0..100")
+	case c.rate < 0, c.bundleRate < 0, c.connectRate < 0:
+		return nil, errors.New("-rate, -bundle-rate and -connect-rate must not be negative")
+	}
+	return c, nil
+}
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dvrflow-bench-scale:", err)
+		os.Exit(2)
+	}
+	zc := zap.NewDevelopmentConfig()
+	zc.Development, zc.DisableStacktrace = false, true
+	zc.Level = zap.NewAtomicLevelAt(cfg.logLevel)
+	log, err := zc.Build()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dvrflow-bench-scale: logger:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if cfg.selfProfile != "" {
+		pf, err := os.Create(cfg.selfProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "dvrflow-bench-scale: -cpuprofile:", err)
+			os.Exit(2)
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			fmt.Fprintln(os.Stderr, "dvrflow-bench-scale: -cpuprofile:", err)
+			os.Exit(2)
+		}
+		defer func() { pprof.StopCPUProfile(); _ = pf.Close() }()
+	}
+	r := &report{}
+	err = run(ctx, log, cfg, r)
+	r.print(os.Stdout, cfg)
+	if cfg.selfProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	if err != nil {
+		log.Error("benchmark failed", zap.Error(err))
+		os.Exit(1)
+	}
+	if cfg.strict && len(r.failures) > 0 {
+		log.Error("correctness checks failed", zap.Strings("failures", r.failures))
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, log *zap.Logger, cfg *config, r *report) (err error) {
+	work, err := os.MkdirTemp("", "dvrflow-bench-scale-")
+	if err != nil {
+		return fmt.Errorf("work dir: %w", err)
+	}
+	defer func() {
+		if cfg.keep {
+			log.Info("work directory kept", zap.String("dir", work))
+			return
+		}
+		_ = os.RemoveAll(work)
+	}()
+	bin, err := filepath.Abs(cfg.dvrflowd)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("dvrflowd binary: %w (go build -o bin/ ./cmd/dvrflowd)", err)
+	}
+
+	// 1. PostgreSQL and dvrflowd.
+	pg, err := pgtest.Start(ctx, pgtest.Options{Durable: cfg.durable})
+	if err != nil {
+		return fmt.Errorf("PostgreSQL: %w", err)
+	}
+	defer func() { err = errors.Join(err, pg.Stop()) }()
+	_, dsn, err := pg.CreateDatabase(ctx)
+	if err != nil {
+		return err
+	}
+	apiAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	ofAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	tok := make([]byte, 16)
+	_, _ = rand.Read(tok)
+	token := hex.EncodeToString(tok)
+	args := []string{"--db-url", dsn, "--listen", apiAddr, "--of-listen", ofAddr, "--log-level", "warn"}
+	var prof *profiler
+	if cfg.profileDir != "" {
+		dbg, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(cfg.profileDir, 0o755); err != nil {
+			return fmt.Errorf("profile dir: %w", err)
+		}
+		args = append(args, "--debug-listen", dbg)
+		prof = &profiler{log: log, url: "http://" + dbg, dir: cfg.profileDir}
+		defer prof.wait()
+	}
+	d := &daemon{log: log, bin: bin, logPath: filepath.Join(work, "dvrflowd.log"), apiURL: "http://" + apiAddr,
+		args: append(args, cfg.extraArgs...), env: []string{"DVRFLOW_AUTH_TOKEN=" + token}}
+	if err := d.start(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		if kerr := d.kill(syscall.SIGTERM); kerr != nil {
+			err = errors.Join(err, kerr)
+		}
+	}()
+	store, err := db.Open(ctx, dsn, db.DefaultConfig(), log.Named("harness-db"))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	// 2. The topology, through the API.
+	ct := &countingTransport{next: http.DefaultTransport}
+	hc := &http.Client{Transport: ct, Timeout: 5 * time.Minute}
+	api := &apiClient{url: d.apiURL, token: token, http: hc}
+	t0 := time.Now()
+	topo, err := topogen.Load(ctx, log, topogen.Client{URL: d.apiURL, Token: token, HTTP: hc}, cfg.topo)
+	if err != nil {
+		return fmt.Errorf("loading the topology: %w", err)
+	}
+	r.load, r.loadRequests = time.Since(t0), ct.n.Load()
+	v, dbTopo, err := view(ctx, store)
+	if err != nil {
+		return err
+	}
+	r.ports, r.networks, r.routers, r.fips = len(dbTopo.Ports), len(dbTopo.Networks), len(dbTopo.Routers), len(dbTopo.FloatingIPs)
+	if u, err := d.usage(); err == nil {
+		r.loadUsage = u
+	}
+	hosts := make([]hostSpec, 0, len(topo.Hosts))
+	netSet := map[string]bool{}
+	for _, h := range topo.Hosts {
+		hs := hostSpec{Name: h.Name, DPIDs: h.DPIDs}
+		for _, p := range h.Ports {
+			hs.VMPorts = append(hs.VMPorts, p.ID)
+			netSet[p.Network] = true
+		}
+		for _, ns := range apps.Plan(v, h.Name).Namespaces {
+			for _, l := range ns.Links {
+				if l.Bridge != "" {
+					hs.Links = append(hs.Links, l)
+				}
+			}
+		}
+		hosts = append(hosts, hs)
+	}
+	networks := make([]string, 0, len(netSet))
+	for n := range netSet {
+		networks = append(networks, n)
+	}
+	slices.Sort(networks)
+
+	// 3. Cold start.
+	f, err := newFleet(log.Named("sim"), fleetConfig{addr: ofAddr, rate: cfg.rate, bundleRate: cfg.bundleRate,
+		connectRate: cfg.connectRate, maxBackoff: cfg.maxBackoff}, hosts)
+	if err != nil {
+		return err
+	}
+	r.bridges = len(f.byDPID)
+	fctx, fcancel := context.WithCancel(ctx)
+	fdone := make(chan error, 1)
+	start := time.Now()
+	go func() { fdone <- f.run.Run(fctx) }()
+	prof.fetch(ctx, "cpu-coldstart.pprof", fmt.Sprintf("profile?seconds=%d", cfg.profileSecs))
+	defer func() {
+		fcancel()
+		err = errors.Join(err, <-fdone)
+	}()
+	cold, v, err := coldStart(ctx, log, store, f, d, start, cfg.timeout, cfg.settle)
+	if err != nil {
+		return err
+	}
+	r.cold = &cold
+	if r.coldUsage, err = d.usage(); err != nil {
+		return err
+	}
+	if prof != nil {
+		prof.wait()
+		if err := prof.get(ctx, "heap-coldstart.pprof", "heap"); err != nil {
+			log.Warn("heap profile", zap.Error(err))
+		}
+	}
+	if cold.Locality, cold.LocalityNotes, err = locality(v, dbTopo, f); err != nil {
+		return err
+	}
+	r.cold = &cold
+	if cold.Locality > 0 {
+		r.fail("%d hosts carry networks they have no port or qrouter on: %v", cold.Locality, cold.LocalityNotes)
+	}
+
+	// 4. Restart.
+	rs, err := restart(ctx, log, api, f, d, cfg.quiet*4, cfg.timeout)
+	if err != nil {
+		return err
+	}
+	r.restart = &rs
+	if rs.FlowMods != 0 {
+		r.fail("the controller sent %d flow-mods when it restarted over an unchanged topology", rs.FlowMods)
+	}
+
+	// 5. Ports bound one by one.
+	if cfg.ports > 0 {
+		prof.fetch(ctx, "cpu-portbound.pprof", fmt.Sprintf("profile?seconds=%d", cfg.profileSecs))
+		pb, err := portBound(ctx, log, api, v, f, hosts, networks, cfg.ports, cfg.topo.Seed, cfg.quiet)
+		if err != nil {
+			return err
+		}
+		r.bound = &pb
+		if pb.Outside > 0 {
+			r.fail("%d ports changed flows on hosts that carry neither the network nor its router: %v", pb.Outside, pb.OutsideNotes)
+		}
+		if pb.Unacked > 0 {
+			r.fail("%d bridges were sent flow-mods with no barrier after them", pb.Unacked)
+		}
+	}
+	if r.endUsage, err = d.usage(); err != nil {
+		return err
+	}
+
+	// 6. Every bridge holds exactly its desired flows at the end.
+	bad, notes, err := finalCheck(ctx, store, f)
+	if err != nil {
+		return err
+	}
+	r.finalBad = bad
+	if bad > 0 {
+		r.fail("%d bridges differ from their desired flows at the end: %v", bad, notes)
+	}
+	return nil
+}

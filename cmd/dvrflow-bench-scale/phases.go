@@ -1,0 +1,526 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/dvrflow/dvrflow/apps"
+	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/deploy/plan"
+)
+
+// coldResult is what the cold start measured.
+type coldResult struct {
+	Converged     time.Duration // from the first connection to the last flow-mod of a verified fleet
+	Verified      time.Duration // until the harness had verified every bridge
+	FlowMods      int64
+	FlowsPerHost  [3]int // min, p50, max
+	FlowsTotal    int
+	Locality      int // hosts whose flows name a network they do not carry
+	LocalityNotes []string
+}
+
+// coldStart waits until every bridge holds exactly its desired flows (computed from the
+// database and the simulator's ports, not asked of the controller). The harness stays idle
+// while flow-mods flow (its own computing would slow the controller down on this machine):
+// it verifies once the whole fleet has been quiet for settle, and again after the next
+// quiet spell for the bridges that did not match yet. The time of convergence is that of
+// the last flow-mod a verified bridge received.
+func coldStart(ctx context.Context, log *zap.Logger, store *db.Store, f *fleet, d *daemon, start time.Time, timeout, settle time.Duration) (coldResult, *apps.View, error) {
+	var res coldResult
+	verified := map[*simBridge]time.Time{}
+	bridges := f.all()
+	deadline := start.Add(timeout)
+	var v *apps.View
+	var last []string
+	checkedAt := time.Time{}
+	for len(verified) < len(bridges) {
+		if err := d.alive(); err != nil {
+			return res, nil, err
+		}
+		if time.Now().After(deadline) {
+			return res, nil, fmt.Errorf("cold start: %d of %d bridges hold their desired flows after %v; e.g. %s",
+				len(verified), len(bridges), timeout, strings.Join(last, "; "))
+		}
+		select {
+		case <-ctx.Done():
+			return res, nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+		ready := 0
+		for _, b := range bridges {
+			if st := b.state(); st.connected && !st.lastMod.IsZero() {
+				ready++
+			}
+		}
+		lastMod := time.Unix(0, f.lastNano.Load())
+		if ready < len(bridges) || time.Since(lastMod) < settle || !lastMod.After(checkedAt) {
+			continue
+		}
+		checkedAt = time.Now()
+		var err error
+		if v, _, err = view(ctx, store); err != nil {
+			return res, nil, err
+		}
+		var todo []*simBridge
+		for _, b := range bridges {
+			if _, ok := verified[b]; !ok {
+				todo = append(todo, b)
+			}
+		}
+		ok, notes, err := verifyAll(v, todo)
+		if err != nil {
+			return res, nil, err
+		}
+		for _, b := range ok {
+			verified[b] = b.state().lastMod
+		}
+		if len(notes) > 0 {
+			last = notes
+		}
+		log.Info("cold start", zap.Int("verified", len(verified)), zap.Int("bridges", len(bridges)),
+			zap.Duration("elapsed", time.Since(start).Round(time.Millisecond)), zap.Duration("check", time.Since(checkedAt).Round(time.Millisecond)))
+	}
+	res.Verified = time.Since(start)
+	for _, t := range verified {
+		res.Converged = max(res.Converged, t.Sub(start))
+	}
+	res.FlowMods = f.totalFlowMods()
+	var perHost []int
+	for _, h := range f.names {
+		n := 0
+		for _, role := range apps.Bridges() {
+			n += f.hosts[h].bridges[role].sw.NumFlows()
+		}
+		perHost = append(perHost, n)
+		res.FlowsTotal += n
+	}
+	slices.Sort(perHost)
+	res.FlowsPerHost = [3]int{perHost[0], perHost[len(perHost)/2], perHost[len(perHost)-1]}
+	return res, v, nil
+}
+
+// verifyAll diffs bridges against View v on every CPU and returns those that match, and a
+// few notes on those that do not.
+func verifyAll(v *apps.View, bridges []*simBridge) (ok []*simBridge, notes []string, err error) {
+	type result struct {
+		b    *simBridge
+		note string
+		err  error
+	}
+	work := make(chan *simBridge)
+	out := make(chan result)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range work {
+				missing, extra, ex, err := diff(v, b)
+				r := result{b: b, err: err}
+				if err == nil && missing+extra > 0 {
+					r.note = fmt.Sprintf("%s %s: %d missing, %d extra: %s", b.host, b.role, missing, extra, strings.Join(ex, "; "))
+				}
+				out <- r
+			}
+		}()
+	}
+	go func() {
+		for _, b := range bridges {
+			work <- b
+		}
+		close(work)
+		wg.Wait()
+		close(out)
+	}()
+	for r := range out {
+		switch {
+		case r.err != nil:
+			err = errors.Join(err, r.err)
+		case r.note == "":
+			ok = append(ok, r.b)
+		case len(notes) < 3:
+			notes = append(notes, r.note)
+		}
+	}
+	return ok, notes, err
+}
+
+// locality checks that no host's flows name a network the host does not carry.
+func locality(v *apps.View, topo *db.Topology, f *fleet) (bad int, notes []string, err error) {
+	ids := make([]string, 0, len(topo.Networks))
+	for _, n := range topo.Networks {
+		ids = append(ids, n.ID)
+	}
+	byVNI := vniIndex(v, ids)
+	for _, h := range f.names {
+		want := carried(v, h)
+		seen := map[string]bool{}
+		for _, role := range []apps.Bridge{apps.BrInt, apps.BrTun} {
+			fs, err := f.hosts[h].bridges[role].sw.Flows()
+			if err != nil {
+				return 0, nil, err
+			}
+			nets, err := networksInFlows(v, h, role, fs, byVNI)
+			if err != nil {
+				return 0, nil, fmt.Errorf("host %s %s: %w", h, role, err)
+			}
+			for n := range nets {
+				seen[n] = true
+			}
+		}
+		extra := map[string]bool{}
+		for n := range seen {
+			if !want[n] {
+				extra[n] = true
+			}
+		}
+		if len(extra) > 0 {
+			bad++
+			if len(notes) < 3 {
+				notes = append(notes, fmt.Sprintf("%s carries no %s", h, setString(extra)))
+			}
+		}
+	}
+	return bad, notes, nil
+}
+
+// restartResult is what the controller restart measured.
+type restartResult struct {
+	Up          time.Duration // dvrflowd answering its API again
+	Reconnected time.Duration // every bridge in a new session
+	Dumped      time.Duration // every bridge's flows dumped by the new controller
+	APIConfirm  time.Duration // switch API: every switch reconciled after the restart (0: no switch API)
+	FlowMods    int64         // flow-mods received by all bridges from the kill to the end
+	Usage       usage
+}
+
+// switchList is the answer of GET /v2.0/dvr-switches (the fields used here).
+type switchList struct {
+	Switches []struct {
+		DPID            string `json:"dpid"`
+		LastReconcileAt string `json:"last_reconcile_at"`
+		FlowsMissing    int    `json:"flows_missing"`
+		FlowsExtra      int    `json:"flows_extra"`
+	} `json:"dvr_switches"`
+}
+
+// restart SIGKILLs dvrflowd, starts it again and times the reconciliation of every bridge.
+func restart(ctx context.Context, log *zap.Logger, api *apiClient, f *fleet, d *daemon, quiet, timeout time.Duration) (restartResult, error) {
+	var res restartResult
+	bridges := f.all()
+	before := map[*simBridge]int{}
+	for _, b := range bridges {
+		before[b] = b.state().connectedN
+	}
+	mods0 := f.totalFlowMods()
+	t0 := time.Now()
+	if err := d.kill(syscall.SIGKILL); err != nil {
+		return res, fmt.Errorf("kill dvrflowd: %w", err)
+	}
+	if err := d.start(ctx); err != nil {
+		return res, err
+	}
+	res.Up = time.Since(t0)
+	deadline := t0.Add(timeout)
+	for {
+		reconnected, dumped := 0, 0
+		var lastDump time.Time
+		for _, b := range bridges {
+			st := b.state()
+			if st.connectedN > before[b] && st.connected {
+				reconnected++
+			}
+			if st.lastDump.After(t0) {
+				dumped++
+				lastDump = maxTime(lastDump, st.lastDump)
+			}
+		}
+		if dumped == len(bridges) && reconnected == len(bridges) {
+			res.Dumped = lastDump.Sub(t0)
+			res.Reconnected = res.Dumped
+			break
+		}
+		if err := d.alive(); err != nil {
+			return res, err
+		}
+		if time.Now().After(deadline) {
+			return res, fmt.Errorf("restart: %d of %d bridges reconnected, %d dumped after %v", reconnected, len(bridges), dumped, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	// The switch API, when dvrflowd has it, says when each switch was reconciled.
+	for {
+		var sl switchList
+		code, err := api.do(ctx, http.MethodGet, "/v2.0/dvr-switches", nil, &sl)
+		if code == http.StatusNotFound {
+			break
+		}
+		if err != nil {
+			return res, err
+		}
+		done := 0
+		for _, s := range sl.Switches {
+			// RFC 3339 times may have whole seconds only: compare at that resolution.
+			at, err := time.Parse(time.RFC3339Nano, s.LastReconcileAt)
+			if err == nil && !at.Before(t0.Truncate(time.Second)) && s.FlowsMissing == 0 && s.FlowsExtra == 0 {
+				done++
+			}
+		}
+		if done >= len(bridges) {
+			res.APIConfirm = time.Since(t0) // when this poll saw it: an upper bound
+			break
+		}
+		if time.Now().After(deadline) {
+			return res, fmt.Errorf("restart: the switch API says %d of %d switches reconciled after %v", done, len(bridges), timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	// Late flow-mods would count: wait for a quiet spell before reading the counters.
+	waitQuiet(ctx, f, quiet, time.Now().Add(quiet*10))
+	res.FlowMods = f.totalFlowMods() - mods0
+	var err error
+	res.Usage, err = d.usage()
+	log.Info("restart done", zap.Duration("dumped", res.Dumped), zap.Int64("flow_mods", res.FlowMods))
+	return res, err
+}
+
+// waitQuiet returns once no flow-mod or barrier event happened for d (or at until).
+func waitQuiet(ctx context.Context, f *fleet, d time.Duration, until time.Time) {
+	for time.Now().Before(until) && ctx.Err() == nil {
+		if time.Since(time.Unix(0, f.lastNano.Load())) >= d {
+			return
+		}
+		time.Sleep(d / 10)
+	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// boundResult is what the port-bound benchmark measured.
+type boundResult struct {
+	N                  int
+	P50, P99, Max      time.Duration
+	APIP50, APIP99     time.Duration // the POST /v2.0/ports call alone
+	FirstP50, FirstP99 time.Duration // from the call to the first flow-mod anywhere
+	Unacked            int           // touched bridges without a barrier reply after their last flow-mod
+	BridgesTouched     float64       // per port, average
+	BridgesTouchedMax  int
+	HostsTouched       float64
+	HostsShould        float64
+	Outside            int // ports that touched a host outside the set that should change
+	OutsideNotes       []string
+	PlanChanges        int // ports whose host needed a new qrouter (links plugged by the helper)
+}
+
+// portBound binds n ports one after the other and times each until every bridge it
+// changed has acknowledged its flows with a barrier reply.
+func portBound(ctx context.Context, log *zap.Logger, api *apiClient, v *apps.View, f *fleet, hosts []hostSpec, networks []string, n int, seed int64, quiet time.Duration) (boundResult, error) {
+	res := boundResult{N: n}
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x5ca1e))
+	carriers := map[string]map[string]bool{} // network -> hosts carrying it
+	routerHosts := map[string]map[string]bool{}
+	routerNets := map[string][]string{}
+	routerOf := map[string]string{}
+	for _, h := range f.names {
+		for nw := range carried(v, h) {
+			if carriers[nw] == nil {
+				carriers[nw] = map[string]bool{}
+			}
+			carriers[nw][h] = true
+		}
+		for _, r := range v.RoutersOn(h) {
+			if routerHosts[r] == nil {
+				routerHosts[r] = map[string]bool{}
+			}
+			routerHosts[r][h] = true
+		}
+	}
+	for id, r := range v.Routers() {
+		for _, s := range r.Interfaces {
+			routerNets[id] = append(routerNets[id], s.NetworkID)
+			routerOf[s.NetworkID] = id
+		}
+	}
+	bridges := f.all()
+	var lats, apiLats, firstLats []time.Duration
+	for i := range n {
+		h := hosts[rng.IntN(len(hosts))].Name
+		nw := networks[rng.IntN(len(networks))]
+		r := routerOf[nw]
+		needPlan := r != "" && !routerHosts[r][h]
+		var planRev int64 = -1
+		if needPlan {
+			var pr struct {
+				Plan plan.Plan `json:"plan"`
+			}
+			if _, err := api.do(ctx, http.MethodGet, "/v2.0/dvr-hosts/"+h+"/plan", nil, &pr); err != nil {
+				return res, err
+			}
+			planRev = pr.Plan.Revision
+		}
+		f.firstNano.Store(0)
+		t0 := time.Now()
+		var created struct {
+			Port struct {
+				ID string `json:"id"`
+			} `json:"port"`
+		}
+		body := map[string]any{"port": map[string]any{"network_id": nw, "binding:host_id": h,
+			"device_owner": "compute:nova", "device_id": fmt.Sprintf("bench-vm-%d", i), "name": fmt.Sprintf("bench-%d", i)}}
+		if _, err := api.do(ctx, http.MethodPost, "/v2.0/ports", body, &created); err != nil {
+			return res, err
+		}
+		apiLats = append(apiLats, time.Since(t0))
+		if err := f.hosts[h].bridges[apps.BrInt].addPort(apps.VMPortName(created.Port.ID)); err != nil {
+			return res, err
+		}
+		if needPlan {
+			res.PlanChanges++
+			var pr struct {
+				Plan plan.Plan `json:"plan"`
+			}
+			code, err := api.do(ctx, http.MethodGet, fmt.Sprintf("/v2.0/dvr-hosts/%s/plan?after_revision=%d&timeout=10", h, planRev), nil, &pr)
+			if err != nil {
+				return res, err
+			}
+			if code == http.StatusNotModified {
+				return res, fmt.Errorf("port %d: host %s should have gained qrouter-%s but its plan did not change in 10 s", i, h, r)
+			}
+			for _, ns := range pr.Plan.Namespaces {
+				for _, l := range ns.Links {
+					if err := f.plug(h, l); err != nil {
+						return res, err
+					}
+				}
+			}
+		}
+		// Wait for the change to settle: some flow-mod seen, then a quiet spell of at least
+		// quiet and at least half the time the change has taken so far (a slow controller
+		// may send a second wave after a pause; it must not count for the next port).
+		limit := t0.Add(10 * time.Second)
+		for time.Now().Before(limit) {
+			last := time.Unix(0, f.lastNano.Load())
+			if last.After(t0) && time.Since(last) >= max(quiet, last.Sub(t0)/2) {
+				break
+			}
+			time.Sleep(quiet / 10)
+		}
+		touchedHosts := map[string]bool{}
+		how := map[string][]string{} // host -> "bridge +delay" of its touched bridges
+		touched, worst := 0, time.Duration(0)
+		for _, b := range bridges {
+			st := b.state()
+			if !st.lastMod.After(t0) {
+				continue
+			}
+			touched++
+			touchedHosts[b.host] = true
+			how[b.host] = append(how[b.host], fmt.Sprintf("%s +%s", b.role, ms(st.lastMod.Sub(t0))))
+			if st.lastAck.IsZero() {
+				res.Unacked++
+				continue
+			}
+			worst = max(worst, st.lastAck.Sub(t0))
+		}
+		if touched == 0 {
+			return res, fmt.Errorf("port %d on %s: no bridge received a flow-mod within 10 s", i, h)
+		}
+		lats = append(lats, worst)
+		firstLats = append(firstLats, time.Unix(0, f.firstNano.Load()).Sub(t0))
+		// The hosts that should change: h, and those carrying a network h carries now: the
+		// port's, and every network of the port's router when h gained its qrouter.
+		gained := []string{nw}
+		if r != "" && !routerHosts[r][h] {
+			if routerHosts[r] == nil {
+				routerHosts[r] = map[string]bool{}
+			}
+			routerHosts[r][h] = true
+			gained = append(gained, routerNets[r]...)
+		}
+		should := map[string]bool{h: true}
+		for _, gn := range gained {
+			if carriers[gn] == nil {
+				carriers[gn] = map[string]bool{}
+			}
+			carriers[gn][h] = true
+			for ch := range carriers[gn] {
+				should[ch] = true
+			}
+		}
+		var outside []string
+		for th := range touchedHosts {
+			if !should[th] {
+				outside = append(outside, fmt.Sprintf("%s (%s)", th, strings.Join(how[th], ", ")))
+			}
+		}
+		if len(outside) > 0 {
+			res.Outside++
+			if len(res.OutsideNotes) < 3 {
+				slices.Sort(outside)
+				res.OutsideNotes = append(res.OutsideNotes, fmt.Sprintf("port %d on %s/%s (API answered at +%s, gained qrouter: %v) touched %s",
+					i, h, nw, ms(apiLats[len(apiLats)-1]), needPlan, strings.Join(outside, "; ")))
+			}
+		}
+		res.BridgesTouched += float64(touched)
+		res.BridgesTouchedMax = max(res.BridgesTouchedMax, touched)
+		res.HostsTouched += float64(len(touchedHosts))
+		res.HostsShould += float64(len(should))
+		if (i+1)%100 == 0 {
+			log.Info("port bound", zap.Int("done", i+1), zap.Duration("last", worst))
+		}
+	}
+	if n > 0 {
+		res.BridgesTouched /= float64(n)
+		res.HostsTouched /= float64(n)
+		res.HostsShould /= float64(n)
+		res.P50, res.P99, res.Max = quantiles(lats)
+		res.APIP50, res.APIP99, _ = quantiles(apiLats)
+		res.FirstP50, res.FirstP99, _ = quantiles(firstLats)
+	}
+	return res, nil
+}
+
+// finalCheck diffs every bridge against its desired flows.
+func finalCheck(ctx context.Context, store *db.Store, f *fleet) (bad int, notes []string, err error) {
+	v, _, err := view(ctx, store)
+	if err != nil {
+		return 0, nil, err
+	}
+	all := f.all()
+	ok, notes, err := verifyAll(v, all)
+	return len(all) - len(ok), notes, err
+}
+
+// quantiles returns the median, the 99th percentile and the maximum of ds (sorted in place).
+func quantiles(ds []time.Duration) (p50, p99, maxd time.Duration) {
+	if len(ds) == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(ds)
+	return ds[len(ds)/2], ds[min(len(ds)-1, len(ds)*99/100)], ds[len(ds)-1]
+}

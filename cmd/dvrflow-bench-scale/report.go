@@ -1,0 +1,88 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+)
+
+// report collects every figure; print writes it as a table.
+type report struct {
+	load                           time.Duration
+	loadRequests                   int64
+	ports, networks, routers, fips int
+	bridges                        int
+	loadUsage, coldUsage, endUsage usage
+	cold                           *coldResult
+	restart                        *restartResult
+	bound                          *boundResult
+	finalBad                       int
+	failures                       []string
+}
+
+func (r *report) fail(format string, args ...any) {
+	r.failures = append(r.failures, fmt.Sprintf(format, args...))
+}
+
+func gib(b int64) string { return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30)) }
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
+
+func verdict(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "MISS"
+}
+
+func (r *report) print(w io.Writer, cfg *config) {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	row := func(k, v, target string) { fmt.Fprintf(tw, "%s\t%s\t%s\n", k, v, target) }
+	fmt.Fprintf(tw, "dvrflow-bench-scale: %d hosts x %d VMs, %d networks, %d routers, %.0f%% floating IPs, %d dvr_snat hosts; bridges take %.0f flow-mods/s (%.0f/s bundled)\n",
+		cfg.topo.Hosts, cfg.topo.VMsPerHost, cfg.topo.Networks, cfg.topo.Routers, cfg.topo.FIPPercent, cfg.topo.SNATHosts, cfg.rate, cfg.bundleRate)
+	row("figure", "value", "target")
+	if r.load > 0 {
+		row("topology load through the API", fmt.Sprintf("%v, %d requests (%d ports, %d networks, %d routers, %d floating IPs)",
+			r.load.Round(time.Millisecond), r.loadRequests, r.ports, r.networks, r.routers, r.fips), "")
+		row("dvrflowd after the load", fmt.Sprintf("peak RSS %s, CPU %.1f s", gib(r.loadUsage.HWM), r.loadUsage.CPU.Seconds()), "")
+	}
+	if c := r.cold; c != nil {
+		row("1. cold start: every bridge exact", fmt.Sprintf("%v (last flow-mod), verified at %v; %d bridges", c.Converged.Round(time.Millisecond), c.Verified.Round(time.Millisecond), r.bridges),
+			fmt.Sprintf("< 10 min: %s", verdict(c.Converged < 10*time.Minute)))
+		row("   dvrflowd at convergence", fmt.Sprintf("peak RSS %s, CPU %.1f s", gib(r.coldUsage.HWM), r.coldUsage.CPU.Seconds()),
+			fmt.Sprintf("RSS < 16 GiB: %s", verdict(r.coldUsage.HWM < 16<<30)))
+		row("   flow-mods received", fmt.Sprintf("%d (%d flows installed)", c.FlowMods, c.FlowsTotal), "")
+		row("   flows per host (3 bridges)", fmt.Sprintf("min %d, p50 %d, max %d", c.FlowsPerHost[0], c.FlowsPerHost[1], c.FlowsPerHost[2]), "")
+		row("   hosts with a network they do not carry", fmt.Sprint(c.Locality), "0: "+verdict(c.Locality == 0))
+	}
+	if rs := r.restart; rs != nil {
+		row("2. restart: dvrflowd API up again", rs.Up.Round(time.Millisecond).String(), "")
+		row("   every bridge reconnected and dumped", rs.Dumped.Round(time.Millisecond).String(), "")
+		if rs.APIConfirm > 0 {
+			row("   switch API: every switch reconciled", "seen at "+rs.APIConfirm.Round(time.Millisecond).String()+" (polled every 200 ms)", "")
+		} else {
+			row("   switch API: every switch reconciled", "no switch API in this dvrflowd", "")
+		}
+		row("   flow-mods sent", fmt.Sprint(rs.FlowMods), "0: "+verdict(rs.FlowMods == 0))
+		row("   restarted dvrflowd", fmt.Sprintf("peak RSS %s, CPU %.1f s", gib(rs.Usage.HWM), rs.Usage.CPU.Seconds()), "")
+	}
+	if b := r.bound; b != nil {
+		row("3. port bound -> every changed bridge acked", fmt.Sprintf("p50 %s, p99 %s, max %s over %d ports", ms(b.P50), ms(b.P99), ms(b.Max), b.N),
+			fmt.Sprintf("p99 < 100 ms: %s", verdict(b.P99 < 100*time.Millisecond)))
+		row("   of which: the API call", fmt.Sprintf("p50 %s, p99 %s", ms(b.APIP50), ms(b.APIP99)), "")
+		row("   call to the first flow-mod anywhere", fmt.Sprintf("p50 %s, p99 %s", ms(b.FirstP50), ms(b.FirstP99)), "")
+		row("   bridges touched per port", fmt.Sprintf("avg %.1f, max %d", b.BridgesTouched, b.BridgesTouchedMax), "")
+		row("   hosts touched / hosts that should", fmt.Sprintf("avg %.1f / %.1f", b.HostsTouched, b.HostsShould), "")
+		row("   ports touching a host outside that set", fmt.Sprint(b.Outside), "0: "+verdict(b.Outside == 0))
+		row("   ports that gave their host a new qrouter", fmt.Sprint(b.PlanChanges), "")
+		row("   dvrflowd at the end", fmt.Sprintf("peak RSS %s, CPU %.1f s", gib(r.endUsage.HWM), r.endUsage.CPU.Seconds()), "")
+	}
+	if r.cold != nil {
+		row("bridges differing from desired at the end", fmt.Sprint(r.finalBad), "0: "+verdict(r.finalBad == 0))
+	}
+	_ = tw.Flush()
+	for _, f := range r.failures {
+		fmt.Fprintln(w, "FAILED:", f)
+	}
+}

@@ -1,0 +1,55 @@
+//go:build integration
+
+package integration
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestScaleSmall runs cmd/dvrflow-bench-scale at 50 hosts (150 simulated bridges, real
+// dvrflowd and PostgreSQL) for correctness, not speed: with -strict it fails when a bridge
+// does not hold exactly its desired flows after the cold start or at the end, when the
+// controller sends a flow-mod on restart over an unchanged topology, when a host carries a
+// network it has no port or qrouter on, or when binding a port touches a host outside the
+// set that carries its network.
+func TestScaleSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("scale smoke test: skipped in -short")
+	}
+	bin := t.TempDir()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin+"/", "./cmd/dvrflowd", "./cmd/dvrflow-bench-scale")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "dvrflow-bench-scale"), "-strict",
+		"-dvrflowd", filepath.Join(bin, "dvrflowd"), "-hosts", "50", "-vms-per-host", "4", "-networks", "20",
+		"-routers", "8", "-fip-percent", "10", "-snat-hosts", "1", "-ports", "40", "-connect-rate", "0",
+		"-pg-durable=false", "-timeout", "3m", "-log-level", "warn")
+	cmd.Env = os.Environ()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err = cmd.Run()
+	t.Logf("dvrflow-bench-scale:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("dvrflow-bench-scale -strict at 50 hosts: %v", err)
+	}
+	for _, want := range []string{"1. cold start", "2. restart", "3. port bound"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the report has no %q row", want)
+		}
+	}
+}
