@@ -334,7 +334,7 @@ func (s *Store) CreatePorts(ctx context.Context, specs []PortSpec) ([]Port, erro
 		}
 		for i := range ports {
 			ns := nets[ports[i].NetworkID]
-			fixed, err := ipam.allocate(&ports[i], ns.net, ns.subnets, specs[i].FixedIPs)
+			fixed, err := allocateIPs(ctx, ipam, &ports[i], ns.net, ns.subnets, specs[i].FixedIPs)
 			if err != nil {
 				return itemError(i, err)
 			}
@@ -558,11 +558,11 @@ func (b *bulkIPAM) record(sub string, ip uint32, port string) {
 	b.rows.sub, b.rows.ip, b.rows.port = append(b.rows.sub, sub), append(b.rows.ip, int64(ip)), append(b.rows.port, port)
 }
 
-// any takes the lowest free address of a subnet.
-func (b *bulkIPAM) any(sub, port string) (uint32, bool) {
+// allocateAny takes the lowest free address of a subnet (addressPool).
+func (b *bulkIPAM) allocateAny(_ context.Context, sub, port string) (uint32, bool, error) {
 	rs := b.free[sub]
 	if len(rs) == 0 {
-		return 0, false
+		return 0, false, nil
 	}
 	ip := rs[0].first
 	if rs[0].first == rs[0].last {
@@ -572,11 +572,11 @@ func (b *bulkIPAM) any(sub, port string) (uint32, bool) {
 	}
 	b.touched[sub] = true
 	b.record(sub, ip, port)
-	return ip, true
+	return ip, true, nil
 }
 
-// specific takes a given address of a subnet (409 if taken).
-func (b *bulkIPAM) specific(sn *Subnet, ip uint32, port string) error {
+// allocateSpecific takes a given address of a subnet, 409 if taken (addressPool).
+func (b *bulkIPAM) allocateSpecific(_ context.Context, sn *Subnet, ip uint32, port string) error {
 	if b.taken[sn.ID][ip] {
 		return conflict("IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s", ipString(ip), sn.ID)
 	}
@@ -599,78 +599,6 @@ func (b *bulkIPAM) specific(sn *Subnet, ip uint32, port string) error {
 	}
 	b.record(sn.ID, ip, port)
 	return nil
-}
-
-// allocate is allocateIPs over the in-memory state.
-func (b *bulkIPAM) allocate(p *Port, n *Network, subnets []Subnet, specs *[]FixedIPSpec) ([]FixedIP, error) {
-	out := []FixedIP{}
-	if specs == nil {
-		if len(subnets) == 0 {
-			return out, nil
-		}
-		for i := range subnets {
-			if ip, ok := b.any(subnets[i].ID, p.ID); ok {
-				return append(out, FixedIP{SubnetID: subnets[i].ID, IPAddress: ipString(ip)}), nil
-			}
-		}
-		return nil, conflict("IpAddressGenerationFailure", "No more IP addresses available on network %s.", n.ID)
-	}
-	byID := map[string]*Subnet{}
-	for i := range subnets {
-		byID[subnets[i].ID] = &subnets[i]
-	}
-	seen := map[string]bool{}
-	for _, f := range *specs {
-		var sn *Subnet
-		if f.SubnetID != "" {
-			if sn = byID[f.SubnetID]; sn == nil {
-				return nil, invalid("Failed to create port on network %s, because fixed_ips included invalid subnet %s", n.ID, f.SubnetID)
-			}
-		}
-		if f.IPAddress == "" {
-			if sn == nil {
-				return nil, invalid("fixed_ips entry needs subnet_id or ip_address")
-			}
-			ip, ok := b.any(sn.ID, p.ID)
-			if !ok {
-				return nil, conflict("IpAddressGenerationFailure", "No more IP addresses available for subnet %s.", sn.ID)
-			}
-			out = append(out, FixedIP{SubnetID: sn.ID, IPAddress: ipString(ip)})
-			continue
-		}
-		ip, ok := parseIPv4(f.IPAddress)
-		if !ok {
-			return nil, invalid("'%s' is not a valid IP address", f.IPAddress)
-		}
-		if sn == nil {
-			for i := range subnets {
-				c, _ := parseCIDR4(subnets[i].CIDR)
-				if c.contains(ip) {
-					sn = &subnets[i]
-					break
-				}
-			}
-			if sn == nil {
-				return nil, newError(ClassInvalid, "InvalidIpForNetwork", "IP address %s is not a valid IP for any of the subnets on the specified network.", f.IPAddress)
-			}
-		}
-		c, _ := parseCIDR4(sn.CIDR)
-		if !c.contains(ip) || ip == c.first() || ip == c.last() {
-			return nil, newError(ClassInvalid, "InvalidIpForSubnet", "IP address %s is not a valid IP for the specified subnet.", f.IPAddress)
-		}
-		if seen[ipString(ip)] {
-			return nil, invalid("duplicate fixed IP %s", f.IPAddress)
-		}
-		seen[ipString(ip)] = true
-		if gw, ok := parseIPv4(sn.GatewayIP); ok && gw == ip && p.DeviceOwner != OwnerRouterInterfaceDistributed {
-			return nil, conflict("IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s: it is the subnet's gateway.", ipString(ip), sn.ID)
-		}
-		if err := b.specific(sn, ip, p.ID); err != nil {
-			return nil, err
-		}
-		out = append(out, FixedIP{SubnetID: sn.ID, IPAddress: ipString(ip)})
-	}
-	return out, nil
 }
 
 // queue writes the allocations and the changed free lists.

@@ -119,7 +119,7 @@ func (w *wtx) insertPort(ctx context.Context, p *Port, n *Network, subnets []Sub
 		return conflict("MacAddressInUse", "Unable to complete operation for network %s. The mac address %s is in use.", n.ID, m)
 	}
 	p.MACAddress = m
-	fixed, err := w.allocateIPs(ctx, p, n, subnets, ips)
+	fixed, err := allocateIPs(ctx, w, p, n, subnets, ips)
 	if err != nil {
 		return err
 	}
@@ -181,15 +181,26 @@ FROM n LEFT JOIN r ON true`, p.NetworkID, p.MACAddress).Scan(&nraw, &subnetID, &
 	return nil
 }
 
-// allocateIPs allocates the addresses asked for (or one automatic one) for port p.
-func (w *wtx) allocateIPs(ctx context.Context, p *Port, n *Network, subnets []Subnet, specs *[]FixedIPSpec) ([]FixedIP, error) {
+// addressPool hands out the free addresses of subnets: the store itself within a write
+// (*wtx), or a batch's in-memory view of it (*bulkIPAM).
+type addressPool interface {
+	// allocateAny takes the lowest free address of a subnet for port; ok is false when
+	// the subnet is exhausted.
+	allocateAny(ctx context.Context, subnetID, portID string) (ip uint32, ok bool, err error)
+	// allocateSpecific takes a given address of a subnet for port: 409 if it is taken.
+	allocateSpecific(ctx context.Context, sn *Subnet, ip uint32, portID string) error
+}
+
+// allocateIPs allocates from pool the addresses asked for (or one automatic one) for
+// port p on network n.
+func allocateIPs(ctx context.Context, pool addressPool, p *Port, n *Network, subnets []Subnet, specs *[]FixedIPSpec) ([]FixedIP, error) {
 	out := []FixedIP{}
 	if specs == nil {
 		if len(subnets) == 0 {
 			return out, nil
 		}
 		for i := range subnets {
-			ip, ok, err := w.allocateAny(ctx, subnets[i].ID, p.ID)
+			ip, ok, err := pool.allocateAny(ctx, subnets[i].ID, p.ID)
 			if err != nil {
 				return nil, err
 			}
@@ -215,7 +226,7 @@ func (w *wtx) allocateIPs(ctx context.Context, p *Port, n *Network, subnets []Su
 			if sn == nil {
 				return nil, invalid("fixed_ips entry needs subnet_id or ip_address")
 			}
-			ip, ok, err := w.allocateAny(ctx, sn.ID, p.ID)
+			ip, ok, err := pool.allocateAny(ctx, sn.ID, p.ID)
 			if err != nil {
 				return nil, err
 			}
@@ -252,7 +263,7 @@ func (w *wtx) allocateIPs(ctx context.Context, p *Port, n *Network, subnets []Su
 		if gw, ok := parseIPv4(sn.GatewayIP); ok && gw == ip && p.DeviceOwner != OwnerRouterInterfaceDistributed {
 			return nil, conflict("IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s: it is the subnet's gateway.", ipString(ip), sn.ID)
 		}
-		if err := w.allocateSpecific(ctx, sn, ip, p.ID); err != nil {
+		if err := pool.allocateSpecific(ctx, sn, ip, p.ID); err != nil {
 			return nil, err
 		}
 		out = append(out, FixedIP{SubnetID: sn.ID, IPAddress: ipString(ip)})
@@ -434,7 +445,7 @@ func (w *wtx) reallocateIPs(ctx context.Context, p *Port, specs []FixedIPSpec) e
 	if fresh == nil {
 		fresh = []FixedIPSpec{}
 	}
-	added, err := w.allocateIPs(ctx, p, n, subnets, &fresh)
+	added, err := allocateIPs(ctx, w, p, n, subnets, &fresh)
 	if err != nil {
 		return err
 	}

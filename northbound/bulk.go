@@ -1,6 +1,7 @@
 package northbound
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -91,4 +92,69 @@ func respondMany(c echo.Context, code int, plural string, shapes []map[string]an
 		}
 	}
 	return c.JSON(code, map[string]any{plural: shapes})
+}
+
+// creation describes the POST of one resource type, single or bulk: its names, the
+// attributes a body may hold, how one item is read and checked, the store's creates and
+// the resource's answer shape.
+type creation[S, T any] struct {
+	kind, plural      string
+	allowed, readOnly []string
+	spec              func(*body) (S, error)
+	one               func(context.Context, S) (*T, error)
+	many              func(context.Context, []S) ([]T, error)
+	shape             func(*T) map[string]any
+}
+
+// create serves the POST described by r: one item is created with r.one and answered
+// {"<kind>": {...}}; a list with r.many in one write, answered {"<plural>": [...]}. An
+// item that fails r.spec stops the request before the store is asked, named by its
+// index when the body is a list.
+func create[S, T any](c echo.Context, r creation[S, T]) error {
+	bodies, bulk, err := readCreate(c, r.kind, r.plural, r.allowed, r.readOnly)
+	if err != nil {
+		return err
+	}
+	specs := make([]S, len(bodies))
+	for i, b := range bodies {
+		if specs[i], err = r.spec(b); err != nil {
+			if bulk {
+				return itemErr(i, err)
+			}
+			return err
+		}
+	}
+	ctx := c.Request().Context()
+	if !bulk {
+		x, err := r.one(ctx, specs[0])
+		if err != nil {
+			return err
+		}
+		return respondOne(c, http.StatusCreated, r.kind, r.shape(x))
+	}
+	xs, err := r.many(ctx, specs)
+	if err != nil {
+		return err
+	}
+	shapes := make([]map[string]any, len(xs))
+	for i := range xs {
+		shapes[i] = r.shape(&xs[i])
+	}
+	return respondMany(c, http.StatusCreated, r.plural, shapes)
+}
+
+// networkCheck returns check(c, id) as a function of the network ID alone, asking once per
+// network it found good: the items of a bulk create mostly share their network.
+func networkCheck(c echo.Context, check func(echo.Context, string) (*db.Network, error)) func(id string) error {
+	good := map[string]bool{}
+	return func(id string) error {
+		if good[id] {
+			return nil
+		}
+		if _, err := check(c, id); err != nil {
+			return err
+		}
+		good[id] = true
+		return nil
+	}
 }

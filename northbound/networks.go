@@ -109,38 +109,18 @@ func networkSpec(b *body, cl caller) (db.NetworkSpec, error) {
 }
 
 func (s *Server) createNetwork(c echo.Context) error {
-	bodies, bulk, err := readCreate(c, "network", "networks", []string{"name", "description", "admin_state_up", "shared", "router:external",
-		"provider:network_type", "provider:physical_network", "provider:segmentation_id", "segments", "mtu",
-		"tenant_id", "project_id"}, with(standardReadOnly, "subnets"))
-	if err != nil {
-		return err
-	}
 	cl := callerOf(c)
-	specs := make([]db.NetworkSpec, len(bodies))
-	for i, b := range bodies {
-		if specs[i], err = networkCreateSpec(b, cl); err != nil {
-			if bulk {
-				return itemErr(i, err)
-			}
-			return err
-		}
-	}
-	if !bulk {
-		n, err := s.store.CreateNetwork(c.Request().Context(), specs[0])
-		if err != nil {
-			return err
-		}
-		return respondOne(c, http.StatusCreated, "network", networkShape(n))
-	}
-	ns, err := s.store.CreateNetworks(c.Request().Context(), specs)
-	if err != nil {
-		return err
-	}
-	shapes := make([]map[string]any, len(ns))
-	for i := range ns {
-		shapes[i] = networkShape(&ns[i])
-	}
-	return respondMany(c, http.StatusCreated, "networks", shapes)
+	return create(c, creation[db.NetworkSpec, db.Network]{
+		kind: "network", plural: "networks",
+		allowed: []string{"name", "description", "admin_state_up", "shared", "router:external",
+			"provider:network_type", "provider:physical_network", "provider:segmentation_id", "segments", "mtu",
+			"tenant_id", "project_id"},
+		readOnly: with(standardReadOnly, "subnets"),
+		spec:     func(b *body) (db.NetworkSpec, error) { return networkCreateSpec(b, cl) },
+		one:      s.store.CreateNetwork,
+		many:     s.store.CreateNetworks,
+		shape:    networkShape,
+	})
 }
 
 // networkCreateSpec reads a network create body.

@@ -107,46 +107,25 @@ func portSpec(b *body, cl caller) (db.PortSpec, error) {
 }
 
 func (s *Server) createPort(c echo.Context) error {
-	bodies, bulk, err := readCreate(c, "port", "ports", []string{"name", "description", "network_id", "mac_address", "fixed_ips",
-		"device_owner", "device_id", "binding:host_id", "binding:vnic_type", "binding:profile", "admin_state_up",
-		"tenant_id", "project_id", "security_groups"},
-		with(standardReadOnly, "binding:vif_type", "binding:vif_details"))
-	if err != nil {
-		return err
-	}
 	cl := callerOf(c)
-	specs := make([]db.PortSpec, len(bodies))
-	checked := map[string]bool{}
-	for i, b := range bodies {
-		spec, err := portCreateSpec(b, cl)
-		if err == nil && !checked[spec.NetworkID] {
-			_, err = s.visibleNetwork(c, spec.NetworkID)
-			checked[spec.NetworkID] = err == nil
-		}
-		if err != nil {
-			if bulk {
-				return itemErr(i, err)
+	network := networkCheck(c, s.visibleNetwork)
+	return create(c, creation[db.PortSpec, db.Port]{
+		kind: "port", plural: "ports",
+		allowed: []string{"name", "description", "network_id", "mac_address", "fixed_ips",
+			"device_owner", "device_id", "binding:host_id", "binding:vnic_type", "binding:profile", "admin_state_up",
+			"tenant_id", "project_id", "security_groups"},
+		readOnly: with(standardReadOnly, "binding:vif_type", "binding:vif_details"),
+		spec: func(b *body) (db.PortSpec, error) {
+			spec, err := portCreateSpec(b, cl)
+			if err == nil {
+				err = network(spec.NetworkID)
 			}
-			return err
-		}
-		specs[i] = spec
-	}
-	if !bulk {
-		p, err := s.store.CreatePort(c.Request().Context(), specs[0])
-		if err != nil {
-			return err
-		}
-		return respondOne(c, http.StatusCreated, "port", portShape(p))
-	}
-	ps, err := s.store.CreatePorts(c.Request().Context(), specs)
-	if err != nil {
-		return err
-	}
-	shapes := make([]map[string]any, len(ps))
-	for i := range ps {
-		shapes[i] = portShape(&ps[i])
-	}
-	return respondMany(c, http.StatusCreated, "ports", shapes)
+			return spec, err
+		},
+		one:   s.store.CreatePort,
+		many:  s.store.CreatePorts,
+		shape: portShape,
+	})
 }
 
 // portCreateSpec reads a port create body.

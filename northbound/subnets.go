@@ -124,45 +124,24 @@ func subnetSpec(b *body) (db.SubnetSpec, error) {
 }
 
 func (s *Server) createSubnet(c echo.Context) error {
-	bodies, bulk, err := readCreate(c, "subnet", "subnets", []string{"name", "description", "network_id", "ip_version", "cidr", "gateway_ip",
-		"allocation_pools", "host_routes", "dns_nameservers", "enable_dhcp", "tenant_id", "project_id"},
-		with(standardReadOnly, "subnetpool_id", "ipv6_ra_mode", "ipv6_address_mode"))
-	if err != nil {
-		return err
-	}
 	cl := callerOf(c)
-	specs := make([]db.SubnetSpec, len(bodies))
-	checked := map[string]bool{}
-	for i, b := range bodies {
-		spec, err := subnetCreateSpec(b, cl)
-		if err == nil && !checked[spec.NetworkID] {
-			_, err = s.ownedNetwork(c, spec.NetworkID)
-			checked[spec.NetworkID] = err == nil
-		}
-		if err != nil {
-			if bulk {
-				return itemErr(i, err)
+	network := networkCheck(c, s.ownedNetwork)
+	return create(c, creation[db.SubnetSpec, db.Subnet]{
+		kind: "subnet", plural: "subnets",
+		allowed: []string{"name", "description", "network_id", "ip_version", "cidr", "gateway_ip",
+			"allocation_pools", "host_routes", "dns_nameservers", "enable_dhcp", "tenant_id", "project_id"},
+		readOnly: with(standardReadOnly, "subnetpool_id", "ipv6_ra_mode", "ipv6_address_mode"),
+		spec: func(b *body) (db.SubnetSpec, error) {
+			spec, err := subnetCreateSpec(b, cl)
+			if err == nil {
+				err = network(spec.NetworkID)
 			}
-			return err
-		}
-		specs[i] = spec
-	}
-	if !bulk {
-		sn, err := s.store.CreateSubnet(c.Request().Context(), specs[0])
-		if err != nil {
-			return err
-		}
-		return respondOne(c, http.StatusCreated, "subnet", subnetShape(sn))
-	}
-	xs, err := s.store.CreateSubnets(c.Request().Context(), specs)
-	if err != nil {
-		return err
-	}
-	shapes := make([]map[string]any, len(xs))
-	for i := range xs {
-		shapes[i] = subnetShape(&xs[i])
-	}
-	return respondMany(c, http.StatusCreated, "subnets", shapes)
+			return spec, err
+		},
+		one:   s.store.CreateSubnet,
+		many:  s.store.CreateSubnets,
+		shape: subnetShape,
+	})
 }
 
 // subnetCreateSpec reads a subnet create body.

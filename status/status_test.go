@@ -23,9 +23,9 @@ import (
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/controller"
 	"github.com/dvrflow/dvrflow/controller/engine"
+	"github.com/dvrflow/dvrflow/controller/engine/enginetest"
 	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/db/pgtest"
-	"github.com/dvrflow/dvrflow/deploy/agent"
 	"github.com/dvrflow/dvrflow/metrics"
 	"github.com/dvrflow/dvrflow/northbound"
 	"github.com/dvrflow/dvrflow/northbound/seed"
@@ -57,7 +57,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	f := &fixture{t: t, switches: map[string]*ofsim.Switch{}}
+	f := &fixture{t: t}
 	st, err := db.Open(context.Background(), pg.NewDatabase(t), db.DefaultConfig(), log)
 	if err != nil {
 		t.Fatal(err)
@@ -74,8 +74,8 @@ func newFixture(t *testing.T) *fixture {
 		Revision: func() int64 { return stat.Revision() },
 		HostLag:  func(ctx context.Context) (map[string]int64, error) { return stat.HostLag(ctx) },
 	})
-	ccfg := controller.Config{Observer: mx, PacketInRate: 0.001, PacketInBurst: 2}
-	ccfg.Reconciler.CookieMask, ccfg.Reconciler.CookieValue = apps.CookieOwnerMask, apps.CookieOwner
+	ccfg := enginetest.ControllerConfig()
+	ccfg.Observer, ccfg.PacketInRate, ccfg.PacketInBurst = mx, 0.001, 2
 	f.ofs = controller.NewServer(log, ccfg)
 	f.eng = engine.New(log, engine.Config{}, st, f.ofs)
 	stat, err = status.New(log, status.Config{Switches: f.ofs, Engine: f.eng, Store: st, AuditAge: time.Minute})
@@ -110,53 +110,15 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(func() { cancel(); wg.Wait() })
 
 	// The seed topology, each host's bridges under the IDs its helper would use.
-	opts := seed.DefaultOptions()
-	for i := range opts.Hosts {
-		h := &opts.Hosts[i]
-		h.Bridges = map[string]string{}
-		for _, b := range apps.Bridges() {
-			h.Bridges[string(b)] = agent.DatapathID(h.Name, string(b))
-		}
-	}
+	opts := enginetest.SeedOptions()
 	if f.topo, err = seed.Create(ctx, seed.NewClient(f.api.URL, token), opts); err != nil {
 		t.Fatalf("seed: %v", err)
 	}
-	for _, h := range hosts {
-		for _, b := range apps.Bridges() {
-			var ports []ofsim.Port
-			add := func(name string, no uint32) { ports = append(ports, ofsim.Port{No: no, Name: name}) }
-			switch b {
-			case apps.BrInt:
-				add(apps.PortPatchTun, 1)
-				add(apps.PortIntBrEx, 2)
-				n := uint32(10)
-				for _, vm := range opts.VMs {
-					if vm.Host == h {
-						add(apps.VMPortName(f.topo.VMs[vm.Name].ID), n)
-						n++
-					}
-				}
-			case apps.BrTun:
-				add(apps.PortPatchInt, 1)
-				add(apps.PortVXLAN, 2)
-			case apps.BrEx:
-				add(apps.PortPhyBrEx, 1)
-				add("eth-ext", 2)
-			}
-			sw := ofsim.New(log, ofsim.Config{DPID: dpidOf(h, b), Ports: ports})
-			f.switches[h+"/"+string(b)] = sw
-			go func() { _ = sw.Run(ctx, ln.Addr().String()) }()
-		}
+	f.switches = enginetest.Switches(log, opts, f.topo)
+	for _, sw := range f.switches {
+		go func() { _ = sw.Run(ctx, ln.Addr().String()) }()
 	}
 	return f
-}
-
-func dpidOf(host string, b apps.Bridge) uint64 {
-	id, err := status.ParseDPID(agent.DatapathID(host, string(b)))
-	if err != nil {
-		panic(err)
-	}
-	return id
 }
 
 // get fetches path with the admin token and returns the status code and body.
@@ -196,20 +158,6 @@ func (f *fixture) switchList() []status.Switch {
 	return out.Switches
 }
 
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	var why string
-	for time.Now().Before(deadline) {
-		var ok bool
-		if ok, why = cond(); ok {
-			return
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s: %s", what, why)
-}
-
 // converged: all 9 switches listed with their host and bridge, holding their desired flows.
 func (f *fixture) converged() (bool, string) {
 	sw := f.switchList()
@@ -227,7 +175,7 @@ func (f *fixture) converged() (bool, string) {
 
 func TestSwitchAPI(t *testing.T) {
 	f := newFixture(t)
-	eventually(t, "9 converged switches", f.converged)
+	enginetest.Eventually(t, "9 converged switches", f.converged)
 
 	sw := f.switchList()
 	var order []string
@@ -239,7 +187,7 @@ func TestSwitchAPI(t *testing.T) {
 		t.Errorf("switch order %s, want %s", got, want)
 	}
 	w := sw[2]
-	if w.DPID != fmt.Sprintf("%016x", dpidOf("compute1", apps.BrTun)) || w.Role != "equal" ||
+	if w.DPID != fmt.Sprintf("%016x", enginetest.DPID("compute1", apps.BrTun)) || w.Role != "equal" ||
 		!strings.HasPrefix(w.Address, "127.0.0.1:") || w.UptimeSeconds < 0 {
 		t.Errorf("compute1 br-tun: %+v", w)
 	}
@@ -301,8 +249,8 @@ func TestSwitchAPI(t *testing.T) {
 
 func TestDriftShownAndRepaired(t *testing.T) {
 	f := newFixture(t)
-	eventually(t, "9 converged switches", f.converged)
-	dpid := dpidOf("compute1", apps.BrTun)
+	enginetest.Eventually(t, "9 converged switches", f.converged)
+	dpid := enginetest.DPID("compute1", apps.BrTun)
 	sim := f.switches["compute1/br-tun"]
 	rec, ok := f.ofs.ReconcilerOf(dpid)
 	sess, ok2 := f.ofs.Session(dpid)
@@ -378,7 +326,7 @@ func TestDriftShownAndRepaired(t *testing.T) {
 	}
 
 	// The audit started a repair: the switch holds its desired flows again.
-	eventually(t, "drift repaired", func() (bool, string) {
+	enginetest.Eventually(t, "drift repaired", func() (bool, string) {
 		dump, err := sim.DumpFlows()
 		if err != nil {
 			return false, err.Error()
@@ -398,10 +346,10 @@ func template(s string) string {
 
 func TestStatusPage(t *testing.T) {
 	f := newFixture(t)
-	eventually(t, "9 converged switches", f.converged)
+	enginetest.Eventually(t, "9 converged switches", f.converged)
 	ctx := context.Background()
 	// compute1's helper applied its plan; the others applied nothing yet.
-	eventually(t, "plans", func() (bool, string) {
+	enginetest.Eventually(t, "plans", func() (bool, string) {
 		return len(f.eng.Plans()) == 3, fmt.Sprint(f.eng.Plans())
 	})
 	p1 := f.eng.Plans()["compute1"]
@@ -423,7 +371,7 @@ func TestStatusPage(t *testing.T) {
 	}
 	for _, h := range hosts {
 		for _, b := range apps.Bridges() {
-			id := status.FormatDPID(dpidOf(h, b))
+			id := status.FormatDPID(enginetest.DPID(h, b))
 			if !strings.Contains(html, `href="/status/switches/`+id+`"`) {
 				t.Errorf("no link to the flows of %s %s", h, b)
 			}
@@ -500,7 +448,7 @@ func metric(body, name, labels string) float64 {
 
 func TestMetrics(t *testing.T) {
 	f := newFixture(t)
-	eventually(t, "9 converged switches", f.converged)
+	enginetest.Eventually(t, "9 converged switches", f.converged)
 	_, before := f.get("/metrics", false)
 	for _, c := range []struct{ name, labels string }{
 		{"dvrflow_switch_sessions", ""},
@@ -534,8 +482,8 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 	// Drift repaired: flow-mods to br-tun move.
-	sess, _ := f.ofs.Session(dpidOf("compute2", apps.BrTun))
-	rec, _ := f.ofs.ReconcilerOf(dpidOf("compute2", apps.BrTun))
+	sess, _ := f.ofs.Session(enginetest.DPID("compute2", apps.BrTun))
+	rec, _ := f.ofs.ReconcilerOf(enginetest.DPID("compute2", apps.BrTun))
 	var victim ofproto.Flow
 	for _, d := range rec.Desired() {
 		if d.Table == apps.TunFloodToTun && d.Priority > 0 {
@@ -555,7 +503,7 @@ func TestMetrics(t *testing.T) {
 	if err := f.store.SetHostApplied(ctx2, "compute2", p2.Revision); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "metrics moving", func() (bool, string) {
+	enginetest.Eventually(t, "metrics moving", func() (bool, string) {
 		_, after := f.get("/metrics", false)
 		for _, c := range []struct {
 			name, labels string

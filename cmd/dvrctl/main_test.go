@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,13 +20,12 @@ import (
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/controller"
 	"github.com/dvrflow/dvrflow/controller/engine"
+	"github.com/dvrflow/dvrflow/controller/engine/enginetest"
 	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/db/pgtest"
-	"github.com/dvrflow/dvrflow/deploy/agent"
 	"github.com/dvrflow/dvrflow/deploy/plan"
 	"github.com/dvrflow/dvrflow/northbound"
 	"github.com/dvrflow/dvrflow/northbound/seed"
-	"github.com/dvrflow/dvrflow/ofproto/ofsim"
 	"github.com/dvrflow/dvrflow/status"
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap/zaptest"
@@ -45,6 +43,7 @@ const token = "admin-secret"
 // without, switchAPI serves it in the documented shape from the engine's desired flows.
 type bed struct {
 	url  string
+	opts seed.Options
 	topo *seed.Topology
 	eng  *engine.Engine
 	// dpids of the seed hosts' bridges, as registered.
@@ -60,9 +59,7 @@ func newBed(t *testing.T, realSwitches bool) *bed {
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
-	ccfg := controller.Config{}
-	ccfg.Reconciler.CookieMask, ccfg.Reconciler.CookieValue = apps.CookieOwnerMask, apps.CookieOwner
-	ofs := controller.NewServer(log, ccfg)
+	ofs := controller.NewServer(log, enginetest.ControllerConfig())
 	eng := engine.New(log, engine.Config{}, store, ofs)
 	cfg := northbound.DefaultConfig()
 	cfg.AdminToken, cfg.Plans = token, eng
@@ -109,34 +106,17 @@ func newBed(t *testing.T, realSwitches bool) *bed {
 	})
 	b.url = srv.URL
 
-	opts := seed.DefaultOptions()
-	for i := range opts.Hosts {
-		h := &opts.Hosts[i]
-		h.Bridges = map[string]string{}
-		b.dpids[h.Name] = map[string]string{}
-		for _, br := range apps.Bridges() {
-			dpid := agent.DatapathID(h.Name, string(br))
-			h.Bridges[string(br)], b.dpids[h.Name][string(br)] = dpid, dpid
-		}
+	b.opts = enginetest.SeedOptions()
+	for _, h := range b.opts.Hosts {
+		b.dpids[h.Name] = h.Bridges
 	}
-	if b.topo, err = seed.Create(ctx, seed.NewClient(b.url, token), opts); err != nil {
+	if b.topo, err = seed.Create(ctx, seed.NewClient(b.url, token), b.opts); err != nil {
 		t.Fatalf("seed: %v", err)
 	}
 	if realSwitches {
-		for _, h := range opts.Hosts {
-			for _, br := range apps.Bridges() {
-				var ports []ofsim.Port
-				for name, no := range b.ports(h.Name, br) {
-					ports = append(ports, ofsim.Port{No: no, Name: name})
-				}
-				dpid, err := strconv.ParseUint(b.dpids[h.Name][string(br)], 16, 64)
-				if err != nil {
-					t.Fatal(err)
-				}
-				sw := ofsim.New(log, ofsim.Config{DPID: dpid, Ports: ports})
-				wg.Add(1)
-				go func() { defer wg.Done(); _ = sw.Run(ctx, ln.Addr().String()) }()
-			}
+		for _, sw := range enginetest.Switches(log, b.opts, b.topo) {
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = sw.Run(ctx, ln.Addr().String()) }()
 		}
 	}
 	// Wait until the engine has planned the seed: compute1 routes with R1.
@@ -156,24 +136,10 @@ func newBed(t *testing.T, realSwitches bool) *bed {
 	return b
 }
 
-// ports are the OpenFlow ports of host's bridge br: the fixed ones and, on br-int, one per
-// port the host helper would plug (VMs, router and gateway ports), numbered from 10.
+// ports are the OpenFlow ports of host's bridge br: the fixed ones and, on br-int, the
+// host's VM taps.
 func (b *bed) ports(h string, br apps.Bridge) map[string]uint32 {
-	ports := map[string]uint32{}
-	switch br {
-	case apps.BrTun:
-		ports[apps.PortPatchInt], ports[apps.PortVXLAN] = 1, 2
-	case apps.BrEx:
-		ports[apps.PortPhyBrEx], ports["eth-ext"] = 1, 2
-	case apps.BrInt:
-		ports[apps.PortPatchTun], ports[apps.PortIntBrEx] = 1, 2
-		for _, vm := range seed.DefaultOptions().VMs {
-			if vm.Host == h {
-				ports[apps.VMPortName(b.topo.VMs[vm.Name].ID)] = uint32(10 + len(ports))
-			}
-		}
-	}
-	return ports
+	return enginetest.Ports(b.opts, b.topo, h, br)
 }
 
 // switchAPI serves the switch API of the shared contract (GET /v2.0/dvr-switches[/{dpid}
@@ -595,6 +561,41 @@ func TestDvrctl(t *testing.T) {
 			"--api", b.url, "hosts", "--token", token)
 		if err != nil || !strings.Contains(out, "compute1") {
 			t.Fatalf("flags did not win over the environment: %v\n%s", err, out)
+		}
+	})
+	t.Run("name shared by two networks", func(t *testing.T) {
+		var ids []string
+		for range 2 {
+			req, err := http.NewRequest(http.MethodPost, b.url+"/v2.0/networks", strings.NewReader(`{"network": {"name": "twin"}}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("X-Auth-Token", token)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out struct {
+				Network struct {
+					ID string `json:"id"`
+				} `json:"network"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&out)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusCreated {
+				t.Fatalf("create network twin: %d %v", resp.StatusCode, err)
+			}
+			ids = append(ids, out.Network.ID)
+		}
+		out, err := b.dvrctl("ports", "--network", "twin")
+		if err == nil || !strings.Contains(err.Error(), `network "twin": 2 networks have this name (`) ||
+			!strings.Contains(err.Error(), ids[0]) || !strings.Contains(err.Error(), ids[1]) || out != "" {
+			t.Fatalf("ports --network twin: err %v, output %q: want the two IDs %v named", err, out, ids)
+		}
+		// By ID, either is found.
+		if _, err := b.dvrctl("ports", "--network", ids[1]); err != nil {
+			t.Fatalf("ports --network %s: %v", ids[1], err)
 		}
 	})
 }

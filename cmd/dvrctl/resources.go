@@ -272,58 +272,45 @@ func runPorts(ctx context.Context, c *cli, args []string) error {
 
 // findNetwork finds a network by ID, else by (unique) name.
 func findNetwork(ctx context.Context, cl *client, idOrName string) (network, error) {
-	var one struct {
-		Network network `json:"network"`
-	}
-	_, err := cl.getInto(ctx, "/v2.0/networks/"+url.PathEscape(idOrName), nil, &one)
-	if err == nil {
-		return one.Network, nil
-	}
-	if !isNotFound(err) {
-		return network{}, err
-	}
-	var byName struct {
-		Networks []network `json:"networks"`
-	}
-	if _, err := cl.getInto(ctx, "/v2.0/networks", url.Values{"name": {idOrName}}, &byName); err != nil {
-		return network{}, err
-	}
-	switch len(byName.Networks) {
-	case 0:
-		return network{}, fmt.Errorf("network %q: no network has this ID or name", idOrName)
-	case 1:
-		return byName.Networks[0], nil
-	}
-	return network{}, fmt.Errorf("network %q: %d networks have this name, give an ID", idOrName, len(byName.Networks))
+	return findByIDOrName(ctx, cl, "network", "networks", idOrName, func(n network) string { return n.ID })
 }
 
 // findPort finds a port by ID, else by (unique) name.
 func findPort(ctx context.Context, cl *client, idOrName string) (port, error) {
-	var one struct {
-		Port port `json:"port"`
-	}
-	_, err := cl.getInto(ctx, "/v2.0/ports/"+url.PathEscape(idOrName), nil, &one)
+	return findByIDOrName(ctx, cl, "port", "ports", idOrName, func(p port) string { return p.ID })
+}
+
+// findByIDOrName finds the resource of kind (plural names its collection) whose ID is
+// idOrName, else the only one named idOrName; idOf gives a resource's ID, to list the
+// candidates when several share the name.
+func findByIDOrName[T any](ctx context.Context, cl *client, kind, plural, idOrName string, idOf func(T) string) (T, error) {
+	var zero T
+	var one map[string]T
+	_, err := cl.getInto(ctx, "/v2.0/"+plural+"/"+url.PathEscape(idOrName), nil, &one)
 	if err == nil {
-		return one.Port, nil
+		x, ok := one[kind]
+		if !ok {
+			return zero, fmt.Errorf("%s %q: the answer holds no %q object", kind, idOrName, kind)
+		}
+		return x, nil
 	}
 	if !isNotFound(err) {
-		return port{}, err
+		return zero, err
 	}
-	var byName struct {
-		Ports []port `json:"ports"`
+	var byName map[string][]T
+	if _, err2 := cl.getInto(ctx, "/v2.0/"+plural, url.Values{"name": {idOrName}}, &byName); err2 != nil {
+		return zero, err2
 	}
-	if _, err2 := cl.getInto(ctx, "/v2.0/ports", url.Values{"name": {idOrName}}, &byName); err2 != nil {
-		return port{}, err2
-	}
-	switch len(byName.Ports) {
+	xs := byName[plural]
+	switch len(xs) {
 	case 0:
-		return port{}, fmt.Errorf("port %q: no port has this ID or name: %w", idOrName, err)
+		return zero, fmt.Errorf("%s %q: no %s has this ID or name: %w", kind, idOrName, kind, err)
 	case 1:
-		return byName.Ports[0], nil
+		return xs[0], nil
 	}
-	var idsList []string
-	for _, p := range byName.Ports {
-		idsList = append(idsList, p.ID)
+	ids := make([]string, len(xs))
+	for i, x := range xs {
+		ids[i] = idOf(x)
 	}
-	return port{}, fmt.Errorf("port %q: %d ports have this name (%s), give an ID", idOrName, len(byName.Ports), strings.Join(idsList, ", "))
+	return zero, fmt.Errorf("%s %q: %d %s have this name (%s), give an ID", kind, idOrName, len(xs), plural, strings.Join(ids, ", "))
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -99,31 +98,22 @@ func newDeltaChange(base, n int) (*deltaChange, error) {
 // reconciler sends them, to tell OVS's cost from dvrflow's), rotating which goes first,
 // each on a fresh bridge loaded with the base flows.
 func runDelta(ctx context.Context, log *zap.Logger, base, n, runs int) error {
-	if os.Geteuid() != 0 {
-		return errors.New("delta needs root to run ovs-vswitchd")
-	}
 	ch, err := newDeltaChange(base, n)
 	if err != nil {
 		return err
 	}
-	inst, err := ovsinst.Start(ctx, log, "", "")
+	inst, stop, err := startOVS(ctx, log, "delta")
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := inst.Stop(); err != nil {
-			log.Error("stopping OVS", zap.Error(err))
-		}
-	}()
+	defer stop()
 	baseFile := filepath.Join(inst.Dir(), "base.txt")
 	changeFile := filepath.Join(inst.Dir(), "change.txt")
 	cookieFile := filepath.Join(inst.Dir(), "change-cookie.txt")
-	var sb strings.Builder
-	for i := range ch.base {
-		sb.WriteString(ch.base[i].String())
-		sb.WriteByte('\n')
+	if err := writeFlowFile(baseFile, ch.base); err != nil {
+		return err
 	}
-	for file, body := range map[string]string{baseFile: sb.String(), changeFile: ch.ofctl, cookieFile: ch.ofctlCookie} {
+	for file, body := range map[string]string{changeFile: ch.ofctl, cookieFile: ch.ofctlCookie} {
 		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
 			return fmt.Errorf("writing flow file: %w", err)
 		}
@@ -195,25 +185,6 @@ func runDelta(ctx context.Context, log *zap.Logger, base, n, runs int) error {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// loadBase creates a fresh bridge and loads the base flows with ovs-ofctl.
-func loadBase(ctx context.Context, inst *ovsinst.Instance, bridge string, dpid uint64, baseFile string, n int) error {
-	if err := newBridge(ctx, inst, bridge, dpid); err != nil {
-		return err
-	}
-	return loadFlows(ctx, inst, bridge, baseFile, n)
-}
-
-// loadFlows loads the base flows into bridge with ovs-ofctl.
-func loadFlows(ctx context.Context, inst *ovsinst.Instance, bridge, baseFile string, n int) error {
-	if _, err := inst.Ofctl(ctx, bridge, "--bundle", "add-flows", ovsinst.Switch, baseFile); err != nil {
-		return err
-	}
-	if got, err := flowCount(ctx, inst, bridge); err != nil || got != n {
-		return fmt.Errorf("bridge %s holds %d flows after loading (%v), want %d", bridge, got, err, n)
-	}
-	return nil
-}
-
 // dumpSorted returns the bridge's flows, one per line, sorted, without statistics.
 func dumpSorted(ctx context.Context, inst *ovsinst.Instance, bridge string) (string, error) {
 	out, err := inst.Ofctl(ctx, bridge, "--no-stats", "dump-flows")
@@ -232,41 +203,12 @@ func dumpSorted(ctx context.Context, inst *ovsinst.Instance, bridge string) (str
 // reconciler dump it (untimed), then times SetDesired of the changed set + Reconcile.
 func deltaDvrflow(ctx context.Context, log *zap.Logger, inst *ovsinst.Instance, bridge string, dpid uint64,
 	baseFile string, ch *deltaChange, want int) (time.Duration, string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	sess, stop, err := controlledBridge(ctx, log, inst, bridge, dpid)
 	if err != nil {
 		return 0, "", err
 	}
-	sctx, cancel := context.WithCancel(ctx)
-	srv := controller.NewServer(log, controller.Config{})
-	connected := make(chan *controller.Session, 1)
-	srv.Subscribe(func(e controller.Event) {
-		if c, ok := e.(controller.SwitchConnected); ok && c.DPID == dpid {
-			select {
-			case connected <- c.Session:
-			default:
-			}
-		}
-	})
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(sctx, ln) }()
-	defer func() { cancel(); <-done }()
-	// OVS flushes a bridge's flows when it gains its first controller: connect first.
-	if err := newBridge(ctx, inst, bridge, dpid); err != nil {
-		return 0, "", err
-	}
-	defer func() { _, _ = inst.Vsctl(context.WithoutCancel(ctx), "del-br", bridge) }()
-	if _, err := inst.Vsctl(ctx, "set-controller", bridge, "tcp:"+ln.Addr().String()); err != nil {
-		return 0, "", err
-	}
-	var sess *controller.Session
-	select {
-	case sess = <-connected:
-	case <-time.After(30 * time.Second):
-		return 0, "", errors.New("bridge did not connect")
-	case <-ctx.Done():
-		return 0, "", ctx.Err()
-	}
-	if err := loadFlows(ctx, inst, bridge, baseFile, len(ch.base)); err != nil {
+	defer stop()
+	if _, err := addFlows(ctx, inst, bridge, baseFile, len(ch.base)); err != nil {
 		return 0, "", err
 	}
 	rec := controller.NewReconciler(log, dpid, controller.ReconcilerConfig{})
@@ -305,8 +247,8 @@ func deltaDvrflow(ctx context.Context, log *zap.Logger, inst *ovsinst.Instance, 
 	if res.Dumped || res.Adds != ch.adds || res.Modifies != ch.mods || res.Deletes != ch.dels || res.Failed != 0 {
 		return 0, "", fmt.Errorf("dvrflow change pass: %+v, want %d adds, %d modifies, %d deletes", res, ch.adds, ch.mods, ch.dels)
 	}
-	if got, err := flowCount(ctx, inst, bridge); err != nil || got != want {
-		return 0, "", fmt.Errorf("dvrflow bridge holds %d flows (%v), want %d", got, err, want)
+	if err := checkFlowCount(ctx, inst, bridge, want, "dvrflow"); err != nil {
+		return 0, "", err
 	}
 	dump, err := dumpSorted(ctx, inst, bridge)
 	return took, dump, err
@@ -315,17 +257,16 @@ func deltaDvrflow(ctx context.Context, log *zap.Logger, inst *ovsinst.Instance, 
 // deltaOfctl loads the base into a fresh bridge and times `ovs-ofctl --bundle add-flows` of
 // the change file.
 func deltaOfctl(ctx context.Context, inst *ovsinst.Instance, bridge string, dpid uint64, baseFile, changeFile string, base, want int) (time.Duration, string, error) {
-	if err := loadBase(ctx, inst, bridge, dpid, baseFile, base); err != nil {
+	if err := newBridge(ctx, inst, bridge, dpid); err != nil {
 		return 0, "", err
 	}
-	defer func() { _, _ = inst.Vsctl(context.WithoutCancel(ctx), "del-br", bridge) }()
-	start := time.Now()
-	if _, err := inst.Ofctl(ctx, bridge, "--bundle", "add-flows", ovsinst.Switch, changeFile); err != nil {
+	defer dropBridge(ctx, inst, bridge)
+	if _, err := addFlows(ctx, inst, bridge, baseFile, base); err != nil {
 		return 0, "", err
 	}
-	took := time.Since(start)
-	if got, err := flowCount(ctx, inst, bridge); err != nil || got != want {
-		return 0, "", fmt.Errorf("ovs-ofctl bridge holds %d flows (%v), want %d", got, err, want)
+	took, err := addFlows(ctx, inst, bridge, changeFile, want)
+	if err != nil {
+		return 0, "", err
 	}
 	dump, err := dumpSorted(ctx, inst, bridge)
 	return took, dump, err

@@ -12,16 +12,15 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/controller"
+	"github.com/dvrflow/dvrflow/controller/engine/enginetest"
 	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/db/pgtest"
-	"github.com/dvrflow/dvrflow/deploy/agent"
 	"github.com/dvrflow/dvrflow/deploy/plan"
 	"github.com/dvrflow/dvrflow/northbound"
 	"github.com/dvrflow/dvrflow/northbound/seed"
@@ -75,7 +74,7 @@ func (p *planProxy) WaitPlan(ctx context.Context, host string, after int64) (pla
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{t: t, log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), plans: &planProxy{},
-		switches: map[string]*ofsim.Switch{}, swCancel: map[string]context.CancelFunc{}, nextPort: map[string]uint32{}}
+		swCancel: map[string]context.CancelFunc{}, nextPort: map[string]uint32{}}
 	st, err := db.Open(context.Background(), pg.NewDatabase(t), db.DefaultConfig(), f.log)
 	if err != nil {
 		t.Fatal(err)
@@ -102,9 +101,7 @@ func (f *fixture) startController() {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	ccfg := controller.Config{}
-	ccfg.Reconciler.CookieMask, ccfg.Reconciler.CookieValue = apps.CookieOwnerMask, apps.CookieOwner
-	ofs := controller.NewServer(f.log, ccfg)
+	ofs := controller.NewServer(f.log, enginetest.ControllerConfig())
 	eng := New(f.log, Config{}, f.store, ofs)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -136,14 +133,7 @@ func (f *fixture) stopController() {
 // registered under the datapath IDs its helper would use.
 func (f *fixture) seedTopology() {
 	f.t.Helper()
-	opts := seed.DefaultOptions()
-	for i := range opts.Hosts {
-		h := &opts.Hosts[i]
-		h.Bridges = map[string]string{}
-		for _, b := range apps.Bridges() {
-			h.Bridges[string(b)] = agent.DatapathID(h.Name, string(b))
-		}
-	}
+	opts := enginetest.SeedOptions()
 	topo, err := seed.Create(context.Background(), seed.NewClient(f.api.URL, token), opts)
 	if err != nil {
 		f.t.Fatalf("seed: %v", err)
@@ -151,43 +141,17 @@ func (f *fixture) seedTopology() {
 	f.topo, f.opts = topo, opts
 }
 
-func dpid(host string, b apps.Bridge) uint64 {
-	var id uint64
-	fmt.Sscanf(agent.DatapathID(host, string(b)), "%x", &id)
-	return id
-}
-
 // connectSwitches starts a fake switch for every bridge of every seed host, with the fixed
-// ports the helper creates (patches, vxlan0, uplink) and the taps of the host's VMs.
+// ports the helper creates (patches, vxlan0, uplink) and the taps of the host's VMs; ports
+// the helpers plug later are numbered from 100.
 func (f *fixture) connectSwitches() {
 	f.t.Helper()
-	for _, h := range []string{"compute1", "compute2", "network"} {
-		for _, b := range apps.Bridges() {
-			var ports []ofsim.Port
-			add := func(name string, no uint32) { ports = append(ports, ofsim.Port{No: no, Name: name}) }
-			switch b {
-			case apps.BrInt:
-				add(apps.PortPatchTun, 1)
-				add(apps.PortIntBrEx, 2)
-				n := uint32(10)
-				for _, vm := range f.opts.VMs {
-					if vm.Host == h {
-						add(apps.VMPortName(f.topo.VMs[vm.Name].ID), n)
-						n++
-					}
-				}
-				f.nextPort[h+"/"+string(b)] = 100
-			case apps.BrTun:
-				add(apps.PortPatchInt, 1)
-				add(apps.PortVXLAN, 2)
-			case apps.BrEx:
-				add(apps.PortPhyBrEx, 1)
-				add("eth-ext", 2)
-			}
-			sw := ofsim.New(f.log, ofsim.Config{DPID: dpid(h, b), Ports: ports})
-			f.switches[h+"/"+string(b)] = sw
-			f.runSwitch(h + "/" + string(b))
+	f.switches = enginetest.Switches(f.log, f.opts, f.topo)
+	for key := range f.switches {
+		if strings.HasSuffix(key, "/"+string(apps.BrInt)) {
+			f.nextPort[key] = 100
 		}
+		f.runSwitch(key)
 	}
 }
 
@@ -234,20 +198,6 @@ func (f *fixture) helpers(ctx context.Context) {
 			}
 		}()
 	}
-}
-
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	var why string
-	for time.Now().Before(deadline) {
-		var ok bool
-		if ok, why = cond(); ok {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s: %s", what, why)
 }
 
 // converged reports whether every switch holds exactly the flows the apps compute for it
@@ -304,10 +254,10 @@ func TestSeedConvergesAndSurvivesRestart(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	f.helpers(ctx)
-	eventually(t, "every switch holding its desired flows", f.converged)
+	enginetest.Eventually(t, "every switch holding its desired flows", f.converged)
 
 	// Every VM port is ACTIVE once its tap is on its host's br-int.
-	eventually(t, "VM ports ACTIVE", func() (bool, string) {
+	enginetest.Eventually(t, "VM ports ACTIVE", func() (bool, string) {
 		for name, vm := range f.topo.VMs {
 			p, err := f.store.GetPort(ctx, vm.ID)
 			if err != nil || p.Status != db.PortStatusActive {
@@ -345,7 +295,7 @@ func TestSeedConvergesAndSurvivesRestart(t *testing.T) {
 			t.Fatalf("ARP request for a known address went to %+v, want the controller only", outs)
 		}
 		var po []ofsim.PacketOut
-		eventually(t, "the ARP reply", func() (bool, string) {
+		enginetest.Eventually(t, "the ARP reply", func() (bool, string) {
 			po = append(po, sw.TakePacketOuts()...)
 			return len(po) > 0, "no packet-out"
 		})
@@ -407,7 +357,7 @@ func TestSeedConvergesAndSurvivesRestart(t *testing.T) {
 		f.swCancel[k]()
 		f.runSwitch(k)
 	}
-	eventually(t, "reconnected and reconciled", func() (bool, string) {
+	enginetest.Eventually(t, "reconnected and reconciled", func() (bool, string) {
 		for k, sw := range f.switches {
 			st := f.ofs.Reconciler(sw.DPID()).Stats()
 			if st.Reconciles == 0 || st.Dumps == 0 {
@@ -430,14 +380,14 @@ func TestSeedConvergesAndSurvivesRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "compute1 without qrouter", func() (bool, string) {
+	enginetest.Eventually(t, "compute1 without qrouter", func() (bool, string) {
 		p, err := f.eng.WaitPlan(ctx, "compute1", -1)
 		if err != nil {
 			return false, err.Error()
 		}
 		return len(p.Namespaces) == 0, fmt.Sprintf("%d namespaces", len(p.Namespaces))
 	})
-	eventually(t, "flows converged after deletes", f.converged)
+	enginetest.Eventually(t, "flows converged after deletes", f.converged)
 	dump, _ := f.switches["compute1/br-int"].DumpFlows()
 	for _, name := range []string{"VM1", "VM2", "VM3"} {
 		if mac := f.topo.VMs[name].MACAddress; strings.Contains(dump, mac) {
