@@ -59,7 +59,7 @@ func emptyView(revision int64) *View {
 		routers:       map[string]*RouterInfo{},
 		fipRecords:    map[string]*db.FloatingIP{},
 		localVLANs:    map[string]map[string]uint16{},
-		vlanNets:      map[string]map[uint16]string{},
+		vlanNets:      map[hostVLAN]string{},
 		portsOnHost:   map[string]map[string]*PortInfo{},
 		portsOnNet:    map[string]map[string]*PortInfo{},
 		portsOfRouter: map[string]map[string]*PortInfo{},
@@ -441,13 +441,9 @@ func (v *View) setLocalVLAN(d *pending, lv db.LocalVLAN, del bool) {
 		v.unindexVLAN(lv.Host, lv.NetworkID, old)
 	}
 	m[lv.NetworkID] = lv.VLAN
-	byVLAN := v.vlanNets[lv.Host]
-	if byVLAN == nil {
-		byVLAN = map[uint16]string{}
-		v.vlanNets[lv.Host] = byVLAN
-	}
-	if _, taken := byVLAN[lv.VLAN]; !taken {
-		byVLAN[lv.VLAN] = lv.NetworkID
+	k := hostVLAN{lv.Host, lv.VLAN}
+	if _, taken := v.vlanNets[k]; !taken {
+		v.vlanNets[k] = lv.NetworkID
 	}
 }
 
@@ -455,19 +451,16 @@ func (v *View) setLocalVLAN(d *pending, lv db.LocalVLAN, del bool) {
 // it). Should another network of the host hold the same VLAN (the allocator never does
 // that; a hand-edited table might), the index falls back to it.
 func (v *View) unindexVLAN(host, network string, vl uint16) {
-	byVLAN := v.vlanNets[host]
-	if byVLAN[vl] != network {
+	k := hostVLAN{host, vl}
+	if holder, ok := v.vlanNets[k]; !ok || holder != network {
 		return
 	}
-	delete(byVLAN, vl)
+	delete(v.vlanNets, k)
 	for other, ovl := range v.localVLANs[host] {
 		if ovl == vl {
-			byVLAN[vl] = other
+			v.vlanNets[k] = other
 			break
 		}
-	}
-	if len(byVLAN) == 0 {
-		delete(v.vlanNets, host)
 	}
 }
 

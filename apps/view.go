@@ -30,6 +30,7 @@ type View struct {
 	fipRecords map[string]*db.FloatingIP
 	fips       []*FIPInfo                   // associated and realizable, sorted by ID
 	localVLANs map[string]map[string]uint16 // host -> network -> VLAN
+	vlanNets   map[hostVLAN]string          // host and VLAN -> network: localVLANs inverted, for packet-ins
 
 	// Indexes of the records, kept by Apply.
 	portsOnHost   map[string]map[string]*PortInfo     // binding host -> ports
@@ -54,6 +55,11 @@ type View struct {
 }
 
 type agentGWKey struct{ host, network string }
+
+type hostVLAN struct {
+	host string
+	vlan uint16
+}
 
 type hostBridge struct {
 	host string
@@ -191,12 +197,8 @@ func (v *View) LocalVLAN(host, network string) (uint16, bool) {
 
 // NetworkOfVLAN returns the network carried by local VLAN vlan on host.
 func (v *View) NetworkOfVLAN(host string, vlan uint16) (string, bool) {
-	for id, vl := range v.localVLANs[host] {
-		if vl == vlan {
-			return id, true
-		}
-	}
-	return "", false
+	id, ok := v.vlanNets[hostVLAN{host, vlan}]
+	return id, ok
 }
 
 // MissingVLANs returns, per host among hosts, the present networks that have no local VLAN
@@ -261,6 +263,21 @@ func (v *View) DVRPeers(host string) []string {
 		}
 	}
 	return sortedSet(peers)
+}
+
+// isDVRPeer reports whether peer is one of host's DVRPeers.
+func (v *View) isDVRPeer(host, peer string) bool {
+	if peer == host {
+		return false
+	}
+	for _, rs := range []map[string]bool{v.routersOnHost[host], v.snatOnHost[host]} {
+		for r := range rs {
+			if v.hostsOfRouter[r][peer] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Network, Subnet, Port and Router look resources up by ID.

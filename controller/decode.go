@@ -1,19 +1,18 @@
 package controller
 
 import (
-	"bytes"
 	"fmt"
-	"io"
+
+	"github.com/dvrflow/dvrflow/ofproto"
 )
 
-// readFrom decodes b into v with netrack's decoder, turning a decoder panic on hostile input
-// into an error so that a malformed message only drops its session.
-func readFrom(v io.ReaderFrom, b []byte) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("decoder panic: %v", p)
-		}
-	}()
-	_, err = v.ReadFrom(bytes.NewReader(b))
-	return err
+// decodePacketIn decodes an OFPT_PACKET_IN (OF1.3, one whole message) with ofproto's
+// in-place reader: the result's Data aliases msg and its Session is not set.
+func decodePacketIn(msg []byte) (PacketIn, error) {
+	var ref ofproto.PacketInRef
+	if err := ofproto.ReadPacketIn(msg, &ref); err != nil {
+		return PacketIn{}, fmt.Errorf("%w: %w", errMalformed, err)
+	}
+	return PacketIn{BufferID: ref.BufferID, TotalLen: ref.TotalLen, Reason: ref.Reason, Table: ref.Table,
+		Cookie: ref.Cookie, InPort: ref.InPort, Data: ref.Data}, nil
 }

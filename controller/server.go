@@ -2,6 +2,7 @@ package controller
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/netrack/openflow/ofp"
@@ -111,7 +113,7 @@ func (SwitchConnected) event()    {}
 func (SwitchDisconnected) event() {}
 func (PortStatus) event()         {}
 
-// PacketIn is a packet sent to the controller by a switch.
+// PacketIn is a packet sent to the controller by a switch. The handler owns it and its Data.
 type PacketIn struct {
 	Session  *Session
 	BufferID uint32
@@ -142,11 +144,11 @@ type Server struct {
 	sessions    map[uint64]*Session
 	subs        map[int]func(Event)
 	nextSub     int
-	routes      []*pinRoute
+	routes      atomic.Pointer[[]*pinRoute] // copied on write, read per packet-in without mu
 	reconcilers map[uint64]*Reconciler
 	ctx         context.Context // of the running Serve, for reconcilers' background passes
-	pinDropped  uint64
-	pinNoRoute  uint64
+	pinDropped  atomic.Uint64
+	pinNoRoute  atomic.Uint64
 }
 
 // NewServer returns a server; call Serve with a listener to accept switches.
@@ -486,28 +488,42 @@ func (s *Server) emit(e Event) {
 func (s *Server) HandlePacketIn(table uint8, cookie, mask uint64, h PacketInHandler) (cancel func()) {
 	r := &pinRoute{table: table, cookie: cookie, mask: mask, h: h}
 	s.mu.Lock()
-	s.routes = append(s.routes, r)
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	s.setRoutes(append(s.loadRoutes(), r))
 	return func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		for i, x := range s.routes {
+		rs := s.loadRoutes()
+		for i, x := range rs {
 			if x == r {
-				s.routes = append(s.routes[:i], s.routes[i+1:]...)
+				s.setRoutes(append(rs[:i:i], rs[i+1:]...))
 				return
 			}
 		}
 	}
 }
 
-// PacketInStats returns packet-ins dropped by budgets and those no handler wanted.
-func (s *Server) PacketInStats() (dropped, unrouted uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.pinDropped, s.pinNoRoute
+// loadRoutes returns the packet-in routes; the slice must not be modified.
+func (s *Server) loadRoutes() []*pinRoute {
+	if rs := s.routes.Load(); rs != nil {
+		return *rs
+	}
+	return nil
 }
 
-// packetIn runs on the session's reader goroutine.
+// setRoutes publishes a new route list (a fresh slice: readers may hold the old one); the
+// caller holds s.mu.
+func (s *Server) setRoutes(rs []*pinRoute) {
+	rs = rs[:len(rs):len(rs)] // the next append copies
+	s.routes.Store(&rs)
+}
+
+// PacketInStats returns packet-ins dropped by budgets and those no handler wanted.
+func (s *Server) PacketInStats() (dropped, unrouted uint64) {
+	return s.pinDropped.Load(), s.pinNoRoute.Load()
+}
+
+// packetIn runs on the session's reader goroutine; msg is the reader's buffer.
 func (s *Server) packetIn(sess *Session, msg []byte) {
 	now := time.Now()
 	sess.pinReceived.Add(1)
@@ -519,52 +535,33 @@ func (s *Server) packetIn(sess *Session, msg []byte) {
 	sess.pinLast = now
 	if sess.pinTokens < 1 {
 		sess.pinDropped.Add(1)
-		s.mu.Lock()
-		s.pinDropped++
-		s.mu.Unlock()
+		s.pinDropped.Add(1)
 		s.cfg.Observer.PacketIn(sess.dpid, table, true)
 		return
 	}
 	sess.pinTokens--
 	s.cfg.Observer.PacketIn(sess.dpid, table, false)
-	pi, err := decodePacketIn(msg)
+	p, err := decodePacketIn(msg)
 	if err != nil {
 		// Debug: one line per packet at info or above would let a switch flood the log.
 		sess.log.Debug("dropping malformed packet-in", zap.Error(err))
 		return
 	}
-	pi.Session = sess
-	s.mu.Lock()
+	p.Data = bytes.Clone(p.Data) // msg is the reader's buffer; the handler owns pi
+	p.Session = sess
+	pi := &p
 	var h PacketInHandler
-	for _, r := range s.routes {
+	for _, r := range s.loadRoutes() {
 		if r.table == pi.Table && pi.Cookie&r.mask == r.cookie&r.mask {
 			h = r.h
 			break
 		}
 	}
 	if h == nil {
-		s.pinNoRoute++
+		s.pinNoRoute.Add(1)
+		return
 	}
-	s.mu.Unlock()
-	if h != nil {
-		h(pi)
-	}
-}
-
-// decodePacketIn decodes an OFPT_PACKET_IN (OF1.3) with netrack's ofp types.
-func decodePacketIn(msg []byte) (*PacketIn, error) {
-	if len(msg) < headerLen+16+8 {
-		return nil, fmt.Errorf("%w: packet-in of %d bytes", errMalformed, len(msg))
-	}
-	var p ofp.PacketIn
-	if err := readFrom(&p, msg[headerLen:]); err != nil {
-		return nil, fmt.Errorf("%w: packet-in: %v", errMalformed, err)
-	}
-	pi := &PacketIn{BufferID: p.Buffer, TotalLen: p.Length, Reason: uint8(p.Reason), Table: uint8(p.Table), Cookie: p.Cookie, Data: p.Data}
-	if xm := p.Match.Field(ofp.XMTypeInPort); xm != nil && len(xm.Value) == 4 {
-		pi.InPort = binary.BigEndian.Uint32(xm.Value)
-	}
-	return pi, nil
+	h(pi)
 }
 
 // portStatus runs on the session's reader goroutine.

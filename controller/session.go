@@ -356,34 +356,40 @@ func (s *Session) WatchErrors(first, n uint32, fn func(xid uint32, e *OFError)) 
 	}
 }
 
+// ErrQueueFull is returned by PacketOutPort when the session's writer queue is full.
+var ErrQueueFull = errors.New("openflow session queue full")
+
 // PacketOut sends an OFPT_PACKET_OUT of data (no buffer) from inPort with actions.
 func (s *Session) PacketOut(ctx context.Context, inPort uint32, actions []ofproto.Action, data []byte) error {
-	msg := appendPacketOut(nil, s.NextXID(), inPort, actions, data)
+	msg := ofproto.AppendPacketOut(nil, s.NextXID(), inPort, actions, data)
 	if err := s.Send(ctx, msg); err != nil {
 		return fmt.Errorf("packet-out: %w", err)
 	}
 	return nil
 }
 
-// appendPacketOut encodes an OFPT_PACKET_OUT.
-// TODO(ofproto): use an ofproto action-list encoder (AppendActions/AppendPacketOut) when
-// one exists; until then the action list is cut from an encoded flow-mod.
-func appendPacketOut(b []byte, xid uint32, inPort uint32, actions []ofproto.Action, data []byte) []byte {
-	fm := ofproto.AppendFlowMod(nil, 0, ofproto.FlowAdd, &ofproto.Flow{Actions: actions}, 0)
-	var acts []byte
-	if len(actions) > 0 {
-		// 48 fixed bytes, an empty 8-byte match, the 8-byte apply-actions header.
-		acts = fm[48+8+8:]
+// PacketOutPort queues an OFPT_PACKET_OUT of data (no buffer), as if received on inPort,
+// with the single action output:outPort: the answer to a packet-in. It never waits: when
+// the writer's queue is full it fails with ErrQueueFull and the packet is dropped (the
+// asker retries), so a packet-in handler cannot stall its switch's reader.
+func (s *Session) PacketOutPort(inPort, outPort uint32, data []byte) error {
+	msg, err := ofproto.AppendPacketOutPort(make([]byte, 0, 40+len(data)), s.NextXID(), inPort, outPort, data)
+	if err != nil {
+		return fmt.Errorf("packet-out to %016x: %w", s.dpid, err)
 	}
-	start := len(b)
-	b = appendHeader(b, ofproto.TypePacketOut, xid)
-	b = binary.BigEndian.AppendUint32(b, ofproto.NoBuffer)
-	b = binary.BigEndian.AppendUint32(b, inPort)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(acts)))
-	b = append(b, 0, 0, 0, 0, 0, 0)
-	b = append(b, acts...)
-	b = append(b, data...)
-	return finish(b, start)
+	select {
+	case <-s.done:
+		return ErrSessionClosed
+	default:
+	}
+	select {
+	case s.out <- msg:
+		return nil
+	case <-s.done:
+		return ErrSessionClosed
+	default:
+		return fmt.Errorf("packet-out to %016x: %w", s.dpid, ErrQueueFull)
+	}
 }
 
 // Close ends the session; pending requests fail with ErrSessionClosed.

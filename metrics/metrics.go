@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -51,8 +52,9 @@ type Metrics struct {
 	reconcile  *prometheus.HistogramVec
 	reconFails *prometheus.CounterVec
 	packetIns  *prometheus.CounterVec
-	pinByTable sync.Map                      // table label -> prometheus.Counter
-	tableNames map[string]ofproto.TableNames // by bridge role
+	pinByRole  map[string]*tableCounters // packet-in counters by bridge role, built by New
+	pinNumbers *tableCounters            // packet-in counters of bridges of no known role
+	bridges    bridgeCache
 	pinDrops   prometheus.Counter
 	api        *prometheus.HistogramVec
 	hostLag    *prometheus.GaugeVec
@@ -98,10 +100,13 @@ func New(log *zap.Logger, src Sources) *Metrics {
 			Help: "Revisions between a host's current plan and the plan its helper reported applied.",
 		}, []string{"host"}),
 	}
-	m.tableNames = map[string]ofproto.TableNames{}
+	m.pinByRole = map[string]*tableCounters{}
 	for _, b := range apps.Bridges() {
-		m.tableNames[string(b)] = apps.TableNames(b)
+		m.pinByRole[string(b)] = &tableCounters{names: apps.TableNames(b)}
 	}
+	m.pinNumbers = &tableCounters{}
+	m.bridges.labels = map[uint64]bridgeLabel{}
+
 	m.reg.MustRegister(m.flowMods, m.reconcile, m.reconFails, m.packetIns, m.pinDrops, m.api, m.hostLag,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if src.Sessions != nil {
@@ -122,15 +127,62 @@ func New(log *zap.Logger, src Sources) *Metrics {
 // Registry returns the registry, for registering more collectors.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-func (m *Metrics) bridge(dpid uint64) string {
-	if m.src.BridgeOf == nil {
-		return "unknown"
-	}
-	if b := m.src.BridgeOf(dpid); b != "" {
-		return b
-	}
-	return "unknown"
+// bridgeTTL is how long the role Sources.BridgeOf gave for a datapath is used before it is
+// asked again: a host registering or leaving shows in the labels within this time, and
+// BridgeOf (a read of the topology view under its lock) is not called per packet-in.
+const bridgeTTL = time.Second
+
+// bridgeCache holds, per datapath ID, what Sources.BridgeOf said about it.
+type bridgeCache struct {
+	mu     sync.RWMutex
+	labels map[uint64]bridgeLabel
 }
+
+// bridgeLabel is a datapath's bridge label and packet-in counters, valid until its time.
+type bridgeLabel struct {
+	label string         // "br-int", "br-tun", "br-ex", or "unknown"
+	pins  *tableCounters // by table
+	until int64          // unix nanoseconds
+}
+
+// tableCounters are the packet-in counters of one bridge role, by table, made on first use.
+type tableCounters struct {
+	names ofproto.TableNames // nil: tables labelled by number
+	byNum [256]atomic.Pointer[prometheus.Counter]
+}
+
+// bridgeOf returns the cached label of bridge dpid, asking Sources.BridgeOf when it has
+// none younger than bridgeTTL.
+func (m *Metrics) bridgeOf(dpid uint64) bridgeLabel {
+	now := time.Now().UnixNano()
+	m.bridges.mu.RLock()
+	l, ok := m.bridges.labels[dpid]
+	m.bridges.mu.RUnlock()
+	if ok && now < l.until {
+		return l
+	}
+	l = bridgeLabel{label: "unknown", pins: m.pinNumbers, until: now + int64(bridgeTTL)}
+	if m.src.BridgeOf != nil {
+		if b := m.src.BridgeOf(dpid); b != "" {
+			l.label = b
+			if c := m.pinByRole[b]; c != nil {
+				l.pins = c
+			}
+		}
+	}
+	m.bridges.mu.Lock()
+	if len(m.bridges.labels) >= maxCachedBridges {
+		clear(m.bridges.labels) // datapaths that went away are dropped with the rest
+	}
+	m.bridges.labels[dpid] = l
+	m.bridges.mu.Unlock()
+	return l
+}
+
+// maxCachedBridges bounds the label cache (15,000 switches per controller fit).
+const maxCachedBridges = 1 << 16
+
+func (m *Metrics) bridge(dpid uint64) string { return m.bridgeOf(dpid).label }
 
 // appName names the app of a flow cookie ("foreign" for flows dvrflow does not own).
 func appName(cookie uint64) string {
@@ -156,25 +208,25 @@ func (m *Metrics) Reconciled(dpid uint64, d time.Duration, err error) {
 }
 
 // PacketIn counts a packet-in from table of bridge dpid, or its drop (controller.Observer).
-// It runs for every packet-in within the budget: a bridge lookup, a cached counter and an
-// atomic add, no allocation.
+// It runs for every packet-in within the budget: a cached bridge label, a cached counter and
+// an atomic add, no allocation.
 func (m *Metrics) PacketIn(dpid uint64, table uint8, dropped bool) {
 	if dropped {
 		m.pinDrops.Inc()
 		return
 	}
-	var label string
-	if m.src.BridgeOf != nil {
-		label = m.tableNames[m.src.BridgeOf(dpid)][table]
+	pins := m.bridgeOf(dpid).pins
+	c := pins.byNum[table].Load()
+	if c == nil {
+		label := pins.names[table]
+		if label == "" {
+			label = tableNumbers[table]
+		}
+		ctr := m.packetIns.WithLabelValues(label)
+		pins.byNum[table].CompareAndSwap(nil, &ctr)
+		c = pins.byNum[table].Load()
 	}
-	if label == "" {
-		label = tableNumbers[table]
-	}
-	c, ok := m.pinByTable.Load(label)
-	if !ok {
-		c, _ = m.pinByTable.LoadOrStore(label, m.packetIns.WithLabelValues(label))
-	}
-	c.(prometheus.Counter).Inc()
+	(*c).Inc()
 }
 
 // tableNumbers are the labels of tables without a name, made once.

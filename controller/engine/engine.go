@@ -627,7 +627,6 @@ func (e *Engine) onARP(pi *controller.PacketIn) {
 	if err != nil {
 		return
 	}
-	req.SHA = slices.Clone(req.SHA) // pi.Data is the reader's buffer
 	if e.answerARP(pi.Session, pi.InPort, req) {
 		return
 	}
@@ -699,10 +698,8 @@ func (e *Engine) answerARP(sess *controller.Session, inPort uint32, req apps.ARP
 	if !known {
 		return false
 	}
-	reply := apps.ARPReply(req, mac)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if err := sess.PacketOut(ctx, ofproto.PortController, []ofproto.Action{ofproto.Output{Port: inPort}}, reply); err != nil {
+	// PacketOutPort never waits (no timer per reply): a full queue drops the reply.
+	if err := sess.PacketOutPort(ofproto.PortController, inPort, apps.ARPReply(req, mac)); err != nil {
 		e.log.Debug("ARP reply not sent", zap.Error(err))
 		return true
 	}
