@@ -138,12 +138,17 @@ type Reconciler struct {
 	sess      *Session
 	ctx       context.Context
 	failed    map[ofproto.FlowKey]*failure
-	running   bool
-	dirty     bool
-	retry     *time.Timer
-	stats     ReconcilerStats
-	bundleID  uint32
-	audit     *Audit // the last audit, if any
+	// pending are the keys whose desired or installed flow may differ since the last diff;
+	// fullDiff makes the next diff look at every key (after a dump or a new mirror).
+	pending  map[ofproto.FlowKey]struct{}
+	fullDiff bool
+	deferred []ofproto.FlowKey // keys the last diff deferred
+	running  bool
+	dirty    bool
+	retry    *time.Timer
+	stats    ReconcilerStats
+	bundleID uint32
+	audit    *Audit // the last audit, if any
 }
 
 // NewReconciler returns a reconciler for bridge dpid with an empty desired set.
@@ -156,6 +161,8 @@ func NewReconciler(log *zap.Logger, dpid uint64, cfg ReconcilerConfig) *Reconcil
 		desired:   map[ofproto.FlowKey]want{},
 		installed: map[ofproto.FlowKey]*ofproto.PackedFlow{},
 		failed:    map[ofproto.FlowKey]*failure{},
+		pending:   map[ofproto.FlowKey]struct{}{},
+		fullDiff:  true,
 	}
 }
 
@@ -246,14 +253,17 @@ func (r *Reconciler) SetParts(parts map[string][]ofproto.Flow, complete bool) er
 		}
 		delete(r.desired, k)
 		delete(r.failed, k) // gone or new content: retry now
+		r.pending[k] = struct{}{}
 	}
 	for part, d := range checked {
 		for k, f := range d {
 			if w, ok := r.desired[k]; ok && sameFlow(w.flow, f) {
-				continue // keep the flow the mirror may share
+				r.desired[k] = want{flow: w.flow, part: part} // keep the flow the mirror may share
+				continue
 			}
 			delete(r.failed, k)
 			r.desired[k] = want{flow: f, part: part}
+			r.pending[k] = struct{}{}
 		}
 	}
 	r.primed = true
@@ -273,12 +283,14 @@ func (r *Reconciler) Update(upsert []ofproto.Flow, remove []ofproto.FlowKey) err
 	for _, k := range remove {
 		delete(r.desired, k)
 		delete(r.failed, k)
+		r.pending[k] = struct{}{}
 	}
 	for k, f := range d {
 		if old, ok := r.desired[k]; !ok || !sameFlow(old.flow, f) {
 			delete(r.failed, k)
 		}
 		r.desired[k] = want{flow: f}
+		r.pending[k] = struct{}{}
 	}
 	r.primed = true
 	r.mu.Unlock()
@@ -326,6 +338,7 @@ func (r *Reconciler) Bind(s *Session) {
 	r.sess = s
 	r.synced = false
 	r.installed = map[ofproto.FlowKey]*ofproto.PackedFlow{}
+	r.fullDiff = true
 	r.mu.Unlock()
 }
 
@@ -525,6 +538,7 @@ func (r *Reconciler) reconcile(ctx context.Context) (Result, error) {
 			return res, ErrNotConnected
 		}
 		r.installed, r.synced = inst, true
+		r.fullDiff = true
 		r.stats.Dumps++
 		r.stats.ForeignLeft, r.stats.Foreign = foreign, foreign
 		r.mu.Unlock()
@@ -532,6 +546,13 @@ func (r *Reconciler) reconcile(ctx context.Context) (Result, error) {
 
 	r.mu.Lock()
 	ops, deferred := r.diffLocked(time.Now())
+	// What the diff looked at is settled (until the switch answers otherwise), but for the
+	// deferred keys.
+	r.fullDiff = false
+	r.pending = make(map[ofproto.FlowKey]struct{}, len(r.deferred))
+	for _, k := range r.deferred {
+		r.pending[k] = struct{}{}
+	}
 	r.stats.Missing, r.stats.Extra = deferred, 0
 	if len(ops) > 0 { // unconfirmed until the switch says otherwise
 		r.stats.Missing, r.stats.Extra = opsDrift(ops, nil, deferred)
@@ -584,6 +605,7 @@ func (r *Reconciler) reconcile(ctx context.Context) (Result, error) {
 			f.flow, f.err = o.kind.String()+" "+o.flow.String(), e
 			f.attempts++
 			f.next = now.Add(min(r.cfg.RetryBase<<min(f.attempts-1, 20), r.cfg.RetryMax))
+			r.pending[o.key] = struct{}{} // diffed again at its retry
 			r.log.Warn("switch refused flow", zap.String("flow", o.flow.String()), zap.Stringer("op", o.kind),
 				zap.Error(e), zap.Int("attempts", f.attempts), zap.Time("retry_at", f.next))
 			continue
@@ -605,6 +627,9 @@ func (r *Reconciler) reconcile(ctx context.Context) (Result, error) {
 	if !applied {
 		// A refused bundle is rolled back as a whole: go again without the failed flows.
 		r.dirty = true
+		for _, o := range ops {
+			r.pending[o.key] = struct{}{}
+		}
 	}
 	return res, nil
 }
@@ -652,31 +677,23 @@ func (k opKind) String() string {
 // diffLocked computes the ordered flow-mods: adds and modifies first, deletes last, so no
 // table is ever left empty on the way.
 func (r *Reconciler) diffLocked(now time.Time) (ops []op, deferred int) {
-	for k, w := range r.desired {
-		want := w.flow
-		if f := r.failed[k]; f != nil && now.Before(f.next) {
-			deferred++
-			continue
+	r.deferred = r.deferred[:0]
+	if r.fullDiff {
+		for k := range r.desired {
+			if r.diffKeyLocked(k, now, &ops) {
+				deferred++
+			}
 		}
-		have, ok := r.installed[k]
-		switch {
-		case !ok:
-			ops = append(ops, op{kind: opAdd, key: k, flow: want})
-		case have == want || sameFlow(have, want): // the same pointer once we installed it
-		case !r.owns(have.Cookie):
-			r.stats.ForeignOverwritten++
-			r.log.Warn("overwriting a foreign flow with a desired one", zap.String("foreign", have.String()),
-				zap.String("desired", want.String()))
-			ops = append(ops, op{kind: opAdd, key: k, flow: want})
-		case have.Cookie == want.Cookie && have.IdleTimeout == want.IdleTimeout && have.HardTimeout == want.HardTimeout:
-			ops = append(ops, op{kind: opModify, key: k, flow: want}) // keeps the counters
-		default:
-			ops = append(ops, op{kind: opAdd, key: k, flow: want}) // cookie or timeouts changed
+		for k := range r.installed {
+			if _, ok := r.desired[k]; !ok {
+				r.diffKeyLocked(k, now, &ops)
+			}
 		}
-	}
-	for k, have := range r.installed {
-		if _, ok := r.desired[k]; !ok && r.owns(have.Cookie) {
-			ops = append(ops, op{kind: opDelete, key: k, flow: have})
+	} else {
+		for k := range r.pending {
+			if r.diffKeyLocked(k, now, &ops) {
+				deferred++
+			}
 		}
 	}
 	slices.SortStableFunc(ops, func(a, b op) int {
@@ -692,6 +709,39 @@ func (r *Reconciler) diffLocked(now time.Time) (ops []op, deferred int) {
 		return int(b.key.Priority) - int(a.key.Priority)
 	})
 	return ops, deferred
+}
+
+// diffKeyLocked appends the flow-mod key k needs, if any. It reports whether k is a desired
+// flow deferred until its retry time (noted in r.deferred).
+func (r *Reconciler) diffKeyLocked(k ofproto.FlowKey, now time.Time, ops *[]op) bool {
+	w, isDesired := r.desired[k]
+	have, isInstalled := r.installed[k]
+	if !isDesired {
+		if isInstalled && r.owns(have.Cookie) {
+			*ops = append(*ops, op{kind: opDelete, key: k, flow: have})
+		}
+		return false
+	}
+	want := w.flow
+	if f := r.failed[k]; f != nil && now.Before(f.next) {
+		r.deferred = append(r.deferred, k)
+		return true
+	}
+	switch {
+	case !isInstalled:
+		*ops = append(*ops, op{kind: opAdd, key: k, flow: want})
+	case have == want || sameFlow(have, want): // the same pointer once we installed it
+	case !r.owns(have.Cookie):
+		r.stats.ForeignOverwritten++
+		r.log.Warn("overwriting a foreign flow with a desired one", zap.String("foreign", have.String()),
+			zap.String("desired", want.String()))
+		*ops = append(*ops, op{kind: opAdd, key: k, flow: want})
+	case have.Cookie == want.Cookie && have.IdleTimeout == want.IdleTimeout && have.HardTimeout == want.HardTimeout:
+		*ops = append(*ops, op{kind: opModify, key: k, flow: want}) // keeps the counters
+	default:
+		*ops = append(*ops, op{kind: opAdd, key: k, flow: want}) // cookie or timeouts changed
+	}
+	return false
 }
 
 // dump reads every flow of the switch. Flows we do not own are kept in the mirror (so a
@@ -912,6 +962,7 @@ func (r *Reconciler) Audit(ctx context.Context, maxAge time.Duration) (Audit, er
 	}
 	// No pass runs while we hold the token: the dump is the truth to diff against next.
 	r.installed, r.synced = inst, true
+	r.fullDiff = true
 	r.stats.ForeignLeft, r.stats.Foreign = foreign, foreign
 	r.stats.Missing, r.stats.Extra = a.Missing, a.Extra
 	r.stats.Audits++

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -500,5 +501,69 @@ func TestSetParts(t *testing.T) {
 	}
 	if got := keys(); len(got) != 1 || got[0] != fs[4].String() {
 		t.Fatalf("after a complete set of part c: %v", got)
+	}
+}
+
+// The diff after SetParts looks only at the keys that changed, and finds what a diff of
+// every key finds.
+func TestPartialDiffEqualsFullDiff(t *testing.T) {
+	rec := NewReconciler(zaptest.NewLogger(t), 1, ReconcilerConfig{CookieMask: ownMask, CookieValue: ownValue})
+	all := ofsim.GenerateFlows(400, 3)
+	for i := range all {
+		all[i].Cookie = ownValue | uint64(i%7)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	opsOf := func(full bool) []string {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		saved := rec.fullDiff
+		rec.fullDiff = full
+		ops, _ := rec.diffLocked(time.Now())
+		rec.fullDiff = saved
+		var out []string
+		for _, o := range ops {
+			out = append(out, o.kind.String()+" "+o.flow.String())
+		}
+		slices.Sort(out)
+		return out
+	}
+	for step := range 50 {
+		parts := map[string][]ofproto.Flow{}
+		for range 1 + rng.IntN(3) {
+			p := fmt.Sprint(rng.IntN(8))
+			var fs []ofproto.Flow
+			for i := rng.IntN(40); i < len(all); i += 8 + rng.IntN(40) {
+				if fmt.Sprint(i%8) == p {
+					f := all[i]
+					if rng.IntN(4) == 0 {
+						f.Cookie ^= 1
+					}
+					fs = append(fs, f)
+				}
+			}
+			parts[p] = fs
+		}
+		if err := rec.SetParts(parts, step == 0); err != nil {
+			t.Fatal(err)
+		}
+		partial, full := opsOf(false), opsOf(true)
+		if !slices.Equal(partial, full) {
+			t.Fatalf("step %d: partial diff %d ops, full diff %d ops", step, len(partial), len(full))
+		}
+		// Install the difference, as a pass would.
+		rec.mu.Lock()
+		ops, _ := rec.diffLocked(time.Now())
+		rec.fullDiff, rec.pending = false, map[ofproto.FlowKey]struct{}{}
+		for _, o := range ops {
+			if o.kind == opDelete {
+				delete(rec.installed, o.key)
+			} else {
+				rec.installed[o.key] = o.flow
+			}
+		}
+		rec.mu.Unlock()
+		if left := opsOf(true); len(left) != 0 {
+			t.Fatalf("step %d: %d ops left after installing", step, len(left))
+		}
 	}
 }
