@@ -22,7 +22,11 @@ import (
 // deltaChange is one flow change of the delta benchmark, as both sides apply it.
 type deltaChange struct {
 	base    []ofproto.Flow // the flows the bridge holds before the change
-	desired []ofproto.Flow // the full set after the change (what dvrflow is given)
+	desired []ofproto.Flow // the full set after the change
+	// upsert and remove are the change itself, as the engine hands it over: the flows of
+	// the parts that changed, and the keys that left them.
+	upsert []ofproto.Flow
+	remove []ofproto.FlowKey
 	ofctl   string         // the same change as an `ovs-ofctl --bundle add-flows` file
 	// ofctlCookie is ofctl with the deletes in the form dvrflow's reconciler sends them:
 	// strict, and also matching the flow's cookie exactly (cookie mask all ones).
@@ -45,6 +49,7 @@ func newDeltaChange(base, n int) (*deltaChange, error) {
 	d := &deltaChange{base: all[:base], adds: nAdd, mods: nMod, dels: nDel}
 	desired := slices.Clone(all) // base + the adds
 	var sb, sc strings.Builder
+	d.upsert = slices.Clone(all[base:])
 	for _, f := range all[base:] {
 		line := "add " + f.String() + "\n"
 		sb.WriteString(line)
@@ -68,12 +73,14 @@ func newDeltaChange(base, n int) (*deltaChange, error) {
 			}
 			f.Actions[last] = ofproto.Output{Port: out.Port + 100}
 			desired[i] = f
+			d.upsert = append(d.upsert, f)
 			line := "modify_strict " + f.String() + "\n"
 			sb.WriteString(line)
 			sc.WriteString(line)
 			continue
 		}
 		deleted[i] = true
+		d.remove = append(d.remove, desired[i].Key())
 		f := desired[i]
 		f.Cookie = 0 // ovs-ofctl: a cookie without mask cannot be matched on in a delete
 		s, _, _ := strings.Cut(f.String(), " actions=")
@@ -122,8 +129,9 @@ func runDelta(ctx context.Context, log *zap.Logger, base, n, runs int) error {
 
 	fmt.Printf("delta: %d flow changes (%d adds, %d modifies of actions, %d deletes) onto a bridge holding %d flows, OVS %s\n",
 		n, ch.adds, ch.mods, ch.dels, base, ovsVersion(ctx, inst))
-	fmt.Println("  dvrflow:    controller.Reconciler, after it has dumped the bridge (untimed): SetDesired with the")
-	fmt.Printf("              new full set (validating and keying %d flows) + Reconcile (diffing them against the\n", len(ch.desired))
+	fmt.Println("  dvrflow:    controller.Reconciler, after it has dumped the bridge (untimed): Update with the")
+	fmt.Printf("              %d changed flows and %d removed keys (validating and packing them: what the engine\n", len(ch.upsert), len(ch.remove))
+	fmt.Printf("              hands over, only the changed parts) + Reconcile (diffing the touched keys against the\n")
 	fmt.Printf("              %d installed, encoding, one ONF bundle open/adds/commit, barrier reply), in-process\n", base)
 	fmt.Println("  ovs-ofctl:  `ovs-ofctl -O OpenFlow13 --bundle add-flows` of a file of add/modify_strict/delete_strict")
 	fmt.Println("              lines, wall clock (process start, parsing, connection, bundle, exit)")
@@ -200,7 +208,8 @@ func dumpSorted(ctx context.Context, inst *ovsinst.Instance, bridge string) (str
 }
 
 // deltaDvrflow connects a fresh bridge to a controller, loads the base into it, lets the
-// reconciler dump it (untimed), then times SetDesired of the changed set + Reconcile.
+// reconciler dump it (untimed), then times handing over the change (Update, as the engine
+// hands over only the flow parts that changed) + Reconcile.
 func deltaDvrflow(ctx context.Context, log *zap.Logger, inst *ovsinst.Instance, bridge string, dpid uint64,
 	baseFile string, ch *deltaChange, want int) (time.Duration, string, error) {
 	sess, stop, err := controlledBridge(ctx, log, inst, bridge, dpid)
@@ -236,7 +245,7 @@ func deltaDvrflow(ctx context.Context, log *zap.Logger, inst *ovsinst.Instance, 
 		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
-	if err := rec.SetDesired(ch.desired); err != nil {
+	if err := rec.Update(ch.upsert, ch.remove); err != nil {
 		return 0, "", err
 	}
 	res, err = rec.Reconcile(ctx)
