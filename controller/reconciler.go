@@ -142,7 +142,8 @@ type Reconciler struct {
 	// fullDiff makes the next diff look at every key (after a dump or a new mirror).
 	pending  map[ofproto.FlowKey]struct{}
 	fullDiff bool
-	deferred []ofproto.FlowKey // keys the last diff deferred
+	partKeys map[string]map[ofproto.FlowKey]struct{} // the keys of each part of the desired set
+	deferred []ofproto.FlowKey                       // keys the last diff deferred
 	running  bool
 	dirty    bool
 	retry    *time.Timer
@@ -163,6 +164,7 @@ func NewReconciler(log *zap.Logger, dpid uint64, cfg ReconcilerConfig) *Reconcil
 		failed:    map[ofproto.FlowKey]*failure{},
 		pending:   map[ofproto.FlowKey]struct{}{},
 		fullDiff:  true,
+		partKeys:  map[string]map[ofproto.FlowKey]struct{}{},
 	}
 }
 
@@ -244,26 +246,49 @@ func (r *Reconciler) SetParts(parts map[string][]ofproto.Flow, complete bool) er
 			}
 		}
 	}
-	for k, w := range r.desired {
-		if !replaced(w.part) {
-			continue
+	// Remove what the replaced parts held and the new sets do not (an unchanged flow keeps
+	// its packed copy, which the mirror may share), then add what is new. Only the replaced
+	// parts' keys are visited: a bridge with 40k flows updates one network's part cheaply.
+	var replacedParts []string
+	if complete {
+		for part := range r.partKeys {
+			replacedParts = append(replacedParts, part)
 		}
-		if nf, ok := checked[w.part][k]; ok && sameFlow(w.flow, nf) {
-			continue
+	}
+	for part := range checked {
+		if _, ok := r.partKeys[part]; !ok || !complete {
+			replacedParts = append(replacedParts, part)
 		}
-		delete(r.desired, k)
-		delete(r.failed, k) // gone or new content: retry now
-		r.pending[k] = struct{}{}
+	}
+	for _, part := range replacedParts {
+		for k := range r.partKeys[part] {
+			w, ok := r.desired[k]
+			if !ok || w.part != part {
+				continue
+			}
+			if nf, ok := checked[part][k]; ok && sameFlow(w.flow, nf) {
+				continue
+			}
+			delete(r.desired, k)
+			delete(r.failed, k) // gone or new content: retry now
+			r.pending[k] = struct{}{}
+		}
+		delete(r.partKeys, part)
 	}
 	for part, d := range checked {
+		keys := make(map[ofproto.FlowKey]struct{}, len(d))
 		for k, f := range d {
+			keys[k] = struct{}{}
 			if w, ok := r.desired[k]; ok && sameFlow(w.flow, f) {
-				r.desired[k] = want{flow: w.flow, part: part} // keep the flow the mirror may share
+				r.desired[k] = want{flow: w.flow, part: part}
 				continue
 			}
 			delete(r.failed, k)
 			r.desired[k] = want{flow: f, part: part}
 			r.pending[k] = struct{}{}
+		}
+		if len(keys) > 0 {
+			r.partKeys[part] = keys
 		}
 	}
 	r.primed = true
@@ -281,6 +306,9 @@ func (r *Reconciler) Update(upsert []ofproto.Flow, remove []ofproto.FlowKey) err
 	}
 	r.mu.Lock()
 	for _, k := range remove {
+		if w, ok := r.desired[k]; ok {
+			delete(r.partKeys[w.part], k)
+		}
 		delete(r.desired, k)
 		delete(r.failed, k)
 		r.pending[k] = struct{}{}
@@ -289,7 +317,14 @@ func (r *Reconciler) Update(upsert []ofproto.Flow, remove []ofproto.FlowKey) err
 		if old, ok := r.desired[k]; !ok || !sameFlow(old.flow, f) {
 			delete(r.failed, k)
 		}
+		if old, ok := r.desired[k]; ok {
+			delete(r.partKeys[old.part], k)
+		}
 		r.desired[k] = want{flow: f}
+		if r.partKeys[""] == nil {
+			r.partKeys[""] = map[ofproto.FlowKey]struct{}{}
+		}
+		r.partKeys[""][k] = struct{}{}
 		r.pending[k] = struct{}{}
 	}
 	r.primed = true
