@@ -27,7 +27,7 @@ type deltaChange struct {
 	// the parts that changed, and the keys that left them.
 	upsert []ofproto.Flow
 	remove []ofproto.FlowKey
-	ofctl   string         // the same change as an `ovs-ofctl --bundle add-flows` file
+	ofctl  string // the same change as an `ovs-ofctl --bundle add-flows` file
 	// ofctlCookie is ofctl with the deletes in the form dvrflow's reconciler sends them:
 	// strict, and also matching the flow's cookie exactly (cookie mask all ones).
 	ofctlCookie string
