@@ -232,18 +232,22 @@ func (r *Reconciler) SetParts(parts map[string][]ofproto.Flow, complete bool) er
 		_, given := checked[part]
 		return given || complete
 	}
+	given := 0
+	for _, d := range checked {
+		given += len(d)
+	}
+	owner := make(map[ofproto.FlowKey]string, given) // which given part has each key
 	for part, d := range checked {
 		for k := range d {
 			if w, ok := r.desired[k]; ok && w.part != part && !replaced(w.part) {
 				r.mu.Unlock()
 				return fmt.Errorf("desired flows of %016x: part %q has %s, which part %q holds", r.dpid, part, w.flow.String(), w.part)
 			}
-			for other, od := range checked {
-				if _, dup := od[k]; dup && other < part {
-					r.mu.Unlock()
-					return fmt.Errorf("desired flows of %016x: parts %q and %q both have %s", r.dpid, other, part, d[k].String())
-				}
+			if other, dup := owner[k]; dup {
+				r.mu.Unlock()
+				return fmt.Errorf("desired flows of %016x: parts %q and %q both have %s", r.dpid, min(other, part), max(other, part), d[k].String())
 			}
+			owner[k] = part
 		}
 	}
 	// Remove what the replaced parts held and the new sets do not (an unchanged flow keeps
