@@ -368,13 +368,36 @@ func (e *Engine) allocateVLANs(ctx context.Context, v *apps.View, hosts []string
 func (e *Engine) pushFlows(v *apps.View, all bool, hosts map[string]bool, parts map[string]map[string]bool, dpids map[uint64]bool) int {
 	e.mu.Lock()
 	var todo []push
-	for _, b := range e.bridges {
-		host, _, ok := v.HostOfDPID(b.dpid)
-		switch {
-		case all || dpids[b.dpid] || (ok && hosts[host]):
+	if all {
+		for _, b := range e.bridges {
 			todo = append(todo, push{b: b})
-		case ok && parts[host] != nil:
-			todo = append(todo, push{b: b, parts: parts[host]})
+		}
+	} else {
+		// Visit the affected hosts' bridges, not every connected switch.
+		whole := map[uint64]bool{}
+		for id := range dpids {
+			whole[id] = true
+		}
+		for h := range hosts {
+			if hi := v.Host(h); hi != nil {
+				for _, id := range hi.Bridges {
+					whole[id] = true
+				}
+			}
+		}
+		for id := range whole {
+			if b := e.bridges[id]; b != nil {
+				todo = append(todo, push{b: b})
+			}
+		}
+		for h, ps := range parts {
+			if hi := v.Host(h); hi != nil {
+				for _, id := range hi.Bridges {
+					if b := e.bridges[id]; b != nil && !whole[id] {
+						todo = append(todo, push{b: b, parts: ps})
+					}
+				}
+			}
 		}
 	}
 	e.mu.Unlock()
