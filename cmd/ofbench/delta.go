@@ -28,7 +28,7 @@ type deltaChange struct {
 	upsert []ofproto.Flow
 	remove []ofproto.FlowKey
 	ofctl  string // the same change as an `ovs-ofctl --bundle add-flows` file
-	// ofctlCookie is ofctl with the deletes in the form dvrflow's reconciler sends them:
+	// ofctlCookie is ofctl with the deletes in the form dvrflow's reconciler sent them before it used cookie mask 0:
 	// strict, and also matching the flow's cookie exactly (cookie mask all ones).
 	ofctlCookie string
 	adds        int
@@ -136,7 +136,7 @@ func runDelta(ctx context.Context, log *zap.Logger, base, n, runs int) error {
 	fmt.Println("  ovs-ofctl:  `ovs-ofctl -O OpenFlow13 --bundle add-flows` of a file of add/modify_strict/delete_strict")
 	fmt.Println("              lines, wall clock (process start, parsing, connection, bundle, exit)")
 	fmt.Println("  ofctl+ck:   the same, with each delete_strict also matching the cookie exactly (cookie=C/-1), the")
-	fmt.Println("              form dvrflow's reconciler sends: what OVS alone charges for that form")
+	fmt.Println("              form dvrflow's reconciler sent before it used cookie mask 0: what OVS charges for it")
 	const nSides = 3
 	names := [nSides]string{"dvrflow", "ovs-ofctl", "ofctl+ck"}
 	var sum [nSides]time.Duration
