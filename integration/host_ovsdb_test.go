@@ -118,7 +118,14 @@ func TestHostOVSDBOnRealServer(t *testing.T) {
 	if out, _ := inst.Vsctl(ctx, "get", "interface", "vxlan0", "options"); out != `{key=flow, local_ip="192.168.248.1", remote_ip=flow}` {
 		t.Errorf("vxlan0 options = %q", out)
 	}
-	show, err := inst.Ofctl(ctx, "br-tun", "show")
+	// ovs-vswitchd applies the committed configuration on its own time: wait for br-tun's
+	// management socket rather than racing it.
+	var show string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if show, err = inst.Ofctl(ctx, "br-tun", "show"); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
