@@ -217,12 +217,18 @@ func (b *Bed) StartPing(ctx context.Context, fromNS, dst string, interval time.D
 	return &PingRun{p: p}, nil
 }
 
-// Stop interrupts the ping and returns its summary.
+// Stop interrupts the ping and returns its summary. The last request, if it was still in
+// flight when ping was interrupted (no reply to its icmp_seq), is not counted as sent: a
+// reply can arrive up to the round-trip time after it, and ping exits at once.
 func (r *PingRun) Stop() (PingResult, error) {
 	if err := r.p.stop(); err != nil {
 		return PingResult{}, err
 	}
-	return parsePing(r.p.stdout.String())
+	res, err := parsePing(r.p.stdout.String())
+	if err == nil && res.Sent > 0 && !strings.Contains(res.Output, fmt.Sprintf("icmp_seq=%d ", res.Sent)) {
+		res.Sent--
+	}
+	return res, err
 }
 
 // CaptureRun is a running tcpdump started by Capture.
