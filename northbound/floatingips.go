@@ -127,12 +127,5 @@ func (s *Server) updateFloatingIP(c echo.Context) error {
 }
 
 func (s *Server) deleteFloatingIP(c echo.Context) error {
-	id := c.Param("id")
-	if _, err := s.ownedFloatingIP(c, id); err != nil {
-		return err
-	}
-	if err := s.store.DeleteFloatingIP(c.Request().Context(), id); err != nil {
-		return err
-	}
-	return c.NoContent(http.StatusNoContent)
+	return deleteOwned(c, s.ownedFloatingIP, s.store.DeleteFloatingIP)
 }

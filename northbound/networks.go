@@ -185,12 +185,5 @@ func (s *Server) updateNetwork(c echo.Context) error {
 }
 
 func (s *Server) deleteNetwork(c echo.Context) error {
-	id := c.Param("id")
-	if _, err := s.ownedNetwork(c, id); err != nil {
-		return err
-	}
-	if err := s.store.DeleteNetwork(c.Request().Context(), id); err != nil {
-		return err
-	}
-	return c.NoContent(http.StatusNoContent)
+	return deleteOwned(c, s.ownedNetwork, s.store.DeleteNetwork)
 }

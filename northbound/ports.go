@@ -171,12 +171,5 @@ func (s *Server) updatePort(c echo.Context) error {
 }
 
 func (s *Server) deletePort(c echo.Context) error {
-	id := c.Param("id")
-	if _, err := s.ownedPort(c, id); err != nil {
-		return err
-	}
-	if err := s.store.DeletePort(c.Request().Context(), id); err != nil {
-		return err
-	}
-	return c.NoContent(http.StatusNoContent)
+	return deleteOwned(c, s.ownedPort, s.store.DeletePort)
 }

@@ -147,14 +147,7 @@ func (s *Server) updateRouter(c echo.Context) error {
 }
 
 func (s *Server) deleteRouter(c echo.Context) error {
-	id := c.Param("id")
-	if _, err := s.ownedRouter(c, id); err != nil {
-		return err
-	}
-	if err := s.store.DeleteRouter(c.Request().Context(), id); err != nil {
-		return err
-	}
-	return c.NoContent(http.StatusNoContent)
+	return deleteOwned(c, s.ownedRouter, s.store.DeleteRouter)
 }
 
 type interfaceBody struct {

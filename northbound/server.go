@@ -6,6 +6,7 @@
 package northbound
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -144,6 +145,19 @@ func (s *Server) routes() {
 	if s.cfg.Mount != nil {
 		s.cfg.Mount(e, v)
 	}
+}
+
+// deleteOwned answers DELETE /v2.0/{collection}/{id}: the caller must own the resource
+// (owned answers its NotFound or Forbidden otherwise), then del removes it: 204.
+func deleteOwned[T any](c echo.Context, owned func(echo.Context, string) (T, error), del func(context.Context, string) error) error {
+	id := c.Param("id")
+	if _, err := owned(c, id); err != nil {
+		return err
+	}
+	if err := del(c.Request().Context(), id); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
 }
 
 func baseURL(c echo.Context) string {

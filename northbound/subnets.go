@@ -196,12 +196,5 @@ func (s *Server) updateSubnet(c echo.Context) error {
 }
 
 func (s *Server) deleteSubnet(c echo.Context) error {
-	id := c.Param("id")
-	if _, err := s.ownedSubnet(c, id); err != nil {
-		return err
-	}
-	if err := s.store.DeleteSubnet(c.Request().Context(), id); err != nil {
-		return err
-	}
-	return c.NoContent(http.StatusNoContent)
+	return deleteOwned(c, s.ownedSubnet, s.store.DeleteSubnet)
 }
