@@ -73,11 +73,11 @@ func Flows(v *View, st *BridgeState) []ofproto.Flow {
 	for _, part := range Parts(v, st) {
 		out = append(out, FlowsOf(v, st, part)...)
 	}
-	return SortFlows(out)
+	return sortFlows(out)
 }
 
-// SortFlows returns flows sorted by table and priority (high first), stable.
-func SortFlows(out []ofproto.Flow) []ofproto.Flow {
+// sortFlows returns flows sorted by table and priority (high first), stable.
+func sortFlows(out []ofproto.Flow) []ofproto.Flow {
 	// A stable sort of indexes, then one copy: sorting the flows themselves would move
 	// each (large) Flow O(log² n) times.
 	idx := make([]int32, len(out))
