@@ -797,18 +797,24 @@ func (r *Reconciler) dump(ctx context.Context, sess *Session) (map[ofproto.FlowK
 		if err != nil {
 			return nil, 0, fmt.Errorf("decoding flow dump: %w", err)
 		}
+		packed := make([]ofproto.PackedFlow, len(flows))
 		for i := range flows {
-			f := &flows[i]
-			p := ofproto.Pack(f)
-			if have, ok := r.desiredFlow(p.Key); ok && sameFlow(have, &p) {
-				inst[p.Key] = have // share the desired flow's memory
-			} else {
-				inst[p.Key] = &p
-			}
-			if !r.owns(f.Cookie) {
+			packed[i] = ofproto.Pack(&flows[i])
+			if !r.owns(flows[i].Cookie) {
 				foreign++
 			}
 		}
+		r.mu.Lock() // once per reply part, not per flow
+		for i := range packed {
+			p := &packed[i]
+			if w, ok := r.desired[p.Key]; ok && sameFlow(w.flow, p) {
+				inst[p.Key] = w.flow // share the desired flow's memory
+			} else {
+				q := *p // its own copy: the part's array is not kept for it
+				inst[p.Key] = &q
+			}
+		}
+		r.mu.Unlock()
 	}
 	return inst, foreign, nil
 }
@@ -1039,12 +1045,4 @@ func cmpFlows(a, b *ofproto.Flow) int {
 	}
 	ka, kb := a.Key(), b.Key()
 	return strings.Compare(ka.Match, kb.Match)
-}
-
-// desiredFlow returns the desired flow of key k (it takes r.mu).
-func (r *Reconciler) desiredFlow(k ofproto.FlowKey) (*ofproto.PackedFlow, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	w, ok := r.desired[k]
-	return w.flow, ok
 }
