@@ -190,6 +190,40 @@ func TestHostApplyPlan(t *testing.T) {
 		t.Errorf("second apply changed %d things: %q", len(res.Changes), res.Changes)
 	}
 
+	// A namespace whose mount died with the process that made it (a helper run by `ip
+	// netns exec`, which gives it a mount namespace of its own) leaves an empty file in
+	// /run/netns, and OVS keeps the port of the veth end that died with it. The next
+	// Apply removes the stale entry, builds the namespace again and re-plugs the port, so
+	// traffic through br-int flows again. Before: a nil-handle panic in close, and after
+	// removing the file by hand, a port that passed nothing.
+	mustVsctl(t, inst, "set", "bridge", "br-int", "fail_mode=standalone")
+	pingSNAT := func() string {
+		out, _ := exec.CommandContext(ctx, "ip", "netns", "exec", qr, "ping", "-c", "1", "-W", "2", "10.0.1.3").CombinedOutput()
+		return string(out)
+	}
+	waitFor(t, "qrouter reaching the snat namespace through br-int", 20*time.Second, func() (bool, string) {
+		out := pingSNAT()
+		return strings.Contains(out, " 0% packet loss"), out
+	})
+	run(t, "umount", "/run/netns/"+qr)
+	if _, err := os.Stat("/run/netns/" + qr); err != nil {
+		t.Fatalf("the stale entry should stay as a plain file: %v", err)
+	}
+	res, err = a.Apply(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustContain(t, "apply over a stale namespace", strings.Join(res.Changes, "\n"), "remove stale namespace entry "+qr,
+		"create namespace "+qr, "unplug tqr-aaaaaaaa-01 from br-int (its device is replaced)", "plug tqr-aaaaaaaa-01 into br-int")
+	waitFor(t, "qrouter rebuilt reaching the snat namespace through the re-plugged port", 20*time.Second, func() (bool, string) {
+		out := pingSNAT()
+		return strings.Contains(out, " 0% packet loss"), out
+	})
+	if res, err = a.Apply(ctx, p); err != nil || len(res.Changes) != 0 {
+		t.Errorf("apply after rebuilding = %q, %v; want no change", res.Changes, err)
+	}
+	mustVsctl(t, inst, "set", "bridge", "br-int", "fail_mode=secure")
+
 	// Drift is repaired: remove an address and a rule by hand.
 	ipn(t, qr, "addr", "del", "10.0.1.1/24", "dev", "qr-aaaaaaaa-01")
 	ipn(t, qr, "rule", "del", "pref", "32768")

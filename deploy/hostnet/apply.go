@@ -120,7 +120,9 @@ func (r *applyRun) close() {
 		h.Close()
 	}
 	for _, h := range r.nsh {
-		_ = h.Close()
+		if h.IsOpen() {
+			_ = h.Close()
+		}
 	}
 	if r.hostNL != nil {
 		r.hostNL.Close()
@@ -166,20 +168,16 @@ func (r *applyRun) run() error {
 	}
 	for _, ns := range r.p.Namespaces {
 		n := r.full(ns.Name)
-		if !slices.Contains(have, n) {
-			if err := createNamespace(n); err != nil {
-				return err
-			}
-			r.changed("create namespace %s", n)
-		}
-		h, err := netns.GetFromName(n)
+		h, err := r.openNamespace(n, slices.Contains(have, n))
 		if err != nil {
-			return fmt.Errorf("hostnet: open namespace %s: %w", n, err)
+			return err
 		}
 		r.nsh[n] = h
-		if r.nl[n], err = netlink.NewHandleAt(h); err != nil {
+		nl, err := netlink.NewHandleAt(h)
+		if err != nil {
 			return fmt.Errorf("hostnet: netlink handle in %s: %w", n, err)
 		}
+		r.nl[n] = nl
 	}
 
 	// 2. Per namespace: links, then sysctls (device sysctls need the devices),
@@ -200,6 +198,39 @@ func (r *applyRun) run() error {
 	}
 	// 3. OVS ports of links no longer planned.
 	return r.staleOVSPorts()
+}
+
+// openNamespace opens named namespace n, creating it when it is not there. A name left
+// by a previous run whose mount is gone (an empty file under /run/netns, as when the
+// helper ran in a mount namespace of its own and exited) is a stale entry: it is removed
+// and the namespace created again.
+func (r *applyRun) openNamespace(n string, exists bool) (netns.NsHandle, error) {
+	if exists {
+		live, err := isNamespaceMount(filepath.Join(netnsDir, n))
+		if err != nil {
+			return netns.None(), err
+		}
+		if live {
+			h, err := netns.GetFromName(n)
+			if err != nil {
+				return netns.None(), fmt.Errorf("hostnet: open namespace %s: %w", n, err)
+			}
+			return h, nil
+		}
+		if err := removeStale(n); err != nil {
+			return netns.None(), err
+		}
+		r.changed("remove stale namespace entry %s", n)
+	}
+	if err := createNamespace(n); err != nil {
+		return netns.None(), err
+	}
+	r.changed("create namespace %s", n)
+	h, err := netns.GetFromName(n)
+	if err != nil {
+		return netns.None(), fmt.Errorf("hostnet: open namespace %s: %w", n, err)
+	}
+	return h, nil
 }
 
 // ownedNamespaces lists existing namespaces whose names carry our prefixes.
@@ -235,10 +266,15 @@ func deleteNamespace(name string) error {
 }
 
 // createNamespace creates a named namespace on a locked thread and switches that
-// thread back before releasing it.
+// thread back before releasing it. Like `ip netns add`, it first makes /run/netns a
+// shared mount point, so the namespace's bind mount propagates to every mount namespace
+// that shares the host's (services started later, `ip netns exec` of other tools).
 func createNamespace(name string) error {
 	if strings.ContainsRune(name, '/') {
 		return fmt.Errorf("hostnet: namespace name %q", name)
+	}
+	if err := shareNetnsDir(); err != nil {
+		return err
 	}
 	return onLockedThread(func() error {
 		h, err := netns.NewNamed(name)
@@ -248,6 +284,3 @@ func createNamespace(name string) error {
 		return h.Close()
 	})
 }
-
-// NamespacePath is the bind mount of a named namespace.
-func NamespacePath(name string) string { return filepath.Join(netnsDir, name) }

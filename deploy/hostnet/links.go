@@ -68,6 +68,17 @@ func (r *applyRun) link(ns *plan.Namespace, pl *plan.Link) error {
 				if err := r.hostNL.LinkDel(old); err != nil {
 					return fmt.Errorf("hostnet: delete orphan %s: %w", peer, err)
 				}
+				r.changed("delete orphan link %s", peer)
+			}
+			// An OVS port of that name still holds the device that is gone: the userspace
+			// datapath keeps its old handle and would never pass a packet to the new one.
+			// Remove it in a transaction of its own before the new device is plugged.
+			ch, err := r.a.ovs.UnplugPort(r.ctx, pl.Bridge, peer)
+			if err != nil {
+				return fmt.Errorf("hostnet: %s: unplug %s before replacing its device: %w", name, peer, err)
+			}
+			if ch {
+				r.changed("unplug %s from %s (its device is replaced)", peer, pl.Bridge)
 			}
 			veth = &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: peer, MTU: pl.MTU},
 				PeerName: pl.Name, PeerHardwareAddr: mac, PeerNamespace: netlink.NsFd(int(r.nsh[name]))}

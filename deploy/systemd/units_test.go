@@ -123,3 +123,36 @@ func TestEnvFilesNameRealFlags(t *testing.T) {
 		}
 	}
 }
+
+// mountIsolating are the directives that make systemd run a service in a mount namespace
+// of its own (systemd.exec(5): each implies one).
+var mountIsolating = []string{
+	"PrivateTmp", "PrivateDevices", "PrivateMounts", "PrivateNetwork", "PrivateUsers", "PrivateIPC",
+	"ProtectSystem", "ProtectHome", "ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs",
+	"ProtectControlGroups", "ProtectClock", "ProtectHostname", "ProtectProc", "ProcSubset",
+	"ReadOnlyPaths", "ReadWritePaths", "InaccessiblePaths", "ExecPaths", "NoExecPaths",
+	"TemporaryFileSystem", "BindPaths", "BindReadOnlyPaths", "RootDirectory", "RootImage",
+	"MountAPIVFS", "MountFlags", "NetworkNamespacePath", "DynamicUser",
+}
+
+// TestHostUnitSharesTheHostsMounts: the helper mounts the namespaces it creates under
+// /run/netns; in a mount namespace of its own those mounts would be invisible to the host
+// and die with the helper (the namespaces vanish on restart).
+func TestHostUnitSharesTheHostsMounts(t *testing.T) {
+	b, err := os.ReadFile("dvrflow-host.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		key, _, _ := strings.Cut(l, "=")
+		for _, bad := range mountIsolating {
+			if key == bad {
+				t.Errorf("dvrflow-host.service: %q gives the helper a mount namespace of its own", l)
+			}
+		}
+	}
+}

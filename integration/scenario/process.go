@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,12 +31,16 @@ type Process struct {
 	werr error         // cmd.Wait's result, set before done closes
 }
 
-// argv is the command line Start runs: with `ip netns exec NS` in front when Netns is
-// set (ip execs the program in place, so the pid is the program's).
+// argv is the command line Start runs: with `nsenter --net=/run/netns/NS` in front when
+// Netns is set (nsenter execs the program in place, so the pid is the program's). Not
+// `ip netns exec`: that gives the program a mount namespace of its own, so namespaces a
+// host helper mounts under /run/netns would be invisible to everyone else and die with
+// it. A real host runs the helper in the host's mount namespace (systemd), and so does
+// the bed.
 func (p *Process) argv() []string {
 	argv := append([]string{p.Path}, p.Args...)
 	if p.Netns != "" {
-		argv = append([]string{"ip", "netns", "exec", p.Netns}, argv...)
+		argv = append([]string{"nsenter", "--net=" + filepath.Join("/run/netns", p.Netns), "--"}, argv...)
 	}
 	return argv
 }

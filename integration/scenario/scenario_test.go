@@ -222,7 +222,7 @@ func TestProcessBadInput(t *testing.T) {
 		t.Errorf("Stop of a process never started: %v", err)
 	}
 	nsp := &Process{Path: "/bin/x", Args: []string{"-a"}, Netns: "demo-compute1"}
-	if got := nsp.String(); got != "ip netns exec demo-compute1 /bin/x -a" {
+	if got := nsp.String(); got != "nsenter --net=/run/netns/demo-compute1 -- /bin/x -a" {
 		t.Errorf("String() = %q", got)
 	}
 }
