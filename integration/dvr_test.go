@@ -316,6 +316,9 @@ func TestDVRSeedScenario(t *testing.T) {
 			t.Fatalf("pings lost across the controller restart: VM1->VM2 %+v, VM4->internet %+v", r1, r2)
 		}
 	})
+	t.Run("9 host helpers killed with SIGKILL and restarted: no ping lost, no kernel change", func(t *testing.T) {
+		testHelperRestart(t, d, converge)
+	})
 	t.Run("VLAN provider network routed by DVR: frames on the wire carry the DVR MAC", func(t *testing.T) {
 		c := seed.NewClient(d.api, dvrToken)
 		yes := true
