@@ -88,6 +88,9 @@ type Affected struct {
 	// Parts lists, for other hosts, the parts of their bridges' flows (see FlowsOf) that
 	// may have changed; nothing else of theirs did.
 	Parts map[string]map[string]bool
+	// Plans lists other hosts whose namespace plan may have changed (a port came, went or
+	// changed on a subnet of a router they run: its permanent neighbour entry).
+	Plans map[string]bool
 	// Ports are the ports whose record changed (their status may need updating).
 	Ports map[string]bool
 }
@@ -106,8 +109,9 @@ func (v *View) Apply(changes []db.Change) (Affected, error) {
 	v.derive(d)
 	for h := range d.affected {
 		delete(d.parts, h)
+		delete(d.plans, h)
 	}
-	return Affected{All: d.all, Hosts: d.affected, Parts: d.parts, Ports: d.ports}, nil
+	return Affected{All: d.all, Hosts: d.affected, Parts: d.parts, Plans: d.plans, Ports: d.ports}, nil
 }
 
 func (v *View) applyOne(d *pending, c db.Change) error {
@@ -161,6 +165,8 @@ type pending struct {
 	fips      bool                       // floating IPs to recompute
 	affected  map[string]bool            // hosts where anything may have changed
 	parts     map[string]map[string]bool // host -> flow parts that may have changed
+	neighRtrs map[string]bool            // routers whose namespaces' neighbour entries may have changed
+	plans     map[string]bool            // hosts whose plan may have changed
 	ports     map[string]bool
 }
 
@@ -175,7 +181,8 @@ func (d *pending) touchPart(host, part string) {
 
 func newPending() *pending {
 	return &pending{routers: map[string]bool{}, hosts: map[string]bool{}, nets: map[string]bool{},
-		affected: map[string]bool{}, parts: map[string]map[string]bool{}, ports: map[string]bool{}}
+		affected: map[string]bool{}, parts: map[string]map[string]bool{}, neighRtrs: map[string]bool{},
+		plans: map[string]bool{}, ports: map[string]bool{}}
 }
 
 func (d *pending) touchRouter(v *View, id string) {
@@ -264,6 +271,11 @@ func (v *View) touchPort(d *pending, p *PortInfo) {
 	}
 	if p.DeviceOwner == db.OwnerFloatingIPAgentGateway || v.fipsOfPort[p.ID] > 0 {
 		d.fips = true
+	}
+	for _, ip := range p.IPs {
+		if s := v.subnets[ip.SubnetID]; s != nil && s.RouterID != "" {
+			d.neighRtrs[s.RouterID] = true
+		}
 	}
 }
 
@@ -518,6 +530,12 @@ func (v *View) derive(d *pending) {
 			d.touchPart(h, n)
 		}
 		v.indexEndpoints(n)
+	}
+	for rid := range d.neighRtrs {
+		addAll(d.plans, v.hostsOfRouter[rid])
+		if h, ok := v.snatHost[rid]; ok {
+			d.plans[h] = true
+		}
 	}
 	if d.fips {
 		v.indexFIPs(d)

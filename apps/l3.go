@@ -20,7 +20,10 @@ import (
 //     fpr- link per router, /32 routes to the floating IPs and per-router default routes;
 //   - snat-<router> on the router's dvr_snat host: qg- with the gateway address and default
 //     route, an sg- link per subnet, and the default SNAT rule.
-// No static neighbour entries: the controller answers ARP (arp.go).
+// Both router namespaces hold a permanent neighbour entry for every port on each subnet
+// they route (Neutron's DVR does the same with its static ARP entries), so a fixed IP
+// handed to a new port with a new MAC is never reached through a stale entry the kernel
+// had learned (docs/decisions.md). The controller still answers ARP (arp.go) for the rest.
 
 // Neutron's constants (dvr_fip_ns.py).
 const (
@@ -122,6 +125,7 @@ func qrouterNS(v *View, r *RouterInfo, fips []*FIPInfo) plan.Namespace {
 		ns.Links = append(ns.Links, plan.Link{Name: dev, Bridge: string(BrInt), IfaceID: s.RouterIf.ID,
 			MAC: s.RouterIf.MAC.String(), MTU: v.Network(s.NetworkID).MTU,
 			Addresses: []string{prefixOf(s.Gateway, s.Prefix.Bits())}})
+		ns.Neighbors = append(ns.Neighbors, subnetNeighbors(v, s, dev, s.RouterIf)...)
 		// SNAT redirect: traffic from this subnet that matches no FIP rule leaves through the
 		// subnet's snat port on the dvr_snat host.
 		if r.Gateway != nil && r.Gateway.EnableSNAT && s.SNATPort != nil && len(s.SNATPort.IPs) > 0 {
@@ -196,11 +200,38 @@ func snatNS(v *View, r *RouterInfo) (plan.Namespace, bool) {
 		ns.Links = append(ns.Links, plan.Link{Name: DeviceName(sp.Port), Bridge: string(BrInt), IfaceID: sp.ID,
 			MAC: sp.MAC.String(), MTU: v.Network(s.NetworkID).MTU,
 			Addresses: []string{prefixOf(sp.IPs[0].Addr, s.Prefix.Bits())}})
+		ns.Neighbors = append(ns.Neighbors, subnetNeighbors(v, s, DeviceName(sp.Port), sp, s.RouterIf)...)
 	}
 	if r.Gateway.EnableSNAT {
 		ns.NAT = append(ns.NAT, plan.NATRule{Kind: plan.NATSNAT, Match: plan.NATMatch{OIF: qg}, To: gw.IPs[0].Addr.String()})
 	}
 	return ns, true
+}
+
+// subnetNeighbors are the permanent neighbours on dev for every port with a fixed IP on
+// subnet s, but the router's own ports on it (skip), sorted by address.
+func subnetNeighbors(v *View, s *SubnetInfo, dev string, skip ...*PortInfo) []plan.Neighbor {
+	type entry struct {
+		ip  netip.Addr
+		mac string
+	}
+	var es []entry
+	for _, p := range v.PortsOnNetwork(s.NetworkID) {
+		if len(p.MAC) == 0 || slices.Contains(skip, p) {
+			continue
+		}
+		for _, ip := range p.IPs {
+			if ip.SubnetID == s.ID && ip.Addr != s.Gateway {
+				es = append(es, entry{ip.Addr, p.MAC.String()})
+			}
+		}
+	}
+	slices.SortFunc(es, func(a, b entry) int { return a.ip.Compare(b.ip) })
+	out := make([]plan.Neighbor, 0, len(es))
+	for _, e := range es {
+		out = append(out, plan.Neighbor{IP: e.ip.String(), MAC: e.mac, Dev: dev})
+	}
+	return out
 }
 
 // portAddrs returns a port's addresses with their subnets' prefix lengths, and the gateway

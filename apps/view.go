@@ -303,6 +303,9 @@ func (v *View) PortsOn(host string) []*PortInfo {
 	return out
 }
 
+// PortsOnNetwork returns the ports of a network by ID (the View's own map: read only).
+func (v *View) PortsOnNetwork(netID string) map[string]*PortInfo { return v.portsOnNet[netID] }
+
 // Routers returns every router by ID (the View's own map: read only).
 func (v *View) Routers() map[string]*RouterInfo { return v.routers }
 

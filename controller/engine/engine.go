@@ -57,6 +57,7 @@ type Engine struct {
 	pendingAll   bool
 	pendingHosts map[string]bool            // hosts to recompute whole
 	pendingParts map[string]map[string]bool // other hosts: flow parts to recompute
+	pendingPlans map[string]bool            // other hosts: plans to recompute
 	allocatedAt  int64                      // view revision of the last pass that allocated local VLANs
 
 	mu         sync.Mutex
@@ -111,6 +112,7 @@ func New(log *zap.Logger, cfg Config, store *db.Store, sw *controller.Server) *E
 		kick:         make(chan struct{}, 1),
 		pendingHosts: map[string]bool{},
 		pendingParts: map[string]map[string]bool{},
+		pendingPlans: map[string]bool{},
 		bridges:      map[uint64]*bridge{},
 		dirtyDPIDs:   map[uint64]bool{},
 		plans:        map[string]*hostPlan{},
@@ -219,7 +221,7 @@ func (e *Engine) pass(ctx context.Context) error {
 	e.dirtyDPIDs = map[uint64]bool{}
 	e.mu.Unlock()
 	hosts := e.pendingHostList(v)
-	if len(hosts) == 0 && len(dirty) == 0 && len(e.pendingParts) == 0 {
+	if len(hosts) == 0 && len(dirty) == 0 && len(e.pendingParts) == 0 && len(e.pendingPlans) == 0 {
 		e.mu.Lock()
 		e.stats.Revision = v.Revision
 		e.mu.Unlock()
@@ -243,9 +245,17 @@ func (e *Engine) pass(ctx context.Context) error {
 	}
 	affected, parts := e.pendingHosts, e.pendingParts
 	all := e.pendingAll
-	e.pendingHosts, e.pendingParts, e.pendingAll = map[string]bool{}, map[string]map[string]bool{}, false
+	planHosts := hosts
+	if len(e.pendingPlans) > 0 {
+		set := maps.Clone(e.pendingPlans)
+		for _, h := range hosts {
+			set[h] = true
+		}
+		planHosts = slices.Sorted(maps.Keys(set))
+	}
+	e.pendingHosts, e.pendingParts, e.pendingPlans, e.pendingAll = map[string]bool{}, map[string]map[string]bool{}, map[string]bool{}, false
 	bridges := e.pushFlows(v, all, affected, parts, dirty)
-	e.updatePlans(v, hosts)
+	e.updatePlans(v, planHosts)
 	statusHosts := slices.Clone(hosts)
 	for dpid := range dirty {
 		if h, role, ok := v.HostOfDPID(dpid); ok && role == apps.BrInt && !affected[h] {
@@ -287,6 +297,7 @@ func (e *Engine) follow(ctx context.Context) error {
 			for h := range aff.Hosts {
 				e.pendingHosts[h] = true
 			}
+			maps.Copy(e.pendingPlans, aff.Plans)
 			for h, ps := range aff.Parts {
 				if e.pendingParts[h] == nil {
 					e.pendingParts[h] = map[string]bool{}
