@@ -75,6 +75,7 @@ func emptyView(revision int64) *View {
 		bridgeOf:      map[uint64]hostBridge{},
 		endpoints:     map[string][]Endpoint{},
 		addrs:         map[string]map[netip.Addr]*PortInfo{},
+		holds:         map[string]portHold{},
 	}
 }
 
@@ -93,6 +94,9 @@ type Affected struct {
 	Plans map[string]bool
 	// Ports are the ports whose record changed (their status may need updating).
 	Ports map[string]bool
+	// Moves are the VM ports whose binding moved to another host: port -> the host it
+	// left (the engine may hold them there until they are plugged on the new one).
+	Moves map[string]string
 }
 
 // Apply brings v to the state after changes (in change-log order) and says which hosts may
@@ -106,12 +110,17 @@ func (v *View) Apply(changes []db.Change) (Affected, error) {
 		}
 		v.Revision = max(v.Revision, c.Revision)
 	}
+	return v.finish(d), nil
+}
+
+// finish derives what the record changes of d imply and says what they affected.
+func (v *View) finish(d *pending) Affected {
 	v.derive(d)
 	for h := range d.affected {
 		delete(d.parts, h)
 		delete(d.plans, h)
 	}
-	return Affected{All: d.all, Hosts: d.affected, Parts: d.parts, Plans: d.plans, Ports: d.ports}, nil
+	return Affected{All: d.all, Hosts: d.affected, Parts: d.parts, Plans: d.plans, Ports: d.ports, Moves: d.moves}
 }
 
 func (v *View) applyOne(d *pending, c db.Change) error {
@@ -168,6 +177,8 @@ type pending struct {
 	neighRtrs map[string]bool            // routers whose namespaces' neighbour entries may have changed
 	plans     map[string]bool            // hosts whose plan may have changed
 	ports     map[string]bool
+	moves     map[string]string // VM port -> host its binding left
+	noMoves   bool              // a hold or release: not a binding move
 }
 
 func (d *pending) touchPart(host, part string) {
@@ -182,7 +193,7 @@ func (d *pending) touchPart(host, part string) {
 func newPending() *pending {
 	return &pending{routers: map[string]bool{}, hosts: map[string]bool{}, nets: map[string]bool{},
 		affected: map[string]bool{}, parts: map[string]map[string]bool{}, neighRtrs: map[string]bool{},
-		plans: map[string]bool{}, ports: map[string]bool{}}
+		plans: map[string]bool{}, ports: map[string]bool{}, moves: map[string]string{}}
 }
 
 func (d *pending) touchRouter(v *View, id string) {
@@ -215,8 +226,13 @@ func samePortShape(a, b *db.Port) bool {
 }
 
 func (v *View) setPort(d *pending, id string, p *db.Port) {
+	p = v.heldRecord(id, p)
 	d.ports[id] = true
 	old := v.ports[id]
+	if old != nil && p != nil && !d.noMoves && old.HostID != "" && p.HostID != "" && old.HostID != p.HostID &&
+		IsDVRServiced(p.DeviceOwner) {
+		d.moves[id] = old.HostID
+	}
 	if old != nil && p != nil && samePortShape(old.Port, p) {
 		old.Port = p
 		return

@@ -52,6 +52,8 @@ type View struct {
 	bridgeOf  map[uint64]hostBridge               // datapath ID -> host and bridge role
 	endpoints map[string][]Endpoint               // network -> its realized ports, sorted by port ID
 	addrs     map[string]map[netip.Addr]*PortInfo // network -> address -> first realized port holding it
+
+	holds map[string]portHold // moving VM ports held on the host they left (hold.go)
 }
 
 type agentGWKey struct{ host, network string }

@@ -322,6 +322,9 @@ func TestDVRSeedScenario(t *testing.T) {
 	t.Run("10 fixed IP reused by a new port with a new MAC: routed to it at once", func(t *testing.T) {
 		testReusedIP(t, d, converge)
 	})
+	t.Run("11 port moved between hosts: at most one ping lost", func(t *testing.T) {
+		testPortMove(t, d, converge)
+	})
 	t.Run("VLAN provider network routed by DVR: frames on the wire carry the DVR MAC", func(t *testing.T) {
 		c := seed.NewClient(d.api, dvrToken)
 		yes := true

@@ -58,6 +58,7 @@ type Engine struct {
 	pendingHosts map[string]bool            // hosts to recompute whole
 	pendingParts map[string]map[string]bool // other hosts: flow parts to recompute
 	pendingPlans map[string]bool            // other hosts: plans to recompute
+	pendingMoves map[string]string          // VM ports whose binding moved -> the host they left
 	allocatedAt  int64                      // view revision of the last pass that allocated local VLANs
 
 	mu         sync.Mutex
@@ -113,6 +114,7 @@ func New(log *zap.Logger, cfg Config, store *db.Store, sw *controller.Server) *E
 		pendingHosts: map[string]bool{},
 		pendingParts: map[string]map[string]bool{},
 		pendingPlans: map[string]bool{},
+		pendingMoves: map[string]string{},
 		bridges:      map[uint64]*bridge{},
 		dirtyDPIDs:   map[uint64]bool{},
 		plans:        map[string]*hostPlan{},
@@ -215,6 +217,7 @@ func (e *Engine) pass(ctx context.Context) error {
 		return err
 	}
 	v := e.view
+	e.followMoves(v)
 	e.answerHeldARP()
 	e.mu.Lock()
 	dirty := e.dirtyDPIDs
@@ -278,6 +281,21 @@ func (e *Engine) pass(ctx context.Context) error {
 	return nil
 }
 
+// note adds what a view change affected to what the next push recomputes.
+func (e *Engine) note(aff apps.Affected) {
+	e.pendingAll = e.pendingAll || aff.All
+	for h := range aff.Hosts {
+		e.pendingHosts[h] = true
+	}
+	maps.Copy(e.pendingPlans, aff.Plans)
+	for h, ps := range aff.Parts {
+		if e.pendingParts[h] == nil {
+			e.pendingParts[h] = map[string]bool{}
+		}
+		maps.Copy(e.pendingParts[h], ps)
+	}
+}
+
 // follow applies the change log since the view's revision, or builds the view from a
 // snapshot when there is none yet or the log cannot be applied, and notes what is affected.
 func (e *Engine) follow(ctx context.Context) error {
@@ -293,17 +311,8 @@ func (e *Engine) follow(ctx context.Context) error {
 		aff, err := e.view.Apply(changes)
 		e.viewMu.Unlock()
 		if err == nil {
-			e.pendingAll = e.pendingAll || aff.All
-			for h := range aff.Hosts {
-				e.pendingHosts[h] = true
-			}
-			maps.Copy(e.pendingPlans, aff.Plans)
-			for h, ps := range aff.Parts {
-				if e.pendingParts[h] == nil {
-					e.pendingParts[h] = map[string]bool{}
-				}
-				maps.Copy(e.pendingParts[h], ps)
-			}
+			e.note(aff)
+			maps.Copy(e.pendingMoves, aff.Moves)
 			if len(changes) >= maxChangesPerPass {
 				e.poke() // more to read
 			}
