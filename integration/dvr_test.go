@@ -238,6 +238,9 @@ func TestDVRSeedScenario(t *testing.T) {
 				r.Converged, c.SeenAs, len(r.Seen))
 		})
 	}
+	t.Run("openstack CLI: the commands the demo prints", func(t *testing.T) {
+		testOpenStackCLI(t, d)
+	})
 	t.Run("2 routed on one host VM1 to VM3", func(t *testing.T) {
 		d.pingUntil(t, "VM1", "10.0.2.3", converge)
 	})

@@ -297,19 +297,14 @@ Try (the token is the API's admin token):
   %[3]s/dvrctl explain %[4]s        # VM1's port
   %[3]s/dvrctl -o json hosts
 
-  # python-openstackclient (not installed here) talks to it with a static token:
-  export OS_URL=%[1]s OS_ENDPOINT=%[1]s OS_TOKEN=%[2]s OS_AUTH_TYPE=token_endpoint
-  openstack --os-url %[1]s --os-token %[2]s network list
-  openstack --os-url %[1]s --os-token %[2]s port list --host compute1
-  openstack --os-url %[1]s --os-token %[2]s router show R1
-  openstack --os-url %[1]s --os-token %[2]s floating ip list
-
+  # Debian's python3-openstackclient, with the API's static admin token (no Keystone):
+%[9]s
   # inside the bed:
   ip netns exec %[5]s ping 10.0.2.5          # VM1 -> VM2
   ip netns exec %[6]s ping 172.24.4.5      # the internet -> VM1's floating IP
   ip netns list | grep '^%[8]s-'
   %[7]s
-`, u, s.Token, bin, vm1, s.VMs["VM1"], s.Bed.TargetNetns(), ofctl("compute1", "br-int"), d.opts.Prefix)
+`, u, s.Token, bin, vm1, s.VMs["VM1"], s.Bed.TargetNetns(), ofctl("compute1", "br-int"), d.opts.Prefix, s.OpenStack())
 	fmt.Fprintln(d.out)
 }
 
