@@ -69,9 +69,18 @@ func (s *Store) RegisterHost(ctx context.Context, spec HostSpec) (h *Host, creat
 	}
 	_, err = s.write(ctx, func(ctx context.Context, w *wtx) error {
 		created = false
+		var other string
+		err := w.queryRow(ctx, `SELECT host FROM hosts WHERE obj->>'tunnel_ip' = $1 AND host <> $2 LIMIT 1`,
+			spec.TunnelIP, spec.Name).Scan(&other)
+		if err == nil {
+			return conflict("TunnelIPInUse", "Tunnel IP %s is already used by host %s.", spec.TunnelIP, other)
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("check tunnel IP %s: %w", spec.TunnelIP, err)
+		}
 		var out Host
 		var raw []byte
-		err := w.queryRow(ctx, `SELECT obj FROM hosts WHERE host = $1`, spec.Name).Scan(&raw)
+		err = w.queryRow(ctx, `SELECT obj FROM hosts WHERE host = $1`, spec.Name).Scan(&raw)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			created = true

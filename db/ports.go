@@ -1,6 +1,7 @@
 package db
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -46,7 +47,7 @@ func normalizeMAC(s string) (string, error) {
 	if err != nil || len(m) != 6 {
 		return "", invalid("'%s' is not a valid MAC address", s)
 	}
-	if m[0]&1 == 1 {
+	if m[0]&1 == 1 || bytes.Equal(m, make(net.HardwareAddr, 6)) {
 		return "", invalid("'%s' is not a valid unicast MAC address", s)
 	}
 	return m.String(), nil

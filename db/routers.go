@@ -315,6 +315,14 @@ func (s *Store) AddRouterInterface(ctx context.Context, routerID, subnetID, port
 		if err := w.subnet(ctx, subnetID, &sn); err != nil {
 			return err
 		}
+		if r.Gateway != nil {
+			for _, ip := range r.Gateway.ExternalFixedIPs {
+				if ip.SubnetID == sn.ID {
+					// Neutron: the gateway port counts as one of the router's ports.
+					return badRequest("Bad router request: Router already has a port on subnet %s.", sn.ID)
+				}
+			}
+		}
 		cidr, _ := parseCIDR4(sn.CIDR)
 		for _, ip := range ports[OwnerRouterInterfaceDistributed] {
 			if len(ip.FixedIPs) == 0 {
@@ -350,6 +358,7 @@ func (s *Store) AddRouterInterface(ctx context.Context, routerID, subnetID, port
 			}
 		}
 		ri = RouterInterface{RouterID: r.ID, SubnetID: sn.ID, PortID: p.ID, NetworkID: p.NetworkID, ProjectID: r.ProjectID}
+		w.saveRouter(&r) // its interfaces are part of it: revision_number advances, as in Neutron
 		return w.reconcileSNAT(ctx, &r)
 	})
 	if err != nil {
@@ -405,6 +414,7 @@ WHERE f.router_id = $1 AND a.subnet_id = $2`, routerID, sub).Scan(&inUse); err !
 			return err
 		}
 		ri = RouterInterface{RouterID: r.ID, SubnetID: sub, PortID: found.ID, NetworkID: found.NetworkID, ProjectID: r.ProjectID}
+		w.saveRouter(&r)
 		return w.reconcileSNAT(ctx, &r)
 	})
 	if err != nil {

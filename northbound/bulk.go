@@ -32,15 +32,18 @@ func readCreate(c echo.Context, kind, plural string, allowed, readOnly []string)
 	}
 	var env map[string]json.RawMessage
 	if len(raw) > maxBulkBody {
-		return nil, false, tooLarge("Request body larger than %d bytes", maxBulkBody)
+		return nil, false, tooLarge("Request is too large: the body is limited to %d bytes.", maxBulkBody)
 	}
 	if err := json.Unmarshal(raw, &env); err != nil {
+		if len(raw) > maxBody { // not a bulk create, and too large for one resource
+			return nil, false, tooLarge("Request is too large: the body is limited to %d bytes.", maxBody)
+		}
 		return nil, false, badBody("Malformed request body: %v", err)
 	}
 	list, isBulk := env[plural]
 	if !isBulk || len(env) != 1 {
 		if len(raw) > maxBody {
-			return nil, false, badBody("Request body larger than %d bytes", maxBody)
+			return nil, false, tooLarge("Request is too large: the body is limited to %d bytes.", maxBody)
 		}
 		b, err := parseOne(c, env, kind, allowed, readOnly)
 		if err != nil {

@@ -28,7 +28,7 @@ func readBody(c echo.Context, kind string, allowed []string, readOnly []string) 
 		return nil, err
 	}
 	if len(raw) > maxBody {
-		return nil, badBody("Request body larger than %d bytes", maxBody)
+		return nil, tooLarge("Request is too large: the body is limited to %d bytes.", maxBody)
 	}
 	var env map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &env); err != nil {

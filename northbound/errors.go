@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/dvrflow/dvrflow/db"
 	"github.com/labstack/echo/v4"
@@ -62,6 +64,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 		switch code {
 		case http.StatusNotFound:
 			typ, msg = "HTTPNotFound", "The resource could not be found."
+			if allow := routeMethods(s.echo).allowed(c.Request().URL.Path); len(allow) > 0 && !slices.Contains(allow, c.Request().Method) {
+				code, typ, msg = http.StatusMethodNotAllowed, "HTTPMethodNotAllowed", "The method is not allowed for the requested URL."
+				c.Response().Header().Set("Allow", strings.Join(allow, ", "))
+			}
 		case http.StatusMethodNotAllowed:
 			typ = "HTTPMethodNotAllowed"
 		}

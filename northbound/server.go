@@ -92,6 +92,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.Serv
 func (s *Server) routes() {
 	e := s.echo
 	e.Use(s.cfg.Middleware...)
+	e.Use(checkBody(maxBulkBody)) // 413 beyond it, before anything is parsed
 	e.GET("/", s.versions)
 	e.GET("/openapi.json", s.openAPI)
 	e.GET("/v2.0/openapi.json", s.openAPI)
