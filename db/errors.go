@@ -3,6 +3,12 @@ package db
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Class says what kind of failure an Error is; the REST layer maps it to an HTTP code.
@@ -59,4 +65,27 @@ func AsError(err error) (*Error, bool) {
 func IsNotFound(err error) bool {
 	e, ok := AsError(err)
 	return ok && e.Class == ClassNotFound
+}
+
+// IsUnavailable reports whether err says PostgreSQL cannot be reached or is shutting
+// down (connection refused or lost, admin shutdown, not accepting connections yet): the
+// request may succeed when retried, and the API answers 503.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P")
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.EOF) || pgconn.SafeToRetry(err)
 }

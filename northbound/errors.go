@@ -71,6 +71,14 @@ func (s *Server) handleError(err error, c echo.Context) {
 		case http.StatusMethodNotAllowed:
 			typ = "HTTPMethodNotAllowed"
 		}
+	} else if db.IsUnavailable(err) {
+		// PostgreSQL is down or restarting: the pool reconnects by itself; tell the client
+		// to retry rather than that it failed.
+		code, typ, msg = http.StatusServiceUnavailable, "ServiceUnavailable",
+			"The database is unavailable; retry the request."
+		c.Response().Header().Set("Retry-After", "1")
+		s.log.Warn("request failed: database unavailable", zap.String("method", c.Request().Method),
+			zap.String("path", c.Request().URL.Path), zap.Error(err))
 	} else {
 		s.log.Error("request failed", zap.String("method", c.Request().Method),
 			zap.String("path", c.Request().URL.Path), zap.Error(err))

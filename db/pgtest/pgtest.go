@@ -43,10 +43,11 @@ var binDirs = []string{
 
 // Server is a PostgreSQL server the tests may create databases on.
 type Server struct {
-	adminURL string // a URL to the "postgres" database
-	dir      string // private cluster's directory ("" for an external server)
-	pgCtl    string
-	runAs    string // user to run pg_ctl as ("" for the current user)
+	adminURL  string // a URL to the "postgres" database
+	dir       string // private cluster's directory ("" for an external server)
+	pgCtl     string
+	runAs     string   // user to run pg_ctl as ("" for the current user)
+	startArgs []string // pg_ctl start's arguments, for Resume
 }
 
 // Options tune a private server.
@@ -150,7 +151,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	for k, v := range settings {
 		fmt.Fprintf(&o, "-c %s=%s ", k, v)
 	}
-	if out, err := s.run(ctx, pgCtl, "start", "-w", "-t", "60", "-D", data, "-l", filepath.Join(dir, "server.log"), "-o", o.String()); err != nil {
+	s.startArgs = []string{"start", "-w", "-t", "60", "-D", data, "-l", filepath.Join(dir, "server.log"), "-o", o.String()}
+	if out, err := s.run(ctx, pgCtl, s.startArgs...); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("pg_ctl start: %w: %s\n%s", err, out, log)
@@ -253,6 +255,26 @@ func (s *Server) NewDatabase(t testing.TB) string {
 		}
 	})
 	return dsn
+}
+
+// Pause stops a private server as an operator's `pg_ctl stop -m fast` does, keeping its
+// data; Resume starts it again on the same port.
+func (s *Server) Pause(ctx context.Context) error {
+	if s.dir == "" {
+		return errors.New("pgtest: an external server cannot be paused")
+	}
+	if out, err := s.run(ctx, s.pgCtl, "stop", "-w", "-m", "fast", "-D", filepath.Join(s.dir, "data")); err != nil {
+		return fmt.Errorf("pg_ctl stop: %w: %s", err, out)
+	}
+	return nil
+}
+
+// Resume starts a paused server again.
+func (s *Server) Resume(ctx context.Context) error {
+	if out, err := s.run(ctx, s.pgCtl, s.startArgs...); err != nil {
+		return fmt.Errorf("pg_ctl start: %w: %s", err, out)
+	}
+	return nil
 }
 
 // Stop stops a private server and removes its directory (no-op for an external one).
