@@ -128,6 +128,18 @@ func sameBridges(a, b map[string]string) bool {
 	return true
 }
 
+// Heartbeat records that host's helper is alive (host status: no revision bump).
+func (s *Store) Heartbeat(ctx context.Context, host string) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE hosts SET heartbeat = now() WHERE host = $1`, host)
+	if err != nil {
+		return fmt.Errorf("heartbeat of host %s: %w", host, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return notFound("HostNotFound", "Host %s could not be found.", host)
+	}
+	return nil
+}
+
 // SetHostApplied records the revision a host's helper has applied (host status: no
 // revision bump).
 func (s *Store) SetHostApplied(ctx context.Context, host string, rev int64) error {

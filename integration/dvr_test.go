@@ -35,6 +35,12 @@ import (
 
 const dvrToken = "dvr-integration-token"
 
+// The bed's liveness timers: short, so that the liveness test sees a helper die quickly.
+const (
+	agentDownTime = 3 * time.Second
+	helperPoll    = time.Second
+)
+
 // dvrflowd is the controller under test, a process of the scenario, so that it can be
 // killed with SIGKILL and started again.
 type dvrflowd struct {
@@ -146,7 +152,8 @@ func newDVRBedOn(t testing.TB, underlay string) *dvrBed {
 	bins := t.TempDir()
 	s, err := scenario.Up(ctx, log, scenario.Config{Prefix: prefix, Underlay: underlay, DatabaseURL: pg.NewDatabase(t),
 		Token: dvrToken, Dvrflowd: buildCmd(t, bins, "dvrflowd"), HostHelper: buildCmd(t, bins, "dvrflow-host"),
-		LogDir: t.TempDir(), DvrflowdArgs: []string{"--poll-interval", "1s"},
+		LogDir: t.TempDir(), DvrflowdArgs: []string{"--poll-interval", "1s", "--agent-down-time", agentDownTime.String()},
+		HelperArgs: []string{"--poll-timeout", helperPoll.String()},
 		Progress: func(line string) { t.Logf("%s", line) }})
 	if err != nil {
 		t.Fatalf("seed scenario: %v", err)
@@ -327,6 +334,9 @@ func TestDVRSeedScenario(t *testing.T) {
 	})
 	t.Run("11 port moved between hosts: at most one ping lost", func(t *testing.T) {
 		testPortMove(t, d, converge)
+	})
+	t.Run("12 liveness: agents alive while their helpers poll, dead once one stops", func(t *testing.T) {
+		testLiveness(t, d)
 	})
 	t.Run("VLAN provider network routed by DVR: frames on the wire carry the DVR MAC", func(t *testing.T) {
 		c := seed.NewClient(d.api, dvrToken)

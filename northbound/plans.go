@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/dvrflow/dvrflow/deploy/plan"
@@ -23,6 +24,26 @@ const (
 	maxPlanWait     = 5 * time.Minute
 )
 
+// beats remembers when each host's heartbeat was last written by a poll.
+type beats struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+// due reports whether host's heartbeat should be written at now, and if so notes it.
+func (b *beats) due(host string, now time.Time, every time.Duration) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if t, ok := b.last[host]; ok && now.Sub(t) < every {
+		return false
+	}
+	if b.last == nil {
+		b.last = map[string]time.Time{}
+	}
+	b.last[host] = now
+	return true
+}
+
 // showPlan is the host helper's long poll:
 // GET /v2.0/dvr-hosts/{host}/plan?after_revision=N&timeout=S answers {"plan": ...} as soon
 // as the host's plan is newer than N, or 304 Not Modified after S seconds (default 30).
@@ -36,6 +57,13 @@ func (s *Server) showPlan(c echo.Context) error {
 	host := c.Param("host")
 	if _, err := s.store.GetHost(c.Request().Context(), host); err != nil {
 		return err
+	}
+	// A helper that polls is alive: its poll is its heartbeat (written at most every
+	// AgentDownTime/4 per host, so thousands of hosts polling do not load PostgreSQL).
+	if s.beats.due(host, time.Now(), s.cfg.AgentDownTime/4) {
+		if err := s.store.Heartbeat(c.Request().Context(), host); err != nil {
+			return err
+		}
 	}
 	after := int64(-1)
 	if q := c.QueryParam("after_revision"); q != "" {

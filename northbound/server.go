@@ -68,6 +68,7 @@ type Server struct {
 	cfg   Config
 	log   *zap.Logger
 	echo  *echo.Echo
+	beats beats // plan polls' heartbeats
 }
 
 // New builds the API over store.

@@ -60,6 +60,8 @@ type Config struct {
 	LogDir string
 	// DvrflowdArgs are more dvrflowd arguments (e.g. "--poll-interval", "1s").
 	DvrflowdArgs []string
+	// HelperArgs are more arguments of every dvrflow-host run (e.g. "--poll-timeout", "1s").
+	HelperArgs []string
 	// StartTimeout and ConvergeTimeout bound Up's waits (0 for the defaults).
 	StartTimeout, ConvergeTimeout time.Duration
 	// Progress, when set, receives a line for each step of Up and Close, and every few
@@ -303,6 +305,7 @@ func (s *Scenario) startHelpers(ctx context.Context) error {
 				"--external-bridge", bed.ExternalBridge, "--external-uplink", h.ExternalUplink,
 				"--netns-prefix", h.Netns + "-", "--host-netns", h.Netns},
 			Env: []string{"DVRFLOW_TOKEN=" + s.cfg.Token}}
+		p.Args = append(p.Args, s.cfg.HelperArgs...)
 		if err := s.StartProcess(p); err != nil {
 			return err
 		}
