@@ -154,7 +154,7 @@ func newDVRBedOn(t testing.TB, underlay string) *dvrBed {
 		Token: dvrToken, Dvrflowd: buildCmd(t, bins, "dvrflowd"), HostHelper: buildCmd(t, bins, "dvrflow-host"),
 		LogDir: t.TempDir(), DvrflowdArgs: []string{"--poll-interval", "1s", "--agent-down-time", agentDownTime.String()},
 		HelperArgs: []string{"--poll-timeout", helperPoll.String()},
-		Progress: func(line string) { t.Logf("%s", line) }})
+		Progress:   func(line string) { t.Logf("%s", line) }})
 	if err != nil {
 		t.Fatalf("seed scenario: %v", err)
 	}
