@@ -100,11 +100,14 @@ func (s *Server) errorPage(c echo.Context, code int, msg string) error {
 // hostRow is a host with its realization state.
 type hostRow struct {
 	Name, Mode, TunnelIP, DVRMAC, Heartbeat string
-	Bridges                                 []bridgeLink
-	HasPlan                                 bool
-	PlanRev, Applied                        int64
-	Namespaces                              []string
-	FlowDrift                               int
+	// Dead: no heartbeat for longer than the agent down time; HeartbeatAgo says how long.
+	Dead             bool
+	HeartbeatAgo     string
+	Bridges          []bridgeLink
+	HasPlan          bool
+	PlanRev, Applied int64
+	Namespaces       []string
+	FlowDrift        int
 }
 
 type bridgeLink struct {
@@ -125,7 +128,7 @@ func (h hostRow) PlanBehindBy() int64 { return h.PlanRev - h.Applied }
 func (h hostRow) PlanBehind() bool { return h.HasPlan && h.Applied < h.PlanRev }
 
 // OK: the host runs its current plan and its bridges hold exactly their desired flows.
-func (h hostRow) OK() bool { return !h.PlanBehind() && h.FlowDrift == 0 }
+func (h hostRow) OK() bool { return !h.Dead && !h.PlanBehind() && h.FlowDrift == 0 }
 
 // resourceRow is a network, subnet, router, port or floating IP with the hosts realizing it.
 type resourceRow struct {
@@ -173,6 +176,8 @@ func (s *Server) hostRows(topo *db.Topology, plans map[string]plan.Plan, sw []Sw
 		r := hostRow{Name: h.Name, Mode: h.Mode, TunnelIP: h.TunnelIP, DVRMAC: h.MACAddress, Applied: h.AppliedRevision}
 		if !h.Heartbeat.IsZero() {
 			r.Heartbeat = h.Heartbeat.UTC().Format(time.RFC3339)
+			ago := time.Since(h.Heartbeat)
+			r.Dead, r.HeartbeatAgo = ago > s.cfg.AgentDownTime, ago.Round(time.Second).String()
 		}
 		for _, role := range apps.Bridges() {
 			id, ok := h.Bridges[string(role)]

@@ -44,6 +44,9 @@ type Config struct {
 	AuditAge time.Duration
 	// Refresh is how often the page reloads itself (default 10s).
 	Refresh time.Duration
+	// AgentDownTime is how long after its last heartbeat a host counts as dead (default
+	// 75s, as the API's agents).
+	AgentDownTime time.Duration
 }
 
 // Server serves the status page and the switch API. Create it with New.
@@ -72,6 +75,9 @@ func New(log *zap.Logger, cfg Config) (*Server, error) {
 	}
 	if cfg.AuditAge <= 0 {
 		cfg.AuditAge = 3 * time.Second
+	}
+	if cfg.AgentDownTime <= 0 {
+		cfg.AgentDownTime = 75 * time.Second
 	}
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = 10 * time.Second

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -52,13 +53,15 @@ type fixture struct {
 	api      *httptest.Server
 	topo     *seed.Topology
 	switches map[string]*ofsim.Switch // "host/bridge"
+	dsn      string
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	f := &fixture{t: t}
-	st, err := db.Open(context.Background(), pg.NewDatabase(t), db.DefaultConfig(), log)
+	f.dsn = pg.NewDatabase(t)
+	st, err := db.Open(context.Background(), f.dsn, db.DefaultConfig(), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,6 +428,22 @@ func TestStatusPage(t *testing.T) {
 	}
 	if code, css := f.get("/status/static/status.css", false); code != 200 || !strings.Contains(css, "--bad") {
 		t.Errorf("css: %d", code)
+	}
+
+	// A host whose helper stopped beating 10 minutes ago is dead, in red, with the time
+	// since its last heartbeat.
+	conn, err := pgx.Connect(ctx, f.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `UPDATE hosts SET heartbeat = now() - interval '10 minutes' WHERE host = 'compute1'`); err != nil {
+		t.Fatal(err)
+	}
+	_, html = f.get("/status?refresh=0", false)
+	if r := row("host-compute1"); !strings.Contains(r, `<span class="bad">dead: last heartbeat 10m0s ago`) ||
+		strings.Contains(r, `class="good">in sync`) {
+		t.Errorf("compute1 with a 10-minute-old heartbeat is not shown dead: %s", r)
 	}
 }
 

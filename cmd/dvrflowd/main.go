@@ -225,7 +225,8 @@ func run(ctx context.Context, cfg *config, log *zap.Logger) error {
 		cfg.Controller.Observer = mx
 		ofs := controller.NewServer(log, cfg.Controller)
 		eng := engine.New(log, cfg.Engine, store, ofs)
-		if stat, err = status.New(log, status.Config{Switches: ofs, Engine: eng, Store: store}); err != nil {
+		if stat, err = status.New(log, status.Config{Switches: ofs, Engine: eng, Store: store,
+			AgentDownTime: cfg.API.AgentDownTime}); err != nil {
 			return err
 		}
 		cfg.API.Plans = eng
