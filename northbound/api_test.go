@@ -49,8 +49,19 @@ func TestCRUD(t *testing.T) {
 	pid := p["id"].(string)
 	p = a.admin(http.StatusOK, "PUT", "/v2.0/ports/"+pid, map[string]any{"port": map[string]any{
 		"name": "p1b", "binding:host_id": "compute1", "fixed_ips": []any{map[string]any{"subnet_id": subnetID, "ip_address": "10.0.1.50"}}}})["port"].(map[string]any)
-	if p["name"] != "p1b" || p["binding:host_id"] != "compute1" || p["binding:vif_type"] != "ovs" || p["fixed_ips"].([]any)[0].(map[string]any)["ip_address"] != "10.0.1.50" {
+	// compute1 is not registered: the binding failed, as Neutron says of a host without an agent.
+	if p["name"] != "p1b" || p["binding:host_id"] != "compute1" || p["binding:vif_type"] != "binding_failed" || p["fixed_ips"].([]any)[0].(map[string]any)["ip_address"] != "10.0.1.50" {
 		t.Fatalf("updated port %v", p)
+	}
+	a.admin(http.StatusCreated, "PUT", "/v2.0/dvr-hosts/compute1", map[string]any{"dvr_host": map[string]any{
+		"tunnel_ip": "192.168.248.1", "mode": "dvr", "bridges": map[string]string{}}})
+	for _, got := range []map[string]any{
+		a.admin(http.StatusOK, "GET", "/v2.0/ports/"+pid, nil)["port"].(map[string]any),
+		list(a.admin(http.StatusOK, "GET", "/v2.0/ports?binding:host_id=compute1", nil), "ports")[0],
+	} {
+		if got["binding:vif_type"] != "ovs" {
+			t.Fatalf("port on the registered compute1: vif_type %v", got["binding:vif_type"])
+		}
 	}
 	// the old address is free again
 	p2 := a.create("ports", "port", map[string]any{"network_id": netID, "tenant_id": "proj-a"})

@@ -24,11 +24,19 @@ func (s *Server) listPorts(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	hosts, err := s.store.ListHosts(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	b := s.bindings(c)
+	for _, h := range hosts {
+		b.known[h.Name] = true
+	}
 	cl := callerOf(c)
 	items := make([]map[string]any, 0, len(ps))
 	for i := range ps {
 		if cl.owns(ps[i].ProjectID) {
-			items = append(items, portShape(&ps[i]))
+			items = append(items, b.shape(&ps[i]))
 		}
 	}
 	return respondList(c, "ports", items)
@@ -39,7 +47,31 @@ func (s *Server) showPort(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return respondOne(c, http.StatusOK, "port", portShape(p))
+	return respondOne(c, http.StatusOK, "port", s.bindings(c).shape(p))
+}
+
+// bindings shapes ports, asking the store once per binding host whether it is registered.
+type bindings struct {
+	c     echo.Context
+	store *db.Store
+	known map[string]bool
+}
+
+func (s *Server) bindings(c echo.Context) *bindings {
+	return &bindings{c: c, store: s.store, known: map[string]bool{}}
+}
+
+func (b *bindings) shape(p *db.Port) map[string]any {
+	if p.HostID == "" {
+		return portShape(p, false)
+	}
+	reg, ok := b.known[p.HostID]
+	if !ok {
+		_, err := b.store.GetHost(b.c.Request().Context(), p.HostID)
+		reg = !db.IsNotFound(err) // a store error is not a verdict on the host
+		b.known[p.HostID] = reg
+	}
+	return portShape(p, reg)
 }
 
 type fixedIPBody struct {
@@ -124,7 +156,7 @@ func (s *Server) createPort(c echo.Context) error {
 		},
 		one:   s.store.CreatePort,
 		many:  s.store.CreatePorts,
-		shape: portShape,
+		shape: s.bindings(c).shape,
 	})
 }
 
@@ -167,7 +199,7 @@ func (s *Server) updatePort(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return respondOne(c, http.StatusOK, "port", portShape(p))
+	return respondOne(c, http.StatusOK, "port", s.bindings(c).shape(p))
 }
 
 func (s *Server) deletePort(c echo.Context) error {

@@ -61,10 +61,16 @@ func orEmpty[T any](xs []T) []T {
 	return xs
 }
 
-func portShape(p *db.Port) map[string]any {
+// portShape is a port as Neutron shows it. registered says whether its binding host is
+// a registered host: a port bound to an unknown host is binding_failed, as in Neutron.
+func portShape(p *db.Port, registered bool) map[string]any {
 	vif := "unbound"
 	details := map[string]any{}
-	if p.HostID != "" {
+	switch {
+	case p.HostID == "":
+	case !registered:
+		vif = "binding_failed"
+	default:
 		vif = "ovs"
 		details = map[string]any{"port_filter": true, "ovs_hybrid_plug": false, "datapath_type": "netdev", "bridge_name": "br-int"}
 	}
