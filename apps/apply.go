@@ -621,11 +621,18 @@ func (v *View) deriveRouters(d *pending) {
 			r.GatewayPort = v.ports[r.Gateway.PortID]
 			r.LinkLocal, _ = netip.ParsePrefix(r.Router.LinkLocal)
 			d.nets[r.Gateway.NetworkID] = true
-			// The snat namespace runs on one dvr_snat host, chosen by a stable hash of the
-			// router ID among the dvr_snat hosts (sorted), so every controller agrees
-			// without coordination.
-			if len(v.snatHosts) > 0 {
-				h := v.snatHosts[hash32(rid)%uint32(len(v.snatHosts))]
+			// The snat namespace runs on the dvr_snat host the database scheduled
+			// (db/snat.go). A router without one (none was live when it got its gateway)
+			// falls back to a stable hash of its ID among the dvr_snat hosts (sorted), so
+			// every controller still agrees without coordination.
+			h := r.Router.SNATHost
+			if hi := v.hosts[h]; hi == nil || hi.Mode != db.HostModeDVRSNAT {
+				h = ""
+				if len(v.snatHosts) > 0 {
+					h = v.snatHosts[hash32(rid)%uint32(len(v.snatHosts))]
+				}
+			}
+			if h != "" {
 				v.snatHost[rid] = h
 				putSet(v.snatOnHost, h, rid, true)
 				d.hosts[h] = true

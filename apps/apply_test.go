@@ -168,15 +168,19 @@ func (m *model) mutate(r *rand.Rand, step int) {
 	case 8: // a new router, or a router's gateway goes or comes back
 		if rid, ok := pick(r, m.routers); ok && r.IntN(3) > 0 {
 			rt := m.routers[rid]
-			if rt.Gateway != nil {
+			switch {
+			case rt.Gateway != nil && r.IntN(2) == 0: // SNAT failover, or to a host that is not dvr_snat
+				rt.SNATHost = host
+			case rt.Gateway != nil:
 				delRec(m, m.ports, db.KindPort, rt.Gateway.PortID)
-				rt.Gateway, rt.LinkLocal = nil, ""
-			} else {
+				rt.Gateway, rt.LinkLocal, rt.SNATHost = nil, "", ""
+			default:
 				gp := fmt.Sprintf("qg%d", step)
 				setRec(m, m.ports, db.KindPort, gp, db.Port{ID: gp, NetworkID: "ext-0000000000000", MACAddress: fmt.Sprintf("fa:16:3e:40:%02x:%02x", step/256, step%256),
 					DeviceOwner: db.OwnerRouterGateway, DeviceID: rid, FixedIPs: []db.FixedIP{{SubnetID: "subx-000000000000", IPAddress: fmt.Sprintf("172.24.4.%d", 100+step%100)}}})
 				rt.Gateway = &db.GatewayInfo{NetworkID: "ext-0000000000000", EnableSNAT: true, PortID: gp}
 				rt.LinkLocal = fmt.Sprintf("169.254.64.%d/31", 2*(step%100))
+				rt.SNATHost = host
 			}
 			setRec(m, m.routers, db.KindRouter, rid, rt)
 		} else {

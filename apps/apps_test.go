@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/ofproto"
 )
 
@@ -121,6 +122,24 @@ func TestPlacement(t *testing.T) {
 	}
 	if h, _ := v.SNATHost("r1-0000000000000"); h != "network" {
 		t.Errorf("snat host %q, want network", h)
+	}
+	// The host the database scheduled wins over the hash, when it is a dvr_snat host.
+	sched := func(mode, snatHost string) string {
+		topo := withVLANs(seedTopology())
+		topo.Hosts = append(topo.Hosts, db.Host{Name: "network2", Mode: mode, TunnelIP: "192.168.248.4", MACAddress: "fa:16:3f:00:00:04"})
+		topo.Routers[0].SNATHost = snatHost
+		h, _ := NewView(topo, 7).SNATHost("r1-0000000000000")
+		return h
+	}
+	for _, c := range []struct{ mode, scheduled, want string }{
+		{db.HostModeDVRSNAT, "network2", "network2"},
+		{db.HostModeDVRSNAT, "network", "network"},
+		{db.HostModeDVR, "network2", "network"},
+		{db.HostModeDVRSNAT, "gone", "network2"}, // not a host: the hash of r1 among both picks network2
+	} {
+		if got := sched(c.mode, c.scheduled); got != c.want {
+			t.Errorf("network2 %s, scheduled %s: snat host %s, want %s", c.mode, c.scheduled, got, c.want)
+		}
 	}
 	nsNames := func(h string) []string {
 		var out []string

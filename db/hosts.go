@@ -97,6 +97,11 @@ func (s *Store) RegisterHost(ctx context.Context, spec HostSpec) (h *Host, creat
 			w.exec(`INSERT INTO hosts (host, mac_address, obj, heartbeat) VALUES ($1, $2, $3, now())`,
 				out.Name, out.MACAddress, mustJSON(out))
 			w.record(KindHost, out.Name, OpCreate, out)
+			if out.Mode == HostModeDVRSNAT {
+				// Routers that got a gateway while no dvr_snat host was live get this one.
+				_, err := w.moveSNAT(ctx, "")
+				return err
+			}
 			return nil
 		case err != nil:
 			return fmt.Errorf("load host %s: %w", spec.Name, err)
@@ -104,9 +109,18 @@ func (s *Store) RegisterHost(ctx context.Context, spec HostSpec) (h *Host, creat
 		if err := json.Unmarshal(raw, &out); err != nil {
 			return fmt.Errorf("decode host %s: %w", spec.Name, err)
 		}
+		wasSNAT := out.Mode == HostModeDVRSNAT
 		out.TunnelIP, out.Mode, out.Bridges, out.UpdatedAt = spec.TunnelIP, spec.Mode, spec.Bridges, w.now
 		w.exec(`UPDATE hosts SET obj = $2, heartbeat = now() WHERE host = $1`, out.Name, mustJSON(out))
 		w.record(KindHost, out.Name, OpUpdate, out)
+		switch {
+		case wasSNAT && out.Mode != HostModeDVRSNAT:
+			_, err := w.moveSNAT(ctx, out.Name)
+			return err
+		case out.Mode == HostModeDVRSNAT:
+			_, err := w.moveSNAT(ctx, "")
+			return err
+		}
 		return nil
 	})
 	if err != nil {
@@ -183,7 +197,8 @@ func (s *Store) DeleteHost(ctx context.Context, name string) error {
 		}
 		w.exec(`DELETE FROM hosts WHERE host = $1`, name)
 		w.record(KindHost, name, OpDelete, h)
-		return nil
+		_, err = w.moveSNAT(ctx, name)
+		return err
 	})
 	return err
 }

@@ -121,6 +121,9 @@ WHERE NOT EXISTS (SELECT 1 FROM router_linklocal l WHERE l.idx = c.v) ORDER BY v
 	}
 	r.LinkLocal = fmt.Sprintf("%s/31", ipString(uint32(linkLocalBase+2*idx)))
 	w.exec(`INSERT INTO router_linklocal (router_id, cidr, idx) VALUES ($1, $2, $3)`, r.ID, r.LinkLocal, idx)
+	if err := w.scheduleSNAT(ctx, r); err != nil {
+		return err
+	}
 	return w.reconcileSNAT(ctx, r)
 }
 
@@ -146,7 +149,7 @@ func (w *wtx) clearGateway(ctx context.Context, r *Router) error {
 		return err
 	}
 	w.exec(`DELETE FROM router_linklocal WHERE router_id = $1`, r.ID)
-	r.Gateway, r.LinkLocal = nil, ""
+	r.Gateway, r.LinkLocal, r.SNATHost = nil, "", ""
 	return w.reconcileSNAT(ctx, r)
 }
 

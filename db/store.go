@@ -46,16 +46,20 @@ type Config struct {
 	// PollInterval is how often Listen reports the current revision even without a
 	// notification, so a lost NOTIFY delays a reader by at most this much.
 	PollInterval time.Duration
+	// AgentDownTime is how long after its last heartbeat a host is dead: SNAT is never
+	// scheduled on a dead host and moves off one (Neutron's agent_down_time).
+	AgentDownTime time.Duration
 }
 
 // DefaultConfig returns Neutron's defaults and a VNI range of 1001-65535.
 func DefaultConfig() Config {
 	return Config{
-		VNIMin:       1001,
-		VNIMax:       65535,
-		BaseMAC:      net.HardwareAddr{0xfa, 0x16, 0x3e, 0, 0, 0},
-		DVRBaseMAC:   net.HardwareAddr{0xfa, 0x16, 0x3f, 0, 0, 0},
-		PollInterval: 5 * time.Second,
+		VNIMin:        1001,
+		VNIMax:        65535,
+		BaseMAC:       net.HardwareAddr{0xfa, 0x16, 0x3e, 0, 0, 0},
+		DVRBaseMAC:    net.HardwareAddr{0xfa, 0x16, 0x3f, 0, 0, 0},
+		PollInterval:  5 * time.Second,
+		AgentDownTime: 75 * time.Second,
 	}
 }
 
@@ -75,6 +79,9 @@ func (c Config) Validate() error {
 	}
 	if c.PollInterval <= 0 {
 		return errors.New("poll interval must be positive")
+	}
+	if c.AgentDownTime <= 0 {
+		return errors.New("agent down time must be positive")
 	}
 	return nil
 }

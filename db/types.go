@@ -141,18 +141,20 @@ type GatewayInfo struct {
 // Router is a (distributed) router. LinkLocal is the rfp/fpr /31 from 169.254.64.0/18,
 // set while the router has a gateway.
 type Router struct {
-	ID             string       `json:"id"`
-	ProjectID      string       `json:"project_id"`
-	Name           string       `json:"name"`
-	Description    string       `json:"description"`
-	AdminStateUp   bool         `json:"admin_state_up"`
-	Status         string       `json:"status"`
-	Distributed    bool         `json:"distributed"`
-	Gateway        *GatewayInfo `json:"gateway,omitempty"`
-	LinkLocal      string       `json:"link_local,omitempty"`
-	CreatedAt      time.Time    `json:"created_at"`
-	UpdatedAt      time.Time    `json:"updated_at"`
-	RevisionNumber int64        `json:"revision_number"`
+	ID           string       `json:"id"`
+	ProjectID    string       `json:"project_id"`
+	Name         string       `json:"name"`
+	Description  string       `json:"description"`
+	AdminStateUp bool         `json:"admin_state_up"`
+	Status       string       `json:"status"`
+	Distributed  bool         `json:"distributed"`
+	Gateway      *GatewayInfo `json:"gateway,omitempty"`
+	LinkLocal    string       `json:"link_local,omitempty"`
+	// SNATHost is the dvr_snat host running the router's snat namespace (see snat.go).
+	SNATHost       string    `json:"snat_host,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+	RevisionNumber int64     `json:"revision_number"`
 }
 
 // RouterInterface is one subnet attached to a router through a

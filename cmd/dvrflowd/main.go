@@ -27,6 +27,7 @@ import (
 	"github.com/dvrflow/dvrflow/controller"
 	"github.com/dvrflow/dvrflow/controller/engine"
 	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/failover"
 	"github.com/dvrflow/dvrflow/internal/envflag"
 	"github.com/dvrflow/dvrflow/metrics"
 	"github.com/dvrflow/dvrflow/northbound"
@@ -123,6 +124,7 @@ func parseFlags(args []string, getenv func(string) string) (*config, error) {
 	if cfg.DatabaseURL == "" {
 		return nil, errors.New("--db-url (or DVRFLOW_DATABASE_URL) is required")
 	}
+	cfg.Store.AgentDownTime = cfg.API.AgentDownTime
 	if err := cfg.Store.Validate(); err != nil {
 		return nil, err
 	}
@@ -190,7 +192,7 @@ func run(ctx context.Context, cfg *config, log *zap.Logger) error {
 	defer store.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
@@ -242,6 +244,11 @@ func run(ctx context.Context, cfg *config, log *zap.Logger) error {
 		go func() { defer wg.Done(); errc <- ofs.Serve(ctx, ln) }()
 		go func() { defer wg.Done(); errc <- eng.Run(ctx) }()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		errc <- failover.Run(ctx, log, store, failover.Config{AgentDownTime: cfg.Store.AgentDownTime})
+	}()
 	api, err := northbound.New(store, cfg.API, log)
 	if err != nil {
 		return err
