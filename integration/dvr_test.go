@@ -338,6 +338,9 @@ func TestDVRSeedScenario(t *testing.T) {
 	t.Run("12 liveness: agents alive while their helpers poll, dead once one stops", func(t *testing.T) {
 		testLiveness(t, d)
 	})
+	t.Run("13 SNAT failover: its dvr_snat host dies, SNAT resumes through another", func(t *testing.T) {
+		testSNATFailover(t, d, converge)
+	})
 	t.Run("VLAN provider network routed by DVR: frames on the wire carry the DVR MAC", func(t *testing.T) {
 		c := seed.NewClient(d.api, dvrToken)
 		yes := true

@@ -214,7 +214,7 @@ func New(ctx context.Context, log *zap.Logger, cfg Config) (*Bed, error) {
 		}
 		return nil, err
 	}
-	b.log.Info("bed up", zap.Int("hosts", len(b.hosts)), zap.Bool("external", cfg.External))
+	b.log.Info("bed up", zap.Int("hosts", len(cfg.Hosts)), zap.Bool("external", cfg.External))
 	return b, nil
 }
 
@@ -319,11 +319,39 @@ func (b *Bed) buildInternet(ctx context.Context, xl string) error {
 	return err
 }
 
+// AddHost builds one more host on the running bed, as New builds each of Config.Hosts.
+// On error, what it made of the host is torn down with the bed by Close.
+func (b *Bed) AddHost(ctx context.Context, hc HostConfig) (*Host, error) {
+	b.mu.Lock()
+	cfg := b.cfg
+	cfg.Hosts = nil
+	for _, h := range b.hosts {
+		cfg.Hosts = append(cfg.Hosts, HostConfig{Name: h.Name, TunnelIP: h.TunnelIP, Mode: h.Mode})
+	}
+	cfg.Hosts = append(cfg.Hosts, hc)
+	closed := b.closed
+	b.mu.Unlock()
+	if closed {
+		return nil, errors.New("bed: closed")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := b.buildHost(ctx, len(cfg.Hosts), hc); err != nil {
+		return nil, fmt.Errorf("bed: host %s: %w", hc.Name, err)
+	}
+	b.log.Info("host added", zap.String("host", hc.Name), zap.String("tunnel_ip", hc.TunnelIP), zap.String("mode", hc.Mode))
+	return b.Host(hc.Name), nil
+}
+
 // buildHost adds the host to b.hosts first, so Close stops its OVS if a later step fails.
+// idx numbers its root-namespace links.
 func (b *Bed) buildHost(ctx context.Context, idx int, hc HostConfig) error {
 	h := &Host{Name: hc.Name, Mode: hc.Mode, Netns: b.name(hc.Name), TunnelIP: hc.TunnelIP,
 		UnderlayLink: b.name(fmt.Sprintf("u%d", idx)), Dir: filepath.Join(b.dir, hc.Name)}
+	b.mu.Lock()
 	b.hosts = append(b.hosts, h)
+	b.mu.Unlock()
 	if err := b.newNetns(ctx, h.Netns); err != nil {
 		return err
 	}
@@ -355,11 +383,15 @@ func (b *Bed) buildHost(ctx context.Context, idx int, hc HostConfig) error {
 }
 
 // Hosts returns the bed's hosts in configuration order.
-func (b *Bed) Hosts() []*Host { return append([]*Host(nil), b.hosts...) }
+func (b *Bed) Hosts() []*Host {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]*Host(nil), b.hosts...)
+}
 
 // Host returns the host called name, or nil.
 func (b *Bed) Host(name string) *Host {
-	for _, h := range b.hosts {
+	for _, h := range b.Hosts() {
 		if h.Name == name {
 			return h
 		}
@@ -495,7 +527,7 @@ func (b *Bed) AddVM(ctx context.Context, host, vmName, portID, mac, cidr, gw str
 	}
 	ns := b.name(vmName)
 	taken := []string{b.name("inet"), b.name("target")}
-	for _, o := range b.hosts {
+	for _, o := range b.Hosts() {
 		taken = append(taken, o.Netns)
 	}
 	for _, t := range taken {
@@ -540,7 +572,7 @@ func (b *Bed) Close() error {
 	for _, c := range clients {
 		c.Close()
 	}
-	for _, h := range b.hosts {
+	for _, h := range b.Hosts() {
 		if h.OVS == nil {
 			continue
 		}

@@ -298,23 +298,61 @@ func (s *Scenario) WaitAPI(ctx context.Context) error {
 
 func (s *Scenario) startHelpers(ctx context.Context) error {
 	for _, h := range s.Bed.Hosts() {
-		p := &Process{Name: "dvrflow-host " + h.Name, Path: s.cfg.HostHelper, Netns: h.Netns,
-			LogPath: filepath.Join(s.cfg.LogDir, "dvrflow-host-"+h.Name+".log"),
-			Args: []string{"run", "--host", h.Name, "--api", s.API, "--tunnel-ip", h.TunnelIP, "--mode", h.Mode,
-				"--controller", s.OFTarget, "--datapath-type", "netdev", "--ovsdb", "unix:" + h.OVS.DBSocket(),
-				"--external-bridge", bed.ExternalBridge, "--external-uplink", h.ExternalUplink,
-				"--netns-prefix", h.Netns + "-", "--host-netns", h.Netns},
-			Env: []string{"DVRFLOW_TOKEN=" + s.cfg.Token}}
-		p.Args = append(p.Args, s.cfg.HelperArgs...)
-		if err := s.StartProcess(p); err != nil {
+		if err := s.startHelper(h); err != nil {
 			return err
 		}
-		s.Helpers[h.Name] = p
-		s.closers = append(s.closers, func() error { return p.Stop(stopGrace) })
 	}
 	s.progress("hosts: %d dvrflow-host helpers started, one in each host namespace; waiting for them to register", len(s.Helpers))
+	if err := s.waitRegistered(ctx); err != nil {
+		return err
+	}
+	var names []string
+	for _, h := range s.Bed.Hosts() {
+		names = append(names, fmt.Sprintf("%s %s %s", h.Name, h.TunnelIP, h.Mode))
+	}
+	s.progress("hosts: %d registered with their bridges br-int, br-tun, br-ex (%s)", len(names), strings.Join(names, ", "))
+	return nil
+}
+
+// AddHost adds a host to the running scenario: the bed builds it, its helper starts as
+// every other's and registers it.
+func (s *Scenario) AddHost(ctx context.Context, hc bed.HostConfig) (*bed.Host, error) {
+	h, err := s.Bed.AddHost(ctx, hc)
+	if err != nil {
+		return nil, fmt.Errorf("scenario: %w", err)
+	}
+	if err := s.startHelper(h); err != nil {
+		return nil, err
+	}
+	if err := s.waitRegistered(ctx); err != nil {
+		return nil, err
+	}
+	s.progress("hosts: %s %s %s added and registered", h.Name, h.TunnelIP, h.Mode)
+	return h, nil
+}
+
+// startHelper starts the host helper of h in h's namespace.
+func (s *Scenario) startHelper(h *bed.Host) error {
+	p := &Process{Name: "dvrflow-host " + h.Name, Path: s.cfg.HostHelper, Netns: h.Netns,
+		LogPath: filepath.Join(s.cfg.LogDir, "dvrflow-host-"+h.Name+".log"),
+		Args: []string{"run", "--host", h.Name, "--api", s.API, "--tunnel-ip", h.TunnelIP, "--mode", h.Mode,
+			"--controller", s.OFTarget, "--datapath-type", "netdev", "--ovsdb", "unix:" + h.OVS.DBSocket(),
+			"--external-bridge", bed.ExternalBridge, "--external-uplink", h.ExternalUplink,
+			"--netns-prefix", h.Netns + "-", "--host-netns", h.Netns},
+		Env: []string{"DVRFLOW_TOKEN=" + s.cfg.Token}}
+	p.Args = append(p.Args, s.cfg.HelperArgs...)
+	if err := s.StartProcess(p); err != nil {
+		return err
+	}
+	s.Helpers[h.Name] = p
+	s.closers = append(s.closers, func() error { return p.Stop(stopGrace) })
+	return nil
+}
+
+// waitRegistered waits until every host of the bed is registered, its helper running.
+func (s *Scenario) waitRegistered(ctx context.Context) error {
 	n := len(s.Bed.Hosts())
-	err := s.waitFor(ctx, "every host registered", s.cfg.StartTimeout, func() (bool, string, error) {
+	return s.waitFor(ctx, "every host registered", s.cfg.StartTimeout, func() (bool, string, error) {
 		for _, p := range s.Helpers {
 			if err := p.alive(); err != nil {
 				return false, "", err
@@ -330,15 +368,6 @@ func (s *Scenario) startHelpers(ctx context.Context) error {
 		}
 		return len(hs.Hosts) == n, fmt.Sprintf("%d of %d hosts", len(hs.Hosts), n), nil
 	})
-	if err != nil {
-		return err
-	}
-	var names []string
-	for _, h := range s.Bed.Hosts() {
-		names = append(names, fmt.Sprintf("%s %s %s", h.Name, h.TunnelIP, h.Mode))
-	}
-	s.progress("hosts: %d registered with their bridges br-int, br-tun, br-ex (%s)", n, strings.Join(names, ", "))
-	return nil
 }
 
 func (s *Scenario) createTopology(ctx context.Context) error {
