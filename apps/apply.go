@@ -722,7 +722,7 @@ func (v *View) indexEndpoints(id string) {
 	ports := v.portsOnNet[id]
 	var eps []Endpoint
 	for _, p := range ports {
-		if hs := v.portHosts(p); len(hs) > 0 {
+		if hs := v.PortHosts(p); len(hs) > 0 {
 			eps = append(eps, Endpoint{Port: p, Hosts: hs})
 		}
 	}

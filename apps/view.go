@@ -311,10 +311,10 @@ func (v *View) PortsOnNetwork(netID string) map[string]*PortInfo { return v.port
 // Routers returns every router by ID (the View's own map: read only).
 func (v *View) Routers() map[string]*RouterInfo { return v.routers }
 
-// portHosts returns the hosts where port p is realized: its binding for VM, DHCP and agent
+// PortHosts returns the hosts where port p is realized: its binding for VM, DHCP and agent
 // gateway ports; every host running the router for a distributed router interface; the
 // snat host for snat and router gateway ports.
-func (v *View) portHosts(p *PortInfo) []string {
+func (v *View) PortHosts(p *PortInfo) []string {
 	switch p.DeviceOwner {
 	case db.OwnerRouterInterfaceDistributed:
 		return sortedSet(v.hostsOfRouter[p.DeviceID])

@@ -73,7 +73,7 @@ func (s *Store) CreateFloatingIP(ctx context.Context, spec FloatingIPSpec) (*Flo
 			ips = &[]FixedIPSpec{fs}
 		}
 		p := Port{ID: newID(), NetworkID: n.ID, DeviceOwner: OwnerFloatingIP, DeviceID: f.ID,
-			Status: PortStatusDown, AdminStateUp: true}
+			Status: PortStatusNotApplicable, AdminStateUp: true}
 		if err := w.insertPort(ctx, &p, n, subnets, nil, ips); err != nil {
 			return err
 		}

@@ -21,6 +21,9 @@ const (
 	PortStatusDown   = "DOWN"
 	PortStatusBuild  = "BUILD"
 	PortStatusError  = "ERROR"
+	// PortStatusNotApplicable is a floating IP port's: it is realized as NAT, never
+	// plugged (Neutron's PORT_STATUS_NOTAPPLICABLE).
+	PortStatusNotApplicable = "N/A"
 )
 
 // Network types.

@@ -115,6 +115,27 @@ func TestStatusPageInChromium(t *testing.T) {
 		}
 	}
 
+	// Every port forwards, so every port row says ACTIVE: VM ports and the router
+	// interface, SNAT, gateway and agent gateway ports alike (these were DOWN in red);
+	// floating IP ports say N/A, as Neutron's.
+	waitFor(t, "every port ACTIVE on /status", 30*time.Second, func() (bool, string) {
+		var states []string
+		if err := chromedp.Run(tctx, chromedp.Navigate(d.api+"/status?refresh=0"), chromedp.WaitVisible("#switches", chromedp.ByQuery),
+			chromedp.Evaluate(`Array.from(document.querySelectorAll('tr[id^="ports-"]')).map(
+				r => r.id + " " + r.querySelectorAll('td')[2].innerText.trim())`, &states)); err != nil {
+			return false, err.Error()
+		}
+		if len(states) < 10 {
+			return false, fmt.Sprintf("%d port rows", len(states))
+		}
+		for _, st := range states {
+			if !strings.HasSuffix(st, " ACTIVE") && !strings.HasSuffix(st, " N/A") {
+				return false, fmt.Sprint(states)
+			}
+		}
+		return true, ""
+	})
+
 	// Hosts show their DVR MACs.
 	var macs map[string]string
 	if err := chromedp.Run(tctx, chromedp.Evaluate(`Object.fromEntries(Array.from(document.querySelectorAll('tr.host')).map(

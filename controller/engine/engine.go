@@ -75,6 +75,7 @@ type bridge struct {
 	sess           *controller.Session
 	ports          map[string]uint32
 	meter          bool        // the controller meter is installed
+	host           string      // the registered host it was last given flows for
 	unknownCounted atomic.Bool // counted once in Stats.UnknownSwitches
 }
 
@@ -403,6 +404,13 @@ func (e *Engine) pushFlows(v *apps.View, all bool, hosts map[string]bool, parts 
 				for _, id := range hi.Bridges {
 					whole[id] = true
 				}
+				continue
+			}
+			// A host deleted (or whose bridges changed): its switches lose their flows.
+			for id, b := range e.bridges {
+				if b.host == h {
+					whole[id] = true
+				}
 			}
 		}
 		for id := range whole {
@@ -453,16 +461,27 @@ func (e *Engine) pushBridge(v *apps.View, b *bridge, only map[string]bool) {
 	host, role, ok := v.HostOfDPID(b.dpid)
 	log := e.log.With(zap.String("dpid", fmt.Sprintf("%016x", b.dpid)))
 	if !ok {
-		if b.unknownCounted.CompareAndSwap(false, true) {
-			e.mu.Lock()
+		// No registered host claims the switch (its host was deleted, or is not
+		// registered yet): dvrflow wants none of its flows there, foreign ones stay.
+		e.mu.Lock()
+		was := b.host
+		b.host = ""
+		first := b.unknownCounted.CompareAndSwap(false, true)
+		if first {
 			e.stats.UnknownSwitches++
-			e.mu.Unlock()
 		}
-		log.Debug("switch of no registered host: left alone")
+		e.mu.Unlock()
+		if err := e.sw.Reconciler(b.dpid).SetParts(nil, true); err != nil {
+			log.Error("clearing desired flows", zap.Error(err))
+		}
+		if first || was != "" {
+			log.Info("switch of no registered host: dvrflow's flows removed, others left alone", zap.String("was_host", was))
+		}
 		return
 	}
 	log = log.With(zap.String("host", host), zap.String("bridge", string(role)))
 	e.mu.Lock()
+	b.host = host
 	st := &apps.BridgeState{Host: host, Role: role, Ports: maps.Clone(b.ports)}
 	needMeter := !b.meter
 	sess := b.sess
@@ -567,35 +586,89 @@ func (e *Engine) onEvent(ev controller.Event) {
 	e.poke()
 }
 
-// updatePortStatus marks the VM ports of hosts ACTIVE when their tap is on the host's
-// br-int and DOWN when it is not (hosts whose br-int is not connected are left as they are).
+// updatePortStatus sets the status of the ports realized on hosts, as Neutron reports it:
+// a VM port is ACTIVE while its tap is on its host's br-int, DOWN when not; a router
+// interface, SNAT, gateway or agent gateway port is ACTIVE while its namespace end is on
+// the br-int of a host where the view places it, DOWN when it is on none of them. Ports
+// are left as they are while a br-int that decides is not connected.
 func (e *Engine) updatePortStatus(ctx context.Context, v *apps.View, hosts []string) error {
-	want := map[string]string{}
-	for _, host := range hosts {
-		e.mu.Lock()
-		var present map[string]uint32
+	e.mu.Lock()
+	brInt := map[string]map[string]uint32{} // host -> its connected br-int's ports
+	portsOf := func(host string) (map[string]uint32, bool) {
+		if ps, ok := brInt[host]; ok {
+			return ps, ps != nil
+		}
+		var ps map[string]uint32
 		if id, ok := v.Host(host).BridgeID(apps.BrInt); ok {
 			if b := e.bridges[id]; b != nil {
-				present = maps.Clone(b.ports)
+				ps = maps.Clone(b.ports)
 			}
 		}
-		e.mu.Unlock()
-		if present == nil {
+		brInt[host] = ps
+		return ps, ps != nil
+	}
+	want := map[string]string{}
+	seen := map[string]bool{}
+	// realized decides a router-owned port over every host the view places it on.
+	realized := func(p *apps.PortInfo) {
+		if p == nil || seen[p.ID] {
+			return
+		}
+		seen[p.ID] = true
+		st, decided := db.PortStatusDown, true
+		for _, h := range v.PortHosts(p) {
+			ps, ok := portsOf(h)
+			if !ok {
+				decided = false
+				continue
+			}
+			if _, ok := ps[apps.OVSPortName(p.Port)]; ok {
+				st, decided = db.PortStatusActive, true
+				break
+			}
+		}
+		if decided && p.Status != st {
+			want[p.ID] = st
+		}
+	}
+	for _, host := range hosts {
+		present, ok := portsOf(host)
+		if !ok {
 			continue
 		}
 		for _, p := range v.PortsOn(host) {
-			if !apps.IsDVRServiced(p.DeviceOwner) {
+			switch {
+			case apps.IsDVRServiced(p.DeviceOwner):
+				st := db.PortStatusDown
+				if _, ok := present[apps.VMPortName(p.ID)]; ok {
+					st = db.PortStatusActive
+				}
+				if p.Status != st {
+					want[p.ID] = st
+				}
+			case p.DeviceOwner == db.OwnerFloatingIPAgentGateway:
+				realized(p)
+			}
+		}
+		for _, rid := range append(v.RoutersOn(host), v.SNATRoutersOn(host)...) {
+			r := v.Router(rid)
+			if r == nil {
 				continue
 			}
-			st := db.PortStatusDown
-			if _, ok := present[apps.VMPortName(p.ID)]; ok {
-				st = db.PortStatusActive
+			for _, s := range r.Interfaces {
+				if s.RouterIf != nil {
+					realized(s.RouterIf)
+				}
+				if s.SNATPort != nil {
+					realized(s.SNATPort)
+				}
 			}
-			if p.Status != st {
-				want[p.ID] = st
+			if r.GatewayPort != nil {
+				realized(r.GatewayPort)
 			}
 		}
 	}
+	e.mu.Unlock()
 	if err := e.store.SetPortStatuses(ctx, want); err != nil {
 		return fmt.Errorf("status of %d ports: %w", len(want), err)
 	}

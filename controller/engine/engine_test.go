@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -267,6 +268,26 @@ func TestSeedConvergesAndSurvivesRestart(t *testing.T) {
 		return true, ""
 	})
 
+	// So is every router interface, SNAT, gateway and agent gateway port, once its
+	// namespace end is on a br-int where it belongs (Neutron shows them ACTIVE).
+	enginetest.Eventually(t, "router-owned ports ACTIVE", func() (bool, string) {
+		ps, err := f.store.ListPorts(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		n := 0
+		for _, p := range ps {
+			switch p.DeviceOwner {
+			case db.OwnerRouterInterfaceDistributed, db.OwnerRouterCentralizedSNAT, db.OwnerRouterGateway, db.OwnerFloatingIPAgentGateway:
+				if p.Status != db.PortStatusActive {
+					return false, p.DeviceOwner + " " + p.ID + " " + p.Status
+				}
+				n++
+			}
+		}
+		return n == 6, fmt.Sprintf("%d router-owned ports", n) // 2 interfaces, 2 snat, the gateway, compute1's agent gateway
+	})
+
 	// Namespaces: qrouter and fip on compute1, qrouter on compute2, snat on network.
 	for host, want := range map[string][]string{
 		"compute1": {"qrouter-", "fip-"}, "compute2": {"qrouter-"}, "network": {"snat-"}} {
@@ -450,4 +471,85 @@ func withVLAN(frame []byte, vlan uint16) []byte {
 	out = binary.BigEndian.AppendUint16(out, ofproto.EthTypeVLAN)
 	out = binary.BigEndian.AppendUint16(out, vlan)
 	return append(out, frame[12:]...)
+}
+
+// A deleted host's switches lose dvrflow's flows at once, and get none back when they
+// reconnect. Before: its reconcilers kept their last desired set and re-installed it.
+func TestDeletedHostFlowsRemoved(t *testing.T) {
+	f := newFixture(t)
+	f.seedTopology()
+	f.connectSwitches()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f.helpers(ctx)
+	enginetest.Eventually(t, "every switch holding its desired flows", f.converged)
+
+	bridges := map[string]string{}
+	var keys []string
+	for _, b := range apps.Bridges() {
+		dpid := enginetest.DPID("compute3", b)
+		bridges[string(b)] = fmt.Sprintf("%016x", dpid)
+		key := "compute3/" + string(b)
+		keys = append(keys, key)
+		var ports []ofsim.Port
+		for name, no := range enginetest.Ports(f.opts, f.topo, "compute3", b) {
+			ports = append(ports, ofsim.Port{No: no, Name: name})
+		}
+		f.switches[key] = ofsim.New(f.log, ofsim.Config{DPID: dpid, Ports: ports})
+		f.runSwitch(key)
+	}
+	if _, _, err := f.store.RegisterHost(ctx, db.HostSpec{Name: "compute3", TunnelIP: "192.168.248.30", Mode: db.HostModeDVR, Bridges: bridges}); err != nil {
+		t.Fatal(err)
+	}
+	flowsOf := func(key string) int {
+		dump, err := f.switches[key].DumpFlows()
+		if err != nil {
+			return -1
+		}
+		if dump = strings.TrimSpace(dump); dump == "" {
+			return 0
+		}
+		return len(strings.Split(dump, "\n"))
+	}
+	enginetest.Eventually(t, "compute3's switches given their flows", func() (bool, string) {
+		for _, k := range keys {
+			if n := flowsOf(k); n <= 0 {
+				return false, fmt.Sprintf("%s has %d flows", k, n)
+			}
+		}
+		return true, ""
+	})
+	if err := f.store.DeleteHost(ctx, "compute3"); err != nil {
+		t.Fatal(err)
+	}
+	empty := func() (bool, string) {
+		for _, k := range keys {
+			if n := flowsOf(k); n != 0 {
+				return false, fmt.Sprintf("%s still has %d flows", k, n)
+			}
+		}
+		return true, ""
+	}
+	enginetest.Eventually(t, "the deleted host's switches without dvrflow flows", empty)
+	for _, k := range keys {
+		f.swCancel[k]()
+		f.runSwitch(k)
+	}
+	enginetest.Eventually(t, "reconnected and reconciled", func() (bool, string) {
+		for _, k := range keys {
+			if st := f.ofs.Reconciler(f.switches[k].DPID()).Stats(); st.Reconciles < 2 {
+				return false, fmt.Sprintf("%s: %d reconciles", k, st.Reconciles)
+			}
+		}
+		return true, ""
+	})
+	time.Sleep(200 * time.Millisecond)
+	if ok, why := empty(); !ok {
+		t.Fatalf("after reconnecting: %s", why)
+	}
+	for _, k := range keys {
+		f.swCancel[k]()
+		delete(f.switches, k)
+	}
+	enginetest.Eventually(t, "the other hosts still converged", f.converged)
 }
