@@ -566,7 +566,7 @@ func (r *Reconciler) reconcile(ctx context.Context) (Result, error) {
 		return res, ErrNotConnected
 	}
 	if !synced {
-		inst, foreign, err := r.dump(ctx, sess)
+		inst, foreign, err := r.dump(ctx, sess, nil)
 		if err != nil {
 			return res, err
 		}
@@ -784,8 +784,9 @@ func (r *Reconciler) diffKeyLocked(k ofproto.FlowKey, now time.Time, ops *[]op) 
 }
 
 // dump reads every flow of the switch. Flows we do not own are kept in the mirror (so a
-// desired flow with their key is known to overwrite them) but never deleted.
-func (r *Reconciler) dump(ctx context.Context, sess *Session) (map[ofproto.FlowKey]*ofproto.PackedFlow, int, error) {
+// desired flow with their key is known to overwrite them) but never deleted. A non-nil
+// counters gets each flow's packet and byte counters.
+func (r *Reconciler) dump(ctx context.Context, sess *Session, counters map[ofproto.FlowKey]flowCounters) (map[ofproto.FlowKey]*ofproto.PackedFlow, int, error) {
 	parts, err := sess.RequestMultipart(ctx, ofproto.AppendFlowStatsRequest(nil, 0, ofproto.TableAll, 0, 0, nil))
 	if err != nil {
 		return nil, 0, fmt.Errorf("dumping flows: %w", err)
@@ -793,15 +794,18 @@ func (r *Reconciler) dump(ctx context.Context, sess *Session) (map[ofproto.FlowK
 	inst := map[ofproto.FlowKey]*ofproto.PackedFlow{}
 	foreign := 0
 	for _, body := range parts {
-		flows, err := ofproto.DecodeFlowStatsReply(body)
+		flows, err := ofproto.DecodeFlowStats(nil, body)
 		if err != nil {
 			return nil, 0, fmt.Errorf("decoding flow dump: %w", err)
 		}
 		packed := make([]ofproto.PackedFlow, len(flows))
 		for i := range flows {
-			packed[i] = ofproto.Pack(&flows[i])
-			if !r.owns(flows[i].Cookie) {
+			packed[i] = ofproto.Pack(&flows[i].Flow)
+			if !r.owns(flows[i].Flow.Cookie) {
 				foreign++
+			}
+			if counters != nil {
+				counters[packed[i].Key] = flowCounters{flows[i].PacketCount, flows[i].ByteCount}
 			}
 		}
 		r.mu.Lock() // once per reply part, not per flow
@@ -940,7 +944,13 @@ func (s FlowState) String() string {
 type AuditFlow struct {
 	Flow  ofproto.Flow
 	State FlowState
+	// Packets and Bytes are the switch's counters of the flow at the dump (0 for a
+	// missing flow).
+	Packets, Bytes uint64
 }
+
+// flowCounters are a dumped flow's packet and byte counters.
+type flowCounters struct{ packets, bytes uint64 }
 
 // Audit compares what a switch held when it was dumped with the desired set.
 type Audit struct {
@@ -973,7 +983,8 @@ func (r *Reconciler) Audit(ctx context.Context, maxAge time.Duration) (Audit, er
 	if sess == nil {
 		return Audit{}, fmt.Errorf("audit %016x: %w", r.dpid, ErrNotConnected)
 	}
-	inst, foreign, err := r.dump(ctx, sess)
+	counters := map[ofproto.FlowKey]flowCounters{}
+	inst, foreign, err := r.dump(ctx, sess, counters)
 	if err != nil {
 		return Audit{}, fmt.Errorf("audit %016x: %w", r.dpid, err)
 	}
@@ -990,7 +1001,12 @@ func (r *Reconciler) Audit(ctx context.Context, maxAge time.Duration) (Audit, er
 			a.Missing++
 		}
 		if f, err := w.flow.Unpack(); err == nil {
-			a.Flows = append(a.Flows, AuditFlow{Flow: f, State: st})
+			af := AuditFlow{Flow: f, State: st}
+			if st == FlowOK {
+				c := counters[k]
+				af.Packets, af.Bytes = c.packets, c.bytes
+			}
+			a.Flows = append(a.Flows, af)
 		}
 	}
 	for k, have := range inst {
@@ -1002,7 +1018,8 @@ func (r *Reconciler) Audit(ctx context.Context, maxAge time.Duration) (Audit, er
 		}
 		a.Extra++
 		if f, err := have.Unpack(); err == nil {
-			a.Flows = append(a.Flows, AuditFlow{Flow: f, State: FlowExtra})
+			c := counters[k]
+			a.Flows = append(a.Flows, AuditFlow{Flow: f, State: FlowExtra, Packets: c.packets, Bytes: c.bytes})
 		}
 	}
 	// No pass runs while we hold the token: the dump is the truth to diff against next.

@@ -334,12 +334,15 @@ type switchData struct {
 	Switch Switch
 	Flows  Flows
 	Tables []flowTable
+	Drops  uint64 // packets dropped by the tables' miss flows
 	Error  string
 }
 
 type flowTable struct {
-	Name  string
-	Flows []Flow
+	Name     string
+	Flows    []Flow
+	MissDrop bool   // the table drops what no flow matches
+	Drops    uint64 // packets its miss flow dropped
 }
 
 func (s *Server) switchPage(c echo.Context) error {
@@ -366,12 +369,20 @@ func (s *Server) switchPage(c echo.Context) error {
 			d.Switch = w2
 		}
 		d.Switch.FlowsMissing, d.Switch.FlowsExtra = fl.Missing, fl.Extra
+		missDrop := map[uint8]bool{}
+		for _, t := range apps.Tables(apps.Bridge(w.Bridge)) {
+			missDrop[t.ID] = t.Miss == apps.MissDrop
+		}
 		for _, f := range fl.Flows {
 			if n := len(d.Tables); n == 0 || d.Tables[n-1].Name != f.TableName {
-				d.Tables = append(d.Tables, flowTable{Name: f.TableName})
+				d.Tables = append(d.Tables, flowTable{Name: f.TableName, MissDrop: missDrop[f.Table]})
 			}
 			t := &d.Tables[len(d.Tables)-1]
 			t.Flows = append(t.Flows, f)
+			if t.MissDrop && f.Priority == apps.PrioMiss && f.State != "missing" {
+				t.Drops += f.Packets
+				d.Drops += f.Packets
+			}
 		}
 	}
 	return s.render(c, "switch", d)

@@ -267,6 +267,8 @@ type Flow struct {
 	Cookie    string `json:"cookie"`
 	Text      string `json:"text"`
 	State     string `json:"state"`
+	Packets   uint64 `json:"n_packets"` // the switch's counters at the dump
+	Bytes     uint64 `json:"n_bytes"`
 }
 
 // Flows is a bridge's flows compared with the desired set.
@@ -305,7 +307,8 @@ func (s *Server) flows(ctx context.Context, w Switch) (Flows, error) {
 			name = strconv.Itoa(int(f.Table))
 		}
 		out.Flows = append(out.Flows, Flow{Table: f.Table, TableName: name, Priority: f.Priority,
-			Cookie: fmt.Sprintf("0x%016x", f.Cookie), Text: f.Format(names), State: a.Flows[i].State.String()})
+			Cookie: fmt.Sprintf("0x%016x", f.Cookie), Text: f.Format(names), State: a.Flows[i].State.String(),
+			Packets: a.Flows[i].Packets, Bytes: a.Flows[i].Bytes})
 	}
 	return out, nil
 }

@@ -316,8 +316,8 @@ func TestDriftShownAndRepaired(t *testing.T) {
 		t.Fatalf("switch page: %d %s", code, html)
 	}
 	for _, want := range []string{
-		`<tr class="flow extra"><td class="state">extra</td><td><code>` + template(strayText) + `</code>`,
-		`<tr class="flow missing"><td class="state">missing</td><td><code>` + template(victimText) + `</code>`,
+		`<tr class="flow extra"><td class="state">extra</td><td class="num packets">0</td><td class="num">0</td><td><code>` + template(strayText) + `</code>`,
+		`<tr class="flow missing"><td class="state">missing</td><td class="num packets">0</td><td class="num">0</td><td><code>` + template(victimText) + `</code>`,
 		`id="table-DVR_PROCESS"`, "1 missing, 1 extra",
 	} {
 		if !strings.Contains(html, want) {
@@ -555,4 +555,44 @@ func grep(body, prefix string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// The switch page shows each flow's packet counters and, for every table whose miss drops,
+// how many packets its miss flow dropped: where an operator looks first.
+func TestSwitchPageCounters(t *testing.T) {
+	f := newFixture(t)
+	enginetest.Eventually(t, "9 converged switches", f.converged)
+	sw := f.switches["compute1/br-tun"]
+	frame := make([]byte, 60)
+	copy(frame, []byte{0xfa, 0x16, 0x3e, 0, 0, 1, 0xfa, 0x16, 0x3e, 0, 0, 2, 0x88, 0xb5})
+	for range 3 {
+		// An unknown in_port: br-tun CLASSIFIER has no flow for it, its miss drops.
+		if _, err := sw.Execute(99, frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dpid := status.FormatDPID(sw.DPID())
+	code, body := f.get("/v2.0/dvr-switches/"+dpid+"/flows", true)
+	if code != http.StatusOK {
+		t.Fatalf("flows: %d %s", code, body)
+	}
+	var fl status.Flows
+	if err := json.Unmarshal([]byte(body), &fl); err != nil {
+		t.Fatal(err)
+	}
+	var miss *status.Flow
+	for i := range fl.Flows {
+		if x := &fl.Flows[i]; x.TableName == "CLASSIFIER" && x.Priority == 0 {
+			miss = x
+		}
+	}
+	if miss == nil || miss.Packets != 3 || miss.Bytes != 180 {
+		t.Fatalf("CLASSIFIER miss flow %+v, want 3 packets, 180 bytes", miss)
+	}
+	code, html := f.get("/status/switches/"+dpid+"?refresh=0", false)
+	if code != http.StatusOK || !strings.Contains(html, `<td id="drops">3 packets</td>`) ||
+		!strings.Contains(html, `CLASSIFIER</a> <span class="meta drops">3 packets dropped by the table miss</span>`) ||
+		!strings.Contains(html, `<td class="num packets">3</td>`) {
+		t.Fatalf("switch page without the drop counters: %d\n%s", code, html)
+	}
 }
