@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -515,13 +516,37 @@ func (e *Engine) pushBridge(v *apps.View, b *bridge, only map[string]bool) {
 	}
 }
 
-// installMeter adds (or updates) the meter every controller-bound flow goes through.
+// installMeter adds (or updates) the meter every controller-bound flow goes through. It
+// reads the switch's meters first, so that a controller restart sends no meter-mod and
+// provokes no switch error (adding an existing meter is one).
 func (e *Engine) installMeter(sess *controller.Session) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	band := []ofproto.MeterBandDrop{{Rate: e.cfg.MeterRate, BurstSize: e.cfg.MeterBurst}}
 	flags := ofproto.MeterFlagPktps | ofproto.MeterFlagBurst | ofproto.MeterFlagStats
-	for _, cmd := range []ofproto.MeterModCommand{ofproto.MeterAdd, ofproto.MeterModify} {
+	cmds := []ofproto.MeterModCommand{ofproto.MeterAdd, ofproto.MeterModify}
+	if parts, err := sess.RequestMultipart(ctx, ofproto.AppendMeterConfigRequest(nil, 0, ofproto.MeterAll)); err == nil {
+		for _, body := range parts {
+			mcs, err := ofproto.DecodeMeterConfigReply(body)
+			if err != nil {
+				return fmt.Errorf("meter %d: %w", apps.MeterController, err)
+			}
+			for _, mc := range mcs {
+				if mc.MeterID != apps.MeterController {
+					continue
+				}
+				if mc.Flags == flags && mc.Other == 0 && slices.Equal(mc.Bands, band) {
+					return nil
+				}
+				cmds = []ofproto.MeterModCommand{ofproto.MeterModify}
+			}
+		}
+	} else if errors.As(err, new(*controller.OFError)) {
+		e.log.Info("switch cannot list its meters; adding the controller meter", zap.Uint64("dpid", sess.DPID()), zap.Error(err))
+	} else {
+		return fmt.Errorf("meter %d: reading the switch's meters: %w", apps.MeterController, err)
+	}
+	for _, cmd := range cmds {
 		xid := sess.ReserveXIDs(1)
 		var swErr atomic.Pointer[controller.OFError]
 		stop := sess.WatchErrors(xid, 1, func(_ uint32, oe *controller.OFError) { swErr.Store(oe) })
@@ -538,7 +563,10 @@ func (e *Engine) installMeter(sess *controller.Session) error {
 			return nil
 		}
 		if cmd == ofproto.MeterAdd && oe.Code == ofproto.ErrCodeMeterExists {
-			continue // installed by an earlier run: make sure it has our rate
+			// Installed by an earlier run, on a switch that cannot list its meters:
+			// make sure it has our rate. The switch counted an error: say which.
+			e.log.Info("controller meter exists; modifying it", zap.Uint64("dpid", sess.DPID()), zap.Error(oe))
+			continue
 		}
 		return fmt.Errorf("meter %d: %w", apps.MeterController, oe)
 	}

@@ -392,6 +392,12 @@ func TestSeedConvergesAndSurvivesRestart(t *testing.T) {
 		if a.Add != b.Add || a.Modify != b.Modify || a.ModifyStrict != b.ModifyStrict || a.Delete != b.Delete || a.DeleteStrict != b.DeleteStrict {
 			t.Errorf("%s: restart sent flow-mods: %+v -> %+v", k, b, a)
 		}
+		// Nor anything the switch refuses (it had an existing meter added again).
+		if sess, ok := f.ofs.Session(sw.DPID()); !ok {
+			t.Errorf("%s: not connected after the restart", k)
+		} else if n := sess.ErrorsReceived(); n != 0 {
+			t.Errorf("%s: %d switch errors after the restart", k, n)
+		}
 	}
 
 	// Deleting VM3's port leaves compute1's qrouter (VM1 is still there); deleting VM1's too

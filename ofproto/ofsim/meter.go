@@ -2,6 +2,7 @@ package ofsim
 
 import (
 	"encoding/binary"
+	"slices"
 
 	"github.com/dvrflow/dvrflow/ofproto"
 )
@@ -56,4 +57,30 @@ func (s *Switch) Meters() []uint32 {
 		out = append(out, id)
 	}
 	return out
+}
+
+// replyMeterConfig answers OFPMP_METER_CONFIG for meter id (ofproto.MeterAll: all of them,
+// by ID), refusing an unknown single meter as Open vSwitch does.
+func (s *Switch) replyMeterConfig(h ofproto.Header, id uint32, msg []byte) error {
+	s.mu.Lock()
+	var ids []uint32
+	for m := range s.meters {
+		if id == ofproto.MeterAll || m == id {
+			ids = append(ids, m)
+		}
+	}
+	slices.Sort(ids)
+	b := appendHeader(nil, ofproto.TypeMultipartReply, h.Xid)
+	b = binary.BigEndian.AppendUint16(b, ofproto.MultipartMeterConfig)
+	b = append(b, 0, 0, 0, 0, 0, 0)
+	for _, m := range ids {
+		conf := s.meters[m] // flags, meter_id and bands, as the meter-mod gave them
+		b = binary.BigEndian.AppendUint16(b, uint16(2+len(conf)))
+		b = append(b, conf...)
+	}
+	s.mu.Unlock()
+	if id != ofproto.MeterAll && len(ids) == 0 {
+		return s.sendError(h.Xid, errMeterModFailed, codeUnknownMeter, msg)
+	}
+	return s.write(finish(b, 0))
 }

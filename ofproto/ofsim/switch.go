@@ -455,6 +455,11 @@ func (s *Switch) handleMultipart(h ofproto.Header, msg []byte) error {
 		}
 		s.emit(EventFlowStats, len(st))
 		return nil
+	case ofproto.MultipartMeterConfig:
+		if len(msg) < 24 {
+			return s.sendError(h.Xid, errBadRequest, codeBadLen, msg)
+		}
+		return s.replyMeterConfig(h, binary.BigEndian.Uint32(msg[16:]), msg)
 	default:
 		return s.sendError(h.Xid, errBadRequest, codeBadMultipart, msg)
 	}
