@@ -559,3 +559,99 @@ func TestDeletedHostFlowsRemoved(t *testing.T) {
 	}
 	enginetest.Eventually(t, "the other hosts still converged", f.converged)
 }
+
+// Removing a router interface leaves nothing of it behind: no flow on any switch with its
+// MAC or its gateway address, and no link, address or neighbour of its subnet in any
+// namespace plan (the helpers realize plans exactly, so the kernels follow).
+func TestInterfaceRemovedLeavesNothing(t *testing.T) {
+	f := newFixture(t)
+	f.seedTopology()
+	f.connectSwitches()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f.helpers(ctx)
+	enginetest.Eventually(t, "every switch holding its desired flows", f.converged)
+
+	net3, err := f.store.CreateNetwork(ctx, db.NetworkSpec{ProjectID: "demo", Name: ptr("net3")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub3, err := f.store.CreateSubnet(ctx, db.SubnetSpec{ProjectID: "demo", NetworkID: net3.ID, CIDR: ptr("10.0.3.0/24")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm5, err := f.store.CreatePort(ctx, db.PortSpec{ProjectID: "demo", NetworkID: net3.ID, HostID: ptr("compute2"), DeviceOwner: ptr("compute:nova")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ri, err := f.store.AddRouterInterface(ctx, f.topo.Router.ID, sub3.ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ifp, err := f.store.GetPort(ctx, ri.PortID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// traces lists what of the interface the switches and plans hold.
+	traces := func() []string {
+		var out []string
+		for key, sw := range f.switches {
+			dump, err := sw.DumpFlows()
+			if err != nil {
+				return []string{err.Error()}
+			}
+			for _, l := range strings.Split(dump, "\n") {
+				if strings.Contains(l, ifp.MACAddress) || strings.Contains(l, "10.0.3.1,") || strings.HasSuffix(l, "10.0.3.1") {
+					out = append(out, key+": "+l)
+				}
+			}
+		}
+		for _, h := range []string{"compute1", "compute2", "network"} {
+			p, err := f.eng.WaitPlan(ctx, h, -1)
+			if err != nil {
+				return []string{err.Error()}
+			}
+			for _, ns := range p.Namespaces {
+				for _, l := range ns.Links {
+					if l.IfaceID == ifp.ID || strings.Contains(strings.Join(l.Addresses, " "), "10.0.3.") {
+						out = append(out, h+" "+ns.Name+" link "+l.Name)
+					}
+				}
+				for _, n := range ns.Neighbors {
+					if strings.HasPrefix(n.IP, "10.0.3.") {
+						out = append(out, h+" "+ns.Name+" neighbour "+n.IP)
+					}
+				}
+				for _, r := range ns.Routes {
+					if strings.HasPrefix(r.Dst, "10.0.3.") {
+						out = append(out, h+" "+ns.Name+" route "+r.Dst)
+					}
+				}
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	enginetest.Eventually(t, "the interface realized", func() (bool, string) {
+		tr := traces()
+		var neigh bool
+		for _, x := range tr {
+			if strings.Contains(x, "neighbour "+vm5.FixedIPs[0].IPAddress) {
+				neigh = true
+			}
+		}
+		return neigh && len(tr) > 3, strings.Join(tr, "\n")
+	})
+	if _, err := f.store.RemoveRouterInterface(ctx, f.topo.Router.ID, sub3.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	enginetest.Eventually(t, "nothing of the interface left", func() (bool, string) {
+		if ok, why := f.converged(); !ok {
+			return false, why
+		}
+		tr := traces()
+		return len(tr) == 0, strings.Join(tr, "\n")
+	})
+}
+
+func ptr[T any](v T) *T { return &v }
