@@ -28,7 +28,7 @@ unit:
 
 # End-to-end tests on real OVS bridges and a multi-host bed: root only.
 integration:
-	$(GO) test -count=1 -p 1 -timeout $(INTEGRATION_TIMEOUT) -tags integration -v ./integration/... 2>&1 | \
+	$(GO) test -count=1 -p 1 -timeout $(INTEGRATION_TIMEOUT) -tags integration -v ./integration/... ./testbed/... 2>&1 | \
 		tee /tmp/dvrflow-integration.log | grep -E '^\s*(=== RUN|--- (PASS|FAIL|SKIP))|^(PASS|FAIL|ok|panic)|^\s+[a-z_]+_test\.go:[0-9]+:' ; \
 		exit $${PIPESTATUS[0]}
 

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/dvrflow/dvrflow/deploy/plan"
+	"github.com/dvrflow/dvrflow/plan"
 )
 
 // The l3 app: the namespace plan of each host, as Neutron's L3 agent would build it in DVR

@@ -2,10 +2,10 @@ package apps
 
 import (
 	"github.com/dvrflow/dvrflow/db"
-	"github.com/dvrflow/dvrflow/deploy/plan"
+	"github.com/dvrflow/dvrflow/plan"
 )
 
-// Well-known OVS port names on every host (set up by the host helper, deploy/agent).
+// Well-known OVS port names on every host (set up by the host helper, host/agent).
 const (
 	PortPatchTun = "patch-tun" // br-int end of the br-int <-> br-tun patch
 	PortPatchInt = "patch-int" // br-tun end

@@ -13,9 +13,9 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
-	"github.com/dvrflow/dvrflow/deploy/agent"
-	"github.com/dvrflow/dvrflow/deploy/vmport"
-	"github.com/dvrflow/dvrflow/integration/bed"
+	"github.com/dvrflow/dvrflow/host/agent"
+	"github.com/dvrflow/dvrflow/host/vmport"
+	"github.com/dvrflow/dvrflow/testbed/bed"
 )
 
 func needBed(t *testing.T) {

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dvrflow/dvrflow/integration/bed"
+	"github.com/dvrflow/dvrflow/testbed/bed"
 )
 
 // demoBins builds what `make demo` runs: dvrflow-demo, dvrflowd and dvrflow-host, in

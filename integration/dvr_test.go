@@ -21,9 +21,9 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/dvrflow/dvrflow/apps"
-	"github.com/dvrflow/dvrflow/integration/bed"
-	"github.com/dvrflow/dvrflow/integration/scenario"
 	"github.com/dvrflow/dvrflow/northbound/seed"
+	"github.com/dvrflow/dvrflow/testbed/bed"
+	"github.com/dvrflow/dvrflow/testbed/scenario"
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/portsbinding"
@@ -122,7 +122,7 @@ func waitFor(t testing.TB, what string, timeout time.Duration, cond func() (bool
 	t.Fatalf("timed out after %v waiting for %s: %s", timeout, what, why)
 }
 
-// dvrBed is the seed scenario realized on a three-host bed (integration/scenario, as the
+// dvrBed is the seed scenario realized on a three-host bed (testbed/scenario, as the
 // demo runs it): the API at api with token dvrToken, the bed b, the controller process
 // ctrl, the topology created through the API and the VMs' namespaces by VM name.
 type dvrBed struct {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dvrflow/dvrflow/integration/bed"
+	"github.com/dvrflow/dvrflow/testbed/bed"
 )
 
 var icmpSeq = regexp.MustCompile(`icmp_seq=(\d+) `)

@@ -12,9 +12,9 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/floatingips"
 
-	"github.com/dvrflow/dvrflow/integration/bed"
-	"github.com/dvrflow/dvrflow/integration/scenario"
 	"github.com/dvrflow/dvrflow/northbound/seed"
+	"github.com/dvrflow/dvrflow/testbed/bed"
+	"github.com/dvrflow/dvrflow/testbed/scenario"
 )
 
 // helperLog is what one host helper's log says after offset: the plans it applied and

@@ -13,8 +13,8 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
-	"github.com/dvrflow/dvrflow/deploy/ovsdb"
-	"github.com/dvrflow/dvrflow/integration/ovsinst"
+	"github.com/dvrflow/dvrflow/host/ovsdb"
+	"github.com/dvrflow/dvrflow/testbed/ovsinst"
 )
 
 // needOVS skips a test that needs root and Open vSwitch.

@@ -13,10 +13,10 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
-	"github.com/dvrflow/dvrflow/deploy/hostnet"
-	"github.com/dvrflow/dvrflow/deploy/ovsdb"
-	"github.com/dvrflow/dvrflow/deploy/plan"
-	"github.com/dvrflow/dvrflow/integration/ovsinst"
+	"github.com/dvrflow/dvrflow/host/hostnet"
+	"github.com/dvrflow/dvrflow/host/ovsdb"
+	"github.com/dvrflow/dvrflow/plan"
+	"github.com/dvrflow/dvrflow/testbed/ovsinst"
 )
 
 const (

@@ -10,9 +10,9 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/portsbinding"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 
-	"github.com/dvrflow/dvrflow/deploy/vmport"
-	"github.com/dvrflow/dvrflow/integration/bed"
+	"github.com/dvrflow/dvrflow/host/vmport"
 	"github.com/dvrflow/dvrflow/northbound/seed"
+	"github.com/dvrflow/dvrflow/testbed/bed"
 )
 
 // testPortMove moves VM4's port between hosts as an operator does with `openstack port

@@ -12,7 +12,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/portsbinding"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 
-	"github.com/dvrflow/dvrflow/deploy/vmport"
+	"github.com/dvrflow/dvrflow/host/vmport"
 	"github.com/dvrflow/dvrflow/northbound/seed"
 )
 

@@ -22,9 +22,9 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/dvrflow/dvrflow/controller"
-	"github.com/dvrflow/dvrflow/integration/ovsinst"
 	"github.com/dvrflow/dvrflow/ofproto"
 	"github.com/dvrflow/dvrflow/ofproto/ofsim"
+	"github.com/dvrflow/dvrflow/testbed/ovsinst"
 )
 
 func ofNeedOVS(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dvrflow/dvrflow/deploy/plan"
+	"github.com/dvrflow/dvrflow/plan"
 	"github.com/labstack/echo/v4"
 )
 

@@ -21,7 +21,7 @@ import (
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/controller"
 	"github.com/dvrflow/dvrflow/db"
-	"github.com/dvrflow/dvrflow/deploy/plan"
+	"github.com/dvrflow/dvrflow/plan"
 )
 
 //go:embed templates/*.html

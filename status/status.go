@@ -20,10 +20,10 @@ import (
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/controller"
 	"github.com/dvrflow/dvrflow/db"
-	"github.com/dvrflow/dvrflow/deploy/plan"
+	"github.com/dvrflow/dvrflow/plan"
 )
 
-// Engine is what the status page reads from the control loop (controller/engine.Engine).
+// Engine is what the status page reads from the control loop (engine.Engine).
 type Engine interface {
 	// ReadView calls fn with the current topology view (nil before the first one).
 	ReadView(fn func(v *apps.View))

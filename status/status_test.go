@@ -23,10 +23,10 @@ import (
 
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/controller"
-	"github.com/dvrflow/dvrflow/controller/engine"
-	"github.com/dvrflow/dvrflow/controller/engine/enginetest"
 	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/db/pgtest"
+	"github.com/dvrflow/dvrflow/engine"
+	"github.com/dvrflow/dvrflow/engine/enginetest"
 	"github.com/dvrflow/dvrflow/metrics"
 	"github.com/dvrflow/dvrflow/northbound"
 	"github.com/dvrflow/dvrflow/northbound/seed"

@@ -14,7 +14,7 @@ import (
 
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/db"
-	"github.com/dvrflow/dvrflow/deploy/plan"
+	"github.com/dvrflow/dvrflow/plan"
 )
 
 // explanation is everything explain found about a port; -o json prints it as is.

@@ -10,7 +10,7 @@ import (
 	"runtime/debug"
 	"strings"
 
-	"github.com/dvrflow/dvrflow/deploy/plan"
+	"github.com/dvrflow/dvrflow/plan"
 )
 
 // getPlan returns host's current plan (no waiting beyond one second for a first one).

@@ -8,8 +8,8 @@ import (
 
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/db"
-	"github.com/dvrflow/dvrflow/deploy/plan"
 	"github.com/dvrflow/dvrflow/ofproto"
+	"github.com/dvrflow/dvrflow/plan"
 )
 
 // hostSpec is what the simulator needs of one host.

@@ -11,8 +11,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dvrflow/dvrflow/apps"
-	"github.com/dvrflow/dvrflow/deploy/plan"
 	"github.com/dvrflow/dvrflow/ofproto/ofsim"
+	"github.com/dvrflow/dvrflow/plan"
 )
 
 // simBridge is one simulated bridge and what the harness watched it receive.

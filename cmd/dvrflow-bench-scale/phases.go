@@ -17,7 +17,7 @@ import (
 
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/db"
-	"github.com/dvrflow/dvrflow/deploy/plan"
+	"github.com/dvrflow/dvrflow/plan"
 )
 
 // coldResult is what the cold start measured.

@@ -16,8 +16,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/dvrflow/dvrflow/integration/bed"
-	"github.com/dvrflow/dvrflow/integration/scenario"
+	"github.com/dvrflow/dvrflow/testbed/bed"
+	"github.com/dvrflow/dvrflow/testbed/scenario"
 )
 
 // demo runs one subcommand, printing progress lines with the time since it started.

@@ -22,10 +22,10 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/dvrflow/dvrflow/deploy/agent"
-	"github.com/dvrflow/dvrflow/deploy/hostnet"
-	"github.com/dvrflow/dvrflow/deploy/ovsdb"
-	"github.com/dvrflow/dvrflow/deploy/vmport"
+	"github.com/dvrflow/dvrflow/host/agent"
+	"github.com/dvrflow/dvrflow/host/hostnet"
+	"github.com/dvrflow/dvrflow/host/ovsdb"
+	"github.com/dvrflow/dvrflow/host/vmport"
 	"github.com/dvrflow/dvrflow/internal/envflag"
 )
 

@@ -25,8 +25,8 @@ import (
 
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/controller"
-	"github.com/dvrflow/dvrflow/controller/engine"
 	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/engine"
 	"github.com/dvrflow/dvrflow/failover"
 	"github.com/dvrflow/dvrflow/internal/envflag"
 	"github.com/dvrflow/dvrflow/metrics"

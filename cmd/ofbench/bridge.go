@@ -12,8 +12,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dvrflow/dvrflow/controller"
-	"github.com/dvrflow/dvrflow/integration/ovsinst"
 	"github.com/dvrflow/dvrflow/ofproto"
+	"github.com/dvrflow/dvrflow/testbed/ovsinst"
 )
 
 // What the benchmarks against real OVS (push, delta) share: a private ovs-vswitchd,

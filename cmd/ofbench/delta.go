@@ -14,9 +14,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dvrflow/dvrflow/controller"
-	"github.com/dvrflow/dvrflow/integration/ovsinst"
 	"github.com/dvrflow/dvrflow/ofproto"
 	"github.com/dvrflow/dvrflow/ofproto/ofsim"
+	"github.com/dvrflow/dvrflow/testbed/ovsinst"
 )
 
 // deltaChange is one flow change of the delta benchmark, as both sides apply it.

@@ -9,9 +9,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dvrflow/dvrflow/controller"
-	"github.com/dvrflow/dvrflow/integration/ovsinst"
 	"github.com/dvrflow/dvrflow/ofproto"
 	"github.com/dvrflow/dvrflow/ofproto/ofsim"
+	"github.com/dvrflow/dvrflow/testbed/ovsinst"
 )
 
 const benchCookie = 0x5b00_0000_0000_0001

@@ -38,9 +38,9 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/dvrflow/dvrflow/apps"
-	"github.com/dvrflow/dvrflow/deploy/plan"
 	"github.com/dvrflow/dvrflow/northbound/topogen"
 	"github.com/dvrflow/dvrflow/ofproto/ofsim"
+	"github.com/dvrflow/dvrflow/plan"
 )
 
 type config struct {

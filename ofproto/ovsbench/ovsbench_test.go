@@ -19,8 +19,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/dvrflow/dvrflow/integration/ovsinst"
 	"github.com/dvrflow/dvrflow/ofproto"
+	"github.com/dvrflow/dvrflow/testbed/ovsinst"
 )
 
 const bridge = "brbench"

@@ -19,14 +19,14 @@ import (
 
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/controller"
-	"github.com/dvrflow/dvrflow/controller/engine/enginetest"
 	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/db/pgtest"
-	"github.com/dvrflow/dvrflow/deploy/plan"
+	"github.com/dvrflow/dvrflow/engine/enginetest"
 	"github.com/dvrflow/dvrflow/northbound"
 	"github.com/dvrflow/dvrflow/northbound/seed"
 	"github.com/dvrflow/dvrflow/ofproto"
 	"github.com/dvrflow/dvrflow/ofproto/ofsim"
+	"github.com/dvrflow/dvrflow/plan"
 )
 
 var pg *pgtest.Server

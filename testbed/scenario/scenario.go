@@ -1,6 +1,6 @@
 // Package scenario brings dvrflow's seed scenario up on a multi-host bed, for the
 // integration tests and for the demo (cmd/dvrflow-demo), so that both run the same code:
-// it builds the bed (integration/bed: three hosts compute1, compute2 and network, an
+// it builds the bed (testbed/bed: three hosts compute1, compute2 and network, an
 // external network and an internet target), starts dvrflowd as a process, runs one
 // `dvrflow-host run` per host inside the host's namespace with that host's OVSDB socket,
 // creates the seed topology through the REST API (northbound/seed), plugs the four VMs,
@@ -25,9 +25,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dvrflow/dvrflow/apps"
-	"github.com/dvrflow/dvrflow/deploy/agent"
-	"github.com/dvrflow/dvrflow/integration/bed"
+	"github.com/dvrflow/dvrflow/host/agent"
 	"github.com/dvrflow/dvrflow/northbound/seed"
+	"github.com/dvrflow/dvrflow/testbed/bed"
 )
 
 // Default timeouts of the waits of Up.

@@ -15,7 +15,7 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/server"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/dvrflow/dvrflow/deploy/ovsdb/vswitch"
+	"github.com/dvrflow/dvrflow/host/ovsdb/vswitch"
 )
 
 // newServer starts libovsdb's in-memory OVSDB server with the Open_vSwitch schema and

@@ -22,7 +22,7 @@ import (
 	libovsdb "github.com/ovn-kubernetes/libovsdb/ovsdb"
 	"go.uber.org/zap"
 
-	"github.com/dvrflow/dvrflow/deploy/ovsdb/vswitch"
+	"github.com/dvrflow/dvrflow/host/ovsdb/vswitch"
 )
 
 // settleTimeout bounds the wait for the monitor to show a committed transaction.

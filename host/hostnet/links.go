@@ -8,8 +8,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/dvrflow/dvrflow/deploy/ovsdb"
-	"github.com/dvrflow/dvrflow/deploy/plan"
+	"github.com/dvrflow/dvrflow/host/ovsdb"
+	"github.com/dvrflow/dvrflow/plan"
 )
 
 func isNotFound(err error) bool {

@@ -1,6 +1,6 @@
 // Package agent is the host helper's loop: it sets up the host's bridges over OVSDB,
 // registers the host with the dvrflow API, then long-polls its namespace plan, applies
-// it (deploy/hostnet) and reports the revision it applied. It decides nothing: every
+// it (host/hostnet) and reports the revision it applied. It decides nothing: every
 // choice comes from its configuration or from the plan.
 package agent
 
@@ -20,9 +20,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/dvrflow/dvrflow/deploy/hostnet"
-	"github.com/dvrflow/dvrflow/deploy/ovsdb"
-	"github.com/dvrflow/dvrflow/deploy/plan"
+	"github.com/dvrflow/dvrflow/host/hostnet"
+	"github.com/dvrflow/dvrflow/host/ovsdb"
+	"github.com/dvrflow/dvrflow/plan"
 )
 
 // Bridge and patch port names, as Neutron's OVS agent names them.

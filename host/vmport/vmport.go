@@ -14,7 +14,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
-	"github.com/dvrflow/dvrflow/deploy/ovsdb"
+	"github.com/dvrflow/dvrflow/host/ovsdb"
 )
 
 // VM describes one port to plug.

@@ -12,7 +12,7 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/model"
 	libovsdb "github.com/ovn-kubernetes/libovsdb/ovsdb"
 
-	"github.com/dvrflow/dvrflow/deploy/ovsdb/vswitch"
+	"github.com/dvrflow/dvrflow/host/ovsdb/vswitch"
 )
 
 // Bridge is the desired state of one OVS bridge.

@@ -29,8 +29,8 @@ import (
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/controller"
 	"github.com/dvrflow/dvrflow/db"
-	"github.com/dvrflow/dvrflow/deploy/plan"
 	"github.com/dvrflow/dvrflow/ofproto"
+	"github.com/dvrflow/dvrflow/plan"
 )
 
 // Config tunes the engine.

@@ -4,7 +4,7 @@
 // switches (ofsim) standing in for every bridge with the ports a host helper creates.
 //
 // It is for tests only, in packages that wire a store, an API, an OpenFlow server and an
-// engine together (controller/engine, status, cmd/dvrctl). It does not import the engine,
+// engine together (engine, status, cmd/dvrctl). It does not import the engine,
 // so the engine's own tests can use it.
 package enginetest
 
@@ -19,7 +19,7 @@ import (
 
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/controller"
-	"github.com/dvrflow/dvrflow/deploy/agent"
+	"github.com/dvrflow/dvrflow/host/agent"
 	"github.com/dvrflow/dvrflow/northbound/seed"
 	"github.com/dvrflow/dvrflow/ofproto/ofsim"
 )

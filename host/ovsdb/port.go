@@ -11,7 +11,7 @@ import (
 	libovsdb "github.com/ovn-kubernetes/libovsdb/ovsdb"
 	"go.uber.org/zap"
 
-	"github.com/dvrflow/dvrflow/deploy/ovsdb/vswitch"
+	"github.com/dvrflow/dvrflow/host/ovsdb/vswitch"
 )
 
 // External IDs Nova (os-vif) sets on a VM's interface, which Neutron's agent and

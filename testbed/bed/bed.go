@@ -1,6 +1,6 @@
 // Package bed builds the multi-host test bed of testbed.md on one machine, for the
 // integration tests and the demo: every simulated host is a network namespace running
-// its own ovsdb-server and ovs-vswitchd (integration/ovsinst), joined to the others by
+// its own ovsdb-server and ovs-vswitchd (testbed/ovsinst), joined to the others by
 // a VXLAN underlay (a Linux bridge in the root namespace), with an external network and
 // an "internet" router namespace behind it.
 //
@@ -17,7 +17,7 @@
 //	P-target:    eth0 203.0.113.10/24, default via 203.0.113.1
 //	P-<vm>:      VMs added with AddVM (eth0, plugged into br-int of their host)
 //
-// br-int, br-tun and br-ex are not the bed's: the host helper (deploy/agent) makes them;
+// br-int, br-tun and br-ex are not the bed's: the host helper (host/agent) makes them;
 // SetupHostBridges does the same for tests that run without it.
 //
 // Every name the bed creates starts with "P-" (the bed's directory is
@@ -37,11 +37,11 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/dvrflow/dvrflow/deploy/agent"
-	"github.com/dvrflow/dvrflow/deploy/hostnet"
-	"github.com/dvrflow/dvrflow/deploy/ovsdb"
-	"github.com/dvrflow/dvrflow/deploy/vmport"
-	"github.com/dvrflow/dvrflow/integration/ovsinst"
+	"github.com/dvrflow/dvrflow/host/agent"
+	"github.com/dvrflow/dvrflow/host/hostnet"
+	"github.com/dvrflow/dvrflow/host/ovsdb"
+	"github.com/dvrflow/dvrflow/host/vmport"
+	"github.com/dvrflow/dvrflow/testbed/ovsinst"
 )
 
 // Addresses of the bed.
@@ -514,7 +514,7 @@ func (b *Bed) SetupHostBridges(ctx context.Context, host string, controllers []s
 }
 
 // AddVM creates a VM namespace "<prefix>-<vmName>" on host, plugged into its br-int as
-// `dvrflow-host plug` does (deploy/vmport): eth0 with mac and cidr, default route via
+// `dvrflow-host plug` does (host/vmport): eth0 with mac and cidr, default route via
 // gw ("" for none), tap<portID[:11]> on br-int with iface-id and attached-mac. br-int
 // must exist. It returns the VM's namespace name.
 func (b *Bed) AddVM(ctx context.Context, host, vmName, portID, mac, cidr, gw string) (string, error) {

@@ -1,5 +1,5 @@
-// Package hostnet makes a host's kernel match its namespace plan (deploy/plan):
-// namespaces, veths (the OVS side plugged into a bridge through deploy/ovsdb),
+// Package hostnet makes a host's kernel match its namespace plan (plan):
+// namespaces, veths (the OVS side plugged into a bridge through host/ovsdb),
 // addresses, routes, policy rules, permanent neighbours, sysctls and nftables NAT.
 //
 // Apply is idempotent: it reads what is there, changes only what differs, and reports
@@ -33,8 +33,8 @@ import (
 	"github.com/vishvananda/netns"
 	"go.uber.org/zap"
 
-	"github.com/dvrflow/dvrflow/deploy/ovsdb"
-	"github.com/dvrflow/dvrflow/deploy/plan"
+	"github.com/dvrflow/dvrflow/host/ovsdb"
+	"github.com/dvrflow/dvrflow/plan"
 )
 
 // netnsDir is where named network namespaces are bind-mounted (iproute2's convention).

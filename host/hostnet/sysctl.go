@@ -7,7 +7,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/dvrflow/dvrflow/deploy/plan"
+	"github.com/dvrflow/dvrflow/plan"
 )
 
 // sysctls writes the namespace's sysctls that differ. /proc/sys/net resolves to the

@@ -13,8 +13,8 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
-	"github.com/dvrflow/dvrflow/deploy/hostnet"
-	"github.com/dvrflow/dvrflow/deploy/plan"
+	"github.com/dvrflow/dvrflow/host/hostnet"
+	"github.com/dvrflow/dvrflow/plan"
 )
 
 // planServer serves a scripted sequence of plan answers and records what the agent

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dvrflow/dvrflow/integration/bed"
+	"github.com/dvrflow/dvrflow/testbed/bed"
 )
 
 // Internet names the bed's internet target (bed.TargetIP) as the source of a Check.
