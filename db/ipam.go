@@ -185,3 +185,160 @@ func (w *wtx) releaseIP(sn *Subnet, ip uint32) {
 		w.exec(`INSERT INTO ip_free_ranges (subnet_id, first, last) VALUES ($1, $2, $2)`, sn.ID, int64(ip))
 	}
 }
+
+// bulkIPAM allocates a batch's addresses in memory from the free ranges and the taken
+// addresses loaded once, then writes the subnets' free lists back.
+type bulkIPAM struct {
+	free    map[string][]ipRange       // subnet -> sorted free ranges
+	taken   map[string]map[uint32]bool // subnet -> addresses taken in the store (of those asked for) or by the batch
+	touched map[string]bool            // subnets whose free list changed
+	rows    struct {
+		sub, port []string
+		ip        []int64
+	}
+}
+
+// loadBulkIPAM loads the free ranges of every subnet of the batch's networks, and which
+// of the explicitly asked addresses are taken.
+func (w *wtx) loadBulkIPAM(ctx context.Context, ports []Port, specs []PortSpec, nets map[string]*netWithSubnets) (*bulkIPAM, error) {
+	b := &bulkIPAM{free: map[string][]ipRange{}, taken: map[string]map[uint32]bool{}, touched: map[string]bool{}}
+	var subIDs []string
+	for _, ns := range nets {
+		for _, sn := range ns.subnets {
+			subIDs = append(subIDs, sn.ID)
+		}
+	}
+	if len(subIDs) == 0 {
+		return b, nil
+	}
+	rows, err := w.query(ctx, `SELECT subnet_id, first, last FROM ip_free_ranges WHERE subnet_id = ANY($1) ORDER BY subnet_id, first`, subIDs)
+	if err != nil {
+		return nil, fmt.Errorf("read free addresses: %w", err)
+	}
+	var sub string
+	var first, last int64
+	if _, err := pgx.ForEachRow(rows, []any{&sub, &first, &last}, func() error {
+		b.free[sub] = append(b.free[sub], ipRange{uint32(first), uint32(last)})
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read free addresses: %w", err)
+	}
+	// Explicit addresses: resolve their subnet as allocateIPs will, ask which are taken.
+	var qSub []string
+	var qIP []int64
+	for i := range ports {
+		if specs[i].FixedIPs == nil {
+			continue
+		}
+		subnets := nets[ports[i].NetworkID].subnets
+		for _, f := range *specs[i].FixedIPs {
+			ip, ok := parseIPv4(f.IPAddress)
+			if !ok {
+				continue
+			}
+			for _, sn := range subnets {
+				c, _ := parseCIDR4(sn.CIDR)
+				if (f.SubnetID == "" || f.SubnetID == sn.ID) && c.contains(ip) {
+					qSub, qIP = append(qSub, sn.ID), append(qIP, int64(ip))
+					break
+				}
+			}
+		}
+	}
+	if len(qSub) > 0 {
+		rows, err := w.query(ctx, `SELECT subnet_id, ip FROM ip_allocations
+WHERE (subnet_id, ip) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))`, qSub, qIP)
+		if err != nil {
+			return nil, fmt.Errorf("check addresses: %w", err)
+		}
+		var ip int64
+		if _, err := pgx.ForEachRow(rows, []any{&sub, &ip}, func() error {
+			b.take(sub, uint32(ip))
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("check addresses: %w", err)
+		}
+	}
+	return b, nil
+}
+
+func (b *bulkIPAM) take(sub string, ip uint32) {
+	m := b.taken[sub]
+	if m == nil {
+		m = map[uint32]bool{}
+		b.taken[sub] = m
+	}
+	m[ip] = true
+}
+
+func (b *bulkIPAM) record(sub string, ip uint32, port string) {
+	b.take(sub, ip)
+	b.rows.sub, b.rows.ip, b.rows.port = append(b.rows.sub, sub), append(b.rows.ip, int64(ip)), append(b.rows.port, port)
+}
+
+// allocateAny takes the lowest free address of a subnet (addressPool).
+func (b *bulkIPAM) allocateAny(_ context.Context, sub, port string) (uint32, bool, error) {
+	rs := b.free[sub]
+	if len(rs) == 0 {
+		return 0, false, nil
+	}
+	ip := rs[0].first
+	if rs[0].first == rs[0].last {
+		b.free[sub] = rs[1:]
+	} else {
+		rs[0].first++
+	}
+	b.touched[sub] = true
+	b.record(sub, ip, port)
+	return ip, true, nil
+}
+
+// allocateSpecific takes a given address of a subnet, 409 if taken (addressPool).
+func (b *bulkIPAM) allocateSpecific(_ context.Context, sn *Subnet, ip uint32, port string) error {
+	if b.taken[sn.ID][ip] {
+		return conflict("IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s", ipString(ip), sn.ID)
+	}
+	rs := b.free[sn.ID]
+	for j, r := range rs {
+		if ip < r.first || ip > r.last {
+			continue
+		}
+		var repl []ipRange
+		if r.first < ip {
+			repl = append(repl, ipRange{r.first, ip - 1})
+		}
+		if ip < r.last {
+			repl = append(repl, ipRange{ip + 1, r.last})
+		}
+		out := append(append(append(make([]ipRange, 0, len(rs)+1), rs[:j]...), repl...), rs[j+1:]...)
+		b.free[sn.ID] = out
+		b.touched[sn.ID] = true
+		break
+	}
+	b.record(sn.ID, ip, port)
+	return nil
+}
+
+// queue writes the allocations and the changed free lists.
+func (b *bulkIPAM) queue(w *wtx) {
+	if len(b.rows.sub) > 0 {
+		w.exec(`INSERT INTO ip_allocations (subnet_id, ip, port_id) SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])`,
+			b.rows.sub, b.rows.ip, b.rows.port)
+	}
+	if len(b.touched) == 0 {
+		return
+	}
+	subs := make([]string, 0, len(b.touched))
+	var rSub []string
+	var rFirst, rLast []int64
+	for sub := range b.touched {
+		subs = append(subs, sub)
+		for _, r := range b.free[sub] {
+			rSub, rFirst, rLast = append(rSub, sub), append(rFirst, int64(r.first)), append(rLast, int64(r.last))
+		}
+	}
+	w.exec(`DELETE FROM ip_free_ranges WHERE subnet_id = ANY($1)`, subs)
+	if len(rSub) > 0 {
+		w.exec(`INSERT INTO ip_free_ranges (subnet_id, first, last) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])`, rSub, rFirst, rLast)
+	}
+}

@@ -320,3 +320,145 @@ func removeString(xs []string, x string) []string {
 }
 
 func (lv LocalVLAN) key() string { return lv.Host + "/" + lv.NetworkID }
+
+// CreateNetworks creates networks in one write, allocating the VNIs of vxlan networks
+// without a segmentation ID (lowest free first, in order).
+func (s *Store) CreateNetworks(ctx context.Context, specs []NetworkSpec) ([]Network, error) {
+	if err := checkBulk("networks", len(specs)); err != nil {
+		return nil, err
+	}
+	nets := make([]Network, len(specs))
+	for i, spec := range specs {
+		n, err := buildNetwork(spec)
+		if err != nil {
+			return nil, itemError(i, err)
+		}
+		nets[i] = n
+	}
+	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		type segKey struct {
+			typ, phys string
+			id        int64
+		}
+		inBatch := map[segKey]int{}
+		var types, physs []string
+		var segIDs []int64
+		for i := range nets {
+			n := &nets[i]
+			if n.NetworkType == NetworkTypeVXLAN && specs[i].SegmentationID == nil {
+				continue
+			}
+			k := segKey{n.NetworkType, n.PhysicalNetwork, n.SegmentationID}
+			if _, dup := inBatch[k]; dup {
+				return itemError(i, segmentInUse(n))
+			}
+			inBatch[k] = i
+			types, physs, segIDs = append(types, k.typ), append(physs, k.phys), append(segIDs, k.id)
+		}
+		if len(types) > 0 {
+			rows, err := w.query(ctx, `SELECT network_type, physical_network, segmentation_id FROM segments
+WHERE (network_type, physical_network, segmentation_id) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]))`, types, physs, segIDs)
+			if err != nil {
+				return fmt.Errorf("check segments: %w", err)
+			}
+			var k segKey
+			first := len(nets)
+			if _, err := pgx.ForEachRow(rows, []any{&k.typ, &k.phys, &k.id}, func() error {
+				first = min(first, inBatch[k])
+				return nil
+			}); err != nil {
+				return fmt.Errorf("check segments: %w", err)
+			}
+			if first < len(nets) {
+				return itemError(first, segmentInUse(&nets[first]))
+			}
+		}
+		if err := w.allocateVNIs(ctx, nets, specs, explicitVNIs(nets, specs)); err != nil {
+			return err
+		}
+		ids, projects, objs := make([]string, len(nets)), make([]string, len(nets)), make([]string, len(nets))
+		types, physs, segIDs = make([]string, len(nets)), make([]string, len(nets)), make([]int64, len(nets))
+		for i := range nets {
+			n := &nets[i]
+			n.CreatedAt, n.UpdatedAt = w.now, w.now
+			ids[i], projects[i], objs[i] = n.ID, n.ProjectID, string(mustJSON(n))
+			types[i], physs[i], segIDs[i] = n.NetworkType, n.PhysicalNetwork, n.SegmentationID
+			w.record(KindNetwork, n.ID, OpCreate, *n)
+		}
+		w.exec(`INSERT INTO networks (id, project_id, obj) SELECT i, p, o::jsonb FROM unnest($1::text[], $2::text[], $3::text[]) AS x(i, p, o)`,
+			ids, projects, objs)
+		w.exec(`INSERT INTO segments (network_type, physical_network, segmentation_id, network_id)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[])`, types, physs, segIDs, ids)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return nets, nil
+}
+
+// explicitVNIs returns the VXLAN VNIs the batch asks for explicitly.
+func explicitVNIs(nets []Network, specs []NetworkSpec) map[int64]bool {
+	out := map[int64]bool{}
+	for i := range nets {
+		if nets[i].NetworkType == NetworkTypeVXLAN && specs[i].SegmentationID != nil {
+			out[nets[i].SegmentationID] = true
+		}
+	}
+	return out
+}
+
+// allocateVNIs gives the vxlan networks without a segmentation ID the lowest VNIs of the
+// configured range that neither the store nor the batch uses.
+func (w *wtx) allocateVNIs(ctx context.Context, nets []Network, specs []NetworkSpec, taken map[int64]bool) error {
+	need := 0
+	for i := range nets {
+		if nets[i].NetworkType == NetworkTypeVXLAN && specs[i].SegmentationID == nil {
+			need++
+		}
+	}
+	if need == 0 {
+		return nil
+	}
+	lo, hi := w.cfg.VNIMin, w.cfg.VNIMax
+	rows, err := w.query(ctx, `SELECT segmentation_id FROM segments
+WHERE network_type = 'vxlan' AND physical_network = '' AND segmentation_id BETWEEN $1 AND $2`, lo, hi)
+	if err != nil {
+		return fmt.Errorf("read used VNIs: %w", err)
+	}
+	used, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return fmt.Errorf("read used VNIs: %w", err)
+	}
+	for _, v := range used {
+		taken[v] = true
+	}
+	next := lo
+	for i := range nets {
+		if nets[i].NetworkType != NetworkTypeVXLAN || specs[i].SegmentationID != nil {
+			continue
+		}
+		for next <= hi && taken[next] {
+			next++
+		}
+		if next > hi {
+			return itemError(i, newError(ClassUnavailable, "NoNetworkAvailable",
+				"Unable to create the network. No tenant network is available for allocation."))
+		}
+		nets[i].SegmentationID = next
+		taken[next] = true
+	}
+	return nil
+}
+
+// saveNetworks is saveNetwork for many networks, in one statement.
+func (w *wtx) saveNetworks(ns []*Network, op string) {
+	ids, nobjs := make([]string, len(ns)), make([]string, len(ns))
+	for i, n := range ns {
+		n.UpdatedAt = w.now
+		n.RevisionNumber++
+		ids[i], nobjs[i] = n.ID, string(mustJSON(n))
+		w.record(KindNetwork, n.ID, op, *n)
+	}
+	w.exec(`UPDATE networks n SET obj = x.o::jsonb FROM unnest($1::text[], $2::text[]) AS x(i, o) WHERE n.id = x.i`, ids, nobjs)
+}

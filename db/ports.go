@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 
+	"sort"
+
 	"github.com/jackc/pgx/v5"
 )
 
@@ -553,4 +555,252 @@ func (s *Store) ListPorts(ctx context.Context) ([]Port, error) {
 		return nil, fmt.Errorf("list ports: %w", err)
 	}
 	return xs, nil
+}
+
+// savePorts is savePort for many ports, in one statement.
+func (w *wtx) savePorts(ps []*Port) {
+	n := len(ps)
+	ids, owners, devs, hosts, macs, pobjs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	for i, p := range ps {
+		p.UpdatedAt = w.now
+		p.RevisionNumber++
+		ids[i], owners[i], devs[i], hosts[i], macs[i], pobjs[i] = p.ID, p.DeviceOwner, p.DeviceID, p.HostID, p.MACAddress, string(mustJSON(p))
+		w.record(KindPort, p.ID, OpUpdate, *p)
+	}
+	w.exec(`UPDATE ports p SET device_owner = x.d, device_id = x.v, host = x.h, mac_address = x.m, obj = x.o::jsonb
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS x(i, d, v, h, m, o) WHERE p.id = x.i`,
+		ids, owners, devs, hosts, macs, pobjs)
+}
+
+// CreatePorts creates ports in one write. Each port gets its MAC (random unless given)
+// and its addresses exactly as CreatePort would if the ports were created one after the
+// other in order.
+func (s *Store) CreatePorts(ctx context.Context, specs []PortSpec) ([]Port, error) {
+	if err := checkBulk("ports", len(specs)); err != nil {
+		return nil, err
+	}
+	macs := make([]string, len(specs))
+	netIDs := make([]string, 0)
+	seenNet := map[string]bool{}
+	for i, spec := range specs {
+		if spec.DeviceOwner != nil && routerOwners[*spec.DeviceOwner] {
+			return nil, itemError(i, invalid("device_owner %s is reserved for ports the router service manages", *spec.DeviceOwner))
+		}
+		if spec.MACAddress != nil {
+			m, err := normalizeMAC(*spec.MACAddress)
+			if err != nil {
+				return nil, itemError(i, err)
+			}
+			macs[i] = m
+		}
+		if !seenNet[spec.NetworkID] {
+			seenNet[spec.NetworkID] = true
+			netIDs = append(netIDs, spec.NetworkID)
+		}
+	}
+	var ports []Port
+	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		ports = make([]Port, len(specs))
+		for i, spec := range specs {
+			p := Port{ID: newID(), NetworkID: spec.NetworkID, ProjectID: spec.ProjectID, Status: PortStatusDown,
+				AdminStateUp: true, FixedIPs: []FixedIP{}, MACAddress: macs[i]}
+			applyPortSpec(&p, spec)
+			ports[i] = p
+		}
+		nets, err := w.networksWithSubnets(ctx, netIDs)
+		if err != nil {
+			return err
+		}
+		for i := range ports {
+			if nets[ports[i].NetworkID] == nil {
+				return itemError(i, notFound("NetworkNotFound", "Network %s could not be found.", ports[i].NetworkID))
+			}
+		}
+		if err := w.assignMACs(ctx, ports, specs); err != nil {
+			return err
+		}
+		ipam, err := w.loadBulkIPAM(ctx, ports, specs, nets)
+		if err != nil {
+			return err
+		}
+		for i := range ports {
+			ns := nets[ports[i].NetworkID]
+			fixed, err := allocateIPs(ctx, ipam, &ports[i], ns.net, ns.subnets, specs[i].FixedIPs)
+			if err != nil {
+				return itemError(i, err)
+			}
+			ports[i].FixedIPs = fixed
+		}
+		ipam.queue(w)
+		n := len(ports)
+		ids, nids, projects, pmacs, owners, devs, hosts, pobjs := make([]string, n), make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		for i := range ports {
+			p := &ports[i]
+			p.CreatedAt, p.UpdatedAt = w.now, w.now
+			ids[i], nids[i], projects[i], pmacs[i] = p.ID, p.NetworkID, p.ProjectID, p.MACAddress
+			owners[i], devs[i], hosts[i], pobjs[i] = p.DeviceOwner, p.DeviceID, p.HostID, string(mustJSON(p))
+			w.record(KindPort, p.ID, OpCreate, *p)
+		}
+		w.exec(`INSERT INTO ports (id, network_id, project_id, mac_address, device_owner, device_id, host, obj)
+SELECT i, n, p, m, d, v, h, o::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+AS x(i, n, p, m, d, v, h, o)`, ids, nids, projects, pmacs, owners, devs, hosts, pobjs)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ports, nil
+}
+
+type netWithSubnets struct {
+	net     *Network
+	subnets []Subnet // in creation order
+}
+
+// networksWithSubnets is networkWithSubnets for many networks (absent ones are missing
+// from the map).
+func (w *wtx) networksWithSubnets(ctx context.Context, ids []string) (map[string]*netWithSubnets, error) {
+	rows, err := w.query(ctx, `
+SELECT n.obj, coalesce((SELECT json_agg(s.obj ORDER BY s.obj->>'created_at', s.id) FROM subnets s WHERE s.network_id = n.id), '[]')
+FROM networks n WHERE n.id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("load networks: %w", err)
+	}
+	out := make(map[string]*netWithSubnets, len(ids))
+	var nraw, sraw []byte
+	_, err = pgx.ForEachRow(rows, []any{&nraw, &sraw}, func() error {
+		x := &netWithSubnets{net: &Network{}}
+		if err := json.Unmarshal(nraw, x.net); err != nil {
+			return fmt.Errorf("decode network: %w", err)
+		}
+		if err := json.Unmarshal(sraw, &x.subnets); err != nil {
+			return fmt.Errorf("decode subnets of network %s: %w", x.net.ID, err)
+		}
+		out[x.net.ID] = x
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load networks: %w", err)
+	}
+	return out, nil
+}
+
+// assignMACs checks the given MACs and draws the others, unique per network against the
+// store and the batch, with one query per round of draws.
+func (w *wtx) assignMACs(ctx context.Context, ports []Port, specs []PortSpec) error {
+	type key struct{ net, mac string }
+	batch := make(map[key]int, len(ports))
+	for i := range ports {
+		if specs[i].MACAddress == nil {
+			continue
+		}
+		k := key{ports[i].NetworkID, ports[i].MACAddress}
+		if _, dup := batch[k]; dup {
+			return itemError(i, conflict("MacAddressInUse", "Unable to complete operation for network %s. The mac address %s is in use.", k.net, k.mac))
+		}
+		batch[k] = i
+	}
+	pending := make([]int, 0, len(ports)) // ports whose MAC is still to check against the store
+	for i := range ports {
+		if specs[i].MACAddress != nil {
+			pending = append(pending, i)
+		}
+	}
+	draw := func(i int) {
+		for {
+			m := randomMAC(w.cfg.BaseMAC)
+			k := key{ports[i].NetworkID, m}
+			if _, dup := batch[k]; !dup {
+				batch[k] = i
+				ports[i].MACAddress = m
+				return
+			}
+		}
+	}
+	for i := range ports {
+		if specs[i].MACAddress == nil {
+			draw(i)
+			pending = append(pending, i)
+		}
+	}
+	for attempt := 1; len(pending) > 0; attempt++ {
+		nets, ms := make([]string, len(pending)), make([]string, len(pending))
+		for j, i := range pending {
+			nets[j], ms[j] = ports[i].NetworkID, ports[i].MACAddress
+		}
+		rows, err := w.query(ctx, `SELECT network_id, mac_address FROM ports
+WHERE (network_id, mac_address) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, nets, ms)
+		if err != nil {
+			return fmt.Errorf("check MACs: %w", err)
+		}
+		var k key
+		var used []int
+		if _, err := pgx.ForEachRow(rows, []any{&k.net, &k.mac}, func() error {
+			used = append(used, batch[k])
+			return nil
+		}); err != nil {
+			return fmt.Errorf("check MACs: %w", err)
+		}
+		sort.Ints(used)
+		pending = pending[:0]
+		for _, i := range used {
+			if specs[i].MACAddress != nil {
+				return itemError(i, conflict("MacAddressInUse", "Unable to complete operation for network %s. The mac address %s is in use.",
+					ports[i].NetworkID, ports[i].MACAddress))
+			}
+			if attempt >= maxWriteAttempts {
+				return itemError(i, newError(ClassUnavailable, "MacAddressGenerationFailure", "Unable to generate a unique MAC address"))
+			}
+			draw(i) // the old draw stays in batch: it is taken in the store anyway
+			pending = append(pending, i)
+		}
+	}
+	return nil
+}
+
+// SetPortStatuses sets the status of many ports (port ID -> ACTIVE, DOWN, BUILD or
+// ERROR) in one write. Ports that no longer exist are skipped; ports already at their
+// status are left alone, so a call that changes nothing makes no revision.
+func (s *Store) SetPortStatuses(ctx context.Context, st map[string]string) error {
+	ids := make([]string, 0, len(st))
+	for id, status := range st {
+		switch status {
+		case PortStatusActive, PortStatusDown, PortStatusBuild, PortStatusError:
+		default:
+			return invalid("port status %q of port %s is not one of ACTIVE, DOWN, BUILD, ERROR", status, id)
+		}
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	sort.Strings(ids)
+	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		ps, err := objs[Port](ctx, w.query, `SELECT p.obj FROM ports p JOIN unnest($1::text[], $2::text[]) AS x(i, s) ON p.id = x.i
+WHERE p.obj->>'status' IS DISTINCT FROM x.s ORDER BY p.id`, ids, statusesOf(ids, st))
+		if err != nil {
+			return fmt.Errorf("load ports: %w", err)
+		}
+		changed := make([]*Port, 0, len(ps))
+		for i := range ps {
+			if ps[i].Status != st[ps[i].ID] {
+				ps[i].Status = st[ps[i].ID]
+				changed = append(changed, &ps[i])
+			}
+		}
+		if len(changed) > 0 {
+			w.savePorts(changed)
+		}
+		return nil
+	})
+	return err
+}
+
+func statusesOf(ids []string, st map[string]string) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = st[id]
+	}
+	return out
 }

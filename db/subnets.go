@@ -285,3 +285,89 @@ func (s *Store) ListSubnets(ctx context.Context) ([]Subnet, error) {
 	}
 	return xs, nil
 }
+
+// CreateSubnets creates subnets in one write; each network's subnet list is updated
+// once for the batch.
+func (s *Store) CreateSubnets(ctx context.Context, specs []SubnetSpec) ([]Subnet, error) {
+	if err := checkBulk("subnets", len(specs)); err != nil {
+		return nil, err
+	}
+	subs := make([]Subnet, len(specs))
+	cidrs := make([]cidr4, len(specs))
+	netIDs := make([]string, 0, len(specs))
+	seenNet := map[string]bool{}
+	for i, spec := range specs {
+		sn, c, err := buildSubnet(spec)
+		if err != nil {
+			return nil, itemError(i, err)
+		}
+		subs[i], cidrs[i] = sn, c
+		if !seenNet[sn.NetworkID] {
+			seenNet[sn.NetworkID] = true
+			netIDs = append(netIDs, sn.NetworkID)
+		}
+	}
+	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		nets, err := objs[Network](ctx, w.query, `SELECT obj FROM networks WHERE id = ANY($1)`, netIDs)
+		if err != nil {
+			return fmt.Errorf("load networks: %w", err)
+		}
+		byID := make(map[string]*Network, len(nets))
+		for i := range nets {
+			byID[nets[i].ID] = &nets[i]
+		}
+		for i := range subs {
+			if byID[subs[i].NetworkID] == nil {
+				return itemError(i, notFound("NetworkNotFound", "Network %s could not be found.", subs[i].NetworkID))
+			}
+		}
+		existing, err := objs[Subnet](ctx, w.query, `SELECT obj FROM subnets WHERE network_id = ANY($1)`, netIDs)
+		if err != nil {
+			return fmt.Errorf("load subnets: %w", err)
+		}
+		onNet := map[string][]cidr4{}
+		for _, o := range existing {
+			oc, _ := parseCIDR4(o.CIDR)
+			onNet[o.NetworkID] = append(onNet[o.NetworkID], oc)
+		}
+		n := len(subs)
+		ids, nids, projects, sobjs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		var rSub []string
+		var rFirst, rLast []int64
+		for i := range subs {
+			sn := &subs[i]
+			for _, oc := range onNet[sn.NetworkID] {
+				if oc.overlaps(cidrs[i]) {
+					return itemError(i, invalid("Requested subnet with cidr: %s for network: %s overlaps with another subnet", sn.CIDR, sn.NetworkID))
+				}
+			}
+			onNet[sn.NetworkID] = append(onNet[sn.NetworkID], cidrs[i])
+			sn.CreatedAt, sn.UpdatedAt = w.now, w.now
+			ids[i], nids[i], projects[i], sobjs[i] = sn.ID, sn.NetworkID, sn.ProjectID, string(mustJSON(sn))
+			var holes []uint32
+			if gw, ok := parseIPv4(sn.GatewayIP); ok {
+				holes = append(holes, gw)
+			}
+			for _, r := range subtract(poolRanges(sn.AllocationPools), holes) {
+				rSub, rFirst, rLast = append(rSub, sn.ID), append(rFirst, int64(r.first)), append(rLast, int64(r.last))
+			}
+			w.record(KindSubnet, sn.ID, OpCreate, *sn)
+			byID[sn.NetworkID].Subnets = append(byID[sn.NetworkID].Subnets, sn.ID)
+		}
+		w.exec(`INSERT INTO subnets (id, network_id, project_id, obj)
+SELECT i, n, p, o::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS x(i, n, p, o)`, ids, nids, projects, sobjs)
+		if len(rSub) > 0 {
+			w.exec(`INSERT INTO ip_free_ranges (subnet_id, first, last) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])`, rSub, rFirst, rLast)
+		}
+		changed := make([]*Network, 0, len(netIDs))
+		for _, id := range netIDs {
+			changed = append(changed, byID[id])
+		}
+		w.saveNetworks(changed, OpUpdate)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return subs, nil
+}

@@ -1,0 +1,141 @@
+// The switch side of a pass: flow dumps, and flow-mods sent plain or in bundles.
+
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"github.com/dvrflow/dvrflow/ofproto"
+)
+
+// dump reads every flow of the switch. Flows we do not own are kept in the mirror (so a
+// desired flow with their key is known to overwrite them) but never deleted. A non-nil
+// counters gets each flow's packet and byte counters.
+func (r *Reconciler) dump(ctx context.Context, sess *Session, counters map[ofproto.FlowKey]flowCounters) (map[ofproto.FlowKey]*ofproto.PackedFlow, int, error) {
+	parts, err := sess.RequestMultipart(ctx, ofproto.AppendFlowStatsRequest(nil, 0, ofproto.TableAll, 0, 0, nil))
+	if err != nil {
+		return nil, 0, fmt.Errorf("dumping flows: %w", err)
+	}
+	inst := map[ofproto.FlowKey]*ofproto.PackedFlow{}
+	foreign := 0
+	for _, body := range parts {
+		flows, err := ofproto.DecodeFlowStats(nil, body)
+		if err != nil {
+			return nil, 0, fmt.Errorf("decoding flow dump: %w", err)
+		}
+		packed := make([]ofproto.PackedFlow, len(flows))
+		for i := range flows {
+			packed[i] = ofproto.Pack(&flows[i].Flow)
+			if !r.owns(flows[i].Flow.Cookie) {
+				foreign++
+			}
+			if counters != nil {
+				counters[packed[i].Key] = flowCounters{flows[i].PacketCount, flows[i].ByteCount}
+			}
+		}
+		r.mu.Lock() // once per reply part, not per flow
+		for i := range packed {
+			p := &packed[i]
+			if w, ok := r.desired[p.Key]; ok && sameFlow(w.flow, p) {
+				inst[p.Key] = w.flow // share the desired flow's memory
+			} else {
+				q := *p // its own copy: the part's array is not kept for it
+				inst[p.Key] = &q
+			}
+		}
+		r.mu.Unlock()
+	}
+	return inst, foreign, nil
+}
+
+// chunkSize is how many bytes of encoded flow-mods are handed to the writer at once.
+const chunkSize = 64 << 10
+
+// send sends ops, plain or in a bundle, and waits for the barrier or commit. failed maps op
+// indexes to the switch's errors; applied says whether the successful ops took effect (a
+// bundle that failed to commit applied nothing); bundled whether a bundle was used.
+func (r *Reconciler) send(ctx context.Context, sess *Session, ops []op, bundle bool) (failed map[int]error, applied, bundled bool, err error) {
+	n := uint32(len(ops))
+	first := sess.ReserveXIDs(n)
+	var mu sync.Mutex
+	failed = map[int]error{}
+	stop := sess.WatchErrors(first, n, func(xid uint32, e *OFError) {
+		mu.Lock()
+		failed[int(xid-first)] = e
+		mu.Unlock()
+	})
+	defer stop()
+
+	var bundleID uint32
+	if bundle {
+		r.mu.Lock()
+		r.bundleID++
+		bundleID = r.bundleID
+		r.mu.Unlock()
+		_, err := sess.Request(ctx, ofproto.AppendBundleControl(nil, 0, bundleID, ofproto.BundleOpenRequest, bundleFlags), ofproto.TypeExperimenter)
+		var ofe *OFError
+		switch {
+		case errors.As(err, &ofe):
+			// The switch has no ONF bundles: send plain flow-mods confirmed by a barrier.
+			r.log.Warn("switch refused to open a bundle; sending plain flow-mods", zap.Error(err))
+			bundle = false
+		case err != nil:
+			return nil, false, bundle, fmt.Errorf("opening bundle: %w", err)
+		}
+	}
+	buf := make([]byte, 0, chunkSize+1024)
+	var scratch []byte
+	for i := range ops {
+		o := &ops[i]
+		xid := first + uint32(i)
+		switch {
+		case bundle:
+			scratch = o.flow.AppendFlowMod(scratch[:0], xid, o.kind.command(), 0)
+			buf = ofproto.AppendBundleAdd(buf, xid, bundleID, bundleFlags, scratch)
+		default:
+			// Strict deletes name the flow by table, priority and match with cookie mask 0:
+			// the mirror proves it is ours, and a cookie mask makes OVS walk its cookie
+			// index, which every flow of an app shares, on each delete.
+			buf = o.flow.AppendFlowMod(buf, xid, o.kind.command(), 0)
+		}
+		if len(buf) >= chunkSize {
+			if err := sess.Send(ctx, buf); err != nil {
+				return nil, false, bundle, fmt.Errorf("sending flow-mods: %w", err)
+			}
+			buf = make([]byte, 0, chunkSize+1024)
+		}
+	}
+	if len(buf) > 0 {
+		if err := sess.Send(ctx, buf); err != nil {
+			return nil, false, bundle, fmt.Errorf("sending flow-mods: %w", err)
+		}
+	}
+	applied = true
+	if bundle {
+		_, cerr := sess.Request(ctx, ofproto.AppendBundleControl(nil, 0, bundleID, ofproto.BundleCommitRequest, bundleFlags), ofproto.TypeExperimenter)
+		var ofe *OFError
+		switch {
+		case errors.As(cerr, &ofe):
+			applied = false // rolled back; the failing flow-mods were reported by xid
+		case cerr != nil:
+			return nil, false, bundle, fmt.Errorf("committing bundle: %w", cerr)
+		}
+	}
+	// The barrier also guarantees every error for the batch has been routed to us.
+	if err := sess.Barrier(ctx); err != nil {
+		return nil, false, bundle, err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !applied && len(failed) == 0 {
+		return nil, false, bundle, errors.New("bundle commit refused without naming a flow")
+	}
+	return failed, applied, bundle, nil
+}
+
+const bundleFlags = ofproto.BundleAtomic | ofproto.BundleOrdered

@@ -1,0 +1,303 @@
+// Local VLANs: one per (host, network) present there, allocated in PostgreSQL.
+
+package db
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// EnsureLocalVLANsBulk is EnsureLocalVLANs for many hosts (host -> network IDs) in one
+// write: it returns host -> network -> VLAN for everything asked, allocating the lowest
+// free VLANs where missing. A call that allocates nothing writes nothing.
+func (s *Store) EnsureLocalVLANsBulk(ctx context.Context, want map[string][]string) (map[string]map[string]uint16, error) {
+	hosts := make([]string, 0, len(want))
+	for h := range want {
+		if h == "" {
+			return nil, invalid("host must not be empty")
+		}
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	have, err := localVLANsOf(ctx, s.pool.Query, hosts)
+	if err != nil {
+		return nil, err
+	}
+	if out, ok := pickAll(have, want); ok {
+		return out, nil
+	}
+	_, err = s.write(ctx, func(ctx context.Context, w *wtx) error {
+		have, err = localVLANsOf(ctx, w.query, hosts)
+		if err != nil {
+			return err
+		}
+		var missing []string
+		seen := map[string]bool{}
+		for _, h := range hosts {
+			for _, id := range want[h] {
+				if _, ok := have[h][id]; !ok && !seen[id] {
+					seen[id] = true
+					missing = append(missing, id)
+				}
+			}
+		}
+		rows, err := w.query(ctx, `SELECT id FROM networks WHERE id = ANY($1)`, missing)
+		if err != nil {
+			return fmt.Errorf("check networks: %w", err)
+		}
+		found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("check networks: %w", err)
+		}
+		exists := make(map[string]bool, len(found))
+		for _, id := range found {
+			exists[id] = true
+		}
+		sort.Strings(missing)
+		for _, id := range missing {
+			if !exists[id] {
+				return notFound("NetworkNotFound", "Network %s could not be found.", id)
+			}
+		}
+		var hs, ns []string
+		var vs []int32
+		for _, h := range hosts {
+			hv := have[h]
+			if hv == nil {
+				hv = map[string]uint16{}
+				have[h] = hv
+			}
+			used := make(map[uint16]bool, len(hv))
+			for _, v := range hv {
+				used[v] = true
+			}
+			ids := append([]string(nil), want[h]...)
+			sort.Strings(ids)
+			next := uint16(1)
+			for _, id := range ids {
+				if _, ok := hv[id]; ok {
+					continue
+				}
+				for next <= 4094 && used[next] {
+					next++
+				}
+				if next > 4094 {
+					return newError(ClassUnavailable, "LocalVLANExhausted", "No free local VLAN left on host %s.", h)
+				}
+				used[next] = true
+				hv[id] = next
+				hs, ns, vs = append(hs, h), append(ns, id), append(vs, int32(next))
+				lv := LocalVLAN{Host: h, NetworkID: id, VLAN: next}
+				w.record(KindLocalVLAN, lv.key(), OpCreate, lv)
+			}
+		}
+		if len(hs) > 0 {
+			w.exec(`INSERT INTO local_vlans (host, network_id, vlan) SELECT * FROM unnest($1::text[], $2::text[], $3::int[])`, hs, ns, vs)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out, _ := pickAll(have, want)
+	return out, nil
+}
+
+func pickAll(have map[string]map[string]uint16, want map[string][]string) (map[string]map[string]uint16, bool) {
+	out := make(map[string]map[string]uint16, len(want))
+	for h, ids := range want {
+		m, ok := pick(have[h], ids)
+		if !ok {
+			return nil, false
+		}
+		out[h] = m
+	}
+	return out, true
+}
+
+func localVLANsOf(ctx context.Context, q func(context.Context, string, ...any) (pgx.Rows, error), hosts []string) (map[string]map[string]uint16, error) {
+	rows, err := q(ctx, `SELECT host, network_id, vlan FROM local_vlans WHERE host = ANY($1)`, hosts)
+	if err != nil {
+		return nil, fmt.Errorf("local VLANs: %w", err)
+	}
+	out := map[string]map[string]uint16{}
+	var h, id string
+	var v int
+	if _, err := pgx.ForEachRow(rows, []any{&h, &id, &v}, func() error {
+		if out[h] == nil {
+			out[h] = map[string]uint16{}
+		}
+		out[h][id] = uint16(v)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("local VLANs: %w", err)
+	}
+	return out, nil
+}
+
+// ReleaseLocalVLANsBulk is ReleaseLocalVLANs for many hosts in one write: host ->
+// networks whose VLANs to free (a nil list frees all of the host's).
+func (s *Store) ReleaseLocalVLANsBulk(ctx context.Context, release map[string][]string) error {
+	var all, hs, ns []string
+	for h, ids := range release {
+		if ids == nil {
+			all = append(all, h)
+			continue
+		}
+		for _, id := range ids {
+			hs, ns = append(hs, h), append(ns, id)
+		}
+	}
+	if len(all) == 0 && len(hs) == 0 {
+		return nil
+	}
+	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		rows, err := w.query(ctx, `DELETE FROM local_vlans l WHERE l.host = ANY($1)
+OR (l.host, l.network_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+RETURNING host, network_id, vlan`, all, hs, ns)
+		if err != nil {
+			return fmt.Errorf("release local VLANs: %w", err)
+		}
+		lvs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (LocalVLAN, error) {
+			var lv LocalVLAN
+			var v int
+			err := r.Scan(&lv.Host, &lv.NetworkID, &v)
+			lv.VLAN = uint16(v)
+			return lv, err
+		})
+		if err != nil {
+			return fmt.Errorf("release local VLANs: %w", err)
+		}
+		sort.Slice(lvs, func(i, j int) bool { return lvs[i].key() < lvs[j].key() })
+		for _, lv := range lvs {
+			w.record(KindLocalVLAN, lv.key(), OpDelete, lv)
+		}
+		return nil
+	})
+	return err
+}
+
+// EnsureLocalVLANs returns the local VLAN of each network on host, allocating the lowest
+// free VLAN (1-4094) for networks that have none. It is idempotent: existing VLANs are
+// kept, and a call that allocates nothing writes nothing.
+func (s *Store) EnsureLocalVLANs(ctx context.Context, host string, networkIDs []string) (map[string]uint16, error) {
+	if host == "" {
+		return nil, invalid("host must not be empty")
+	}
+	have, err := localVLANs(ctx, s.pool.Query, host)
+	if err != nil {
+		return nil, err
+	}
+	if out, ok := pick(have, networkIDs); ok {
+		return out, nil
+	}
+	_, err = s.write(ctx, func(ctx context.Context, w *wtx) error {
+		have, err = localVLANs(ctx, w.query, host)
+		if err != nil {
+			return err
+		}
+		used := make(map[uint16]bool, len(have))
+		for _, v := range have {
+			used[v] = true
+		}
+		next := uint16(1)
+		ids := append([]string(nil), networkIDs...)
+		sort.Strings(ids)
+		for _, id := range ids {
+			if _, ok := have[id]; ok {
+				continue
+			}
+			var n Network
+			if err := w.network(ctx, id, &n); err != nil {
+				return err
+			}
+			for next <= 4094 && used[next] {
+				next++
+			}
+			if next > 4094 {
+				return newError(ClassUnavailable, "LocalVLANExhausted", "No free local VLAN left on host %s.", host)
+			}
+			used[next] = true
+			have[id] = next
+			lv := LocalVLAN{Host: host, NetworkID: id, VLAN: next}
+			w.exec(`INSERT INTO local_vlans (host, network_id, vlan) VALUES ($1, $2, $3)`, host, id, int(next))
+			w.record(KindLocalVLAN, lv.key(), OpCreate, lv)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out, _ := pick(have, networkIDs)
+	return out, nil
+}
+
+func pick(have map[string]uint16, ids []string) (map[string]uint16, bool) {
+	out := make(map[string]uint16, len(ids))
+	for _, id := range ids {
+		v, ok := have[id]
+		if !ok {
+			return nil, false
+		}
+		out[id] = v
+	}
+	return out, true
+}
+
+func localVLANs(ctx context.Context, q func(context.Context, string, ...any) (pgx.Rows, error), host string) (map[string]uint16, error) {
+	rows, err := q(ctx, `SELECT network_id, vlan FROM local_vlans WHERE host = $1`, host)
+	if err != nil {
+		return nil, fmt.Errorf("local VLANs of host %s: %w", host, err)
+	}
+	out := map[string]uint16{}
+	var id string
+	var v int
+	_, err = pgx.ForEachRow(rows, []any{&id, &v}, func() error {
+		out[id] = uint16(v)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("local VLANs of host %s: %w", host, err)
+	}
+	return out, nil
+}
+
+// ReleaseLocalVLANs frees the local VLANs of the given networks on host (all of the
+// host's when networkIDs is nil).
+func (s *Store) ReleaseLocalVLANs(ctx context.Context, host string, networkIDs []string) error {
+	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		_, err := w.deleteLocalVLANs(ctx, host, networkIDs)
+		return err
+	})
+	return err
+}
+
+func (w *wtx) deleteLocalVLANs(ctx context.Context, host string, networkIDs []string) ([]LocalVLAN, error) {
+	var rows pgx.Rows
+	var err error
+	if networkIDs == nil {
+		rows, err = w.query(ctx, `DELETE FROM local_vlans WHERE host = $1 RETURNING network_id, vlan`, host)
+	} else {
+		rows, err = w.query(ctx, `DELETE FROM local_vlans WHERE host = $1 AND network_id = ANY($2) RETURNING network_id, vlan`, host, networkIDs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("release local VLANs of host %s: %w", host, err)
+	}
+	lvs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (LocalVLAN, error) {
+		lv := LocalVLAN{Host: host}
+		var v int
+		err := r.Scan(&lv.NetworkID, &v)
+		lv.VLAN = uint16(v)
+		return lv, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("release local VLANs of host %s: %w", host, err)
+	}
+	for _, lv := range lvs {
+		w.record(KindLocalVLAN, lv.key(), OpDelete, lv)
+	}
+	return lvs, nil
+}

@@ -1,0 +1,48 @@
+// Switch events: connects, disconnects and port changes mark bridges for the next pass.
+
+package engine
+
+import (
+	"github.com/dvrflow/dvrflow/controller"
+)
+
+func (e *Engine) onEvent(ev controller.Event) {
+	e.mu.Lock()
+	var dpid uint64
+	switch ev := ev.(type) {
+	case controller.SwitchConnected:
+		b := &bridge{dpid: ev.DPID, sess: ev.Session, ports: map[string]uint32{}}
+		for _, p := range ev.Ports {
+			b.ports[p.Name] = p.No
+		}
+		e.bridges[ev.DPID] = b
+		dpid = ev.DPID
+	case controller.SwitchDisconnected:
+		delete(e.bridges, ev.DPID)
+		delete(e.dirtyDPIDs, ev.DPID)
+	case controller.PortStatus:
+		b := e.bridges[ev.DPID]
+		if b == nil {
+			break
+		}
+		if ev.OldName != "" {
+			delete(b.ports, ev.OldName)
+		}
+		if ev.Reason == controller.PortDeleted {
+			delete(b.ports, ev.Port.Name)
+		} else {
+			b.ports[ev.Port.Name] = ev.Port.No
+		}
+		dpid = ev.DPID
+	}
+	if dpid != 0 {
+		e.dirtyDPIDs[dpid] = true
+	}
+	e.mu.Unlock()
+	if dpid == 0 {
+		return
+	}
+	// The control loop computes and pushes: one goroutine hands out desired sets, so a set
+	// computed from an older view can never land after a newer one.
+	e.poke()
+}

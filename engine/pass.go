@@ -1,0 +1,170 @@
+// One pass of the control loop: follow the change log into the view, allocate, push, plan.
+
+package engine
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/dvrflow/dvrflow/apps"
+)
+
+// pass brings the view up to the store's revision, allocates local VLANs for what the new
+// placement needs, and recomputes flows, plans and port statuses of the affected hosts.
+func (e *Engine) pass(ctx context.Context) error {
+	start := time.Now()
+	if err := e.follow(ctx); err != nil {
+		return err
+	}
+	v := e.view
+	e.followMoves(v)
+	e.answerHeldARP()
+	e.mu.Lock()
+	dirty := e.dirtyDPIDs
+	e.dirtyDPIDs = map[uint64]bool{}
+	e.mu.Unlock()
+	hosts := e.pendingHostList(v)
+	if len(hosts) == 0 && len(dirty) == 0 && len(e.pendingParts) == 0 && len(e.pendingPlans) == 0 {
+		e.mu.Lock()
+		e.stats.Revision = v.Revision
+		e.mu.Unlock()
+		return nil
+	}
+	allocated, err := e.allocateVLANs(ctx, v, hosts)
+	if err != nil {
+		e.requeue(dirty)
+		return err
+	}
+	if allocated && v.Revision != e.allocatedAt {
+		// The allocations come back through the change log: the next pass applies them
+		// and pushes everything pending at once.
+		e.allocatedAt = v.Revision
+		e.requeue(dirty)
+		e.poke()
+		return nil
+	}
+	if allocated {
+		e.log.Warn("local VLAN allocation changed nothing visible: pushing without it", zap.Int64("rev", v.Revision))
+	}
+	affected, parts := e.pendingHosts, e.pendingParts
+	all := e.pendingAll
+	planHosts := hosts
+	if len(e.pendingPlans) > 0 {
+		set := maps.Clone(e.pendingPlans)
+		for _, h := range hosts {
+			set[h] = true
+		}
+		planHosts = slices.Sorted(maps.Keys(set))
+	}
+	e.pendingHosts, e.pendingParts, e.pendingPlans, e.pendingAll = map[string]bool{}, map[string]map[string]bool{}, map[string]bool{}, false
+	bridges := e.pushFlows(v, all, affected, parts, dirty)
+	e.updatePlans(v, planHosts)
+	statusHosts := slices.Clone(hosts)
+	for dpid := range dirty {
+		if h, role, ok := v.HostOfDPID(dpid); ok && role == apps.BrInt && !affected[h] {
+			statusHosts = append(statusHosts, h)
+		}
+	}
+	if err := e.updatePortStatus(ctx, v, statusHosts); err != nil {
+		return err
+	}
+	took := time.Since(start)
+	e.mu.Lock()
+	e.stats.Revision = v.Revision
+	e.stats.Recomputes++
+	e.stats.LastRecompute = took
+	e.stats.LastHosts = len(hosts)
+	e.stats.LastBridges = bridges
+	e.mu.Unlock()
+	e.log.Debug("pass", zap.Int64("rev", v.Revision), zap.Int("hosts", len(hosts)),
+		zap.Int("bridges", bridges), zap.Duration("took", took))
+	return nil
+}
+
+// note adds what a view change affected to what the next push recomputes.
+func (e *Engine) note(aff apps.Affected) {
+	e.pendingAll = e.pendingAll || aff.All
+	for h := range aff.Hosts {
+		e.pendingHosts[h] = true
+	}
+	maps.Copy(e.pendingPlans, aff.Plans)
+	for h, ps := range aff.Parts {
+		if e.pendingParts[h] == nil {
+			e.pendingParts[h] = map[string]bool{}
+		}
+		maps.Copy(e.pendingParts[h], ps)
+	}
+}
+
+// follow applies the change log since the view's revision, or builds the view from a
+// snapshot when there is none yet or the log cannot be applied, and notes what is affected.
+func (e *Engine) follow(ctx context.Context) error {
+	if e.view != nil {
+		changes, err := e.store.ChangesSince(ctx, e.view.Revision, maxChangesPerPass)
+		if err != nil {
+			return fmt.Errorf("change log: %w", err)
+		}
+		if len(changes) == 0 {
+			return nil
+		}
+		e.viewMu.Lock()
+		aff, err := e.view.Apply(changes)
+		e.viewMu.Unlock()
+		if err == nil {
+			e.note(aff)
+			maps.Copy(e.pendingMoves, aff.Moves)
+			if len(changes) >= maxChangesPerPass {
+				e.poke() // more to read
+			}
+			return nil
+		}
+		e.log.Warn("change log not applicable: rebuilding the view from a snapshot", zap.Error(err))
+	}
+	topo, rev, err := e.store.Snapshot(ctx)
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	v := apps.NewView(topo, rev)
+	e.viewMu.Lock()
+	e.view = v
+	e.viewMu.Unlock()
+	e.pendingAll = true
+	e.mu.Lock()
+	e.stats.Snapshots++
+	e.mu.Unlock()
+	return nil
+}
+
+// pendingHostList returns the hosts to recompute: every registered host and every host
+// holding local VLANs after a snapshot or a host change, else the affected ones.
+func (e *Engine) pendingHostList(v *apps.View) []string {
+	if e.pendingAll {
+		set := map[string]bool{}
+		for _, h := range v.HostNames() {
+			set[h] = true
+		}
+		for _, h := range v.VLANHosts() {
+			set[h] = true
+		}
+		return slices.Sorted(maps.Keys(set))
+	}
+	return slices.Sorted(maps.Keys(e.pendingHosts))
+}
+
+// requeue puts switches back for the next pass after a pass stopped early.
+func (e *Engine) requeue(dpids map[uint64]bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id := range dpids {
+		e.dirtyDPIDs[id] = true
+	}
+}
+
+// maxChangesPerPass bounds the change-log rows one pass applies; a longer backlog takes
+// several passes, each pushing what it has.
+const maxChangesPerPass = 20000

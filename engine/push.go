@@ -1,0 +1,210 @@
+// Desired flows handed to each bridge's reconciler, and the controller meter.
+
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/dvrflow/dvrflow/apps"
+	"github.com/dvrflow/dvrflow/controller"
+	"github.com/dvrflow/dvrflow/ofproto"
+)
+
+// pushFlows hands the bridges of the affected hosts (all of them if all) and of the hosts
+// with affected parts, and the switches that connected or changed ports, their desired flows
+// at view v, computing them on every core. It returns how many bridges it pushed.
+func (e *Engine) pushFlows(v *apps.View, all bool, hosts map[string]bool, parts map[string]map[string]bool, dpids map[uint64]bool) int {
+	e.mu.Lock()
+	var todo []push
+	if all {
+		for _, b := range e.bridges {
+			todo = append(todo, push{b: b})
+		}
+	} else {
+		// Visit the affected hosts' bridges, not every connected switch.
+		whole := map[uint64]bool{}
+		for id := range dpids {
+			whole[id] = true
+		}
+		for h := range hosts {
+			if hi := v.Host(h); hi != nil {
+				for _, id := range hi.Bridges {
+					whole[id] = true
+				}
+				continue
+			}
+			// A host deleted (or whose bridges changed): its switches lose their flows.
+			for id, b := range e.bridges {
+				if b.host == h {
+					whole[id] = true
+				}
+			}
+		}
+		for id := range whole {
+			if b := e.bridges[id]; b != nil {
+				todo = append(todo, push{b: b})
+			}
+		}
+		for h, ps := range parts {
+			if hi := v.Host(h); hi != nil {
+				for _, id := range hi.Bridges {
+					if b := e.bridges[id]; b != nil && !whole[id] {
+						todo = append(todo, push{b: b, parts: ps})
+					}
+				}
+			}
+		}
+	}
+	e.mu.Unlock()
+	work := make(chan push)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), max(len(todo), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range work {
+				e.pushBridge(v, p.b, p.parts)
+			}
+		}()
+	}
+	for _, p := range todo {
+		work <- p
+	}
+	close(work)
+	wg.Wait()
+	return len(todo)
+}
+
+// push is a bridge to push: every part of its flows (parts nil) or those listed.
+type push struct {
+	b     *bridge
+	parts map[string]bool
+}
+
+// pushBridge hands bridge b its desired flows at view v: every part, or only the parts
+// listed (a listed part no longer present is removed). A switch that is not (yet) a
+// registered host's bridge is left untouched: its reconciler is never primed.
+func (e *Engine) pushBridge(v *apps.View, b *bridge, only map[string]bool) {
+	host, role, ok := v.HostOfDPID(b.dpid)
+	log := e.log.With(zap.String("dpid", fmt.Sprintf("%016x", b.dpid)))
+	if !ok {
+		// No registered host claims the switch (its host was deleted, or is not
+		// registered yet): dvrflow wants none of its flows there, foreign ones stay.
+		e.mu.Lock()
+		was := b.host
+		b.host = ""
+		first := b.unknownCounted.CompareAndSwap(false, true)
+		if first {
+			e.stats.UnknownSwitches++
+		}
+		e.mu.Unlock()
+		if err := e.sw.Reconciler(b.dpid).SetParts(nil, true); err != nil {
+			log.Error("clearing desired flows", zap.Error(err))
+		}
+		if first || was != "" {
+			log.Info("switch of no registered host: dvrflow's flows removed, others left alone", zap.String("was_host", was))
+		}
+		return
+	}
+	log = log.With(zap.String("host", host), zap.String("bridge", string(role)))
+	e.mu.Lock()
+	b.host = host
+	st := &apps.BridgeState{Host: host, Role: role, Ports: maps.Clone(b.ports)}
+	needMeter := !b.meter
+	sess := b.sess
+	e.mu.Unlock()
+	if needMeter {
+		if err := e.installMeter(sess); err != nil {
+			log.Warn("installing the controller meter", zap.Error(err))
+		} else {
+			e.mu.Lock()
+			b.meter = true
+			e.mu.Unlock()
+		}
+	}
+	parts := map[string][]ofproto.Flow{}
+	if only == nil {
+		for _, part := range apps.Parts(v, st) {
+			parts[part] = apps.FlowsOf(v, st, part)
+		}
+	} else {
+		present := apps.Parts(v, st)
+		for part := range only {
+			if slices.Contains(present, part) {
+				parts[part] = apps.FlowsOf(v, st, part)
+			} else {
+				parts[part] = nil
+			}
+		}
+	}
+	if err := e.sw.Reconciler(b.dpid).SetParts(parts, only == nil); err != nil {
+		log.Error("desired flows refused", zap.Error(err), zap.Int64("rev", v.Revision))
+	}
+}
+
+// installMeter adds (or updates) the meter every controller-bound flow goes through. It
+// reads the switch's meters first, so that a controller restart sends no meter-mod and
+// provokes no switch error (adding an existing meter is one).
+func (e *Engine) installMeter(sess *controller.Session) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	band := []ofproto.MeterBandDrop{{Rate: e.cfg.MeterRate, BurstSize: e.cfg.MeterBurst}}
+	flags := ofproto.MeterFlagPktps | ofproto.MeterFlagBurst | ofproto.MeterFlagStats
+	cmds := []ofproto.MeterModCommand{ofproto.MeterAdd, ofproto.MeterModify}
+	if parts, err := sess.RequestMultipart(ctx, ofproto.AppendMeterConfigRequest(nil, 0, ofproto.MeterAll)); err == nil {
+		for _, body := range parts {
+			mcs, err := ofproto.DecodeMeterConfigReply(body)
+			if err != nil {
+				return fmt.Errorf("meter %d: %w", apps.MeterController, err)
+			}
+			for _, mc := range mcs {
+				if mc.MeterID != apps.MeterController {
+					continue
+				}
+				if mc.Flags == flags && mc.Other == 0 && slices.Equal(mc.Bands, band) {
+					return nil
+				}
+				cmds = []ofproto.MeterModCommand{ofproto.MeterModify}
+			}
+		}
+	} else if errors.As(err, new(*controller.OFError)) {
+		e.log.Info("switch cannot list its meters; adding the controller meter", zap.Uint64("dpid", sess.DPID()), zap.Error(err))
+	} else {
+		return fmt.Errorf("meter %d: reading the switch's meters: %w", apps.MeterController, err)
+	}
+	for _, cmd := range cmds {
+		xid := sess.ReserveXIDs(1)
+		var swErr atomic.Pointer[controller.OFError]
+		stop := sess.WatchErrors(xid, 1, func(_ uint32, oe *controller.OFError) { swErr.Store(oe) })
+		err := sess.Send(ctx, ofproto.AppendMeterMod(nil, xid, cmd, flags, apps.MeterController, band))
+		if err == nil {
+			err = sess.Barrier(ctx)
+		}
+		stop()
+		if err != nil {
+			return fmt.Errorf("meter %d: %w", apps.MeterController, err)
+		}
+		oe := swErr.Load()
+		if oe == nil {
+			return nil
+		}
+		if cmd == ofproto.MeterAdd && oe.Code == ofproto.ErrCodeMeterExists {
+			// Installed by an earlier run, on a switch that cannot list its meters:
+			// make sure it has our rate. The switch counted an error: say which.
+			e.log.Info("controller meter exists; modifying it", zap.Uint64("dpid", sess.DPID()), zap.Error(oe))
+			continue
+		}
+		return fmt.Errorf("meter %d: %w", apps.MeterController, oe)
+	}
+	return nil
+}
