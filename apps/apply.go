@@ -563,7 +563,7 @@ func (v *View) derive(d *pending) {
 func (v *View) deriveRouters(d *pending) {
 	for _, s := range d.oldIfaces {
 		if d.routers[s.RouterID] {
-			s.RouterID, s.RouterIf, s.GatewayMA, s.SNATPort = "", nil, nil, nil
+			s.RouterID, s.RouterIf, s.GatewayMAC, s.SNATPort = "", nil, nil, nil
 		}
 		d.nets[s.NetworkID] = true
 		addAll(d.hosts, v.hostsOfNet[s.NetworkID])
@@ -597,7 +597,7 @@ func (v *View) deriveRouters(d *pending) {
 				if s == nil {
 					continue
 				}
-				s.RouterID, s.RouterIf, s.GatewayMA = rid, p, p.MAC
+				s.RouterID, s.RouterIf, s.GatewayMAC = rid, p, p.MAC
 				r.Interfaces = append(r.Interfaces, s)
 			}
 			slices.SortFunc(r.Interfaces, func(a, b *SubnetInfo) int { return cmp.Compare(a.ID, b.ID) })

@@ -36,7 +36,7 @@ func physMatch(n *NetInfo) ofproto.Field {
 	return ofproto.VLANNone()
 }
 
-// dvrEx is DVR_PROCESS for VLAN and flat networks (Neutron's br-phys table 1): on the way to
+// dvrExNet is DVR_PROCESS for VLAN and flat networks (Neutron's br-phys table 1): on the way to
 // the physical network, frames from the router's MAC leave with this host's DVR MAC, frames
 // for it never leave.
 func dvrExNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
@@ -47,14 +47,14 @@ func dvrExNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 	}
 	var out []ofproto.Flow
 	for _, s := range v.interfacesOn(st.Host, netID) {
-		if s.GatewayMA != nil {
-			out = append(out, dvrProcess(ExDVRProcessPhysical, ExToPhysical, physMatch(n), s.GatewayMA, self.DVRMAC)...)
+		if s.GatewayMAC != nil {
+			out = append(out, dvrProcess(ExDVRProcessPhysical, ExToPhysical, physMatch(n), s.GatewayMAC, self.DVRMAC)...)
 		}
 	}
 	return out
 }
 
-// dvrInt: frames from the DVR MAC of a peer (a host running one of this host's routers: no
+// dvrIntNet: frames from the DVR MAC of a peer (a host running one of this host's routers: no
 // other host routes frames here) go to DVR_TO_SRC_MAC (the dvr app adds these
 // classifiers to l2's LOCAL_SWITCHING: only it knows the DVR MACs), which restores the gateway MAC
 // of the subnet of each local port they may be for (VMs and the snat ports).
@@ -120,19 +120,19 @@ func dvrIntNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 		// (VLAN, MAC) key.
 		for _, ip := range p.IPs {
 			s := v.Subnet(ip.SubnetID)
-			if s == nil || s.RouterID == "" || s.GatewayMA == nil {
+			if s == nil || s.RouterID == "" || s.GatewayMAC == nil {
 				continue
 			}
 			out = append(out, ofproto.Flow{Table: IntDVRToSrcMAC, Priority: PrioLocal, Cookie: cookie,
 				Match:   ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthDst(p.MAC)},
-				Actions: []ofproto.Action{ofproto.SetEthSrc(s.GatewayMA)}, Goto: IntTransient, HasGoto: true})
+				Actions: []ofproto.Action{ofproto.SetEthSrc(s.GatewayMAC)}, Goto: IntTransient, HasGoto: true})
 			break
 		}
 	}
 	return out
 }
 
-// dvrTun: on every host running a router, frames for the router's MAC never leave, and frames
+// dvrTunNet: on every host running a router, frames for the router's MAC never leave, and frames
 // from it leave with the host's DVR MAC.
 func dvrTunNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 	self := v.Host(st.Host)
@@ -143,8 +143,8 @@ func dvrTunNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 	}
 	var out []ofproto.Flow
 	for _, s := range v.interfacesOn(st.Host, netID) {
-		if s.GatewayMA != nil {
-			out = append(out, dvrProcess(TunDVRProcess, TunPatchLVToTun, ofproto.VLANVID(vlan), s.GatewayMA, self.DVRMAC)...)
+		if s.GatewayMAC != nil {
+			out = append(out, dvrProcess(TunDVRProcess, TunPatchLVToTun, ofproto.VLANVID(vlan), s.GatewayMAC, self.DVRMAC)...)
 		}
 	}
 	return out

@@ -20,9 +20,8 @@ import (
 // flooded.
 
 var (
-	macUnicast   = net.HardwareAddr{0, 0, 0, 0, 0, 0}
-	macMulticast = net.HardwareAddr{1, 0, 0, 0, 0, 0}
-	macGroupBit  = net.HardwareAddr{1, 0, 0, 0, 0, 0}
+	macUnicast  = net.HardwareAddr{0, 0, 0, 0, 0, 0}
+	macGroupBit = net.HardwareAddr{1, 0, 0, 0, 0, 0} // also the value that marks multicast under that mask
 )
 
 // l2Bridge computes the l2 app's bridge-wide flows of bridge st.
@@ -48,7 +47,7 @@ func l2Bridge(st *BridgeState) []ofproto.Flow {
 			{Table: TunPatchLVToTun, Priority: PrioBase, Cookie: cookie,
 				Match: ofproto.Match{ofproto.EthDstMasked(macUnicast, macGroupBit)}, Goto: TunUcastToTun, HasGoto: true},
 			{Table: TunPatchLVToTun, Priority: PrioBase, Cookie: cookie,
-				Match: ofproto.Match{ofproto.EthDstMasked(macMulticast, macGroupBit)}, Goto: TunFloodToTun, HasGoto: true},
+				Match: ofproto.Match{ofproto.EthDstMasked(macGroupBit, macGroupBit)}, Goto: TunFloodToTun, HasGoto: true},
 		}
 	case BrEx:
 		return l2Ex(st)
@@ -139,7 +138,7 @@ func l2IntNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 		flood = append(flood, ofproto.Output{Port: p})
 	}
 	out = append(out, ofproto.Flow{Table: IntTransient, Priority: PrioFlood, Cookie: cookie,
-		Match:   ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthDstMasked(macMulticast, macGroupBit)},
+		Match:   ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthDstMasked(macGroupBit, macGroupBit)},
 		Actions: flood})
 	if physical {
 		// Frames from the physical network: tag with the local VLAN, forward in TRANSIENT.

@@ -96,8 +96,8 @@ func linkLocalPair(p netip.Prefix) (rfp, fpr netip.Addr) {
 	return rfp, rfp.Next()
 }
 
-// rfpMAC and fprMAC derive the MACs of a router's veth pair from its /31, so that they are
-// stable across helper restarts (locally administered, 0x02 prefix).
+// llMAC derives the MAC of each end of a router's rfp/fpr veth pair from its address in
+// the /31, so that they are stable across helper restarts (locally administered, 0x02).
 func llMAC(a netip.Addr) string {
 	b := a.As4()
 	return "02:dc:" + hex2(b[0]) + ":" + hex2(b[1]) + ":" + hex2(b[2]) + ":" + hex2(b[3])

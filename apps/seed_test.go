@@ -49,10 +49,6 @@ func seedTopology() *db.Topology {
 	t.Routers = []db.Router{{ID: r1, Name: "R1", Distributed: true, LinkLocal: "169.254.64.0/31",
 		Gateway: &db.GatewayInfo{NetworkID: "ext-0000000000000", EnableSNAT: true, PortID: "qg1-000000000000",
 			ExternalFixedIPs: []db.FixedIP{{SubnetID: "subx-000000000000", IPAddress: "172.24.4.2"}}}}}
-	t.RouterInterfaces = []db.RouterInterface{
-		{RouterID: r1, SubnetID: "sub1-000000000000", PortID: "qr1-000000000000", NetworkID: "net1-000000000000"},
-		{RouterID: r1, SubnetID: "sub2-000000000000", PortID: "qr2-000000000000", NetworkID: "net2-000000000000"},
-	}
 	t.FloatingIPs = []db.FloatingIP{
 		{ID: "fip1", FloatingNetworkID: "ext-0000000000000", FloatingIPAddress: "172.24.4.5", PortID: "vm1-000000000000", FixedIPAddress: "10.0.1.5", RouterID: r1},
 		{ID: "fip3", FloatingNetworkID: "ext-0000000000000", FloatingIPAddress: "172.24.4.7", PortID: "vm3-000000000000", FixedIPAddress: "10.0.2.3", RouterID: r1},
@@ -116,7 +112,5 @@ func withVLANNet(t *db.Topology) *db.Topology {
 		db.Port{ID: "vm5-000000000000", NetworkID: "net3-000000000000", MACAddress: "fa:16:3e:00:03:05",
 			DeviceOwner: "compute:nova", DeviceID: "vm5", HostID: "compute1",
 			FixedIPs: []db.FixedIP{{SubnetID: "sub3-000000000000", IPAddress: "10.0.3.5"}}})
-	t.RouterInterfaces = append(t.RouterInterfaces, db.RouterInterface{RouterID: "r1-0000000000000",
-		SubnetID: "sub3-000000000000", PortID: "qr3-000000000000", NetworkID: "net3-000000000000"})
 	return t
 }

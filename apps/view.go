@@ -97,12 +97,12 @@ type NetInfo struct {
 // SubnetInfo is a subnet with its router interface, if any.
 type SubnetInfo struct {
 	*db.Subnet
-	Prefix    netip.Prefix
-	Gateway   netip.Addr // zero when the subnet has no gateway
-	RouterID  string     // distributed router attached through RouterPort, if any
-	RouterIf  *PortInfo  // the network:router_interface_distributed port
-	SNATPort  *PortInfo  // the network:router_centralized_snat port, while the router has a gateway
-	GatewayMA net.HardwareAddr
+	Prefix     netip.Prefix
+	Gateway    netip.Addr // zero when the subnet has no gateway
+	RouterID   string     // distributed router attached through RouterPort, if any
+	RouterIf   *PortInfo  // the network:router_interface_distributed port
+	SNATPort   *PortInfo  // the network:router_centralized_snat port, while the router has a gateway
+	GatewayMAC net.HardwareAddr
 }
 
 // PortInfo is a port with parsed addresses.

@@ -26,7 +26,7 @@
 //     flow's counters). A different cookie or timeouts: ADD, which replaces the flow (OVS
 //     does not change cookies or timeouts on modify).
 //   - An installed flow whose cookie is ours (cookie & CookieMask == CookieValue) and that is
-//     not desired: DELETE_STRICT with its exact cookie and a full cookie mask.
+//     not desired: DELETE_STRICT with cookie mask 0 (its table, priority and match name it).
 //   - A flow of another owner is left alone, unless a desired flow has its key: it is then
 //     replaced and the overwrite is logged and counted.
 //

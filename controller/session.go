@@ -359,15 +359,6 @@ func (s *Session) WatchErrors(first, n uint32, fn func(xid uint32, e *OFError)) 
 // ErrQueueFull is returned by PacketOutPort when the session's writer queue is full.
 var ErrQueueFull = errors.New("openflow session queue full")
 
-// PacketOut sends an OFPT_PACKET_OUT of data (no buffer) from inPort with actions.
-func (s *Session) PacketOut(ctx context.Context, inPort uint32, actions []ofproto.Action, data []byte) error {
-	msg := ofproto.AppendPacketOut(nil, s.NextXID(), inPort, actions, data)
-	if err := s.Send(ctx, msg); err != nil {
-		return fmt.Errorf("packet-out: %w", err)
-	}
-	return nil
-}
-
 // PacketOutPort queues an OFPT_PACKET_OUT of data (no buffer), as if received on inPort,
 // with the single action output:outPort: the answer to a packet-in. It never waits: when
 // the writer's queue is full it fails with ErrQueueFull and the packet is dropped (the

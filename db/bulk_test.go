@@ -377,15 +377,15 @@ func TestSetPortStatuses(t *testing.T) {
 	}
 }
 
-func TestLocalVLANsBulk(t *testing.T) {
+func TestLocalVLANsManyHosts(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
 	nets := ok(s.CreateNetworks(ctx, []db.NetworkSpec{{ProjectID: "p"}, {ProjectID: "p"}, {ProjectID: "p"}}))(t)
 	a, b, c := nets[0].ID, nets[1].ID, nets[2].ID
-	ok(s.EnsureLocalVLANs(ctx, "h1", []string{b}))(t)
+	ok(ensureVLANs(ctx, s, "h1", []string{b}))(t)
 	rev := revision(t, s)
-	got := ok(s.EnsureLocalVLANsBulk(ctx, map[string][]string{"h1": {a, b, c}, "h2": {c}}))(t)
-	single := ok(s.EnsureLocalVLANs(ctx, "h1", []string{a, b, c}))(t)
+	got := ok(s.EnsureLocalVLANs(ctx, map[string][]string{"h1": {a, b, c}, "h2": {c}}))(t)
+	single := ok(ensureVLANs(ctx, s, "h1", []string{a, b, c}))(t)
 	for _, id := range []string{a, b, c} {
 		if got["h1"][id] != single[id] || got["h1"][id] == 0 {
 			t.Fatalf("h1 VLANs %v, single view %v", got["h1"], single)
@@ -400,19 +400,19 @@ func TestLocalVLANsBulk(t *testing.T) {
 	if cs := changesAfter(t, s, rev); len(cs) != 3 {
 		t.Fatalf("%d change rows, want 3", len(cs))
 	}
-	ok(s.EnsureLocalVLANsBulk(ctx, map[string][]string{"h1": {a}, "h2": {c}}))(t)
+	ok(s.EnsureLocalVLANs(ctx, map[string][]string{"h1": {a}, "h2": {c}}))(t)
 	if r := revision(t, s); r != rev+1 {
 		t.Fatalf("an ensure of existing VLANs made revision %d", r)
 	}
-	_, err := s.EnsureLocalVLANsBulk(ctx, map[string][]string{"h3": {a}, "h4": {"nope"}})
+	_, err := s.EnsureLocalVLANs(ctx, map[string][]string{"h3": {a}, "h4": {"nope"}})
 	wantErrType(t, err, "NetworkNotFound")
 	if r := revision(t, s); r != rev+1 {
 		t.Fatalf("a rejected ensure made revision %d", r)
 	}
-	_, err = s.EnsureLocalVLANsBulk(ctx, map[string][]string{"": {a}})
+	_, err = s.EnsureLocalVLANs(ctx, map[string][]string{"": {a}})
 	wantErrType(t, err, "InvalidInput")
 
-	if err := s.ReleaseLocalVLANsBulk(ctx, map[string][]string{"h1": {a, c}, "h2": nil}); err != nil {
+	if err := s.ReleaseLocalVLANs(ctx, map[string][]string{"h1": {a, c}, "h2": nil}); err != nil {
 		t.Fatal(err)
 	}
 	if cs := changesAfter(t, s, rev+1); len(cs) != 3 {
@@ -423,7 +423,7 @@ func TestLocalVLANsBulk(t *testing.T) {
 		t.Fatalf("local VLANs after release %+v", topo.LocalVLANs)
 	}
 	r := revision(t, s)
-	if err := s.ReleaseLocalVLANsBulk(ctx, map[string][]string{"h2": nil}); err != nil {
+	if err := s.ReleaseLocalVLANs(ctx, map[string][]string{"h2": nil}); err != nil {
 		t.Fatal(err)
 	}
 	if got := revision(t, s); got != r {

@@ -514,28 +514,6 @@ func (s *Store) DeletePort(ctx context.Context, id string) error {
 	return err
 }
 
-// SetPortStatus sets a port's status (the controller marks ports ACTIVE once wired).
-func (s *Store) SetPortStatus(ctx context.Context, id, status string) error {
-	switch status {
-	case PortStatusActive, PortStatusDown, PortStatusBuild, PortStatusError:
-	default:
-		return invalid("port status %q is not one of ACTIVE, DOWN, BUILD, ERROR", status)
-	}
-	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
-		var p Port
-		if err := w.port(ctx, id, &p); err != nil {
-			return err
-		}
-		if p.Status == status {
-			return nil
-		}
-		p.Status = status
-		w.savePort(&p)
-		return nil
-	})
-	return err
-}
-
 // GetPort returns one port.
 func (s *Store) GetPort(ctx context.Context, id string) (*Port, error) {
 	xs, err := objs[Port](ctx, s.pool.Query, `SELECT obj FROM ports WHERE id = $1`, id)

@@ -446,16 +446,3 @@ func (s *Store) ListRouters(ctx context.Context) ([]Router, error) {
 	}
 	return xs, nil
 }
-
-// interfacesOf derives router interfaces from ports.
-func interfacesOf(ports []Port) []RouterInterface {
-	var out []RouterInterface
-	for _, p := range ports {
-		if p.DeviceOwner != OwnerRouterInterfaceDistributed || len(p.FixedIPs) == 0 {
-			continue
-		}
-		out = append(out, RouterInterface{RouterID: p.DeviceID, SubnetID: p.FixedIPs[0].SubnetID, PortID: p.ID,
-			NetworkID: p.NetworkID, ProjectID: p.ProjectID})
-	}
-	return out
-}

@@ -69,3 +69,14 @@ func ok2[T, U any](v T, u U, err error) func(testing.TB) (T, U) {
 		return v, u
 	}
 }
+
+// ensureVLANs is EnsureLocalVLANs for one host.
+func ensureVLANs(ctx context.Context, s *db.Store, host string, nets []string) (map[string]uint16, error) {
+	m, err := s.EnsureLocalVLANs(ctx, map[string][]string{host: nets})
+	return m[host], err
+}
+
+// releaseVLANs is ReleaseLocalVLANs for one host.
+func releaseVLANs(ctx context.Context, s *db.Store, host string, nets []string) error {
+	return s.ReleaseLocalVLANs(ctx, map[string][]string{host: nets})
+}

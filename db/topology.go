@@ -36,7 +36,6 @@ func (s *Store) Snapshot(ctx context.Context) (*Topology, int64, error) {
 	if t.Routers, err = objs[Router](ctx, q, `SELECT obj FROM routers ORDER BY id`); err != nil {
 		return nil, 0, fmt.Errorf("snapshot: routers: %w", err)
 	}
-	t.RouterInterfaces = interfacesOf(t.Ports)
 	if t.FloatingIPs, err = objs[FloatingIP](ctx, q, `SELECT obj FROM floatingips ORDER BY id`); err != nil {
 		return nil, 0, fmt.Errorf("snapshot: floating IPs: %w", err)
 	}
@@ -57,15 +56,6 @@ func (s *Store) Snapshot(ctx context.Context) (*Topology, int64, error) {
 		return nil, 0, fmt.Errorf("snapshot: local VLANs: %w", err)
 	}
 	return t, rev, nil
-}
-
-// ListRouterInterfaces returns every router interface.
-func (s *Store) ListRouterInterfaces(ctx context.Context) ([]RouterInterface, error) {
-	ps, err := objs[Port](ctx, s.pool.Query, `SELECT obj FROM ports WHERE device_owner = $1 ORDER BY id`, OwnerRouterInterfaceDistributed)
-	if err != nil {
-		return nil, fmt.Errorf("list router interfaces: %w", err)
-	}
-	return interfacesOf(ps), nil
 }
 
 // Revision returns the current topology revision.

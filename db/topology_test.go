@@ -46,8 +46,8 @@ func TestChangeLogRebuildsSnapshot(t *testing.T) {
 	fip := ok(s.CreateFloatingIP(ctx, db.FloatingIPSpec{ProjectID: "p", FloatingNetworkID: f.ext.ID, PortID: &vm.ID}))(t)
 	ok(s.UpdatePort(ctx, vm.ID, db.PortSpec{HostID: ptr("c2")}))(t) // the agent gateway port moves
 	ok2(s.RegisterHost(ctx, db.HostSpec{Name: "c1", TunnelIP: "192.168.248.1", Mode: "dvr"}))(t)
-	ok(s.EnsureLocalVLANs(ctx, "c1", []string{f.net1.ID, f.net2.ID}))(t)
-	if err := s.ReleaseLocalVLANs(ctx, "c1", []string{f.net2.ID}); err != nil {
+	ok(ensureVLANs(ctx, s, "c1", []string{f.net1.ID, f.net2.ID}))(t)
+	if err := releaseVLANs(ctx, s, "c1", []string{f.net2.ID}); err != nil {
 		t.Fatal(err)
 	}
 	ok(s.UpdateFloatingIP(ctx, fip.ID, db.FloatingIPSpec{PortID: ptr("")}))(t)
@@ -192,28 +192,28 @@ func TestDVRAllocations(t *testing.T) {
 	}
 
 	// Local VLANs: lowest free per host, stable, idempotent, released.
-	m := ok(s.EnsureLocalVLANs(ctx, "c1", []string{f.net2.ID, f.net1.ID}))(t)
+	m := ok(ensureVLANs(ctx, s, "c1", []string{f.net2.ID, f.net1.ID}))(t)
 	rev := ok(s.Revision(ctx))(t)
-	again := ok(s.EnsureLocalVLANs(ctx, "c1", []string{f.net1.ID, f.net2.ID}))(t)
+	again := ok(ensureVLANs(ctx, s, "c1", []string{f.net1.ID, f.net2.ID}))(t)
 	if fmt.Sprint(m) != fmt.Sprint(again) || ok(s.Revision(ctx))(t) != rev {
 		t.Fatalf("EnsureLocalVLANs not idempotent: %v then %v", m, again)
 	}
 	if m[f.net1.ID] == m[f.net2.ID] || m[f.net1.ID] < 1 || m[f.net2.ID] > 2 {
 		t.Fatalf("local VLANs %v", m)
 	}
-	other := ok(s.EnsureLocalVLANs(ctx, "c2", []string{f.net2.ID}))(t)
+	other := ok(ensureVLANs(ctx, s, "c2", []string{f.net2.ID}))(t)
 	if other[f.net2.ID] != 1 {
 		t.Fatalf("c2's first VLAN %v, want 1", other)
 	}
-	if err := s.ReleaseLocalVLANs(ctx, "c1", []string{f.net1.ID}); err != nil {
+	if err := releaseVLANs(ctx, s, "c1", []string{f.net1.ID}); err != nil {
 		t.Fatal(err)
 	}
 	n3 := ok(s.CreateNetwork(ctx, db.NetworkSpec{ProjectID: "p"}))(t)
-	m3 := ok(s.EnsureLocalVLANs(ctx, "c1", []string{n3.ID, f.net2.ID}))(t)
+	m3 := ok(ensureVLANs(ctx, s, "c1", []string{n3.ID, f.net2.ID}))(t)
 	if m3[n3.ID] != m[f.net1.ID] || m3[f.net2.ID] != m[f.net2.ID] {
 		t.Fatalf("after release: %v (before %v)", m3, m)
 	}
-	_, err := s.EnsureLocalVLANs(ctx, "c1", []string{"no-such-network"})
+	_, err := ensureVLANs(ctx, s, "c1", []string{"no-such-network"})
 	wantErrType(t, err, "NetworkNotFound")
 
 	// VNIs: lowest free in the range; explicit segments conflict.

@@ -209,14 +209,13 @@ type LocalVLAN struct {
 
 // Topology is every resource at one revision.
 type Topology struct {
-	Networks         []Network
-	Subnets          []Subnet
-	Ports            []Port
-	Routers          []Router
-	RouterInterfaces []RouterInterface
-	FloatingIPs      []FloatingIP
-	Hosts            []Host
-	LocalVLANs       []LocalVLAN
+	Networks    []Network
+	Subnets     []Subnet
+	Ports       []Port
+	Routers     []Router
+	FloatingIPs []FloatingIP
+	Hosts       []Host
+	LocalVLANs  []LocalVLAN
 }
 
 // Change is one row of the change log: the full new state of a resource (or its last

@@ -10,10 +10,11 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// EnsureLocalVLANsBulk is EnsureLocalVLANs for many hosts (host -> network IDs) in one
-// write: it returns host -> network -> VLAN for everything asked, allocating the lowest
-// free VLANs where missing. A call that allocates nothing writes nothing.
-func (s *Store) EnsureLocalVLANsBulk(ctx context.Context, want map[string][]string) (map[string]map[string]uint16, error) {
+// EnsureLocalVLANs returns, in one write, host -> network -> local VLAN for every
+// network asked (host -> network IDs), allocating the lowest free VLAN (1-4094) of the
+// host where one is missing. It is idempotent: existing VLANs are kept, and a call that
+// allocates nothing writes nothing.
+func (s *Store) EnsureLocalVLANs(ctx context.Context, want map[string][]string) (map[string]map[string]uint16, error) {
 	hosts := make([]string, 0, len(want))
 	for h := range want {
 		if h == "" {
@@ -106,6 +107,20 @@ func (s *Store) EnsureLocalVLANsBulk(ctx context.Context, want map[string][]stri
 	return out, nil
 }
 
+// pick returns the VLANs of ids from have, or false when one is missing.
+func pick(have map[string]uint16, ids []string) (map[string]uint16, bool) {
+	out := make(map[string]uint16, len(ids))
+	for _, id := range ids {
+		v, ok := have[id]
+		if !ok {
+			return nil, false
+		}
+		out[id] = v
+	}
+	return out, true
+}
+
+// pickAll is pick for every host of want.
 func pickAll(have map[string]map[string]uint16, want map[string][]string) (map[string]map[string]uint16, bool) {
 	out := make(map[string]map[string]uint16, len(want))
 	for h, ids := range want {
@@ -138,9 +153,9 @@ func localVLANsOf(ctx context.Context, q func(context.Context, string, ...any) (
 	return out, nil
 }
 
-// ReleaseLocalVLANsBulk is ReleaseLocalVLANs for many hosts in one write: host ->
-// networks whose VLANs to free (a nil list frees all of the host's).
-func (s *Store) ReleaseLocalVLANsBulk(ctx context.Context, release map[string][]string) error {
+// ReleaseLocalVLANs frees, in one write, the local VLANs of host -> networks (a nil list
+// frees all of the host's).
+func (s *Store) ReleaseLocalVLANs(ctx context.Context, release map[string][]string) error {
 	var all, hs, ns []string
 	for h, ids := range release {
 		if ids == nil {
@@ -180,101 +195,8 @@ RETURNING host, network_id, vlan`, all, hs, ns)
 	return err
 }
 
-// EnsureLocalVLANs returns the local VLAN of each network on host, allocating the lowest
-// free VLAN (1-4094) for networks that have none. It is idempotent: existing VLANs are
-// kept, and a call that allocates nothing writes nothing.
-func (s *Store) EnsureLocalVLANs(ctx context.Context, host string, networkIDs []string) (map[string]uint16, error) {
-	if host == "" {
-		return nil, invalid("host must not be empty")
-	}
-	have, err := localVLANs(ctx, s.pool.Query, host)
-	if err != nil {
-		return nil, err
-	}
-	if out, ok := pick(have, networkIDs); ok {
-		return out, nil
-	}
-	_, err = s.write(ctx, func(ctx context.Context, w *wtx) error {
-		have, err = localVLANs(ctx, w.query, host)
-		if err != nil {
-			return err
-		}
-		used := make(map[uint16]bool, len(have))
-		for _, v := range have {
-			used[v] = true
-		}
-		next := uint16(1)
-		ids := append([]string(nil), networkIDs...)
-		sort.Strings(ids)
-		for _, id := range ids {
-			if _, ok := have[id]; ok {
-				continue
-			}
-			var n Network
-			if err := w.network(ctx, id, &n); err != nil {
-				return err
-			}
-			for next <= 4094 && used[next] {
-				next++
-			}
-			if next > 4094 {
-				return newError(ClassUnavailable, "LocalVLANExhausted", "No free local VLAN left on host %s.", host)
-			}
-			used[next] = true
-			have[id] = next
-			lv := LocalVLAN{Host: host, NetworkID: id, VLAN: next}
-			w.exec(`INSERT INTO local_vlans (host, network_id, vlan) VALUES ($1, $2, $3)`, host, id, int(next))
-			w.record(KindLocalVLAN, lv.key(), OpCreate, lv)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	out, _ := pick(have, networkIDs)
-	return out, nil
-}
-
-func pick(have map[string]uint16, ids []string) (map[string]uint16, bool) {
-	out := make(map[string]uint16, len(ids))
-	for _, id := range ids {
-		v, ok := have[id]
-		if !ok {
-			return nil, false
-		}
-		out[id] = v
-	}
-	return out, true
-}
-
-func localVLANs(ctx context.Context, q func(context.Context, string, ...any) (pgx.Rows, error), host string) (map[string]uint16, error) {
-	rows, err := q(ctx, `SELECT network_id, vlan FROM local_vlans WHERE host = $1`, host)
-	if err != nil {
-		return nil, fmt.Errorf("local VLANs of host %s: %w", host, err)
-	}
-	out := map[string]uint16{}
-	var id string
-	var v int
-	_, err = pgx.ForEachRow(rows, []any{&id, &v}, func() error {
-		out[id] = uint16(v)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("local VLANs of host %s: %w", host, err)
-	}
-	return out, nil
-}
-
-// ReleaseLocalVLANs frees the local VLANs of the given networks on host (all of the
-// host's when networkIDs is nil).
-func (s *Store) ReleaseLocalVLANs(ctx context.Context, host string, networkIDs []string) error {
-	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
-		_, err := w.deleteLocalVLANs(ctx, host, networkIDs)
-		return err
-	})
-	return err
-}
-
+// deleteLocalVLANs frees, within a write, the local VLANs of the given networks on host
+// (all of the host's when networkIDs is nil).
 func (w *wtx) deleteLocalVLANs(ctx context.Context, host string, networkIDs []string) ([]LocalVLAN, error) {
 	var rows pgx.Rows
 	var err error

@@ -342,7 +342,7 @@ func TestSeedConvergesAndSurvivesRestart(t *testing.T) {
 			vlan, _ = v.LocalVLAN("compute2", vm2.NetworkID)
 		})
 		qr2 := f.portNo("compute1/br-int", "tqr-"+sub2.RouterIf.ID[:11])
-		frame := ipFrame(vm2.MAC, sub2.GatewayMA, netip.MustParseAddr("10.0.1.5"), vm2.IPs[0].Addr)
+		frame := ipFrame(vm2.MAC, sub2.GatewayMAC, netip.MustParseAddr("10.0.1.5"), vm2.IPs[0].Addr)
 		outs, err := f.switches["compute1/br-int"].Execute(qr2, frame)
 		if err != nil || len(outs) != 1 || outs[0].Port != 1 {
 			t.Fatalf("br-int compute1: %+v %v, want patch-tun", outs, err)
@@ -362,8 +362,8 @@ func TestSeedConvergesAndSurvivesRestart(t *testing.T) {
 		if err != nil || len(outs) != 1 || outs[0].Port != vm2Tap {
 			t.Fatalf("br-int compute2: %+v %v, want VM2's tap %d", outs, err, vm2Tap)
 		}
-		if src := net.HardwareAddr(outs[0].Frame[6:12]).String(); src != sub2.GatewayMA.String() {
-			t.Fatalf("VM2 sees source MAC %s, want Net2's gateway MAC %s", src, sub2.GatewayMA)
+		if src := net.HardwareAddr(outs[0].Frame[6:12]).String(); src != sub2.GatewayMAC.String() {
+			t.Fatalf("VM2 sees source MAC %s, want Net2's gateway MAC %s", src, sub2.GatewayMAC)
 		}
 	})
 

@@ -19,12 +19,12 @@ func (e *Engine) allocateVLANs(ctx context.Context, v *apps.View, hosts []string
 		}
 	}
 	if len(missing) > 0 {
-		if _, err := e.store.EnsureLocalVLANsBulk(ctx, missing); err != nil {
+		if _, err := e.store.EnsureLocalVLANs(ctx, missing); err != nil {
 			return false, fmt.Errorf("allocate local VLANs on %d hosts: %w", len(missing), err)
 		}
 	}
 	if len(stale) > 0 {
-		if err := e.store.ReleaseLocalVLANsBulk(ctx, stale); err != nil {
+		if err := e.store.ReleaseLocalVLANs(ctx, stale); err != nil {
 			return false, fmt.Errorf("release local VLANs on %d hosts: %w", len(stale), err)
 		}
 	}

@@ -68,11 +68,11 @@ func TestCRUD(t *testing.T) {
 	if ip := p2["fixed_ips"].([]any)[0].(map[string]any)["ip_address"]; ip != "10.0.1.10" {
 		t.Fatalf("reused address %v, want 10.0.1.10", ip)
 	}
-	if err := a.store.SetPortStatus(context.Background(), pid, "ACTIVE"); err != nil {
+	if err := a.store.SetPortStatuses(context.Background(), map[string]string{pid: "ACTIVE"}); err != nil {
 		t.Fatal(err)
 	}
 	if st := a.admin(http.StatusOK, "GET", "/v2.0/ports/"+pid, nil)["port"].(map[string]any)["status"]; st != "ACTIVE" {
-		t.Fatalf("status %v after SetPortStatus", st)
+		t.Fatalf("status %v after SetPortStatuses", st)
 	}
 	// routers: create without gateway, set it, add/remove interface, clear it
 	r := a.create("routers", "router", map[string]any{"name": "r", "tenant_id": "proj-a"})

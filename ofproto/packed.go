@@ -37,12 +37,6 @@ func (p *PackedFlow) Unpack() (Flow, error) {
 	return f, nil
 }
 
-// Same reports whether p and q are the same flow with the same cookie and instructions
-// (timeouts are not compared, as SameInstructions).
-func (p *PackedFlow) Same(q *PackedFlow) bool {
-	return p.Key == q.Key && p.Cookie == q.Cookie && p.Instructions == q.Instructions
-}
-
 // String renders p in ovs-ofctl syntax (or says why it cannot).
 func (p *PackedFlow) String() string {
 	f, err := p.Unpack()

@@ -32,12 +32,12 @@ func TestPackedFlowRoundTrip(t *testing.T) {
 			t.Errorf("%q: unpacked to %s", line, u.String())
 		}
 		q := Pack(&u)
-		if !p.Same(&q) {
+		if p != q {
 			t.Errorf("%q: repacked differs", line)
 		}
 		g := f
 		g.Cookie++
-		if r := Pack(&g); p.Same(&r) {
+		if r := Pack(&g); p == r {
 			t.Errorf("%q: another cookie compares the same", line)
 		}
 	}

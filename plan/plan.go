@@ -72,7 +72,6 @@ type Route struct {
 	Via   string `json:"via,omitempty"`
 	Dev   string `json:"dev"`
 	Table int    `json:"table,omitempty"`
-	Scope string `json:"scope,omitempty"` // "" (global) or "link"
 }
 
 // Rule is one IPv4 policy routing rule: from From (or all) arriving on IIF (or any)
@@ -115,11 +114,10 @@ type NATRule struct {
 // NATMatch is what a NAT rule matches; empty fields match anything, at least one must
 // be set.
 type NATMatch struct {
-	Daddr  string `json:"daddr,omitempty"` // IP or CIDR
-	Saddr  string `json:"saddr,omitempty"` // IP or CIDR
-	IIF    string `json:"iif,omitempty"`   // dnat only
-	OIF    string `json:"oif,omitempty"`   // snat only
-	NotOIF string `json:"not_oif,omitempty"`
+	Daddr string `json:"daddr,omitempty"` // IP or CIDR
+	Saddr string `json:"saddr,omitempty"` // IP or CIDR
+	IIF   string `json:"iif,omitempty"`   // dnat only
+	OIF   string `json:"oif,omitempty"`   // snat only
 }
 
 // OVSPeerName is the name of the host-side end of a bridge-plugged link: "t" + the
@@ -380,14 +378,6 @@ func (r Route) validate(ns *Namespace) error {
 	if err := validTable(r.Table, true); err != nil {
 		return fmt.Errorf("route %s: %w", r.Dst, err)
 	}
-	switch r.Scope {
-	case "", "link":
-	default:
-		return fmt.Errorf("route %s: scope %q: want \"\" or \"link\"", r.Dst, r.Scope)
-	}
-	if r.Scope == "link" && r.Via != "" {
-		return fmt.Errorf("route %s: scope link with a gateway", r.Dst)
-	}
 	return nil
 }
 
@@ -454,14 +444,14 @@ func (r NATRule) validate(ns *Namespace) error {
 			return err
 		}
 	}
-	for _, d := range []string{m.IIF, m.OIF, m.NotOIF} {
+	for _, d := range []string{m.IIF, m.OIF} {
 		if d != "" && !ns.hasDev(d) {
 			return fmt.Errorf("dev %q is not a link of the namespace", d)
 		}
 	}
 	switch r.Kind {
 	case NATDNAT:
-		if m.OIF != "" || m.NotOIF != "" {
+		if m.OIF != "" {
 			return errors.New("dnat happens before routing: no oif")
 		}
 	case NATSNAT:

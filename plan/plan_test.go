@@ -111,7 +111,6 @@ func TestValidateRejects(t *testing.T) {
 		"route via":          func(p *Plan) { p.Namespaces[0].Routes[0].Via = "169.254.64" },
 		"route dev":          func(p *Plan) { p.Namespaces[0].Routes[0].Dev = "eth9" },
 		"route table main":   func(p *Plan) { p.Namespaces[0].Routes[0].Table = 254 },
-		"route scope":        func(p *Plan) { p.Namespaces[0].Routes[0].Scope = "host" },
 		"dup route":          func(p *Plan) { p.Namespaces[0].Routes = append(p.Namespaces[0].Routes, p.Namespaces[0].Routes[0]) },
 		"rule prio":          func(p *Plan) { p.Namespaces[0].Rules[0].Priority = 32766 },
 		"rule nothing":       func(p *Plan) { p.Namespaces[0].Rules[0].From = "" },

@@ -75,9 +75,6 @@ func writeNamespace(b *strings.Builder, indent, title string, ns plan.Namespace)
 		if r.Table != 0 {
 			s += fmt.Sprintf(" table %d", r.Table)
 		}
-		if r.Scope != "" {
-			s += " scope " + r.Scope
-		}
 		fmt.Fprintf(b, "%sroute %s\n", in, s)
 	}
 	for _, r := range ns.Rules {

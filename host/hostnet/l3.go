@@ -178,9 +178,6 @@ func (r *applyRun) route(h *netlink.Handle, ns string, pr plan.Route) (*netlink.
 	if pr.Via != "" {
 		rt.Gw = net.ParseIP(pr.Via).To4()
 	}
-	if pr.Scope == "link" {
-		rt.Scope = netlink.SCOPE_LINK
-	}
 	return rt, nil
 }
 

@@ -25,7 +25,7 @@ func natComment(r plan.NATRule) string {
 	var b strings.Builder
 	b.WriteString(r.Kind)
 	m := r.Match
-	for _, f := range []struct{ k, v string }{{"daddr", m.Daddr}, {"saddr", m.Saddr}, {"iif", m.IIF}, {"oif", m.OIF}, {"!oif", m.NotOIF}} {
+	for _, f := range []struct{ k, v string }{{"daddr", m.Daddr}, {"saddr", m.Saddr}, {"iif", m.IIF}, {"oif", m.OIF}} {
 		if f.v != "" {
 			fmt.Fprintf(&b, " %s=%s", f.k, f.v)
 		}
@@ -80,9 +80,6 @@ func natExprs(r plan.NATRule) []expr.Any {
 	}
 	if m.OIF != "" {
 		e = append(e, matchIf(expr.MetaKeyOIFNAME, expr.CmpOpEq, m.OIF)...)
-	}
-	if m.NotOIF != "" {
-		e = append(e, matchIf(expr.MetaKeyOIFNAME, expr.CmpOpNeq, m.NotOIF)...)
 	}
 	if m.Saddr != "" {
 		p, _ := plan.ParseAddrOrPrefix(m.Saddr)

@@ -64,6 +64,7 @@ type Counts struct {
 	Bundles                                         uint64 // bundles committed
 	Errors                                          uint64 // errors sent
 	EchoReplies                                     uint64 // echo replies received
+	EchoRequests                                    uint64 // echo requests received (and answered)
 	Barriers                                        uint64 // barrier requests answered
 	FlowStatsRequests                               uint64 // flow stats (dump) requests answered
 	Connections                                     uint64 // sessions served
@@ -268,6 +269,9 @@ func (s *Switch) handle(h ofproto.Header, msg []byte) error {
 	case ofproto.TypeError:
 		return nil
 	case ofproto.TypeEchoRequest:
+		s.mu.Lock()
+		s.counts.EchoRequests++
+		s.mu.Unlock()
 		return s.write(finish(append(appendHeader(nil, ofproto.TypeEchoReply, h.Xid), msg[8:]...), 0))
 	case ofproto.TypeFeaturesRequest:
 		b := appendHeader(nil, ofproto.TypeFeaturesReply, h.Xid)
