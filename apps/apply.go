@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/ofproto"
 )
 
 // A View is built and kept current by one code path: records go into the primary maps and
@@ -421,7 +422,8 @@ func (v *View) setHost(d *pending, name string, h *db.Host) {
 		hi.TunnelIP, _ = netip.ParseAddr(h.TunnelIP)
 		hi.DVRMAC, _ = net.ParseMAC(h.MACAddress)
 		for role, dpid := range h.Bridges {
-			if id, ok := parseDPID(dpid); ok {
+			if d, err := ofproto.ParseDPID(dpid); err == nil {
+				id := uint64(d)
 				hi.Bridges[Bridge(role)] = id
 				v.bridgeOf[id] = hostBridge{host: name, role: Bridge(role)}
 			}

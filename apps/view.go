@@ -139,29 +139,6 @@ type FIPInfo struct {
 	AgentGW *PortInfo   // the network:floatingip_agent_gateway port of (Host, ExtNet)
 }
 
-func parseDPID(s string) (uint64, bool) {
-	s = strings.TrimPrefix(strings.ReplaceAll(s, ":", ""), "0x")
-	if s == "" || len(s) > 16 {
-		return 0, false
-	}
-	var id uint64
-	for _, c := range s {
-		var d uint64
-		switch {
-		case c >= '0' && c <= '9':
-			d = uint64(c - '0')
-		case c >= 'a' && c <= 'f':
-			d = uint64(c-'a') + 10
-		case c >= 'A' && c <= 'F':
-			d = uint64(c-'A') + 10
-		default:
-			return 0, false
-		}
-		id = id<<4 | d
-	}
-	return id, true
-}
-
 // IsDVRServiced reports whether a port's device owner makes its host serve the port's
 // routers (Neutron's is_dvr_serviced): VMs, DHCP ports, load balancers, trunk subports.
 func IsDVRServiced(owner string) bool {

@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -140,7 +139,7 @@ type Reconciler struct {
 // NewReconciler returns a reconciler for bridge dpid with an empty desired set.
 func NewReconciler(log *zap.Logger, dpid uint64, cfg ReconcilerConfig) *Reconciler {
 	return &Reconciler{
-		log:       log.Named("reconciler").With(zap.String("dpid", fmt.Sprintf("%016x", dpid))),
+		log:       log.Named("reconciler").With(zap.String("dpid", ofproto.DPID(dpid).String())),
 		cfg:       cfg.withDefaults(),
 		dpid:      dpid,
 		pass:      make(chan struct{}, 1),

@@ -384,7 +384,7 @@ func (s *Server) handshake(c net.Conn, r *bufio.Reader, log *zap.Logger) (*Sessi
 func (s *Server) newSession(log *zap.Logger, c net.Conn, dpid uint64, numTables uint8) *Session {
 	cfg := s.cfg.Session
 	sess := &Session{
-		log:       log.With(zap.String("dpid", fmt.Sprintf("%016x", dpid))),
+		log:       log.With(zap.String("dpid", ofproto.DPID(dpid).String())),
 		conn:      c,
 		cfg:       cfg,
 		hooks:     s,

@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/dvrflow/dvrflow/ofproto"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -37,12 +37,11 @@ func validateHost(spec *HostSpec) error {
 		if name == "" || len(name) > 15 {
 			return invalid("bridge name %q must be 1-15 characters", name)
 		}
-		h := strings.TrimPrefix(strings.ToLower(strings.ReplaceAll(dpid, ":", "")), "0x")
-		v, err := strconv.ParseUint(h, 16, 64)
-		if err != nil || h == "" || len(h) > 16 {
+		d, err := ofproto.ParseDPID(dpid)
+		if err != nil {
 			return invalid("datapath ID %q of bridge %s is not a 64-bit hex number", dpid, name)
 		}
-		out[name] = fmt.Sprintf("%016x", v)
+		out[name] = d.String()
 	}
 	spec.Bridges = out
 	return nil

@@ -494,7 +494,7 @@ func TestDeletedHostFlowsRemoved(t *testing.T) {
 	var keys []string
 	for _, b := range apps.Bridges() {
 		dpid := enginetest.DPID("compute3", b)
-		bridges[string(b)] = fmt.Sprintf("%016x", dpid)
+		bridges[string(b)] = ofproto.DPID(dpid).String()
 		key := "compute3/" + string(b)
 		keys = append(keys, key)
 		var ports []ofsim.Port

@@ -96,7 +96,7 @@ type push struct {
 // registered host's bridge is left untouched: its reconciler is never primed.
 func (e *Engine) pushBridge(v *apps.View, b *bridge, only map[string]bool) {
 	host, role, ok := v.HostOfDPID(b.dpid)
-	log := e.log.With(zap.String("dpid", fmt.Sprintf("%016x", b.dpid)))
+	log := e.log.With(zap.String("dpid", ofproto.DPID(b.dpid).String()))
 	if !ok {
 		// No registered host claims the switch (its host was deleted, or is not
 		// registered yet): dvrflow wants none of its flows there, foreign ones stay.

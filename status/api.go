@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dvrflow/dvrflow/controller"
+	"github.com/dvrflow/dvrflow/ofproto"
 )
 
 // neutronError writes {"NeutronError": {"type", "message", "detail"}} as the API does.
@@ -18,14 +19,15 @@ func neutronError(c echo.Context, code int, typ, msg string) error {
 
 // switchOf resolves the :dpid parameter to a connected switch, or writes the error.
 func (s *Server) switchOf(c echo.Context) (Switch, bool, error) {
-	dpid, err := ParseDPID(c.Param("dpid"))
+	d, err := ofproto.ParseDPID(c.Param("dpid"))
 	if err != nil {
 		return Switch{}, false, neutronError(c, http.StatusBadRequest, "HTTPBadRequest", err.Error())
 	}
+	dpid := uint64(d)
 	w, _, ok := s.lookup(dpid)
 	if !ok {
 		return Switch{}, false, neutronError(c, http.StatusNotFound, "DVRSwitchNotFound",
-			"DVR switch "+FormatDPID(dpid)+" could not be found (not connected)")
+			"DVR switch "+d.String()+" could not be found (not connected)")
 	}
 	return w, true, nil
 }

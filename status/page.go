@@ -21,6 +21,7 @@ import (
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/controller"
 	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/ofproto"
 	"github.com/dvrflow/dvrflow/plan"
 )
 
@@ -185,8 +186,8 @@ func (s *Server) hostRows(topo *db.Topology, plans map[string]plan.Plan, sw []Sw
 				continue
 			}
 			bl := bridgeLink{Role: string(role), DPID: id}
-			if dpid, err := ParseDPID(id); err == nil {
-				bl.DPID = FormatDPID(dpid)
+			if dpid, err := ofproto.ParseDPID(id); err == nil {
+				bl.DPID = dpid.String()
 			}
 			if w, ok := byDPID[bl.DPID]; ok {
 				bl.Connected, bl.Drift = true, w.Drift()
@@ -346,13 +347,14 @@ type flowTable struct {
 }
 
 func (s *Server) switchPage(c echo.Context) error {
-	dpid, err := ParseDPID(c.Param("dpid"))
+	id, err := ofproto.ParseDPID(c.Param("dpid"))
 	if err != nil {
 		return s.errorPage(c, http.StatusBadRequest, err.Error())
 	}
+	dpid := uint64(id)
 	w, _, ok := s.lookup(dpid)
 	if !ok {
-		return s.errorPage(c, http.StatusNotFound, "switch "+FormatDPID(dpid)+" is not connected")
+		return s.errorPage(c, http.StatusNotFound, "switch "+id.String()+" is not connected")
 	}
 	d := switchData{page: s.newPage(c, "dvrflow: "+w.Host+" "+w.Bridge+" "+w.DPID), Switch: w}
 	fl, err := s.flows(c.Request().Context(), w)

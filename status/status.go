@@ -20,6 +20,7 @@ import (
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/controller"
 	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/ofproto"
 	"github.com/dvrflow/dvrflow/plan"
 )
 
@@ -97,22 +98,6 @@ func (s *Server) Mount(e *echo.Echo, v2 *echo.Group) {
 	v2.GET("/dvr-switches/:dpid", s.showSwitch)
 	v2.GET("/dvr-switches/:dpid/flows", s.showFlows)
 }
-
-// ParseDPID parses a datapath ID: up to 16 hex digits, with an optional 0x prefix.
-func ParseDPID(s string) (uint64, error) {
-	h := strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X")
-	if h == "" || len(h) > 16 {
-		return 0, fmt.Errorf("datapath ID %q: want 1 to 16 hex digits", s)
-	}
-	v, err := strconv.ParseUint(h, 16, 64)
-	if err != nil {
-		return 0, fmt.Errorf("datapath ID %q: want 1 to 16 hex digits", s)
-	}
-	return v, nil
-}
-
-// FormatDPID writes a datapath ID as 16 hex digits.
-func FormatDPID(dpid uint64) string { return fmt.Sprintf("%016x", dpid) }
 
 // Switch is one switch session as the API and the page show it.
 type Switch struct {
@@ -196,7 +181,7 @@ func (s *Server) describe(sess *controller.Session, now time.Time) Switch {
 	up := sess.ConnectedAt()
 	w := Switch{
 		dpid:               sess.DPID(),
-		DPID:               FormatDPID(sess.DPID()),
+		DPID:               ofproto.DPID(sess.DPID()).String(),
 		Address:            sess.Remote(),
 		Role:               sess.Role().String(),
 		ConnectedAt:        up.UTC().Format(time.RFC3339),

@@ -289,7 +289,7 @@ func TestDriftShownAndRepaired(t *testing.T) {
 
 	names := apps.TableNames(apps.BrTun)
 	strayText, victimText := stray.Format(names), victim.Format(names)
-	code, body := f.get("/v2.0/dvr-switches/"+status.FormatDPID(dpid)+"/flows", true)
+	code, body := f.get("/v2.0/dvr-switches/"+ofproto.DPID(dpid).String()+"/flows", true)
 	if code != http.StatusOK {
 		t.Fatalf("flows: %d %s", code, body)
 	}
@@ -305,13 +305,13 @@ func TestDriftShownAndRepaired(t *testing.T) {
 		t.Fatalf("drift not seen: missing %d extra %d, stray %q, victim %q\n%s", fl.Missing, fl.Extra,
 			states[strayText], states[victimText], body)
 	}
-	_, text := f.get("/v2.0/dvr-switches/"+status.FormatDPID(dpid)+"/flows?format=text", true)
+	_, text := f.get("/v2.0/dvr-switches/"+ofproto.DPID(dpid).String()+"/flows?format=text", true)
 	if !strings.Contains(text, "EXTRA "+strayText+"\n") || !strings.Contains(text, "MISSING "+victimText+"\n") {
 		t.Errorf("text flows lack the drift:\n%s", text)
 	}
 
 	// The page shows the same audit (it is younger than AuditAge), in red.
-	code, html := f.get("/status/switches/"+status.FormatDPID(dpid)+"?refresh=0", false)
+	code, html := f.get("/status/switches/"+ofproto.DPID(dpid).String()+"?refresh=0", false)
 	if code != http.StatusOK {
 		t.Fatalf("switch page: %d %s", code, html)
 	}
@@ -374,7 +374,7 @@ func TestStatusPage(t *testing.T) {
 	}
 	for _, h := range hosts {
 		for _, b := range apps.Bridges() {
-			id := status.FormatDPID(enginetest.DPID(h, b))
+			id := ofproto.DPID(enginetest.DPID(h, b)).String()
 			if !strings.Contains(html, `href="/status/switches/`+id+`"`) {
 				t.Errorf("no link to the flows of %s %s", h, b)
 			}
@@ -571,7 +571,7 @@ func TestSwitchPageCounters(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	dpid := status.FormatDPID(sw.DPID())
+	dpid := ofproto.DPID(sw.DPID()).String()
 	code, body := f.get("/v2.0/dvr-switches/"+dpid+"/flows", true)
 	if code != http.StatusOK {
 		t.Fatalf("flows: %d %s", code, body)

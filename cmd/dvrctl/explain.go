@@ -225,7 +225,7 @@ func (ex *explanation) findFlows(ctx context.Context, cl *client) error {
 	sem := make(chan struct{}, flowFetchers)
 	var wg sync.WaitGroup
 	for i, s := range sws {
-		dpid, err := parseDPID(s.DPID)
+		dpid, err := dpidString(s.DPID)
 		if err != nil {
 			return fmt.Errorf("switch list: %w", err)
 		}

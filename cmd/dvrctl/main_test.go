@@ -533,7 +533,7 @@ func TestDvrctl(t *testing.T) {
 			{[]string{"switches"}, map[string]string{"DVRFLOW_TOKEN": "wrong"}, "NotAuthenticated (401)"},
 			{[]string{"flows", "compute1", "br-foo"}, nil, "host compute1 registered no bridge br-foo (it has: br-ex, br-int, br-tun)"},
 			{[]string{"flows", "nohost", "br-int"}, nil, "HostNotFound (404)"},
-			{[]string{"flows", "xyz"}, nil, `datapath ID "xyz": want up to 16 hex digits`},
+			{[]string{"flows", "xyz"}, nil, `datapath ID "xyz": want 1 to 16 hex digits`},
 			{[]string{"flows", "ff"}, nil, "SwitchNotFound (404): Switch 00000000000000ff is not connected."},
 			{[]string{"plan", "nohost"}, nil, "HostNotFound (404)"},
 			{[]string{"plan"}, nil, "usage: dvrctl plan <host>"},
@@ -628,20 +628,6 @@ func TestHelpListsEveryFlagWithItsVariable(t *testing.T) {
 	err = run(context.Background(), []string{"ports", "-h"}, func(string) string { return "" }, &out, &errOut)
 	if !errors.Is(err, flag.ErrHelp) || !strings.Contains(errOut.String(), "--device-owner OWNER") && !strings.Contains(errOut.String(), "--device-owner string") {
 		t.Fatalf("ports -h: %v\n%s", err, errOut.String())
-	}
-}
-
-func TestParseDPID(t *testing.T) {
-	for in, want := range map[string]string{"abcd": "000000000000abcd", "0xABCD": "000000000000abcd",
-		"000000000000abcd": "000000000000abcd", "ffffffffffffffff": "ffffffffffffffff"} {
-		if got, err := parseDPID(in); err != nil || got != want {
-			t.Errorf("parseDPID(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"", "0x", "xyz", "1ffffffffffffffff", "-1", "12 34"} {
-		if got, err := parseDPID(bad); err == nil {
-			t.Errorf("parseDPID(%q) = %q, want an error", bad, got)
-		}
 	}
 }
 

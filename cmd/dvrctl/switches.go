@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/dvrflow/dvrflow/ofproto"
 )
 
 // switchInfo is one entry of GET /v2.0/dvr-switches.
@@ -64,18 +66,10 @@ func (f flow) line() string {
 	return f.Text
 }
 
-// parseDPID normalizes a datapath ID: up to 16 hex digits, "0x" prefix accepted, to 16
-// lower-case hex digits.
-func parseDPID(s string) (string, error) {
-	h := strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X")
-	if h == "" || len(h) > 16 {
-		return "", fmt.Errorf("datapath ID %q: want up to 16 hex digits", s)
-	}
-	v, err := strconv.ParseUint(h, 16, 64)
-	if err != nil {
-		return "", fmt.Errorf("datapath ID %q: want up to 16 hex digits", s)
-	}
-	return fmt.Sprintf("%016x", v), nil
+// dpidString is the API's form of a datapath ID written any way ofproto.ParseDPID takes.
+func dpidString(s string) (string, error) {
+	d, err := ofproto.ParseDPID(s)
+	return d.String(), err
 }
 
 func listSwitches(ctx context.Context, cl *client) ([]switchInfo, json.RawMessage, error) {
@@ -125,7 +119,7 @@ func bridgeDPID(ctx context.Context, cl *client, hostName, bridge string) (strin
 		return "", fmt.Errorf("host %s registered no bridge %s (it has: %s)", hostName, bridge,
 			orDash(strings.Join(sortedKeys(out.Host.Bridges), ", ")))
 	}
-	dpid, err := parseDPID(d)
+	dpid, err := dpidString(d)
 	if err != nil {
 		return "", fmt.Errorf("host %s bridge %s: %w", hostName, bridge, err)
 	}
@@ -148,7 +142,7 @@ func runFlows(ctx context.Context, c *cli, args []string) error {
 	if len(pos) == 2 {
 		dpid, err = bridgeDPID(ctx, cl, pos[0], pos[1])
 	} else {
-		dpid, err = parseDPID(pos[0])
+		dpid, err = dpidString(pos[0])
 	}
 	if err != nil {
 		return err

@@ -882,7 +882,7 @@ func createTopology(ctx context.Context, c *apiClient, t *arpTopology) error {
 	err := parallel(t.Hosts, 16, func(h int) error {
 		body := map[string]any{"dvr_host": map[string]any{
 			"tunnel_ip": fmt.Sprintf("192.168.%d.%d", 1+h/250, 1+h%250), "mode": "dvr",
-			"bridges": map[string]string{"br-int": fmt.Sprintf("%016x", t.DPIDs[h])}}}
+			"bridges": map[string]string{"br-int": ofproto.DPID(t.DPIDs[h]).String()}}}
 		return c.do(ctx, http.MethodPut, "/v2.0/dvr-hosts/"+t.Names[h], body, nil)
 	})
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/dvrflow/dvrflow/host/hostnet"
 	"github.com/dvrflow/dvrflow/host/ovsdb"
+	"github.com/dvrflow/dvrflow/ofproto"
 	"github.com/dvrflow/dvrflow/plan"
 )
 
@@ -92,7 +93,7 @@ func DatapathID(host, bridge string) string {
 	h := fnv.New64a()
 	_, _ = io.WriteString(h, host+"\x00"+bridge)
 	// Clear the top byte's high bits so IDs read as ordinary numbers; keep 56 bits.
-	return fmt.Sprintf("%016x", h.Sum64()&0x00ffffffffffffff)
+	return ofproto.DPID(h.Sum64() & 0x00ffffffffffffff).String()
 }
 
 func (c Config) bridges() []ovsdb.Bridge {

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dvrflow/dvrflow/ofproto"
 	"go.uber.org/zap"
 )
 
@@ -105,7 +106,7 @@ func (ld *loader) run(ctx context.Context) (*Result, error) {
 		h := l.hosts[i]
 		br := map[string]string{}
 		for name, dpid := range h.dpids {
-			br[name] = fmt.Sprintf("%016x", dpid)
+			br[name] = ofproto.DPID(dpid).String()
 		}
 		return ld.api.do(ctx, "PUT", "/v2.0/dvr-hosts/"+h.name, map[string]any{"dvr_host": map[string]any{
 			"tunnel_ip": h.tunnelIP, "mode": h.mode, "bridges": br}}, nil, http.StatusCreated, http.StatusOK)

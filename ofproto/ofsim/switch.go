@@ -119,7 +119,7 @@ func New(log *zap.Logger, cfg Config) *Switch {
 		cfg.HelloBitmap = 1 << ofproto.Version
 	}
 	s := &Switch{
-		log:    log.Named("ofsim").With(zap.String("dpid", fmt.Sprintf("%016x", cfg.DPID))),
+		log:    log.Named("ofsim").With(zap.String("dpid", ofproto.DPID(cfg.DPID).String())),
 		cfg:    cfg,
 		flows:  flowTable{},
 		ports:  map[uint32]Port{},
