@@ -1,0 +1,203 @@
+// The ARP benchmark's topology: hosts, networks and VMs, and its creation through the API.
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dvrflow/dvrflow/apps"
+	"github.com/dvrflow/dvrflow/ofproto"
+)
+
+// arpVM is one VM port of the benchmark topology.
+type arpVM struct {
+	Host   int
+	Net    int
+	PortNo uint32
+	IP     netip.Addr
+	MAC    net.HardwareAddr
+	ID     string // Neutron port ID (dvrflow only)
+}
+
+// arpTopology is the generated topology: hosts (one switch each), networks of HostsPerNet
+// hosts, VMsPerHost VMs per host.
+type arpTopology struct {
+	Hosts int
+	Nets  int
+	VMs   []arpVM  // by host, then VM
+	ByNet [][]int  // VM indexes of each network
+	VLAN  []uint16 // local VLAN of each host's network (learned from dvrflow's flows)
+	Names []string // host names
+	DPIDs []uint64 // br-int datapath id of each host
+	Nw    []string // Neutron network IDs
+	Sub   []string // Neutron subnet IDs
+	Cook  uint64   // cookie of the packet-ins
+	Table uint8    // table of the packet-ins
+	Miss  bool     // packet-ins are table misses (OFPR_NO_MATCH), not OFPR_ACTION
+	per   int      // VMs per host
+}
+
+func newARPTopology(cfg arpConfig) *arpTopology {
+	t := &arpTopology{Hosts: cfg.Switches, Nets: (cfg.Switches + cfg.HostsPerNet - 1) / cfg.HostsPerNet,
+		Cook: apps.Cookie(apps.AppARP), Table: apps.IntARPResponder, per: cfg.VMsPerHost}
+	t.ByNet = make([][]int, t.Nets)
+	t.VLAN = make([]uint16, t.Hosts)
+	for h := range t.Hosts {
+		t.Names = append(t.Names, fmt.Sprintf("arpbench-%04d", h))
+		t.DPIDs = append(t.DPIDs, uint64(0xa7000000+h))
+		n := h / cfg.HostsPerNet
+		t.VLAN[h] = uint16(n%4000 + 1)
+		for v := range cfg.VMsPerHost {
+			k := (h%cfg.HostsPerNet)*cfg.VMsPerHost + v + 10
+			ip := netip.AddrFrom4([4]byte{10, byte(100 + n/250), byte(n % 250), byte(k)})
+			// The MAC the API would allocate is only known for dvrflow; the others use this one.
+			mac := net.HardwareAddr{0xfa, 0x16, 0x3e, byte(h >> 8), byte(h), byte(v)}
+			t.ByNet[n] = append(t.ByNet[n], len(t.VMs))
+			t.VMs = append(t.VMs, arpVM{Host: h, Net: n, PortNo: uint32(v + 1), IP: ip, MAC: mac})
+		}
+	}
+	return t
+}
+
+// netOf returns the network of host h.
+func (t *arpTopology) netOf(h int) int { return t.VMs[h*t.per].Net }
+
+func (t *arpTopology) subnet(n int) netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(100 + n/250), byte(n % 250), 0}), 24)
+}
+
+// apiClient talks to dvrflowd's Neutron API.
+type apiClient struct {
+	url, token string
+	hc         *http.Client
+}
+
+func (c *apiClient) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.url+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Auth-Token", c.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("%s %s: decoding reply: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+// parallel runs fn(0..n-1) on c workers and returns the first error.
+func parallel(n, c int, fn func(i int) error) error {
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	var first atomic.Pointer[error]
+	for range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || first.Load() != nil {
+					return
+				}
+				if err := fn(i); err != nil {
+					first.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if e := first.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// createTopology registers the hosts and creates networks, subnets and VM ports through
+// the API; the ports' MACs and IDs replace the generated ones.
+func createTopology(ctx context.Context, c *apiClient, t *arpTopology) error {
+	err := parallel(t.Hosts, 16, func(h int) error {
+		body := map[string]any{"dvr_host": map[string]any{
+			"tunnel_ip": fmt.Sprintf("192.168.%d.%d", 1+h/250, 1+h%250), "mode": "dvr",
+			"bridges": map[string]string{"br-int": ofproto.DPID(t.DPIDs[h]).String()}}}
+		return c.do(ctx, http.MethodPut, "/v2.0/dvr-hosts/"+t.Names[h], body, nil)
+	})
+	if err != nil {
+		return err
+	}
+	t.Nw, t.Sub = make([]string, t.Nets), make([]string, t.Nets)
+	err = parallel(t.Nets, 16, func(n int) error {
+		var nw struct {
+			Network struct{ ID string } `json:"network"`
+		}
+		if err := c.do(ctx, http.MethodPost, "/v2.0/networks", map[string]any{"network": map[string]any{
+			"name": fmt.Sprintf("arpbench-%d", n), "admin_state_up": true}}, &nw); err != nil {
+			return err
+		}
+		var sn struct {
+			Subnet struct{ ID string } `json:"subnet"`
+		}
+		if err := c.do(ctx, http.MethodPost, "/v2.0/subnets", map[string]any{"subnet": map[string]any{
+			"network_id": nw.Network.ID, "ip_version": 4, "cidr": t.subnet(n).String(), "enable_dhcp": false}}, &sn); err != nil {
+			return err
+		}
+		t.Nw[n], t.Sub[n] = nw.Network.ID, sn.Subnet.ID
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return parallel(len(t.VMs), 16, func(i int) error {
+		vm := &t.VMs[i]
+		var p struct {
+			Port struct {
+				ID  string `json:"id"`
+				MAC string `json:"mac_address"`
+			} `json:"port"`
+		}
+		if err := c.do(ctx, http.MethodPost, "/v2.0/ports", map[string]any{"port": map[string]any{
+			"network_id": t.Nw[vm.Net], "name": fmt.Sprintf("vm-%d-%d", vm.Host, vm.PortNo),
+			"device_owner": "compute:nova", "device_id": fmt.Sprintf("vm-%d-%d", vm.Host, vm.PortNo),
+			"binding:host_id": t.Names[vm.Host],
+			"fixed_ips":       []map[string]string{{"subnet_id": t.Sub[vm.Net], "ip_address": vm.IP.String()}}}}, &p); err != nil {
+			return err
+		}
+		mac, err := net.ParseMAC(p.Port.MAC)
+		if err != nil {
+			return fmt.Errorf("port %s: mac %q: %w", p.Port.ID, p.Port.MAC, err)
+		}
+		vm.ID, vm.MAC = p.Port.ID, mac
+		return nil
+	})
+}

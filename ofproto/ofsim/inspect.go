@@ -1,0 +1,121 @@
+// What tests read of a switch: counters, role, flows.
+
+package ofsim
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dvrflow/dvrflow/ofproto"
+)
+
+// Counts counts flow-mods received (inside bundles too), by command.
+type Counts struct {
+	Add, Modify, ModifyStrict, Delete, DeleteStrict uint64
+	Bundles                                         uint64 // bundles committed
+	Errors                                          uint64 // errors sent
+	EchoReplies                                     uint64 // echo replies received
+	EchoRequests                                    uint64 // echo requests received (and answered)
+	Barriers                                        uint64 // barrier requests answered
+	FlowStatsRequests                               uint64 // flow stats (dump) requests answered
+	Connections                                     uint64 // sessions served
+}
+
+// Counts returns the flow-mod counters.
+func (s *Switch) Counts() Counts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts
+}
+
+// Role returns the controller role and generation id last set.
+func (s *Switch) Role() (role uint32, generation uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.role, s.generation
+}
+
+// MissSendLen returns the miss_send_len set by the controller.
+func (s *Switch) MissSendLen() uint16 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.missSendLen
+}
+
+// NumFlows returns the number of flows installed.
+func (s *Switch) NumFlows() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.flows)
+}
+
+// Flows returns every flow, ordered by table, priority (high first) and text.
+func (s *Switch) Flows() ([]ofproto.Flow, error) {
+	fs, err := s.UnorderedFlows()
+	if err != nil {
+		return nil, err
+	}
+	type flowText struct {
+		f    ofproto.Flow
+		text string
+	}
+	ft := make([]flowText, len(fs))
+	for i := range fs {
+		ft[i] = flowText{fs[i], fs[i].String()}
+	}
+	slices.SortFunc(ft, func(a, b flowText) int {
+		return cmp.Or(cmp.Compare(a.f.Table, b.f.Table), cmp.Compare(b.f.Priority, a.f.Priority), strings.Compare(a.text, b.text))
+	})
+	for i := range ft {
+		fs[i] = ft[i].f
+	}
+	return fs, nil
+}
+
+// UnorderedFlows returns every flow in no particular order (cheaper than Flows).
+func (s *Switch) UnorderedFlows() ([]ofproto.Flow, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]ofproto.Flow, 0, len(s.flows))
+	for _, e := range s.flows {
+		f, err := e.flow()
+		if err != nil {
+			return nil, fmt.Errorf("ofsim %016x: stored flow does not decode: %w", s.cfg.DPID, err)
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// DumpFlows returns the flows one per line in ovs-ofctl syntax (like --no-stats dump-flows).
+func (s *Switch) DumpFlows() (string, error) {
+	fs, err := s.Flows()
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for i := range fs {
+		b.WriteString(fs[i].String())
+		b.WriteByte('\n')
+	}
+	return b.String(), nil
+}
+
+// AddFlow installs f directly (as another controller or ovs-ofctl would), without
+// counting it as received from the controller.
+func (s *Switch) AddFlow(f ofproto.Flow) error {
+	msg := ofproto.AppendFlowMod(nil, 0, ofproto.FlowAdd, &f, 0)
+	fm, err := ofproto.DecodeFlowMod(msg)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.flows.apply(&fm, msg, s.cfg.NumTables, time.Now()); err != nil {
+		return fmt.Errorf("ofsim: add flow %s: refused", f.String())
+	}
+	return nil
+}
