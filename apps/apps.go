@@ -6,7 +6,6 @@
 package apps
 
 import (
-	"cmp"
 	"slices"
 	"strings"
 
@@ -76,7 +75,7 @@ func Flows(v *View, st *BridgeState) []ofproto.Flow {
 	return sortFlows(out)
 }
 
-// sortFlows returns flows sorted by table and priority (high first), stable.
+// sortFlows returns flows by table and priority (ofproto.ComparePlaces), stable.
 func sortFlows(out []ofproto.Flow) []ofproto.Flow {
 	// A stable sort of indexes, then one copy: sorting the flows themselves would move
 	// each (large) Flow O(log² n) times.
@@ -84,10 +83,7 @@ func sortFlows(out []ofproto.Flow) []ofproto.Flow {
 	for i := range idx {
 		idx[i] = int32(i)
 	}
-	slices.SortStableFunc(idx, func(i, j int32) int {
-		a, b := &out[i], &out[j]
-		return cmp.Or(cmp.Compare(a.Table, b.Table), -cmp.Compare(a.Priority, b.Priority))
-	})
+	slices.SortStableFunc(idx, func(i, j int32) int { return ofproto.ComparePlaces(&out[i], &out[j]) })
 	sorted := make([]ofproto.Flow, len(out))
 	for i, j := range idx {
 		sorted[i] = out[j]

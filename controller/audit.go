@@ -122,7 +122,7 @@ func (r *Reconciler) Audit(ctx context.Context, maxAge time.Duration) (Audit, er
 	r.stats.Missing, r.stats.Extra = a.Missing, a.Extra
 	r.stats.Audits++
 	slices.SortFunc(a.Flows, func(x, y AuditFlow) int {
-		if c := cmpFlows(&x.Flow, &y.Flow); c != 0 {
+		if c := ofproto.CompareFlows(&x.Flow, &y.Flow); c != 0 {
 			return c
 		}
 		return int(x.State) - int(y.State)

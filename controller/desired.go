@@ -5,7 +5,6 @@ package controller
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/dvrflow/dvrflow/ofproto"
 )
@@ -184,36 +183,6 @@ func (r *Reconciler) Desired() []ofproto.Flow {
 		}
 	}
 	r.mu.Unlock()
-	sortFlows(out)
+	slices.SortFunc(out, func(a, b ofproto.Flow) int { return ofproto.CompareFlows(&a, &b) })
 	return out
-}
-
-func sortFlows(fs []ofproto.Flow) {
-	slices.SortFunc(fs, func(a, b ofproto.Flow) int {
-		if a.Table != b.Table {
-			return int(a.Table) - int(b.Table)
-		}
-		if a.Priority != b.Priority {
-			return int(b.Priority) - int(a.Priority)
-		}
-		ka, kb := a.Key(), b.Key()
-		switch {
-		case ka.Match < kb.Match:
-			return -1
-		case ka.Match > kb.Match:
-			return 1
-		}
-		return 0
-	})
-}
-
-func cmpFlows(a, b *ofproto.Flow) int {
-	if a.Table != b.Table {
-		return int(a.Table) - int(b.Table)
-	}
-	if a.Priority != b.Priority {
-		return int(b.Priority) - int(a.Priority)
-	}
-	ka, kb := a.Key(), b.Key()
-	return strings.Compare(ka.Match, kb.Match)
 }

@@ -1,7 +1,9 @@
 package ofproto
 
 import (
+	"cmp"
 	"slices"
+	"strings"
 )
 
 // Flow is one flow entry as the controller wants it (or as dumped from a switch).
@@ -86,4 +88,19 @@ func (f *Flow) Equal(g *Flow) bool {
 	return f.Table == g.Table && f.Priority == g.Priority && f.Cookie == g.Cookie &&
 		f.IdleTimeout == g.IdleTimeout && f.HardTimeout == g.HardTimeout &&
 		f.Key() == g.Key() && f.SameInstructions(g)
+}
+
+// CompareFlows orders flows as dumps and pages show them: by table, then priority (high
+// first), then canonical match. It is the one flow order of dvrflow.
+func CompareFlows(a, b *Flow) int {
+	if c := ComparePlaces(a, b); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Key().Match, b.Key().Match)
+}
+
+// ComparePlaces is CompareFlows without the match: a stable sort with it keeps the
+// flows of one table and priority in the order they were computed (golden files).
+func ComparePlaces(a, b *Flow) int {
+	return cmp.Or(cmp.Compare(a.Table, b.Table), cmp.Compare(b.Priority, a.Priority))
 }

@@ -3,7 +3,6 @@
 package ofsim
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -52,26 +51,13 @@ func (s *Switch) NumFlows() int {
 	return len(s.flows)
 }
 
-// Flows returns every flow, ordered by table, priority (high first) and text.
+// Flows returns every flow in ofproto.CompareFlows order.
 func (s *Switch) Flows() ([]ofproto.Flow, error) {
 	fs, err := s.UnorderedFlows()
 	if err != nil {
 		return nil, err
 	}
-	type flowText struct {
-		f    ofproto.Flow
-		text string
-	}
-	ft := make([]flowText, len(fs))
-	for i := range fs {
-		ft[i] = flowText{fs[i], fs[i].String()}
-	}
-	slices.SortFunc(ft, func(a, b flowText) int {
-		return cmp.Or(cmp.Compare(a.f.Table, b.f.Table), cmp.Compare(b.f.Priority, a.f.Priority), strings.Compare(a.text, b.text))
-	})
-	for i := range ft {
-		fs[i] = ft[i].f
-	}
+	slices.SortFunc(fs, func(a, b ofproto.Flow) int { return ofproto.CompareFlows(&a, &b) })
 	return fs, nil
 }
 

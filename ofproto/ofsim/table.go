@@ -284,12 +284,7 @@ func (t flowTable) stats(table uint8, cookie, mask uint64, now time.Time) ([]ofp
 		out = append(out, ofproto.FlowStats{Flow: f, Flags: e.flags, DurationSec: uint32(d / time.Second),
 			DurationNsec: uint32(d % time.Second), PacketCount: e.packets, ByteCount: e.bytes})
 	}
-	slices.SortFunc(out, func(a, b ofproto.FlowStats) int {
-		if a.Flow.Table != b.Flow.Table {
-			return int(a.Flow.Table) - int(b.Flow.Table)
-		}
-		return int(b.Flow.Priority) - int(a.Flow.Priority)
-	})
+	slices.SortFunc(out, func(a, b ofproto.FlowStats) int { return ofproto.CompareFlows(&a.Flow, &b.Flow) })
 	return out, nil
 }
 
