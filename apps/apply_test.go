@@ -80,7 +80,7 @@ func (m *model) topology() *db.Topology {
 }
 
 // record appends a change of kind for id: obj is the new state, or the last one for a delete.
-func (m *model) record(kind, id, op string, obj any) {
+func (m *model) record(kind db.Kind, id string, op db.Op, obj any) {
 	b, err := json.Marshal(obj)
 	if err != nil {
 		panic(err)
@@ -88,7 +88,7 @@ func (m *model) record(kind, id, op string, obj any) {
 	m.log = append(m.log, db.Change{Revision: m.rev, Seq: len(m.log), Kind: kind, ID: id, Op: op, Object: b})
 }
 
-func setRec[T any](m *model, recs map[string]T, kind, id string, obj T) {
+func setRec[T any](m *model, recs map[string]T, kind db.Kind, id string, obj T) {
 	op := db.OpCreate
 	if _, ok := recs[id]; ok {
 		op = db.OpUpdate
@@ -97,7 +97,7 @@ func setRec[T any](m *model, recs map[string]T, kind, id string, obj T) {
 	m.record(kind, id, op, obj)
 }
 
-func delRec[T any](m *model, recs map[string]T, kind, id string) {
+func delRec[T any](m *model, recs map[string]T, kind db.Kind, id string) {
 	if old, ok := recs[id]; ok {
 		delete(recs, id)
 		m.record(kind, id, db.OpDelete, old)
@@ -140,7 +140,7 @@ func (m *model) mutate(r *rand.Rand, step int) {
 	case 5: // status only: nobody is affected
 		if id, ok := pick(r, m.ports); ok {
 			p := m.ports[id]
-			p.Status = []string{db.PortStatusActive, db.PortStatusDown}[r.IntN(2)]
+			p.Status = []db.PortStatus{db.PortStatusActive, db.PortStatusDown}[r.IntN(2)]
 			setRec(m, m.ports, db.KindPort, id, p)
 		}
 	case 6: // a new tenant network with a subnet, sometimes attached to a router
@@ -213,7 +213,7 @@ func (m *model) mutate(r *rand.Rand, step int) {
 		case r.IntN(4) == 0:
 			delRec(m, m.hosts, db.KindHost, name)
 		case r.IntN(3) == 0:
-			h.Mode = map[string]string{db.HostModeDVR: db.HostModeDVRSNAT, db.HostModeDVRSNAT: db.HostModeDVR}[h.Mode]
+			h.Mode = map[db.HostMode]db.HostMode{db.HostModeDVR: db.HostModeDVRSNAT, db.HostModeDVRSNAT: db.HostModeDVR}[h.Mode]
 			setRec(m, m.hosts, db.KindHost, name, h)
 		default:
 			h.AppliedRevision = m.rev

@@ -124,14 +124,17 @@ func TestPlacement(t *testing.T) {
 		t.Errorf("snat host %q, want network", h)
 	}
 	// The host the database scheduled wins over the hash, when it is a dvr_snat host.
-	sched := func(mode, snatHost string) string {
+	sched := func(mode db.HostMode, snatHost string) string {
 		topo := withVLANs(seedTopology())
 		topo.Hosts = append(topo.Hosts, db.Host{Name: "network2", Mode: mode, TunnelIP: "192.168.248.4", MACAddress: "fa:16:3f:00:00:04"})
 		topo.Routers[0].SNATHost = snatHost
 		h, _ := NewView(topo, 7).SNATHost("r1-0000000000000")
 		return h
 	}
-	for _, c := range []struct{ mode, scheduled, want string }{
+	for _, c := range []struct {
+		mode            db.HostMode
+		scheduled, want string
+	}{
 		{db.HostModeDVRSNAT, "network2", "network2"},
 		{db.HostModeDVRSNAT, "network", "network"},
 		{db.HostModeDVR, "network2", "network"},

@@ -13,7 +13,10 @@ import (
 // with floating IPs 172.24.4.5 and 172.24.4.7, VM2 10.0.2.5 and VM4 10.0.1.6 on compute2.
 func seedTopology() *db.Topology {
 	t := &db.Topology{}
-	for i, h := range []struct{ name, mode string }{{"compute1", "dvr"}, {"compute2", "dvr"}, {"network", "dvr_snat"}} {
+	for i, h := range []struct {
+		name string
+		mode db.HostMode
+	}{{"compute1", "dvr"}, {"compute2", "dvr"}, {"network", "dvr_snat"}} {
 		t.Hosts = append(t.Hosts, db.Host{Name: h.name, Mode: h.mode, TunnelIP: fmt.Sprintf("192.168.248.%d", i+1),
 			MACAddress: fmt.Sprintf("fa:16:3f:00:00:%02x", i+1),
 			Bridges: map[string]string{"br-int": fmt.Sprintf("00000000000001%02x", i+1),

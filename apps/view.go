@@ -72,7 +72,7 @@ type hostBridge struct {
 type HostInfo struct {
 	Name     string
 	TunnelIP netip.Addr
-	Mode     string
+	Mode     db.HostMode
 	DVRMAC   net.HardwareAddr
 	Bridges  map[Bridge]uint64 // datapath ID by bridge role
 

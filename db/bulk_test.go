@@ -345,10 +345,10 @@ func TestSetPortStatuses(t *testing.T) {
 	s, _ := newStore(t)
 	n, _ := tenantNet(t, s, "10.0.0.0/24")
 	ports := ok(s.CreatePorts(ctx, portSpecs(n.ID, 4, "h1")))(t)
-	err := s.SetPortStatuses(ctx, map[string]string{ports[0].ID: "ACTIVE", ports[1].ID: "UP"})
+	err := s.SetPortStatuses(ctx, map[string]db.PortStatus{ports[0].ID: "ACTIVE", ports[1].ID: "UP"})
 	wantErrType(t, err, "InvalidInput")
 	rev := revision(t, s)
-	st := map[string]string{ports[0].ID: "ACTIVE", ports[1].ID: "ACTIVE", ports[2].ID: "DOWN", "gone": "ACTIVE"}
+	st := map[string]db.PortStatus{ports[0].ID: "ACTIVE", ports[1].ID: "ACTIVE", ports[2].ID: "DOWN", "gone": "ACTIVE"}
 	if err := s.SetPortStatuses(ctx, st); err != nil {
 		t.Fatal(err)
 	}
@@ -361,9 +361,9 @@ func TestSetPortStatuses(t *testing.T) {
 	}
 	for i, p := range ports {
 		got := ok(s.GetPort(ctx, p.ID))(t)
-		want, rn := "DOWN", int64(0)
+		want, rn := db.PortStatusDown, int64(0)
 		if i < 2 {
-			want, rn = "ACTIVE", 1
+			want, rn = db.PortStatusActive, 1
 		}
 		if got.Status != want || got.RevisionNumber != rn {
 			t.Fatalf("port %d status %s revision_number %d, want %s %d", i, got.Status, got.RevisionNumber, want, rn)

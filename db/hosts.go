@@ -16,7 +16,7 @@ import (
 type HostSpec struct {
 	Name     string
 	TunnelIP string
-	Mode     string
+	Mode     HostMode
 	Bridges  map[string]string // bridge name -> datapath ID (hex)
 }
 

@@ -205,7 +205,7 @@ func (s *Store) UpdateNetwork(ctx context.Context, id string, spec NetworkSpec) 
 	return &n, nil
 }
 
-func (w *wtx) saveNetwork(n *Network, op string) {
+func (w *wtx) saveNetwork(n *Network, op Op) {
 	n.UpdatedAt = w.now
 	n.RevisionNumber++
 	w.exec(`UPDATE networks SET obj = $2 WHERE id = $1`, n.ID, mustJSON(n))
@@ -452,7 +452,7 @@ WHERE network_type = 'vxlan' AND physical_network = '' AND segmentation_id BETWE
 }
 
 // saveNetworks is saveNetwork for many networks, in one statement.
-func (w *wtx) saveNetworks(ns []*Network, op string) {
+func (w *wtx) saveNetworks(ns []*Network, op Op) {
 	ids, nobjs := make([]string, len(ns)), make([]string, len(ns))
 	for i, n := range ns {
 		n.UpdatedAt = w.now

@@ -740,7 +740,7 @@ WHERE (network_id, mac_address) IN (SELECT * FROM unnest($1::text[], $2::text[])
 // SetPortStatuses sets the status of many ports (port ID -> ACTIVE, DOWN, BUILD or
 // ERROR) in one write. Ports that no longer exist are skipped; ports already at their
 // status are left alone, so a call that changes nothing makes no revision.
-func (s *Store) SetPortStatuses(ctx context.Context, st map[string]string) error {
+func (s *Store) SetPortStatuses(ctx context.Context, st map[string]PortStatus) error {
 	ids := make([]string, 0, len(st))
 	for id, status := range st {
 		switch status {
@@ -775,10 +775,10 @@ WHERE p.obj->>'status' IS DISTINCT FROM x.s ORDER BY p.id`, ids, statusesOf(ids,
 	return err
 }
 
-func statusesOf(ids []string, st map[string]string) []string {
+func statusesOf(ids []string, st map[string]PortStatus) []string {
 	out := make([]string, len(ids))
 	for i, id := range ids {
-		out[i] = st[id]
+		out[i] = string(st[id])
 	}
 	return out
 }

@@ -26,7 +26,7 @@ func TestSNATScheduling(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	register := func(name, ip, mode string) {
+	register := func(name, ip string, mode db.HostMode) {
 		t.Helper()
 		ok2(s.RegisterHost(ctx, db.HostSpec{Name: name, TunnelIP: ip, Mode: mode}))(t)
 	}

@@ -73,7 +73,7 @@ func TestChangeLogRebuildsSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	changes := ok(s.ChangesSince(ctx, 0, 0))(t)
-	state := map[string]map[string]json.RawMessage{}
+	state := map[db.Kind]map[string]json.RawMessage{}
 	want := int64(1)
 	for _, c := range changes {
 		if c.Revision != want && c.Revision != want-1 {
@@ -94,7 +94,7 @@ func TestChangeLogRebuildsSnapshot(t *testing.T) {
 	if want-1 != rev {
 		t.Fatalf("last change revision %d, snapshot revision %d", want-1, rev)
 	}
-	check := func(kind string, objs any, id func(i int) string, n int) {
+	check := func(kind db.Kind, objs any, id func(i int) string, n int) {
 		t.Helper()
 		raw, _ := json.Marshal(objs)
 		var list []json.RawMessage

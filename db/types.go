@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// Device owners the store allocates or recognizes (dvr-reference.md section 0).
+// Device owners the store allocates or recognizes (dvr-reference.md section 0); a port's
+// device_owner is free-form otherwise ("compute:nova").
 const (
 	OwnerRouterInterfaceDistributed = "network:router_interface_distributed"
 	OwnerRouterCentralizedSNAT      = "network:router_centralized_snat"
@@ -15,15 +16,18 @@ const (
 	OwnerDHCP                       = "network:dhcp"
 )
 
+// PortStatus is a port's status, as Neutron reports it.
+type PortStatus string
+
 // Port statuses.
 const (
-	PortStatusActive = "ACTIVE"
-	PortStatusDown   = "DOWN"
-	PortStatusBuild  = "BUILD"
-	PortStatusError  = "ERROR"
+	PortStatusActive PortStatus = "ACTIVE"
+	PortStatusDown   PortStatus = "DOWN"
+	PortStatusBuild  PortStatus = "BUILD"
+	PortStatusError  PortStatus = "ERROR"
 	// PortStatusNotApplicable is a floating IP port's: it is realized as NAT, never
 	// plugged (Neutron's PORT_STATUS_NOTAPPLICABLE).
-	PortStatusNotApplicable = "N/A"
+	PortStatusNotApplicable PortStatus = "N/A"
 )
 
 // Network types.
@@ -33,28 +37,37 @@ const (
 	NetworkTypeFlat  = "flat"
 )
 
+// HostMode is a host's L3 agent mode.
+type HostMode string
+
 // Host modes.
 const (
-	HostModeDVR     = "dvr"
-	HostModeDVRSNAT = "dvr_snat"
+	HostModeDVR     HostMode = "dvr"      // compute node: qrouter and fip namespaces
+	HostModeDVRSNAT HostMode = "dvr_snat" // network node: also routers' snat namespaces
 )
+
+// Kind is the kind of resource a change-log entry is of.
+type Kind string
 
 // Change kinds, as recorded in the change log.
 const (
-	KindNetwork    = "network"
-	KindSubnet     = "subnet"
-	KindPort       = "port"
-	KindRouter     = "router"
-	KindFloatingIP = "floatingip"
-	KindHost       = "host"
-	KindLocalVLAN  = "local_vlan"
+	KindNetwork    Kind = "network"
+	KindSubnet     Kind = "subnet"
+	KindPort       Kind = "port"
+	KindRouter     Kind = "router"
+	KindFloatingIP Kind = "floatingip"
+	KindHost       Kind = "host"
+	KindLocalVLAN  Kind = "local_vlan"
 )
+
+// Op is what a change-log entry did.
+type Op string
 
 // Change operations.
 const (
-	OpCreate = "create"
-	OpUpdate = "update"
-	OpDelete = "delete"
+	OpCreate Op = "create"
+	OpUpdate Op = "update"
+	OpDelete Op = "delete"
 )
 
 // Network is a Neutron network with its single segment.
@@ -116,21 +129,21 @@ type FixedIP struct {
 
 // Port is a Neutron port. HostID is binding:host_id.
 type Port struct {
-	ID             string    `json:"id"`
-	NetworkID      string    `json:"network_id"`
-	ProjectID      string    `json:"project_id"`
-	Name           string    `json:"name"`
-	Description    string    `json:"description"`
-	MACAddress     string    `json:"mac_address"`
-	FixedIPs       []FixedIP `json:"fixed_ips"`
-	DeviceOwner    string    `json:"device_owner"`
-	DeviceID       string    `json:"device_id"`
-	HostID         string    `json:"host_id"`
-	Status         string    `json:"status"`
-	AdminStateUp   bool      `json:"admin_state_up"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
-	RevisionNumber int64     `json:"revision_number"`
+	ID             string     `json:"id"`
+	NetworkID      string     `json:"network_id"`
+	ProjectID      string     `json:"project_id"`
+	Name           string     `json:"name"`
+	Description    string     `json:"description"`
+	MACAddress     string     `json:"mac_address"`
+	FixedIPs       []FixedIP  `json:"fixed_ips"`
+	DeviceOwner    string     `json:"device_owner"`
+	DeviceID       string     `json:"device_id"`
+	HostID         string     `json:"host_id"`
+	Status         PortStatus `json:"status"`
+	AdminStateUp   bool       `json:"admin_state_up"`
+	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+	RevisionNumber int64      `json:"revision_number"`
 }
 
 // GatewayInfo is a router's external gateway.
@@ -191,7 +204,7 @@ type FloatingIP struct {
 type Host struct {
 	Name            string            `json:"host"`
 	TunnelIP        string            `json:"tunnel_ip"`
-	Mode            string            `json:"mode"`
+	Mode            HostMode          `json:"mode"`
 	Bridges         map[string]string `json:"bridges"`
 	MACAddress      string            `json:"mac_address"`
 	AppliedRevision int64             `json:"applied_revision"`
@@ -223,9 +236,9 @@ type Topology struct {
 type Change struct {
 	Revision int64           `json:"revision"`
 	Seq      int             `json:"seq"`
-	Kind     string          `json:"kind"`
+	Kind     Kind            `json:"kind"`
 	ID       string          `json:"id"`
-	Op       string          `json:"op"`
+	Op       Op              `json:"op"`
 	Object   json.RawMessage `json:"object"`
 	At       time.Time       `json:"at"`
 }

@@ -52,8 +52,10 @@ type wtx struct {
 }
 
 type pendingChange struct {
-	kind, id, op string
-	obj          any
+	kind Kind
+	id   string
+	op   Op
+	obj  any
 }
 
 // write runs fn as one atomic topology write and returns the revision it committed (0
@@ -249,7 +251,7 @@ func (w *wtx) queueChanges() error {
 		if err != nil {
 			return fmt.Errorf("%w: encode %s %s: %v", errTxBroken, c.kind, c.id, err)
 		}
-		seqs[i], kinds[i], ids[i], ops[i], objs[i] = int32(i), c.kind, c.id, c.op, string(obj)
+		seqs[i], kinds[i], ids[i], ops[i], objs[i] = int32(i), string(c.kind), c.id, string(c.op), string(obj)
 	}
 	w.exec(`INSERT INTO changes (revision, seq, kind, id, op, object, at)
 SELECT $1, s, k, i, o, j::jsonb, $2 FROM unnest($3::int[], $4::text[], $5::text[], $6::text[], $7::text[]) AS c(s, k, i, o, j)`,
@@ -368,7 +370,7 @@ func (r errRow) Scan(...any) error { return r.err }
 
 // record appends a change; obj is the full state of the resource after the change
 // (its last state for a delete).
-func (w *wtx) record(kind, id, op string, obj any) {
+func (w *wtx) record(kind Kind, id string, op Op, obj any) {
 	w.changes = append(w.changes, pendingChange{kind: kind, id: id, op: op, obj: obj})
 }
 

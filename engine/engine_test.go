@@ -280,7 +280,7 @@ func TestSeedConvergesAndSurvivesRestart(t *testing.T) {
 			switch p.DeviceOwner {
 			case db.OwnerRouterInterfaceDistributed, db.OwnerRouterCentralizedSNAT, db.OwnerRouterGateway, db.OwnerFloatingIPAgentGateway:
 				if p.Status != db.PortStatusActive {
-					return false, p.DeviceOwner + " " + p.ID + " " + p.Status
+					return false, p.DeviceOwner + " " + p.ID + " " + string(p.Status)
 				}
 				n++
 			}

@@ -32,7 +32,7 @@ func (e *Engine) updatePortStatus(ctx context.Context, v *apps.View, hosts []str
 		brInt[host] = ps
 		return ps, ps != nil
 	}
-	want := map[string]string{}
+	want := map[string]db.PortStatus{}
 	seen := map[string]bool{}
 	// realized decides a router-owned port over every host the view places it on.
 	realized := func(p *apps.PortInfo) {

@@ -61,7 +61,7 @@ func (s *Server) registerHost(c echo.Context) error {
 	if tip == nil || mode == nil {
 		return badBody("Invalid input for dvr_host. Reason: tunnel_ip and mode are required.")
 	}
-	spec.TunnelIP, spec.Mode = *tip, *mode
+	spec.TunnelIP, spec.Mode = *tip, db.HostMode(*mode)
 	if _, err := b.decode("bridges", &spec.Bridges); err != nil {
 		return err
 	}

@@ -174,7 +174,7 @@ func (s *Server) hostRows(topo *db.Topology, plans map[string]plan.Plan, sw []Sw
 	}
 	rows := make([]hostRow, 0, len(topo.Hosts))
 	for _, h := range topo.Hosts {
-		r := hostRow{Name: h.Name, Mode: h.Mode, TunnelIP: h.TunnelIP, DVRMAC: h.MACAddress, Applied: h.AppliedRevision}
+		r := hostRow{Name: h.Name, Mode: string(h.Mode), TunnelIP: h.TunnelIP, DVRMAC: h.MACAddress, Applied: h.AppliedRevision}
 		if !h.Heartbeat.IsZero() {
 			r.Heartbeat = h.Heartbeat.UTC().Format(time.RFC3339)
 			ago := time.Since(h.Heartbeat)
@@ -307,7 +307,7 @@ func (s *Server) page(c echo.Context) error {
 		case p.DeviceOwner == db.OwnerRouterInterfaceDistributed:
 			hosts = slices.Clone(routerHosts[p.DeviceID]) // on every host of its router
 		}
-		d.Ports = append(d.Ports, resourceRow{ID: p.ID, Name: p.Name, Status: p.Status, Detail: detail,
+		d.Ports = append(d.Ports, resourceRow{ID: p.ID, Name: p.Name, Status: string(p.Status), Detail: detail,
 			Revision: p.RevisionNumber, Hosts: badges(hosts, byName)})
 	}
 	for _, f := range topo.FloatingIPs {

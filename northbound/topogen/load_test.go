@@ -67,7 +67,7 @@ func TestLoad(t *testing.T) {
 	for _, h := range res.Hosts {
 		modes[h.Mode]++
 		sh, ok := stored[h.Name]
-		if !ok || sh.Mode != h.Mode || sh.TunnelIP != h.TunnelIP || len(sh.Bridges) != 3 {
+		if !ok || string(sh.Mode) != h.Mode || sh.TunnelIP != h.TunnelIP || len(sh.Bridges) != 3 {
 			t.Fatalf("host %+v stored as %+v", h, sh)
 		}
 		for br, dpid := range h.DPIDs {
