@@ -420,11 +420,11 @@ func (v *View) setHost(d *pending, name string, h *db.Host) {
 		hi := &HostInfo{Name: h.Name, Mode: h.Mode, Bridges: map[Bridge]uint64{}, record: h}
 		hi.TunnelIP, _ = netip.ParseAddr(h.TunnelIP)
 		hi.DVRMAC, _ = net.ParseMAC(h.MACAddress)
-		for role, dpid := range h.Bridges {
+		for br, dpid := range h.Bridges {
 			if d, err := ofproto.ParseDPID(dpid); err == nil {
 				id := uint64(d)
-				hi.Bridges[Bridge(role)] = id
-				v.bridgeOf[id] = hostBridge{host: name, role: Bridge(role)}
+				hi.Bridges[Bridge(br)] = id
+				v.bridgeOf[id] = hostBridge{host: name, bridge: Bridge(br)}
 			}
 		}
 		v.hosts[name] = hi

@@ -15,9 +15,9 @@ import (
 // BridgeState is what the apps need to know of one connected switch besides the topology:
 // whose bridge it is and its OpenFlow port numbers by name (from port desc and port-status).
 type BridgeState struct {
-	Host  string
-	Role  Bridge
-	Ports map[string]uint32
+	Host   string
+	Bridge Bridge
+	Ports  map[string]uint32
 }
 
 // A bridge's flows come in parts that the apps compute separately, so that a change
@@ -48,7 +48,7 @@ func FlowsOf(v *View, st *BridgeState, part string) []ofproto.Flow {
 	var out []ofproto.Flow
 	switch part {
 	case PartBridge:
-		out = missFlows(st.Role)
+		out = missFlows(st.Bridge)
 		out = append(out, l2Bridge(st)...)
 	default:
 		if peer, ok := strings.CutPrefix(part, peerPrefix); ok {

@@ -22,7 +22,7 @@ import (
 // external network but those of the router itself.
 
 func arpNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
-	if st.Role != BrInt {
+	if st.Bridge != BrInt {
 		return nil
 	}
 	cookie := Cookie(AppARP)

@@ -16,7 +16,7 @@ import (
 
 // dvrNet computes the dvr app's flows of network netID on bridge st.
 func dvrNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
-	switch st.Role {
+	switch st.Bridge {
 	case BrInt:
 		return dvrIntNet(v, st, netID)
 	case BrTun:
@@ -60,7 +60,7 @@ func dvrExNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 // of the subnet of each local port they may be for (VMs and the snat ports).
 func dvrPeer(v *View, st *BridgeState, peer string) []ofproto.Flow {
 	hi := v.Host(peer)
-	if st.Role != BrInt || hi == nil || hi.DVRMAC == nil || !v.isDVRPeer(st.Host, peer) {
+	if st.Bridge != BrInt || hi == nil || hi.DVRMAC == nil || !v.isDVRPeer(st.Host, peer) {
 		return nil
 	}
 	patchTun, ok := st.Ports[PortPatchTun]

@@ -27,7 +27,7 @@ var (
 // l2Bridge computes the l2 app's bridge-wide flows of bridge st.
 func l2Bridge(st *BridgeState) []ofproto.Flow {
 	cookie := Cookie(AppL2)
-	switch st.Role {
+	switch st.Bridge {
 	case BrInt:
 		if patchTun, ok := st.Ports[PortPatchTun]; ok {
 			return []ofproto.Flow{{Table: IntLocalSwitching, Priority: PrioBase, Cookie: cookie,
@@ -57,7 +57,7 @@ func l2Bridge(st *BridgeState) []ofproto.Flow {
 
 // l2Net computes the l2 app's flows of network netID on bridge st.
 func l2Net(v *View, st *BridgeState, netID string) []ofproto.Flow {
-	switch st.Role {
+	switch st.Bridge {
 	case BrInt:
 		return l2IntNet(v, st, netID)
 	case BrTun:

@@ -7,7 +7,7 @@ import (
 	"github.com/dvrflow/dvrflow/ofproto"
 )
 
-// Bridge names the role of an OVS bridge on a host.
+// Bridge names one of the OVS bridges of a host (br-int, br-tun, br-ex).
 type Bridge string
 
 // The bridges of every host. br-ex carries flat external and provider networks.
@@ -17,7 +17,7 @@ const (
 	BrEx  Bridge = "br-ex"
 )
 
-// Bridges lists every bridge role the controller programs, in the order a host sets them up.
+// Bridges lists every bridge the controller programs, in the order a host sets them up.
 func Bridges() []Bridge { return []Bridge{BrInt, BrTun, BrEx} }
 
 // App identifies the app that owns a table (and the flows in it). Its value is the cookie's

@@ -107,8 +107,8 @@ func BenchmarkScaleView(b *testing.B) {
 		for b.Loop() {
 			flows, bridges = 0, 0
 			for _, h := range v.HostNames() {
-				for _, role := range Bridges() {
-					flows += len(Flows(v, seedBridge(v, h, role)))
+				for _, br := range Bridges() {
+					flows += len(Flows(v, seedBridge(v, h, br)))
 					bridges++
 				}
 			}
@@ -131,16 +131,16 @@ func BenchmarkScaleView(b *testing.B) {
 			}
 			affected = len(aff.Hosts) + len(aff.Parts)
 			for h := range aff.Hosts {
-				for _, role := range Bridges() {
-					st := seedBridge(v, h, role)
+				for _, br := range Bridges() {
+					st := seedBridge(v, h, br)
 					for _, part := range Parts(v, st) {
 						flows += len(FlowsOf(v, st, part))
 					}
 				}
 			}
 			for h, parts := range aff.Parts {
-				for _, role := range Bridges() {
-					st := seedBridge(v, h, role)
+				for _, br := range Bridges() {
+					st := seedBridge(v, h, br)
 					for part := range parts {
 						flows += len(FlowsOf(v, st, part))
 					}

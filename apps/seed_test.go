@@ -73,9 +73,9 @@ func withVLANs(t *db.Topology) *db.Topology {
 
 // seedBridge returns the bridge state of host's bridge with every port the host helper
 // would have plugged at View v, numbered in name order from 1 after the fixed ports.
-func seedBridge(v *View, host string, role Bridge) *BridgeState {
-	st := &BridgeState{Host: host, Role: role, Ports: map[string]uint32{}}
-	switch role {
+func seedBridge(v *View, host string, br Bridge) *BridgeState {
+	st := &BridgeState{Host: host, Bridge: br, Ports: map[string]uint32{}}
+	switch br {
 	case BrTun:
 		st.Ports[PortPatchInt], st.Ports[PortVXLAN] = 1, 2
 	case BrEx:

@@ -49,7 +49,7 @@ type View struct {
 	fipsOnHost    map[string][]*FIPInfo      // host of the fixed port -> its floating IPs
 
 	// Indexes for the questions asked per bridge and per packet-in.
-	bridgeOf  map[uint64]hostBridge               // datapath ID -> host and bridge role
+	bridgeOf  map[uint64]hostBridge               // datapath ID -> host and bridge
 	endpoints map[string][]Endpoint               // network -> its realized ports, sorted by port ID
 	addrs     map[string]map[netip.Addr]*PortInfo // network -> address -> first realized port holding it
 
@@ -64,8 +64,8 @@ type hostVLAN struct {
 }
 
 type hostBridge struct {
-	host string
-	role Bridge
+	host   string
+	bridge Bridge
 }
 
 // HostInfo is a registered host.
@@ -74,17 +74,17 @@ type HostInfo struct {
 	TunnelIP netip.Addr
 	Mode     db.HostMode
 	DVRMAC   net.HardwareAddr
-	Bridges  map[Bridge]uint64 // datapath ID by bridge role
+	Bridges  map[Bridge]uint64 // datapath ID by bridge
 
 	record *db.Host
 }
 
-// BridgeID returns the datapath ID of the host's bridge role, if registered (h may be nil).
-func (h *HostInfo) BridgeID(role Bridge) (uint64, bool) {
+// BridgeID returns the datapath ID of the host's bridge, if registered (h may be nil).
+func (h *HostInfo) BridgeID(br Bridge) (uint64, bool) {
 	if h == nil {
 		return 0, false
 	}
-	id, ok := h.Bridges[role]
+	id, ok := h.Bridges[br]
 	return id, ok
 }
 
@@ -158,10 +158,10 @@ func (v *View) Host(name string) *HostInfo { return v.hosts[name] }
 // HostNames returns every registered host, sorted.
 func (v *View) HostNames() []string { return v.hostNames }
 
-// HostOfDPID returns the host and bridge role of a datapath ID.
+// HostOfDPID returns the host and bridge of a datapath ID.
 func (v *View) HostOfDPID(dpid uint64) (string, Bridge, bool) {
 	hb, ok := v.bridgeOf[dpid]
-	return hb.host, hb.role, ok
+	return hb.host, hb.bridge, ok
 }
 
 // NetworksOn returns the networks present on host (sorted IDs): networks of its

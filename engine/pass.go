@@ -66,7 +66,7 @@ func (e *Engine) pass(ctx context.Context) error {
 	e.updatePlans(v, planHosts)
 	statusHosts := slices.Clone(hosts)
 	for dpid := range dirty {
-		if h, role, ok := v.HostOfDPID(dpid); ok && role == apps.BrInt && !affected[h] {
+		if h, br, ok := v.HostOfDPID(dpid); ok && br == apps.BrInt && !affected[h] {
 			statusHosts = append(statusHosts, h)
 		}
 	}

@@ -95,7 +95,7 @@ type push struct {
 // listed (a listed part no longer present is removed). A switch that is not (yet) a
 // registered host's bridge is left untouched: its reconciler is never primed.
 func (e *Engine) pushBridge(v *apps.View, b *bridge, only map[string]bool) {
-	host, role, ok := v.HostOfDPID(b.dpid)
+	host, br, ok := v.HostOfDPID(b.dpid)
 	log := e.log.With(zap.String("dpid", ofproto.DPID(b.dpid).String()))
 	if !ok {
 		// No registered host claims the switch (its host was deleted, or is not
@@ -116,10 +116,10 @@ func (e *Engine) pushBridge(v *apps.View, b *bridge, only map[string]bool) {
 		}
 		return
 	}
-	log = log.With(zap.String("host", host), zap.String("bridge", string(role)))
+	log = log.With(zap.String("host", host), zap.String("bridge", string(br)))
 	e.mu.Lock()
 	b.host = host
-	st := &apps.BridgeState{Host: host, Role: role, Ports: maps.Clone(b.ports)}
+	st := &apps.BridgeState{Host: host, Bridge: br, Ports: maps.Clone(b.ports)}
 	needMeter := !b.meter
 	sess := b.sess
 	e.mu.Unlock()

@@ -13,14 +13,14 @@ import (
 // a host registering shows in the labels once the cached label expires.
 func TestBridgeLabelCached(t *testing.T) {
 	var calls atomic.Int64
-	var role atomic.Value
-	role.Store("")
+	var br atomic.Value
+	br.Store("")
 	m := New(zaptest.NewLogger(t), Sources{BridgeOf: func(dpid uint64) string {
 		calls.Add(1)
 		if dpid != 5 {
 			t.Errorf("BridgeOf(%d)", dpid)
 		}
-		return role.Load().(string)
+		return br.Load().(string)
 	}})
 	for range 100 {
 		m.PacketIn(5, apps.IntARPResponder, false)
@@ -28,7 +28,7 @@ func TestBridgeLabelCached(t *testing.T) {
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("BridgeOf called %d times for 100 packet-ins", n)
 	}
-	role.Store("br-int") // the host registers: the cached "unknown" stays until it expires
+	br.Store("br-int") // the host registers: the cached "unknown" stays until it expires
 	m.PacketIn(5, apps.IntARPResponder, false)
 	if got := m.bridge(5); got != "unknown" {
 		t.Fatalf("label %q before expiry", got)

@@ -4,7 +4,7 @@
 // package itself does not know Prometheus) and an Echo middleware for the API.
 //
 // No series is labelled by datapath ID: a controller may hold 15,000 switches, so bridges are
-// labelled by role (br-int, br-tun, br-ex) only.
+// labelled by bridge (br-int, br-tun, br-ex) only.
 package metrics
 
 import (
@@ -30,7 +30,7 @@ import (
 // Sources are where the sampled metrics come from. Every function must be safe for
 // concurrent use; nil ones leave their metric out.
 type Sources struct {
-	// BridgeOf names the role of bridge dpid ("br-int", "br-tun", "br-ex"), or "" when the
+	// BridgeOf names the bridge dpid ("br-int", "br-tun", "br-ex"), or "" when the
 	// switch belongs to no registered host (reported as "unknown").
 	BridgeOf func(dpid uint64) string
 	// Sessions counts the connected switches.
@@ -48,16 +48,16 @@ type Metrics struct {
 	src Sources
 	reg *prometheus.Registry
 
-	flowMods   *prometheus.CounterVec
-	reconcile  *prometheus.HistogramVec
-	reconFails *prometheus.CounterVec
-	packetIns  *prometheus.CounterVec
-	pinByRole  map[string]*tableCounters // packet-in counters by bridge role, built by New
-	pinNumbers *tableCounters            // packet-in counters of bridges of no known role
-	bridges    bridgeCache
-	pinDrops   prometheus.Counter
-	api        *prometheus.HistogramVec
-	hostLag    *prometheus.GaugeVec
+	flowMods    *prometheus.CounterVec
+	reconcile   *prometheus.HistogramVec
+	reconFails  *prometheus.CounterVec
+	packetIns   *prometheus.CounterVec
+	pinByBridge map[string]*tableCounters // packet-in counters by bridge, built by New
+	pinNumbers  *tableCounters            // packet-in counters of bridges of no known br
+	bridges     bridgeCache
+	pinDrops    prometheus.Counter
+	api         *prometheus.HistogramVec
+	hostLag     *prometheus.GaugeVec
 }
 
 var _ controller.Observer = (*Metrics)(nil)
@@ -71,16 +71,16 @@ func New(log *zap.Logger, src Sources) *Metrics {
 		reg: prometheus.NewRegistry(),
 		flowMods: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dvrflow_flow_mods_total",
-			Help: "Flow-mods sent to switches, by the app owning the flow (cookie) and bridge role.",
+			Help: "Flow-mods sent to switches, by the app owning the flow (cookie) and bridge.",
 		}, []string{"app", "bridge"}),
 		reconcile: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "dvrflow_reconcile_duration_seconds",
-			Help:    "Duration of reconcile passes (diff, flow-mods, barrier), by bridge role.",
+			Help:    "Duration of reconcile passes (diff, flow-mods, barrier), by bridge.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16), // 0.5 ms .. 16 s
 		}, []string{"bridge"}),
 		reconFails: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dvrflow_reconcile_failures_total",
-			Help: "Reconcile passes that failed (they are retried), by bridge role.",
+			Help: "Reconcile passes that failed (they are retried), by bridge.",
 		}, []string{"bridge"}),
 		packetIns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dvrflow_packet_ins_total",
@@ -100,9 +100,9 @@ func New(log *zap.Logger, src Sources) *Metrics {
 			Help: "Revisions between a host's current plan and the plan its helper reported applied.",
 		}, []string{"host"}),
 	}
-	m.pinByRole = map[string]*tableCounters{}
+	m.pinByBridge = map[string]*tableCounters{}
 	for _, b := range apps.Bridges() {
-		m.pinByRole[string(b)] = &tableCounters{names: apps.TableNames(b)}
+		m.pinByBridge[string(b)] = &tableCounters{names: apps.TableNames(b)}
 	}
 	m.pinNumbers = &tableCounters{}
 	m.bridges.labels = map[uint64]bridgeLabel{}
@@ -127,7 +127,7 @@ func New(log *zap.Logger, src Sources) *Metrics {
 // Registry returns the registry, for registering more collectors.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// bridgeTTL is how long the role Sources.BridgeOf gave for a datapath is used before it is
+// bridgeTTL is how long the bridge Sources.BridgeOf gave for a datapath is used before it is
 // asked again: a host registering or leaving shows in the labels within this time, and
 // BridgeOf (a read of the topology view under its lock) is not called per packet-in.
 const bridgeTTL = time.Second
@@ -145,7 +145,7 @@ type bridgeLabel struct {
 	until int64          // unix nanoseconds
 }
 
-// tableCounters are the packet-in counters of one bridge role, by table, made on first use.
+// tableCounters are the packet-in counters of one bridge, by table, made on first use.
 type tableCounters struct {
 	names ofproto.TableNames // nil: tables labelled by number
 	byNum [256]atomic.Pointer[prometheus.Counter]
@@ -165,7 +165,7 @@ func (m *Metrics) bridgeOf(dpid uint64) bridgeLabel {
 	if m.src.BridgeOf != nil {
 		if b := m.src.BridgeOf(dpid); b != "" {
 			l.label = b
-			if c := m.pinByRole[b]; c != nil {
+			if c := m.pinByBridge[b]; c != nil {
 				l.pins = c
 			}
 		}

@@ -112,7 +112,7 @@ type hostRow struct {
 }
 
 type bridgeLink struct {
-	Role, DPID string
+	Bridge, DPID string
 	Connected  bool
 	Drift      bool
 }
@@ -180,12 +180,12 @@ func (s *Server) hostRows(topo *db.Topology, plans map[string]plan.Plan, sw []Sw
 			ago := time.Since(h.Heartbeat)
 			r.Dead, r.HeartbeatAgo = ago > s.cfg.AgentDownTime, ago.Round(time.Second).String()
 		}
-		for _, role := range apps.Bridges() {
-			id, ok := h.Bridges[string(role)]
+		for _, br := range apps.Bridges() {
+			id, ok := h.Bridges[string(br)]
 			if !ok {
 				continue
 			}
-			bl := bridgeLink{Role: string(role), DPID: id}
+			bl := bridgeLink{Bridge: string(br), DPID: id}
 			if dpid, err := ofproto.ParseDPID(id); err == nil {
 				bl.DPID = dpid.String()
 			}

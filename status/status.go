@@ -133,8 +133,8 @@ func (s *Server) switches() []Switch {
 	}
 	s.withView(func(v *apps.View) {
 		for i := range out {
-			if host, role, ok := v.HostOfDPID(out[i].dpid); ok {
-				out[i].Host, out[i].Bridge = host, string(role)
+			if host, br, ok := v.HostOfDPID(out[i].dpid); ok {
+				out[i].Host, out[i].Bridge = host, string(br)
 			}
 		}
 	})
@@ -159,8 +159,8 @@ func (s *Server) lookup(dpid uint64) (Switch, *controller.Session, bool) {
 	}
 	w := s.describe(sess, time.Now())
 	s.withView(func(v *apps.View) {
-		if host, role, ok := v.HostOfDPID(dpid); ok {
-			w.Host, w.Bridge = host, string(role)
+		if host, br, ok := v.HostOfDPID(dpid); ok {
+			w.Host, w.Bridge = host, string(br)
 		}
 	})
 	return w, sess, true
@@ -298,13 +298,13 @@ func (s *Server) flows(ctx context.Context, w Switch) (Flows, error) {
 	return out, nil
 }
 
-// BridgeOf names the role of bridge dpid ("" when no registered host claims it): a
+// BridgeOf names the bridge dpid ("" when no registered host claims it): a
 // metrics.Sources.BridgeOf.
 func (s *Server) BridgeOf(dpid uint64) string {
 	var b string
 	s.withView(func(v *apps.View) {
-		if _, role, ok := v.HostOfDPID(dpid); ok {
-			b = string(role)
+		if _, br, ok := v.HostOfDPID(dpid); ok {
+			b = string(br)
 		}
 	})
 	return b

@@ -213,7 +213,7 @@ func (b *bed) switchShape(h, br string) map[string]any {
 func (b *bed) flows(h, br string) []map[string]any {
 	var out []map[string]any
 	b.eng.ReadView(func(v *apps.View) {
-		st := &apps.BridgeState{Host: h, Role: apps.Bridge(br), Ports: b.ports(h, apps.Bridge(br))}
+		st := &apps.BridgeState{Host: h, Bridge: apps.Bridge(br), Ports: b.ports(h, apps.Bridge(br))}
 		names := apps.TableNames(apps.Bridge(br))
 		for i, f := range apps.Flows(v, st) {
 			state := "ok"

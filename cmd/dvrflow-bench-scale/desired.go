@@ -32,7 +32,7 @@ func view(ctx context.Context, store *db.Store) (*apps.View, *db.Topology, error
 
 // desired is the flows bridge b must hold at View v, with the ports the simulator has.
 func desired(v *apps.View, b *simBridge) map[ofproto.FlowKey]*ofproto.Flow {
-	st := &apps.BridgeState{Host: b.host, Role: b.role, Ports: map[string]uint32{}}
+	st := &apps.BridgeState{Host: b.host, Bridge: b.br, Ports: map[string]uint32{}}
 	for _, p := range b.sw.Ports() {
 		st.Ports[p.Name] = p.No
 	}
@@ -50,9 +50,9 @@ func diff(v *apps.View, b *simBridge) (missing, extra int, examples []string, er
 	want := desired(v, b)
 	have, err := b.sw.UnorderedFlows()
 	if err != nil {
-		return 0, 0, nil, fmt.Errorf("%s %s: %w", b.host, b.role, err)
+		return 0, 0, nil, fmt.Errorf("%s %s: %w", b.host, b.br, err)
 	}
-	names := apps.TableNames(b.role)
+	names := apps.TableNames(b.br)
 	seen := make(map[ofproto.FlowKey]bool, len(have))
 	for i := range have {
 		k := have[i].Key()
@@ -115,7 +115,7 @@ func carried(v *apps.View, h string) map[string]bool {
 
 // networksInFlows returns the networks the flows of host h name: by VXLAN ID (tun_id
 // matched or set) on any bridge, and by local VLAN (vlan_vid matched or set) on br-int.
-func networksInFlows(v *apps.View, h string, role apps.Bridge, flows []ofproto.Flow, byVNI map[uint64]string) (map[string]bool, error) {
+func networksInFlows(v *apps.View, h string, br apps.Bridge, flows []ofproto.Flow, byVNI map[uint64]string) (map[string]bool, error) {
 	out := map[string]bool{}
 	note := func(f ofproto.Field) error {
 		switch {
@@ -129,7 +129,7 @@ func networksInFlows(v *apps.View, h string, role apps.Bridge, flows []ofproto.F
 				return fmt.Errorf("tun_id %d of no network", vni)
 			}
 			out[n] = true
-		case role == apps.BrInt && f.Class == ofproto.ClassBasic && f.Type == ofproto.OXMVLANVID && len(f.Value) == 2:
+		case br == apps.BrInt && f.Class == ofproto.ClassBasic && f.Type == ofproto.OXMVLANVID && len(f.Value) == 2:
 			vid := (uint16(f.Value[0])<<8 | uint16(f.Value[1])) & 0xfff
 			if vid == 0 {
 				return nil

@@ -18,7 +18,7 @@ import (
 // simBridge is one simulated bridge and what the harness watched it receive.
 type simBridge struct {
 	host string
-	role apps.Bridge
+	br   apps.Bridge
 	sw   *ofsim.Switch
 
 	mu         sync.Mutex
@@ -63,20 +63,20 @@ func newFleet(log *zap.Logger, cfg fleetConfig, hosts []hostSpec) (*fleet, error
 		run: ofsim.NewFleet(log, ofsim.FleetConfig{Addr: cfg.addr, ConnectRate: cfg.connectRate, MaxBackoff: cfg.maxBackoff})}
 	for _, h := range hosts {
 		sh := &simHost{name: h.Name, bridges: map[apps.Bridge]*simBridge{}, plugged: map[string]bool{}}
-		for _, role := range apps.Bridges() {
-			dpid, ok := h.DPIDs[string(role)]
+		for _, br := range apps.Bridges() {
+			dpid, ok := h.DPIDs[string(br)]
 			if !ok {
-				return nil, fmt.Errorf("host %s: no datapath ID for %s", h.Name, role)
+				return nil, fmt.Errorf("host %s: no datapath ID for %s", h.Name, br)
 			}
 			if _, dup := f.byDPID[dpid]; dup {
-				return nil, fmt.Errorf("host %s %s: datapath ID %016x used twice", h.Name, role, dpid)
+				return nil, fmt.Errorf("host %s %s: datapath ID %016x used twice", h.Name, br, dpid)
 			}
 			var ports []ofsim.Port
 			add := func(name string, no uint32) {
 				ports = append(ports, ofsim.Port{No: no, Name: name, HWAddr: portMAC(dpid, no)})
 			}
 			next := uint32(3)
-			switch role {
+			switch br {
 			case apps.BrInt:
 				add(apps.PortPatchTun, 1)
 				add(apps.PortIntBrEx, 2)
@@ -92,10 +92,10 @@ func newFleet(log *zap.Logger, cfg fleetConfig, hosts []hostSpec) (*fleet, error
 				add(apps.PortPhyBrEx, 1)
 				add("eth-ext", 2)
 			}
-			b := &simBridge{host: h.Name, role: role, nextPort: next}
+			b := &simBridge{host: h.Name, br: br, nextPort: next}
 			b.sw = ofsim.New(log, ofsim.Config{DPID: dpid, Ports: ports, FlowModRate: cfg.rate,
 				BundleFlowModRate: cfg.bundleRate, Hook: f.hook})
-			sh.bridges[role] = b
+			sh.bridges[br] = b
 			f.byDPID[dpid] = b
 		}
 		f.hosts[h.Name] = sh
@@ -108,8 +108,8 @@ func newFleet(log *zap.Logger, cfg fleetConfig, hosts []hostSpec) (*fleet, error
 	}
 	slices.Sort(f.names)
 	for _, n := range f.names {
-		for _, role := range apps.Bridges() {
-			f.run.Add(f.hosts[n].bridges[role].sw)
+		for _, br := range apps.Bridges() {
+			f.run.Add(f.hosts[n].bridges[br].sw)
 		}
 	}
 	return f, nil
@@ -140,7 +140,7 @@ func (b *simBridge) addPort(name string) error {
 	b.nextPort++
 	b.mu.Unlock()
 	if err := b.sw.AddPort(ofsim.Port{No: no, Name: name, HWAddr: portMAC(b.sw.DPID(), no)}); err != nil {
-		return fmt.Errorf("plug %s on %s %s: %w", name, b.host, b.role, err)
+		return fmt.Errorf("plug %s on %s %s: %w", name, b.host, b.br, err)
 	}
 	return nil
 }
@@ -194,8 +194,8 @@ func (b *simBridge) state() bridgeState {
 func (f *fleet) all() []*simBridge {
 	out := make([]*simBridge, 0, 3*len(f.names))
 	for _, n := range f.names {
-		for _, role := range apps.Bridges() {
-			out = append(out, f.hosts[n].bridges[role])
+		for _, br := range apps.Bridges() {
+			out = append(out, f.hosts[n].bridges[br])
 		}
 	}
 	return out

@@ -100,8 +100,8 @@ func coldStart(ctx context.Context, log *zap.Logger, store *db.Store, f *fleet, 
 	var perHost []int
 	for _, h := range f.names {
 		n := 0
-		for _, role := range apps.Bridges() {
-			n += f.hosts[h].bridges[role].sw.NumFlows()
+		for _, br := range apps.Bridges() {
+			n += f.hosts[h].bridges[br].sw.NumFlows()
 		}
 		perHost = append(perHost, n)
 		res.FlowsTotal += n
@@ -130,7 +130,7 @@ func verifyAll(v *apps.View, bridges []*simBridge) (ok []*simBridge, notes []str
 				missing, extra, ex, err := diff(v, b)
 				r := result{b: b, err: err}
 				if err == nil && missing+extra > 0 {
-					r.note = fmt.Sprintf("%s %s: %d missing, %d extra: %s", b.host, b.role, missing, extra, strings.Join(ex, "; "))
+					r.note = fmt.Sprintf("%s %s: %d missing, %d extra: %s", b.host, b.br, missing, extra, strings.Join(ex, "; "))
 				}
 				out <- r
 			}
@@ -167,14 +167,14 @@ func locality(v *apps.View, topo *db.Topology, f *fleet) (bad int, notes []strin
 	for _, h := range f.names {
 		want := carried(v, h)
 		seen := map[string]bool{}
-		for _, role := range []apps.Bridge{apps.BrInt, apps.BrTun} {
-			fs, err := f.hosts[h].bridges[role].sw.Flows()
+		for _, br := range []apps.Bridge{apps.BrInt, apps.BrTun} {
+			fs, err := f.hosts[h].bridges[br].sw.Flows()
 			if err != nil {
 				return 0, nil, err
 			}
-			nets, err := networksInFlows(v, h, role, fs, byVNI)
+			nets, err := networksInFlows(v, h, br, fs, byVNI)
 			if err != nil {
-				return 0, nil, fmt.Errorf("host %s %s: %w", h, role, err)
+				return 0, nil, fmt.Errorf("host %s %s: %w", h, br, err)
 			}
 			for n := range nets {
 				seen[n] = true
@@ -440,7 +440,7 @@ func portBound(ctx context.Context, log *zap.Logger, api *apiClient, v *apps.Vie
 			}
 			touched++
 			touchedHosts[b.host] = true
-			how[b.host] = append(how[b.host], fmt.Sprintf("%s +%s", b.role, ms(st.lastMod.Sub(t0))))
+			how[b.host] = append(how[b.host], fmt.Sprintf("%s +%s", b.br, ms(st.lastMod.Sub(t0))))
 			if st.lastAck.IsZero() {
 				res.Unacked++
 				continue

@@ -105,15 +105,15 @@ func readTopology(path string) (*topogen.Result, error) {
 			return nil, fmt.Errorf("topology %s: host name %q empty or repeated", path, h.Name)
 		}
 		names[h.Name] = true
-		for _, role := range apps.Bridges() {
-			dpid, ok := h.DPIDs[string(role)]
+		for _, br := range apps.Bridges() {
+			dpid, ok := h.DPIDs[string(br)]
 			if !ok || dpid == 0 {
-				return nil, fmt.Errorf("topology %s: host %s has no datapath ID for %s", path, h.Name, role)
+				return nil, fmt.Errorf("topology %s: host %s has no datapath ID for %s", path, h.Name, br)
 			}
 			if other, dup := seen[dpid]; dup {
-				return nil, fmt.Errorf("topology %s: datapath ID %016x of %s %s is also %s's", path, dpid, h.Name, role, other)
+				return nil, fmt.Errorf("topology %s: datapath ID %016x of %s %s is also %s's", path, dpid, h.Name, br, other)
 			}
-			seen[dpid] = h.Name + " " + string(role)
+			seen[dpid] = h.Name + " " + string(br)
 		}
 	}
 	return &res, nil
@@ -218,11 +218,11 @@ func newSim(log *zap.Logger, cfg *config, topo *topogen.Result) *sim {
 		http:  &http.Client{Timeout: 2 * time.Minute}}
 	for _, th := range topo.Hosts {
 		h := &host{name: th.Name, bridges: map[apps.Bridge]*ofsim.Switch{}, next: map[apps.Bridge]uint32{}, plugged: map[string]apps.Bridge{}}
-		for _, role := range apps.Bridges() {
+		for _, br := range apps.Bridges() {
 			var ports []ofsim.Port
 			add := func(name string, no uint32) { ports = append(ports, ofsim.Port{No: no, Name: name}) }
 			next := uint32(3)
-			switch role {
+			switch br {
 			case apps.BrInt:
 				add(apps.PortPatchTun, 1)
 				add(apps.PortIntBrEx, 2)
@@ -238,10 +238,10 @@ func newSim(log *zap.Logger, cfg *config, topo *topogen.Result) *sim {
 				add(apps.PortPhyBrEx, 1)
 				add("eth-ext", 2)
 			}
-			dpid := th.DPIDs[string(role)]
+			dpid := th.DPIDs[string(br)]
 			sw := ofsim.New(log, ofsim.Config{DPID: dpid, Ports: ports, FlowModRate: cfg.rate, BundleFlowModRate: cfg.bundleRate})
-			h.bridges[role], h.next[role] = sw, next
-			s.byDPID[dpid], s.where[dpid] = sw, th.Name+" "+string(role)
+			h.bridges[br], h.next[br] = sw, next
+			s.byDPID[dpid], s.where[dpid] = sw, th.Name+" "+string(br)
 			s.fleet.Add(sw)
 		}
 		s.hosts[th.Name] = h
@@ -250,35 +250,35 @@ func newSim(log *zap.Logger, cfg *config, topo *topogen.Result) *sim {
 }
 
 // plug adds a port to one of the host's bridges; the switch reports it with a port-status.
-func (h *host) plug(role apps.Bridge, name string) (uint32, error) {
-	sw, ok := h.bridges[role]
+func (h *host) plug(br apps.Bridge, name string) (uint32, error) {
+	sw, ok := h.bridges[br]
 	if !ok {
-		return 0, fmt.Errorf("host %s has no bridge %q", h.name, role)
+		return 0, fmt.Errorf("host %s has no bridge %q", h.name, br)
 	}
 	for _, p := range sw.Ports() {
 		if p.Name == name {
-			return 0, fmt.Errorf("host %s %s already has a port %s (%d)", h.name, role, name, p.No)
+			return 0, fmt.Errorf("host %s %s already has a port %s (%d)", h.name, br, name, p.No)
 		}
 	}
 	h.mu.Lock()
-	no := h.next[role]
-	h.next[role]++
+	no := h.next[br]
+	h.next[br]++
 	h.mu.Unlock()
 	return no, sw.AddPort(ofsim.Port{No: no, Name: name})
 }
 
 // unplug removes a port by name.
-func (h *host) unplug(role apps.Bridge, name string) error {
-	sw, ok := h.bridges[role]
+func (h *host) unplug(br apps.Bridge, name string) error {
+	sw, ok := h.bridges[br]
 	if !ok {
-		return fmt.Errorf("host %s has no bridge %q", h.name, role)
+		return fmt.Errorf("host %s has no bridge %q", h.name, br)
 	}
 	for _, p := range sw.Ports() {
 		if p.Name == name {
 			return sw.DelPort(p.No)
 		}
 	}
-	return fmt.Errorf("host %s %s has no port %s", h.name, role, name)
+	return fmt.Errorf("host %s %s has no port %s", h.name, br, name)
 }
 
 // followPlan plays the host helper's part the controller sees: the OVS end of every
@@ -335,10 +335,10 @@ func (s *sim) followPlan(ctx context.Context, name string) {
 		}
 		for _, n := range del {
 			h.mu.Lock()
-			role := h.plugged[n]
+			br := h.plugged[n]
 			delete(h.plugged, n)
 			h.mu.Unlock()
-			if err := h.unplug(role, n); err != nil {
+			if err := h.unplug(br, n); err != nil {
 				log.Warn("unplug", zap.String("port", n), zap.Error(err))
 			}
 		}

@@ -91,9 +91,9 @@ func TestReadTopologyRefusesBadHosts(t *testing.T) {
 func TestBridgesAndAdminPlug(t *testing.T) {
 	res := twoHosts()
 	s := newSim(zaptest.NewLogger(t), &config{controller: "127.0.0.1:1"}, &res)
-	names := func(host string, role apps.Bridge) string {
+	names := func(host string, br apps.Bridge) string {
 		var out []string
-		for _, p := range s.hosts[host].bridges[role].Ports() {
+		for _, p := range s.hosts[host].bridges[br].Ports() {
 			out = append(out, p.Name)
 		}
 		return strings.Join(out, ",")
