@@ -113,8 +113,8 @@ type hostRow struct {
 
 type bridgeLink struct {
 	Bridge, DPID string
-	Connected  bool
-	Drift      bool
+	Connected    bool
+	Drift        bool
 }
 
 type resourceSection struct {
