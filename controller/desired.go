@@ -55,6 +55,13 @@ func (r *Reconciler) SetDesired(flows []ofproto.Flow) error {
 // parts may not hold the same key. An invalid update is refused as a whole and changes
 // nothing.
 func (r *Reconciler) SetParts(parts map[string][]ofproto.Flow, complete bool) error {
+	return r.SetPartsAt(0, parts, complete)
+}
+
+// SetPartsAt is SetParts for the desired set of topology revision rev (0: none): once a
+// pass has installed all of it, Stats reports rev as realized, as OVN reports the nb_cfg
+// a chassis has caught up with.
+func (r *Reconciler) SetPartsAt(rev int64, parts map[string][]ofproto.Flow, complete bool) error {
 	checked := make(map[string]map[ofproto.FlowKey]*ofproto.PackedFlow, len(parts))
 	for part, flows := range parts {
 		d, err := r.check(flows)
@@ -132,6 +139,9 @@ func (r *Reconciler) SetParts(parts map[string][]ofproto.Flow, complete bool) er
 		}
 	}
 	r.primed = true
+	if rev > r.stats.DesiredRevision {
+		r.stats.DesiredRevision = rev
+	}
 	r.mu.Unlock()
 	r.kick()
 	return nil

@@ -21,6 +21,9 @@ func (r *Reconciler) Reconcile(ctx context.Context) (Result, error) {
 	}
 	defer r.unlockPass()
 	start := time.Now()
+	r.mu.Lock()
+	target := r.stats.DesiredRevision // what this pass diffs against, at least
+	r.mu.Unlock()
 	res, err := r.reconcile(ctx)
 	took := time.Since(start)
 	r.cfg.Observer.Reconciled(r.dpid, took, err)
@@ -32,6 +35,9 @@ func (r *Reconciler) Reconcile(ctx context.Context) (Result, error) {
 	} else {
 		r.stats.LastError = ""
 		r.stats.Reconciles++
+		if r.stats.Missing == 0 && target > r.stats.RealizedRevision {
+			r.stats.RealizedRevision = target
+		}
 	}
 	r.mu.Unlock()
 	if err != nil {

@@ -77,11 +77,14 @@ type ReconcilerStats struct {
 	// installed as desired (refused, deferred or unconfirmed), and flows we own installed but
 	// not desired.
 	Missing, Extra int
-	Audits         uint64    // audits that dumped the switch
-	LastAt         time.Time // end of the last pass (successful or not)
-	LastDuration   time.Duration
-	LastError      string
-	Failed         []FailedFlow
+	// DesiredRevision is the topology revision of the desired set (SetPartsAt);
+	// RealizedRevision the newest one a pass installed without drift.
+	DesiredRevision, RealizedRevision int64
+	Audits                            uint64    // audits that dumped the switch
+	LastAt                            time.Time // end of the last pass (successful or not)
+	LastDuration                      time.Duration
+	LastError                         string
+	Failed                            []FailedFlow
 }
 
 // Result describes one reconcile pass.

@@ -567,3 +567,41 @@ func TestPartialDiffEqualsFullDiff(t *testing.T) {
 		}
 	}
 }
+
+// A bridge realizes a revision once a pass installed all of its desired set: with a flow
+// refused (a full table), it stays at the last revision it holds entirely.
+func TestRealizedRevision(t *testing.T) {
+	sw := ofsim.New(zaptest.NewLogger(t), ofsim.Config{DPID: 0x47, NumTables: 32, MaxFlows: 5})
+	f := newRecFixture(t, ReconcilerConfig{BundleThreshold: -1, RetryBase: time.Hour}, sw)
+	flows := testFlows()
+	if err := f.rec.SetPartsAt(3, map[string][]ofproto.Flow{"a": flows[:4]}, true); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.rec.Stats(); st.DesiredRevision != 3 || st.RealizedRevision != 0 {
+		t.Fatalf("before a pass: %+v", st)
+	}
+	f.reconcile(t)
+	if st := f.rec.Stats(); st.DesiredRevision != 3 || st.RealizedRevision != 3 {
+		t.Fatalf("after a pass: desired r%d realized r%d, want r3 r3", st.DesiredRevision, st.RealizedRevision)
+	}
+	// Revision 4 adds two flows; the switch holds at most 5: one is refused.
+	extra := flows[4]
+	extra.Priority++
+	if err := f.rec.SetPartsAt(4, map[string][]ofproto.Flow{"b": {flows[4], extra}}, false); err != nil {
+		t.Fatal(err)
+	}
+	if res := f.reconcile(t); res.Failed != 1 {
+		t.Fatalf("pass %+v, want one refused flow", res)
+	}
+	if st := f.rec.Stats(); st.DesiredRevision != 4 || st.RealizedRevision != 3 {
+		t.Fatalf("with a refused flow: desired r%d realized r%d, want r4 r3", st.DesiredRevision, st.RealizedRevision)
+	}
+	// Revision 5 drops both: realized.
+	if err := f.rec.SetPartsAt(5, map[string][]ofproto.Flow{"b": nil}, false); err != nil {
+		t.Fatal(err)
+	}
+	f.reconcile(t)
+	if st := f.rec.Stats(); st.RealizedRevision != 5 {
+		t.Fatalf("after the fix: realized r%d, want r5 (%+v)", st.RealizedRevision, st)
+	}
+}

@@ -268,6 +268,17 @@ func TestSeedConvergesAndSurvivesRestart(t *testing.T) {
 		return true, ""
 	})
 
+	// Every bridge realized the revision its desired set was computed at.
+	enginetest.Eventually(t, "every bridge at its desired revision", func() (bool, string) {
+		for k, sw := range f.switches {
+			st := f.ofs.Reconciler(sw.DPID()).Stats()
+			if st.DesiredRevision == 0 || st.RealizedRevision != st.DesiredRevision {
+				return false, fmt.Sprintf("%s: realized r%d, desired r%d", k, st.RealizedRevision, st.DesiredRevision)
+			}
+		}
+		return true, ""
+	})
+
 	// So is every router interface, SNAT, gateway and agent gateway port, once its
 	// namespace end is on a br-int where it belongs (Neutron shows them ACTIVE).
 	enginetest.Eventually(t, "router-owned ports ACTIVE", func() (bool, string) {

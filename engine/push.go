@@ -147,7 +147,7 @@ func (e *Engine) pushBridge(v *apps.View, b *bridge, only map[string]bool) {
 			}
 		}
 	}
-	if err := e.sw.Reconciler(b.dpid).SetParts(parts, only == nil); err != nil {
+	if err := e.sw.Reconciler(b.dpid).SetPartsAt(v.Revision, parts, only == nil); err != nil {
 		log.Error("desired flows refused", zap.Error(err), zap.Int64("rev", v.Revision))
 	}
 }

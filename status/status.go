@@ -101,17 +101,21 @@ func (s *Server) Mount(e *echo.Echo, v2 *echo.Group) {
 
 // Switch is one switch session as the API and the page show it.
 type Switch struct {
-	DPID               string  `json:"dpid"`
-	Host               string  `json:"host"`
-	Bridge             string  `json:"bridge"`
-	Address            string  `json:"address"`
-	Role               string  `json:"role"`
-	ConnectedAt        string  `json:"connected_at"`
-	UptimeSeconds      float64 `json:"uptime_seconds"`
-	FlowsInstalled     int     `json:"flows_installed"`
-	FlowsDesired       int     `json:"flows_desired"`
-	FlowsMissing       int     `json:"flows_missing"`
-	FlowsExtra         int     `json:"flows_extra"`
+	DPID           string  `json:"dpid"`
+	Host           string  `json:"host"`
+	Bridge         string  `json:"bridge"`
+	Address        string  `json:"address"`
+	Role           string  `json:"role"`
+	ConnectedAt    string  `json:"connected_at"`
+	UptimeSeconds  float64 `json:"uptime_seconds"`
+	FlowsInstalled int     `json:"flows_installed"`
+	FlowsDesired   int     `json:"flows_desired"`
+	FlowsMissing   int     `json:"flows_missing"`
+	FlowsExtra     int     `json:"flows_extra"`
+	// RealizedRevision is the topology revision whose desired flows the switch holds;
+	// DesiredRevision the one its desired set was last computed at.
+	RealizedRevision   int64   `json:"realized_revision"`
+	DesiredRevision    int64   `json:"desired_revision"`
 	LastReconcileAt    string  `json:"last_reconcile_at"` // "" before the first pass
 	LastReconcileMS    float64 `json:"last_reconcile_ms"`
 	PacketInsPerSecond float64 `json:"packet_ins_per_second"`
@@ -194,6 +198,7 @@ func (s *Server) describe(sess *controller.Session, now time.Time) Switch {
 		w.FlowsInstalled = st.Installed - st.Foreign
 		w.FlowsDesired = st.Desired
 		w.FlowsMissing, w.FlowsExtra = st.Missing, st.Extra
+		w.RealizedRevision, w.DesiredRevision = st.RealizedRevision, st.DesiredRevision
 		if !st.LastAt.IsZero() {
 			w.LastReconcileAt = st.LastAt.UTC().Format(time.RFC3339)
 			w.LastReconcileMS = roundTo(float64(st.LastDuration.Microseconds())/1000, 3)

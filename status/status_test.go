@@ -169,7 +169,8 @@ func (f *fixture) converged() (bool, string) {
 	}
 	for _, w := range sw {
 		if w.Host == "" || w.FlowsDesired <= len(apps.Tables(apps.Bridge(w.Bridge))) ||
-			w.FlowsInstalled != w.FlowsDesired || w.Drift() || w.LastReconcileAt == "" {
+			w.FlowsInstalled != w.FlowsDesired || w.Drift() || w.LastReconcileAt == "" ||
+			w.DesiredRevision == 0 || w.RealizedRevision != w.DesiredRevision {
 			return false, fmt.Sprintf("%+v", w)
 		}
 	}
@@ -380,6 +381,9 @@ func TestStatusPage(t *testing.T) {
 			}
 		}
 		info := f.topo.Hosts[h]
+		if !regexp.MustCompile(`<td class="num rev">r([1-9][0-9]*) / r([1-9][0-9]*)</td>`).MatchString(html) {
+			t.Errorf("no realized / desired revision in the switch rows")
+		}
 		if !strings.Contains(html, `<td class="mac">`+info.MACAddress+`</td>`) {
 			t.Errorf("no DVR MAC %s for %s", info.MACAddress, h)
 		}
