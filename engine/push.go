@@ -147,6 +147,19 @@ func (e *Engine) pushBridge(v *apps.View, b *bridge, only map[string]bool) {
 			}
 		}
 	}
+	// Every flow is checked against its table's declaration as it is built, not only in
+	// tests (Faucet's habit): about 4% of the computing time at 5,000 hosts
+	// (BenchmarkScaleView/FlowsEveryBridgeChecked). A flow that breaks it is a bug: the
+	// bridge keeps its previous desired set.
+	for part, fs := range parts {
+		for i := range fs {
+			if err := apps.Check(br, &fs[i]); err != nil {
+				log.Error("computed flow breaks its table's declaration; desired set kept", zap.String("part", part),
+					zap.Error(err), zap.Int64("rev", v.Revision))
+				return
+			}
+		}
+	}
 	if err := e.sw.Reconciler(b.dpid).SetPartsAt(v.Revision, parts, only == nil); err != nil {
 		log.Error("desired flows refused", zap.Error(err), zap.Int64("rev", v.Revision))
 	}
