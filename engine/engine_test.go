@@ -248,14 +248,22 @@ func (f *fixture) port(name string) *apps.PortInfo {
 	return p
 }
 
-func TestSeedConvergesAndSurvivesRestart(t *testing.T) {
+// newConverged is a fixture with the seed topology, every switch connected, the helpers'
+// stand-ins running until the test ends, and every switch holding its desired flows.
+func newConverged(t *testing.T) (*fixture, context.Context) {
+	t.Helper()
 	f := newFixture(t)
 	f.seedTopology()
 	f.connectSwitches()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	f.helpers(ctx)
 	enginetest.Eventually(t, "every switch holding its desired flows", f.converged)
+	return f, ctx
+}
+
+func TestSeedConvergesAndSurvivesRestart(t *testing.T) {
+	f, ctx := newConverged(t)
 
 	// Every VM port is ACTIVE once its tap is on its host's br-int.
 	enginetest.Eventually(t, "VM ports ACTIVE", func() (bool, string) {
@@ -493,13 +501,7 @@ func withVLAN(frame []byte, vlan uint16) []byte {
 // A deleted host's switches lose dvrflow's flows at once, and get none back when they
 // reconnect. Before: its reconcilers kept their last desired set and re-installed it.
 func TestDeletedHostFlowsRemoved(t *testing.T) {
-	f := newFixture(t)
-	f.seedTopology()
-	f.connectSwitches()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f.helpers(ctx)
-	enginetest.Eventually(t, "every switch holding its desired flows", f.converged)
+	f, ctx := newConverged(t)
 
 	bridges := map[string]string{}
 	var keys []string
@@ -575,13 +577,7 @@ func TestDeletedHostFlowsRemoved(t *testing.T) {
 // MAC or its gateway address, and no link, address or neighbour of its subnet in any
 // namespace plan (the helpers realize plans exactly, so the kernels follow).
 func TestInterfaceRemovedLeavesNothing(t *testing.T) {
-	f := newFixture(t)
-	f.seedTopology()
-	f.connectSwitches()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f.helpers(ctx)
-	enginetest.Eventually(t, "every switch holding its desired flows", f.converged)
+	f, ctx := newConverged(t)
 
 	net3, err := f.store.CreateNetwork(ctx, db.NetworkSpec{ProjectID: "demo", Name: ptr("net3")})
 	if err != nil {
