@@ -2,9 +2,6 @@ package apps
 
 import (
 	"bytes"
-	"encoding/binary"
-	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -47,7 +44,7 @@ func arpNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 			// addressed to the router MAC, which every host owns, and be lost.
 			out = append(out, ofproto.Flow{Table: IntARPResponder, Priority: PrioARPAll, Cookie: cookie,
 				Match: ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthSrc(ep.Port.MAC),
-					ofproto.EthType(ofproto.EthTypeARP), ofproto.ARPOp(arpRequest)},
+					ofproto.EthType(ofproto.EthTypeARP), ofproto.ARPOp(ofproto.ARPOpRequest)},
 				Meter:   MeterController,
 				Actions: []ofproto.Action{ofproto.Output{Port: ofproto.PortController, MaxLen: ofproto.ControllerMaxLenNoBuffer}}})
 		}
@@ -61,7 +58,7 @@ func arpNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 			seen[ip.Addr] = true
 			out = append(out, ofproto.Flow{Table: IntARPResponder, Priority: PrioARP, Cookie: cookie,
 				Match: ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthType(ofproto.EthTypeARP),
-					ofproto.ARPOp(arpRequest), ofproto.ARPTPA(ip.Addr)},
+					ofproto.ARPOp(ofproto.ARPOpRequest), ofproto.ARPTPA(ip.Addr)},
 				Meter:   MeterController,
 				Actions: []ofproto.Action{ofproto.Output{Port: ofproto.PortController, MaxLen: ofproto.ControllerMaxLenNoBuffer}}})
 		}
@@ -69,60 +66,11 @@ func arpNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 	return out
 }
 
-const (
-	arpRequest = 1
-	arpReply   = 2
-)
-
-// ARPRequest is a parsed ARP request, as it reaches the controller from ARP_RESPONDER
-// (tagged with the local VLAN of its network).
-type ARPRequest struct {
-	VLAN uint16
-	SHA  net.HardwareAddr
-	SPA  netip.Addr
-	TPA  netip.Addr
-}
-
-// ErrNotARP is returned by ParseARPRequest for frames that are not IPv4-over-Ethernet ARP
-// requests.
-var ErrNotARP = errors.New("not an Ethernet/IPv4 ARP request")
-
-// ParseARPRequest parses an Ethernet frame (with at most one 802.1Q tag) carrying an ARP
-// request.
-func ParseARPRequest(frame []byte) (ARPRequest, error) {
-	var r ARPRequest
-	if len(frame) < 14 {
-		return r, fmt.Errorf("frame of %d bytes: %w", len(frame), ErrNotARP)
-	}
-	off := 12
-	et := binary.BigEndian.Uint16(frame[off:])
-	if et == ofproto.EthTypeVLAN {
-		if len(frame) < 18 {
-			return r, fmt.Errorf("truncated VLAN header: %w", ErrNotARP)
-		}
-		r.VLAN = binary.BigEndian.Uint16(frame[14:]) & 0x0fff
-		off = 16
-		et = binary.BigEndian.Uint16(frame[off:])
-	}
-	a := frame[off+2:]
-	if et != ofproto.EthTypeARP || len(a) < 28 {
-		return r, ErrNotARP
-	}
-	if binary.BigEndian.Uint16(a[0:]) != 1 || binary.BigEndian.Uint16(a[2:]) != 0x0800 || a[4] != 6 || a[5] != 4 ||
-		binary.BigEndian.Uint16(a[6:]) != arpRequest {
-		return r, ErrNotARP
-	}
-	r.SHA = net.HardwareAddr(append([]byte(nil), a[8:14]...))
-	r.SPA = netip.AddrFrom4([4]byte(a[14:18]))
-	r.TPA = netip.AddrFrom4([4]byte(a[24:28]))
-	return r, nil
-}
-
 // ResolveARP answers req, received on host's br-int: the MAC of the port of the request's
 // network that holds the target address. It reports false for addresses it does not know,
 // for gratuitous ARP and for duplicate-address probes of the sender's own address (those
 // must not be answered).
-func (v *View) ResolveARP(host string, req ARPRequest) (net.HardwareAddr, bool) {
+func (v *View) ResolveARP(host string, req ofproto.ARPRequest) (net.HardwareAddr, bool) {
 	netID, ok := v.NetworkOfVLAN(host, req.VLAN)
 	if !ok || req.SPA == req.TPA {
 		return nil, false
@@ -135,23 +83,4 @@ func (v *View) ResolveARP(host string, req ARPRequest) (net.HardwareAddr, bool) 
 		return nil, false // a probe for its own address
 	}
 	return p.MAC, true
-}
-
-// ARPReply builds the untagged Ethernet frame answering req with mac.
-func ARPReply(req ARPRequest, mac net.HardwareAddr) []byte {
-	b := make([]byte, 0, 42)
-	b = append(b, req.SHA...)
-	b = append(b, mac...)
-	b = binary.BigEndian.AppendUint16(b, ofproto.EthTypeARP)
-	b = binary.BigEndian.AppendUint16(b, 1)      // htype Ethernet
-	b = binary.BigEndian.AppendUint16(b, 0x0800) // ptype IPv4
-	b = append(b, 6, 4)
-	b = binary.BigEndian.AppendUint16(b, arpReply)
-	b = append(b, mac...)
-	spa := req.TPA.As4()
-	b = append(b, spa[:]...)
-	b = append(b, req.SHA...)
-	tpa := req.SPA.As4()
-	b = append(b, tpa[:]...)
-	return b
 }

@@ -16,7 +16,7 @@ import (
 // onARP answers an ARP request for a known address with a packet-out on the asking port.
 // It runs on the switch's reader goroutine: no database, only the current view.
 func (e *Engine) onARP(pi *controller.PacketIn) {
-	req, err := apps.ParseARPRequest(pi.Data)
+	req, err := ofproto.ParseARPRequest(pi.Data)
 	if err != nil {
 		return
 	}
@@ -39,7 +39,7 @@ func (e *Engine) onARP(pi *controller.PacketIn) {
 type heldARP struct {
 	sess   *controller.Session
 	inPort uint32
-	req    apps.ARPRequest
+	req    ofproto.ARPRequest
 	at     time.Time
 }
 
@@ -72,7 +72,7 @@ func (e *Engine) answerHeldARP() {
 
 // answerARP replies to req on sess's port inPort if the view knows the address. It reports
 // whether it knew (a reply that could not be sent counts as answered: the asker retries).
-func (e *Engine) answerARP(sess *controller.Session, inPort uint32, req apps.ARPRequest) bool {
+func (e *Engine) answerARP(sess *controller.Session, inPort uint32, req ofproto.ARPRequest) bool {
 	var mac net.HardwareAddr
 	known := false
 	e.ReadView(func(v *apps.View) {
@@ -87,7 +87,7 @@ func (e *Engine) answerARP(sess *controller.Session, inPort uint32, req apps.ARP
 		return false
 	}
 	// PacketOutPort never waits (no timer per reply): a full queue drops the reply.
-	if err := sess.PacketOutPort(ofproto.PortController, inPort, apps.ARPReply(req, mac)); err != nil {
+	if err := sess.PacketOutPort(ofproto.PortController, inPort, ofproto.ARPReply(req, mac)); err != nil {
 		e.log.Debug("ARP reply not sent", zap.Error(err))
 		return true
 	}

@@ -327,7 +327,7 @@ func TestSeedConvergesAndSurvivesRestart(t *testing.T) {
 		vm1, vm4 := f.port("VM1"), f.port("VM4")
 		sw := f.switches["compute1/br-int"]
 		sw.TakePacketOuts()
-		outs, err := sw.Execute(10, arpRequest(vm1.MAC, vm1.IPs[0].Addr, vm4.IPs[0].Addr))
+		outs, err := sw.Execute(10, ofproto.AppendARPRequest(nil, 0, vm1.MAC, vm1.IPs[0].Addr, vm4.IPs[0].Addr))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -339,8 +339,8 @@ func TestSeedConvergesAndSurvivesRestart(t *testing.T) {
 			po = append(po, sw.TakePacketOuts()...)
 			return len(po) > 0, "no packet-out"
 		})
-		req, _ := apps.ParseARPRequest(arpRequest(vm1.MAC, vm1.IPs[0].Addr, vm4.IPs[0].Addr))
-		want := apps.ARPReply(req, vm4.MAC)
+		req, _ := ofproto.ParseARPRequest(ofproto.AppendARPRequest(nil, 0, vm1.MAC, vm1.IPs[0].Addr, vm4.IPs[0].Addr))
+		want := ofproto.ARPReply(req, vm4.MAC)
 		if string(po[0].Data) != string(want) || len(po[0].Actions) != 1 || po[0].Actions[0].String() != "output:10" {
 			t.Fatalf("packet-out %x %v, want %x output:10", po[0].Data, po[0].Actions, want)
 		}
@@ -466,19 +466,6 @@ func (f *fixture) portNo(key, name string) uint32 {
 	}
 	f.t.Fatalf("no port %s on %s", name, key)
 	return 0
-}
-
-func arpRequest(sha net.HardwareAddr, spa, tpa netip.Addr) []byte {
-	b := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
-	b = append(b, sha...)
-	b = binary.BigEndian.AppendUint16(b, ofproto.EthTypeARP)
-	b = append(b, 0, 1, 8, 0, 6, 4, 0, 1)
-	b = append(b, sha...)
-	s := spa.As4()
-	b = append(b, s[:]...)
-	b = append(b, 0, 0, 0, 0, 0, 0)
-	d := tpa.As4()
-	return append(b, d[:]...)
 }
 
 func ipFrame(dst, src net.HardwareAddr, from, to netip.Addr) []byte {

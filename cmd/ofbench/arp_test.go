@@ -8,14 +8,13 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/ofproto"
 )
 
 func TestARPRequestFrameParsesAsDvrflowSeesIt(t *testing.T) {
 	sha := net.HardwareAddr{0xfa, 0x16, 0x3e, 0, 0, 1}
 	spa, tpa := netip.MustParseAddr("10.100.0.10"), netip.MustParseAddr("10.100.0.11")
-	req, err := apps.ParseARPRequest(arpRequestFrame(7, sha, spa, tpa))
+	req, err := ofproto.ParseARPRequest(ofproto.AppendARPRequest(nil, 7, sha, spa, tpa))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,8 +43,8 @@ func TestParseARPPacketOut(t *testing.T) {
 	sha := net.HardwareAddr{0xfa, 0x16, 0x3e, 0, 0, 1}
 	mac := net.HardwareAddr{0xfa, 0x16, 0x3e, 0, 0, 2}
 	spa, tpa := netip.MustParseAddr("10.100.0.10"), netip.MustParseAddr("10.100.0.11")
-	reqFrame := arpRequestFrame(7, sha, spa, tpa)
-	req, err := apps.ParseARPRequest(reqFrame)
+	reqFrame := ofproto.AppendARPRequest(nil, 7, sha, spa, tpa)
+	req, err := ofproto.ParseARPRequest(reqFrame)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +53,7 @@ func TestParseARPPacketOut(t *testing.T) {
 	want.spa, want.tpa = spa.As4(), tpa.As4()
 
 	// dvrflow's reply, built by the code dvrflow answers with.
-	k, port, flood, ok := parseARPPacketOut(packetOut(3, apps.ARPReply(req, mac)))
+	k, port, flood, ok := parseARPPacketOut(packetOut(3, ofproto.ARPReply(req, mac)))
 	if !ok || flood || port != 3 || k.key != want || net.HardwareAddr(k.sha[:]).String() != mac.String() {
 		t.Fatalf("reply: key %+v port %d flood %v ok %v", k, port, flood, ok)
 	}
@@ -64,7 +63,7 @@ func TestParseARPPacketOut(t *testing.T) {
 		t.Fatalf("flood: key %+v port %d flood %v ok %v", k, port, flood, ok)
 	}
 	// A reply whose Ethernet header disagrees with its ARP payload is not an answer.
-	bad := apps.ARPReply(req, mac)
+	bad := ofproto.ARPReply(req, mac)
 	bad[0] ^= 1
 	if _, _, _, ok := parseARPPacketOut(packetOut(3, bad)); ok {
 		t.Fatal("a reply to another Ethernet address was accepted")

@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
-	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -106,7 +105,7 @@ func (s *arpSwitch) setCombos(t *arpTopology, h int) {
 			copy(c.key.sha[:], src.MAC)
 			c.key.spa, c.key.tpa = src.IP.As4(), dst.IP.As4()
 			copy(c.want[:], dst.MAC)
-			frame := arpRequestFrame(t.VLAN[h], src.MAC, src.IP, dst.IP)
+			frame := ofproto.AppendARPRequest(nil, t.VLAN[h], src.MAC, src.IP, dst.IP)
 			c.msg = ofsim.AppendPacketIn(nil, t.Table, t.Cook, src.PortNo, frame)
 			if t.Miss {
 				c.msg[14] = 0 // ofp_packet_in.reason: OFPR_NO_MATCH
@@ -114,24 +113,6 @@ func (s *arpSwitch) setCombos(t *arpTopology, h int) {
 			s.combos = append(s.combos, c)
 		}
 	}
-}
-
-// arpRequestFrame is a VLAN-tagged broadcast ARP request, as br-int's ARP_RESPONDER sends
-// it to the controller after LOCAL_SWITCHING tagged it.
-func arpRequestFrame(vlan uint16, sha net.HardwareAddr, spa, tpa netip.Addr) []byte {
-	b := make([]byte, 0, 46)
-	b = append(b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
-	b = append(b, sha...)
-	b = binary.BigEndian.AppendUint16(b, ofproto.EthTypeVLAN)
-	b = binary.BigEndian.AppendUint16(b, vlan&0x0fff)
-	b = binary.BigEndian.AppendUint16(b, ofproto.EthTypeARP)
-	b = append(b, 0, 1, 8, 0, 6, 4, 0, 1)
-	b = append(b, sha...)
-	s4, t4 := spa.As4(), tpa.As4()
-	b = append(b, s4[:]...)
-	b = append(b, 0, 0, 0, 0, 0, 0)
-	b = append(b, t4[:]...)
-	return b
 }
 
 // sendLocked picks the next request not in flight and returns its message.
