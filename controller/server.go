@@ -570,6 +570,18 @@ func (s *Server) portStatus(sess *Session, reason PortReason, p Port, old string
 	s.emit(PortStatus{DPID: sess.dpid, Reason: reason, Port: p, OldName: old})
 }
 
+// SetObserver makes o the observer of the server and of the reconcilers it creates (unless
+// Config.Reconciler.Observer was set). Call it before Serve: metrics built over a status
+// server that reads this server are wired this way, in one direction.
+func (s *Server) SetObserver(o Observer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg.Reconciler.Observer == s.cfg.Observer {
+		s.cfg.Reconciler.Observer = o
+	}
+	s.cfg.Observer = o
+}
+
 // Reconciler returns the reconciler of bridge dpid, creating it on first use; it is
 // attached to the bridge's session whenever the bridge (re)connects.
 func (s *Server) Reconciler(dpid uint64) *Reconciler {

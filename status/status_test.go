@@ -68,23 +68,18 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(st.Close)
 	f.store = st
 
-	// The status server is the metrics' source and the metrics are the controller's
-	// observer: tie the knot through a variable set before anything runs.
-	var stat *status.Server
-	mx := metrics.New(log, metrics.Sources{
-		BridgeOf: func(dpid uint64) string { return stat.BridgeOf(dpid) },
-		Sessions: func() int { return stat.Sessions() },
-		Revision: func() int64 { return stat.Revision() },
-		HostLag:  func(ctx context.Context) (map[string]int64, error) { return stat.HostLag(ctx) },
-	})
+	// Wired as dvrflowd wires it, in one direction: controller, engine, status server over
+	// them, metrics over the status server, then the controller reports to the metrics.
 	ccfg := enginetest.ControllerConfig()
-	ccfg.Observer, ccfg.PacketInRate, ccfg.PacketInBurst = mx, 0.001, 2
+	ccfg.PacketInRate, ccfg.PacketInBurst = 0.001, 2
 	f.ofs = controller.NewServer(log, ccfg)
 	f.eng = engine.New(log, engine.Config{}, st, f.ofs)
-	stat, err = status.New(log, status.Config{Switches: f.ofs, Engine: f.eng, Store: st, AuditAge: time.Minute})
+	stat, err := status.New(log, status.Config{Switches: f.ofs, Engine: f.eng, Store: st, AuditAge: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
+	mx := metrics.New(log, metrics.Sources{BridgeOf: stat.BridgeOf, Sessions: stat.Sessions, Revision: stat.Revision, HostLag: stat.HostLag})
+	f.ofs.SetObserver(mx)
 
 	cfg := northbound.DefaultConfig()
 	cfg.AdminToken = token

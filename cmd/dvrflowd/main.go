@@ -196,17 +196,24 @@ func run(ctx context.Context, cfg *config, log *zap.Logger) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	// The status server feeds the metrics, which observe the controller that the status
-	// server reads: stat is set before any switch or request can arrive.
-	var stat *status.Server
-	var src metrics.Sources
+	// Wiring, in one direction: the controller and the engine over the store, the status
+	// server reading them, the metrics reading the status server; then the controller is
+	// told to report to the metrics, before it serves any switch.
+	var (
+		ofs  *controller.Server
+		eng  *engine.Engine
+		stat *status.Server
+		src  metrics.Sources
+	)
 	if cfg.OFListen != "" {
-		src = metrics.Sources{
-			BridgeOf: func(dpid uint64) string { return stat.BridgeOf(dpid) },
-			Sessions: func() int { return stat.Sessions() },
-			Revision: func() int64 { return stat.Revision() },
-			HostLag:  func(ctx context.Context) (map[string]int64, error) { return stat.HostLag(ctx) },
+		cfg.Controller.Reconciler.CookieMask, cfg.Controller.Reconciler.CookieValue = apps.CookieOwnerMask, apps.CookieOwner
+		ofs = controller.NewServer(log, cfg.Controller)
+		eng = engine.New(log, cfg.Engine, store, ofs)
+		if stat, err = status.New(log, status.Config{Switches: ofs, Engine: eng, Store: store,
+			AgentDownTime: cfg.API.AgentDownTime}); err != nil {
+			return err
 		}
+		src = metrics.Sources{BridgeOf: stat.BridgeOf, Sessions: stat.Sessions, Revision: stat.Revision, HostLag: stat.HostLag}
 	}
 	mx := metrics.New(log, src)
 	cfg.API.Middleware = append(cfg.API.Middleware, mx.Middleware())
@@ -217,19 +224,12 @@ func run(ctx context.Context, cfg *config, log *zap.Logger) error {
 		e.GET("/metrics", echo.WrapHandler(mx.Handler()))
 	}
 	if cfg.OFListen != "" {
+		ofs.SetObserver(mx)
 		var tlsCfg *tls.Config
 		if cfg.OFCert != "" {
 			if tlsCfg, err = controller.TLSConfig(cfg.OFCert, cfg.OFKey, cfg.OFCA); err != nil {
 				return err
 			}
-		}
-		cfg.Controller.Reconciler.CookieMask, cfg.Controller.Reconciler.CookieValue = apps.CookieOwnerMask, apps.CookieOwner
-		cfg.Controller.Observer = mx
-		ofs := controller.NewServer(log, cfg.Controller)
-		eng := engine.New(log, cfg.Engine, store, ofs)
-		if stat, err = status.New(log, status.Config{Switches: ofs, Engine: eng, Store: store,
-			AgentDownTime: cfg.API.AgentDownTime}); err != nil {
-			return err
 		}
 		cfg.API.Plans = eng
 		ln, err := net.Listen("tcp", cfg.OFListen)
