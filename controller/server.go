@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/netrack/openflow/ofp"
 	"go.uber.org/zap"
 
 	"github.com/dvrflow/dvrflow/ofproto"
@@ -327,7 +326,7 @@ func (s *Server) handshake(c net.Conn, r *bufio.Reader, log *zap.Logger) (*Sessi
 	if _, err := c.Write(req); err != nil {
 		return nil, nil, fmt.Errorf("sending features request: %w", err)
 	}
-	var feats *ofp.SwitchFeatures
+	var feats *switchFeatures
 	var ports []Port
 	gotPorts := false
 	for feats == nil || !gotPorts {
@@ -348,7 +347,7 @@ func (s *Server) handshake(c net.Conn, r *bufio.Reader, log *zap.Logger) (*Sessi
 			if len(msg) < headerLen+24 {
 				return nil, nil, fmt.Errorf("%w: features reply of %d bytes", errMalformed, len(msg))
 			}
-			feats = &ofp.SwitchFeatures{
+			feats = &switchFeatures{
 				DatapathID: binary.BigEndian.Uint64(msg[8:16]),
 				NumTables:  msg[20],
 			}
@@ -614,4 +613,10 @@ func (s *Server) attachReconciler(ctx context.Context, sess *Session) {
 	if r != nil {
 		r.Attach(ctx, sess)
 	}
+}
+
+// switchFeatures is what the handshake keeps of OFPT_FEATURES_REPLY.
+type switchFeatures struct {
+	DatapathID uint64
+	NumTables  uint8
 }

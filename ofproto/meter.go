@@ -26,7 +26,7 @@ const (
 // Meter error codes (OFPET_METER_MOD_FAILED).
 const (
 	ErrCodeMeterExists  uint16 = 1 // OFPMMFC_METER_EXISTS
-	ErrCodeUnknownMeter uint16 = 7 // OFPMMFC_UNKNOWN_METER
+	ErrCodeUnknownMeter uint16 = 3 // OFPMMFC_UNKNOWN_METER
 )
 
 // MeterBandDrop is an OFPMBT_DROP band: packets over Rate (in the meter's unit) are dropped.

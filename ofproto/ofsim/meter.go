@@ -11,8 +11,8 @@ import (
 const (
 	errMeterModFailed uint16 = 12
 	codeMeterExists   uint16 = 1 // OFPMMFC_METER_EXISTS
-	codeInvalidMeter  uint16 = 6 // OFPMMFC_INVALID_METER
-	codeUnknownMeter  uint16 = 7 // OFPMMFC_UNKNOWN_METER
+	codeInvalidMeter  uint16 = 2 // OFPMMFC_INVALID_METER
+	codeUnknownMeter  uint16 = 3 // OFPMMFC_UNKNOWN_METER
 )
 
 // handleMeterMod keeps the set of meters: flows may only reference existing ones. Adding an
