@@ -19,22 +19,22 @@ func seedMessages() [][]byte {
 	port := make([]byte, 64)
 	binary.BigEndian.PutUint32(port, 3)
 	copy(port[16:], "tap3")
-	portStatus := append(appendHeader(nil, ofproto.TypePortStatus, 0), 0, 0, 0, 0, 0, 0, 0, 0)
-	portStatus = finish(append(portStatus, port...), 0)
-	pin := appendHeader(nil, ofproto.TypePacketIn, 0)
+	portStatus := append(ofproto.Begin(nil, ofproto.TypePortStatus, 0), 0, 0, 0, 0, 0, 0, 0, 0)
+	portStatus = ofproto.Finish(append(portStatus, port...), 0)
+	pin := ofproto.Begin(nil, ofproto.TypePacketIn, 0)
 	pin = binary.BigEndian.AppendUint32(pin, ofproto.NoBuffer)
 	pin = append(pin, 0, 14, 1, 5)
 	pin = binary.BigEndian.AppendUint64(pin, 0xabc)
 	pin = append(pin, 0, 1, 0, 12, 0x80, 0, 0, 4, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0)
-	pin = finish(append(pin, make([]byte, 14)...), 0)
-	mp := appendHeader(nil, ofproto.TypeMultipartReply, 20)
-	mp = finish(append(mp, 0, 1, 0, 1, 0, 0, 0, 0), 0)
-	errMsg := finish(append(appendHeader(nil, ofproto.TypeError, 21), 0, 5, 0, 1, 4, 14), 0)
+	pin = ofproto.Finish(append(pin, make([]byte, 14)...), 0)
+	mp := ofproto.Begin(nil, ofproto.TypeMultipartReply, 20)
+	mp = ofproto.Finish(append(mp, 0, 1, 0, 1, 0, 0, 0, 0), 0)
+	errMsg := ofproto.Finish(append(ofproto.Begin(nil, ofproto.TypeError, 21), 0, 5, 0, 1, 4, 14), 0)
 	return [][]byte{
-		appendEcho(nil, ofproto.TypeEchoRequest, 7, []byte("hi")),
+		ofproto.AppendEcho(nil, ofproto.TypeEchoRequest, 7, []byte("hi")),
 		portStatus, pin, mp, errMsg,
-		appendEmpty(nil, ofproto.TypeBarrierReply, 22),
-		appendRoleRequest(nil, 23, RoleMaster, 1),
+		ofproto.AppendEmpty(nil, ofproto.TypeBarrierReply, 22),
+		ofproto.AppendRoleRequest(nil, 23, uint32(RoleMaster), 1),
 	}
 }
 
@@ -66,14 +66,14 @@ func FuzzSessionMessages(f *testing.F) {
 }
 
 func FuzzHelloAndPorts(f *testing.F) {
-	f.Add(appendHello(nil, 1))
-	f.Add(finish(append(appendHeader(nil, ofproto.TypeHello, 1), 0, 1, 0, 3), 0))
+	f.Add(ofproto.AppendHello(nil, 1, ofproto.HelloBitmapOF13))
+	f.Add(ofproto.Finish(append(ofproto.Begin(nil, ofproto.TypeHello, 1), 0, 1, 0, 3), 0))
 	f.Add(make([]byte, 8+64))
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		if len(msg) < 8 {
 			return
 		}
-		_, _ = helloOffers13(msg)
+		_, _ = ofproto.HelloOffers13(msg)
 		ports, err := decodePorts(msg[8:])
 		if err == nil && len(ports) != len(msg[8:])/64 {
 			t.Fatalf("%d ports from %d bytes", len(ports), len(msg)-8)

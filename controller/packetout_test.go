@@ -30,7 +30,7 @@ func TestPacketOutPort(t *testing.T) {
 	}
 	for range 2 {
 		got := <-s.out
-		xid := parseHeader(got).XID
+		xid := ofproto.HeaderOf(got).Xid
 		want := ofproto.AppendPacketOut(nil, xid, ofproto.PortController, []ofproto.Action{ofproto.Output{Port: 7}}, frame)
 		if !bytes.Equal(got, want) {
 			t.Fatalf("\n got  %x\n want %x", got, want)

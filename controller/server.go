@@ -301,28 +301,28 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 func (s *Server) handshake(c net.Conn, r *bufio.Reader, log *zap.Logger) (*Session, []Port, error) {
 	cfg := s.cfg.Session
 	_ = c.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
-	if _, err := c.Write(appendHello(nil, 1)); err != nil {
+	if _, err := c.Write(ofproto.AppendHello(nil, 1, ofproto.HelloBitmapOF13)); err != nil {
 		return nil, nil, fmt.Errorf("sending hello: %w", err)
 	}
 	_, msg, err := ofproto.ReadMessage(r, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading hello: %w", err)
 	}
-	h := parseHeader(msg)
+	h := ofproto.HeaderOf(msg)
 	if h.Type != ofproto.TypeHello {
 		return nil, nil, fmt.Errorf("%w: first message is %v, not HELLO", errMalformed, h.Type)
 	}
-	ok, err := helloOffers13(msg)
+	ok, err := ofproto.HelloOffers13(msg)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !ok {
-		_, _ = c.Write(appendError(nil, h.XID, errTypeHelloFailed, errCodeIncompatible, []byte("only OpenFlow 1.3 is supported")))
+		_, _ = c.Write(ofproto.AppendError(nil, h.Xid, ofproto.ErrTypeHelloFailed, ofproto.ErrCodeHelloIncompatible, []byte("only OpenFlow 1.3 is supported")))
 		return nil, nil, fmt.Errorf("switch does not offer OpenFlow 1.3 (hello version %d)", h.Version)
 	}
 	const xidFeatures, xidPorts = 2, 3
-	req := appendEmpty(nil, ofproto.TypeFeaturesRequest, xidFeatures)
-	req = appendMultipartRequest(req, xidPorts, ofproto.MultipartPortDesc, nil)
+	req := ofproto.AppendEmpty(nil, ofproto.TypeFeaturesRequest, xidFeatures)
+	req = ofproto.AppendMultipartRequest(req, xidPorts, ofproto.MultipartPortDesc, nil)
 	if _, err := c.Write(req); err != nil {
 		return nil, nil, fmt.Errorf("sending features request: %w", err)
 	}
@@ -334,17 +334,17 @@ func (s *Server) handshake(c net.Conn, r *bufio.Reader, log *zap.Logger) (*Sessi
 		if err != nil {
 			return nil, nil, fmt.Errorf("reading features: %w", err)
 		}
-		h = parseHeader(msg)
+		h = ofproto.HeaderOf(msg)
 		if h.Version != ofproto.Version {
 			return nil, nil, fmt.Errorf("%w: version %d during handshake", errMalformed, h.Version)
 		}
 		switch h.Type {
 		case ofproto.TypeEchoRequest:
-			if _, err := c.Write(appendEcho(nil, ofproto.TypeEchoReply, h.XID, msg[headerLen:])); err != nil {
+			if _, err := c.Write(ofproto.AppendEcho(nil, ofproto.TypeEchoReply, h.Xid, msg[ofproto.HeaderLen:])); err != nil {
 				return nil, nil, fmt.Errorf("echo reply: %w", err)
 			}
 		case ofproto.TypeFeaturesReply:
-			if len(msg) < headerLen+24 {
+			if len(msg) < ofproto.HeaderLen+24 {
 				return nil, nil, fmt.Errorf("%w: features reply of %d bytes", errMalformed, len(msg))
 			}
 			feats = &switchFeatures{
@@ -352,15 +352,15 @@ func (s *Server) handshake(c net.Conn, r *bufio.Reader, log *zap.Logger) (*Sessi
 				NumTables:  msg[20],
 			}
 		case ofproto.TypeMultipartReply:
-			if len(msg) < headerLen+8 || h.XID != xidPorts {
+			if len(msg) < ofproto.HeaderLen+8 || h.Xid != xidPorts {
 				return nil, nil, fmt.Errorf("%w: unexpected multipart reply during handshake", errMalformed)
 			}
-			ps, err := decodePorts(msg[headerLen+8:])
+			ps, err := decodePorts(msg[ofproto.HeaderLen+8:])
 			if err != nil {
 				return nil, nil, err
 			}
 			ports = append(ports, ps...)
-			gotPorts = binary.BigEndian.Uint16(msg[10:12])&multipartReplyMoreBit == 0
+			gotPorts = binary.BigEndian.Uint16(msg[10:12])&ofproto.MultipartReplyMore == 0
 		case ofproto.TypeError:
 			return nil, nil, fmt.Errorf("switch refused handshake: %w", errorFromMsg(msg))
 		case ofproto.TypeHello, ofproto.TypePortStatus, ofproto.TypePacketIn, ofproto.TypeEchoReply:
@@ -368,7 +368,7 @@ func (s *Server) handshake(c net.Conn, r *bufio.Reader, log *zap.Logger) (*Sessi
 			return nil, nil, fmt.Errorf("%w: unexpected %v during handshake", errMalformed, h.Type)
 		}
 	}
-	if _, err := c.Write(appendSetConfig(nil, 4, cfg.MissSendLen)); err != nil {
+	if _, err := c.Write(ofproto.AppendSetConfig(nil, 4, cfg.MissSendLen)); err != nil {
 		return nil, nil, fmt.Errorf("sending set-config: %w", err)
 	}
 	_ = c.SetDeadline(time.Time{})
@@ -405,7 +405,7 @@ func (s *Server) newSession(log *zap.Logger, c net.Conn, dpid uint64, numTables 
 }
 
 func errorFromMsg(msg []byte) error {
-	if len(msg) < headerLen+4 {
+	if len(msg) < ofproto.HeaderLen+4 {
 		return fmt.Errorf("%w: short error message", errMalformed)
 	}
 	return &OFError{Type: binary.BigEndian.Uint16(msg[8:10]), Code: binary.BigEndian.Uint16(msg[10:12])}

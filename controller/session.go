@@ -245,7 +245,7 @@ func (s *Session) ReserveXIDs(n uint32) uint32 {
 // while the queue is full (back-pressure) and fails when ctx ends or the session closes.
 // msg must not be modified after Send.
 func (s *Session) Send(ctx context.Context, msg []byte) error {
-	if len(msg) < headerLen {
+	if len(msg) < ofproto.HeaderLen {
 		return fmt.Errorf("send: %d-byte message is shorter than a header", len(msg))
 	}
 	select {
@@ -278,11 +278,11 @@ func (s *Session) RequestMultipart(ctx context.Context, msg []byte) ([][]byte, e
 }
 
 func (s *Session) request(ctx context.Context, msg []byte, replyType ofproto.MsgType, multipart bool) (reply, error) {
-	if len(msg) < headerLen {
+	if len(msg) < ofproto.HeaderLen {
 		return reply{}, fmt.Errorf("request: %d-byte message is shorter than a header", len(msg))
 	}
 	xid := s.NextXID()
-	setXID(msg, xid)
+	ofproto.SetXID(msg, xid)
 	p := &pending{replyType: replyType, multipart: multipart, done: make(chan reply, 1)}
 	s.mu.Lock()
 	if s.pending == nil {
@@ -314,7 +314,7 @@ func (s *Session) request(ctx context.Context, msg []byte, replyType ofproto.Msg
 // Barrier sends a barrier request and waits for its reply: every message sent before it
 // has then been processed by the switch.
 func (s *Session) Barrier(ctx context.Context) error {
-	if _, err := s.Request(ctx, appendEmpty(nil, ofproto.TypeBarrierRequest, 0), ofproto.TypeBarrierReply); err != nil {
+	if _, err := s.Request(ctx, ofproto.AppendEmpty(nil, ofproto.TypeBarrierRequest, 0), ofproto.TypeBarrierReply); err != nil {
 		return fmt.Errorf("barrier: %w", err)
 	}
 	return nil
@@ -323,11 +323,11 @@ func (s *Session) Barrier(ctx context.Context) error {
 // RoleRequest asks the switch for a controller role with a generation id and returns the
 // role and generation the switch reports.
 func (s *Session) RoleRequest(ctx context.Context, role Role, generation uint64) (Role, uint64, error) {
-	msg, err := s.Request(ctx, appendRoleRequest(nil, 0, role, generation), ofproto.TypeRoleReply)
+	msg, err := s.Request(ctx, ofproto.AppendRoleRequest(nil, 0, uint32(role), generation), ofproto.TypeRoleReply)
 	if err != nil {
 		return 0, 0, fmt.Errorf("role request: %w", err)
 	}
-	if len(msg) < headerLen+16 {
+	if len(msg) < ofproto.HeaderLen+16 {
 		return 0, 0, fmt.Errorf("role reply: %w: %d bytes", errMalformed, len(msg))
 	}
 	got := Role(binary.BigEndian.Uint32(msg[8:12]))
@@ -457,7 +457,7 @@ func (s *Session) writeLoop() {
 				return
 			}
 			if idle >= s.cfg.EchoInterval {
-				batch = append(batch[:0], appendEcho(nil, ofproto.TypeEchoRequest, s.NextXID(), nil))
+				batch = append(batch[:0], ofproto.AppendEcho(nil, ofproto.TypeEchoRequest, s.NextXID(), nil))
 				if !flush(now) {
 					return
 				}
@@ -480,7 +480,7 @@ func (s *Session) readLoop(r *bufio.Reader) {
 		h, msg, err := ofproto.ReadMessage(r, buf)
 		if err != nil {
 			if errors.Is(err, ofproto.ErrBadVersion) {
-				_ = s.trySend(appendError(nil, h.Xid, errTypeBadRequest, errCodeBadVersion, nil))
+				_ = s.trySend(ofproto.AppendError(nil, h.Xid, ofproto.ErrTypeBadRequest, ofproto.ErrCodeBadVersion, nil))
 			}
 			s.close(fmt.Errorf("read: %w", err))
 			return
@@ -499,14 +499,14 @@ func (s *Session) readLoop(r *bufio.Reader) {
 
 // handle processes one message from the switch; an error drops the session.
 func (s *Session) handle(msg []byte) error {
-	h := parseHeader(msg)
+	h := ofproto.HeaderOf(msg)
 	if h.Version != ofproto.Version {
-		_ = s.trySend(appendError(nil, h.XID, errTypeBadRequest, errCodeBadVersion, msg))
+		_ = s.trySend(ofproto.AppendError(nil, h.Xid, ofproto.ErrTypeBadRequest, ofproto.ErrCodeBadVersion, msg))
 		return fmt.Errorf("%w: version %d after negotiating 1.3", errMalformed, h.Version)
 	}
 	switch h.Type {
 	case ofproto.TypeEchoRequest:
-		return s.trySend(appendEcho(nil, ofproto.TypeEchoReply, h.XID, msg[headerLen:]))
+		return s.trySend(ofproto.AppendEcho(nil, ofproto.TypeEchoReply, h.Xid, msg[ofproto.HeaderLen:]))
 	case ofproto.TypeEchoReply, ofproto.TypeHello:
 		return nil
 	case ofproto.TypeError:
@@ -522,9 +522,9 @@ func (s *Session) handle(msg []byte) error {
 		return s.handleMultipart(h, msg)
 	default:
 		s.mu.Lock()
-		p := s.pending[h.XID]
+		p := s.pending[h.Xid]
 		if p != nil && p.replyType == h.Type && !p.multipart {
-			delete(s.pending, h.XID)
+			delete(s.pending, h.Xid)
 		} else {
 			p = nil
 		}
@@ -533,7 +533,7 @@ func (s *Session) handle(msg []byte) error {
 			p.done <- reply{msg: bytes.Clone(msg)}
 			return nil
 		}
-		s.log.Debug("unexpected message from switch", zap.Stringer("type", h.Type), zap.Uint32("xid", h.XID))
+		s.log.Debug("unexpected message from switch", zap.Stringer("type", h.Type), zap.Uint32("xid", h.Xid))
 		return nil
 	}
 }
@@ -548,8 +548,8 @@ func (s *Session) trySend(msg []byte) error {
 	}
 }
 
-func (s *Session) handleError(h msgHeader, msg []byte) error {
-	if len(msg) < headerLen+4 {
+func (s *Session) handleError(h ofproto.Header, msg []byte) error {
+	if len(msg) < ofproto.HeaderLen+4 {
 		return fmt.Errorf("%w: %d-byte error message", errMalformed, len(msg))
 	}
 	s.errorsReceived.Add(1)
@@ -559,14 +559,14 @@ func (s *Session) handleError(h msgHeader, msg []byte) error {
 		Data: bytes.Clone(msg[12:]),
 	}
 	s.mu.Lock()
-	p := s.pending[h.XID]
+	p := s.pending[h.Xid]
 	if p != nil {
-		delete(s.pending, h.XID)
+		delete(s.pending, h.Xid)
 	}
 	var w *errorWatch
 	if p == nil {
 		for _, x := range s.watches {
-			if h.XID-x.first < x.n {
+			if h.Xid-x.first < x.n {
 				w = x
 				break
 			}
@@ -577,29 +577,29 @@ func (s *Session) handleError(h msgHeader, msg []byte) error {
 	case p != nil:
 		p.done <- reply{err: e}
 	case w != nil:
-		w.fn(h.XID, e)
+		w.fn(h.Xid, e)
 	default:
-		s.log.Warn("switch error without a request", zap.Uint32("xid", h.XID), zap.Error(e))
+		s.log.Warn("switch error without a request", zap.Uint32("xid", h.Xid), zap.Error(e))
 	}
 	return nil
 }
 
-func (s *Session) handleMultipart(h msgHeader, msg []byte) error {
-	if len(msg) < headerLen+8 {
+func (s *Session) handleMultipart(h ofproto.Header, msg []byte) error {
+	if len(msg) < ofproto.HeaderLen+8 {
 		return fmt.Errorf("%w: %d-byte multipart reply", errMalformed, len(msg))
 	}
 	flags := binary.BigEndian.Uint16(msg[10:12])
 	s.mu.Lock()
-	p := s.pending[h.XID]
+	p := s.pending[h.Xid]
 	if p == nil || !p.multipart {
 		s.mu.Unlock()
-		s.log.Debug("multipart reply without a request", zap.Uint32("xid", h.XID))
+		s.log.Debug("multipart reply without a request", zap.Uint32("xid", h.Xid))
 		return nil
 	}
-	p.parts = append(p.parts, bytes.Clone(msg[headerLen+8:]))
-	last := flags&multipartReplyMoreBit == 0
+	p.parts = append(p.parts, bytes.Clone(msg[ofproto.HeaderLen+8:]))
+	last := flags&ofproto.MultipartReplyMore == 0
 	if last {
-		delete(s.pending, h.XID)
+		delete(s.pending, h.Xid)
 	}
 	s.mu.Unlock()
 	if last {
@@ -609,11 +609,11 @@ func (s *Session) handleMultipart(h msgHeader, msg []byte) error {
 }
 
 func (s *Session) handlePortStatus(msg []byte) error {
-	if len(msg) != headerLen+8+portLen {
+	if len(msg) != ofproto.HeaderLen+8+portLen {
 		return fmt.Errorf("%w: port status of %d bytes", errMalformed, len(msg))
 	}
-	reason := PortReason(msg[headerLen]) // then 7 bytes of padding
-	p := decodePort(msg[headerLen+8:])
+	reason := PortReason(msg[ofproto.HeaderLen]) // then 7 bytes of padding
+	p := decodePort(msg[ofproto.HeaderLen+8:])
 	s.mu.Lock()
 	old, had := s.ports[p.No]
 	switch reason {

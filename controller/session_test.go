@@ -193,7 +193,7 @@ func TestHandshakeFeaturesPortsBarrierRole(t *testing.T) {
 		t.Fatalf("errors counted %d", s.ErrorsReceived())
 	}
 	// Echo the other way: the switch asks, the controller answers with the same xid.
-	if err := sw.SendRaw(appendEcho(nil, ofproto.TypeEchoRequest, 99, []byte("ping"))); err != nil {
+	if err := sw.SendRaw(ofproto.AppendEcho(nil, ofproto.TypeEchoRequest, 99, []byte("ping"))); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "echo reply", func() bool { return sw.Counts().EchoReplies == 1 })
@@ -215,9 +215,9 @@ func TestRequestErrorRoutedByXID(t *testing.T) {
 	h := newHarness(t, Config{})
 	s := h.connect(newSwitch(t, 1))
 	// A multipart type the switch does not serve: OFPBRC_BAD_MULTIPART for this xid only.
-	_, err := s.RequestMultipart(context.Background(), appendMultipartRequest(nil, 0, 99, nil))
+	_, err := s.RequestMultipart(context.Background(), ofproto.AppendMultipartRequest(nil, 0, 99, nil))
 	var ofe *OFError
-	if !errors.As(err, &ofe) || ofe.Type != errTypeBadRequest || ofe.Code != 2 {
+	if !errors.As(err, &ofe) || ofe.Type != ofproto.ErrTypeBadRequest || ofe.Code != 2 {
 		t.Fatalf("got %v", err)
 	}
 	if err := s.Barrier(context.Background()); err != nil {
@@ -320,7 +320,7 @@ func TestReconnectReplacesSession(t *testing.T) {
 		t.Fatalf("%d connect events", n)
 	}
 	// Operations on the replaced session fail cleanly.
-	if err := first.Send(context.Background(), appendEmpty(nil, ofproto.TypeBarrierRequest, 1)); !errors.Is(err, ErrSessionClosed) {
+	if err := first.Send(context.Background(), ofproto.AppendEmpty(nil, ofproto.TypeBarrierRequest, 1)); !errors.Is(err, ErrSessionClosed) {
 		t.Fatalf("send on closed session: %v", err)
 	}
 	if err := first.Barrier(context.Background()); !errors.Is(err, ErrSessionClosed) {

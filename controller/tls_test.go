@@ -152,7 +152,7 @@ func rawSwitch(t *testing.T, addr string, dpid uint64) net.Conn {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	r := bufio.NewReader(c)
-	if _, err := c.Write(appendHello(nil, 1)); err != nil {
+	if _, err := c.Write(ofproto.AppendHello(nil, 1, ofproto.HelloBitmapOF13)); err != nil {
 		t.Fatal(err)
 	}
 	for got := 0; got < 3; { // hello, features request, port desc request
@@ -163,15 +163,15 @@ func rawSwitch(t *testing.T, addr string, dpid uint64) net.Conn {
 		got++
 		switch h.Type {
 		case ofproto.TypeFeaturesRequest:
-			b := appendHeader(nil, ofproto.TypeFeaturesReply, h.Xid)
+			b := ofproto.Begin(nil, ofproto.TypeFeaturesReply, h.Xid)
 			b = binary.BigEndian.AppendUint64(b, dpid)
 			b = append(b, make([]byte, 16)...)
-			_, err = c.Write(finish(b, 0))
+			_, err = c.Write(ofproto.Finish(b, 0))
 		case ofproto.TypeMultipartRequest:
-			b := appendHeader(nil, ofproto.TypeMultipartReply, h.Xid)
+			b := ofproto.Begin(nil, ofproto.TypeMultipartReply, h.Xid)
 			b = append(b, msg[8:10]...)
 			b = append(b, 0, 0, 0, 0, 0, 0)
-			_, err = c.Write(finish(b, 0))
+			_, err = c.Write(ofproto.Finish(b, 0))
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -185,7 +185,7 @@ func TestSendBlocksWhenQueueFullThenFailsOnClose(t *testing.T) {
 	rawSwitch(t, h.addr, 0x77)
 	s := h.waitSession(0x77, nil)
 	msg := make([]byte, 60000)
-	copy(msg, appendEcho(nil, ofproto.TypeEchoRequest, 1, make([]byte, 60000-8)))
+	copy(msg, ofproto.AppendEcho(nil, ofproto.TypeEchoRequest, 1, make([]byte, 60000-8)))
 	blocked := false
 	for range 2000 { // 120 MB: far beyond the socket buffers of a peer that does not read
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)

@@ -35,12 +35,12 @@ func TestTapTakesMessagesAcrossReads(t *testing.T) {
 		})
 		afterAt := -1 // how many messages take had seen at the last After
 		tap.After = func() { afterAt = len(taken) }
-		hello := appendHello(nil, 1, 1<<ofproto.Version)
-		po := appendHeader(nil, ofproto.TypePacketOut, 7)
+		hello := ofproto.AppendHello(nil, 1, 1<<ofproto.Version)
+		po := ofproto.Begin(nil, ofproto.TypePacketOut, 7)
 		po = append(po, make([]byte, 16)...)
 		po = append(po, bytes.Repeat([]byte{0xab}, 300)...)
-		po = finish(po, 0)
-		barrier := finish(appendHeader(nil, ofproto.TypeBarrierRequest, 9), 0)
+		po = ofproto.Finish(po, 0)
+		barrier := ofproto.Finish(ofproto.Begin(nil, ofproto.TypeBarrierRequest, 9), 0)
 		var stream []byte
 		stream = append(stream, hello...)
 		stream = append(stream, po...)
@@ -76,7 +76,7 @@ func TestTapTakesMessagesAcrossReads(t *testing.T) {
 func TestTapRefusesBadLength(t *testing.T) {
 	ctl, sw := net.Pipe()
 	tap := NewTap(sw, func([]byte) bool { return false })
-	bad := appendHeader(nil, ofproto.TypeHello, 1)
+	bad := ofproto.Begin(nil, ofproto.TypeHello, 1)
 	binary.BigEndian.PutUint16(bad[2:], 4) // shorter than a header
 	go func() { _, _ = ctl.Write(bad); _ = ctl.Close() }()
 	if _, err := io.ReadAll(tap); err == nil {

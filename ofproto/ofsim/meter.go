@@ -70,7 +70,7 @@ func (s *Switch) replyMeterConfig(h ofproto.Header, id uint32, msg []byte) error
 		}
 	}
 	slices.Sort(ids)
-	b := appendHeader(nil, ofproto.TypeMultipartReply, h.Xid)
+	b := ofproto.Begin(nil, ofproto.TypeMultipartReply, h.Xid)
 	b = binary.BigEndian.AppendUint16(b, ofproto.MultipartMeterConfig)
 	b = append(b, 0, 0, 0, 0, 0, 0)
 	for _, m := range ids {
@@ -82,5 +82,5 @@ func (s *Switch) replyMeterConfig(h ofproto.Header, id uint32, msg []byte) error
 	if id != ofproto.MeterAll && len(ids) == 0 {
 		return s.sendError(h.Xid, errMeterModFailed, codeUnknownMeter, msg)
 	}
-	return s.write(finish(b, 0))
+	return s.write(ofproto.Finish(b, 0))
 }

@@ -63,7 +63,7 @@ func (s *Switch) SendPacketIn(table uint8, cookie uint64, inPort uint32, data []
 
 func appendPacketIn(b []byte, table uint8, cookie uint64, inPort uint32, data []byte) []byte {
 	start := len(b)
-	b = appendHeader(b, ofproto.TypePacketIn, 0)
+	b = ofproto.Begin(b, ofproto.TypePacketIn, 0)
 	b = binary.BigEndian.AppendUint32(b, ofproto.NoBuffer)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(data)))
 	b = append(b, 1, table) // reason OFPR_ACTION
@@ -73,5 +73,5 @@ func appendPacketIn(b []byte, table uint8, cookie uint64, inPort uint32, data []
 	b = append(b, 0, 0, 0, 0) // match padding
 	b = append(b, 0, 0)       // pad
 	b = append(b, data...)
-	return finish(b, start)
+	return ofproto.Finish(b, start)
 }

@@ -65,10 +65,10 @@ func (s *Switch) DelPort(no uint32) error {
 }
 
 func (s *Switch) portStatus(reason byte, p Port) error {
-	b := appendHeader(nil, ofproto.TypePortStatus, 0)
+	b := ofproto.Begin(nil, ofproto.TypePortStatus, 0)
 	b = append(b, reason, 0, 0, 0, 0, 0, 0, 0)
 	b = appendPort(b, p)
-	return s.write(finish(b, 0))
+	return s.write(ofproto.Finish(b, 0))
 }
 
 // Ports returns the switch's ports, ordered by number.

@@ -150,7 +150,7 @@ func (s *Switch) Serve(ctx context.Context, c net.Conn) error {
 		s.mu.Unlock()
 		_ = c.Close()
 	}()
-	if err := s.write(appendHello(nil, 1, s.cfg.HelloBitmap)); err != nil {
+	if err := s.write(ofproto.AppendHello(nil, 1, s.cfg.HelloBitmap)); err != nil {
 		return fmt.Errorf("ofsim: hello: %w", err)
 	}
 	r := bufio.NewReaderSize(c, 8192)
@@ -220,14 +220,7 @@ func (s *Switch) sendError(xid uint32, typ, code uint16, offending []byte) error
 	s.mu.Lock()
 	s.counts.Errors++
 	s.mu.Unlock()
-	if len(offending) > 64 {
-		offending = offending[:64]
-	}
-	b := appendHeader(nil, ofproto.TypeError, xid)
-	b = binary.BigEndian.AppendUint16(b, typ)
-	b = binary.BigEndian.AppendUint16(b, code)
-	b = append(b, offending...)
-	return s.write(finish(b, 0))
+	return s.write(ofproto.AppendError(nil, xid, typ, code, offending))
 }
 
 func (s *Switch) handle(h ofproto.Header, msg []byte) error {
@@ -242,7 +235,7 @@ func (s *Switch) handle(h ofproto.Header, msg []byte) error {
 	}
 	switch h.Type {
 	case ofproto.TypeHello:
-		if !offers13(msg) {
+		if ok, err := ofproto.HelloOffers13(msg); err != nil || !ok {
 			_ = s.sendError(h.Xid, 0, 0, []byte("no common version"))
 			return errors.New("controller does not offer OpenFlow 1.3")
 		}
@@ -258,15 +251,15 @@ func (s *Switch) handle(h ofproto.Header, msg []byte) error {
 		s.mu.Lock()
 		s.counts.EchoRequests++
 		s.mu.Unlock()
-		return s.write(finish(append(appendHeader(nil, ofproto.TypeEchoReply, h.Xid), msg[8:]...), 0))
+		return s.write(ofproto.AppendEcho(nil, ofproto.TypeEchoReply, h.Xid, msg[ofproto.HeaderLen:]))
 	case ofproto.TypeFeaturesRequest:
-		b := appendHeader(nil, ofproto.TypeFeaturesReply, h.Xid)
+		b := ofproto.Begin(nil, ofproto.TypeFeaturesReply, h.Xid)
 		b = binary.BigEndian.AppendUint64(b, s.cfg.DPID)
 		b = binary.BigEndian.AppendUint32(b, 0) // n_buffers
 		b = append(b, s.cfg.NumTables, 0, 0, 0)
 		b = binary.BigEndian.AppendUint32(b, 0x4f) // flow/table/port stats, group stats, queue stats
 		b = binary.BigEndian.AppendUint32(b, 0)
-		return s.write(finish(b, 0))
+		return s.write(ofproto.Finish(b, 0))
 	case ofproto.TypeSetConfig:
 		if len(msg) != 12 {
 			return s.sendError(h.Xid, errBadRequest, codeBadLen, msg)
@@ -279,7 +272,7 @@ func (s *Switch) handle(h ofproto.Header, msg []byte) error {
 		s.mu.Lock()
 		s.counts.Barriers++
 		s.mu.Unlock()
-		if err := s.write(finish(appendHeader(nil, ofproto.TypeBarrierReply, h.Xid), 0)); err != nil {
+		if err := s.write(ofproto.Finish(ofproto.Begin(nil, ofproto.TypeBarrierReply, h.Xid), 0)); err != nil {
 			return err
 		}
 		s.emit(EventBarrier, 0)
@@ -396,11 +389,11 @@ func (s *Switch) handleRole(h ofproto.Header, msg []byte) error {
 	}
 	role, gen = s.role, s.generation
 	s.mu.Unlock()
-	b := appendHeader(nil, ofproto.TypeRoleReply, h.Xid)
+	b := ofproto.Begin(nil, ofproto.TypeRoleReply, h.Xid)
 	b = binary.BigEndian.AppendUint32(b, role)
 	b = append(b, 0, 0, 0, 0)
 	b = binary.BigEndian.AppendUint64(b, gen)
-	return s.write(finish(b, 0))
+	return s.write(ofproto.Finish(b, 0))
 }
 
 func (s *Switch) handleMultipart(h ofproto.Header, msg []byte) error {
@@ -416,13 +409,13 @@ func (s *Switch) handleMultipart(h ofproto.Header, msg []byte) error {
 		}
 		s.mu.Unlock()
 		slices.SortFunc(ports, func(a, b Port) int { return int(a.No) - int(b.No) })
-		b := appendHeader(nil, ofproto.TypeMultipartReply, h.Xid)
+		b := ofproto.Begin(nil, ofproto.TypeMultipartReply, h.Xid)
 		b = binary.BigEndian.AppendUint16(b, mp)
 		b = append(b, 0, 0, 0, 0, 0, 0)
 		for _, p := range ports {
 			b = appendPort(b, p)
 		}
-		return s.write(finish(b, 0))
+		return s.write(ofproto.Finish(b, 0))
 	case ofproto.MultipartFlow:
 		if len(msg) < 16+40 {
 			return s.sendError(h.Xid, errBadRequest, codeBadLen, msg)
@@ -453,44 +446,4 @@ func (s *Switch) handleMultipart(h ofproto.Header, msg []byte) error {
 	default:
 		return s.sendError(h.Xid, errBadRequest, codeBadMultipart, msg)
 	}
-}
-
-func appendHeader(b []byte, t ofproto.MsgType, xid uint32) []byte {
-	return ofproto.AppendHeader(b, ofproto.Header{Version: ofproto.Version, Type: t, Xid: xid})
-}
-
-func finish(b []byte, start int) []byte {
-	binary.BigEndian.PutUint16(b[start+2:], uint16(len(b)-start))
-	return b
-}
-
-func appendHello(b []byte, xid, bitmap uint32) []byte {
-	v := uint8(ofproto.Version)
-	if bitmap&(1<<ofproto.Version) == 0 {
-		v = 1 // an OF1.0-only peer
-	}
-	b = ofproto.AppendHeader(b, ofproto.Header{Version: v, Type: ofproto.TypeHello, Xid: xid})
-	b = append(b, 0, 1, 0, 8)
-	b = binary.BigEndian.AppendUint32(b, bitmap)
-	return finish(b, 0)
-}
-
-// offers13 reports whether a HELLO offers OpenFlow 1.3.
-func offers13(msg []byte) bool {
-	body := msg[8:]
-	for len(body) >= 8 {
-		t, l := binary.BigEndian.Uint16(body), int(binary.BigEndian.Uint16(body[2:]))
-		if l < 4 || l > len(body) {
-			return false
-		}
-		if t == 1 {
-			return binary.BigEndian.Uint32(body[4:])&(1<<ofproto.Version) != 0
-		}
-		padded := (l + 7) / 8 * 8
-		if padded > len(body) {
-			break
-		}
-		body = body[padded:]
-	}
-	return msg[0] >= ofproto.Version
 }
