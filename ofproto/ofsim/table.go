@@ -284,7 +284,8 @@ func (t flowTable) stats(table uint8, cookie, mask uint64, now time.Time) ([]ofp
 		out = append(out, ofproto.FlowStats{Flow: f, Flags: e.flags, DurationSec: uint32(d / time.Second),
 			DurationNsec: uint32(d % time.Second), PacketCount: e.packets, ByteCount: e.bytes})
 	}
-	slices.SortFunc(out, func(a, b ofproto.FlowStats) int { return ofproto.CompareFlows(&a.Flow, &b.Flow) })
+	// By table and priority, as OVS dumps them (ComparePlaces: no match keys to compute).
+	slices.SortFunc(out, func(a, b ofproto.FlowStats) int { return ofproto.ComparePlaces(&a.Flow, &b.Flow) })
 	return out, nil
 }
 
