@@ -9,86 +9,32 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
+
+	"github.com/dvrflow/dvrflow/apiclient"
 )
 
 // client speaks to the dvrflow API.
-type client struct {
-	base  string
-	token string
-	http  *http.Client
-}
+type client struct{ api *apiclient.Client }
 
-func newClient(api, token string) *client {
-	return &client{base: strings.TrimSuffix(api, "/"), token: token, http: &http.Client{}}
-}
+func newClient(api, token string) *client { return &client{api: apiclient.New(api, token, nil)} }
 
-// apiError is an error answer of the API (a NeutronError, or a bare status).
-type apiError struct {
-	Code    int
-	Type    string
-	Message string
-}
-
-func (e *apiError) Error() string {
-	if e.Type == "" {
-		return fmt.Sprintf("%d %s", e.Code, http.StatusText(e.Code))
-	}
-	return fmt.Sprintf("%s (%d): %s", e.Type, e.Code, e.Message)
-}
-
-func isNotFound(err error) bool {
-	var ae *apiError
-	return errors.As(err, &ae) && ae.Code == http.StatusNotFound
-}
+func isNotFound(err error) bool { return apiclient.IsNotFound(err) }
 
 // errNotModified is the plan long poll's "nothing newer".
 var errNotModified = errors.New("not modified")
 
 // get fetches path (with query q) and returns the raw JSON body.
 func (c *client) get(ctx context.Context, path string, q url.Values) (json.RawMessage, error) {
-	u := c.base + path
 	if len(q) > 0 {
-		u += "?" + q.Encode()
+		path += "?" + q.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", path, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	if c.token != "" {
-		req.Header.Set("X-Auth-Token", c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("GET %s%s: %w", c.base, path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: read body: %w", path, err)
-	}
-	if resp.StatusCode == http.StatusNotModified {
+	code, body, err := c.api.Raw(ctx, http.MethodGet, path, nil)
+	switch {
+	case err != nil:
+		return nil, err
+	case code == http.StatusNotModified:
 		return nil, errNotModified
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		ae := &apiError{Code: resp.StatusCode}
-		var ne struct {
-			NeutronError struct {
-				Type    string `json:"type"`
-				Message string `json:"message"`
-			} `json:"NeutronError"`
-		}
-		if json.Unmarshal(body, &ne) == nil && ne.NeutronError.Type != "" {
-			ae.Type, ae.Message = ne.NeutronError.Type, ne.NeutronError.Message
-		}
-		return nil, fmt.Errorf("GET %s: %w", path, ae)
-	}
-	if !json.Valid(body) {
+	case !json.Valid(body):
 		return nil, fmt.Errorf("GET %s: answer is not JSON (%d bytes)", path, len(body))
 	}
 	return body, nil

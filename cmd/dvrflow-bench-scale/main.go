@@ -36,6 +36,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/dvrflow/dvrflow/apiclient"
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/db/pgtest"
@@ -230,7 +231,7 @@ func run(ctx context.Context, log *zap.Logger, cfg *config, r *report) (err erro
 	// 2. The topology, through the API.
 	ct := &countingTransport{next: http.DefaultTransport}
 	hc := &http.Client{Transport: ct, Timeout: 5 * time.Minute}
-	api := &apiClient{url: d.apiURL, token: token, http: hc}
+	api := apiclient.New(d.apiURL, token, hc)
 	t0 := time.Now()
 	topo, err := topogen.Load(ctx, log, topogen.Client{URL: d.apiURL, Token: token, HTTP: hc}, cfg.topo)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/dvrflow/dvrflow/apiclient"
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/plan"
@@ -217,7 +218,7 @@ type switchList struct {
 }
 
 // restart SIGKILLs dvrflowd, starts it again and times the reconciliation of every bridge.
-func restart(ctx context.Context, log *zap.Logger, api *apiClient, f *fleet, d *daemon, quiet, timeout time.Duration) (restartResult, error) {
+func restart(ctx context.Context, log *zap.Logger, api *apiclient.Client, f *fleet, d *daemon, quiet, timeout time.Duration) (restartResult, error) {
 	var res restartResult
 	bridges := f.all()
 	before := map[*simBridge]int{}
@@ -267,7 +268,7 @@ func restart(ctx context.Context, log *zap.Logger, api *apiClient, f *fleet, d *
 	// The switch API, when dvrflowd has it, says when each switch was reconciled.
 	for {
 		var sl switchList
-		code, err := api.do(ctx, http.MethodGet, "/v2.0/dvr-switches", nil, &sl)
+		code, err := api.Do(ctx, http.MethodGet, "/v2.0/dvr-switches", nil, &sl)
 		if code == http.StatusNotFound {
 			break
 		}
@@ -339,7 +340,7 @@ type boundResult struct {
 
 // portBound binds n ports one after the other and times each until every bridge it
 // changed has acknowledged its flows with a barrier reply.
-func portBound(ctx context.Context, log *zap.Logger, api *apiClient, v *apps.View, f *fleet, hosts []hostSpec, networks []string, n int, seed int64, quiet time.Duration) (boundResult, error) {
+func portBound(ctx context.Context, log *zap.Logger, api *apiclient.Client, v *apps.View, f *fleet, hosts []hostSpec, networks []string, n int, seed int64, quiet time.Duration) (boundResult, error) {
 	res := boundResult{N: n}
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x5ca1e))
 	carriers := map[string]map[string]bool{} // network -> hosts carrying it
@@ -378,7 +379,7 @@ func portBound(ctx context.Context, log *zap.Logger, api *apiClient, v *apps.Vie
 			var pr struct {
 				Plan plan.Plan `json:"plan"`
 			}
-			if _, err := api.do(ctx, http.MethodGet, "/v2.0/dvr-hosts/"+h+"/plan", nil, &pr); err != nil {
+			if _, err := api.Do(ctx, http.MethodGet, "/v2.0/dvr-hosts/"+h+"/plan", nil, &pr); err != nil {
 				return res, err
 			}
 			planRev = pr.Plan.Revision
@@ -392,7 +393,7 @@ func portBound(ctx context.Context, log *zap.Logger, api *apiClient, v *apps.Vie
 		}
 		body := map[string]any{"port": map[string]any{"network_id": nw, "binding:host_id": h,
 			"device_owner": "compute:nova", "device_id": fmt.Sprintf("bench-vm-%d", i), "name": fmt.Sprintf("bench-%d", i)}}
-		if _, err := api.do(ctx, http.MethodPost, "/v2.0/ports", body, &created); err != nil {
+		if _, err := api.Do(ctx, http.MethodPost, "/v2.0/ports", body, &created); err != nil {
 			return res, err
 		}
 		apiLats = append(apiLats, time.Since(t0))
@@ -404,7 +405,7 @@ func portBound(ctx context.Context, log *zap.Logger, api *apiClient, v *apps.Vie
 			var pr struct {
 				Plan plan.Plan `json:"plan"`
 			}
-			code, err := api.do(ctx, http.MethodGet, fmt.Sprintf("/v2.0/dvr-hosts/%s/plan?after_revision=%d&timeout=10", h, planRev), nil, &pr)
+			code, err := api.Do(ctx, http.MethodGet, fmt.Sprintf("/v2.0/dvr-hosts/%s/plan?after_revision=%d&timeout=10", h, planRev), nil, &pr)
 			if err != nil {
 				return res, err
 			}

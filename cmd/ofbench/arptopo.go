@@ -3,17 +3,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 
+	"github.com/dvrflow/dvrflow/apiclient"
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/ofproto"
 )
@@ -75,47 +73,6 @@ func (t *arpTopology) subnet(n int) netip.Prefix {
 	return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(100 + n/250), byte(n % 250), 0}), 24)
 }
 
-// apiClient talks to dvrflowd's Neutron API.
-type apiClient struct {
-	url, token string
-	hc         *http.Client
-}
-
-func (c *apiClient) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.url+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("X-Auth-Token", c.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, b)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("%s %s: decoding reply: %w", method, path, err)
-		}
-	}
-	return nil
-}
-
 // parallel runs fn(0..n-1) on c workers and returns the first error.
 func parallel(n, c int, fn func(i int) error) error {
 	var wg sync.WaitGroup
@@ -146,12 +103,13 @@ func parallel(n, c int, fn func(i int) error) error {
 
 // createTopology registers the hosts and creates networks, subnets and VM ports through
 // the API; the ports' MACs and IDs replace the generated ones.
-func createTopology(ctx context.Context, c *apiClient, t *arpTopology) error {
+func createTopology(ctx context.Context, c *apiclient.Client, t *arpTopology) error {
 	err := parallel(t.Hosts, 16, func(h int) error {
 		body := map[string]any{"dvr_host": map[string]any{
 			"tunnel_ip": fmt.Sprintf("192.168.%d.%d", 1+h/250, 1+h%250), "mode": "dvr",
 			"bridges": map[string]string{"br-int": ofproto.DPID(t.DPIDs[h]).String()}}}
-		return c.do(ctx, http.MethodPut, "/v2.0/dvr-hosts/"+t.Names[h], body, nil)
+		_, err := c.Do(ctx, http.MethodPut, "/v2.0/dvr-hosts/"+t.Names[h], body, nil)
+		return err
 	})
 	if err != nil {
 		return err
@@ -161,14 +119,14 @@ func createTopology(ctx context.Context, c *apiClient, t *arpTopology) error {
 		var nw struct {
 			Network struct{ ID string } `json:"network"`
 		}
-		if err := c.do(ctx, http.MethodPost, "/v2.0/networks", map[string]any{"network": map[string]any{
+		if _, err := c.Do(ctx, http.MethodPost, "/v2.0/networks", map[string]any{"network": map[string]any{
 			"name": fmt.Sprintf("arpbench-%d", n), "admin_state_up": true}}, &nw); err != nil {
 			return err
 		}
 		var sn struct {
 			Subnet struct{ ID string } `json:"subnet"`
 		}
-		if err := c.do(ctx, http.MethodPost, "/v2.0/subnets", map[string]any{"subnet": map[string]any{
+		if _, err := c.Do(ctx, http.MethodPost, "/v2.0/subnets", map[string]any{"subnet": map[string]any{
 			"network_id": nw.Network.ID, "ip_version": 4, "cidr": t.subnet(n).String(), "enable_dhcp": false}}, &sn); err != nil {
 			return err
 		}
@@ -186,7 +144,7 @@ func createTopology(ctx context.Context, c *apiClient, t *arpTopology) error {
 				MAC string `json:"mac_address"`
 			} `json:"port"`
 		}
-		if err := c.do(ctx, http.MethodPost, "/v2.0/ports", map[string]any{"port": map[string]any{
+		if _, err := c.Do(ctx, http.MethodPost, "/v2.0/ports", map[string]any{"port": map[string]any{
 			"network_id": t.Nw[vm.Net], "name": fmt.Sprintf("vm-%d-%d", vm.Host, vm.PortNo),
 			"device_owner": "compute:nova", "device_id": fmt.Sprintf("vm-%d-%d", vm.Host, vm.PortNo),
 			"binding:host_id": t.Names[vm.Host],

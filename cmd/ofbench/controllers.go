@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dvrflow/dvrflow/apiclient"
 	"go.uber.org/zap"
 )
 
@@ -147,7 +148,7 @@ func arpDvrflow(ctx context.Context, log *zap.Logger, cfg arpConfig, t *arpTopol
 	if err := p.waitListening(ctx, apiAddr); err != nil {
 		return arpRow{}, err
 	}
-	c := &apiClient{url: "http://" + apiAddr, token: token, hc: &http.Client{Timeout: time.Minute}}
+	c := apiclient.New("http://"+apiAddr, token, &http.Client{Timeout: time.Minute})
 	start := time.Now()
 	if err := createTopology(ctx, c, t); err != nil {
 		return arpRow{}, fmt.Errorf("%w\ndvrflowd log:\n%s", err, p.tail())

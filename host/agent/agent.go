@@ -5,9 +5,7 @@
 package agent
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -20,6 +18,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/dvrflow/dvrflow/apiclient"
 	"github.com/dvrflow/dvrflow/host/hostnet"
 	"github.com/dvrflow/dvrflow/host/ovsdb"
 	"github.com/dvrflow/dvrflow/ofproto"
@@ -115,7 +114,7 @@ type Agent struct {
 	cfg   Config
 	ovs   *ovsdb.Client
 	apply *hostnet.Applier
-	http  *http.Client
+	api   *apiclient.Client
 	log   *zap.Logger
 }
 
@@ -130,7 +129,7 @@ func New(log *zap.Logger, cfg Config, ovs *ovsdb.Client, applier *hostnet.Applie
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Agent{cfg: cfg, ovs: ovs, apply: applier, http: &http.Client{},
+	return &Agent{cfg: cfg, ovs: ovs, apply: applier, api: apiclient.New(cfg.API, cfg.Token, nil),
 		log: log.Named("agent").With(zap.String("host", cfg.Host))}, nil
 }
 
@@ -176,7 +175,7 @@ type hostBody struct {
 func (a *Agent) Register(ctx context.Context, dpids map[string]string) error {
 	var body hostBody
 	body.DVRHost.TunnelIP, body.DVRHost.Mode, body.DVRHost.Bridges = a.cfg.TunnelIP, a.cfg.Mode, dpids
-	if _, err := a.do(ctx, http.MethodPut, "/v2.0/dvr-hosts/"+url.PathEscape(a.cfg.Host), body, nil); err != nil {
+	if _, err := a.api.Do(ctx, http.MethodPut, "/v2.0/dvr-hosts/"+url.PathEscape(a.cfg.Host), body, nil); err != nil {
 		return fmt.Errorf("agent: register: %w", err)
 	}
 	a.log.Info("registered", zap.String("tunnel_ip", a.cfg.TunnelIP), zap.String("mode", a.cfg.Mode), zap.Any("bridges", dpids))
@@ -242,7 +241,7 @@ func (a *Agent) Poll(ctx context.Context, after int64) (*plan.Plan, error) {
 	var body struct {
 		Plan *plan.Plan `json:"plan"`
 	}
-	code, err := a.do(pctx, http.MethodGet, "/v2.0/dvr-hosts/"+url.PathEscape(a.cfg.Host)+"/plan?"+q.Encode(), nil, &body)
+	code, err := a.api.Do(pctx, http.MethodGet, "/v2.0/dvr-hosts/"+url.PathEscape(a.cfg.Host)+"/plan?"+q.Encode(), nil, &body)
 	if err != nil {
 		return nil, fmt.Errorf("agent: poll plan: %w", err)
 	}
@@ -270,55 +269,10 @@ func (a *Agent) ApplyAndReport(ctx context.Context, p plan.Plan) error {
 	}
 	a.log.Info("plan applied", zap.Int64("revision", p.Revision), zap.Int("changes", len(res.Changes)))
 	body := map[string]int64{"revision": p.Revision}
-	if _, err := a.do(ctx, http.MethodPut, "/v2.0/dvr-hosts/"+url.PathEscape(a.cfg.Host)+"/applied", body, nil); err != nil {
+	if _, err := a.api.Do(ctx, http.MethodPut, "/v2.0/dvr-hosts/"+url.PathEscape(a.cfg.Host)+"/applied", body, nil); err != nil {
 		return fmt.Errorf("agent: report revision %d: %w", p.Revision, err)
 	}
 	return nil
-}
-
-// do sends a JSON request and decodes a JSON answer into out (when given and the
-// status is 200). Statuses other than 2xx and 304 are errors carrying the body.
-func (a *Agent) do(ctx context.Context, method, path string, in, out any) (int, error) {
-	var rd io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return 0, fmt.Errorf("encode: %w", err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, a.cfg.API+path, rd)
-	if err != nil {
-		return 0, fmt.Errorf("request: %w", err)
-	}
-	req.Header.Set("Accept", "application/json")
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if a.cfg.Token != "" {
-		req.Header.Set("X-Auth-Token", a.cfg.Token)
-	}
-	resp, err := a.http.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return resp.StatusCode, fmt.Errorf("%s %s: read body: %w", method, path, err)
-	}
-	if resp.StatusCode == http.StatusNotModified {
-		return resp.StatusCode, nil
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return resp.StatusCode, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))
-	}
-	if out != nil && resp.StatusCode == http.StatusOK {
-		if err := json.Unmarshal(b, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("%s %s: decode: %w", method, path, err)
-		}
-	}
-	return resp.StatusCode, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
