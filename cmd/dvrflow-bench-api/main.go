@@ -4,9 +4,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/dvrflow/dvrflow/apiclient"
 )
 
 type options struct {
@@ -45,41 +45,17 @@ func main() {
 	}
 }
 
-type client struct {
-	http  *http.Client
-	base  string
-	token string
-}
-
-// post sends {"kind": body} and returns the created object's id.
-func (c *client) post(ctx context.Context, coll, kind string, body map[string]any) (string, error) {
-	raw, err := json.Marshal(map[string]any{kind: body})
-	if err != nil {
-		return "", err
-	}
-	req, err := http.NewRequestWithContext(ctx, "POST", c.base+"/v2.0/"+coll, bytes.NewReader(raw))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("X-Auth-Token", c.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("POST %s: %w", coll, err)
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", fmt.Errorf("POST %s: read: %w", coll, err)
-	}
-	if resp.StatusCode != http.StatusCreated {
-		return "", fmt.Errorf("POST %s: %d: %s", coll, resp.StatusCode, out)
-	}
+// post sends {"kind": body} to coll and returns the created object's id.
+func post(ctx context.Context, c *apiclient.Client, coll, kind string, body map[string]any) (string, error) {
 	var res map[string]struct {
 		ID string `json:"id"`
 	}
-	if err := json.Unmarshal(out, &res); err != nil {
-		return "", fmt.Errorf("POST %s: decode: %w", coll, err)
+	code, err := c.Do(ctx, http.MethodPost, "/v2.0/"+coll, map[string]any{kind: body}, &res)
+	if err != nil {
+		return "", err
+	}
+	if code != http.StatusCreated {
+		return "", fmt.Errorf("POST %s: status %d, want 201", coll, code)
 	}
 	return res[kind].ID, nil
 }
@@ -87,12 +63,12 @@ func (c *client) post(ctx context.Context, coll, kind string, body map[string]an
 func run(ctx context.Context, o options, out io.Writer) error {
 	tr := &http.Transport{MaxIdleConns: o.c * 2, MaxIdleConnsPerHost: o.c * 2}
 	defer tr.CloseIdleConnections()
-	c := &client{http: &http.Client{Transport: tr, Timeout: 30 * time.Second}, base: o.url, token: o.token}
-	netID, err := c.post(ctx, "networks", "network", map[string]any{"name": fmt.Sprintf("bench-%d", time.Now().Unix())})
+	c := apiclient.New(o.url, o.token, &http.Client{Transport: tr, Timeout: 30 * time.Second})
+	netID, err := post(ctx, c, "networks", "network", map[string]any{"name": fmt.Sprintf("bench-%d", time.Now().Unix())})
 	if err != nil {
 		return err
 	}
-	if _, err := c.post(ctx, "subnets", "subnet", map[string]any{"network_id": netID, "cidr": o.cidr, "ip_version": 4}); err != nil {
+	if _, err := post(ctx, c, "subnets", "subnet", map[string]any{"network_id": netID, "cidr": o.cidr, "ip_version": 4}); err != nil {
 		return err
 	}
 	lat := make([]time.Duration, o.n)
@@ -112,7 +88,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 					return
 				}
 				t0 := time.Now()
-				_, err := c.post(ctx, "ports", "port", map[string]any{"network_id": netID, "name": fmt.Sprintf("p%d", i),
+				_, err := post(ctx, c, "ports", "port", map[string]any{"network_id": netID, "name": fmt.Sprintf("p%d", i),
 					"device_owner": "compute:bench", "binding:host_id": fmt.Sprintf("host%d", i%10)})
 				lat[i] = time.Since(t0)
 				if err != nil {

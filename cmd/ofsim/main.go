@@ -37,6 +37,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/dvrflow/dvrflow/apiclient"
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/northbound/topogen"
 	"github.com/dvrflow/dvrflow/ofproto/ofsim"
@@ -206,7 +207,7 @@ type sim struct {
 	hosts  map[string]*host
 	byDPID map[uint64]*ofsim.Switch
 	where  map[uint64]string // dpid -> "host bridge"
-	http   *http.Client
+	api    *apiclient.Client
 }
 
 // newSim builds every host's bridges with the ports the host helper creates: br-int with
@@ -215,7 +216,7 @@ type sim struct {
 func newSim(log *zap.Logger, cfg *config, topo *topogen.Result) *sim {
 	s := &sim{log: log, cfg: cfg, hosts: map[string]*host{}, byDPID: map[uint64]*ofsim.Switch{}, where: map[uint64]string{},
 		fleet: ofsim.NewFleet(log, ofsim.FleetConfig{Addr: cfg.controller, ConnectRate: cfg.connectRate, MaxBackoff: cfg.maxBackoff}),
-		http:  &http.Client{Timeout: 2 * time.Minute}}
+		api:   apiclient.New(cfg.api, cfg.token, &http.Client{Timeout: 2 * time.Minute})}
 	for _, th := range topo.Hosts {
 		h := &host{name: th.Name, bridges: map[apps.Bridge]*ofsim.Switch{}, next: map[apps.Bridge]uint32{}, plugged: map[string]apps.Bridge{}}
 		for _, br := range apps.Bridges() {
@@ -349,27 +350,11 @@ func (s *sim) fetchPlan(ctx context.Context, host string, after int64) (plan.Pla
 	var out struct {
 		Plan plan.Plan `json:"plan"`
 	}
-	u := fmt.Sprintf("%s/v2.0/dvr-hosts/%s/plan?after_revision=%d&timeout=30", strings.TrimSuffix(s.cfg.api, "/"), host, after)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	code, err := s.api.Do(ctx, http.MethodGet, fmt.Sprintf("/v2.0/dvr-hosts/%s/plan?after_revision=%d&timeout=30", host, after), nil, &out)
 	if err != nil {
-		return out.Plan, 0, err
+		return out.Plan, code, fmt.Errorf("plan of %s: %w", host, err)
 	}
-	req.Header.Set("X-Auth-Token", s.cfg.token)
-	resp, err := s.http.Do(req)
-	if err != nil {
-		return out.Plan, 0, fmt.Errorf("plan of %s: %w", host, err)
-	}
-	defer resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusNotModified:
-		return out.Plan, resp.StatusCode, nil
-	case http.StatusOK:
-		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-			return out.Plan, 0, fmt.Errorf("plan of %s: %w", host, err)
-		}
-		return out.Plan, resp.StatusCode, nil
-	}
-	return out.Plan, resp.StatusCode, fmt.Errorf("plan of %s: %s", host, resp.Status)
+	return out.Plan, code, nil
 }
 
 // routes is the admin HTTP API.

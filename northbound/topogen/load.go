@@ -1,18 +1,16 @@
 package topogen
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/dvrflow/dvrflow/apiclient"
 	"github.com/dvrflow/dvrflow/ofproto"
 	"go.uber.org/zap"
 )
@@ -73,7 +71,7 @@ func Load(ctx context.Context, log *zap.Logger, c Client, opt Options) (*Result,
 		defer tr.CloseIdleConnections()
 		hc = &http.Client{Transport: tr}
 	}
-	ld := &loader{log: log.Named("topogen"), api: &api{http: hc, base: strings.TrimSuffix(c.URL, "/"), token: c.Token},
+	ld := &loader{log: log.Named("topogen"), api: &api{c: apiclient.New(c.URL, c.Token, hc)},
 		opt: opt, l: l}
 	start := time.Now()
 	res, err := ld.run(ctx)
@@ -309,59 +307,22 @@ func (ld *loader) phase(ctx context.Context, name string, n int, objs int64, fn 
 	return nil
 }
 
-// api sends JSON requests with the admin token.
+// api sends JSON requests with the admin token, counting them.
 type api struct {
-	http     *http.Client
-	base     string
-	token    string
+	c        *apiclient.Client
 	requests atomic.Int64
 }
 
-// do sends body as JSON and decodes the answer into out (nil: discard); any status
-// other than want fails with the API's NeutronError.
+// do sends body as JSON and decodes the answer into out (nil: discard); a status other
+// than want fails.
 func (a *api) do(ctx context.Context, method, path string, body, out any, want ...int) error {
-	raw, err := json.Marshal(body)
-	if err != nil {
-		return fmt.Errorf("%s %s: encode: %w", method, path, err)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, a.base+path, bytes.NewReader(raw))
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	if a.token != "" {
-		req.Header.Set("X-Auth-Token", a.token)
-	}
 	a.requests.Add(1)
-	resp, err := a.http.Do(req)
+	code, err := a.c.Do(ctx, method, path, body, out)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return err
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
-	}
-	ok := false
-	for _, w := range want {
-		ok = ok || resp.StatusCode == w
-	}
-	if !ok {
-		var ne struct {
-			NeutronError struct {
-				Type, Message string
-			}
-		}
-		if json.Unmarshal(data, &ne) == nil && ne.NeutronError.Type != "" {
-			return fmt.Errorf("%s %s: %d %s: %s", method, path, resp.StatusCode, ne.NeutronError.Type, ne.NeutronError.Message)
-		}
-		return fmt.Errorf("%s %s: %d: %.200s", method, path, resp.StatusCode, data)
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
-		}
+	if !slices.Contains(want, code) {
+		return fmt.Errorf("%s %s: status %d, want %v", method, path, code, want)
 	}
 	return nil
 }

@@ -10,7 +10,6 @@ package scenario
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -24,6 +23,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/dvrflow/dvrflow/apiclient"
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/host/agent"
 	"github.com/dvrflow/dvrflow/northbound/seed"
@@ -483,23 +483,8 @@ func (s *Scenario) waitConverged(ctx context.Context) error {
 func (s *Scenario) Get(ctx context.Context, path string, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.API+path, nil)
-	if err != nil {
-		return fmt.Errorf("GET %s: %w", path, err)
-	}
-	req.Header.Set("X-Auth-Token", s.Token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("GET %s: %w", path, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", path, resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("GET %s: %w", path, err)
-	}
-	return nil
+	_, err := apiclient.New(s.API, s.Token, nil).Do(ctx, http.MethodGet, path, nil, out)
+	return err
 }
 
 // waitFor polls cond every 100 ms until it holds, fails, ctx ends or timeout passes,
