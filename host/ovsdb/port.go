@@ -197,7 +197,13 @@ func (c *Client) UnplugPort(ctx context.Context, bridge, name string) (changed b
 	if err := validIfName(name); err != nil {
 		return false, fmt.Errorf("ovsdb: unplug: port: %w", err)
 	}
-	return c.converge(ctx, fmt.Sprintf("unplug %s from %s", name, bridge), func(ctx context.Context) ([]libovsdb.Operation, error) {
+	// The port's removal carries a next_cfg bump, and UnplugPort returns once
+	// ovs-vswitchd has reached it (cur_cfg), as ovs-vsctl waits: a port of the same name
+	// plugged before vswitchd saw the removal would keep the old device's handle. A
+	// database whose cur_cfg is still 0 has no ovs-vswitchd reporting: nothing to wait for.
+	var target int
+	var reporting bool
+	changed, err = c.converge(ctx, fmt.Sprintf("unplug %s from %s", name, bridge), func(ctx context.Context) ([]libovsdb.Operation, error) {
 		cur, err := c.portByName(ctx, name)
 		if err != nil || cur == nil {
 			return nil, err
@@ -218,8 +224,45 @@ func (c *Client) UnplugPort(ctx context.Context, bridge, name string) (changed b
 		if err != nil {
 			return nil, fmt.Errorf("ovsdb: unplug %s: %w", name, err)
 		}
-		return ops, nil
+		root, err := c.rootRow(ctx)
+		if err != nil {
+			return nil, err
+		}
+		bump, err := c.cl.Where(root).Mutate(root, model.Mutation{
+			Field: &root.NextCfg, Mutator: libovsdb.MutateOperationAdd, Value: 1,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("ovsdb: unplug %s: next_cfg: %w", name, err)
+		}
+		target, reporting = root.NextCfg+1, root.CurCfg > 0
+		return append(ops, bump...), nil
 	})
+	if err != nil || !changed || !reporting {
+		return changed, err
+	}
+	return true, c.waitReconfigured(ctx, target)
+}
+
+// waitReconfigured waits until ovs-vswitchd has applied the database up to next_cfg
+// target (cur_cfg >= target).
+func (c *Client) waitReconfigured(ctx context.Context, target int) error {
+	settle, cancel := context.WithTimeout(ctx, settleTimeout)
+	defer cancel()
+	for {
+		ch := c.changes()
+		root, err := c.rootRow(settle)
+		if err != nil {
+			return err
+		}
+		if root.CurCfg >= target {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-settle.Done():
+			return fmt.Errorf("ovsdb: ovs-vswitchd did not reach configuration %d (at %d): %w", target, root.CurCfg, settle.Err())
+		}
+	}
 }
 
 // Ports lists the names of the ports of a bridge whose interface external_ids hold key
