@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -359,11 +360,25 @@ func (s *Server) handshake(c net.Conn, r *bufio.Reader, log *zap.Logger) (*Sessi
 			if err != nil {
 				return nil, nil, err
 			}
-			ports = append(ports, ps...)
+			for _, p := range ps { // newer than any status received before it
+				ports = slices.DeleteFunc(ports, func(q Port) bool { return q.No == p.No })
+				ports = append(ports, p)
+			}
 			gotPorts = binary.BigEndian.Uint16(msg[10:12])&ofproto.MultipartReplyMore == 0
 		case ofproto.TypeError:
 			return nil, nil, fmt.Errorf("switch refused handshake: %w", errorFromMsg(msg))
-		case ofproto.TypeHello, ofproto.TypePortStatus, ofproto.TypePacketIn, ofproto.TypeEchoReply:
+		case ofproto.TypePortStatus:
+			// A port that changed while the handshake runs: the port description may
+			// predate it.
+			if len(msg) != ofproto.HeaderLen+8+portLen {
+				return nil, nil, fmt.Errorf("%w: port status of %d bytes", errMalformed, len(msg))
+			}
+			p := decodePort(msg[ofproto.HeaderLen+8:])
+			ports = slices.DeleteFunc(ports, func(q Port) bool { return q.No == p.No })
+			if PortReason(msg[ofproto.HeaderLen]) != PortDeleted {
+				ports = append(ports, p)
+			}
+		case ofproto.TypeHello, ofproto.TypePacketIn, ofproto.TypeEchoReply:
 		default:
 			return nil, nil, fmt.Errorf("%w: unexpected %v during handshake", errMalformed, h.Type)
 		}

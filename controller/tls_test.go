@@ -16,6 +16,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -214,5 +216,63 @@ func TestSendBlocksWhenQueueFullThenFailsOnClose(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("blocked Send not released by Close")
+	}
+}
+
+// A port the switch reports while the handshake runs (after the features reply, before
+// the port description) is a port of the new session. Before: ignored until it changed.
+func TestPortStatusDuringHandshake(t *testing.T) {
+	h := newHarness(t, Config{})
+	c, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	r := bufio.NewReader(c)
+	if _, err := c.Write(ofproto.AppendHello(nil, 1, ofproto.HelloBitmapOF13)); err != nil {
+		t.Fatal(err)
+	}
+	port := func(no uint32, name string) []byte {
+		b := binary.BigEndian.AppendUint32(nil, no)
+		b = append(b, 0, 0, 0, 0, 2, 0, 0, 0, 0, byte(no), 0, 0)
+		n := make([]byte, 16)
+		copy(n, name)
+		b = append(b, n...)
+		return append(b, make([]byte, 64-len(b))...)
+	}
+	for got := 0; got < 3; {
+		hd, msg, err := ofproto.ReadMessage(r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got++
+		switch hd.Type {
+		case ofproto.TypeFeaturesRequest:
+			b := ofproto.Begin(nil, ofproto.TypeFeaturesReply, hd.Xid)
+			b = binary.BigEndian.AppendUint64(b, 0x78)
+			b = append(b, make([]byte, 16)...)
+			_, err = c.Write(ofproto.Finish(b, 0))
+		case ofproto.TypeMultipartRequest:
+			st := ofproto.Begin(nil, ofproto.TypePortStatus, 0)
+			st = append(st, 0, 0, 0, 0, 0, 0, 0, 0) // OFPPR_ADD
+			st = ofproto.Finish(append(st, port(5, "tap5")...), 0)
+			b := ofproto.Begin(nil, ofproto.TypeMultipartReply, hd.Xid)
+			b = append(b, msg[8:10]...)
+			b = append(b, 0, 0, 0, 0, 0, 0)
+			b = ofproto.Finish(append(b, port(1, "patch-tun")...), 0)
+			_, err = c.Write(append(st, b...))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := h.waitSession(0x78, nil)
+	var names []string
+	for _, p := range s.Ports() {
+		names = append(names, p.Name)
+	}
+	slices.Sort(names)
+	if strings.Join(names, " ") != "patch-tun tap5" {
+		t.Fatalf("session ports %v, want patch-tun and tap5", names)
 	}
 }

@@ -133,11 +133,16 @@ func (s *Switch) Run(ctx context.Context, addr string) error {
 
 // Serve runs the switch side of an established connection.
 func (s *Switch) Serve(ctx context.Context, c net.Conn) error {
+	// HELLO goes first: the connection is published (and port changes written to it)
+	// only once it is sent, as OVS never sends anything before its HELLO.
+	s.wmu.Lock()
+	_, herr := c.Write(ofproto.AppendHello(nil, 1, s.cfg.HelloBitmap))
 	s.mu.Lock()
 	s.conn = c
 	s.bundles = map[uint32]*bundle{}
 	s.counts.Connections++
 	s.mu.Unlock()
+	s.wmu.Unlock()
 	s.emit(EventConnected, 0)
 	defer s.emit(EventDisconnected, 0)
 	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
@@ -150,8 +155,8 @@ func (s *Switch) Serve(ctx context.Context, c net.Conn) error {
 		s.mu.Unlock()
 		_ = c.Close()
 	}()
-	if err := s.write(ofproto.AppendHello(nil, 1, s.cfg.HelloBitmap)); err != nil {
-		return fmt.Errorf("ofsim: hello: %w", err)
+	if herr != nil {
+		return fmt.Errorf("ofsim: hello: %w", herr)
 	}
 	r := bufio.NewReaderSize(c, 8192)
 	buf := make([]byte, 0, 2048)
