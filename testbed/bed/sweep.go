@@ -85,7 +85,14 @@ func namespaces(prefix string) ([]string, error) {
 
 // rootLinks lists the root namespace's links "<prefix>-*".
 func rootLinks(prefix string) ([]netlink.Link, error) {
-	all, err := netlink.LinkList()
+	var all []netlink.Link
+	var err error
+	// A dump that links changed under (a bed starting or stopping) is interrupted: retry.
+	for range 10 {
+		if all, err = netlink.LinkList(); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("bed: list links: %w", err)
 	}
@@ -100,7 +107,13 @@ func rootLinks(prefix string) ([]netlink.Link, error) {
 
 // addressOwner returns the root-namespace link holding addr, or "".
 func addressOwner(addr netip.Addr) (string, error) {
-	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
+	var addrs []netlink.Addr
+	var err error
+	for range 10 { // retried as rootLinks
+		if addrs, err = netlink.AddrList(nil, netlink.FAMILY_V4); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("bed: list addresses: %w", err)
 	}
