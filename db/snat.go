@@ -16,6 +16,10 @@ import (
 // allow_automatic_l3agent_failover does. A host is live while its heartbeat is younger
 // than Config.AgentDownTime.
 
+// liveSNATHostSQL is the condition on hosts h that makes h a live dvr_snat host: its mode
+// is $2 (dvr_snat) and its heartbeat younger than $3 seconds (the agent down time).
+const liveSNATHostSQL = `h.obj->>'mode' = $2 AND h.heartbeat > now() - make_interval(secs => $3)`
+
 // SNATMove is one router moved by RescheduleSNAT.
 type SNATMove struct {
 	RouterID string
@@ -28,9 +32,9 @@ func (w *wtx) liveSNATHost(ctx context.Context, exclude string) (string, error) 
 	var h string
 	err := w.queryRow(ctx, `
 SELECT h.host FROM hosts h
-WHERE h.obj->>'mode' = $1 AND h.host <> $2 AND h.heartbeat > now() - make_interval(secs => $3)
+WHERE h.host <> $1 AND `+liveSNATHostSQL+`
 ORDER BY (SELECT count(*) FROM routers r WHERE r.obj->>'snat_host' = h.host), h.host
-LIMIT 1`, HostModeDVRSNAT, exclude, w.cfg.AgentDownTime.Seconds()).Scan(&h)
+LIMIT 1`, exclude, HostModeDVRSNAT, w.cfg.AgentDownTime.Seconds()).Scan(&h)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil
 	}
@@ -44,8 +48,8 @@ LIMIT 1`, HostModeDVRSNAT, exclude, w.cfg.AgentDownTime.Seconds()).Scan(&h)
 func (w *wtx) scheduleSNAT(ctx context.Context, r *Router) error {
 	if r.SNATHost != "" {
 		var live bool
-		if err := w.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM hosts WHERE host = $1 AND obj->>'mode' = $2
-AND heartbeat > now() - make_interval(secs => $3))`, r.SNATHost, HostModeDVRSNAT, w.cfg.AgentDownTime.Seconds()).Scan(&live); err != nil {
+		if err := w.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM hosts h WHERE h.host = $1 AND `+liveSNATHostSQL+`)`,
+			r.SNATHost, HostModeDVRSNAT, w.cfg.AgentDownTime.Seconds()).Scan(&live); err != nil {
 			return fmt.Errorf("check snat host %s: %w", r.SNATHost, err)
 		}
 		if live {
@@ -69,8 +73,7 @@ func (w *wtx) moveSNAT(ctx context.Context, leaving string) ([]SNATMove, error) 
 	rs, err := objs[Router](ctx, w.query, `
 SELECT r.obj FROM routers r
 WHERE r.obj ? 'gateway' AND (r.obj->>'snat_host' IS NULL OR r.obj->>'snat_host' = $1 OR NOT EXISTS (
-  SELECT 1 FROM hosts h WHERE h.host = r.obj->>'snat_host' AND h.obj->>'mode' = $2
-  AND h.heartbeat > now() - make_interval(secs => $3)))
+  SELECT 1 FROM hosts h WHERE h.host = r.obj->>'snat_host' AND `+liveSNATHostSQL+`))
 ORDER BY r.id FOR UPDATE`, leaving, HostModeDVRSNAT, w.cfg.AgentDownTime.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("find routers to move off dead %s hosts: %w", HostModeDVRSNAT, err)

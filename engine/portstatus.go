@@ -17,17 +17,21 @@ import (
 // the br-int of a host where the view places it, DOWN when it is on none of them. Ports
 // are left as they are while a br-int that decides is not connected.
 func (e *Engine) updatePortStatus(ctx context.Context, v *apps.View, hosts []string) error {
-	e.mu.Lock()
 	brInt := map[string]map[string]uint32{} // host -> its connected br-int's ports
+	// portsOf copies a host's br-int ports under the engine lock, once per host: the
+	// switch readers take that lock for every port event, so the lock is never held
+	// across the computation.
 	portsOf := func(host string) (map[string]uint32, bool) {
 		if ps, ok := brInt[host]; ok {
 			return ps, ps != nil
 		}
 		var ps map[string]uint32
 		if id, ok := v.Host(host).BridgeID(apps.BrInt); ok {
+			e.mu.Lock()
 			if b := e.bridges[id]; b != nil {
 				ps = maps.Clone(b.ports)
 			}
+			e.mu.Unlock()
 		}
 		brInt[host] = ps
 		return ps, ps != nil
@@ -93,7 +97,6 @@ func (e *Engine) updatePortStatus(ctx context.Context, v *apps.View, hosts []str
 			}
 		}
 	}
-	e.mu.Unlock()
 	if err := e.store.SetPortStatuses(ctx, want); err != nil {
 		return fmt.Errorf("status of %d ports: %w", len(want), err)
 	}
