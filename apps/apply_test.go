@@ -9,26 +9,26 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // model is a topology as records by ID, changed the way the store changes it: every change
 // is also a change-log entry, so the same history can be applied to a View.
 type model struct {
-	nets    map[string]db.Network
-	subnets map[string]db.Subnet
-	ports   map[string]db.Port
-	routers map[string]db.Router
-	fips    map[string]db.FloatingIP
-	hosts   map[string]db.Host
-	vlans   map[string]db.LocalVLAN // host/network
+	nets    map[string]topology.Network
+	subnets map[string]topology.Subnet
+	ports   map[string]topology.Port
+	routers map[string]topology.Router
+	fips    map[string]topology.FloatingIP
+	hosts   map[string]topology.Host
+	vlans   map[string]topology.LocalVLAN // host/network
 	rev     int64
-	log     []db.Change
+	log     []topology.Change
 }
 
-func newModel(t *db.Topology) *model {
-	m := &model{nets: map[string]db.Network{}, subnets: map[string]db.Subnet{}, ports: map[string]db.Port{},
-		routers: map[string]db.Router{}, fips: map[string]db.FloatingIP{}, hosts: map[string]db.Host{}, vlans: map[string]db.LocalVLAN{}}
+func newModel(t *topology.Topology) *model {
+	m := &model{nets: map[string]topology.Network{}, subnets: map[string]topology.Subnet{}, ports: map[string]topology.Port{},
+		routers: map[string]topology.Router{}, fips: map[string]topology.FloatingIP{}, hosts: map[string]topology.Host{}, vlans: map[string]topology.LocalVLAN{}}
 	for _, x := range t.Networks {
 		m.nets[x.ID] = x
 	}
@@ -53,8 +53,8 @@ func newModel(t *db.Topology) *model {
 	return m
 }
 
-func (m *model) topology() *db.Topology {
-	t := &db.Topology{}
+func (m *model) topology() *topology.Topology {
+	t := &topology.Topology{}
 	for _, id := range slices.Sorted(maps.Keys(m.nets)) {
 		t.Networks = append(t.Networks, m.nets[id])
 	}
@@ -80,27 +80,40 @@ func (m *model) topology() *db.Topology {
 }
 
 // record appends a change of kind for id: obj is the new state, or the last one for a delete.
-func (m *model) record(kind db.Kind, id string, op db.Op, obj any) {
+// The change carries a deep copy, as the store's decoded change log does.
+func (m *model) record(kind topology.Kind, id string, op topology.Op, obj any) {
 	b, err := json.Marshal(obj)
 	if err != nil {
 		panic(err)
 	}
-	m.log = append(m.log, db.Change{Revision: m.rev, Seq: len(m.log), Kind: kind, ID: id, Op: op, Object: b})
+	rec := map[topology.Kind]func() topology.Record{
+		topology.KindNetwork:    func() topology.Record { return new(topology.Network) },
+		topology.KindSubnet:     func() topology.Record { return new(topology.Subnet) },
+		topology.KindPort:       func() topology.Record { return new(topology.Port) },
+		topology.KindRouter:     func() topology.Record { return new(topology.Router) },
+		topology.KindFloatingIP: func() topology.Record { return new(topology.FloatingIP) },
+		topology.KindHost:       func() topology.Record { return new(topology.Host) },
+		topology.KindLocalVLAN:  func() topology.Record { return new(topology.LocalVLAN) },
+	}[kind]()
+	if err := json.Unmarshal(b, rec); err != nil {
+		panic(err)
+	}
+	m.log = append(m.log, topology.Change{Revision: m.rev, Seq: len(m.log), Kind: kind, ID: id, Op: op, Object: rec})
 }
 
-func setRec[T any](m *model, recs map[string]T, kind db.Kind, id string, obj T) {
-	op := db.OpCreate
+func setRec[T any](m *model, recs map[string]T, kind topology.Kind, id string, obj T) {
+	op := topology.OpCreate
 	if _, ok := recs[id]; ok {
-		op = db.OpUpdate
+		op = topology.OpUpdate
 	}
 	recs[id] = obj
 	m.record(kind, id, op, obj)
 }
 
-func delRec[T any](m *model, recs map[string]T, kind db.Kind, id string) {
+func delRec[T any](m *model, recs map[string]T, kind topology.Kind, id string) {
 	if old, ok := recs[id]; ok {
 		delete(recs, id)
-		m.record(kind, id, db.OpDelete, old)
+		m.record(kind, id, topology.OpDelete, old)
 	}
 }
 
@@ -123,45 +136,45 @@ func (m *model) mutate(r *rand.Rand, step int) {
 		id := fmt.Sprintf("vm%d", step)
 		owner := "compute:nova"
 		if r.IntN(5) == 0 {
-			owner = db.OwnerDHCP
+			owner = topology.OwnerDHCP
 		}
-		setRec(m, m.ports, db.KindPort, id, db.Port{ID: id, NetworkID: s.NetworkID, MACAddress: fmt.Sprintf("fa:16:3e:10:%02x:%02x", step/256, step%256),
-			DeviceOwner: owner, DeviceID: id, HostID: host, FixedIPs: []db.FixedIP{{SubnetID: sid, IPAddress: fmt.Sprintf("10.9.%d.%d", step/200, step%200+2)}}})
+		setRec(m, m.ports, topology.KindPort, id, topology.Port{ID: id, NetworkID: s.NetworkID, MACAddress: fmt.Sprintf("fa:16:3e:10:%02x:%02x", step/256, step%256),
+			DeviceOwner: owner, DeviceID: id, HostID: host, FixedIPs: []topology.FixedIP{{SubnetID: sid, IPAddress: fmt.Sprintf("10.9.%d.%d", step/200, step%200+2)}}})
 	case 3: // a port leaves
 		if id, ok := pick(r, m.ports); ok {
-			delRec(m, m.ports, db.KindPort, id)
+			delRec(m, m.ports, topology.KindPort, id)
 		}
 	case 4: // a port moves (live migration) or is unbound
 		if id, ok := pick(r, m.ports); ok {
 			p := m.ports[id]
 			p.HostID = host
-			setRec(m, m.ports, db.KindPort, id, p)
+			setRec(m, m.ports, topology.KindPort, id, p)
 		}
 	case 5: // status only: nobody is affected
 		if id, ok := pick(r, m.ports); ok {
 			p := m.ports[id]
-			p.Status = []db.PortStatus{db.PortStatusActive, db.PortStatusDown}[r.IntN(2)]
-			setRec(m, m.ports, db.KindPort, id, p)
+			p.Status = []topology.PortStatus{topology.PortStatusActive, topology.PortStatusDown}[r.IntN(2)]
+			setRec(m, m.ports, topology.KindPort, id, p)
 		}
 	case 6: // a new tenant network with a subnet, sometimes attached to a router
 		nid, sid := fmt.Sprintf("net%d", step), fmt.Sprintf("sub%d", step)
 		typ := []string{"vxlan", "vxlan", "vlan"}[r.IntN(3)]
-		setRec(m, m.nets, db.KindNetwork, nid, db.Network{ID: nid, NetworkType: typ, SegmentationID: int64(2000 + step), PhysicalNetwork: "physnet1"})
-		setRec(m, m.subnets, db.KindSubnet, sid, db.Subnet{ID: sid, NetworkID: nid, IPVersion: 4, CIDR: fmt.Sprintf("10.%d.%d.0/24", 100+step/256, step%256), GatewayIP: fmt.Sprintf("10.%d.%d.1", 100+step/256, step%256)})
+		setRec(m, m.nets, topology.KindNetwork, nid, topology.Network{ID: nid, NetworkType: typ, SegmentationID: int64(2000 + step), PhysicalNetwork: "physnet1"})
+		setRec(m, m.subnets, topology.KindSubnet, sid, topology.Subnet{ID: sid, NetworkID: nid, IPVersion: 4, CIDR: fmt.Sprintf("10.%d.%d.0/24", 100+step/256, step%256), GatewayIP: fmt.Sprintf("10.%d.%d.1", 100+step/256, step%256)})
 		if rid, ok := pick(r, m.routers); ok && r.IntN(2) == 0 {
 			pid := fmt.Sprintf("qr%d", step)
-			setRec(m, m.ports, db.KindPort, pid, db.Port{ID: pid, NetworkID: nid, MACAddress: fmt.Sprintf("fa:16:3e:20:%02x:%02x", step/256, step%256),
-				DeviceOwner: db.OwnerRouterInterfaceDistributed, DeviceID: rid, FixedIPs: []db.FixedIP{{SubnetID: sid, IPAddress: fmt.Sprintf("10.%d.%d.1", 100+step/256, step%256)}}})
+			setRec(m, m.ports, topology.KindPort, pid, topology.Port{ID: pid, NetworkID: nid, MACAddress: fmt.Sprintf("fa:16:3e:20:%02x:%02x", step/256, step%256),
+				DeviceOwner: topology.OwnerRouterInterfaceDistributed, DeviceID: rid, FixedIPs: []topology.FixedIP{{SubnetID: sid, IPAddress: fmt.Sprintf("10.%d.%d.1", 100+step/256, step%256)}}})
 			if m.routers[rid].Gateway != nil {
 				gid := fmt.Sprintf("sg%d", step)
-				setRec(m, m.ports, db.KindPort, gid, db.Port{ID: gid, NetworkID: nid, MACAddress: fmt.Sprintf("fa:16:3e:30:%02x:%02x", step/256, step%256),
-					DeviceOwner: db.OwnerRouterCentralizedSNAT, DeviceID: rid, FixedIPs: []db.FixedIP{{SubnetID: sid, IPAddress: fmt.Sprintf("10.%d.%d.2", 100+step/256, step%256)}}})
+				setRec(m, m.ports, topology.KindPort, gid, topology.Port{ID: gid, NetworkID: nid, MACAddress: fmt.Sprintf("fa:16:3e:30:%02x:%02x", step/256, step%256),
+					DeviceOwner: topology.OwnerRouterCentralizedSNAT, DeviceID: rid, FixedIPs: []topology.FixedIP{{SubnetID: sid, IPAddress: fmt.Sprintf("10.%d.%d.2", 100+step/256, step%256)}}})
 			}
 		}
 	case 7: // a router interface goes
 		for _, id := range slices.Sorted(maps.Keys(m.ports)) {
-			if m.ports[id].DeviceOwner == db.OwnerRouterInterfaceDistributed && r.IntN(3) == 0 {
-				delRec(m, m.ports, db.KindPort, id)
+			if m.ports[id].DeviceOwner == topology.OwnerRouterInterfaceDistributed && r.IntN(3) == 0 {
+				delRec(m, m.ports, topology.KindPort, id)
 				break
 			}
 		}
@@ -172,94 +185,94 @@ func (m *model) mutate(r *rand.Rand, step int) {
 			case rt.Gateway != nil && r.IntN(2) == 0: // SNAT failover, or to a host that is not dvr_snat
 				rt.SNATHost = host
 			case rt.Gateway != nil:
-				delRec(m, m.ports, db.KindPort, rt.Gateway.PortID)
+				delRec(m, m.ports, topology.KindPort, rt.Gateway.PortID)
 				rt.Gateway, rt.LinkLocal, rt.SNATHost = nil, "", ""
 			default:
 				gp := fmt.Sprintf("qg%d", step)
-				setRec(m, m.ports, db.KindPort, gp, db.Port{ID: gp, NetworkID: "ext-0000000000000", MACAddress: fmt.Sprintf("fa:16:3e:40:%02x:%02x", step/256, step%256),
-					DeviceOwner: db.OwnerRouterGateway, DeviceID: rid, FixedIPs: []db.FixedIP{{SubnetID: "subx-000000000000", IPAddress: fmt.Sprintf("172.24.4.%d", 100+step%100)}}})
-				rt.Gateway = &db.GatewayInfo{NetworkID: "ext-0000000000000", EnableSNAT: true, PortID: gp}
+				setRec(m, m.ports, topology.KindPort, gp, topology.Port{ID: gp, NetworkID: "ext-0000000000000", MACAddress: fmt.Sprintf("fa:16:3e:40:%02x:%02x", step/256, step%256),
+					DeviceOwner: topology.OwnerRouterGateway, DeviceID: rid, FixedIPs: []topology.FixedIP{{SubnetID: "subx-000000000000", IPAddress: fmt.Sprintf("172.24.4.%d", 100+step%100)}}})
+				rt.Gateway = &topology.GatewayInfo{NetworkID: "ext-0000000000000", EnableSNAT: true, PortID: gp}
 				rt.LinkLocal = fmt.Sprintf("169.254.64.%d/31", 2*(step%100))
 				rt.SNATHost = host
 			}
-			setRec(m, m.routers, db.KindRouter, rid, rt)
+			setRec(m, m.routers, topology.KindRouter, rid, rt)
 		} else {
 			rid := fmt.Sprintf("r%d", step)
-			setRec(m, m.routers, db.KindRouter, rid, db.Router{ID: rid, Distributed: true})
+			setRec(m, m.routers, topology.KindRouter, rid, topology.Router{ID: rid, Distributed: true})
 		}
 	case 9: // a floating IP on a VM, or one goes
 		if fid, ok := pick(r, m.fips); ok && r.IntN(2) == 0 {
-			delRec(m, m.fips, db.KindFloatingIP, fid)
+			delRec(m, m.fips, topology.KindFloatingIP, fid)
 			break
 		}
 		pid, ok := pick(r, m.ports)
 		rid, ok2 := pick(r, m.routers)
 		if ok && ok2 && len(m.ports[pid].FixedIPs) > 0 {
 			id := fmt.Sprintf("fip%d", step)
-			setRec(m, m.fips, db.KindFloatingIP, id, db.FloatingIP{ID: id, FloatingNetworkID: "ext-0000000000000",
+			setRec(m, m.fips, topology.KindFloatingIP, id, topology.FloatingIP{ID: id, FloatingNetworkID: "ext-0000000000000",
 				FloatingIPAddress: fmt.Sprintf("172.24.4.%d", 200+step%50), PortID: pid, FixedIPAddress: m.ports[pid].FixedIPs[0].IPAddress, RouterID: rid})
 		}
 	case 10: // an agent gateway port for a host
 		id := fmt.Sprintf("fg%d", step)
-		setRec(m, m.ports, db.KindPort, id, db.Port{ID: id, NetworkID: "ext-0000000000000", MACAddress: fmt.Sprintf("fa:16:3e:50:%02x:%02x", step/256, step%256),
-			DeviceOwner: db.OwnerFloatingIPAgentGateway, DeviceID: host, HostID: host, FixedIPs: []db.FixedIP{{SubnetID: "subx-000000000000", IPAddress: fmt.Sprintf("172.24.4.%d", 150+step%50)}}})
+		setRec(m, m.ports, topology.KindPort, id, topology.Port{ID: id, NetworkID: "ext-0000000000000", MACAddress: fmt.Sprintf("fa:16:3e:50:%02x:%02x", step/256, step%256),
+			DeviceOwner: topology.OwnerFloatingIPAgentGateway, DeviceID: host, HostID: host, FixedIPs: []topology.FixedIP{{SubnetID: "subx-000000000000", IPAddress: fmt.Sprintf("172.24.4.%d", 150+step%50)}}})
 	case 11: // hosts: a heartbeat (nobody affected), a new host, a mode change, or one leaves
 		name := []string{"compute1", "compute2", "network", "compute3"}[r.IntN(4)]
 		h, ok := m.hosts[name]
 		switch {
 		case !ok:
-			setRec(m, m.hosts, db.KindHost, name, db.Host{Name: name, Mode: db.HostModeDVR, TunnelIP: "192.168.248.9", MACAddress: "fa:16:3f:00:00:09",
+			setRec(m, m.hosts, topology.KindHost, name, topology.Host{Name: name, Mode: topology.HostModeDVR, TunnelIP: "192.168.248.9", MACAddress: "fa:16:3f:00:00:09",
 				Bridges: map[string]string{"br-int": "0000000000000109", "br-tun": "0000000000000209", "br-ex": "0000000000000309"}})
 		case r.IntN(4) == 0:
-			delRec(m, m.hosts, db.KindHost, name)
+			delRec(m, m.hosts, topology.KindHost, name)
 		case r.IntN(3) == 0:
-			h.Mode = map[db.HostMode]db.HostMode{db.HostModeDVR: db.HostModeDVRSNAT, db.HostModeDVRSNAT: db.HostModeDVR}[h.Mode]
-			setRec(m, m.hosts, db.KindHost, name, h)
+			h.Mode = map[topology.HostMode]topology.HostMode{topology.HostModeDVR: topology.HostModeDVRSNAT, topology.HostModeDVRSNAT: topology.HostModeDVR}[h.Mode]
+			setRec(m, m.hosts, topology.KindHost, name, h)
 		default:
 			h.AppliedRevision = m.rev
-			setRec(m, m.hosts, db.KindHost, name, h)
+			setRec(m, m.hosts, topology.KindHost, name, h)
 		}
 	case 12: // a subnet's gateway changes
 		if sid, ok := pick(r, m.subnets); ok {
 			s := m.subnets[sid]
 			s.Name = fmt.Sprintf("renamed%d", step)
-			setRec(m, m.subnets, db.KindSubnet, sid, s)
+			setRec(m, m.subnets, topology.KindSubnet, sid, s)
 		}
 	case 13: // a network goes with its subnets and ports
 		if nid, ok := pick(r, m.nets); ok && nid != "ext-0000000000000" && r.IntN(3) == 0 {
 			for _, id := range slices.Sorted(maps.Keys(m.ports)) {
 				if m.ports[id].NetworkID == nid {
-					delRec(m, m.ports, db.KindPort, id)
+					delRec(m, m.ports, topology.KindPort, id)
 				}
 			}
 			for _, id := range slices.Sorted(maps.Keys(m.subnets)) {
 				if m.subnets[id].NetworkID == nid {
-					delRec(m, m.subnets, db.KindSubnet, id)
+					delRec(m, m.subnets, topology.KindSubnet, id)
 				}
 			}
-			delRec(m, m.nets, db.KindNetwork, nid)
+			delRec(m, m.nets, topology.KindNetwork, nid)
 		}
 	case 14: // a router goes with its ports
 		if rid, ok := pick(r, m.routers); ok && r.IntN(4) == 0 {
 			for _, id := range slices.Sorted(maps.Keys(m.ports)) {
-				if isRouterPort(m.ports[id].DeviceOwner) && m.ports[id].DeviceID == rid {
-					delRec(m, m.ports, db.KindPort, id)
+				if topology.IsRouterPort(m.ports[id].DeviceOwner) && m.ports[id].DeviceID == rid {
+					delRec(m, m.ports, topology.KindPort, id)
 				}
 			}
-			delRec(m, m.routers, db.KindRouter, rid)
+			delRec(m, m.routers, topology.KindRouter, rid)
 		}
 	case 15: // a network's type or segment changes
 		if nid, ok := pick(r, m.nets); ok {
 			n := m.nets[nid]
 			n.SegmentationID++
-			setRec(m, m.nets, db.KindNetwork, nid, n)
+			setRec(m, m.nets, topology.KindNetwork, nid, n)
 		}
 	}
 }
 
 // allocateVLANs does what the engine does after each batch for the hosts Apply reported:
 // a local VLAN for every present network, none for absent ones.
-func (m *model) allocateVLANs(v *View, hosts []string) {
+func (m *model) allocateVLANs(v *topology.View, hosts []string) {
 	for h, nets := range v.MissingVLANs(hosts) {
 		used := map[uint16]bool{}
 		for _, lv := range m.vlans {
@@ -273,25 +286,25 @@ func (m *model) allocateVLANs(v *View, hosts []string) {
 				vl++
 			}
 			used[vl] = true
-			setRec(m, m.vlans, db.KindLocalVLAN, h+"/"+n, db.LocalVLAN{Host: h, NetworkID: n, VLAN: vl})
+			setRec(m, m.vlans, topology.KindLocalVLAN, h+"/"+n, topology.LocalVLAN{Host: h, NetworkID: n, VLAN: vl})
 		}
 	}
 	for h, nets := range v.StaleVLANs(hosts) {
 		for _, n := range nets {
-			delRec(m, m.vlans, db.KindLocalVLAN, h+"/"+n)
+			delRec(m, m.vlans, topology.KindLocalVLAN, h+"/"+n)
 		}
 	}
 }
 
 // render is everything a host gets at View v: its bridges' flows (with every port it
 // would have plugged) and its namespace plan, and the networks it carries.
-func render(v *View, host string) string {
+func render(v *topology.View, host string) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "networks %v\n", v.NetworksOn(host))
 	if v.Host(host) == nil {
 		return sb.String()
 	}
-	for _, b := range Bridges() {
+	for _, b := range topology.Bridges() {
 		sb.WriteString(renderFlows(b, Flows(v, seedBridge(v, host, b))))
 	}
 	p := Plan(v, host)
@@ -303,18 +316,18 @@ func render(v *View, host string) string {
 
 // partCache is what the engine keeps per bridge: each part's flows, recomputed only when
 // Apply reports the part (or the whole host).
-type partCache map[string]map[Bridge]map[string]string // host -> bridge -> part -> rendered flows
+type partCache map[string]map[topology.Bridge]map[string]string // host -> bridge -> part -> rendered flows
 
 // refresh recomputes host's parts: all of them (full) or those listed.
-func (c partCache) refresh(v *View, host string, full bool, parts map[string]bool) {
+func (c partCache) refresh(v *topology.View, host string, full bool, parts map[string]bool) {
 	if v.Host(host) == nil {
 		delete(c, host)
 		return
 	}
 	if full || c[host] == nil {
-		c[host] = map[Bridge]map[string]string{}
+		c[host] = map[topology.Bridge]map[string]string{}
 	}
-	for _, b := range Bridges() {
+	for _, b := range topology.Bridges() {
 		st := seedBridge(v, host, b)
 		have := c[host][b]
 		if have == nil {
@@ -338,7 +351,7 @@ func (c partCache) refresh(v *View, host string, full bool, parts map[string]boo
 // flows renders host's cached flows the way render does, sorted like Flows.
 func (c partCache) flows(host string) string {
 	var sb strings.Builder
-	for _, b := range Bridges() {
+	for _, b := range topology.Bridges() {
 		var lines []string
 		for _, txt := range c[host][b] {
 			lines = append(lines, strings.Split(strings.TrimSuffix(txt, "\n"), "\n")...)
@@ -350,9 +363,9 @@ func (c partCache) flows(host string) string {
 	return sb.String()
 }
 
-func sortedFlows(v *View, host string) string {
+func sortedFlows(v *topology.View, host string) string {
 	var sb strings.Builder
-	for _, b := range Bridges() {
+	for _, b := range topology.Bridges() {
 		lines := strings.Split(strings.TrimSuffix(renderFlows(b, Flows(v, seedBridge(v, host, b))), "\n"), "\n")
 		lines = slices.DeleteFunc(lines, func(l string) bool { return l == "" })
 		slices.Sort(lines)
@@ -366,7 +379,7 @@ func TestApplyMatchesNewView(t *testing.T) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(seed, 7))
 			m := newModel(withVLANs(withVLANNet(seedTopology())))
-			v := NewView(m.topology(), 0)
+			v := topology.NewView(m.topology(), 0)
 			hosts := []string{"compute1", "compute2", "network", "compute3", ""}
 			before, beforePlan := map[string]string{}, map[string]string{}
 			cache := partCache{}
@@ -396,7 +409,7 @@ func TestApplyMatchesNewView(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				full := NewView(m.topology(), v.Revision)
+				full := topology.NewView(m.topology(), v.Revision)
 				for _, h := range hosts {
 					got, want := render(v, h), render(full, h)
 					if got != want {
@@ -434,7 +447,7 @@ func TestApplyMatchesNewView(t *testing.T) {
 	}
 }
 
-func planOf(v *View, host string) string {
+func planOf(v *topology.View, host string) string {
 	if v.Host(host) == nil {
 		return ""
 	}

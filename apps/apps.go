@@ -7,53 +7,41 @@ package apps
 
 import (
 	"slices"
-	"strings"
 
 	"github.com/dvrflow/dvrflow/ofproto"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // BridgeState is what the apps need to know of one connected switch besides the topology:
 // whose bridge it is and its OpenFlow port numbers by name (from port desc and port-status).
 type BridgeState struct {
 	Host   string
-	Bridge Bridge
+	Bridge topology.Bridge
 	Ports  map[string]uint32
 }
 
-// A bridge's flows come in parts that the apps compute separately, so that a change
-// recomputes only the parts it affects (View.Apply says which): the bridge-wide flows
-// (PartBridge), the classifiers of each DVR peer's MAC (PeerPart of the peer host), and the
-// flows of each network present on the host (the part is the network's ID).
-const PartBridge = ""
-
-// peerPrefix starts the name of a DVR peer's part (network IDs never contain a colon).
-const peerPrefix = "dvr-peer:"
-
-// PeerPart names the part holding the classifiers of DVR peer host's MAC.
-func PeerPart(host string) string { return peerPrefix + host }
-
 // Parts returns the parts of bridge st at View v: PartBridge, one per DVR peer, then one
 // per present network, each group sorted.
-func Parts(v *View, st *BridgeState) []string {
-	out := []string{PartBridge}
+func Parts(v *topology.View, st *BridgeState) []string {
+	out := []string{topology.PartBridge}
 	for _, h := range v.DVRPeers(st.Host) {
-		out = append(out, PeerPart(h))
+		out = append(out, topology.PeerPart(h))
 	}
 	return append(out, v.NetworksOn(st.Host)...)
 }
 
 // FlowsOf returns the flows of one part of bridge st at View v (canonical matches, in the
 // order the apps make them).
-func FlowsOf(v *View, st *BridgeState, part string) []ofproto.Flow {
+func FlowsOf(v *topology.View, st *BridgeState, part string) []ofproto.Flow {
 	var out []ofproto.Flow
 	switch part {
-	case PartBridge:
+	case topology.PartBridge:
 		out = missFlows(st.Bridge)
 		out = append(out, l2Bridge(st)...)
 	default:
-		if peer, ok := strings.CutPrefix(part, peerPrefix); ok {
+		if peer, ok := topology.PartPeer(part); ok {
 			out = dvrPeer(v, st, peer)
-		} else if v.netsOnHost[st.Host][part] {
+		} else if v.HasNetwork(st.Host, part) {
 			out = l2Net(v, st, part)
 			out = append(out, dvrNet(v, st, part)...)
 			out = append(out, arpNet(v, st, part)...)
@@ -67,7 +55,7 @@ func FlowsOf(v *View, st *BridgeState, part string) []ofproto.Flow {
 
 // Flows returns every flow bridge st must hold at View v: every part, sorted by table and
 // priority (high first), stable.
-func Flows(v *View, st *BridgeState) []ofproto.Flow {
+func Flows(v *topology.View, st *BridgeState) []ofproto.Flow {
 	var out []ofproto.Flow
 	for _, part := range Parts(v, st) {
 		out = append(out, FlowsOf(v, st, part)...)

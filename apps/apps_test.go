@@ -9,15 +9,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/ofproto"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // renderFlows prints flows the way `ovs-ofctl -O OpenFlow13 --no-stats --names dump-flows`
 // does, one per line: the golden files teach the pipeline.
-func renderFlows(b Bridge, flows []ofproto.Flow) string {
+func renderFlows(b topology.Bridge, flows []ofproto.Flow) string {
 	var sb strings.Builder
 	names := TableNames(b)
 	for i := range flows {
@@ -48,9 +48,9 @@ func golden(t *testing.T, path, got string) {
 }
 
 func TestSeedFlowsGolden(t *testing.T) {
-	v := NewView(withVLANs(seedTopology()), 7)
+	v := topology.NewView(withVLANs(seedTopology()), 7)
 	for _, h := range v.HostNames() {
-		for _, b := range Bridges() {
+		for _, b := range topology.Bridges() {
 			flows := Flows(v, seedBridge(v, h, b))
 			golden(t, filepath.Join("testdata", "seed", fmt.Sprintf("%s-%s.flows", h, b)), renderFlows(b, flows))
 		}
@@ -58,7 +58,7 @@ func TestSeedFlowsGolden(t *testing.T) {
 }
 
 func TestSeedPlansGolden(t *testing.T) {
-	v := NewView(withVLANs(seedTopology()), 7)
+	v := topology.NewView(withVLANs(seedTopology()), 7)
 	for _, h := range v.HostNames() {
 		p := Plan(v, h)
 		if err := p.Validate(); err != nil {
@@ -75,9 +75,9 @@ func TestSeedPlansGolden(t *testing.T) {
 // TestFlowsObeyPipeline checks every computed flow against its table's declaration, and that
 // no two flows of a bridge share a key (table, priority, match): OVS would keep only one.
 func TestFlowsObeyPipeline(t *testing.T) {
-	v := NewView(withVLANs(seedTopology()), 7)
+	v := topology.NewView(withVLANs(seedTopology()), 7)
 	for _, h := range v.HostNames() {
-		for _, b := range Bridges() {
+		for _, b := range topology.Bridges() {
 			seen := map[ofproto.FlowKey]string{}
 			for _, f := range Flows(v, seedBridge(v, h, b)) {
 				if err := Check(b, &f); err != nil {
@@ -104,14 +104,14 @@ func TestCheckRejects(t *testing.T) {
 		{Table: IntDVRToSrcMAC, Priority: 5, Cookie: Cookie(AppDVR), Match: ofproto.Match{ofproto.VLANVID(1)}, Goto: IntARPResponder, HasGoto: true},
 	}
 	for _, f := range bad {
-		if err := Check(BrInt, &f); err == nil {
+		if err := Check(topology.BrInt, &f); err == nil {
 			t.Errorf("Check accepted %s", f.String())
 		}
 	}
 }
 
 func TestPlacement(t *testing.T) {
-	v := NewView(withVLANs(seedTopology()), 7)
+	v := topology.NewView(withVLANs(seedTopology()), 7)
 	for host, want := range map[string]int{"compute1": 3, "compute2": 2, "network": 3} {
 		if got := len(v.NetworksOn(host)); got != want {
 			t.Errorf("%s carries %d networks %v, want %d", host, got, v.NetworksOn(host), want)
@@ -124,21 +124,21 @@ func TestPlacement(t *testing.T) {
 		t.Errorf("snat host %q, want network", h)
 	}
 	// The host the database scheduled wins over the hash, when it is a dvr_snat host.
-	sched := func(mode db.HostMode, snatHost string) string {
+	sched := func(mode topology.HostMode, snatHost string) string {
 		topo := withVLANs(seedTopology())
-		topo.Hosts = append(topo.Hosts, db.Host{Name: "network2", Mode: mode, TunnelIP: "192.168.248.4", MACAddress: "fa:16:3f:00:00:04"})
+		topo.Hosts = append(topo.Hosts, topology.Host{Name: "network2", Mode: mode, TunnelIP: "192.168.248.4", MACAddress: "fa:16:3f:00:00:04"})
 		topo.Routers[0].SNATHost = snatHost
-		h, _ := NewView(topo, 7).SNATHost("r1-0000000000000")
+		h, _ := topology.NewView(topo, 7).SNATHost("r1-0000000000000")
 		return h
 	}
 	for _, c := range []struct {
-		mode            db.HostMode
+		mode            topology.HostMode
 		scheduled, want string
 	}{
-		{db.HostModeDVRSNAT, "network2", "network2"},
-		{db.HostModeDVRSNAT, "network", "network"},
-		{db.HostModeDVR, "network2", "network"},
-		{db.HostModeDVRSNAT, "gone", "network2"}, // not a host: the hash of r1 among both picks network2
+		{topology.HostModeDVRSNAT, "network2", "network2"},
+		{topology.HostModeDVRSNAT, "network", "network"},
+		{topology.HostModeDVR, "network2", "network"},
+		{topology.HostModeDVRSNAT, "gone", "network2"}, // not a host: the hash of r1 among both picks network2
 	} {
 		if got := sched(c.mode, c.scheduled); got != c.want {
 			t.Errorf("network2 %s, scheduled %s: snat host %s, want %s", c.mode, c.scheduled, got, c.want)
@@ -166,8 +166,8 @@ func TestPlacement(t *testing.T) {
 // rewrites the router's MAC to the host's DVR MAC (DVR_PROCESS_PHYSICAL); br-int tags frames
 // of remote DVR MACs from the uplink and restores the gateway MAC (DVR_TO_SRC_MAC).
 func TestVLANFlowsGolden(t *testing.T) {
-	v := NewView(withVLANs(withVLANNet(seedTopology())), 7)
-	for _, b := range []Bridge{BrInt, BrEx} {
+	v := topology.NewView(withVLANs(withVLANNet(seedTopology())), 7)
+	for _, b := range []topology.Bridge{topology.BrInt, topology.BrEx} {
 		flows := Flows(v, seedBridge(v, "compute1", b))
 		for _, f := range flows {
 			if err := Check(b, &f); err != nil {

@@ -6,8 +6,8 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/ofproto"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // The arp app: every ARP request that a local port (VM, qr-, sg-, qg-, fg-) sends for an
@@ -18,8 +18,8 @@ import (
 // the external network) continue to TRANSIENT and are flooded, as is every request on an
 // external network but those of the router itself.
 
-func arpNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
-	if st.Bridge != BrInt {
+func arpNet(v *topology.View, st *BridgeState, netID string) []ofproto.Flow {
+	if st.Bridge != topology.BrInt {
 		return nil
 	}
 	cookie := Cookie(AppARP)
@@ -38,7 +38,7 @@ func arpNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 		if ep.Port.MAC == nil {
 			continue
 		}
-		if ep.Port.DeviceOwner == db.OwnerRouterInterfaceDistributed && slices.Contains(ep.Hosts, st.Host) {
+		if ep.Port.DeviceOwner == topology.OwnerRouterInterfaceDistributed && slices.Contains(ep.Hosts, st.Host) {
 			// Every ARP request of the distributed router goes to the controller, also for
 			// an address whose flow is not installed yet: a reply from the wire would be
 			// addressed to the router MAC, which every host owns, and be lost.
@@ -66,16 +66,16 @@ func arpNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 	return out
 }
 
-// ResolveARP answers req, received on host's br-int: the MAC of the port of the request's
+// ResolveARP answers req, received on host's br-int at View v: the MAC of the port of the request's
 // network that holds the target address. It reports false for addresses it does not know,
 // for gratuitous ARP and for duplicate-address probes of the sender's own address (those
 // must not be answered).
-func (v *View) ResolveARP(host string, req ofproto.ARPRequest) (net.HardwareAddr, bool) {
+func ResolveARP(v *topology.View, host string, req ofproto.ARPRequest) (net.HardwareAddr, bool) {
 	netID, ok := v.NetworkOfVLAN(host, req.VLAN)
 	if !ok || req.SPA == req.TPA {
 		return nil, false
 	}
-	p := v.addrs[netID][req.TPA]
+	p := v.PortWithAddr(netID, req.TPA)
 	if p == nil {
 		return nil, false
 	}

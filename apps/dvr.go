@@ -4,8 +4,8 @@ import (
 	"net"
 	"slices"
 
-	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/ofproto"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // The dvr app (dvr-reference.md 1.3, 1.4): every host routes with the same router
@@ -15,13 +15,13 @@ import (
 // places.
 
 // dvrNet computes the dvr app's flows of network netID on bridge st.
-func dvrNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
+func dvrNet(v *topology.View, st *BridgeState, netID string) []ofproto.Flow {
 	switch st.Bridge {
-	case BrInt:
+	case topology.BrInt:
 		return dvrIntNet(v, st, netID)
-	case BrTun:
+	case topology.BrTun:
 		return dvrTunNet(v, st, netID)
-	case BrEx:
+	case topology.BrEx:
 		return dvrExNet(v, st, netID)
 	}
 	return nil
@@ -29,8 +29,8 @@ func dvrNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 
 // physMatch matches a frame of physical network n on the wire: its provider VLAN, or
 // untagged for a flat network.
-func physMatch(n *NetInfo) ofproto.Field {
-	if n.NetworkType == db.NetworkTypeVLAN {
+func physMatch(n *topology.NetInfo) ofproto.Field {
+	if n.NetworkType == topology.NetworkTypeVLAN {
 		return ofproto.VLANVID(uint16(n.SegmentationID))
 	}
 	return ofproto.VLANNone()
@@ -39,14 +39,14 @@ func physMatch(n *NetInfo) ofproto.Field {
 // dvrExNet is DVR_PROCESS for VLAN and flat networks (Neutron's br-phys table 1): on the way to
 // the physical network, frames from the router's MAC leave with this host's DVR MAC, frames
 // for it never leave.
-func dvrExNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
+func dvrExNet(v *topology.View, st *BridgeState, netID string) []ofproto.Flow {
 	self := v.Host(st.Host)
 	n := v.Network(netID)
-	if self == nil || self.DVRMAC == nil || n == nil || !isPhysicalNet(n) {
+	if self == nil || self.DVRMAC == nil || n == nil || !n.Physical() {
 		return nil
 	}
 	var out []ofproto.Flow
-	for _, s := range v.interfacesOn(st.Host, netID) {
+	for _, s := range v.InterfacesOn(st.Host, netID) {
 		if s.GatewayMAC != nil {
 			out = append(out, dvrProcess(ExDVRProcessPhysical, ExToPhysical, physMatch(n), s.GatewayMAC, self.DVRMAC)...)
 		}
@@ -58,9 +58,9 @@ func dvrExNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 // other host routes frames here) go to DVR_TO_SRC_MAC (the dvr app adds these
 // classifiers to l2's LOCAL_SWITCHING: only it knows the DVR MACs), which restores the gateway MAC
 // of the subnet of each local port they may be for (VMs and the snat ports).
-func dvrPeer(v *View, st *BridgeState, peer string) []ofproto.Flow {
+func dvrPeer(v *topology.View, st *BridgeState, peer string) []ofproto.Flow {
 	hi := v.Host(peer)
-	if st.Bridge != BrInt || hi == nil || hi.DVRMAC == nil || !v.isDVRPeer(st.Host, peer) {
+	if st.Bridge != topology.BrInt || hi == nil || hi.DVRMAC == nil || !v.IsDVRPeer(st.Host, peer) {
 		return nil
 	}
 	patchTun, ok := st.Ports[PortPatchTun]
@@ -74,12 +74,11 @@ func dvrPeer(v *View, st *BridgeState, peer string) []ofproto.Flow {
 	// the local VLAN and the same treatment.
 	if intEx, ok := st.Ports[PortIntBrEx]; ok {
 		var phys []string
-		for netID := range v.netsOnHost[st.Host] {
-			if n := v.Network(netID); n != nil && isPhysicalNet(n) && v.routed(netID) {
+		for _, netID := range v.NetworksOn(st.Host) {
+			if n := v.Network(netID); n != nil && n.Physical() && v.Routed(netID) {
 				phys = append(phys, netID)
 			}
 		}
-		slices.Sort(phys)
 		for _, netID := range phys {
 			n := v.Network(netID)
 			vlan, ok := v.LocalVLAN(st.Host, netID)
@@ -87,7 +86,7 @@ func dvrPeer(v *View, st *BridgeState, peer string) []ofproto.Flow {
 				continue
 			}
 			tag := []ofproto.Action{ofproto.PushVLAN{EtherType: ofproto.EthTypeVLAN}, ofproto.SetVLANVID(vlan)}
-			if n.NetworkType == db.NetworkTypeVLAN {
+			if n.NetworkType == topology.NetworkTypeVLAN {
 				tag = tag[1:]
 			}
 			out = append(out, ofproto.Flow{Table: IntLocalSwitching, Priority: PrioDVRMAC, Cookie: cookie,
@@ -100,7 +99,7 @@ func dvrPeer(v *View, st *BridgeState, peer string) []ofproto.Flow {
 
 // dvrIntNet: DVR_TO_SRC_MAC restores the gateway MAC of the subnet of each local port of
 // network netID that a routed frame may be for (VMs and the snat ports).
-func dvrIntNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
+func dvrIntNet(v *topology.View, st *BridgeState, netID string) []ofproto.Flow {
 	if _, ok := st.Ports[PortPatchTun]; !ok {
 		return nil
 	}
@@ -113,7 +112,7 @@ func dvrIntNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 	for _, ep := range v.Endpoints(netID) {
 		p := ep.Port
 		if !slices.Contains(ep.Hosts, st.Host) || p.MAC == nil ||
-			!(IsDVRServiced(p.DeviceOwner) || p.DeviceOwner == db.OwnerRouterCentralizedSNAT) {
+			!(topology.IsDVRServiced(p.DeviceOwner) || p.DeviceOwner == topology.OwnerRouterCentralizedSNAT) {
 			continue
 		}
 		// The first fixed IP on a routed subnet decides the gateway MAC: one flow per
@@ -134,15 +133,15 @@ func dvrIntNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 
 // dvrTunNet: on every host running a router, frames for the router's MAC never leave, and frames
 // from it leave with the host's DVR MAC.
-func dvrTunNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
+func dvrTunNet(v *topology.View, st *BridgeState, netID string) []ofproto.Flow {
 	self := v.Host(st.Host)
 	n := v.Network(netID)
 	vlan, ok := v.LocalVLAN(st.Host, netID)
-	if self == nil || self.DVRMAC == nil || n == nil || !ok || !isTunnelNet(n) {
+	if self == nil || self.DVRMAC == nil || n == nil || !ok || !n.Tunneled() {
 		return nil
 	}
 	var out []ofproto.Flow
-	for _, s := range v.interfacesOn(st.Host, netID) {
+	for _, s := range v.InterfacesOn(st.Host, netID) {
 		if s.GatewayMAC != nil {
 			out = append(out, dvrProcess(TunDVRProcess, TunPatchLVToTun, ofproto.VLANVID(vlan), s.GatewayMAC, self.DVRMAC)...)
 		}

@@ -3,7 +3,7 @@ package apps
 import (
 	"testing"
 
-	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // A VM port whose binding moves is realized where it was while held, through further
@@ -12,7 +12,7 @@ import (
 func TestHoldKeepsAMovingPortWhereItWas(t *testing.T) {
 	const id = "vm4-000000000000"
 	m := newModel(withVLANs(seedTopology()))
-	v := NewView(m.topology(), 0)
+	v := topology.NewView(m.topology(), 0)
 	hosts := []string{"compute1", "compute2", "network"}
 	before := map[string]string{}
 	for _, h := range hosts {
@@ -21,7 +21,7 @@ func TestHoldKeepsAMovingPortWhereItWas(t *testing.T) {
 	p := m.ports[id]
 	p.HostID = "compute1"
 	m.rev, m.log = 1, nil
-	setRec(m, m.ports, db.KindPort, id, p)
+	setRec(m, m.ports, topology.KindPort, id, p)
 	aff, err := v.Apply(m.log)
 	if err != nil {
 		t.Fatal(err)
@@ -34,9 +34,9 @@ func TestHoldKeepsAMovingPortWhereItWas(t *testing.T) {
 		t.Errorf("Hold affected %v (moves %v): want both hosts, no move", held.Hosts, held.Moves)
 	}
 	// A status update of the held port keeps it where it is.
-	p.Status = db.PortStatusDown
+	p.Status = topology.PortStatusDown
 	m.rev, m.log = 2, nil
-	setRec(m, m.ports, db.KindPort, id, p)
+	setRec(m, m.ports, topology.KindPort, id, p)
 	if aff, err = v.Apply(m.log); err != nil || len(aff.Moves) != 0 {
 		t.Fatalf("status update: %v, moves %v", err, aff.Moves)
 	}
@@ -49,7 +49,7 @@ func TestHoldKeepsAMovingPortWhereItWas(t *testing.T) {
 		t.Errorf("Held() = %v, BindingHost = %q", got, v.BindingHost(id))
 	}
 	v.Release(id)
-	fresh := NewView(m.topology(), v.Revision)
+	fresh := topology.NewView(m.topology(), v.Revision)
 	for _, h := range hosts {
 		if got, want := render(v, h), render(fresh, h); got != want {
 			t.Errorf("released: host %s differs from a fresh view:\n%s", h, lineDiff(got, want))
@@ -62,11 +62,11 @@ func TestHoldKeepsAMovingPortWhereItWas(t *testing.T) {
 	v.Hold(id, "compute2")
 	p.HostID = "network"
 	m.rev, m.log = 3, nil
-	setRec(m, m.ports, db.KindPort, id, p)
+	setRec(m, m.ports, topology.KindPort, id, p)
 	if _, err := v.Apply(m.log); err != nil {
 		t.Fatal(err)
 	}
-	fresh = NewView(m.topology(), v.Revision)
+	fresh = topology.NewView(m.topology(), v.Revision)
 	for _, h := range hosts {
 		if got, want := render(v, h), render(fresh, h); got != want {
 			t.Errorf("moved again: host %s differs from a fresh view:\n%s", h, lineDiff(got, want))

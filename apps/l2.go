@@ -4,8 +4,8 @@ import (
 	"net"
 	"slices"
 
-	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/ofproto"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // The l2 app: local switching on br-int with per-host local VLANs, VNI <-> local VLAN on
@@ -28,12 +28,12 @@ var (
 func l2Bridge(st *BridgeState) []ofproto.Flow {
 	cookie := Cookie(AppL2)
 	switch st.Bridge {
-	case BrInt:
+	case topology.BrInt:
 		if patchTun, ok := st.Ports[PortPatchTun]; ok {
 			return []ofproto.Flow{{Table: IntLocalSwitching, Priority: PrioBase, Cookie: cookie,
 				Match: ofproto.Match{ofproto.InPort(patchTun)}, Goto: IntTransient, HasGoto: true}}
 		}
-	case BrTun:
+	case topology.BrTun:
 		patchInt, ok1 := st.Ports[PortPatchInt]
 		vxlan, ok2 := st.Ports[PortVXLAN]
 		if !ok1 || !ok2 {
@@ -49,41 +49,33 @@ func l2Bridge(st *BridgeState) []ofproto.Flow {
 			{Table: TunPatchLVToTun, Priority: PrioBase, Cookie: cookie,
 				Match: ofproto.Match{ofproto.EthDstMasked(macGroupBit, macGroupBit)}, Goto: TunFloodToTun, HasGoto: true},
 		}
-	case BrEx:
+	case topology.BrEx:
 		return l2Ex(st)
 	}
 	return nil
 }
 
 // l2Net computes the l2 app's flows of network netID on bridge st.
-func l2Net(v *View, st *BridgeState, netID string) []ofproto.Flow {
+func l2Net(v *topology.View, st *BridgeState, netID string) []ofproto.Flow {
 	switch st.Bridge {
-	case BrInt:
+	case topology.BrInt:
 		return l2IntNet(v, st, netID)
-	case BrTun:
+	case topology.BrTun:
 		return l2TunNet(v, st, netID)
 	}
 	return nil
 }
 
-func isTunnelNet(n *NetInfo) bool {
-	return n.NetworkType == db.NetworkTypeVXLAN || n.NetworkType == ""
-}
-
-func isPhysicalNet(n *NetInfo) bool {
-	return n.NetworkType == db.NetworkTypeFlat || n.NetworkType == db.NetworkTypeVLAN
-}
-
 // uplinkActions turns a frame tagged with the local VLAN into what the physical network
 // carries: untagged for flat networks, the provider VLAN for VLAN networks.
-func uplinkActions(n *NetInfo) []ofproto.Action {
-	if n.NetworkType == db.NetworkTypeVLAN {
+func uplinkActions(n *topology.NetInfo) []ofproto.Action {
+	if n.NetworkType == topology.NetworkTypeVLAN {
 		return []ofproto.Action{ofproto.SetVLANVID(uint16(n.SegmentationID))}
 	}
 	return []ofproto.Action{ofproto.PopVLAN{}}
 }
 
-func l2IntNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
+func l2IntNet(v *topology.View, st *BridgeState, netID string) []ofproto.Flow {
 	var out []ofproto.Flow
 	cookie := Cookie(AppL2)
 	patchTun, hasTun := st.Ports[PortPatchTun]
@@ -93,8 +85,8 @@ func l2IntNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 	if n == nil || !ok {
 		return nil // not realizable until the controller allocated its local VLAN
 	}
-	tunnel := isTunnelNet(n) && hasTun
-	physical := isPhysicalNet(n) && hasEx
+	tunnel := n.Tunneled() && hasTun
+	physical := n.Physical() && hasEx
 	var local []uint32
 	for _, ep := range v.Endpoints(netID) {
 		if ep.Port.MAC == nil {
@@ -116,7 +108,7 @@ func l2IntNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 					Actions: []ofproto.Action{ofproto.PopVLAN{}, ofproto.Output{Port: ofport}}})
 			continue
 		}
-		if tunnel && ep.Port.DeviceOwner != db.OwnerRouterInterfaceDistributed {
+		if tunnel && ep.Port.DeviceOwner != topology.OwnerRouterInterfaceDistributed {
 			out = append(out, ofproto.Flow{Table: IntTransient, Priority: PrioRemote, Cookie: cookie,
 				Match:   ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthDst(ep.Port.MAC)},
 				Actions: []ofproto.Action{ofproto.Output{Port: patchTun}}})
@@ -131,7 +123,7 @@ func l2IntNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 		flood = append(flood, uplinkActions(n)...)
 		flood = append(flood, ofproto.Output{Port: intEx})
 	}
-	if !physical || n.NetworkType == db.NetworkTypeVLAN {
+	if !physical || n.NetworkType == topology.NetworkTypeVLAN {
 		flood = append(flood, ofproto.PopVLAN{})
 	}
 	for _, p := range local {
@@ -145,7 +137,7 @@ func l2IntNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 		// Unicast to MACs that are not ours (an upstream router) leaves by the uplink.
 		in := ofproto.Match{ofproto.InPort(intEx), ofproto.VLANNone()}
 		tag := []ofproto.Action{ofproto.PushVLAN{EtherType: ofproto.EthTypeVLAN}, ofproto.SetVLANVID(vlan)}
-		if n.NetworkType == db.NetworkTypeVLAN {
+		if n.NetworkType == topology.NetworkTypeVLAN {
 			in = ofproto.Match{ofproto.InPort(intEx), ofproto.VLANVID(uint16(n.SegmentationID))}
 			tag = []ofproto.Action{ofproto.SetVLANVID(vlan)}
 		}
@@ -159,7 +151,7 @@ func l2IntNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 	return out
 }
 
-func l2TunNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
+func l2TunNet(v *topology.View, st *BridgeState, netID string) []ofproto.Flow {
 	patchInt, ok1 := st.Ports[PortPatchInt]
 	vxlan, ok2 := st.Ports[PortVXLAN]
 	if !ok1 || !ok2 {
@@ -169,7 +161,7 @@ func l2TunNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 	var out []ofproto.Flow
 	n := v.Network(netID)
 	vlan, ok := v.LocalVLAN(st.Host, netID)
-	if n == nil || !ok || !isTunnelNet(n) {
+	if n == nil || !ok || !n.Tunneled() {
 		return nil
 	}
 	vni := uint64(n.SegmentationID)
@@ -178,7 +170,7 @@ func l2TunNet(v *View, st *BridgeState, netID string) []ofproto.Flow {
 		Actions: []ofproto.Action{ofproto.PushVLAN{EtherType: ofproto.EthTypeVLAN}, ofproto.SetVLANVID(vlan),
 			ofproto.Output{Port: patchInt}}})
 	for _, ep := range v.Endpoints(netID) {
-		if ep.Port.MAC == nil || ep.Port.DeviceOwner == db.OwnerRouterInterfaceDistributed || slices.Contains(ep.Hosts, st.Host) {
+		if ep.Port.MAC == nil || ep.Port.DeviceOwner == topology.OwnerRouterInterfaceDistributed || slices.Contains(ep.Hosts, st.Host) {
 			continue
 		}
 		remote := v.Host(ep.Hosts[0])
@@ -216,7 +208,7 @@ func l2Ex(st *BridgeState) []ofproto.Flow {
 		Match: ofproto.Match{ofproto.InPort(phy)}, Goto: ExDVRProcessPhysical, HasGoto: true}}
 	for _, name := range sortedPortNames(st.Ports) {
 		p := st.Ports[name]
-		if name == PortPhyBrEx || p == ofproto.PortLocal || name == string(BrEx) {
+		if name == PortPhyBrEx || p == ofproto.PortLocal || name == string(topology.BrEx) {
 			continue
 		}
 		uplinks = append(uplinks, ofproto.Output{Port: p})

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/dvrflow/dvrflow/plan"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // The l3 app: the namespace plan of each host, as Neutron's L3 agent would build it in DVR
@@ -32,10 +33,10 @@ const (
 )
 
 // Plan computes host's namespace plan at View v.
-func Plan(v *View, host string) plan.Plan {
+func Plan(v *topology.View, host string) plan.Plan {
 	p := plan.Plan{Host: host, Revision: v.Revision}
-	fipsByRouter := map[string][]*FIPInfo{}
-	fipsByExtNet := map[string][]*FIPInfo{}
+	fipsByRouter := map[string][]*topology.FIPInfo{}
+	fipsByExtNet := map[string][]*topology.FIPInfo{}
 	for _, f := range v.FloatingIPsOn(host) {
 		if f.AgentGW == nil || !f.Router.LinkLocal.IsValid() {
 			continue
@@ -111,7 +112,7 @@ func hex2(b byte) string {
 	return s
 }
 
-func qrouterNS(v *View, r *RouterInfo, fips []*FIPInfo) plan.Namespace {
+func qrouterNS(v *topology.View, r *topology.RouterInfo, fips []*topology.FIPInfo) plan.Namespace {
 	ns := plan.Namespace{Name: plan.PrefixQRouter + r.ID, Sysctls: baseSysctls()}
 	for _, s := range r.Interfaces {
 		if s.RouterIf == nil || !s.Gateway.IsValid() {
@@ -122,7 +123,7 @@ func qrouterNS(v *View, r *RouterInfo, fips []*FIPInfo) plan.Namespace {
 		// hairpins SNAT-bound traffic out of the qr- it came in by, and must not tell the VM
 		// to go to the snat port directly.
 		ns.Sysctls["net.ipv4.conf."+dev+".send_redirects"] = "0"
-		ns.Links = append(ns.Links, plan.Link{Name: dev, Bridge: string(BrInt), IfaceID: s.RouterIf.ID,
+		ns.Links = append(ns.Links, plan.Link{Name: dev, Bridge: string(topology.BrInt), IfaceID: s.RouterIf.ID,
 			MAC: s.RouterIf.MAC.String(), MTU: v.Network(s.NetworkID).MTU,
 			Addresses: []string{prefixOf(s.Gateway, s.Prefix.Bits())}})
 		ns.Neighbors = append(ns.Neighbors, subnetNeighbors(v, s, dev, s.RouterIf)...)
@@ -150,7 +151,7 @@ func qrouterNS(v *View, r *RouterInfo, fips []*FIPInfo) plan.Namespace {
 	return ns
 }
 
-func fipNS(v *View, extID string, fips []*FIPInfo) plan.Namespace {
+func fipNS(v *topology.View, extID string, fips []*topology.FIPInfo) plan.Namespace {
 	ext := v.Network(extID)
 	gw := fips[0].AgentGW
 	ns := plan.Namespace{Name: plan.PrefixFIP + extID, Sysctls: baseSysctls()}
@@ -158,9 +159,9 @@ func fipNS(v *View, extID string, fips []*FIPInfo) plan.Namespace {
 	ns.Sysctls["net.ipv4.conf."+fg+".proxy_arp"] = "1"
 	ns.Sysctls["net.ipv4.ip_nonlocal_bind"] = "1"
 	fgAddrs, extGW := portAddrs(v, gw)
-	ns.Links = append(ns.Links, plan.Link{Name: fg, Bridge: string(BrInt), IfaceID: gw.ID, MAC: gw.MAC.String(),
+	ns.Links = append(ns.Links, plan.Link{Name: fg, Bridge: string(topology.BrInt), IfaceID: gw.ID, MAC: gw.MAC.String(),
 		MTU: ext.MTU, Addresses: fgAddrs})
-	routers := map[string]*RouterInfo{}
+	routers := map[string]*topology.RouterInfo{}
 	for _, f := range fips {
 		routers[f.Router.ID] = f.Router
 		rfpIP, _ := linkLocalPair(f.Router.LinkLocal)
@@ -179,7 +180,7 @@ func fipNS(v *View, extID string, fips []*FIPInfo) plan.Namespace {
 	return ns
 }
 
-func snatNS(v *View, r *RouterInfo) (plan.Namespace, bool) {
+func snatNS(v *topology.View, r *topology.RouterInfo) (plan.Namespace, bool) {
 	gw := r.GatewayPort
 	if gw == nil || len(gw.IPs) == 0 {
 		return plan.Namespace{}, false
@@ -187,7 +188,7 @@ func snatNS(v *View, r *RouterInfo) (plan.Namespace, bool) {
 	ns := plan.Namespace{Name: plan.PrefixSNAT + r.ID, Sysctls: baseSysctls()}
 	qg := DeviceName(gw.Port)
 	addrs, extGW := portAddrs(v, gw)
-	ns.Links = append(ns.Links, plan.Link{Name: qg, Bridge: string(BrInt), IfaceID: gw.ID, MAC: gw.MAC.String(),
+	ns.Links = append(ns.Links, plan.Link{Name: qg, Bridge: string(topology.BrInt), IfaceID: gw.ID, MAC: gw.MAC.String(),
 		MTU: v.Network(gw.NetworkID).MTU, Addresses: addrs})
 	if extGW.IsValid() {
 		ns.Routes = append(ns.Routes, plan.Route{Dst: "default", Via: extGW.String(), Dev: qg})
@@ -197,7 +198,7 @@ func snatNS(v *View, r *RouterInfo) (plan.Namespace, bool) {
 		if sp == nil || len(sp.IPs) == 0 {
 			continue
 		}
-		ns.Links = append(ns.Links, plan.Link{Name: DeviceName(sp.Port), Bridge: string(BrInt), IfaceID: sp.ID,
+		ns.Links = append(ns.Links, plan.Link{Name: DeviceName(sp.Port), Bridge: string(topology.BrInt), IfaceID: sp.ID,
 			MAC: sp.MAC.String(), MTU: v.Network(s.NetworkID).MTU,
 			Addresses: []string{prefixOf(sp.IPs[0].Addr, s.Prefix.Bits())}})
 		ns.Neighbors = append(ns.Neighbors, subnetNeighbors(v, s, DeviceName(sp.Port), sp, s.RouterIf)...)
@@ -210,7 +211,7 @@ func snatNS(v *View, r *RouterInfo) (plan.Namespace, bool) {
 
 // subnetNeighbors are the permanent neighbours on dev for every port with a fixed IP on
 // subnet s, but the router's own ports on it (skip), sorted by address.
-func subnetNeighbors(v *View, s *SubnetInfo, dev string, skip ...*PortInfo) []plan.Neighbor {
+func subnetNeighbors(v *topology.View, s *topology.SubnetInfo, dev string, skip ...*topology.PortInfo) []plan.Neighbor {
 	type entry struct {
 		ip  netip.Addr
 		mac string
@@ -236,7 +237,7 @@ func subnetNeighbors(v *View, s *SubnetInfo, dev string, skip ...*PortInfo) []pl
 
 // portAddrs returns a port's addresses with their subnets' prefix lengths, and the gateway
 // of its first subnet (the next hop towards the external network for fg- and qg- ports).
-func portAddrs(v *View, p *PortInfo) (addrs []string, gateway netip.Addr) {
+func portAddrs(v *topology.View, p *topology.PortInfo) (addrs []string, gateway netip.Addr) {
 	for _, ip := range p.IPs {
 		if s := v.Subnet(ip.SubnetID); s != nil {
 			addrs = append(addrs, prefixOf(ip.Addr, s.Prefix.Bits()))

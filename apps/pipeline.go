@@ -5,20 +5,8 @@ import (
 	"slices"
 
 	"github.com/dvrflow/dvrflow/ofproto"
+	"github.com/dvrflow/dvrflow/topology"
 )
-
-// Bridge names one of the OVS bridges of a host (br-int, br-tun, br-ex).
-type Bridge string
-
-// The bridges of every host. br-ex carries flat external and provider networks.
-const (
-	BrInt Bridge = "br-int"
-	BrTun Bridge = "br-tun"
-	BrEx  Bridge = "br-ex"
-)
-
-// Bridges lists every bridge the controller programs, in the order a host sets them up.
-func Bridges() []Bridge { return []Bridge{BrInt, BrTun, BrEx} }
 
 // App identifies the app that owns a table (and the flows in it). Its value is the cookie's
 // app byte, so `ovs-ofctl dump-flows` tells who wrote each flow.
@@ -106,7 +94,7 @@ const (
 // it matches in Fields and the tables it may go to in Next, and add its section to
 // docs/pipeline.md with a dump excerpt.
 type Table struct {
-	Bridge   Bridge
+	Bridge   topology.Bridge
 	ID       uint8
 	Name     string
 	App      App
@@ -159,37 +147,37 @@ const (
 // pipeline is every table of every bridge. It is data, never modified: read it through
 // Tables and TableOf.
 var pipeline = []Table{
-	{Bridge: BrInt, ID: IntLocalSwitching, Name: "LOCAL_SWITCHING", App: AppL2, Also: []App{AppDVR}, Miss: MissDrop,
+	{Bridge: topology.BrInt, ID: IntLocalSwitching, Name: "LOCAL_SWITCHING", App: AppL2, Also: []App{AppDVR}, Miss: MissDrop,
 		Fields: []FieldID{fInPort, fVLAN, fEthSrc}, Next: []uint8{IntDVRToSrcMAC, IntARPResponder, IntTransient}},
-	{Bridge: BrInt, ID: IntDVRToSrcMAC, Name: "DVR_TO_SRC_MAC", App: AppDVR, Miss: MissDrop,
+	{Bridge: topology.BrInt, ID: IntDVRToSrcMAC, Name: "DVR_TO_SRC_MAC", App: AppDVR, Miss: MissDrop,
 		Fields: []FieldID{fVLAN, fEthDst}, Next: []uint8{IntTransient}},
-	{Bridge: BrInt, ID: IntARPResponder, Name: "ARP_RESPONDER", App: AppARP, Miss: MissGoto, MissNext: IntTransient,
+	{Bridge: topology.BrInt, ID: IntARPResponder, Name: "ARP_RESPONDER", App: AppARP, Miss: MissGoto, MissNext: IntTransient,
 		Fields: []FieldID{fVLAN, fEthType, fARPOp, fARPTPA, fEthSrc}, Next: []uint8{IntTransient}},
-	{Bridge: BrInt, ID: IntTransient, Name: "TRANSIENT", App: AppL2, Miss: MissController,
+	{Bridge: topology.BrInt, ID: IntTransient, Name: "TRANSIENT", App: AppL2, Miss: MissController,
 		Fields: []FieldID{fVLAN, fEthDst}},
 
-	{Bridge: BrTun, ID: TunClassifier, Name: "CLASSIFIER", App: AppL2, Miss: MissDrop,
+	{Bridge: topology.BrTun, ID: TunClassifier, Name: "CLASSIFIER", App: AppL2, Miss: MissDrop,
 		Fields: []FieldID{fInPort}, Next: []uint8{TunDVRProcess, TunVXLANToLV}},
-	{Bridge: BrTun, ID: TunDVRProcess, Name: "DVR_PROCESS", App: AppDVR, Miss: MissGoto, MissNext: TunPatchLVToTun,
+	{Bridge: topology.BrTun, ID: TunDVRProcess, Name: "DVR_PROCESS", App: AppDVR, Miss: MissGoto, MissNext: TunPatchLVToTun,
 		Fields: []FieldID{fVLAN, fEthSrc, fEthDst}, Next: []uint8{TunPatchLVToTun}},
-	{Bridge: BrTun, ID: TunPatchLVToTun, Name: "PATCH_LV_TO_TUN", App: AppL2, Miss: MissDrop,
+	{Bridge: topology.BrTun, ID: TunPatchLVToTun, Name: "PATCH_LV_TO_TUN", App: AppL2, Miss: MissDrop,
 		Fields: []FieldID{fEthDst}, Next: []uint8{TunUcastToTun, TunFloodToTun}},
-	{Bridge: BrTun, ID: TunVXLANToLV, Name: "VXLAN_TUN_TO_LV", App: AppL2, Miss: MissDrop,
+	{Bridge: topology.BrTun, ID: TunVXLANToLV, Name: "VXLAN_TUN_TO_LV", App: AppL2, Miss: MissDrop,
 		Fields: []FieldID{fTunID}},
-	{Bridge: BrTun, ID: TunUcastToTun, Name: "UCAST_TO_TUN", App: AppL2, Miss: MissDrop,
+	{Bridge: topology.BrTun, ID: TunUcastToTun, Name: "UCAST_TO_TUN", App: AppL2, Miss: MissDrop,
 		Fields: []FieldID{fVLAN, fEthDst}},
-	{Bridge: BrTun, ID: TunFloodToTun, Name: "FLOOD_TO_TUN", App: AppL2, Miss: MissDrop,
+	{Bridge: topology.BrTun, ID: TunFloodToTun, Name: "FLOOD_TO_TUN", App: AppL2, Miss: MissDrop,
 		Fields: []FieldID{fVLAN}},
 
-	{Bridge: BrEx, ID: ExPhysical, Name: "PHYSICAL", App: AppL2, Miss: MissDrop,
+	{Bridge: topology.BrEx, ID: ExPhysical, Name: "PHYSICAL", App: AppL2, Miss: MissDrop,
 		Fields: []FieldID{fInPort}, Next: []uint8{ExDVRProcessPhysical}},
-	{Bridge: BrEx, ID: ExDVRProcessPhysical, Name: "DVR_PROCESS_PHYSICAL", App: AppDVR, Miss: MissGoto, MissNext: ExToPhysical,
+	{Bridge: topology.BrEx, ID: ExDVRProcessPhysical, Name: "DVR_PROCESS_PHYSICAL", App: AppDVR, Miss: MissGoto, MissNext: ExToPhysical,
 		Fields: []FieldID{fVLAN, fEthSrc, fEthDst}, Next: []uint8{ExToPhysical}},
-	{Bridge: BrEx, ID: ExToPhysical, Name: "TO_PHYSICAL", App: AppL2, Miss: MissDrop},
+	{Bridge: topology.BrEx, ID: ExToPhysical, Name: "TO_PHYSICAL", App: AppL2, Miss: MissDrop},
 }
 
 // Tables returns the declared tables of bridge b, in table order.
-func Tables(b Bridge) []Table {
+func Tables(b topology.Bridge) []Table {
 	var out []Table
 	for _, t := range pipeline {
 		if t.Bridge == b {
@@ -200,7 +188,7 @@ func Tables(b Bridge) []Table {
 }
 
 // TableOf returns the declaration of table id on bridge b.
-func TableOf(b Bridge, id uint8) (Table, bool) {
+func TableOf(b topology.Bridge, id uint8) (Table, bool) {
 	for _, t := range pipeline {
 		if t.Bridge == b && t.ID == id {
 			return t, true
@@ -211,7 +199,7 @@ func TableOf(b Bridge, id uint8) (Table, bool) {
 
 // TableNames maps table numbers of bridge b to their names, for rendering flows as
 // `ovs-ofctl --names` would.
-func TableNames(b Bridge) ofproto.TableNames {
+func TableNames(b topology.Bridge) ofproto.TableNames {
 	names := ofproto.TableNames{}
 	for _, t := range Tables(b) {
 		names[t.ID] = t.Name
@@ -220,7 +208,7 @@ func TableNames(b Bridge) ofproto.TableNames {
 }
 
 // missFlows builds the table-miss flow of every table of bridge b from its declaration.
-func missFlows(b Bridge) []ofproto.Flow {
+func missFlows(b topology.Bridge) []ofproto.Flow {
 	var out []ofproto.Flow
 	for _, t := range Tables(b) {
 		f := ofproto.Flow{Table: t.ID, Priority: PrioMiss, Cookie: Cookie(AppMiss)}
@@ -240,7 +228,7 @@ func missFlows(b Bridge) []ofproto.Flow {
 // the flow matches only declared fields (prerequisite fields such as eth_type aside), its
 // goto targets a declared next table, and its cookie names the table's owner (or the miss
 // app for priority-0 flows with an empty match).
-func Check(b Bridge, f *ofproto.Flow) error {
+func Check(b topology.Bridge, f *ofproto.Flow) error {
 	t, ok := TableOf(b, f.Table)
 	if !ok {
 		return fmt.Errorf("%s: flow in undeclared table %d: %s", b, f.Table, f)

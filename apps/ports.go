@@ -1,8 +1,8 @@
 package apps
 
 import (
-	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/plan"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // Well-known OVS port names on every host (set up by the host helper, host/agent).
@@ -29,15 +29,15 @@ func VMPortName(portID string) string { return "tap" + shortID(portID) }
 // DeviceName is the name a port's device has where it terminates: in a namespace for the
 // router and agent gateway ports (qr-, sg-, qg-, fg- + 11 characters of the port ID, as
 // Neutron names them), the tap device for anything else.
-func DeviceName(p *db.Port) string {
+func DeviceName(p *topology.Port) string {
 	switch p.DeviceOwner {
-	case db.OwnerRouterInterfaceDistributed:
+	case topology.OwnerRouterInterfaceDistributed:
 		return "qr-" + shortID(p.ID)
-	case db.OwnerRouterCentralizedSNAT:
+	case topology.OwnerRouterCentralizedSNAT:
 		return "sg-" + shortID(p.ID)
-	case db.OwnerRouterGateway:
+	case topology.OwnerRouterGateway:
 		return "qg-" + shortID(p.ID)
-	case db.OwnerFloatingIPAgentGateway:
+	case topology.OwnerFloatingIPAgentGateway:
 		return "fg-" + shortID(p.ID)
 	}
 	return VMPortName(p.ID)
@@ -45,9 +45,9 @@ func DeviceName(p *db.Port) string {
 
 // OVSPortName is the name of the br-int port that carries port p on its host: the OVS end of
 // the namespace veth for router and gateway ports, the tap for VM ports.
-func OVSPortName(p *db.Port) string {
+func OVSPortName(p *topology.Port) string {
 	switch p.DeviceOwner {
-	case db.OwnerRouterInterfaceDistributed, db.OwnerRouterCentralizedSNAT, db.OwnerRouterGateway, db.OwnerFloatingIPAgentGateway:
+	case topology.OwnerRouterInterfaceDistributed, topology.OwnerRouterCentralizedSNAT, topology.OwnerRouterGateway, topology.OwnerFloatingIPAgentGateway:
 		return plan.OVSPeerName(DeviceName(p))
 	}
 	return VMPortName(p.ID)

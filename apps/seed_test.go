@@ -4,55 +4,55 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // seedTopology is the seed scenario of issue 4 with readable IDs: hosts compute1 and
 // compute2 (dvr) and network (dvr_snat); Net1 10.0.1.0/24 and Net2 10.0.2.0/24 on router R1
 // whose gateway is on the external 172.24.4.0/24; VM1 10.0.1.5 and VM3 10.0.2.3 on compute1
 // with floating IPs 172.24.4.5 and 172.24.4.7, VM2 10.0.2.5 and VM4 10.0.1.6 on compute2.
-func seedTopology() *db.Topology {
-	t := &db.Topology{}
+func seedTopology() *topology.Topology {
+	t := &topology.Topology{}
 	for i, h := range []struct {
 		name string
-		mode db.HostMode
+		mode topology.HostMode
 	}{{"compute1", "dvr"}, {"compute2", "dvr"}, {"network", "dvr_snat"}} {
-		t.Hosts = append(t.Hosts, db.Host{Name: h.name, Mode: h.mode, TunnelIP: fmt.Sprintf("192.168.248.%d", i+1),
+		t.Hosts = append(t.Hosts, topology.Host{Name: h.name, Mode: h.mode, TunnelIP: fmt.Sprintf("192.168.248.%d", i+1),
 			MACAddress: fmt.Sprintf("fa:16:3f:00:00:%02x", i+1),
 			Bridges: map[string]string{"br-int": fmt.Sprintf("00000000000001%02x", i+1),
 				"br-tun": fmt.Sprintf("00000000000002%02x", i+1), "br-ex": fmt.Sprintf("00000000000003%02x", i+1)}})
 	}
-	t.Networks = []db.Network{
+	t.Networks = []topology.Network{
 		{ID: "net1-000000000000", Name: "Net1", NetworkType: "vxlan", SegmentationID: 1001, MTU: 1450},
 		{ID: "net2-000000000000", Name: "Net2", NetworkType: "vxlan", SegmentationID: 1002, MTU: 1450},
 		{ID: "ext-0000000000000", Name: "public", NetworkType: "flat", PhysicalNetwork: "physnet1", External: true, MTU: 1500},
 	}
-	t.Subnets = []db.Subnet{
+	t.Subnets = []topology.Subnet{
 		{ID: "sub1-000000000000", NetworkID: "net1-000000000000", IPVersion: 4, CIDR: "10.0.1.0/24", GatewayIP: "10.0.1.1"},
 		{ID: "sub2-000000000000", NetworkID: "net2-000000000000", IPVersion: 4, CIDR: "10.0.2.0/24", GatewayIP: "10.0.2.1"},
 		{ID: "subx-000000000000", NetworkID: "ext-0000000000000", IPVersion: 4, CIDR: "172.24.4.0/24", GatewayIP: "172.24.4.1"},
 	}
-	port := func(id, net, sub, ip, mac, owner, device, host string) db.Port {
-		return db.Port{ID: id, NetworkID: net, MACAddress: mac, DeviceOwner: owner, DeviceID: device, HostID: host,
-			FixedIPs: []db.FixedIP{{SubnetID: sub, IPAddress: ip}}}
+	port := func(id, net, sub, ip, mac, owner, device, host string) topology.Port {
+		return topology.Port{ID: id, NetworkID: net, MACAddress: mac, DeviceOwner: owner, DeviceID: device, HostID: host,
+			FixedIPs: []topology.FixedIP{{SubnetID: sub, IPAddress: ip}}}
 	}
 	const r1 = "r1-0000000000000"
-	t.Ports = []db.Port{
-		port("qr1-000000000000", "net1-000000000000", "sub1-000000000000", "10.0.1.1", "fa:16:3e:00:01:01", db.OwnerRouterInterfaceDistributed, r1, ""),
-		port("qr2-000000000000", "net2-000000000000", "sub2-000000000000", "10.0.2.1", "fa:16:3e:00:02:01", db.OwnerRouterInterfaceDistributed, r1, ""),
-		port("sg1-000000000000", "net1-000000000000", "sub1-000000000000", "10.0.1.2", "fa:16:3e:00:01:02", db.OwnerRouterCentralizedSNAT, r1, ""),
-		port("sg2-000000000000", "net2-000000000000", "sub2-000000000000", "10.0.2.2", "fa:16:3e:00:02:02", db.OwnerRouterCentralizedSNAT, r1, ""),
-		port("qg1-000000000000", "ext-0000000000000", "subx-000000000000", "172.24.4.2", "fa:16:3e:00:04:02", db.OwnerRouterGateway, r1, ""),
-		port("fg1-000000000000", "ext-0000000000000", "subx-000000000000", "172.24.4.3", "fa:16:3e:00:04:03", db.OwnerFloatingIPAgentGateway, "compute1", "compute1"),
+	t.Ports = []topology.Port{
+		port("qr1-000000000000", "net1-000000000000", "sub1-000000000000", "10.0.1.1", "fa:16:3e:00:01:01", topology.OwnerRouterInterfaceDistributed, r1, ""),
+		port("qr2-000000000000", "net2-000000000000", "sub2-000000000000", "10.0.2.1", "fa:16:3e:00:02:01", topology.OwnerRouterInterfaceDistributed, r1, ""),
+		port("sg1-000000000000", "net1-000000000000", "sub1-000000000000", "10.0.1.2", "fa:16:3e:00:01:02", topology.OwnerRouterCentralizedSNAT, r1, ""),
+		port("sg2-000000000000", "net2-000000000000", "sub2-000000000000", "10.0.2.2", "fa:16:3e:00:02:02", topology.OwnerRouterCentralizedSNAT, r1, ""),
+		port("qg1-000000000000", "ext-0000000000000", "subx-000000000000", "172.24.4.2", "fa:16:3e:00:04:02", topology.OwnerRouterGateway, r1, ""),
+		port("fg1-000000000000", "ext-0000000000000", "subx-000000000000", "172.24.4.3", "fa:16:3e:00:04:03", topology.OwnerFloatingIPAgentGateway, "compute1", "compute1"),
 		port("vm1-000000000000", "net1-000000000000", "sub1-000000000000", "10.0.1.5", "fa:16:3e:00:01:05", "compute:nova", "vm1", "compute1"),
 		port("vm2-000000000000", "net2-000000000000", "sub2-000000000000", "10.0.2.5", "fa:16:3e:00:02:05", "compute:nova", "vm2", "compute2"),
 		port("vm3-000000000000", "net2-000000000000", "sub2-000000000000", "10.0.2.3", "fa:16:3e:00:02:03", "compute:nova", "vm3", "compute1"),
 		port("vm4-000000000000", "net1-000000000000", "sub1-000000000000", "10.0.1.6", "fa:16:3e:00:01:06", "compute:nova", "vm4", "compute2"),
 	}
-	t.Routers = []db.Router{{ID: r1, Name: "R1", Distributed: true, LinkLocal: "169.254.64.0/31",
-		Gateway: &db.GatewayInfo{NetworkID: "ext-0000000000000", EnableSNAT: true, PortID: "qg1-000000000000",
-			ExternalFixedIPs: []db.FixedIP{{SubnetID: "subx-000000000000", IPAddress: "172.24.4.2"}}}}}
-	t.FloatingIPs = []db.FloatingIP{
+	t.Routers = []topology.Router{{ID: r1, Name: "R1", Distributed: true, LinkLocal: "169.254.64.0/31",
+		Gateway: &topology.GatewayInfo{NetworkID: "ext-0000000000000", EnableSNAT: true, PortID: "qg1-000000000000",
+			ExternalFixedIPs: []topology.FixedIP{{SubnetID: "subx-000000000000", IPAddress: "172.24.4.2"}}}}}
+	t.FloatingIPs = []topology.FloatingIP{
 		{ID: "fip1", FloatingNetworkID: "ext-0000000000000", FloatingIPAddress: "172.24.4.5", PortID: "vm1-000000000000", FixedIPAddress: "10.0.1.5", RouterID: r1},
 		{ID: "fip3", FloatingNetworkID: "ext-0000000000000", FloatingIPAddress: "172.24.4.7", PortID: "vm3-000000000000", FixedIPAddress: "10.0.2.3", RouterID: r1},
 	}
@@ -61,11 +61,11 @@ func seedTopology() *db.Topology {
 
 // withVLANs allocates local VLANs the way the controller does: for each host, its present
 // networks in order, from 1.
-func withVLANs(t *db.Topology) *db.Topology {
-	v := NewView(t, 1)
+func withVLANs(t *topology.Topology) *topology.Topology {
+	v := topology.NewView(t, 1)
 	for _, h := range v.HostNames() {
 		for i, n := range v.NetworksOn(h) {
-			t.LocalVLANs = append(t.LocalVLANs, db.LocalVLAN{Host: h, NetworkID: n, VLAN: uint16(i + 1)})
+			t.LocalVLANs = append(t.LocalVLANs, topology.LocalVLAN{Host: h, NetworkID: n, VLAN: uint16(i + 1)})
 		}
 	}
 	return t
@@ -73,14 +73,14 @@ func withVLANs(t *db.Topology) *db.Topology {
 
 // seedBridge returns the bridge state of host's bridge with every port the host helper
 // would have plugged at View v, numbered in name order from 1 after the fixed ports.
-func seedBridge(v *View, host string, br Bridge) *BridgeState {
+func seedBridge(v *topology.View, host string, br topology.Bridge) *BridgeState {
 	st := &BridgeState{Host: host, Bridge: br, Ports: map[string]uint32{}}
 	switch br {
-	case BrTun:
+	case topology.BrTun:
 		st.Ports[PortPatchInt], st.Ports[PortVXLAN] = 1, 2
-	case BrEx:
+	case topology.BrEx:
 		st.Ports[PortPhyBrEx], st.Ports["eth-ext"] = 1, 2
-	case BrInt:
+	case topology.BrInt:
 		st.Ports[PortPatchTun], st.Ports[PortIntBrEx] = 1, 2
 		var names []string
 		for _, n := range v.NetworksOn(host) {
@@ -100,20 +100,20 @@ func seedBridge(v *View, host string, br Bridge) *BridgeState {
 
 // withVLANNet adds Net3, a VLAN provider network (physnet1, VLAN 100) attached to R1, with
 // VM5 10.0.3.5 on compute1.
-func withVLANNet(t *db.Topology) *db.Topology {
-	t.Networks = append(t.Networks, db.Network{ID: "net3-000000000000", Name: "Net3", NetworkType: "vlan",
+func withVLANNet(t *topology.Topology) *topology.Topology {
+	t.Networks = append(t.Networks, topology.Network{ID: "net3-000000000000", Name: "Net3", NetworkType: "vlan",
 		PhysicalNetwork: "physnet1", SegmentationID: 100, MTU: 1500})
-	t.Subnets = append(t.Subnets, db.Subnet{ID: "sub3-000000000000", NetworkID: "net3-000000000000", IPVersion: 4,
+	t.Subnets = append(t.Subnets, topology.Subnet{ID: "sub3-000000000000", NetworkID: "net3-000000000000", IPVersion: 4,
 		CIDR: "10.0.3.0/24", GatewayIP: "10.0.3.1"})
 	t.Ports = append(t.Ports,
-		db.Port{ID: "qr3-000000000000", NetworkID: "net3-000000000000", MACAddress: "fa:16:3e:00:03:01",
-			DeviceOwner: db.OwnerRouterInterfaceDistributed, DeviceID: "r1-0000000000000",
-			FixedIPs: []db.FixedIP{{SubnetID: "sub3-000000000000", IPAddress: "10.0.3.1"}}},
-		db.Port{ID: "sg3-000000000000", NetworkID: "net3-000000000000", MACAddress: "fa:16:3e:00:03:02",
-			DeviceOwner: db.OwnerRouterCentralizedSNAT, DeviceID: "r1-0000000000000",
-			FixedIPs: []db.FixedIP{{SubnetID: "sub3-000000000000", IPAddress: "10.0.3.2"}}},
-		db.Port{ID: "vm5-000000000000", NetworkID: "net3-000000000000", MACAddress: "fa:16:3e:00:03:05",
+		topology.Port{ID: "qr3-000000000000", NetworkID: "net3-000000000000", MACAddress: "fa:16:3e:00:03:01",
+			DeviceOwner: topology.OwnerRouterInterfaceDistributed, DeviceID: "r1-0000000000000",
+			FixedIPs: []topology.FixedIP{{SubnetID: "sub3-000000000000", IPAddress: "10.0.3.1"}}},
+		topology.Port{ID: "sg3-000000000000", NetworkID: "net3-000000000000", MACAddress: "fa:16:3e:00:03:02",
+			DeviceOwner: topology.OwnerRouterCentralizedSNAT, DeviceID: "r1-0000000000000",
+			FixedIPs: []topology.FixedIP{{SubnetID: "sub3-000000000000", IPAddress: "10.0.3.2"}}},
+		topology.Port{ID: "vm5-000000000000", NetworkID: "net3-000000000000", MACAddress: "fa:16:3e:00:03:05",
 			DeviceOwner: "compute:nova", DeviceID: "vm5", HostID: "compute1",
-			FixedIPs: []db.FixedIP{{SubnetID: "sub3-000000000000", IPAddress: "10.0.3.5"}}})
+			FixedIPs: []topology.FixedIP{{SubnetID: "sub3-000000000000", IPAddress: "10.0.3.5"}}})
 	return t
 }

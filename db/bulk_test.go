@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 func revision(t *testing.T, s *db.Store) int64 {
@@ -17,12 +18,12 @@ func revision(t *testing.T, s *db.Store) int64 {
 
 // changesAt returns the change-log rows after rev, checking they all belong to want
 // revisions.
-func changesAfter(t *testing.T, s *db.Store, rev int64) []db.Change {
+func changesAfter(t *testing.T, s *db.Store, rev int64) []topology.Change {
 	t.Helper()
 	return ok(s.ChangesSince(context.Background(), rev, 0))(t)
 }
 
-func tenantNet(t *testing.T, s *db.Store, cidr string) (*db.Network, *db.Subnet) {
+func tenantNet(t *testing.T, s *db.Store, cidr string) (*topology.Network, *topology.Subnet) {
 	t.Helper()
 	ctx := context.Background()
 	n := ok(s.CreateNetwork(ctx, db.NetworkSpec{ProjectID: "p"}))(t)
@@ -57,7 +58,7 @@ func TestCreatePortsBulk(t *testing.T) {
 		t.Fatalf("%d change rows, want 100", len(cs))
 	}
 	for i, c := range cs {
-		if c.Revision != rev+1 || c.Seq != i || c.Kind != db.KindPort || c.Op != db.OpCreate || c.ID != ports[i].ID {
+		if c.Revision != rev+1 || c.Seq != i || c.Kind != topology.KindPort || c.Op != topology.OpCreate || c.ID != ports[i].ID {
 			t.Fatalf("change %d = %+v, want create of port %s at %d", i, c, ports[i].ID, rev+1)
 		}
 	}
@@ -81,7 +82,7 @@ func TestCreatePortsBulk(t *testing.T) {
 			t.Fatalf("port %d: address %s or MAC %s given twice", i, ip, p.MACAddress)
 		}
 		ips[ip], macs[p.MACAddress] = true, true
-		if p.HostID != "h1" || p.Name != fmt.Sprintf("vm%d", i) || p.Status != db.PortStatusDown {
+		if p.HostID != "h1" || p.Name != fmt.Sprintf("vm%d", i) || p.Status != topology.PortStatusDown {
 			t.Fatalf("port %d = %+v", i, p)
 		}
 		got := ok(s.GetPort(ctx, p.ID))(t)
@@ -135,7 +136,7 @@ func TestCreatePortsBulkRollback(t *testing.T) {
 		{"address outside subnet", func(ps []db.PortSpec) {
 			ps[9].FixedIPs = &[]db.FixedIPSpec{{IPAddress: "10.0.1.5"}}
 		}, 9, "InvalidIpForNetwork"},
-		{"reserved owner", func(ps []db.PortSpec) { ps[0].DeviceOwner = ptr(db.OwnerRouterGateway) }, 0, "InvalidInput"},
+		{"reserved owner", func(ps []db.PortSpec) { ps[0].DeviceOwner = ptr(topology.OwnerRouterGateway) }, 0, "InvalidInput"},
 		{"subnet of another network", func(ps []db.PortSpec) {
 			ps[3].NetworkID = other.ID
 			ps[3].FixedIPs = &[]db.FixedIPSpec{{IPAddress: "10.0.0.50"}}
@@ -345,10 +346,10 @@ func TestSetPortStatuses(t *testing.T) {
 	s, _ := newStore(t)
 	n, _ := tenantNet(t, s, "10.0.0.0/24")
 	ports := ok(s.CreatePorts(ctx, portSpecs(n.ID, 4, "h1")))(t)
-	err := s.SetPortStatuses(ctx, map[string]db.PortStatus{ports[0].ID: "ACTIVE", ports[1].ID: "UP"})
+	err := s.SetPortStatuses(ctx, map[string]topology.PortStatus{ports[0].ID: "ACTIVE", ports[1].ID: "UP"})
 	wantErrType(t, err, "InvalidInput")
 	rev := revision(t, s)
-	st := map[string]db.PortStatus{ports[0].ID: "ACTIVE", ports[1].ID: "ACTIVE", ports[2].ID: "DOWN", "gone": "ACTIVE"}
+	st := map[string]topology.PortStatus{ports[0].ID: "ACTIVE", ports[1].ID: "ACTIVE", ports[2].ID: "DOWN", "gone": "ACTIVE"}
 	if err := s.SetPortStatuses(ctx, st); err != nil {
 		t.Fatal(err)
 	}
@@ -361,9 +362,9 @@ func TestSetPortStatuses(t *testing.T) {
 	}
 	for i, p := range ports {
 		got := ok(s.GetPort(ctx, p.ID))(t)
-		want, rn := db.PortStatusDown, int64(0)
+		want, rn := topology.PortStatusDown, int64(0)
 		if i < 2 {
-			want, rn = db.PortStatusActive, 1
+			want, rn = topology.PortStatusActive, 1
 		}
 		if got.Status != want || got.RevisionNumber != rn {
 			t.Fatalf("port %d status %s revision_number %d, want %s %d", i, got.Status, got.RevisionNumber, want, rn)

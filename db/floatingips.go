@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/dvrflow/dvrflow/topology"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -47,10 +48,10 @@ const (
 
 // CreateFloatingIP allocates an address on an external network (a network:floatingip
 // port) and associates it with a port when one is given.
-func (s *Store) CreateFloatingIP(ctx context.Context, spec FloatingIPSpec) (*FloatingIP, error) {
-	var f FloatingIP
+func (s *Store) CreateFloatingIP(ctx context.Context, spec FloatingIPSpec) (*topology.FloatingIP, error) {
+	var f topology.FloatingIP
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
-		f = FloatingIP{ID: newID(), ProjectID: spec.ProjectID, FloatingNetworkID: spec.FloatingNetworkID, Status: FloatingIPDown}
+		f = topology.FloatingIP{ID: newID(), ProjectID: spec.ProjectID, FloatingNetworkID: spec.FloatingNetworkID, Status: FloatingIPDown}
 		if spec.Description != nil {
 			f.Description = *spec.Description
 		}
@@ -72,8 +73,8 @@ func (s *Store) CreateFloatingIP(ctx context.Context, spec FloatingIPSpec) (*Flo
 			}
 			ips = &[]FixedIPSpec{fs}
 		}
-		p := Port{ID: newID(), NetworkID: n.ID, DeviceOwner: OwnerFloatingIP, DeviceID: f.ID,
-			Status: PortStatusNotApplicable, AdminStateUp: true}
+		p := topology.Port{ID: newID(), NetworkID: n.ID, DeviceOwner: topology.OwnerFloatingIP, DeviceID: f.ID,
+			Status: topology.PortStatusNotApplicable, AdminStateUp: true}
 		if err := w.insertPort(ctx, &p, n, subnets, nil, ips); err != nil {
 			return err
 		}
@@ -89,7 +90,7 @@ func (s *Store) CreateFloatingIP(ctx context.Context, spec FloatingIPSpec) (*Flo
 		}
 		w.exec(`INSERT INTO floatingips (id, project_id, floating_network_id, port_id, router_id, obj) VALUES ($1, $2, $3, $4, $5, $6)`,
 			f.ID, f.ProjectID, f.FloatingNetworkID, f.PortID, f.RouterID, mustJSON(f))
-		w.record(KindFloatingIP, f.ID, OpCreate, f)
+		w.record(topology.KindFloatingIP, f.ID, topology.OpCreate, f)
 		if f.PortID == "" {
 			return nil // no host gained a floating IP
 		}
@@ -103,8 +104,8 @@ func (s *Store) CreateFloatingIP(ctx context.Context, spec FloatingIPSpec) (*Flo
 
 // associate points f at port's fixed IP through the router that connects the port's
 // subnet to f's external network.
-func (w *wtx) associate(ctx context.Context, f *FloatingIP, portID string, fixedIP *string) error {
-	var p Port
+func (w *wtx) associate(ctx context.Context, f *topology.FloatingIP, portID string, fixedIP *string) error {
+	var p topology.Port
 	if err := w.port(ctx, portID, &p); err != nil {
 		return err
 	}
@@ -146,7 +147,7 @@ WITH ifp AS MATERIALIZED (
   WHERE a.subnet_id = $2 AND ip.device_owner = $1)
 SELECT r.id FROM routers r JOIN ifp ON r.id = ifp.device_id
 WHERE r.obj->'gateway'->>'network_id' = $3
-ORDER BY r.id LIMIT 1`, OwnerRouterInterfaceDistributed, fixed.SubnetID, f.FloatingNetworkID).Scan(&routerID)
+ORDER BY r.id LIMIT 1`, topology.OwnerRouterInterfaceDistributed, fixed.SubnetID, f.FloatingNetworkID).Scan(&routerID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return notFound("ExternalGatewayForFloatingIPNotFound",
 			"External network %s is not reachable from subnet %s.  Therefore, cannot associate Port %s with a Floating IP.",
@@ -159,20 +160,20 @@ ORDER BY r.id LIMIT 1`, OwnerRouterInterfaceDistributed, fixed.SubnetID, f.Float
 	return nil
 }
 
-func (w *wtx) saveFloatingIP(f *FloatingIP) {
+func (w *wtx) saveFloatingIP(f *topology.FloatingIP) {
 	f.UpdatedAt = w.now
 	f.RevisionNumber++
 	w.exec(`UPDATE floatingips SET port_id = $2, router_id = $3, obj = $4 WHERE id = $1`, f.ID, f.PortID, f.RouterID, mustJSON(f))
-	w.record(KindFloatingIP, f.ID, OpUpdate, *f)
+	w.record(topology.KindFloatingIP, f.ID, topology.OpUpdate, *f)
 }
 
 // disassociate clears f's association and saves it.
-func (w *wtx) disassociate(f *FloatingIP) {
+func (w *wtx) disassociate(f *topology.FloatingIP) {
 	f.PortID, f.FixedIPAddress, f.RouterID, f.Status = "", "", "", FloatingIPDown
 	w.saveFloatingIP(f)
 }
 
-func (w *wtx) floatingIP(ctx context.Context, id string, f *FloatingIP) error {
+func (w *wtx) floatingIP(ctx context.Context, id string, f *topology.FloatingIP) error {
 	err := w.getObj(ctx, "floatingips", id, f)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return notFound("FloatingIPNotFound", "Floating IP %s could not be found", id)
@@ -185,11 +186,11 @@ func (w *wtx) floatingIP(ctx context.Context, id string, f *FloatingIP) error {
 
 // UpdateFloatingIP associates (port_id set), re-associates or disassociates (port_id "")
 // a floating IP.
-func (s *Store) UpdateFloatingIP(ctx context.Context, id string, spec FloatingIPSpec) (*FloatingIP, error) {
+func (s *Store) UpdateFloatingIP(ctx context.Context, id string, spec FloatingIPSpec) (*topology.FloatingIP, error) {
 	if spec.FloatingIPAddress != nil || spec.SubnetID != nil {
 		return nil, badRequest("Bad floatingip request: floating_ip_address and subnet_id cannot be updated.")
 	}
-	var f FloatingIP
+	var f topology.FloatingIP
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
 		if err := w.floatingIP(ctx, id, &f); err != nil {
 			return err
@@ -216,16 +217,16 @@ func (s *Store) UpdateFloatingIP(ctx context.Context, id string, spec FloatingIP
 // DeleteFloatingIP releases a floating IP and its address.
 func (s *Store) DeleteFloatingIP(ctx context.Context, id string) error {
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
-		var f FloatingIP
+		var f topology.FloatingIP
 		if err := w.floatingIP(ctx, id, &f); err != nil {
 			return err
 		}
-		var p Port
+		var p topology.Port
 		if err := w.port(ctx, f.FloatingPortID, &p); err != nil {
 			return err
 		}
 		w.exec(`DELETE FROM floatingips WHERE id = $1`, id)
-		w.record(KindFloatingIP, id, OpDelete, f)
+		w.record(topology.KindFloatingIP, id, topology.OpDelete, f)
 		if err := w.deletePort(ctx, &p); err != nil {
 			return err
 		}
@@ -252,7 +253,7 @@ WHERE f.floating_network_id = $1 AND p.host <> ''`, extNet)
 	for _, h := range hosts {
 		want[h] = true
 	}
-	have, err := objs[Port](ctx, w.query, `SELECT obj FROM ports WHERE network_id = $1 AND device_owner = $2`, extNet, OwnerFloatingIPAgentGateway)
+	have, err := objs[topology.Port](ctx, w.query, `SELECT obj FROM ports WHERE network_id = $1 AND device_owner = $2`, extNet, topology.OwnerFloatingIPAgentGateway)
 	if err != nil {
 		return fmt.Errorf("agent gateway ports on %s: %w", extNet, err)
 	}
@@ -276,8 +277,8 @@ WHERE f.floating_network_id = $1 AND p.host <> ''`, extNet)
 		if !want[h] {
 			continue
 		}
-		p := Port{ID: newID(), NetworkID: extNet, DeviceOwner: OwnerFloatingIPAgentGateway, DeviceID: AgentID(h, AgentTypeL3),
-			HostID: h, Status: PortStatusDown, AdminStateUp: true}
+		p := topology.Port{ID: newID(), NetworkID: extNet, DeviceOwner: topology.OwnerFloatingIPAgentGateway, DeviceID: AgentID(h, AgentTypeL3),
+			HostID: h, Status: topology.PortStatusDown, AdminStateUp: true}
 		if err := w.insertPort(ctx, &p, n, subnets, nil, nil); err != nil {
 			return err
 		}
@@ -297,7 +298,7 @@ func (w *wtx) ensureAgentGateway(ctx context.Context, extNet, portID string) err
 	err := w.queryRow(ctx, `
 SELECT p.host, coalesce(array_agg(g.network_id) FILTER (WHERE g.device_owner = $2), '{}')
 FROM ports p LEFT JOIN ports g ON g.host = p.host AND g.host <> ''
-WHERE p.id = $1 GROUP BY p.host`, portID, OwnerFloatingIPAgentGateway).Scan(&host, &gwNets)
+WHERE p.id = $1 GROUP BY p.host`, portID, topology.OwnerFloatingIPAgentGateway).Scan(&host, &gwNets)
 	if err != nil {
 		return fmt.Errorf("agent gateway for port %s: %w", portID, err)
 	}
@@ -309,14 +310,14 @@ WHERE p.id = $1 GROUP BY p.host`, portID, OwnerFloatingIPAgentGateway).Scan(&hos
 	if err != nil {
 		return err
 	}
-	p := Port{ID: newID(), NetworkID: extNet, DeviceOwner: OwnerFloatingIPAgentGateway, DeviceID: AgentID(host, AgentTypeL3),
-		HostID: host, Status: PortStatusDown, AdminStateUp: true}
+	p := topology.Port{ID: newID(), NetworkID: extNet, DeviceOwner: topology.OwnerFloatingIPAgentGateway, DeviceID: AgentID(host, AgentTypeL3),
+		HostID: host, Status: topology.PortStatusDown, AdminStateUp: true}
 	return w.insertPort(ctx, &p, n, subnets, nil, nil)
 }
 
 // GetFloatingIP returns one floating IP.
-func (s *Store) GetFloatingIP(ctx context.Context, id string) (*FloatingIP, error) {
-	xs, err := objs[FloatingIP](ctx, s.pool.Query, `SELECT obj FROM floatingips WHERE id = $1`, id)
+func (s *Store) GetFloatingIP(ctx context.Context, id string) (*topology.FloatingIP, error) {
+	xs, err := objs[topology.FloatingIP](ctx, s.pool.Query, `SELECT obj FROM floatingips WHERE id = $1`, id)
 	if err != nil {
 		return nil, fmt.Errorf("get floating IP %s: %w", id, err)
 	}
@@ -327,8 +328,8 @@ func (s *Store) GetFloatingIP(ctx context.Context, id string) (*FloatingIP, erro
 }
 
 // ListFloatingIPs returns every floating IP.
-func (s *Store) ListFloatingIPs(ctx context.Context) ([]FloatingIP, error) {
-	xs, err := objs[FloatingIP](ctx, s.pool.Query, `SELECT obj FROM floatingips ORDER BY obj->>'created_at', id`)
+func (s *Store) ListFloatingIPs(ctx context.Context) ([]topology.FloatingIP, error) {
+	xs, err := objs[topology.FloatingIP](ctx, s.pool.Query, `SELECT obj FROM floatingips ORDER BY obj->>'created_at', id`)
 	if err != nil {
 		return nil, fmt.Errorf("list floating IPs: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // A floating IP create adds an agent gateway port for its port's host only when the host
@@ -17,7 +18,7 @@ func TestAgentGatewayOnCreate(t *testing.T) {
 	gateways := func() string {
 		var hs []string
 		for _, p := range ok(s.ListPorts(ctx))(t) {
-			if p.DeviceOwner == db.OwnerFloatingIPAgentGateway {
+			if p.DeviceOwner == topology.OwnerFloatingIPAgentGateway {
 				if p.NetworkID != f.ext.ID || p.DeviceID != db.AgentID(p.HostID, db.AgentTypeL3) {
 					t.Fatalf("agent gateway port %+v", p)
 				}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dvrflow/dvrflow/ofproto"
+	"github.com/dvrflow/dvrflow/topology"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -16,7 +17,7 @@ import (
 type HostSpec struct {
 	Name     string
 	TunnelIP string
-	Mode     HostMode
+	Mode     topology.HostMode
 	Bridges  map[string]string // bridge name -> datapath ID (hex)
 }
 
@@ -29,7 +30,7 @@ func validateHost(spec *HostSpec) error {
 		return invalid("tunnel_ip '%s' is not a valid IPv4 address", spec.TunnelIP)
 	}
 	spec.TunnelIP = ipString(ip)
-	if spec.Mode != HostModeDVR && spec.Mode != HostModeDVRSNAT {
+	if spec.Mode != topology.HostModeDVR && spec.Mode != topology.HostModeDVRSNAT {
 		return invalid("mode %q must be dvr or dvr_snat", spec.Mode)
 	}
 	out := make(map[string]string, len(spec.Bridges))
@@ -51,7 +52,7 @@ func validateHost(spec *HostSpec) error {
 // DVR host MAC from the DVR base MAC; an existing host keeps its MAC. created reports
 // whether the host is new. A registration that changes nothing only refreshes the
 // heartbeat (host status, not topology: no revision).
-func (s *Store) RegisterHost(ctx context.Context, spec HostSpec) (h *Host, created bool, err error) {
+func (s *Store) RegisterHost(ctx context.Context, spec HostSpec) (h *topology.Host, created bool, err error) {
 	if err := validateHost(&spec); err != nil {
 		return nil, false, err
 	}
@@ -76,7 +77,7 @@ func (s *Store) RegisterHost(ctx context.Context, spec HostSpec) (h *Host, creat
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("check tunnel IP %s: %w", spec.TunnelIP, err)
 		}
-		var out Host
+		var out topology.Host
 		var raw []byte
 		err = w.queryRow(ctx, `SELECT obj FROM hosts WHERE host = $1`, spec.Name).Scan(&raw)
 		switch {
@@ -90,12 +91,12 @@ func (s *Store) RegisterHost(ctx context.Context, spec HostSpec) (h *Host, creat
 			if used {
 				return errRetry
 			}
-			out = Host{Name: spec.Name, TunnelIP: spec.TunnelIP, Mode: spec.Mode, Bridges: spec.Bridges,
+			out = topology.Host{Name: spec.Name, TunnelIP: spec.TunnelIP, Mode: spec.Mode, Bridges: spec.Bridges,
 				MACAddress: mac, CreatedAt: w.now, UpdatedAt: w.now}
 			w.exec(`INSERT INTO hosts (host, mac_address, obj, heartbeat) VALUES ($1, $2, $3, now())`,
 				out.Name, out.MACAddress, mustJSON(out))
-			w.record(KindHost, out.Name, OpCreate, out)
-			if out.Mode == HostModeDVRSNAT {
+			w.record(topology.KindHost, out.Name, topology.OpCreate, out)
+			if out.Mode == topology.HostModeDVRSNAT {
 				// Routers that got a gateway while no dvr_snat host was live get this one.
 				_, err := w.moveSNAT(ctx, "")
 				return err
@@ -107,15 +108,15 @@ func (s *Store) RegisterHost(ctx context.Context, spec HostSpec) (h *Host, creat
 		if err := json.Unmarshal(raw, &out); err != nil {
 			return fmt.Errorf("decode host %s: %w", spec.Name, err)
 		}
-		wasSNAT := out.Mode == HostModeDVRSNAT
+		wasSNAT := out.Mode == topology.HostModeDVRSNAT
 		out.TunnelIP, out.Mode, out.Bridges, out.UpdatedAt = spec.TunnelIP, spec.Mode, spec.Bridges, w.now
 		w.exec(`UPDATE hosts SET obj = $2, heartbeat = now() WHERE host = $1`, out.Name, mustJSON(out))
-		w.record(KindHost, out.Name, OpUpdate, out)
+		w.record(topology.KindHost, out.Name, topology.OpUpdate, out)
 		switch {
-		case wasSNAT && out.Mode != HostModeDVRSNAT:
+		case wasSNAT && out.Mode != topology.HostModeDVRSNAT:
 			_, err := w.moveSNAT(ctx, out.Name)
 			return err
-		case out.Mode == HostModeDVRSNAT:
+		case out.Mode == topology.HostModeDVRSNAT:
 			_, err := w.moveSNAT(ctx, "")
 			return err
 		}
@@ -179,7 +180,7 @@ func (s *Store) DeleteHost(ctx context.Context, name string) error {
 		if err != nil {
 			return fmt.Errorf("load host %s: %w", name, err)
 		}
-		var h Host
+		var h topology.Host
 		if err := json.Unmarshal(raw, &h); err != nil {
 			return fmt.Errorf("decode host %s: %w", name, err)
 		}
@@ -194,7 +195,7 @@ func (s *Store) DeleteHost(ctx context.Context, name string) error {
 			return err
 		}
 		w.exec(`DELETE FROM hosts WHERE host = $1`, name)
-		w.record(KindHost, name, OpDelete, h)
+		w.record(topology.KindHost, name, topology.OpDelete, h)
 		_, err = w.moveSNAT(ctx, name)
 		return err
 	})
@@ -203,9 +204,9 @@ func (s *Store) DeleteHost(ctx context.Context, name string) error {
 
 const hostColumns = `obj, heartbeat, applied_revision`
 
-func scanHost(r pgx.CollectableRow) (Host, error) {
+func scanHost(r pgx.CollectableRow) (topology.Host, error) {
 	var raw []byte
-	var h Host
+	var h topology.Host
 	var hb time.Time
 	var applied int64
 	if err := r.Scan(&raw, &hb, &applied); err != nil {
@@ -219,7 +220,7 @@ func scanHost(r pgx.CollectableRow) (Host, error) {
 }
 
 // GetHost returns one host.
-func (s *Store) GetHost(ctx context.Context, name string) (*Host, error) {
+func (s *Store) GetHost(ctx context.Context, name string) (*topology.Host, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+hostColumns+` FROM hosts WHERE host = $1`, name)
 	if err != nil {
 		return nil, fmt.Errorf("get host %s: %w", name, err)
@@ -235,11 +236,11 @@ func (s *Store) GetHost(ctx context.Context, name string) (*Host, error) {
 }
 
 // ListHosts returns every host, by name.
-func (s *Store) ListHosts(ctx context.Context) ([]Host, error) {
+func (s *Store) ListHosts(ctx context.Context) ([]topology.Host, error) {
 	return listHosts(ctx, s.pool.Query)
 }
 
-func listHosts(ctx context.Context, q func(context.Context, string, ...any) (pgx.Rows, error)) ([]Host, error) {
+func listHosts(ctx context.Context, q func(context.Context, string, ...any) (pgx.Rows, error)) ([]topology.Host, error) {
 	rows, err := q(ctx, `SELECT `+hostColumns+` FROM hosts ORDER BY host`)
 	if err != nil {
 		return nil, fmt.Errorf("list hosts: %w", err)

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sort"
 
+	"github.com/dvrflow/dvrflow/topology"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -84,7 +85,7 @@ func subtract(rs []ipRange, holes []uint32) []ipRange {
 }
 
 // poolRanges converts validated pools to ranges.
-func poolRanges(pools []AllocationPool) []ipRange {
+func poolRanges(pools []topology.AllocationPool) []ipRange {
 	out := make([]ipRange, 0, len(pools))
 	for _, p := range pools {
 		a, _ := parseIPv4(p.Start)
@@ -106,7 +107,7 @@ func inRanges(rs []ipRange, ip uint32) bool {
 
 // resetFreeRanges rewrites a subnet's free list: its pools minus the gateway and every
 // allocated address.
-func (w *wtx) resetFreeRanges(ctx context.Context, sn *Subnet) error {
+func (w *wtx) resetFreeRanges(ctx context.Context, sn *topology.Subnet) error {
 	rows, err := w.query(ctx, `SELECT ip FROM ip_allocations WHERE subnet_id = $1`, sn.ID)
 	if err != nil {
 		return fmt.Errorf("read allocations of subnet %s: %w", sn.ID, err)
@@ -149,7 +150,7 @@ SELECT first FROM r`, subnetID).Scan(&first)
 }
 
 // allocateSpecific takes a given address of a subnet for port: 409 if it is taken.
-func (w *wtx) allocateSpecific(ctx context.Context, sn *Subnet, ip uint32, portID string) error {
+func (w *wtx) allocateSpecific(ctx context.Context, sn *topology.Subnet, ip uint32, portID string) error {
 	var taken bool
 	var rid, rfirst, rlast *int64
 	err := w.queryRow(ctx, `
@@ -178,7 +179,7 @@ LEFT JOIN ip_free_ranges r ON r.subnet_id = $1 AND r.first <= $2 AND r.last >= $
 }
 
 // releaseIP frees an address of a subnet (back to the free list when in a pool).
-func (w *wtx) releaseIP(sn *Subnet, ip uint32) {
+func (w *wtx) releaseIP(sn *topology.Subnet, ip uint32) {
 	w.exec(`DELETE FROM ip_allocations WHERE subnet_id = $1 AND ip = $2`, sn.ID, int64(ip))
 	gw, hasGW := parseIPv4(sn.GatewayIP)
 	if inRanges(poolRanges(sn.AllocationPools), ip) && !(hasGW && gw == ip) {
@@ -200,7 +201,7 @@ type bulkIPAM struct {
 
 // loadBulkIPAM loads the free ranges of every subnet of the batch's networks, and which
 // of the explicitly asked addresses are taken.
-func (w *wtx) loadBulkIPAM(ctx context.Context, ports []Port, specs []PortSpec, nets map[string]*netWithSubnets) (*bulkIPAM, error) {
+func (w *wtx) loadBulkIPAM(ctx context.Context, ports []topology.Port, specs []PortSpec, nets map[string]*netWithSubnets) (*bulkIPAM, error) {
 	b := &bulkIPAM{free: map[string][]ipRange{}, taken: map[string]map[uint32]bool{}, touched: map[string]bool{}}
 	var subIDs []string
 	for _, ns := range nets {
@@ -294,7 +295,7 @@ func (b *bulkIPAM) allocateAny(_ context.Context, sub, port string) (uint32, boo
 }
 
 // allocateSpecific takes a given address of a subnet, 409 if taken (addressPool).
-func (b *bulkIPAM) allocateSpecific(_ context.Context, sn *Subnet, ip uint32, port string) error {
+func (b *bulkIPAM) allocateSpecific(_ context.Context, sn *topology.Subnet, ip uint32, port string) error {
 	if b.taken[sn.ID][ip] {
 		return conflict("IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s", ipString(ip), sn.ID)
 	}

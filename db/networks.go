@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/dvrflow/dvrflow/topology"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -23,7 +24,7 @@ type NetworkSpec struct {
 }
 
 func mtuFor(networkType string) int {
-	if networkType == NetworkTypeVXLAN {
+	if networkType == topology.NetworkTypeVXLAN {
 		return 1450
 	}
 	return 1500
@@ -31,13 +32,13 @@ func mtuFor(networkType string) int {
 
 // CreateNetwork creates a network and allocates its segment (a VNI from the configured
 // range for vxlan networks without a segmentation ID).
-func (s *Store) CreateNetwork(ctx context.Context, spec NetworkSpec) (*Network, error) {
+func (s *Store) CreateNetwork(ctx context.Context, spec NetworkSpec) (*topology.Network, error) {
 	n, err := buildNetwork(spec)
 	if err != nil {
 		return nil, err
 	}
 	_, err = s.write(ctx, func(ctx context.Context, w *wtx) error {
-		if n.NetworkType == NetworkTypeVXLAN && spec.SegmentationID == nil {
+		if n.NetworkType == topology.NetworkTypeVXLAN && spec.SegmentationID == nil {
 			vni, err := w.freeVNI(ctx, s.cfg.VNIMin, s.cfg.VNIMax)
 			if err != nil {
 				return err
@@ -57,7 +58,7 @@ func (s *Store) CreateNetwork(ctx context.Context, spec NetworkSpec) (*Network, 
 		w.exec(`INSERT INTO networks (id, project_id, obj) VALUES ($1, $2, $3)`, n.ID, n.ProjectID, mustJSON(n))
 		w.exec(`INSERT INTO segments (network_type, physical_network, segmentation_id, network_id) VALUES ($1, $2, $3, $4)`,
 			n.NetworkType, n.PhysicalNetwork, n.SegmentationID, n.ID)
-		w.record(KindNetwork, n.ID, OpCreate, n)
+		w.record(topology.KindNetwork, n.ID, topology.OpCreate, n)
 		return nil
 	})
 	if err != nil {
@@ -67,11 +68,11 @@ func (s *Store) CreateNetwork(ctx context.Context, spec NetworkSpec) (*Network, 
 }
 
 // segmentInUse is the conflict of a network whose segment another network has.
-func segmentInUse(n *Network) error {
+func segmentInUse(n *topology.Network) error {
 	switch n.NetworkType {
-	case NetworkTypeVLAN:
+	case topology.NetworkTypeVLAN:
 		return conflict("VlanIdInUse", "Unable to create the network. The VLAN %d on physical network %s is in use.", n.SegmentationID, n.PhysicalNetwork)
-	case NetworkTypeFlat:
+	case topology.NetworkTypeFlat:
 		return conflict("FlatNetworkInUse", "Unable to create the flat network. Physical network %s is in use.", n.PhysicalNetwork)
 	default:
 		return conflict("TunnelIdInUse", "Unable to create the network. The tunnel ID %d is in use.", n.SegmentationID)
@@ -80,10 +81,10 @@ func segmentInUse(n *Network) error {
 
 // buildNetwork validates a create spec and returns the network it describes, without
 // its allocated segment.
-func buildNetwork(spec NetworkSpec) (Network, error) {
-	n := Network{
+func buildNetwork(spec NetworkSpec) (topology.Network, error) {
+	n := topology.Network{
 		ID: newID(), ProjectID: spec.ProjectID, AdminStateUp: true, Status: "ACTIVE",
-		NetworkType: NetworkTypeVXLAN, Subnets: []string{},
+		NetworkType: topology.NetworkTypeVXLAN, Subnets: []string{},
 	}
 	if spec.NetworkType != nil {
 		n.NetworkType = *spec.NetworkType
@@ -92,21 +93,21 @@ func buildNetwork(spec NetworkSpec) (Network, error) {
 		n.PhysicalNetwork = *spec.PhysicalNetwork
 	}
 	switch n.NetworkType {
-	case NetworkTypeVXLAN:
+	case topology.NetworkTypeVXLAN:
 		if n.PhysicalNetwork != "" {
 			return n, invalid("provider:physical_network specified for %s network", n.NetworkType)
 		}
 		if spec.SegmentationID != nil && (*spec.SegmentationID < 1 || *spec.SegmentationID > 1<<24-1) {
 			return n, invalid("%d is not a valid VXLAN VNI, must be 1-16777215", *spec.SegmentationID)
 		}
-	case NetworkTypeVLAN:
+	case topology.NetworkTypeVLAN:
 		if n.PhysicalNetwork == "" {
 			return n, invalid("provider:physical_network required for vlan provider network")
 		}
 		if spec.SegmentationID == nil || *spec.SegmentationID < 1 || *spec.SegmentationID > 4094 {
 			return n, invalid("provider:segmentation_id must be a VLAN ID 1-4094 for vlan provider network")
 		}
-	case NetworkTypeFlat:
+	case topology.NetworkTypeFlat:
 		if n.PhysicalNetwork == "" {
 			return n, invalid("provider:physical_network required for flat provider network")
 		}
@@ -126,7 +127,7 @@ func buildNetwork(spec NetworkSpec) (Network, error) {
 	return n, nil
 }
 
-func applyNetworkSpec(n *Network, spec NetworkSpec) error {
+func applyNetworkSpec(n *topology.Network, spec NetworkSpec) error {
 	if spec.Name != nil {
 		n.Name = *spec.Name
 	}
@@ -173,11 +174,11 @@ ORDER BY v LIMIT 1`, lo, hi).Scan(&vni)
 }
 
 // UpdateNetwork changes a network's mutable fields.
-func (s *Store) UpdateNetwork(ctx context.Context, id string, spec NetworkSpec) (*Network, error) {
+func (s *Store) UpdateNetwork(ctx context.Context, id string, spec NetworkSpec) (*topology.Network, error) {
 	if spec.NetworkType != nil || spec.PhysicalNetwork != nil || spec.SegmentationID != nil {
 		return nil, invalid("provider attributes of network %s cannot be updated", id)
 	}
-	var n Network
+	var n topology.Network
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
 		if err := w.network(ctx, id, &n); err != nil {
 			return err
@@ -189,14 +190,14 @@ func (s *Store) UpdateNetwork(ctx context.Context, id string, spec NetworkSpec) 
 		if wasExternal && !n.External {
 			var used bool
 			if err := w.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM ports WHERE network_id = $1 AND device_owner IN ($2, $3))`,
-				id, OwnerRouterGateway, OwnerFloatingIP).Scan(&used); err != nil {
+				id, topology.OwnerRouterGateway, topology.OwnerFloatingIP).Scan(&used); err != nil {
 				return fmt.Errorf("check external network use: %w", err)
 			}
 			if used {
 				return conflict("ExternalNetworkInUse", "External network %s cannot be updated to be non-external, as it has existing gateway ports or floating IPs.", id)
 			}
 		}
-		w.saveNetwork(&n, OpUpdate)
+		w.saveNetwork(&n, topology.OpUpdate)
 		return nil
 	})
 	if err != nil {
@@ -205,15 +206,15 @@ func (s *Store) UpdateNetwork(ctx context.Context, id string, spec NetworkSpec) 
 	return &n, nil
 }
 
-func (w *wtx) saveNetwork(n *Network, op Op) {
+func (w *wtx) saveNetwork(n *topology.Network, op topology.Op) {
 	n.UpdatedAt = w.now
 	n.RevisionNumber++
 	w.exec(`UPDATE networks SET obj = $2 WHERE id = $1`, n.ID, mustJSON(n))
-	w.record(KindNetwork, n.ID, op, *n)
+	w.record(topology.KindNetwork, n.ID, op, *n)
 }
 
 // network loads a network for update.
-func (w *wtx) network(ctx context.Context, id string, n *Network) error {
+func (w *wtx) network(ctx context.Context, id string, n *topology.Network) error {
 	err := w.getObj(ctx, "networks", id, n)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return notFound("NetworkNotFound", "Network %s could not be found.", id)
@@ -225,18 +226,18 @@ func (w *wtx) network(ctx context.Context, id string, n *Network) error {
 }
 
 // autoDeletedOwners are port owners a network delete removes by itself.
-var autoDeletedOwners = map[string]bool{OwnerDHCP: true, OwnerFloatingIPAgentGateway: true}
+var autoDeletedOwners = map[string]bool{topology.OwnerDHCP: true, topology.OwnerFloatingIPAgentGateway: true}
 
 // DeleteNetwork deletes a network with its subnets. It refuses (NetworkInUse) while the
 // network has ports other than DHCP and floating IP agent gateway ports, including router
 // ports: remove router interfaces and gateways first, as in Neutron.
 func (s *Store) DeleteNetwork(ctx context.Context, id string) error {
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
-		var n Network
+		var n topology.Network
 		if err := w.network(ctx, id, &n); err != nil {
 			return err
 		}
-		ports, err := objs[Port](ctx, w.query, `SELECT obj FROM ports WHERE network_id = $1`, id)
+		ports, err := objs[topology.Port](ctx, w.query, `SELECT obj FROM ports WHERE network_id = $1`, id)
 		if err != nil {
 			return fmt.Errorf("load ports of network %s: %w", id, err)
 		}
@@ -259,14 +260,14 @@ func (s *Store) DeleteNetwork(ctx context.Context, id string) error {
 		for i := range ports {
 			w.deletePortRow(&ports[i])
 		}
-		subnets, err := objs[Subnet](ctx, w.query, `SELECT obj FROM subnets WHERE network_id = $1`, id)
+		subnets, err := objs[topology.Subnet](ctx, w.query, `SELECT obj FROM subnets WHERE network_id = $1`, id)
 		if err != nil {
 			return fmt.Errorf("load subnets of network %s: %w", id, err)
 		}
 		for _, sn := range subnets {
 			w.exec(`DELETE FROM ip_allocations WHERE subnet_id = $1`, sn.ID)
 			w.exec(`DELETE FROM subnets WHERE id = $1`, sn.ID)
-			w.record(KindSubnet, sn.ID, OpDelete, sn)
+			w.record(topology.KindSubnet, sn.ID, topology.OpDelete, sn)
 		}
 		rows, err := w.query(ctx, `DELETE FROM local_vlans WHERE network_id = $1 RETURNING host, vlan`, id)
 		if err != nil {
@@ -275,22 +276,22 @@ func (s *Store) DeleteNetwork(ctx context.Context, id string) error {
 		var host string
 		var vlan int
 		if _, err := pgx.ForEachRow(rows, []any{&host, &vlan}, func() error {
-			lv := LocalVLAN{Host: host, NetworkID: id, VLAN: uint16(vlan)}
-			w.record(KindLocalVLAN, lv.key(), OpDelete, lv)
+			lv := topology.LocalVLAN{Host: host, NetworkID: id, VLAN: uint16(vlan)}
+			w.record(topology.KindLocalVLAN, lv.Key(), topology.OpDelete, lv)
 			return nil
 		}); err != nil {
 			return fmt.Errorf("release local VLANs of network %s: %w", id, err)
 		}
 		w.exec(`DELETE FROM networks WHERE id = $1`, id)
-		w.record(KindNetwork, id, OpDelete, n)
+		w.record(topology.KindNetwork, id, topology.OpDelete, n)
 		return nil
 	})
 	return err
 }
 
 // GetNetwork returns one network.
-func (s *Store) GetNetwork(ctx context.Context, id string) (*Network, error) {
-	ns, err := objs[Network](ctx, s.pool.Query, `SELECT obj FROM networks WHERE id = $1`, id)
+func (s *Store) GetNetwork(ctx context.Context, id string) (*topology.Network, error) {
+	ns, err := objs[topology.Network](ctx, s.pool.Query, `SELECT obj FROM networks WHERE id = $1`, id)
 	if err != nil {
 		return nil, fmt.Errorf("get network %s: %w", id, err)
 	}
@@ -301,8 +302,8 @@ func (s *Store) GetNetwork(ctx context.Context, id string) (*Network, error) {
 }
 
 // ListNetworks returns every network.
-func (s *Store) ListNetworks(ctx context.Context) ([]Network, error) {
-	ns, err := objs[Network](ctx, s.pool.Query, `SELECT obj FROM networks ORDER BY obj->>'created_at', id`)
+func (s *Store) ListNetworks(ctx context.Context) ([]topology.Network, error) {
+	ns, err := objs[topology.Network](ctx, s.pool.Query, `SELECT obj FROM networks ORDER BY obj->>'created_at', id`)
 	if err != nil {
 		return nil, fmt.Errorf("list networks: %w", err)
 	}
@@ -319,15 +320,13 @@ func removeString(xs []string, x string) []string {
 	return out
 }
 
-func (lv LocalVLAN) key() string { return lv.Host + "/" + lv.NetworkID }
-
 // CreateNetworks creates networks in one write, allocating the VNIs of vxlan networks
 // without a segmentation ID (lowest free first, in order).
-func (s *Store) CreateNetworks(ctx context.Context, specs []NetworkSpec) ([]Network, error) {
+func (s *Store) CreateNetworks(ctx context.Context, specs []NetworkSpec) ([]topology.Network, error) {
 	if err := checkBulk("networks", len(specs)); err != nil {
 		return nil, err
 	}
-	nets := make([]Network, len(specs))
+	nets := make([]topology.Network, len(specs))
 	for i, spec := range specs {
 		n, err := buildNetwork(spec)
 		if err != nil {
@@ -345,7 +344,7 @@ func (s *Store) CreateNetworks(ctx context.Context, specs []NetworkSpec) ([]Netw
 		var segIDs []int64
 		for i := range nets {
 			n := &nets[i]
-			if n.NetworkType == NetworkTypeVXLAN && specs[i].SegmentationID == nil {
+			if n.NetworkType == topology.NetworkTypeVXLAN && specs[i].SegmentationID == nil {
 				continue
 			}
 			k := segKey{n.NetworkType, n.PhysicalNetwork, n.SegmentationID}
@@ -383,7 +382,7 @@ WHERE (network_type, physical_network, segmentation_id) IN (SELECT * FROM unnest
 			n.CreatedAt, n.UpdatedAt = w.now, w.now
 			ids[i], projects[i], objs[i] = n.ID, n.ProjectID, string(mustJSON(n))
 			types[i], physs[i], segIDs[i] = n.NetworkType, n.PhysicalNetwork, n.SegmentationID
-			w.record(KindNetwork, n.ID, OpCreate, *n)
+			w.record(topology.KindNetwork, n.ID, topology.OpCreate, *n)
 		}
 		w.exec(`INSERT INTO networks (id, project_id, obj) SELECT i, p, o::jsonb FROM unnest($1::text[], $2::text[], $3::text[]) AS x(i, p, o)`,
 			ids, projects, objs)
@@ -398,10 +397,10 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[])`, types, 
 }
 
 // explicitVNIs returns the VXLAN VNIs the batch asks for explicitly.
-func explicitVNIs(nets []Network, specs []NetworkSpec) map[int64]bool {
+func explicitVNIs(nets []topology.Network, specs []NetworkSpec) map[int64]bool {
 	out := map[int64]bool{}
 	for i := range nets {
-		if nets[i].NetworkType == NetworkTypeVXLAN && specs[i].SegmentationID != nil {
+		if nets[i].NetworkType == topology.NetworkTypeVXLAN && specs[i].SegmentationID != nil {
 			out[nets[i].SegmentationID] = true
 		}
 	}
@@ -410,10 +409,10 @@ func explicitVNIs(nets []Network, specs []NetworkSpec) map[int64]bool {
 
 // allocateVNIs gives the vxlan networks without a segmentation ID the lowest VNIs of the
 // configured range that neither the store nor the batch uses.
-func (w *wtx) allocateVNIs(ctx context.Context, nets []Network, specs []NetworkSpec, taken map[int64]bool) error {
+func (w *wtx) allocateVNIs(ctx context.Context, nets []topology.Network, specs []NetworkSpec, taken map[int64]bool) error {
 	need := 0
 	for i := range nets {
-		if nets[i].NetworkType == NetworkTypeVXLAN && specs[i].SegmentationID == nil {
+		if nets[i].NetworkType == topology.NetworkTypeVXLAN && specs[i].SegmentationID == nil {
 			need++
 		}
 	}
@@ -435,7 +434,7 @@ WHERE network_type = 'vxlan' AND physical_network = '' AND segmentation_id BETWE
 	}
 	next := lo
 	for i := range nets {
-		if nets[i].NetworkType != NetworkTypeVXLAN || specs[i].SegmentationID != nil {
+		if nets[i].NetworkType != topology.NetworkTypeVXLAN || specs[i].SegmentationID != nil {
 			continue
 		}
 		for next <= hi && taken[next] {
@@ -452,13 +451,13 @@ WHERE network_type = 'vxlan' AND physical_network = '' AND segmentation_id BETWE
 }
 
 // saveNetworks is saveNetwork for many networks, in one statement.
-func (w *wtx) saveNetworks(ns []*Network, op Op) {
+func (w *wtx) saveNetworks(ns []*topology.Network, op topology.Op) {
 	ids, nobjs := make([]string, len(ns)), make([]string, len(ns))
 	for i, n := range ns {
 		n.UpdatedAt = w.now
 		n.RevisionNumber++
 		ids[i], nobjs[i] = n.ID, string(mustJSON(n))
-		w.record(KindNetwork, n.ID, op, *n)
+		w.record(topology.KindNetwork, n.ID, op, *n)
 	}
 	w.exec(`UPDATE networks n SET obj = x.o::jsonb FROM unnest($1::text[], $2::text[]) AS x(i, o) WHERE n.id = x.i`, ids, nobjs)
 }

@@ -10,6 +10,7 @@ import (
 
 	"sort"
 
+	"github.com/dvrflow/dvrflow/topology"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -37,11 +38,11 @@ type PortSpec struct {
 // routerOwners are the port owners the store itself manages: they cannot be created,
 // re-owned or deleted through the port API.
 var routerOwners = map[string]bool{
-	OwnerRouterInterfaceDistributed: true,
-	OwnerRouterCentralizedSNAT:      true,
-	OwnerRouterGateway:              true,
-	OwnerFloatingIPAgentGateway:     true,
-	OwnerFloatingIP:                 true,
+	topology.OwnerRouterInterfaceDistributed: true,
+	topology.OwnerRouterCentralizedSNAT:      true,
+	topology.OwnerRouterGateway:              true,
+	topology.OwnerFloatingIPAgentGateway:     true,
+	topology.OwnerFloatingIP:                 true,
 }
 
 func normalizeMAC(s string) (string, error) {
@@ -57,14 +58,14 @@ func normalizeMAC(s string) (string, error) {
 
 // CreatePort creates a port, allocating its MAC (unless given) and its fixed IPs (from
 // the first subnet of the network with a free address, unless given).
-func (s *Store) CreatePort(ctx context.Context, spec PortSpec) (*Port, error) {
+func (s *Store) CreatePort(ctx context.Context, spec PortSpec) (*topology.Port, error) {
 	if spec.DeviceOwner != nil && routerOwners[*spec.DeviceOwner] {
 		return nil, invalid("device_owner %s is reserved for ports the router service manages", *spec.DeviceOwner)
 	}
-	var p Port
+	var p topology.Port
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
-		p = Port{ID: newID(), NetworkID: spec.NetworkID, ProjectID: spec.ProjectID, Status: PortStatusDown,
-			AdminStateUp: true, FixedIPs: []FixedIP{}}
+		p = topology.Port{ID: newID(), NetworkID: spec.NetworkID, ProjectID: spec.ProjectID, Status: topology.PortStatusDown,
+			AdminStateUp: true, FixedIPs: []topology.FixedIP{}}
 		applyPortSpec(&p, spec)
 		if spec.MACAddress == nil && spec.FixedIPs == nil {
 			return w.createPortAuto(ctx, &p)
@@ -81,7 +82,7 @@ func (s *Store) CreatePort(ctx context.Context, spec PortSpec) (*Port, error) {
 	return &p, nil
 }
 
-func applyPortSpec(p *Port, spec PortSpec) {
+func applyPortSpec(p *topology.Port, spec PortSpec) {
 	if spec.Name != nil {
 		p.Name = *spec.Name
 	}
@@ -103,7 +104,7 @@ func applyPortSpec(p *Port, spec PortSpec) {
 }
 
 // insertPort allocates p's MAC and addresses and stores it.
-func (w *wtx) insertPort(ctx context.Context, p *Port, n *Network, subnets []Subnet, mac *string, ips *[]FixedIPSpec) error {
+func (w *wtx) insertPort(ctx context.Context, p *topology.Port, n *topology.Network, subnets []topology.Subnet, mac *string, ips *[]FixedIPSpec) error {
 	m := randomMAC(w.cfg.BaseMAC)
 	if mac != nil {
 		var err error
@@ -133,17 +134,17 @@ func (w *wtx) insertPort(ctx context.Context, p *Port, n *Network, subnets []Sub
 
 // queuePortInsert queues the insert of a new port (its address rows may come before it:
 // the foreign key is deferred) and records it.
-func (w *wtx) queuePortInsert(p *Port) {
+func (w *wtx) queuePortInsert(p *topology.Port) {
 	p.CreatedAt, p.UpdatedAt = w.now, w.now
 	w.exec(`INSERT INTO ports (id, network_id, project_id, mac_address, device_owner, device_id, host, obj) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		p.ID, p.NetworkID, p.ProjectID, p.MACAddress, p.DeviceOwner, p.DeviceID, p.HostID, mustJSON(p))
-	w.record(KindPort, p.ID, OpCreate, *p)
+	w.record(topology.KindPort, p.ID, topology.OpCreate, *p)
 }
 
 // createPortAuto creates a port with a random MAC and one automatic address in a single
 // round trip: it loads the network, takes the lowest free address of the first subnet
 // that has one, and checks the MAC, all in one statement.
-func (w *wtx) createPortAuto(ctx context.Context, p *Port) error {
+func (w *wtx) createPortAuto(ctx context.Context, p *topology.Port) error {
 	p.MACAddress = randomMAC(w.cfg.BaseMAC)
 	var nraw []byte
 	var subnetID *string
@@ -172,13 +173,13 @@ FROM n LEFT JOIN r ON true`, p.NetworkID, p.MACAddress).Scan(&nraw, &subnetID, &
 	if macUsed {
 		return errRetry
 	}
-	p.FixedIPs = []FixedIP{}
+	p.FixedIPs = []topology.FixedIP{}
 	if subnetID == nil && nsubnets > 0 {
 		return conflict("IpAddressGenerationFailure", "No more IP addresses available on network %s.", p.NetworkID)
 	}
 	if subnetID != nil {
 		w.exec(`INSERT INTO ip_allocations (subnet_id, ip, port_id) VALUES ($1, $2, $3)`, *subnetID, *first, p.ID)
-		p.FixedIPs = append(p.FixedIPs, FixedIP{SubnetID: *subnetID, IPAddress: ipString(uint32(*first))})
+		p.FixedIPs = append(p.FixedIPs, topology.FixedIP{SubnetID: *subnetID, IPAddress: ipString(uint32(*first))})
 	}
 	w.queuePortInsert(p)
 	return nil
@@ -191,13 +192,13 @@ type addressPool interface {
 	// the subnet is exhausted.
 	allocateAny(ctx context.Context, subnetID, portID string) (ip uint32, ok bool, err error)
 	// allocateSpecific takes a given address of a subnet for port: 409 if it is taken.
-	allocateSpecific(ctx context.Context, sn *Subnet, ip uint32, portID string) error
+	allocateSpecific(ctx context.Context, sn *topology.Subnet, ip uint32, portID string) error
 }
 
 // allocateIPs allocates from pool the addresses asked for (or one automatic one) for
 // port p on network n.
-func allocateIPs(ctx context.Context, pool addressPool, p *Port, n *Network, subnets []Subnet, specs *[]FixedIPSpec) ([]FixedIP, error) {
-	out := []FixedIP{}
+func allocateIPs(ctx context.Context, pool addressPool, p *topology.Port, n *topology.Network, subnets []topology.Subnet, specs *[]FixedIPSpec) ([]topology.FixedIP, error) {
+	out := []topology.FixedIP{}
 	if specs == nil {
 		if len(subnets) == 0 {
 			return out, nil
@@ -208,18 +209,18 @@ func allocateIPs(ctx context.Context, pool addressPool, p *Port, n *Network, sub
 				return nil, err
 			}
 			if ok {
-				return append(out, FixedIP{SubnetID: subnets[i].ID, IPAddress: ipString(ip)}), nil
+				return append(out, topology.FixedIP{SubnetID: subnets[i].ID, IPAddress: ipString(ip)}), nil
 			}
 		}
 		return nil, conflict("IpAddressGenerationFailure", "No more IP addresses available on network %s.", n.ID)
 	}
-	byID := map[string]*Subnet{}
+	byID := map[string]*topology.Subnet{}
 	for i := range subnets {
 		byID[subnets[i].ID] = &subnets[i]
 	}
 	seen := map[string]bool{}
 	for _, f := range *specs {
-		var sn *Subnet
+		var sn *topology.Subnet
 		if f.SubnetID != "" {
 			if sn = byID[f.SubnetID]; sn == nil {
 				return nil, invalid("Failed to create port on network %s, because fixed_ips included invalid subnet %s", n.ID, f.SubnetID)
@@ -236,7 +237,7 @@ func allocateIPs(ctx context.Context, pool addressPool, p *Port, n *Network, sub
 			if !ok {
 				return nil, conflict("IpAddressGenerationFailure", "No more IP addresses available for subnet %s.", sn.ID)
 			}
-			out = append(out, FixedIP{SubnetID: sn.ID, IPAddress: ipString(ip)})
+			out = append(out, topology.FixedIP{SubnetID: sn.ID, IPAddress: ipString(ip)})
 			continue
 		}
 		ip, ok := parseIPv4(f.IPAddress)
@@ -263,19 +264,19 @@ func allocateIPs(ctx context.Context, pool addressPool, p *Port, n *Network, sub
 			return nil, invalid("duplicate fixed IP %s", f.IPAddress)
 		}
 		seen[ipString(ip)] = true
-		if gw, ok := parseIPv4(sn.GatewayIP); ok && gw == ip && p.DeviceOwner != OwnerRouterInterfaceDistributed {
+		if gw, ok := parseIPv4(sn.GatewayIP); ok && gw == ip && p.DeviceOwner != topology.OwnerRouterInterfaceDistributed {
 			return nil, conflict("IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s: it is the subnet's gateway.", ipString(ip), sn.ID)
 		}
 		if err := pool.allocateSpecific(ctx, sn, ip, p.ID); err != nil {
 			return nil, err
 		}
-		out = append(out, FixedIP{SubnetID: sn.ID, IPAddress: ipString(ip)})
+		out = append(out, topology.FixedIP{SubnetID: sn.ID, IPAddress: ipString(ip)})
 	}
 	return out, nil
 }
 
 // networkWithSubnets loads a network and its subnets (in creation order) in one query.
-func (w *wtx) networkWithSubnets(ctx context.Context, id string) (*Network, []Subnet, error) {
+func (w *wtx) networkWithSubnets(ctx context.Context, id string) (*topology.Network, []topology.Subnet, error) {
 	var nraw, sraw []byte
 	err := w.queryRow(ctx, `
 SELECT n.obj, coalesce((SELECT json_agg(s.obj ORDER BY s.obj->>'created_at', s.id) FROM subnets s WHERE s.network_id = n.id), '[]')
@@ -286,8 +287,8 @@ FROM networks n WHERE n.id = $1`, id).Scan(&nraw, &sraw)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load network %s: %w", id, err)
 	}
-	var n Network
-	var subnets []Subnet
+	var n topology.Network
+	var subnets []topology.Subnet
 	if err := json.Unmarshal(nraw, &n); err != nil {
 		return nil, nil, fmt.Errorf("decode network %s: %w", id, err)
 	}
@@ -297,7 +298,7 @@ FROM networks n WHERE n.id = $1`, id).Scan(&nraw, &sraw)
 	return &n, subnets, nil
 }
 
-func (w *wtx) port(ctx context.Context, id string, p *Port) error {
+func (w *wtx) port(ctx context.Context, id string, p *topology.Port) error {
 	err := w.getObj(ctx, "ports", id, p)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return notFound("PortNotFound", "Port %s could not be found.", id)
@@ -308,16 +309,16 @@ func (w *wtx) port(ctx context.Context, id string, p *Port) error {
 	return nil
 }
 
-func (w *wtx) savePort(p *Port) {
+func (w *wtx) savePort(p *topology.Port) {
 	p.UpdatedAt = w.now
 	p.RevisionNumber++
 	w.exec(`UPDATE ports SET device_owner = $2, device_id = $3, host = $4, mac_address = $5, obj = $6 WHERE id = $1`,
 		p.ID, p.DeviceOwner, p.DeviceID, p.HostID, p.MACAddress, mustJSON(p))
-	w.record(KindPort, p.ID, OpUpdate, *p)
+	w.record(topology.KindPort, p.ID, topology.OpUpdate, *p)
 }
 
 // releasePortIPs frees every address of p.
-func (w *wtx) releasePortIPs(ctx context.Context, p *Port) error {
+func (w *wtx) releasePortIPs(ctx context.Context, p *topology.Port) error {
 	if len(p.FixedIPs) == 0 {
 		return nil
 	}
@@ -325,11 +326,11 @@ func (w *wtx) releasePortIPs(ctx context.Context, p *Port) error {
 	for _, f := range p.FixedIPs {
 		ids = append(ids, f.SubnetID)
 	}
-	subnets, err := objs[Subnet](ctx, w.query, `SELECT obj FROM subnets WHERE id = ANY($1)`, ids)
+	subnets, err := objs[topology.Subnet](ctx, w.query, `SELECT obj FROM subnets WHERE id = ANY($1)`, ids)
 	if err != nil {
 		return fmt.Errorf("load subnets of port %s: %w", p.ID, err)
 	}
-	byID := map[string]*Subnet{}
+	byID := map[string]*topology.Subnet{}
 	for i := range subnets {
 		byID[subnets[i].ID] = &subnets[i]
 	}
@@ -343,7 +344,7 @@ func (w *wtx) releasePortIPs(ctx context.Context, p *Port) error {
 }
 
 // deletePort removes a port and frees its addresses.
-func (w *wtx) deletePort(ctx context.Context, p *Port) error {
+func (w *wtx) deletePort(ctx context.Context, p *topology.Port) error {
 	if err := w.releasePortIPs(ctx, p); err != nil {
 		return err
 	}
@@ -352,16 +353,16 @@ func (w *wtx) deletePort(ctx context.Context, p *Port) error {
 }
 
 // deletePortRow removes a port's row (its allocations go with it) and records it.
-func (w *wtx) deletePortRow(p *Port) {
+func (w *wtx) deletePortRow(p *topology.Port) {
 	w.exec(`DELETE FROM ports WHERE id = $1`, p.ID)
-	w.record(KindPort, p.ID, OpDelete, *p)
+	w.record(topology.KindPort, p.ID, topology.OpDelete, *p)
 }
 
 // UpdatePort changes a port's mutable fields. Changing fixed_ips frees the addresses no
 // longer listed and allocates the new ones. Router-managed ports accept only name,
 // description, admin_state_up and binding changes.
-func (s *Store) UpdatePort(ctx context.Context, id string, spec PortSpec) (*Port, error) {
-	var p Port
+func (s *Store) UpdatePort(ctx context.Context, id string, spec PortSpec) (*topology.Port, error) {
+	var p topology.Port
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
 		if err := w.port(ctx, id, &p); err != nil {
 			return err
@@ -412,7 +413,7 @@ func (s *Store) UpdatePort(ctx context.Context, id string, spec PortSpec) (*Port
 }
 
 // reallocateIPs replaces p's addresses by specs, keeping the ones listed again.
-func (w *wtx) reallocateIPs(ctx context.Context, p *Port, specs []FixedIPSpec) error {
+func (w *wtx) reallocateIPs(ctx context.Context, p *topology.Port, specs []FixedIPSpec) error {
 	var fips int
 	if err := w.queryRow(ctx, `SELECT count(*) FROM floatingips WHERE port_id = $1 AND port_id <> ''`, p.ID).Scan(&fips); err != nil {
 		return fmt.Errorf("check floating IPs of port %s: %w", p.ID, err)
@@ -433,8 +434,8 @@ func (w *wtx) reallocateIPs(ctx context.Context, p *Port, specs []FixedIPSpec) e
 		}
 		fresh = append(fresh, f)
 	}
-	var gone []FixedIP
-	var kept []FixedIP
+	var gone []topology.FixedIP
+	var kept []topology.FixedIP
 	for _, f := range p.FixedIPs {
 		if keep[f.IPAddress] {
 			kept = append(kept, f)
@@ -442,7 +443,7 @@ func (w *wtx) reallocateIPs(ctx context.Context, p *Port, specs []FixedIPSpec) e
 			gone = append(gone, f)
 		}
 	}
-	if err := w.releasePortIPs(ctx, &Port{ID: p.ID, FixedIPs: gone}); err != nil {
+	if err := w.releasePortIPs(ctx, &topology.Port{ID: p.ID, FixedIPs: gone}); err != nil {
 		return err
 	}
 	if fresh == nil {
@@ -452,11 +453,11 @@ func (w *wtx) reallocateIPs(ctx context.Context, p *Port, specs []FixedIPSpec) e
 	if err != nil {
 		return err
 	}
-	p.FixedIPs = append(append([]FixedIP{}, kept...), added...)
+	p.FixedIPs = append(append([]topology.FixedIP{}, kept...), added...)
 	return nil
 }
 
-func hasIP(xs []FixedIP, ip string) bool {
+func hasIP(xs []topology.FixedIP, ip string) bool {
 	for _, f := range xs {
 		if f.IPAddress == ip {
 			return true
@@ -466,7 +467,7 @@ func hasIP(xs []FixedIP, ip string) bool {
 }
 
 // portMoved keeps floating IP agent gateway ports right after p's binding changed.
-func (w *wtx) portMoved(ctx context.Context, p *Port) error {
+func (w *wtx) portMoved(ctx context.Context, p *topology.Port) error {
 	rows, err := w.query(ctx, `SELECT DISTINCT floating_network_id FROM floatingips WHERE port_id = $1 AND port_id <> ''`, p.ID)
 	if err != nil {
 		return fmt.Errorf("floating IPs of port %s: %w", p.ID, err)
@@ -487,14 +488,14 @@ func (w *wtx) portMoved(ctx context.Context, p *Port) error {
 // are refused (L3PortInUse).
 func (s *Store) DeletePort(ctx context.Context, id string) error {
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
-		var p Port
+		var p topology.Port
 		if err := w.port(ctx, id, &p); err != nil {
 			return err
 		}
 		if routerOwners[p.DeviceOwner] {
 			return conflict("L3PortInUse", "Port %s has owner %s and therefore cannot be deleted directly via the port API.", id, p.DeviceOwner)
 		}
-		fips, err := objs[FloatingIP](ctx, w.query, `SELECT obj FROM floatingips WHERE port_id = $1 AND port_id <> ''`, id)
+		fips, err := objs[topology.FloatingIP](ctx, w.query, `SELECT obj FROM floatingips WHERE port_id = $1 AND port_id <> ''`, id)
 		if err != nil {
 			return fmt.Errorf("floating IPs of port %s: %w", id, err)
 		}
@@ -515,8 +516,8 @@ func (s *Store) DeletePort(ctx context.Context, id string) error {
 }
 
 // GetPort returns one port.
-func (s *Store) GetPort(ctx context.Context, id string) (*Port, error) {
-	xs, err := objs[Port](ctx, s.pool.Query, `SELECT obj FROM ports WHERE id = $1`, id)
+func (s *Store) GetPort(ctx context.Context, id string) (*topology.Port, error) {
+	xs, err := objs[topology.Port](ctx, s.pool.Query, `SELECT obj FROM ports WHERE id = $1`, id)
 	if err != nil {
 		return nil, fmt.Errorf("get port %s: %w", id, err)
 	}
@@ -527,8 +528,8 @@ func (s *Store) GetPort(ctx context.Context, id string) (*Port, error) {
 }
 
 // ListPorts returns every port.
-func (s *Store) ListPorts(ctx context.Context) ([]Port, error) {
-	xs, err := objs[Port](ctx, s.pool.Query, `SELECT obj FROM ports ORDER BY obj->>'created_at', id`)
+func (s *Store) ListPorts(ctx context.Context) ([]topology.Port, error) {
+	xs, err := objs[topology.Port](ctx, s.pool.Query, `SELECT obj FROM ports ORDER BY obj->>'created_at', id`)
 	if err != nil {
 		return nil, fmt.Errorf("list ports: %w", err)
 	}
@@ -536,14 +537,14 @@ func (s *Store) ListPorts(ctx context.Context) ([]Port, error) {
 }
 
 // savePorts is savePort for many ports, in one statement.
-func (w *wtx) savePorts(ps []*Port) {
+func (w *wtx) savePorts(ps []*topology.Port) {
 	n := len(ps)
 	ids, owners, devs, hosts, macs, pobjs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	for i, p := range ps {
 		p.UpdatedAt = w.now
 		p.RevisionNumber++
 		ids[i], owners[i], devs[i], hosts[i], macs[i], pobjs[i] = p.ID, p.DeviceOwner, p.DeviceID, p.HostID, p.MACAddress, string(mustJSON(p))
-		w.record(KindPort, p.ID, OpUpdate, *p)
+		w.record(topology.KindPort, p.ID, topology.OpUpdate, *p)
 	}
 	w.exec(`UPDATE ports p SET device_owner = x.d, device_id = x.v, host = x.h, mac_address = x.m, obj = x.o::jsonb
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS x(i, d, v, h, m, o) WHERE p.id = x.i`,
@@ -553,7 +554,7 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text
 // CreatePorts creates ports in one write. Each port gets its MAC (random unless given)
 // and its addresses exactly as CreatePort would if the ports were created one after the
 // other in order.
-func (s *Store) CreatePorts(ctx context.Context, specs []PortSpec) ([]Port, error) {
+func (s *Store) CreatePorts(ctx context.Context, specs []PortSpec) ([]topology.Port, error) {
 	if err := checkBulk("ports", len(specs)); err != nil {
 		return nil, err
 	}
@@ -576,12 +577,12 @@ func (s *Store) CreatePorts(ctx context.Context, specs []PortSpec) ([]Port, erro
 			netIDs = append(netIDs, spec.NetworkID)
 		}
 	}
-	var ports []Port
+	var ports []topology.Port
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
-		ports = make([]Port, len(specs))
+		ports = make([]topology.Port, len(specs))
 		for i, spec := range specs {
-			p := Port{ID: newID(), NetworkID: spec.NetworkID, ProjectID: spec.ProjectID, Status: PortStatusDown,
-				AdminStateUp: true, FixedIPs: []FixedIP{}, MACAddress: macs[i]}
+			p := topology.Port{ID: newID(), NetworkID: spec.NetworkID, ProjectID: spec.ProjectID, Status: topology.PortStatusDown,
+				AdminStateUp: true, FixedIPs: []topology.FixedIP{}, MACAddress: macs[i]}
 			applyPortSpec(&p, spec)
 			ports[i] = p
 		}
@@ -618,7 +619,7 @@ func (s *Store) CreatePorts(ctx context.Context, specs []PortSpec) ([]Port, erro
 			p.CreatedAt, p.UpdatedAt = w.now, w.now
 			ids[i], nids[i], projects[i], pmacs[i] = p.ID, p.NetworkID, p.ProjectID, p.MACAddress
 			owners[i], devs[i], hosts[i], pobjs[i] = p.DeviceOwner, p.DeviceID, p.HostID, string(mustJSON(p))
-			w.record(KindPort, p.ID, OpCreate, *p)
+			w.record(topology.KindPort, p.ID, topology.OpCreate, *p)
 		}
 		w.exec(`INSERT INTO ports (id, network_id, project_id, mac_address, device_owner, device_id, host, obj)
 SELECT i, n, p, m, d, v, h, o::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
@@ -632,8 +633,8 @@ AS x(i, n, p, m, d, v, h, o)`, ids, nids, projects, pmacs, owners, devs, hosts, 
 }
 
 type netWithSubnets struct {
-	net     *Network
-	subnets []Subnet // in creation order
+	net     *topology.Network
+	subnets []topology.Subnet // in creation order
 }
 
 // networksWithSubnets is networkWithSubnets for many networks (absent ones are missing
@@ -648,7 +649,7 @@ FROM networks n WHERE n.id = ANY($1)`, ids)
 	out := make(map[string]*netWithSubnets, len(ids))
 	var nraw, sraw []byte
 	_, err = pgx.ForEachRow(rows, []any{&nraw, &sraw}, func() error {
-		x := &netWithSubnets{net: &Network{}}
+		x := &netWithSubnets{net: &topology.Network{}}
 		if err := json.Unmarshal(nraw, x.net); err != nil {
 			return fmt.Errorf("decode network: %w", err)
 		}
@@ -666,7 +667,7 @@ FROM networks n WHERE n.id = ANY($1)`, ids)
 
 // assignMACs checks the given MACs and draws the others, unique per network against the
 // store and the batch, with one query per round of draws.
-func (w *wtx) assignMACs(ctx context.Context, ports []Port, specs []PortSpec) error {
+func (w *wtx) assignMACs(ctx context.Context, ports []topology.Port, specs []PortSpec) error {
 	type key struct{ net, mac string }
 	batch := make(map[key]int, len(ports))
 	for i := range ports {
@@ -740,11 +741,11 @@ WHERE (network_id, mac_address) IN (SELECT * FROM unnest($1::text[], $2::text[])
 // SetPortStatuses sets the status of many ports (port ID -> ACTIVE, DOWN, BUILD or
 // ERROR) in one write. Ports that no longer exist are skipped; ports already at their
 // status are left alone, so a call that changes nothing makes no revision.
-func (s *Store) SetPortStatuses(ctx context.Context, st map[string]PortStatus) error {
+func (s *Store) SetPortStatuses(ctx context.Context, st map[string]topology.PortStatus) error {
 	ids := make([]string, 0, len(st))
 	for id, status := range st {
 		switch status {
-		case PortStatusActive, PortStatusDown, PortStatusBuild, PortStatusError:
+		case topology.PortStatusActive, topology.PortStatusDown, topology.PortStatusBuild, topology.PortStatusError:
 		default:
 			return invalid("port status %q of port %s is not one of ACTIVE, DOWN, BUILD, ERROR", status, id)
 		}
@@ -755,12 +756,12 @@ func (s *Store) SetPortStatuses(ctx context.Context, st map[string]PortStatus) e
 	}
 	sort.Strings(ids)
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
-		ps, err := objs[Port](ctx, w.query, `SELECT p.obj FROM ports p JOIN unnest($1::text[], $2::text[]) AS x(i, s) ON p.id = x.i
+		ps, err := objs[topology.Port](ctx, w.query, `SELECT p.obj FROM ports p JOIN unnest($1::text[], $2::text[]) AS x(i, s) ON p.id = x.i
 WHERE p.obj->>'status' IS DISTINCT FROM x.s ORDER BY p.id`, ids, statusesOf(ids, st))
 		if err != nil {
 			return fmt.Errorf("load ports: %w", err)
 		}
-		changed := make([]*Port, 0, len(ps))
+		changed := make([]*topology.Port, 0, len(ps))
 		for i := range ps {
 			if ps[i].Status != st[ps[i].ID] {
 				ps[i].Status = st[ps[i].ID]
@@ -775,7 +776,7 @@ WHERE p.obj->>'status' IS DISTINCT FROM x.s ORDER BY p.id`, ids, statusesOf(ids,
 	return err
 }
 
-func statusesOf(ids []string, st map[string]PortStatus) []string {
+func statusesOf(ids []string, st map[string]topology.PortStatus) []string {
 	out := make([]string, len(ids))
 	for i, id := range ids {
 		out[i] = string(st[id])

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/dvrflow/dvrflow/topology"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -31,10 +32,10 @@ const linkLocalBase = 169<<24 | 254<<16 | 64<<8
 
 // CreateRouter creates a router (distributed unless told otherwise), with its gateway
 // when given.
-func (s *Store) CreateRouter(ctx context.Context, spec RouterSpec) (*Router, error) {
-	var r Router
+func (s *Store) CreateRouter(ctx context.Context, spec RouterSpec) (*topology.Router, error) {
+	var r topology.Router
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
-		r = Router{ID: newID(), ProjectID: spec.ProjectID, AdminStateUp: true, Status: "ACTIVE", Distributed: true}
+		r = topology.Router{ID: newID(), ProjectID: spec.ProjectID, AdminStateUp: true, Status: "ACTIVE", Distributed: true}
 		applyRouterSpec(&r, spec)
 		r.CreatedAt, r.UpdatedAt = w.now, w.now
 		w.exec(`INSERT INTO routers (id, project_id, obj) VALUES ($1, $2, '{}')`, r.ID, r.ProjectID)
@@ -44,7 +45,7 @@ func (s *Store) CreateRouter(ctx context.Context, spec RouterSpec) (*Router, err
 			}
 		}
 		w.exec(`UPDATE routers SET obj = $2 WHERE id = $1`, r.ID, mustJSON(r))
-		w.record(KindRouter, r.ID, OpCreate, r)
+		w.record(topology.KindRouter, r.ID, topology.OpCreate, r)
 		return nil
 	})
 	if err != nil {
@@ -53,7 +54,7 @@ func (s *Store) CreateRouter(ctx context.Context, spec RouterSpec) (*Router, err
 	return &r, nil
 }
 
-func applyRouterSpec(r *Router, spec RouterSpec) {
+func applyRouterSpec(r *topology.Router, spec RouterSpec) {
 	if spec.Name != nil {
 		r.Name = *spec.Name
 	}
@@ -68,7 +69,7 @@ func applyRouterSpec(r *Router, spec RouterSpec) {
 	}
 }
 
-func (w *wtx) router(ctx context.Context, id string, r *Router) error {
+func (w *wtx) router(ctx context.Context, id string, r *topology.Router) error {
 	err := w.getObj(ctx, "routers", id, r)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return notFound("RouterNotFound", "Router %s could not be found", id)
@@ -79,16 +80,16 @@ func (w *wtx) router(ctx context.Context, id string, r *Router) error {
 	return nil
 }
 
-func (w *wtx) saveRouter(r *Router) {
+func (w *wtx) saveRouter(r *topology.Router) {
 	r.UpdatedAt = w.now
 	r.RevisionNumber++
 	w.exec(`UPDATE routers SET obj = $2 WHERE id = $1`, r.ID, mustJSON(r))
-	w.record(KindRouter, r.ID, OpUpdate, *r)
+	w.record(topology.KindRouter, r.ID, topology.OpUpdate, *r)
 }
 
 // setGateway creates the router_gateway port, allocates the link-local /31 and the
 // centralized SNAT ports.
-func (w *wtx) setGateway(ctx context.Context, r *Router, gs *GatewaySpec) error {
+func (w *wtx) setGateway(ctx context.Context, r *topology.Router, gs *GatewaySpec) error {
 	n, subnets, err := w.networkWithSubnets(ctx, gs.NetworkID)
 	if err != nil {
 		return err
@@ -96,15 +97,15 @@ func (w *wtx) setGateway(ctx context.Context, r *Router, gs *GatewaySpec) error 
 	if !n.External {
 		return badRequest("Bad router request: Network %s is not a valid external network.", n.ID)
 	}
-	p := Port{ID: newID(), NetworkID: n.ID, DeviceOwner: OwnerRouterGateway, DeviceID: r.ID,
-		Status: PortStatusDown, AdminStateUp: true}
+	p := topology.Port{ID: newID(), NetworkID: n.ID, DeviceOwner: topology.OwnerRouterGateway, DeviceID: r.ID,
+		Status: topology.PortStatusDown, AdminStateUp: true}
 	if err := w.insertPort(ctx, &p, n, subnets, nil, gs.ExternalFixedIPs); err != nil {
 		return err
 	}
 	if len(p.FixedIPs) == 0 {
 		return badRequest("Bad router request: external network %s has no subnet to give the gateway an address.", n.ID)
 	}
-	gi := &GatewayInfo{NetworkID: n.ID, EnableSNAT: true, ExternalFixedIPs: p.FixedIPs, PortID: p.ID}
+	gi := &topology.GatewayInfo{NetworkID: n.ID, EnableSNAT: true, ExternalFixedIPs: p.FixedIPs, PortID: p.ID}
 	if gs.EnableSNAT != nil {
 		gi.EnableSNAT = *gs.EnableSNAT
 	}
@@ -129,7 +130,7 @@ WHERE NOT EXISTS (SELECT 1 FROM router_linklocal l WHERE l.idx = c.v) ORDER BY v
 
 // clearGateway removes the gateway port, the link-local /31 and the SNAT ports; it
 // refuses while floating IPs go through the router.
-func (w *wtx) clearGateway(ctx context.Context, r *Router) error {
+func (w *wtx) clearGateway(ctx context.Context, r *topology.Router) error {
 	if r.Gateway == nil {
 		return nil
 	}
@@ -141,7 +142,7 @@ func (w *wtx) clearGateway(ctx context.Context, r *Router) error {
 		return conflict("RouterExternalGatewayInUseByFloatingIp",
 			"Gateway cannot be updated for router %s, since a gateway to external network %s is required by one or more floating IPs.", r.ID, r.Gateway.NetworkID)
 	}
-	var gp Port
+	var gp topology.Port
 	if err := w.port(ctx, r.Gateway.PortID, &gp); err != nil {
 		return err
 	}
@@ -154,12 +155,12 @@ func (w *wtx) clearGateway(ctx context.Context, r *Router) error {
 }
 
 // routerPorts returns the ports a router owns, by owner.
-func (w *wtx) routerPorts(ctx context.Context, routerID string) (map[string][]Port, error) {
-	ps, err := objs[Port](ctx, w.query, `SELECT obj FROM ports WHERE device_id = $1 ORDER BY obj->>'created_at', id`, routerID)
+func (w *wtx) routerPorts(ctx context.Context, routerID string) (map[string][]topology.Port, error) {
+	ps, err := objs[topology.Port](ctx, w.query, `SELECT obj FROM ports WHERE device_id = $1 ORDER BY obj->>'created_at', id`, routerID)
 	if err != nil {
 		return nil, fmt.Errorf("load ports of router %s: %w", routerID, err)
 	}
-	out := map[string][]Port{}
+	out := map[string][]topology.Port{}
 	for _, p := range ps {
 		out[p.DeviceOwner] = append(out[p.DeviceOwner], p)
 	}
@@ -168,20 +169,20 @@ func (w *wtx) routerPorts(ctx context.Context, routerID string) (map[string][]Po
 
 // reconcileSNAT keeps exactly one network:router_centralized_snat port per interface
 // subnet while the router has a gateway, and none without.
-func (w *wtx) reconcileSNAT(ctx context.Context, r *Router) error {
+func (w *wtx) reconcileSNAT(ctx context.Context, r *topology.Router) error {
 	ports, err := w.routerPorts(ctx, r.ID)
 	if err != nil {
 		return err
 	}
-	want := map[string]Port{} // subnet -> interface port
+	want := map[string]topology.Port{} // subnet -> interface port
 	if r.Gateway != nil {
-		for _, p := range ports[OwnerRouterInterfaceDistributed] {
+		for _, p := range ports[topology.OwnerRouterInterfaceDistributed] {
 			if len(p.FixedIPs) > 0 {
 				want[p.FixedIPs[0].SubnetID] = p
 			}
 		}
 	}
-	for _, p := range ports[OwnerRouterCentralizedSNAT] {
+	for _, p := range ports[topology.OwnerRouterCentralizedSNAT] {
 		sub := ""
 		if len(p.FixedIPs) > 0 {
 			sub = p.FixedIPs[0].SubnetID
@@ -199,8 +200,8 @@ func (w *wtx) reconcileSNAT(ctx context.Context, r *Router) error {
 		if err != nil {
 			return err
 		}
-		p := Port{ID: newID(), NetworkID: n.ID, ProjectID: r.ProjectID, DeviceOwner: OwnerRouterCentralizedSNAT,
-			DeviceID: r.ID, Status: PortStatusDown, AdminStateUp: true}
+		p := topology.Port{ID: newID(), NetworkID: n.ID, ProjectID: r.ProjectID, DeviceOwner: topology.OwnerRouterCentralizedSNAT,
+			DeviceID: r.ID, Status: topology.PortStatusDown, AdminStateUp: true}
 		if err := w.insertPort(ctx, &p, n, subnets, nil, &[]FixedIPSpec{{SubnetID: sub}}); err != nil {
 			return err
 		}
@@ -210,8 +211,8 @@ func (w *wtx) reconcileSNAT(ctx context.Context, r *Router) error {
 
 // UpdateRouter changes a router's name, state or gateway. Setting a gateway to another
 // network (or other fixed IPs) replaces it; enable_snat alone changes in place.
-func (s *Store) UpdateRouter(ctx context.Context, id string, spec RouterSpec) (*Router, error) {
-	var r Router
+func (s *Store) UpdateRouter(ctx context.Context, id string, spec RouterSpec) (*topology.Router, error) {
+	var r topology.Router
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
 		if err := w.router(ctx, id, &r); err != nil {
 			return err
@@ -234,7 +235,7 @@ func (s *Store) UpdateRouter(ctx context.Context, id string, spec RouterSpec) (*
 			default:
 				if r.Gateway != nil && r.Gateway.NetworkID == gs.NetworkID {
 					// Same network, new addresses: the floating IPs stay valid.
-					var gp Port
+					var gp topology.Port
 					if err := w.port(ctx, r.Gateway.PortID, &gp); err != nil {
 						return err
 					}
@@ -264,7 +265,7 @@ func (s *Store) UpdateRouter(ctx context.Context, id string, spec RouterSpec) (*
 // gateway.
 func (s *Store) DeleteRouter(ctx context.Context, id string) error {
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
-		var r Router
+		var r topology.Router
 		if err := w.router(ctx, id, &r); err != nil {
 			return err
 		}
@@ -272,14 +273,14 @@ func (s *Store) DeleteRouter(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		if len(ports[OwnerRouterInterfaceDistributed]) > 0 {
+		if len(ports[topology.OwnerRouterInterfaceDistributed]) > 0 {
 			return conflict("RouterInUse", "Router %s still has ports", id)
 		}
 		if err := w.clearGateway(ctx, &r); err != nil {
 			return err
 		}
 		w.exec(`DELETE FROM routers WHERE id = $1`, id)
-		w.record(KindRouter, id, OpDelete, r)
+		w.record(topology.KindRouter, id, topology.OpDelete, r)
 		return nil
 	})
 	return err
@@ -287,13 +288,13 @@ func (s *Store) DeleteRouter(ctx context.Context, id string) error {
 
 // AddRouterInterface attaches a subnet (a new port with the subnet's gateway IP) or an
 // existing unused port to a router. Exactly one of subnetID and portID is given.
-func (s *Store) AddRouterInterface(ctx context.Context, routerID, subnetID, portID string) (*RouterInterface, error) {
+func (s *Store) AddRouterInterface(ctx context.Context, routerID, subnetID, portID string) (*topology.RouterInterface, error) {
 	if (subnetID == "") == (portID == "") {
 		return nil, badRequest("Bad router request: Either subnet_id or port_id must be specified, not both.")
 	}
-	var ri RouterInterface
+	var ri topology.RouterInterface
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
-		var r Router
+		var r topology.Router
 		if err := w.router(ctx, routerID, &r); err != nil {
 			return err
 		}
@@ -301,8 +302,8 @@ func (s *Store) AddRouterInterface(ctx context.Context, routerID, subnetID, port
 		if err != nil {
 			return err
 		}
-		var p Port
-		var sn Subnet
+		var p topology.Port
+		var sn topology.Subnet
 		if portID != "" {
 			if err := w.port(ctx, portID, &p); err != nil {
 				return err
@@ -327,14 +328,14 @@ func (s *Store) AddRouterInterface(ctx context.Context, routerID, subnetID, port
 			}
 		}
 		cidr, _ := parseCIDR4(sn.CIDR)
-		for _, ip := range ports[OwnerRouterInterfaceDistributed] {
+		for _, ip := range ports[topology.OwnerRouterInterfaceDistributed] {
 			if len(ip.FixedIPs) == 0 {
 				continue
 			}
 			if ip.FixedIPs[0].SubnetID == sn.ID {
 				return badRequest("Bad router request: Router already has a port on subnet %s.", sn.ID)
 			}
-			var other Subnet
+			var other topology.Subnet
 			if err := w.subnet(ctx, ip.FixedIPs[0].SubnetID, &other); err != nil {
 				return err
 			}
@@ -344,7 +345,7 @@ func (s *Store) AddRouterInterface(ctx context.Context, routerID, subnetID, port
 			}
 		}
 		if portID != "" {
-			p.DeviceOwner, p.DeviceID = OwnerRouterInterfaceDistributed, r.ID
+			p.DeviceOwner, p.DeviceID = topology.OwnerRouterInterfaceDistributed, r.ID
 			w.savePort(&p)
 		} else {
 			if sn.GatewayIP == "" {
@@ -354,13 +355,13 @@ func (s *Store) AddRouterInterface(ctx context.Context, routerID, subnetID, port
 			if err != nil {
 				return err
 			}
-			p = Port{ID: newID(), NetworkID: n.ID, ProjectID: r.ProjectID, DeviceOwner: OwnerRouterInterfaceDistributed,
-				DeviceID: r.ID, Status: PortStatusDown, AdminStateUp: true}
+			p = topology.Port{ID: newID(), NetworkID: n.ID, ProjectID: r.ProjectID, DeviceOwner: topology.OwnerRouterInterfaceDistributed,
+				DeviceID: r.ID, Status: topology.PortStatusDown, AdminStateUp: true}
 			if err := w.insertPort(ctx, &p, n, subnets, nil, &[]FixedIPSpec{{SubnetID: sn.ID, IPAddress: sn.GatewayIP}}); err != nil {
 				return err
 			}
 		}
-		ri = RouterInterface{RouterID: r.ID, SubnetID: sn.ID, PortID: p.ID, NetworkID: p.NetworkID, ProjectID: r.ProjectID}
+		ri = topology.RouterInterface{RouterID: r.ID, SubnetID: sn.ID, PortID: p.ID, NetworkID: p.NetworkID, ProjectID: r.ProjectID}
 		w.saveRouter(&r) // its interfaces are part of it: revision_number advances, as in Neutron
 		return w.reconcileSNAT(ctx, &r)
 	})
@@ -372,13 +373,13 @@ func (s *Store) AddRouterInterface(ctx context.Context, routerID, subnetID, port
 
 // RemoveRouterInterface detaches a subnet or interface port from a router and deletes
 // the interface port. It refuses while a floating IP needs the interface.
-func (s *Store) RemoveRouterInterface(ctx context.Context, routerID, subnetID, portID string) (*RouterInterface, error) {
+func (s *Store) RemoveRouterInterface(ctx context.Context, routerID, subnetID, portID string) (*topology.RouterInterface, error) {
 	if subnetID == "" && portID == "" {
 		return nil, badRequest("Bad router request: Either subnet_id or port_id must be specified.")
 	}
-	var ri RouterInterface
+	var ri topology.RouterInterface
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
-		var r Router
+		var r topology.Router
 		if err := w.router(ctx, routerID, &r); err != nil {
 			return err
 		}
@@ -386,13 +387,13 @@ func (s *Store) RemoveRouterInterface(ctx context.Context, routerID, subnetID, p
 		if err != nil {
 			return err
 		}
-		var found *Port
-		for i, p := range ports[OwnerRouterInterfaceDistributed] {
+		var found *topology.Port
+		for i, p := range ports[topology.OwnerRouterInterfaceDistributed] {
 			if len(p.FixedIPs) == 0 {
 				continue
 			}
 			if (portID == "" || p.ID == portID) && (subnetID == "" || p.FixedIPs[0].SubnetID == subnetID) {
-				found = &ports[OwnerRouterInterfaceDistributed][i]
+				found = &ports[topology.OwnerRouterInterfaceDistributed][i]
 				break
 			}
 		}
@@ -416,7 +417,7 @@ WHERE f.router_id = $1 AND a.subnet_id = $2`, routerID, sub).Scan(&inUse); err !
 		if err := w.deletePort(ctx, found); err != nil {
 			return err
 		}
-		ri = RouterInterface{RouterID: r.ID, SubnetID: sub, PortID: found.ID, NetworkID: found.NetworkID, ProjectID: r.ProjectID}
+		ri = topology.RouterInterface{RouterID: r.ID, SubnetID: sub, PortID: found.ID, NetworkID: found.NetworkID, ProjectID: r.ProjectID}
 		w.saveRouter(&r)
 		return w.reconcileSNAT(ctx, &r)
 	})
@@ -427,8 +428,8 @@ WHERE f.router_id = $1 AND a.subnet_id = $2`, routerID, sub).Scan(&inUse); err !
 }
 
 // GetRouter returns one router.
-func (s *Store) GetRouter(ctx context.Context, id string) (*Router, error) {
-	xs, err := objs[Router](ctx, s.pool.Query, `SELECT obj FROM routers WHERE id = $1`, id)
+func (s *Store) GetRouter(ctx context.Context, id string) (*topology.Router, error) {
+	xs, err := objs[topology.Router](ctx, s.pool.Query, `SELECT obj FROM routers WHERE id = $1`, id)
 	if err != nil {
 		return nil, fmt.Errorf("get router %s: %w", id, err)
 	}
@@ -439,8 +440,8 @@ func (s *Store) GetRouter(ctx context.Context, id string) (*Router, error) {
 }
 
 // ListRouters returns every router.
-func (s *Store) ListRouters(ctx context.Context) ([]Router, error) {
-	xs, err := objs[Router](ctx, s.pool.Query, `SELECT obj FROM routers ORDER BY obj->>'created_at', id`)
+func (s *Store) ListRouters(ctx context.Context) ([]topology.Router, error) {
+	xs, err := objs[topology.Router](ctx, s.pool.Query, `SELECT obj FROM routers ORDER BY obj->>'created_at', id`)
 	if err != nil {
 		return nil, fmt.Errorf("list routers: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/dvrflow/dvrflow/topology"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -34,22 +35,22 @@ func (w *wtx) liveSNATHost(ctx context.Context, exclude string) (string, error) 
 SELECT h.host FROM hosts h
 WHERE h.host <> $1 AND `+liveSNATHostSQL+`
 ORDER BY (SELECT count(*) FROM routers r WHERE r.obj->>'snat_host' = h.host), h.host
-LIMIT 1`, exclude, HostModeDVRSNAT, w.cfg.AgentDownTime.Seconds()).Scan(&h)
+LIMIT 1`, exclude, topology.HostModeDVRSNAT, w.cfg.AgentDownTime.Seconds()).Scan(&h)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("pick a live %s host: %w", HostModeDVRSNAT, err)
+		return "", fmt.Errorf("pick a live %s host: %w", topology.HostModeDVRSNAT, err)
 	}
 	return h, nil
 }
 
 // scheduleSNAT gives r (which has a gateway) a live dvr_snat host, unless it has one.
-func (w *wtx) scheduleSNAT(ctx context.Context, r *Router) error {
+func (w *wtx) scheduleSNAT(ctx context.Context, r *topology.Router) error {
 	if r.SNATHost != "" {
 		var live bool
 		if err := w.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM hosts h WHERE h.host = $1 AND `+liveSNATHostSQL+`)`,
-			r.SNATHost, HostModeDVRSNAT, w.cfg.AgentDownTime.Seconds()).Scan(&live); err != nil {
+			r.SNATHost, topology.HostModeDVRSNAT, w.cfg.AgentDownTime.Seconds()).Scan(&live); err != nil {
 			return fmt.Errorf("check snat host %s: %w", r.SNATHost, err)
 		}
 		if live {
@@ -70,13 +71,13 @@ func (w *wtx) scheduleSNAT(ctx context.Context, r *Router) error {
 // (or is leaving, when leaving is not "") to the least loaded live one, each with a new
 // revision. Routers stay where they are while no live host is left.
 func (w *wtx) moveSNAT(ctx context.Context, leaving string) ([]SNATMove, error) {
-	rs, err := objs[Router](ctx, w.query, `
+	rs, err := objs[topology.Router](ctx, w.query, `
 SELECT r.obj FROM routers r
 WHERE r.obj ? 'gateway' AND (r.obj->>'snat_host' IS NULL OR r.obj->>'snat_host' = $1 OR NOT EXISTS (
   SELECT 1 FROM hosts h WHERE h.host = r.obj->>'snat_host' AND `+liveSNATHostSQL+`))
-ORDER BY r.id FOR UPDATE`, leaving, HostModeDVRSNAT, w.cfg.AgentDownTime.Seconds())
+ORDER BY r.id FOR UPDATE`, leaving, topology.HostModeDVRSNAT, w.cfg.AgentDownTime.Seconds())
 	if err != nil {
-		return nil, fmt.Errorf("find routers to move off dead %s hosts: %w", HostModeDVRSNAT, err)
+		return nil, fmt.Errorf("find routers to move off dead %s hosts: %w", topology.HostModeDVRSNAT, err)
 	}
 	var moves []SNATMove
 	for i := range rs {

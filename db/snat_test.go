@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // SNAT scheduling picks the least loaded live dvr_snat host and keeps it; routers move
@@ -26,12 +27,12 @@ func TestSNATScheduling(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	register := func(name, ip string, mode db.HostMode) {
+	register := func(name, ip string, mode topology.HostMode) {
 		t.Helper()
 		ok2(s.RegisterHost(ctx, db.HostSpec{Name: name, TunnelIP: ip, Mode: mode}))(t)
 	}
 	f := build(t, s)
-	router := func(id string) *db.Router { t.Helper(); return ok(s.GetRouter(ctx, id))(t) }
+	router := func(id string) *topology.Router { t.Helper(); return ok(s.GetRouter(ctx, id))(t) }
 	where := func(ids ...string) string {
 		t.Helper()
 		var out []string
@@ -55,17 +56,17 @@ func TestSNATScheduling(t *testing.T) {
 	if h := router(r1).SNATHost; h != "" {
 		t.Fatalf("snat host %q with no host registered", h)
 	}
-	register("c1", "192.168.248.1", db.HostModeDVR)
+	register("c1", "192.168.248.1", topology.HostModeDVR)
 	if h := router(r1).SNATHost; h != "" {
 		t.Fatalf("snat host %q on a dvr host", h)
 	}
 	rev := router(r1).RevisionNumber
-	register("n1", "192.168.248.11", db.HostModeDVRSNAT)
+	register("n1", "192.168.248.11", topology.HostModeDVRSNAT)
 	if got := router(r1); got.SNATHost != "n1" || got.RevisionNumber != rev+1 {
 		t.Fatalf("after n1 registered: snat host %q revision %d, want n1 %d", got.SNATHost, got.RevisionNumber, rev+1)
 	}
 	// A second host takes nothing away (sticky) but gets the next router.
-	register("n2", "192.168.248.12", db.HostModeDVRSNAT)
+	register("n2", "192.168.248.12", topology.HostModeDVRSNAT)
 	gs := &db.GatewaySpec{NetworkID: f.ext.ID}
 	r2 := ok(s.CreateRouter(ctx, db.RouterSpec{ProjectID: "p", Gateway: &gs}))(t).ID
 	r3 := ok(s.CreateRouter(ctx, db.RouterSpec{ProjectID: "p", Gateway: &gs}))(t).ID
@@ -102,11 +103,11 @@ func TestSNATScheduling(t *testing.T) {
 	if err := s.Heartbeat(ctx, "n2"); err != nil {
 		t.Fatal(err)
 	}
-	register("n1", "192.168.248.11", db.HostModeDVR)
+	register("n1", "192.168.248.11", topology.HostModeDVR)
 	if got := where(r1, r2, r3, r4); got != "[n2 n2 n2 n2]" {
 		t.Fatalf("snat hosts %s after n1 turned dvr", got)
 	}
-	register("n1", "192.168.248.11", db.HostModeDVRSNAT)
+	register("n1", "192.168.248.11", topology.HostModeDVRSNAT)
 	if err := s.DeleteHost(ctx, "n2"); err != nil {
 		t.Fatal(err)
 	}

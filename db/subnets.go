@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/dvrflow/dvrflow/topology"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -19,24 +20,24 @@ type SubnetSpec struct {
 	Name            *string
 	Description     *string
 	GatewayIP       *string
-	AllocationPools *[]AllocationPool
-	HostRoutes      *[]HostRoute
+	AllocationPools *[]topology.AllocationPool
+	HostRoutes      *[]topology.HostRoute
 	DNSNameservers  *[]string
 	EnableDHCP      *bool
 }
 
 // CreateSubnet creates an IPv4 subnet on a network.
-func (s *Store) CreateSubnet(ctx context.Context, spec SubnetSpec) (*Subnet, error) {
+func (s *Store) CreateSubnet(ctx context.Context, spec SubnetSpec) (*topology.Subnet, error) {
 	sn, cidr, err := buildSubnet(spec)
 	if err != nil {
 		return nil, err
 	}
 	_, err = s.write(ctx, func(ctx context.Context, w *wtx) error {
-		var n Network
+		var n topology.Network
 		if err := w.network(ctx, sn.NetworkID, &n); err != nil {
 			return err
 		}
-		others, err := objs[Subnet](ctx, w.query, `SELECT obj FROM subnets WHERE network_id = $1`, n.ID)
+		others, err := objs[topology.Subnet](ctx, w.query, `SELECT obj FROM subnets WHERE network_id = $1`, n.ID)
 		if err != nil {
 			return fmt.Errorf("load subnets of network %s: %w", n.ID, err)
 		}
@@ -51,9 +52,9 @@ func (s *Store) CreateSubnet(ctx context.Context, spec SubnetSpec) (*Subnet, err
 		if err := w.resetFreeRanges(ctx, &sn); err != nil {
 			return err
 		}
-		w.record(KindSubnet, sn.ID, OpCreate, sn)
+		w.record(topology.KindSubnet, sn.ID, topology.OpCreate, sn)
 		n.Subnets = append(n.Subnets, sn.ID)
-		w.saveNetwork(&n, OpUpdate)
+		w.saveNetwork(&n, topology.OpUpdate)
 		return nil
 	})
 	if err != nil {
@@ -63,9 +64,9 @@ func (s *Store) CreateSubnet(ctx context.Context, spec SubnetSpec) (*Subnet, err
 }
 
 // buildSubnet validates a create spec and returns the subnet it describes.
-func buildSubnet(spec SubnetSpec) (Subnet, cidr4, error) {
-	sn := Subnet{ID: newID(), NetworkID: spec.NetworkID, ProjectID: spec.ProjectID, IPVersion: 4, EnableDHCP: true,
-		AllocationPools: []AllocationPool{}, HostRoutes: []HostRoute{}, DNSNameservers: []string{}}
+func buildSubnet(spec SubnetSpec) (topology.Subnet, cidr4, error) {
+	sn := topology.Subnet{ID: newID(), NetworkID: spec.NetworkID, ProjectID: spec.ProjectID, IPVersion: 4, EnableDHCP: true,
+		AllocationPools: []topology.AllocationPool{}, HostRoutes: []topology.HostRoute{}, DNSNameservers: []string{}}
 	if spec.IPVersion != nil {
 		if *spec.IPVersion != 4 {
 			return sn, cidr4{}, invalid("ip_version %d is not supported: dvrflow subnets are IPv4", *spec.IPVersion)
@@ -88,7 +89,7 @@ func buildSubnet(spec SubnetSpec) (Subnet, cidr4, error) {
 
 // applySubnetSpec applies and validates spec on sn. defaultPools recomputes the pools
 // from the CIDR and gateway.
-func applySubnetSpec(sn *Subnet, cidr cidr4, spec SubnetSpec, defaultPools bool) error {
+func applySubnetSpec(sn *topology.Subnet, cidr cidr4, spec SubnetSpec, defaultPools bool) error {
 	if spec.Name != nil {
 		sn.Name = *spec.Name
 	}
@@ -121,9 +122,9 @@ func applySubnetSpec(sn *Subnet, cidr cidr4, spec SubnetSpec, defaultPools bool)
 		if hasGW {
 			holes = append(holes, gw)
 		}
-		sn.AllocationPools = []AllocationPool{}
+		sn.AllocationPools = []topology.AllocationPool{}
 		for _, r := range subtract(full, holes) {
-			sn.AllocationPools = append(sn.AllocationPools, AllocationPool{Start: ipString(r.first), End: ipString(r.last)})
+			sn.AllocationPools = append(sn.AllocationPools, topology.AllocationPool{Start: ipString(r.first), End: ipString(r.last)})
 		}
 	}
 	var rs []ipRange
@@ -136,7 +137,7 @@ func applySubnetSpec(sn *Subnet, cidr cidr4, spec SubnetSpec, defaultPools bool)
 		if a <= cidr.first() || b >= cidr.last() {
 			return newError(ClassInvalid, "OutOfBoundsAllocationPool", "The allocation pool %s-%s spans beyond the subnet cidr %s.", p.Start, p.End, sn.CIDR)
 		}
-		sn.AllocationPools[i] = AllocationPool{Start: ipString(a), End: ipString(b)}
+		sn.AllocationPools[i] = topology.AllocationPool{Start: ipString(a), End: ipString(b)}
 		for _, r := range rs {
 			if a <= r.last && r.first <= b {
 				return conflict("OverlappingAllocationPools", "Found overlapping allocation pools: %s-%s and %s-%s for subnet %s.",
@@ -182,11 +183,11 @@ func applySubnetSpec(sn *Subnet, cidr cidr4, spec SubnetSpec, defaultPools bool)
 
 // UpdateSubnet changes a subnet's mutable fields (name, gateway, pools, routes, DNS,
 // DHCP). The gateway cannot change while it is allocated (a router interface).
-func (s *Store) UpdateSubnet(ctx context.Context, id string, spec SubnetSpec) (*Subnet, error) {
+func (s *Store) UpdateSubnet(ctx context.Context, id string, spec SubnetSpec) (*topology.Subnet, error) {
 	if spec.CIDR != nil || spec.IPVersion != nil || spec.NetworkID != "" {
 		return nil, invalid("cidr, ip_version and network_id of subnet %s cannot be updated", id)
 	}
-	var sn Subnet
+	var sn topology.Subnet
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
 		if err := w.subnet(ctx, id, &sn); err != nil {
 			return err
@@ -218,7 +219,7 @@ func (s *Store) UpdateSubnet(ctx context.Context, id string, spec SubnetSpec) (*
 		sn.UpdatedAt = w.now
 		sn.RevisionNumber++
 		w.exec(`UPDATE subnets SET obj = $2 WHERE id = $1`, sn.ID, mustJSON(sn))
-		w.record(KindSubnet, sn.ID, OpUpdate, sn)
+		w.record(topology.KindSubnet, sn.ID, topology.OpUpdate, sn)
 		return nil
 	})
 	if err != nil {
@@ -227,7 +228,7 @@ func (s *Store) UpdateSubnet(ctx context.Context, id string, spec SubnetSpec) (*
 	return &sn, nil
 }
 
-func (w *wtx) subnet(ctx context.Context, id string, sn *Subnet) error {
+func (w *wtx) subnet(ctx context.Context, id string, sn *topology.Subnet) error {
 	err := w.getObj(ctx, "subnets", id, sn)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return notFound("SubnetNotFound", "Subnet %s could not be found.", id)
@@ -241,7 +242,7 @@ func (w *wtx) subnet(ctx context.Context, id string, sn *Subnet) error {
 // DeleteSubnet deletes a subnet without allocated addresses (SubnetInUse otherwise).
 func (s *Store) DeleteSubnet(ctx context.Context, id string) error {
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
-		var sn Subnet
+		var sn topology.Subnet
 		if err := w.subnet(ctx, id, &sn); err != nil {
 			return err
 		}
@@ -252,22 +253,22 @@ func (s *Store) DeleteSubnet(ctx context.Context, id string) error {
 		if used > 0 {
 			return conflict("SubnetInUse", "Unable to complete operation on subnet %s: One or more ports have an IP allocation from this subnet.", id)
 		}
-		var n Network
+		var n topology.Network
 		if err := w.network(ctx, sn.NetworkID, &n); err != nil {
 			return err
 		}
 		w.exec(`DELETE FROM subnets WHERE id = $1`, id)
-		w.record(KindSubnet, id, OpDelete, sn)
+		w.record(topology.KindSubnet, id, topology.OpDelete, sn)
 		n.Subnets = removeString(n.Subnets, id)
-		w.saveNetwork(&n, OpUpdate)
+		w.saveNetwork(&n, topology.OpUpdate)
 		return nil
 	})
 	return err
 }
 
 // GetSubnet returns one subnet.
-func (s *Store) GetSubnet(ctx context.Context, id string) (*Subnet, error) {
-	xs, err := objs[Subnet](ctx, s.pool.Query, `SELECT obj FROM subnets WHERE id = $1`, id)
+func (s *Store) GetSubnet(ctx context.Context, id string) (*topology.Subnet, error) {
+	xs, err := objs[topology.Subnet](ctx, s.pool.Query, `SELECT obj FROM subnets WHERE id = $1`, id)
 	if err != nil {
 		return nil, fmt.Errorf("get subnet %s: %w", id, err)
 	}
@@ -278,8 +279,8 @@ func (s *Store) GetSubnet(ctx context.Context, id string) (*Subnet, error) {
 }
 
 // ListSubnets returns every subnet.
-func (s *Store) ListSubnets(ctx context.Context) ([]Subnet, error) {
-	xs, err := objs[Subnet](ctx, s.pool.Query, `SELECT obj FROM subnets ORDER BY obj->>'created_at', id`)
+func (s *Store) ListSubnets(ctx context.Context) ([]topology.Subnet, error) {
+	xs, err := objs[topology.Subnet](ctx, s.pool.Query, `SELECT obj FROM subnets ORDER BY obj->>'created_at', id`)
 	if err != nil {
 		return nil, fmt.Errorf("list subnets: %w", err)
 	}
@@ -288,11 +289,11 @@ func (s *Store) ListSubnets(ctx context.Context) ([]Subnet, error) {
 
 // CreateSubnets creates subnets in one write; each network's subnet list is updated
 // once for the batch.
-func (s *Store) CreateSubnets(ctx context.Context, specs []SubnetSpec) ([]Subnet, error) {
+func (s *Store) CreateSubnets(ctx context.Context, specs []SubnetSpec) ([]topology.Subnet, error) {
 	if err := checkBulk("subnets", len(specs)); err != nil {
 		return nil, err
 	}
-	subs := make([]Subnet, len(specs))
+	subs := make([]topology.Subnet, len(specs))
 	cidrs := make([]cidr4, len(specs))
 	netIDs := make([]string, 0, len(specs))
 	seenNet := map[string]bool{}
@@ -308,11 +309,11 @@ func (s *Store) CreateSubnets(ctx context.Context, specs []SubnetSpec) ([]Subnet
 		}
 	}
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
-		nets, err := objs[Network](ctx, w.query, `SELECT obj FROM networks WHERE id = ANY($1)`, netIDs)
+		nets, err := objs[topology.Network](ctx, w.query, `SELECT obj FROM networks WHERE id = ANY($1)`, netIDs)
 		if err != nil {
 			return fmt.Errorf("load networks: %w", err)
 		}
-		byID := make(map[string]*Network, len(nets))
+		byID := make(map[string]*topology.Network, len(nets))
 		for i := range nets {
 			byID[nets[i].ID] = &nets[i]
 		}
@@ -321,7 +322,7 @@ func (s *Store) CreateSubnets(ctx context.Context, specs []SubnetSpec) ([]Subnet
 				return itemError(i, notFound("NetworkNotFound", "Network %s could not be found.", subs[i].NetworkID))
 			}
 		}
-		existing, err := objs[Subnet](ctx, w.query, `SELECT obj FROM subnets WHERE network_id = ANY($1)`, netIDs)
+		existing, err := objs[topology.Subnet](ctx, w.query, `SELECT obj FROM subnets WHERE network_id = ANY($1)`, netIDs)
 		if err != nil {
 			return fmt.Errorf("load subnets: %w", err)
 		}
@@ -351,7 +352,7 @@ func (s *Store) CreateSubnets(ctx context.Context, specs []SubnetSpec) ([]Subnet
 			for _, r := range subtract(poolRanges(sn.AllocationPools), holes) {
 				rSub, rFirst, rLast = append(rSub, sn.ID), append(rFirst, int64(r.first)), append(rLast, int64(r.last))
 			}
-			w.record(KindSubnet, sn.ID, OpCreate, *sn)
+			w.record(topology.KindSubnet, sn.ID, topology.OpCreate, *sn)
 			byID[sn.NetworkID].Subnets = append(byID[sn.NetworkID].Subnets, sn.ID)
 		}
 		w.exec(`INSERT INTO subnets (id, network_id, project_id, obj)
@@ -359,11 +360,11 @@ SELECT i, n, p, o::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::tex
 		if len(rSub) > 0 {
 			w.exec(`INSERT INTO ip_free_ranges (subnet_id, first, last) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])`, rSub, rFirst, rLast)
 		}
-		changed := make([]*Network, 0, len(netIDs))
+		changed := make([]*topology.Network, 0, len(netIDs))
 		for _, id := range netIDs {
 			changed = append(changed, byID[id])
 		}
-		w.saveNetworks(changed, OpUpdate)
+		w.saveNetworks(changed, topology.OpUpdate)
 		return nil
 	})
 	if err != nil {

@@ -2,17 +2,19 @@ package db
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
 
+	"github.com/dvrflow/dvrflow/topology"
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 )
 
 // Snapshot returns every resource and the revision they are at, read in one
 // REPEATABLE READ transaction so the view is consistent.
-func (s *Store) Snapshot(ctx context.Context) (*Topology, int64, error) {
+func (s *Store) Snapshot(ctx context.Context) (*topology.Topology, int64, error) {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return nil, 0, fmt.Errorf("snapshot: begin: %w", err)
@@ -22,21 +24,21 @@ func (s *Store) Snapshot(ctx context.Context) (*Topology, int64, error) {
 	if err := tx.QueryRow(ctx, `SELECT revision FROM topology_revision WHERE id = 1`).Scan(&rev); err != nil {
 		return nil, 0, fmt.Errorf("snapshot: revision: %w", err)
 	}
-	t := &Topology{}
+	t := &topology.Topology{}
 	q := tx.Query
-	if t.Networks, err = objs[Network](ctx, q, `SELECT obj FROM networks ORDER BY id`); err != nil {
+	if t.Networks, err = objs[topology.Network](ctx, q, `SELECT obj FROM networks ORDER BY id`); err != nil {
 		return nil, 0, fmt.Errorf("snapshot: networks: %w", err)
 	}
-	if t.Subnets, err = objs[Subnet](ctx, q, `SELECT obj FROM subnets ORDER BY id`); err != nil {
+	if t.Subnets, err = objs[topology.Subnet](ctx, q, `SELECT obj FROM subnets ORDER BY id`); err != nil {
 		return nil, 0, fmt.Errorf("snapshot: subnets: %w", err)
 	}
-	if t.Ports, err = objs[Port](ctx, q, `SELECT obj FROM ports ORDER BY id`); err != nil {
+	if t.Ports, err = objs[topology.Port](ctx, q, `SELECT obj FROM ports ORDER BY id`); err != nil {
 		return nil, 0, fmt.Errorf("snapshot: ports: %w", err)
 	}
-	if t.Routers, err = objs[Router](ctx, q, `SELECT obj FROM routers ORDER BY id`); err != nil {
+	if t.Routers, err = objs[topology.Router](ctx, q, `SELECT obj FROM routers ORDER BY id`); err != nil {
 		return nil, 0, fmt.Errorf("snapshot: routers: %w", err)
 	}
-	if t.FloatingIPs, err = objs[FloatingIP](ctx, q, `SELECT obj FROM floatingips ORDER BY id`); err != nil {
+	if t.FloatingIPs, err = objs[topology.FloatingIP](ctx, q, `SELECT obj FROM floatingips ORDER BY id`); err != nil {
 		return nil, 0, fmt.Errorf("snapshot: floating IPs: %w", err)
 	}
 	if t.Hosts, err = listHosts(ctx, q); err != nil {
@@ -46,7 +48,7 @@ func (s *Store) Snapshot(ctx context.Context) (*Topology, int64, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("snapshot: local VLANs: %w", err)
 	}
-	var lv LocalVLAN
+	var lv topology.LocalVLAN
 	var v int
 	if _, err := pgx.ForEachRow(rows, []any{&lv.Host, &lv.NetworkID, &v}, func() error {
 		lv.VLAN = uint16(v)
@@ -70,7 +72,7 @@ func (s *Store) Revision(ctx context.Context) (int64, error) {
 // ChangesSince returns the changes after revision rev in order, at most about limit of
 // them: the last revision returned is always complete (all its changes), so a reader can
 // continue from the last change's revision. limit <= 0 means no limit.
-func (s *Store) ChangesSince(ctx context.Context, rev int64, limit int) ([]Change, error) {
+func (s *Store) ChangesSince(ctx context.Context, rev int64, limit int) ([]topology.Change, error) {
 	sql := `SELECT revision, seq, kind, id, op, object, at FROM changes WHERE revision > $1 ORDER BY revision, seq`
 	args := []any{rev}
 	if limit > 0 {
@@ -85,11 +87,19 @@ ORDER BY revision, seq`
 	if err != nil {
 		return nil, fmt.Errorf("changes since %d: %w", rev, err)
 	}
-	cs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Change, error) {
-		var c Change
-		err := r.Scan(&c.Revision, &c.Seq, &c.Kind, &c.ID, &c.Op, &c.Object, &c.At)
+	cs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (topology.Change, error) {
+		var c topology.Change
+		var raw []byte
+		if err := r.Scan(&c.Revision, &c.Seq, &c.Kind, &c.ID, &c.Op, &raw, &c.At); err != nil {
+			return c, err
+		}
 		c.At = c.At.UTC()
-		return c, err
+		obj, err := decodeRecord(c.Kind, raw)
+		if err != nil {
+			return c, fmt.Errorf("change %d.%d (%s %s %s): %w", c.Revision, c.Seq, c.Op, c.Kind, c.ID, err)
+		}
+		c.Object = obj
+		return c, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("changes since %d: %w", rev, err)
@@ -183,4 +193,31 @@ func (s *Store) listenOnce(ctx context.Context, fn func(rev int64)) error {
 			}
 		}
 	}
+}
+
+// decodeRecord decodes a change's object, as record stored it, into the record of its kind.
+func decodeRecord(kind topology.Kind, raw []byte) (topology.Record, error) {
+	var rec topology.Record
+	switch kind {
+	case topology.KindNetwork:
+		rec = new(topology.Network)
+	case topology.KindSubnet:
+		rec = new(topology.Subnet)
+	case topology.KindPort:
+		rec = new(topology.Port)
+	case topology.KindRouter:
+		rec = new(topology.Router)
+	case topology.KindFloatingIP:
+		rec = new(topology.FloatingIP)
+	case topology.KindHost:
+		rec = new(topology.Host)
+	case topology.KindLocalVLAN:
+		rec = new(topology.LocalVLAN)
+	default:
+		return nil, fmt.Errorf("unknown kind %q", kind)
+	}
+	if err := json.Unmarshal(raw, rec); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", kind, err)
+	}
+	return rec, nil
 }

@@ -10,12 +10,13 @@ import (
 	"time"
 
 	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 type fixture struct {
-	net1, net2, ext  *db.Network
-	sub1, sub2, esub *db.Subnet
-	router           *db.Router
+	net1, net2, ext  *topology.Network
+	sub1, sub2, esub *topology.Subnet
+	router           *topology.Router
 }
 
 // build makes two tenant networks on a distributed router with a gateway.
@@ -73,7 +74,7 @@ func TestChangeLogRebuildsSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	changes := ok(s.ChangesSince(ctx, 0, 0))(t)
-	state := map[db.Kind]map[string]json.RawMessage{}
+	state := map[topology.Kind]map[string]topology.Record{}
 	want := int64(1)
 	for _, c := range changes {
 		if c.Revision != want && c.Revision != want-1 {
@@ -83,9 +84,9 @@ func TestChangeLogRebuildsSnapshot(t *testing.T) {
 			want++
 		}
 		if state[c.Kind] == nil {
-			state[c.Kind] = map[string]json.RawMessage{}
+			state[c.Kind] = map[string]topology.Record{}
 		}
-		if c.Op == db.OpDelete {
+		if c.Op == topology.OpDelete {
 			delete(state[c.Kind], c.ID)
 		} else {
 			state[c.Kind][c.ID] = c.Object
@@ -94,7 +95,7 @@ func TestChangeLogRebuildsSnapshot(t *testing.T) {
 	if want-1 != rev {
 		t.Fatalf("last change revision %d, snapshot revision %d", want-1, rev)
 	}
-	check := func(kind db.Kind, objs any, id func(i int) string, n int) {
+	check := func(kind topology.Kind, objs any, id func(i int) string, n int) {
 		t.Helper()
 		raw, _ := json.Marshal(objs)
 		var list []json.RawMessage
@@ -105,19 +106,20 @@ func TestChangeLogRebuildsSnapshot(t *testing.T) {
 		for i, o := range list {
 			var a, b any
 			json.Unmarshal(o, &a)
-			json.Unmarshal(state[kind][id(i)], &b)
+			rb, _ := json.Marshal(state[kind][id(i)])
+			json.Unmarshal(rb, &b)
 			if fmt.Sprint(a) != fmt.Sprint(b) {
 				t.Fatalf("%s %s: change log %v, snapshot %v", kind, id(i), b, a)
 			}
 		}
 	}
-	check(db.KindNetwork, topo.Networks, func(i int) string { return topo.Networks[i].ID }, len(topo.Networks))
-	check(db.KindSubnet, topo.Subnets, func(i int) string { return topo.Subnets[i].ID }, len(topo.Subnets))
-	check(db.KindPort, topo.Ports, func(i int) string { return topo.Ports[i].ID }, len(topo.Ports))
-	check(db.KindRouter, topo.Routers, func(i int) string { return topo.Routers[i].ID }, len(topo.Routers))
-	check(db.KindFloatingIP, topo.FloatingIPs, func(i int) string { return topo.FloatingIPs[i].ID }, len(topo.FloatingIPs))
-	if len(state[db.KindLocalVLAN]) != 1 || len(topo.LocalVLANs) != 1 || len(state[db.KindHost]) != 1 {
-		t.Fatalf("local VLANs %v / %v, hosts %v", state[db.KindLocalVLAN], topo.LocalVLANs, state[db.KindHost])
+	check(topology.KindNetwork, topo.Networks, func(i int) string { return topo.Networks[i].ID }, len(topo.Networks))
+	check(topology.KindSubnet, topo.Subnets, func(i int) string { return topo.Subnets[i].ID }, len(topo.Subnets))
+	check(topology.KindPort, topo.Ports, func(i int) string { return topo.Ports[i].ID }, len(topo.Ports))
+	check(topology.KindRouter, topo.Routers, func(i int) string { return topo.Routers[i].ID }, len(topo.Routers))
+	check(topology.KindFloatingIP, topo.FloatingIPs, func(i int) string { return topo.FloatingIPs[i].ID }, len(topo.FloatingIPs))
+	if len(state[topology.KindLocalVLAN]) != 1 || len(topo.LocalVLANs) != 1 || len(state[topology.KindHost]) != 1 {
+		t.Fatalf("local VLANs %v / %v, hosts %v", state[topology.KindLocalVLAN], topo.LocalVLANs, state[topology.KindHost])
 	}
 	// A bounded read ends on a complete revision.
 	part := ok(s.ChangesSince(ctx, 0, 3))(t)
@@ -160,7 +162,7 @@ func TestDVRAllocations(t *testing.T) {
 	fgHosts := func() []string {
 		var hs []string
 		for _, p := range ok(s.ListPorts(ctx))(t) {
-			if p.DeviceOwner == db.OwnerFloatingIPAgentGateway {
+			if p.DeviceOwner == topology.OwnerFloatingIPAgentGateway {
 				hs = append(hs, p.HostID)
 			}
 		}

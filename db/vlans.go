@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/dvrflow/dvrflow/topology"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -91,8 +92,8 @@ func (s *Store) EnsureLocalVLANs(ctx context.Context, want map[string][]string) 
 				used[next] = true
 				hv[id] = next
 				hs, ns, vs = append(hs, h), append(ns, id), append(vs, int32(next))
-				lv := LocalVLAN{Host: h, NetworkID: id, VLAN: next}
-				w.record(KindLocalVLAN, lv.key(), OpCreate, lv)
+				lv := topology.LocalVLAN{Host: h, NetworkID: id, VLAN: next}
+				w.record(topology.KindLocalVLAN, lv.Key(), topology.OpCreate, lv)
 			}
 		}
 		if len(hs) > 0 {
@@ -176,8 +177,8 @@ RETURNING host, network_id, vlan`, all, hs, ns)
 		if err != nil {
 			return fmt.Errorf("release local VLANs: %w", err)
 		}
-		lvs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (LocalVLAN, error) {
-			var lv LocalVLAN
+		lvs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (topology.LocalVLAN, error) {
+			var lv topology.LocalVLAN
 			var v int
 			err := r.Scan(&lv.Host, &lv.NetworkID, &v)
 			lv.VLAN = uint16(v)
@@ -186,9 +187,9 @@ RETURNING host, network_id, vlan`, all, hs, ns)
 		if err != nil {
 			return fmt.Errorf("release local VLANs: %w", err)
 		}
-		sort.Slice(lvs, func(i, j int) bool { return lvs[i].key() < lvs[j].key() })
+		sort.Slice(lvs, func(i, j int) bool { return lvs[i].Key() < lvs[j].Key() })
 		for _, lv := range lvs {
-			w.record(KindLocalVLAN, lv.key(), OpDelete, lv)
+			w.record(topology.KindLocalVLAN, lv.Key(), topology.OpDelete, lv)
 		}
 		return nil
 	})
@@ -197,7 +198,7 @@ RETURNING host, network_id, vlan`, all, hs, ns)
 
 // deleteLocalVLANs frees, within a write, the local VLANs of the given networks on host
 // (all of the host's when networkIDs is nil).
-func (w *wtx) deleteLocalVLANs(ctx context.Context, host string, networkIDs []string) ([]LocalVLAN, error) {
+func (w *wtx) deleteLocalVLANs(ctx context.Context, host string, networkIDs []string) ([]topology.LocalVLAN, error) {
 	var rows pgx.Rows
 	var err error
 	if networkIDs == nil {
@@ -208,8 +209,8 @@ func (w *wtx) deleteLocalVLANs(ctx context.Context, host string, networkIDs []st
 	if err != nil {
 		return nil, fmt.Errorf("release local VLANs of host %s: %w", host, err)
 	}
-	lvs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (LocalVLAN, error) {
-		lv := LocalVLAN{Host: host}
+	lvs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (topology.LocalVLAN, error) {
+		lv := topology.LocalVLAN{Host: host}
 		var v int
 		err := r.Scan(&lv.NetworkID, &v)
 		lv.VLAN = uint16(v)
@@ -219,7 +220,7 @@ func (w *wtx) deleteLocalVLANs(ctx context.Context, host string, networkIDs []st
 		return nil, fmt.Errorf("release local VLANs of host %s: %w", host, err)
 	}
 	for _, lv := range lvs {
-		w.record(KindLocalVLAN, lv.key(), OpDelete, lv)
+		w.record(topology.KindLocalVLAN, lv.Key(), topology.OpDelete, lv)
 	}
 	return lvs, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/dvrflow/dvrflow/topology"
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 )
@@ -52,9 +53,9 @@ type wtx struct {
 }
 
 type pendingChange struct {
-	kind Kind
+	kind topology.Kind
 	id   string
-	op   Op
+	op   topology.Op
 	obj  any
 }
 
@@ -370,7 +371,7 @@ func (r errRow) Scan(...any) error { return r.err }
 
 // record appends a change; obj is the full state of the resource after the change
 // (its last state for a delete).
-func (w *wtx) record(kind Kind, id string, op Op, obj any) {
+func (w *wtx) record(kind topology.Kind, id string, op topology.Op, obj any) {
 	w.changes = append(w.changes, pendingChange{kind: kind, id: id, op: op, obj: obj})
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/dvrflow/dvrflow/apps"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // section is one "### <id> <NAME>" section of pipeline.md, under a "## <bridge>" heading.
@@ -87,7 +88,7 @@ func TestPipelineDocNamesEveryTable(t *testing.T) {
 			t.Errorf("pipeline.md: %s section %q: bad table number", s.bridge, s.id)
 			continue
 		}
-		tb, ok := apps.TableOf(apps.Bridge(s.bridge), uint8(id))
+		tb, ok := apps.TableOf(topology.Bridge(s.bridge), uint8(id))
 		if !ok {
 			t.Errorf("pipeline.md: section %s %s %s: no such table in apps/pipeline.go", s.bridge, s.id, s.name)
 			continue
@@ -103,7 +104,7 @@ func TestPipelineDocNamesEveryTable(t *testing.T) {
 			t.Errorf("pipeline.md: section %s %d %s has no dump excerpt with a flow of the table", s.bridge, id, tb.Name)
 		}
 	}
-	for _, b := range apps.Bridges() {
+	for _, b := range topology.Bridges() {
 		for _, tb := range apps.Tables(b) {
 			if !seen[fmt.Sprintf("%s/%d", b, tb.ID)] {
 				t.Errorf("pipeline.md: no section \"### %d %s\" under \"## %s\"", tb.ID, tb.Name, b)

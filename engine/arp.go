@@ -11,6 +11,7 @@ import (
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/controller"
 	"github.com/dvrflow/dvrflow/ofproto"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // onARP answers an ARP request for a known address with a packet-out on the asking port.
@@ -75,12 +76,12 @@ func (e *Engine) answerHeldARP() {
 func (e *Engine) answerARP(sess *controller.Session, inPort uint32, req ofproto.ARPRequest) bool {
 	var mac net.HardwareAddr
 	known := false
-	e.ReadView(func(v *apps.View) {
+	e.ReadView(func(v *topology.View) {
 		if v == nil {
 			return
 		}
 		if host, _, ok := v.HostOfDPID(sess.DPID()); ok {
-			mac, known = v.ResolveARP(host, req)
+			mac, known = apps.ResolveARP(v, host, req)
 		}
 	})
 	if !known {

@@ -1,5 +1,5 @@
 // Package engine drives dvrflow's control loop: it follows the topology in PostgreSQL, turns
-// each revision into an apps.View, gives every connected bridge the flows the apps compute
+// each revision into an topology.View, gives every connected bridge the flows the apps compute
 // for it (the controller's reconcilers send only the difference), answers ARP packet-ins,
 // marks ports ACTIVE when their device appears on their host, allocates local VLANs, and
 // publishes each host's namespace plan to the host helpers.
@@ -23,6 +23,7 @@ import (
 	"github.com/dvrflow/dvrflow/controller"
 	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/plan"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // Config tunes the engine.
@@ -43,7 +44,7 @@ type Engine struct {
 	// without the lock; other goroutines (ARP packet-ins, the status page) read it under
 	// viewMu's read lock.
 	viewMu sync.RWMutex
-	view   *apps.View
+	view   *topology.View
 	kick   chan struct{} // a switch event or a topology notification: run a pass
 
 	// Carried between passes of the control loop (its goroutine only).
@@ -113,7 +114,7 @@ func New(log *zap.Logger, cfg Config, store *db.Store, sw *controller.Server) *E
 
 // ReadView calls fn with the current topology view (nil before the first snapshot) while
 // no change is being applied to it. fn must not keep v nor block.
-func (e *Engine) ReadView(fn func(v *apps.View)) {
+func (e *Engine) ReadView(fn func(v *topology.View)) {
 	e.viewMu.RLock()
 	defer e.viewMu.RUnlock()
 	fn(e.view)
@@ -157,7 +158,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	go func() {
 		listenErr <- e.store.Listen(ctx, func(rev int64) {
 			var known int64 = -1
-			e.ReadView(func(v *apps.View) {
+			e.ReadView(func(v *topology.View) {
 				if v != nil {
 					known = v.Revision
 				}

@@ -27,6 +27,7 @@ import (
 	"github.com/dvrflow/dvrflow/ofproto"
 	"github.com/dvrflow/dvrflow/ofproto/ofsim"
 	"github.com/dvrflow/dvrflow/plan"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 var pg *pgtest.Server
@@ -149,7 +150,7 @@ func (f *fixture) connectSwitches() {
 	f.t.Helper()
 	f.switches = enginetest.Switches(f.log, f.opts, f.topo)
 	for key := range f.switches {
-		if strings.HasSuffix(key, "/"+string(apps.BrInt)) {
+		if strings.HasSuffix(key, "/"+string(topology.BrInt)) {
 			f.nextPort[key] = 100
 		}
 		f.runSwitch(key)
@@ -208,14 +209,14 @@ func (f *fixture) converged() (bool, string) {
 	eng, ofs := f.eng, f.ofs
 	f.mu.Unlock()
 	var ready bool
-	eng.ReadView(func(v *apps.View) { ready = v != nil })
+	eng.ReadView(func(v *topology.View) { ready = v != nil })
 	if !ready {
 		return false, "no view yet"
 	}
 	for key, sw := range f.switches {
 		host, b, _ := strings.Cut(key, "/")
 		want := ofs.Reconciler(sw.DPID()).Desired()
-		if len(want) <= len(apps.Tables(apps.Bridge(b))) {
+		if len(want) <= len(apps.Tables(topology.Bridge(b))) {
 			return false, key + ": only miss flows desired"
 		}
 		got, err := sw.DumpFlows()
@@ -242,9 +243,9 @@ func sameFlowText(dump string, want []ofproto.Flow) bool {
 	return slices.Equal(lines, got)
 }
 
-func (f *fixture) port(name string) *apps.PortInfo {
-	var p *apps.PortInfo
-	f.eng.ReadView(func(v *apps.View) { p = v.Port(f.topo.VMs[name].ID) })
+func (f *fixture) port(name string) *topology.PortInfo {
+	var p *topology.PortInfo
+	f.eng.ReadView(func(v *topology.View) { p = v.Port(f.topo.VMs[name].ID) })
 	return p
 }
 
@@ -269,7 +270,7 @@ func TestSeedConvergesAndSurvivesRestart(t *testing.T) {
 	enginetest.Eventually(t, "VM ports ACTIVE", func() (bool, string) {
 		for name, vm := range f.topo.VMs {
 			p, err := f.store.GetPort(ctx, vm.ID)
-			if err != nil || p.Status != db.PortStatusActive {
+			if err != nil || p.Status != topology.PortStatusActive {
 				return false, name + " not ACTIVE"
 			}
 		}
@@ -297,8 +298,8 @@ func TestSeedConvergesAndSurvivesRestart(t *testing.T) {
 		n := 0
 		for _, p := range ps {
 			switch p.DeviceOwner {
-			case db.OwnerRouterInterfaceDistributed, db.OwnerRouterCentralizedSNAT, db.OwnerRouterGateway, db.OwnerFloatingIPAgentGateway:
-				if p.Status != db.PortStatusActive {
+			case topology.OwnerRouterInterfaceDistributed, topology.OwnerRouterCentralizedSNAT, topology.OwnerRouterGateway, topology.OwnerFloatingIPAgentGateway:
+				if p.Status != topology.PortStatusActive {
 					return false, p.DeviceOwner + " " + p.ID + " " + string(p.Status)
 				}
 				n++
@@ -349,12 +350,12 @@ func TestSeedConvergesAndSurvivesRestart(t *testing.T) {
 	t.Run("routed frame leaves compute1 with its DVR MAC, arrives with the gateway MAC", func(t *testing.T) {
 		vm2 := f.port("VM2")
 		var (
-			sub2   *apps.SubnetInfo
-			c1, c2 *apps.HostInfo
+			sub2   *topology.SubnetInfo
+			c1, c2 *topology.HostInfo
 			vni    uint64
 			vlan   uint16
 		)
-		f.eng.ReadView(func(v *apps.View) {
+		f.eng.ReadView(func(v *topology.View) {
 			sub2 = v.Subnet(vm2.IPs[0].SubnetID)
 			c1, c2 = v.Host("compute1"), v.Host("compute2")
 			vni = uint64(v.Network(vm2.NetworkID).SegmentationID)
@@ -492,7 +493,7 @@ func TestDeletedHostFlowsRemoved(t *testing.T) {
 
 	bridges := map[string]string{}
 	var keys []string
-	for _, b := range apps.Bridges() {
+	for _, b := range topology.Bridges() {
 		dpid := enginetest.DPID("compute3", b)
 		bridges[string(b)] = ofproto.DPID(dpid).String()
 		key := "compute3/" + string(b)
@@ -504,7 +505,7 @@ func TestDeletedHostFlowsRemoved(t *testing.T) {
 		f.switches[key] = ofsim.New(f.log, ofsim.Config{DPID: dpid, Ports: ports})
 		f.runSwitch(key)
 	}
-	if _, _, err := f.store.RegisterHost(ctx, db.HostSpec{Name: "compute3", TunnelIP: "192.168.248.30", Mode: db.HostModeDVR, Bridges: bridges}); err != nil {
+	if _, _, err := f.store.RegisterHost(ctx, db.HostSpec{Name: "compute3", TunnelIP: "192.168.248.30", Mode: topology.HostModeDVR, Bridges: bridges}); err != nil {
 		t.Fatal(err)
 	}
 	flowsOf := func(key string) int {

@@ -7,13 +7,14 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dvrflow/dvrflow/apps"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // followMoves holds each VM port whose binding moved on the host it left while its tap is
 // still plugged there and not yet on the new host, and releases held ports once the new
 // host has the tap or the old one no longer has it (apps/hold.go). Traffic to a migrating
 // VM so keeps reaching it where it runs until it runs on the new host.
-func (e *Engine) followMoves(v *apps.View) {
+func (e *Engine) followMoves(v *topology.View) {
 	moves := e.pendingMoves
 	e.pendingMoves = map[string]string{}
 	held := v.Held()
@@ -43,12 +44,12 @@ func (e *Engine) followMoves(v *apps.View) {
 }
 
 // plugged reports whether port id's tap is on host's br-int, as its switch last said.
-func (e *Engine) plugged(v *apps.View, host, id string) bool {
+func (e *Engine) plugged(v *topology.View, host, id string) bool {
 	h := v.Host(host)
 	if h == nil {
 		return false
 	}
-	dpid, ok := h.BridgeID(apps.BrInt)
+	dpid, ok := h.BridgeID(topology.BrInt)
 	if !ok {
 		return false
 	}

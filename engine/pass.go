@@ -9,9 +9,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/dvrflow/dvrflow/topology"
 	"go.uber.org/zap"
-
-	"github.com/dvrflow/dvrflow/apps"
 )
 
 // pass brings the view up to the store's revision, allocates local VLANs for what the new
@@ -66,7 +65,7 @@ func (e *Engine) pass(ctx context.Context) error {
 	e.updatePlans(v, planHosts)
 	statusHosts := slices.Clone(hosts)
 	for dpid := range dirty {
-		if h, br, ok := v.HostOfDPID(dpid); ok && br == apps.BrInt && !affected[h] {
+		if h, br, ok := v.HostOfDPID(dpid); ok && br == topology.BrInt && !affected[h] {
 			statusHosts = append(statusHosts, h)
 		}
 	}
@@ -87,7 +86,7 @@ func (e *Engine) pass(ctx context.Context) error {
 }
 
 // note adds what a view change affected to what the next push recomputes.
-func (e *Engine) note(aff apps.Affected) {
+func (e *Engine) note(aff topology.Affected) {
 	e.pendingAll = e.pendingAll || aff.All
 	for h := range aff.Hosts {
 		e.pendingHosts[h] = true
@@ -129,7 +128,7 @@ func (e *Engine) follow(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
-	v := apps.NewView(topo, rev)
+	v := topology.NewView(topo, rev)
 	e.viewMu.Lock()
 	e.view = v
 	e.viewMu.Unlock()
@@ -142,7 +141,7 @@ func (e *Engine) follow(ctx context.Context) error {
 
 // pendingHostList returns the hosts to recompute: every registered host and every host
 // holding local VLANs after a snapshot or a host change, else the affected ones.
-func (e *Engine) pendingHostList(v *apps.View) []string {
+func (e *Engine) pendingHostList(v *topology.View) []string {
 	if e.pendingAll {
 		set := map[string]bool{}
 		for _, h := range v.HostNames() {

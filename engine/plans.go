@@ -11,6 +11,7 @@ import (
 
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/plan"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 type hostPlan struct {
@@ -20,7 +21,7 @@ type hostPlan struct {
 
 // updatePlans recomputes the namespace plans of hosts and wakes the helpers waiting for one
 // that changed. A plan keeps the revision at which its content last changed.
-func (e *Engine) updatePlans(v *apps.View, hosts []string) {
+func (e *Engine) updatePlans(v *topology.View, hosts []string) {
 	changed := false
 	for _, h := range hosts {
 		if v.Host(h) == nil {

@@ -8,7 +8,7 @@ import (
 	"maps"
 
 	"github.com/dvrflow/dvrflow/apps"
-	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // updatePortStatus sets the status of the ports realized on hosts, as Neutron reports it:
@@ -16,7 +16,7 @@ import (
 // interface, SNAT, gateway or agent gateway port is ACTIVE while its namespace end is on
 // the br-int of a host where the view places it, DOWN when it is on none of them. Ports
 // are left as they are while a br-int that decides is not connected.
-func (e *Engine) updatePortStatus(ctx context.Context, v *apps.View, hosts []string) error {
+func (e *Engine) updatePortStatus(ctx context.Context, v *topology.View, hosts []string) error {
 	brInt := map[string]map[string]uint32{} // host -> its connected br-int's ports
 	// portsOf copies a host's br-int ports under the engine lock, once per host: the
 	// switch readers take that lock for every port event, so the lock is never held
@@ -26,7 +26,7 @@ func (e *Engine) updatePortStatus(ctx context.Context, v *apps.View, hosts []str
 			return ps, ps != nil
 		}
 		var ps map[string]uint32
-		if id, ok := v.Host(host).BridgeID(apps.BrInt); ok {
+		if id, ok := v.Host(host).BridgeID(topology.BrInt); ok {
 			e.mu.Lock()
 			if b := e.bridges[id]; b != nil {
 				ps = maps.Clone(b.ports)
@@ -36,15 +36,15 @@ func (e *Engine) updatePortStatus(ctx context.Context, v *apps.View, hosts []str
 		brInt[host] = ps
 		return ps, ps != nil
 	}
-	want := map[string]db.PortStatus{}
+	want := map[string]topology.PortStatus{}
 	seen := map[string]bool{}
 	// realized decides a router-owned port over every host the view places it on.
-	realized := func(p *apps.PortInfo) {
+	realized := func(p *topology.PortInfo) {
 		if p == nil || seen[p.ID] {
 			return
 		}
 		seen[p.ID] = true
-		st, decided := db.PortStatusDown, true
+		st, decided := topology.PortStatusDown, true
 		for _, h := range v.PortHosts(p) {
 			ps, ok := portsOf(h)
 			if !ok {
@@ -52,7 +52,7 @@ func (e *Engine) updatePortStatus(ctx context.Context, v *apps.View, hosts []str
 				continue
 			}
 			if _, ok := ps[apps.OVSPortName(p.Port)]; ok {
-				st, decided = db.PortStatusActive, true
+				st, decided = topology.PortStatusActive, true
 				break
 			}
 		}
@@ -67,15 +67,15 @@ func (e *Engine) updatePortStatus(ctx context.Context, v *apps.View, hosts []str
 		}
 		for _, p := range v.PortsOn(host) {
 			switch {
-			case apps.IsDVRServiced(p.DeviceOwner):
-				st := db.PortStatusDown
+			case topology.IsDVRServiced(p.DeviceOwner):
+				st := topology.PortStatusDown
 				if _, ok := present[apps.VMPortName(p.ID)]; ok {
-					st = db.PortStatusActive
+					st = topology.PortStatusActive
 				}
 				if p.Status != st {
 					want[p.ID] = st
 				}
-			case p.DeviceOwner == db.OwnerFloatingIPAgentGateway:
+			case p.DeviceOwner == topology.OwnerFloatingIPAgentGateway:
 				realized(p)
 			}
 		}

@@ -18,12 +18,13 @@ import (
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/controller"
 	"github.com/dvrflow/dvrflow/ofproto"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // pushFlows hands the bridges of the affected hosts (all of them if all) and of the hosts
 // with affected parts, and the switches that connected or changed ports, their desired flows
 // at view v, computing them on every core. It returns how many bridges it pushed.
-func (e *Engine) pushFlows(v *apps.View, all bool, hosts map[string]bool, parts map[string]map[string]bool, dpids map[uint64]bool) int {
+func (e *Engine) pushFlows(v *topology.View, all bool, hosts map[string]bool, parts map[string]map[string]bool, dpids map[uint64]bool) int {
 	e.mu.Lock()
 	var todo []push
 	if all {
@@ -94,7 +95,7 @@ type push struct {
 // pushBridge hands bridge b its desired flows at view v: every part, or only the parts
 // listed (a listed part no longer present is removed). A switch that is not (yet) a
 // registered host's bridge is left untouched: its reconciler is never primed.
-func (e *Engine) pushBridge(v *apps.View, b *bridge, only map[string]bool) {
+func (e *Engine) pushBridge(v *topology.View, b *bridge, only map[string]bool) {
 	host, br, ok := v.HostOfDPID(b.dpid)
 	log := e.log.With(zap.String("dpid", ofproto.DPID(b.dpid).String()))
 	if !ok {

@@ -6,12 +6,12 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/dvrflow/dvrflow/apps"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // allocateVLANs gives every network present on one of hosts a local VLAN there and frees
 // those of networks gone from it. It reports whether it changed anything.
-func (e *Engine) allocateVLANs(ctx context.Context, v *apps.View, hosts []string) (bool, error) {
+func (e *Engine) allocateVLANs(ctx context.Context, v *topology.View, hosts []string) (bool, error) {
 	missing, stale := v.MissingVLANs(hosts), v.StaleVLANs(hosts)
 	for h, nets := range stale {
 		if len(nets) == 0 {

@@ -14,6 +14,7 @@ import (
 	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/db/pgtest"
 	"github.com/dvrflow/dvrflow/failover"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -39,7 +40,7 @@ func TestRunWaitsOneAgentDownTime(t *testing.T) {
 	}
 	defer st.Close()
 	for i, h := range []string{"n1", "n2"} {
-		if _, _, err := st.RegisterHost(ctx, db.HostSpec{Name: h, TunnelIP: "192.168.248." + string(rune('1'+i)), Mode: db.HostModeDVRSNAT}); err != nil {
+		if _, _, err := st.RegisterHost(ctx, db.HostSpec{Name: h, TunnelIP: "192.168.248." + string(rune('1'+i)), Mode: topology.HostModeDVRSNAT}); err != nil {
 			t.Fatal(err)
 		}
 	}

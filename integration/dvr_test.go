@@ -20,10 +20,10 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/northbound/seed"
 	"github.com/dvrflow/dvrflow/testbed/bed"
 	"github.com/dvrflow/dvrflow/testbed/scenario"
+	"github.com/dvrflow/dvrflow/topology"
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/portsbinding"
@@ -189,7 +189,7 @@ func (d *dvrBed) diagnose(t testing.TB) {
 		t.Logf("%s ovs-vsctl show:\n%s\nOVS logs:\n%s", h.Name, out, h.OVS.Logs())
 		r, _ := d.b.Ping(ctx, h.Netns, d.b.ControllerIP(), 1, 2*time.Second)
 		t.Logf("%s -> controller address: %d/%d", h.Name, r.Received, r.Sent)
-		for _, br := range apps.Bridges() {
+		for _, br := range topology.Bridges() {
 			out, err := h.OVS.Ofctl(ctx, string(br), "--no-stats", "dump-flows")
 			t.Logf("%s %s flows (%v):\n%s", h.Name, br, err, out)
 			out, _ = h.OVS.Ofctl(ctx, string(br), "show")
@@ -449,7 +449,7 @@ func TestDVRSeedScenario(t *testing.T) {
 		})
 		waitFor(t, "no flow left for the deleted ports", 30*time.Second, func() (bool, string) {
 			for _, h := range d.b.Hosts() {
-				for _, br := range apps.Bridges() {
+				for _, br := range topology.Bridges() {
 					out, err := h.OVS.Ofctl(ctx, string(br), "--no-stats", "dump-flows")
 					if err != nil {
 						return false, err.Error()

@@ -12,8 +12,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/dvrflow/dvrflow/apps"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // chromiumPath is Debian's chromium (deploy/scripts/install-deps.sh installs it).
@@ -108,7 +107,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		seen[r.Host+"/"+r.Bridge] = r.DPID
 	}
 	for _, h := range []string{"compute1", "compute2", "network"} {
-		for _, b := range apps.Bridges() {
+		for _, b := range topology.Bridges() {
 			if seen[h+"/"+string(b)] == "" {
 				t.Errorf("%s %s not listed: %+v", h, b, rows)
 			}

@@ -25,6 +25,7 @@ import (
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/controller"
 	"github.com/dvrflow/dvrflow/ofproto"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // Sources are where the sampled metrics come from. Every function must be safe for
@@ -101,7 +102,7 @@ func New(log *zap.Logger, src Sources) *Metrics {
 		}, []string{"host"}),
 	}
 	m.pinByBridge = map[string]*tableCounters{}
-	for _, b := range apps.Bridges() {
+	for _, b := range topology.Bridges() {
 		m.pinByBridge[string(b)] = &tableCounters{names: apps.TableNames(b)}
 	}
 	m.pinNumbers = &tableCounters{}

@@ -9,8 +9,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/northbound/seed"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // base creates a tenant network with a subnet and an external network with a subnet.
@@ -69,7 +69,7 @@ func TestCRUD(t *testing.T) {
 	if ip := p2["fixed_ips"].([]any)[0].(map[string]any)["ip_address"]; ip != "10.0.1.10" {
 		t.Fatalf("reused address %v, want 10.0.1.10", ip)
 	}
-	if err := a.store.SetPortStatuses(context.Background(), map[string]db.PortStatus{pid: "ACTIVE"}); err != nil {
+	if err := a.store.SetPortStatuses(context.Background(), map[string]topology.PortStatus{pid: "ACTIVE"}); err != nil {
 		t.Fatal(err)
 	}
 	if st := a.admin(http.StatusOK, "GET", "/v2.0/ports/"+pid, nil)["port"].(map[string]any)["status"]; st != "ACTIVE" {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/topology"
 	"github.com/labstack/echo/v4"
 )
 
@@ -148,7 +149,7 @@ func create[S, T any](c echo.Context, r creation[S, T]) error {
 
 // networkCheck returns check(c, id) as a function of the network ID alone, asking once per
 // network it found good: the items of a bulk create mostly share their network.
-func networkCheck(c echo.Context, check func(echo.Context, string) (*db.Network, error)) func(id string) error {
+func networkCheck(c echo.Context, check func(echo.Context, string) (*topology.Network, error)) func(id string) error {
 	good := map[string]bool{}
 	return func(id string) error {
 		if good[id] {

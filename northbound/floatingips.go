@@ -4,10 +4,11 @@ import (
 	"net/http"
 
 	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/topology"
 	"github.com/labstack/echo/v4"
 )
 
-func (s *Server) ownedFloatingIP(c echo.Context, id string) (*db.FloatingIP, error) {
+func (s *Server) ownedFloatingIP(c echo.Context, id string) (*topology.FloatingIP, error) {
 	f, err := s.store.GetFloatingIP(c.Request().Context(), id)
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/topology"
 	"github.com/labstack/echo/v4"
 )
 
@@ -61,7 +62,7 @@ func (s *Server) registerHost(c echo.Context) error {
 	if tip == nil || mode == nil {
 		return badBody("Invalid input for dvr_host. Reason: tunnel_ip and mode are required.")
 	}
-	spec.TunnelIP, spec.Mode = *tip, db.HostMode(*mode)
+	spec.TunnelIP, spec.Mode = *tip, topology.HostMode(*mode)
 	if _, err := b.decode("bridges", &spec.Bridges); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/topology"
 	"github.com/labstack/echo/v4"
 )
 
@@ -31,7 +32,7 @@ var standardReadOnly = []string{"id", "status", "created_at", "updated_at", "rev
 func with(xs []string, more ...string) []string { return append(append([]string{}, xs...), more...) }
 
 // visibleNetwork returns a network the caller may see (NetworkNotFound otherwise).
-func (s *Server) visibleNetwork(c echo.Context, id string) (*db.Network, error) {
+func (s *Server) visibleNetwork(c echo.Context, id string) (*topology.Network, error) {
 	n, err := s.store.GetNetwork(c.Request().Context(), id)
 	if err != nil {
 		return nil, err
@@ -43,7 +44,7 @@ func (s *Server) visibleNetwork(c echo.Context, id string) (*db.Network, error) 
 }
 
 // ownedNetwork returns a network the caller may change.
-func (s *Server) ownedNetwork(c echo.Context, id string) (*db.Network, error) {
+func (s *Server) ownedNetwork(c echo.Context, id string) (*topology.Network, error) {
 	n, err := s.visibleNetwork(c, id)
 	if err != nil {
 		return nil, err
@@ -110,7 +111,7 @@ func networkSpec(b *body, cl caller) (db.NetworkSpec, error) {
 
 func (s *Server) createNetwork(c echo.Context) error {
 	cl := callerOf(c)
-	return create(c, creation[db.NetworkSpec, db.Network]{
+	return create(c, creation[db.NetworkSpec, topology.Network]{
 		kind: "network", plural: "networks",
 		allowed: []string{"name", "description", "admin_state_up", "shared", "router:external",
 			"provider:network_type", "provider:physical_network", "provider:segmentation_id", "segments", "mtu",
@@ -154,7 +155,7 @@ func networkCreateSpec(b *body, cl caller) (db.NetworkSpec, error) {
 		}
 		spec.NetworkType, spec.PhysicalNetwork, spec.SegmentationID = &segs[0].NetworkType, segs[0].PhysicalNetwork, segs[0].SegmentationID
 	}
-	if spec.SegmentationID != nil && *spec.SegmentationID == 0 && (spec.NetworkType == nil || *spec.NetworkType != db.NetworkTypeVLAN) {
+	if spec.SegmentationID != nil && *spec.SegmentationID == 0 && (spec.NetworkType == nil || *spec.NetworkType != topology.NetworkTypeVLAN) {
 		spec.SegmentationID = nil // 0: let the store allocate (vxlan) or none (flat)
 	}
 	if (spec.NetworkType != nil || spec.PhysicalNetwork != nil || spec.SegmentationID != nil) && !cl.admin {

@@ -4,11 +4,12 @@ import (
 	"net/http"
 
 	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/topology"
 	"github.com/labstack/echo/v4"
 )
 
 // ownedPort returns a port of the caller's project (PortNotFound otherwise).
-func (s *Server) ownedPort(c echo.Context, id string) (*db.Port, error) {
+func (s *Server) ownedPort(c echo.Context, id string) (*topology.Port, error) {
 	p, err := s.store.GetPort(c.Request().Context(), id)
 	if err != nil {
 		return nil, err
@@ -61,7 +62,7 @@ func (s *Server) bindings(c echo.Context) *bindings {
 	return &bindings{c: c, store: s.store, known: map[string]bool{}}
 }
 
-func (b *bindings) shape(p *db.Port) map[string]any {
+func (b *bindings) shape(p *topology.Port) map[string]any {
 	if p.HostID == "" {
 		return portShape(p, false)
 	}
@@ -141,7 +142,7 @@ func portSpec(b *body, cl caller) (db.PortSpec, error) {
 func (s *Server) createPort(c echo.Context) error {
 	cl := callerOf(c)
 	network := networkCheck(c, s.visibleNetwork)
-	return create(c, creation[db.PortSpec, db.Port]{
+	return create(c, creation[db.PortSpec, topology.Port]{
 		kind: "port", plural: "ports",
 		allowed: []string{"name", "description", "network_id", "mac_address", "fixed_ips",
 			"device_owner", "device_id", "binding:host_id", "binding:vnic_type", "binding:profile", "admin_state_up",

@@ -7,10 +7,11 @@ import (
 	"net/http"
 
 	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/topology"
 	"github.com/labstack/echo/v4"
 )
 
-func (s *Server) ownedRouter(c echo.Context, id string) (*db.Router, error) {
+func (s *Server) ownedRouter(c echo.Context, id string) (*topology.Router, error) {
 	r, err := s.store.GetRouter(c.Request().Context(), id)
 	if err != nil {
 		return nil, err
@@ -170,7 +171,7 @@ func readInterfaceBody(c echo.Context) (interfaceBody, error) {
 	return ib, nil
 }
 
-func interfaceShape(ri *db.RouterInterface) map[string]any {
+func interfaceShape(ri *topology.RouterInterface) map[string]any {
 	return map[string]any{"id": ri.RouterID, "tenant_id": ri.ProjectID, "project_id": ri.ProjectID,
 		"subnet_id": ri.SubnetID, "subnet_ids": []string{ri.SubnetID}, "port_id": ri.PortID, "network_id": ri.NetworkID}
 }

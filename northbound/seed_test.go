@@ -8,6 +8,7 @@ import (
 
 	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/northbound/seed"
+	"github.com/dvrflow/dvrflow/topology"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/agents"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/floatingips"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
@@ -119,7 +120,7 @@ func checkSeed(t *testing.T, a *api, topo *seed.Topology) {
 	for _, p := range list(a.admin(http.StatusOK, "GET", "/v2.0/ports", nil), "ports") {
 		byOwner[p["device_owner"].(string)] = append(byOwner[p["device_owner"].(string)], p)
 	}
-	ifaces := byOwner[db.OwnerRouterInterfaceDistributed]
+	ifaces := byOwner[topology.OwnerRouterInterfaceDistributed]
 	if len(ifaces) != 2 {
 		t.Fatalf("%d router interface ports, want 2", len(ifaces))
 	}
@@ -133,13 +134,13 @@ func checkSeed(t *testing.T, a *api, topo *seed.Topology) {
 	if !gwIPs["10.0.1.1"] || !gwIPs["10.0.2.1"] {
 		t.Errorf("interface IPs %v, want the subnet gateways", gwIPs)
 	}
-	if n := len(byOwner[db.OwnerRouterCentralizedSNAT]); n != 2 {
+	if n := len(byOwner[topology.OwnerRouterCentralizedSNAT]); n != 2 {
 		t.Errorf("%d csnat ports, want 2 (one per router subnet)", n)
 	}
-	if n := len(byOwner[db.OwnerRouterGateway]); n != 1 {
+	if n := len(byOwner[topology.OwnerRouterGateway]); n != 1 {
 		t.Errorf("%d router gateway ports, want 1", n)
 	}
-	fg := byOwner[db.OwnerFloatingIPAgentGateway]
+	fg := byOwner[topology.OwnerFloatingIPAgentGateway]
 	if len(fg) != 1 || fg[0]["binding:host_id"] != "compute1" {
 		t.Errorf("FIP agent gateway ports %v, want one on compute1 (both FIP ports are there)", fg)
 	}

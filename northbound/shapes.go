@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // Neutron's timestamp format.
@@ -18,9 +19,9 @@ func nullIfEmpty(s string) any {
 	return s
 }
 
-func networkShape(n *db.Network) map[string]any {
+func networkShape(n *topology.Network) map[string]any {
 	var seg any = n.SegmentationID
-	if n.NetworkType == db.NetworkTypeFlat {
+	if n.NetworkType == topology.NetworkTypeFlat {
 		seg = nil
 	}
 	subnets := n.Subnets
@@ -42,7 +43,7 @@ func networkShape(n *db.Network) map[string]any {
 	}
 }
 
-func subnetShape(s *db.Subnet) map[string]any {
+func subnetShape(s *topology.Subnet) map[string]any {
 	return map[string]any{
 		"id": s.ID, "name": s.Name, "description": s.Description,
 		"tenant_id": s.ProjectID, "project_id": s.ProjectID, "network_id": s.NetworkID,
@@ -63,7 +64,7 @@ func orEmpty[T any](xs []T) []T {
 
 // portShape is a port as Neutron shows it. registered says whether its binding host is
 // a registered host: a port bound to an unknown host is binding_failed, as in Neutron.
-func portShape(p *db.Port, registered bool) map[string]any {
+func portShape(p *topology.Port, registered bool) map[string]any {
 	vif := "unbound"
 	details := map[string]any{}
 	switch {
@@ -92,7 +93,7 @@ func portShape(p *db.Port, registered bool) map[string]any {
 	}
 }
 
-func gatewayShape(g *db.GatewayInfo) any {
+func gatewayShape(g *topology.GatewayInfo) any {
 	if g == nil {
 		return nil
 	}
@@ -103,7 +104,7 @@ func gatewayShape(g *db.GatewayInfo) any {
 	return map[string]any{"network_id": g.NetworkID, "enable_snat": g.EnableSNAT, "external_fixed_ips": fixed}
 }
 
-func routerShape(r *db.Router) map[string]any {
+func routerShape(r *topology.Router) map[string]any {
 	return map[string]any{
 		"id": r.ID, "name": r.Name, "description": r.Description,
 		"tenant_id": r.ProjectID, "project_id": r.ProjectID,
@@ -115,7 +116,7 @@ func routerShape(r *db.Router) map[string]any {
 	}
 }
 
-func floatingIPShape(f *db.FloatingIP) map[string]any {
+func floatingIPShape(f *topology.FloatingIP) map[string]any {
 	return map[string]any{
 		"id": f.ID, "description": f.Description,
 		"tenant_id": f.ProjectID, "project_id": f.ProjectID,
@@ -127,11 +128,11 @@ func floatingIPShape(f *db.FloatingIP) map[string]any {
 	}
 }
 
-func (s *Server) alive(h *db.Host, now time.Time) bool {
+func (s *Server) alive(h *topology.Host, now time.Time) bool {
 	return now.Sub(h.Heartbeat) <= s.cfg.AgentDownTime
 }
 
-func (s *Server) hostShape(h *db.Host, now time.Time) map[string]any {
+func (s *Server) hostShape(h *topology.Host, now time.Time) map[string]any {
 	bridges := h.Bridges
 	if bridges == nil {
 		bridges = map[string]string{}
@@ -145,7 +146,7 @@ func (s *Server) hostShape(h *db.Host, now time.Time) map[string]any {
 }
 
 // agentShapes presents a host as Neutron would show its OVS agent and L3 agent.
-func (s *Server) agentShapes(h *db.Host, now time.Time) []map[string]any {
+func (s *Server) agentShapes(h *topology.Host, now time.Time) []map[string]any {
 	common := func(typ, binary, topic string, conf map[string]any) map[string]any {
 		return map[string]any{
 			"id": db.AgentID(h.Name, typ), "agent_type": typ, "binary": binary, "topic": topic,

@@ -4,16 +4,17 @@ import (
 	"net/http"
 
 	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/topology"
 	"github.com/labstack/echo/v4"
 )
 
 // subnetVisible: own subnets, and those of shared or external networks.
-func (s *Server) subnetVisible(cl caller, sn *db.Subnet, nets map[string]*db.Network) bool {
+func (s *Server) subnetVisible(cl caller, sn *topology.Subnet, nets map[string]*topology.Network) bool {
 	n := nets[sn.NetworkID]
 	return cl.sees(sn.ProjectID, n != nil && (n.Shared || n.External))
 }
 
-func (s *Server) visibleSubnet(c echo.Context, id string) (*db.Subnet, error) {
+func (s *Server) visibleSubnet(c echo.Context, id string) (*topology.Subnet, error) {
 	ctx := c.Request().Context()
 	sn, err := s.store.GetSubnet(ctx, id)
 	if err != nil {
@@ -27,13 +28,13 @@ func (s *Server) visibleSubnet(c echo.Context, id string) (*db.Subnet, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !s.subnetVisible(cl, sn, map[string]*db.Network{n.ID: n}) {
+	if !s.subnetVisible(cl, sn, map[string]*topology.Network{n.ID: n}) {
 		return nil, notFound("SubnetNotFound", "Subnet %s could not be found.", id)
 	}
 	return sn, nil
 }
 
-func (s *Server) ownedSubnet(c echo.Context, id string) (*db.Subnet, error) {
+func (s *Server) ownedSubnet(c echo.Context, id string) (*topology.Subnet, error) {
 	sn, err := s.visibleSubnet(c, id)
 	if err != nil {
 		return nil, err
@@ -51,7 +52,7 @@ func (s *Server) listSubnets(c echo.Context) error {
 		return err
 	}
 	cl := callerOf(c)
-	nets := map[string]*db.Network{}
+	nets := map[string]*topology.Network{}
 	if !cl.admin {
 		ns, err := s.store.ListNetworks(ctx)
 		if err != nil {
@@ -93,21 +94,21 @@ func subnetSpec(b *body) (db.SubnetSpec, error) {
 	if spec.EnableDHCP, err = b.boolean("enable_dhcp"); err != nil {
 		return spec, err
 	}
-	var pools []db.AllocationPool
+	var pools []topology.AllocationPool
 	if ok, err := b.decode("allocation_pools", &pools); err != nil {
 		return spec, err
 	} else if ok {
 		if pools == nil {
-			pools = []db.AllocationPool{}
+			pools = []topology.AllocationPool{}
 		}
 		spec.AllocationPools = &pools
 	}
-	var routes []db.HostRoute
+	var routes []topology.HostRoute
 	if ok, err := b.decode("host_routes", &routes); err != nil {
 		return spec, err
 	} else if ok {
 		if routes == nil {
-			routes = []db.HostRoute{}
+			routes = []topology.HostRoute{}
 		}
 		spec.HostRoutes = &routes
 	}
@@ -126,7 +127,7 @@ func subnetSpec(b *body) (db.SubnetSpec, error) {
 func (s *Server) createSubnet(c echo.Context) error {
 	cl := callerOf(c)
 	network := networkCheck(c, s.ownedNetwork)
-	return create(c, creation[db.SubnetSpec, db.Subnet]{
+	return create(c, creation[db.SubnetSpec, topology.Subnet]{
 		kind: "subnet", plural: "subnets",
 		allowed: []string{"name", "description", "network_id", "ip_version", "cidr", "gateway_ip",
 			"allocation_pools", "host_routes", "dns_nameservers", "enable_dhcp", "tenant_id", "project_id"},

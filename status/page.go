@@ -20,9 +20,9 @@ import (
 
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/controller"
-	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/ofproto"
 	"github.com/dvrflow/dvrflow/plan"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 //go:embed templates/*.html
@@ -153,7 +153,7 @@ type indexData struct {
 }
 
 // topology reads the store and the engine once for a page.
-func (s *Server) topology(ctx context.Context) (*db.Topology, int64, map[string]plan.Plan, error) {
+func (s *Server) topology(ctx context.Context) (*topology.Topology, int64, map[string]plan.Plan, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	topo, rev, err := s.cfg.Store.Snapshot(ctx)
@@ -167,7 +167,7 @@ func (s *Server) topology(ctx context.Context) (*db.Topology, int64, map[string]
 	return topo, rev, plans, nil
 }
 
-func (s *Server) hostRows(topo *db.Topology, plans map[string]plan.Plan, sw []Switch) []hostRow {
+func (s *Server) hostRows(topo *topology.Topology, plans map[string]plan.Plan, sw []Switch) []hostRow {
 	byDPID := map[string]Switch{}
 	for _, w := range sw {
 		byDPID[w.DPID] = w
@@ -180,7 +180,7 @@ func (s *Server) hostRows(topo *db.Topology, plans map[string]plan.Plan, sw []Sw
 			ago := time.Since(h.Heartbeat)
 			r.Dead, r.HeartbeatAgo = ago > s.cfg.AgentDownTime, ago.Round(time.Second).String()
 		}
-		for _, br := range apps.Bridges() {
+		for _, br := range topology.Bridges() {
 			id, ok := h.Bridges[string(br)]
 			if !ok {
 				continue
@@ -249,7 +249,7 @@ func (s *Server) page(c echo.Context) error {
 	}
 
 	netHosts, routerHosts, fipHost := map[string][]string{}, map[string][]string{}, map[string]string{}
-	s.withView(func(v *apps.View) {
+	s.withView(func(v *topology.View) {
 		for _, n := range topo.Networks {
 			netHosts[n.ID] = slices.Clone(v.HostsWithNetwork(n.ID))
 		}
@@ -304,7 +304,7 @@ func (s *Server) page(c echo.Context) error {
 		switch {
 		case p.HostID != "":
 			hosts = []string{p.HostID}
-		case p.DeviceOwner == db.OwnerRouterInterfaceDistributed:
+		case p.DeviceOwner == topology.OwnerRouterInterfaceDistributed:
 			hosts = slices.Clone(routerHosts[p.DeviceID]) // on every host of its router
 		}
 		d.Ports = append(d.Ports, resourceRow{ID: p.ID, Name: p.Name, Status: string(p.Status), Detail: detail,
@@ -372,7 +372,7 @@ func (s *Server) switchPage(c echo.Context) error {
 		}
 		d.Switch.FlowsMissing, d.Switch.FlowsExtra = fl.Missing, fl.Extra
 		missDrop := map[uint8]bool{}
-		for _, t := range apps.Tables(apps.Bridge(w.Bridge)) {
+		for _, t := range apps.Tables(topology.Bridge(w.Bridge)) {
 			missDrop[t.ID] = t.Miss == apps.MissDrop
 		}
 		for _, f := range fl.Flows {

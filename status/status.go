@@ -22,12 +22,13 @@ import (
 	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/ofproto"
 	"github.com/dvrflow/dvrflow/plan"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // Engine is what the status page reads from the control loop (engine.Engine).
 type Engine interface {
 	// ReadView calls fn with the current topology view (nil before the first one).
-	ReadView(fn func(v *apps.View))
+	ReadView(fn func(v *topology.View))
 	// Plans returns every host's current namespace plan.
 	Plans() map[string]plan.Plan
 }
@@ -135,7 +136,7 @@ func (s *Server) switches() []Switch {
 	for _, sess := range sessions {
 		out = append(out, s.describe(sess, now))
 	}
-	s.withView(func(v *apps.View) {
+	s.withView(func(v *topology.View) {
 		for i := range out {
 			if host, br, ok := v.HostOfDPID(out[i].dpid); ok {
 				out[i].Host, out[i].Bridge = host, string(br)
@@ -162,7 +163,7 @@ func (s *Server) lookup(dpid uint64) (Switch, *controller.Session, bool) {
 		return Switch{}, nil, false
 	}
 	w := s.describe(sess, time.Now())
-	s.withView(func(v *apps.View) {
+	s.withView(func(v *topology.View) {
 		if host, br, ok := v.HostOfDPID(dpid); ok {
 			w.Host, w.Bridge = host, string(br)
 		}
@@ -170,11 +171,11 @@ func (s *Server) lookup(dpid uint64) (Switch, *controller.Session, bool) {
 	return w, sess, true
 }
 
-func (s *Server) withView(fn func(v *apps.View)) {
+func (s *Server) withView(fn func(v *topology.View)) {
 	if s.cfg.Engine == nil {
 		return
 	}
-	s.cfg.Engine.ReadView(func(v *apps.View) {
+	s.cfg.Engine.ReadView(func(v *topology.View) {
 		if v != nil {
 			fn(v)
 		}
@@ -287,7 +288,7 @@ func (s *Server) flows(ctx context.Context, w Switch) (Flows, error) {
 	if err != nil {
 		return Flows{}, fmt.Errorf("flows of %s: %w", w.DPID, err)
 	}
-	names := apps.TableNames(apps.Bridge(w.Bridge))
+	names := apps.TableNames(topology.Bridge(w.Bridge))
 	out := Flows{DPID: w.DPID, Host: w.Host, Bridge: w.Bridge, DumpAt: a.At.UTC().Format(time.RFC3339),
 		Missing: a.Missing, Extra: a.Extra, Flows: make([]Flow, 0, len(a.Flows))}
 	for i := range a.Flows {
@@ -307,7 +308,7 @@ func (s *Server) flows(ctx context.Context, w Switch) (Flows, error) {
 // metrics.Sources.BridgeOf.
 func (s *Server) BridgeOf(dpid uint64) string {
 	var b string
-	s.withView(func(v *apps.View) {
+	s.withView(func(v *topology.View) {
 		if _, br, ok := v.HostOfDPID(dpid); ok {
 			b = string(br)
 		}
@@ -318,7 +319,7 @@ func (s *Server) BridgeOf(dpid uint64) string {
 // Revision is the topology revision of the engine's view (0 before the first one).
 func (s *Server) Revision() int64 {
 	var rev int64
-	s.withView(func(v *apps.View) { rev = v.Revision })
+	s.withView(func(v *topology.View) { rev = v.Revision })
 	return rev
 }
 

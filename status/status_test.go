@@ -33,6 +33,7 @@ import (
 	"github.com/dvrflow/dvrflow/ofproto"
 	"github.com/dvrflow/dvrflow/ofproto/ofsim"
 	"github.com/dvrflow/dvrflow/status"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 var pg *pgtest.Server
@@ -163,7 +164,7 @@ func (f *fixture) converged() (bool, string) {
 		return false, fmt.Sprintf("%d switches listed", len(sw))
 	}
 	for _, w := range sw {
-		if w.Host == "" || w.FlowsDesired <= len(apps.Tables(apps.Bridge(w.Bridge))) ||
+		if w.Host == "" || w.FlowsDesired <= len(apps.Tables(topology.Bridge(w.Bridge))) ||
 			w.FlowsInstalled != w.FlowsDesired || w.Drift() || w.LastReconcileAt == "" ||
 			w.DesiredRevision == 0 || w.RealizedRevision != w.DesiredRevision {
 			return false, fmt.Sprintf("%+v", w)
@@ -186,7 +187,7 @@ func TestSwitchAPI(t *testing.T) {
 		t.Errorf("switch order %s, want %s", got, want)
 	}
 	w := sw[2]
-	if w.DPID != fmt.Sprintf("%016x", enginetest.DPID("compute1", apps.BrTun)) || w.Role != "equal" ||
+	if w.DPID != fmt.Sprintf("%016x", enginetest.DPID("compute1", topology.BrTun)) || w.Role != "equal" ||
 		!strings.HasPrefix(w.Address, "127.0.0.1:") || w.UptimeSeconds < 0 {
 		t.Errorf("compute1 br-tun: %+v", w)
 	}
@@ -249,7 +250,7 @@ func TestSwitchAPI(t *testing.T) {
 func TestDriftShownAndRepaired(t *testing.T) {
 	f := newFixture(t)
 	enginetest.Eventually(t, "9 converged switches", f.converged)
-	dpid := enginetest.DPID("compute1", apps.BrTun)
+	dpid := enginetest.DPID("compute1", topology.BrTun)
 	sim := f.switches["compute1/br-tun"]
 	rec, ok := f.ofs.ReconcilerOf(dpid)
 	sess, ok2 := f.ofs.Session(dpid)
@@ -283,7 +284,7 @@ func TestDriftShownAndRepaired(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	names := apps.TableNames(apps.BrTun)
+	names := apps.TableNames(topology.BrTun)
 	strayText, victimText := stray.Format(names), victim.Format(names)
 	code, body := f.get("/v2.0/dvr-switches/"+ofproto.DPID(dpid).String()+"/flows", true)
 	if code != http.StatusOK {
@@ -369,7 +370,7 @@ func TestStatusPage(t *testing.T) {
 		}
 	}
 	for _, h := range hosts {
-		for _, b := range apps.Bridges() {
+		for _, b := range topology.Bridges() {
 			id := ofproto.DPID(enginetest.DPID(h, b)).String()
 			if !strings.Contains(html, `href="/status/switches/`+id+`"`) {
 				t.Errorf("no link to the flows of %s %s", h, b)
@@ -500,8 +501,8 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 	// Drift repaired: flow-mods to br-tun move.
-	sess, _ := f.ofs.Session(enginetest.DPID("compute2", apps.BrTun))
-	rec, _ := f.ofs.ReconcilerOf(enginetest.DPID("compute2", apps.BrTun))
+	sess, _ := f.ofs.Session(enginetest.DPID("compute2", topology.BrTun))
+	rec, _ := f.ofs.ReconcilerOf(enginetest.DPID("compute2", topology.BrTun))
 	var victim ofproto.Flow
 	for _, d := range rec.Desired() {
 		if d.Table == apps.TunFloodToTun && d.Priority > 0 {

@@ -13,8 +13,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/dvrflow/dvrflow/apps"
-	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/plan"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // explanation is everything explain found about a port; -o json prints it as is.
@@ -50,7 +50,7 @@ type hostNamespace struct {
 // portNames returns the port's device name (where it terminates: tap…, or qr-… in a
 // namespace) and the name of its port on br-int, as the host helper names them.
 func portNames(p port) (device, ovsPort string) {
-	dp := &db.Port{ID: p.ID, DeviceOwner: p.DeviceOwner}
+	dp := &topology.Port{ID: p.ID, DeviceOwner: p.DeviceOwner}
 	return apps.DeviceName(dp), apps.OVSPortName(dp)
 }
 

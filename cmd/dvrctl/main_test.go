@@ -27,6 +27,7 @@ import (
 	"github.com/dvrflow/dvrflow/northbound/seed"
 	"github.com/dvrflow/dvrflow/plan"
 	"github.com/dvrflow/dvrflow/status"
+	"github.com/dvrflow/dvrflow/topology"
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap/zaptest"
 )
@@ -138,7 +139,7 @@ func newBed(t *testing.T, realSwitches bool) *bed {
 
 // ports are the OpenFlow ports of host's bridge br: the fixed ones and, on br-int, the
 // host's VM taps.
-func (b *bed) ports(h string, br apps.Bridge) map[string]uint32 {
+func (b *bed) ports(h string, br topology.Bridge) map[string]uint32 {
 	return enginetest.Ports(b.opts, b.topo, h, br)
 }
 
@@ -160,7 +161,7 @@ func (b *bed) switchAPI() http.Handler {
 	g.GET("", func(c echo.Context) error {
 		var out []map[string]any
 		for _, h := range []string{"compute1", "compute2", "network"} {
-			for _, br := range apps.Bridges() {
+			for _, br := range topology.Bridges() {
 				out = append(out, b.switchShape(h, string(br)))
 			}
 		}
@@ -212,9 +213,9 @@ func (b *bed) switchShape(h, br string) map[string]any {
 // flows renders the desired flows of host's bridge br as the switch API does.
 func (b *bed) flows(h, br string) []map[string]any {
 	var out []map[string]any
-	b.eng.ReadView(func(v *apps.View) {
-		st := &apps.BridgeState{Host: h, Bridge: apps.Bridge(br), Ports: b.ports(h, apps.Bridge(br))}
-		names := apps.TableNames(apps.Bridge(br))
+	b.eng.ReadView(func(v *topology.View) {
+		st := &apps.BridgeState{Host: h, Bridge: topology.Bridge(br), Ports: b.ports(h, topology.Bridge(br))}
+		names := apps.TableNames(topology.Bridge(br))
 		for i, f := range apps.Flows(v, st) {
 			state := "ok"
 			if h == "compute1" && br == "br-int" && i == 0 {

@@ -10,6 +10,7 @@ import (
 	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/ofproto"
 	"github.com/dvrflow/dvrflow/plan"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // hostSpec is what the simulator needs of one host.
@@ -22,16 +23,16 @@ type hostSpec struct {
 
 // view reads the topology from PostgreSQL, independently of the controller, and builds the
 // apps' View of it.
-func view(ctx context.Context, store *db.Store) (*apps.View, *db.Topology, error) {
+func view(ctx context.Context, store *db.Store) (*topology.View, *topology.Topology, error) {
 	t, rev, err := store.Snapshot(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("snapshot: %w", err)
 	}
-	return apps.NewView(t, rev), t, nil
+	return topology.NewView(t, rev), t, nil
 }
 
 // desired is the flows bridge b must hold at View v, with the ports the simulator has.
-func desired(v *apps.View, b *simBridge) map[ofproto.FlowKey]*ofproto.Flow {
+func desired(v *topology.View, b *simBridge) map[ofproto.FlowKey]*ofproto.Flow {
 	st := &apps.BridgeState{Host: b.host, Bridge: b.br, Ports: map[string]uint32{}}
 	for _, p := range b.sw.Ports() {
 		st.Ports[p.Name] = p.No
@@ -46,7 +47,7 @@ func desired(v *apps.View, b *simBridge) map[ofproto.FlowKey]*ofproto.Flow {
 
 // diff compares the bridge's flows with the desired ones by key, cookie and instructions.
 // It returns how many are missing (or differ) and how many are extra, and a few examples.
-func diff(v *apps.View, b *simBridge) (missing, extra int, examples []string, err error) {
+func diff(v *topology.View, b *simBridge) (missing, extra int, examples []string, err error) {
 	want := desired(v, b)
 	have, err := b.sw.UnorderedFlows()
 	if err != nil {
@@ -88,7 +89,7 @@ func diff(v *apps.View, b *simBridge) (missing, extra int, examples []string, er
 // the fg- port of the host's fip namespace), when a router with a qrouter namespace on the
 // host has an interface on it, or when the host (a dvr_snat node) runs the snat namespace
 // of a router with an interface on it (its sg- port) or a gateway on it (its qg- port).
-func carried(v *apps.View, h string) map[string]bool {
+func carried(v *topology.View, h string) map[string]bool {
 	out := map[string]bool{}
 	for _, p := range v.PortsOn(h) {
 		out[p.NetworkID] = true
@@ -115,7 +116,7 @@ func carried(v *apps.View, h string) map[string]bool {
 
 // networksInFlows returns the networks the flows of host h name: by VXLAN ID (tun_id
 // matched or set) on any bridge, and by local VLAN (vlan_vid matched or set) on br-int.
-func networksInFlows(v *apps.View, h string, br apps.Bridge, flows []ofproto.Flow, byVNI map[uint64]string) (map[string]bool, error) {
+func networksInFlows(v *topology.View, h string, br topology.Bridge, flows []ofproto.Flow, byVNI map[uint64]string) (map[string]bool, error) {
 	out := map[string]bool{}
 	note := func(f ofproto.Field) error {
 		switch {
@@ -129,7 +130,7 @@ func networksInFlows(v *apps.View, h string, br apps.Bridge, flows []ofproto.Flo
 				return fmt.Errorf("tun_id %d of no network", vni)
 			}
 			out[n] = true
-		case br == apps.BrInt && f.Class == ofproto.ClassBasic && f.Type == ofproto.OXMVLANVID && len(f.Value) == 2:
+		case br == topology.BrInt && f.Class == ofproto.ClassBasic && f.Type == ofproto.OXMVLANVID && len(f.Value) == 2:
 			vid := (uint16(f.Value[0])<<8 | uint16(f.Value[1])) & 0xfff
 			if vid == 0 {
 				return nil
@@ -158,7 +159,7 @@ func networksInFlows(v *apps.View, h string, br apps.Bridge, flows []ofproto.Flo
 }
 
 // vniIndex maps VXLAN IDs to network IDs.
-func vniIndex(v *apps.View, networks []string) map[uint64]string {
+func vniIndex(v *topology.View, networks []string) map[uint64]string {
 	out := map[uint64]string{}
 	for _, id := range networks {
 		if n := v.Network(id); n != nil && n.SegmentationID > 0 {

@@ -13,12 +13,13 @@ import (
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/ofproto/ofsim"
 	"github.com/dvrflow/dvrflow/plan"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // simBridge is one simulated bridge and what the harness watched it receive.
 type simBridge struct {
 	host string
-	br   apps.Bridge
+	br   topology.Bridge
 	sw   *ofsim.Switch
 
 	mu         sync.Mutex
@@ -34,7 +35,7 @@ type simBridge struct {
 // simHost is one simulated hypervisor: its three bridges, as the host helper sets them up.
 type simHost struct {
 	name    string
-	bridges map[apps.Bridge]*simBridge
+	bridges map[topology.Bridge]*simBridge
 	plugged map[string]bool // plan links plugged (by link name)
 }
 
@@ -62,8 +63,8 @@ func newFleet(log *zap.Logger, cfg fleetConfig, hosts []hostSpec) (*fleet, error
 	f := &fleet{hosts: map[string]*simHost{}, byDPID: map[uint64]*simBridge{},
 		run: ofsim.NewFleet(log, ofsim.FleetConfig{Addr: cfg.addr, ConnectRate: cfg.connectRate, MaxBackoff: cfg.maxBackoff})}
 	for _, h := range hosts {
-		sh := &simHost{name: h.Name, bridges: map[apps.Bridge]*simBridge{}, plugged: map[string]bool{}}
-		for _, br := range apps.Bridges() {
+		sh := &simHost{name: h.Name, bridges: map[topology.Bridge]*simBridge{}, plugged: map[string]bool{}}
+		for _, br := range topology.Bridges() {
 			dpid, ok := h.DPIDs[string(br)]
 			if !ok {
 				return nil, fmt.Errorf("host %s: no datapath ID for %s", h.Name, br)
@@ -77,7 +78,7 @@ func newFleet(log *zap.Logger, cfg fleetConfig, hosts []hostSpec) (*fleet, error
 			}
 			next := uint32(3)
 			switch br {
-			case apps.BrInt:
+			case topology.BrInt:
 				add(apps.PortPatchTun, 1)
 				add(apps.PortIntBrEx, 2)
 				next = 10
@@ -85,10 +86,10 @@ func newFleet(log *zap.Logger, cfg fleetConfig, hosts []hostSpec) (*fleet, error
 					add(apps.VMPortName(p), next)
 					next++
 				}
-			case apps.BrTun:
+			case topology.BrTun:
 				add(apps.PortPatchInt, 1)
 				add(apps.PortVXLAN, 2)
-			case apps.BrEx:
+			case topology.BrEx:
 				add(apps.PortPhyBrEx, 1)
 				add("eth-ext", 2)
 			}
@@ -108,7 +109,7 @@ func newFleet(log *zap.Logger, cfg fleetConfig, hosts []hostSpec) (*fleet, error
 	}
 	slices.Sort(f.names)
 	for _, n := range f.names {
-		for _, br := range apps.Bridges() {
+		for _, br := range topology.Bridges() {
 			f.run.Add(f.hosts[n].bridges[br].sw)
 		}
 	}
@@ -126,7 +127,7 @@ func (f *fleet) plug(host string, l plan.Link) error {
 	if l.Bridge == "" || h.plugged[l.Name] {
 		return nil
 	}
-	b, ok := h.bridges[apps.Bridge(l.Bridge)]
+	b, ok := h.bridges[topology.Bridge(l.Bridge)]
 	if !ok {
 		return fmt.Errorf("host %s: link %s on unknown bridge %q", host, l.Name, l.Bridge)
 	}
@@ -194,7 +195,7 @@ func (b *simBridge) state() bridgeState {
 func (f *fleet) all() []*simBridge {
 	out := make([]*simBridge, 0, 3*len(f.names))
 	for _, n := range f.names {
-		for _, br := range apps.Bridges() {
+		for _, br := range topology.Bridges() {
 			out = append(out, f.hosts[n].bridges[br])
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/plan"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // coldResult is what the cold start measured.
@@ -38,12 +39,12 @@ type coldResult struct {
 // it verifies once the whole fleet has been quiet for settle, and again after the next
 // quiet spell for the bridges that did not match yet. The time of convergence is that of
 // the last flow-mod a verified bridge received.
-func coldStart(ctx context.Context, log *zap.Logger, store *db.Store, f *fleet, d *daemon, start time.Time, timeout, settle time.Duration) (coldResult, *apps.View, error) {
+func coldStart(ctx context.Context, log *zap.Logger, store *db.Store, f *fleet, d *daemon, start time.Time, timeout, settle time.Duration) (coldResult, *topology.View, error) {
 	var res coldResult
 	verified := map[*simBridge]time.Time{}
 	bridges := f.all()
 	deadline := start.Add(timeout)
-	var v *apps.View
+	var v *topology.View
 	var last []string
 	checkedAt := time.Time{}
 	for len(verified) < len(bridges) {
@@ -101,7 +102,7 @@ func coldStart(ctx context.Context, log *zap.Logger, store *db.Store, f *fleet, 
 	var perHost []int
 	for _, h := range f.names {
 		n := 0
-		for _, br := range apps.Bridges() {
+		for _, br := range topology.Bridges() {
 			n += f.hosts[h].bridges[br].sw.NumFlows()
 		}
 		perHost = append(perHost, n)
@@ -114,7 +115,7 @@ func coldStart(ctx context.Context, log *zap.Logger, store *db.Store, f *fleet, 
 
 // verifyAll diffs bridges against View v on every CPU and returns those that match, and a
 // few notes on those that do not.
-func verifyAll(v *apps.View, bridges []*simBridge) (ok []*simBridge, notes []string, err error) {
+func verifyAll(v *topology.View, bridges []*simBridge) (ok []*simBridge, notes []string, err error) {
 	type result struct {
 		b    *simBridge
 		note string
@@ -159,7 +160,7 @@ func verifyAll(v *apps.View, bridges []*simBridge) (ok []*simBridge, notes []str
 }
 
 // locality checks that no host's flows name a network the host does not carry.
-func locality(v *apps.View, topo *db.Topology, f *fleet) (bad int, notes []string, err error) {
+func locality(v *topology.View, topo *topology.Topology, f *fleet) (bad int, notes []string, err error) {
 	ids := make([]string, 0, len(topo.Networks))
 	for _, n := range topo.Networks {
 		ids = append(ids, n.ID)
@@ -168,7 +169,7 @@ func locality(v *apps.View, topo *db.Topology, f *fleet) (bad int, notes []strin
 	for _, h := range f.names {
 		want := carried(v, h)
 		seen := map[string]bool{}
-		for _, br := range []apps.Bridge{apps.BrInt, apps.BrTun} {
+		for _, br := range []topology.Bridge{topology.BrInt, topology.BrTun} {
 			fs, err := f.hosts[h].bridges[br].sw.Flows()
 			if err != nil {
 				return 0, nil, err
@@ -340,7 +341,7 @@ type boundResult struct {
 
 // portBound binds n ports one after the other and times each until every bridge it
 // changed has acknowledged its flows with a barrier reply.
-func portBound(ctx context.Context, log *zap.Logger, api *apiclient.Client, v *apps.View, f *fleet, hosts []hostSpec, networks []string, n int, seed int64, quiet time.Duration) (boundResult, error) {
+func portBound(ctx context.Context, log *zap.Logger, api *apiclient.Client, v *topology.View, f *fleet, hosts []hostSpec, networks []string, n int, seed int64, quiet time.Duration) (boundResult, error) {
 	res := boundResult{N: n}
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x5ca1e))
 	carriers := map[string]map[string]bool{} // network -> hosts carrying it
@@ -397,7 +398,7 @@ func portBound(ctx context.Context, log *zap.Logger, api *apiclient.Client, v *a
 			return res, err
 		}
 		apiLats = append(apiLats, time.Since(t0))
-		if err := f.hosts[h].bridges[apps.BrInt].addPort(apps.VMPortName(created.Port.ID)); err != nil {
+		if err := f.hosts[h].bridges[topology.BrInt].addPort(apps.VMPortName(created.Port.ID)); err != nil {
 			return res, err
 		}
 		if needPlan {

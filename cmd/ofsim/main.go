@@ -42,6 +42,7 @@ import (
 	"github.com/dvrflow/dvrflow/northbound/topogen"
 	"github.com/dvrflow/dvrflow/ofproto/ofsim"
 	"github.com/dvrflow/dvrflow/plan"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 type config struct {
@@ -106,7 +107,7 @@ func readTopology(path string) (*topogen.Result, error) {
 			return nil, fmt.Errorf("topology %s: host name %q empty or repeated", path, h.Name)
 		}
 		names[h.Name] = true
-		for _, br := range apps.Bridges() {
+		for _, br := range topology.Bridges() {
 			dpid, ok := h.DPIDs[string(br)]
 			if !ok || dpid == 0 {
 				return nil, fmt.Errorf("topology %s: host %s has no datapath ID for %s", path, h.Name, br)
@@ -193,11 +194,11 @@ func run(ctx context.Context, log *zap.Logger, cfg *config) error {
 // host is one simulated hypervisor's bridges.
 type host struct {
 	name    string
-	bridges map[apps.Bridge]*ofsim.Switch
+	bridges map[topology.Bridge]*ofsim.Switch
 
 	mu      sync.Mutex
-	next    map[apps.Bridge]uint32
-	plugged map[string]apps.Bridge // OVS port name -> bridge, for plan links
+	next    map[topology.Bridge]uint32
+	plugged map[string]topology.Bridge // OVS port name -> bridge, for plan links
 }
 
 type sim struct {
@@ -218,13 +219,13 @@ func newSim(log *zap.Logger, cfg *config, topo *topogen.Result) *sim {
 		fleet: ofsim.NewFleet(log, ofsim.FleetConfig{Addr: cfg.controller, ConnectRate: cfg.connectRate, MaxBackoff: cfg.maxBackoff}),
 		api:   apiclient.New(cfg.api, cfg.token, &http.Client{Timeout: 2 * time.Minute})}
 	for _, th := range topo.Hosts {
-		h := &host{name: th.Name, bridges: map[apps.Bridge]*ofsim.Switch{}, next: map[apps.Bridge]uint32{}, plugged: map[string]apps.Bridge{}}
-		for _, br := range apps.Bridges() {
+		h := &host{name: th.Name, bridges: map[topology.Bridge]*ofsim.Switch{}, next: map[topology.Bridge]uint32{}, plugged: map[string]topology.Bridge{}}
+		for _, br := range topology.Bridges() {
 			var ports []ofsim.Port
 			add := func(name string, no uint32) { ports = append(ports, ofsim.Port{No: no, Name: name}) }
 			next := uint32(3)
 			switch br {
-			case apps.BrInt:
+			case topology.BrInt:
 				add(apps.PortPatchTun, 1)
 				add(apps.PortIntBrEx, 2)
 				next = 10
@@ -232,10 +233,10 @@ func newSim(log *zap.Logger, cfg *config, topo *topogen.Result) *sim {
 					add(apps.VMPortName(p.ID), next)
 					next++
 				}
-			case apps.BrTun:
+			case topology.BrTun:
 				add(apps.PortPatchInt, 1)
 				add(apps.PortVXLAN, 2)
-			case apps.BrEx:
+			case topology.BrEx:
 				add(apps.PortPhyBrEx, 1)
 				add("eth-ext", 2)
 			}
@@ -251,7 +252,7 @@ func newSim(log *zap.Logger, cfg *config, topo *topogen.Result) *sim {
 }
 
 // plug adds a port to one of the host's bridges; the switch reports it with a port-status.
-func (h *host) plug(br apps.Bridge, name string) (uint32, error) {
+func (h *host) plug(br topology.Bridge, name string) (uint32, error) {
 	sw, ok := h.bridges[br]
 	if !ok {
 		return 0, fmt.Errorf("host %s has no bridge %q", h.name, br)
@@ -269,7 +270,7 @@ func (h *host) plug(br apps.Bridge, name string) (uint32, error) {
 }
 
 // unplug removes a port by name.
-func (h *host) unplug(br apps.Bridge, name string) error {
+func (h *host) unplug(br topology.Bridge, name string) error {
 	sw, ok := h.bridges[br]
 	if !ok {
 		return fmt.Errorf("host %s has no bridge %q", h.name, br)
@@ -304,11 +305,11 @@ func (s *sim) followPlan(ctx context.Context, name string) {
 			continue
 		}
 		after = p.Revision
-		want := map[string]apps.Bridge{}
+		want := map[string]topology.Bridge{}
 		for _, ns := range p.Namespaces {
 			for _, l := range ns.Links {
 				if l.Bridge != "" {
-					want[plan.OVSPeerName(l.Name)] = apps.Bridge(l.Bridge)
+					want[plan.OVSPeerName(l.Name)] = topology.Bridge(l.Bridge)
 				}
 			}
 		}
@@ -382,7 +383,7 @@ func (s *sim) routes() http.Handler {
 			http.Error(w, "give port_id or name (at most 15 characters), not both", http.StatusBadRequest)
 			return
 		}
-		no, err := h.plug(apps.BrInt, name)
+		no, err := h.plug(topology.BrInt, name)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusConflict)
 			return
@@ -396,7 +397,7 @@ func (s *sim) routes() http.Handler {
 			http.Error(w, "no such host", http.StatusNotFound)
 			return
 		}
-		if err := h.unplug(apps.BrInt, r.PathValue("name")); err != nil {
+		if err := h.unplug(topology.BrInt, r.PathValue("name")); err != nil {
 			http.Error(w, err.Error(), http.StatusNotFound)
 			return
 		}

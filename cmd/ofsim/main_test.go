@@ -11,8 +11,8 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
-	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/northbound/topogen"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 func writeTopology(t *testing.T, res topogen.Result) string {
@@ -91,17 +91,17 @@ func TestReadTopologyRefusesBadHosts(t *testing.T) {
 func TestBridgesAndAdminPlug(t *testing.T) {
 	res := twoHosts()
 	s := newSim(zaptest.NewLogger(t), &config{controller: "127.0.0.1:1"}, &res)
-	names := func(host string, br apps.Bridge) string {
+	names := func(host string, br topology.Bridge) string {
 		var out []string
 		for _, p := range s.hosts[host].bridges[br].Ports() {
 			out = append(out, p.Name)
 		}
 		return strings.Join(out, ",")
 	}
-	if got := names("c1", apps.BrInt); got != "patch-tun,int-br-ex,tap11111111-22" {
+	if got := names("c1", topology.BrInt); got != "patch-tun,int-br-ex,tap11111111-22" {
 		t.Fatalf("c1 br-int ports %s", got)
 	}
-	if got := names("c2", apps.BrTun); got != "patch-int,vxlan0" {
+	if got := names("c2", topology.BrTun); got != "patch-int,vxlan0" {
 		t.Fatalf("c2 br-tun ports %s", got)
 	}
 	srv := httptest.NewServer(s.routes())
@@ -117,7 +117,7 @@ func TestBridgesAndAdminPlug(t *testing.T) {
 	if code := post("/hosts/c2/ports", `{"port_id":"aaaaaaaa-bbbb"}`); code != http.StatusOK {
 		t.Fatalf("plug: %d", code)
 	}
-	if got := names("c2", apps.BrInt); got != "patch-tun,int-br-ex,tapaaaaaaaa-bb" {
+	if got := names("c2", topology.BrInt); got != "patch-tun,int-br-ex,tapaaaaaaaa-bb" {
 		t.Fatalf("after plug: %s", got)
 	}
 	for body, want := range map[string]int{
@@ -139,8 +139,8 @@ func TestBridgesAndAdminPlug(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent || names("c2", apps.BrInt) != "patch-tun,int-br-ex" {
-		t.Fatalf("unplug: %d, ports %s", resp.StatusCode, names("c2", apps.BrInt))
+	if resp.StatusCode != http.StatusNoContent || names("c2", topology.BrInt) != "patch-tun,int-br-ex" {
+		t.Fatalf("unplug: %d, ports %s", resp.StatusCode, names("c2", topology.BrInt))
 	}
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil {

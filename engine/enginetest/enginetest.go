@@ -22,16 +22,17 @@ import (
 	"github.com/dvrflow/dvrflow/host/agent"
 	"github.com/dvrflow/dvrflow/northbound/seed"
 	"github.com/dvrflow/dvrflow/ofproto/ofsim"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
-// SeedOptions returns the seed scenario with each host's bridges (apps.Bridges) registered
+// SeedOptions returns the seed scenario with each host's bridges (topology.Bridges) registered
 // under the datapath IDs its host helper would use (DPID).
 func SeedOptions() seed.Options {
 	opts := seed.DefaultOptions()
 	for i := range opts.Hosts {
 		h := &opts.Hosts[i]
 		h.Bridges = map[string]string{}
-		for _, b := range apps.Bridges() {
+		for _, b := range topology.Bridges() {
 			h.Bridges[string(b)] = agent.DatapathID(h.Name, string(b))
 		}
 	}
@@ -40,7 +41,7 @@ func SeedOptions() seed.Options {
 
 // DPID is the datapath ID the host helper of host gives bridge b (agent.DatapathID as a
 // number).
-func DPID(host string, b apps.Bridge) uint64 {
+func DPID(host string, b topology.Bridge) uint64 {
 	s := agent.DatapathID(host, string(b))
 	id, err := strconv.ParseUint(s, 16, 64)
 	if err != nil {
@@ -65,10 +66,10 @@ const FirstVMPort = 10
 // Ports returns the OpenFlow ports, name to number, the host helper creates on bridge b of
 // host: the patch ports, vxlan0 and the uplink, and on br-int the tap of each of the host's
 // VMs of opts (created as topo), numbered from FirstVMPort.
-func Ports(opts seed.Options, topo *seed.Topology, host string, b apps.Bridge) map[string]uint32 {
+func Ports(opts seed.Options, topo *seed.Topology, host string, b topology.Bridge) map[string]uint32 {
 	ports := map[string]uint32{}
 	switch b {
-	case apps.BrInt:
+	case topology.BrInt:
 		ports[apps.PortPatchTun], ports[apps.PortIntBrEx] = 1, 2
 		n := uint32(FirstVMPort)
 		for _, vm := range opts.VMs {
@@ -77,9 +78,9 @@ func Ports(opts seed.Options, topo *seed.Topology, host string, b apps.Bridge) m
 				n++
 			}
 		}
-	case apps.BrTun:
+	case topology.BrTun:
 		ports[apps.PortPatchInt], ports[apps.PortVXLAN] = 1, 2
-	case apps.BrEx:
+	case topology.BrEx:
 		ports[apps.PortPhyBrEx], ports["eth-ext"] = 1, 2
 	}
 	return ports
@@ -90,7 +91,7 @@ func Ports(opts seed.Options, topo *seed.Topology, host string, b apps.Bridge) m
 func Switches(log *zap.Logger, opts seed.Options, topo *seed.Topology) map[string]*ofsim.Switch {
 	out := map[string]*ofsim.Switch{}
 	for _, h := range opts.Hosts {
-		for _, b := range apps.Bridges() {
+		for _, b := range topology.Bridges() {
 			var ports []ofsim.Port
 			for name, no := range Ports(opts, topo, h.Name, b) {
 				ports = append(ports, ofsim.Port{No: no, Name: name})

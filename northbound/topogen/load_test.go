@@ -13,6 +13,7 @@ import (
 	"github.com/dvrflow/dvrflow/db/pgtest"
 	"github.com/dvrflow/dvrflow/northbound"
 	"github.com/dvrflow/dvrflow/northbound/topogen"
+	"github.com/dvrflow/dvrflow/topology"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 )
@@ -59,7 +60,7 @@ func TestLoad(t *testing.T) {
 	if len(res.Hosts) != 50 || len(topo.Hosts) != 50 {
 		t.Fatalf("%d hosts in result, %d registered", len(res.Hosts), len(topo.Hosts))
 	}
-	stored := map[string]db.Host{}
+	stored := map[string]topology.Host{}
 	for _, h := range topo.Hosts {
 		stored[h.Name] = h
 	}
@@ -81,7 +82,7 @@ func TestLoad(t *testing.T) {
 	}
 	// Ports by owner.
 	owners := map[string]int{}
-	byID := map[string]db.Port{}
+	byID := map[string]topology.Port{}
 	for _, p := range topo.Ports {
 		owners[p.DeviceOwner]++
 		byID[p.ID] = p
@@ -107,8 +108,8 @@ func TestLoad(t *testing.T) {
 			}
 		}
 	}
-	want := map[string]int{"compute:nova": 200, db.OwnerRouterInterfaceDistributed: 16, db.OwnerRouterCentralizedSNAT: 16,
-		db.OwnerRouterGateway: 8, db.OwnerFloatingIP: 20, db.OwnerFloatingIPAgentGateway: len(fipHosts)}
+	want := map[string]int{"compute:nova": 200, topology.OwnerRouterInterfaceDistributed: 16, topology.OwnerRouterCentralizedSNAT: 16,
+		topology.OwnerRouterGateway: 8, topology.OwnerFloatingIP: 20, topology.OwnerFloatingIPAgentGateway: len(fipHosts)}
 	for o, n := range want {
 		if owners[o] != n {
 			t.Errorf("%d ports of %s, want %d (all: %v)", owners[o], o, n, owners)

@@ -24,10 +24,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dvrflow/dvrflow/apiclient"
-	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/host/agent"
 	"github.com/dvrflow/dvrflow/northbound/seed"
 	"github.com/dvrflow/dvrflow/testbed/bed"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // Default timeouts of the waits of Up.
@@ -380,7 +380,7 @@ func (s *Scenario) createTopology(ctx context.Context) error {
 		}
 		h.TunnelIP = bh.TunnelIP
 		h.Bridges = map[string]string{}
-		for _, br := range apps.Bridges() {
+		for _, br := range topology.Bridges() {
 			h.Bridges[string(br)] = agent.DatapathID(h.Name, string(br))
 		}
 	}

@@ -1,14 +1,12 @@
 // What the view derives once records changed: routers and their snat host, which host carries what, endpoints and floating IPs.
 
-package apps
+package topology
 
 import (
 	"cmp"
 	"maps"
 	"net/netip"
 	"slices"
-
-	"github.com/dvrflow/dvrflow/db"
 )
 
 // derive recomputes what depends on the records d touched, in dependency order: router
@@ -109,7 +107,7 @@ func (v *View) deriveRouters(d *pending) {
 		if r.Distributed {
 			for _, id := range ids {
 				p := ports[id]
-				if p.DeviceOwner != db.OwnerRouterInterfaceDistributed || len(p.FixedIPs) == 0 {
+				if p.DeviceOwner != OwnerRouterInterfaceDistributed || len(p.FixedIPs) == 0 {
 					continue
 				}
 				s := v.subnets[p.FixedIPs[0].SubnetID]
@@ -123,7 +121,7 @@ func (v *View) deriveRouters(d *pending) {
 		}
 		for _, id := range ids {
 			p := ports[id]
-			if p.DeviceOwner != db.OwnerRouterCentralizedSNAT {
+			if p.DeviceOwner != OwnerRouterCentralizedSNAT {
 				continue
 			}
 			for _, ip := range p.IPs {
@@ -145,7 +143,7 @@ func (v *View) deriveRouters(d *pending) {
 			// falls back to a stable hash of its ID among the dvr_snat hosts (sorted), so
 			// every controller still agrees without coordination.
 			h := r.Router.SNATHost
-			if hi := v.hosts[h]; hi == nil || hi.Mode != db.HostModeDVRSNAT {
+			if hi := v.hosts[h]; hi == nil || hi.Mode != HostModeDVRSNAT {
 				h = ""
 				if len(v.snatHosts) > 0 {
 					h = v.snatHosts[hash32(rid)%uint32(len(v.snatHosts))]
@@ -181,7 +179,7 @@ func (v *View) placeHost(d *pending, host string, presence map[string]map[string
 						routers[s.RouterID] = true
 					}
 				}
-			case p.DeviceOwner == db.OwnerFloatingIPAgentGateway:
+			case p.DeviceOwner == OwnerFloatingIPAgentGateway:
 				addNet(p.NetworkID)
 			}
 		}

@@ -1,11 +1,10 @@
-package apps
+package topology_test
 
 import (
-	"encoding/json"
 	"math/rand/v2"
 	"testing"
 
-	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/topology"
 )
 
 // TestNetworkOfVLANFollowsLocalVLANs applies random local VLAN creates, moves and deletes
@@ -16,21 +15,17 @@ func TestNetworkOfVLANFollowsLocalVLANs(t *testing.T) {
 	hosts := []string{"h1", "h2"}
 	nets := []string{"n1", "n2", "n3", "n4"}
 	const vlans = 4
-	v := NewView(&db.Topology{LocalVLANs: []db.LocalVLAN{{Host: "h1", NetworkID: "n1", VLAN: 1}}}, 1)
+	v := topology.NewView(&topology.Topology{LocalVLANs: []topology.LocalVLAN{{Host: "h1", NetworkID: "n1", VLAN: 1}}}, 1)
 	for step := range 3000 {
-		lv := db.LocalVLAN{Host: hosts[r.IntN(len(hosts))], NetworkID: nets[r.IntN(len(nets))], VLAN: uint16(1 + r.IntN(vlans))}
-		op := db.OpCreate
+		lv := topology.LocalVLAN{Host: hosts[r.IntN(len(hosts))], NetworkID: nets[r.IntN(len(nets))], VLAN: uint16(1 + r.IntN(vlans))}
+		op := topology.OpCreate
 		if r.IntN(3) == 0 {
-			op = db.OpDelete
+			op = topology.OpDelete
 			if cur, ok := v.LocalVLAN(lv.Host, lv.NetworkID); ok && r.IntN(4) > 0 {
 				lv.VLAN = cur // mostly the VLAN the network holds; else a stale delete
 			}
 		}
-		body, err := json.Marshal(lv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := v.Apply([]db.Change{{Revision: int64(step + 2), Kind: db.KindLocalVLAN, ID: lv.Host + "/" + lv.NetworkID, Op: op, Object: body}}); err != nil {
+		if _, err := v.Apply([]topology.Change{{Revision: int64(step + 2), Kind: topology.KindLocalVLAN, ID: lv.Key(), Op: op, Object: &lv}}); err != nil {
 			t.Fatal(err)
 		}
 		for _, h := range hosts {

@@ -1,4 +1,4 @@
-package apps
+package topology
 
 import (
 	"hash/fnv"
@@ -6,15 +6,12 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
-
-	"github.com/dvrflow/dvrflow/db"
 )
 
-// View is the topology indexed the way the apps ask questions of it: which networks, routers
+// View is the topology indexed the way the policy (apps) asks questions of it: which networks, routers
 // and namespaces each host carries, which MAC answers an address, where a port lives. It is
 // built once (NewView) and then kept current by Apply with the change log, which also says
-// which hosts a change can affect (apply.go). Readers (the apps, computing flows for many
+// which hosts a change can affect (apply.go). Readers (the policy, computing flows for many
 // bridges in parallel, and the ARP handler) share it under the caller's read lock; Apply
 // runs under its write lock.
 type View struct {
@@ -27,7 +24,7 @@ type View struct {
 	subnets    map[string]*SubnetInfo
 	ports      map[string]*PortInfo
 	routers    map[string]*RouterInfo
-	fipRecords map[string]*db.FloatingIP
+	fipRecords map[string]*FloatingIP
 	fips       []*FIPInfo                   // associated and realizable, sorted by ID
 	localVLANs map[string]map[string]uint16 // host -> network -> VLAN
 	vlanNets   map[hostVLAN]string          // host and VLAN -> network: localVLANs inverted, for packet-ins
@@ -72,11 +69,11 @@ type hostBridge struct {
 type HostInfo struct {
 	Name     string
 	TunnelIP netip.Addr
-	Mode     db.HostMode
+	Mode     HostMode
 	DVRMAC   net.HardwareAddr
 	Bridges  map[Bridge]uint64 // datapath ID by bridge
 
-	record *db.Host
+	record *Host
 }
 
 // BridgeID returns the datapath ID of the host's bridge, if registered (h may be nil).
@@ -90,13 +87,23 @@ func (h *HostInfo) BridgeID(br Bridge) (uint64, bool) {
 
 // NetInfo is a network with its subnets.
 type NetInfo struct {
-	*db.Network
+	*Network
 	SubnetIDs []string
+}
+
+// Tunneled reports whether the network is carried between hosts by VXLAN on br-tun.
+func (n *NetInfo) Tunneled() bool {
+	return n.NetworkType == NetworkTypeVXLAN || n.NetworkType == ""
+}
+
+// Physical reports whether the network is a flat or VLAN network on br-ex.
+func (n *NetInfo) Physical() bool {
+	return n.NetworkType == NetworkTypeFlat || n.NetworkType == NetworkTypeVLAN
 }
 
 // SubnetInfo is a subnet with its router interface, if any.
 type SubnetInfo struct {
-	*db.Subnet
+	*Subnet
 	Prefix     netip.Prefix
 	Gateway    netip.Addr // zero when the subnet has no gateway
 	RouterID   string     // distributed router attached through RouterPort, if any
@@ -107,7 +114,7 @@ type SubnetInfo struct {
 
 // PortInfo is a port with parsed addresses.
 type PortInfo struct {
-	*db.Port
+	*Port
 	MAC net.HardwareAddr
 	IPs []PortIP
 }
@@ -120,7 +127,7 @@ type PortIP struct {
 
 // RouterInfo is a router with its interfaces.
 type RouterInfo struct {
-	*db.Router
+	*Router
 	Interfaces  []*SubnetInfo // internal subnets, sorted by subnet ID
 	GatewayPort *PortInfo     // network:router_gateway, when the router has a gateway
 	LinkLocal   netip.Prefix  // rfp/fpr /31, when the router has a gateway
@@ -128,7 +135,7 @@ type RouterInfo struct {
 
 // FIPInfo is an associated floating IP with where it is realized.
 type FIPInfo struct {
-	*db.FloatingIP
+	*FloatingIP
 	Addr    netip.Addr
 	Fixed   netip.Addr
 	Port    *PortInfo // the fixed port
@@ -137,13 +144,6 @@ type FIPInfo struct {
 	ExtNet  *NetInfo
 	ExtSub  *SubnetInfo // external subnet holding Addr
 	AgentGW *PortInfo   // the network:floatingip_agent_gateway port of (Host, ExtNet)
-}
-
-// IsDVRServiced reports whether a port's device owner makes its host serve the port's
-// routers (Neutron's is_dvr_serviced): VMs, DHCP ports, load balancers, trunk subports.
-func IsDVRServiced(owner string) bool {
-	return strings.HasPrefix(owner, "compute:") || owner == db.OwnerDHCP ||
-		owner == "neutron:LOADBALANCER" || owner == "neutron:LOADBALANCERV2" || owner == "trunk:subport"
 }
 
 func hash32(s string) uint32 {
@@ -163,6 +163,13 @@ func (v *View) HostOfDPID(dpid uint64) (string, Bridge, bool) {
 	hb, ok := v.bridgeOf[dpid]
 	return hb.host, hb.bridge, ok
 }
+
+// HasNetwork reports whether network netID is present on host.
+func (v *View) HasNetwork(host, netID string) bool { return v.netsOnHost[host][netID] }
+
+// PortWithAddr returns the first realized port (by port ID) of network netID holding
+// address a, or nil.
+func (v *View) PortWithAddr(netID string, a netip.Addr) *PortInfo { return v.addrs[netID][a] }
 
 // NetworksOn returns the networks present on host (sorted IDs): networks of its
 // DVR-serviced ports, of the routers it runs, of its snat and fip namespaces.
@@ -244,8 +251,8 @@ func (v *View) DVRPeers(host string) []string {
 	return sortedSet(peers)
 }
 
-// isDVRPeer reports whether peer is one of host's DVRPeers.
-func (v *View) isDVRPeer(host, peer string) bool {
+// IsDVRPeer reports whether peer is one of host's DVRPeers.
+func (v *View) IsDVRPeer(host, peer string) bool {
 	if peer == host {
 		return false
 	}
@@ -293,14 +300,14 @@ func (v *View) Routers() map[string]*RouterInfo { return v.routers }
 // snat host for snat and router gateway ports.
 func (v *View) PortHosts(p *PortInfo) []string {
 	switch p.DeviceOwner {
-	case db.OwnerRouterInterfaceDistributed:
+	case OwnerRouterInterfaceDistributed:
 		return sortedSet(v.hostsOfRouter[p.DeviceID])
-	case db.OwnerRouterCentralizedSNAT, db.OwnerRouterGateway:
+	case OwnerRouterCentralizedSNAT, OwnerRouterGateway:
 		if h, ok := v.snatHost[p.DeviceID]; ok {
 			return []string{h}
 		}
 		return nil
-	case db.OwnerFloatingIP:
+	case OwnerFloatingIP:
 		return nil
 	}
 	if p.HostID != "" && v.hosts[p.HostID] != nil {
@@ -332,9 +339,9 @@ func sortedSet(m map[string]bool) []string {
 	return slices.Sorted(maps.Keys(m))
 }
 
-// interfacesOn returns the interfaces on network netID of the routers running on host, in
+// InterfacesOn returns the interfaces on network netID of the routers running on host, in
 // the order of the routers' IDs and then their interfaces'.
-func (v *View) interfacesOn(host, netID string) []*SubnetInfo {
+func (v *View) InterfacesOn(host, netID string) []*SubnetInfo {
 	var out []*SubnetInfo
 	for _, rid := range v.RoutersOn(host) {
 		for _, s := range v.routers[rid].Interfaces {
@@ -346,8 +353,8 @@ func (v *View) interfacesOn(host, netID string) []*SubnetInfo {
 	return out
 }
 
-// routed reports whether one of network net's subnets is attached to a distributed router.
-func (v *View) routed(netID string) bool {
+// Routed reports whether one of network net's subnets is attached to a distributed router.
+func (v *View) Routed(netID string) bool {
 	n := v.networks[netID]
 	if n == nil {
 		return false

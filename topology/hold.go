@@ -1,6 +1,4 @@
-package apps
-
-import "github.com/dvrflow/dvrflow/db"
+package topology
 
 // A VM port whose binding moves to another host (Nova's live migration updates
 // binding:host_id; an operator's `port set --host`) may still be plugged on the host it
@@ -12,13 +10,13 @@ import "github.com/dvrflow/dvrflow/db"
 // portHold is one held port: where it stays realized and its record as stored.
 type portHold struct {
 	at  string
-	rec *db.Port
+	rec *Port
 }
 
 // heldRecord returns the record the view realizes for port id when p arrives: p itself,
 // or a copy bound to the holding host while p's binding is still the one held. A record
 // with another binding (or a delete) ends the hold.
-func (v *View) heldRecord(id string, p *db.Port) *db.Port {
+func (v *View) heldRecord(id string, p *Port) *Port {
 	h, ok := v.holds[id]
 	if !ok {
 		return p

@@ -1,7 +1,11 @@
-package db
+// Package topology is dvrflow's domain model: the Neutron records the store holds (networks,
+// subnets, ports, routers, floating IPs, hosts and their local VLANs), the change log's
+// decoded entries, and the View, the controller's in-memory index of them that the policy
+// asks its questions of and that the change log keeps current.
+package topology
 
 import (
-	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -15,6 +19,19 @@ const (
 	OwnerFloatingIP                 = "network:floatingip"
 	OwnerDHCP                       = "network:dhcp"
 )
+
+// IsRouterPort reports whether a port's device is a router (its DeviceID is the router ID).
+func IsRouterPort(owner string) bool {
+	return owner == OwnerRouterInterfaceDistributed || owner == OwnerRouterCentralizedSNAT ||
+		owner == OwnerRouterGateway
+}
+
+// IsDVRServiced reports whether a port's device owner makes its host serve the port's
+// routers (Neutron's is_dvr_serviced): VMs, DHCP ports, load balancers, trunk subports.
+func IsDVRServiced(owner string) bool {
+	return strings.HasPrefix(owner, "compute:") || owner == OwnerDHCP ||
+		owner == "neutron:LOADBALANCER" || owner == "neutron:LOADBALANCERV2" || owner == "trunk:subport"
+}
 
 // PortStatus is a port's status, as Neutron reports it.
 type PortStatus string
@@ -220,6 +237,9 @@ type LocalVLAN struct {
 	VLAN      uint16 `json:"vlan"`
 }
 
+// Key is the local VLAN's ID in the change log: host and network.
+func (lv LocalVLAN) Key() string { return lv.Host + "/" + lv.NetworkID }
+
 // Topology is every resource at one revision.
 type Topology struct {
 	Networks    []Network
@@ -229,16 +249,4 @@ type Topology struct {
 	FloatingIPs []FloatingIP
 	Hosts       []Host
 	LocalVLANs  []LocalVLAN
-}
-
-// Change is one row of the change log: the full new state of a resource (or its last
-// state, for a delete) at a revision. One revision may hold several changes.
-type Change struct {
-	Revision int64           `json:"revision"`
-	Seq      int             `json:"seq"`
-	Kind     Kind            `json:"kind"`
-	ID       string          `json:"id"`
-	Op       Op              `json:"op"`
-	Object   json.RawMessage `json:"object"`
-	At       time.Time       `json:"at"`
 }

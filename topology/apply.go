@@ -1,7 +1,6 @@
-package apps
+package topology
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"net"
@@ -9,7 +8,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/ofproto"
 )
 
@@ -20,7 +18,7 @@ import (
 // flows or plan may differ. NewView is that path with every record new.
 
 // NewView indexes t.
-func NewView(t *db.Topology, revision int64) *View {
+func NewView(t *Topology, revision int64) *View {
 	v := emptyView(revision)
 	d := newPending()
 	for i := range t.Hosts {
@@ -57,7 +55,7 @@ func emptyView(revision int64) *View {
 		subnets:       map[string]*SubnetInfo{},
 		ports:         map[string]*PortInfo{},
 		routers:       map[string]*RouterInfo{},
-		fipRecords:    map[string]*db.FloatingIP{},
+		fipRecords:    map[string]*FloatingIP{},
 		localVLANs:    map[string]map[string]uint16{},
 		vlanNets:      map[hostVLAN]string{},
 		portsOnHost:   map[string]map[string]*PortInfo{},
@@ -100,9 +98,10 @@ type Affected struct {
 }
 
 // Apply brings v to the state after changes (in change-log order) and says which hosts may
-// be affected. A change that cannot be decoded is an error, and v must then be rebuilt
-// from a snapshot (it may hold part of the batch).
-func (v *View) Apply(changes []db.Change) (Affected, error) {
+// be affected. v keeps the changes' records: callers do not modify them afterwards. A
+// change whose object is not of its kind is an error, and v must then be rebuilt from a
+// snapshot (it may hold part of the batch).
+func (v *View) Apply(changes []Change) (Affected, error) {
 	d := newPending()
 	for _, c := range changes {
 		if err := v.applyOne(d, c); err != nil {
@@ -123,44 +122,43 @@ func (v *View) finish(d *pending) Affected {
 	return Affected{All: d.all, Hosts: d.affected, Parts: d.parts, Plans: d.plans, Ports: d.ports, Moves: d.moves}
 }
 
-func (v *View) applyOne(d *pending, c db.Change) error {
-	del := c.Op == db.OpDelete
-	switch c.Kind {
-	case db.KindNetwork:
-		return decodeSet(c, del, func(n *db.Network) { v.setNetwork(d, c.ID, n) })
-	case db.KindSubnet:
-		return decodeSet(c, del, func(s *db.Subnet) { v.setSubnet(d, c.ID, s) })
-	case db.KindPort:
-		return decodeSet(c, del, func(p *db.Port) { v.setPort(d, c.ID, p) })
-	case db.KindRouter:
-		return decodeSet(c, del, func(r *db.Router) { v.setRouter(d, c.ID, r) })
-	case db.KindFloatingIP:
-		return decodeSet(c, del, func(f *db.FloatingIP) { v.setFIP(d, c.ID, f) })
-	case db.KindHost:
-		return decodeSet(c, del, func(h *db.Host) { v.setHost(d, c.ID, h) })
-	case db.KindLocalVLAN:
-		var lv db.LocalVLAN
-		if err := json.Unmarshal(c.Object, &lv); err != nil {
-			return fmt.Errorf("decode: %w", err)
-		}
-		v.setLocalVLAN(d, lv, del)
-		return nil
+func (v *View) applyOne(d *pending, c Change) error {
+	if c.Object == nil || c.Object.Kind() != c.Kind {
+		return fmt.Errorf("object %T is not a %s", c.Object, c.Kind)
 	}
-	return nil // a kind the apps do not use
+	var del bool
+	switch c.Op {
+	case OpCreate, OpUpdate:
+	case OpDelete:
+		del = true
+	default:
+		return fmt.Errorf("unknown op %q", c.Op)
+	}
+	switch o := c.Object.(type) {
+	case *Network:
+		v.setNetwork(d, c.ID, orNil(o, del))
+	case *Subnet:
+		v.setSubnet(d, c.ID, orNil(o, del))
+	case *Port:
+		v.setPort(d, c.ID, orNil(o, del))
+	case *Router:
+		v.setRouter(d, c.ID, orNil(o, del))
+	case *FloatingIP:
+		v.setFIP(d, c.ID, orNil(o, del))
+	case *Host:
+		v.setHost(d, c.ID, orNil(o, del))
+	case *LocalVLAN:
+		v.setLocalVLAN(d, *o, del)
+	}
+	return nil
 }
 
-// decodeSet decodes c's object and passes it to set, or nil for a delete.
-func decodeSet[T any](c db.Change, del bool, set func(*T)) error {
+// orNil returns the record a set* call takes: rec, or nil for a delete.
+func orNil[T any](rec *T, del bool) *T {
 	if del {
-		set(nil)
 		return nil
 	}
-	obj := new(T)
-	if err := json.Unmarshal(c.Object, obj); err != nil {
-		return fmt.Errorf("decode: %w", err)
-	}
-	set(obj)
-	return nil
+	return rec
 }
 
 // pending is what a batch of record changes touched, for derive.
@@ -212,20 +210,14 @@ func addAll(dst, src map[string]bool) {
 	}
 }
 
-// isRouterPort reports whether a port's device is a router (its DeviceID is the router ID).
-func isRouterPort(owner string) bool {
-	return owner == db.OwnerRouterInterfaceDistributed || owner == db.OwnerRouterCentralizedSNAT ||
-		owner == db.OwnerRouterGateway
-}
-
-// samePortShape reports whether two versions of a port differ only in what no app reads
+// samePortShape reports whether two versions of a port differ only in what the policy never reads
 // (status, names, timestamps): then the change affects nobody's flows.
-func samePortShape(a, b *db.Port) bool {
+func samePortShape(a, b *Port) bool {
 	return a.NetworkID == b.NetworkID && a.MACAddress == b.MACAddress && a.DeviceOwner == b.DeviceOwner &&
 		a.DeviceID == b.DeviceID && a.HostID == b.HostID && slices.Equal(a.FixedIPs, b.FixedIPs)
 }
 
-func (v *View) setPort(d *pending, id string, p *db.Port) {
+func (v *View) setPort(d *pending, id string, p *Port) {
 	p = v.heldRecord(id, p)
 	d.ports[id] = true
 	old := v.ports[id]
@@ -241,10 +233,10 @@ func (v *View) setPort(d *pending, id string, p *db.Port) {
 		v.touchPort(d, old)
 		delSet(v.portsOnHost, old.HostID, id)
 		delSet(v.portsOnNet, old.NetworkID, id)
-		if isRouterPort(old.DeviceOwner) {
+		if IsRouterPort(old.DeviceOwner) {
 			delSet(v.portsOfRouter, old.DeviceID, id)
 		}
-		if old.DeviceOwner == db.OwnerFloatingIPAgentGateway {
+		if old.DeviceOwner == OwnerFloatingIPAgentGateway {
 			delAgentGW(v.agentGW, agentGWKey{old.HostID, old.NetworkID}, id)
 		}
 		delete(v.ports, id)
@@ -264,10 +256,10 @@ func (v *View) setPort(d *pending, id string, p *db.Port) {
 		putSet(v.portsOnHost, p.HostID, id, pi)
 	}
 	putSet(v.portsOnNet, p.NetworkID, id, pi)
-	if isRouterPort(p.DeviceOwner) {
+	if IsRouterPort(p.DeviceOwner) {
 		putSet(v.portsOfRouter, p.DeviceID, id, pi)
 	}
-	if p.DeviceOwner == db.OwnerFloatingIPAgentGateway {
+	if p.DeviceOwner == OwnerFloatingIPAgentGateway {
 		k := agentGWKey{p.HostID, p.NetworkID}
 		if v.agentGW[k] == nil {
 			v.agentGW[k] = map[string]*PortInfo{}
@@ -282,10 +274,10 @@ func (v *View) touchPort(d *pending, p *PortInfo) {
 	if p.HostID != "" {
 		d.hosts[p.HostID] = true
 	}
-	if isRouterPort(p.DeviceOwner) {
+	if IsRouterPort(p.DeviceOwner) {
 		d.touchRouter(v, p.DeviceID)
 	}
-	if p.DeviceOwner == db.OwnerFloatingIPAgentGateway || v.fipsOfPort[p.ID] > 0 {
+	if p.DeviceOwner == OwnerFloatingIPAgentGateway || v.fipsOfPort[p.ID] > 0 {
 		d.fips = true
 	}
 	for _, ip := range p.IPs {
@@ -313,7 +305,7 @@ func delSet[V any](m map[string]map[string]V, key, id string) {
 	}
 }
 
-func (v *View) setNetwork(d *pending, id string, n *db.Network) {
+func (v *View) setNetwork(d *pending, id string, n *Network) {
 	d.nets[id] = true
 	d.fips = true
 	addAll(d.hosts, v.hostsOfNet[id])
@@ -329,7 +321,7 @@ func (v *View) setNetwork(d *pending, id string, n *db.Network) {
 	v.networks[id] = ni
 }
 
-func (v *View) setSubnet(d *pending, id string, s *db.Subnet) {
+func (v *View) setSubnet(d *pending, id string, s *Subnet) {
 	d.fips = true
 	if old := v.subnets[id]; old != nil {
 		d.nets[old.NetworkID] = true
@@ -357,13 +349,13 @@ func (v *View) setSubnet(d *pending, id string, s *db.Subnet) {
 	d.nets[s.NetworkID] = true
 	addAll(d.hosts, v.hostsOfNet[s.NetworkID])
 	for _, p := range v.portsOnNet[s.NetworkID] {
-		if isRouterPort(p.DeviceOwner) {
+		if IsRouterPort(p.DeviceOwner) {
 			d.touchRouter(v, p.DeviceID)
 		}
 	}
 }
 
-func (v *View) setRouter(d *pending, id string, r *db.Router) {
+func (v *View) setRouter(d *pending, id string, r *Router) {
 	d.touchRouter(v, id)
 	d.fips = true
 	if r == nil {
@@ -373,7 +365,7 @@ func (v *View) setRouter(d *pending, id string, r *db.Router) {
 	v.routers[id] = &RouterInfo{Router: r}
 }
 
-func (v *View) setFIP(d *pending, id string, f *db.FloatingIP) {
+func (v *View) setFIP(d *pending, id string, f *FloatingIP) {
 	d.fips = true
 	if old := v.fipRecords[id]; old != nil {
 		if old.PortID != "" {
@@ -398,9 +390,9 @@ func (v *View) setFIP(d *pending, id string, f *db.FloatingIP) {
 	}
 }
 
-// setHost registers, changes or removes a host. A change of what the apps read (tunnel IP,
+// setHost registers, changes or removes a host. A change of what the policy reads (tunnel IP,
 // mode, bridges, DVR MAC) affects every host; heartbeats and applied revisions affect none.
-func (v *View) setHost(d *pending, name string, h *db.Host) {
+func (v *View) setHost(d *pending, name string, h *Host) {
 	old := v.hosts[name]
 	if old != nil && h != nil && old.record.TunnelIP == h.TunnelIP && old.record.Mode == h.Mode &&
 		old.record.MACAddress == h.MACAddress && maps.Equal(old.record.Bridges, h.Bridges) {
@@ -437,15 +429,15 @@ func (v *View) indexHosts() {
 	v.hostNames = slices.Sorted(maps.Keys(v.hosts))
 	v.snatHosts = v.snatHosts[:0:0]
 	for _, n := range v.hostNames {
-		if v.hosts[n].Mode == db.HostModeDVRSNAT {
+		if v.hosts[n].Mode == HostModeDVRSNAT {
 			v.snatHosts = append(v.snatHosts, n)
 		}
 	}
 }
 
-func (v *View) setLocalVLAN(d *pending, lv db.LocalVLAN, del bool) {
+func (v *View) setLocalVLAN(d *pending, lv LocalVLAN, del bool) {
 	d.touchPart(lv.Host, lv.NetworkID)
-	if n := v.networks[lv.NetworkID]; n != nil && isPhysicalNet(n) {
+	if n := v.networks[lv.NetworkID]; n != nil && n.Physical() {
 		d.affected[lv.Host] = true // every peer's classifiers on a physical network use its VLAN
 	}
 	if del {
