@@ -74,11 +74,12 @@ func dvrPeer(v *topology.View, st *BridgeState, peer string) []ofproto.Flow {
 	// the local VLAN and the same treatment.
 	if intEx, ok := st.Ports[PortIntBrEx]; ok {
 		var phys []string
-		for _, netID := range v.NetworksOn(st.Host) {
+		for netID := range v.NetworkSet(st.Host) {
 			if n := v.Network(netID); n != nil && n.Physical() && v.Routed(netID) {
 				phys = append(phys, netID)
 			}
 		}
+		slices.Sort(phys)
 		for _, netID := range phys {
 			n := v.Network(netID)
 			vlan, ok := v.LocalVLAN(st.Host, netID)

@@ -147,42 +147,6 @@ func (r *Reconciler) SetPartsAt(rev int64, parts map[string][]ofproto.Flow, comp
 	return nil
 }
 
-// Update adds or replaces the flows in upsert and removes the keys in remove from the
-// desired set (of part ""). An invalid update is refused as a whole and changes nothing.
-func (r *Reconciler) Update(upsert []ofproto.Flow, remove []ofproto.FlowKey) error {
-	d, err := r.check(upsert)
-	if err != nil {
-		return fmt.Errorf("update desired flows of %016x: %w", r.dpid, err)
-	}
-	r.mu.Lock()
-	for _, k := range remove {
-		if w, ok := r.desired[k]; ok {
-			delete(r.partKeys[w.part], k)
-		}
-		delete(r.desired, k)
-		delete(r.failed, k)
-		r.pending[k] = struct{}{}
-	}
-	for k, f := range d {
-		if old, ok := r.desired[k]; !ok || !sameFlow(old.flow, f) {
-			delete(r.failed, k)
-		}
-		if old, ok := r.desired[k]; ok {
-			delete(r.partKeys[old.part], k)
-		}
-		r.desired[k] = want{flow: f}
-		if r.partKeys[""] == nil {
-			r.partKeys[""] = map[ofproto.FlowKey]struct{}{}
-		}
-		r.partKeys[""][k] = struct{}{}
-		r.pending[k] = struct{}{}
-	}
-	r.primed = true
-	r.mu.Unlock()
-	r.kick()
-	return nil
-}
-
 // Desired returns a copy of the desired set, sorted by table, priority (high first), key.
 func (r *Reconciler) Desired() []ofproto.Flow {
 	r.mu.Lock()

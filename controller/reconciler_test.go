@@ -341,8 +341,8 @@ func TestSetDesiredRefusesBadInput(t *testing.T) {
 		if err := rec.SetDesired(flows); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
-		if err := rec.Update(flows, nil); err == nil {
-			t.Errorf("%s: accepted by Update", name)
+		if err := rec.SetParts(map[string][]ofproto.Flow{"other": flows}, false); err == nil {
+			t.Errorf("%s: accepted by SetParts", name)
 		}
 	}
 	if got := rec.Desired(); len(got) != 5 {
@@ -350,7 +350,7 @@ func TestSetDesiredRefusesBadInput(t *testing.T) {
 	}
 }
 
-func TestReconcilerUpdateAndBackgroundAttach(t *testing.T) {
+func TestReconcilerPartUpdateAndBackgroundAttach(t *testing.T) {
 	h := newHarness(t, Config{Reconciler: ReconcilerConfig{CookieMask: ownMask, CookieValue: ownValue}})
 	rec := h.srv.Reconciler(0x47)
 	if err := rec.SetDesired(testFlows()); err != nil {
@@ -360,11 +360,10 @@ func TestReconcilerUpdateAndBackgroundAttach(t *testing.T) {
 	h.connect(sw) // attach happens on connect
 	eventually(t, "flows installed in the background", func() bool { return sw.NumFlows() == 5 })
 	extra := ofproto.Flow{Table: 4, Priority: 1, Cookie: ownValue | 5, Actions: []ofproto.Action{ofproto.Output{Port: 1}}}
-	gone := testFlows()[0]
-	if err := rec.Update([]ofproto.Flow{extra}, []ofproto.FlowKey{gone.Key()}); err != nil {
+	want := append(testFlows()[1:], extra)
+	if err := rec.SetParts(map[string][]ofproto.Flow{"": want}, false); err != nil {
 		t.Fatal(err)
 	}
-	want := append(testFlows()[1:], extra)
 	eventually(t, "update applied", func() bool {
 		got, _ := sw.DumpFlows()
 		return strings.Count(got, "\n") == 5 && strings.Contains(got, "table=4")

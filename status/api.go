@@ -10,6 +10,7 @@ import (
 
 	"github.com/dvrflow/dvrflow/controller"
 	"github.com/dvrflow/dvrflow/ofproto"
+	"github.com/dvrflow/dvrflow/switchapi"
 )
 
 // neutronError writes {"NeutronError": {"type", "message", "detail"}} as the API does.
@@ -18,30 +19,30 @@ func neutronError(c echo.Context, code int, typ, msg string) error {
 }
 
 // switchOf resolves the :dpid parameter to a connected switch, or writes the error.
-func (s *Server) switchOf(c echo.Context) (Switch, bool, error) {
+func (s *Server) switchOf(c echo.Context) (uint64, switchapi.Switch, bool, error) {
 	d, err := ofproto.ParseDPID(c.Param("dpid"))
 	if err != nil {
-		return Switch{}, false, neutronError(c, http.StatusBadRequest, "HTTPBadRequest", err.Error())
+		return 0, switchapi.Switch{}, false, neutronError(c, http.StatusBadRequest, "HTTPBadRequest", err.Error())
 	}
 	dpid := uint64(d)
 	w, _, ok := s.lookup(dpid)
 	if !ok {
-		return Switch{}, false, neutronError(c, http.StatusNotFound, "DVRSwitchNotFound",
+		return 0, switchapi.Switch{}, false, neutronError(c, http.StatusNotFound, "DVRSwitchNotFound",
 			"DVR switch "+d.String()+" could not be found (not connected)")
 	}
-	return w, true, nil
+	return dpid, w, true, nil
 }
 
 func (s *Server) listSwitches(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]any{"dvr_switches": s.switches()})
+	return c.JSON(http.StatusOK, switchapi.List{Switches: s.switches()})
 }
 
 func (s *Server) showSwitch(c echo.Context) error {
-	w, ok, err := s.switchOf(c)
+	_, w, ok, err := s.switchOf(c)
 	if !ok {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"dvr_switch": w})
+	return c.JSON(http.StatusOK, switchapi.Show{Switch: w})
 }
 
 func (s *Server) showFlows(c echo.Context) error {
@@ -49,11 +50,11 @@ func (s *Server) showFlows(c echo.Context) error {
 	if format != "" && format != "json" && format != "text" {
 		return neutronError(c, http.StatusBadRequest, "HTTPBadRequest", "format must be json or text, not "+format)
 	}
-	w, ok, err := s.switchOf(c)
+	dpid, w, ok, err := s.switchOf(c)
 	if !ok {
 		return err
 	}
-	fl, err := s.flows(c.Request().Context(), w)
+	fl, err := s.flows(c.Request().Context(), dpid, w)
 	switch {
 	case errors.Is(err, errNoReconciler):
 		return neutronError(c, http.StatusConflict, "DVRSwitchUnmanaged", "DVR switch "+w.DPID+": "+err.Error())
@@ -68,9 +69,9 @@ func (s *Server) showFlows(c echo.Context) error {
 		var sb strings.Builder
 		for _, f := range fl.Flows {
 			switch f.State {
-			case "missing":
+			case switchapi.StateMissing:
 				sb.WriteString("MISSING ")
-			case "extra":
+			case switchapi.StateExtra:
 				sb.WriteString("EXTRA ")
 			}
 			sb.WriteString(f.Text)

@@ -22,6 +22,7 @@ import (
 	"github.com/dvrflow/dvrflow/controller"
 	"github.com/dvrflow/dvrflow/ofproto"
 	"github.com/dvrflow/dvrflow/plan"
+	"github.com/dvrflow/dvrflow/switchapi"
 	"github.com/dvrflow/dvrflow/topology"
 )
 
@@ -145,7 +146,7 @@ type hostBadge struct {
 
 type indexData struct {
 	page
-	Switches                                       []Switch
+	Switches                                       []switchapi.Switch
 	Drifted                                        int
 	Hosts                                          []hostRow
 	Networks, Subnets, Routers, Ports, FloatingIPs []resourceRow
@@ -167,8 +168,8 @@ func (s *Server) topology(ctx context.Context) (*topology.Topology, int64, map[s
 	return topo, rev, plans, nil
 }
 
-func (s *Server) hostRows(topo *topology.Topology, plans map[string]plan.Plan, sw []Switch) []hostRow {
-	byDPID := map[string]Switch{}
+func (s *Server) hostRows(topo *topology.Topology, plans map[string]plan.Plan, sw []switchapi.Switch) []hostRow {
+	byDPID := map[string]switchapi.Switch{}
 	for _, w := range sw {
 		byDPID[w.DPID] = w
 	}
@@ -332,8 +333,8 @@ func (s *Server) page(c echo.Context) error {
 
 type switchData struct {
 	page
-	Switch Switch
-	Flows  Flows
+	Switch switchapi.Switch
+	Flows  switchapi.Flows
 	Tables []flowTable
 	Drops  uint64 // packets dropped by the tables' miss flows
 	Error  string
@@ -341,7 +342,7 @@ type switchData struct {
 
 type flowTable struct {
 	Name     string
-	Flows    []Flow
+	Flows    []switchapi.Flow
 	MissDrop bool   // the table drops what no flow matches
 	Drops    uint64 // packets its miss flow dropped
 }
@@ -357,7 +358,7 @@ func (s *Server) switchPage(c echo.Context) error {
 		return s.errorPage(c, http.StatusNotFound, "switch "+id.String()+" is not connected")
 	}
 	d := switchData{page: s.newPage(c, "dvrflow: "+w.Host+" "+w.Bridge+" "+w.DPID), Switch: w}
-	fl, err := s.flows(c.Request().Context(), w)
+	fl, err := s.flows(c.Request().Context(), dpid, w)
 	switch {
 	case errors.Is(err, controller.ErrNotConnected):
 		d.Error = "the switch disconnected"
@@ -381,7 +382,7 @@ func (s *Server) switchPage(c echo.Context) error {
 			}
 			t := &d.Tables[len(d.Tables)-1]
 			t.Flows = append(t.Flows, f)
-			if t.MissDrop && f.Priority == apps.PrioMiss && f.State != "missing" {
+			if t.MissDrop && f.Priority == apps.PrioMiss && f.State != switchapi.StateMissing {
 				t.Drops += f.Packets
 				d.Drops += f.Packets
 			}

@@ -22,6 +22,7 @@ import (
 	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/ofproto"
 	"github.com/dvrflow/dvrflow/plan"
+	"github.com/dvrflow/dvrflow/switchapi"
 	"github.com/dvrflow/dvrflow/topology"
 )
 
@@ -100,51 +101,23 @@ func (s *Server) Mount(e *echo.Echo, v2 *echo.Group) {
 	v2.GET("/dvr-switches/:dpid/flows", s.showFlows)
 }
 
-// Switch is one switch session as the API and the page show it.
-type Switch struct {
-	DPID           string  `json:"dpid"`
-	Host           string  `json:"host"`
-	Bridge         string  `json:"bridge"`
-	Address        string  `json:"address"`
-	Role           string  `json:"role"`
-	ConnectedAt    string  `json:"connected_at"`
-	UptimeSeconds  float64 `json:"uptime_seconds"`
-	FlowsInstalled int     `json:"flows_installed"`
-	FlowsDesired   int     `json:"flows_desired"`
-	FlowsMissing   int     `json:"flows_missing"`
-	FlowsExtra     int     `json:"flows_extra"`
-	// RealizedRevision is the topology revision whose desired flows the switch holds;
-	// DesiredRevision the one its desired set was last computed at.
-	RealizedRevision   int64   `json:"realized_revision"`
-	DesiredRevision    int64   `json:"desired_revision"`
-	LastReconcileAt    string  `json:"last_reconcile_at"` // "" before the first pass
-	LastReconcileMS    float64 `json:"last_reconcile_ms"`
-	PacketInsPerSecond float64 `json:"packet_ins_per_second"`
-	Errors             uint64  `json:"errors"`
-
-	dpid uint64
-}
-
-// Drift reports whether the switch holds other flows than desired.
-func (w Switch) Drift() bool { return w.FlowsMissing+w.FlowsExtra > 0 }
-
 // switches returns every session, sorted by host, bridge and DPID.
-func (s *Server) switches() []Switch {
+func (s *Server) switches() []switchapi.Switch {
 	sessions := s.cfg.Switches.Sessions()
 	now := time.Now()
-	out := make([]Switch, 0, len(sessions))
+	out := make([]switchapi.Switch, 0, len(sessions))
 	for _, sess := range sessions {
 		out = append(out, s.describe(sess, now))
 	}
 	s.withView(func(v *topology.View) {
-		for i := range out {
-			if host, br, ok := v.HostOfDPID(out[i].dpid); ok {
+		for i, sess := range sessions {
+			if host, br, ok := v.HostOfDPID(sess.DPID()); ok {
 				out[i].Host, out[i].Bridge = host, string(br)
 			}
 		}
 	})
 	s.pruneRates(sessions)
-	slices.SortFunc(out, func(a, b Switch) int {
+	slices.SortFunc(out, func(a, b switchapi.Switch) int {
 		if c := strings.Compare(a.Host, b.Host); c != 0 {
 			return c
 		}
@@ -157,10 +130,10 @@ func (s *Server) switches() []Switch {
 }
 
 // lookup returns the switch dpid, if connected.
-func (s *Server) lookup(dpid uint64) (Switch, *controller.Session, bool) {
+func (s *Server) lookup(dpid uint64) (switchapi.Switch, *controller.Session, bool) {
 	sess, ok := s.cfg.Switches.Session(dpid)
 	if !ok {
-		return Switch{}, nil, false
+		return switchapi.Switch{}, nil, false
 	}
 	w := s.describe(sess, time.Now())
 	s.withView(func(v *topology.View) {
@@ -182,10 +155,9 @@ func (s *Server) withView(fn func(v *topology.View)) {
 	})
 }
 
-func (s *Server) describe(sess *controller.Session, now time.Time) Switch {
+func (s *Server) describe(sess *controller.Session, now time.Time) switchapi.Switch {
 	up := sess.ConnectedAt()
-	w := Switch{
-		dpid:               sess.DPID(),
+	w := switchapi.Switch{
 		DPID:               ofproto.DPID(sess.DPID()).String(),
 		Address:            sess.Remote(),
 		Role:               sess.Role().String(),
@@ -250,58 +222,46 @@ func (s *Server) pruneRates(live []*controller.Session) {
 	}
 }
 
-// Flow is one flow of a bridge's flows page or API.
-type Flow struct {
-	Table     uint8  `json:"table"`
-	TableName string `json:"table_name"`
-	Priority  uint16 `json:"priority"`
-	Cookie    string `json:"cookie"`
-	Text      string `json:"text"`
-	State     string `json:"state"`
-	Packets   uint64 `json:"n_packets"` // the switch's counters at the dump
-	Bytes     uint64 `json:"n_bytes"`
-}
-
-// Flows is a bridge's flows compared with the desired set.
-type Flows struct {
-	DPID    string `json:"dpid"`
-	Host    string `json:"host"`
-	Bridge  string `json:"bridge"`
-	DumpAt  string `json:"dumped_at"`
-	Missing int    `json:"missing"`
-	Extra   int    `json:"extra"`
-	Flows   []Flow `json:"flows"`
-}
-
 // errNoReconciler: a switch that no registered host claims has no desired set to compare.
 var errNoReconciler = fmt.Errorf("the switch has no reconciler: it belongs to no registered host")
 
 // flows audits bridge w (dumping the switch at most once per AuditAge).
-func (s *Server) flows(ctx context.Context, w Switch) (Flows, error) {
-	rec, ok := s.cfg.Switches.ReconcilerOf(w.dpid)
+func (s *Server) flows(ctx context.Context, dpid uint64, w switchapi.Switch) (switchapi.Flows, error) {
+	rec, ok := s.cfg.Switches.ReconcilerOf(dpid)
 	if !ok {
-		return Flows{}, errNoReconciler
+		return switchapi.Flows{}, errNoReconciler
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	a, err := rec.Audit(ctx, s.cfg.AuditAge)
 	if err != nil {
-		return Flows{}, fmt.Errorf("flows of %s: %w", w.DPID, err)
+		return switchapi.Flows{}, fmt.Errorf("flows of %s: %w", w.DPID, err)
 	}
 	names := apps.TableNames(topology.Bridge(w.Bridge))
-	out := Flows{DPID: w.DPID, Host: w.Host, Bridge: w.Bridge, DumpAt: a.At.UTC().Format(time.RFC3339),
-		Missing: a.Missing, Extra: a.Extra, Flows: make([]Flow, 0, len(a.Flows))}
+	out := switchapi.Flows{DPID: w.DPID, Host: w.Host, Bridge: w.Bridge, DumpAt: a.At.UTC().Format(time.RFC3339),
+		Missing: a.Missing, Extra: a.Extra, Flows: make([]switchapi.Flow, 0, len(a.Flows))}
 	for i := range a.Flows {
 		f := &a.Flows[i].Flow
 		name := names[f.Table]
 		if name == "" {
 			name = strconv.Itoa(int(f.Table))
 		}
-		out.Flows = append(out.Flows, Flow{Table: f.Table, TableName: name, Priority: f.Priority,
-			Cookie: fmt.Sprintf("0x%016x", f.Cookie), Text: f.Format(names), State: a.Flows[i].State.String(),
+		out.Flows = append(out.Flows, switchapi.Flow{Table: f.Table, TableName: name, Priority: f.Priority,
+			Cookie: fmt.Sprintf("0x%016x", f.Cookie), Text: f.Format(names), State: flowState(a.Flows[i].State),
 			Packets: a.Flows[i].Packets, Bytes: a.Flows[i].Bytes})
 	}
 	return out, nil
+}
+
+// flowState is the switch API's name of an audited flow's state.
+func flowState(st controller.FlowState) string {
+	switch st {
+	case controller.FlowOK:
+		return switchapi.StateOK
+	case controller.FlowMissing:
+		return switchapi.StateMissing
+	}
+	return switchapi.StateExtra
 }
 
 // BridgeOf names the bridge dpid ("" when no registered host claims it): a

@@ -33,6 +33,7 @@ import (
 	"github.com/dvrflow/dvrflow/ofproto"
 	"github.com/dvrflow/dvrflow/ofproto/ofsim"
 	"github.com/dvrflow/dvrflow/status"
+	"github.com/dvrflow/dvrflow/switchapi"
 	"github.com/dvrflow/dvrflow/topology"
 )
 
@@ -142,14 +143,14 @@ func (f *fixture) get(path string, withToken bool) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func (f *fixture) switchList() []status.Switch {
+func (f *fixture) switchList() []switchapi.Switch {
 	f.t.Helper()
 	code, body := f.get("/v2.0/dvr-switches", true)
 	if code != http.StatusOK {
 		f.t.Fatalf("GET /v2.0/dvr-switches: %d %s", code, body)
 	}
 	var out struct {
-		Switches []status.Switch `json:"dvr_switches"`
+		Switches []switchapi.Switch `json:"dvr_switches"`
 	}
 	if err := json.Unmarshal([]byte(body), &out); err != nil {
 		f.t.Fatalf("decoding %s: %v", body, err)
@@ -218,7 +219,7 @@ func TestSwitchAPI(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("flows: %d %s", code, body)
 	}
-	var fl status.Flows
+	var fl switchapi.Flows
 	if err := json.Unmarshal([]byte(body), &fl); err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +291,7 @@ func TestDriftShownAndRepaired(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("flows: %d %s", code, body)
 	}
-	var fl status.Flows
+	var fl switchapi.Flows
 	if err := json.Unmarshal([]byte(body), &fl); err != nil {
 		t.Fatal(err)
 	}
@@ -576,11 +577,11 @@ func TestSwitchPageCounters(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("flows: %d %s", code, body)
 	}
-	var fl status.Flows
+	var fl switchapi.Flows
 	if err := json.Unmarshal([]byte(body), &fl); err != nil {
 		t.Fatal(err)
 	}
-	var miss *status.Flow
+	var miss *switchapi.Flow
 	for i := range fl.Flows {
 		if x := &fl.Flows[i]; x.TableName == "CLASSIFIER" && x.Priority == 0 {
 			miss = x

@@ -2,6 +2,7 @@ package topology
 
 import (
 	"hash/fnv"
+	"iter"
 	"maps"
 	"net"
 	"net/netip"
@@ -170,6 +171,9 @@ func (v *View) HasNetwork(host, netID string) bool { return v.netsOnHost[host][n
 // PortWithAddr returns the first realized port (by port ID) of network netID holding
 // address a, or nil.
 func (v *View) PortWithAddr(netID string, a netip.Addr) *PortInfo { return v.addrs[netID][a] }
+
+// NetworkSet returns the networks present on host, in no order (NetworksOn sorts them).
+func (v *View) NetworkSet(host string) iter.Seq[string] { return maps.Keys(v.netsOnHost[host]) }
 
 // NetworksOn returns the networks present on host (sorted IDs): networks of its
 // DVR-serviced ports, of the routers it runs, of its snat and fip namespaces.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/plan"
+	"github.com/dvrflow/dvrflow/switchapi"
 	"github.com/dvrflow/dvrflow/topology"
 )
 
@@ -27,10 +28,10 @@ type explanation struct {
 	FloatingIPs []json.RawMessage `json:"floatingips"`
 	// DeviceName is the port's device (tap…, or qr-… in its namespace) and OVSPort its
 	// port on br-int, as Neutron names them.
-	DeviceName string          `json:"device_name"`
-	OVSPort    string          `json:"ovs_port"`
-	Flows      []switchFlows   `json:"flows"`
-	Namespaces []hostNamespace `json:"namespaces"`
+	DeviceName string            `json:"device_name"`
+	OVSPort    string            `json:"ovs_port"`
+	Flows      []switchapi.Flows `json:"flows"`
+	Namespaces []hostNamespace   `json:"namespaces"`
 	// Notes say what could not be looked at (no controller, no switch API, ...).
 	Notes []string `json:"notes,omitempty"`
 
@@ -108,7 +109,7 @@ func explain(ctx context.Context, cl *client, idOrName string) (*explanation, er
 		return nil, err
 	}
 	ex := &explanation{Subnets: []json.RawMessage{}, Routers: []json.RawMessage{},
-		FloatingIPs: []json.RawMessage{}, Flows: []switchFlows{}, Namespaces: []hostNamespace{}}
+		FloatingIPs: []json.RawMessage{}, Flows: []switchapi.Flows{}, Namespaces: []hostNamespace{}}
 	ex.DeviceName, ex.OVSPort = portNames(p)
 	if err := one(ctx, cl, "/v2.0/ports/"+url.PathEscape(p.ID), "port", &ex.Port, &ex.port); err != nil {
 		return nil, err
@@ -217,7 +218,7 @@ func (ex *explanation) findFlows(ctx context.Context, cl *client) error {
 		return err
 	}
 	type result struct {
-		sf   switchFlows
+		sf   switchapi.Flows
 		note string
 		err  error
 	}
@@ -255,7 +256,7 @@ func (ex *explanation) findFlows(ctx context.Context, cl *client) error {
 			ex.Notes = append(ex.Notes, r.note)
 			continue
 		}
-		var hits []flow
+		var hits []switchapi.Flow
 		for _, f := range r.sf.Flows {
 			for _, m := range ms {
 				if m.MatchString(f.Text) {

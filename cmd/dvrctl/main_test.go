@@ -27,6 +27,7 @@ import (
 	"github.com/dvrflow/dvrflow/northbound/seed"
 	"github.com/dvrflow/dvrflow/plan"
 	"github.com/dvrflow/dvrflow/status"
+	"github.com/dvrflow/dvrflow/switchapi"
 	"github.com/dvrflow/dvrflow/topology"
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap/zaptest"
@@ -433,7 +434,7 @@ func TestDvrctl(t *testing.T) {
 				t.Fatalf("flows %s differs from flows compute1 br-int:\n%s", d, byDPID)
 			}
 		}
-		var got switchFlows
+		var got switchapi.Flows
 		if err := json.Unmarshal([]byte(b.ok(t, "flows", "compute2", "br-tun", "-o", "json")), &got); err != nil ||
 			got.Host != "compute2" || got.Bridge != "br-tun" || len(got.Flows) == 0 || got.Flows[0].TableName != "CLASSIFIER" {
 			t.Fatalf("flows json: %v %+v", err, got)
@@ -487,13 +488,13 @@ func TestDvrctl(t *testing.T) {
 			}
 		}
 		var ex struct {
-			Port       map[string]any   `json:"port"`
-			Network    map[string]any   `json:"network"`
-			Subnets    []map[string]any `json:"subnets"`
-			Routers    []map[string]any `json:"routers"`
-			Host       map[string]any   `json:"host"`
-			DeviceName string           `json:"device_name"`
-			Flows      []switchFlows    `json:"flows"`
+			Port       map[string]any    `json:"port"`
+			Network    map[string]any    `json:"network"`
+			Subnets    []map[string]any  `json:"subnets"`
+			Routers    []map[string]any  `json:"routers"`
+			Host       map[string]any    `json:"host"`
+			DeviceName string            `json:"device_name"`
+			Flows      []switchapi.Flows `json:"flows"`
 			Namespaces []struct {
 				Host      string         `json:"host"`
 				Namespace map[string]any `json:"namespace"`
@@ -641,7 +642,7 @@ func TestAgainstRealSwitchAPI(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var got struct {
-			Switches []switchInfo `json:"dvr_switches"`
+			Switches []switchapi.Switch `json:"dvr_switches"`
 		}
 		out, err := b.dvrctl("-o", "json", "switches")
 		if err != nil {

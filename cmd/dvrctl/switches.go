@@ -10,57 +10,15 @@ import (
 	"strings"
 
 	"github.com/dvrflow/dvrflow/ofproto"
-)
-
-// switchInfo is one entry of GET /v2.0/dvr-switches.
-type switchInfo struct {
-	DPID               string  `json:"dpid"`
-	Host               string  `json:"host"`
-	Bridge             string  `json:"bridge"`
-	Address            string  `json:"address"`
-	Role               string  `json:"role"`
-	ConnectedAt        string  `json:"connected_at"`
-	UptimeSeconds      float64 `json:"uptime_seconds"`
-	FlowsInstalled     int     `json:"flows_installed"`
-	FlowsDesired       int     `json:"flows_desired"`
-	FlowsMissing       int     `json:"flows_missing"`
-	FlowsExtra         int     `json:"flows_extra"`
-	LastReconcileAt    string  `json:"last_reconcile_at"`
-	LastReconcileMS    float64 `json:"last_reconcile_ms"`
-	PacketInsPerSecond float64 `json:"packet_ins_per_second"`
-	Errors             uint64  `json:"errors"`
-}
-
-// switchFlows is GET /v2.0/dvr-switches/{dpid}/flows.
-type switchFlows struct {
-	DPID   string `json:"dpid"`
-	Host   string `json:"host"`
-	Bridge string `json:"bridge"`
-	Flows  []flow `json:"flows"`
-}
-
-type flow struct {
-	Table     int    `json:"table"`
-	TableName string `json:"table_name"`
-	Priority  int    `json:"priority"`
-	Cookie    string `json:"cookie"`
-	Text      string `json:"text"`
-	State     string `json:"state"` // ok, missing, extra
-}
-
-// Flow states of the switch API.
-const (
-	stateOK      = "ok"
-	stateMissing = "missing"
-	stateExtra   = "extra"
+	"github.com/dvrflow/dvrflow/switchapi"
 )
 
 // line is the flow as ?format=text shows it: drifted flows prefixed MISSING / EXTRA.
-func (f flow) line() string {
+func flowLine(f switchapi.Flow) string {
 	switch f.State {
-	case stateMissing:
+	case switchapi.StateMissing:
 		return "MISSING " + f.Text
-	case stateExtra:
+	case switchapi.StateExtra:
 		return "EXTRA " + f.Text
 	}
 	return f.Text
@@ -72,10 +30,8 @@ func dpidString(s string) (string, error) {
 	return d.String(), err
 }
 
-func listSwitches(ctx context.Context, cl *client) ([]switchInfo, json.RawMessage, error) {
-	var out struct {
-		Switches []switchInfo `json:"dvr_switches"`
-	}
+func listSwitches(ctx context.Context, cl *client) ([]switchapi.Switch, json.RawMessage, error) {
+	var out switchapi.List
 	raw, err := cl.getInto(ctx, "/v2.0/dvr-switches", nil, &out)
 	if err != nil {
 		return nil, nil, err
@@ -126,8 +82,8 @@ func bridgeDPID(ctx context.Context, cl *client, hostName, bridge string) (strin
 	return dpid, nil
 }
 
-func getFlows(ctx context.Context, cl *client, dpid string) (switchFlows, json.RawMessage, error) {
-	var out switchFlows
+func getFlows(ctx context.Context, cl *client, dpid string) (switchapi.Flows, json.RawMessage, error) {
+	var out switchapi.Flows
 	raw, err := cl.getInto(ctx, "/v2.0/dvr-switches/"+dpid+"/flows", nil, &out)
 	return out, raw, err
 }
@@ -158,13 +114,13 @@ func runFlows(ctx context.Context, c *cli, args []string) error {
 }
 
 // writeFlows prints a header naming the switch and its drift, then one flow per line.
-func writeFlows(w io.Writer, sf switchFlows, flows []flow) error {
+func writeFlows(w io.Writer, sf switchapi.Flows, flows []switchapi.Flow) error {
 	missing, extra := 0, 0
 	for _, f := range sf.Flows {
 		switch f.State {
-		case stateMissing:
+		case switchapi.StateMissing:
 			missing++
-		case stateExtra:
+		case switchapi.StateExtra:
 			extra++
 		}
 	}
@@ -172,7 +128,7 @@ func writeFlows(w io.Writer, sf switchFlows, flows []flow) error {
 	fmt.Fprintf(&b, "# %s %s dpid %s: %d flows, %d missing, %d extra\n", orDash(sf.Host), orDash(sf.Bridge), sf.DPID,
 		len(sf.Flows), missing, extra)
 	for _, f := range flows {
-		b.WriteString(f.line())
+		b.WriteString(flowLine(f))
 		b.WriteByte('\n')
 	}
 	if _, err := io.WriteString(w, b.String()); err != nil {

@@ -23,11 +23,14 @@ import (
 type deltaChange struct {
 	base    []ofproto.Flow // the flows the bridge holds before the change
 	desired []ofproto.Flow // the full set after the change
-	// upsert and remove are the change itself, as the engine hands it over: the flows of
-	// the parts that changed, and the keys that left them.
-	upsert []ofproto.Flow
-	remove []ofproto.FlowKey
-	ofctl  string // the same change as an `ovs-ofctl --bundle add-flows` file
+	// baseParts is base in the parts the engine would hand it over in (Reconciler.SetParts):
+	// each flow the change modifies or deletes in a part of its own, the others in one.
+	// changeParts is the change as the engine hands it over: the parts that changed, with
+	// their new flows (none for a deleted flow's part), and a new part of the adds.
+	baseParts   map[string][]ofproto.Flow
+	changeParts map[string][]ofproto.Flow
+	changed     int    // flows in changeParts
+	ofctl       string // the same change as an `ovs-ofctl --bundle add-flows` file
 	// ofctlCookie is ofctl with the deletes in the form dvrflow's reconciler sent them before it used cookie mask 0:
 	// strict, and also matching the flow's cookie exactly (cookie mask all ones).
 	ofctlCookie string
@@ -49,7 +52,9 @@ func newDeltaChange(base, n int) (*deltaChange, error) {
 	d := &deltaChange{base: all[:base], adds: nAdd, mods: nMod, dels: nDel}
 	desired := slices.Clone(all) // base + the adds
 	var sb, sc strings.Builder
-	d.upsert = slices.Clone(all[base:])
+	d.changeParts = map[string][]ofproto.Flow{"adds": slices.Clone(all[base:])}
+	d.changed = nAdd
+	partOf := map[int]string{} // base flow index -> its own part, for the changed ones
 	for _, f := range all[base:] {
 		line := "add " + f.String() + "\n"
 		sb.WriteString(line)
@@ -73,14 +78,17 @@ func newDeltaChange(base, n int) (*deltaChange, error) {
 			}
 			f.Actions[last] = ofproto.Output{Port: out.Port + 100}
 			desired[i] = f
-			d.upsert = append(d.upsert, f)
+			partOf[i] = fmt.Sprintf("changed-%d", i)
+			d.changeParts[partOf[i]] = []ofproto.Flow{f}
+			d.changed++
 			line := "modify_strict " + f.String() + "\n"
 			sb.WriteString(line)
 			sc.WriteString(line)
 			continue
 		}
 		deleted[i] = true
-		d.remove = append(d.remove, desired[i].Key())
+		partOf[i] = fmt.Sprintf("changed-%d", i)
+		d.changeParts[partOf[i]] = nil
 		f := desired[i]
 		f.Cookie = 0 // ovs-ofctl: a cookie without mask cannot be matched on in a delete
 		s, _, _ := strings.Cut(f.String(), " actions=")
@@ -95,6 +103,14 @@ func newDeltaChange(base, n int) (*deltaChange, error) {
 	}
 	if len(d.desired) != base+nAdd-nDel {
 		return nil, fmt.Errorf("changed set has %d flows, want %d", len(d.desired), base+nAdd-nDel)
+	}
+	d.baseParts = map[string][]ofproto.Flow{}
+	for i, f := range d.base {
+		part, ok := partOf[i]
+		if !ok {
+			part = "unchanged"
+		}
+		d.baseParts[part] = append(d.baseParts[part], f)
 	}
 	d.ofctl, d.ofctlCookie = sb.String(), sc.String()
 	return d, nil
@@ -129,8 +145,8 @@ func runDelta(ctx context.Context, log *zap.Logger, base, n, runs int) error {
 
 	fmt.Printf("delta: %d flow changes (%d adds, %d modifies of actions, %d deletes) onto a bridge holding %d flows, OVS %s\n",
 		n, ch.adds, ch.mods, ch.dels, base, ovsVersion(ctx, inst))
-	fmt.Println("  dvrflow:    controller.Reconciler, after it has dumped the bridge (untimed): Update with the")
-	fmt.Printf("              %d changed flows and %d removed keys (validating and packing them: what the engine\n", len(ch.upsert), len(ch.remove))
+	fmt.Println("  dvrflow:    controller.Reconciler, after it has dumped the bridge (untimed): SetParts with the")
+	fmt.Printf("              %d changed parts holding %d flows (validating and packing them: what the engine\n", len(ch.changeParts), ch.changed)
 	fmt.Printf("              hands over, only the changed parts) + Reconcile (diffing the touched keys against the\n")
 	fmt.Printf("              %d installed, encoding, one ONF bundle open/adds/commit, barrier reply), in-process\n", base)
 	fmt.Println("  ovs-ofctl:  `ovs-ofctl -O OpenFlow13 --bundle add-flows` of a file of add/modify_strict/delete_strict")
@@ -208,8 +224,8 @@ func dumpSorted(ctx context.Context, inst *ovsinst.Instance, bridge string) (str
 }
 
 // deltaDvrflow connects a fresh bridge to a controller, loads the base into it, lets the
-// reconciler dump it (untimed), then times handing over the change (Update, as the engine
-// hands over only the flow parts that changed) + Reconcile.
+// reconciler dump it (untimed), then times handing over the change (SetParts with only the
+// parts that changed, as the engine does) + Reconcile.
 func deltaDvrflow(ctx context.Context, log *zap.Logger, inst *ovsinst.Instance, bridge string, dpid uint64,
 	baseFile string, ch *deltaChange, want int) (time.Duration, string, error) {
 	sess, stop, err := controlledBridge(ctx, log, inst, bridge, dpid)
@@ -221,7 +237,7 @@ func deltaDvrflow(ctx context.Context, log *zap.Logger, inst *ovsinst.Instance, 
 		return 0, "", err
 	}
 	rec := controller.NewReconciler(log, dpid, controller.ReconcilerConfig{})
-	if err := rec.SetDesired(ch.base); err != nil {
+	if err := rec.SetParts(ch.baseParts, true); err != nil {
 		return 0, "", err
 	}
 	rec.Bind(sess)
@@ -245,7 +261,7 @@ func deltaDvrflow(ctx context.Context, log *zap.Logger, inst *ovsinst.Instance, 
 		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
-	if err := rec.Update(ch.upsert, ch.remove); err != nil {
+	if err := rec.SetParts(ch.changeParts, false); err != nil {
 		return 0, "", err
 	}
 	res, err = rec.Reconcile(ctx)
