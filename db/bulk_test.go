@@ -232,9 +232,11 @@ func TestCreatePortsBulkConcurrent(t *testing.T) {
 	if got := revision(t, s); got != rev+204 {
 		t.Fatalf("revision %d, want %d", got, rev+204)
 	}
+	// One change per port, and the project's default security group (the group and its
+	// four rules) with the first port that needed it.
 	cs := changesAfter(t, s, rev)
-	if len(cs) != 400 {
-		t.Fatalf("%d change rows, want 400", len(cs))
+	if len(cs) != 405 {
+		t.Fatalf("%d change rows, want 405", len(cs))
 	}
 	p := ok(s.CreatePort(ctx, db.PortSpec{ProjectID: "p", NetworkID: n.ID}))(t)
 	if seen[p.FixedIPs[0].IPAddress] {

@@ -75,7 +75,7 @@ func (s *Store) CreateFloatingIP(ctx context.Context, spec FloatingIPSpec) (*top
 		}
 		p := topology.Port{ID: newID(), NetworkID: n.ID, DeviceOwner: topology.OwnerFloatingIP, DeviceID: f.ID,
 			Status: topology.PortStatusNotApplicable, AdminStateUp: true}
-		if err := w.insertPort(ctx, &p, n, subnets, nil, ips); err != nil {
+		if err := w.insertPort(ctx, &p, n, subnets, nil, ips, nil); err != nil {
 			return err
 		}
 		if len(p.FixedIPs) == 0 {
@@ -279,7 +279,7 @@ WHERE f.floating_network_id = $1 AND p.host <> ''`, extNet)
 		}
 		p := topology.Port{ID: newID(), NetworkID: extNet, DeviceOwner: topology.OwnerFloatingIPAgentGateway, DeviceID: AgentID(h, AgentTypeL3),
 			HostID: h, Status: topology.PortStatusDown, AdminStateUp: true}
-		if err := w.insertPort(ctx, &p, n, subnets, nil, nil); err != nil {
+		if err := w.insertPort(ctx, &p, n, subnets, nil, nil, nil); err != nil {
 			return err
 		}
 	}
@@ -312,7 +312,7 @@ WHERE p.id = $1 GROUP BY p.host`, portID, topology.OwnerFloatingIPAgentGateway).
 	}
 	p := topology.Port{ID: newID(), NetworkID: extNet, DeviceOwner: topology.OwnerFloatingIPAgentGateway, DeviceID: AgentID(host, AgentTypeL3),
 		HostID: host, Status: topology.PortStatusDown, AdminStateUp: true}
-	return w.insertPort(ctx, &p, n, subnets, nil, nil)
+	return w.insertPort(ctx, &p, n, subnets, nil, nil, nil)
 }
 
 // GetFloatingIP returns one floating IP.

@@ -21,6 +21,8 @@ type NetworkSpec struct {
 	PhysicalNetwork *string // create only
 	SegmentationID  *int64  // create only
 	MTU             *int
+	// PortSecurityEnabled is the default of the network's new ports (true when not given).
+	PortSecurityEnabled *bool
 }
 
 func mtuFor(networkType string) int {
@@ -83,7 +85,7 @@ func segmentInUse(n *topology.Network) error {
 // its allocated segment.
 func buildNetwork(spec NetworkSpec) (topology.Network, error) {
 	n := topology.Network{
-		ID: newID(), ProjectID: spec.ProjectID, AdminStateUp: true, Status: "ACTIVE",
+		ID: newID(), ProjectID: spec.ProjectID, AdminStateUp: true, Status: "ACTIVE", PortSecurityEnabled: true,
 		NetworkType: topology.NetworkTypeVXLAN, Subnets: []string{},
 	}
 	if spec.NetworkType != nil {
@@ -133,6 +135,9 @@ func applyNetworkSpec(n *topology.Network, spec NetworkSpec) error {
 	}
 	if spec.Description != nil {
 		n.Description = *spec.Description
+	}
+	if spec.PortSecurityEnabled != nil {
+		n.PortSecurityEnabled = *spec.PortSecurityEnabled
 	}
 	if spec.AdminStateUp != nil {
 		n.AdminStateUp = *spec.AdminStateUp

@@ -33,6 +33,7 @@ type PortSpec struct {
 	DeviceID     *string
 	HostID       *string
 	AdminStateUp *bool
+	PortSecurity
 }
 
 // routerOwners are the port owners the store itself manages: they cannot be created,
@@ -68,13 +69,13 @@ func (s *Store) CreatePort(ctx context.Context, spec PortSpec) (*topology.Port, 
 			AdminStateUp: true, FixedIPs: []topology.FixedIP{}}
 		applyPortSpec(&p, spec)
 		if spec.MACAddress == nil && spec.FixedIPs == nil {
-			return w.createPortAuto(ctx, &p)
+			return w.createPortAuto(ctx, &p, spec.PortSecurity)
 		}
 		n, subnets, err := w.networkWithSubnets(ctx, spec.NetworkID)
 		if err != nil {
 			return err
 		}
-		return w.insertPort(ctx, &p, n, subnets, spec.MACAddress, spec.FixedIPs)
+		return w.insertPort(ctx, &p, n, subnets, spec.MACAddress, spec.FixedIPs, &spec.PortSecurity)
 	})
 	if err != nil {
 		return nil, err
@@ -103,8 +104,9 @@ func applyPortSpec(p *topology.Port, spec PortSpec) {
 	}
 }
 
-// insertPort allocates p's MAC and addresses and stores it.
-func (w *wtx) insertPort(ctx context.Context, p *topology.Port, n *topology.Network, subnets []topology.Subnet, mac *string, ips *[]FixedIPSpec) error {
+// insertPort allocates p's MAC and addresses, settles its port security (sec; nil for a
+// port the store manages: its network's port security, no groups) and stores it.
+func (w *wtx) insertPort(ctx context.Context, p *topology.Port, n *topology.Network, subnets []topology.Subnet, mac *string, ips *[]FixedIPSpec, sec *PortSecurity) error {
 	m := randomMAC(w.cfg.BaseMAC)
 	if mac != nil {
 		var err error
@@ -128,6 +130,12 @@ func (w *wtx) insertPort(ctx context.Context, p *topology.Port, n *topology.Netw
 		return err
 	}
 	p.FixedIPs = fixed
+	if sec == nil {
+		sec = &PortSecurity{SecurityGroups: &[]string{}}
+	}
+	if err := w.secureNewPort(ctx, p, n.PortSecurityEnabled, *sec); err != nil {
+		return err
+	}
 	w.queuePortInsert(p)
 	return nil
 }
@@ -144,9 +152,10 @@ func (w *wtx) queuePortInsert(p *topology.Port) {
 // createPortAuto creates a port with a random MAC and one automatic address in a single
 // round trip: it loads the network, takes the lowest free address of the first subnet
 // that has one, and checks the MAC, all in one statement.
-func (w *wtx) createPortAuto(ctx context.Context, p *topology.Port) error {
+func (w *wtx) createPortAuto(ctx context.Context, p *topology.Port, sec PortSecurity) error {
 	p.MACAddress = randomMAC(w.cfg.BaseMAC)
 	var nraw []byte
+	var netSecurity bool
 	var subnetID *string
 	var first *int64
 	var macUsed bool
@@ -160,10 +169,10 @@ r AS (
   ORDER BY sn.obj->>'created_at', sn.id, f.first LIMIT 1),
 u AS (UPDATE ip_free_ranges f SET first = r.first + 1 FROM r WHERE f.id = r.id AND r.first < r.last RETURNING f.id),
 d AS (DELETE FROM ip_free_ranges f USING r WHERE f.id = r.id AND r.first = r.last RETURNING f.id)
-SELECT n.obj, r.subnet_id, r.first,
+SELECT n.obj, coalesce((n.obj->>'port_security_enabled')::boolean, true), r.subnet_id, r.first,
        EXISTS (SELECT 1 FROM ports WHERE network_id = $1 AND mac_address = $2),
        (SELECT count(*) FROM subnets WHERE network_id = $1)
-FROM n LEFT JOIN r ON true`, p.NetworkID, p.MACAddress).Scan(&nraw, &subnetID, &first, &macUsed, &nsubnets)
+FROM n LEFT JOIN r ON true`, p.NetworkID, p.MACAddress).Scan(&nraw, &netSecurity, &subnetID, &first, &macUsed, &nsubnets)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return notFound("NetworkNotFound", "Network %s could not be found.", p.NetworkID)
 	}
@@ -180,6 +189,9 @@ FROM n LEFT JOIN r ON true`, p.NetworkID, p.MACAddress).Scan(&nraw, &subnetID, &
 	if subnetID != nil {
 		w.exec(`INSERT INTO ip_allocations (subnet_id, ip, port_id) VALUES ($1, $2, $3)`, *subnetID, *first, p.ID)
 		p.FixedIPs = append(p.FixedIPs, topology.FixedIP{SubnetID: *subnetID, IPAddress: ipString(uint32(*first))})
+	}
+	if err := w.secureNewPort(ctx, p, netSecurity, sec); err != nil {
+		return err
 	}
 	w.queuePortInsert(p)
 	return nil
@@ -400,6 +412,9 @@ func (s *Store) UpdatePort(ctx context.Context, id string, spec PortSpec) (*topo
 				return err
 			}
 		}
+		if err := w.secureUpdatedPort(ctx, &p, spec.PortSecurity); err != nil {
+			return err
+		}
 		w.savePort(&p)
 		if oldHost != p.HostID || spec.FixedIPs != nil {
 			return w.portMoved(ctx, &p)
@@ -609,6 +624,9 @@ func (s *Store) CreatePorts(ctx context.Context, specs []PortSpec) ([]topology.P
 				return itemError(i, err)
 			}
 			ports[i].FixedIPs = fixed
+			if err := w.secureNewPort(ctx, &ports[i], ns.net.PortSecurityEnabled, specs[i].PortSecurity); err != nil {
+				return itemError(i, err)
+			}
 		}
 		ipam.queue(w)
 		n := len(ports)

@@ -99,7 +99,7 @@ func (w *wtx) setGateway(ctx context.Context, r *topology.Router, gs *GatewaySpe
 	}
 	p := topology.Port{ID: newID(), NetworkID: n.ID, DeviceOwner: topology.OwnerRouterGateway, DeviceID: r.ID,
 		Status: topology.PortStatusDown, AdminStateUp: true}
-	if err := w.insertPort(ctx, &p, n, subnets, nil, gs.ExternalFixedIPs); err != nil {
+	if err := w.insertPort(ctx, &p, n, subnets, nil, gs.ExternalFixedIPs, nil); err != nil {
 		return err
 	}
 	if len(p.FixedIPs) == 0 {
@@ -202,7 +202,7 @@ func (w *wtx) reconcileSNAT(ctx context.Context, r *topology.Router) error {
 		}
 		p := topology.Port{ID: newID(), NetworkID: n.ID, ProjectID: r.ProjectID, DeviceOwner: topology.OwnerRouterCentralizedSNAT,
 			DeviceID: r.ID, Status: topology.PortStatusDown, AdminStateUp: true}
-		if err := w.insertPort(ctx, &p, n, subnets, nil, &[]FixedIPSpec{{SubnetID: sub}}); err != nil {
+		if err := w.insertPort(ctx, &p, n, subnets, nil, &[]FixedIPSpec{{SubnetID: sub}}, nil); err != nil {
 			return err
 		}
 	}
@@ -357,7 +357,7 @@ func (s *Store) AddRouterInterface(ctx context.Context, routerID, subnetID, port
 			}
 			p = topology.Port{ID: newID(), NetworkID: n.ID, ProjectID: r.ProjectID, DeviceOwner: topology.OwnerRouterInterfaceDistributed,
 				DeviceID: r.ID, Status: topology.PortStatusDown, AdminStateUp: true}
-			if err := w.insertPort(ctx, &p, n, subnets, nil, &[]FixedIPSpec{{SubnetID: sn.ID, IPAddress: sn.GatewayIP}}); err != nil {
+			if err := w.insertPort(ctx, &p, n, subnets, nil, &[]FixedIPSpec{{SubnetID: sn.ID, IPAddress: sn.GatewayIP}}, nil); err != nil {
 				return err
 			}
 		}

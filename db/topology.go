@@ -41,6 +41,12 @@ func (s *Store) Snapshot(ctx context.Context) (*topology.Topology, int64, error)
 	if t.FloatingIPs, err = objs[topology.FloatingIP](ctx, q, `SELECT obj FROM floatingips ORDER BY id`); err != nil {
 		return nil, 0, fmt.Errorf("snapshot: floating IPs: %w", err)
 	}
+	if t.SecurityGroups, err = objs[topology.SecurityGroup](ctx, q, `SELECT obj FROM security_groups ORDER BY id`); err != nil {
+		return nil, 0, fmt.Errorf("snapshot: security groups: %w", err)
+	}
+	if t.SecurityGroupRules, err = objs[topology.SecurityGroupRule](ctx, q, `SELECT obj FROM security_group_rules ORDER BY id`); err != nil {
+		return nil, 0, fmt.Errorf("snapshot: security group rules: %w", err)
+	}
 	if t.Hosts, err = listHosts(ctx, q); err != nil {
 		return nil, 0, fmt.Errorf("snapshot: %w", err)
 	}
@@ -213,6 +219,10 @@ func decodeRecord(kind topology.Kind, raw []byte) (topology.Record, error) {
 		rec = new(topology.Host)
 	case topology.KindLocalVLAN:
 		rec = new(topology.LocalVLAN)
+	case topology.KindSecurityGroup:
+		rec = new(topology.SecurityGroup)
+	case topology.KindSecurityGroupRule:
+		rec = new(topology.SecurityGroupRule)
 	default:
 		return nil, fmt.Errorf("unknown kind %q", kind)
 	}

@@ -50,6 +50,8 @@ type wtx struct {
 	carried int  // leading statements of batch carried from the previous write
 	sent    bool // statements of this write (its SAVEPOINT first) have been sent
 	changes []pendingChange
+	// defaultGroups caches the projects' default security groups this write has seen.
+	defaultGroups map[string]string
 }
 
 type pendingChange struct {

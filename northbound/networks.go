@@ -97,6 +97,9 @@ func networkSpec(b *body, cl caller) (db.NetworkSpec, error) {
 	if spec.External, err = b.boolean("router:external"); err != nil {
 		return spec, err
 	}
+	if spec.PortSecurityEnabled, err = b.boolean("port_security_enabled"); err != nil {
+		return spec, err
+	}
 	if (spec.Shared != nil || spec.External != nil) && !cl.admin {
 		return spec, forbidden("Setting shared or router:external requires admin privileges")
 	}
@@ -115,7 +118,7 @@ func (s *Server) createNetwork(c echo.Context) error {
 		kind: "network", plural: "networks",
 		allowed: []string{"name", "description", "admin_state_up", "shared", "router:external",
 			"provider:network_type", "provider:physical_network", "provider:segmentation_id", "segments", "mtu",
-			"tenant_id", "project_id"},
+			"port_security_enabled", "tenant_id", "project_id"},
 		readOnly: with(standardReadOnly, "subnets"),
 		spec:     func(b *body) (db.NetworkSpec, error) { return networkCreateSpec(b, cl) },
 		one:      s.store.CreateNetwork,
@@ -166,7 +169,8 @@ func networkCreateSpec(b *body, cl caller) (db.NetworkSpec, error) {
 
 func (s *Server) updateNetwork(c echo.Context) error {
 	id := c.Param("id")
-	b, err := readBody(c, "network", []string{"name", "description", "admin_state_up", "shared", "router:external", "mtu"},
+	b, err := readBody(c, "network", []string{"name", "description", "admin_state_up", "shared", "router:external", "mtu",
+		"port_security_enabled"},
 		with(standardReadOnly, "subnets", "tenant_id", "project_id", "provider:network_type", "provider:physical_network", "provider:segmentation_id"))
 	if err != nil {
 		return err

@@ -130,13 +130,48 @@ func portSpec(b *body, cl caller) (db.PortSpec, error) {
 	} else if len(profile) > 0 {
 		return spec, badBody("Invalid input for binding:profile. Reason: binding profiles are not supported.")
 	}
-	var sgs []string
-	if ok, err := b.decode("security_groups", &sgs); err != nil {
+	if spec.PortSecurityEnabled, err = b.boolean("port_security_enabled"); err != nil {
 		return spec, err
-	} else if ok && len(sgs) > 0 {
-		return spec, badBody("Invalid input for security_groups. Reason: security groups are not supported by dvrflow.")
+	}
+	if r, ok := b.fields["security_groups"]; ok {
+		sgs := []string{}
+		if !isNull(r) { // null: none, as the openstack CLI's --no-security-group may send
+			if _, err := b.decode("security_groups", &sgs); err != nil {
+				return spec, err
+			}
+		}
+		spec.SecurityGroups = &sgs
+	}
+	if r, ok := b.fields["allowed_address_pairs"]; ok {
+		var in []struct {
+			IPAddress  string `json:"ip_address"`
+			MACAddress string `json:"mac_address"`
+		}
+		if !isNull(r) {
+			if _, err := b.decode("allowed_address_pairs", &in); err != nil {
+				return spec, err
+			}
+		}
+		pairs := make([]topology.AddressPair, 0, len(in))
+		for _, ap := range in {
+			pairs = append(pairs, topology.AddressPair{IPAddress: ap.IPAddress, MACAddress: ap.MACAddress})
+		}
+		spec.AllowedAddressPairs = &pairs
 	}
 	return spec, nil
+}
+
+// visibleGroups refuses security groups the caller cannot see (SecurityGroupNotFound).
+func (s *Server) visibleGroups(c echo.Context, spec db.PortSpec) error {
+	if spec.SecurityGroups == nil {
+		return nil
+	}
+	for _, id := range *spec.SecurityGroups {
+		if _, err := s.ownedGroup(c, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Server) createPort(c echo.Context) error {
@@ -146,12 +181,15 @@ func (s *Server) createPort(c echo.Context) error {
 		kind: "port", plural: "ports",
 		allowed: []string{"name", "description", "network_id", "mac_address", "fixed_ips",
 			"device_owner", "device_id", "binding:host_id", "binding:vnic_type", "binding:profile", "admin_state_up",
-			"tenant_id", "project_id", "security_groups"},
+			"tenant_id", "project_id", "security_groups", "port_security_enabled", "allowed_address_pairs"},
 		readOnly: with(standardReadOnly, "binding:vif_type", "binding:vif_details"),
 		spec: func(b *body) (db.PortSpec, error) {
 			spec, err := portCreateSpec(b, cl)
 			if err == nil {
 				err = network(spec.NetworkID)
+			}
+			if err == nil {
+				err = s.visibleGroups(c, spec)
 			}
 			return spec, err
 		},
@@ -184,7 +222,8 @@ func portCreateSpec(b *body, cl caller) (db.PortSpec, error) {
 func (s *Server) updatePort(c echo.Context) error {
 	id := c.Param("id")
 	b, err := readBody(c, "port", []string{"name", "description", "mac_address", "fixed_ips", "device_owner",
-		"device_id", "binding:host_id", "binding:vnic_type", "binding:profile", "admin_state_up", "security_groups"},
+		"device_id", "binding:host_id", "binding:vnic_type", "binding:profile", "admin_state_up", "security_groups",
+		"port_security_enabled", "allowed_address_pairs"},
 		with(standardReadOnly, "network_id", "tenant_id", "project_id", "binding:vif_type", "binding:vif_details"))
 	if err != nil {
 		return err
@@ -194,6 +233,9 @@ func (s *Server) updatePort(c echo.Context) error {
 		return err
 	}
 	if _, err := s.ownedPort(c, id); err != nil {
+		return err
+	}
+	if err := s.visibleGroups(c, spec); err != nil {
 		return err
 	}
 	p, err := s.store.UpdatePort(c.Request().Context(), id, spec)

@@ -134,6 +134,17 @@ func (s *Server) routes() {
 	v.PUT("/floatingips/:id", s.updateFloatingIP)
 	v.DELETE("/floatingips/:id", s.deleteFloatingIP)
 
+	v.GET("/security-groups", s.listSecurityGroups)
+	v.POST("/security-groups", s.createSecurityGroup)
+	v.GET("/security-groups/:id", s.showSecurityGroup)
+	v.PUT("/security-groups/:id", s.updateSecurityGroup)
+	v.DELETE("/security-groups/:id", s.deleteSecurityGroup)
+
+	v.GET("/security-group-rules", s.listSecurityGroupRules)
+	v.POST("/security-group-rules", s.createSecurityGroupRule)
+	v.GET("/security-group-rules/:id", s.showSecurityGroupRule)
+	v.DELETE("/security-group-rules/:id", s.deleteSecurityGroupRule)
+
 	v.GET("/agents", s.listAgents)
 	v.GET("/agents/:id", s.showAgent)
 
@@ -198,6 +209,10 @@ func (s *Server) extensions(c echo.Context) error {
 		{"project-id", "project_id field enabled", "Extension that indicates that project_id field is enabled."},
 		{"provider", "Provider Network", "Expose mapping of virtual networks to physical networks"},
 		{"router", "Neutron L3 Router", "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway."},
+		{"security-group", "security-group", "The security groups extension."},
+		{"port-security", "Port Security", "Provides port security"},
+		{"allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs"},
+		{"stateful-security-group", "Stateful security group", "Indicates if the security group is stateful or not"},
 		{"sorting", "Sorting support", "Extension that indicates that sorting is enabled."},
 		{"standard-attr-revisions", "Resource revision numbers", "This extension will display the revision number of neutron resources."},
 		{"standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes."},

@@ -37,7 +37,7 @@ func networkShape(n *topology.Network) map[string]any {
 		"provider:physical_network": nullIfEmpty(n.PhysicalNetwork),
 		"provider:segmentation_id":  seg,
 		"mtu":                       n.MTU, "subnets": subnets,
-		"port_security_enabled": true, "availability_zones": []string{}, "availability_zone_hints": []string{},
+		"port_security_enabled": n.PortSecurityEnabled, "availability_zones": []string{}, "availability_zone_hints": []string{},
 		"ipv4_address_scope": nil, "ipv6_address_scope": nil, "tags": []string{},
 		"created_at": ts(n.CreatedAt), "updated_at": ts(n.UpdatedAt), "revision_number": n.RevisionNumber,
 	}
@@ -79,6 +79,10 @@ func portShape(p *topology.Port, registered bool) map[string]any {
 	for _, f := range p.FixedIPs {
 		fixed = append(fixed, map[string]any{"subnet_id": f.SubnetID, "ip_address": f.IPAddress})
 	}
+	pairs := make([]any, 0, len(p.AllowedAddressPairs))
+	for _, ap := range p.AllowedAddressPairs {
+		pairs = append(pairs, map[string]any{"ip_address": ap.IPAddress, "mac_address": ap.MACAddress})
+	}
 	return map[string]any{
 		"id": p.ID, "name": p.Name, "description": p.Description,
 		"tenant_id": p.ProjectID, "project_id": p.ProjectID, "network_id": p.NetworkID,
@@ -87,8 +91,8 @@ func portShape(p *topology.Port, registered bool) map[string]any {
 		"binding:host_id": p.HostID, "binding:vif_type": vif, "binding:vnic_type": "normal",
 		"binding:vif_details": details, "binding:profile": map[string]any{},
 		"status": p.Status, "admin_state_up": p.AdminStateUp,
-		"security_groups": []string{}, "allowed_address_pairs": []any{}, "extra_dhcp_opts": []any{},
-		"port_security_enabled": true, "tags": []string{},
+		"security_groups": orEmpty(p.SecurityGroups), "allowed_address_pairs": pairs, "extra_dhcp_opts": []any{},
+		"port_security_enabled": p.PortSecurityEnabled, "tags": []string{},
 		"created_at": ts(p.CreatedAt), "updated_at": ts(p.UpdatedAt), "revision_number": p.RevisionNumber,
 	}
 }

@@ -3,7 +3,7 @@ package topology
 import "time"
 
 // Record is a resource the change log carries: *Network, *Subnet, *Port, *Router,
-// *FloatingIP, *Host or *LocalVLAN.
+// *FloatingIP, *Host, *LocalVLAN, *SecurityGroup or *SecurityGroupRule.
 type Record interface {
 	// Kind is the kind of resource the record is.
 	Kind() Kind
@@ -29,6 +29,12 @@ func (*Host) Kind() Kind { return KindHost }
 
 // Kind implements Record.
 func (*LocalVLAN) Kind() Kind { return KindLocalVLAN }
+
+// Kind implements Record.
+func (*SecurityGroup) Kind() Kind { return KindSecurityGroup }
+
+// Kind implements Record.
+func (*SecurityGroupRule) Kind() Kind { return KindSecurityGroupRule }
 
 // Change is one entry of the change log: the full new state of a resource (or its last
 // state, for a delete) at a revision. One revision may hold several changes.

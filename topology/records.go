@@ -75,6 +75,9 @@ const (
 	KindFloatingIP Kind = "floatingip"
 	KindHost       Kind = "host"
 	KindLocalVLAN  Kind = "local_vlan"
+	// KindSecurityGroup is a group without its rules; each rule is a change of its own.
+	KindSecurityGroup     Kind = "security_group"
+	KindSecurityGroupRule Kind = "security_group_rule"
 )
 
 // Op is what a change-log entry did.
@@ -89,22 +92,24 @@ const (
 
 // Network is a Neutron network with its single segment.
 type Network struct {
-	ID              string    `json:"id"`
-	ProjectID       string    `json:"project_id"`
-	Name            string    `json:"name"`
-	Description     string    `json:"description"`
-	AdminStateUp    bool      `json:"admin_state_up"`
-	Status          string    `json:"status"`
-	Shared          bool      `json:"shared"`
-	External        bool      `json:"external"`
-	NetworkType     string    `json:"network_type"`
-	PhysicalNetwork string    `json:"physical_network"`
-	SegmentationID  int64     `json:"segmentation_id"`
-	MTU             int       `json:"mtu"`
-	Subnets         []string  `json:"subnets"`
-	CreatedAt       time.Time `json:"created_at"`
-	UpdatedAt       time.Time `json:"updated_at"`
-	RevisionNumber  int64     `json:"revision_number"`
+	ID              string `json:"id"`
+	ProjectID       string `json:"project_id"`
+	Name            string `json:"name"`
+	Description     string `json:"description"`
+	AdminStateUp    bool   `json:"admin_state_up"`
+	Status          string `json:"status"`
+	Shared          bool   `json:"shared"`
+	External        bool   `json:"external"`
+	NetworkType     string `json:"network_type"`
+	PhysicalNetwork string `json:"physical_network"`
+	SegmentationID  int64  `json:"segmentation_id"`
+	MTU             int    `json:"mtu"`
+	// PortSecurityEnabled is what the network's new ports inherit when they do not say.
+	PortSecurityEnabled bool      `json:"port_security_enabled"`
+	Subnets             []string  `json:"subnets"`
+	CreatedAt           time.Time `json:"created_at"`
+	UpdatedAt           time.Time `json:"updated_at"`
+	RevisionNumber      int64     `json:"revision_number"`
 }
 
 // AllocationPool is an inclusive range of IPv4 addresses.
@@ -146,21 +151,77 @@ type FixedIP struct {
 
 // Port is a Neutron port. HostID is binding:host_id.
 type Port struct {
-	ID             string     `json:"id"`
-	NetworkID      string     `json:"network_id"`
-	ProjectID      string     `json:"project_id"`
-	Name           string     `json:"name"`
-	Description    string     `json:"description"`
-	MACAddress     string     `json:"mac_address"`
-	FixedIPs       []FixedIP  `json:"fixed_ips"`
-	DeviceOwner    string     `json:"device_owner"`
-	DeviceID       string     `json:"device_id"`
-	HostID         string     `json:"host_id"`
-	Status         PortStatus `json:"status"`
-	AdminStateUp   bool       `json:"admin_state_up"`
-	CreatedAt      time.Time  `json:"created_at"`
-	UpdatedAt      time.Time  `json:"updated_at"`
-	RevisionNumber int64      `json:"revision_number"`
+	ID           string     `json:"id"`
+	NetworkID    string     `json:"network_id"`
+	ProjectID    string     `json:"project_id"`
+	Name         string     `json:"name"`
+	Description  string     `json:"description"`
+	MACAddress   string     `json:"mac_address"`
+	FixedIPs     []FixedIP  `json:"fixed_ips"`
+	DeviceOwner  string     `json:"device_owner"`
+	DeviceID     string     `json:"device_id"`
+	HostID       string     `json:"host_id"`
+	Status       PortStatus `json:"status"`
+	AdminStateUp bool       `json:"admin_state_up"`
+	// PortSecurityEnabled turns on anti-spoofing and the security groups of the port;
+	// SecurityGroups are their IDs (sorted), AllowedAddressPairs the other addresses the
+	// port may send from.
+	PortSecurityEnabled bool          `json:"port_security_enabled"`
+	SecurityGroups      []string      `json:"security_groups"`
+	AllowedAddressPairs []AddressPair `json:"allowed_address_pairs"`
+	CreatedAt           time.Time     `json:"created_at"`
+	UpdatedAt           time.Time     `json:"updated_at"`
+	RevisionNumber      int64         `json:"revision_number"`
+}
+
+// AddressPair is an allowed address pair of a port: an address or prefix, and the MAC
+// it may come from (the port's own when none was given).
+type AddressPair struct {
+	IPAddress  string `json:"ip_address"`
+	MACAddress string `json:"mac_address"`
+}
+
+// SecurityGroup is a Neutron security group; its rules are records of their own.
+// Stateful groups are enforced with connection tracking, stateless ones per packet.
+type SecurityGroup struct {
+	ID             string    `json:"id"`
+	ProjectID      string    `json:"project_id"`
+	Name           string    `json:"name"`
+	Description    string    `json:"description"`
+	Stateful       bool      `json:"stateful"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+	RevisionNumber int64     `json:"revision_number"`
+}
+
+// Security group rule directions and ethertypes.
+const (
+	DirectionIngress = "ingress"
+	DirectionEgress  = "egress"
+	EtherTypeIPv4    = "IPv4"
+	EtherTypeIPv6    = "IPv6"
+)
+
+// SecurityGroupRule allows one kind of traffic into (ingress) or out of (egress) the
+// ports of its group. Protocol is "" for any, a lower-case name or a decimal number;
+// PortRangeMin/Max are the port range for TCP, UDP, SCTP, DCCP and UDP-Lite, ICMP type
+// and code for ICMP (nil: any). At most one of RemoteIPPrefix (a normalized prefix) and
+// RemoteGroupID names the other end; neither means anywhere.
+type SecurityGroupRule struct {
+	ID              string    `json:"id"`
+	ProjectID       string    `json:"project_id"`
+	SecurityGroupID string    `json:"security_group_id"`
+	Direction       string    `json:"direction"`
+	EtherType       string    `json:"ethertype"`
+	Protocol        string    `json:"protocol"`
+	PortRangeMin    *int      `json:"port_range_min"`
+	PortRangeMax    *int      `json:"port_range_max"`
+	RemoteIPPrefix  string    `json:"remote_ip_prefix"`
+	RemoteGroupID   string    `json:"remote_group_id"`
+	Description     string    `json:"description"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
+	RevisionNumber  int64     `json:"revision_number"`
 }
 
 // GatewayInfo is a router's external gateway.
@@ -249,4 +310,7 @@ type Topology struct {
 	FloatingIPs []FloatingIP
 	Hosts       []Host
 	LocalVLANs  []LocalVLAN
+	// SecurityGroups and SecurityGroupRules are every group and rule.
+	SecurityGroups     []SecurityGroup
+	SecurityGroupRules []SecurityGroupRule
 }
