@@ -8,8 +8,9 @@ import (
 )
 
 // Action is one OpenFlow 1.3 action. The set is closed: Output, PushVLAN, PopVLAN, SetField,
-// DecNwTTL, Group, RegMove and RawAction (an action this package does not model, kept as its
-// wire bytes so that a dumped flow is never truncated).
+// DecNwTTL, Group, RegMove, the connection tracking and conjunction actions of conntrack.go
+// (CT, CTClear, Conjunction) and RawAction (an action this package does not model, kept as
+// its wire bytes so that a dumped flow is never truncated).
 type Action interface {
 	appendTo(b []byte) []byte // wire encoding
 	// String renders the action in ovs-ofctl syntax, e.g. "output:3",

@@ -306,6 +306,9 @@ func decodeAction(t uint16, a []byte) (Action, error) {
 		}
 		return SetField{Field: f}, nil
 	case actExperimenter:
+		if act, ok, err := decodeNicira(a); err != nil || ok {
+			return act, err
+		}
 		if n == 24 && binary.BigEndian.Uint32(a[4:]) == ExperimenterNicira &&
 			binary.BigEndian.Uint16(a[8:]) == nxastRegMove {
 			src, ok1 := decodeRef(a[16:], binary.BigEndian.Uint16(a[12:]))

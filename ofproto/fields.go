@@ -82,7 +82,11 @@ var fieldSpecs = [...]fieldSpec{
 	{ClassNXM1, 5, 4, "reg5", "", "NXM_NX_REG5", fmtHex, fmtHex, 85, 15},
 	{ClassNXM1, 6, 4, "reg6", "", "NXM_NX_REG6", fmtHex, fmtHex, 86, 16},
 	{ClassNXM1, 7, 4, "reg7", "", "NXM_NX_REG7", fmtHex, fmtHex, 87, 17},
-	{ClassBasic, OXMMetadata, 8, "metadata", "", "OXM_OF_METADATA", fmtHex, fmtHex, 90, 30},
+	{ClassNXM1, NXMCTState, 4, "ct_state", "", "NXM_NX_CT_STATE", fmtHex, fmtHex, 88, 3},
+	{ClassNXM1, NXMCTZone, 2, "ct_zone", "", "NXM_NX_CT_ZONE", fmtDec, fmtDec, 89, 4},
+	{ClassNXM1, NXMCTMark, 4, "ct_mark", "", "NXM_NX_CT_MARK", fmtHex, fmtHex, 91, 5},
+	{ClassBasic, OXMMetadata, 8, "metadata", "", "OXM_OF_METADATA", fmtHex, fmtHex, 95, 30},
+	{ClassNXM1, NXMConjID, 4, "conj_id", "", "NXM_NX_CONJ_ID", fmtDec, fmtDec, 5, 1},
 	// NXM_OF_* names only used as RegMove references (never in an OF1.3 match).
 	{ClassNXM0, NXMOFEthSrc, 6, "", "", "NXM_OF_ETH_SRC", fmtMAC, fmtMAC, 200, 200},
 	{ClassNXM0, NXMOFEthDst, 6, "", "", "NXM_OF_ETH_DST", fmtMAC, fmtMAC, 200, 200},
@@ -164,11 +168,10 @@ func (s *fieldSpec) formatValue(f Field, set bool) string {
 	}
 	switch format {
 	case fmtDec:
-		v := strconv.FormatUint(beUint(f.Value), 10)
-		if f.Mask != nil {
-			v += "/" + hexBytes(f.Mask)
+		if f.Mask != nil { // masked: both in hex, as OVS's format_*_masked
+			return hexBytes(f.Value) + "/" + hexBytes(f.Mask)
 		}
-		return v
+		return strconv.FormatUint(beUint(f.Value), 10)
 	case fmtPort:
 		return portName(uint32(beUint(f.Value)))
 	case fmtHex4:

@@ -255,6 +255,22 @@ func TCPDst(p uint16) Field { return basic(OXMTCPDst, u16(p)) }
 // UDPDst matches the UDP destination port.
 func UDPDst(p uint16) Field { return basic(OXMUDPDst, u16(p)) }
 
+// TCPSrc matches the TCP source port.
+func TCPSrc(p uint16) Field { return basic(OXMTCPSrc, u16(p)) }
+
+// UDPSrc matches the UDP source port.
+func UDPSrc(p uint16) Field { return basic(OXMUDPSrc, u16(p)) }
+
+// TCPDstMasked matches the bits of the TCP destination port selected by mask (a port
+// range is a few of these).
+func TCPDstMasked(p, mask uint16) Field { return basicMasked(OXMTCPDst, u16(p&mask), u16(mask)) }
+
+// UDPDstMasked matches the bits of the UDP destination port selected by mask.
+func UDPDstMasked(p, mask uint16) Field { return basicMasked(OXMUDPDst, u16(p&mask), u16(mask)) }
+
+// ICMPv4Code matches the ICMP code.
+func ICMPv4Code(c uint8) Field { return basic(OXMICMPv4Code, []byte{c}) }
+
 // ICMPv4Type matches the ICMPv4 type.
 func ICMPv4Type(t uint8) Field { return basic(OXMICMPv4Type, []byte{t}) }
 

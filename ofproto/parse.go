@@ -189,17 +189,34 @@ func parseL4(name, val string, ethType, proto int) (Field, error) {
 	default:
 		return Field{}, fmt.Errorf("needs a matching IP protocol (tcp, udp, icmp, icmp6) in the match")
 	}
-	v, err := parseUint(val, bytes*8)
+	put := func(s string) ([]byte, error) {
+		v, err := parseUint(s, bytes*8)
+		if err != nil {
+			return nil, err
+		}
+		b := make([]byte, bytes)
+		if bytes == 1 {
+			b[0] = byte(v)
+		} else {
+			binary.BigEndian.PutUint16(b, uint16(v))
+		}
+		return b, nil
+	}
+	v, m, masked := strings.Cut(val, "/")
+	b, err := put(v)
 	if err != nil {
 		return Field{}, err
 	}
-	b := make([]byte, bytes)
-	if bytes == 1 {
-		b[0] = byte(v)
-	} else {
-		binary.BigEndian.PutUint16(b, uint16(v))
+	f := basic(t, b)
+	if masked {
+		if f.Mask, err = put(m); err != nil {
+			return Field{}, err
+		}
+		for i := range f.Value {
+			f.Value[i] &= f.Mask[i]
+		}
 	}
-	return basic(t, b), nil
+	return f, nil
 }
 
 // fieldByName finds a field spec by its ovs-ofctl match or set_field name or alias.
@@ -271,6 +288,8 @@ func parseField(name, val string) (Field, error) {
 			return Field{}, err
 		}
 		return InPort(p), nil
+	case "ct_state":
+		return parseCTState(val)
 	}
 	spec, ok := fieldByName(name)
 	if !ok {
@@ -480,6 +499,14 @@ func parseInstructions(s string, f *Flow) error {
 }
 
 func parseAction(a string) (Action, error) {
+	switch {
+	case a == "ct_clear":
+		return CTClear{}, nil
+	case strings.HasPrefix(a, "ct(") && strings.HasSuffix(a, ")"):
+		return parseCT(a[len("ct(") : len(a)-1])
+	case strings.HasPrefix(a, "conjunction(") && strings.HasSuffix(a, ")"):
+		return parseConjunction(a[len("conjunction(") : len(a)-1])
+	}
 	name, arg, hasArg := strings.Cut(a, ":")
 	switch name {
 	case "output":

@@ -106,6 +106,9 @@ func typeKeyword(m Match) (kw string, eth, proto bool) {
 	return "", false, false
 }
 
+// textRankKeyword is where match_format writes the type keyword among the fields.
+const textRankKeyword = 10
+
 // format renders the match with priority as OVS's match_format does.
 func (m Match) format(priority uint16) string {
 	var parts []string
@@ -113,9 +116,6 @@ func (m Match) format(priority uint16) string {
 		parts = append(parts, "priority="+strconv.Itoa(int(priority)))
 	}
 	kw, skipEth, skipProto := typeKeyword(m)
-	if kw != "" {
-		parts = append(parts, kw)
-	}
 	idx := make([]int, 0, len(m))
 	for i := range m {
 		idx = append(idx, i)
@@ -125,12 +125,20 @@ func (m Match) format(priority uint16) string {
 	})
 	for _, i := range idx {
 		f := m[i]
+		// The type keyword (ip, tcp, ...) comes after conj_id and the ct_* fields.
+		if kw != "" && lookupField(f.Class, f.Type).textRank >= textRankKeyword {
+			parts = append(parts, kw)
+			kw = ""
+		}
 		if f.Class == ClassBasic {
 			if (f.Type == OXMEthType && skipEth) || (f.Type == OXMIPProto && skipProto) {
 				continue
 			}
 		}
 		parts = append(parts, formatField(f))
+	}
+	if kw != "" {
+		parts = append(parts, kw)
 	}
 	return strings.Join(parts, ",")
 }
@@ -156,6 +164,9 @@ func formatField(f Field) string {
 				return "nw_tos=" + strconv.Itoa(int(f.Value[0])<<2)
 			}
 		}
+	}
+	if f.Class == ClassNXM1 && f.Type == NXMCTState {
+		return "ct_state=" + formatCTState(f)
 	}
 	return spec.displayName(f) + "=" + spec.formatValue(f, false)
 }

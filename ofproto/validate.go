@@ -66,6 +66,14 @@ func (f *Flow) Validate() error {
 					return fmt.Errorf("action %d (move): bits %d..%d outside a %d-bit field", i, r.Ofs, r.Ofs+a.NBits-1, int(r.Bytes)*8)
 				}
 			}
+		case CT:
+			if err := validateCT(a); err != nil {
+				return fmt.Errorf("action %d (%s): %w", i, a, err)
+			}
+		case Conjunction:
+			if a.NClauses < 2 || a.NClauses > 64 || a.Clause >= a.NClauses {
+				return fmt.Errorf("action %d (%s): clause %d of %d", i, a, a.Clause+1, a.NClauses)
+			}
 		case RawAction:
 			if len(a.Bytes) < 8 || len(a.Bytes)%8 != 0 || int(binary.BigEndian.Uint16(a.Bytes[2:])) != len(a.Bytes) {
 				return fmt.Errorf("action %d (raw): bad length %d", i, len(a.Bytes))
