@@ -20,12 +20,15 @@ type BridgeState struct {
 	Ports  map[string]uint32
 }
 
-// Parts returns the parts of bridge st at View v: PartBridge, one per DVR peer, then one
-// per present network, each group sorted.
+// Parts returns the parts of bridge st at View v: PartBridge, one per DVR peer,
+// PartRemoteGroups on br-int, then one per present network, each group sorted.
 func Parts(v *topology.View, st *BridgeState) []string {
 	out := []string{topology.PartBridge}
 	for _, h := range v.DVRPeers(st.Host) {
 		out = append(out, topology.PeerPart(h))
+	}
+	if st.Bridge == topology.BrInt {
+		out = append(out, topology.PartRemoteGroups)
 	}
 	return append(out, v.NetworksOn(st.Host)...)
 }
@@ -38,6 +41,13 @@ func FlowsOf(v *topology.View, st *BridgeState, part string) []ofproto.Flow {
 	case topology.PartBridge:
 		out = missFlows(st.Bridge)
 		out = append(out, l2Bridge(st)...)
+		if st.Bridge == topology.BrInt {
+			out = append(out, firewallBridge()...)
+		}
+	case topology.PartRemoteGroups:
+		if st.Bridge == topology.BrInt {
+			out = remoteGroupFlows(v, st.Host)
+		}
 	default:
 		if peer, ok := topology.PartPeer(part); ok {
 			out = dvrPeer(v, st, peer)
@@ -45,6 +55,7 @@ func FlowsOf(v *topology.View, st *BridgeState, part string) []ofproto.Flow {
 			out = l2Net(v, st, part)
 			out = append(out, dvrNet(v, st, part)...)
 			out = append(out, arpNet(v, st, part)...)
+			out = append(out, firewallNet(v, st, part)...)
 		}
 	}
 	for i := range out {

@@ -98,14 +98,20 @@ func l2IntNet(v *topology.View, st *BridgeState, netID string) []ofproto.Flow {
 				continue // not plugged yet: its flows come with its port-status
 			}
 			local = append(local, ofport)
-			out = append(out,
-				ofproto.Flow{Table: IntLocalSwitching, Priority: PrioLocal, Cookie: cookie,
-					Match:   ofproto.Match{ofproto.InPort(ofport), ofproto.VLANNone()},
-					Actions: []ofproto.Action{ofproto.PushVLAN{EtherType: ofproto.EthTypeVLAN}, ofproto.SetVLANVID(vlan)},
-					Goto:    IntARPResponder, HasGoto: true},
-				ofproto.Flow{Table: IntTransient, Priority: PrioLocal, Cookie: cookie,
-					Match:   ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthDst(ep.Port.MAC)},
-					Actions: []ofproto.Action{ofproto.PopVLAN{}, ofproto.Output{Port: ofport}}})
+			egress := ofproto.Flow{Table: IntLocalSwitching, Priority: PrioLocal, Cookie: cookie,
+				Match:   ofproto.Match{ofproto.InPort(ofport), ofproto.VLANNone()},
+				Actions: []ofproto.Action{ofproto.PushVLAN{EtherType: ofproto.EthTypeVLAN}, ofproto.SetVLANVID(vlan)},
+				Goto:    IntARPResponder, HasGoto: true}
+			ingress := ofproto.Flow{Table: IntTransient, Priority: PrioLocal, Cookie: cookie,
+				Match:   ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthDst(ep.Port.MAC)},
+				Actions: []ofproto.Action{ofproto.PopVLAN{}, ofproto.Output{Port: ofport}}}
+			if topology.Firewalled(ep.Port.Port) {
+				// Through the firewall (firewall.go) both ways.
+				egress.Actions = append(egress.Actions, fwEntry(ofport, vlan)...)
+				egress.Goto = IntBaseEgress
+				ingress.Actions, ingress.Goto, ingress.HasGoto = fwEntry(ofport, vlan), IntBaseIngress, true
+			}
+			out = append(out, egress, ingress)
 			continue
 		}
 		if tunnel && ep.Port.DeviceOwner != topology.OwnerRouterInterfaceDistributed {

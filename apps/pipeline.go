@@ -14,10 +14,11 @@ type App uint8
 
 // The apps. Values are stable: they are written into cookies on every switch.
 const (
-	AppL2   App = 0x01 // local switching, VNI<->local VLAN, l2population unicast and flooding
-	AppDVR  App = 0x02 // DVR host MAC rewrite (br-tun) and restore (br-int)
-	AppARP  App = 0x03 // ARP requests for known addresses, answered by the controller
-	AppMiss App = 0x04 // table-miss flows, built from the declarations below
+	AppL2       App = 0x01 // local switching, VNI<->local VLAN, l2population unicast and flooding
+	AppDVR      App = 0x02 // DVR host MAC rewrite (br-tun) and restore (br-int)
+	AppARP      App = 0x03 // ARP requests for known addresses, answered by the controller
+	AppMiss     App = 0x04 // table-miss flows, built from the declarations below
+	AppFirewall App = 0x05 // security groups and port security on br-int (firewall.go)
 )
 
 func (a App) String() string {
@@ -30,6 +31,8 @@ func (a App) String() string {
 		return "arp"
 	case AppMiss:
 		return "miss"
+	case AppFirewall:
+		return "firewall"
 	}
 	return fmt.Sprintf("app%d", uint8(a))
 }
@@ -38,7 +41,7 @@ func (a App) String() string {
 //
 //	bits 63..56  CookieOwner (0xd7): the flow belongs to dvrflow; the reconciler deletes
 //	             only flows carrying it and never touches anything else on a bridge
-//	bits 55..48  App: who computed the flow (l2=1, dvr=2, arp=3, miss=4)
+//	bits 55..48  App: who computed the flow (l2=1, dvr=2, arp=3, miss=4, firewall=5)
 //	bits 47..0   0, reserved (a future incremental engine may put an object hash here)
 const (
 	CookieOwner     uint64 = 0xd7 << 56
@@ -122,15 +125,42 @@ var (
 	fARPOp   = basic(ofproto.OXMARPOp)
 	fARPTPA  = basic(ofproto.OXMARPTPA)
 	fTunID   = basic(ofproto.OXMTunnelID)
+	fIPProto = basic(ofproto.OXMIPProto)
+	fIPSrc   = basic(ofproto.OXMIPv4Src)
+	fIPDst   = basic(ofproto.OXMIPv4Dst)
+	fARPSPA  = basic(ofproto.OXMARPSPA)
+	fTCPDst  = basic(ofproto.OXMTCPDst)
+	fUDPSrc  = basic(ofproto.OXMUDPSrc)
+	fUDPDst  = basic(ofproto.OXMUDPDst)
+	fICMPT   = basic(ofproto.OXMICMPv4Type)
+	fICMPC   = basic(ofproto.OXMICMPv4Code)
+	fRegPort = FieldID{ofproto.ClassNXM1, ofproto.NXMReg0 + RegPort}
+	fCTState = FieldID{ofproto.ClassNXM1, ofproto.NXMCTState}
+	fCTZone  = FieldID{ofproto.ClassNXM1, ofproto.NXMCTZone}
+	fCTMark  = FieldID{ofproto.ClassNXM1, ofproto.NXMCTMark}
+	fConjID  = FieldID{ofproto.ClassNXM1, ofproto.NXMConjID}
+
+	// fRules are the fields of the firewall's rules tables.
+	fRules = []FieldID{fRegPort, fEthType, fIPProto, fIPSrc, fIPDst, fTCPDst, fUDPDst, fICMPT, fICMPC,
+		fCTState, fCTZone, fCTMark, fConjID}
 )
 
 // Table numbers. br-int and br-tun keep Neutron's numbers and names where the role is the
 // same (dvr-reference.md 1.2), so an operator who knows Neutron reads the dumps as before.
+// The firewall's egress tables are the exception: Neutron's 71-73 return to TRANSIENT by
+// resubmit, and dvrflow's pipeline only goes forward (goto_table), so they sit before
+// ARP_RESPONDER and TRANSIENT as 11-13; its ingress tables keep Neutron's 81, 82 and 92.
 const (
-	IntLocalSwitching uint8 = 0  // classify: local port -> tag local VLAN; tunnel; uplink
-	IntDVRToSrcMAC    uint8 = 1  // frames routed by a remote host: restore the gateway MAC
-	IntARPResponder   uint8 = 21 // ARP requests for known addresses -> controller
-	IntTransient      uint8 = 60 // exact L2 forwarding within a local VLAN, and flooding
+	IntLocalSwitching  uint8 = 0  // classify: local port -> tag local VLAN; tunnel; uplink
+	IntDVRToSrcMAC     uint8 = 1  // frames routed by a remote host: restore the gateway MAC
+	IntBaseEgress      uint8 = 11 // firewall: a firewalled port's own addresses, ARP, DHCP client -> conntrack
+	IntRulesEgress     uint8 = 12 // firewall: the port's egress rules, connection states
+	IntAcceptedEgress  uint8 = 13 // firewall: commit new egress connections, on to TRANSIENT
+	IntARPResponder    uint8 = 21 // ARP requests for known addresses -> controller
+	IntTransient       uint8 = 60 // exact L2 forwarding within a local VLAN, and flooding
+	IntBaseIngress     uint8 = 81 // firewall: ARP and DHCP offers to the port pass; IPv4 -> conntrack
+	IntRulesIngress    uint8 = 82 // firewall: the port's ingress rules, connection states
+	IntAcceptedIngress uint8 = 92 // firewall: commit new ingress connections, out to the port
 
 	TunClassifier   uint8 = 0  // from patch-int -> DVR_PROCESS; from the VXLAN port -> VXLAN_TUN_TO_LV
 	TunDVRProcess   uint8 = 1  // routed frames leave with this host's DVR MAC
@@ -148,13 +178,26 @@ const (
 // Tables and TableOf.
 var pipeline = []Table{
 	{Bridge: topology.BrInt, ID: IntLocalSwitching, Name: "LOCAL_SWITCHING", App: AppL2, Also: []App{AppDVR}, Miss: MissDrop,
-		Fields: []FieldID{fInPort, fVLAN, fEthSrc}, Next: []uint8{IntDVRToSrcMAC, IntARPResponder, IntTransient}},
+		Fields: []FieldID{fInPort, fVLAN, fEthSrc}, Next: []uint8{IntDVRToSrcMAC, IntARPResponder, IntTransient, IntBaseEgress}},
 	{Bridge: topology.BrInt, ID: IntDVRToSrcMAC, Name: "DVR_TO_SRC_MAC", App: AppDVR, Miss: MissDrop,
 		Fields: []FieldID{fVLAN, fEthDst}, Next: []uint8{IntTransient}},
 	{Bridge: topology.BrInt, ID: IntARPResponder, Name: "ARP_RESPONDER", App: AppARP, Miss: MissGoto, MissNext: IntTransient,
 		Fields: []FieldID{fVLAN, fEthType, fARPOp, fARPTPA, fEthSrc}, Next: []uint8{IntTransient}},
 	{Bridge: topology.BrInt, ID: IntTransient, Name: "TRANSIENT", App: AppL2, Miss: MissController,
-		Fields: []FieldID{fVLAN, fEthDst}},
+		Fields: []FieldID{fVLAN, fEthDst}, Next: []uint8{IntBaseIngress}},
+	{Bridge: topology.BrInt, ID: IntBaseEgress, Name: "BASE_EGRESS", App: AppFirewall, Miss: MissDrop,
+		Fields: []FieldID{fRegPort, fEthType, fEthSrc, fARPSPA, fIPSrc, fIPProto, fUDPSrc, fUDPDst},
+		Next:   []uint8{IntARPResponder, IntRulesEgress, IntAcceptedEgress}},
+	{Bridge: topology.BrInt, ID: IntRulesEgress, Name: "RULES_EGRESS", App: AppFirewall, Miss: MissDrop,
+		Fields: fRules, Next: []uint8{IntAcceptedEgress}},
+	{Bridge: topology.BrInt, ID: IntAcceptedEgress, Name: "ACCEPTED_EGRESS", App: AppFirewall, Miss: MissGoto, MissNext: IntTransient,
+		Fields: []FieldID{fEthType, fCTState}, Next: []uint8{IntTransient}},
+	{Bridge: topology.BrInt, ID: IntBaseIngress, Name: "BASE_INGRESS", App: AppFirewall, Miss: MissDrop,
+		Fields: []FieldID{fRegPort, fVLAN, fEthType, fIPProto, fUDPSrc, fUDPDst, fCTState}, Next: []uint8{IntRulesIngress}},
+	{Bridge: topology.BrInt, ID: IntRulesIngress, Name: "RULES_INGRESS", App: AppFirewall, Miss: MissDrop,
+		Fields: fRules, Next: []uint8{IntAcceptedIngress}},
+	{Bridge: topology.BrInt, ID: IntAcceptedIngress, Name: "ACCEPTED_INGRESS", App: AppFirewall, Miss: MissDrop,
+		Fields: []FieldID{fRegPort, fVLAN, fEthType, fCTState}},
 
 	{Bridge: topology.BrTun, ID: TunClassifier, Name: "CLASSIFIER", App: AppL2, Miss: MissDrop,
 		Fields: []FieldID{fInPort}, Next: []uint8{TunDVRProcess, TunVXLANToLV}},

@@ -11,6 +11,10 @@ import (
 // compute2 (dvr) and network (dvr_snat); Net1 10.0.1.0/24 and Net2 10.0.2.0/24 on router R1
 // whose gateway is on the external 172.24.4.0/24; VM1 10.0.1.5 and VM3 10.0.2.3 on compute1
 // with floating IPs 172.24.4.5 and 172.24.4.7, VM2 10.0.2.5 and VM4 10.0.1.6 on compute2.
+// Security groups: VM1 is in the project's default group and "ssh" (tcp/22 and ICMP echo
+// from anywhere), VM2 in the default group with the allowed address pair 10.0.2.100, VM3
+// in the stateless "udp" group (udp 5000-5010 from 10.0.0.0/16 in, anything out), VM4 has
+// port security off.
 func seedTopology() *topology.Topology {
 	t := &topology.Topology{}
 	for i, h := range []struct {
@@ -48,6 +52,39 @@ func seedTopology() *topology.Topology {
 		port("vm2-000000000000", "net2-000000000000", "sub2-000000000000", "10.0.2.5", "fa:16:3e:00:02:05", "compute:nova", "vm2", "compute2"),
 		port("vm3-000000000000", "net2-000000000000", "sub2-000000000000", "10.0.2.3", "fa:16:3e:00:02:03", "compute:nova", "vm3", "compute1"),
 		port("vm4-000000000000", "net1-000000000000", "sub1-000000000000", "10.0.1.6", "fa:16:3e:00:01:06", "compute:nova", "vm4", "compute2"),
+	}
+	for i := range t.Ports {
+		p := &t.Ports[i]
+		switch p.ID {
+		case "vm1-000000000000":
+			p.PortSecurityEnabled, p.SecurityGroups = true, []string{"sgdef-0000000000", "sgssh-0000000000"}
+		case "vm2-000000000000":
+			p.PortSecurityEnabled, p.SecurityGroups = true, []string{"sgdef-0000000000"}
+			p.AllowedAddressPairs = []topology.AddressPair{{IPAddress: "10.0.2.100", MACAddress: p.MACAddress}}
+		case "vm3-000000000000":
+			p.PortSecurityEnabled, p.SecurityGroups = true, []string{"sgudp-0000000000"}
+		}
+	}
+	t.SecurityGroups = []topology.SecurityGroup{
+		{ID: "sgdef-0000000000", Name: "default", Stateful: true, Tag: 1},
+		{ID: "sgssh-0000000000", Name: "ssh", Stateful: true, Tag: 2},
+		{ID: "sgudp-0000000000", Name: "udp", Stateful: false, Tag: 3},
+	}
+	n := func(v int) *int { return &v }
+	rule := func(id, group, dir, eth, proto string, lo, hi *int, prefix, remote string) topology.SecurityGroupRule {
+		return topology.SecurityGroupRule{ID: id, SecurityGroupID: group, Direction: dir, EtherType: eth, Protocol: proto,
+			PortRangeMin: lo, PortRangeMax: hi, RemoteIPPrefix: prefix, RemoteGroupID: remote}
+	}
+	in, eg, v4, v6 := topology.DirectionIngress, topology.DirectionEgress, topology.EtherTypeIPv4, topology.EtherTypeIPv6
+	t.SecurityGroupRules = []topology.SecurityGroupRule{
+		rule("rdef1", "sgdef-0000000000", eg, v4, "", nil, nil, "", ""),
+		rule("rdef2", "sgdef-0000000000", eg, v6, "", nil, nil, "", ""),
+		rule("rdef3", "sgdef-0000000000", in, v4, "", nil, nil, "", "sgdef-0000000000"),
+		rule("rdef4", "sgdef-0000000000", in, v6, "", nil, nil, "", "sgdef-0000000000"),
+		rule("rssh1", "sgssh-0000000000", in, v4, "tcp", n(22), n(22), "0.0.0.0/0", ""),
+		rule("rssh2", "sgssh-0000000000", in, v4, "icmp", n(8), nil, "", ""),
+		rule("rudp1", "sgudp-0000000000", in, v4, "udp", n(5000), n(5010), "10.0.0.0/16", ""),
+		rule("rudp2", "sgudp-0000000000", eg, v4, "", nil, nil, "", ""),
 	}
 	t.Routers = []topology.Router{{ID: r1, Name: "R1", Distributed: true, LinkLocal: "169.254.64.0/31",
 		Gateway: &topology.GatewayInfo{NetworkID: "ext-0000000000000", EnableSNAT: true, PortID: "qg1-000000000000",

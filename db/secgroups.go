@@ -56,7 +56,10 @@ func (w *wtx) defaultSecurityGroup(ctx context.Context, project string) (string,
 	err := w.queryRow(ctx, `SELECT security_group_id FROM default_security_groups WHERE project_id = $1`, project).Scan(&id)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		g := w.insertGroup(project, DefaultGroupName, "Default security group", true)
+		g, err := w.insertGroup(ctx, project, DefaultGroupName, "Default security group", true)
+		if err != nil {
+			return "", err
+		}
 		w.exec(`INSERT INTO default_security_groups (project_id, security_group_id) VALUES ($1, $2)`, project, g.ID)
 		for _, et := range []string{topology.EtherTypeIPv4, topology.EtherTypeIPv6} {
 			w.insertRule(topology.SecurityGroupRule{ProjectID: project, SecurityGroupID: g.ID,
@@ -75,13 +78,16 @@ func (w *wtx) defaultSecurityGroup(ctx context.Context, project string) (string,
 	return id, nil
 }
 
-// insertGroup queues a new group's insert and records it.
-func (w *wtx) insertGroup(project, name, description string, stateful bool) topology.SecurityGroup {
+// insertGroup takes the new group's tag, queues its insert and records it.
+func (w *wtx) insertGroup(ctx context.Context, project, name, description string, stateful bool) (topology.SecurityGroup, error) {
 	g := topology.SecurityGroup{ID: newID(), ProjectID: project, Name: name, Description: description,
 		Stateful: stateful, CreatedAt: w.now, UpdatedAt: w.now}
+	if err := w.queryRow(ctx, `SELECT nextval('security_group_tags')`).Scan(&g.Tag); err != nil {
+		return g, fmt.Errorf("security group tag: %w", err)
+	}
 	w.exec(`INSERT INTO security_groups (id, project_id, obj) VALUES ($1, $2, $3)`, g.ID, g.ProjectID, mustJSON(g))
 	w.record(topology.KindSecurityGroup, g.ID, topology.OpCreate, g)
-	return g
+	return g, nil
 }
 
 // CreateSecurityGroup creates a group with Neutron's two egress rules (any IPv4, any
@@ -106,7 +112,10 @@ func (s *Store) CreateSecurityGroup(ctx context.Context, spec SecurityGroupSpec)
 		if spec.Stateful != nil {
 			stateful = *spec.Stateful
 		}
-		out.Group = w.insertGroup(spec.ProjectID, name, desc, stateful)
+		var err error
+		if out.Group, err = w.insertGroup(ctx, spec.ProjectID, name, desc, stateful); err != nil {
+			return err
+		}
 		out.Rules = nil
 		for _, et := range []string{topology.EtherTypeIPv4, topology.EtherTypeIPv6} {
 			out.Rules = append(out.Rules, w.insertRule(topology.SecurityGroupRule{ProjectID: spec.ProjectID,

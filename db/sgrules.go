@@ -28,35 +28,11 @@ type RuleSpec struct {
 	Description     *string
 }
 
-// ipProtocols are the protocol names a rule accepts, with their numbers (Neutron's
-// IP_PROTOCOL_MAP).
-var ipProtocols = map[string]int{
-	"ah": 51, "dccp": 33, "egp": 8, "esp": 50, "gre": 47, "hopopt": 0, "icmp": 1, "icmpv6": 58,
-	"igmp": 2, "ipip": 4, "ipv6-encap": 41, "ipv6-frag": 44, "ipv6-icmp": 58, "ipv6-nonxt": 59,
-	"ipv6-opts": 60, "ipv6-route": 43, "ospf": 89, "pgm": 113, "rsvp": 46, "sctp": 132, "tcp": 6,
-	"udp": 17, "udplite": 136, "vrrp": 112,
-}
-
 // Protocol numbers whose rules take a port range, and the ICMP ones (type and code).
 var (
 	portProtocols = map[int]bool{6: true, 17: true, 132: true, 33: true, 136: true}
 	icmpProtocols = map[int]bool{1: true, 58: true}
 )
-
-// ProtocolNumber returns a rule protocol's IP protocol number (-1 for any).
-func ProtocolNumber(protocol string) int {
-	if protocol == "" {
-		return -1
-	}
-	if n, ok := ipProtocols[protocol]; ok {
-		return n
-	}
-	n, err := strconv.Atoi(protocol)
-	if err != nil {
-		return -1
-	}
-	return n
-}
 
 // normalizeRule checks a rule create as Neutron does and returns the rule it stores.
 func normalizeRule(spec RuleSpec) (topology.SecurityGroupRule, error) {
@@ -82,13 +58,13 @@ func normalizeRule(spec RuleSpec) (topology.SecurityGroupRule, error) {
 	num := -1
 	if spec.Protocol != nil {
 		p := strings.ToLower(*spec.Protocol)
-		if n, ok := ipProtocols[p]; ok {
+		if n, ok := topology.IPProtocols[p]; ok {
 			r.Protocol, num = p, n
 		} else if n, err := strconv.Atoi(p); err == nil && n >= 0 && n <= 255 && strconv.Itoa(n) == p {
 			r.Protocol, num = p, n
 		} else if p != "" && p != "any" {
 			names := slices.Sorted(func(yield func(string) bool) {
-				for k := range ipProtocols {
+				for k := range topology.IPProtocols {
 					if !yield(k) {
 						return
 					}
@@ -200,7 +176,7 @@ func intPtr(v *int64) *int {
 // ICMPv6 in an IPv6 rule), the whole address space as no prefix; the description does
 // not count.
 func ruleKey(r *topology.SecurityGroupRule) string {
-	num := ProtocolNumber(r.Protocol)
+	num := topology.ProtocolNumber(r.Protocol)
 	if num == 1 && r.EtherType == topology.EtherTypeIPv6 {
 		num = 58
 	}

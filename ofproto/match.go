@@ -211,6 +211,13 @@ const (
 	EthTypeIPv6 uint16 = 0x86dd
 )
 
+// IP protocol numbers the match builders know the fields of.
+const (
+	IPProtoICMP = 1
+	IPProtoTCP  = 6
+	IPProtoUDP  = 17
+)
+
 // VLANVID matches packets tagged with VLAN vid (OFPVID_PRESENT is set for you).
 func VLANVID(vid uint16) Field { return basic(OXMVLANVID, u16(vid&0x0fff|VIDPresent)) }
 
@@ -282,6 +289,9 @@ func ARPOp(op uint16) Field { return basic(OXMARPOp, u16(op)) }
 
 // ARPSPA matches the ARP sender protocol address.
 func ARPSPA(a netip.Addr) Field { return basic(OXMARPSPA, ip4(a)) }
+
+// ARPSPAMasked matches an ARP sender protocol address prefix; a /32 is an exact match.
+func ARPSPAMasked(p netip.Prefix) Field { return prefixField(OXMARPSPA, p) }
 
 // ARPTPA matches the ARP target protocol address.
 func ARPTPA(a netip.Addr) Field { return basic(OXMARPTPA, ip4(a)) }

@@ -42,6 +42,12 @@ func NewView(t *Topology, revision int64) *View {
 	for _, lv := range t.LocalVLANs {
 		v.setLocalVLAN(d, lv, false)
 	}
+	for i := range t.SecurityGroups {
+		v.setGroup(d, t.SecurityGroups[i].ID, &t.SecurityGroups[i])
+	}
+	for i := range t.SecurityGroupRules {
+		v.setRule(d, t.SecurityGroupRules[i].ID, &t.SecurityGroupRules[i])
+	}
 	d.all = true
 	v.derive(d)
 	return v
@@ -74,6 +80,11 @@ func emptyView(revision int64) *View {
 		endpoints:     map[string][]Endpoint{},
 		addrs:         map[string]map[netip.Addr]*PortInfo{},
 		holds:         map[string]portHold{},
+		groups:        map[string]*SecurityGroup{},
+		rules:         map[string]*SecurityGroupRule{},
+		rulesOfGroup:  map[string]map[string]*SecurityGroupRule{},
+		members:       map[string]map[string]*PortInfo{},
+		remoteOf:      map[string]map[string]*SecurityGroupRule{},
 	}
 }
 
@@ -149,6 +160,10 @@ func (v *View) applyOne(d *pending, c Change) error {
 		v.setHost(d, c.ID, orNil(o, del))
 	case *LocalVLAN:
 		v.setLocalVLAN(d, *o, del)
+	case *SecurityGroup:
+		v.setGroup(d, c.ID, orNil(o, del))
+	case *SecurityGroupRule:
+		v.setRule(d, c.ID, orNil(o, del))
 	}
 	return nil
 }
@@ -177,6 +192,8 @@ type pending struct {
 	ports     map[string]bool
 	moves     map[string]string // VM port -> host its binding left
 	noMoves   bool              // a hold or release: not a binding move
+	groups    map[string]bool   // security groups whose members changed
+	userHosts []hostGroup       // new members' hosts and groups
 }
 
 func (d *pending) touchPart(host, part string) {
@@ -191,7 +208,7 @@ func (d *pending) touchPart(host, part string) {
 func newPending() *pending {
 	return &pending{routers: map[string]bool{}, hosts: map[string]bool{}, nets: map[string]bool{},
 		affected: map[string]bool{}, parts: map[string]map[string]bool{}, neighRtrs: map[string]bool{},
-		plans: map[string]bool{}, ports: map[string]bool{}, moves: map[string]string{}}
+		plans: map[string]bool{}, ports: map[string]bool{}, moves: map[string]string{}, groups: map[string]bool{}}
 }
 
 func (d *pending) touchRouter(v *View, id string) {
@@ -214,7 +231,9 @@ func addAll(dst, src map[string]bool) {
 // (status, names, timestamps): then the change affects nobody's flows.
 func samePortShape(a, b *Port) bool {
 	return a.NetworkID == b.NetworkID && a.MACAddress == b.MACAddress && a.DeviceOwner == b.DeviceOwner &&
-		a.DeviceID == b.DeviceID && a.HostID == b.HostID && slices.Equal(a.FixedIPs, b.FixedIPs)
+		a.DeviceID == b.DeviceID && a.HostID == b.HostID && slices.Equal(a.FixedIPs, b.FixedIPs) &&
+		a.PortSecurityEnabled == b.PortSecurityEnabled && slices.Equal(a.SecurityGroups, b.SecurityGroups) &&
+		slices.Equal(a.AllowedAddressPairs, b.AllowedAddressPairs)
 }
 
 func (v *View) setPort(d *pending, id string, p *Port) {
@@ -231,6 +250,7 @@ func (v *View) setPort(d *pending, id string, p *Port) {
 	}
 	if old != nil {
 		v.touchPort(d, old)
+		v.unindexMember(d, old)
 		delSet(v.portsOnHost, old.HostID, id)
 		delSet(v.portsOnNet, old.NetworkID, id)
 		if IsRouterPort(old.DeviceOwner) {
@@ -266,6 +286,7 @@ func (v *View) setPort(d *pending, id string, p *Port) {
 		}
 		v.agentGW[k][id] = pi
 	}
+	v.indexMember(d, pi)
 	v.touchPort(d, pi)
 }
 

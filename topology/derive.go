@@ -73,6 +73,7 @@ func (v *View) derive(d *pending) {
 	if d.fips {
 		v.indexFIPs(d)
 	}
+	v.deriveGroups(d)
 }
 
 // deriveRouters recomputes the touched routers' interfaces, gateway and snat host, and the

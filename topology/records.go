@@ -184,11 +184,14 @@ type AddressPair struct {
 // SecurityGroup is a Neutron security group; its rules are records of their own.
 // Stateful groups are enforced with connection tracking, stateless ones per packet.
 type SecurityGroup struct {
-	ID             string    `json:"id"`
-	ProjectID      string    `json:"project_id"`
-	Name           string    `json:"name"`
-	Description    string    `json:"description"`
-	Stateful       bool      `json:"stateful"`
+	ID          string `json:"id"`
+	ProjectID   string `json:"project_id"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Stateful    bool   `json:"stateful"`
+	// Tag is a number unique among groups, assigned by the store when the group is
+	// created and never reused: it names the group in flows (its conjunction IDs).
+	Tag            uint32    `json:"tag"`
 	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
 	RevisionNumber int64     `json:"revision_number"`

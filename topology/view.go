@@ -52,6 +52,13 @@ type View struct {
 	addrs     map[string]map[netip.Addr]*PortInfo // network -> address -> first realized port holding it
 
 	holds map[string]portHold // moving VM ports held on the host they left (hold.go)
+
+	// Security groups (secgroups.go).
+	groups       map[string]*SecurityGroup
+	rules        map[string]*SecurityGroupRule
+	rulesOfGroup map[string]map[string]*SecurityGroupRule // group -> its rules
+	members      map[string]map[string]*PortInfo          // group -> firewalled ports naming it
+	remoteOf     map[string]map[string]*SecurityGroupRule // group -> rules naming it as remote
 }
 
 type agentGWKey struct{ host, network string }

@@ -105,3 +105,25 @@ func (s *Switch) AddFlow(f ofproto.Flow) error {
 	}
 	return nil
 }
+
+// ReplaceFlows deletes every flow and installs flows directly, as a full resync by another
+// controller would; the connection tracker keeps its connections.
+func (s *Switch) ReplaceFlows(flows []ofproto.Flow) error {
+	msg := ofproto.AppendFlowDelete(nil, 0, ofproto.TableAll, 0, nil, 0, 0, false)
+	fm, err := ofproto.DecodeFlowMod(msg)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	err = s.flows.apply(&fm, msg, s.cfg.NumTables, time.Now())
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("ofsim: delete all flows: %w", err)
+	}
+	for _, f := range flows {
+		if err := s.AddFlow(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -42,6 +42,12 @@ type packet struct {
 	tunID          uint64
 	tunSrc, tunDst [4]byte
 	hasTunDst      bool
+	recirc         uint8 // the table a ct action recirculates the packet to
+	hasRecirc      bool
+	ctState        uint32
+	ctZone         uint16
+	ctMark         uint32
+	conjID         uint32
 }
 
 func parsePacket(inPort uint32, frame []byte) (*packet, error) {
@@ -141,6 +147,14 @@ const (
 	fTunID
 	fTunSrc
 	fTunDst
+	fTCPSrc
+	fTCPDst
+	fUDPSrc
+	fUDPDst
+	fCTState
+	fCTZone
+	fCTMark
+	fConjID
 	fReg0 // fReg0+n
 )
 
@@ -182,6 +196,14 @@ func lookup(class uint16, typ uint8) (fid fieldID, width int) {
 			return fARPTHA, 6
 		case ofproto.OXMTunnelID:
 			return fTunID, 8
+		case ofproto.OXMTCPSrc:
+			return fTCPSrc, 2
+		case ofproto.OXMTCPDst:
+			return fTCPDst, 2
+		case ofproto.OXMUDPSrc:
+			return fUDPSrc, 2
+		case ofproto.OXMUDPDst:
+			return fUDPDst, 2
 		}
 	case ofproto.ClassNXM0:
 		switch typ {
@@ -218,6 +240,14 @@ func lookup(class uint16, typ uint8) (fid fieldID, width int) {
 			return fTunSrc, 4
 		case typ == ofproto.NXMTunIPv4Dst:
 			return fTunDst, 4
+		case typ == ofproto.NXMCTState:
+			return fCTState, 4
+		case typ == ofproto.NXMCTZone:
+			return fCTZone, 2
+		case typ == ofproto.NXMCTMark:
+			return fCTMark, 4
+		case typ == ofproto.NXMConjID:
+			return fConjID, 4
 		}
 	}
 	return fNone, 0
@@ -227,6 +257,8 @@ func lookup(class uint16, typ uint8) (fid fieldID, width int) {
 func (p *packet) get(f fieldID) (uint64, bool) {
 	be := beValue
 	isICMP := p.ip != nil && p.ip[9] == 1 && len(p.payload) >= 2
+	isTCP := p.ip != nil && p.ip[9] == 6 && len(p.payload) >= 4
+	isUDP := p.ip != nil && p.ip[9] == 17 && len(p.payload) >= 4
 	switch {
 	case f == fInPort:
 		return uint64(p.inPort), true
@@ -263,6 +295,18 @@ func (p *packet) get(f fieldID) (uint64, bool) {
 		return be(p.arp[18:24]), true
 	case f == fARPTPA && p.arp != nil:
 		return be(p.arp[24:28]), true
+	case f == fTCPSrc && isTCP, f == fUDPSrc && isUDP:
+		return be(p.payload[0:2]), true
+	case f == fTCPDst && isTCP, f == fUDPDst && isUDP:
+		return be(p.payload[2:4]), true
+	case f == fCTState:
+		return uint64(p.ctState), true
+	case f == fCTZone:
+		return uint64(p.ctZone), true
+	case f == fCTMark:
+		return uint64(p.ctMark), true
+	case f == fConjID:
+		return uint64(p.conjID), true
 	case f == fTunID:
 		return p.tunID, true
 	case f == fTunSrc:
@@ -379,6 +423,11 @@ func (s *Switch) Execute(inPort uint32, frame []byte) ([]Output, error) {
 		if err != nil {
 			return outs, fmt.Errorf("ofsim execute: table %d flow %s: %w", table, f.String(), err)
 		}
+		if p.hasRecirc {
+			// ct(table=N): the tracked packet resumes in table N.
+			table, p.hasRecirc = p.recirc, false
+			continue
+		}
 		if f.HasMetadata {
 			p.metadata = p.metadata&^f.MetadataMask | f.Metadata&f.MetadataMask
 		}
@@ -391,13 +440,19 @@ func (s *Switch) Execute(inPort uint32, frame []byte) ([]Output, error) {
 }
 
 // lookupFlow finds the highest-priority flow of table matching p and counts the packet.
+// Conjunctive flows (conjunction actions) match only together: when those matched at one
+// priority complete a conjunction, the table is looked up again with conj_id set, as in
+// Open vSwitch; otherwise the lookup goes on at lower priorities.
 func (s *Switch) lookupFlow(table uint8, p *packet, n int) (*entry, *ofproto.Flow, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var best *entry
-	var bestFlow ofproto.Flow
+	type hit struct {
+		e *entry
+		f ofproto.Flow
+	}
+	var hits []hit
 	for _, e := range s.flows {
-		if e.table != table || (best != nil && e.priority <= best.priority) {
+		if e.table != table {
 			continue
 		}
 		f, err := e.flow()
@@ -405,15 +460,44 @@ func (s *Switch) lookupFlow(table uint8, p *packet, n int) (*entry, *ofproto.Flo
 			return nil, nil, fmt.Errorf("ofsim execute: stored flow: %w", err)
 		}
 		if p.matches(f.Match) {
-			best, bestFlow = e, f
+			hits = append(hits, hit{e, f})
 		}
 	}
-	if best == nil {
-		return nil, nil, nil
+	slices.SortStableFunc(hits, func(a, b hit) int { return int(b.e.priority) - int(a.e.priority) })
+	for i := 0; i < len(hits); {
+		if len(conjunctions(&hits[i].f)) == 0 {
+			h := hits[i]
+			h.e.packets++
+			h.e.bytes += uint64(n)
+			return h.e, &h.f, nil
+		}
+		j := i
+		var same []*ofproto.Flow
+		for ; j < len(hits) && hits[j].e.priority == hits[i].e.priority; j++ {
+			if len(conjunctions(&hits[j].f)) > 0 {
+				same = append(same, &hits[j].f)
+			}
+		}
+		if id, ok := completeConjunction(same); ok && p.conjID == 0 {
+			p.conjID = id
+			s.mu.Unlock()
+			e, f, err := s.lookupFlow(table, p, n)
+			s.mu.Lock()
+			p.conjID = 0
+			return e, f, err
+		}
+		// Non-conjunctive flows of the same priority still match.
+		for k := i; k < j; k++ {
+			if len(conjunctions(&hits[k].f)) == 0 {
+				h := hits[k]
+				h.e.packets++
+				h.e.bytes += uint64(n)
+				return h.e, &h.f, nil
+			}
+		}
+		i = j
 	}
-	best.packets++
-	best.bytes += uint64(n)
-	return best, &bestFlow, nil
+	return nil, nil, nil
 }
 
 func (s *Switch) applyActions(p *packet, f *ofproto.Flow, outs []Output) ([]Output, error) {
@@ -479,6 +563,16 @@ func (s *Switch) applyActions(p *packet, f *ofproto.Flow, outs []Output) ([]Outp
 			if err := regMove(p, a); err != nil {
 				return outs, err
 			}
+		case ofproto.CT:
+			if err := s.conntrack(p, a); err != nil {
+				return outs, err
+			}
+			if a.HasTable {
+				p.recirc, p.hasRecirc = a.Table, true
+				return outs, nil
+			}
+		case ofproto.CTClear:
+			p.ctState, p.ctZone, p.ctMark = 0, 0, 0
 		default:
 			return outs, fmt.Errorf("action %s is not simulated", a.String())
 		}

@@ -94,6 +94,7 @@ type Switch struct {
 	packetOuts  []PacketOut
 	nextFM      time.Time         // flow-mod rate limiter
 	meters      map[uint32][]byte // meter ID -> its last METER_MOD body (flags and bands)
+	conns       map[connKey]*conn // the connection tracker (conntrack.go)
 }
 
 // New returns a disconnected switch.

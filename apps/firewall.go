@@ -1,0 +1,446 @@
+package apps
+
+import (
+	"cmp"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/dvrflow/dvrflow/ofproto"
+	"github.com/dvrflow/dvrflow/topology"
+)
+
+// The firewall app: security groups and port security on br-int, after Neutron's
+// openvswitch firewall driver. A firewalled port's traffic (topology.Firewalled) leaves
+// LOCAL_SWITCHING for BASE_EGRESS with its OpenFlow port in RegPort and its network's
+// conntrack zone (the network's local VLAN on this host) in RegZone; traffic to it leaves
+// TRANSIENT for BASE_INGRESS the same way. The base tables let through only the port's own
+// addresses (anti-spoofing: its MAC and fixed IPs, its allowed address pairs), ARP and DHCP
+// as a client, and send IPv4 into conntrack; the rules tables accept what a rule of the
+// port's groups allows, new connections and, rule by rule again, every packet of an
+// established one in its original direction; replies and related traffic pass; what
+// matches no rule is dropped, and an established connection that no rule allows any more is
+// marked in conntrack (ct_mark 1) and dropped from then on, in both directions. Rules with
+// a remote group are conjunctions: one flow per member address (PartRemoteGroups) and one
+// per port and rule, not members x rules. Stateless groups skip conntrack. Broadcast and
+// multicast to the port are delivered by TRANSIENT's flood flow, as Neutron's NORMAL does;
+// only IPv4 is filtered, anything else from or to a firewalled port is dropped.
+
+// Registers of the firewall, as Neutron's driver uses them.
+const (
+	RegPort = 5 // the firewalled port's OpenFlow port
+	RegZone = 6 // the conntrack zone of its network: the network's local VLAN
+)
+
+// ctMarkCut is the mark of a connection that no rule allows any more (Neutron's
+// CT_MARK_INVALID).
+const ctMarkCut uint32 = 1
+
+// Priorities in the firewall tables.
+const (
+	prioFWDrop     uint16 = 10  // the port's catch-all drop (its counters count what was refused)
+	prioFWNotAllow uint16 = 40  // no rule allowed it: drop a new packet, mark an established connection
+	prioFWState    uint16 = 50  // invalid or cut: drop; replies and related: accept
+	prioFWAddr     uint16 = 65  // the port's own addresses into conntrack
+	prioFWRule     uint16 = 70  // a rule
+	prioFWConj     uint16 = 71  // a rule with a remote group: its conjunction clauses and conj_id
+	prioFWDHCPSrv  uint16 = 70  // DHCP server replies from the port: dropped
+	prioFWDHCP     uint16 = 80  // DHCP client requests
+	prioFWTracked  uint16 = 80  // ingress already tracked in the zone (same-network egress)
+	prioFWTrack    uint16 = 90  // ingress into conntrack
+	prioFWCommit   uint16 = 90  // commit a new connection
+	prioFWARP      uint16 = 95  // ARP with one of the port's addresses
+	prioFWIngARP   uint16 = 100 // ARP to the port
+	prioFWIngDHCP  uint16 = 95  // DHCP offers to the port
+	prioFWDeliver  uint16 = 90  // accepted: out to the port
+	prioFWDelivNew uint16 = 100 // accepted and new: commit, out to the port
+)
+
+// ct_state combinations the firewall matches (Neutron's OF_STATE_*).
+var (
+	stNewNotEst  = ofproto.CTState(ofproto.CTTrk|ofproto.CTNew, ofproto.CTTrk|ofproto.CTNew|ofproto.CTEst)
+	stEstNotRpl  = ofproto.CTState(ofproto.CTEst, ofproto.CTEst|ofproto.CTRel|ofproto.CTRpl)
+	stEstReply   = ofproto.CTState(ofproto.CTEst|ofproto.CTRpl, ofproto.CTEst|ofproto.CTRel|ofproto.CTRpl)
+	stRelated    = ofproto.CTState(ofproto.CTRel, ofproto.CTNew|ofproto.CTEst|ofproto.CTRel|ofproto.CTInv)
+	stInvalid    = ofproto.CTState(ofproto.CTTrk|ofproto.CTInv, ofproto.CTTrk|ofproto.CTInv)
+	stNotTracked = ofproto.CTState(0, ofproto.CTTrk)
+	stTracked    = ofproto.CTState(ofproto.CTTrk, ofproto.CTTrk)
+	stNotEst     = ofproto.CTState(0, ofproto.CTEst)
+	stEst        = ofproto.CTState(ofproto.CTEst, ofproto.CTEst)
+)
+
+// zoneFromReg is the ct zone held in RegZone.
+var zoneFromReg = ofproto.FieldRef{Class: ofproto.ClassNXM1, Type: ofproto.NXMReg0 + RegZone, Bytes: 4}
+
+// fwDir is what differs between the two directions of the firewall.
+type fwDir struct {
+	name     string // topology.DirectionEgress or DirectionIngress
+	rules    uint8  // the rules table
+	accept   uint8  // where an accepted packet goes
+	conjBit  uint32 // low bit of the direction's conjunction IDs
+	remoteIP func(netip.Prefix) ofproto.Field
+}
+
+var (
+	dirEgress  = fwDir{topology.DirectionEgress, IntRulesEgress, IntAcceptedEgress, 0, ofproto.IPv4DstMasked}
+	dirIngress = fwDir{topology.DirectionIngress, IntRulesIngress, IntAcceptedIngress, 1, ofproto.IPv4SrcMasked}
+)
+
+// conjID is the conjunction of the rules naming group g as remote in direction d.
+func (d fwDir) conjID(g *topology.SecurityGroup) uint32 { return g.Tag<<1 | d.conjBit }
+
+// fwEntry is what LOCAL_SWITCHING (egress) and TRANSIENT (ingress) do to a firewalled
+// port's packets before going to the firewall: note the port and the zone.
+func fwEntry(ofport uint32, zone uint16) []ofproto.Action {
+	return []ofproto.Action{ofproto.SetReg(RegPort, ofport), ofproto.SetReg(RegZone, uint32(zone))}
+}
+
+// firewallBridge is the firewall's bridge-wide flows of br-int.
+func firewallBridge() []ofproto.Flow {
+	cookie := Cookie(AppFirewall)
+	ip := ofproto.EthType(ofproto.EthTypeIPv4)
+	return []ofproto.Flow{
+		{Table: IntRulesEgress, Priority: prioFWState, Cookie: cookie, Match: ofproto.Match{stInvalid}},
+		{Table: IntRulesIngress, Priority: prioFWState, Cookie: cookie, Match: ofproto.Match{stInvalid}},
+		{Table: IntAcceptedEgress, Priority: prioFWCommit, Cookie: cookie, Match: ofproto.Match{stNewNotEst, ip},
+			Actions: []ofproto.Action{ofproto.CT{Commit: true, ZoneSrc: zoneFromReg}}, Goto: IntTransient, HasGoto: true},
+	}
+}
+
+// firewallNet computes the flows of the firewalled ports of network netID plugged into
+// bridge st (br-int).
+func firewallNet(v *topology.View, st *BridgeState, netID string) []ofproto.Flow {
+	if st.Bridge != topology.BrInt {
+		return nil
+	}
+	zone, ok := v.LocalVLAN(st.Host, netID)
+	if !ok {
+		return nil
+	}
+	var out []ofproto.Flow
+	for _, ep := range v.Endpoints(netID) {
+		if ep.Port.MAC == nil || !topology.Firewalled(ep.Port.Port) || !slices.Contains(ep.Hosts, st.Host) {
+			continue
+		}
+		if ofport, ok := st.Ports[OVSPortName(ep.Port.Port)]; ok {
+			out = append(out, firewallPort(v, ep.Port, ofport, zone)...)
+		}
+	}
+	return out
+}
+
+// firewallPort computes the flows of one firewalled port p, plugged as ofport, on a network
+// whose zone (local VLAN) is zone.
+func firewallPort(v *topology.View, p *topology.PortInfo, ofport uint32, zone uint16) []ofproto.Flow {
+	cookie := Cookie(AppFirewall)
+	reg := ofproto.Reg(RegPort, ofport)
+	ip := ofproto.EthType(ofproto.EthTypeIPv4)
+	arp := ofproto.EthType(ofproto.EthTypeARP)
+	udp := ofproto.IPProto(uint8(ofproto.IPProtoUDP))
+	stateful := v.Stateful(p.Port)
+	deliver := []ofproto.Action{ofproto.PopVLAN{}, ofproto.Output{Port: ofport}}
+	tagged := ofproto.VLANVID(zone) // the local VLAN the frame carries (pop_vlan needs it matched)
+	flow := func(table uint8, prio uint16, m ofproto.Match) ofproto.Flow {
+		return ofproto.Flow{Table: table, Priority: prio, Cookie: cookie, Match: m}
+	}
+	var out []ofproto.Flow
+	add := func(f ofproto.Flow, actions []ofproto.Action, next uint8, hasNext bool) {
+		f.Actions, f.Goto, f.HasGoto = actions, next, hasNext
+		out = append(out, f)
+	}
+
+	// BASE_EGRESS: only the port's own addresses.
+	for _, a := range sourcesOf(p) {
+		arpSPA := ofproto.ARPSPAMasked(a.prefix)
+		add(flow(IntBaseEgress, prioFWARP, ofproto.Match{reg, arp, ofproto.EthSrc(a.mac), arpSPA}), nil, IntARPResponder, true)
+		m := ofproto.Match{reg, ip, ofproto.EthSrc(a.mac), ofproto.IPv4SrcMasked(a.prefix)}
+		if stateful {
+			add(flow(IntBaseEgress, prioFWAddr, m), []ofproto.Action{ofproto.CT{ZoneSrc: zoneFromReg, HasTable: true, Table: IntRulesEgress}}, 0, false)
+		} else {
+			add(flow(IntBaseEgress, prioFWAddr, m), nil, IntRulesEgress, true)
+		}
+	}
+	add(flow(IntBaseEgress, prioFWDHCP, ofproto.Match{reg, ip, udp, ofproto.UDPSrc(68), ofproto.UDPDst(67)}), nil, IntAcceptedEgress, true)
+	add(flow(IntBaseEgress, prioFWDHCPSrv, ofproto.Match{reg, ip, udp, ofproto.UDPSrc(67), ofproto.UDPDst(68)}), nil, 0, false)
+	add(flow(IntBaseEgress, prioFWDrop, ofproto.Match{reg}), nil, 0, false)
+
+	// BASE_INGRESS: ARP and DHCP offers pass, IPv4 goes into conntrack (unless the same
+	// network's egress tracked it already in this zone), anything else is dropped.
+	add(flow(IntBaseIngress, prioFWIngARP, ofproto.Match{reg, tagged, arp}), deliver, 0, false)
+	add(flow(IntBaseIngress, prioFWIngDHCP, ofproto.Match{reg, tagged, ip, udp, ofproto.UDPSrc(67), ofproto.UDPDst(68)}), deliver, 0, false)
+	if stateful {
+		add(flow(IntBaseIngress, prioFWTrack, ofproto.Match{reg, ip, stNotTracked}),
+			[]ofproto.Action{ofproto.CT{ZoneSrc: zoneFromReg, HasTable: true, Table: IntRulesIngress}}, 0, false)
+		add(flow(IntBaseIngress, prioFWTracked, ofproto.Match{reg, ip, stTracked}), nil, IntRulesIngress, true)
+	} else {
+		add(flow(IntBaseIngress, prioFWTrack, ofproto.Match{reg, ip}), nil, IntRulesIngress, true)
+	}
+	add(flow(IntBaseIngress, prioFWDrop, ofproto.Match{reg}), nil, 0, false)
+
+	// RULES_EGRESS and RULES_INGRESS.
+	for _, d := range []fwDir{dirEgress, dirIngress} {
+		if stateful {
+			cut := []ofproto.Action{ofproto.CT{Commit: true, ZoneSrc: zoneFromReg, Actions: []ofproto.Action{ofproto.SetCTMark(ctMarkCut)}}}
+			add(flow(d.rules, prioFWState, ofproto.Match{reg, ofproto.CTMark(ctMarkCut, ^uint32(0))}), nil, 0, false)
+			add(flow(d.rules, prioFWState, ofproto.Match{reg, stEstReply, ofproto.CTMark(0, ^uint32(0)), ofproto.CTZone(zone)}), nil, d.accept, true)
+			add(flow(d.rules, prioFWState, ofproto.Match{reg, stRelated, ofproto.CTMark(0, ^uint32(0)), ofproto.CTZone(zone)}), nil, d.accept, true)
+			add(flow(d.rules, prioFWNotAllow, ofproto.Match{reg, stNotEst}), nil, 0, false)
+			add(flow(d.rules, prioFWNotAllow, ofproto.Match{reg, ip, stEst}), cut, 0, false)
+		} else {
+			add(flow(d.rules, prioFWNotAllow, ofproto.Match{reg}), nil, 0, false)
+		}
+		out = append(out, ruleFlows(v, p, reg, d, stateful)...)
+	}
+
+	// ACCEPTED_INGRESS: out to the port, committing what is new.
+	if stateful {
+		add(flow(IntAcceptedIngress, prioFWDelivNew, ofproto.Match{reg, tagged, ip, stNewNotEst}),
+			append([]ofproto.Action{ofproto.CT{Commit: true, ZoneSrc: zoneFromReg}}, deliver...), 0, false)
+	}
+	add(flow(IntAcceptedIngress, prioFWDeliver, ofproto.Match{reg, tagged}), deliver, 0, false)
+	return out
+}
+
+// ruleFlows computes the rules of port p's groups in direction d: a flow per rule and
+// connection state, and for rules with a remote group the port's clause of the group's
+// conjunction. Flows of equal match are merged (their conjunction actions joined).
+func ruleFlows(v *topology.View, p *topology.PortInfo, reg ofproto.Field, d fwDir, stateful bool) []ofproto.Flow {
+	cookie := Cookie(AppFirewall)
+	states := []ofproto.Field{stNewNotEst, stEstNotRpl}
+	if !stateful {
+		states = []ofproto.Field{{}}
+	}
+	var out []ofproto.Flow
+	byMatch := map[ofproto.FlowKey]int{}
+	put := func(f ofproto.Flow) {
+		f.Match = f.Match.Canonical()
+		k := f.Key()
+		if i, ok := byMatch[k]; ok {
+			if len(f.Actions) > 0 {
+				out[i].Actions = mergeConj(out[i].Actions, f.Actions)
+			}
+			return
+		}
+		byMatch[k] = len(out)
+		out = append(out, f)
+	}
+	for _, g := range p.SecurityGroups {
+		for _, r := range v.GroupRules(g) {
+			if r.Direction != d.name || r.EtherType != topology.EtherTypeIPv4 {
+				continue
+			}
+			l4, ok := ruleL4(r)
+			if !ok {
+				continue
+			}
+			var remote ofproto.Match
+			if r.RemoteIPPrefix != "" {
+				pfx, err := netip.ParsePrefix(r.RemoteIPPrefix)
+				if err != nil || !pfx.Addr().Is4() {
+					continue
+				}
+				if pfx.Bits() > 0 {
+					remote = ofproto.Match{d.remoteIP(pfx)}
+				}
+			}
+			var rg *topology.SecurityGroup
+			if r.RemoteGroupID != "" {
+				if rg = v.SecurityGroup(r.RemoteGroupID); rg == nil {
+					continue
+				}
+			}
+			for _, st := range states {
+				for _, m4 := range l4 {
+					m := ofproto.Match{reg, ofproto.EthType(ofproto.EthTypeIPv4)}
+					if st.Mask != nil {
+						m = append(m, st)
+					}
+					m = append(m, remote...)
+					m = append(m, m4...)
+					f := ofproto.Flow{Table: d.rules, Priority: prioFWRule, Cookie: cookie, Match: m, Goto: d.accept, HasGoto: true}
+					if rg != nil {
+						f.Priority, f.Goto, f.HasGoto = prioFWConj, 0, false
+						f.Actions = []ofproto.Action{ofproto.Conjunction{ID: d.conjID(rg), Clause: 1, NClauses: 2}}
+					}
+					put(f)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// mergeConj joins the conjunction actions of two flows of equal match, sorted by ID.
+func mergeConj(a, b []ofproto.Action) []ofproto.Action {
+	out := slices.Clone(a)
+	for _, x := range b {
+		if !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	slices.SortFunc(out, func(x, y ofproto.Action) int {
+		cx, _ := x.(ofproto.Conjunction)
+		cy, _ := y.(ofproto.Conjunction)
+		return cmp.Or(cmp.Compare(cx.ID, cy.ID), cmp.Compare(cx.Clause, cy.Clause))
+	})
+	return out
+}
+
+// ruleL4 is the protocol part of a rule's matches (several for a port range that is not one
+// prefix). It reports false for a rule the data path cannot express exactly (a port range
+// of a protocol without port fields here): such a rule allows nothing rather than more.
+func ruleL4(r *topology.SecurityGroupRule) ([]ofproto.Match, bool) {
+	num := topology.ProtocolNumber(r.Protocol)
+	if num < 0 {
+		return []ofproto.Match{nil}, true
+	}
+	proto := ofproto.IPProto(uint8(num))
+	switch num {
+	case ofproto.IPProtoTCP, ofproto.IPProtoUDP:
+		if r.PortRangeMin == nil {
+			return []ofproto.Match{{proto}}, true
+		}
+		hi := *r.PortRangeMin
+		if r.PortRangeMax != nil {
+			hi = *r.PortRangeMax
+		}
+		var out []ofproto.Match
+		for _, pm := range portMasks(uint16(*r.PortRangeMin), uint16(hi)) {
+			f := ofproto.TCPDstMasked(pm.value, pm.mask)
+			if num == ofproto.IPProtoUDP {
+				f = ofproto.UDPDstMasked(pm.value, pm.mask)
+			}
+			out = append(out, ofproto.Match{proto, f})
+		}
+		return out, true
+	case ofproto.IPProtoICMP:
+		m := ofproto.Match{proto}
+		if r.PortRangeMin != nil {
+			m = append(m, ofproto.ICMPv4Type(uint8(*r.PortRangeMin)))
+			if r.PortRangeMax != nil {
+				m = append(m, ofproto.ICMPv4Code(uint8(*r.PortRangeMax)))
+			}
+		}
+		return []ofproto.Match{m}, true
+	}
+	if r.PortRangeMin != nil {
+		return nil, false
+	}
+	return []ofproto.Match{{proto}}, true
+}
+
+type portMask struct{ value, mask uint16 }
+
+// portMasks covers the port range [lo, hi] with value/mask pairs, the fewest there are.
+func portMasks(lo, hi uint16) []portMask {
+	var out []portMask
+	for l := uint32(lo); l <= uint32(hi); {
+		size := uint32(1)
+		for l&(size*2-1) == 0 && l+size*2-1 <= uint32(hi) && size < 1<<16 {
+			size *= 2
+		}
+		out = append(out, portMask{uint16(l), uint16(^(size - 1))})
+		l += size
+	}
+	return out
+}
+
+// portAddr is a source a firewalled port may send from.
+type portAddr struct {
+	mac    net.HardwareAddr
+	prefix netip.Prefix
+}
+
+// sourcesOf returns port p's IPv4 sources: its MAC with each fixed IP, and each allowed
+// address pair, sorted and without duplicates.
+func sourcesOf(p *topology.PortInfo) []portAddr {
+	var out []portAddr
+	for _, ip := range p.IPs {
+		if ip.Addr.Is4() {
+			out = append(out, portAddr{p.MAC, netip.PrefixFrom(ip.Addr, 32)})
+		}
+	}
+	for _, pair := range p.AllowedAddressPairs {
+		pfx, ok := pairPrefix(pair.IPAddress)
+		if !ok || !pfx.Addr().Is4() {
+			continue
+		}
+		mac := p.MAC
+		if m, err := net.ParseMAC(pair.MACAddress); err == nil {
+			mac = m
+		}
+		out = append(out, portAddr{mac, pfx})
+	}
+	slices.SortFunc(out, func(a, b portAddr) int {
+		return cmp.Or(cmp.Compare(a.mac.String(), b.mac.String()), a.prefix.Addr().Compare(b.prefix.Addr()), cmp.Compare(a.prefix.Bits(), b.prefix.Bits()))
+	})
+	return slices.CompactFunc(out, func(a, b portAddr) bool { return a.mac.String() == b.mac.String() && a.prefix == b.prefix })
+}
+
+// pairPrefix parses an allowed address pair's address or prefix.
+func pairPrefix(s string) (netip.Prefix, bool) {
+	if pfx, err := netip.ParsePrefix(s); err == nil {
+		return pfx.Masked(), true
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	return netip.PrefixFrom(a, a.BitLen()), true
+}
+
+// memberAddrs returns the IPv4 addresses and prefixes of group g's members (their fixed
+// IPs and allowed address pairs), sorted and without duplicates.
+func memberAddrs(v *topology.View, g string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range v.GroupMembers(g) {
+		for _, a := range sourcesOf(p) {
+			out = append(out, a.prefix)
+		}
+	}
+	slices.SortFunc(out, func(a, b netip.Prefix) int {
+		return cmp.Or(a.Addr().Compare(b.Addr()), cmp.Compare(a.Bits(), b.Bits()))
+	})
+	return slices.Compact(out)
+}
+
+// remoteGroupFlows is the part PartRemoteGroups of host's br-int: for every group that a
+// rule of a firewalled port there names as remote, in each direction such a rule has, the
+// members' clause of the group's conjunction (one flow per member address, carrying the
+// conjunctions of every group that holds the address) and the conjunction's accept flow.
+func remoteGroupFlows(v *topology.View, host string) []ofproto.Flow {
+	cookie := Cookie(AppFirewall)
+	ip := ofproto.EthType(ofproto.EthTypeIPv4)
+	var out []ofproto.Flow
+	for _, d := range []fwDir{dirEgress, dirIngress} {
+		clauses := map[netip.Prefix][]ofproto.Action{}
+		for _, id := range v.RemoteGroupsOn(host) {
+			g := v.SecurityGroup(id)
+			if g == nil || len(v.RemoteGroupUsers(host, id, d.name)) == 0 {
+				continue
+			}
+			conj := d.conjID(g)
+			out = append(out, ofproto.Flow{Table: d.rules, Priority: prioFWConj, Cookie: cookie,
+				Match: ofproto.Match{ip, ofproto.ConjID(conj)}, Goto: d.accept, HasGoto: true})
+			for _, a := range memberAddrs(v, id) {
+				if a.Addr().Is4() {
+					clauses[a] = append(clauses[a], ofproto.Conjunction{ID: conj, Clause: 0, NClauses: 2})
+				}
+			}
+		}
+		addrs := slices.SortedFunc(func(yield func(netip.Prefix) bool) {
+			for a := range clauses {
+				if !yield(a) {
+					return
+				}
+			}
+		}, func(a, b netip.Prefix) int {
+			return cmp.Or(a.Addr().Compare(b.Addr()), cmp.Compare(a.Bits(), b.Bits()))
+		})
+		for _, a := range addrs {
+			out = append(out, ofproto.Flow{Table: d.rules, Priority: prioFWConj, Cookie: cookie,
+				Match: ofproto.Match{ip, d.remoteIP(a)}, Actions: mergeConj(nil, clauses[a])})
+		}
+	}
+	return out
+}

@@ -1,0 +1,221 @@
+package apps
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/dvrflow/dvrflow/ofproto"
+	"github.com/dvrflow/dvrflow/ofproto/ofsim"
+	"github.com/dvrflow/dvrflow/topology"
+	"go.uber.org/zap"
+)
+
+// The firewall's flows run through the simulated switch (ofsim models conntrack and
+// conjunctions as Open vSwitch does): each case sends one frame into compute1's br-int of
+// the seed scenario, with VM5 (10.0.1.7, default group) added next to VM1 on Net1.
+
+const (
+	vm1IP, vm3IP, vm5IP = "10.0.1.5", "10.0.2.3", "10.0.1.7"
+	vm5ID               = "vm5-000000000000"
+)
+
+var (
+	vm1MAC = mustMAC("fa:16:3e:00:01:05")
+	vm3MAC = mustMAC("fa:16:3e:00:02:03")
+	vm5MAC = mustMAC("fa:16:3e:00:01:07")
+	gw1MAC = mustMAC("fa:16:3e:00:01:01")
+)
+
+func mustMAC(s string) net.HardwareAddr {
+	m, err := net.ParseMAC(s)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+func firewallTopology() *topology.Topology {
+	t := seedTopology()
+	t.Ports = append(t.Ports, topology.Port{ID: vm5ID, NetworkID: "net1-000000000000", MACAddress: vm5MAC.String(),
+		DeviceOwner: "compute:nova", DeviceID: "vm5", HostID: "compute1", PortSecurityEnabled: true,
+		SecurityGroups: []string{"sgdef-0000000000"},
+		FixedIPs:       []topology.FixedIP{{SubnetID: "sub1-000000000000", IPAddress: vm5IP}}})
+	return withVLANs(t)
+}
+
+// l4Frame is an Ethernet frame (802.1Q-tagged when vlan > 0) carrying IPv4 with a TCP or
+// UDP header (proto 6 or 17) or an ICMP echo request (proto 1, sport as its identifier).
+func l4Frame(dst, src net.HardwareAddr, vlan uint16, ipSrc, ipDst string, proto uint8, sport, dport uint16) []byte {
+	b := append(append([]byte{}, dst...), src...)
+	if vlan > 0 {
+		b = binary.BigEndian.AppendUint16(b, ofproto.EthTypeVLAN)
+		b = binary.BigEndian.AppendUint16(b, vlan)
+	}
+	b = binary.BigEndian.AppendUint16(b, ofproto.EthTypeIPv4)
+	var l4 []byte
+	switch proto {
+	case 1:
+		l4 = []byte{8, 0, 0, 0, byte(sport >> 8), byte(sport), 0, 1}
+	case 6:
+		l4 = binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, sport), dport)
+		l4 = append(l4, make([]byte, 16)...)
+	default:
+		l4 = binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, sport), dport)
+		l4 = append(l4, 0, 8, 0, 0)
+	}
+	ip := []byte{0x45, 0, 0, byte(20 + len(l4)), 0, 1, 0, 0, 64, proto, 0, 0}
+	ip = append(ip, netip.MustParseAddr(ipSrc).AsSlice()...)
+	ip = append(ip, netip.MustParseAddr(ipDst).AsSlice()...)
+	return append(append(b, ip...), l4...)
+}
+
+func arpFrame(src net.HardwareAddr, spa, tpa string) []byte {
+	return ofproto.AppendARPRequest(nil, 0, src, netip.MustParseAddr(spa), netip.MustParseAddr(tpa))
+}
+
+type fwBridge struct {
+	t  *testing.T
+	sw *ofsim.Switch
+	st *BridgeState
+}
+
+func newFWBridge(t *testing.T, v *topology.View, host string) *fwBridge {
+	st := seedBridge(v, host, topology.BrInt)
+	var ports []ofsim.Port
+	for name, no := range st.Ports {
+		ports = append(ports, ofsim.Port{No: no, Name: name})
+	}
+	b := &fwBridge{t: t, sw: ofsim.New(zap.NewNop(), ofsim.Config{Ports: ports}), st: st}
+	b.load(v)
+	return b
+}
+
+// load installs the flows of View v, keeping the tracked connections.
+func (b *fwBridge) load(v *topology.View) {
+	b.t.Helper()
+	if err := b.sw.ReplaceFlows(Flows(v, b.st)); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+func (b *fwBridge) port(id string) uint32 { return b.st.Ports[VMPortName(id)] }
+
+// send executes frame from inPort and returns the ports it left by.
+func (b *fwBridge) send(inPort uint32, frame []byte) []uint32 {
+	b.t.Helper()
+	outs, err := b.sw.Execute(inPort, frame)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	var ports []uint32
+	for _, o := range outs {
+		ports = append(ports, o.Port)
+	}
+	return ports
+}
+
+func (b *fwBridge) expect(what string, inPort uint32, frame []byte, want ...uint32) {
+	b.t.Helper()
+	got := b.send(inPort, frame)
+	if len(got) != len(want) || (len(want) == 1 && got[0] != want[0]) {
+		b.t.Errorf("%s: left by %v, want %v", what, got, want)
+	}
+}
+
+func TestFirewallFlows(t *testing.T) {
+	v := topology.NewView(firewallTopology(), 7)
+	b := newFWBridge(t, v, "compute1")
+	vm1, vm3, vm5 := b.port("vm1-000000000000"), b.port("vm3-000000000000"), b.port(vm5ID)
+	tun := b.st.Ports[PortPatchTun]
+	qr1 := b.st.Ports[OVSPortName(v.Port("qr1-000000000000").Port)]
+	net1VLAN, _ := v.LocalVLAN("compute1", "net1-000000000000")
+	net2VLAN, _ := v.LocalVLAN("compute1", "net2-000000000000")
+	const tcp, udp, icmp = 6, 17, 1
+
+	// The default group: its members reach each other, replies pass.
+	b.expect("VM5 -> VM1 tcp/80 (same group)", vm5, l4Frame(vm1MAC, vm5MAC, 0, vm5IP, vm1IP, tcp, 40000, 80), vm1)
+	b.expect("VM1 -> VM5 reply", vm1, l4Frame(vm5MAC, vm1MAC, 0, vm1IP, vm5IP, tcp, 80, 40000), vm5)
+	b.expect("VM5 -> VM1 again (established)", vm5, l4Frame(vm1MAC, vm5MAC, 0, vm5IP, vm1IP, tcp, 40000, 80), vm1)
+	// From outside the group (a routed or floating IP source, through the tunnel).
+	outside := "172.24.4.100"
+	b.expect("outside -> VM1 tcp/80 refused", tun, l4Frame(vm1MAC, gw1MAC, 0x1000|net1VLAN, outside, vm1IP, tcp, 40001, 80))
+	b.expect("outside -> VM1 tcp/22 (ssh group)", tun, l4Frame(vm1MAC, gw1MAC, 0x1000|net1VLAN, outside, vm1IP, tcp, 40002, 22), vm1)
+	b.expect("outside -> VM1 ping (ssh group)", tun, l4Frame(vm1MAC, gw1MAC, 0x1000|net1VLAN, outside, vm1IP, icmp, 7, 0), vm1)
+	b.expect("outside -> VM5 tcp/22 refused (default group only)", tun, l4Frame(vm5MAC, gw1MAC, 0x1000|net1VLAN, outside, vm5IP, tcp, 40003, 22))
+	// Egress is open in the default group, and its replies come back with no ingress rule.
+	b.expect("VM5 -> outside tcp/443", vm5, l4Frame(gw1MAC, vm5MAC, 0, vm5IP, outside, tcp, 40004, 443), qr1)
+	b.expect("outside -> VM5 reply", tun, l4Frame(vm5MAC, gw1MAC, 0x1000|net1VLAN, outside, vm5IP, tcp, 443, 40004), vm5)
+
+	// Anti-spoofing.
+	b.expect("VM5 with another IP", vm5, l4Frame(vm1MAC, vm5MAC, 0, "10.0.1.99", vm1IP, tcp, 40005, 80))
+	b.expect("VM5 with another MAC", vm5, l4Frame(vm1MAC, mustMAC("fa:16:3e:00:01:99"), 0, vm5IP, vm1IP, tcp, 40006, 80))
+	b.expect("VM5 ARP with another sender address", vm5, arpFrame(vm5MAC, "10.0.1.99", vm1IP))
+	b.expect("VM5 ARP for VM1 (to the controller)", vm5, arpFrame(vm5MAC, vm5IP, vm1IP), ofproto.PortController)
+	b.expect("VM5 as a DHCP server", vm5, l4Frame(vm1MAC, vm5MAC, 0, vm5IP, vm1IP, udp, 67, 68))
+
+	// VM3's stateless group: udp 5000-5010 from 10.0.0.0/16 only, and no replies for free.
+	b.expect("udp/5005 to VM3", tun, l4Frame(vm3MAC, gw1MAC, 0x1000|net2VLAN, "10.0.1.6", vm3IP, udp, 999, 5005), vm3)
+	b.expect("udp/5011 to VM3 refused", tun, l4Frame(vm3MAC, gw1MAC, 0x1000|net2VLAN, "10.0.1.6", vm3IP, udp, 999, 5011))
+	b.expect("udp/5005 from outside 10.0/16 refused", tun, l4Frame(vm3MAC, gw1MAC, 0x1000|net2VLAN, "10.1.0.1", vm3IP, udp, 999, 5005))
+	if n := b.sw.Connections(); n == 0 {
+		t.Fatal("no connection tracked")
+	}
+
+	// VM5 leaves the default group: its established connection to VM1 is cut both ways,
+	// and it cannot open a new one.
+	before := b.sw.Connections()
+	var p5 topology.Port
+	for _, p := range firewallTopology().Ports {
+		if p.ID == vm5ID {
+			p5 = p
+		}
+	}
+	p5.SecurityGroups = []string{"sgssh-0000000000"}
+	if _, err := v.Apply([]topology.Change{{Revision: 8, Kind: topology.KindPort, ID: vm5ID, Op: topology.OpUpdate, Object: &p5}}); err != nil {
+		t.Fatal(err)
+	}
+	b.load(v)
+	b.expect("VM5 -> VM1 established, after the cut", vm5, l4Frame(vm1MAC, vm5MAC, 0, vm5IP, vm1IP, tcp, 40000, 80))
+	b.expect("VM1 -> VM5 reply, after the cut", vm1, l4Frame(vm5MAC, vm1MAC, 0, vm1IP, vm5IP, tcp, 80, 40000))
+	b.expect("VM5 -> VM1 new connection", vm5, l4Frame(vm1MAC, vm5MAC, 0, vm5IP, vm1IP, tcp, 40007, 80))
+	if b.sw.Connections() < before {
+		t.Errorf("connections %d, were %d: the cut marks, it does not forget", b.sw.Connections(), before)
+	}
+}
+
+// TestFirewallAffected checks that a member joining a group touches, on other hosts, only
+// the remote-group part of the hosts whose ports use the group (and its own network).
+func TestFirewallAffected(t *testing.T) {
+	v := topology.NewView(firewallTopology(), 7)
+	var p5 topology.Port
+	for _, p := range firewallTopology().Ports {
+		if p.ID == vm5ID {
+			p5 = p
+		}
+	}
+	p5.AllowedAddressPairs = []topology.AddressPair{{IPAddress: "10.0.1.200", MACAddress: p5.MACAddress}}
+	aff, err := v.Apply([]topology.Change{{Revision: 8, Kind: topology.KindPort, ID: vm5ID, Op: topology.OpUpdate, Object: &p5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// VM2 on compute2 is in the default group, whose ingress rule names the default group.
+	if !aff.Parts["compute2"][topology.PartRemoteGroups] {
+		t.Errorf("compute2 parts %v: want %s", aff.Parts["compute2"], topology.PartRemoteGroups)
+	}
+	if aff.Parts["network"][topology.PartRemoteGroups] || aff.Hosts["network"] {
+		t.Errorf("network (no firewalled port) had its remote groups touched: %v", aff.Parts["network"])
+	}
+	c2 := seedBridge(v, "compute2", topology.BrInt)
+	want := ofproto.Flow{Table: IntRulesIngress, Priority: prioFWConj, Cookie: Cookie(AppFirewall),
+		Match:   ofproto.Match{ofproto.EthType(ofproto.EthTypeIPv4), ofproto.IPv4Src(netip.MustParseAddr("10.0.1.200"))}.Canonical(),
+		Actions: []ofproto.Action{ofproto.Conjunction{ID: 3, Clause: 0, NClauses: 2}}}
+	var found bool
+	for _, f := range FlowsOf(v, c2, topology.PartRemoteGroups) {
+		found = found || f.String() == want.String()
+	}
+	if !found {
+		t.Errorf("compute2's remote group flows lack %s:\n%v", want.String(), FlowsOf(v, c2, topology.PartRemoteGroups))
+	}
+}

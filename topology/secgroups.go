@@ -1,0 +1,235 @@
+// Security groups in the view: the groups, their rules, the ports each group holds, the
+// rules that name each group as their remote, and what a change of them affects.
+
+package topology
+
+import (
+	"cmp"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// IPProtocols are the protocol names a security group rule accepts, with their numbers
+// (Neutron's IP_PROTOCOL_MAP).
+var IPProtocols = map[string]int{
+	"ah": 51, "dccp": 33, "egp": 8, "esp": 50, "gre": 47, "hopopt": 0, "icmp": 1, "icmpv6": 58,
+	"igmp": 2, "ipip": 4, "ipv6-encap": 41, "ipv6-frag": 44, "ipv6-icmp": 58, "ipv6-nonxt": 59,
+	"ipv6-opts": 60, "ipv6-route": 43, "ospf": 89, "pgm": 113, "rsvp": 46, "sctp": 132, "tcp": 6,
+	"udp": 17, "udplite": 136, "vrrp": 112,
+}
+
+// ProtocolNumber returns a rule protocol's IP protocol number (-1 for any).
+func ProtocolNumber(protocol string) int {
+	if protocol == "" {
+		return -1
+	}
+	if n, ok := IPProtocols[protocol]; ok {
+		return n
+	}
+	n, err := strconv.Atoi(protocol)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// PartRemoteGroups is the part of a br-int holding the members of the groups that the
+// rules of its host's ports name as remote (one part: a member's flow carries the
+// conjunctions of all its groups).
+const PartRemoteGroups = "security-groups:remote"
+
+// Firewalled reports whether the firewall filters port p: port security is on and the port
+// is not the network's own (router, DHCP and gateway ports are trusted, as in Neutron).
+func Firewalled(p *Port) bool {
+	return p.PortSecurityEnabled && !strings.HasPrefix(p.DeviceOwner, "network:")
+}
+
+// SecurityGroup returns the group with this ID, or nil.
+func (v *View) SecurityGroup(id string) *SecurityGroup { return v.groups[id] }
+
+// GroupRules returns the rules of group id, sorted by ID.
+func (v *View) GroupRules(id string) []*SecurityGroupRule {
+	return slices.SortedFunc(maps.Values(v.rulesOfGroup[id]), func(a, b *SecurityGroupRule) int { return cmp.Compare(a.ID, b.ID) })
+}
+
+// GroupMembers returns the firewalled ports naming group id, by port ID.
+func (v *View) GroupMembers(id string) map[string]*PortInfo { return v.members[id] }
+
+// Stateful reports whether the port's traffic is tracked: any of its groups is stateful
+// (Neutron refuses to mix them), or it has none (nothing but its base flows passes).
+func (v *View) Stateful(p *Port) bool {
+	for _, id := range p.SecurityGroups {
+		if g := v.groups[id]; g == nil || g.Stateful {
+			return true
+		}
+	}
+	return len(p.SecurityGroups) == 0
+}
+
+// RemoteGroupsOn returns the groups named as remote by a rule of a group of a firewalled
+// port bound to host, sorted.
+func (v *View) RemoteGroupsOn(host string) []string {
+	set := map[string]bool{}
+	for _, p := range v.portsOnHost[host] {
+		if !Firewalled(p.Port) {
+			continue
+		}
+		for _, g := range p.SecurityGroups {
+			for _, r := range v.rulesOfGroup[g] {
+				if r.RemoteGroupID != "" {
+					set[r.RemoteGroupID] = true
+				}
+			}
+		}
+	}
+	return sortedSet(set)
+}
+
+// RemoteGroupUsers returns the firewalled ports on host with a rule naming group id as
+// remote in direction dir, sorted by port ID, with those rules each.
+func (v *View) RemoteGroupUsers(host, id, dir string) []RemoteUse {
+	var out []RemoteUse
+	for _, r := range v.remoteOf[id] {
+		if r.Direction != dir {
+			continue
+		}
+		for _, p := range v.members[r.SecurityGroupID] {
+			if p.HostID != host {
+				continue
+			}
+			i := slices.IndexFunc(out, func(u RemoteUse) bool { return u.Port == p })
+			if i < 0 {
+				out = append(out, RemoteUse{Port: p})
+				i = len(out) - 1
+			}
+			out[i].Rules = append(out[i].Rules, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b RemoteUse) int { return cmp.Compare(a.Port.ID, b.Port.ID) })
+	for i := range out {
+		slices.SortFunc(out[i].Rules, func(a, b *SecurityGroupRule) int { return cmp.Compare(a.ID, b.ID) })
+	}
+	return out
+}
+
+// RemoteUse is a port with its rules naming one remote group in one direction.
+type RemoteUse struct {
+	Port  *PortInfo
+	Rules []*SecurityGroupRule
+}
+
+// setGroup records group g (nil: deleted). A change of stateful changes its members' flows.
+func (v *View) setGroup(d *pending, id string, g *SecurityGroup) {
+	old := v.groups[id]
+	if g == nil {
+		delete(v.groups, id)
+	} else {
+		v.groups[id] = g
+	}
+	if old == nil || g == nil || old.Stateful != g.Stateful {
+		v.touchMembers(d, id)
+	}
+}
+
+// setRule records rule r (nil: deleted): the flows of its group's members change, and with
+// a remote group, which hosts need that group's members.
+func (v *View) setRule(d *pending, id string, r *SecurityGroupRule) {
+	if old := v.rules[id]; old != nil {
+		delSet(v.rulesOfGroup, old.SecurityGroupID, id)
+		if old.RemoteGroupID != "" {
+			delSet(v.remoteOf, old.RemoteGroupID, id)
+		}
+		v.touchRule(d, old)
+		delete(v.rules, id)
+	}
+	if r == nil {
+		return
+	}
+	v.rules[id] = r
+	putSet(v.rulesOfGroup, r.SecurityGroupID, id, r)
+	if r.RemoteGroupID != "" {
+		putSet(v.remoteOf, r.RemoteGroupID, id, r)
+	}
+	v.touchRule(d, r)
+}
+
+func (v *View) touchRule(d *pending, r *SecurityGroupRule) {
+	v.touchMembers(d, r.SecurityGroupID)
+	if r.RemoteGroupID == "" {
+		return
+	}
+	for _, p := range v.members[r.SecurityGroupID] {
+		if p.HostID != "" {
+			d.touchPart(p.HostID, PartRemoteGroups)
+		}
+	}
+}
+
+// touchMembers notes that the flows of group id's members changed: their network's part on
+// their host.
+func (v *View) touchMembers(d *pending, id string) {
+	for _, p := range v.members[id] {
+		if p.HostID != "" {
+			d.touchPart(p.HostID, p.NetworkID)
+		}
+	}
+}
+
+// unindexMember takes port p out of its groups' members. The groups' members changed, and
+// p's host may no longer need the remote groups of p's groups.
+func (v *View) unindexMember(d *pending, p *PortInfo) {
+	if !Firewalled(p.Port) {
+		return
+	}
+	for _, g := range p.SecurityGroups {
+		delSet(v.members, g, p.ID)
+		d.groups[g] = true
+		if p.HostID != "" {
+			for _, r := range v.rulesOfGroup[g] {
+				if r.RemoteGroupID != "" {
+					d.touchPart(p.HostID, PartRemoteGroups)
+				}
+			}
+		}
+	}
+}
+
+// indexMember adds port p to its groups' members; derive then touches what depends on them.
+func (v *View) indexMember(d *pending, p *PortInfo) {
+	if !Firewalled(p.Port) {
+		return
+	}
+	for _, g := range p.SecurityGroups {
+		putSet(v.members, g, p.ID, p)
+		d.groups[g] = true
+		if p.HostID != "" {
+			d.userHosts = append(d.userHosts, hostGroup{p.HostID, g})
+		}
+	}
+}
+
+type hostGroup struct{ host, group string }
+
+// deriveGroups touches, once the batch is applied, the parts of remote groups whose members
+// changed on every host that uses them, and on the hosts of new members the parts of the
+// remote groups their groups name.
+func (v *View) deriveGroups(d *pending) {
+	for g := range d.groups {
+		for _, r := range v.remoteOf[g] {
+			for _, p := range v.members[r.SecurityGroupID] {
+				if p.HostID != "" {
+					d.touchPart(p.HostID, PartRemoteGroups)
+				}
+			}
+		}
+	}
+	for _, hg := range d.userHosts {
+		for _, r := range v.rulesOfGroup[hg.group] {
+			if r.RemoteGroupID != "" {
+				d.touchPart(hg.host, PartRemoteGroups)
+			}
+		}
+	}
+}
