@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/floatingips"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 
 	"github.com/dvrflow/dvrflow/northbound/seed"
 	"github.com/dvrflow/dvrflow/testbed/bed"
@@ -120,10 +121,15 @@ func testHelperRestart(t *testing.T, d *dvrBed, converge time.Duration) {
 	}
 
 	// The plan changes while the helper is down: VM2 gets a floating IP, which needs a
-	// fip namespace and NAT on compute2. Once the helper is back, it is realized.
+	// fip namespace and NAT on compute2. Once the helper is back, it is realized. (VM2
+	// joins the seed's "public" group too, so that ICMP from the internet is let in.)
 	c := seed.NewClient(d.api, dvrToken)
 	var fip *floatingips.FloatingIP
 	restartHelper(t, d, "compute2", time.Second, func() {
+		groups := []string{d.topo.DefaultGroup.ID, d.topo.PublicGroup.ID}
+		if _, err := ports.Update(ctx, c, d.topo.VMs["VM2"].ID, ports.UpdateOpts{SecurityGroups: &groups}).Extract(); err != nil {
+			t.Fatal(err)
+		}
 		var err error
 		fip, err = floatingips.Create(ctx, c, floatingips.CreateOpts{FloatingNetworkID: d.topo.External.ID,
 			PortID: d.topo.VMs["VM2"].ID, ProjectID: "demo"}).Extract()

@@ -3,8 +3,11 @@
 // external flat network 172.24.4.0/24, a distributed router R1 with both interfaces and
 // the gateway, hosts compute1/compute2 (dvr) and network (dvr_snat), four VM ports
 // (VM1 10.0.1.5 and VM3 10.0.2.3 on compute1, VM2 10.0.2.5 and VM4 10.0.1.6 on
-// compute2) and floating IPs 172.24.4.5 -> VM1 and 172.24.4.7 -> VM3. The demo, the API
-// tests and the DVR integration tests all build it with Create.
+// compute2) and floating IPs 172.24.4.5 -> VM1 and 172.24.4.7 -> VM3. Every VM port is in
+// the project's default group (its members reach each other, the rest of the world does
+// not get in); the two with floating IPs are also in "public", which lets ICMP and SSH in
+// from anywhere. The demo, the API tests and the DVR integration tests all build it with
+// Create.
 package seed
 
 import (
@@ -19,6 +22,8 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/portsbinding"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/provider"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/groups"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/rules"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
@@ -95,6 +100,9 @@ type Topology struct {
 	Hosts                         map[string]HostInfo
 	VMs                           map[string]ports.Port
 	FloatingIPs                   map[string]floatingips.FloatingIP // by VM name
+	// DefaultGroup is the project's default security group, PublicGroup the group of the
+	// VMs with floating IPs (ICMP and tcp/22 in from anywhere).
+	DefaultGroup, PublicGroup groups.SecGroup
 }
 
 // RegisterHost registers (or refreshes) a host through the dvr-hosts extension.
@@ -178,6 +186,9 @@ func Create(ctx context.Context, c *gophercloud.ServiceClient, opts Options) (*T
 		return t, fmt.Errorf("get router R1: %w", err)
 	}
 	t.Router = *r
+	if err := createGroups(ctx, c, opts.ProjectID, t); err != nil {
+		return t, err
+	}
 	for _, vm := range opts.VMs {
 		nw, sn := t.Net1, t.Subnet1
 		if vm.Network == "net2" {
@@ -185,7 +196,7 @@ func Create(ctx context.Context, c *gophercloud.ServiceClient, opts Options) (*T
 		}
 		p, err := ports.Create(ctx, c, portsbinding.CreateOptsExt{
 			CreateOptsBuilder: ports.CreateOpts{NetworkID: nw.ID, Name: vm.Name, ProjectID: opts.ProjectID,
-				DeviceOwner: "compute:nova", DeviceID: vm.Name,
+				DeviceOwner: "compute:nova", DeviceID: vm.Name, SecurityGroups: vmGroups(t, opts, vm.Name),
 				FixedIPs: []ports.IP{{SubnetID: sn.ID, IPAddress: vm.IP}}},
 			HostID: vm.Host,
 		}).Extract()
@@ -207,4 +218,43 @@ func Create(ctx context.Context, c *gophercloud.ServiceClient, opts Options) (*T
 		t.FloatingIPs[vm.Name] = *f
 	}
 	return t, nil
+}
+
+// createGroups creates the "public" group with its rules (which makes the project's
+// default group too) and finds the default group.
+func createGroups(ctx context.Context, c *gophercloud.ServiceClient, project string, t *Topology) error {
+	g, err := groups.Create(ctx, c, groups.CreateOpts{Name: "public", ProjectID: project,
+		Description: "ICMP and SSH from anywhere"}).Extract()
+	if err != nil {
+		return fmt.Errorf("create security group public: %w", err)
+	}
+	t.PublicGroup = *g
+	for _, r := range []rules.CreateOpts{
+		{Protocol: rules.ProtocolICMP},
+		{Protocol: rules.ProtocolTCP, PortRangeMin: 22, PortRangeMax: 22},
+	} {
+		r.Direction, r.EtherType, r.SecGroupID, r.ProjectID, r.RemoteIPPrefix = rules.DirIngress, rules.EtherType4, g.ID, project, "0.0.0.0/0"
+		if _, err := rules.Create(ctx, c, r).Extract(); err != nil {
+			return fmt.Errorf("create rule %s in public: %w", r.Protocol, err)
+		}
+	}
+	pages, err := groups.List(c, groups.ListOpts{Name: "default", ProjectID: project}).AllPages(ctx)
+	if err != nil {
+		return fmt.Errorf("list default security group: %w", err)
+	}
+	all, err := groups.ExtractGroups(pages)
+	if err != nil || len(all) != 1 {
+		return fmt.Errorf("default security group of %s: %d found (%v)", project, len(all), err)
+	}
+	t.DefaultGroup = all[0]
+	return nil
+}
+
+// vmGroups returns the security groups of a VM's port.
+func vmGroups(t *Topology, opts Options, vm string) *[]string {
+	ids := []string{t.DefaultGroup.ID}
+	if _, ok := opts.FloatingIPs[vm]; ok {
+		ids = append(ids, t.PublicGroup.ID)
+	}
+	return &ids
 }

@@ -516,7 +516,7 @@ func (b *Bed) SetupHostBridges(ctx context.Context, host string, controllers []s
 // AddVM creates a VM namespace "<prefix>-<vmName>" on host, plugged into its br-int as
 // `dvrflow-host plug` does (host/vmport): eth0 with mac and cidr, default route via
 // gw ("" for none), tap<portID[:11]> on br-int with iface-id and attached-mac. br-int
-// must exist. It returns the VM's namespace name.
+// must exist; eth0 computes its checksums (noTxChecksum). It returns the VM's namespace name.
 func (b *Bed) AddVM(ctx context.Context, host, vmName, portID, mac, cidr, gw string) (string, error) {
 	if !hostNameRE.MatchString(vmName) {
 		return "", fmt.Errorf("bed: VM name %q: want [a-z0-9_.-], at most 32", vmName)
@@ -545,6 +545,11 @@ func (b *Bed) AddVM(ctx context.Context, host, vmName, portID, mac, cidr, gw str
 	vm := vmport.VM{PortID: portID, MAC: mac, Netns: ns, CIDR: cidr, Gateway: gw, Bridge: agent.BrInt, HostNetns: h.Netns}
 	if err := vmport.Plug(ctx, cl, vm); err != nil {
 		return "", fmt.Errorf("bed: VM %s on %s: %w", vmName, host, err)
+	}
+	// The VM's TCP must carry real checksums: the userspace datapath's conntrack checks
+	// them (a virtio NIC's offload would be resolved by the hypervisor).
+	if err := noTxChecksum(ctx, ns, "eth0"); err != nil {
+		return "", err
 	}
 	return ns, nil
 }
