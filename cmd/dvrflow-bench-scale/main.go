@@ -59,6 +59,7 @@ type config struct {
 	keep        bool
 	profileDir  string
 	profileSecs int
+	joins       int
 	selfProfile string
 	logLevel    zapcore.Level
 	extraArgs   []string
@@ -76,6 +77,9 @@ func parseFlags(args []string) (*config, error) {
 	fs.Int64Var(&c.topo.Seed, "seed", c.topo.Seed, "random seed of the topology and of the port-bound choices")
 	fs.IntVar(&c.topo.Workers, "load-workers", c.topo.Workers, "concurrent API requests while loading the topology (0: topogen's default)")
 	fs.IntVar(&c.ports, "ports", 1000, "ports bound one by one in the port-bound benchmark")
+	portSecurity := fs.Bool("port-security", true, "VM ports with port security, each in its project's default group (false: no firewall flows at all)")
+	fs.IntVar(&c.topo.SharedMembers, "shared-members", c.topo.SharedMembers, "VMs also in one shared group whose rule names itself as remote group (0: none)")
+	fs.IntVar(&c.joins, "joins", 100, "ports joining the shared group one by one in the group-join benchmark")
 	fs.StringVar(&c.dvrflowd, "dvrflowd", "bin/dvrflowd", "dvrflowd binary")
 	fs.Float64Var(&c.connectRate, "connect-rate", 500, "bridge sessions started per second at cold start")
 	fs.Float64Var(&c.rate, "rate", 10000, "flow-mods per second a bridge takes one by one (OVS: ~10k)")
@@ -95,6 +99,10 @@ func parseFlags(args []string) (*config, error) {
 		return nil, err
 	}
 	c.extraArgs = fs.Args()
+	c.topo.NoPortSecurity = !*portSecurity
+	if c.topo.NoPortSecurity {
+		c.topo.SharedMembers = 0
+	}
 	var err error
 	if c.logLevel, err = zapcore.ParseLevel(*level); err != nil {
 		return nil, fmt.Errorf("-log-level: %w", err)
@@ -102,7 +110,7 @@ func parseFlags(args []string) (*config, error) {
 	switch {
 	case c.topo.Hosts < 1, c.topo.VMsPerHost < 1, c.topo.Networks < 1:
 		return nil, errors.New("-hosts, -vms-per-host and -networks must be positive")
-	case c.topo.Routers < 0, c.ports < 0, c.topo.FIPPercent < 0 || c.topo.FIPPercent > 100:
+	case c.topo.Routers < 0, c.ports < 0, c.joins < 0, c.topo.FIPPercent < 0 || c.topo.FIPPercent > 100:
 		return nil, errors.New("-routers and -ports must not be negative, -fip-percent within 0..100")
 	case c.rate < 0, c.bundleRate < 0, c.connectRate < 0:
 		return nil, errors.New("-rate, -bundle-rate and -connect-rate must not be negative")
@@ -332,11 +340,29 @@ func run(ctx context.Context, log *zap.Logger, cfg *config, r *report) (err erro
 			r.fail("%d bridges were sent flow-mods with no barrier after them", pb.Unacked)
 		}
 	}
+	// 6. Ports joining the shared security group one by one.
+	if cfg.joins > 0 && topo.SharedGroup != "" {
+		v, _, err := view(ctx, store)
+		if err != nil {
+			return err
+		}
+		jr, err := groupJoin(ctx, log, api, v, f, topo.SharedGroup, cfg.joins, cfg.topo.Seed, cfg.quiet)
+		if err != nil {
+			return err
+		}
+		r.join = &jr
+		if jr.Outside > 0 {
+			r.fail("%d group joins changed flows on hosts without a member: %v", jr.Outside, jr.OutsideNotes)
+		}
+		if jr.Unacked > 0 {
+			r.fail("%d bridges were sent flow-mods with no barrier after them", jr.Unacked)
+		}
+	}
 	if r.endUsage, err = d.usage(); err != nil {
 		return err
 	}
 
-	// 6. Every bridge holds exactly its desired flows at the end.
+	// 7. Every bridge holds exactly its desired flows at the end.
 	bad, notes, err := finalCheck(ctx, store, f)
 	if err != nil {
 		return err

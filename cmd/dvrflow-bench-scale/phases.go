@@ -368,6 +368,20 @@ func portBound(ctx context.Context, log *zap.Logger, api *apiclient.Client, v *t
 			routerOf[s.NetworkID] = id
 		}
 	}
+	// Hosts with members of each security group: the bench's groups (each project's
+	// default, the shared one) name themselves as remote, so a new member's address
+	// changes flows on the hosts of the other members.
+	groupHosts := map[string]map[string]bool{}
+	for _, p := range v.Ports() {
+		for _, g := range p.SecurityGroups {
+			if p.HostID != "" && topology.Firewalled(p.Port) {
+				if groupHosts[g] == nil {
+					groupHosts[g] = map[string]bool{}
+				}
+				groupHosts[g][p.HostID] = true
+			}
+		}
+	}
 	bridges := f.all()
 	var lats, apiLats, firstLats []time.Duration
 	for i := range n {
@@ -389,10 +403,11 @@ func portBound(ctx context.Context, log *zap.Logger, api *apiclient.Client, v *t
 		t0 := time.Now()
 		var created struct {
 			Port struct {
-				ID string `json:"id"`
+				ID             string   `json:"id"`
+				SecurityGroups []string `json:"security_groups"`
 			} `json:"port"`
 		}
-		body := map[string]any{"port": map[string]any{"network_id": nw, "binding:host_id": h,
+		body := map[string]any{"port": map[string]any{"network_id": nw, "binding:host_id": h, "tenant_id": v.Network(nw).ProjectID,
 			"device_owner": "compute:nova", "device_id": fmt.Sprintf("bench-vm-%d", i), "name": fmt.Sprintf("bench-%d", i)}}
 		if _, err := api.Do(ctx, http.MethodPost, "/v2.0/ports", body, &created); err != nil {
 			return res, err
@@ -421,34 +436,9 @@ func portBound(ctx context.Context, log *zap.Logger, api *apiclient.Client, v *t
 				}
 			}
 		}
-		// Wait for the change to settle: some flow-mod seen, then a quiet spell of at least
-		// quiet and at least half the time the change has taken so far (a slow controller
-		// may send a second wave after a pause; it must not count for the next port).
-		limit := t0.Add(10 * time.Second)
-		for time.Now().Before(limit) {
-			last := time.Unix(0, f.lastNano.Load())
-			if last.After(t0) && time.Since(last) >= max(quiet, last.Sub(t0)/2) {
-				break
-			}
-			time.Sleep(quiet / 10)
-		}
-		touchedHosts := map[string]bool{}
-		how := map[string][]string{} // host -> "bridge +delay" of its touched bridges
-		touched, worst := 0, time.Duration(0)
-		for _, b := range bridges {
-			st := b.state()
-			if !st.lastMod.After(t0) {
-				continue
-			}
-			touched++
-			touchedHosts[b.host] = true
-			how[b.host] = append(how[b.host], fmt.Sprintf("%s +%s", b.br, ms(st.lastMod.Sub(t0))))
-			if st.lastAck.IsZero() {
-				res.Unacked++
-				continue
-			}
-			worst = max(worst, st.lastAck.Sub(t0))
-		}
+		c := settle(f, bridges, t0, quiet)
+		touched, worst, touchedHosts, how := c.bridges, c.worst, c.hosts, c.how
+		res.Unacked += c.unacked
 		if touched == 0 {
 			return res, fmt.Errorf("port %d on %s: no bridge received a flow-mod within 10 s", i, h)
 		}
@@ -465,6 +455,15 @@ func portBound(ctx context.Context, log *zap.Logger, api *apiclient.Client, v *t
 			gained = append(gained, routerNets[r]...)
 		}
 		should := map[string]bool{h: true}
+		for _, g := range created.Port.SecurityGroups {
+			for gh := range groupHosts[g] {
+				should[gh] = true
+			}
+			if groupHosts[g] == nil {
+				groupHosts[g] = map[string]bool{}
+			}
+			groupHosts[g][h] = true
+		}
 		for _, gn := range gained {
 			if carriers[gn] == nil {
 				carriers[gn] = map[string]bool{}
@@ -505,6 +504,45 @@ func portBound(ctx context.Context, log *zap.Logger, api *apiclient.Client, v *t
 		res.FirstP50, res.FirstP99, _ = quantiles(firstLats)
 	}
 	return res, nil
+}
+
+// change is what one change did to the fleet.
+type change struct {
+	bridges, unacked int
+	worst            time.Duration       // the last barrier reply after the change's last flow-mod
+	hosts            map[string]bool     // hosts with a bridge that received a flow-mod
+	how              map[string][]string // host -> "bridge +delay" of its touched bridges
+}
+
+// settle waits for a change started at t0 to be over (some flow-mod seen, then a quiet
+// spell of at least quiet and at least half the time the change has taken so far: a slow
+// controller may send a second wave after a pause, which must not count for the next
+// change) and says which bridges it touched and when the last of them acknowledged.
+func settle(f *fleet, bridges []*simBridge, t0 time.Time, quiet time.Duration) change {
+	limit := t0.Add(10 * time.Second)
+	for time.Now().Before(limit) {
+		last := time.Unix(0, f.lastNano.Load())
+		if last.After(t0) && time.Since(last) >= max(quiet, last.Sub(t0)/2) {
+			break
+		}
+		time.Sleep(quiet / 10)
+	}
+	c := change{hosts: map[string]bool{}, how: map[string][]string{}}
+	for _, b := range bridges {
+		st := b.state()
+		if !st.lastMod.After(t0) {
+			continue
+		}
+		c.bridges++
+		c.hosts[b.host] = true
+		c.how[b.host] = append(c.how[b.host], fmt.Sprintf("%s +%s", b.br, ms(st.lastMod.Sub(t0))))
+		if st.lastAck.IsZero() {
+			c.unacked++
+			continue
+		}
+		c.worst = max(c.worst, st.lastAck.Sub(t0))
+	}
+	return c
 }
 
 // finalCheck diffs every bridge against its desired flows.

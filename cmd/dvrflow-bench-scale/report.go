@@ -17,6 +17,7 @@ type report struct {
 	cold                           *coldResult
 	restart                        *restartResult
 	bound                          *boundResult
+	join                           *joinResult
 	finalBad                       int
 	failures                       []string
 }
@@ -39,8 +40,12 @@ func verdict(ok bool) string {
 func (r *report) print(w io.Writer, cfg *config) {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	row := func(k, v, target string) { fmt.Fprintf(tw, "%s\t%s\t%s\n", k, v, target) }
-	fmt.Fprintf(tw, "dvrflow-bench-scale: %d hosts x %d VMs, %d networks, %d routers, %.0f%% floating IPs, %d dvr_snat hosts; bridges take %.0f flow-mods/s (%.0f/s bundled)\n",
-		cfg.topo.Hosts, cfg.topo.VMsPerHost, cfg.topo.Networks, cfg.topo.Routers, cfg.topo.FIPPercent, cfg.topo.SNATHosts, cfg.rate, cfg.bundleRate)
+	security := fmt.Sprintf("every VM in its project's default group, %d also in a shared remote group", cfg.topo.SharedMembers)
+	if cfg.topo.NoPortSecurity {
+		security = "port security off"
+	}
+	fmt.Fprintf(tw, "dvrflow-bench-scale: %d hosts x %d VMs, %d networks, %d routers, %.0f%% floating IPs, %d dvr_snat hosts, %s; bridges take %.0f flow-mods/s (%.0f/s bundled)\n",
+		cfg.topo.Hosts, cfg.topo.VMsPerHost, cfg.topo.Networks, cfg.topo.Routers, cfg.topo.FIPPercent, cfg.topo.SNATHosts, security, cfg.rate, cfg.bundleRate)
 	row("figure", "value", "target")
 	if r.load > 0 {
 		row("topology load through the API", fmt.Sprintf("%v, %d requests (%d ports, %d networks, %d routers, %d floating IPs)",
@@ -77,6 +82,12 @@ func (r *report) print(w io.Writer, cfg *config) {
 		row("   ports touching a host outside that set", fmt.Sprint(b.Outside), "0: "+verdict(b.Outside == 0))
 		row("   ports that gave their host a new qrouter", fmt.Sprint(b.PlanChanges), "")
 		row("   dvrflowd at the end", fmt.Sprintf("peak RSS %s, CPU %.1f s", gib(r.endUsage.HWM), r.endUsage.CPU.Seconds()), "")
+	}
+	if j := r.join; j != nil {
+		row("4. port joins the shared group -> every changed bridge acked", fmt.Sprintf("p50 %s, p99 %s, max %s over %d joins (%d members before)", ms(j.P50), ms(j.P99), ms(j.Max), j.N, j.Members),
+			fmt.Sprintf("p99 < 100 ms: %s", verdict(j.P99 < 100*time.Millisecond)))
+		row("   hosts touched / hosts with a member", fmt.Sprintf("avg %.1f (max %d) / %.1f", j.HostsTouched, j.HostsTouchedMax, j.HostsShould), "")
+		row("   joins touching a host without a member", fmt.Sprint(j.Outside), "0: "+verdict(j.Outside == 0))
 	}
 	if r.cold != nil {
 		row("bridges differing from desired at the end", fmt.Sprint(r.finalBad), "0: "+verdict(r.finalBad == 0))

@@ -40,11 +40,25 @@ type Options struct {
 	Workers int
 	// BatchSize is the number of objects per bulk create (0: 1000).
 	BatchSize int
+	// NoPortSecurity creates the tenant networks with port security off, so that VM ports
+	// have no security groups and no firewall flows. Otherwise every VM port is in its
+	// project's default group, as the API makes it.
+	NoPortSecurity bool
+	// SharedMembers VMs, spread evenly over all of them, are also in one group "shared"
+	// (of the first project, used by all as an RBAC-shared group would be) whose rule
+	// lets tcp/5432 in from the group's own members: a remote group of SharedMembers.
+	SharedMembers int
 }
 
 // DefaultOptions returns the scale target.
 func DefaultOptions() Options {
-	return Options{Hosts: 5000, VMsPerHost: 20, Networks: 5000, Routers: 2500, FIPPercent: 10, SNATHosts: 10, Seed: 1}
+	return Options{Hosts: 5000, VMsPerHost: 20, Networks: 5000, Routers: 2500, FIPPercent: 10, SNATHosts: 10, Seed: 1,
+		SharedMembers: 1000}
+}
+
+// SharedMember reports whether VM i (of vms) is in the shared group.
+func (o Options) SharedMember(i, vms int) bool {
+	return o.SharedMembers > 0 && i%(vms/o.SharedMembers) == 0 && i/(vms/o.SharedMembers) < o.SharedMembers
 }
 
 // podHosts is how many hosts share the VMs of a group of networks: a network's VMs land
@@ -93,6 +107,10 @@ func (o Options) Validate() error {
 		return fmt.Errorf("workers %d: must be positive", o.Workers)
 	case o.BatchSize < 1 || o.BatchSize > 10000:
 		return fmt.Errorf("batch size %d: want 1-10000", o.BatchSize)
+	case o.SharedMembers < 0 || o.SharedMembers > o.Hosts*o.VMsPerHost:
+		return fmt.Errorf("shared group members %d: want 0-%d (the VMs)", o.SharedMembers, o.Hosts*o.VMsPerHost)
+	case o.SharedMembers > 0 && o.NoPortSecurity:
+		return errors.New("a shared group needs port security")
 	}
 	vms := o.Hosts * o.VMsPerHost
 	if per := (vms + o.Networks - 1) / o.Networks; per > maxVMsPerNet {

@@ -28,6 +28,8 @@ type Result struct {
 	Hosts []Host `json:"hosts"`
 	// ExternalNetwork is the ID of the external network.
 	ExternalNetwork string `json:"external_network"`
+	// SharedGroup is the ID of the shared security group ("" without one).
+	SharedGroup string `json:"shared_group,omitempty"`
 	// Requests is the number of API requests Load made, Objects the number of API
 	// objects it created (hosts, networks, subnets, routers, interfaces, ports,
 	// floating IPs; not the ports the API made by itself).
@@ -136,7 +138,7 @@ func (ld *loader) run(ctx context.Context) (*Result, error) {
 	netIDs := make([]string, len(l.nets))
 	if err := ld.bulk(ctx, "networks", "networks", len(l.nets), func(i int) map[string]any {
 		n := l.nets[i]
-		return map[string]any{"name": n.name, "tenant_id": n.project}
+		return map[string]any{"name": n.name, "tenant_id": n.project, "port_security_enabled": !ld.opt.NoPortSecurity}
 	}, func(i int, obj bulkObj) { netIDs[i] = obj.ID }); err != nil {
 		return nil, err
 	}
@@ -173,17 +175,42 @@ func (ld *loader) run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 
+	if ld.opt.SharedMembers > 0 {
+		id, err := ld.sharedGroup(ctx, l.nets[0].project)
+		if err != nil {
+			return nil, err
+		}
+		res.SharedGroup = id
+	}
 	ports := make([]Port, len(l.vms))
+	groups := make([][]string, len(l.vms))
 	if err := ld.bulk(ctx, "ports", "ports", len(l.vms), func(i int) map[string]any {
 		vm := l.vms[i]
 		return map[string]any{"name": vm.name, "network_id": netIDs[vm.net], "tenant_id": l.nets[vm.net].project,
 			"device_owner": "compute:nova", "device_id": vm.deviceID, "binding:host_id": l.hosts[vm.host].name}
 	}, func(i int, obj bulkObj) {
+		groups[i] = obj.SecurityGroups
 		p := Port{ID: obj.ID, MAC: obj.MAC, Network: netIDs[l.vms[i].net], IPs: make([]string, 0, len(obj.FixedIPs))}
 		for _, f := range obj.FixedIPs {
 			p.IPs = append(p.IPs, f.IPAddress)
 		}
 		ports[i] = p
+	}); err != nil {
+		return nil, err
+	}
+
+	// The shared group's members join it after their project's default group (which the
+	// API gave them when created).
+	var members []int
+	for i := range l.vms {
+		if ld.opt.SharedMember(i, len(l.vms)) {
+			members = append(members, i)
+		}
+	}
+	if err := ld.phase(ctx, "shared group members", len(members), 0, func(ctx context.Context, k int) error {
+		i := members[k]
+		return ld.api.do(ctx, "PUT", "/v2.0/ports/"+ports[i].ID, map[string]any{"port": map[string]any{
+			"security_groups": append(slices.Clone(groups[i]), res.SharedGroup)}}, nil, http.StatusOK)
 	}); err != nil {
 		return nil, err
 	}
@@ -213,9 +240,10 @@ func (ld *loader) run(ctx context.Context) (*Result, error) {
 
 // bulkObj is what Load reads of a bulk-created object.
 type bulkObj struct {
-	ID       string `json:"id"`
-	MAC      string `json:"mac_address"`
-	FixedIPs []struct {
+	ID             string   `json:"id"`
+	MAC            string   `json:"mac_address"`
+	SecurityGroups []string `json:"security_groups"`
+	FixedIPs       []struct {
 		IPAddress string `json:"ip_address"`
 	} `json:"fixed_ips"`
 }
@@ -325,4 +353,26 @@ func (a *api) do(ctx context.Context, method, path string, body, out any, want .
 		return fmt.Errorf("%s %s: status %d, want %v", method, path, code, want)
 	}
 	return nil
+}
+
+// sharedGroup creates the shared group in project with its rule: tcp/5432 in from the
+// group's own members.
+func (ld *loader) sharedGroup(ctx context.Context, project string) (string, error) {
+	var g struct {
+		SecurityGroup struct {
+			ID string `json:"id"`
+		} `json:"security_group"`
+	}
+	if err := ld.api.do(ctx, "POST", "/v2.0/security-groups", map[string]any{"security_group": map[string]any{
+		"name": "shared", "tenant_id": project}}, &g, http.StatusCreated); err != nil {
+		return "", err
+	}
+	id := g.SecurityGroup.ID
+	if err := ld.api.do(ctx, "POST", "/v2.0/security-group-rules", map[string]any{"security_group_rule": map[string]any{
+		"security_group_id": id, "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
+		"port_range_min": 5432, "port_range_max": 5432, "remote_group_id": id, "tenant_id": project}}, nil, http.StatusCreated); err != nil {
+		return "", err
+	}
+	ld.objects.Add(2)
+	return id, nil
 }
