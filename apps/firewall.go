@@ -13,8 +13,11 @@ import (
 // The firewall app: security groups and port security on br-int, after Neutron's
 // openvswitch firewall driver. A firewalled port's traffic (topology.Firewalled) leaves
 // LOCAL_SWITCHING for BASE_EGRESS with its OpenFlow port in RegPort and its network's
-// conntrack zone (the network's local VLAN on this host) in RegZone; traffic to it leaves
-// TRANSIENT for BASE_INGRESS the same way. The base tables let through only the port's own
+// conntrack zone (the network's local VLAN on this host) in RegZone, with fwStateless set
+// for a port whose groups are stateless; traffic to it leaves TRANSIENT for BASE_INGRESS
+// the same way. What does not depend on the port is one flow per bridge, found through
+// those registers: a port costs one flow per source address and one per rule and state,
+// and one to deliver to it. The base tables let through only the port's own
 // addresses (anti-spoofing: its MAC and fixed IPs, its allowed address pairs), ARP and DHCP
 // as a client, and send IPv4 into conntrack; the rules tables accept what a rule of the
 // port's groups allows, new connections and, rule by rule again, every packet of an
@@ -22,15 +25,19 @@ import (
 // matches no rule is dropped, and an established connection that no rule allows any more is
 // marked in conntrack (ct_mark 1) and dropped from then on, in both directions. Rules with
 // a remote group are conjunctions: one flow per member address (PartRemoteGroups) and one
-// per port and rule, not members x rules. Stateless groups skip conntrack. Broadcast and
+// per port and rule, not members x rules; a group's member addresses are covered by the
+// fewest prefixes that hold exactly them. Stateless groups skip conntrack. Broadcast and
 // multicast to the port are delivered by TRANSIENT's flood flow, as Neutron's NORMAL does;
 // only IPv4 is filtered, anything else from or to a firewalled port is dropped.
 
 // Registers of the firewall, as Neutron's driver uses them.
 const (
 	RegPort = 5 // the firewalled port's OpenFlow port
-	RegZone = 6 // the conntrack zone of its network: the network's local VLAN
+	RegZone = 6 // bits 0-15: the conntrack zone of its network, the network's local VLAN; and fwStateless
 )
+
+// fwStateless is the bit of RegZone set for a port whose groups are stateless.
+const fwStateless uint32 = 1 << 16
 
 // ctMarkCut is the mark of a connection that no rule allows any more (Neutron's
 // CT_MARK_INVALID).
@@ -38,22 +45,20 @@ const ctMarkCut uint32 = 1
 
 // Priorities in the firewall tables.
 const (
-	prioFWDrop     uint16 = 10  // the port's catch-all drop (its counters count what was refused)
 	prioFWNotAllow uint16 = 40  // no rule allowed it: drop a new packet, mark an established connection
 	prioFWState    uint16 = 50  // invalid or cut: drop; replies and related: accept
 	prioFWAddr     uint16 = 65  // the port's own addresses into conntrack
 	prioFWRule     uint16 = 70  // a rule
 	prioFWConj     uint16 = 71  // a rule with a remote group: its conjunction clauses and conj_id
-	prioFWDHCPSrv  uint16 = 70  // DHCP server replies from the port: dropped
+	prioFWDHCPSrv  uint16 = 70  // DHCP server replies from a port: dropped
+	prioFWTracked  uint16 = 80  // ingress already tracked, or stateless
 	prioFWDHCP     uint16 = 80  // DHCP client requests
-	prioFWTracked  uint16 = 80  // ingress already tracked in the zone (same-network egress)
 	prioFWTrack    uint16 = 90  // ingress into conntrack
 	prioFWCommit   uint16 = 90  // commit a new connection
 	prioFWARP      uint16 = 95  // ARP with one of the port's addresses
-	prioFWIngARP   uint16 = 100 // ARP to the port
 	prioFWIngDHCP  uint16 = 95  // DHCP offers to the port
-	prioFWDeliver  uint16 = 90  // accepted: out to the port
-	prioFWDelivNew uint16 = 100 // accepted and new: commit, out to the port
+	prioFWIngARP   uint16 = 100 // ARP to the port
+	prioFWDeliver  uint16 = 10  // out to the port
 )
 
 // ct_state combinations the firewall matches (Neutron's OF_STATE_*).
@@ -67,6 +72,9 @@ var (
 	stTracked    = ofproto.CTState(ofproto.CTTrk, ofproto.CTTrk)
 	stNotEst     = ofproto.CTState(0, ofproto.CTEst)
 	stEst        = ofproto.CTState(ofproto.CTEst, ofproto.CTEst)
+
+	regStateful  = ofproto.RegMasked(RegZone, 0, fwStateless)
+	regStateless = ofproto.RegMasked(RegZone, fwStateless, fwStateless)
 )
 
 // zoneFromReg is the ct zone held in RegZone.
@@ -90,21 +98,59 @@ var (
 func (d fwDir) conjID(g *topology.SecurityGroup) uint32 { return g.Tag<<1 | d.conjBit }
 
 // fwEntry is what LOCAL_SWITCHING (egress) and TRANSIENT (ingress) do to a firewalled
-// port's packets before going to the firewall: note the port and the zone.
-func fwEntry(ofport uint32, zone uint16) []ofproto.Action {
-	return []ofproto.Action{ofproto.SetReg(RegPort, ofport), ofproto.SetReg(RegZone, uint32(zone))}
+// port's packets before going to the firewall: note the port, the zone, and whether the
+// port is stateless.
+func fwEntry(v *topology.View, p *topology.Port, ofport uint32, zone uint16) []ofproto.Action {
+	z := uint32(zone)
+	if !v.Stateful(p) {
+		z |= fwStateless
+	}
+	return []ofproto.Action{ofproto.SetReg(RegPort, ofport), ofproto.SetReg(RegZone, z)}
 }
 
-// firewallBridge is the firewall's bridge-wide flows of br-int.
+// firewallBridge is the firewall's bridge-wide flows of br-int: what does not depend on
+// the port, found through RegPort and RegZone.
 func firewallBridge() []ofproto.Flow {
 	cookie := Cookie(AppFirewall)
 	ip := ofproto.EthType(ofproto.EthTypeIPv4)
-	return []ofproto.Flow{
-		{Table: IntRulesEgress, Priority: prioFWState, Cookie: cookie, Match: ofproto.Match{stInvalid}},
-		{Table: IntRulesIngress, Priority: prioFWState, Cookie: cookie, Match: ofproto.Match{stInvalid}},
-		{Table: IntAcceptedEgress, Priority: prioFWCommit, Cookie: cookie, Match: ofproto.Match{stNewNotEst, ip},
-			Actions: []ofproto.Action{ofproto.CT{Commit: true, ZoneSrc: zoneFromReg}}, Goto: IntTransient, HasGoto: true},
+	arp := ofproto.EthType(ofproto.EthTypeARP)
+	udp := ofproto.IPProto(uint8(ofproto.IPProtoUDP))
+	flow := func(table uint8, prio uint16, m ofproto.Match, actions []ofproto.Action, next uint8, hasNext bool) ofproto.Flow {
+		return ofproto.Flow{Table: table, Priority: prio, Cookie: cookie, Match: m, Actions: actions, Goto: next, HasGoto: hasNext}
 	}
+	commit := []ofproto.Action{ofproto.CT{Commit: true, ZoneSrc: zoneFromReg}}
+	cut := []ofproto.Action{ofproto.CT{Commit: true, ZoneSrc: zoneFromReg, Actions: []ofproto.Action{ofproto.SetCTMark(ctMarkCut)}}}
+	noMark := ofproto.CTMark(0, ^uint32(0))
+	out := []ofproto.Flow{
+		// BASE_EGRESS: DHCP as a client passes, as a server does not.
+		flow(IntBaseEgress, prioFWDHCP, ofproto.Match{ip, udp, ofproto.UDPSrc(68), ofproto.UDPDst(67)}, nil, IntAcceptedEgress, true),
+		flow(IntBaseEgress, prioFWDHCPSrv, ofproto.Match{ip, udp, ofproto.UDPSrc(67), ofproto.UDPDst(68)}, nil, 0, false),
+		// ACCEPTED_EGRESS: commit a new connection, on to TRANSIENT.
+		flow(IntAcceptedEgress, prioFWCommit, ofproto.Match{stNewNotEst, ip}, commit, IntTransient, true),
+		// BASE_INGRESS: ARP and DHCP offers are delivered; IPv4 goes into conntrack unless
+		// it was tracked on its way out of a port of the same network here, or the port is
+		// stateless.
+		flow(IntBaseIngress, prioFWIngARP, ofproto.Match{arp}, nil, IntDeliver, true),
+		flow(IntBaseIngress, prioFWIngDHCP, ofproto.Match{ip, udp, ofproto.UDPSrc(67), ofproto.UDPDst(68)}, nil, IntDeliver, true),
+		flow(IntBaseIngress, prioFWTrack, ofproto.Match{ip, stNotTracked, regStateful},
+			[]ofproto.Action{ofproto.CT{ZoneSrc: zoneFromReg, HasTable: true, Table: IntRulesIngress}}, 0, false),
+		flow(IntBaseIngress, prioFWTracked, ofproto.Match{ip, stTracked}, nil, IntRulesIngress, true),
+		flow(IntBaseIngress, prioFWTracked, ofproto.Match{ip, regStateless}, nil, IntRulesIngress, true),
+		// ACCEPTED_INGRESS: commit a new connection, on to the port.
+		flow(IntAcceptedIngress, prioFWCommit, ofproto.Match{stNewNotEst, ip}, commit, IntDeliver, true),
+	}
+	// RULES_EGRESS and RULES_INGRESS: connection states. A stateless port's packets are
+	// not tracked: what no rule allowed is dropped by the "-est" flow.
+	for _, d := range []fwDir{dirEgress, dirIngress} {
+		out = append(out,
+			flow(d.rules, prioFWState, ofproto.Match{stInvalid}, nil, 0, false),
+			flow(d.rules, prioFWState, ofproto.Match{ofproto.CTMark(ctMarkCut, ^uint32(0))}, nil, 0, false),
+			flow(d.rules, prioFWState, ofproto.Match{stEstReply, noMark}, nil, d.accept, true),
+			flow(d.rules, prioFWState, ofproto.Match{stRelated, noMark}, nil, d.accept, true),
+			flow(d.rules, prioFWNotAllow, ofproto.Match{stNotEst}, nil, 0, false),
+			flow(d.rules, prioFWNotAllow, ofproto.Match{ip, stEst}, cut, 0, false))
+	}
+	return out
 }
 
 // firewallNet computes the flows of the firewalled ports of network netID plugged into
@@ -130,75 +176,32 @@ func firewallNet(v *topology.View, st *BridgeState, netID string) []ofproto.Flow
 }
 
 // firewallPort computes the flows of one firewalled port p, plugged as ofport, on a network
-// whose zone (local VLAN) is zone.
+// whose zone (local VLAN) is zone: its sources, its rules, its delivery.
 func firewallPort(v *topology.View, p *topology.PortInfo, ofport uint32, zone uint16) []ofproto.Flow {
 	cookie := Cookie(AppFirewall)
 	reg := ofproto.Reg(RegPort, ofport)
 	ip := ofproto.EthType(ofproto.EthTypeIPv4)
 	arp := ofproto.EthType(ofproto.EthTypeARP)
-	udp := ofproto.IPProto(uint8(ofproto.IPProtoUDP))
 	stateful := v.Stateful(p.Port)
-	deliver := []ofproto.Action{ofproto.PopVLAN{}, ofproto.Output{Port: ofport}}
-	tagged := ofproto.VLANVID(zone) // the local VLAN the frame carries (pop_vlan needs it matched)
-	flow := func(table uint8, prio uint16, m ofproto.Match) ofproto.Flow {
-		return ofproto.Flow{Table: table, Priority: prio, Cookie: cookie, Match: m}
-	}
 	var out []ofproto.Flow
-	add := func(f ofproto.Flow, actions []ofproto.Action, next uint8, hasNext bool) {
-		f.Actions, f.Goto, f.HasGoto = actions, next, hasNext
+	// BASE_EGRESS: only the port's own addresses; anything else it sends is dropped by
+	// the table's miss flow, whose counters count it.
+	for _, a := range sourcesOf(p) {
+		out = append(out, ofproto.Flow{Table: IntBaseEgress, Priority: prioFWARP, Cookie: cookie,
+			Match: ofproto.Match{reg, arp, ofproto.EthSrc(a.mac), ofproto.ARPSPAMasked(a.prefix)}, Goto: IntARPResponder, HasGoto: true})
+		f := ofproto.Flow{Table: IntBaseEgress, Priority: prioFWAddr, Cookie: cookie,
+			Match: ofproto.Match{reg, ip, ofproto.EthSrc(a.mac), ofproto.IPv4SrcMasked(a.prefix)}, Goto: IntRulesEgress, HasGoto: true}
+		if stateful {
+			f.Actions, f.HasGoto = []ofproto.Action{ofproto.CT{ZoneSrc: zoneFromReg, HasTable: true, Table: IntRulesEgress}}, false
+		}
 		out = append(out, f)
 	}
-
-	// BASE_EGRESS: only the port's own addresses.
-	for _, a := range sourcesOf(p) {
-		arpSPA := ofproto.ARPSPAMasked(a.prefix)
-		add(flow(IntBaseEgress, prioFWARP, ofproto.Match{reg, arp, ofproto.EthSrc(a.mac), arpSPA}), nil, IntARPResponder, true)
-		m := ofproto.Match{reg, ip, ofproto.EthSrc(a.mac), ofproto.IPv4SrcMasked(a.prefix)}
-		if stateful {
-			add(flow(IntBaseEgress, prioFWAddr, m), []ofproto.Action{ofproto.CT{ZoneSrc: zoneFromReg, HasTable: true, Table: IntRulesEgress}}, 0, false)
-		} else {
-			add(flow(IntBaseEgress, prioFWAddr, m), nil, IntRulesEgress, true)
-		}
-	}
-	add(flow(IntBaseEgress, prioFWDHCP, ofproto.Match{reg, ip, udp, ofproto.UDPSrc(68), ofproto.UDPDst(67)}), nil, IntAcceptedEgress, true)
-	add(flow(IntBaseEgress, prioFWDHCPSrv, ofproto.Match{reg, ip, udp, ofproto.UDPSrc(67), ofproto.UDPDst(68)}), nil, 0, false)
-	add(flow(IntBaseEgress, prioFWDrop, ofproto.Match{reg}), nil, 0, false)
-
-	// BASE_INGRESS: ARP and DHCP offers pass, IPv4 goes into conntrack (unless the same
-	// network's egress tracked it already in this zone), anything else is dropped.
-	add(flow(IntBaseIngress, prioFWIngARP, ofproto.Match{reg, tagged, arp}), deliver, 0, false)
-	add(flow(IntBaseIngress, prioFWIngDHCP, ofproto.Match{reg, tagged, ip, udp, ofproto.UDPSrc(67), ofproto.UDPDst(68)}), deliver, 0, false)
-	if stateful {
-		add(flow(IntBaseIngress, prioFWTrack, ofproto.Match{reg, ip, stNotTracked}),
-			[]ofproto.Action{ofproto.CT{ZoneSrc: zoneFromReg, HasTable: true, Table: IntRulesIngress}}, 0, false)
-		add(flow(IntBaseIngress, prioFWTracked, ofproto.Match{reg, ip, stTracked}), nil, IntRulesIngress, true)
-	} else {
-		add(flow(IntBaseIngress, prioFWTrack, ofproto.Match{reg, ip}), nil, IntRulesIngress, true)
-	}
-	add(flow(IntBaseIngress, prioFWDrop, ofproto.Match{reg}), nil, 0, false)
-
-	// RULES_EGRESS and RULES_INGRESS.
 	for _, d := range []fwDir{dirEgress, dirIngress} {
-		if stateful {
-			cut := []ofproto.Action{ofproto.CT{Commit: true, ZoneSrc: zoneFromReg, Actions: []ofproto.Action{ofproto.SetCTMark(ctMarkCut)}}}
-			add(flow(d.rules, prioFWState, ofproto.Match{reg, ofproto.CTMark(ctMarkCut, ^uint32(0))}), nil, 0, false)
-			add(flow(d.rules, prioFWState, ofproto.Match{reg, stEstReply, ofproto.CTMark(0, ^uint32(0)), ofproto.CTZone(zone)}), nil, d.accept, true)
-			add(flow(d.rules, prioFWState, ofproto.Match{reg, stRelated, ofproto.CTMark(0, ^uint32(0)), ofproto.CTZone(zone)}), nil, d.accept, true)
-			add(flow(d.rules, prioFWNotAllow, ofproto.Match{reg, stNotEst}), nil, 0, false)
-			add(flow(d.rules, prioFWNotAllow, ofproto.Match{reg, ip, stEst}), cut, 0, false)
-		} else {
-			add(flow(d.rules, prioFWNotAllow, ofproto.Match{reg}), nil, 0, false)
-		}
 		out = append(out, ruleFlows(v, p, reg, d, stateful)...)
 	}
-
-	// ACCEPTED_INGRESS: out to the port, committing what is new.
-	if stateful {
-		add(flow(IntAcceptedIngress, prioFWDelivNew, ofproto.Match{reg, tagged, ip, stNewNotEst}),
-			append([]ofproto.Action{ofproto.CT{Commit: true, ZoneSrc: zoneFromReg}}, deliver...), 0, false)
-	}
-	add(flow(IntAcceptedIngress, prioFWDeliver, ofproto.Match{reg, tagged}), deliver, 0, false)
-	return out
+	// DELIVER: out to the port, untagged.
+	return append(out, ofproto.Flow{Table: IntDeliver, Priority: prioFWDeliver, Cookie: cookie,
+		Match: ofproto.Match{reg, ofproto.VLANVID(zone)}, Actions: []ofproto.Action{ofproto.PopVLAN{}, ofproto.Output{Port: ofport}}})
 }
 
 // ruleFlows computes the rules of port p's groups in direction d: a flow per rule and
@@ -404,6 +407,32 @@ func memberAddrs(v *topology.View, g string) []netip.Prefix {
 	return slices.Compact(out)
 }
 
+// coverPrefixes returns the fewest prefixes that hold exactly the addresses of ps (sorted,
+// without duplicates, as memberAddrs returns them): sibling prefixes merge into their
+// parent, a prefix inside another goes. Addresses allocated in sequence, as IPAM does,
+// collapse into a handful of flows; the set matched is the same.
+func coverPrefixes(ps []netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range ps {
+		if n := len(out); n > 0 && out[n-1].Overlaps(p) && out[n-1].Bits() <= p.Bits() {
+			continue // inside the last one (sorted by address, shorter first)
+		}
+		out = append(out, p)
+		for n := len(out); n >= 2; n = len(out) {
+			a, b := out[n-2], out[n-1]
+			if a.Bits() != b.Bits() || a.Bits() == 0 {
+				break
+			}
+			parent, _ := a.Addr().Prefix(a.Bits() - 1)
+			if a == b || !parent.Contains(b.Addr()) || parent.Addr() != a.Addr() {
+				break
+			}
+			out = append(out[:n-2], parent)
+		}
+	}
+	return out
+}
+
 // remoteGroupFlows is the part PartRemoteGroups of host's br-int: for every group that a
 // rule of a firewalled port there names as remote, in each direction such a rule has, the
 // members' clause of the group's conjunction (one flow per member address, carrying the
@@ -422,7 +451,7 @@ func remoteGroupFlows(v *topology.View, host string) []ofproto.Flow {
 			conj := d.conjID(g)
 			out = append(out, ofproto.Flow{Table: d.rules, Priority: prioFWConj, Cookie: cookie,
 				Match: ofproto.Match{ip, ofproto.ConjID(conj)}, Goto: d.accept, HasGoto: true})
-			for _, a := range memberAddrs(v, id) {
+			for _, a := range coverPrefixes(memberAddrs(v, id)) {
 				if a.Addr().Is4() {
 					clauses[a] = append(clauses[a], ofproto.Conjunction{ID: conj, Clause: 0, NClauses: 2})
 				}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/dvrflow/dvrflow/ofproto"
@@ -217,5 +218,27 @@ func TestFirewallAffected(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("compute2's remote group flows lack %s:\n%v", want.String(), FlowsOf(v, c2, topology.PartRemoteGroups))
+	}
+}
+
+func TestCoverPrefixes(t *testing.T) {
+	pfx := func(ss ...string) []netip.Prefix {
+		var out []netip.Prefix
+		for _, s := range ss {
+			out = append(out, netip.MustParsePrefix(s))
+		}
+		return out
+	}
+	for _, c := range []struct{ in, want []netip.Prefix }{
+		{pfx("10.0.0.2/32", "10.0.0.3/32", "10.0.0.4/32", "10.0.0.5/32", "10.0.0.6/32", "10.0.0.7/32", "10.0.0.8/32"),
+			pfx("10.0.0.2/31", "10.0.0.4/30", "10.0.0.8/32")},
+		{pfx("10.0.0.1/32", "10.0.0.2/32"), pfx("10.0.0.1/32", "10.0.0.2/32")}, // not siblings
+		{pfx("10.0.0.0/24", "10.0.0.7/32", "10.0.1.0/32"), pfx("10.0.0.0/24", "10.0.1.0/32")},
+		{pfx("10.0.0.0/32", "10.0.0.1/32", "10.0.0.2/32", "10.0.0.3/32"), pfx("10.0.0.0/30")},
+		{nil, nil},
+	} {
+		if got := coverPrefixes(c.in); !slices.Equal(got, c.want) {
+			t.Errorf("coverPrefixes(%v) = %v, want %v", c.in, got, c.want)
+		}
 	}
 }

@@ -107,9 +107,10 @@ func l2IntNet(v *topology.View, st *BridgeState, netID string) []ofproto.Flow {
 				Actions: []ofproto.Action{ofproto.PopVLAN{}, ofproto.Output{Port: ofport}}}
 			if topology.Firewalled(ep.Port.Port) {
 				// Through the firewall (firewall.go) both ways.
-				egress.Actions = append(egress.Actions, fwEntry(ofport, vlan)...)
+				entry := fwEntry(v, ep.Port.Port, ofport, vlan)
+				egress.Actions = append(egress.Actions, entry...)
 				egress.Goto = IntBaseEgress
-				ingress.Actions, ingress.Goto, ingress.HasGoto = fwEntry(ofport, vlan), IntBaseIngress, true
+				ingress.Actions, ingress.Goto, ingress.HasGoto = entry, IntBaseIngress, true
 			}
 			out = append(out, egress, ingress)
 			continue

@@ -135,6 +135,7 @@ var (
 	fICMPT   = basic(ofproto.OXMICMPv4Type)
 	fICMPC   = basic(ofproto.OXMICMPv4Code)
 	fRegPort = FieldID{ofproto.ClassNXM1, ofproto.NXMReg0 + RegPort}
+	fRegZone = FieldID{ofproto.ClassNXM1, ofproto.NXMReg0 + RegZone}
 	fCTState = FieldID{ofproto.ClassNXM1, ofproto.NXMCTState}
 	fCTZone  = FieldID{ofproto.ClassNXM1, ofproto.NXMCTZone}
 	fCTMark  = FieldID{ofproto.ClassNXM1, ofproto.NXMCTMark}
@@ -160,7 +161,8 @@ const (
 	IntTransient       uint8 = 60 // exact L2 forwarding within a local VLAN, and flooding
 	IntBaseIngress     uint8 = 81 // firewall: ARP and DHCP offers to the port pass; IPv4 -> conntrack
 	IntRulesIngress    uint8 = 82 // firewall: the port's ingress rules, connection states
-	IntAcceptedIngress uint8 = 92 // firewall: commit new ingress connections, out to the port
+	IntAcceptedIngress uint8 = 92 // firewall: commit new ingress connections
+	IntDeliver         uint8 = 95 // firewall: out to the port
 
 	TunClassifier   uint8 = 0  // from patch-int -> DVR_PROCESS; from the VXLAN port -> VXLAN_TUN_TO_LV
 	TunDVRProcess   uint8 = 1  // routed frames leave with this host's DVR MAC
@@ -193,11 +195,13 @@ var pipeline = []Table{
 	{Bridge: topology.BrInt, ID: IntAcceptedEgress, Name: "ACCEPTED_EGRESS", App: AppFirewall, Miss: MissGoto, MissNext: IntTransient,
 		Fields: []FieldID{fEthType, fCTState}, Next: []uint8{IntTransient}},
 	{Bridge: topology.BrInt, ID: IntBaseIngress, Name: "BASE_INGRESS", App: AppFirewall, Miss: MissDrop,
-		Fields: []FieldID{fRegPort, fVLAN, fEthType, fIPProto, fUDPSrc, fUDPDst, fCTState}, Next: []uint8{IntRulesIngress}},
+		Fields: []FieldID{fRegZone, fEthType, fIPProto, fUDPSrc, fUDPDst, fCTState}, Next: []uint8{IntRulesIngress, IntDeliver}},
 	{Bridge: topology.BrInt, ID: IntRulesIngress, Name: "RULES_INGRESS", App: AppFirewall, Miss: MissDrop,
 		Fields: fRules, Next: []uint8{IntAcceptedIngress}},
-	{Bridge: topology.BrInt, ID: IntAcceptedIngress, Name: "ACCEPTED_INGRESS", App: AppFirewall, Miss: MissDrop,
-		Fields: []FieldID{fRegPort, fVLAN, fEthType, fCTState}},
+	{Bridge: topology.BrInt, ID: IntAcceptedIngress, Name: "ACCEPTED_INGRESS", App: AppFirewall, Miss: MissGoto, MissNext: IntDeliver,
+		Fields: []FieldID{fEthType, fCTState}, Next: []uint8{IntDeliver}},
+	{Bridge: topology.BrInt, ID: IntDeliver, Name: "DELIVER", App: AppFirewall, Miss: MissDrop,
+		Fields: []FieldID{fRegPort, fVLAN}},
 
 	{Bridge: topology.BrTun, ID: TunClassifier, Name: "CLASSIFIER", App: AppL2, Miss: MissDrop,
 		Fields: []FieldID{fInPort}, Next: []uint8{TunDVRProcess, TunVXLANToLV}},

@@ -3,6 +3,7 @@ package apps
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/dvrflow/dvrflow/topology"
@@ -171,4 +172,151 @@ func BenchmarkScaleView(b *testing.B) {
 		b.ReportMetric(float64(affected), "hosts-affected")
 		b.ReportMetric(float64(flows)/float64(i), "flows-computed/op")
 	})
+}
+
+// withSecurity puts every VM port of a scaleTopology in its project's default group (the
+// project of network n is n/2, as routers join networks 2r and 2r+1) with Neutron's four
+// default rules, and shared of them, spread evenly, also in one group whose rule lets
+// tcp/5432 in from its own members.
+func withSecurity(t *topology.Topology, shared int) *topology.Topology {
+	in, eg, v4, v6 := topology.DirectionIngress, topology.DirectionEgress, topology.EtherTypeIPv4, topology.EtherTypeIPv6
+	tag := uint32(0)
+	group := func(id string, rules ...topology.SecurityGroupRule) {
+		tag++
+		t.SecurityGroups = append(t.SecurityGroups, topology.SecurityGroup{ID: id, Stateful: true, Tag: tag})
+		for i, r := range rules {
+			r.ID, r.SecurityGroupID = fmt.Sprintf("%s-r%d", id, i), id
+			t.SecurityGroupRules = append(t.SecurityGroupRules, r)
+		}
+	}
+	defaults := map[string]bool{}
+	var vms []*topology.Port
+	for i := range t.Ports {
+		p := &t.Ports[i]
+		if p.DeviceOwner != "compute:nova" {
+			continue
+		}
+		var n int
+		fmt.Sscanf(p.NetworkID, "net%05d", &n)
+		def := fmt.Sprintf("default-%05d", n/2)
+		if !defaults[def] {
+			defaults[def] = true
+			group(def, topology.SecurityGroupRule{Direction: eg, EtherType: v4}, topology.SecurityGroupRule{Direction: eg, EtherType: v6},
+				topology.SecurityGroupRule{Direction: in, EtherType: v4, RemoteGroupID: def},
+				topology.SecurityGroupRule{Direction: in, EtherType: v6, RemoteGroupID: def})
+		}
+		p.PortSecurityEnabled, p.SecurityGroups = true, []string{def}
+		vms = append(vms, p)
+	}
+	lo, hi := 5432, 5432
+	group("shared", topology.SecurityGroupRule{Direction: eg, EtherType: v4}, topology.SecurityGroupRule{Direction: eg, EtherType: v6},
+		topology.SecurityGroupRule{Direction: in, EtherType: v4, Protocol: "tcp", PortRangeMin: &lo, PortRangeMax: &hi, RemoteGroupID: "shared"})
+	for i := 0; shared > 0 && i < len(vms); i += len(vms) / shared {
+		vms[i].SecurityGroups = append(vms[i].SecurityGroups, "shared")
+	}
+	return t
+}
+
+// neutronFirewallFlows is the number of flows Neutron's openvswitch firewall driver would
+// install on a host's br-int for the same ports and groups, from its design (firewall.py,
+// IPv4 and IPv6 as it always does): per firewalled port 2 classifier flows, 13 in
+// BASE_EGRESS (4 ICMPv6 types, ARP and IPv4 per IPv4 address, IPv6 from the link-local
+// address, 2 DHCP, 2 DHCP-server drops, the RA drop, the drop), 4 in ACCEPT_OR_INGRESS,
+// 10 in BASE_INGRESS (ARP, 4 ICMPv6 types, 2 DHCP offers, 2 into conntrack, tracked),
+// 12 connection-state flows in the two rules tables, 2 in the accepted tables, and 2 per
+// rule (new and established); a remote-group rule is a port clause per state, and every
+// remote group adds one flow per member address and ethertype in use plus its conj_id
+// flows (2 per direction and ethertype).
+func neutronFirewallFlows(v *topology.View, host string) int {
+	n := 0
+	type use struct {
+		group, dir, eth string
+	}
+	remote := map[use]bool{}
+	for _, p := range v.PortsOn(host) {
+		if !topology.Firewalled(p.Port) {
+			continue
+		}
+		n += 2 + 13 + 4 + 10 + 12 + 2 + 2*(len(p.IPs)-1)
+		for _, g := range p.SecurityGroups {
+			for _, r := range v.GroupRules(g) {
+				n += 2
+				if r.RemoteGroupID != "" {
+					remote[use{r.RemoteGroupID, r.Direction, r.EtherType}] = true
+				}
+			}
+		}
+	}
+	for u := range remote {
+		n += 2
+		if u.eth == topology.EtherTypeIPv4 {
+			n += len(memberAddrs(v, u.group))
+		}
+	}
+	return n
+}
+
+// BenchmarkScaleSecurityGroups computes every bridge's flows at seed 001's size without
+// and with security groups (every VM in its project's default group, 1,000 of them in a
+// shared remote group), side by side, with the count Neutron's driver would install.
+func BenchmarkScaleSecurityGroups(b *testing.B) {
+	for _, sec := range []bool{false, true} {
+		t := scaleTopology(5000, 20, 5000, 10)
+		name := "off"
+		if sec {
+			t, name = withSecurity(t, 1000), "on"
+		}
+		v := topology.NewView(t, 1)
+		b.Run("FlowsEveryBridge/"+name, func(b *testing.B) {
+			var flows, firewall, neutron int
+			for b.Loop() {
+				flows, firewall, neutron = 0, 0, 0
+				for _, h := range v.HostNames() {
+					for _, br := range topology.Bridges() {
+						fs := Flows(v, seedBridge(v, h, br))
+						flows += len(fs)
+						for i := range fs {
+							if app, _ := CookieApp(fs[i].Cookie); app == AppFirewall {
+								firewall++
+							}
+						}
+					}
+					neutron += neutronFirewallFlows(v, h)
+				}
+			}
+			b.ReportMetric(float64(flows), "flows")
+			b.ReportMetric(float64(flows)/float64(3*len(v.HostNames())), "flows/bridge")
+			b.ReportMetric(float64(firewall), "firewall-flows")
+			b.ReportMetric(float64(neutron), "neutron-firewall-flows")
+		})
+		if !sec {
+			continue
+		}
+		b.Run("JoinShared", func(b *testing.B) {
+			var hosts, flows, n int
+			for b.Loop() {
+				n++
+				id := fmt.Sprintf("vm%06d", 1+n%99000)
+				p := *v.Port(id).Port
+				orig := p
+				p.SecurityGroups = append(slices.Clone(p.SecurityGroups), "shared")
+				aff, err := v.Apply([]topology.Change{{Revision: int64(2 * n), Kind: topology.KindPort, ID: id, Op: topology.OpUpdate, Object: &p}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				hosts = len(aff.Hosts) + len(aff.Parts)
+				for h, parts := range aff.Parts {
+					st := seedBridge(v, h, topology.BrInt)
+					for part := range parts {
+						flows += len(FlowsOf(v, st, part))
+					}
+				}
+				if _, err := v.Apply([]topology.Change{{Revision: int64(2*n + 1), Kind: topology.KindPort, ID: id, Op: topology.OpUpdate, Object: &orig}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(hosts), "hosts-affected")
+			b.ReportMetric(float64(flows)/float64(n), "flows-computed/op")
+		})
+	}
 }

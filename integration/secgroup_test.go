@@ -29,7 +29,7 @@ import (
 // sgBed is the seed bed with what the security group tests add to it.
 type sgBed struct {
 	*dvrBed
-	t *testing.T
+	t testing.TB
 	c *gophercloud.ServiceClient
 }
 

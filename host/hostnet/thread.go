@@ -41,3 +41,14 @@ func inNamespace(h netns.NsHandle, f func() error) error {
 		return f()
 	})
 }
+
+// InNamespace runs f on a thread inside the named network namespace: sockets f opens
+// belong to that namespace (and stay there when used from other threads afterwards).
+func InNamespace(name string, f func() error) error {
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		return fmt.Errorf("hostnet: namespace %s: %w", name, err)
+	}
+	defer h.Close()
+	return inNamespace(h, f)
+}
