@@ -184,6 +184,22 @@ func TestFirewallFlows(t *testing.T) {
 	if b.sw.Connections() < before {
 		t.Errorf("connections %d, were %d: the cut marks, it does not forget", b.sw.Connections(), before)
 	}
+
+	// The ssh rule is removed: the established ssh connection from outside is cut.
+	b.expect("outside -> VM1 tcp/22 established", tun, l4Frame(vm1MAC, gw1MAC, 0x1000|net1VLAN, outside, vm1IP, tcp, 40002, 22), vm1)
+	var ssh topology.SecurityGroupRule
+	for _, r := range firewallTopology().SecurityGroupRules {
+		if r.ID == "rssh1" {
+			ssh = r
+		}
+	}
+	if _, err := v.Apply([]topology.Change{{Revision: 9, Kind: topology.KindSecurityGroupRule, ID: ssh.ID, Op: topology.OpDelete, Object: &ssh}}); err != nil {
+		t.Fatal(err)
+	}
+	b.load(v)
+	b.expect("outside -> VM1 tcp/22 established, rule removed", tun, l4Frame(vm1MAC, gw1MAC, 0x1000|net1VLAN, outside, vm1IP, tcp, 40002, 22))
+	b.expect("VM1 -> outside reply, rule removed", vm1, l4Frame(gw1MAC, vm1MAC, 0, vm1IP, outside, tcp, 22, 40002))
+	b.expect("outside -> VM1 ping still allowed", tun, l4Frame(vm1MAC, gw1MAC, 0x1000|net1VLAN, outside, vm1IP, icmp, 8, 0), vm1)
 }
 
 // TestFirewallAffected checks that a member joining a group touches, on other hosts, only
