@@ -364,7 +364,7 @@ func sourcesOf(p *topology.PortInfo) []portAddr {
 		}
 	}
 	for _, pair := range p.AllowedAddressPairs {
-		pfx, ok := pairPrefix(pair.IPAddress)
+		pfx, ok := pair.Prefix()
 		if !ok || !pfx.Addr().Is4() {
 			continue
 		}
@@ -380,59 +380,6 @@ func sourcesOf(p *topology.PortInfo) []portAddr {
 	return slices.CompactFunc(out, func(a, b portAddr) bool { return a.mac.String() == b.mac.String() && a.prefix == b.prefix })
 }
 
-// pairPrefix parses an allowed address pair's address or prefix.
-func pairPrefix(s string) (netip.Prefix, bool) {
-	if pfx, err := netip.ParsePrefix(s); err == nil {
-		return pfx.Masked(), true
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, false
-	}
-	return netip.PrefixFrom(a, a.BitLen()), true
-}
-
-// memberAddrs returns the IPv4 addresses and prefixes of group g's members (their fixed
-// IPs and allowed address pairs), sorted and without duplicates.
-func memberAddrs(v *topology.View, g string) []netip.Prefix {
-	var out []netip.Prefix
-	for _, p := range v.GroupMembers(g) {
-		for _, a := range sourcesOf(p) {
-			out = append(out, a.prefix)
-		}
-	}
-	slices.SortFunc(out, func(a, b netip.Prefix) int {
-		return cmp.Or(a.Addr().Compare(b.Addr()), cmp.Compare(a.Bits(), b.Bits()))
-	})
-	return slices.Compact(out)
-}
-
-// coverPrefixes returns the fewest prefixes that hold exactly the addresses of ps (sorted,
-// without duplicates, as memberAddrs returns them): sibling prefixes merge into their
-// parent, a prefix inside another goes. Addresses allocated in sequence, as IPAM does,
-// collapse into a handful of flows; the set matched is the same.
-func coverPrefixes(ps []netip.Prefix) []netip.Prefix {
-	var out []netip.Prefix
-	for _, p := range ps {
-		if n := len(out); n > 0 && out[n-1].Overlaps(p) && out[n-1].Bits() <= p.Bits() {
-			continue // inside the last one (sorted by address, shorter first)
-		}
-		out = append(out, p)
-		for n := len(out); n >= 2; n = len(out) {
-			a, b := out[n-2], out[n-1]
-			if a.Bits() != b.Bits() || a.Bits() == 0 {
-				break
-			}
-			parent, _ := a.Addr().Prefix(a.Bits() - 1)
-			if a == b || !parent.Contains(b.Addr()) || parent.Addr() != a.Addr() {
-				break
-			}
-			out = append(out[:n-2], parent)
-		}
-	}
-	return out
-}
-
 // remoteGroupFlows is the part PartRemoteGroups of host's br-int: for every group that a
 // rule of a firewalled port there names as remote, in each direction such a rule has, the
 // members' clause of the group's conjunction (one flow per member address, carrying the
@@ -443,18 +390,16 @@ func remoteGroupFlows(v *topology.View, host string) []ofproto.Flow {
 	var out []ofproto.Flow
 	for _, d := range []fwDir{dirEgress, dirIngress} {
 		clauses := map[netip.Prefix][]ofproto.Action{}
-		for _, id := range v.RemoteGroupsOn(host) {
+		for _, id := range v.RemoteGroupsOn(host, d.name) {
 			g := v.SecurityGroup(id)
-			if g == nil || len(v.RemoteGroupUsers(host, id, d.name)) == 0 {
+			if g == nil {
 				continue
 			}
 			conj := d.conjID(g)
 			out = append(out, ofproto.Flow{Table: d.rules, Priority: prioFWConj, Cookie: cookie,
 				Match: ofproto.Match{ip, ofproto.ConjID(conj)}, Goto: d.accept, HasGoto: true})
-			for _, a := range coverPrefixes(memberAddrs(v, id)) {
-				if a.Addr().Is4() {
-					clauses[a] = append(clauses[a], ofproto.Conjunction{ID: conj, Clause: 0, NClauses: 2})
-				}
+			for _, a := range v.GroupPrefixes(id) {
+				clauses[a] = append(clauses[a], ofproto.Conjunction{ID: conj, Clause: 0, NClauses: 2})
 			}
 		}
 		addrs := slices.SortedFunc(func(yield func(netip.Prefix) bool) {

@@ -253,8 +253,8 @@ func TestCoverPrefixes(t *testing.T) {
 		{pfx("10.0.0.0/32", "10.0.0.1/32", "10.0.0.2/32", "10.0.0.3/32"), pfx("10.0.0.0/30")},
 		{nil, nil},
 	} {
-		if got := coverPrefixes(c.in); !slices.Equal(got, c.want) {
-			t.Errorf("coverPrefixes(%v) = %v, want %v", c.in, got, c.want)
+		if got := topology.CoverPrefixes(c.in); !slices.Equal(got, c.want) {
+			t.Errorf("CoverPrefixes(%v) = %v, want %v", c.in, got, c.want)
 		}
 	}
 }

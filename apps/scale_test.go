@@ -250,7 +250,7 @@ func neutronFirewallFlows(v *topology.View, host string) int {
 	for u := range remote {
 		n += 2
 		if u.eth == topology.EtherTypeIPv4 {
-			n += len(memberAddrs(v, u.group))
+			n += len(v.GroupMembers(u.group)) // a flow per member address (one each here)
 		}
 	}
 	return n

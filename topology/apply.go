@@ -85,6 +85,7 @@ func emptyView(revision int64) *View {
 		rulesOfGroup:  map[string]map[string]*SecurityGroupRule{},
 		members:       map[string]map[string]*PortInfo{},
 		remoteOf:      map[string]map[string]*SecurityGroupRule{},
+		groupPrefixes: map[string][]netip.Prefix{},
 	}
 }
 

@@ -6,6 +6,7 @@ package topology
 import (
 	"cmp"
 	"maps"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -68,9 +69,9 @@ func (v *View) Stateful(p *Port) bool {
 	return len(p.SecurityGroups) == 0
 }
 
-// RemoteGroupsOn returns the groups named as remote by a rule of a group of a firewalled
-// port bound to host, sorted.
-func (v *View) RemoteGroupsOn(host string) []string {
+// RemoteGroupsOn returns the groups named as remote in direction dir by a rule of a group
+// of a firewalled port bound to host, sorted.
+func (v *View) RemoteGroupsOn(host, dir string) []string {
 	set := map[string]bool{}
 	for _, p := range v.portsOnHost[host] {
 		if !Firewalled(p.Port) {
@@ -78,7 +79,7 @@ func (v *View) RemoteGroupsOn(host string) []string {
 		}
 		for _, g := range p.SecurityGroups {
 			for _, r := range v.rulesOfGroup[g] {
-				if r.RemoteGroupID != "" {
+				if r.RemoteGroupID != "" && r.Direction == dir {
 					set[r.RemoteGroupID] = true
 				}
 			}
@@ -87,37 +88,70 @@ func (v *View) RemoteGroupsOn(host string) []string {
 	return sortedSet(set)
 }
 
-// RemoteGroupUsers returns the firewalled ports on host with a rule naming group id as
-// remote in direction dir, sorted by port ID, with those rules each.
-func (v *View) RemoteGroupUsers(host, id, dir string) []RemoteUse {
-	var out []RemoteUse
-	for _, r := range v.remoteOf[id] {
-		if r.Direction != dir {
-			continue
-		}
-		for _, p := range v.members[r.SecurityGroupID] {
-			if p.HostID != host {
-				continue
-			}
-			i := slices.IndexFunc(out, func(u RemoteUse) bool { return u.Port == p })
-			if i < 0 {
-				out = append(out, RemoteUse{Port: p})
-				i = len(out) - 1
-			}
-			out[i].Rules = append(out[i].Rules, r)
-		}
+// GroupPrefixes returns the IPv4 addresses of group id's members (their fixed IPs and
+// allowed address pairs) as the fewest prefixes that hold exactly them, sorted. It is
+// computed once per change of the group's members (deriveGroups), for every host to share.
+func (v *View) GroupPrefixes(id string) []netip.Prefix { return v.groupPrefixes[id] }
+
+// Prefix returns the pair's address or prefix as a prefix (an address is a /32 or /128).
+func (a AddressPair) Prefix() (netip.Prefix, bool) {
+	if pfx, err := netip.ParsePrefix(a.IPAddress); err == nil {
+		return pfx.Masked(), true
 	}
-	slices.SortFunc(out, func(a, b RemoteUse) int { return cmp.Compare(a.Port.ID, b.Port.ID) })
-	for i := range out {
-		slices.SortFunc(out[i].Rules, func(a, b *SecurityGroupRule) int { return cmp.Compare(a.ID, b.ID) })
+	addr, err := netip.ParseAddr(a.IPAddress)
+	if err != nil {
+		return netip.Prefix{}, false
 	}
-	return out
+	return netip.PrefixFrom(addr, addr.BitLen()), true
 }
 
-// RemoteUse is a port with its rules naming one remote group in one direction.
-type RemoteUse struct {
-	Port  *PortInfo
-	Rules []*SecurityGroupRule
+// memberPrefixes computes GroupPrefixes of group id.
+func (v *View) memberPrefixes(id string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range v.members[id] {
+		for _, ip := range p.IPs {
+			if ip.Addr.Is4() {
+				out = append(out, netip.PrefixFrom(ip.Addr, 32))
+			}
+		}
+		for _, pair := range p.AllowedAddressPairs {
+			if pfx, ok := pair.Prefix(); ok && pfx.Addr().Is4() {
+				out = append(out, pfx)
+			}
+		}
+	}
+	slices.SortFunc(out, comparePrefixes)
+	return CoverPrefixes(slices.Compact(out))
+}
+
+func comparePrefixes(a, b netip.Prefix) int {
+	return cmp.Or(a.Addr().Compare(b.Addr()), cmp.Compare(a.Bits(), b.Bits()))
+}
+
+// CoverPrefixes returns the fewest prefixes that hold exactly the addresses of ps (sorted
+// by address, then length, without duplicates): sibling prefixes merge into their parent, a
+// prefix inside another goes. Addresses given out in sequence, as IPAM does, collapse into
+// a handful of prefixes; the set of addresses is the same.
+func CoverPrefixes(ps []netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range ps {
+		if n := len(out); n > 0 && out[n-1].Overlaps(p) && out[n-1].Bits() <= p.Bits() {
+			continue // inside the last one
+		}
+		out = append(out, p)
+		for n := len(out); n >= 2; n = len(out) {
+			a, b := out[n-2], out[n-1]
+			if a.Bits() != b.Bits() || a.Bits() == 0 {
+				break
+			}
+			parent, _ := a.Addr().Prefix(a.Bits() - 1)
+			if a == b || !parent.Contains(b.Addr()) || parent.Addr() != a.Addr() {
+				break
+			}
+			out = append(out[:n-2], parent)
+		}
+	}
+	return out
 }
 
 // setGroup records group g (nil: deleted). A change of stateful changes its members' flows.
@@ -212,11 +246,16 @@ func (v *View) indexMember(d *pending, p *PortInfo) {
 
 type hostGroup struct{ host, group string }
 
-// deriveGroups touches, once the batch is applied, the parts of remote groups whose members
-// changed on every host that uses them, and on the hosts of new members the parts of the
-// remote groups their groups name.
+// deriveGroups recomputes the member prefixes of the groups whose members changed and
+// touches, once the batch is applied, the remote groups' part on every host that uses them,
+// and on the hosts of new members the part of the remote groups their groups name.
 func (v *View) deriveGroups(d *pending) {
 	for g := range d.groups {
+		if len(v.members[g]) == 0 {
+			delete(v.groupPrefixes, g)
+		} else {
+			v.groupPrefixes[g] = v.memberPrefixes(g)
+		}
 		for _, r := range v.remoteOf[g] {
 			for _, p := range v.members[r.SecurityGroupID] {
 				if p.HostID != "" {

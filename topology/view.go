@@ -54,11 +54,12 @@ type View struct {
 	holds map[string]portHold // moving VM ports held on the host they left (hold.go)
 
 	// Security groups (secgroups.go).
-	groups       map[string]*SecurityGroup
-	rules        map[string]*SecurityGroupRule
-	rulesOfGroup map[string]map[string]*SecurityGroupRule // group -> its rules
-	members      map[string]map[string]*PortInfo          // group -> firewalled ports naming it
-	remoteOf     map[string]map[string]*SecurityGroupRule // group -> rules naming it as remote
+	groups        map[string]*SecurityGroup
+	rules         map[string]*SecurityGroupRule
+	rulesOfGroup  map[string]map[string]*SecurityGroupRule // group -> its rules
+	members       map[string]map[string]*PortInfo          // group -> firewalled ports naming it
+	remoteOf      map[string]map[string]*SecurityGroupRule // group -> rules naming it as remote
+	groupPrefixes map[string][]netip.Prefix                // group -> its members' addresses, covered (GroupPrefixes)
 }
 
 type agentGWKey struct{ host, network string }
