@@ -77,7 +77,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.Int64Var(&c.topo.Seed, "seed", c.topo.Seed, "random seed of the topology and of the port-bound choices")
 	fs.IntVar(&c.topo.Workers, "load-workers", c.topo.Workers, "concurrent API requests while loading the topology (0: topogen's default)")
 	fs.IntVar(&c.ports, "ports", 1000, "ports bound one by one in the port-bound benchmark")
-	portSecurity := fs.Bool("port-security", true, "VM ports with port security, each in its project's default group (false: no firewall flows at all)")
+	portSecurity := fs.Bool("port-security", true, "VM ports with port security, each in its project's default group (false: port security off, no per-port firewall flows)")
 	fs.IntVar(&c.topo.SharedMembers, "shared-members", c.topo.SharedMembers, "VMs also in one shared group whose rule names itself as remote group (0: none)")
 	fs.IntVar(&c.joins, "joins", 100, "ports joining the shared group one by one in the group-join benchmark")
 	fs.StringVar(&c.dvrflowd, "dvrflowd", "bin/dvrflowd", "dvrflowd binary")
