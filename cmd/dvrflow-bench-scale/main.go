@@ -1,7 +1,7 @@
 // Command dvrflow-bench-scale measures dvrflow at datacenter scale on one machine: a private
 // PostgreSQL, a real dvrflowd process, the topology loaded through the API (topogen), and
 // three OpenFlow bridges per host simulated in this process (ofsim, each on its own TCP
-// session, with OVS's flow-mod ingest rates). It runs three benchmarks and prints a table:
+// session, with OVS's flow-mod ingest rates). It runs four benchmarks and prints a table:
 //
 //  1. cold start: every bridge connects; time until each holds exactly its desired flows
 //     (computed here from the database and the simulator's ports, not asked of the
@@ -11,7 +11,10 @@
 //     was dumped (and, with the switch API, reconciled), and the flow-mods sent (goal 0);
 //  3. port bound: ports created one by one through the API and plugged into their host's
 //     br-int; time until every bridge that changed answered a barrier after its flows
-//     (p50/p99/max), and which hosts were touched against those that should be.
+//     (p50/p99/max), and which hosts were touched against those that should be;
+//  4. group join: VM ports join the shared security group (-shared-members of the VMs are
+//     in it, its rule names itself as remote) one by one; the same timing, and whether only
+//     the hosts with members changed.
 //
 // With -strict it exits 1 when a correctness check fails (flows not exactly the desired
 // ones, flow-mods on restart, a host touched or carrying a network outside its set).
