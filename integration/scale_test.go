@@ -17,8 +17,9 @@ import (
 // dvrflowd and PostgreSQL) for correctness, not speed: with -strict it fails when a bridge
 // does not hold exactly its desired flows after the cold start or at the end, when the
 // controller sends a flow-mod on restart over an unchanged topology, when a host carries a
-// network it has no port or qrouter on, or when binding a port touches a host outside the
-// set that carries its network.
+// network it has no port or qrouter on, when binding a port touches a host outside the
+// set that carries its network, or when a port joining a security group touches a host
+// without a member.
 func TestScaleSmall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("scale smoke test: skipped in -short")
@@ -37,7 +38,7 @@ func TestScaleSmall(t *testing.T) {
 	}
 	cmd := exec.CommandContext(ctx, filepath.Join(bin, "dvrflow-bench-scale"), "-strict",
 		"-dvrflowd", filepath.Join(bin, "dvrflowd"), "-hosts", "50", "-vms-per-host", "4", "-networks", "20",
-		"-routers", "8", "-fip-percent", "10", "-snat-hosts", "1", "-ports", "40", "-connect-rate", "0",
+		"-routers", "8", "-fip-percent", "10", "-snat-hosts", "1", "-ports", "40", "-shared-members", "20", "-joins", "10", "-connect-rate", "0",
 		"-pg-durable=false", "-timeout", "3m", "-log-level", "warn")
 	cmd.Env = os.Environ()
 	var out bytes.Buffer
@@ -47,7 +48,7 @@ func TestScaleSmall(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dvrflow-bench-scale -strict at 50 hosts: %v", err)
 	}
-	for _, want := range []string{"1. cold start", "2. restart", "3. port bound"} {
+	for _, want := range []string{"1. cold start", "2. restart", "3. port bound", "4. port joins the shared group"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the report has no %q row", want)
 		}

@@ -81,7 +81,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.topo.Workers, "load-workers", c.topo.Workers, "concurrent API requests while loading the topology (0: topogen's default)")
 	fs.IntVar(&c.ports, "ports", 1000, "ports bound one by one in the port-bound benchmark")
 	portSecurity := fs.Bool("port-security", true, "VM ports with port security, each in its project's default group (false: port security off, no per-port firewall flows)")
-	fs.IntVar(&c.topo.SharedMembers, "shared-members", c.topo.SharedMembers, "VMs also in one shared group whose rule names itself as remote group (0: none)")
+	fs.IntVar(&c.topo.SharedMembers, "shared-members", 1000, "VMs also in one shared group whose rule names itself as remote group (0: none)")
 	fs.IntVar(&c.joins, "joins", 100, "ports joining the shared group one by one in the group-join benchmark")
 	fs.StringVar(&c.dvrflowd, "dvrflowd", "bin/dvrflowd", "dvrflowd binary")
 	fs.Float64Var(&c.connectRate, "connect-rate", 500, "bridge sessions started per second at cold start")

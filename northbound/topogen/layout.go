@@ -52,8 +52,7 @@ type Options struct {
 
 // DefaultOptions returns the scale target.
 func DefaultOptions() Options {
-	return Options{Hosts: 5000, VMsPerHost: 20, Networks: 5000, Routers: 2500, FIPPercent: 10, SNATHosts: 10, Seed: 1,
-		SharedMembers: 1000}
+	return Options{Hosts: 5000, VMsPerHost: 20, Networks: 5000, Routers: 2500, FIPPercent: 10, SNATHosts: 10, Seed: 1}
 }
 
 // SharedMember reports whether VM i (of vms) is in the shared group.
