@@ -115,6 +115,8 @@ func parseFlags(args []string) (*config, error) {
 		return nil, errors.New("-hosts, -vms-per-host and -networks must be positive")
 	case c.topo.Routers < 0, c.ports < 0, c.joins < 0, c.topo.FIPPercent < 0 || c.topo.FIPPercent > 100:
 		return nil, errors.New("-routers and -ports must not be negative, -fip-percent within 0..100")
+	case c.topo.SharedMembers > c.topo.Hosts*c.topo.VMsPerHost:
+		return nil, fmt.Errorf("-shared-members %d: more than the %d VMs", c.topo.SharedMembers, c.topo.Hosts*c.topo.VMsPerHost)
 	case c.rate < 0, c.bundleRate < 0, c.connectRate < 0:
 		return nil, errors.New("-rate, -bundle-rate and -connect-rate must not be negative")
 	}

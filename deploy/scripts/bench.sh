@@ -40,19 +40,25 @@ if [ "$(id -u)" -eq 0 ] && command -v ovs-vswitchd >/dev/null; then
 	go run ./cmd/ofbench sessions -n "${BENCH_SESSIONS:-3000}"
 	echo "bench: port bound via the API -> first ping reply across hosts (real 3-host bed)"
 	go test -count=1 -tags integration -run XXX -bench PortBoundToFirstPing -benchtime 1x ./integration/
+	echo "bench: security groups on the bed: iperf3 and short TCP connections/s, groups on vs port security off"
+	go test -count=1 -tags integration -run XXX -bench SecurityGroupDataPath -benchtime 1x ./integration/
 else
 	echo "bench: OpenFlow and bed benchmarks need root and Open vSwitch: skipped"
 fi
 
 # Scale: a real dvrflowd and PostgreSQL, the topology loaded through the API (topogen) and
 # three simulated OpenFlow bridges per host in one process (ofsim), with OVS's ingest rates.
-# Cold start, controller restart and port-bound latency (cmd/dvrflow-bench-scale).
-#   BENCH_HOSTS (default 5000), BENCH_PORTS (default 1000) ports bound one by one.
+# Cold start, controller restart, port-bound and group-join latency (cmd/dvrflow-bench-scale).
+#   BENCH_HOSTS (default 5000), BENCH_PORTS (default 1000) ports bound one by one,
+#   BENCH_SHARED (default 1000) VMs in the shared security group that 100 ports then join.
 # No root needed. At 5000 hosts (15,000 bridges, 6.1M flows) and 300 ports it took 25 minutes on a 2-core,
 # 24 GiB machine, with dvrflowd peaking at 15.7 GiB RSS and the simulator at ~4.7 GiB.
 echo "bench: scale: ${BENCH_HOSTS:-5000} hosts x 3 simulated bridges"
 go build -o bin/ ./cmd/dvrflowd ./cmd/dvrflow-bench-scale
-./bin/dvrflow-bench-scale -dvrflowd bin/dvrflowd -hosts "${BENCH_HOSTS:-5000}" -ports "${BENCH_PORTS:-1000}"
+./bin/dvrflow-bench-scale -dvrflowd bin/dvrflowd -hosts "${BENCH_HOSTS:-5000}" -ports "${BENCH_PORTS:-1000}" \
+	-shared-members "${BENCH_SHARED:-1000}"
+echo "bench: flows of every bridge at seed 001's size, without and with security groups, and Neutron's count"
+go test -count=1 -run XXX -bench ScaleSecurityGroups -benchtime 1x -timeout 30m ./apps/
 
 # ARP packet-ins from 1000 simulated switches answered by dvrflowd (private PostgreSQL, topology
 # through the API), by a minimal os-ken app and by ovs-testcontroller, one after another; then a
