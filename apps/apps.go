@@ -20,17 +20,43 @@ type BridgeState struct {
 	Ports  map[string]uint32
 }
 
-// Parts returns the parts of bridge st at View v: PartBridge, one per DVR peer,
-// PartRemoteGroups on br-int, then one per present network, each group sorted.
+// Parts returns the parts of bridge st at View v: PartBridge, one per DVR peer, on br-int
+// one per remote group its ports' rules name in each direction (egress first), then one
+// per present network, each group sorted.
 func Parts(v *topology.View, st *BridgeState) []string {
 	out := []string{topology.PartBridge}
 	for _, h := range v.DVRPeers(st.Host) {
 		out = append(out, topology.PeerPart(h))
 	}
 	if st.Bridge == topology.BrInt {
-		out = append(out, topology.PartRemoteGroups)
+		for _, d := range []fwDir{dirEgress, dirIngress} {
+			for _, g := range v.RemoteGroupsOn(st.Host, d.name) {
+				out = append(out, topology.RemoteGroupPart(d.name, g))
+			}
+		}
 	}
 	return append(out, v.NetworksOn(st.Host)...)
+}
+
+// HasPart reports whether part is one of Parts(v, st), without listing them all.
+func HasPart(v *topology.View, st *BridgeState, part string) bool {
+	if part == topology.PartBridge {
+		return true
+	}
+	if dir, group, ok := topology.PartRemoteGroup(part); ok {
+		return st.Bridge == topology.BrInt && v.UsesRemoteGroup(st.Host, dir, group)
+	}
+	if peer, ok := topology.PartPeer(part); ok {
+		return v.IsDVRPeer(st.Host, peer)
+	}
+	return v.HasNetwork(st.Host, part)
+}
+
+// Shared reports whether part holds the same flows on every bridge that has it (a remote
+// group's members): its flows are computed once per View, for every bridge to share.
+func Shared(part string) bool {
+	_, _, ok := topology.PartRemoteGroup(part)
+	return ok
 }
 
 // FlowsOf returns the flows of one part of bridge st at View v (canonical matches, in the
@@ -44,12 +70,12 @@ func FlowsOf(v *topology.View, st *BridgeState, part string) []ofproto.Flow {
 		if st.Bridge == topology.BrInt {
 			out = append(out, firewallBridge()...)
 		}
-	case topology.PartRemoteGroups:
-		if st.Bridge == topology.BrInt {
-			out = remoteGroupFlows(v, st.Host)
-		}
 	default:
-		if peer, ok := topology.PartPeer(part); ok {
+		if dir, group, ok := topology.PartRemoteGroup(part); ok {
+			if st.Bridge == topology.BrInt {
+				out = remoteGroupFlows(v, dir, group)
+			}
+		} else if peer, ok := topology.PartPeer(part); ok {
 			out = dvrPeer(v, st, peer)
 		} else if v.HasNetwork(st.Host, part) {
 			out = l2Net(v, st, part)
@@ -65,11 +91,23 @@ func FlowsOf(v *topology.View, st *BridgeState, part string) []ofproto.Flow {
 }
 
 // Flows returns every flow bridge st must hold at View v: every part, sorted by table and
-// priority (high first), stable.
+// priority (high first), stable. Conjunctive flows of one key in several parts are one flow
+// (ofproto.MergeConjunctions), as the reconciler installs them.
 func Flows(v *topology.View, st *BridgeState) []ofproto.Flow {
 	var out []ofproto.Flow
+	conj := map[ofproto.FlowKey]int{}
 	for _, part := range Parts(v, st) {
-		out = append(out, FlowsOf(v, st, part)...)
+		for _, f := range FlowsOf(v, st, part) {
+			if f.Conjunctive() {
+				k := f.Key()
+				if i, ok := conj[k]; ok {
+					out[i], _ = ofproto.MergeConjunctions(&out[i], &f)
+					continue
+				}
+				conj[k] = len(out)
+			}
+			out = append(out, f)
+		}
 	}
 	return sortFlows(out)
 }

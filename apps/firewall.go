@@ -1,6 +1,7 @@
 package apps
 
 import (
+	"bytes"
 	"cmp"
 	"net"
 	"net/netip"
@@ -24,8 +25,9 @@ import (
 // established one in its original direction; replies and related traffic pass; what
 // matches no rule is dropped, and an established connection that no rule allows any more is
 // marked in conntrack (ct_mark 1) and dropped from then on, in both directions. Rules with
-// a remote group are conjunctions: one flow per member address (PartRemoteGroups) and one
-// per port and rule, not members x rules; a group's member addresses are covered by the
+// a remote group are conjunctions: one flow per member prefix (the group's part,
+// topology.RemoteGroupPart, computed once for every host that has it) and one per port and
+// rule, not members x rules; a group's member addresses are covered by the
 // fewest prefixes that hold exactly them. Stateless groups skip conntrack. Broadcast and
 // multicast to the port are delivered by TRANSIENT's flood flow, as Neutron's NORMAL does;
 // only IPv4 is filtered, anything else from or to a firewalled port is dropped.
@@ -218,14 +220,18 @@ func ruleFlows(v *topology.View, p *topology.PortInfo, reg ofproto.Field, d fwDi
 	put := func(f ofproto.Flow) {
 		f.Match = f.Match.Canonical()
 		k := f.Key()
-		if i, ok := byMatch[k]; ok {
-			if len(f.Actions) > 0 {
-				out[i].Actions = mergeConj(out[i].Actions, f.Actions)
-			}
+		i, ok := byMatch[k]
+		if !ok {
+			byMatch[k] = len(out)
+			out = append(out, f)
 			return
 		}
-		byMatch[k] = len(out)
-		out = append(out, f)
+		if merged, ok := ofproto.MergeConjunctions(&out[i], &f); ok {
+			out[i] = merged
+		} else if !f.Conjunctive() {
+			// A rule accepting by itself covers a remote group's rule of the same match.
+			out[i] = f
+		}
 	}
 	for _, g := range p.SecurityGroups {
 		for _, r := range v.GroupRules(g) {
@@ -270,22 +276,6 @@ func ruleFlows(v *topology.View, p *topology.PortInfo, reg ofproto.Field, d fwDi
 			}
 		}
 	}
-	return out
-}
-
-// mergeConj joins the conjunction actions of two flows of equal match, sorted by ID.
-func mergeConj(a, b []ofproto.Action) []ofproto.Action {
-	out := slices.Clone(a)
-	for _, x := range b {
-		if !slices.Contains(out, x) {
-			out = append(out, x)
-		}
-	}
-	slices.SortFunc(out, func(x, y ofproto.Action) int {
-		cx, _ := x.(ofproto.Conjunction)
-		cy, _ := y.(ofproto.Conjunction)
-		return cmp.Or(cmp.Compare(cx.ID, cy.ID), cmp.Compare(cx.Clause, cy.Clause))
-	})
 	return out
 }
 
@@ -375,46 +365,34 @@ func sourcesOf(p *topology.PortInfo) []portAddr {
 		out = append(out, portAddr{mac, pfx})
 	}
 	slices.SortFunc(out, func(a, b portAddr) int {
-		return cmp.Or(cmp.Compare(a.mac.String(), b.mac.String()), a.prefix.Addr().Compare(b.prefix.Addr()), cmp.Compare(a.prefix.Bits(), b.prefix.Bits()))
+		return cmp.Or(bytes.Compare(a.mac, b.mac), a.prefix.Addr().Compare(b.prefix.Addr()), cmp.Compare(a.prefix.Bits(), b.prefix.Bits()))
 	})
-	return slices.CompactFunc(out, func(a, b portAddr) bool { return a.mac.String() == b.mac.String() && a.prefix == b.prefix })
+	return slices.CompactFunc(out, func(a, b portAddr) bool { return bytes.Equal(a.mac, b.mac) && a.prefix == b.prefix })
 }
 
-// remoteGroupFlows is the part PartRemoteGroups of host's br-int: for every group that a
-// rule of a firewalled port there names as remote, in each direction such a rule has, the
-// members' clause of the group's conjunction (one flow per member address, carrying the
-// conjunctions of every group that holds the address) and the conjunction's accept flow.
-func remoteGroupFlows(v *topology.View, host string) []ofproto.Flow {
+// remoteGroupFlows is the part RemoteGroupPart(dir, group), the same on every br-int that
+// has it: the accept flow of the group's conjunction in direction dir, and its members'
+// clause (one flow per member prefix). A prefix that several groups hold gets one flow
+// with the conjunctions of all of them (Flows and the reconciler merge them).
+func remoteGroupFlows(v *topology.View, dir, group string) []ofproto.Flow {
+	g := v.SecurityGroup(group)
+	if g == nil {
+		return nil
+	}
+	d := dirIngress
+	if dir == dirEgress.name {
+		d = dirEgress
+	}
 	cookie := Cookie(AppFirewall)
 	ip := ofproto.EthType(ofproto.EthTypeIPv4)
-	var out []ofproto.Flow
-	for _, d := range []fwDir{dirEgress, dirIngress} {
-		clauses := map[netip.Prefix][]ofproto.Action{}
-		for _, id := range v.RemoteGroupsOn(host, d.name) {
-			g := v.SecurityGroup(id)
-			if g == nil {
-				continue
-			}
-			conj := d.conjID(g)
-			out = append(out, ofproto.Flow{Table: d.rules, Priority: prioFWConj, Cookie: cookie,
-				Match: ofproto.Match{ip, ofproto.ConjID(conj)}, Goto: d.accept, HasGoto: true})
-			for _, a := range v.GroupPrefixes(id) {
-				clauses[a] = append(clauses[a], ofproto.Conjunction{ID: conj, Clause: 0, NClauses: 2})
-			}
-		}
-		addrs := slices.SortedFunc(func(yield func(netip.Prefix) bool) {
-			for a := range clauses {
-				if !yield(a) {
-					return
-				}
-			}
-		}, func(a, b netip.Prefix) int {
-			return cmp.Or(a.Addr().Compare(b.Addr()), cmp.Compare(a.Bits(), b.Bits()))
-		})
-		for _, a := range addrs {
-			out = append(out, ofproto.Flow{Table: d.rules, Priority: prioFWConj, Cookie: cookie,
-				Match: ofproto.Match{ip, d.remoteIP(a)}, Actions: mergeConj(nil, clauses[a])})
-		}
+	conj := d.conjID(g)
+	prefixes := v.GroupPrefixes(group)
+	out := make([]ofproto.Flow, 0, 1+len(prefixes))
+	out = append(out, ofproto.Flow{Table: d.rules, Priority: prioFWConj, Cookie: cookie,
+		Match: ofproto.Match{ip, ofproto.ConjID(conj)}, Goto: d.accept, HasGoto: true})
+	for _, a := range prefixes {
+		out = append(out, ofproto.Flow{Table: d.rules, Priority: prioFWConj, Cookie: cookie,
+			Match: ofproto.Match{ip, d.remoteIP(a)}, Actions: []ofproto.Action{ofproto.Conjunction{ID: conj, Clause: 0, NClauses: 2}}})
 	}
 	return out
 }

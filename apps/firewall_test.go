@@ -203,7 +203,7 @@ func TestFirewallFlows(t *testing.T) {
 }
 
 // TestFirewallAffected checks that a member joining a group touches, on other hosts, only
-// the remote-group part of the hosts whose ports use the group (and its own network).
+// the group's part on the hosts whose ports use it as remote group (and its own network).
 func TestFirewallAffected(t *testing.T) {
 	v := topology.NewView(firewallTopology(), 7)
 	var p5 topology.Port
@@ -218,22 +218,28 @@ func TestFirewallAffected(t *testing.T) {
 		t.Fatal(err)
 	}
 	// VM2 on compute2 is in the default group, whose ingress rule names the default group.
-	if !aff.Parts["compute2"][topology.PartRemoteGroups] {
-		t.Errorf("compute2 parts %v: want %s", aff.Parts["compute2"], topology.PartRemoteGroups)
+	part := topology.RemoteGroupPart(topology.DirectionIngress, "sgdef-0000000000")
+	if !aff.Parts["compute2"][part] {
+		t.Errorf("compute2 parts %v: want %s", aff.Parts["compute2"], part)
 	}
-	if aff.Parts["network"][topology.PartRemoteGroups] || aff.Hosts["network"] {
-		t.Errorf("network (no firewalled port) had its remote groups touched: %v", aff.Parts["network"])
+	for p := range aff.Parts["network"] {
+		if Shared(p) {
+			t.Errorf("network (no firewalled port) had remote group part %s touched", p)
+		}
+	}
+	if aff.Hosts["network"] {
+		t.Error("network (no firewalled port) touched whole")
 	}
 	c2 := seedBridge(v, "compute2", topology.BrInt)
 	want := ofproto.Flow{Table: IntRulesIngress, Priority: prioFWConj, Cookie: Cookie(AppFirewall),
 		Match:   ofproto.Match{ofproto.EthType(ofproto.EthTypeIPv4), ofproto.IPv4Src(netip.MustParseAddr("10.0.1.200"))}.Canonical(),
 		Actions: []ofproto.Action{ofproto.Conjunction{ID: 3, Clause: 0, NClauses: 2}}}
 	var found bool
-	for _, f := range FlowsOf(v, c2, topology.PartRemoteGroups) {
+	for _, f := range FlowsOf(v, c2, part) {
 		found = found || f.String() == want.String()
 	}
 	if !found {
-		t.Errorf("compute2's remote group flows lack %s:\n%v", want.String(), FlowsOf(v, c2, topology.PartRemoteGroups))
+		t.Errorf("compute2's remote group flows lack %s:\n%v", want.String(), FlowsOf(v, c2, part))
 	}
 }
 

@@ -77,7 +77,7 @@ type ReconcilerStats struct {
 	// installed as desired (refused, deferred or unconfirmed), and flows we own installed but
 	// not desired.
 	Missing, Extra int
-	// DesiredRevision is the topology revision of the desired set (SetPartsAt);
+	// DesiredRevision is the topology revision of the desired set (Update.Revision);
 	// RealizedRevision the newest one a pass installed without drift.
 	DesiredRevision, RealizedRevision int64
 	Audits                            uint64    // audits that dumped the switch
@@ -129,8 +129,10 @@ type Reconciler struct {
 	// fullDiff makes the next diff look at every key (after a dump or a new mirror).
 	pending  map[ofproto.FlowKey]struct{}
 	fullDiff bool
-	partKeys map[string]map[ofproto.FlowKey]struct{} // the keys of each part of the desired set
-	deferred []ofproto.FlowKey                       // keys the last diff deferred
+	partKeys map[string]map[ofproto.FlowKey]struct{}            // the keys of each private part of the desired set
+	shared   map[string]*SharedPart                             // the shared parts held
+	merged   map[ofproto.FlowKey]map[string]*ofproto.PackedFlow // keys several parts hold: each one's flow
+	deferred []ofproto.FlowKey                                  // keys the last diff deferred
 	running  bool
 	dirty    bool
 	retry    *time.Timer
@@ -152,6 +154,8 @@ func NewReconciler(log *zap.Logger, dpid uint64, cfg ReconcilerConfig) *Reconcil
 		pending:   map[ofproto.FlowKey]struct{}{},
 		fullDiff:  true,
 		partKeys:  map[string]map[ofproto.FlowKey]struct{}{},
+		shared:    map[string]*SharedPart{},
+		merged:    map[ofproto.FlowKey]map[string]*ofproto.PackedFlow{},
 	}
 }
 

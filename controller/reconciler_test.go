@@ -573,7 +573,7 @@ func TestRealizedRevision(t *testing.T) {
 	sw := ofsim.New(zaptest.NewLogger(t), ofsim.Config{DPID: 0x47, NumTables: 32, MaxFlows: 5})
 	f := newRecFixture(t, ReconcilerConfig{BundleThreshold: -1, RetryBase: time.Hour}, sw)
 	flows := testFlows()
-	if err := f.rec.SetPartsAt(3, map[string][]ofproto.Flow{"a": flows[:4]}, true); err != nil {
+	if err := f.rec.Set(Update{Revision: 3, Parts: map[string][]ofproto.Flow{"a": flows[:4]}, Complete: true}); err != nil {
 		t.Fatal(err)
 	}
 	if st := f.rec.Stats(); st.DesiredRevision != 3 || st.RealizedRevision != 0 {
@@ -586,7 +586,7 @@ func TestRealizedRevision(t *testing.T) {
 	// Revision 4 adds two flows; the switch holds at most 5: one is refused.
 	extra := flows[4]
 	extra.Priority++
-	if err := f.rec.SetPartsAt(4, map[string][]ofproto.Flow{"b": {flows[4], extra}}, false); err != nil {
+	if err := f.rec.Set(Update{Revision: 4, Parts: map[string][]ofproto.Flow{"b": {flows[4], extra}}}); err != nil {
 		t.Fatal(err)
 	}
 	if res := f.reconcile(t); res.Failed != 1 {
@@ -596,7 +596,7 @@ func TestRealizedRevision(t *testing.T) {
 		t.Fatalf("with a refused flow: desired r%d realized r%d, want r4 r3", st.DesiredRevision, st.RealizedRevision)
 	}
 	// Revision 5 drops both: realized.
-	if err := f.rec.SetPartsAt(5, map[string][]ofproto.Flow{"b": nil}, false); err != nil {
+	if err := f.rec.Set(Update{Revision: 5, Parts: map[string][]ofproto.Flow{"b": nil}}); err != nil {
 		t.Fatal(err)
 	}
 	f.reconcile(t)

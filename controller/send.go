@@ -56,6 +56,9 @@ func (r *Reconciler) dump(ctx context.Context, sess *Session, counters map[ofpro
 // chunkSize is how many bytes of encoded flow-mods are handed to the writer at once.
 const chunkSize = 64 << 10
 
+// flowModEstimate is about the size of one encoded flow-mod (most are under it).
+const flowModEstimate = 192
+
 // send sends ops, plain or in a bundle, and waits for the barrier or commit. failed maps op
 // indexes to the switch's errors; applied says whether the successful ops took effect (a
 // bundle that failed to commit applied nothing); bundled whether a bundle was used.
@@ -88,7 +91,9 @@ func (r *Reconciler) send(ctx context.Context, sess *Session, ops []op, bundle b
 			return nil, false, bundle, fmt.Errorf("opening bundle: %w", err)
 		}
 	}
-	buf := make([]byte, 0, chunkSize+1024)
+	// A few flow-mods (a port joining a group) need a few hundred bytes, not a chunk: the
+	// buffer is cleared on allocation, and thousands of switches change at once.
+	buf := make([]byte, 0, min(len(ops)*flowModEstimate, chunkSize)+1024)
 	var scratch []byte
 	for i := range ops {
 		o := &ops[i]

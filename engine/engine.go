@@ -54,6 +54,7 @@ type Engine struct {
 	pendingPlans map[string]bool            // other hosts: plans to recompute
 	pendingMoves map[string]string          // VM ports whose binding moved -> the host they left
 	allocatedAt  int64                      // view revision of the last pass that allocated local VLANs
+	shared       sharedParts                // the shared parts' newest versions
 
 	mu         sync.Mutex
 	bridges    map[uint64]*bridge // connected switches by DPID

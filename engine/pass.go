@@ -62,6 +62,7 @@ func (e *Engine) pass(ctx context.Context) error {
 	}
 	e.pendingHosts, e.pendingParts, e.pendingPlans, e.pendingAll = map[string]bool{}, map[string]map[string]bool{}, map[string]bool{}, false
 	bridges := e.pushFlows(v, all, affected, parts, dirty)
+	e.shared.sweep(v)
 	e.updatePlans(v, planHosts)
 	statusHosts := slices.Clone(hosts)
 	for dpid := range dirty {

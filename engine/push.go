@@ -133,26 +133,38 @@ func (e *Engine) pushBridge(v *topology.View, b *bridge, only map[string]bool) {
 			e.mu.Unlock()
 		}
 	}
-	parts := map[string][]ofproto.Flow{}
+	u := controller.Update{Revision: v.Revision, Parts: map[string][]ofproto.Flow{}, Shared: map[string]*controller.SharedPart{}, Complete: only == nil}
+	var todo []string
 	if only == nil {
-		for _, part := range apps.Parts(v, st) {
-			parts[part] = apps.FlowsOf(v, st, part)
-		}
+		todo = apps.Parts(v, st)
 	} else {
-		present := apps.Parts(v, st)
 		for part := range only {
-			if slices.Contains(present, part) {
-				parts[part] = apps.FlowsOf(v, st, part)
+			if apps.HasPart(v, st, part) {
+				todo = append(todo, part)
+			} else if apps.Shared(part) {
+				u.Shared[part] = nil
 			} else {
-				parts[part] = nil
+				u.Parts[part] = nil
 			}
 		}
 	}
+	for _, part := range todo {
+		if apps.Shared(part) {
+			sp, err := e.shared.get(v, part)
+			if err != nil {
+				log.Error("computed flow breaks its table's declaration; desired set kept", zap.Error(err), zap.Int64("rev", v.Revision))
+				return
+			}
+			u.Shared[part] = sp
+			continue
+		}
+		u.Parts[part] = apps.FlowsOf(v, st, part)
+	}
 	// Every flow is checked against its table's declaration as it is built, not only in
 	// tests (Faucet's habit): about 4% of the computing time at 5,000 hosts
-	// (BenchmarkScaleView/FlowsEveryBridgeChecked). A flow that breaks it is a bug: the
-	// bridge keeps its previous desired set.
-	for part, fs := range parts {
+	// (BenchmarkScaleView/FlowsEveryBridgeChecked); shared parts once, when computed. A flow
+	// that breaks it is a bug: the bridge keeps its previous desired set.
+	for part, fs := range u.Parts {
 		for i := range fs {
 			if err := apps.Check(br, &fs[i]); err != nil {
 				log.Error("computed flow breaks its table's declaration; desired set kept", zap.String("part", part),
@@ -161,7 +173,7 @@ func (e *Engine) pushBridge(v *topology.View, b *bridge, only map[string]bool) {
 			}
 		}
 	}
-	if err := e.sw.Reconciler(b.dpid).SetPartsAt(v.Revision, parts, only == nil); err != nil {
+	if err := e.sw.Reconciler(b.dpid).Set(u); err != nil {
 		log.Error("desired flows refused", zap.Error(err), zap.Int64("rev", v.Revision))
 	}
 }

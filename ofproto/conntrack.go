@@ -1,8 +1,10 @@
 package ofproto
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -87,6 +89,41 @@ type Conjunction struct {
 	ID       uint32
 	Clause   uint8
 	NClauses uint8
+}
+
+// Conjunctive reports whether f is a clause flow of conjunctive matches: its only
+// instruction applies conjunction actions, as Open vSwitch requires of such flows.
+func (f *Flow) Conjunctive() bool {
+	if len(f.Actions) == 0 || f.HasGoto || f.Meter != 0 || f.HasMetadata || len(f.OtherInstructions) > 0 {
+		return false
+	}
+	for _, a := range f.Actions {
+		if _, ok := a.(Conjunction); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// MergeConjunctions returns the one flow that installs the conjunctive flows f and g of one
+// key (table, priority, match): f carrying the conjunction actions of both, each once,
+// sorted by ID and clause. A switch holds one flow per key, so clauses of different
+// conjunctions that match the same packets share it (ovn-controller appends them the same
+// way). It reports false, and returns f, when either flow is not conjunctive or their
+// cookies or timeouts differ.
+func MergeConjunctions(f, g *Flow) (Flow, bool) {
+	if !f.Conjunctive() || !g.Conjunctive() || f.Cookie != g.Cookie || f.IdleTimeout != g.IdleTimeout || f.HardTimeout != g.HardTimeout {
+		return *f, false
+	}
+	out := *f
+	out.Actions = make([]Action, 0, len(f.Actions)+len(g.Actions))
+	out.Actions = append(append(out.Actions, f.Actions...), g.Actions...)
+	slices.SortFunc(out.Actions, func(x, y Action) int {
+		cx, cy := x.(Conjunction), y.(Conjunction)
+		return cmp.Or(cmp.Compare(cx.ID, cy.ID), cmp.Compare(cx.Clause, cy.Clause), cmp.Compare(cx.NClauses, cy.NClauses))
+	})
+	out.Actions = slices.Compact(out.Actions)
+	return out, true
 }
 
 func appendNicira(b []byte, length, subtype uint16) []byte {

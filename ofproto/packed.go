@@ -13,6 +13,7 @@ type PackedFlow struct {
 	Key                      FlowKey
 	Cookie                   uint64
 	IdleTimeout, HardTimeout uint16
+	Conjunctive              bool   // the flow is conjunctive (Flow.Conjunctive)
 	Instructions             string // OpenFlow 1.3 instructions, in Open vSwitch's order
 }
 
@@ -20,7 +21,7 @@ type PackedFlow struct {
 func Pack(f *Flow) PackedFlow {
 	var buf [256]byte
 	return PackedFlow{Key: f.Key(), Cookie: f.Cookie, IdleTimeout: f.IdleTimeout, HardTimeout: f.HardTimeout,
-		Instructions: string(appendInstructions(buf[:0], f))}
+		Conjunctive: f.Conjunctive(), Instructions: string(appendInstructions(buf[:0], f))}
 }
 
 // Unpack returns the flow p holds.

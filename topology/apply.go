@@ -194,7 +194,6 @@ type pending struct {
 	moves     map[string]string // VM port -> host its binding left
 	noMoves   bool              // a hold or release: not a binding move
 	groups    map[string]bool   // security groups whose members changed
-	userHosts []hostGroup       // new members' hosts and groups
 }
 
 func (d *pending) touchPart(host, part string) {
@@ -237,6 +236,13 @@ func samePortShape(a, b *Port) bool {
 		slices.Equal(a.AllowedAddressPairs, b.AllowedAddressPairs)
 }
 
+// onlyGroupsDiffer reports whether ports a and b differ in their security groups alone.
+func onlyGroupsDiffer(a, b *Port) bool {
+	c := *b
+	c.SecurityGroups = a.SecurityGroups
+	return samePortShape(a, &c)
+}
+
 func (v *View) setPort(d *pending, id string, p *Port) {
 	p = v.heldRecord(id, p)
 	d.ports[id] = true
@@ -247,6 +253,17 @@ func (v *View) setPort(d *pending, id string, p *Port) {
 	}
 	if old != nil && p != nil && samePortShape(old.Port, p) {
 		old.Port = p
+		return
+	}
+	if old != nil && p != nil && onlyGroupsDiffer(old.Port, p) {
+		// A port joining or leaving groups changes its own firewall flows (its network's
+		// part on its host) and the groups' members, nothing of L2, L3 or the plans.
+		v.unindexMember(d, old)
+		old.Port = p
+		v.indexMember(d, old)
+		if p.HostID != "" {
+			d.touchPart(p.HostID, p.NetworkID)
+		}
 		return
 	}
 	if old != nil {

@@ -36,11 +36,6 @@ func ProtocolNumber(protocol string) int {
 	return n
 }
 
-// PartRemoteGroups is the part of a br-int holding the members of the groups that the
-// rules of its host's ports name as remote (one part: a member's flow carries the
-// conjunctions of all its groups).
-const PartRemoteGroups = "security-groups:remote"
-
 // Firewalled reports whether the firewall filters port p: port security is on and the port
 // is not the network's own (router, DHCP and gateway ports are trusted, as in Neutron).
 func Firewalled(p *Port) bool {
@@ -58,8 +53,9 @@ func (v *View) GroupRules(id string) []*SecurityGroupRule {
 // GroupMembers returns the firewalled ports naming group id, by port ID.
 func (v *View) GroupMembers(id string) map[string]*PortInfo { return v.members[id] }
 
-// Stateful reports whether the port's traffic is tracked: any of its groups is stateful
-// (Neutron refuses to mix them), or it has none (nothing but its base flows passes).
+// Stateful reports whether the port's traffic is tracked: any of its groups is stateful,
+// or it has none (nothing but its base flows passes). A port in both kinds of group is
+// tracked (dvrflow's API does not refuse the mix), so its stateless rules act statefully.
 func (v *View) Stateful(p *Port) bool {
 	for _, id := range p.SecurityGroups {
 		if g := v.groups[id]; g == nil || g.Stateful {
@@ -86,6 +82,23 @@ func (v *View) RemoteGroupsOn(host, dir string) []string {
 		}
 	}
 	return sortedSet(set)
+}
+
+// UsesRemoteGroup reports whether group is one of RemoteGroupsOn(host, dir).
+func (v *View) UsesRemoteGroup(host, dir, group string) bool {
+	for _, p := range v.portsOnHost[host] {
+		if !Firewalled(p.Port) {
+			continue
+		}
+		for _, g := range p.SecurityGroups {
+			for _, r := range v.rulesOfGroup[g] {
+				if r.RemoteGroupID == group && r.Direction == dir {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // GroupPrefixes returns the IPv4 addresses of group id's members (their fixed IPs and
@@ -194,9 +207,10 @@ func (v *View) touchRule(d *pending, r *SecurityGroupRule) {
 	if r.RemoteGroupID == "" {
 		return
 	}
+	part := RemoteGroupPart(r.Direction, r.RemoteGroupID)
 	for _, p := range v.members[r.SecurityGroupID] {
 		if p.HostID != "" {
-			d.touchPart(p.HostID, PartRemoteGroups)
+			d.touchPart(p.HostID, part)
 		}
 	}
 }
@@ -220,17 +234,12 @@ func (v *View) unindexMember(d *pending, p *PortInfo) {
 	for _, g := range p.SecurityGroups {
 		delSet(v.members, g, p.ID)
 		d.groups[g] = true
-		if p.HostID != "" {
-			for _, r := range v.rulesOfGroup[g] {
-				if r.RemoteGroupID != "" {
-					d.touchPart(p.HostID, PartRemoteGroups)
-				}
-			}
-		}
 	}
+	v.touchRemotesOf(d, p)
 }
 
-// indexMember adds port p to its groups' members; derive then touches what depends on them.
+// indexMember adds port p to its groups' members (derive then touches what depends on
+// them); p's host may need the remote groups of p's groups.
 func (v *View) indexMember(d *pending, p *PortInfo) {
 	if !Firewalled(p.Port) {
 		return
@@ -238,37 +247,48 @@ func (v *View) indexMember(d *pending, p *PortInfo) {
 	for _, g := range p.SecurityGroups {
 		putSet(v.members, g, p.ID, p)
 		d.groups[g] = true
-		if p.HostID != "" {
-			d.userHosts = append(d.userHosts, hostGroup{p.HostID, g})
+	}
+	v.touchRemotesOf(d, p)
+}
+
+// touchRemotesOf touches, on port p's host, the parts of the groups that the rules of p's
+// groups name as remote.
+func (v *View) touchRemotesOf(d *pending, p *PortInfo) {
+	if p.HostID == "" {
+		return
+	}
+	for _, g := range p.SecurityGroups {
+		for _, r := range v.rulesOfGroup[g] {
+			if r.RemoteGroupID != "" {
+				d.touchPart(p.HostID, RemoteGroupPart(r.Direction, r.RemoteGroupID))
+			}
 		}
 	}
 }
 
-type hostGroup struct{ host, group string }
-
-// deriveGroups recomputes the member prefixes of the groups whose members changed and
-// touches, once the batch is applied, the remote groups' part on every host that uses them,
-// and on the hosts of new members the part of the remote groups their groups name.
+// deriveGroups recomputes the member prefixes of the groups whose members changed and, where
+// they differ, touches the group's parts on every host that uses it as a remote group.
 func (v *View) deriveGroups(d *pending) {
 	for g := range d.groups {
+		old := v.groupPrefixes[g]
 		if len(v.members[g]) == 0 {
 			delete(v.groupPrefixes, g)
 		} else {
 			v.groupPrefixes[g] = v.memberPrefixes(g)
 		}
+		if slices.Equal(old, v.groupPrefixes[g]) {
+			continue
+		}
 		for _, r := range v.remoteOf[g] {
+			part := RemoteGroupPart(r.Direction, g)
 			for _, p := range v.members[r.SecurityGroupID] {
 				if p.HostID != "" {
-					d.touchPart(p.HostID, PartRemoteGroups)
+					d.touchPart(p.HostID, part)
 				}
 			}
 		}
 	}
-	for _, hg := range d.userHosts {
-		for _, r := range v.rulesOfGroup[hg.group] {
-			if r.RemoteGroupID != "" {
-				d.touchPart(hg.host, PartRemoteGroups)
-			}
-		}
-	}
 }
+
+// NamedAsRemote reports whether a rule names group id as its remote group.
+func (v *View) NamedAsRemote(id string) bool { return len(v.remoteOf[id]) > 0 }

@@ -94,7 +94,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVar(&c.durable, "pg-durable", true, "PostgreSQL with fsync and synchronous_commit on, as in production")
 	fs.BoolVar(&c.strict, "strict", false, "exit 1 when a correctness check fails")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (dvrflowd log) at the end")
-	fs.StringVar(&c.profileDir, "profile-dir", "", "write dvrflowd's CPU profiles of the cold start and the port-bound runs and its heap profiles here (dvrflowd --debug-listen)")
+	fs.StringVar(&c.profileDir, "profile-dir", "", "write dvrflowd's CPU profiles of the cold start, the port-bound and the group-join runs and its heap profiles here (dvrflowd --debug-listen)")
 	fs.StringVar(&c.selfProfile, "cpuprofile", "", "write this tool's own CPU profile (simulator and verification) to this file")
 	fs.IntVar(&c.profileSecs, "profile-seconds", 30, "length of each CPU profile")
 	level := fs.String("log-level", "info", "log level of this tool")
@@ -351,6 +351,7 @@ func run(ctx context.Context, log *zap.Logger, cfg *config, r *report) (err erro
 		if err != nil {
 			return err
 		}
+		prof.fetch(ctx, "cpu-join.pprof", fmt.Sprintf("profile?seconds=%d", cfg.profileSecs))
 		jr, err := groupJoin(ctx, log, api, v, f, topo.SharedGroup, cfg.joins, cfg.topo.Seed, cfg.quiet)
 		if err != nil {
 			return err
