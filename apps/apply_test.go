@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dvrflow/dvrflow/ofproto"
 	"github.com/dvrflow/dvrflow/topology"
 )
 
@@ -22,13 +23,16 @@ type model struct {
 	fips    map[string]topology.FloatingIP
 	hosts   map[string]topology.Host
 	vlans   map[string]topology.LocalVLAN // host/network
+	groups  map[string]topology.SecurityGroup
+	rules   map[string]topology.SecurityGroupRule
 	rev     int64
 	log     []topology.Change
 }
 
 func newModel(t *topology.Topology) *model {
 	m := &model{nets: map[string]topology.Network{}, subnets: map[string]topology.Subnet{}, ports: map[string]topology.Port{},
-		routers: map[string]topology.Router{}, fips: map[string]topology.FloatingIP{}, hosts: map[string]topology.Host{}, vlans: map[string]topology.LocalVLAN{}}
+		routers: map[string]topology.Router{}, fips: map[string]topology.FloatingIP{}, hosts: map[string]topology.Host{}, vlans: map[string]topology.LocalVLAN{},
+		groups: map[string]topology.SecurityGroup{}, rules: map[string]topology.SecurityGroupRule{}}
 	for _, x := range t.Networks {
 		m.nets[x.ID] = x
 	}
@@ -49,6 +53,12 @@ func newModel(t *topology.Topology) *model {
 	}
 	for _, x := range t.LocalVLANs {
 		m.vlans[x.Host+"/"+x.NetworkID] = x
+	}
+	for _, x := range t.SecurityGroups {
+		m.groups[x.ID] = x
+	}
+	for _, x := range t.SecurityGroupRules {
+		m.rules[x.ID] = x
 	}
 	return m
 }
@@ -76,6 +86,12 @@ func (m *model) topology() *topology.Topology {
 	for _, id := range slices.Sorted(maps.Keys(m.vlans)) {
 		t.LocalVLANs = append(t.LocalVLANs, m.vlans[id])
 	}
+	for _, id := range slices.Sorted(maps.Keys(m.groups)) {
+		t.SecurityGroups = append(t.SecurityGroups, m.groups[id])
+	}
+	for _, id := range slices.Sorted(maps.Keys(m.rules)) {
+		t.SecurityGroupRules = append(t.SecurityGroupRules, m.rules[id])
+	}
 	return t
 }
 
@@ -87,13 +103,15 @@ func (m *model) record(kind topology.Kind, id string, op topology.Op, obj any) {
 		panic(err)
 	}
 	rec := map[topology.Kind]func() topology.Record{
-		topology.KindNetwork:    func() topology.Record { return new(topology.Network) },
-		topology.KindSubnet:     func() topology.Record { return new(topology.Subnet) },
-		topology.KindPort:       func() topology.Record { return new(topology.Port) },
-		topology.KindRouter:     func() topology.Record { return new(topology.Router) },
-		topology.KindFloatingIP: func() topology.Record { return new(topology.FloatingIP) },
-		topology.KindHost:       func() topology.Record { return new(topology.Host) },
-		topology.KindLocalVLAN:  func() topology.Record { return new(topology.LocalVLAN) },
+		topology.KindNetwork:           func() topology.Record { return new(topology.Network) },
+		topology.KindSubnet:            func() topology.Record { return new(topology.Subnet) },
+		topology.KindPort:              func() topology.Record { return new(topology.Port) },
+		topology.KindRouter:            func() topology.Record { return new(topology.Router) },
+		topology.KindFloatingIP:        func() topology.Record { return new(topology.FloatingIP) },
+		topology.KindHost:              func() topology.Record { return new(topology.Host) },
+		topology.KindLocalVLAN:         func() topology.Record { return new(topology.LocalVLAN) },
+		topology.KindSecurityGroup:     func() topology.Record { return new(topology.SecurityGroup) },
+		topology.KindSecurityGroupRule: func() topology.Record { return new(topology.SecurityGroupRule) },
 	}[kind]()
 	if err := json.Unmarshal(b, rec); err != nil {
 		panic(err)
@@ -129,7 +147,7 @@ func pick[T any](r *rand.Rand, recs map[string]T) (string, bool) {
 func (m *model) mutate(r *rand.Rand, step int) {
 	hostNames := []string{"compute1", "compute2", "network", "compute3", ""}
 	host := hostNames[r.IntN(len(hostNames))]
-	switch r.IntN(16) {
+	switch r.IntN(21) {
 	case 0, 1, 2: // a VM port on a random subnet and host
 		sid, _ := pick(r, m.subnets)
 		s := m.subnets[sid]
@@ -267,7 +285,87 @@ func (m *model) mutate(r *rand.Rand, step int) {
 			n.SegmentationID++
 			setRec(m, m.nets, topology.KindNetwork, nid, n)
 		}
+	case 16, 17: // a VM port joins or leaves a group, with port security on
+		id, ok := pickVM(r, m)
+		gid, ok2 := pick(r, m.groups)
+		if !ok || !ok2 {
+			break
+		}
+		p := m.ports[id]
+		p.PortSecurityEnabled = true
+		if i := slices.Index(p.SecurityGroups, gid); i >= 0 {
+			p.SecurityGroups = slices.Delete(slices.Clone(p.SecurityGroups), i, i+1)
+		} else {
+			p.SecurityGroups = append(slices.Clone(p.SecurityGroups), gid)
+			slices.Sort(p.SecurityGroups)
+		}
+		setRec(m, m.ports, topology.KindPort, id, p)
+	case 18: // a new group, a rule (naming a remote group, a prefix or anywhere), or a rule goes
+		switch k := r.IntN(4); {
+		case k == 0 || len(m.groups) == 0:
+			id := fmt.Sprintf("sgx%d", step)
+			setRec(m, m.groups, topology.KindSecurityGroup, id, topology.SecurityGroup{ID: id, Name: id, Stateful: r.IntN(4) > 0, Tag: uint32(100 + step)})
+		case k == 1 && len(m.rules) > 0:
+			rid, _ := pick(r, m.rules)
+			delRec(m, m.rules, topology.KindSecurityGroupRule, rid)
+		default:
+			gid, _ := pick(r, m.groups)
+			rule := topology.SecurityGroupRule{ID: fmt.Sprintf("rule%d", step), SecurityGroupID: gid, EtherType: topology.EtherTypeIPv4,
+				Direction: []string{topology.DirectionIngress, topology.DirectionEgress}[r.IntN(2)], Protocol: []string{"", "tcp", "icmp"}[r.IntN(3)]}
+			switch r.IntN(3) {
+			case 0:
+				rule.RemoteGroupID, _ = pick(r, m.groups)
+			case 1:
+				rule.RemoteIPPrefix = fmt.Sprintf("10.9.%d.0/24", r.IntN(3))
+			}
+			setRec(m, m.rules, topology.KindSecurityGroupRule, rule.ID, rule)
+		}
+	case 19: // a group goes with the rules of it or naming it, once no port is in it
+		gid, ok := pick(r, m.groups)
+		if !ok {
+			break
+		}
+		for _, p := range m.ports {
+			if slices.Contains(p.SecurityGroups, gid) {
+				return
+			}
+		}
+		for _, id := range slices.Sorted(maps.Keys(m.rules)) {
+			if rl := m.rules[id]; rl.SecurityGroupID == gid || rl.RemoteGroupID == gid {
+				delRec(m, m.rules, topology.KindSecurityGroupRule, id)
+			}
+		}
+		delRec(m, m.groups, topology.KindSecurityGroup, gid)
+	case 20: // a VM port's allowed address pair comes or goes, or its port security goes
+		id, ok := pickVM(r, m)
+		if !ok {
+			break
+		}
+		p := m.ports[id]
+		switch {
+		case len(p.SecurityGroups) == 0 && p.PortSecurityEnabled && r.IntN(2) == 0:
+			p.PortSecurityEnabled = false
+		case len(p.AllowedAddressPairs) > 0:
+			p.AllowedAddressPairs = nil
+		default:
+			p.AllowedAddressPairs = []topology.AddressPair{{IPAddress: fmt.Sprintf("10.9.%d.%d/31", r.IntN(3), 2*r.IntN(100))}}
+		}
+		setRec(m, m.ports, topology.KindPort, id, p)
 	}
+}
+
+// pickVM picks a VM port.
+func pickVM(r *rand.Rand, m *model) (string, bool) {
+	var ids []string
+	for _, id := range slices.Sorted(maps.Keys(m.ports)) {
+		if strings.HasPrefix(m.ports[id].DeviceOwner, "compute:") {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return "", false
+	}
+	return ids[r.IntN(len(ids))], true
 }
 
 // allocateVLANs does what the engine does after each batch for the hosts Apply reported:
@@ -316,46 +414,52 @@ func render(v *topology.View, host string) string {
 
 // partCache is what the engine keeps per bridge: each part's flows, recomputed only when
 // Apply reports the part (or the whole host).
-type partCache map[string]map[topology.Bridge]map[string]string // host -> bridge -> part -> rendered flows
+type partCache map[string]map[topology.Bridge]map[string][]ofproto.Flow // host -> bridge -> part -> flows
 
-// refresh recomputes host's parts: all of them (full) or those listed.
+// refresh recomputes host's parts: all of them (full) or those listed, as pushBridge does.
 func (c partCache) refresh(v *topology.View, host string, full bool, parts map[string]bool) {
 	if v.Host(host) == nil {
 		delete(c, host)
 		return
 	}
 	if full || c[host] == nil {
-		c[host] = map[topology.Bridge]map[string]string{}
+		c[host] = map[topology.Bridge]map[string][]ofproto.Flow{}
 	}
 	for _, b := range topology.Bridges() {
 		st := seedBridge(v, host, b)
 		have := c[host][b]
 		if have == nil {
-			have = map[string]string{}
+			have = map[string][]ofproto.Flow{}
 			c[host][b] = have
 		}
-		now := Parts(v, st)
-		for part := range have {
-			if !slices.Contains(now, part) {
-				delete(have, part)
+		// As the engine does: every part of a whole host, else only the parts reported
+		// (a reported part no longer present goes; nothing else is looked at).
+		if full {
+			for _, part := range Parts(v, st) {
+				have[part] = FlowsOf(v, st, part)
 			}
+			continue
 		}
-		for _, part := range now {
-			if _, ok := have[part]; !ok || full || parts[part] {
-				have[part] = renderFlows(b, FlowsOf(v, st, part))
+		for part := range parts {
+			if HasPart(v, st, part) {
+				have[part] = FlowsOf(v, st, part)
+			} else {
+				delete(have, part)
 			}
 		}
 	}
 }
 
-// flows renders host's cached flows the way render does, sorted like Flows.
+// flows renders host's cached flows the way render does, joined as Flows joins them
+// (conjunctive flows of one key in several parts merged), sorted.
 func (c partCache) flows(host string) string {
 	var sb strings.Builder
 	for _, b := range topology.Bridges() {
-		var lines []string
-		for _, txt := range c[host][b] {
-			lines = append(lines, strings.Split(strings.TrimSuffix(txt, "\n"), "\n")...)
+		var parts [][]ofproto.Flow
+		for _, part := range slices.Sorted(maps.Keys(c[host][b])) {
+			parts = append(parts, c[host][b][part])
 		}
+		lines := strings.Split(strings.TrimSuffix(renderFlows(b, joinParts(parts)), "\n"), "\n")
 		lines = slices.DeleteFunc(lines, func(l string) bool { return l == "" })
 		slices.Sort(lines)
 		sb.WriteString(string(b) + "\n" + strings.Join(lines, "\n") + "\n")

@@ -94,10 +94,21 @@ func FlowsOf(v *topology.View, st *BridgeState, part string) []ofproto.Flow {
 // priority (high first), stable. Conjunctive flows of one key in several parts are one flow
 // (ofproto.MergeConjunctions), as the reconciler installs them.
 func Flows(v *topology.View, st *BridgeState) []ofproto.Flow {
+	parts := Parts(v, st)
+	flows := make([][]ofproto.Flow, len(parts))
+	for i, part := range parts {
+		flows[i] = FlowsOf(v, st, part)
+	}
+	return joinParts(flows)
+}
+
+// joinParts returns the flows of parts (in the order of Parts) as one set: conjunctive flows
+// of one key merged, sorted by table and priority, stable.
+func joinParts(parts [][]ofproto.Flow) []ofproto.Flow {
 	var out []ofproto.Flow
 	conj := map[ofproto.FlowKey]int{}
-	for _, part := range Parts(v, st) {
-		for _, f := range FlowsOf(v, st, part) {
+	for _, fs := range parts {
+		for _, f := range fs {
 			if f.Conjunctive() {
 				k := f.Key()
 				if i, ok := conj[k]; ok {

@@ -25,6 +25,7 @@ type joinResult struct {
 	HostsTouched    float64 // per join, average
 	HostsTouchedMax int
 	HostsShould     float64 // hosts with a member of the group, and the joining port's
+	FlowMods        float64 // flow-mods per join, average
 	Outside         int     // joins that touched a host outside that set
 	OutsideNotes    []string
 }
@@ -58,6 +59,7 @@ func groupJoin(ctx context.Context, log *zap.Logger, api *apiclient.Client, v *t
 	var lats []time.Duration
 	for i, p := range candidates[:n] {
 		f.firstNano.Store(0)
+		mods := flowModsOf(bridges)
 		t0 := time.Now()
 		body := map[string]any{"port": map[string]any{"security_groups": append(slices.Clone(p.SecurityGroups), group)}}
 		if _, err := api.Do(ctx, http.MethodPut, "/v2.0/ports/"+p.ID, body, nil); err != nil {
@@ -68,6 +70,7 @@ func groupJoin(ctx context.Context, log *zap.Logger, api *apiclient.Client, v *t
 			return res, fmt.Errorf("join %d (port %s on %s): no bridge received a flow-mod within 10 s", i, p.ID, p.HostID)
 		}
 		lats = append(lats, c.worst)
+		res.FlowMods += float64(flowModsOf(bridges) - mods)
 		res.Unacked += c.unacked
 		memberHosts[p.HostID] = true
 		var outside []string
@@ -90,8 +93,18 @@ func groupJoin(ctx context.Context, log *zap.Logger, api *apiclient.Client, v *t
 	}
 	if n > 0 {
 		res.HostsTouched /= float64(n)
+		res.FlowMods /= float64(n)
 		res.HostsShould /= float64(n)
 		res.P50, res.P99, res.Max = quantiles(lats)
 	}
 	return res, nil
+}
+
+// flowModsOf returns the flow-mods the bridges have received.
+func flowModsOf(bridges []*simBridge) int64 {
+	var n int64
+	for _, b := range bridges {
+		n += b.state().flowMods
+	}
+	return n
 }

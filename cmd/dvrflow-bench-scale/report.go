@@ -88,6 +88,7 @@ func (r *report) print(w io.Writer, cfg *config) {
 			fmt.Sprintf("p99 < 100 ms: %s", verdict(j.P99 < 100*time.Millisecond)))
 		row("   hosts touched / hosts with a member", fmt.Sprintf("avg %.1f (max %d) / %.1f", j.HostsTouched, j.HostsTouchedMax, j.HostsShould), "")
 		row("   joins touching a host without a member", fmt.Sprint(j.Outside), "0: "+verdict(j.Outside == 0))
+		row("   flow-mods per join", fmt.Sprintf("%.1f (%.2f per touched host)", j.FlowMods, j.FlowMods/max(j.HostsTouched, 1)), "")
 	}
 	if r.cold != nil {
 		row("bridges differing from desired at the end", fmt.Sprint(r.finalBad), "0: "+verdict(r.finalBad == 0))
