@@ -86,6 +86,7 @@ func emptyView(revision int64) *View {
 		members:       map[string]map[string]*PortInfo{},
 		remoteOf:      map[string]map[string]*SecurityGroupRule{},
 		groupPrefixes: map[string][]netip.Prefix{},
+		remoteUses:    map[string]map[string]int{},
 	}
 }
 

@@ -68,37 +68,40 @@ func (v *View) Stateful(p *Port) bool {
 // RemoteGroupsOn returns the groups named as remote in direction dir by a rule of a group
 // of a firewalled port bound to host, sorted.
 func (v *View) RemoteGroupsOn(host, dir string) []string {
-	set := map[string]bool{}
-	for _, p := range v.portsOnHost[host] {
-		if !Firewalled(p.Port) {
-			continue
-		}
-		for _, g := range p.SecurityGroups {
-			for _, r := range v.rulesOfGroup[g] {
-				if r.RemoteGroupID != "" && r.Direction == dir {
-					set[r.RemoteGroupID] = true
-				}
-			}
+	var out []string
+	for part := range v.remoteUses[host] {
+		if d, g, _ := PartRemoteGroup(part); d == dir {
+			out = append(out, g)
 		}
 	}
-	return sortedSet(set)
+	slices.Sort(out)
+	return out
 }
 
 // UsesRemoteGroup reports whether group is one of RemoteGroupsOn(host, dir).
 func (v *View) UsesRemoteGroup(host, dir, group string) bool {
-	for _, p := range v.portsOnHost[host] {
-		if !Firewalled(p.Port) {
-			continue
-		}
-		for _, g := range p.SecurityGroups {
-			for _, r := range v.rulesOfGroup[g] {
-				if r.RemoteGroupID == group && r.Direction == dir {
-					return true
-				}
-			}
+	return v.remoteUses[host][RemoteGroupPart(dir, group)] > 0
+}
+
+// useRemote counts n uses by firewalled port p of rule r's remote group (r a rule of one of
+// p's groups): remoteUses holds, per host, how many (port, rule) pairs need each remote
+// group's part.
+func (v *View) useRemote(p *PortInfo, r *SecurityGroupRule, n int) {
+	if p.HostID == "" || r.RemoteGroupID == "" {
+		return
+	}
+	part := RemoteGroupPart(r.Direction, r.RemoteGroupID)
+	uses := v.remoteUses[p.HostID]
+	if uses == nil {
+		uses = map[string]int{}
+		v.remoteUses[p.HostID] = uses
+	}
+	if uses[part] += n; uses[part] <= 0 {
+		delete(uses, part)
+		if len(uses) == 0 {
+			delete(v.remoteUses, p.HostID)
 		}
 	}
-	return false
 }
 
 // GroupPrefixes returns the IPv4 addresses of group id's members (their fixed IPs and
@@ -187,6 +190,9 @@ func (v *View) setRule(d *pending, id string, r *SecurityGroupRule) {
 		delSet(v.rulesOfGroup, old.SecurityGroupID, id)
 		if old.RemoteGroupID != "" {
 			delSet(v.remoteOf, old.RemoteGroupID, id)
+			for _, p := range v.members[old.SecurityGroupID] {
+				v.useRemote(p, old, -1)
+			}
 		}
 		v.touchRule(d, old)
 		delete(v.rules, id)
@@ -198,6 +204,9 @@ func (v *View) setRule(d *pending, id string, r *SecurityGroupRule) {
 	putSet(v.rulesOfGroup, r.SecurityGroupID, id, r)
 	if r.RemoteGroupID != "" {
 		putSet(v.remoteOf, r.RemoteGroupID, id, r)
+		for _, p := range v.members[r.SecurityGroupID] {
+			v.useRemote(p, r, 1)
+		}
 	}
 	v.touchRule(d, r)
 }
@@ -234,6 +243,9 @@ func (v *View) unindexMember(d *pending, p *PortInfo) {
 	for _, g := range p.SecurityGroups {
 		delSet(v.members, g, p.ID)
 		d.groups[g] = true
+		for _, r := range v.rulesOfGroup[g] {
+			v.useRemote(p, r, -1)
+		}
 	}
 	v.touchRemotesOf(d, p)
 }
@@ -247,6 +259,9 @@ func (v *View) indexMember(d *pending, p *PortInfo) {
 	for _, g := range p.SecurityGroups {
 		putSet(v.members, g, p.ID, p)
 		d.groups[g] = true
+		for _, r := range v.rulesOfGroup[g] {
+			v.useRemote(p, r, 1)
+		}
 	}
 	v.touchRemotesOf(d, p)
 }

@@ -60,6 +60,7 @@ type View struct {
 	members       map[string]map[string]*PortInfo          // group -> firewalled ports naming it
 	remoteOf      map[string]map[string]*SecurityGroupRule // group -> rules naming it as remote
 	groupPrefixes map[string][]netip.Prefix                // group -> its members' addresses, covered (GroupPrefixes)
+	remoteUses    map[string]map[string]int                // host -> RemoteGroupPart -> (port, rule) pairs of the host needing it
 }
 
 type agentGWKey struct{ host, network string }
