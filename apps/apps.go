@@ -6,6 +6,7 @@
 package apps
 
 import (
+	"maps"
 	"slices"
 
 	"github.com/dvrflow/dvrflow/ofproto"
@@ -50,6 +51,28 @@ func HasPart(v *topology.View, st *BridgeState, part string) bool {
 		return v.IsDVRPeer(st.Host, peer)
 	}
 	return v.HasNetwork(st.Host, part)
+}
+
+// PartsOn returns the parts of set that a bridge of kind br can have (a remote group's part
+// is br-int's only): set itself when that is all of them.
+func PartsOn(br topology.Bridge, set map[string]bool) map[string]bool {
+	if br == topology.BrInt {
+		return set
+	}
+	var out map[string]bool
+	for part := range set {
+		if !Shared(part) {
+			continue
+		}
+		if out == nil {
+			out = maps.Clone(set)
+		}
+		delete(out, part)
+	}
+	if out == nil {
+		return set
+	}
+	return out
 }
 
 // Shared reports whether part holds the same flows on every bridge that has it (a remote

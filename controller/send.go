@@ -115,10 +115,11 @@ func (r *Reconciler) send(ctx context.Context, sess *Session, ops []op, bundle b
 			buf = make([]byte, 0, chunkSize+1024)
 		}
 	}
-	if len(buf) > 0 {
+	if len(buf) > 0 && bundle {
 		if err := sess.Send(ctx, buf); err != nil {
 			return nil, false, bundle, fmt.Errorf("sending flow-mods: %w", err)
 		}
+		buf = nil
 	}
 	applied = true
 	if bundle {
@@ -131,8 +132,9 @@ func (r *Reconciler) send(ctx context.Context, sess *Session, ops []op, bundle b
 			return nil, false, bundle, fmt.Errorf("committing bundle: %w", cerr)
 		}
 	}
-	// The barrier also guarantees every error for the batch has been routed to us.
-	if err := sess.Barrier(ctx); err != nil {
+	// The barrier (in the same write as the last plain flow-mods) also guarantees every
+	// error for the batch has been routed to us.
+	if err := sess.SendBarrier(ctx, buf); err != nil {
 		return nil, false, bundle, err
 	}
 	mu.Lock()

@@ -266,23 +266,25 @@ func (s *Session) Send(ctx context.Context, msg []byte) error {
 // Request sends msg with a fresh xid and waits for the reply of type replyType with the
 // same xid, or for an OFPT_ERROR about it (returned as *OFError).
 func (s *Session) Request(ctx context.Context, msg []byte, replyType ofproto.MsgType) ([]byte, error) {
-	r, err := s.request(ctx, msg, replyType, false)
+	r, err := s.request(ctx, msg, 0, replyType, false)
 	return r.msg, err
 }
 
 // RequestMultipart sends a multipart request with a fresh xid and returns the bodies of all
 // reply parts (each without the 16-byte multipart reply header).
 func (s *Session) RequestMultipart(ctx context.Context, msg []byte) ([][]byte, error) {
-	r, err := s.request(ctx, msg, ofproto.TypeMultipartReply, true)
+	r, err := s.request(ctx, msg, 0, ofproto.TypeMultipartReply, true)
 	return r.parts, err
 }
 
-func (s *Session) request(ctx context.Context, msg []byte, replyType ofproto.MsgType, multipart bool) (reply, error) {
-	if len(msg) < ofproto.HeaderLen {
-		return reply{}, fmt.Errorf("request: %d-byte message is shorter than a header", len(msg))
+// request sends msg, whose last message (from byte at) is the request, and waits for the
+// request's reply.
+func (s *Session) request(ctx context.Context, msg []byte, at int, replyType ofproto.MsgType, multipart bool) (reply, error) {
+	if len(msg)-at < ofproto.HeaderLen {
+		return reply{}, fmt.Errorf("request: %d-byte message is shorter than a header", len(msg)-at)
 	}
 	xid := s.NextXID()
-	ofproto.SetXID(msg, xid)
+	ofproto.SetXID(msg[at:], xid)
 	p := &pending{replyType: replyType, multipart: multipart, done: make(chan reply, 1)}
 	s.mu.Lock()
 	if s.pending == nil {
@@ -313,8 +315,13 @@ func (s *Session) request(ctx context.Context, msg []byte, replyType ofproto.Msg
 
 // Barrier sends a barrier request and waits for its reply: every message sent before it
 // has then been processed by the switch.
-func (s *Session) Barrier(ctx context.Context) error {
-	if _, err := s.Request(ctx, ofproto.AppendEmpty(nil, ofproto.TypeBarrierRequest, 0), ofproto.TypeBarrierReply); err != nil {
+func (s *Session) Barrier(ctx context.Context) error { return s.SendBarrier(ctx, nil) }
+
+// SendBarrier sends msgs (whole encoded messages, or none) followed by a barrier request,
+// in one write, and waits for the barrier's reply. msgs must not be used after.
+func (s *Session) SendBarrier(ctx context.Context, msgs []byte) error {
+	at := len(msgs)
+	if _, err := s.request(ctx, ofproto.AppendEmpty(msgs, ofproto.TypeBarrierRequest, 0), at, ofproto.TypeBarrierReply, false); err != nil {
 		return fmt.Errorf("barrier: %w", err)
 	}
 	return nil

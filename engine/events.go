@@ -3,6 +3,8 @@
 package engine
 
 import (
+	"maps"
+
 	"github.com/dvrflow/dvrflow/controller"
 )
 
@@ -25,6 +27,7 @@ func (e *Engine) onEvent(ev controller.Event) {
 		if b == nil {
 			break
 		}
+		b.ports = maps.Clone(b.ports) // pushes in flight hold the old map
 		if ev.OldName != "" {
 			delete(b.ports, ev.OldName)
 		}

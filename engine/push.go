@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"runtime"
 	"slices"
 	"sync"
@@ -58,9 +57,11 @@ func (e *Engine) pushFlows(v *topology.View, all bool, hosts map[string]bool, pa
 		}
 		for h, ps := range parts {
 			if hi := v.Host(h); hi != nil {
-				for _, id := range hi.Bridges {
+				for br, id := range hi.Bridges {
 					if b := e.bridges[id]; b != nil && !whole[id] {
-						todo = append(todo, push{b: b, parts: ps})
+						if on := apps.PartsOn(br, ps); len(on) > 0 {
+							todo = append(todo, push{b: b, parts: on})
+						}
 					}
 				}
 			}
@@ -97,7 +98,8 @@ type push struct {
 // registered host's bridge is left untouched: its reconciler is never primed.
 func (e *Engine) pushBridge(v *topology.View, b *bridge, only map[string]bool) {
 	host, br, ok := v.HostOfDPID(b.dpid)
-	log := e.log.With(zap.String("dpid", ofproto.DPID(b.dpid).String()))
+	// The loggers are made only to log: a port joining a group pushes thousands of bridges.
+	log := func() *zap.Logger { return e.log.With(zap.String("dpid", ofproto.DPID(b.dpid).String())) }
 	if !ok {
 		// No registered host claims the switch (its host was deleted, or is not
 		// registered yet): dvrflow wants none of its flows there, foreign ones stay.
@@ -110,23 +112,25 @@ func (e *Engine) pushBridge(v *topology.View, b *bridge, only map[string]bool) {
 		}
 		e.mu.Unlock()
 		if err := e.sw.Reconciler(b.dpid).SetParts(nil, true); err != nil {
-			log.Error("clearing desired flows", zap.Error(err))
+			log().Error("clearing desired flows", zap.Error(err))
 		}
 		if first || was != "" {
-			log.Info("switch of no registered host: dvrflow's flows removed, others left alone", zap.String("was_host", was))
+			log().Info("switch of no registered host: dvrflow's flows removed, others left alone", zap.String("was_host", was))
 		}
 		return
 	}
-	log = log.With(zap.String("host", host), zap.String("bridge", string(br)))
+	log = func() *zap.Logger {
+		return e.log.With(zap.String("dpid", ofproto.DPID(b.dpid).String()), zap.String("host", host), zap.String("bridge", string(br)))
+	}
 	e.mu.Lock()
 	b.host = host
-	st := &apps.BridgeState{Host: host, Bridge: br, Ports: maps.Clone(b.ports)}
+	st := &apps.BridgeState{Host: host, Bridge: br, Ports: b.ports} // replaced, never changed, on port events
 	needMeter := !b.meter
 	sess := b.sess
 	e.mu.Unlock()
 	if needMeter {
 		if err := e.installMeter(sess); err != nil {
-			log.Warn("installing the controller meter", zap.Error(err))
+			log().Warn("installing the controller meter", zap.Error(err))
 		} else {
 			e.mu.Lock()
 			b.meter = true
@@ -152,7 +156,7 @@ func (e *Engine) pushBridge(v *topology.View, b *bridge, only map[string]bool) {
 		if apps.Shared(part) {
 			sp, err := e.shared.get(v, part)
 			if err != nil {
-				log.Error("computed flow breaks its table's declaration; desired set kept", zap.Error(err), zap.Int64("rev", v.Revision))
+				log().Error("computed flow breaks its table's declaration; desired set kept", zap.Error(err), zap.Int64("rev", v.Revision))
 				return
 			}
 			u.Shared[part] = sp
@@ -167,14 +171,14 @@ func (e *Engine) pushBridge(v *topology.View, b *bridge, only map[string]bool) {
 	for part, fs := range u.Parts {
 		for i := range fs {
 			if err := apps.Check(br, &fs[i]); err != nil {
-				log.Error("computed flow breaks its table's declaration; desired set kept", zap.String("part", part),
+				log().Error("computed flow breaks its table's declaration; desired set kept", zap.String("part", part),
 					zap.Error(err), zap.Int64("rev", v.Revision))
 				return
 			}
 		}
 	}
 	if err := e.sw.Reconciler(b.dpid).Set(u); err != nil {
-		log.Error("desired flows refused", zap.Error(err), zap.Int64("rev", v.Revision))
+		log().Error("desired flows refused", zap.Error(err), zap.Int64("rev", v.Revision))
 	}
 }
 
