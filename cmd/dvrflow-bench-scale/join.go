@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -21,13 +22,17 @@ type joinResult struct {
 	Members         int // members of the group before the first join
 	N               int
 	P50, P99, Max   time.Duration
+	APIP50, APIP99  time.Duration // the API call alone (PUT /v2.0/ports/{id} answered)
 	Unacked         int
 	HostsTouched    float64 // per join, average
 	HostsTouchedMax int
 	HostsShould     float64 // hosts with a member of the group, and the joining port's
 	FlowMods        float64 // flow-mods per join, average
-	Outside         int     // joins that touched a host outside that set
-	OutsideNotes    []string
+	// DaemonCPU and SelfCPU are the CPU time per join of dvrflowd and of this tool (the
+	// simulated switches, which share the machine's cores with the controller).
+	DaemonCPU, SelfCPU time.Duration
+	Outside            int // joins that touched a host outside that set
+	OutsideNotes       []string
 }
 
 // groupJoin makes n VM ports that are not in group join it, one after the other, and times
@@ -56,7 +61,7 @@ func groupJoin(ctx context.Context, log *zap.Logger, api *apiclient.Client, v *t
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x6a6f696e)) // "join"
 	rng.Shuffle(len(candidates), func(i, j int) { candidates[i], candidates[j] = candidates[j], candidates[i] })
 	bridges := f.all()
-	var lats []time.Duration
+	var lats, apiLats []time.Duration
 	for i, p := range candidates[:n] {
 		f.firstNano.Store(0)
 		mods := flowModsOf(bridges)
@@ -65,6 +70,7 @@ func groupJoin(ctx context.Context, log *zap.Logger, api *apiclient.Client, v *t
 		if _, err := api.Do(ctx, http.MethodPut, "/v2.0/ports/"+p.ID, body, nil); err != nil {
 			return res, fmt.Errorf("join %d (port %s): %w", i, p.ID, err)
 		}
+		apiLats = append(apiLats, time.Since(t0))
 		c := settle(f, bridges, t0, quiet)
 		if c.bridges == 0 {
 			return res, fmt.Errorf("join %d (port %s on %s): no bridge received a flow-mod within 10 s", i, p.ID, p.HostID)
@@ -96,6 +102,7 @@ func groupJoin(ctx context.Context, log *zap.Logger, api *apiclient.Client, v *t
 		res.FlowMods /= float64(n)
 		res.HostsShould /= float64(n)
 		res.P50, res.P99, res.Max = quantiles(lats)
+		res.APIP50, res.APIP99, _ = quantiles(apiLats)
 	}
 	return res, nil
 }
@@ -107,4 +114,13 @@ func flowModsOf(bridges []*simBridge) int64 {
 		n += b.state().flowMods
 	}
 	return n
+}
+
+// selfCPU returns the CPU time (user and system) this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -352,10 +352,21 @@ func run(ctx context.Context, log *zap.Logger, cfg *config, r *report) (err erro
 			return err
 		}
 		prof.fetch(ctx, "cpu-join.pprof", fmt.Sprintf("profile?seconds=%d", cfg.profileSecs))
+		before, err := d.usage()
+		if err != nil {
+			return err
+		}
+		selfBefore := selfCPU()
 		jr, err := groupJoin(ctx, log, api, v, f, topo.SharedGroup, cfg.joins, cfg.topo.Seed, cfg.quiet)
 		if err != nil {
 			return err
 		}
+		after, err := d.usage()
+		if err != nil {
+			return err
+		}
+		jr.DaemonCPU = (after.CPU - before.CPU) / time.Duration(max(jr.N, 1))
+		jr.SelfCPU = (selfCPU() - selfBefore) / time.Duration(max(jr.N, 1))
 		r.join = &jr
 		if jr.Outside > 0 {
 			r.fail("%d group joins changed flows on hosts without a member: %v", jr.Outside, jr.OutsideNotes)

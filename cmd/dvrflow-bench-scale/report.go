@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"runtime"
 	"text/tabwriter"
 	"time"
 )
@@ -86,6 +87,8 @@ func (r *report) print(w io.Writer, cfg *config) {
 	if j := r.join; j != nil {
 		row("4. port joins the shared group -> every changed bridge acked", fmt.Sprintf("p50 %s, p99 %s, max %s over %d joins (%d members before)", ms(j.P50), ms(j.P99), ms(j.Max), j.N, j.Members),
 			fmt.Sprintf("p99 < 100 ms: %s", verdict(j.P99 < 100*time.Millisecond)))
+		row("   of which the API call (PUT answered)", fmt.Sprintf("p50 %s, p99 %s", ms(j.APIP50), ms(j.APIP99)), "")
+		row("   CPU per join: dvrflowd / the simulated switches", fmt.Sprintf("%s / %s (%d cores)", ms(j.DaemonCPU), ms(j.SelfCPU), runtime.NumCPU()), "")
 		row("   hosts touched / hosts with a member", fmt.Sprintf("avg %.1f (max %d) / %.1f", j.HostsTouched, j.HostsTouchedMax, j.HostsShould), "")
 		row("   joins touching a host without a member", fmt.Sprint(j.Outside), "0: "+verdict(j.Outside == 0))
 		row("   flow-mods per join", fmt.Sprintf("%.1f (%.2f per touched host)", j.FlowMods, j.FlowMods/max(j.HostsTouched, 1)), "")
