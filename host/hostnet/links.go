@@ -7,14 +7,17 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/dvrflow/dvrflow/host/ovsdb"
 	"github.com/dvrflow/dvrflow/plan"
 )
 
+// isNotFound reports whether err says the link does not exist (or no longer does: a veth
+// goes with its peer's namespace, asynchronously, between a lookup and a delete).
 func isNotFound(err error) bool {
 	var nf netlink.LinkNotFoundError
-	return errors.As(err, &nf)
+	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV)
 }
 
 // links makes the namespace's devices match: removes unplanned ones, creates the
@@ -224,7 +227,7 @@ func (r *applyRun) staleOVSPorts() error {
 			}
 			r.changed("unplug %s from %s", p, br)
 			if l, err := r.hostNL.LinkByName(p); err == nil {
-				if err := r.hostNL.LinkDel(l); err != nil {
+				if err := r.hostNL.LinkDel(l); err != nil && !isNotFound(err) {
 					return fmt.Errorf("hostnet: delete stale %s: %w", p, err)
 				}
 				r.changed("delete link %s", p)
