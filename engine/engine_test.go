@@ -650,3 +650,83 @@ func TestInterfaceRemovedLeavesNothing(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// A host out of local VLANs (4,094 networks present) gets no VLAN for one more network, and
+// says so; the other hosts' changes go on: before, every pass failed and the whole
+// controller stood still (seen at 5,000 hosts, when SNAT failover moved every router to one
+// dvr_snat host).
+func TestHostOutOfVLANsDoesNotStopOthers(t *testing.T) {
+	f, ctx := newConverged(t)
+	var used int
+	f.eng.ReadView(func(v *topology.View) {
+		for vl := uint16(1); vl <= 4094; vl++ {
+			if _, ok := v.NetworkOfVLAN("compute1", vl); ok {
+				used++
+			}
+		}
+	})
+	// Fill compute1: one VM port in each of 4,094-used new networks (no subnets needed).
+	for left := 4094 - used; left > 0; {
+		n := min(left, db.MaxBulk)
+		specs := make([]db.NetworkSpec, n)
+		for i := range specs {
+			specs[i] = db.NetworkSpec{ProjectID: "demo"}
+		}
+		nets, err := f.store.CreateNetworks(ctx, specs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports := make([]db.PortSpec, n)
+		for i := range ports {
+			ports[i] = db.PortSpec{ProjectID: "demo", NetworkID: nets[i].ID, HostID: ptr("compute1"), DeviceOwner: ptr("compute:nova"),
+				PortSecurity: db.PortSecurity{PortSecurityEnabled: ptr(false), SecurityGroups: &[]string{}}}
+		}
+		if _, err := f.store.CreatePorts(ctx, ports); err != nil {
+			t.Fatal(err)
+		}
+		left -= n
+	}
+	full := func() (bool, string) {
+		var missing map[string][]string
+		f.eng.ReadView(func(v *topology.View) { missing = v.MissingVLANs([]string{"compute1"}) })
+		return len(missing["compute1"]) == 0, fmt.Sprintf("compute1 still waits for %d local VLANs", len(missing["compute1"]))
+	}
+	enginetest.Eventually(t, "compute1 holding 4,094 local VLANs", full)
+
+	// One network too many on compute1, and, after it, a new port on compute2.
+	over, err := f.store.CreateNetwork(ctx, db.NetworkSpec{ProjectID: "demo", Name: ptr("one-too-many")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.CreatePort(ctx, db.PortSpec{ProjectID: "demo", NetworkID: over.ID, HostID: ptr("compute1"), DeviceOwner: ptr("compute:nova")}); err != nil {
+		t.Fatal(err)
+	}
+	other, err := f.store.CreateNetwork(ctx, db.NetworkSpec{ProjectID: "demo", Name: ptr("elsewhere")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.CreatePort(ctx, db.PortSpec{ProjectID: "demo", NetworkID: other.ID, HostID: ptr("compute2"), DeviceOwner: ptr("compute:nova")}); err != nil {
+		t.Fatal(err)
+	}
+	enginetest.Eventually(t, "compute2's new network has a local VLAN and compute2 its flows", func() (bool, string) {
+		var vl uint16
+		var ok, missing1 bool
+		f.eng.ReadView(func(v *topology.View) {
+			vl, ok = v.LocalVLAN("compute2", other.ID)
+			_, has := v.LocalVLAN("compute1", over.ID)
+			missing1 = !has
+		})
+		if !ok {
+			return false, "compute2 has no local VLAN for its new network"
+		}
+		if !missing1 {
+			return false, "compute1 got a 4,095th local VLAN"
+		}
+		dump, err := f.switches["compute2/br-int"].DumpFlows()
+		if err != nil {
+			return false, err.Error()
+		}
+		tag := fmt.Sprintf("dl_vlan=%d", vl)
+		return strings.Contains(dump, tag), "compute2's br-int has no flow of " + tag
+	})
+}

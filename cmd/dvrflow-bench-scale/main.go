@@ -16,8 +16,9 @@
 //     in it, its rule names itself as remote) one by one; the same timing, and whether only
 //     the hosts with members changed.
 //
-// With -strict it exits 1 when a correctness check fails (flows not exactly the desired
-// ones, flow-mods on restart, a host touched or carrying a network outside its set).
+// It exits 1 when a correctness check fails (flows not exactly the desired ones, flow-mods on
+// restart, a host touched or carrying a network outside its set); -strict=false only
+// reports them.
 package main
 
 import (
@@ -92,7 +93,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.DurationVar(&c.quiet, "quiet", 150*time.Millisecond, "a change is over after this long without a flow-mod or barrier")
 	fs.DurationVar(&c.settle, "settle", 3*time.Second, "cold start: verify the flows once the fleet had no flow-mod for this long")
 	fs.BoolVar(&c.durable, "pg-durable", true, "PostgreSQL with fsync and synchronous_commit on, as in production")
-	fs.BoolVar(&c.strict, "strict", false, "exit 1 when a correctness check fails")
+	fs.BoolVar(&c.strict, "strict", true, "exit 1 when a correctness check fails (false: report it and exit 0)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (dvrflowd log) at the end")
 	fs.StringVar(&c.profileDir, "profile-dir", "", "write dvrflowd's CPU profiles of the cold start, the port-bound and the group-join runs and its heap profiles here (dvrflowd --debug-listen)")
 	fs.StringVar(&c.selfProfile, "cpuprofile", "", "write this tool's own CPU profile (simulator and verification) to this file")
