@@ -1,7 +1,11 @@
 // Command dvrflow-bench-scale measures dvrflow at datacenter scale on one machine: a private
 // PostgreSQL, a real dvrflowd process, the topology loaded through the API (topogen), and
 // three OpenFlow bridges per host simulated in this process (ofsim, each on its own TCP
-// session, with OVS's flow-mod ingest rates). It runs four benchmarks and prints a table:
+// session, with OVS's flow-mod ingest rates). Each simulated host polls its plan once a
+// minute once the topology is loaded, its helper's heartbeat (dvrflowd runs with
+// --agent-down-time 5m: loading 5,000 hosts takes longer than the default 75 s, and
+// without heartbeats SNAT failover would move every router to one host). It runs four
+// benchmarks and prints a table:
 //
 //  1. cold start: every bridge connects; time until each holds exactly its desired flows
 //     (computed here from the database and the simulator's ports, not asked of the
@@ -212,7 +216,8 @@ func run(ctx context.Context, log *zap.Logger, cfg *config, r *report) (err erro
 	tok := make([]byte, 16)
 	_, _ = rand.Read(tok)
 	token := hex.EncodeToString(tok)
-	args := []string{"--db-url", dsn, "--listen", apiAddr, "--of-listen", ofAddr, "--log-level", "warn"}
+	args := []string{"--db-url", dsn, "--listen", apiAddr, "--of-listen", ofAddr, "--log-level", "warn",
+		"--agent-down-time", agentDownTime.String()}
 	var prof *profiler
 	if cfg.profileDir != "" {
 		dbg, err := freeAddr()
@@ -252,6 +257,16 @@ func run(ctx context.Context, log *zap.Logger, cfg *config, r *report) (err erro
 		return fmt.Errorf("loading the topology: %w", err)
 	}
 	r.load, r.loadRequests = time.Since(t0), ct.n.Load()
+	// Every simulated host's helper polls its plan, as the real one does: that poll is its
+	// heartbeat, without which SNAT failover would move every router to the one dvr_snat
+	// host the benchmark happened to poll last.
+	hbctx, hbcancel := context.WithCancel(ctx)
+	defer hbcancel()
+	names := make([]string, len(topo.Hosts))
+	for i, h := range topo.Hosts {
+		names[i] = h.Name
+	}
+	go heartbeats(hbctx, log, api, names, heartbeatEvery)
 	v, dbTopo, err := view(ctx, store)
 	if err != nil {
 		return err
