@@ -58,7 +58,8 @@ type SharedPart struct {
 type sharedSeries struct{ _ byte }
 
 // NewSharedPart validates and packs flows as the version that follows prev (nil: the first
-// of a new series). Two flows of one key are refused unless identical.
+// of a new series), or returns prev when flows are exactly its flows. Two flows of one key
+// are refused unless identical.
 func NewSharedPart(flows []ofproto.Flow, prev *SharedPart) (*SharedPart, error) {
 	d, err := checkFlows(flows, nil)
 	if err != nil {
@@ -85,6 +86,11 @@ func NewSharedPart(flows []ofproto.Flow, prev *SharedPart) (*SharedPart, error) 
 		if _, ok := d[k]; !ok {
 			s.removed = append(s.removed, k)
 		}
+	}
+	if len(s.changed) == 0 && len(s.removed) == 0 {
+		// Unchanged: the same version, so that the bridges given this one and those still
+		// holding prev both stay one difference away from the next.
+		return prev, nil
 	}
 	return s, nil
 }

@@ -52,6 +52,10 @@ func TestSharedPartsMergeConjunctions(t *testing.T) {
 	}
 	assertSwitchHas(t, f.sw, append(slices.Clone(private), member("10.0.0.1", 2), merged("10.0.0.2", 2, 4), member("10.0.0.3", 4)))
 
+	// The same flows again are the same version.
+	if again := sharedPart(t, g1, member("10.0.0.2", 2), member("10.0.0.1", 2)); again != g1 {
+		t.Fatal("unchanged flows made a new version")
+	}
 	// g1 loses 10.0.0.2 and gains 10.0.0.4: one flow added, the shared one modified.
 	g1b := sharedPart(t, g1, member("10.0.0.1", 2), member("10.0.0.4", 2))
 	if c, r := g1b.Changes(); c != 1 || r != 1 {
