@@ -124,7 +124,7 @@ func (e *Engine) pushBridge(v *topology.View, b *bridge, only map[string]bool) {
 	}
 	e.mu.Lock()
 	b.host = host
-	st := &apps.BridgeState{Host: host, Bridge: br, Ports: b.ports} // replaced, never changed, on port events
+	st := &apps.BridgeState{Host: host, Bridge: br, Ports: b.ports} // port events replace the map, never change it
 	needMeter := !b.meter
 	sess := b.sess
 	e.mu.Unlock()
