@@ -36,8 +36,9 @@ func heartbeats(ctx context.Context, log *zap.Logger, api *apiclient.Client, hos
 		go func() {
 			defer wg.Done()
 			for h := range work {
+				// While dvrflowd restarts every poll fails, as the helpers' do: they poll again.
 				if _, err := api.Do(ctx, http.MethodGet, "/v2.0/dvr-hosts/"+url.PathEscape(h)+"/plan", nil, nil); err != nil && ctx.Err() == nil {
-					log.Warn("heartbeat", zap.String("host", h), zap.Error(err))
+					log.Debug("heartbeat", zap.String("host", h), zap.Error(err))
 				}
 			}
 		}()
