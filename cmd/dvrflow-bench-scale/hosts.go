@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,7 +31,18 @@ type simBridge struct {
 	lastDump   time.Time
 	connected  bool
 	connectedN int
+	recent     []modNote // the last plain flow-mods, newest last (at most maxRecent)
 }
+
+// modNote is a plain flow-mod a bridge received: when, and which app's flow in which table.
+type modNote struct {
+	at   time.Time
+	what string // "app table command", e.g. "dvr t1 ADD"
+}
+
+// maxRecent bounds the flow-mods a bridge remembers (to say what a change did to a host
+// it should not have touched).
+const maxRecent = 8
 
 // simHost is one simulated hypervisor: its three bridges, as the host helper sets them up.
 type simHost struct {
@@ -164,6 +176,15 @@ func (f *fleet) hook(e ofsim.Event) {
 		f.firstNano.CompareAndSwap(0, now.UnixNano())
 		b.flowMods += int64(e.N)
 		b.lastMod, b.lastAck = now, time.Time{}
+		what := fmt.Sprintf("bundle of %d", e.N)
+		if e.N == 1 {
+			app, _ := apps.CookieApp(e.Cookie)
+			what = fmt.Sprintf("%s t%d %s", app, e.Table, e.Command)
+		}
+		if len(b.recent) == maxRecent {
+			b.recent = append(b.recent[:0], b.recent[1:]...)
+		}
+		b.recent = append(b.recent, modNote{at: now, what: what})
 	case ofsim.EventBarrier:
 		if !b.lastMod.IsZero() && b.lastAck.IsZero() {
 			b.lastAck = now
@@ -183,6 +204,20 @@ type bridgeState struct {
 	lastMod, lastAck, lastDump time.Time
 	connected                  bool
 	connectedN                 int
+}
+
+// modsSince returns what the plain flow-mods the bridge received after t0 were about
+// (the last maxRecent of them), comma-separated.
+func (b *simBridge) modsSince(t0 time.Time) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, m := range b.recent {
+		if m.at.After(t0) {
+			out = append(out, m.what)
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 func (b *simBridge) state() bridgeState {

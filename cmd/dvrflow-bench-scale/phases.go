@@ -535,7 +535,7 @@ func settle(f *fleet, bridges []*simBridge, t0 time.Time, quiet time.Duration) c
 		}
 		c.bridges++
 		c.hosts[b.host] = true
-		c.how[b.host] = append(c.how[b.host], fmt.Sprintf("%s +%s", b.br, ms(st.lastMod.Sub(t0))))
+		c.how[b.host] = append(c.how[b.host], fmt.Sprintf("%s +%s: %s", b.br, ms(st.lastMod.Sub(t0)), b.modsSince(t0)))
 		if st.lastAck.IsZero() {
 			c.unacked++
 			continue

@@ -1,5 +1,11 @@
 package ofsim
 
+import (
+	"encoding/binary"
+
+	"github.com/dvrflow/dvrflow/ofproto"
+)
+
 // EventKind says what happened on a switch.
 type EventKind uint8
 
@@ -34,11 +40,29 @@ func (k EventKind) String() string {
 	return "unknown"
 }
 
-// Event is one thing a switch received, for harnesses that time convergence.
+// Event is one thing a switch received, for harnesses that time convergence. A plain
+// flow-mod's event also says which flow it was about (for a bundle's, they are zero).
 type Event struct {
 	DPID uint64
 	Kind EventKind
 	N    int
+	// Cookie, Table and Command of a plain flow-mod.
+	Cookie  uint64
+	Table   uint8
+	Command ofproto.FlowModCommand
+}
+
+// emitFlowMod reports the plain flow-mod msg (whole, well-formed or not).
+func (s *Switch) emitFlowMod(msg []byte) {
+	if s.cfg.Hook == nil {
+		return
+	}
+	e := Event{DPID: s.cfg.DPID, Kind: EventFlowMods, N: 1}
+	if len(msg) >= ofproto.HeaderLen+18 {
+		e.Cookie = binary.BigEndian.Uint64(msg[8:16])
+		e.Table, e.Command = msg[24], ofproto.FlowModCommand(msg[25])
+	}
+	s.cfg.Hook(e)
 }
 
 func (s *Switch) emit(k EventKind, n int) {

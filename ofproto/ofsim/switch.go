@@ -292,7 +292,7 @@ func (s *Switch) handle(h ofproto.Header, msg []byte) error {
 		s.mu.Lock()
 		err := s.flowModLocked(s.flows, msg)
 		s.mu.Unlock()
-		s.emit(EventFlowMods, 1)
+		s.emitFlowMod(msg)
 		return s.reportFlowMod(h.Xid, msg, err)
 	case ofproto.TypeExperimenter:
 		return s.handleExperimenter(h, msg)
