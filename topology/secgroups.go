@@ -84,13 +84,14 @@ func (v *View) UsesRemoteGroup(host, dir, group string) bool {
 }
 
 // useRemote counts n uses by firewalled port p of rule r's remote group (r a rule of one of
-// p's groups): remoteUses holds, per host, how many (port, rule) pairs need each remote
-// group's part.
-func (v *View) useRemote(p *PortInfo, r *SecurityGroupRule, n int) {
+// p's groups) and touches that group's part on p's host, which may gain or lose it:
+// remoteUses holds, per host, how many (port, rule) pairs need each remote group's part.
+func (v *View) useRemote(d *pending, p *PortInfo, r *SecurityGroupRule, n int) {
 	if p.HostID == "" || r.RemoteGroupID == "" {
 		return
 	}
 	part := RemoteGroupPart(r.Direction, r.RemoteGroupID)
+	d.touchPart(p.HostID, part)
 	uses := v.remoteUses[p.HostID]
 	if uses == nil {
 		uses = map[string]int{}
@@ -191,10 +192,10 @@ func (v *View) setRule(d *pending, id string, r *SecurityGroupRule) {
 		if old.RemoteGroupID != "" {
 			delSet(v.remoteOf, old.RemoteGroupID, id)
 			for _, p := range v.members[old.SecurityGroupID] {
-				v.useRemote(p, old, -1)
+				v.useRemote(d, p, old, -1)
 			}
 		}
-		v.touchRule(d, old)
+		v.touchMembers(d, old.SecurityGroupID)
 		delete(v.rules, id)
 	}
 	if r == nil {
@@ -205,23 +206,10 @@ func (v *View) setRule(d *pending, id string, r *SecurityGroupRule) {
 	if r.RemoteGroupID != "" {
 		putSet(v.remoteOf, r.RemoteGroupID, id, r)
 		for _, p := range v.members[r.SecurityGroupID] {
-			v.useRemote(p, r, 1)
+			v.useRemote(d, p, r, 1)
 		}
 	}
-	v.touchRule(d, r)
-}
-
-func (v *View) touchRule(d *pending, r *SecurityGroupRule) {
 	v.touchMembers(d, r.SecurityGroupID)
-	if r.RemoteGroupID == "" {
-		return
-	}
-	part := RemoteGroupPart(r.Direction, r.RemoteGroupID)
-	for _, p := range v.members[r.SecurityGroupID] {
-		if p.HostID != "" {
-			d.touchPart(p.HostID, part)
-		}
-	}
 }
 
 // touchMembers notes that the flows of group id's members changed: their network's part on
@@ -244,10 +232,9 @@ func (v *View) unindexMember(d *pending, p *PortInfo) {
 		delSet(v.members, g, p.ID)
 		d.groups[g] = true
 		for _, r := range v.rulesOfGroup[g] {
-			v.useRemote(p, r, -1)
+			v.useRemote(d, p, r, -1)
 		}
 	}
-	v.touchRemotesOf(d, p)
 }
 
 // indexMember adds port p to its groups' members (derive then touches what depends on
@@ -260,23 +247,7 @@ func (v *View) indexMember(d *pending, p *PortInfo) {
 		putSet(v.members, g, p.ID, p)
 		d.groups[g] = true
 		for _, r := range v.rulesOfGroup[g] {
-			v.useRemote(p, r, 1)
-		}
-	}
-	v.touchRemotesOf(d, p)
-}
-
-// touchRemotesOf touches, on port p's host, the parts of the groups that the rules of p's
-// groups name as remote.
-func (v *View) touchRemotesOf(d *pending, p *PortInfo) {
-	if p.HostID == "" {
-		return
-	}
-	for _, g := range p.SecurityGroups {
-		for _, r := range v.rulesOfGroup[g] {
-			if r.RemoteGroupID != "" {
-				d.touchPart(p.HostID, RemoteGroupPart(r.Direction, r.RemoteGroupID))
-			}
+			v.useRemote(d, p, r, 1)
 		}
 	}
 }
