@@ -40,6 +40,13 @@ type Update struct {
 	Complete bool
 }
 
+// gives reports whether u names part, private or shared.
+func (u *Update) gives(part string) bool {
+	_, private := u.Parts[part]
+	_, shared := u.Shared[part]
+	return private || shared
+}
+
 // SharedPart is a part of the desired flows that many bridges hold alike (the members of a
 // security group): validated and packed once, and held by every reconciler that is given it
 // (they share its flows). Each version knows what changed since the one before, so that a
@@ -94,9 +101,6 @@ func NewSharedPart(flows []ofproto.Flow, prev *SharedPart) (*SharedPart, error) 
 	}
 	return s, nil
 }
-
-// Len returns the number of flows of the part.
-func (s *SharedPart) Len() int { return len(s.flows) }
 
 // Changes returns how many flows this version added or changed, and removed, since the one
 // before.
@@ -172,11 +176,18 @@ type contrib struct {
 // the parts that changed; a shared part a reconciler holds the previous version of costs
 // only its difference. An invalid update is refused as a whole and changes nothing.
 func (r *Reconciler) Set(u Update) error {
-	checked := make(map[string]map[ofproto.FlowKey]*ofproto.PackedFlow, len(u.Parts))
-	for part, flows := range u.Parts {
+	for part := range u.Parts {
 		if strings.ContainsRune(part, 0) {
 			return fmt.Errorf("desired flows of %016x: part name %q has a NUL", r.dpid, part)
 		}
+	}
+	for part := range u.Shared {
+		if strings.ContainsRune(part, 0) {
+			return fmt.Errorf("desired flows of %016x: part name %q has a NUL", r.dpid, part)
+		}
+	}
+	checked := make(map[string]map[ofproto.FlowKey]*ofproto.PackedFlow, len(u.Parts))
+	for part, flows := range u.Parts {
 		if _, both := u.Shared[part]; both {
 			return fmt.Errorf("desired flows of %016x: part %q given both private and shared", r.dpid, part)
 		}
@@ -187,9 +198,6 @@ func (r *Reconciler) Set(u Update) error {
 		checked[part] = d
 	}
 	for part, s := range u.Shared {
-		if strings.ContainsRune(part, 0) {
-			return fmt.Errorf("desired flows of %016x: part name %q has a NUL", r.dpid, part)
-		}
 		if s == nil {
 			continue
 		}
@@ -280,17 +288,13 @@ func (r *Reconciler) opsOf(u Update, checked map[string]map[ofproto.FlowKey]*ofp
 	}
 	if u.Complete {
 		for part := range r.partKeys {
-			if _, given := checked[part]; !given {
-				if _, given := u.Shared[part]; !given {
-					replace(part, nil)
-				}
+			if !u.gives(part) {
+				replace(part, nil)
 			}
 		}
 		for part := range r.shared {
-			if _, given := u.Shared[part]; !given {
-				if _, given := checked[part]; !given {
-					replace(part, nil)
-				}
+			if !u.gives(part) {
+				replace(part, nil)
 			}
 		}
 	}
@@ -395,12 +399,12 @@ func mergeFlows(held map[string]*ofproto.PackedFlow) *ofproto.PackedFlow {
 func (r *Reconciler) setPartKeys(u Update, checked map[string]map[ofproto.FlowKey]*ofproto.PackedFlow) {
 	if u.Complete {
 		for part := range r.partKeys {
-			if _, given := checked[part]; !given {
+			if !u.gives(part) {
 				delete(r.partKeys, part)
 			}
 		}
 		for part := range r.shared {
-			if _, given := u.Shared[part]; !given {
+			if !u.gives(part) {
 				delete(r.shared, part)
 			}
 		}
