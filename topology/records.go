@@ -169,9 +169,21 @@ type Port struct {
 	PortSecurityEnabled bool          `json:"port_security_enabled"`
 	SecurityGroups      []string      `json:"security_groups"`
 	AllowedAddressPairs []AddressPair `json:"allowed_address_pairs"`
-	CreatedAt           time.Time     `json:"created_at"`
-	UpdatedAt           time.Time     `json:"updated_at"`
-	RevisionNumber      int64         `json:"revision_number"`
+	// ExtraDHCPOpts are DHCP options the port's DHCP answers add or override (Neutron's extra_dhcp_opt).
+	ExtraDHCPOpts  []ExtraDHCPOpt `json:"extra_dhcp_opts"`
+	CreatedAt      time.Time      `json:"created_at"`
+	UpdatedAt      time.Time      `json:"updated_at"`
+	RevisionNumber int64          `json:"revision_number"`
+}
+
+// ExtraDHCPOpt is one DHCP option of a port, as Neutron's extra_dhcp_opt extension has it:
+// the option's name (a dnsmasq name such as "tftp-server" or "mtu", or its number), its
+// value as text, and the IP version (4 or 6) of the answers it goes in. A port has at
+// most one option per name and version.
+type ExtraDHCPOpt struct {
+	OptName   string `json:"opt_name"`
+	OptValue  string `json:"opt_value"`
+	IPVersion int    `json:"ip_version"`
 }
 
 // AddressPair is an allowed address pair of a port: an address or prefix, and the MAC
