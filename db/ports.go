@@ -33,6 +33,9 @@ type PortSpec struct {
 	DeviceID     *string
 	HostID       *string
 	AdminStateUp *bool
+	// ExtraDHCPOpts are extra_dhcp_opts items: a create stores those with a value; an
+	// update sets, replaces or (value nil) removes the options they name.
+	ExtraDHCPOpts *[]ExtraDHCPOptSpec
 	PortSecurity
 }
 
@@ -63,10 +66,13 @@ func (s *Store) CreatePort(ctx context.Context, spec PortSpec) (*topology.Port, 
 	if spec.DeviceOwner != nil && routerOwners[*spec.DeviceOwner] {
 		return nil, invalid("device_owner %s is reserved for ports the router service manages", *spec.DeviceOwner)
 	}
+	if err := checkPortSpec(spec); err != nil {
+		return nil, err
+	}
 	var p topology.Port
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
 		p = topology.Port{ID: newID(), NetworkID: spec.NetworkID, ProjectID: spec.ProjectID, Status: topology.PortStatusDown,
-			AdminStateUp: true, FixedIPs: []topology.FixedIP{}}
+			AdminStateUp: true, FixedIPs: []topology.FixedIP{}, ExtraDHCPOpts: newExtraDHCPOpts(spec.ExtraDHCPOpts)}
 		applyPortSpec(&p, spec)
 		if spec.MACAddress == nil && spec.FixedIPs == nil {
 			return w.createPortAuto(ctx, &p, spec.PortSecurity)
@@ -81,6 +87,14 @@ func (s *Store) CreatePort(ctx context.Context, spec PortSpec) (*topology.Port, 
 		return nil, err
 	}
 	return &p, nil
+}
+
+// checkPortSpec checks what of a port create or update needs no look-up.
+func checkPortSpec(spec PortSpec) error {
+	if spec.ExtraDHCPOpts != nil {
+		return checkExtraDHCPOpts(*spec.ExtraDHCPOpts)
+	}
+	return nil
 }
 
 func applyPortSpec(p *topology.Port, spec PortSpec) {
@@ -144,6 +158,9 @@ func (w *wtx) insertPort(ctx context.Context, p *topology.Port, n *topology.Netw
 // the foreign key is deferred) and records it.
 func (w *wtx) queuePortInsert(p *topology.Port) {
 	p.CreatedAt, p.UpdatedAt = w.now, w.now
+	if p.ExtraDHCPOpts == nil {
+		p.ExtraDHCPOpts = []topology.ExtraDHCPOpt{}
+	}
 	w.exec(`INSERT INTO ports (id, network_id, project_id, mac_address, device_owner, device_id, host, obj) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		p.ID, p.NetworkID, p.ProjectID, p.MACAddress, p.DeviceOwner, p.DeviceID, p.HostID, mustJSON(p))
 	w.record(topology.KindPort, p.ID, topology.OpCreate, *p)
@@ -372,8 +389,11 @@ func (w *wtx) deletePortRow(p *topology.Port) {
 
 // UpdatePort changes a port's mutable fields. Changing fixed_ips frees the addresses no
 // longer listed and allocates the new ones. Router-managed ports accept only name,
-// description, admin_state_up and binding changes.
+// description, admin_state_up, binding and extra DHCP option changes.
 func (s *Store) UpdatePort(ctx context.Context, id string, spec PortSpec) (*topology.Port, error) {
+	if err := checkPortSpec(spec); err != nil {
+		return nil, err
+	}
 	var p topology.Port
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
 		if err := w.port(ctx, id, &p); err != nil {
@@ -388,6 +408,9 @@ func (s *Store) UpdatePort(ctx context.Context, id string, spec PortSpec) (*topo
 		}
 		oldHost := p.HostID
 		applyPortSpec(&p, spec)
+		if spec.ExtraDHCPOpts != nil {
+			p.ExtraDHCPOpts = updateExtraDHCPOpts(p.ExtraDHCPOpts, *spec.ExtraDHCPOpts)
+		}
 		if spec.MACAddress != nil {
 			m, err := normalizeMAC(*spec.MACAddress)
 			if err != nil {
@@ -580,6 +603,9 @@ func (s *Store) CreatePorts(ctx context.Context, specs []PortSpec) ([]topology.P
 		if spec.DeviceOwner != nil && routerOwners[*spec.DeviceOwner] {
 			return nil, itemError(i, invalid("device_owner %s is reserved for ports the router service manages", *spec.DeviceOwner))
 		}
+		if err := checkPortSpec(spec); err != nil {
+			return nil, itemError(i, err)
+		}
 		if spec.MACAddress != nil {
 			m, err := normalizeMAC(*spec.MACAddress)
 			if err != nil {
@@ -597,7 +623,7 @@ func (s *Store) CreatePorts(ctx context.Context, specs []PortSpec) ([]topology.P
 		ports = make([]topology.Port, len(specs))
 		for i, spec := range specs {
 			p := topology.Port{ID: newID(), NetworkID: spec.NetworkID, ProjectID: spec.ProjectID, Status: topology.PortStatusDown,
-				AdminStateUp: true, FixedIPs: []topology.FixedIP{}, MACAddress: macs[i]}
+				AdminStateUp: true, FixedIPs: []topology.FixedIP{}, MACAddress: macs[i], ExtraDHCPOpts: newExtraDHCPOpts(spec.ExtraDHCPOpts)}
 			applyPortSpec(&p, spec)
 			ports[i] = p
 		}

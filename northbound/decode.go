@@ -152,17 +152,26 @@ func (b *body) integer(name string, nullOK bool) (*int64, error) {
 	if !ok || (nullOK && isNull(r)) {
 		return nil, nil
 	}
+	v, err := intOf(r)
+	if err != nil {
+		return nil, invalidField(name, r, "is not an integer")
+	}
+	return &v, nil
+}
+
+// intOf decodes an integer, also given as a decimal string (Neutron's convert_to_int).
+func intOf(r json.RawMessage) (int64, error) {
 	var v int64
 	if json.Unmarshal(r, &v) == nil {
-		return &v, nil
+		return v, nil
 	}
 	var s string
 	if json.Unmarshal(r, &s) == nil {
 		if _, err := fmt.Sscanf(s, "%d", &v); err == nil && fmt.Sprint(v) == s {
-			return &v, nil
+			return v, nil
 		}
 	}
-	return nil, invalidField(name, r, "is not an integer")
+	return 0, fmt.Errorf("%s is not an integer", r)
 }
 
 // decode decodes an attribute strictly (unknown keys rejected) into dst; it reports

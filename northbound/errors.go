@@ -25,6 +25,11 @@ func badBody(format string, args ...any) error {
 	return &apiError{http.StatusBadRequest, "HTTPBadRequest", fmt.Sprintf(format, args...)}
 }
 
+// invalidInput is Neutron's InvalidInput (400), as its attribute validators raise it.
+func invalidInput(format string, args ...any) error {
+	return &db.Error{Class: db.ClassInvalid, Type: "InvalidInput", Message: "Invalid input for operation: " + fmt.Sprintf(format, args...)}
+}
+
 func forbidden(format string, args ...any) error {
 	return &apiError{http.StatusForbidden, "PolicyNotAuthorized", fmt.Sprintf(format, args...)}
 }

@@ -1,7 +1,10 @@
 package northbound
 
 import (
+	"encoding/json"
 	"net/http"
+	"sort"
+	"strings"
 
 	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/topology"
@@ -158,7 +161,69 @@ func portSpec(b *body, cl caller) (db.PortSpec, error) {
 		}
 		spec.AllowedAddressPairs = &pairs
 	}
+	if spec.ExtraDHCPOpts, err = extraDHCPOpts(b); err != nil {
+		return spec, err
+	}
 	return spec, nil
+}
+
+// extraDHCPOpts reads extra_dhcp_opts as Neutron's validator of the attribute does: null
+// (none on create, no change on update) or a list of objects holding opt_name (a string),
+// opt_value (a string, or null to remove the option on update) and optionally ip_version
+// (4 or 6, as a number or a string), and nothing else; every violation is 400
+// InvalidInput. What names and values are valid, and duplicates, the store checks.
+func extraDHCPOpts(b *body) (*[]db.ExtraDHCPOptSpec, error) {
+	const name = "extra_dhcp_opts"
+	r, ok := b.fields[name]
+	if !ok || isNull(r) {
+		return nil, nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(r, &items); err != nil {
+		return nil, invalidInput("'%s' is not a list", string(r))
+	}
+	out := make([]db.ExtraDHCPOptSpec, 0, len(items))
+	for i, raw := range items {
+		var item map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &item); err != nil || item == nil {
+			return nil, invalidInput("%s item %d: '%s' is not a dictionary", name, i, string(raw))
+		}
+		var unexpected []string
+		for k := range item {
+			if k != "opt_name" && k != "opt_value" && k != "ip_version" {
+				unexpected = append(unexpected, k)
+			}
+		}
+		if len(unexpected) > 0 {
+			sort.Strings(unexpected)
+			return nil, invalidInput("%s item %d: Unexpected keys supplied: %s", name, i, strings.Join(unexpected, ", "))
+		}
+		rn, hasName := item["opt_name"]
+		rv, hasValue := item["opt_value"]
+		if !hasName || !hasValue {
+			return nil, invalidInput("%s item %d: opt_name and opt_value are required", name, i)
+		}
+		var o db.ExtraDHCPOptSpec
+		if isNull(rn) || json.Unmarshal(rn, &o.OptName) != nil {
+			return nil, invalidInput("%s item %d: opt_name '%s' is not a valid string", name, i, string(rn))
+		}
+		if !isNull(rv) {
+			var v string
+			if json.Unmarshal(rv, &v) != nil {
+				return nil, invalidInput("%s item %d: opt_value '%s' is not a valid string", name, i, string(rv))
+			}
+			o.OptValue = &v
+		}
+		if rver, ok := item["ip_version"]; ok {
+			v, err := intOf(rver)
+			if err != nil || (v != 4 && v != 6) {
+				return nil, invalidInput("%s item %d: ip_version '%s' is not 4 or 6", name, i, string(rver))
+			}
+			o.IPVersion = int(v)
+		}
+		out = append(out, o)
+	}
+	return &out, nil
 }
 
 // visibleGroups refuses security groups the caller cannot see (SecurityGroupNotFound).
@@ -181,7 +246,7 @@ func (s *Server) createPort(c echo.Context) error {
 		kind: "port", plural: "ports",
 		allowed: []string{"name", "description", "network_id", "mac_address", "fixed_ips",
 			"device_owner", "device_id", "binding:host_id", "binding:vnic_type", "binding:profile", "admin_state_up",
-			"tenant_id", "project_id", "security_groups", "port_security_enabled", "allowed_address_pairs"},
+			"tenant_id", "project_id", "security_groups", "port_security_enabled", "allowed_address_pairs", "extra_dhcp_opts"},
 		readOnly: with(standardReadOnly, "binding:vif_type", "binding:vif_details"),
 		spec: func(b *body) (db.PortSpec, error) {
 			spec, err := portCreateSpec(b, cl)
@@ -223,7 +288,7 @@ func (s *Server) updatePort(c echo.Context) error {
 	id := c.Param("id")
 	b, err := readBody(c, "port", []string{"name", "description", "mac_address", "fixed_ips", "device_owner",
 		"device_id", "binding:host_id", "binding:vnic_type", "binding:profile", "admin_state_up", "security_groups",
-		"port_security_enabled", "allowed_address_pairs"},
+		"port_security_enabled", "allowed_address_pairs", "extra_dhcp_opts"},
 		with(standardReadOnly, "network_id", "tenant_id", "project_id", "binding:vif_type", "binding:vif_details"))
 	if err != nil {
 		return err

@@ -202,6 +202,7 @@ func (s *Server) extensions(c echo.Context) error {
 		{"binding", "Port Binding", "Expose port bindings of a virtual port to external application"},
 		{"dvr", "Distributed Virtual Router", "Enables configuration of Distributed Virtual Routers."},
 		{"external-net", "Neutron external network", "Adds external network attribute to network resource."},
+		{"extra_dhcp_opt", "Neutron Extra DHCP options", "Extra options configuration for DHCP. For example PXE boot options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, bootfile-name)"},
 		{"ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway"},
 		{"fields", "Fields", "Allows filtering of returned fields"},
 		{"net-mtu", "Network MTU", "Provides MTU attribute for a network resource."},

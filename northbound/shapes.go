@@ -83,6 +83,10 @@ func portShape(p *topology.Port, registered bool) map[string]any {
 	for _, ap := range p.AllowedAddressPairs {
 		pairs = append(pairs, map[string]any{"ip_address": ap.IPAddress, "mac_address": ap.MACAddress})
 	}
+	opts := make([]any, 0, len(p.ExtraDHCPOpts))
+	for _, o := range p.ExtraDHCPOpts {
+		opts = append(opts, map[string]any{"opt_name": o.OptName, "opt_value": o.OptValue, "ip_version": o.IPVersion})
+	}
 	return map[string]any{
 		"id": p.ID, "name": p.Name, "description": p.Description,
 		"tenant_id": p.ProjectID, "project_id": p.ProjectID, "network_id": p.NetworkID,
@@ -91,7 +95,7 @@ func portShape(p *topology.Port, registered bool) map[string]any {
 		"binding:host_id": p.HostID, "binding:vif_type": vif, "binding:vnic_type": "normal",
 		"binding:vif_details": details, "binding:profile": map[string]any{},
 		"status": p.Status, "admin_state_up": p.AdminStateUp,
-		"security_groups": orEmpty(p.SecurityGroups), "allowed_address_pairs": pairs, "extra_dhcp_opts": []any{},
+		"security_groups": orEmpty(p.SecurityGroups), "allowed_address_pairs": pairs, "extra_dhcp_opts": opts,
 		"port_security_enabled": p.PortSecurityEnabled, "tags": []string{},
 		"created_at": ts(p.CreatedAt), "updated_at": ts(p.UpdatedAt), "revision_number": p.RevisionNumber,
 	}
