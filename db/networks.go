@@ -20,22 +20,16 @@ type NetworkSpec struct {
 	NetworkType     *string // create only
 	PhysicalNetwork *string // create only
 	SegmentationID  *int64  // create only
-	MTU             *int
+	// MTU 0 asks for the network type's maximum (Config.MaxMTU), as Neutron's default.
+	MTU *int
 	// PortSecurityEnabled is the default of the network's new ports (true when not given).
 	PortSecurityEnabled *bool
-}
-
-func mtuFor(networkType string) int {
-	if networkType == topology.NetworkTypeVXLAN {
-		return 1450
-	}
-	return 1500
 }
 
 // CreateNetwork creates a network and allocates its segment (a VNI from the configured
 // range for vxlan networks without a segmentation ID).
 func (s *Store) CreateNetwork(ctx context.Context, spec NetworkSpec) (*topology.Network, error) {
-	n, err := buildNetwork(spec)
+	n, err := buildNetwork(spec, s.cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +77,7 @@ func segmentInUse(n *topology.Network) error {
 
 // buildNetwork validates a create spec and returns the network it describes, without
 // its allocated segment.
-func buildNetwork(spec NetworkSpec) (topology.Network, error) {
+func buildNetwork(spec NetworkSpec, cfg Config) (topology.Network, error) {
 	n := topology.Network{
 		ID: newID(), ProjectID: spec.ProjectID, AdminStateUp: true, Status: "ACTIVE", PortSecurityEnabled: true,
 		NetworkType: topology.NetworkTypeVXLAN, Subnets: []string{},
@@ -122,14 +116,16 @@ func buildNetwork(spec NetworkSpec) (topology.Network, error) {
 	if spec.SegmentationID != nil {
 		n.SegmentationID = *spec.SegmentationID
 	}
-	n.MTU = mtuFor(n.NetworkType)
-	if err := applyNetworkSpec(&n, spec); err != nil {
+	n.MTU = cfg.MaxMTU(n.NetworkType)
+	if err := applyNetworkSpec(&n, spec, cfg); err != nil {
 		return n, err
 	}
 	return n, nil
 }
 
-func applyNetworkSpec(n *topology.Network, spec NetworkSpec) error {
+// applyNetworkSpec applies spec to n. A requested MTU must not exceed what the network
+// type allows (Neutron's "Requested MTU is too big"); 0 asks for that maximum.
+func applyNetworkSpec(n *topology.Network, spec NetworkSpec, cfg Config) error {
 	if spec.Name != nil {
 		n.Name = *spec.Name
 	}
@@ -149,12 +145,25 @@ func applyNetworkSpec(n *topology.Network, spec NetworkSpec) error {
 		n.External = *spec.External
 	}
 	if spec.MTU != nil {
-		if *spec.MTU < 68 || *spec.MTU > 9000 {
-			return invalid("mtu %d out of range 68-9000", *spec.MTU)
+		limit := cfg.MaxMTU(n.NetworkType)
+		switch mtu := *spec.MTU; {
+		case mtu < 0:
+			return invalid("mtu %d should be non-negative", mtu)
+		case mtu > limit:
+			return invalid("Requested MTU is too big, maximum is %d.", limit)
+		case mtu == 0:
+			n.MTU = limit
+		default:
+			n.MTU = mtu
 		}
-		n.MTU = *spec.MTU
 	}
 	return nil
+}
+
+// mtuTooSmall is Neutron's refusal of an MTU below IPv4's minimum on a network with
+// subnets (an IPv4 subnet needs 68).
+func mtuTooSmall(n *topology.Network) error {
+	return conflict("NetworkMTUSubnetConflict", "MTU of %s is not valid, subnet requires a minimum of %d", n.ID, minIPv4MTU)
 }
 
 // freeVNI returns the lowest VNI in [lo, hi] no network uses.
@@ -189,8 +198,11 @@ func (s *Store) UpdateNetwork(ctx context.Context, id string, spec NetworkSpec) 
 			return err
 		}
 		wasExternal := n.External
-		if err := applyNetworkSpec(&n, spec); err != nil {
+		if err := applyNetworkSpec(&n, spec, s.cfg); err != nil {
 			return err
+		}
+		if n.MTU < minIPv4MTU && len(n.Subnets) > 0 {
+			return mtuTooSmall(&n)
 		}
 		if wasExternal && !n.External {
 			var used bool
@@ -333,7 +345,7 @@ func (s *Store) CreateNetworks(ctx context.Context, specs []NetworkSpec) ([]topo
 	}
 	nets := make([]topology.Network, len(specs))
 	for i, spec := range specs {
-		n, err := buildNetwork(spec)
+		n, err := buildNetwork(spec, s.cfg)
 		if err != nil {
 			return nil, itemError(i, err)
 		}

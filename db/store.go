@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dvrflow/dvrflow/topology"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
@@ -49,17 +50,41 @@ type Config struct {
 	// AgentDownTime is how long after its last heartbeat a host is dead: SNAT is never
 	// scheduled on a dead host and moves off one (Neutron's agent_down_time).
 	AgentDownTime time.Duration
+	// GlobalPhysnetMTU is the MTU of the physical network (Neutron's global_physnet_mtu):
+	// the MTU of flat and VLAN networks, and of VXLAN networks less the VXLAN overhead
+	// (MaxMTU).
+	GlobalPhysnetMTU int
 }
 
-// DefaultConfig returns Neutron's defaults and a VNI range of 1001-65535.
+// MTU limits: IPv4's minimum, and what VXLAN over an IPv4 underlay adds to a frame
+// (Neutron's VXLAN_ENCAP_OVERHEAD, 30, and the IPv4 header, 20).
+const (
+	minIPv4MTU    = 68
+	vxlanOverhead = 50
+	maxIPv4MTU    = 65535
+)
+
+// MaxMTU returns the largest MTU a network of type networkType may have, and the MTU of
+// a new one that asks for none (Neutron's type drivers): GlobalPhysnetMTU for flat and
+// VLAN networks, GlobalPhysnetMTU less the VXLAN overhead (50) for VXLAN ones.
+func (c Config) MaxMTU(networkType string) int {
+	if networkType == topology.NetworkTypeVXLAN {
+		return c.GlobalPhysnetMTU - vxlanOverhead
+	}
+	return c.GlobalPhysnetMTU
+}
+
+// DefaultConfig returns Neutron's defaults (global_physnet_mtu 1500) and a VNI range of
+// 1001-65535.
 func DefaultConfig() Config {
 	return Config{
-		VNIMin:        1001,
-		VNIMax:        65535,
-		BaseMAC:       net.HardwareAddr{0xfa, 0x16, 0x3e, 0, 0, 0},
-		DVRBaseMAC:    net.HardwareAddr{0xfa, 0x16, 0x3f, 0, 0, 0},
-		PollInterval:  5 * time.Second,
-		AgentDownTime: 75 * time.Second,
+		VNIMin:           1001,
+		VNIMax:           65535,
+		BaseMAC:          net.HardwareAddr{0xfa, 0x16, 0x3e, 0, 0, 0},
+		DVRBaseMAC:       net.HardwareAddr{0xfa, 0x16, 0x3f, 0, 0, 0},
+		PollInterval:     5 * time.Second,
+		AgentDownTime:    75 * time.Second,
+		GlobalPhysnetMTU: 1500,
 	}
 }
 
@@ -82,6 +107,10 @@ func (c Config) Validate() error {
 	}
 	if c.AgentDownTime <= 0 {
 		return errors.New("agent down time must be positive")
+	}
+	if c.GlobalPhysnetMTU < minIPv4MTU+vxlanOverhead || c.GlobalPhysnetMTU > maxIPv4MTU {
+		return fmt.Errorf("global physnet MTU %d: must be %d-%d (a VXLAN network's MTU, %d less, must be at least IPv4's %d)",
+			c.GlobalPhysnetMTU, minIPv4MTU+vxlanOverhead, maxIPv4MTU, vxlanOverhead, minIPv4MTU)
 	}
 	return nil
 }

@@ -26,7 +26,8 @@ type SubnetSpec struct {
 	EnableDHCP      *bool
 }
 
-// CreateSubnet creates an IPv4 subnet on a network.
+// CreateSubnet creates an IPv4 subnet on a network. A network whose MTU is below IPv4's
+// minimum (68) can have none (NetworkMTUSubnetConflict).
 func (s *Store) CreateSubnet(ctx context.Context, spec SubnetSpec) (*topology.Subnet, error) {
 	sn, cidr, err := buildSubnet(spec)
 	if err != nil {
@@ -36,6 +37,9 @@ func (s *Store) CreateSubnet(ctx context.Context, spec SubnetSpec) (*topology.Su
 		var n topology.Network
 		if err := w.network(ctx, sn.NetworkID, &n); err != nil {
 			return err
+		}
+		if n.MTU < minIPv4MTU {
+			return mtuTooSmall(&n)
 		}
 		others, err := objs[topology.Subnet](ctx, w.query, `SELECT obj FROM subnets WHERE network_id = $1`, n.ID)
 		if err != nil {
@@ -318,8 +322,12 @@ func (s *Store) CreateSubnets(ctx context.Context, specs []SubnetSpec) ([]topolo
 			byID[nets[i].ID] = &nets[i]
 		}
 		for i := range subs {
-			if byID[subs[i].NetworkID] == nil {
+			n := byID[subs[i].NetworkID]
+			if n == nil {
 				return itemError(i, notFound("NetworkNotFound", "Network %s could not be found.", subs[i].NetworkID))
+			}
+			if n.MTU < minIPv4MTU {
+				return itemError(i, mtuTooSmall(n))
 			}
 		}
 		existing, err := objs[topology.Subnet](ctx, w.query, `SELECT obj FROM subnets WHERE network_id = ANY($1)`, netIDs)

@@ -106,6 +106,9 @@ func networkSpec(b *body, cl caller) (db.NetworkSpec, error) {
 	if mtu, err := b.integer("mtu", true); err != nil {
 		return spec, err
 	} else if mtu != nil {
+		if *mtu < 0 {
+			return spec, invalidField("mtu", b.fields["mtu"], "should be non-negative")
+		}
 		v := int(*mtu)
 		spec.MTU = &v
 	}

@@ -206,6 +206,7 @@ func (s *Server) extensions(c echo.Context) error {
 		{"ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway"},
 		{"fields", "Fields", "Allows filtering of returned fields"},
 		{"net-mtu", "Network MTU", "Provides MTU attribute for a network resource."},
+		{"net-mtu-writable", "Network MTU (writable)", "Provides a writable MTU attribute for a network resource."},
 		{"pagination", "Pagination support", "Extension that indicates that pagination is enabled."},
 		{"project-id", "project_id field enabled", "Extension that indicates that project_id field is enabled."},
 		{"provider", "Provider Network", "Expose mapping of virtual networks to physical networks"},

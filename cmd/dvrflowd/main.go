@@ -68,6 +68,8 @@ func parseFlags(args []string, getenv func(string) string) (*config, error) {
 	vni := fs.String("vni-range", fmt.Sprintf("%d:%d", cfg.Store.VNIMin, cfg.Store.VNIMax), "VXLAN IDs for tenant networks, MIN:MAX")
 	baseMAC := fs.String("base-mac", cfg.Store.BaseMAC.String(), "base of port MACs")
 	dvrBaseMAC := fs.String("dvr-base-mac", cfg.Store.DVRBaseMAC.String(), "base of DVR host MACs")
+	fs.IntVar(&cfg.Store.GlobalPhysnetMTU, "global-physnet-mtu", cfg.Store.GlobalPhysnetMTU,
+		"MTU of the physical network (Neutron's global_physnet_mtu): flat and VLAN networks get it, VXLAN networks 50 less")
 	fs.DurationVar(&cfg.Store.PollInterval, "poll-interval", cfg.Store.PollInterval, "change-log poll interval behind LISTEN/NOTIFY")
 	fs.StringVar(&cfg.OFListen, "of-listen", controller.DefaultAddr, "OpenFlow listen address for the switches; empty (--of-listen=): run the API only")
 	fs.StringVar(&cfg.OFCert, "of-tls-cert", "", "PEM certificate: serve OpenFlow over TLS (with --of-tls-key)")

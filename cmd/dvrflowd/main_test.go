@@ -19,8 +19,27 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.API.AdminToken != "adm" || cfg.DatabaseURL != "postgres://x/y" || cfg.Store.VNIMin != 5000 || cfg.Store.VNIMax != 6000 ||
-		cfg.API.ProjectTokens["tok-b"] != "proj-b" || len(cfg.API.ProjectTokens) != 2 {
+		cfg.API.ProjectTokens["tok-b"] != "proj-b" || len(cfg.API.ProjectTokens) != 2 || cfg.Store.GlobalPhysnetMTU != 1500 {
 		t.Fatalf("config %+v", cfg)
+	}
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{[]string{"--global-physnet-mtu", "9000"}, nil},
+		{nil, map[string]string{"DVRFLOW_GLOBAL_PHYSNET_MTU": "9000"}},
+	} {
+		e := map[string]string{"DVRFLOW_DB_URL": "postgres://x", "DVRFLOW_NOAUTH": "true"}
+		for k, v := range tc.env {
+			e[k] = v
+		}
+		cfg, err := parseFlags(tc.args, env(e))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.Store.MaxMTU("vxlan"); cfg.Store.GlobalPhysnetMTU != 9000 || got != 8950 {
+			t.Fatalf("%v %v: global physnet MTU %d, VXLAN MTU %d; want 9000 and 8950", tc.args, tc.env, cfg.Store.GlobalPhysnetMTU, got)
+		}
 	}
 	for _, tc := range []struct {
 		args []string
@@ -37,6 +56,9 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--db-url", "postgres://x", "--noauth", "extra"}, nil, "unexpected"},
 		{[]string{"--db-url", "postgres://x", "--noauth", "--project-tokens", "/nonexistent"}, nil, "project tokens"},
 		{[]string{"--db-url", "postgres://x", "--noauth", "--log-format", "xml"}, nil, "log-format"},
+		{[]string{"--db-url", "postgres://x", "--noauth", "--global-physnet-mtu", "100"}, nil, "global physnet MTU 100"},
+		{[]string{"--db-url", "postgres://x", "--noauth", "--global-physnet-mtu", "70000"}, nil, "global physnet MTU 70000"},
+		{[]string{"--db-url", "postgres://x", "--noauth"}, map[string]string{"DVRFLOW_GLOBAL_PHYSNET_MTU": "big"}, "DVRFLOW_GLOBAL_PHYSNET_MTU"},
 		{[]string{"--db-url", "postgres://x", "--noauth"}, map[string]string{"DVRFLOW_PACKET_IN_RATE": "fast"}, "DVRFLOW_PACKET_IN_RATE"},
 		{[]string{"--db-url", "postgres://x"}, map[string]string{"DVRFLOW_NOAUTH": "false"}, "noauth"},
 	} {
