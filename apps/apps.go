@@ -92,6 +92,7 @@ func FlowsOf(v *topology.View, st *BridgeState, part string) []ofproto.Flow {
 		out = append(out, l2Bridge(st)...)
 		if st.Bridge == topology.BrInt {
 			out = append(out, firewallBridge()...)
+			out = append(out, dhcpBridge()...)
 		}
 	default:
 		if dir, group, ok := topology.PartRemoteGroup(part); ok {
@@ -105,6 +106,7 @@ func FlowsOf(v *topology.View, st *BridgeState, part string) []ofproto.Flow {
 			out = append(out, dvrNet(v, st, part)...)
 			out = append(out, arpNet(v, st, part)...)
 			out = append(out, firewallNet(v, st, part)...)
+			out = append(out, dhcpNet(v, st, part)...)
 		}
 	}
 	for i := range out {

@@ -34,6 +34,21 @@ func arpNet(v *topology.View, st *BridgeState, netID string) []ofproto.Flow {
 	// there, for the upstream router and floating IPs, which no port holds).
 	perAddr := v.Network(netID) != nil && !v.Network(netID).External
 	seen := map[netip.Addr]bool{}
+	arpFor := func(a netip.Addr) {
+		seen[a] = true
+		out = append(out, ofproto.Flow{Table: IntARPResponder, Priority: PrioARP, Cookie: cookie,
+			Match: ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthType(ofproto.EthTypeARP),
+				ofproto.ARPOp(ofproto.ARPOpRequest), ofproto.ARPTPA(a)},
+			Meter:   MeterController,
+			Actions: []ofproto.Action{ofproto.Output{Port: ofproto.PortController, MaxLen: ofproto.ControllerMaxLenNoBuffer}}})
+	}
+	if perAddr {
+		// The DHCP server (dhcp.go) is realized nowhere but answers everywhere: a client
+		// renewing by unicast asks for its address.
+		for _, a := range dhcpServerAddrs(v, netID) {
+			arpFor(a)
+		}
+	}
 	for _, ep := range v.Endpoints(netID) {
 		if ep.Port.MAC == nil {
 			continue
@@ -55,12 +70,7 @@ func arpNet(v *topology.View, st *BridgeState, netID string) []ofproto.Flow {
 			if !ip.Addr.Is4() || seen[ip.Addr] {
 				continue
 			}
-			seen[ip.Addr] = true
-			out = append(out, ofproto.Flow{Table: IntARPResponder, Priority: PrioARP, Cookie: cookie,
-				Match: ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthType(ofproto.EthTypeARP),
-					ofproto.ARPOp(ofproto.ARPOpRequest), ofproto.ARPTPA(ip.Addr)},
-				Meter:   MeterController,
-				Actions: []ofproto.Action{ofproto.Output{Port: ofproto.PortController, MaxLen: ofproto.ControllerMaxLenNoBuffer}}})
+			arpFor(ip.Addr)
 		}
 	}
 	return out
@@ -77,7 +87,11 @@ func ResolveARP(v *topology.View, host string, req ofproto.ARPRequest) (net.Hard
 	}
 	p := v.PortWithAddr(netID, req.TPA)
 	if p == nil {
-		return nil, false
+		if srv := v.DHCPServer(netID); srv != nil && slices.Contains(dhcpServerAddrs(v, netID), req.TPA) {
+			p = srv
+		} else {
+			return nil, false
+		}
 	}
 	if bytes.Equal(p.MAC, req.SHA) {
 		return nil, false // a probe for its own address

@@ -18,10 +18,10 @@ import (
 // for a port whose groups are stateless; traffic to it leaves TRANSIENT for BASE_INGRESS
 // the same way. What does not depend on the port is one flow per bridge, found through
 // those registers: a port costs one flow per source address and one per rule and state,
-// and one to deliver to it. The base tables let through only the port's own
-// addresses (anti-spoofing: its MAC and fixed IPs, its allowed address pairs), ARP and DHCP
-// as a client, and send IPv4 into conntrack; the rules tables accept what a rule of the
-// port's groups allows, new connections and, rule by rule again, every packet of an
+// and one to deliver to it. The base tables let through only the port's own addresses
+// (anti-spoofing: its MAC and fixed IPs, its allowed address pairs) and ARP, and send IPv4
+// into conntrack (DHCP as a client went to DHCP_IPV4 before, dhcp.go); the rules tables
+// accept what a rule of the port's groups allows, new connections and, rule by rule again, every packet of an
 // established one in its original direction; replies and related traffic pass; what
 // matches no rule is dropped, and an established connection that no rule allows any more is
 // marked in conntrack (ct_mark 1) and dropped from then on, in both directions. Rules with
@@ -54,7 +54,7 @@ const (
 	prioFWConj     uint16 = 71  // a rule with a remote group: its conjunction clauses and conj_id
 	prioFWDHCPSrv  uint16 = 70  // DHCP server replies from a port: dropped
 	prioFWTracked  uint16 = 80  // ingress already tracked, or stateless
-	prioFWDHCP     uint16 = 80  // DHCP client requests
+	prioFWDHCP     uint16 = 80  // DHCP client requests that did not go to DHCP_IPV4: dropped
 	prioFWTrack    uint16 = 90  // ingress into conntrack
 	prioFWCommit   uint16 = 90  // commit a new connection
 	prioFWARP      uint16 = 95  // ARP with one of the port's addresses
@@ -124,8 +124,10 @@ func firewallBridge() []ofproto.Flow {
 	cut := []ofproto.Action{ofproto.CT{Commit: true, ZoneSrc: zoneFromReg, Actions: []ofproto.Action{ofproto.SetCTMark(ctMarkCut)}}}
 	noMark := ofproto.CTMark(0, ^uint32(0))
 	out := []ofproto.Flow{
-		// BASE_EGRESS: DHCP as a client passes, as a server does not.
-		flow(IntBaseEgress, prioFWDHCP, ofproto.Match{ip, udp, ofproto.UDPSrc(68), ofproto.UDPDst(67)}, nil, IntAcceptedEgress, true),
+		// BASE_EGRESS: DHCP as a server is dropped; as a client from the port's own MAC it
+		// went from LOCAL_SWITCHING to DHCP_IPV4 (dhcp.go), so what reaches this table is
+		// spoofed, or on a network with no DHCP server: dropped too, never flooded.
+		flow(IntBaseEgress, prioFWDHCP, ofproto.Match{ip, udp, ofproto.UDPSrc(68), ofproto.UDPDst(67)}, nil, 0, false),
 		flow(IntBaseEgress, prioFWDHCPSrv, ofproto.Match{ip, udp, ofproto.UDPSrc(67), ofproto.UDPDst(68)}, nil, 0, false),
 		// ACCEPTED_EGRESS: commit a new connection, on to TRANSIENT.
 		flow(IntAcceptedEgress, prioFWCommit, ofproto.Match{stNewNotEst, ip}, commit, IntTransient, true),

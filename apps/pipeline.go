@@ -19,6 +19,7 @@ const (
 	AppARP      App = 0x03 // ARP requests for known addresses, answered by the controller
 	AppMiss     App = 0x04 // table-miss flows, built from the declarations below
 	AppFirewall App = 0x05 // security groups and port security on br-int (firewall.go)
+	AppDHCP     App = 0x06 // DHCPv4 client requests to the controller, which answers them (dhcp.go)
 )
 
 func (a App) String() string {
@@ -33,6 +34,8 @@ func (a App) String() string {
 		return "miss"
 	case AppFirewall:
 		return "firewall"
+	case AppDHCP:
+		return "dhcp"
 	}
 	return fmt.Sprintf("app%d", uint8(a))
 }
@@ -41,7 +44,8 @@ func (a App) String() string {
 //
 //	bits 63..56  CookieOwner (0xd7): the flow belongs to dvrflow; the reconciler deletes
 //	             only flows carrying it and never touches anything else on a bridge
-//	bits 55..48  App: who computed the flow (l2=1, dvr=2, arp=3, miss=4, firewall=5)
+//	bits 55..48  App: who computed the flow (l2=1, dvr=2, arp=3, miss=4, firewall=5,
+//	             dhcp=6)
 //	bits 47..0   0, reserved (a future incremental engine may put an object hash here)
 const (
 	CookieOwner     uint64 = 0xd7 << 56
@@ -82,6 +86,7 @@ const (
 	PrioFlood   uint16 = 5
 	PrioRemote  uint16 = 10
 	PrioLocal   uint16 = 20
+	PrioDHCP    uint16 = 25
 	PrioDVRMAC  uint16 = 30
 	PrioDropDVR uint16 = 40
 	PrioARPAll  uint16 = 50
@@ -154,7 +159,7 @@ var (
 const (
 	IntLocalSwitching  uint8 = 0  // classify: local port -> tag local VLAN; tunnel; uplink
 	IntDVRToSrcMAC     uint8 = 1  // frames routed by a remote host: restore the gateway MAC
-	IntBaseEgress      uint8 = 11 // firewall: a firewalled port's own addresses, ARP, DHCP client -> conntrack
+	IntBaseEgress      uint8 = 11 // firewall: a firewalled port's own addresses, ARP -> conntrack
 	IntRulesEgress     uint8 = 12 // firewall: the port's egress rules, connection states
 	IntAcceptedEgress  uint8 = 13 // firewall: commit new egress connections, on to TRANSIENT
 	IntARPResponder    uint8 = 21 // ARP requests for known addresses -> controller
@@ -162,6 +167,7 @@ const (
 	IntBaseIngress     uint8 = 81 // firewall: ARP and DHCP offers to the port pass; IPv4 -> conntrack
 	IntRulesIngress    uint8 = 82 // firewall: the port's ingress rules, connection states
 	IntAcceptedIngress uint8 = 92 // firewall: commit new ingress connections
+	IntDHCPv4          uint8 = 77 // DHCPv4 client requests of local ports -> controller
 	IntDeliver         uint8 = 95 // firewall: out to the port
 
 	TunClassifier   uint8 = 0  // from patch-int -> DVR_PROCESS; from the VXLAN port -> VXLAN_TUN_TO_LV
@@ -179,8 +185,9 @@ const (
 // pipeline is every table of every bridge. It is data, never modified: read it through
 // Tables and TableOf.
 var pipeline = []Table{
-	{Bridge: topology.BrInt, ID: IntLocalSwitching, Name: "LOCAL_SWITCHING", App: AppL2, Also: []App{AppDVR}, Miss: MissDrop,
-		Fields: []FieldID{fInPort, fVLAN, fEthSrc}, Next: []uint8{IntDVRToSrcMAC, IntARPResponder, IntTransient, IntBaseEgress}},
+	{Bridge: topology.BrInt, ID: IntLocalSwitching, Name: "LOCAL_SWITCHING", App: AppL2, Also: []App{AppDVR, AppDHCP}, Miss: MissDrop,
+		Fields: []FieldID{fInPort, fVLAN, fEthSrc, fIPProto, fUDPSrc, fUDPDst},
+		Next:   []uint8{IntDVRToSrcMAC, IntARPResponder, IntTransient, IntBaseEgress, IntDHCPv4}},
 	{Bridge: topology.BrInt, ID: IntDVRToSrcMAC, Name: "DVR_TO_SRC_MAC", App: AppDVR, Miss: MissDrop,
 		Fields: []FieldID{fVLAN, fEthDst}, Next: []uint8{IntTransient}},
 	{Bridge: topology.BrInt, ID: IntARPResponder, Name: "ARP_RESPONDER", App: AppARP, Miss: MissGoto, MissNext: IntTransient,
@@ -200,6 +207,8 @@ var pipeline = []Table{
 		Fields: fRules, Next: []uint8{IntAcceptedIngress}},
 	{Bridge: topology.BrInt, ID: IntAcceptedIngress, Name: "ACCEPTED_INGRESS", App: AppFirewall, Miss: MissGoto, MissNext: IntDeliver,
 		Fields: []FieldID{fEthType, fCTState}, Next: []uint8{IntDeliver}},
+	{Bridge: topology.BrInt, ID: IntDHCPv4, Name: "DHCP_IPV4", App: AppDHCP, Miss: MissDrop,
+		Fields: []FieldID{fIPProto, fUDPSrc, fUDPDst}},
 	{Bridge: topology.BrInt, ID: IntDeliver, Name: "DELIVER", App: AppFirewall, Miss: MissDrop,
 		Fields: []FieldID{fRegPort, fVLAN}},
 

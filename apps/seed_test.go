@@ -14,7 +14,7 @@ import (
 // Security groups: VM1 is in the project's default group and "ssh" (tcp/22 and ICMP echo
 // from anywhere), VM2 in the default group with the allowed address pair 10.0.2.100, VM3
 // in the stateless "udp" group (udp 5000-5010 from 10.0.0.0/16 in, anything out), VM4 has
-// port security off.
+// port security off. Each tenant network has its DHCP port (10.0.1.3, 10.0.2.4).
 func seedTopology() *topology.Topology {
 	t := &topology.Topology{}
 	for i, h := range []struct {
@@ -32,8 +32,8 @@ func seedTopology() *topology.Topology {
 		{ID: "ext-0000000000000", Name: "public", NetworkType: "flat", PhysicalNetwork: "physnet1", External: true, MTU: 1500},
 	}
 	t.Subnets = []topology.Subnet{
-		{ID: "sub1-000000000000", NetworkID: "net1-000000000000", IPVersion: 4, CIDR: "10.0.1.0/24", GatewayIP: "10.0.1.1"},
-		{ID: "sub2-000000000000", NetworkID: "net2-000000000000", IPVersion: 4, CIDR: "10.0.2.0/24", GatewayIP: "10.0.2.1"},
+		{ID: "sub1-000000000000", NetworkID: "net1-000000000000", IPVersion: 4, CIDR: "10.0.1.0/24", GatewayIP: "10.0.1.1", EnableDHCP: true},
+		{ID: "sub2-000000000000", NetworkID: "net2-000000000000", IPVersion: 4, CIDR: "10.0.2.0/24", GatewayIP: "10.0.2.1", EnableDHCP: true},
 		{ID: "subx-000000000000", NetworkID: "ext-0000000000000", IPVersion: 4, CIDR: "172.24.4.0/24", GatewayIP: "172.24.4.1"},
 	}
 	port := func(id, net, sub, ip, mac, owner, device, host string) topology.Port {
@@ -48,6 +48,8 @@ func seedTopology() *topology.Topology {
 		port("sg2-000000000000", "net2-000000000000", "sub2-000000000000", "10.0.2.2", "fa:16:3e:00:02:02", topology.OwnerRouterCentralizedSNAT, r1, ""),
 		port("qg1-000000000000", "ext-0000000000000", "subx-000000000000", "172.24.4.2", "fa:16:3e:00:04:02", topology.OwnerRouterGateway, r1, ""),
 		port("fg1-000000000000", "ext-0000000000000", "subx-000000000000", "172.24.4.3", "fa:16:3e:00:04:03", topology.OwnerFloatingIPAgentGateway, "compute1", "compute1"),
+		port("dhcp1-00000000000", "net1-000000000000", "sub1-000000000000", "10.0.1.3", "fa:16:3e:00:01:03", topology.OwnerDHCP, "dhcp-net1", ""),
+		port("dhcp2-00000000000", "net2-000000000000", "sub2-000000000000", "10.0.2.4", "fa:16:3e:00:02:04", topology.OwnerDHCP, "dhcp-net2", ""),
 		port("vm1-000000000000", "net1-000000000000", "sub1-000000000000", "10.0.1.5", "fa:16:3e:00:01:05", "compute:nova", "vm1", "compute1"),
 		port("vm2-000000000000", "net2-000000000000", "sub2-000000000000", "10.0.2.5", "fa:16:3e:00:02:05", "compute:nova", "vm2", "compute2"),
 		port("vm3-000000000000", "net2-000000000000", "sub2-000000000000", "10.0.2.3", "fa:16:3e:00:02:03", "compute:nova", "vm3", "compute1"),

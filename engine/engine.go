@@ -13,6 +13,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,9 @@ type Config struct {
 	// MeterRate is the packet-in budget of the controller meter on every bridge, in
 	// packets per second (default 1000), with a burst of MeterBurst (default MeterRate).
 	MeterRate, MeterBurst uint32
+	// DHCP is what DHCP answers take besides the topology (apps.DefaultDHCPConfig when
+	// its lease time is 0).
+	DHCP apps.DHCPConfig
 }
 
 // Engine is the control loop. Create it with New, start it with Run.
@@ -85,7 +89,8 @@ type Stats struct {
 	ARPAnswered     uint64
 	ARPUnknown      uint64
 	MissPacketIns   uint64
-	UnknownSwitches uint64 // switches seen connecting that belong to no registered host
+	UnknownSwitches uint64            // switches seen connecting that belong to no registered host
+	DHCP            map[string]uint64 // DHCP client messages by outcome (apps.DHCPOffered, ...)
 }
 
 // New returns an engine over store and the OpenFlow server sw.
@@ -95,6 +100,9 @@ func New(log *zap.Logger, cfg Config, store *db.Store, sw *controller.Server) *E
 	}
 	if cfg.MeterBurst == 0 {
 		cfg.MeterBurst = cfg.MeterRate
+	}
+	if cfg.DHCP.LeaseTime == 0 {
+		cfg.DHCP = apps.DefaultDHCPConfig()
 	}
 	return &Engine{
 		log:          log.Named("engine"),
@@ -136,7 +144,9 @@ func (e *Engine) Plans() map[string]plan.Plan {
 func (e *Engine) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.stats
+	s := e.stats
+	s.DHCP = maps.Clone(s.DHCP)
+	return s
 }
 
 func (e *Engine) poke() {
@@ -154,6 +164,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer cancelARP()
 	cancelMiss := e.sw.HandlePacketIn(apps.IntTransient, apps.Cookie(apps.AppMiss), apps.CookieOwnerMask|apps.CookieAppMask, e.onMiss)
 	defer cancelMiss()
+	cancelDHCP := e.sw.HandlePacketIn(apps.IntDHCPv4, apps.Cookie(apps.AppDHCP), apps.CookieOwnerMask|apps.CookieAppMask, e.onDHCP)
+	defer cancelDHCP()
 
 	listenErr := make(chan error, 1)
 	go func() {

@@ -69,6 +69,7 @@ func emptyView(revision int64) *View {
 		portsOfRouter: map[string]map[string]*PortInfo{},
 		fipsOfPort:    map[string]int{},
 		agentGW:       map[agentGWKey]map[string]*PortInfo{},
+		dhcpPorts:     map[string]map[string]*PortInfo{},
 		netsOnHost:    map[string]map[string]bool{},
 		hostsOfNet:    map[string]map[string]bool{},
 		routersOnHost: map[string]map[string]bool{},
@@ -278,6 +279,9 @@ func (v *View) setPort(d *pending, id string, p *Port) {
 		if old.DeviceOwner == OwnerFloatingIPAgentGateway {
 			delAgentGW(v.agentGW, agentGWKey{old.HostID, old.NetworkID}, id)
 		}
+		if old.DeviceOwner == OwnerDHCP {
+			delSet(v.dhcpPorts, old.NetworkID, id)
+		}
 		delete(v.ports, id)
 	}
 	if p == nil {
@@ -304,6 +308,9 @@ func (v *View) setPort(d *pending, id string, p *Port) {
 			v.agentGW[k] = map[string]*PortInfo{}
 		}
 		v.agentGW[k][id] = pi
+	}
+	if p.DeviceOwner == OwnerDHCP {
+		putSet(v.dhcpPorts, p.NetworkID, id, pi)
 	}
 	v.indexMember(d, pi)
 	v.touchPort(d, pi)

@@ -160,7 +160,7 @@ func plug(ctx context.Context, log *zap.Logger, cmd string, args []string) error
 	fs.StringVar(&vm.PortID, "port-id", "", "Neutron port ID (iface-id)")
 	fs.StringVar(&vm.MAC, "mac", "", "port MAC (attached-mac)")
 	fs.StringVar(&vm.Netns, "netns", "", "VM network namespace")
-	fs.StringVar(&vm.CIDR, "ip", "", "VM address, CIDR")
+	fs.StringVar(&vm.CIDR, "ip", "", "VM address, CIDR; empty: none (the VM runs a DHCP client)")
 	fs.StringVar(&vm.Gateway, "gw", "", "VM default gateway")
 	fs.StringVar(&vm.Bridge, "bridge", "br-int", "integration bridge")
 	fs.StringVar(&vm.HostNetns, "host-netns", "", "named namespace where OVS runs (test beds only)")

@@ -22,8 +22,8 @@ type VM struct {
 	PortID    string // Neutron port ID (iface-id)
 	MAC       string
 	Netns     string // the VM's named network namespace (created when missing)
-	CIDR      string // address of eth0, e.g. 10.0.1.5/24
-	Gateway   string // default gateway ("" for none)
+	CIDR      string // address of eth0, e.g. 10.0.1.5/24; "": none, the VM asks DHCP
+	Gateway   string // default gateway ("" for none; needs CIDR)
 	Bridge    string // default br-int
 	HostNetns string // named namespace where OVS runs ("" for the caller's)
 }
@@ -43,6 +43,12 @@ func (vm *VM) check() (net.HardwareAddr, netip.Prefix, error) {
 	mac, err := net.ParseMAC(vm.MAC)
 	if err != nil || len(mac) != 6 {
 		return nil, netip.Prefix{}, fmt.Errorf("vmport: MAC %q: want an Ethernet MAC", vm.MAC)
+	}
+	if vm.CIDR == "" {
+		if vm.Gateway != "" {
+			return nil, netip.Prefix{}, fmt.Errorf("vmport: gateway %q without an address", vm.Gateway)
+		}
+		return mac, netip.Prefix{}, nil
 	}
 	pfx, err := netip.ParsePrefix(vm.CIDR)
 	if err != nil || !pfx.Addr().Is4() {
@@ -114,9 +120,11 @@ func Plug(ctx context.Context, ovs *ovsdb.Client, vm VM) error {
 			return fmt.Errorf("vmport: MAC of eth0: %w", err)
 		}
 	}
-	addr := &netlink.Addr{IPNet: &net.IPNet{IP: pfx.Addr().AsSlice(), Mask: net.CIDRMask(pfx.Bits(), 32)}}
-	if err := in.AddrReplace(eth0, addr); err != nil {
-		return fmt.Errorf("vmport: address: %w", err)
+	if pfx.IsValid() {
+		addr := &netlink.Addr{IPNet: &net.IPNet{IP: pfx.Addr().AsSlice(), Mask: net.CIDRMask(pfx.Bits(), 32)}}
+		if err := in.AddrReplace(eth0, addr); err != nil {
+			return fmt.Errorf("vmport: address: %w", err)
+		}
 	}
 	for _, l := range []string{"lo", "eth0"} {
 		if lk, err := in.LinkByName(l); err == nil {

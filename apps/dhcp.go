@@ -1,0 +1,316 @@
+package apps
+
+import (
+	"bytes"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dvrflow/dvrflow/dhcp4"
+	"github.com/dvrflow/dvrflow/ofproto"
+	"github.com/dvrflow/dvrflow/topology"
+)
+
+// The dhcp app: DHCPv4 answered by the controller on the VM's own host, from the topology
+// alone — no DHCP agent, no qdhcp namespace, nothing of DHCP across a tunnel. On br-int,
+// LOCAL_SWITCHING sends a local port's DHCP client packets (UDP 68 -> 67; with port
+// security, only from the port's own MAC) to DHCP_IPV4, which sends them to the controller
+// through MeterController. The answer (AnswerDHCP) comes back as a packet-out on the port.
+// The server side is the network's network:dhcp port (the API keeps one per network with
+// DHCP-enabled subnets): its address on the client's subnet is the server identifier, and
+// ARP for it is answered like any port's (arp.go). DHCP from a port of a network without
+// that port, or spoofed, never reaches DHCP_IPV4: a firewalled port's is dropped by
+// BASE_EGRESS, an unfiltered port's is switched like any broadcast (a DHCP server in a VM
+// of a network with DHCP off is Neutron's use case for port security off).
+
+// DHCPConfig is what the DHCP answers take besides the topology.
+type DHCPConfig struct {
+	// LeaseTime is the lease handed out (Neutron's dhcp_lease_duration); renewal at half,
+	// rebinding at seven eighths of it.
+	LeaseTime time.Duration
+	// Domain is the domain name option (Neutron's dns_domain); empty: none.
+	Domain string
+}
+
+// DefaultDHCPConfig is Neutron's defaults: 86400 s leases in domain openstacklocal.
+func DefaultDHCPConfig() DHCPConfig {
+	return DHCPConfig{LeaseTime: 24 * time.Hour, Domain: "openstacklocal"}
+}
+
+// dhcpClient reports whether port p gets its address by DHCP from dvrflow: every port but
+// the network's own (routers, DHCP, floating IP gateways).
+func dhcpClient(p *topology.Port) bool { return !strings.HasPrefix(p.DeviceOwner, "network:") }
+
+// dhcpBridge is DHCP_IPV4's one flow: what reaches it goes to the controller.
+func dhcpBridge() []ofproto.Flow {
+	return []ofproto.Flow{{Table: IntDHCPv4, Priority: PrioBase, Cookie: Cookie(AppDHCP),
+		Match: ofproto.Match{ofproto.EthType(ofproto.EthTypeIPv4), ofproto.IPProto(uint8(ofproto.IPProtoUDP)),
+			ofproto.UDPSrc(dhcp4.ClientPort), ofproto.UDPDst(dhcp4.ServerPort)},
+		Meter:   MeterController,
+		Actions: []ofproto.Action{ofproto.Output{Port: ofproto.PortController, MaxLen: ofproto.ControllerMaxLenNoBuffer}}}}
+}
+
+// dhcpNet computes the LOCAL_SWITCHING flows that send the DHCP client packets of network
+// netID's local ports to DHCP_IPV4, on a network that has a DHCP server.
+func dhcpNet(v *topology.View, st *BridgeState, netID string) []ofproto.Flow {
+	if st.Bridge != topology.BrInt || v.DHCPServer(netID) == nil {
+		return nil
+	}
+	if n := v.Network(netID); n == nil || n.External {
+		return nil
+	}
+	var out []ofproto.Flow
+	for _, ep := range v.Endpoints(netID) {
+		p := ep.Port
+		if p.MAC == nil || !dhcpClient(p.Port) || !slices.Contains(ep.Hosts, st.Host) {
+			continue
+		}
+		ofport, ok := st.Ports[OVSPortName(p.Port)]
+		if !ok {
+			continue
+		}
+		m := ofproto.Match{ofproto.InPort(ofport), ofproto.VLANNone(), ofproto.EthType(ofproto.EthTypeIPv4),
+			ofproto.IPProto(uint8(ofproto.IPProtoUDP)), ofproto.UDPSrc(dhcp4.ClientPort), ofproto.UDPDst(dhcp4.ServerPort)}
+		if topology.Firewalled(p.Port) {
+			m = append(m, ofproto.EthSrc(p.MAC))
+		}
+		out = append(out, ofproto.Flow{Table: IntLocalSwitching, Priority: PrioDHCP, Cookie: Cookie(AppDHCP),
+			Match: m, Goto: IntDHCPv4, HasGoto: true})
+	}
+	return out
+}
+
+// dhcpServerAddrs returns the addresses the DHCP server of network netID answers ARP for.
+func dhcpServerAddrs(v *topology.View, netID string) []netip.Addr {
+	srv := v.DHCPServer(netID)
+	if srv == nil || srv.MAC == nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, ip := range srv.IPs {
+		if s := v.Subnet(ip.SubnetID); ip.Addr.Is4() && s != nil && s.EnableDHCP {
+			out = append(out, ip.Addr)
+		}
+	}
+	return out
+}
+
+// DHCP outcomes, for counters and logs: what the server did with a client's message.
+const (
+	DHCPOffered   = "offer"
+	DHCPAcked     = "ack"
+	DHCPNaked     = "nak"
+	DHCPInformed  = "inform"
+	DHCPReleased  = "release"
+	DHCPDeclined  = "decline"
+	DHCPOtherSrv  = "other-server" // a REQUEST for another server's offer
+	DHCPNoServer  = "no-server"    // the network has no DHCP server, or none on the port's subnet
+	DHCPNoAddress = "no-address"   // the port has no address on a DHCP-enabled subnet
+	DHCPNotPort   = "not-port"     // chaddr is not the port's MAC
+	DHCPBadType   = "bad-type"     // a message type no client sends
+)
+
+// AnswerDHCP decides the answer to client message m received from port p, at View v: the
+// reply frame to send out on the port (nil when none is due) and the outcome. The port's
+// address is its fixed IP on its first DHCP-enabled IPv4 subnet; a REQUEST for any other
+// is NAKed, a RELEASE or DECLINE changes nothing (the address stays the port's: it is
+// reserved in the API, not leased).
+func AnswerDHCP(v *topology.View, cfg DHCPConfig, p *topology.PortInfo, m *dhcp4.Message) (*dhcp4.Frame, string) {
+	if !bytes.Equal(m.CHAddr, p.MAC) {
+		return nil, DHCPNotPort
+	}
+	srv := v.DHCPServer(p.NetworkID)
+	if srv == nil || srv.MAC == nil {
+		return nil, DHCPNoServer
+	}
+	var addr netip.Addr
+	var sub *topology.SubnetInfo
+	for _, ip := range p.IPs {
+		if s := v.Subnet(ip.SubnetID); ip.Addr.Is4() && s != nil && s.EnableDHCP {
+			addr, sub = ip.Addr, s
+			break
+		}
+	}
+	if sub == nil {
+		return nil, DHCPNoAddress
+	}
+	var serverIP netip.Addr
+	for _, ip := range srv.IPs {
+		if ip.SubnetID == sub.ID {
+			serverIP = ip.Addr
+		}
+	}
+	if !serverIP.Is4() {
+		return nil, DHCPNoServer
+	}
+	r := &dhcp4.Reply{XID: m.XID, Flags: m.Flags, GIAddr: m.GIAddr, CHAddr: m.CHAddr, ServerID: serverIP,
+		MaxSize: max(m.MaxSize, 576) - 28}
+	outcome := ""
+	switch m.Type {
+	case dhcp4.Discover:
+		r.Type, r.YIAddr, outcome = dhcp4.Offer, addr, DHCPOffered
+	case dhcp4.Request:
+		var asked netip.Addr
+		switch {
+		case m.ServerID.IsValid(): // SELECTING: the answer to an offer
+			if m.ServerID != serverIP {
+				return nil, DHCPOtherSrv
+			}
+			asked = m.RequestedIP
+		case m.RequestedIP.IsValid(): // INIT-REBOOT
+			asked = m.RequestedIP
+		default: // RENEWING or REBINDING
+			asked = m.CIAddr
+			r.CIAddr = m.CIAddr
+		}
+		if asked != addr {
+			r.Type, r.CIAddr = dhcp4.Nak, netip.Addr{}
+			r.Options.Set(dhcp4.OptMessage, []byte("address not available"))
+			return dhcpFrame(srv, r, m), DHCPNaked
+		}
+		r.Type, r.YIAddr, outcome = dhcp4.Ack, addr, DHCPAcked
+	case dhcp4.Inform:
+		r.Type, r.CIAddr, outcome = dhcp4.Ack, m.CIAddr, DHCPInformed
+	case dhcp4.Release:
+		return nil, DHCPReleased
+	case dhcp4.Decline:
+		return nil, DHCPDeclined
+	default:
+		return nil, DHCPBadType
+	}
+	dhcpOptions(v, cfg, p, sub, addr, serverIP, r, m.Type != dhcp4.Inform)
+	return dhcpFrame(srv, r, m), outcome
+}
+
+// dhcpOptions sets the options of a reply for address addr of subnet sub, as Neutron's
+// dnsmasq configuration has them, then the port's extra_dhcp_opts over them.
+func dhcpOptions(v *topology.View, cfg DHCPConfig, p *topology.PortInfo, sub *topology.SubnetInfo, addr, serverIP netip.Addr,
+	r *dhcp4.Reply, lease bool) {
+	o := &r.Options
+	if lease {
+		secs := uint32(cfg.LeaseTime / time.Second)
+		o.Set(dhcp4.OptLeaseTime, dhcp4.U32(secs))
+		o.Set(dhcp4.OptRenewalTime, dhcp4.U32(secs/2))
+		o.Set(dhcp4.OptRebindingTime, dhcp4.U32(uint32(uint64(secs)*7/8)))
+	}
+	mask := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+	if pfx := sub.Prefix; pfx.IsValid() {
+		mask = pfx
+	}
+	o.Set(dhcp4.OptSubnetMask, dhcp4.IPs(prefixMask(mask.Bits())))
+	o.Set(dhcp4.OptBroadcast, dhcp4.IPs(lastAddr(mask)))
+	gateway := sub.Gateway
+	if sub.GatewayIP == "" {
+		gateway = netip.Addr{}
+	}
+	// Static routes (option 121): the subnet's host routes, the network's other IPv4
+	// subnets on-link; with any, the default route too (a client that takes 121 ignores
+	// option 3, RFC 3442).
+	var routes []dhcp4.Route
+	for _, hr := range sub.HostRoutes {
+		d, err1 := netip.ParsePrefix(hr.Destination)
+		nh, err2 := netip.ParseAddr(hr.NextHop)
+		if err1 != nil || err2 != nil || !d.Addr().Is4() || !nh.Is4() {
+			continue
+		}
+		if d.Bits() == 0 {
+			if !gateway.IsValid() {
+				gateway = nh
+			}
+			continue
+		}
+		routes = append(routes, dhcp4.Route{Dest: d, Router: nh})
+	}
+	if n := v.Network(p.NetworkID); n != nil {
+		for _, sid := range n.SubnetIDs {
+			if s := v.Subnet(sid); s != nil && s.ID != sub.ID && s.Prefix.Addr().Is4() {
+				routes = append(routes, dhcp4.Route{Dest: s.Prefix})
+			}
+		}
+		if n.MTU > 0 {
+			o.Set(dhcp4.OptMTU, dhcp4.U16(uint16(n.MTU)))
+		}
+	}
+	if gateway.IsValid() {
+		o.Set(dhcp4.OptRouter, dhcp4.IPs(gateway))
+		if len(routes) > 0 {
+			routes = append(routes, dhcp4.Route{Dest: netip.PrefixFrom(netip.IPv4Unspecified(), 0), Router: gateway})
+		}
+	}
+	if len(routes) > 0 {
+		o.Set(dhcp4.OptClasslessRoutes, dhcp4.ClasslessRoutes(routes))
+	}
+	var dns []netip.Addr
+	for _, s := range sub.DNSNameservers {
+		if a, err := netip.ParseAddr(s); err == nil && a.Is4() {
+			dns = append(dns, a)
+		}
+	}
+	if len(dns) > 0 {
+		o.Set(dhcp4.OptDNSServers, dhcp4.IPs(dns...))
+	}
+	o.Set(dhcp4.OptHostname, []byte(DHCPHostname(addr)))
+	if cfg.Domain != "" {
+		o.Set(dhcp4.OptDomainName, []byte(cfg.Domain))
+	}
+	for _, x := range p.ExtraDHCPOpts {
+		if x.IPVersion != 0 && x.IPVersion != 4 {
+			continue
+		}
+		code, data, err := dhcp4.ParseOption(x.OptName, x.OptValue)
+		if err != nil {
+			continue // accepted by the API as Neutron accepts it; dnsmasq too would skip it
+		}
+		if code == dhcp4.ServerIPAddress {
+			r.SIAddr = netip.AddrFrom4([4]byte(data[:4]))
+			continue
+		}
+		if code == dhcp4.OptLeaseTime && !lease {
+			continue
+		}
+		o.Set(code, data)
+	}
+}
+
+// DHCPHostname is the host name of an address, as Neutron's DHCP agent gives it
+// ("host-10-0-1-5").
+func DHCPHostname(a netip.Addr) string {
+	return "host-" + strings.ReplaceAll(a.String(), ".", "-")
+}
+
+// dhcpFrame addresses reply r to the client of m (RFC 2131 4.1): a NAK and a reply to a
+// client that asked for broadcast go to the broadcast address; a renewal or INFORM to its
+// ciaddr; any other to the offered address at the client's MAC.
+func dhcpFrame(srv *topology.PortInfo, r *dhcp4.Reply, m *dhcp4.Message) *dhcp4.Frame {
+	f := &dhcp4.Frame{SrcMAC: srv.MAC, SrcIP: r.ServerID, Reply: r, DstMAC: m.CHAddr}
+	switch {
+	case r.Type == dhcp4.Nak || m.Broadcast() && !(m.CIAddr.Is4() && !m.CIAddr.IsUnspecified()):
+		f.DstMAC, f.DstIP = dhcp4.BroadcastMAC, dhcp4.BroadcastIP
+	case m.CIAddr.Is4() && !m.CIAddr.IsUnspecified():
+		f.DstIP = m.CIAddr
+	default:
+		f.DstIP = r.YIAddr
+	}
+	return f
+}
+
+func prefixMask(bits int) netip.Addr {
+	m := uint32(0)
+	if bits > 0 {
+		m = ^uint32(0) << (32 - bits)
+	}
+	return netip.AddrFrom4([4]byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)})
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	host := ^uint32(0)
+	if p.Bits() > 0 {
+		host = ^(^uint32(0) << (32 - p.Bits()))
+	}
+	for i := 0; i < 4; i++ {
+		a[i] |= byte(host >> (24 - 8*i))
+	}
+	return netip.AddrFrom4(a)
+}

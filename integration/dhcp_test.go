@@ -1,0 +1,373 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/extradhcpopts"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/portsbinding"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
+
+	"github.com/dvrflow/dvrflow/northbound/seed"
+)
+
+// dhcpBed is the seed bed with VMs that boot as instances do: a port created through the
+// API and plugged as Nova does, with no address, then Debian's own DHCP client (ISC
+// dhclient with its dhclient-script and hooks) configures the VM from the controller's
+// answers. Each client runs in the VM's network namespace and in mount and UTS namespaces
+// of its own, where only the enter hook that writes resolv.conf is replaced (by one writing
+// the test's file), so that the machine's /etc/resolv.conf and host name are never touched.
+type dhcpBed struct {
+	*dvrBed
+	t   *testing.T
+	c   *gophercloud.ServiceClient
+	dir string // the clients' config, hooks, leases and resolv.conf files
+}
+
+const dhclientConf = `option rfc3442-classless-static-routes code 121 = array of unsigned integer 8;
+request subnet-mask, broadcast-address, routers, domain-name, domain-name-servers, host-name,
+	interface-mtu, rfc3442-classless-static-routes;
+timeout 8;
+retry 2;
+`
+
+func newDHCPBed(t *testing.T) *dhcpBed {
+	if _, err := exec.LookPath("dhclient"); err != nil {
+		t.Skip("dhclient is not installed (make test installs isc-dhcp-client)")
+	}
+	d := newDVRBed(t)
+	b := &dhcpBed{dvrBed: d, t: t, c: seed.NewClient(d.api, dvrToken), dir: t.TempDir()}
+	if err := os.WriteFile(filepath.Join(b.dir, "dhclient.conf"), []byte(dhclientConf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// vm creates a compute port on sn bound to host (IPAM picks the address) with extra DHCP
+// options, and plugs a VM namespace with no address into it.
+func (b *dhcpBed) vm(ctx context.Context, name, host string, sn subnets.Subnet, opts ...extradhcpopts.CreateExtraDHCPOpt) ports.Port {
+	b.t.Helper()
+	var create ports.CreateOptsBuilder = ports.CreateOpts{NetworkID: sn.NetworkID, Name: name, ProjectID: "demo",
+		DeviceOwner: "compute:nova", DeviceID: name, FixedIPs: []ports.IP{{SubnetID: sn.ID}}}
+	create = portsbinding.CreateOptsExt{CreateOptsBuilder: create, HostID: host}
+	if len(opts) > 0 {
+		create = extradhcpopts.CreateOptsExt{CreateOptsBuilder: create, ExtraDHCPOpts: opts}
+	}
+	p, err := ports.Create(ctx, b.c, create).Extract()
+	if err != nil {
+		b.t.Fatalf("create port of %s: %v", name, err)
+	}
+	ns, err := b.b.AddVM(ctx, host, strings.ToLower(name), p.ID, p.MACAddress, "", "")
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.vms[name] = ns
+	return *p
+}
+
+// dhclient starts Debian's dhclient on vm's eth0 in the foreground (-d) with extra
+// arguments; the test's end kills it. It returns the path of the resolv.conf it writes.
+func (b *dhcpBed) dhclient(vm string, extra ...string) (*exec.Cmd, string) {
+	b.t.Helper()
+	dir := filepath.Join(b.dir, vm)
+	hooks := filepath.Join(dir, "enter-hooks")
+	if err := os.MkdirAll(hooks, 0o755); err != nil {
+		b.t.Fatal(err)
+	}
+	resolv := filepath.Join(dir, "resolv.conf")
+	hook := fmt.Sprintf(`make_resolv_conf() {
+	: > %[1]s
+	if [ -n "$new_domain_name" ]; then echo "search $new_domain_name" >> %[1]s; fi
+	for ns in $new_domain_name_servers; do echo "nameserver $ns" >> %[1]s; done
+}
+`, resolv)
+	if err := os.WriteFile(filepath.Join(hooks, "resolv"), []byte(hook), 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	args := []string{"-4", "-d", "-v", "-cf", filepath.Join(b.dir, "dhclient.conf"), "-lf", filepath.Join(dir, "leases"),
+		"-pf", filepath.Join(dir, "pid")}
+	args = append(args, extra...)
+	args = append(args, "eth0")
+	script := fmt.Sprintf("hostname localhost && mount --bind %s /etc/dhcp/dhclient-enter-hooks.d && exec dhclient %s",
+		hooks, strings.Join(args, " "))
+	cmd := exec.Command("ip", "netns", "exec", b.vms[vm], "unshare", "-u", "-m", "sh", "-c", script)
+	log, err := os.Create(filepath.Join(dir, fmt.Sprintf("dhclient-%d.log", time.Now().UnixNano())))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		_ = log.Close()
+		if b.t.Failed() {
+			out, _ := os.ReadFile(log.Name())
+			b.t.Logf("%s dhclient %v:\n%s", vm, extra, out)
+		}
+	})
+	return cmd, resolv
+}
+
+// stop ends a dhclient without a release (as a VM that is switched off).
+func stop(cmd *exec.Cmd) {
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	_ = cmd.Wait()
+}
+
+var inetRE = regexp.MustCompile(`inet (\d+\.\d+\.\d+\.\d+/\d+)`)
+
+// addrs returns eth0's IPv4 addresses in vm.
+func (b *dhcpBed) addrs(ctx context.Context, vm string) []string {
+	out, _ := b.b.Exec(ctx, b.vms[vm], "ip", "-4", "addr", "show", "dev", "eth0")
+	var got []string
+	for _, m := range inetRE.FindAllStringSubmatch(out, -1) {
+		got = append(got, m[1])
+	}
+	return got
+}
+
+// waitAddr waits until eth0 of vm holds exactly want (a CIDR).
+func (b *dhcpBed) waitAddr(ctx context.Context, t *testing.T, vm, want string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		got := b.addrs(ctx, vm)
+		if len(got) == 1 && got[0] == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s eth0 holds %v after %s, want %s", vm, got, within, want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (b *dhcpBed) exec(ctx context.Context, vm string, args ...string) string {
+	b.t.Helper()
+	out, err := b.b.Exec(ctx, b.vms[vm], args...)
+	if err != nil {
+		b.t.Fatalf("%s: %v: %v\n%s", vm, args, err, out)
+	}
+	return out
+}
+
+func TestDHCPOnBed(t *testing.T) {
+	b := newDHCPBed(t)
+	ctx := context.Background()
+	converge := 45 * time.Second
+
+	// Every VXLAN packet on every host's underlay, the whole test: no DHCP in any.
+	var vxlan []interface {
+		Stop(context.Context) ([]string, error)
+	}
+	for _, h := range b.b.Hosts() {
+		c, err := b.b.Capture(ctx, "", h.UnderlayLink, "udp port 4789")
+		if err != nil {
+			t.Fatal(err)
+		}
+		vxlan = append(vxlan, c)
+	}
+
+	// The server side, as Neutron's agent would have made it: Net1's DHCP port.
+	srvs, err := listDHCPPorts(ctx, b.c, b.topo.Net1.ID)
+	if err != nil || len(srvs) != 1 || len(srvs[0].FixedIPs) != 1 {
+		t.Fatalf("Net1's network:dhcp ports: %+v, %v", srvs, err)
+	}
+	server := srvs[0].FixedIPs[0].IPAddress
+	sub1 := b.topo.Subnet1
+	dns := []string{"192.0.2.53", "192.0.2.54"}
+	routes := []subnets.HostRoute{{DestinationCIDR: "198.51.100.0/24", NextHop: "10.0.1.1"}}
+	if _, err := subnets.Update(ctx, b.c, sub1.ID, subnets.UpdateOpts{DNSNameservers: &dns, HostRoutes: &routes}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("a booting VM gets its port's address, routes, MTU, DNS and name", func(t *testing.T) {
+		p := b.vm(ctx, "VM8", "compute2", sub1)
+		ip := p.FixedIPs[0].IPAddress
+		wire, err := b.b.Capture(ctx, b.vms["VM8"], "eth0", "udp port 67 or udp port 68")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, resolv := b.dhclient("VM8")
+		b.waitAddr(ctx, t, "VM8", ip+"/24", converge)
+		if mtu := b.exec(ctx, "VM8", "cat", "/sys/class/net/eth0/mtu"); strings.TrimSpace(mtu) != "1450" {
+			t.Errorf("VM8 eth0 MTU %s, want the VXLAN network's 1450", mtu)
+		}
+		rt := b.exec(ctx, "VM8", "ip", "-4", "route")
+		for _, want := range []string{"default via 10.0.1.1", "198.51.100.0/24 via 10.0.1.1"} {
+			if !strings.Contains(rt, want) {
+				t.Errorf("VM8 routes lack %q:\n%s", want, rt)
+			}
+		}
+		conf, _ := os.ReadFile(resolv)
+		for _, want := range []string{"search openstacklocal", "nameserver 192.0.2.53", "nameserver 192.0.2.54"} {
+			if !strings.Contains(string(conf), want) {
+				t.Errorf("VM8 resolv.conf lacks %q:\n%s", want, conf)
+			}
+		}
+		pkts, err := wire.Stop(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, _ := b.b.Exec(ctx, "", "tcpdump", "-r", wire.File(), "-n", "-vv")
+		for _, want := range []string{"DHCP-Message (53), length 1: Offer", "DHCP-Message (53), length 1: ACK",
+			"Server-ID (54), length 4: " + server, "Lease-Time (51), length 4: 86400", "RN (58), length 4: 43200",
+			"RB (59), length 4: 75600", "Subnet-Mask (1), length 4: 255.255.255.0", "Default-Gateway (3), length 4: 10.0.1.1",
+			"Domain-Name-Server (6), length 8: 192.0.2.53,192.0.2.54", "MTU (26), length 2: 1450",
+			"Hostname (12), length " + fmt.Sprint(len("host-"+ip)) + ": \"host-" + strings.ReplaceAll(ip, ".", "-") + "\"",
+			"Domain-Name (15), length 14: \"openstacklocal\"", "Classless-Static-Route (121)",
+			"(198.51.100.0/24:10.0.1.1),(default:10.0.1.1)", "Your-IP " + ip} {
+			if !strings.Contains(text, want) {
+				t.Errorf("the wire lacks %q (%d packets):\n%s", want, len(pkts), text)
+			}
+		}
+		// The stack DHCP configured carries traffic: VM2 on Net2, routed by DVR.
+		b.pingUntil(t, "VM8", "10.0.2.5", converge)
+	})
+
+	t.Run("renewal by unicast, then the port's new address through a NAK", func(t *testing.T) {
+		p := b.vm(ctx, "VM9", "compute1", sub1,
+			extradhcpopts.CreateExtraDHCPOpt{OptName: "lease-time", OptValue: "120"},
+			extradhcpopts.CreateExtraDHCPOpt{OptName: "T1", OptValue: "3"},
+			extradhcpopts.CreateExtraDHCPOpt{OptName: "T2", OptValue: "100"})
+		ip := p.FixedIPs[0].IPAddress
+		wire, err := b.b.Capture(ctx, b.vms["VM9"], "eth0", "udp port 67 or udp port 68")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.dhclient("VM9")
+		b.waitAddr(ctx, t, "VM9", ip+"/24", converge)
+		time.Sleep(5 * time.Second) // past T1
+		newIP := "10.0.1.77"
+		if _, err := ports.Update(ctx, b.c, p.ID, ports.UpdateOpts{FixedIPs: []ports.IP{{SubnetID: sub1.ID, IPAddress: newIP}}}).Extract(); err != nil {
+			t.Fatal(err)
+		}
+		b.waitAddr(ctx, t, "VM9", newIP+"/24", converge)
+		b.pingUntil(t, "VM9", "10.0.1.5", converge)
+		if _, err := wire.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		text, _ := b.b.Exec(ctx, "", "tcpdump", "-r", wire.File(), "-n", "-v")
+		renew := regexp.MustCompile(regexp.QuoteMeta(ip) + `\.68 > ` + regexp.QuoteMeta(server) + `\.67: .*\n.*\n.*Client-IP ` + regexp.QuoteMeta(ip))
+		if !renew.MatchString(text) {
+			t.Errorf("no renewal unicast from %s to the server %s:\n%s", ip, server, text)
+		}
+		if !strings.Contains(text, "DHCP-Message (53), length 1: NACK") {
+			t.Errorf("no NAK of the old address:\n%s", text)
+		}
+	})
+
+	t.Run("release keeps the port's address; another port's address is NAKed", func(t *testing.T) {
+		p := b.vm(ctx, "VM10", "compute2", sub1)
+		ip := p.FixedIPs[0].IPAddress
+		cmd, _ := b.dhclient("VM10")
+		b.waitAddr(ctx, t, "VM10", ip+"/24", converge)
+		stop(cmd)
+		rel, _ := b.dhclient("VM10", "-r")
+		if err := rel.Wait(); err != nil {
+			t.Fatalf("dhclient -r: %v", err)
+		}
+		got, err := ports.Get(ctx, b.c, p.ID).Extract()
+		if err != nil || len(got.FixedIPs) != 1 || got.FixedIPs[0].IPAddress != ip {
+			t.Fatalf("after the release the port holds %+v (%v), want %s", got.FixedIPs, err, ip)
+		}
+		// A lease for VM1's address in the client's lease file: it asks for it first.
+		lease := fmt.Sprintf(`lease {
+  interface "eth0";
+  fixed-address 10.0.1.5;
+  option subnet-mask 255.255.255.0;
+  option dhcp-server-identifier %s;
+  renew 4 2037/01/01 00:00:00;
+  rebind 4 2037/01/01 00:00:00;
+  expire 4 2037/01/01 00:00:00;
+}
+`, server)
+		if err := os.WriteFile(filepath.Join(b.dir, "VM10", "leases"), []byte(lease), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		wire, err := b.b.Capture(ctx, b.vms["VM10"], "eth0", "udp port 67 or udp port 68")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.exec(ctx, "VM10", "ip", "addr", "flush", "dev", "eth0")
+		b.dhclient("VM10")
+		b.waitAddr(ctx, t, "VM10", ip+"/24", converge)
+		if _, err := wire.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		text, _ := b.b.Exec(ctx, "", "tcpdump", "-r", wire.File(), "-n", "-v")
+		if !strings.Contains(text, "Requested-IP (50), length 4: 10.0.1.5") || !strings.Contains(text, "NACK") {
+			t.Errorf("the request for VM1's address was not NAKed:\n%s", text)
+		}
+	})
+
+	t.Run("enable_dhcp=false gets no answer, and an answer once enabled", func(t *testing.T) {
+		off := false
+		sub2 := b.topo.Subnet2
+		if _, err := subnets.Update(ctx, b.c, sub2.ID, subnets.UpdateOpts{EnableDHCP: &off}).Extract(); err != nil {
+			t.Fatal(err)
+		}
+		p := b.vm(ctx, "VM11", "compute1", sub2)
+		ip := p.FixedIPs[0].IPAddress
+		once, _ := b.dhclient("VM11", "-1")
+		err := once.Wait()
+		if got := b.addrs(ctx, "VM11"); err == nil || len(got) != 0 {
+			t.Fatalf("dhclient -1 on a subnet with DHCP off: %v, eth0 holds %v", err, got)
+		}
+		on := true
+		if _, err := subnets.Update(ctx, b.c, sub2.ID, subnets.UpdateOpts{EnableDHCP: &on}).Extract(); err != nil {
+			t.Fatal(err)
+		}
+		b.dhclient("VM11")
+		b.waitAddr(ctx, t, "VM11", ip+"/24", converge)
+	})
+
+	t.Run("no DHCP packet crossed a tunnel", func(t *testing.T) {
+		for i, c := range vxlan {
+			pkts, err := c.Stop(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, p := range pkts {
+				if strings.Contains(p, ".67:") || strings.Contains(p, ".68:") || strings.Contains(p, "BOOTP") {
+					n++
+					if n <= 3 {
+						t.Errorf("DHCP in VXLAN on %s: %s", b.b.Hosts()[i].Name, p)
+					}
+				}
+			}
+			if n > 0 {
+				t.Errorf("%d DHCP packets in VXLAN on %s (of %d VXLAN packets)", n, b.b.Hosts()[i].Name, len(pkts))
+			}
+			if len(pkts) == 0 {
+				t.Errorf("no VXLAN packet at all on %s: the capture saw nothing", b.b.Hosts()[i].Name)
+			}
+		}
+	})
+}
+
+// listDHCPPorts returns network netID's network:dhcp ports.
+func listDHCPPorts(ctx context.Context, c *gophercloud.ServiceClient, netID string) ([]ports.Port, error) {
+	pages, err := ports.List(c, ports.ListOpts{NetworkID: netID, DeviceOwner: "network:dhcp"}).AllPages(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return ports.ExtractPorts(pages)
+}
