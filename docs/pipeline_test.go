@@ -26,7 +26,7 @@ type section struct {
 
 var (
 	bridgeHeading = regexp.MustCompile(`^## (br-[a-z]+)\s*$`)
-	tableHeading  = regexp.MustCompile(`^### (\d+) ([A-Z_]+)\b`)
+	tableHeading  = regexp.MustCompile(`^### (\d+) ([A-Z][A-Z0-9_]*)\b`)
 )
 
 func readSections(t *testing.T) ([]section, []string) {

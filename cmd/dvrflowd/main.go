@@ -77,6 +77,9 @@ func parseFlags(args []string, getenv func(string) string) (*config, error) {
 	fs.StringVar(&cfg.OFCA, "of-tls-ca", "", "PEM CA: switches must present a client certificate it signed")
 	fs.Float64Var(&cfg.Controller.PacketInRate, "packet-in-rate", 1000, "packet-ins per second each switch may send the controller")
 	meterRate := fs.Uint("meter-rate", 1000, "rate in packets/s of the OpenFlow meter on every controller-bound flow")
+	cfg.Engine.DHCP = apps.DefaultDHCPConfig()
+	fs.DurationVar(&cfg.Engine.DHCP.LeaseTime, "dhcp-lease-duration", cfg.Engine.DHCP.LeaseTime, "DHCP lease time handed to instances (Neutron's dhcp_lease_duration)")
+	fs.StringVar(&cfg.Engine.DHCP.Domain, "dns-domain", cfg.Engine.DHCP.Domain, "domain name option of DHCP answers (Neutron's dns_domain); empty: none")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "json", "json (one object a line) or console")
 	logJSON := fs.Bool("log-json", false, "same as --log-format json (kept for old scripts)")
@@ -102,6 +105,9 @@ func parseFlags(args []string, getenv func(string) string) (*config, error) {
 		return nil, fmt.Errorf("--log-format %q: want json or console", *logFormat)
 	}
 	cfg.Engine.MeterRate = uint32(*meterRate)
+	if cfg.Engine.DHCP.LeaseTime < 2*time.Minute || cfg.Engine.DHCP.LeaseTime > 0xffffffff*time.Second {
+		return nil, fmt.Errorf("--dhcp-lease-duration %s: want 2m to 136 years", cfg.Engine.DHCP.LeaseTime)
+	}
 	if (cfg.OFCert == "") != (cfg.OFKey == "") || (cfg.OFCA != "" && cfg.OFCert == "") {
 		return nil, errors.New("--of-tls-cert and --of-tls-key go together, and --of-tls-ca needs them")
 	}

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -66,6 +67,24 @@ func TestParseFlags(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("parseFlags(%v) = %v, want error containing %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+func TestDHCPFlags(t *testing.T) {
+	env := func(k string) string { return map[string]string{"DVRFLOW_DNS_DOMAIN": "cloud.example"}[k] }
+	cfg, err := parseFlags([]string{"--noauth", "--db-url", "postgres://x", "--dhcp-lease-duration", "10m"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Engine.DHCP.LeaseTime != 10*time.Minute || cfg.Engine.DHCP.Domain != "cloud.example" {
+		t.Fatalf("DHCP config %+v", cfg.Engine.DHCP)
+	}
+	cfg, err = parseFlags([]string{"--noauth", "--db-url", "postgres://x"}, func(string) string { return "" })
+	if err != nil || cfg.Engine.DHCP.LeaseTime != 24*time.Hour || cfg.Engine.DHCP.Domain != "openstacklocal" {
+		t.Fatalf("DHCP defaults %+v, %v: want Neutron's 86400 s and openstacklocal", cfg.Engine.DHCP, err)
+	}
+	if _, err := parseFlags([]string{"--noauth", "--db-url", "postgres://x", "--dhcp-lease-duration", "30s"}, env); err == nil {
+		t.Fatal("a 30 s lease accepted")
 	}
 }
 
