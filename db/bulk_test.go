@@ -44,7 +44,7 @@ func TestCreatePortsBulk(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
 	n, sn := tenantNet(t, s, "10.0.0.0/24")
-	ok(s.CreatePort(ctx, db.PortSpec{ProjectID: "p", NetworkID: n.ID}))(t) // takes 10.0.0.2
+	ok(s.CreatePort(ctx, db.PortSpec{ProjectID: "p", NetworkID: n.ID}))(t) // takes 10.0.0.3 (the DHCP port has .2)
 	rev := revision(t, s)
 	specs := portSpecs(n.ID, 100, "h1")
 	specs[10].FixedIPs = &[]db.FixedIPSpec{{IPAddress: "10.0.0.200"}}
@@ -63,7 +63,7 @@ func TestCreatePortsBulk(t *testing.T) {
 		}
 	}
 	ips, macs := map[string]bool{}, map[string]bool{}
-	next := 3
+	next := 4
 	for i, p := range ports {
 		if len(p.FixedIPs) != 1 || p.FixedIPs[0].SubnetID != sn.ID {
 			t.Fatalf("port %d fixed IPs %v", i, p.FixedIPs)
@@ -96,8 +96,8 @@ func TestCreatePortsBulk(t *testing.T) {
 	// The free list was written back: the next single create continues after the batch
 	// and skips the explicit address.
 	p := ok(s.CreatePort(ctx, db.PortSpec{ProjectID: "p", NetworkID: n.ID}))(t)
-	if ip := p.FixedIPs[0].IPAddress; ip != "10.0.0.102" {
-		t.Fatalf("address after bulk %s, want 10.0.0.102", ip)
+	if ip := p.FixedIPs[0].IPAddress; ip != "10.0.0.103" {
+		t.Fatalf("address after bulk %s, want 10.0.0.103", ip)
 	}
 	if _, err := s.CreatePort(ctx, db.PortSpec{ProjectID: "p", NetworkID: n.ID, FixedIPs: &[]db.FixedIPSpec{{IPAddress: "10.0.0.200"}}}); err == nil {
 		t.Fatal("address taken by the batch allocated again")
@@ -160,27 +160,28 @@ func TestCreatePortsBulkRollback(t *testing.T) {
 			}
 		})
 	}
-	// Nothing was allocated by the rejected batches: the next address is still .3.
+	// Nothing was allocated by the rejected batches: the next address is still .4 (the
+	// DHCP port has .2, taken .3).
 	p := ok(s.CreatePort(ctx, db.PortSpec{ProjectID: "p", NetworkID: n.ID}))(t)
-	if ip := p.FixedIPs[0].IPAddress; ip != "10.0.0.3" {
-		t.Fatalf("address after rejected batches %s, want 10.0.0.3", ip)
+	if ip := p.FixedIPs[0].IPAddress; ip != "10.0.0.4" {
+		t.Fatalf("address after rejected batches %s, want 10.0.0.4", ip)
 	}
 }
 
 func TestCreatePortsBulkLimits(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
-	n, _ := tenantNet(t, s, "10.0.0.0/29") // 5 addresses: .2-.6
+	n, _ := tenantNet(t, s, "10.0.0.0/29") // 5 addresses: .2 (the DHCP port's), .3-.6
 	_, err := s.CreatePorts(ctx, nil)
 	wantErrType(t, err, "BadRequest")
 	_, err = s.CreatePorts(ctx, make([]db.PortSpec, db.MaxBulk+1))
 	wantErrType(t, err, "BulkTooLarge")
-	_, err = s.CreatePorts(ctx, portSpecs(n.ID, 6, "h1"))
+	_, err = s.CreatePorts(ctx, portSpecs(n.ID, 5, "h1"))
 	wantErrType(t, err, "IpAddressGenerationFailure")
-	if ps := ok(s.ListPorts(ctx))(t); len(ps) != 0 {
-		t.Fatalf("%d ports after an exhausted batch", len(ps))
+	if ps := ok(s.ListPorts(ctx))(t); len(ps) != 1 || ps[0].DeviceOwner != topology.OwnerDHCP {
+		t.Fatalf("%d ports after an exhausted batch, want the DHCP port alone: %+v", len(ps), ps)
 	}
-	ok(s.CreatePorts(ctx, portSpecs(n.ID, 5, "h1")))(t)
+	ok(s.CreatePorts(ctx, portSpecs(n.ID, 4, "h1")))(t)
 }
 
 func TestCreatePortsBulkConcurrent(t *testing.T) {
@@ -217,8 +218,8 @@ func TestCreatePortsBulkConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	ports := ok(s.ListPorts(ctx))(t)
-	if len(ports) != 400 {
-		t.Fatalf("%d ports, want 400", len(ports))
+	if len(ports) != 401 { // and the network's DHCP port
+		t.Fatalf("%d ports, want 400 and the DHCP port", len(ports))
 	}
 	seen := map[string]bool{}
 	for _, p := range ports {
@@ -307,9 +308,9 @@ func TestCreateSubnetsBulk(t *testing.T) {
 	if got := revision(t, s); got != rev+1 {
 		t.Fatalf("revision %d, want %d", got, rev+1)
 	}
-	// 3 subnet creates and one update of each network.
-	if cs := changesAfter(t, s, rev); len(cs) != 5 {
-		t.Fatalf("%d change rows, want 5", len(cs))
+	// 3 subnet creates, one update of each network and the creation of its DHCP port.
+	if cs := changesAfter(t, s, rev); len(cs) != 7 {
+		t.Fatalf("%d change rows, want 7", len(cs))
 	}
 	n0 := ok(s.GetNetwork(ctx, nets[0].ID))(t)
 	if len(n0.Subnets) != 2 || n0.Subnets[0] != subs[0].ID || n0.Subnets[1] != subs[1].ID {
@@ -319,7 +320,7 @@ func TestCreateSubnetsBulk(t *testing.T) {
 		t.Fatalf("pools %v", subs[1].AllocationPools)
 	}
 	p := ok(s.CreatePort(ctx, db.PortSpec{ProjectID: "p", NetworkID: nets[1].ID}))(t)
-	if p.FixedIPs[0].IPAddress != "10.0.0.2" {
+	if p.FixedIPs[0].IPAddress != "10.0.0.3" { // after the DHCP port's
 		t.Fatalf("first address on bulk subnet %v", p.FixedIPs)
 	}
 	for _, tc := range []struct {

@@ -523,7 +523,8 @@ func (w *wtx) portMoved(ctx context.Context, p *topology.Port) error {
 }
 
 // DeletePort deletes a port; its floating IPs are disassociated. Router-managed ports
-// are refused (L3PortInUse).
+// are refused (L3PortInUse). A network's managed DHCP port is replaced by a new one while
+// the network has DHCP-enabled subnets.
 func (s *Store) DeletePort(ctx context.Context, id string) error {
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
 		var p topology.Port
@@ -547,6 +548,10 @@ func (s *Store) DeletePort(ctx context.Context, id string) error {
 			if err := w.reconcileAgentGateways(ctx, f.FloatingNetworkID); err != nil {
 				return err
 			}
+		}
+		if topology.IsManagedDHCPPort(&p) {
+			// Neutron's DHCP agent creates a new port when its port is deleted.
+			return w.syncNetworkDHCPPort(ctx, p.NetworkID)
 		}
 		return nil
 	})
@@ -655,25 +660,33 @@ func (s *Store) CreatePorts(ctx context.Context, specs []PortSpec) ([]topology.P
 			}
 		}
 		ipam.queue(w)
-		n := len(ports)
-		ids, nids, projects, pmacs, owners, devs, hosts, pobjs := make([]string, n), make([]string, n), make([]string, n),
-			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		for i := range ports {
-			p := &ports[i]
-			p.CreatedAt, p.UpdatedAt = w.now, w.now
-			ids[i], nids[i], projects[i], pmacs[i] = p.ID, p.NetworkID, p.ProjectID, p.MACAddress
-			owners[i], devs[i], hosts[i], pobjs[i] = p.DeviceOwner, p.DeviceID, p.HostID, string(mustJSON(p))
-			w.record(topology.KindPort, p.ID, topology.OpCreate, *p)
-		}
-		w.exec(`INSERT INTO ports (id, network_id, project_id, mac_address, device_owner, device_id, host, obj)
-SELECT i, n, p, m, d, v, h, o::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
-AS x(i, n, p, m, d, v, h, o)`, ids, nids, projects, pmacs, owners, devs, hosts, pobjs)
+		w.queuePortInserts(ports)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return ports, nil
+}
+
+// queuePortInserts is queuePortInsert for many ports, in one statement.
+func (w *wtx) queuePortInserts(ports []topology.Port) {
+	n := len(ports)
+	ids, nids, projects, pmacs, owners, devs, hosts, pobjs := make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	for i := range ports {
+		p := &ports[i]
+		p.CreatedAt, p.UpdatedAt = w.now, w.now
+		if p.ExtraDHCPOpts == nil {
+			p.ExtraDHCPOpts = []topology.ExtraDHCPOpt{}
+		}
+		ids[i], nids[i], projects[i], pmacs[i] = p.ID, p.NetworkID, p.ProjectID, p.MACAddress
+		owners[i], devs[i], hosts[i], pobjs[i] = p.DeviceOwner, p.DeviceID, p.HostID, string(mustJSON(p))
+		w.record(topology.KindPort, p.ID, topology.OpCreate, *p)
+	}
+	w.exec(`INSERT INTO ports (id, network_id, project_id, mac_address, device_owner, device_id, host, obj)
+SELECT i, n, p, m, d, v, h, o::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+AS x(i, n, p, m, d, v, h, o)`, ids, nids, projects, pmacs, owners, devs, hosts, pobjs)
 }
 
 type netWithSubnets struct {

@@ -1,7 +1,7 @@
 // Package db is dvrflow's topology store: PostgreSQL through pgx, schema as embedded
 // migrations, a change log with a gap-free topology revision, and the allocation of
 // everything Neutron allocates (fixed IPs, MACs, VNIs, DVR host MACs, router ports,
-// link-local /31s, local VLANs).
+// link-local /31s, local VLANs), and the ports Neutron's agents would make (DHCP ports).
 //
 // Every write is one transaction that first locks the single topology_revision row, so
 // writers are serialized (across processes too), revisions are gap-free and ordered, and
@@ -141,7 +141,8 @@ type Store struct {
 	closeOnce  sync.Once
 }
 
-// Open connects to PostgreSQL at dsn, applies the embedded migrations and returns a store.
+// Open connects to PostgreSQL at dsn, applies the embedded migrations, gives the networks
+// that lack it their DHCP port (SyncDHCPPorts) and returns a store.
 func Open(ctx context.Context, dsn string, cfg Config, log *zap.Logger) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("store config: %w", err)
@@ -161,6 +162,10 @@ func Open(ctx context.Context, dsn string, cfg Config, log *zap.Logger) (*Store,
 		return nil, err
 	}
 	go s.writer()
+	if err := s.SyncDHCPPorts(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("DHCP ports: %w", err)
+	}
 	return s, nil
 }
 

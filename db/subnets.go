@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/dvrflow/dvrflow/topology"
 	"github.com/jackc/pgx/v5"
@@ -27,7 +28,8 @@ type SubnetSpec struct {
 }
 
 // CreateSubnet creates an IPv4 subnet on a network. A network whose MTU is below IPv4's
-// minimum (68) can have none (NetworkMTUSubnetConflict).
+// minimum (68) can have none (NetworkMTUSubnetConflict). A DHCP-enabled subnet gives the
+// network's DHCP port (created if need be) its lowest free address (dhcpports.go).
 func (s *Store) CreateSubnet(ctx context.Context, spec SubnetSpec) (*topology.Subnet, error) {
 	sn, cidr, err := buildSubnet(spec)
 	if err != nil {
@@ -59,6 +61,9 @@ func (s *Store) CreateSubnet(ctx context.Context, spec SubnetSpec) (*topology.Su
 		w.record(topology.KindSubnet, sn.ID, topology.OpCreate, sn)
 		n.Subnets = append(n.Subnets, sn.ID)
 		w.saveNetwork(&n, topology.OpUpdate)
+		if sn.EnableDHCP {
+			return w.syncDHCPPort(ctx, &n, append(others, sn))
+		}
 		return nil
 	})
 	if err != nil {
@@ -186,7 +191,9 @@ func applySubnetSpec(sn *topology.Subnet, cidr cidr4, spec SubnetSpec, defaultPo
 }
 
 // UpdateSubnet changes a subnet's mutable fields (name, gateway, pools, routes, DNS,
-// DHCP). The gateway cannot change while it is allocated (a router interface).
+// DHCP). The gateway cannot change while it is allocated (a router interface). Turning
+// DHCP on gives the network's DHCP port an address on the subnet, turning it off takes
+// that address back (dhcpports.go).
 func (s *Store) UpdateSubnet(ctx context.Context, id string, spec SubnetSpec) (*topology.Subnet, error) {
 	if spec.CIDR != nil || spec.IPVersion != nil || spec.NetworkID != "" {
 		return nil, invalid("cidr, ip_version and network_id of subnet %s cannot be updated", id)
@@ -196,7 +203,7 @@ func (s *Store) UpdateSubnet(ctx context.Context, id string, spec SubnetSpec) (*
 		if err := w.subnet(ctx, id, &sn); err != nil {
 			return err
 		}
-		oldGW := sn.GatewayIP
+		oldGW, oldDHCP := sn.GatewayIP, sn.EnableDHCP
 		cidr, _ := parseCIDR4(sn.CIDR)
 		if err := applySubnetSpec(&sn, cidr, spec, false); err != nil {
 			return err
@@ -224,6 +231,9 @@ func (s *Store) UpdateSubnet(ctx context.Context, id string, spec SubnetSpec) (*
 		sn.RevisionNumber++
 		w.exec(`UPDATE subnets SET obj = $2 WHERE id = $1`, sn.ID, mustJSON(sn))
 		w.record(topology.KindSubnet, sn.ID, topology.OpUpdate, sn)
+		if sn.EnableDHCP != oldDHCP {
+			return w.syncNetworkDHCPPort(ctx, sn.NetworkID)
+		}
 		return nil
 	})
 	if err != nil {
@@ -243,7 +253,9 @@ func (w *wtx) subnet(ctx context.Context, id string, sn *topology.Subnet) error 
 	return nil
 }
 
-// DeleteSubnet deletes a subnet without allocated addresses (SubnetInUse otherwise).
+// DeleteSubnet deletes a subnet on which no port other than a network:dhcp port has an
+// address (SubnetInUse otherwise). As in Neutron, DHCP ports lose their address on it;
+// the network's managed DHCP port goes when it has no address left.
 func (s *Store) DeleteSubnet(ctx context.Context, id string) error {
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
 		var sn topology.Subnet
@@ -251,21 +263,35 @@ func (s *Store) DeleteSubnet(ctx context.Context, id string) error {
 			return err
 		}
 		var used int
-		if err := w.queryRow(ctx, `SELECT count(*) FROM ip_allocations WHERE subnet_id = $1`, id).Scan(&used); err != nil {
+		if err := w.queryRow(ctx, `SELECT count(*) FROM ip_allocations a WHERE a.subnet_id = $1
+AND NOT EXISTS (SELECT 1 FROM ports p WHERE p.id = a.port_id AND p.device_owner = $2)`, id, topology.OwnerDHCP).Scan(&used); err != nil {
 			return fmt.Errorf("count allocations of subnet %s: %w", id, err)
 		}
 		if used > 0 {
 			return conflict("SubnetInUse", "Unable to complete operation on subnet %s: One or more ports have an IP allocation from this subnet.", id)
 		}
-		var n topology.Network
-		if err := w.network(ctx, sn.NetworkID, &n); err != nil {
+		n, subnets, err := w.networkWithSubnets(ctx, sn.NetworkID)
+		if err != nil {
 			return err
 		}
+		// DHCP ports users made keep their other addresses; the managed one is synced below.
+		others, err := objs[topology.Port](ctx, w.query, `SELECT obj FROM ports
+WHERE id IN (SELECT port_id FROM ip_allocations WHERE subnet_id = $1) AND device_id <> $2 ORDER BY id`,
+			id, topology.DHCPDeviceID(sn.NetworkID))
+		if err != nil {
+			return fmt.Errorf("load DHCP ports of subnet %s: %w", id, err)
+		}
+		for i := range others {
+			p := &others[i]
+			p.FixedIPs = slices.DeleteFunc(p.FixedIPs, func(f topology.FixedIP) bool { return f.SubnetID == id })
+			w.savePort(p)
+		}
+		w.exec(`DELETE FROM ip_allocations WHERE subnet_id = $1`, id)
 		w.exec(`DELETE FROM subnets WHERE id = $1`, id)
 		w.record(topology.KindSubnet, id, topology.OpDelete, sn)
 		n.Subnets = removeString(n.Subnets, id)
-		w.saveNetwork(&n, topology.OpUpdate)
-		return nil
+		w.saveNetwork(n, topology.OpUpdate)
+		return w.syncDHCPPort(ctx, n, slices.DeleteFunc(subnets, func(x topology.Subnet) bool { return x.ID == id }))
 	})
 	return err
 }
@@ -292,7 +318,7 @@ func (s *Store) ListSubnets(ctx context.Context) ([]topology.Subnet, error) {
 }
 
 // CreateSubnets creates subnets in one write; each network's subnet list is updated
-// once for the batch.
+// once for the batch, and its DHCP port gains an address on each DHCP-enabled subnet.
 func (s *Store) CreateSubnets(ctx context.Context, specs []SubnetSpec) ([]topology.Subnet, error) {
 	if err := checkBulk("subnets", len(specs)); err != nil {
 		return nil, err
@@ -341,6 +367,7 @@ func (s *Store) CreateSubnets(ctx context.Context, specs []SubnetSpec) ([]topolo
 		}
 		n := len(subs)
 		ids, nids, projects, sobjs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		dhcp := &bulkDHCP{added: map[string][]topology.FixedIP{}}
 		var rSub []string
 		var rFirst, rLast []int64
 		for i := range subs {
@@ -357,7 +384,11 @@ func (s *Store) CreateSubnets(ctx context.Context, specs []SubnetSpec) ([]topolo
 			if gw, ok := parseIPv4(sn.GatewayIP); ok {
 				holes = append(holes, gw)
 			}
-			for _, r := range subtract(poolRanges(sn.AllocationPools), holes) {
+			free := subtract(poolRanges(sn.AllocationPools), holes)
+			if sn.EnableDHCP {
+				free = dhcp.take(byID[sn.NetworkID], sn, free)
+			}
+			for _, r := range free {
 				rSub, rFirst, rLast = append(rSub, sn.ID), append(rFirst, int64(r.first)), append(rLast, int64(r.last))
 			}
 			w.record(topology.KindSubnet, sn.ID, topology.OpCreate, *sn)
@@ -367,6 +398,9 @@ func (s *Store) CreateSubnets(ctx context.Context, specs []SubnetSpec) ([]topolo
 SELECT i, n, p, o::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS x(i, n, p, o)`, ids, nids, projects, sobjs)
 		if len(rSub) > 0 {
 			w.exec(`INSERT INTO ip_free_ranges (subnet_id, first, last) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])`, rSub, rFirst, rLast)
+		}
+		if err := dhcp.queue(ctx, w); err != nil {
+			return err
 		}
 		changed := make([]*topology.Network, 0, len(netIDs))
 		for _, id := range netIDs {

@@ -35,7 +35,7 @@ func TestBulkCreate(t *testing.T) {
 	ps := list(a.admin(http.StatusCreated, "POST", "/v2.0/ports?fields=id&fields=name&fields=fixed_ips", map[string]any{"ports": ports}), "ports")
 	for i, p := range ps {
 		ip := p["fixed_ips"].([]any)[0].(map[string]any)["ip_address"]
-		if len(p) != 3 || p["name"] != fmt.Sprintf("vm%d", i) || ip != fmt.Sprintf("10.0.%d.%d", i%3, 2+i/3) {
+		if len(p) != 3 || p["name"] != fmt.Sprintf("vm%d", i) || ip != fmt.Sprintf("10.0.%d.%d", i%3, 3+i/3) { // the DHCP ports have .2
 			t.Fatalf("bulk port %d = %v", i, p)
 		}
 	}
@@ -45,7 +45,7 @@ func TestBulkCreate(t *testing.T) {
 	}
 	// The singular form still works and sees the batch's allocations.
 	p := a.create("ports", "port", map[string]any{"network_id": nets[0]["id"], "tenant_id": "proj-a"})
-	if ip := p["fixed_ips"].([]any)[0].(map[string]any)["ip_address"]; ip != "10.0.0.4" {
+	if ip := p["fixed_ips"].([]any)[0].(map[string]any)["ip_address"]; ip != "10.0.0.5" {
 		t.Fatalf("single create after bulk got %v", ip)
 	}
 }

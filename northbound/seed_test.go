@@ -134,8 +134,33 @@ func checkSeed(t *testing.T, a *api, topo *seed.Topology) {
 	if !gwIPs["10.0.1.1"] || !gwIPs["10.0.2.1"] {
 		t.Errorf("interface IPs %v, want the subnet gateways", gwIPs)
 	}
-	if n := len(byOwner[topology.OwnerRouterCentralizedSNAT]); n != 2 {
-		t.Errorf("%d csnat ports, want 2 (one per router subnet)", n)
+	ipOf := func(p map[string]any) string {
+		return p["fixed_ips"].([]any)[0].(map[string]any)["ip_address"].(string)
+	}
+	snatIPs := map[string]bool{}
+	for _, p := range byOwner[topology.OwnerRouterCentralizedSNAT] {
+		snatIPs[ipOf(p)] = true
+	}
+	if len(byOwner[topology.OwnerRouterCentralizedSNAT]) != 2 || !snatIPs["10.0.1.2"] || !snatIPs["10.0.2.2"] {
+		t.Errorf("csnat ports at %v, want one per router subnet at 10.0.1.2 and 10.0.2.2", snatIPs)
+	}
+	// DHCP came on after the SNAT ports and the VMs had their addresses: each tenant
+	// network's DHCP port has the next free one; the external network has no DHCP.
+	dhcp := map[string]string{}
+	for _, p := range byOwner[topology.OwnerDHCP] {
+		switch n := p["network_id"].(string); n {
+		case topo.Net1.ID, topo.Net2.ID, topo.External.ID:
+			if p["device_id"] != topology.DHCPDeviceID(n) || p["status"] != "ACTIVE" || len(p["fixed_ips"].([]any)) != 1 {
+				t.Errorf("DHCP port %v", p)
+			}
+			dhcp[n] = ipOf(p)
+		}
+	}
+	if len(dhcp) != 2 || dhcp[topo.Net1.ID] != "10.0.1.3" || dhcp[topo.Net2.ID] != "10.0.2.4" {
+		t.Errorf("DHCP ports by network %v, want Net1 10.0.1.3 and Net2 10.0.2.4", dhcp)
+	}
+	if !topo.Subnet1.EnableDHCP || !topo.Subnet2.EnableDHCP || topo.ExternalSub.EnableDHCP {
+		t.Errorf("enable_dhcp: Net1 %v, Net2 %v, external %v", topo.Subnet1.EnableDHCP, topo.Subnet2.EnableDHCP, topo.ExternalSub.EnableDHCP)
 	}
 	if n := len(byOwner[topology.OwnerRouterGateway]); n != 1 {
 		t.Errorf("%d router gateway ports, want 1", n)

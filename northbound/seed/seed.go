@@ -6,7 +6,10 @@
 // compute2) and floating IPs 172.24.4.5 -> VM1 and 172.24.4.7 -> VM3. Every VM port is in
 // the project's default group (its members reach each other, the rest of the world does
 // not get in); the two with floating IPs are also in "public", which lets ICMP and SSH in
-// from anywhere. The demo, the API tests and the DVR integration tests all build it with
+// from anywhere. DHCP is turned on for Net1 and Net2 once the router's SNAT ports (10.0.1.2,
+// 10.0.2.2) and the VMs have their addresses, so their DHCP ports take 10.0.1.3 and
+// 10.0.2.4 (with DHCP on from the start, the DHCP port would take .2 and Net2's SNAT port
+// VM3's 10.0.2.3). The demo, the API tests and the DVR integration tests all build it with
 // Create.
 package seed
 
@@ -132,7 +135,7 @@ func Create(ctx context.Context, c *gophercloud.ServiceClient, opts Options) (*T
 		}
 		t.Hosts[h.Name] = info
 	}
-	yes := true
+	yes, no := true, false
 	var err error
 	for _, n := range []struct {
 		dst  *networks.Network
@@ -146,7 +149,7 @@ func Create(ctx context.Context, c *gophercloud.ServiceClient, opts Options) (*T
 		}
 		*n.dst = *nw
 		sn, err := subnets.Create(ctx, c, subnets.CreateOpts{NetworkID: nw.ID, Name: n.name + "-subnet", CIDR: n.cidr,
-			IPVersion: gophercloud.IPv4, ProjectID: opts.ProjectID}).Extract()
+			IPVersion: gophercloud.IPv4, ProjectID: opts.ProjectID, EnableDHCP: &no}).Extract()
 		if err != nil {
 			return t, fmt.Errorf("create subnet %s: %w", n.cidr, err)
 		}
@@ -163,7 +166,6 @@ func Create(ctx context.Context, c *gophercloud.ServiceClient, opts Options) (*T
 		return t, fmt.Errorf("create external network: %w", err)
 	}
 	t.External = *ext
-	no := false
 	esn, err := subnets.Create(ctx, c, subnets.CreateOpts{NetworkID: ext.ID, Name: "public-subnet", CIDR: "172.24.4.0/24",
 		IPVersion: gophercloud.IPv4, EnableDHCP: &no}).Extract()
 	if err != nil {
@@ -204,6 +206,13 @@ func Create(ctx context.Context, c *gophercloud.ServiceClient, opts Options) (*T
 			return t, fmt.Errorf("create port of %s: %w", vm.Name, err)
 		}
 		t.VMs[vm.Name] = *p
+	}
+	for _, sn := range []*subnets.Subnet{&t.Subnet1, &t.Subnet2} {
+		upd, err := subnets.Update(ctx, c, sn.ID, subnets.UpdateOpts{EnableDHCP: &yes}).Extract()
+		if err != nil {
+			return t, fmt.Errorf("enable DHCP on %s: %w", sn.CIDR, err)
+		}
+		*sn = *upd
 	}
 	for _, vm := range opts.VMs {
 		addr, ok := opts.FloatingIPs[vm.Name]
