@@ -178,7 +178,8 @@ func (m *model) mutate(r *rand.Rand, step int) {
 		nid, sid := fmt.Sprintf("net%d", step), fmt.Sprintf("sub%d", step)
 		typ := []string{"vxlan", "vxlan", "vlan"}[r.IntN(3)]
 		setRec(m, m.nets, topology.KindNetwork, nid, topology.Network{ID: nid, NetworkType: typ, SegmentationID: int64(2000 + step), PhysicalNetwork: "physnet1"})
-		setRec(m, m.subnets, topology.KindSubnet, sid, topology.Subnet{ID: sid, NetworkID: nid, IPVersion: 4, CIDR: fmt.Sprintf("10.%d.%d.0/24", 100+step/256, step%256), GatewayIP: fmt.Sprintf("10.%d.%d.1", 100+step/256, step%256)})
+		setRec(m, m.subnets, topology.KindSubnet, sid, topology.Subnet{ID: sid, NetworkID: nid, IPVersion: 4, CIDR: fmt.Sprintf("10.%d.%d.0/24", 100+step/256, step%256), GatewayIP: fmt.Sprintf("10.%d.%d.1", 100+step/256, step%256),
+			EnableDHCP: r.IntN(2) == 0})
 		if rid, ok := pick(r, m.routers); ok && r.IntN(2) == 0 {
 			pid := fmt.Sprintf("qr%d", step)
 			setRec(m, m.ports, topology.KindPort, pid, topology.Port{ID: pid, NetworkID: nid, MACAddress: fmt.Sprintf("fa:16:3e:20:%02x:%02x", step/256, step%256),
@@ -250,10 +251,13 @@ func (m *model) mutate(r *rand.Rand, step int) {
 			h.AppliedRevision = m.rev
 			setRec(m, m.hosts, topology.KindHost, name, h)
 		}
-	case 12: // a subnet's gateway changes
+	case 12: // a subnet's name changes, or DHCP is turned on or off
 		if sid, ok := pick(r, m.subnets); ok {
 			s := m.subnets[sid]
 			s.Name = fmt.Sprintf("renamed%d", step)
+			if r.IntN(2) == 0 {
+				s.EnableDHCP = !s.EnableDHCP
+			}
 			setRec(m, m.subnets, topology.KindSubnet, sid, s)
 		}
 	case 13: // a network goes with its subnets and ports
@@ -414,27 +418,39 @@ func render(v *topology.View, host string) string {
 
 // partCache is what the engine keeps per bridge: each part's flows, recomputed only when
 // Apply reports the part (or the whole host).
-type partCache map[string]map[topology.Bridge]map[string][]ofproto.Flow // host -> bridge -> part -> flows
+type partCache struct {
+	flowsOf map[string]map[topology.Bridge]map[string][]ofproto.Flow // host -> bridge -> part -> flows
+	ports   map[string]map[topology.Bridge]map[string]uint32         // host -> bridge -> its ports when computed
+}
 
 // refresh recomputes host's parts: all of them (full) or those listed, as pushBridge does.
 func (c partCache) refresh(v *topology.View, host string, full bool, parts map[string]bool) {
 	if v.Host(host) == nil {
-		delete(c, host)
+		delete(c.flowsOf, host)
+		delete(c.ports, host)
 		return
 	}
-	if full || c[host] == nil {
-		c[host] = map[topology.Bridge]map[string][]ofproto.Flow{}
+	if full || c.flowsOf[host] == nil {
+		c.flowsOf[host] = map[topology.Bridge]map[string][]ofproto.Flow{}
 	}
 	for _, b := range topology.Bridges() {
 		st := seedBridge(v, host, b)
-		have := c[host][b]
+		have := c.flowsOf[host][b]
 		if have == nil {
 			have = map[string][]ofproto.Flow{}
-			c[host][b] = have
+			c.flowsOf[host][b] = have
 		}
-		// As the engine does: every part of a whole host, else only the parts reported
-		// (a reported part no longer present goes; nothing else is looked at).
-		if full {
+		// As the engine does: every part of a whole host or of a bridge whose ports
+		// changed (a port-status: the helper plugged what a new plan has), else only the
+		// parts reported (a reported part no longer present goes; nothing else is looked
+		// at).
+		whole := full || !maps.Equal(c.ports[host][b], st.Ports)
+		if c.ports[host] == nil {
+			c.ports[host] = map[topology.Bridge]map[string]uint32{}
+		}
+		c.ports[host][b] = st.Ports
+		if whole {
+			clear(have)
 			for _, part := range Parts(v, st) {
 				have[part] = FlowsOf(v, st, part)
 			}
@@ -456,8 +472,8 @@ func (c partCache) flows(host string) string {
 	var sb strings.Builder
 	for _, b := range topology.Bridges() {
 		var parts [][]ofproto.Flow
-		for _, part := range slices.Sorted(maps.Keys(c[host][b])) {
-			parts = append(parts, c[host][b][part])
+		for _, part := range slices.Sorted(maps.Keys(c.flowsOf[host][b])) {
+			parts = append(parts, c.flowsOf[host][b][part])
 		}
 		lines := strings.Split(strings.TrimSuffix(renderFlows(b, joinParts(parts)), "\n"), "\n")
 		lines = slices.DeleteFunc(lines, func(l string) bool { return l == "" })
@@ -486,7 +502,7 @@ func TestApplyMatchesNewView(t *testing.T) {
 			v := topology.NewView(m.topology(), 0)
 			hosts := []string{"compute1", "compute2", "network", "compute3", ""}
 			before, beforePlan := map[string]string{}, map[string]string{}
-			cache := partCache{}
+			cache := partCache{flowsOf: map[string]map[topology.Bridge]map[string][]ofproto.Flow{}, ports: map[string]map[topology.Bridge]map[string]uint32{}}
 			for _, h := range hosts {
 				before[h] = render(v, h)
 				beforePlan[h] = planOf(v, h)

@@ -151,10 +151,12 @@ func TestPlacement(t *testing.T) {
 		}
 		return out
 	}
-	if got := strings.Join(nsNames("compute1"), " "); got != "qrouter-r1-0000000000000 fip-ext-0000000000000" {
+	// A qmeta- namespace for each network with a VM on the host (Net1 and Net2 on both),
+	// none where no VM is.
+	if got := strings.Join(nsNames("compute1"), " "); got != "qrouter-r1-0000000000000 fip-ext-0000000000000 qmeta-net1-000000000000 qmeta-net2-000000000000" {
 		t.Errorf("compute1 namespaces: %s", got)
 	}
-	if got := strings.Join(nsNames("compute2"), " "); got != "qrouter-r1-0000000000000" {
+	if got := strings.Join(nsNames("compute2"), " "); got != "qrouter-r1-0000000000000 qmeta-net1-000000000000 qmeta-net2-000000000000" {
 		t.Errorf("compute2 namespaces: %s", got)
 	}
 	if got := strings.Join(nsNames("network"), " "); got != "snat-r1-0000000000000" {

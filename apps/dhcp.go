@@ -9,6 +9,7 @@ import (
 
 	"github.com/dvrflow/dvrflow/dhcp4"
 	"github.com/dvrflow/dvrflow/ofproto"
+	"github.com/dvrflow/dvrflow/plan"
 	"github.com/dvrflow/dvrflow/topology"
 )
 
@@ -52,15 +53,31 @@ func dhcpBridge() []ofproto.Flow {
 }
 
 // dhcpNet computes the LOCAL_SWITCHING flows that send the DHCP client packets of network
-// netID's local ports to DHCP_IPV4, on a network that has a DHCP server.
+// netID's local ports to DHCP_IPV4, on a network that has a DHCP server, and switches the
+// DHCP port's tap in the host's qmeta- namespace (the metadata proxy) when it is plugged.
 func dhcpNet(v *topology.View, st *BridgeState, netID string) []ofproto.Flow {
-	if st.Bridge != topology.BrInt || v.DHCPServer(netID) == nil {
+	srv := v.DHCPServer(netID)
+	if st.Bridge != topology.BrInt || srv == nil {
 		return nil
 	}
 	if n := v.Network(netID); n == nil || n.External {
 		return nil
 	}
 	var out []ofproto.Flow
+	if ofport, ok := st.Ports[OVSPortName(srv.Port)]; ok && srv.MAC != nil {
+		if vlan, ok := v.LocalVLAN(st.Host, netID); ok {
+			// Only this host's VMs talk to it: its MAC is on every host that has a qmeta-
+			// namespace of the network, so no flow ever sends it to a tunnel.
+			out = append(out,
+				ofproto.Flow{Table: IntLocalSwitching, Priority: PrioLocal, Cookie: Cookie(AppDHCP),
+					Match:   ofproto.Match{ofproto.InPort(ofport), ofproto.VLANNone()},
+					Actions: []ofproto.Action{ofproto.PushVLAN{EtherType: ofproto.EthTypeVLAN}, ofproto.SetVLANVID(vlan)},
+					Goto:    IntARPResponder, HasGoto: true},
+				ofproto.Flow{Table: IntTransient, Priority: PrioLocal, Cookie: Cookie(AppDHCP),
+					Match:   ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthDst(srv.MAC)},
+					Actions: []ofproto.Action{ofproto.PopVLAN{}, ofproto.Output{Port: ofport}}})
+		}
+	}
 	for _, ep := range v.Endpoints(netID) {
 		p := ep.Port
 		if p.MAC == nil || !dhcpClient(p.Port) || !slices.Contains(ep.Hosts, st.Host) {
@@ -222,6 +239,9 @@ func dhcpOptions(v *topology.View, cfg DHCPConfig, p *topology.PortInfo, sub *to
 		}
 		routes = append(routes, dhcp4.Route{Dest: d, Router: nh})
 	}
+	// The metadata address through the DHCP port, whose tap in the host's qmeta- namespace
+	// proxies it (Neutron's force_metadata): the same with or without a router.
+	routes = append(routes, dhcp4.Route{Dest: netip.PrefixFrom(metadataAddr, 32), Router: serverIP})
 	if n := v.Network(p.NetworkID); n != nil {
 		for _, sid := range n.SubnetIDs {
 			if s := v.Subnet(sid); s != nil && s.ID != sub.ID && s.Prefix.Addr().Is4() {
@@ -271,6 +291,53 @@ func dhcpOptions(v *topology.View, cfg DHCPConfig, p *topology.PortInfo, sub *to
 		}
 		o.Set(code, data)
 	}
+}
+
+var metadataAddr = netip.MustParseAddr(plan.MetadataAddr)
+
+// MetadataNamespaces returns the qmeta- namespaces of host at View v: one per network with a
+// DHCP server and a DHCP client port bound to the host, holding the DHCP port's tap with its
+// addresses and the metadata address, and the proxy's table of the host's instances.
+func MetadataNamespaces(v *topology.View, host string) []plan.Namespace {
+	byNet := map[string][]*topology.PortInfo{}
+	for _, p := range v.PortsBoundTo(host) {
+		if dhcpClient(p.Port) && p.Port.DeviceID != "" {
+			byNet[p.NetworkID] = append(byNet[p.NetworkID], p)
+		}
+	}
+	var out []plan.Namespace
+	for _, netID := range sortedKeys(byNet) {
+		n, srv := v.Network(netID), v.DHCPServer(netID)
+		if n == nil || n.External || srv == nil || srv.MAC == nil {
+			continue
+		}
+		var addrs []string
+		for _, ip := range srv.IPs {
+			if s := v.Subnet(ip.SubnetID); ip.Addr.Is4() && s != nil && s.EnableDHCP && s.Prefix.IsValid() {
+				addrs = append(addrs, netip.PrefixFrom(ip.Addr, s.Prefix.Bits()).String())
+			}
+		}
+		if len(addrs) == 0 {
+			continue
+		}
+		addrs = append(addrs, plan.MetadataAddr+"/32")
+		ports := byNet[netID]
+		slices.SortFunc(ports, func(a, b *topology.PortInfo) int { return strings.Compare(a.ID, b.ID) })
+		meta := &plan.Metadata{Network: netID, Instances: []plan.Instance{}}
+		seen := map[netip.Addr]bool{}
+		for _, p := range ports {
+			for _, ip := range p.IPs {
+				if ip.Addr.Is4() && !seen[ip.Addr] {
+					seen[ip.Addr] = true
+					meta.Instances = append(meta.Instances, plan.Instance{IP: ip.Addr.String(), DeviceID: p.DeviceID, ProjectID: p.ProjectID})
+				}
+			}
+		}
+		out = append(out, plan.Namespace{Name: plan.PrefixMeta + netID, Metadata: meta,
+			Links: []plan.Link{{Name: DeviceName(srv.Port), Bridge: string(topology.BrInt), IfaceID: srv.ID,
+				MAC: srv.MAC.String(), MTU: n.MTU, Addresses: addrs}}})
+	}
+	return out
 }
 
 // DHCPHostname is the host name of an address, as Neutron's DHCP agent gives it

@@ -129,6 +129,7 @@ func TestAnswerDHCP(t *testing.T) {
 		dhcp4.OptDomainName:    []byte("example.org"),
 		dhcp4.OptClasslessRoutes: dhcp4.ClasslessRoutes([]dhcp4.Route{
 			{Dest: netip.MustParsePrefix("192.168.50.0/24"), Router: netip.MustParseAddr("10.0.1.254")},
+			{Dest: netip.MustParsePrefix("169.254.169.254/32"), Router: dhcp1IP},
 			{Dest: netip.MustParsePrefix("10.0.3.0/24")},
 			{Dest: netip.MustParsePrefix("0.0.0.0/0"), Router: netip.MustParseAddr("10.0.1.1")}}),
 	}
@@ -237,8 +238,10 @@ func TestAnswerDHCPOptionsAndDisabled(t *testing.T) {
 	if _, ok := f.Reply.Options.Get(dhcp4.OptRouter); ok {
 		t.Error("router option for a subnet without gateway")
 	}
-	if _, ok := f.Reply.Options.Get(dhcp4.OptClasslessRoutes); ok {
-		t.Error("static routes for a subnet with none and no other subnet")
+	// Without a gateway: the metadata route alone, no default route.
+	want := dhcp4.ClasslessRoutes([]dhcp4.Route{{Dest: netip.MustParsePrefix("169.254.169.254/32"), Router: netip.MustParseAddr("10.0.2.4")}})
+	if got, _ := f.Reply.Options.Get(dhcp4.OptClasslessRoutes); !bytes.Equal(got, want) {
+		t.Errorf("static routes of a subnet without gateway %v, want the metadata route alone %v", got, want)
 	}
 
 	v = dhcpView(t, func(top *topology.Topology) {

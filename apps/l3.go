@@ -20,7 +20,9 @@ import (
 //   - fip-<external net> on every host with a floating IP: the fg- link with proxy ARP, one
 //     fpr- link per router, /32 routes to the floating IPs and per-router default routes;
 //   - snat-<router> on the router's dvr_snat host: qg- with the gateway address and default
-//     route, an sg- link per subnet, and the default SNAT rule.
+//     route, an sg- link per subnet, and the default SNAT rule;
+//   - qmeta-<network> on every host with a VM on a network that has a DHCP server: the
+//     metadata proxy (dhcp.go, MetadataNamespaces).
 // Both router namespaces hold a permanent neighbour entry for every port on each subnet
 // they route (Neutron's DVR does the same with its static ARP entries), so a fixed IP
 // handed to a new port with a new MAC is never reached through a stale entry the kernel
@@ -55,6 +57,7 @@ func Plan(v *topology.View, host string) plan.Plan {
 			p.Namespaces = append(p.Namespaces, ns)
 		}
 	}
+	p.Namespaces = append(p.Namespaces, MetadataNamespaces(v, host)...)
 	return p
 }
 

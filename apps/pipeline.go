@@ -192,7 +192,7 @@ var pipeline = []Table{
 		Fields: []FieldID{fVLAN, fEthDst}, Next: []uint8{IntTransient}},
 	{Bridge: topology.BrInt, ID: IntARPResponder, Name: "ARP_RESPONDER", App: AppARP, Miss: MissGoto, MissNext: IntTransient,
 		Fields: []FieldID{fVLAN, fEthType, fARPOp, fARPTPA, fEthSrc}, Next: []uint8{IntTransient}},
-	{Bridge: topology.BrInt, ID: IntTransient, Name: "TRANSIENT", App: AppL2, Miss: MissController,
+	{Bridge: topology.BrInt, ID: IntTransient, Name: "TRANSIENT", App: AppL2, Also: []App{AppDHCP}, Miss: MissController,
 		Fields: []FieldID{fVLAN, fEthDst}, Next: []uint8{IntBaseIngress}},
 	{Bridge: topology.BrInt, ID: IntBaseEgress, Name: "BASE_EGRESS", App: AppFirewall, Miss: MissDrop,
 		Fields: []FieldID{fRegPort, fEthType, fEthSrc, fARPSPA, fIPSrc, fIPProto, fUDPSrc, fUDPDst},

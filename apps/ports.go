@@ -44,11 +44,17 @@ func DeviceName(p *topology.Port) string {
 }
 
 // OVSPortName is the name of the br-int port that carries port p on its host: the OVS end of
-// the namespace veth for router and gateway ports, the tap for VM ports.
+// the namespace veth for router and gateway ports and for the network's DHCP server (its tap
+// in the qmeta- namespaces), the tap for VM ports and any other.
 func OVSPortName(p *topology.Port) string {
 	switch p.DeviceOwner {
-	case topology.OwnerRouterInterfaceDistributed, topology.OwnerRouterCentralizedSNAT, topology.OwnerRouterGateway, topology.OwnerFloatingIPAgentGateway:
+	case topology.OwnerRouterInterfaceDistributed, topology.OwnerRouterCentralizedSNAT, topology.OwnerRouterGateway,
+		topology.OwnerFloatingIPAgentGateway:
 		return plan.OVSPeerName(DeviceName(p))
+	case topology.OwnerDHCP:
+		if p.HostID == "" { // the network's DHCP server (View.DHCPServer)
+			return plan.OVSPeerName(DeviceName(p))
+		}
 	}
 	return VMPortName(p.ID)
 }

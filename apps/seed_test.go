@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/dvrflow/dvrflow/plan"
 	"github.com/dvrflow/dvrflow/topology"
 )
 
@@ -126,6 +127,14 @@ func seedBridge(v *topology.View, host string, br topology.Bridge) *BridgeState 
 			for _, ep := range v.Endpoints(n) {
 				if slices.Contains(ep.Hosts, host) {
 					names = append(names, OVSPortName(ep.Port.Port))
+				}
+			}
+		}
+		// And what the helper plugs for the host's plan (the qmeta- namespaces' taps).
+		for _, ns := range Plan(v, host).Namespaces {
+			for _, l := range ns.Links {
+				if l.Bridge == string(topology.BrInt) && !slices.Contains(names, plan.OVSPeerName(l.Name)) {
+					names = append(names, plan.OVSPeerName(l.Name))
 				}
 			}
 		}

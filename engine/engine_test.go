@@ -20,6 +20,7 @@ import (
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/controller"
 	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/dhcp4"
 	"github.com/dvrflow/dvrflow/db/pgtest"
 	"github.com/dvrflow/dvrflow/engine/enginetest"
 	"github.com/dvrflow/dvrflow/northbound"
@@ -308,9 +309,10 @@ func TestSeedConvergesAndSurvivesRestart(t *testing.T) {
 		return n == 6, fmt.Sprintf("%d router-owned ports", n) // 2 interfaces, 2 snat, the gateway, compute1's agent gateway
 	})
 
-	// Namespaces: qrouter and fip on compute1, qrouter on compute2, snat on network.
+	// Namespaces: qrouter and fip on compute1, qrouter on compute2, snat on network, and
+	// the metadata proxy of both networks where their VMs are.
 	for host, want := range map[string][]string{
-		"compute1": {"qrouter-", "fip-"}, "compute2": {"qrouter-"}, "network": {"snat-"}} {
+		"compute1": {"qrouter-", "fip-", "qmeta-", "qmeta-"}, "compute2": {"qrouter-", "qmeta-", "qmeta-"}, "network": {"snat-"}} {
 		p, err := f.eng.WaitPlan(ctx, host, -1)
 		if err != nil {
 			t.Fatal(err)
@@ -344,6 +346,39 @@ func TestSeedConvergesAndSurvivesRestart(t *testing.T) {
 		want := ofproto.ARPReply(req, vm4.MAC)
 		if string(po[0].Data) != string(want) || len(po[0].Actions) != 1 || po[0].Actions[0].String() != "output:10" {
 			t.Fatalf("packet-out %x %v, want %x output:10", po[0].Data, po[0].Actions, want)
+		}
+	})
+
+	t.Run("DHCP answered by the controller on the port's own switch", func(t *testing.T) {
+		vm1 := f.port("VM1")
+		sw := f.switches["compute1/br-int"]
+		sw.TakePacketOuts()
+		spoofed := dhcp4.AppendRequest(nil, &dhcp4.Message{Type: dhcp4.Discover, XID: 8, CHAddr: f.port("VM4").MAC}, nil)
+		if outs, err := sw.Execute(10, spoofed); err != nil || len(outs) != 0 {
+			t.Fatalf("VM1 sending DHCP with VM4's MAC: %+v %v, want dropped", outs, err)
+		}
+		outs, err := sw.Execute(10, dhcp4.AppendRequest(nil, &dhcp4.Message{Type: dhcp4.Discover, XID: 9, CHAddr: vm1.MAC}, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(outs) != 1 || outs[0].Port != ofproto.PortController {
+			t.Fatalf("DISCOVER went to %+v, want the controller only", outs)
+		}
+		var po []ofsim.PacketOut
+		enginetest.Eventually(t, "the OFFER", func() (bool, string) {
+			po = append(po, sw.TakePacketOuts()...)
+			return len(po) > 0, "no packet-out"
+		})
+		offer, err := dhcp4.ParseReply(po[0].Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if offer.Reply.Type != dhcp4.Offer || offer.Reply.XID != 9 || offer.Reply.YIAddr != vm1.IPs[0].Addr ||
+			len(po[0].Actions) != 1 || po[0].Actions[0].String() != "output:10" {
+			t.Fatalf("packet-out %+v %v, want an OFFER of %s on output:10", offer.Reply, po[0].Actions, vm1.IPs[0].Addr)
+		}
+		if n := f.eng.Stats().DHCP[apps.DHCPOffered]; n != 1 {
+			t.Errorf("%d offers counted, want 1", n)
 		}
 	})
 

@@ -1,6 +1,6 @@
-// Package plan is the namespace plan of one host: the qrouter-, fip- and snat-
+// Package plan is the namespace plan of one host: the qrouter-, fip-, snat- and qmeta-
 // namespaces the host must have, with their links, addresses, routes, rules, permanent
-// neighbours, sysctls and NAT. The controller's l3 app computes it, the API serves it
+// neighbours, sysctls, NAT and metadata proxies. The controller's l3 app computes it, the API serves it
 // as JSON, and the host helper makes the kernel match it. It is pure data plus
 // Validate; nothing here decides anything.
 package plan
@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -19,14 +20,19 @@ const (
 	PrefixQRouter = "qrouter-" // + router ID: a distributed router on this host
 	PrefixFIP     = "fip-"     // + external network ID: floating IP namespace
 	PrefixSNAT    = "snat-"    // + router ID: central SNAT on the dvr_snat host
+	PrefixMeta    = "qmeta-"   // + network ID: the metadata proxy of the network's VMs on this host
 )
 
 // Prefixes lists the namespace prefixes the plan may use.
-var Prefixes = []string{PrefixQRouter, PrefixFIP, PrefixSNAT}
+var Prefixes = []string{PrefixQRouter, PrefixFIP, PrefixSNAT, PrefixMeta}
 
-// OVS-plugged device name prefixes, as Neutron names them (prefix + 11 characters of
-// the port ID).
-var bridgeLinkPrefixes = []string{"qr-", "qg-", "sg-", "fg-"}
+// BridgeLinkPrefixes are the name prefixes of OVS-plugged devices, as Neutron names them
+// (prefix + 11 characters of the port ID): router interfaces, gateways, SNAT and floating
+// IP agent gateway ports, and the DHCP port's tap in a qmeta- namespace.
+var BridgeLinkPrefixes = []string{"qr-", "qg-", "sg-", "fg-", "tap"}
+
+// MetadataAddr is the address instances ask for their metadata (Nova's, EC2's).
+const MetadataAddr = "169.254.169.254"
 
 // Plan is what one host must look like, at one topology revision.
 type Plan struct {
@@ -47,6 +53,25 @@ type Namespace struct {
 	Rules     []Rule            `json:"rules,omitempty"`
 	Neighbors []Neighbor        `json:"neighbors,omitempty"`
 	NAT       []NATRule         `json:"nat,omitempty"`
+	// Metadata is the metadata proxy a qmeta- namespace runs (and only such a namespace).
+	Metadata *Metadata `json:"metadata,omitempty"`
+}
+
+// Metadata is a network's metadata proxy on one host: HTTP on MetadataAddr port 80 inside
+// the namespace (whose link holds MetadataAddr/32), each request from the address of one
+// of Instances sent on to the Nova metadata API with Neutron's headers (X-Instance-ID,
+// X-Tenant-ID, X-Forwarded-For, X-Instance-ID-Signature); from any other address it is
+// refused.
+type Metadata struct {
+	Network   string     `json:"network"`
+	Instances []Instance `json:"instances"`
+}
+
+// Instance is one port of the network bound to this host, as the metadata proxy names it.
+type Instance struct {
+	IP        string `json:"ip"`         // its fixed IP on the network
+	DeviceID  string `json:"device_id"`  // the instance (X-Instance-ID)
+	ProjectID string `json:"project_id"` // its project (X-Tenant-ID)
 }
 
 // Link is one network device in a namespace. It is one end of a veth pair, either
@@ -205,6 +230,9 @@ func (ns *Namespace) link(name string) *Link {
 func (ns *Namespace) hasDev(name string) bool { return name == "lo" || ns.link(name) != nil }
 
 func (ns *Namespace) validate(all map[string]*Namespace) error {
+	if err := ns.validateMetadata(); err != nil {
+		return err
+	}
 	for k, v := range ns.Sysctls {
 		if err := validSysctl(k, v); err != nil {
 			return err
@@ -318,11 +346,11 @@ func (l *Link) validate(nsName string, all map[string]*Namespace) error {
 			return fmt.Errorf("link %s: a bridge-plugged link name has at most 14 characters", l.Name)
 		}
 		ok := false
-		for _, pre := range bridgeLinkPrefixes {
+		for _, pre := range BridgeLinkPrefixes {
 			ok = ok || strings.HasPrefix(l.Name, pre)
 		}
 		if !ok {
-			return fmt.Errorf("link %s: a bridge-plugged link name starts with %s", l.Name, strings.Join(bridgeLinkPrefixes, ", "))
+			return fmt.Errorf("link %s: a bridge-plugged link name starts with %s", l.Name, strings.Join(BridgeLinkPrefixes, ", "))
 		}
 		if l.IfaceID == "" {
 			return fmt.Errorf("link %s: bridge-plugged link without iface_id", l.Name)
@@ -469,3 +497,37 @@ func (r NATRule) validate(ns *Namespace) error {
 
 // Link returns the namespace's link called name, or nil.
 func (ns *Namespace) Link(name string) *Link { return ns.link(name) }
+
+// validateMetadata checks that a metadata proxy is in a qmeta- namespace of its network,
+// with MetadataAddr/32 on a link, and names each instance address once.
+func (ns *Namespace) validateMetadata() error {
+	m := ns.Metadata
+	if m == nil {
+		return nil
+	}
+	if ns.Name != PrefixMeta+m.Network {
+		return fmt.Errorf("metadata proxy of network %q in namespace %s: want %s%s", m.Network, ns.Name, PrefixMeta, m.Network)
+	}
+	holds := false
+	for _, l := range ns.Links {
+		holds = holds || slices.Contains(l.Addresses, MetadataAddr+"/32")
+	}
+	if !holds {
+		return fmt.Errorf("metadata proxy without a link holding %s/32", MetadataAddr)
+	}
+	seen := map[netip.Addr]bool{}
+	for _, in := range m.Instances {
+		a, err := netip.ParseAddr(in.IP)
+		if err != nil || !a.Is4() {
+			return fmt.Errorf("metadata instance address %q: want IPv4", in.IP)
+		}
+		if seen[a] {
+			return fmt.Errorf("metadata instance address %s twice", a)
+		}
+		seen[a] = true
+		if in.DeviceID == "" {
+			return fmt.Errorf("metadata instance %s without device_id", a)
+		}
+	}
+	return nil
+}

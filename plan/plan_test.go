@@ -8,12 +8,14 @@ import (
 )
 
 const (
-	router = "5a1d4c3e-0b7f-4e21-9a55-1c2d3e4f5a6b"
-	extNet = "9e8d7c6b-5a49-4837-2615-0f1e2d3c4b5a"
+	router  = "5a1d4c3e-0b7f-4e21-9a55-1c2d3e4f5a6b"
+	extNet  = "9e8d7c6b-5a49-4837-2615-0f1e2d3c4b5a"
+	network = "0d1c2b3a-4958-6776-8594-a3b2c1d0e9f8"
 )
 
 // sample is the plan of compute1 in the seed scenario: qrouter-R1 with two qr- ports,
-// VM1's floating IP, and the fip namespace.
+// VM1's floating IP, the fip namespace, snat-R1 (as if compute1 were the SNAT host) and
+// Net1's metadata proxy.
 func sample() Plan {
 	rfp, fpr := "rfp-5a1d4c3e-0", "fpr-5a1d4c3e-0"
 	qr := "qrouter-" + router
@@ -56,6 +58,12 @@ func sample() Plan {
 			},
 			Routes: []Route{{Dst: "default", Via: "172.24.4.1", Dev: "qg-44444444-dd"}},
 			NAT:    []NATRule{{Kind: NATSNAT, Match: NATMatch{OIF: "qg-44444444-dd"}, To: "172.24.4.10"}},
+		},
+		{
+			Name: "qmeta-" + network,
+			Links: []Link{{Name: "tap66666666-ff", Bridge: "br-int", IfaceID: "66666666-ffff", MAC: "fa:16:3e:00:01:02", MTU: 1450,
+				Addresses: []string{"10.0.1.2/24", "169.254.169.254/32"}}},
+			Metadata: &Metadata{Network: network, Instances: []Instance{{IP: "10.0.1.5", DeviceID: "vm1", ProjectID: "demo"}}},
 		},
 	}}
 }
@@ -129,6 +137,15 @@ func TestValidateRejects(t *testing.T) {
 		"nat unknown dev":    func(p *Plan) { p.Namespaces[2].NAT[0].Match.OIF = "qg-nope" },
 		"nat bad addr":       func(p *Plan) { p.Namespaces[0].NAT[0].Match.Daddr = "172.24.4.5/33" },
 		"iface id on a pair": func(p *Plan) { p.Namespaces[0].Links[2].IfaceID = "x" },
+		"metadata elsewhere": func(p *Plan) { p.Namespaces[2].Metadata = p.Namespaces[3].Metadata },
+		"metadata network":   func(p *Plan) { p.Namespaces[3].Metadata.Network = extNet },
+		"metadata address":   func(p *Plan) { p.Namespaces[3].Links[0].Addresses = []string{"10.0.1.2/24"} },
+		"instance address":   func(p *Plan) { p.Namespaces[3].Metadata.Instances[0].IP = "10.0.1.5/32" },
+		"instance twice": func(p *Plan) {
+			m := p.Namespaces[3].Metadata
+			m.Instances = append(m.Instances, m.Instances[0])
+		},
+		"instance device": func(p *Plan) { p.Namespaces[3].Metadata.Instances[0].DeviceID = "" },
 	}
 	for name, mod := range cases {
 		p := sample()

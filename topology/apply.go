@@ -309,7 +309,7 @@ func (v *View) setPort(d *pending, id string, p *Port) {
 		}
 		v.agentGW[k][id] = pi
 	}
-	if p.DeviceOwner == OwnerDHCP {
+	if p.DeviceOwner == OwnerDHCP && p.HostID == "" {
 		putSet(v.dhcpPorts, p.NetworkID, id, pi)
 	}
 	v.indexMember(d, pi)
@@ -320,6 +320,11 @@ func (v *View) touchPort(d *pending, p *PortInfo) {
 	d.nets[p.NetworkID] = true
 	if p.HostID != "" {
 		d.hosts[p.HostID] = true
+	}
+	if p.DeviceOwner == OwnerDHCP && p.HostID == "" {
+		// The network's DHCP port is its metadata proxy's link in every host's qmeta-
+		// namespace of the network.
+		addAll(d.plans, v.hostsOfNet[p.NetworkID])
 	}
 	if IsRouterPort(p.DeviceOwner) {
 		d.touchRouter(v, p.DeviceID)

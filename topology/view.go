@@ -36,7 +36,7 @@ type View struct {
 	portsOfRouter map[string]map[string]*PortInfo     // router -> its interface, snat and gateway ports
 	fipsOfPort    map[string]int                      // fixed port -> floating IPs on it
 	agentGW       map[agentGWKey]map[string]*PortInfo // floating IP agent gateway ports of a host on a network
-	dhcpPorts     map[string]map[string]*PortInfo     // network:dhcp ports of a network
+	dhcpPorts     map[string]map[string]*PortInfo     // unbound network:dhcp ports of a network
 
 	// Derived placement.
 	netsOnHost    map[string]map[string]bool // host -> network IDs present there
@@ -307,7 +307,8 @@ func (v *View) PortsOn(host string) []*PortInfo {
 func (v *View) PortsBoundTo(host string) map[string]*PortInfo { return v.portsOnHost[host] }
 
 // DHCPServer returns the port whose addresses and MAC answer DHCP on network netID (the
-// network's network:dhcp port; of several, the one with the lowest ID), or nil.
+// network's network:dhcp port bound to no host; of several, the one with the lowest ID), or
+// nil. A network:dhcp port bound to a host is plugged there like a VM's.
 func (v *View) DHCPServer(netID string) *PortInfo {
 	var best *PortInfo
 	for id, p := range v.dhcpPorts[netID] {

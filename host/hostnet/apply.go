@@ -5,7 +5,7 @@
 // Apply is idempotent: it reads what is there, changes only what differs, and reports
 // every change it made; applying the same plan twice reports zero changes the second
 // time. What it owns, and so removes when the plan no longer has it:
-//   - namespaces named <NamePrefix><qrouter-|fip-|snat-><id> (whole namespaces);
+//   - namespaces named <NamePrefix><qrouter-|fip-|snat-|qmeta-><id> (whole namespaces);
 //   - in those namespaces: every link but lo, every IPv4 address on plan links, every
 //     route of protocol "static" (kernel routes for addresses are the kernel's), every
 //     rule except the kernel's local/main/default ones, every permanent neighbour,

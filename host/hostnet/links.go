@@ -239,7 +239,7 @@ func (r *applyRun) staleOVSPorts() error {
 
 // isPlanPeer reports whether an OVS port name has the form OVSPeerName gives plan links.
 func isPlanPeer(name string) bool {
-	for _, pre := range []string{"qr-", "qg-", "sg-", "fg-"} {
+	for _, pre := range plan.BridgeLinkPrefixes {
 		if strings.HasPrefix(name, plan.OVSPeerName(pre)) {
 			return true
 		}
