@@ -19,7 +19,8 @@ import (
 // write as the subnet or port change that calls for it (a refused request leaves it as it
 // was): device_id topology.DHCPDeviceID(network), bound to no host, ACTIVE. Its addresses
 // are the server's on each subnet. A subnet whose pools have no free address for it gets
-// none, as the agent's port would not (the network's next subnet change tries again).
+// none, as the agent's port would not; the network's next sync (a subnet created, deleted
+// or toggled, or the store opened) tries again.
 // Users may still create, change and delete network:dhcp ports as in Neutron; only the
 // port with that device_id is the managed one.
 
