@@ -41,6 +41,8 @@ request subnet-mask, broadcast-address, routers, domain-name, domain-name-server
 	interface-mtu, rfc3442-classless-static-routes;
 timeout 8;
 retry 2;
+initial-interval 1;
+backoff-cutoff 2;
 `
 
 func newDHCPBed(t *testing.T) *dhcpBed {
@@ -232,7 +234,7 @@ func TestDHCPOnBed(t *testing.T) {
 			"Domain-Name-Server (6), length 8: 192.0.2.53,192.0.2.54", "MTU (26), length 2: 1450",
 			"Hostname (12), length " + fmt.Sprint(len("host-"+ip)) + ": \"host-" + strings.ReplaceAll(ip, ".", "-") + "\"",
 			"Domain-Name (15), length 14: \"openstacklocal\"", "Classless-Static-Route (121)",
-			"(198.51.100.0/24:10.0.1.1),(default:10.0.1.1)", "Your-IP " + ip} {
+			"(198.51.100.0/24:10.0.1.1),(169.254.169.254/32:" + server + "),(default:10.0.1.1)", "Your-IP " + ip} {
 			if !strings.Contains(text, want) {
 				t.Errorf("the wire lacks %q (%d packets):\n%s", want, len(pkts), text)
 			}
@@ -264,7 +266,7 @@ func TestDHCPOnBed(t *testing.T) {
 			t.Fatal(err)
 		}
 		text, _ := b.b.Exec(ctx, "", "tcpdump", "-r", wire.File(), "-n", "-v")
-		renew := regexp.MustCompile(regexp.QuoteMeta(ip) + `\.68 > ` + regexp.QuoteMeta(server) + `\.67: .*\n.*\n.*Client-IP ` + regexp.QuoteMeta(ip))
+		renew := regexp.MustCompile(regexp.QuoteMeta(ip) + `\.68 > ` + regexp.QuoteMeta(server) + `\.67: [^\n]*Request[^\n]*\n\s*Client-IP ` + regexp.QuoteMeta(ip))
 		if !renew.MatchString(text) {
 			t.Errorf("no renewal unicast from %s to the server %s:\n%s", ip, server, text)
 		}
@@ -336,6 +338,48 @@ func TestDHCPOnBed(t *testing.T) {
 		}
 		b.dhclient("VM11")
 		b.waitAddr(ctx, t, "VM11", ip+"/24", converge)
+	})
+
+	t.Run("controller down: the lease holds; back: the renewal keeps the address", func(t *testing.T) {
+		p := b.vm(ctx, "VM12", "compute2", sub1,
+			extradhcpopts.CreateExtraDHCPOpt{OptName: "lease-time", OptValue: "40"},
+			extradhcpopts.CreateExtraDHCPOpt{OptName: "T1", OptValue: "2"},
+			extradhcpopts.CreateExtraDHCPOpt{OptName: "T2", OptValue: "35"})
+		ip := p.FixedIPs[0].IPAddress
+		b.dhclient("VM12")
+		b.waitAddr(ctx, t, "VM12", ip+"/24", converge)
+		b.pingUntil(t, "VM12", "10.0.1.5", converge)
+		b.ctrl.kill()
+		time.Sleep(5 * time.Second) // renewals go unanswered
+		if got := b.addrs(ctx, "VM12"); len(got) != 1 || got[0] != ip+"/24" {
+			t.Fatalf("with the controller down VM12 holds %v, want its lease %s", got, ip)
+		}
+		b.pingUntil(t, "VM12", "10.0.1.5", 5*time.Second)
+		wire, err := b.b.Capture(ctx, b.vms["VM12"], "eth0", "udp port 67 or udp port 68")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.ctrl.start()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			text, _ := b.b.Exec(ctx, "", "tcpdump", "-r", wire.File(), "-n", "-v")
+			if strings.Contains(text, "DHCP-Message (53), length 1: ACK") {
+				if !strings.Contains(text, "Your-IP "+ip) {
+					t.Errorf("the ACK after the restart is not for %s:\n%s", ip, text)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no ACK within 30 s of the controller's return:\n%s", text)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		if _, err := wire.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := b.addrs(ctx, "VM12"); len(got) != 1 || got[0] != ip+"/24" {
+			t.Fatalf("after the controller's return VM12 holds %v, want %s", got, ip)
+		}
 	})
 
 	t.Run("no DHCP packet crossed a tunnel", func(t *testing.T) {
