@@ -43,13 +43,21 @@ func DefaultDHCPConfig() DHCPConfig {
 // the network's own (routers, DHCP, floating IP gateways).
 func dhcpClient(p *topology.Port) bool { return !strings.HasPrefix(p.DeviceOwner, "network:") }
 
-// dhcpBridge is DHCP_IPV4's one flow: what reaches it goes to the controller.
+// dhcpBridge is DHCP_IPV4's one flow (what reaches it goes to the controller), and the
+// LOCAL_SWITCHING flow that sends it the DHCP requests of a port whose own flows are not
+// installed yet: a VM that boots the moment it is plugged races them, and its first
+// DISCOVER is answered instead of waiting for the client's retransmission. A known port's
+// frames never reach that flow (its own, at PrioLocal, match them all); the controller
+// answers only a port of the host's view, for its own MAC.
 func dhcpBridge() []ofproto.Flow {
-	return []ofproto.Flow{{Table: IntDHCPv4, Priority: PrioBase, Cookie: Cookie(AppDHCP),
-		Match: ofproto.Match{ofproto.EthType(ofproto.EthTypeIPv4), ofproto.IPProto(uint8(ofproto.IPProtoUDP)),
-			ofproto.UDPSrc(dhcp4.ClientPort), ofproto.UDPDst(dhcp4.ServerPort)},
-		Meter:   MeterController,
-		Actions: []ofproto.Action{ofproto.Output{Port: ofproto.PortController, MaxLen: ofproto.ControllerMaxLenNoBuffer}}}}
+	dhcp := ofproto.Match{ofproto.EthType(ofproto.EthTypeIPv4), ofproto.IPProto(uint8(ofproto.IPProtoUDP)),
+		ofproto.UDPSrc(dhcp4.ClientPort), ofproto.UDPDst(dhcp4.ServerPort)}
+	return []ofproto.Flow{
+		{Table: IntLocalSwitching, Priority: PrioDHCPUnknown, Cookie: Cookie(AppDHCP),
+			Match: append(ofproto.Match{ofproto.VLANNone()}, dhcp...), Goto: IntDHCPv4, HasGoto: true},
+		{Table: IntDHCPv4, Priority: PrioBase, Cookie: Cookie(AppDHCP), Match: dhcp, Meter: MeterController,
+			Actions: []ofproto.Action{ofproto.Output{Port: ofproto.PortController, MaxLen: ofproto.ControllerMaxLenNoBuffer}}},
+	}
 }
 
 // dhcpNet computes the LOCAL_SWITCHING flows that send the DHCP client packets of network

@@ -81,16 +81,19 @@ const (
 // Priorities used across tables. Named so that the relation between flows of one table reads
 // at a glance.
 const (
-	PrioMiss    uint16 = 0
-	PrioBase    uint16 = 1
-	PrioFlood   uint16 = 5
-	PrioRemote  uint16 = 10
-	PrioLocal   uint16 = 20
-	PrioDHCP    uint16 = 25
-	PrioDVRMAC  uint16 = 30
-	PrioDropDVR uint16 = 40
-	PrioARPAll  uint16 = 50
-	PrioARP     uint16 = 100
+	PrioMiss uint16 = 0
+	PrioBase uint16 = 1
+	// PrioDHCPUnknown is LOCAL_SWITCHING's flow for the DHCP requests of ports without
+	// flows yet: under every port's, above the patch port's (tagged frames only).
+	PrioDHCPUnknown uint16 = 2
+	PrioFlood       uint16 = 5
+	PrioRemote      uint16 = 10
+	PrioLocal       uint16 = 20
+	PrioDHCP        uint16 = 25
+	PrioDVRMAC      uint16 = 30
+	PrioDropDVR     uint16 = 40
+	PrioARPAll      uint16 = 50
+	PrioARP         uint16 = 100
 )
 
 // Table declares one OpenFlow table of one bridge: the single place a table's number, name,

@@ -307,12 +307,19 @@ func (v *View) PortsOn(host string) []*PortInfo {
 func (v *View) PortsBoundTo(host string) map[string]*PortInfo { return v.portsOnHost[host] }
 
 // DHCPServer returns the port whose addresses and MAC answer DHCP on network netID (the
-// network's network:dhcp port bound to no host; of several, the one with the lowest ID), or
-// nil. A network:dhcp port bound to a host is plugged there like a VM's.
+// network's network:dhcp port bound to no host: the one the store keeps, else the one with
+// the lowest ID), or nil. A network:dhcp port bound to a host is plugged there like a VM's.
 func (v *View) DHCPServer(netID string) *PortInfo {
 	var best *PortInfo
 	for id, p := range v.dhcpPorts[netID] {
-		if best == nil || id < best.ID {
+		switch {
+		case best == nil:
+			best = p
+		case IsManagedDHCPPort(p.Port) != IsManagedDHCPPort(best.Port):
+			if IsManagedDHCPPort(p.Port) {
+				best = p
+			}
+		case id < best.ID:
 			best = p
 		}
 	}
