@@ -24,6 +24,7 @@ import (
 
 	"github.com/dvrflow/dvrflow/host/agent"
 	"github.com/dvrflow/dvrflow/host/hostnet"
+	"github.com/dvrflow/dvrflow/host/metadata"
 	"github.com/dvrflow/dvrflow/host/ovsdb"
 	"github.com/dvrflow/dvrflow/host/vmport"
 	"github.com/dvrflow/dvrflow/internal/envflag"
@@ -89,6 +90,7 @@ type runConfig struct {
 	ovsdb       string
 	netnsPrefix string
 	hostNetns   string
+	metadata    metadata.Config // NovaURL "": no metadata proxies
 }
 
 // parseRun reads the flags of `run`, then the environment for the flags not given
@@ -113,6 +115,11 @@ func parseRun(args []string, getenv func(string) string, output io.Writer) (*run
 	fs.StringVar(&rc.netnsPrefix, "netns-prefix", "", "prefix of the namespaces this helper owns (test beds only)")
 	fs.StringVar(&rc.hostNetns, "host-netns", "", "named namespace where OVS runs (test beds only)")
 	fs.DurationVar(&cfg.PollTimeout, "poll-timeout", 30*time.Second, "plan long-poll timeout")
+	fs.StringVar(&rc.metadata.NovaURL, "metadata-url", "",
+		"Nova metadata API URL, e.g. http://nova:8775 (Neutron's nova_metadata_host and port); empty: no metadata proxy")
+	fs.StringVar(&rc.metadata.Secret, "metadata-secret", "",
+		"shared secret signing instance IDs to Nova (Neutron's metadata_proxy_shared_secret)")
+	secretFile := fs.String("metadata-secret-file", "", "file holding the metadata shared secret (instead of --metadata-secret)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -131,6 +138,22 @@ func parseRun(args []string, getenv func(string) string, output io.Writer) (*run
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if *secretFile != "" {
+		if rc.metadata.Secret != "" {
+			return nil, errors.New("both --metadata-secret and --metadata-secret-file: give one")
+		}
+		b, err := os.ReadFile(*secretFile)
+		if err != nil {
+			return nil, fmt.Errorf("metadata secret: %w", err)
+		}
+		rc.metadata.Secret = strings.TrimRight(string(b), "\r\n")
+	}
+	if rc.metadata.NovaURL != "" {
+		if err := rc.metadata.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	rc.metadata.NamePrefix = rc.netnsPrefix
 	return rc, nil
 }
 
@@ -146,7 +169,18 @@ func run(ctx context.Context, log *zap.Logger, args []string) error {
 	}
 	defer ovs.Close()
 	ap := hostnet.New(log, ovs, hostnet.Config{NamePrefix: rc.netnsPrefix, HostNetns: rc.hostNetns})
-	a, err := agent.New(log, rc.agent, ovs, ap)
+	var proxies agent.Proxies
+	if rc.metadata.NovaURL == "" {
+		log.Info("no --metadata-url: instance metadata proxies are not started")
+	} else {
+		if rc.metadata.Secret == "" {
+			log.Warn("empty metadata secret: Nova cannot tell the proxies' requests from forged ones")
+		}
+		if proxies, err = metadata.New(log, rc.metadata); err != nil {
+			return err
+		}
+	}
+	a, err := agent.New(log, rc.agent, ovs, ap, proxies)
 	if err != nil {
 		return err
 	}

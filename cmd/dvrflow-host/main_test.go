@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -90,6 +92,42 @@ func TestParseRunErrors(t *testing.T) {
 	}
 }
 
+func TestParseRunMetadata(t *testing.T) {
+	rc, err := parseRun(nil, env(base), io.Discard)
+	if err != nil || rc.metadata.NovaURL != "" {
+		t.Fatalf("no metadata flags: %v, %+v; want no proxy", err, rc)
+	}
+	rc, err = parseRun([]string{"--netns-prefix", "bed-h1-"}, env(with(base, "DVRFLOW_METADATA_URL", "http://nova:8775",
+		"DVRFLOW_METADATA_SECRET", "s3cret")), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := rc.metadata; m.NovaURL != "http://nova:8775" || m.Secret != "s3cret" || m.NamePrefix != "bed-h1-" {
+		t.Errorf("metadata %+v", m)
+	}
+	file := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(file, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rc, err = parseRun([]string{"--metadata-url", "https://nova.example:8775", "--metadata-secret-file", file}, env(base), io.Discard)
+	if err != nil || rc.metadata.Secret != "from-file" {
+		t.Errorf("secret file: %v, secret %q", err, rc.metadata.Secret)
+	}
+	for _, c := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{with(base, "DVRFLOW_METADATA_URL", "nova:8775"), `Nova metadata URL "nova:8775"`},
+		{with(base, "DVRFLOW_METADATA_URL", "http://nova:8775", "DVRFLOW_METADATA_SECRET", "a",
+			"DVRFLOW_METADATA_SECRET_FILE", file), "both --metadata-secret and --metadata-secret-file"},
+		{with(base, "DVRFLOW_METADATA_URL", "http://nova:8775", "DVRFLOW_METADATA_SECRET_FILE", file+".missing"), "metadata secret"},
+	} {
+		if _, err := parseRun(nil, env(c.env), io.Discard); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: err %v, want %q", c.env, err, c.want)
+		}
+	}
+}
+
 func TestRunHelpListsEveryVariable(t *testing.T) {
 	var out bytes.Buffer
 	_, err := parseRun([]string{"--help"}, env(nil), &out)
@@ -98,7 +136,8 @@ func TestRunHelpListsEveryVariable(t *testing.T) {
 	}
 	for _, v := range []string{"DVRFLOW_HOST", "DVRFLOW_API", "DVRFLOW_TOKEN", "DVRFLOW_TUNNEL_IP", "DVRFLOW_MODE",
 		"DVRFLOW_CONTROLLER", "DVRFLOW_DATAPATH_TYPE", "DVRFLOW_OVSDB", "DVRFLOW_EXTERNAL_BRIDGE", "DVRFLOW_EXTERNAL_UPLINK",
-		"DVRFLOW_NETNS_PREFIX", "DVRFLOW_HOST_NETNS", "DVRFLOW_POLL_TIMEOUT", "dvrflow-host plug"} {
+		"DVRFLOW_NETNS_PREFIX", "DVRFLOW_HOST_NETNS", "DVRFLOW_POLL_TIMEOUT", "DVRFLOW_METADATA_URL",
+		"DVRFLOW_METADATA_SECRET", "DVRFLOW_METADATA_SECRET_FILE", "dvrflow-host plug"} {
 		if !strings.Contains(out.String(), v) {
 			t.Errorf("help lacks %s:\n%s", v, out.String())
 		}

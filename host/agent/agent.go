@@ -1,7 +1,8 @@
 // Package agent is the host helper's loop: it sets up the host's bridges over OVSDB,
 // registers the host with the dvrflow API, then long-polls its namespace plan, applies
-// it (host/hostnet) and reports the revision it applied. It decides nothing: every
-// choice comes from its configuration or from the plan.
+// it (host/hostnet), brings the metadata proxies in line with it (host/metadata) and
+// reports the revision it applied. It decides nothing: every choice comes from its
+// configuration or from the plan.
 package agent
 
 import (
@@ -109,17 +110,28 @@ func (c Config) bridges() []ovsdb.Bridge {
 	return out
 }
 
-// Agent runs one host's helper.
-type Agent struct {
-	cfg   Config
-	ovs   *ovsdb.Client
-	apply *hostnet.Applier
-	api   *apiclient.Client
-	log   *zap.Logger
+// Proxies are what a plan runs beyond the kernel's state: the metadata proxies of its
+// qmeta- namespaces (host/metadata).
+type Proxies interface {
+	// Sync makes the proxies match plan p, applied just before.
+	Sync(ctx context.Context, p plan.Plan) error
+	// Shutdown stops them all.
+	Shutdown(ctx context.Context)
 }
 
-// New checks cfg and returns an Agent using ovs for bridges and applier for plans.
-func New(log *zap.Logger, cfg Config, ovs *ovsdb.Client, applier *hostnet.Applier) (*Agent, error) {
+// Agent runs one host's helper.
+type Agent struct {
+	cfg     Config
+	ovs     *ovsdb.Client
+	apply   *hostnet.Applier
+	proxies Proxies // nil: none
+	api     *apiclient.Client
+	log     *zap.Logger
+}
+
+// New checks cfg and returns an Agent using ovs for bridges, applier for plans and
+// proxies (nil for none) for the plans' metadata proxies.
+func New(log *zap.Logger, cfg Config, ovs *ovsdb.Client, applier *hostnet.Applier, proxies Proxies) (*Agent, error) {
 	if cfg.PollTimeout == 0 {
 		cfg.PollTimeout = 30 * time.Second
 	}
@@ -129,7 +141,7 @@ func New(log *zap.Logger, cfg Config, ovs *ovsdb.Client, applier *hostnet.Applie
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Agent{cfg: cfg, ovs: ovs, apply: applier, api: apiclient.New(cfg.API, cfg.Token, nil),
+	return &Agent{cfg: cfg, ovs: ovs, apply: applier, proxies: proxies, api: apiclient.New(cfg.API, cfg.Token, nil),
 		log: log.Named("agent").With(zap.String("host", cfg.Host))}, nil
 }
 
@@ -201,9 +213,13 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // Loop long-polls the plan after revision applied, applies each new plan and reports
-// it, until ctx ends (it then returns ctx's error). Failures are logged and retried
-// after RetryDelay; a plan that fails to apply is not reported and is fetched again.
+// it, until ctx ends (it then returns ctx's error, after stopping the proxies).
+// Failures are logged and retried after RetryDelay; a plan that fails to apply is not
+// reported and is fetched again.
 func (a *Agent) Loop(ctx context.Context, applied int64) error {
+	if a.proxies != nil {
+		defer a.proxies.Shutdown(context.WithoutCancel(ctx))
+	}
 	for {
 		p, err := a.Poll(ctx, applied)
 		if ctx.Err() != nil {
@@ -260,12 +276,17 @@ func (a *Agent) Poll(ctx context.Context, after int64) (*plan.Plan, error) {
 	return body.Plan, nil
 }
 
-// ApplyAndReport applies p and reports its revision (PUT
+// ApplyAndReport applies p, syncs the proxies to it and reports its revision (PUT
 // /v2.0/dvr-hosts/{host}/applied {"revision": N}).
 func (a *Agent) ApplyAndReport(ctx context.Context, p plan.Plan) error {
 	res, err := a.apply.Apply(ctx, p)
 	if err != nil {
 		return fmt.Errorf("agent: apply revision %d (%d changes made): %w", p.Revision, len(res.Changes), err)
+	}
+	if a.proxies != nil {
+		if err := a.proxies.Sync(ctx, p); err != nil {
+			return fmt.Errorf("agent: metadata proxies of revision %d: %w", p.Revision, err)
+		}
 	}
 	a.log.Info("plan applied", zap.Int64("revision", p.Revision), zap.Int("changes", len(res.Changes)))
 	body := map[string]int64{"revision": p.Revision}

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -83,6 +84,41 @@ func servePlan(p plan.Plan) func(http.ResponseWriter, int64) {
 	}
 }
 
+// scriptedAgent returns an Agent polling srv, with proxies and a real Applier: empty
+// plans under a prefix no namespace has touch nothing and need no privileges.
+func scriptedAgent(t *testing.T, srv *planServer, proxies Proxies) *Agent {
+	t.Helper()
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	log := zaptest.NewLogger(t)
+	ap := hostnet.New(log, nil, hostnet.Config{NamePrefix: fmt.Sprintf("agenttest%d-", time.Now().UnixNano())})
+	a, err := New(log, testConfig(ts.URL), nil, ap, proxies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// runScript runs a.Loop until srv has given every scripted answer, calls whileRunning,
+// then ends the loop, which must return context.Canceled.
+func runScript(ctx context.Context, t *testing.T, a *Agent, srv *planServer, whileRunning func()) {
+	t.Helper()
+	errc := make(chan error, 1)
+	lctx, lcancel := context.WithCancel(ctx)
+	defer lcancel()
+	go func() { errc <- a.Loop(lctx, -1) }()
+	select {
+	case <-srv.done:
+	case <-ctx.Done():
+		t.Fatal("loop never consumed the scripted answers")
+	}
+	whileRunning()
+	lcancel()
+	if err := <-errc; err != context.Canceled {
+		t.Errorf("Loop returned %v, want context.Canceled", err)
+	}
+}
+
 func testConfig(api string) Config {
 	return Config{Host: "compute1", API: api, Token: "s3cret", TunnelIP: "192.168.248.1", Mode: "dvr",
 		Controllers: []string{"tcp:192.168.248.254:6653"}, DatapathType: "netdev", ExtBridge: "br-ex",
@@ -100,33 +136,13 @@ func TestLoopAppliesAndReports(t *testing.T) {
 		servePlan(plan.Plan{Host: "compute1", Revision: 3, Namespaces: []plan.Namespace{{Name: "bad"}}}), // invalid: not applied
 		servePlan(plan.Plan{Host: "compute1", Revision: 4}),
 	}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	log := zaptest.NewLogger(t)
-	// A real Applier: empty plans under a prefix no namespace has touch nothing and
-	// need no privileges.
-	ap := hostnet.New(log, nil, hostnet.Config{NamePrefix: fmt.Sprintf("agenttest%d-", time.Now().UnixNano())})
-	a, err := New(log, testConfig(ts.URL), nil, ap)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := scriptedAgent(t, srv, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := a.Register(ctx, map[string]string{"br-int": DatapathID("compute1", "br-int")}); err != nil {
 		t.Fatal(err)
 	}
-	errc := make(chan error, 1)
-	lctx, lcancel := context.WithCancel(ctx)
-	go func() { errc <- a.Loop(lctx, -1) }()
-	select {
-	case <-srv.done:
-	case <-ctx.Done():
-		t.Fatal("loop never consumed the scripted answers")
-	}
-	lcancel()
-	if err := <-errc; err != context.Canceled {
-		t.Errorf("Loop returned %v, want context.Canceled", err)
-	}
+	runScript(ctx, t, a, srv, func() {})
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	if fmt.Sprint(srv.applied) != "[1 4]" {
@@ -144,6 +160,63 @@ func TestLoopAppliesAndReports(t *testing.T) {
 	}
 	if srv.reg.DVRHost.TunnelIP != "192.168.248.1" || srv.reg.DVRHost.Mode != "dvr" || len(srv.reg.DVRHost.Bridges["br-int"]) != 16 {
 		t.Errorf("registration = %+v", srv.reg)
+	}
+}
+
+// fakeProxies records what the agent asks of its proxies; the first Sync of a revision
+// in failOnce fails.
+type fakeProxies struct {
+	mu        sync.Mutex
+	synced    []int64
+	shutdowns int
+	failOnce  map[int64]bool
+}
+
+func (f *fakeProxies) Sync(_ context.Context, p plan.Plan) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.synced = append(f.synced, p.Revision)
+	if f.failOnce[p.Revision] {
+		delete(f.failOnce, p.Revision)
+		return errors.New("listen: address in use")
+	}
+	return nil
+}
+
+func (f *fakeProxies) Shutdown(context.Context) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.shutdowns++
+}
+
+// TestLoopSyncsProxies: the proxies follow each applied plan, a plan whose proxies fail
+// is not reported but applied again, and the proxies stop when the loop ends.
+func TestLoopSyncsProxies(t *testing.T) {
+	srv := &planServer{t: t, done: make(chan struct{})}
+	srv.answers = []func(http.ResponseWriter, int64){
+		servePlan(plan.Plan{Host: "compute1", Revision: 1}),
+		servePlan(plan.Plan{Host: "compute1", Revision: 2}), // proxies fail: not reported
+		servePlan(plan.Plan{Host: "compute1", Revision: 2}),
+		servePlan(plan.Plan{Host: "compute1", Revision: 3, Namespaces: []plan.Namespace{{Name: "bad"}}}), // not applied: no Sync
+	}
+	px := &fakeProxies{failOnce: map[int64]bool{2: true}}
+	a := scriptedAgent(t, srv, px)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	runScript(ctx, t, a, srv, func() {
+		px.mu.Lock()
+		defer px.mu.Unlock()
+		if px.shutdowns != 0 {
+			t.Errorf("proxies shut down %d times while the loop runs", px.shutdowns)
+		}
+	})
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	if fmt.Sprint(srv.applied) != "[1 2]" || fmt.Sprint(px.synced) != "[1 2 2]" || px.shutdowns != 1 {
+		t.Errorf("reported %v, proxies synced to %v and shut down %d times; want [1 2], [1 2 2], once",
+			srv.applied, px.synced, px.shutdowns)
 	}
 }
 

@@ -502,7 +502,7 @@ func (b *Bed) SetupHostBridges(ctx context.Context, host string, controllers []s
 	if err != nil {
 		return nil, err
 	}
-	a, err := agent.New(b.log, cfg, cl, hostnet.New(b.log, cl, hc))
+	a, err := agent.New(b.log, cfg, cl, hostnet.New(b.log, cl, hc), nil)
 	if err != nil {
 		return nil, fmt.Errorf("bed: host %s: %w", host, err)
 	}
