@@ -3,6 +3,8 @@
 package engine
 
 import (
+	"time"
+
 	"go.uber.org/zap"
 
 	"github.com/dvrflow/dvrflow/apps"
@@ -15,7 +17,9 @@ import (
 // onDHCP answers a DHCP client message that DHCP_IPV4 sent up, with a packet-out on the
 // port it came in by. It runs on the switch's reader goroutine: no database, only the view.
 // The port is the one of the switch's host plugged as the packet's in_port, so a VM can
-// only ever be answered for its own port.
+// only ever be answered for its own port. A message from a port the controller does not
+// know yet (a VM booting as it is plugged: its port-status, or the API's change, still on
+// the way) is held until a pass has applied them, as an ARP request is.
 func (e *Engine) onDHCP(pi *controller.PacketIn) {
 	m, err := dhcp4.Parse(pi.Data)
 	if err != nil {
@@ -23,14 +27,64 @@ func (e *Engine) onDHCP(pi *controller.PacketIn) {
 		e.log.Debug("DHCP packet-in not understood", zap.Uint64("dpid", pi.Session.DPID()), zap.Error(err))
 		return
 	}
-	name := e.portName(pi.Session.DPID(), pi.InPort)
+	if e.answerDHCP(pi.Session, pi.InPort, m) {
+		return
+	}
+	e.mu.Lock()
+	if len(e.heldDHCP) < maxHeldDHCP {
+		e.heldDHCP = append(e.heldDHCP, heldDHCP{sess: pi.Session, inPort: pi.InPort, msg: m, at: time.Now()})
+	} else {
+		e.stats.DHCP[apps.DHCPNotPort]++
+	}
+	e.mu.Unlock()
+}
+
+// heldDHCP is a DHCP message from a port the view did not know when it came.
+type heldDHCP struct {
+	sess   *controller.Session
+	inPort uint32
+	msg    *dhcp4.Message
+	at     time.Time
+}
+
+// answerHeldDHCP answers the held messages whose port is known now and drops the stale
+// ones (the client retransmits).
+func (e *Engine) answerHeldDHCP() {
+	e.mu.Lock()
+	held := e.heldDHCP
+	e.heldDHCP = nil
+	e.mu.Unlock()
+	var keep []heldDHCP
+	now := time.Now()
+	for _, h := range held {
+		if e.answerDHCP(h.sess, h.inPort, h.msg) {
+			continue
+		}
+		if now.Sub(h.at) < heldDHCPFor {
+			keep = append(keep, h)
+			continue
+		}
+		e.countDHCP(apps.DHCPNotPort)
+	}
+	if len(keep) > 0 {
+		e.mu.Lock()
+		e.heldDHCP = append(keep, e.heldDHCP...)
+		e.mu.Unlock()
+	}
+}
+
+// answerDHCP answers m, received on sess's port inPort, if the view knows that port. It
+// reports whether it did (an answer that is due but could not be sent counts as given:
+// the client retransmits).
+func (e *Engine) answerDHCP(sess *controller.Session, inPort uint32, m *dhcp4.Message) bool {
+	name := e.portName(sess.DPID(), inPort)
 	var frame *dhcp4.Frame
-	outcome := apps.DHCPNotPort
+	outcome := ""
 	e.ReadView(func(v *topology.View) {
 		if v == nil || name == "" {
 			return
 		}
-		host, br, ok := v.HostOfDPID(pi.Session.DPID())
+		host, br, ok := v.HostOfDPID(sess.DPID())
 		if !ok || br != topology.BrInt {
 			return
 		}
@@ -41,24 +95,33 @@ func (e *Engine) onDHCP(pi *controller.PacketIn) {
 			}
 		}
 	})
+	if outcome == "" {
+		return false
+	}
 	e.countDHCP(outcome)
 	if frame == nil {
 		if outcome != apps.DHCPReleased && outcome != apps.DHCPOtherSrv {
-			e.log.Debug("DHCP not answered", zap.Uint64("dpid", pi.Session.DPID()), zap.String("port", name),
+			e.log.Debug("DHCP not answered", zap.Uint64("dpid", sess.DPID()), zap.String("port", name),
 				zap.Stringer("type", m.Type), zap.Stringer("chaddr", m.CHAddr), zap.String("why", outcome))
 		}
 		if outcome == apps.DHCPDeclined {
 			e.log.Warn("DHCP client declined its address: another device on its network holds it",
 				zap.String("port", name), zap.Stringer("chaddr", m.CHAddr), zap.Stringer("address", m.RequestedIP))
 		}
-		return
+		return true
 	}
 	data := frame.AppendFrame(make([]byte, 0, 600))
 	// PacketOutPort never waits: a full queue drops the reply, and the client retries.
-	if err := pi.Session.PacketOutPort(ofproto.PortController, pi.InPort, data); err != nil {
+	if err := sess.PacketOutPort(ofproto.PortController, inPort, data); err != nil {
 		e.log.Debug("DHCP reply not sent", zap.Error(err))
 	}
+	return true
 }
+
+const (
+	maxHeldDHCP = 4096            // messages held at most, beyond that they count as not-port
+	heldDHCPFor = 2 * time.Second // then a message counts as not-port (dhclient retransmits after 1-10 s)
+)
 
 // portName returns the name of OpenFlow port no of switch dpid, "" when unknown.
 func (e *Engine) portName(dpid uint64, no uint32) string {
@@ -79,8 +142,5 @@ func (e *Engine) portName(dpid uint64, no uint32) string {
 func (e *Engine) countDHCP(outcome string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.stats.DHCP == nil {
-		e.stats.DHCP = map[string]uint64{}
-	}
 	e.stats.DHCP[outcome]++
 }

@@ -66,6 +66,7 @@ type Engine struct {
 	plans      map[string]*hostPlan
 	planCh     chan struct{} // closed and replaced whenever a plan changes
 	heldARP    []heldARP     // ARP requests waiting for the view to know their address
+	heldDHCP   []heldDHCP    // DHCP messages waiting for the view to know their port
 	stats      Stats
 }
 
@@ -118,6 +119,7 @@ func New(log *zap.Logger, cfg Config, store *db.Store, sw *controller.Server) *E
 		dirtyDPIDs:   map[uint64]bool{},
 		plans:        map[string]*hostPlan{},
 		planCh:       make(chan struct{}),
+		stats:        Stats{DHCP: map[string]uint64{}},
 	}
 }
 

@@ -23,6 +23,7 @@ func (e *Engine) pass(ctx context.Context) error {
 	v := e.view
 	e.followMoves(v)
 	e.answerHeldARP()
+	e.answerHeldDHCP()
 	e.mu.Lock()
 	dirty := e.dirtyDPIDs
 	e.dirtyDPIDs = map[uint64]bool{}
