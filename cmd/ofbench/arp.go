@@ -7,7 +7,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -16,16 +15,9 @@ import (
 
 // arpConfig is what `ofbench arp` runs.
 type arpConfig struct {
-	Switches    int
-	Duration    time.Duration
-	Window      int      // requests in flight per switch
+	simConfig
 	Controllers []string // dvrflow, osken, testcontroller, in this order
-	HostsPerNet int      // hosts sharing one network
-	VMsPerHost  int
-	Dvrflowd    string // path of the dvrflowd binary
-	PGScript    string // deploy/scripts/pg.sh
-	OskenApp    string // deploy/bench/osken_arp.py
-	ProfileDir  string // when set: CPU profiles of dvrflowd and of the generator while measured
+	OskenApp    string   // deploy/bench/osken_arp.py
 }
 
 // The controllers `ofbench arp` knows.
@@ -39,9 +31,6 @@ const (
 // (MAX_SWITCHES in its source): the load is spread over as many processes as needed.
 const testControllerMaxSwitches = 16
 
-// arpTimeout is when an unanswered request is counted lost and its slot reused.
-const arpTimeout = 10 * time.Second
-
 // runARP runs the ARP benchmark against each controller in turn.
 func runARP(ctx context.Context, log *zap.Logger, cfg arpConfig) error {
 	dir, err := os.MkdirTemp("", "ofbench-arp-")
@@ -52,16 +41,16 @@ func runARP(ctx context.Context, log *zap.Logger, cfg arpConfig) error {
 	if err := os.Chmod(dir, 0o755); err != nil { // the postgres user must reach its cluster inside
 		return err
 	}
-	topo := newARPTopology(cfg)
+	topo := newSimTopology(cfg.simConfig, "arpbench")
 	fmt.Printf("arp: %d simulated OF1.3 switches (one process, this one), %d networks of %d hosts, %d VMs per host;\n",
 		cfg.Switches, topo.Nets, cfg.HostsPerNet, cfg.VMsPerHost)
 	fmt.Printf("     each switch keeps %d ARP requests in flight as PACKET_INs (table %d, cookie %#x, in_port the VM's;\n",
 		cfg.Window, apps.IntARPResponder, topo.Cook)
 	fmt.Println("     to ovs-testcontroller the same frames as table-0 misses, the only packet-ins a learning switch handles)")
-	fmt.Printf("     for the other addresses of its network; %v measured after a warm-up; lost = unanswered for %v\n", cfg.Duration, arpTimeout)
-	var rows []arpRow
+	fmt.Printf("     for the other addresses of its network; %v measured after a warm-up; lost = unanswered for %v\n", cfg.Duration, lostAfter)
+	var rows []loadRow
 	for _, name := range cfg.Controllers {
-		var row arpRow
+		var row loadRow
 		switch name {
 		case ctlDvrflow:
 			row, err = arpDvrflow(ctx, log, cfg, topo, dir)
@@ -79,30 +68,15 @@ func runARP(ctx context.Context, log *zap.Logger, cfg arpConfig) error {
 		rows = append(rows, row)
 		fmt.Printf("  %s done: %.0f/s\n", name, row.perSec)
 	}
-	fmt.Printf("\n%-16s %6s %12s %10s %10s %8s %12s %7s %7s %7s %7s  %s\n", "controller", "procs", "answered/s", "p50", "p99",
-		"ctl CPU", "per CPU-s", "lost", "wrong", "stray", "redials", "note")
-	perSec, perCPUs := map[string]float64{}, map[string]float64{}
-	for _, r := range rows {
-		perSec[r.name] = r.perSec
-		if r.cpu > 0 {
-			perCPUs[r.name] = r.perSec * cfg.Duration.Seconds() / r.cpu
-		}
-		perCPU := 0.0
-		if r.cpu > 0 {
-			perCPU = r.perSec * cfg.Duration.Seconds() / r.cpu
-		}
-		fmt.Printf("%-16s %6d %12.0f %10v %10v %7.2fs %12.0f %7d %7d %7d %7d  %s\n", r.name, r.procs, r.perSec,
-			r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.cpu, perCPU,
-			r.lost, r.wrong, r.unmatched, r.reconnects, r.note)
+	printRows("controller", "answered/s", rows, cfg.Duration)
+	byName := map[string]*loadRow{}
+	for i := range rows {
+		byName[rows[i].name] = &rows[i]
 	}
-	if d, o := perSec[ctlDvrflow], perSec[ctlOsken]; d > 0 && o > 0 {
-		fmt.Printf("\nratio dvrflow/os-ken: %.1fx answered/s (target >= 20x)", d/o)
-		if dc, oc := perCPUs[ctlDvrflow], perCPUs[ctlOsken]; dc > 0 && oc > 0 {
-			fmt.Printf(", %.1fx answers per controller CPU-second", dc/oc)
-		}
-		fmt.Println()
+	if d, o := byName[ctlDvrflow], byName[ctlOsken]; d != nil && o != nil {
+		printRatio("dvrflow/os-ken", d, o, cfg.Duration, "answered/s (target >= 20x)", "answers per controller CPU-second")
 	}
-	fmt.Printf("(2 cores shared by the generator, the controller and anything else running: ctl CPU is the\n" +
+	fmt.Printf("(2 cores shared by the generator, the controller and anything else running: CPU is the\n" +
 		" controller's user+system CPU time while measured, per CPU-s its answers per CPU-second)\n")
 	return nil
 }

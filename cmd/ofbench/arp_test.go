@@ -88,12 +88,12 @@ func TestParseControllers(t *testing.T) {
 }
 
 func TestARPTopologyCombos(t *testing.T) {
-	cfg := arpConfig{Switches: 25, HostsPerNet: 10, VMsPerHost: 2}
-	topo := newARPTopology(cfg)
+	cfg := simConfig{Switches: 25, HostsPerNet: 10, VMsPerHost: 2}
+	topo := newSimTopology(cfg, "arpbench")
 	if topo.Nets != 3 || len(topo.VMs) != 50 {
 		t.Fatalf("%d networks, %d VMs", topo.Nets, len(topo.VMs))
 	}
-	g := &arpGen{log: zap.NewNop()}
+	g := &arpGen{loadGen: loadGen{log: zap.NewNop()}}
 	g.init(topo)
 	// Host 3 of a 10-host network: 2 local VMs, each asking for the 19 other addresses.
 	if n := len(g.sims[3].combos); n != 38 {

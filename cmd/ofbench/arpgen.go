@@ -1,4 +1,4 @@
-// The ARP benchmark's packet generator: simulated switches sending ARP requests and matching the replies.
+// The ARP benchmark's load: simulated switches sending ARP requests and matching the replies.
 
 package main
 
@@ -6,11 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"fmt"
-	"net"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -39,57 +35,37 @@ type arpPending struct {
 	sent  time.Time
 }
 
-// arpResults are one switch's counters.
-type arpResults struct {
-	answered, flooded, wrong, unmatched, lost uint64
-	lat                                       []uint32 // microseconds, answered or flooded
-}
-
-// arpSwitch is one simulated switch of the load generator.
+// arpSwitch is one simulated switch of the ARP load.
 type arpSwitch struct {
+	counted
 	sw     *ofsim.Switch
-	gen    *arpGen
+	gen    *loadGen
 	combos []arpCombo
 
-	mu      sync.Mutex
 	next    int
 	pending []arpPending
 	window  int
-	res     arpResults
 }
 
-// arpGen is the load generator: the switches, the phase and the counters.
+// arpGen is the ARP load: a switch per host.
 type arpGen struct {
-	log        *zap.Logger
-	sims       []*arpSwitch
-	running    atomic.Bool
-	measuring  atomic.Bool
-	reconnects atomic.Int64 // connections dropped by the controller and dialled again
-	// onMeasure, when set, runs on its own goroutine as the measured period starts.
-	onMeasure func(ctx context.Context, d time.Duration)
+	loadGen
+	sims []*arpSwitch
 }
 
-func (g *arpGen) newSwitch(t *arpTopology, h int) *arpSwitch {
-	var ports []ofsim.Port
-	for _, vi := range t.ByNet[t.netOf(h)] {
-		vm := t.VMs[vi]
-		if vm.Host != h {
-			continue
-		}
-		name := fmt.Sprintf("tap%d-%d", h, vm.PortNo)
-		if vm.ID != "" {
-			name = "tap" + vm.ID[:min(11, len(vm.ID))]
-		}
-		ports = append(ports, ofsim.Port{No: vm.PortNo, Name: name,
-			HWAddr: net.HardwareAddr{0xfe, 0x16, 0x3e, byte(h >> 8), byte(h), byte(vm.PortNo)}})
+func (g *arpGen) init(t *simTopology) {
+	g.sims, g.loads = g.sims[:0], g.loads[:0]
+	for h := range t.Hosts {
+		s := &arpSwitch{gen: &g.loadGen, sw: newSimSwitch(g.log, t, h)}
+		s.setCombos(t, h)
+		g.sims = append(g.sims, s)
+		g.loads = append(g.loads, s)
 	}
-	s := &arpSwitch{gen: g, sw: ofsim.New(g.log, ofsim.Config{DPID: t.DPIDs[h], Ports: ports})}
-	return s
 }
 
 // setCombos builds the switch's requests: each local VM asks for every other address of
 // its network, round robin.
-func (s *arpSwitch) setCombos(t *arpTopology, h int) {
+func (s *arpSwitch) setCombos(t *simTopology, h int) {
 	s.combos = s.combos[:0]
 	for _, vi := range t.ByNet[t.netOf(h)] {
 		src := t.VMs[vi]
@@ -112,6 +88,17 @@ func (s *arpSwitch) setCombos(t *arpTopology, h int) {
 			}
 			s.combos = append(s.combos, c)
 		}
+	}
+}
+
+func (s *arpSwitch) sim() *ofsim.Switch { return s.sw }
+
+func (s *arpSwitch) setWindow(n int, reset bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.window = n
+	if reset {
+		s.pending, s.res = nil, loadCounts{}
 	}
 }
 
@@ -150,6 +137,16 @@ func (s *arpSwitch) fill() {
 	if err := s.sw.SendRaw(buf); err != nil {
 		// The connection dropped: its requests time out as lost, the switch dials again.
 		s.gen.log.Debug("sending requests", zap.Uint64("dpid", s.sw.DPID()), zap.Error(err))
+	}
+}
+
+func (s *arpSwitch) expire(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.pending)
+	s.pending = slices.DeleteFunc(s.pending, func(p arpPending) bool { return now.Sub(p.sent) > lostAfter })
+	if s.gen.measuring.Load() {
+		s.res.lost += uint64(n - len(s.pending))
 	}
 }
 
@@ -202,18 +199,8 @@ type arpReplyKey struct {
 // the request itself, flood reports that) and returns the request it answers and the port
 // of its first output action.
 func parseARPPacketOut(msg []byte) (k arpReplyKey, outPort uint32, flood, ok bool) {
-	if len(msg) < 24 {
-		return k, 0, false, false
-	}
-	alen := int(binary.BigEndian.Uint16(msg[16:]))
-	if 24+alen > len(msg) {
-		return k, 0, false, false
-	}
-	acts, data := msg[24:24+alen], msg[24+alen:]
-	if len(acts) >= 8 && binary.BigEndian.Uint16(acts) == 0 {
-		outPort = binary.BigEndian.Uint32(acts[4:])
-	}
-	if len(data) < 14 {
+	outPort, data, ok := packetOutData(msg)
+	if !ok || len(data) < 14 {
 		return k, 0, false, false
 	}
 	et, off := binary.BigEndian.Uint16(data[12:]), 14
@@ -245,250 +232,40 @@ func parseARPPacketOut(msg []byte) (k arpReplyKey, outPort uint32, flood, ok boo
 	return k, 0, false, false
 }
 
-// sweep counts requests unanswered for arpTimeout as lost and refills their slots.
-func (g *arpGen) sweep(ctx context.Context) {
-	t := time.NewTicker(250 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			for _, s := range g.sims {
-				s.mu.Lock()
-				n := len(s.pending)
-				s.pending = slices.DeleteFunc(s.pending, func(p arpPending) bool { return now.Sub(p.sent) > arpTimeout })
-				if g.measuring.Load() {
-					s.res.lost += uint64(n - len(s.pending))
-				}
-				s.mu.Unlock()
-				s.fill()
-			}
-		}
-	}
-}
-
-// arpRow is one controller's figures.
-type arpRow struct {
-	name                                      string
-	procs                                     int
-	answered, flooded, wrong, unmatched, lost uint64
-	perSec                                    float64
-	p50, p99                                  time.Duration
-	reconnects                                int64
-	cpu                                       float64 // CPU seconds the controller used while measured
-	note                                      string
-}
-
-// run connects the switches to addrs (switch i to addrs[i*len(addrs)/n]), waits until each
-// switch had one request answered, then loads them with window requests each for d.
-//
-// pids are the controller's processes: the CPU time they use while measured is reported.
-func (g *arpGen) run(ctx context.Context, addrs []string, pids []int, window int, d time.Duration, ready func(context.Context) error) (arpRow, error) {
-	var row arpRow
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
-	errc := make(chan error, len(g.sims))
-	for i, s := range g.sims {
-		addr := addrs[i*len(addrs)/len(g.sims)]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// Like OVS: a dropped connection is dialled again, after a pause.
-			for attempt := 0; ; attempt++ {
-				var d net.Dialer
-				c, err := d.DialContext(ctx, "tcp", addr)
-				if err == nil {
-					tap := ofsim.NewTap(c, s.take)
-					tap.After = s.fill
-					err = s.sw.Serve(ctx, tap)
-				}
-				if ctx.Err() != nil {
-					return
-				}
-				g.reconnects.Add(1)
-				if attempt == 20 {
-					errc <- fmt.Errorf("switch %016x: 20 reconnections, the last: %w", s.sw.DPID(), err)
-					return
-				}
-				g.log.Debug("switch reconnecting", zap.Uint64("dpid", s.sw.DPID()), zap.Error(err))
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
-				}
-			}
-		}()
-		if i%50 == 49 {
-			time.Sleep(5 * time.Millisecond) // do not overflow the listen backlog
-		}
-	}
-	if ready != nil {
-		if err := ready(ctx); err != nil {
-			return row, err
-		}
-	}
-	// Warm-up: one request in flight per switch until every switch had one answered.
-	g.running.Store(true)
-	defer g.running.Store(false)
-	for _, s := range g.sims {
-		s.mu.Lock()
-		s.window, s.pending, s.res = 1, nil, arpResults{}
-		s.mu.Unlock()
-	}
-	wg.Add(1)
-	go func() { defer wg.Done(); g.sweep(ctx) }()
-	g.measuring.Store(true)
-	for _, s := range g.sims {
-		s.fill()
-	}
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		waiting := 0
-		for _, s := range g.sims {
-			s.mu.Lock()
-			if s.res.answered+s.res.flooded == 0 {
-				waiting++
-			}
-			s.mu.Unlock()
-		}
-		if waiting == 0 {
-			break
-		}
-		select {
-		case err := <-errc:
-			return row, err
-		case <-ctx.Done():
-			return row, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return row, fmt.Errorf("%d of %d switches had no request answered in 3 minutes", waiting, len(g.sims))
-		}
-	}
-	// Load: the full window for a second, then measure.
-	g.measuring.Store(false)
-	for _, s := range g.sims {
-		s.mu.Lock()
-		s.window = window
-		s.mu.Unlock()
-		s.fill()
-	}
-	time.Sleep(time.Second)
-	for _, s := range g.sims {
-		s.mu.Lock()
-		s.res = arpResults{lat: s.res.lat[:0]}
-		s.mu.Unlock()
-	}
-	cpu0, err := procCPU(pids)
-	if err != nil {
-		return row, err
-	}
-	start := time.Now()
-	g.measuring.Store(true)
-	if g.onMeasure != nil {
-		wg.Add(1)
-		go func() { defer wg.Done(); g.onMeasure(ctx, d) }()
-	}
-	select {
-	case err := <-errc:
-		return row, err
-	case <-ctx.Done():
-		return row, ctx.Err()
-	case <-time.After(d):
-	}
-	g.measuring.Store(false)
-	took := time.Since(start)
-	cpu1, err := procCPU(pids)
-	if err != nil {
-		return row, err
-	}
-	row.cpu = (cpu1 - cpu0).Seconds()
-	var lat []uint32
-	for _, s := range g.sims {
-		s.mu.Lock()
-		r := s.res
-		row.answered += r.answered
-		row.flooded += r.flooded
-		row.wrong += r.wrong
-		row.unmatched += r.unmatched
-		row.lost += r.lost
-		lat = append(lat, r.lat...)
-		s.mu.Unlock()
-	}
-	row.perSec = float64(row.answered+row.flooded) / took.Seconds()
-	row.reconnects = g.reconnects.Load()
-	slices.Sort(lat)
-	if len(lat) > 0 {
-		row.p50 = time.Duration(lat[len(lat)/2]) * time.Microsecond
-		row.p99 = time.Duration(lat[len(lat)*99/100]) * time.Microsecond
-	}
-	return row, nil
-}
-
-func (g *arpGen) init(t *arpTopology) {
-	g.sims = g.sims[:0]
-	for h := range t.Hosts {
-		s := g.newSwitch(t, h)
-		s.setCombos(t, h)
-		g.sims = append(g.sims, s)
-	}
-}
-
 // arpFlowsReady waits until every switch holds an ARP_RESPONDER flow for each address its
 // requests ask for, learns the local VLAN of its network from them, and rebuilds the
 // requests with it.
-func arpFlowsReady(ctx context.Context, g *arpGen, t *arpTopology) error {
-	deadline := time.Now().Add(5 * time.Minute)
-	done := make([]bool, len(g.sims))
-	left := len(g.sims)
-	for left > 0 {
-		for h, s := range g.sims {
-			if done[h] {
+func arpFlowsReady(ctx context.Context, g *arpGen, t *simTopology) error {
+	sws := make([]*ofsim.Switch, len(g.sims))
+	for h, s := range g.sims {
+		sws[h] = s.sw
+	}
+	return waitFlows(ctx, sws, "ARP_RESPONDER flows", func(h int, flows []ofproto.Flow) bool {
+		s := g.sims[h]
+		have := map[[4]byte]uint16{}
+		for i := range flows {
+			f := &flows[i]
+			if f.Table != apps.IntARPResponder || f.Cookie != t.Cook {
 				continue
 			}
-			flows, err := s.sw.Flows()
-			if err != nil {
-				return err
-			}
-			have := map[[4]byte]uint16{}
-			for i := range flows {
-				f := &flows[i]
-				if f.Table != apps.IntARPResponder || f.Cookie != t.Cook {
-					continue
-				}
-				vf, okv := f.Match.Get(ofproto.ClassBasic, ofproto.OXMVLANVID)
-				tf, okt := f.Match.Get(ofproto.ClassBasic, ofproto.OXMARPTPA)
-				if okv && okt && len(vf.Value) == 2 && len(tf.Value) == 4 {
-					have[[4]byte(tf.Value)] = binary.BigEndian.Uint16(vf.Value) & 0x0fff
-				}
-			}
-			ok := len(s.combos) > 0
-			for _, c := range s.combos {
-				if _, found := have[c.key.tpa]; !found {
-					ok = false
-					break
-				}
-			}
-			if ok {
-				t.VLAN[h] = have[s.combos[0].key.tpa]
-				s.setCombos(t, h)
-				done[h] = true
-				left--
+			vf, okv := f.Match.Get(ofproto.ClassBasic, ofproto.OXMVLANVID)
+			tf, okt := f.Match.Get(ofproto.ClassBasic, ofproto.OXMARPTPA)
+			if okv && okt && len(vf.Value) == 2 && len(tf.Value) == 4 {
+				have[[4]byte(tf.Value)] = binary.BigEndian.Uint16(vf.Value) & 0x0fff
 			}
 		}
-		if left == 0 {
-			break
+		if len(s.combos) == 0 {
+			return false
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d switches still lack their ARP_RESPONDER flows after 5 minutes", left, len(g.sims))
+		for _, c := range s.combos {
+			if _, found := have[c.key.tpa]; !found {
+				return false
+			}
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-	return nil
+		t.VLAN[h] = have[s.combos[0].key.tpa]
+		s.mu.Lock()
+		s.setCombos(t, h)
+		s.mu.Unlock()
+		return true
+	})
 }

@@ -18,11 +18,18 @@
 //	                                     repository root (bin/dvrflowd, deploy/scripts/pg.sh,
 //	                                     deploy/bench/osken_arp.py); -profile writes CPU
 //	                                     profiles of dvrflowd and of the generator
+//	ofbench dhcp [-switches 1000] [-duration 10s] [-window 4] [-profile DIR]
+//	                                     DHCP DISCOVER->OFFER->REQUEST->ACK exchanges per
+//	                                     second and per server CPU-second, and their latency,
+//	                                     from simulated switches against dvrflowd (private
+//	                                     PostgreSQL), then from the same clients through veths
+//	                                     against dnsmasq run as Neutron's DHCP agent runs it,
+//	                                     one per network in its namespace (root); run from
+//	                                     the repository root
 package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -43,16 +50,17 @@ func main() {
 	runs := fs.Int("runs", 1, "push, delta: repetitions, each on fresh bridges")
 	base := fs.Int("base", 200_000, "delta: flows on the bridge before the change")
 	change := fs.Int("change", 2000, "delta: flows changed")
-	switches := fs.Int("switches", 1000, "arp: simulated switches")
-	duration := fs.Duration("duration", 10*time.Second, "arp: measured time per controller")
-	window := fs.Int("window", 4, "arp: requests in flight per switch")
+	switches := fs.Int("switches", 1000, "arp, dhcp: simulated switches")
+	duration := fs.Duration("duration", 10*time.Second, "arp, dhcp: measured time per controller or server")
+	window := fs.Int("window", 4, "arp, dhcp: requests (dhcp: exchanges) in flight per switch")
 	controllers := fs.String("controller", "dvrflow,osken,testcontroller", "arp: controllers to run, in order")
-	hostsPerNet := fs.Int("hosts-per-net", 10, "arp: hosts sharing a network")
-	vmsPerHost := fs.Int("vms-per-host", 2, "arp: VM ports per host")
-	dvrflowd := fs.String("dvrflowd", "bin/dvrflowd", "arp: the dvrflowd binary")
-	pgScript := fs.String("pg-script", "deploy/scripts/pg.sh", "arp: the private PostgreSQL script")
+	hostsPerNet := fs.Int("hosts-per-net", 10, "arp, dhcp: hosts sharing a network")
+	vmsPerHost := fs.Int("vms-per-host", 2, "arp, dhcp: VM ports per host")
+	dvrflowd := fs.String("dvrflowd", "bin/dvrflowd", "arp, dhcp: the dvrflowd binary")
+	pgScript := fs.String("pg-script", "deploy/scripts/pg.sh", "arp, dhcp: the private PostgreSQL script")
 	oskenApp := fs.String("osken-app", "deploy/bench/osken_arp.py", "arp: the os-ken app")
-	profileDir := fs.String("profile", "", "arp: write CPU profiles of dvrflowd and of the generator, while measured, to this directory")
+	dnsmasq := fs.String("dnsmasq", "dnsmasq", "dhcp: the dnsmasq binary")
+	profileDir := fs.String("profile", "", "arp, dhcp: write CPU profiles of dvrflowd and of the generator, while measured, to this directory")
 	addr := fs.String("addr", "", "simswitches: controller address")
 	verbose := fs.Bool("v", false, "log at debug level")
 	if err := fs.Parse(args); err != nil {
@@ -88,15 +96,20 @@ func main() {
 			os.Exit(2)
 		}
 		err = runDelta(ctx, log, *base, *change, *runs)
-	case "arp":
-		var ctls []string
-		ctls, err = parseControllers(*controllers)
-		if err == nil && (*switches <= 0 || *duration <= 0 || *window <= 0 || *hostsPerNet <= 1 || *vmsPerHost <= 0 || *vmsPerHost > 200) {
-			err = errors.New("arp: -switches, -duration, -window, -vms-per-host (<= 200) must be positive and -hosts-per-net at least 2")
+	case "arp", "dhcp":
+		sim := simConfig{Switches: *switches, Duration: *duration, Window: *window, HostsPerNet: *hostsPerNet,
+			VMsPerHost: *vmsPerHost, Dvrflowd: *dvrflowd, PGScript: *pgScript, ProfileDir: *profileDir}
+		if *switches <= 0 || *duration <= 0 || *window <= 0 || *hostsPerNet <= 1 || *vmsPerHost <= 0 || *vmsPerHost > 200 {
+			err = fmt.Errorf("%s: -switches, -duration, -window, -vms-per-host (<= 200) must be positive and -hosts-per-net at least 2", cmd)
+			break
 		}
-		if err == nil {
-			err = runARP(ctx, log, arpConfig{Switches: *switches, Duration: *duration, Window: *window, Controllers: ctls,
-				HostsPerNet: *hostsPerNet, VMsPerHost: *vmsPerHost, Dvrflowd: *dvrflowd, PGScript: *pgScript, OskenApp: *oskenApp, ProfileDir: *profileDir})
+		if cmd == "dhcp" {
+			err = runDHCP(ctx, log, dhcpConfig{simConfig: sim, Dnsmasq: *dnsmasq})
+			break
+		}
+		var ctls []string
+		if ctls, err = parseControllers(*controllers); err == nil {
+			err = runARP(ctx, log, arpConfig{simConfig: sim, Controllers: ctls, OskenApp: *oskenApp})
 		}
 	case "sessions":
 		if *n <= 0 {
@@ -119,6 +132,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: ofbench push [-n flows] [-runs r] | ofbench sessions [-n sessions] | ofbench delta [-base flows] [-change flows] [-runs r] | ofbench arp [-switches n] [-duration d] [-controller list]")
+	fmt.Fprintln(os.Stderr, "usage: ofbench push [-n flows] [-runs r] | ofbench sessions [-n sessions] | ofbench delta [-base flows] [-change flows] [-runs r] | ofbench arp [-switches n] [-duration d] [-controller list] | ofbench dhcp [-switches n] [-duration d] [-window w]")
 	os.Exit(2)
 }

@@ -125,10 +125,10 @@ func (p *proc) waitListening(ctx context.Context, addr string) error {
 }
 
 // profileDuring writes CPU profiles of dvrflowd (from its --debug-listen pprof) and of this
-// generator, each over d, to dir/dvrflowd-arp.pprof and dir/ofbench-arp.pprof.
-func profileDuring(ctx context.Context, log *zap.Logger, dir, debugURL string, d time.Duration) {
+// generator, each over d, to dir/dvrflowd-<bench>.pprof and dir/ofbench-<bench>.pprof.
+func profileDuring(ctx context.Context, log *zap.Logger, dir, bench, debugURL string, d time.Duration) {
 	secs := max(int(d/time.Second)-1, 1)
-	if f, err := os.Create(filepath.Join(dir, "ofbench-arp.pprof")); err == nil {
+	if f, err := os.Create(filepath.Join(dir, "ofbench-"+bench+".pprof")); err == nil {
 		defer f.Close() // after StopCPUProfile has written the profile
 		if err := pprof.StartCPUProfile(f); err == nil {
 			defer pprof.StopCPUProfile()
@@ -145,7 +145,7 @@ func profileDuring(ctx context.Context, log *zap.Logger, dir, debugURL string, d
 		return
 	}
 	defer resp.Body.Close()
-	f, err := os.Create(filepath.Join(dir, "dvrflowd-arp.pprof"))
+	f, err := os.Create(filepath.Join(dir, "dvrflowd-"+bench+".pprof"))
 	if err != nil {
 		log.Warn("profile file", zap.Error(err))
 		return
@@ -154,4 +154,13 @@ func profileDuring(ctx context.Context, log *zap.Logger, dir, debugURL string, d
 	if _, err := io.Copy(f, resp.Body); err != nil {
 		log.Warn("writing dvrflowd's CPU profile", zap.Error(err))
 	}
+}
+
+// loadAvg returns the machine's 1, 5 and 15 minute load averages.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "?"
 }

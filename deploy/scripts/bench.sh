@@ -75,3 +75,16 @@ if [ "$(id -u)" -eq 0 ] && command -v ovs-vswitchd >/dev/null; then
 else
 	echo "bench: ARP packet-in and flow-delta benchmarks need root and Open vSwitch: skipped"
 fi
+
+# DHCP: complete DISCOVER->OFFER->REQUEST->ACK exchanges from 1000 simulated switches answered
+# by dvrflowd (private PostgreSQL, topology through the API), then the same clients through
+# veths answered by dnsmasq as Neutron's DHCP agent runs it, one per network in its namespace
+# (root needed: namespaces). Exits non-zero on any wrong answer.
+if [ "$(id -u)" -eq 0 ]; then
+	./deploy/scripts/install-deps.sh bench
+	go build -o bin/ ./cmd/dvrflowd ./cmd/ofbench
+	echo "bench: DHCP exchanges: dvrflow vs dnsmasq"
+	./bin/ofbench dhcp -switches "${BENCH_DHCP_SWITCHES:-1000}" -duration "${BENCH_DHCP_DURATION:-10s}"
+else
+	echo "bench: the DHCP benchmark needs root (network namespaces): skipped"
+fi

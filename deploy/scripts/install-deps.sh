@@ -3,8 +3,10 @@
 set -euo pipefail
 pkgs=(openvswitch-switch iproute2 iputils-ping nftables tcpdump arping ethtool curl postgresql chromium fonts-dejavu-core python3-openstackclient socat iperf3 isc-dhcp-client)
 # `install-deps.sh bench` installs only what the benchmarks compare against (bench.sh runs it;
-# make test does not): the os-ken framework Neutron uses and Open vSwitch's test controller.
-BENCH_PACKAGES=(python3-os-ken openvswitch-testcontroller)
+# make test does not): the os-ken framework Neutron uses, Open vSwitch's test controller, and
+# dnsmasq as Neutron's DHCP agent depends on it (dnsmasq-base: the program without the
+# system service that package dnsmasq would start on the machine).
+BENCH_PACKAGES=(python3-os-ken openvswitch-testcontroller dnsmasq-base)
 if [ "${1:-}" = bench ]; then pkgs=("${BENCH_PACKAGES[@]}"); fi
 missing=()
 for p in "${pkgs[@]}"; do
