@@ -343,7 +343,7 @@ func MetadataNamespaces(v *topology.View, host string) []plan.Namespace {
 		}
 		out = append(out, plan.Namespace{Name: plan.PrefixMeta + netID, Metadata: meta,
 			Links: []plan.Link{{Name: DeviceName(srv.Port), Bridge: string(topology.BrInt), IfaceID: srv.ID,
-				MAC: srv.MAC.String(), MTU: n.MTU, Addresses: addrs}}})
+				MAC: srv.MAC.String(), MTU: n.MTU, Addresses: addrs, SoftwareChecksum: true}}})
 	}
 	return out
 }

@@ -5,6 +5,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,10 +18,13 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/extradhcpopts"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/portsbinding"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 
 	"github.com/dvrflow/dvrflow/northbound/seed"
+	"github.com/dvrflow/dvrflow/testbed/bed"
+	"github.com/dvrflow/dvrflow/testbed/novameta"
 )
 
 // dhcpBed is the seed bed with VMs that boot as instances do: a port created through the
@@ -29,12 +33,21 @@ import (
 // answers. Each client runs in the VM's network namespace and in mount and UTS namespaces
 // of its own, where only the enter hook that writes resolv.conf is replaced (by one writing
 // the test's file), so that the machine's /etc/resolv.conf and host name are never touched.
+//
+// Nova cannot run here: nova is testbed/novameta, which stands in for Nova's metadata API
+// (it checks the proxy's headers and signature exactly as Nova's handler does), listening
+// in the root namespace on the controller's address, and every host helper runs its
+// metadata proxies with --metadata-url pointing at it and the shared secret.
 type dhcpBed struct {
 	*dvrBed
-	t   *testing.T
-	c   *gophercloud.ServiceClient
-	dir string // the clients' config, hooks, leases and resolv.conf files
+	t    *testing.T
+	c    *gophercloud.ServiceClient
+	dir  string // the clients' config, hooks, leases and resolv.conf files
+	nova *novameta.Nova
 }
+
+// metadataSecret is the shared secret of the bed's helpers and its Nova stand-in.
+const metadataSecret = "dvrflow-bed-metadata-secret"
 
 const dhclientConf = `option rfc3442-classless-static-routes code 121 = array of unsigned integer 8;
 request subnet-mask, broadcast-address, routers, domain-name, domain-name-servers, host-name,
@@ -49,8 +62,23 @@ func newDHCPBed(t *testing.T) *dhcpBed {
 	if _, err := exec.LookPath("dhclient"); err != nil {
 		t.Skip("dhclient is not installed (make test installs isc-dhcp-client)")
 	}
-	d := newDVRBed(t)
-	b := &dhcpBed{dvrBed: d, t: t, c: seed.NewClient(d.api, dvrToken), dir: t.TempDir()}
+	// The stand-in for Nova's metadata API, on every address of the root namespace (the
+	// bed's controller address comes with the bed).
+	ln, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nova := novameta.New(metadataSecret, map[string]novameta.Instance{})
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- novameta.Serve(ctx, ln, nova) }()
+	t.Cleanup(func() {
+		cancel()
+		<-served
+	})
+	novaURL := fmt.Sprintf("http://%s:%d", bed.ControllerIP, ln.Addr().(*net.TCPAddr).Port)
+	d := newDVRBedOn(t, "", "--metadata-url", novaURL, "--metadata-secret", metadataSecret)
+	b := &dhcpBed{dvrBed: d, t: t, c: seed.NewClient(d.api, dvrToken), dir: t.TempDir(), nova: nova}
 	if err := os.WriteFile(filepath.Join(b.dir, "dhclient.conf"), []byte(dhclientConf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -241,6 +269,34 @@ func TestDHCPOnBed(t *testing.T) {
 		}
 		// The stack DHCP configured carries traffic: VM2 on Net2, routed by DVR.
 		b.pingUntil(t, "VM8", "10.0.2.5", converge)
+
+		// Its metadata, through the qmeta- proxy on compute2 and the signed path to
+		// "Nova"; a header the VM sends itself changes nothing.
+		b.nova.Add("VM8", novameta.Instance{ProjectID: "demo", Name: "VM8", Hostname: "vm8", ID: 8})
+		b.metadata(ctx, t, "VM8", "/latest/meta-data/instance-id", "i-00000008", "-H", "X-Instance-ID: VM1")
+		b.metadata(ctx, t, "VM8", "/openstack/latest/meta_data.json", `"uuid":"VM8"`)
+		reqs := b.nova.Requests()
+		last := reqs[len(reqs)-1]
+		if last.InstanceID != "VM8" || last.TenantID != "demo" || last.ForwardedFor != ip || last.Status != 200 {
+			t.Errorf("Nova saw %+v, want VM8 of demo from %s answered 200", last, ip)
+		}
+	})
+
+	t.Run("metadata on a network with no router", func(t *testing.T) {
+		n, err := networks.Create(ctx, b.c, networks.CreateOpts{Name: "isolated", ProjectID: "demo"}).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sn, err := subnets.Create(ctx, b.c, subnets.CreateOpts{NetworkID: n.ID, CIDR: "10.50.0.0/24", IPVersion: gophercloud.IPv4,
+			ProjectID: "demo"}).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := b.vm(ctx, "VM13", "compute1", *sn)
+		b.dhclient("VM13")
+		b.waitAddr(ctx, t, "VM13", p.FixedIPs[0].IPAddress+"/24", converge)
+		b.nova.Add("VM13", novameta.Instance{ProjectID: "demo", Name: "VM13", Hostname: "vm13", ID: 13})
+		b.metadata(ctx, t, "VM13", "/openstack/latest/meta_data.json", `"uuid":"VM13"`)
 	})
 
 	t.Run("renewal by unicast, then the port's new address through a NAK", func(t *testing.T) {
@@ -405,6 +461,25 @@ func TestDHCPOnBed(t *testing.T) {
 			}
 		}
 	})
+}
+
+// metadata GETs path from http://169.254.169.254 in vm (with more curl arguments) until the
+// answer holds want, or fails the test after 30 s.
+func (b *dhcpBed) metadata(ctx context.Context, t *testing.T, vm, path, want string, curl ...string) {
+	t.Helper()
+	args := append([]string{"curl", "-sS", "-m", "5"}, curl...)
+	args = append(args, "http://169.254.169.254"+path)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := b.b.Exec(ctx, b.vms[vm], args...)
+		if err == nil && strings.Contains(out, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: GET %s: %v\n%s\nwant %q", vm, path, err, out, want)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // listDHCPPorts returns network netID's network:dhcp ports.

@@ -137,8 +137,8 @@ type dvrBed struct {
 func newDVRBed(t testing.TB) *dvrBed { return newDVRBedOn(t, "") }
 
 // newDVRBedOn builds the bed on another underlay /24 (the default is 192.168.248.0/24), so
-// that two beds can run at once.
-func newDVRBedOn(t testing.TB, underlay string) *dvrBed {
+// that two beds can run at once; helperArgs are added to every host helper's arguments.
+func newDVRBedOn(t testing.TB, underlay string, helperArgs ...string) *dvrBed {
 	if os.Getuid() != 0 {
 		t.Skip("the DVR bed needs root (network namespaces, OVS)")
 	}
@@ -153,7 +153,7 @@ func newDVRBedOn(t testing.TB, underlay string) *dvrBed {
 	s, err := scenario.Up(ctx, log, scenario.Config{Prefix: prefix, Underlay: underlay, DatabaseURL: pg.NewDatabase(t),
 		Token: dvrToken, Dvrflowd: buildCmd(t, bins, "dvrflowd"), HostHelper: buildCmd(t, bins, "dvrflow-host"),
 		LogDir: t.TempDir(), DvrflowdArgs: []string{"--poll-interval", "1s", "--agent-down-time", agentDownTime.String()},
-		HelperArgs: []string{"--poll-timeout", helperPoll.String()},
+		HelperArgs: append([]string{"--poll-timeout", helperPoll.String()}, helperArgs...),
 		Progress:   func(line string) { t.Logf("%s", line) }})
 	if err != nil {
 		t.Fatalf("seed scenario: %v", err)

@@ -81,14 +81,19 @@ type Instance struct {
 //   - joined to a link of another namespace of the plan: PeerNamespace and PeerName
 //     name the other end, which must be described there pointing back (rfp-/fpr-).
 type Link struct {
-	Name          string   `json:"name"`
-	Bridge        string   `json:"bridge,omitempty"`
-	IfaceID       string   `json:"iface_id,omitempty"`
-	PeerNamespace string   `json:"peer_namespace,omitempty"`
-	PeerName      string   `json:"peer_name,omitempty"`
-	MAC           string   `json:"mac"`
-	MTU           int      `json:"mtu,omitempty"`       // 0: kernel default
-	Addresses     []string `json:"addresses,omitempty"` // CIDR, e.g. "10.0.1.1/24"
+	Name          string `json:"name"`
+	Bridge        string `json:"bridge,omitempty"`
+	IfaceID       string `json:"iface_id,omitempty"`
+	PeerNamespace string `json:"peer_namespace,omitempty"`
+	PeerName      string `json:"peer_name,omitempty"`
+	MAC           string `json:"mac"`
+	MTU           int    `json:"mtu,omitempty"` // 0: kernel default
+	// SoftwareChecksum turns transmit checksum offload off: the kernel computes the
+	// checksums of what the namespace itself sends. A userspace datapath (netdev) reads a
+	// veth without completing a partial checksum, and its conntrack drops such TCP; the
+	// metadata proxy's namespace originates TCP, a router's only forwards it.
+	SoftwareChecksum bool     `json:"software_checksum,omitempty"`
+	Addresses        []string `json:"addresses,omitempty"` // CIDR, e.g. "10.0.1.1/24"
 }
 
 // Route is one route. Table 0 is the main table.

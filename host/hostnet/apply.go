@@ -180,8 +180,8 @@ func (r *applyRun) run() error {
 		r.nl[n] = nl
 	}
 
-	// 2. Per namespace: links, then sysctls (device sysctls need the devices),
-	// addresses, neighbours, routes, rules, NAT.
+	// 2. Per namespace: links, then their checksum offload and sysctls (both need the
+	// devices), addresses, neighbours, routes, rules, NAT.
 	for i := range r.p.Namespaces {
 		if err := r.links(&r.p.Namespaces[i]); err != nil {
 			return err
@@ -189,7 +189,7 @@ func (r *applyRun) run() error {
 	}
 	for i := range r.p.Namespaces {
 		ns := &r.p.Namespaces[i]
-		steps := []func(*plan.Namespace) error{r.loUp, r.sysctls, r.addresses, r.neighbors, r.routes, r.rules, r.nat}
+		steps := []func(*plan.Namespace) error{r.loUp, r.checksums, r.sysctls, r.addresses, r.neighbors, r.routes, r.rules, r.nat}
 		for _, step := range steps {
 			if err := step(ns); err != nil {
 				return err

@@ -79,6 +79,13 @@ func New(secret string, instances map[string]Instance) *Nova {
 	return &Nova{secret: []byte(secret), instances: m}
 }
 
+// Add makes instance id known (as Nova knows an instance once it is booted).
+func (n *Nova) Add(id string, in Instance) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.instances[id] = in
+}
+
 // Requests returns every request answered so far, oldest first.
 func (n *Nova) Requests() []Request {
 	n.mu.Lock()
@@ -149,7 +156,9 @@ func (n *Nova) check(h http.Header) (Instance, int, string) {
 	if sigs[0] == "" || !hmac.Equal([]byte(want), []byte(sigs[0])) {
 		return Instance{}, http.StatusForbidden, "Invalid proxy request signature."
 	}
+	n.mu.Lock()
 	in, ok := n.instances[ids[0]]
+	n.mu.Unlock()
 	if !ok || in.ProjectID != tenants[0] {
 		return Instance{}, http.StatusNotFound, "404 Not Found: the resource could not be found."
 	}
