@@ -2,6 +2,7 @@ package apps
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net/netip"
 	"slices"
 	"strings"
@@ -136,6 +137,10 @@ const (
 	DHCPBadType   = "bad-type"     // a message type no client sends
 )
 
+// DHCPOutcomes are the outcomes, in the order counters list them.
+var DHCPOutcomes = [...]string{DHCPOffered, DHCPAcked, DHCPNaked, DHCPInformed, DHCPReleased, DHCPDeclined,
+	DHCPOtherSrv, DHCPNoServer, DHCPNoAddress, DHCPNotPort, DHCPBadType}
+
 // AnswerDHCP decides the answer to client message m received from port p, at View v: the
 // reply frame to send out on the port (nil when none is due) and the outcome. The port's
 // address is its fixed IP on its first DHCP-enabled IPv4 subnet; a REQUEST for any other
@@ -212,19 +217,20 @@ func AnswerDHCP(v *topology.View, cfg DHCPConfig, p *topology.PortInfo, m *dhcp4
 // dnsmasq configuration has them, then the port's extra_dhcp_opts over them.
 func dhcpOptions(v *topology.View, cfg DHCPConfig, p *topology.PortInfo, sub *topology.SubnetInfo, addr, serverIP netip.Addr,
 	r *dhcp4.Reply, lease bool) {
-	o := &r.Options
+	r.Options = make(dhcp4.Options, 0, 16)
+	w := optWriter{o: &r.Options, a: make([]byte, 0, 256)}
 	if lease {
 		secs := uint32(cfg.LeaseTime / time.Second)
-		o.Set(dhcp4.OptLeaseTime, dhcp4.U32(secs))
-		o.Set(dhcp4.OptRenewalTime, dhcp4.U32(secs/2))
-		o.Set(dhcp4.OptRebindingTime, dhcp4.U32(uint32(uint64(secs)*7/8)))
+		w.u32(dhcp4.OptLeaseTime, secs)
+		w.u32(dhcp4.OptRenewalTime, secs/2)
+		w.u32(dhcp4.OptRebindingTime, uint32(uint64(secs)*7/8))
 	}
 	mask := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
 	if pfx := sub.Prefix; pfx.IsValid() {
 		mask = pfx
 	}
-	o.Set(dhcp4.OptSubnetMask, dhcp4.IPs(prefixMask(mask.Bits())))
-	o.Set(dhcp4.OptBroadcast, dhcp4.IPs(lastAddr(mask)))
+	w.addr(dhcp4.OptSubnetMask, prefixMask(mask.Bits()))
+	w.addr(dhcp4.OptBroadcast, lastAddr(mask))
 	gateway := sub.Gateway
 	if sub.GatewayIP == "" {
 		gateway = netip.Addr{}
@@ -232,7 +238,8 @@ func dhcpOptions(v *topology.View, cfg DHCPConfig, p *topology.PortInfo, sub *to
 	// Static routes (option 121): the subnet's host routes, the network's other IPv4
 	// subnets on-link; with any, the default route too (a client that takes 121 ignores
 	// option 3, RFC 3442).
-	var routes []dhcp4.Route
+	var routesBuf [8]dhcp4.Route
+	routes := routesBuf[:0]
 	for _, hr := range sub.HostRoutes {
 		d, err1 := netip.ParsePrefix(hr.Destination)
 		nh, err2 := netip.ParseAddr(hr.NextHop)
@@ -257,30 +264,28 @@ func dhcpOptions(v *topology.View, cfg DHCPConfig, p *topology.PortInfo, sub *to
 			}
 		}
 		if n.MTU > 0 {
-			o.Set(dhcp4.OptMTU, dhcp4.U16(uint16(n.MTU)))
+			w.u16(dhcp4.OptMTU, uint16(n.MTU))
 		}
 	}
 	if gateway.IsValid() {
-		o.Set(dhcp4.OptRouter, dhcp4.IPs(gateway))
-		if len(routes) > 0 {
-			routes = append(routes, dhcp4.Route{Dest: netip.PrefixFrom(netip.IPv4Unspecified(), 0), Router: gateway})
-		}
+		w.addr(dhcp4.OptRouter, gateway)
+		routes = append(routes, dhcp4.Route{Dest: netip.PrefixFrom(netip.IPv4Unspecified(), 0), Router: gateway})
 	}
-	if len(routes) > 0 {
-		o.Set(dhcp4.OptClasslessRoutes, dhcp4.ClasslessRoutes(routes))
-	}
-	var dns []netip.Addr
+	w.routes(dhcp4.OptClasslessRoutes, routes)
+	start := len(w.a)
 	for _, s := range sub.DNSNameservers {
 		if a, err := netip.ParseAddr(s); err == nil && a.Is4() {
-			dns = append(dns, a)
+			w.a = dhcp4.AppendIPs(w.a, a)
 		}
 	}
-	if len(dns) > 0 {
-		o.Set(dhcp4.OptDNSServers, dhcp4.IPs(dns...))
+	if len(w.a) > start {
+		w.set(dhcp4.OptDNSServers, start)
 	}
-	o.Set(dhcp4.OptHostname, []byte(DHCPHostname(addr)))
+	start = len(w.a)
+	w.a = appendHostname(w.a, addr)
+	w.set(dhcp4.OptHostname, start)
 	if cfg.Domain != "" {
-		o.Set(dhcp4.OptDomainName, []byte(cfg.Domain))
+		w.str(dhcp4.OptDomainName, cfg.Domain)
 	}
 	for _, x := range p.ExtraDHCPOpts {
 		if x.IPVersion != 0 && x.IPVersion != 4 {
@@ -297,8 +302,48 @@ func dhcpOptions(v *topology.View, cfg DHCPConfig, p *topology.PortInfo, sub *to
 		if code == dhcp4.OptLeaseTime && !lease {
 			continue
 		}
-		o.Set(code, data)
+		r.Options.Set(code, data)
 	}
+}
+
+// optWriter encodes a reply's option values into one buffer: each option's value is its
+// own full slice of it (earlier values stay valid when the buffer grows).
+type optWriter struct {
+	o *dhcp4.Options
+	a []byte
+}
+
+// set sets option code to what was appended since start.
+func (w *optWriter) set(code uint8, start int) { w.o.Set(code, w.a[start:len(w.a):len(w.a)]) }
+
+func (w *optWriter) u32(code uint8, v uint32) {
+	start := len(w.a)
+	w.a = binary.BigEndian.AppendUint32(w.a, v)
+	w.set(code, start)
+}
+
+func (w *optWriter) u16(code uint8, v uint16) {
+	start := len(w.a)
+	w.a = binary.BigEndian.AppendUint16(w.a, v)
+	w.set(code, start)
+}
+
+func (w *optWriter) addr(code uint8, a netip.Addr) {
+	start := len(w.a)
+	w.a = dhcp4.AppendIPs(w.a, a)
+	w.set(code, start)
+}
+
+func (w *optWriter) str(code uint8, s string) {
+	start := len(w.a)
+	w.a = append(w.a, s...)
+	w.set(code, start)
+}
+
+func (w *optWriter) routes(code uint8, routes []dhcp4.Route) {
+	start := len(w.a)
+	w.a = dhcp4.AppendClasslessRoutes(w.a, routes)
+	w.set(code, start)
 }
 
 var metadataAddr = netip.MustParseAddr(plan.MetadataAddr)
@@ -350,8 +395,18 @@ func MetadataNamespaces(v *topology.View, host string) []plan.Namespace {
 
 // DHCPHostname is the host name of an address, as Neutron's DHCP agent gives it
 // ("host-10-0-1-5").
-func DHCPHostname(a netip.Addr) string {
-	return "host-" + strings.ReplaceAll(a.String(), ".", "-")
+func DHCPHostname(a netip.Addr) string { return string(appendHostname(nil, a)) }
+
+// appendHostname appends DHCPHostname(a) to b.
+func appendHostname(b []byte, a netip.Addr) []byte {
+	start := len(b)
+	b = a.AppendTo(append(b, "host-"...))
+	for i := start; i < len(b); i++ {
+		if b[i] == '.' {
+			b[i] = '-'
+		}
+	}
+	return b
 }
 
 // dhcpFrame addresses reply r to the client of m (RFC 2131 4.1): a NAK and a reply to a

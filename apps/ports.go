@@ -58,3 +58,15 @@ func OVSPortName(p *topology.Port) string {
 	}
 	return VMPortName(p.ID)
 }
+
+// HasOVSPortName reports whether OVSPortName(p) is name, without building the name (the
+// DHCP packet-in path asks it of every port of a host).
+func HasOVSPortName(p *topology.Port, name string) bool {
+	switch p.DeviceOwner {
+	case topology.OwnerRouterInterfaceDistributed, topology.OwnerRouterCentralizedSNAT, topology.OwnerRouterGateway,
+		topology.OwnerFloatingIPAgentGateway, topology.OwnerDHCP:
+		return OVSPortName(p) == name
+	}
+	id := shortID(p.ID)
+	return len(name) == 3+len(id) && name[:3] == "tap" && name[3:] == id
+}

@@ -127,7 +127,8 @@ func (m *Message) Broadcast() bool { return m.Flags&flagBroadcast != 0 }
 // Parse reads a client's DHCPv4 message from an Ethernet frame: UDP from port 68 to 67 in an
 // unfragmented IPv4 packet, BOOTREQUEST over Ethernet with the magic cookie and a message
 // type. Options in the sname and file fields (option 52) are read too. Every length is
-// checked: a malformed frame is an error, never a panic.
+// checked: a malformed frame is an error, never a panic. The message's byte fields (MACs,
+// parameter request list, client ID) are slices of frame, which the caller keeps as is.
 func Parse(frame []byte) (*Message, error) {
 	m := &Message{}
 	hdr, payload, err := udpPayload(frame, ClientPort, ServerPort)
@@ -156,8 +157,8 @@ func udpPayload(frame []byte, sport, dport uint16) (frameHeader, []byte, error) 
 	if len(frame) < 14 {
 		return h, nil, fmt.Errorf("frame of %d bytes: %w", len(frame), ErrNotDHCP)
 	}
-	h.dstMAC = net.HardwareAddr(append([]byte(nil), frame[0:6]...))
-	h.srcMAC = net.HardwareAddr(append([]byte(nil), frame[6:12]...))
+	h.dstMAC = net.HardwareAddr(frame[0:6:6])
+	h.srcMAC = net.HardwareAddr(frame[6:12:12])
 	off := 12
 	et := binary.BigEndian.Uint16(frame[off:])
 	if et == 0x8100 {
@@ -214,7 +215,7 @@ func (m *Message) parseBOOTP(b []byte) error {
 	m.Flags = binary.BigEndian.Uint16(b[10:])
 	m.CIAddr = netip.AddrFrom4([4]byte(b[12:16]))
 	m.GIAddr = netip.AddrFrom4([4]byte(b[24:28]))
-	m.CHAddr = net.HardwareAddr(append([]byte(nil), b[28:34]...))
+	m.CHAddr = net.HardwareAddr(b[28:34:34])
 	overload, err := m.parseOptions(b[bootpLen+4:])
 	if err != nil {
 		return err
@@ -233,6 +234,15 @@ func (m *Message) parseBOOTP(b []byte) error {
 		return fmt.Errorf("no message type: %w", ErrNotDHCP)
 	}
 	return nil
+}
+
+// concat returns the value of an option seen again (split, RFC 3396) as one: a new slice,
+// never an append into the frame.
+func concat(seen, v []byte) []byte {
+	if seen == nil {
+		return v[:len(v):len(v)]
+	}
+	return append(append(make([]byte, 0, len(seen)+len(v)), seen...), v...)
 }
 
 // parseOptions reads one options area and returns the value of option 52 in it.
@@ -266,10 +276,9 @@ func (m *Message) parseOptions(b []byte) (overload uint8, err error) {
 				m.ServerID = netip.AddrFrom4([4]byte(v))
 			}
 		case OptParamRequest:
-			// Split options (RFC 3396) are concatenated.
-			m.ParamRequest = append(m.ParamRequest, v...)
+			m.ParamRequest = concat(m.ParamRequest, v)
 		case OptClientID:
-			m.ClientID = append(m.ClientID, v...)
+			m.ClientID = concat(m.ClientID, v)
 		case OptMaxMessageSize:
 			if len(v) == 2 {
 				m.MaxSize = int(binary.BigEndian.Uint16(v))

@@ -46,8 +46,10 @@ func (o *Options) Delete(code uint8) {
 }
 
 // IPs encodes a list of IPv4 addresses (invalid and IPv6 ones are left out).
-func IPs(addrs ...netip.Addr) []byte {
-	b := make([]byte, 0, 4*len(addrs))
+func IPs(addrs ...netip.Addr) []byte { return AppendIPs(make([]byte, 0, 4*len(addrs)), addrs...) }
+
+// AppendIPs appends the encoding of IPs(addrs...) to b.
+func AppendIPs(b []byte, addrs ...netip.Addr) []byte {
 	for _, a := range addrs {
 		if a.Is4() {
 			v := a.As4()
@@ -71,8 +73,10 @@ type Route struct {
 
 // ClasslessRoutes encodes option 121: each route as its prefix length, the significant
 // octets of its destination, and its router.
-func ClasslessRoutes(routes []Route) []byte {
-	var b []byte
+func ClasslessRoutes(routes []Route) []byte { return AppendClasslessRoutes(nil, routes) }
+
+// AppendClasslessRoutes appends the encoding of ClasslessRoutes(routes) to b.
+func AppendClasslessRoutes(b []byte, routes []Route) []byte {
 	for _, r := range routes {
 		bits := r.Dest.Bits()
 		d := r.Dest.Masked().Addr().As4()

@@ -3,6 +3,8 @@
 package engine
 
 import (
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -23,7 +25,7 @@ import (
 func (e *Engine) onDHCP(pi *controller.PacketIn) {
 	m, err := dhcp4.Parse(pi.Data)
 	if err != nil {
-		e.countDHCP("malformed")
+		e.countDHCP(dhcpMalformed)
 		e.log.Debug("DHCP packet-in not understood", zap.Uint64("dpid", pi.Session.DPID()), zap.Error(err))
 		return
 	}
@@ -31,12 +33,14 @@ func (e *Engine) onDHCP(pi *controller.PacketIn) {
 		return
 	}
 	e.mu.Lock()
-	if len(e.heldDHCP) < maxHeldDHCP {
+	held := len(e.heldDHCP) < maxHeldDHCP
+	if held {
 		e.heldDHCP = append(e.heldDHCP, heldDHCP{sess: pi.Session, inPort: pi.InPort, msg: m, at: time.Now()})
-	} else {
-		e.stats.DHCP[apps.DHCPNotPort]++
 	}
 	e.mu.Unlock()
+	if !held {
+		e.countDHCP(apps.DHCPNotPort)
+	}
 }
 
 // heldDHCP is a DHCP message from a port the view did not know when it came.
@@ -89,7 +93,7 @@ func (e *Engine) answerDHCP(sess *controller.Session, inPort uint32, m *dhcp4.Me
 			return
 		}
 		for _, p := range v.PortsBoundTo(host) {
-			if apps.OVSPortName(p.Port) == name {
+			if apps.HasOVSPortName(p.Port, name) {
 				frame, outcome = apps.AnswerDHCP(v, e.cfg.DHCP, p, m)
 				return
 			}
@@ -127,20 +131,38 @@ const (
 func (e *Engine) portName(dpid uint64, no uint32) string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	b := e.bridges[dpid]
-	if b == nil {
-		return ""
-	}
-	for name, n := range b.ports {
-		if n == no {
-			return name
-		}
+	if b := e.bridges[dpid]; b != nil {
+		return b.names[no]
 	}
 	return ""
 }
 
+// dhcpCounts counts DHCP messages by outcome (apps.DHCPOutcomes, then malformed ones),
+// without a lock: every switch's reader counts.
+type dhcpCounts [len(apps.DHCPOutcomes) + 1]atomic.Uint64
+
 func (e *Engine) countDHCP(outcome string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.stats.DHCP[outcome]++
+	i := slices.Index(apps.DHCPOutcomes[:], outcome)
+	if i < 0 {
+		i = len(apps.DHCPOutcomes)
+	}
+	e.dhcpCounts[i].Add(1)
 }
+
+// dhcpStats returns the counts by outcome, those that happened.
+func (e *Engine) dhcpStats() map[string]uint64 {
+	out := map[string]uint64{}
+	for i := range e.dhcpCounts {
+		name := dhcpMalformed
+		if i < len(apps.DHCPOutcomes) {
+			name = apps.DHCPOutcomes[i]
+		}
+		if n := e.dhcpCounts[i].Load(); n > 0 {
+			out[name] = n
+		}
+	}
+	return out
+}
+
+// dhcpMalformed counts packet-ins of DHCP_IPV4 that are no client's DHCP message.
+const dhcpMalformed = "malformed"

@@ -13,7 +13,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,6 +66,7 @@ type Engine struct {
 	planCh     chan struct{} // closed and replaced whenever a plan changes
 	heldARP    []heldARP     // ARP requests waiting for the view to know their address
 	heldDHCP   []heldDHCP    // DHCP messages waiting for the view to know their port
+	dhcpCounts dhcpCounts
 	stats      Stats
 }
 
@@ -74,9 +74,10 @@ type bridge struct {
 	dpid           uint64
 	sess           *controller.Session
 	ports          map[string]uint32
-	meter          bool        // the controller meter is installed
-	host           string      // the registered host it was last given flows for
-	unknownCounted atomic.Bool // counted once in Stats.UnknownSwitches
+	names          map[uint32]string // ports by number (replaced with ports, never changed in place)
+	meter          bool              // the controller meter is installed
+	host           string            // the registered host it was last given flows for
+	unknownCounted atomic.Bool       // counted once in Stats.UnknownSwitches
 }
 
 // Stats are the engine's counters, for the status page and metrics.
@@ -119,7 +120,6 @@ func New(log *zap.Logger, cfg Config, store *db.Store, sw *controller.Server) *E
 		dirtyDPIDs:   map[uint64]bool{},
 		plans:        map[string]*hostPlan{},
 		planCh:       make(chan struct{}),
-		stats:        Stats{DHCP: map[string]uint64{}},
 	}
 }
 
@@ -147,7 +147,7 @@ func (e *Engine) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := e.stats
-	s.DHCP = maps.Clone(s.DHCP)
+	s.DHCP = e.dhcpStats()
 	return s
 }
 

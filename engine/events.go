@@ -17,6 +17,7 @@ func (e *Engine) onEvent(ev controller.Event) {
 		for _, p := range ev.Ports {
 			b.ports[p.Name] = p.No
 		}
+		b.names = namesOf(b.ports)
 		e.bridges[ev.DPID] = b
 		dpid = ev.DPID
 	case controller.SwitchDisconnected:
@@ -36,6 +37,7 @@ func (e *Engine) onEvent(ev controller.Event) {
 		} else {
 			b.ports[ev.Port.Name] = ev.Port.No
 		}
+		b.names = namesOf(b.ports)
 		dpid = ev.DPID
 	}
 	if dpid != 0 {
@@ -48,4 +50,13 @@ func (e *Engine) onEvent(ev controller.Event) {
 	// The control loop computes and pushes: one goroutine hands out desired sets, so a set
 	// computed from an older view can never land after a newer one.
 	e.poke()
+}
+
+// namesOf returns the port names of ports by number.
+func namesOf(ports map[string]uint32) map[uint32]string {
+	names := make(map[uint32]string, len(ports))
+	for name, no := range ports {
+		names[no] = name
+	}
+	return names
 }
