@@ -4,14 +4,9 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
-	"net/http/httptest"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/portsecurity"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/groups"
@@ -19,10 +14,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
-	"go.uber.org/zap/zaptest"
 
-	"github.com/dvrflow/dvrflow/db"
-	"github.com/dvrflow/dvrflow/northbound"
 	"github.com/dvrflow/dvrflow/northbound/seed"
 )
 
@@ -31,44 +23,9 @@ import (
 // --security-group, port set --no-security-group --disable-port-security, port set
 // --allowed-address) and gophercloud, each reading back what the other wrote.
 func TestSecurityGroupClients(t *testing.T) {
-	if _, err := exec.LookPath("openstack"); err != nil {
-		t.Fatal("python3-openstackclient is not installed (make deps installs it)")
-	}
 	ctx := context.Background()
-	log := zaptest.NewLogger(t)
-	store, err := db.Open(ctx, pg.NewDatabase(t), db.DefaultConfig(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	cfg := northbound.DefaultConfig()
-	cfg.AdminToken = "sg-admin"
-	api, err := northbound.New(store, cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api)
-	defer srv.Close()
-	env := []string{"OS_AUTH_TYPE=admin_token", "OS_ENDPOINT=" + srv.URL, "OS_TOKEN=" + cfg.AdminToken}
-	osc := func(args ...string) string {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "openstack", args...)
-		cmd.Env = append(os.Environ(), env...)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("openstack %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
-	oscJSON := func(dst any, args ...string) {
-		t.Helper()
-		out := osc(append(args, "-f", "json")...)
-		if err := json.Unmarshal([]byte(out), dst); err != nil {
-			t.Fatalf("openstack %s: not JSON: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
+	o := newOSCAPI(t)
+	osc, oscJSON := o.run, o.json
 
 	var web struct {
 		ID    string `json:"id"`
@@ -118,7 +75,7 @@ func TestSecurityGroupClients(t *testing.T) {
 	}
 
 	// gophercloud reads what the CLI wrote, and writes what the CLI reads.
-	c := seed.NewClient(srv.URL, cfg.AdminToken)
+	c := seed.NewClient(o.URL, o.Token)
 	g, err := groups.Get(ctx, c, web.ID).Extract()
 	if err != nil || len(g.Rules) != 4 || g.Description != "front ends" {
 		t.Fatalf("gophercloud get group: %+v, %v", g, err)
