@@ -48,16 +48,7 @@ func AppendRequest(b []byte, m *Message, dstMAC net.HardwareAddr) []byte {
 	udp[8] = opBootRequest
 	binary.BigEndian.PutUint16(udp[0:], ClientPort)
 	binary.BigEndian.PutUint16(udp[2:], ServerPort)
-	binary.BigEndian.PutUint16(udp[6:], 0)
-	sum := checksum(0, ip[12:20])
-	sum = checksum(sum, []byte{0, 17})
-	sum = checksum(sum, udp[4:6])
-	sum = checksum(sum, udp)
-	c := ^sum
-	if c == 0 {
-		c = 0xffff
-	}
-	binary.BigEndian.PutUint16(udp[6:], c)
+	setUDPChecksum(ip)
 	return b
 }
 

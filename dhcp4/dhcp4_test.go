@@ -122,14 +122,10 @@ func TestReplyFrame(t *testing.T) {
 	if c := checksum(0, ip[:20]); c != 0xffff {
 		t.Errorf("IPv4 header checksum does not verify: %#x", c)
 	}
-	udp := ip[20:]
-	sum := checksum(0, ip[12:20])
-	sum = checksum(sum, []byte{0, 17})
-	sum = checksum(sum, udp[4:6])
-	if c := checksum(sum, udp); c != 0xffff {
+	if c := udpSum(ip); c != 0xffff {
 		t.Errorf("UDP checksum does not verify: %#x", c)
 	}
-	if len(udp)-8 < MinMessage {
+	if udp := ip[20:]; len(udp)-8 < MinMessage {
 		t.Errorf("message of %d bytes, BOOTP needs %d", len(udp)-8, MinMessage)
 	}
 	got, err := ParseReply(b)
@@ -176,12 +172,7 @@ func TestRequestRoundTrip(t *testing.T) {
 		t.Errorf("read back %+v", got)
 	}
 	// Its UDP checksum verifies as well.
-	ip := b[14:]
-	udp := ip[20:]
-	sum := checksum(0, ip[12:20])
-	sum = checksum(sum, []byte{0, 17})
-	sum = checksum(sum, udp[4:6])
-	if c := checksum(sum, udp); c != 0xffff {
+	if c := udpSum(b[14:]); c != 0xffff {
 		t.Errorf("UDP checksum does not verify: %#x", c)
 	}
 }

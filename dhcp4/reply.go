@@ -198,17 +198,29 @@ func (f *Frame) AppendFrame(b []byte) []byte {
 	binary.BigEndian.PutUint16(udp[0:], ServerPort)
 	binary.BigEndian.PutUint16(udp[2:], ClientPort)
 	binary.BigEndian.PutUint16(udp[4:], uint16(len(udp)))
-	// The pseudo header: addresses, protocol, UDP length.
+	setUDPChecksum(ip)
+	return b
+}
+
+// udpSum is the one's complement sum of the UDP datagram in IPv4 packet ip (20-byte
+// header) with its pseudo header (addresses, protocol, UDP length): 0xffff when the
+// checksum in it is right.
+func udpSum(ip []byte) uint16 {
+	udp := ip[20:]
 	sum := checksum(0, ip[12:20])
 	sum = checksum(sum, []byte{0, 17})
 	sum = checksum(sum, udp[4:6])
-	sum = checksum(sum, udp)
-	c := ^sum
+	return checksum(sum, udp)
+}
+
+// setUDPChecksum fills in the checksum of the UDP datagram in IPv4 packet ip.
+func setUDPChecksum(ip []byte) {
+	binary.BigEndian.PutUint16(ip[26:], 0)
+	c := ^udpSum(ip)
 	if c == 0 {
-		c = 0xffff
+		c = 0xffff // 0 means none
 	}
-	binary.BigEndian.PutUint16(udp[6:], c)
-	return b
+	binary.BigEndian.PutUint16(ip[26:], c)
 }
 
 // checksum adds b to the one's complement sum s (RFC 1071), folded to 16 bits.

@@ -26,47 +26,19 @@ func (e *Engine) onARP(pi *controller.PacketIn) {
 	}
 	// Not known (yet): a router asking for a port the API just created can be faster than
 	// the change log. Hold the request until the next pass has applied the newest changes.
-	e.mu.Lock()
-	if len(e.heldARP) < maxHeldARP {
-		e.heldARP = append(e.heldARP, heldARP{sess: pi.Session, inPort: pi.InPort, req: req, at: time.Now()})
-	} else {
-		e.stats.ARPUnknown++
-	}
-	e.mu.Unlock()
-	// No poke: the change that makes the address known wakes the loop, which answers then.
-}
-
-// heldARP is an ARP request for an address the view did not know when it came.
-type heldARP struct {
-	sess   *controller.Session
-	inPort uint32
-	req    ofproto.ARPRequest
-	at     time.Time
-}
-
-// answerHeldARP answers the held requests the view knows now and drops the stale ones.
-func (e *Engine) answerHeldARP() {
-	e.mu.Lock()
-	held := e.heldARP
-	e.heldARP = nil
-	e.mu.Unlock()
-	var keep []heldARP
-	now := time.Now()
-	for _, h := range held {
-		if e.answerARP(h.sess, h.inPort, h.req) {
-			continue
-		}
-		if now.Sub(h.at) < heldARPFor {
-			keep = append(keep, h)
-			continue
-		}
+	if !e.heldARP.hold(&e.mu, pi.Session, pi.InPort, req) {
 		e.mu.Lock()
 		e.stats.ARPUnknown++
 		e.mu.Unlock()
 	}
-	if len(keep) > 0 {
+	// No poke: the change that makes the address known wakes the loop, which answers then.
+}
+
+// answerHeldARP answers the held requests the view knows now and drops the stale ones.
+func (e *Engine) answerHeldARP() {
+	if stale := e.heldARP.retry(&e.mu, e.answerARP); stale > 0 {
 		e.mu.Lock()
-		e.heldARP = append(keep, e.heldARP...)
+		e.stats.ARPUnknown += uint64(stale)
 		e.mu.Unlock()
 	}
 }

@@ -32,48 +32,16 @@ func (e *Engine) onDHCP(pi *controller.PacketIn) {
 	if e.answerDHCP(pi.Session, pi.InPort, m) {
 		return
 	}
-	e.mu.Lock()
-	held := len(e.heldDHCP) < maxHeldDHCP
-	if held {
-		e.heldDHCP = append(e.heldDHCP, heldDHCP{sess: pi.Session, inPort: pi.InPort, msg: m, at: time.Now()})
-	}
-	e.mu.Unlock()
-	if !held {
+	if !e.heldDHCP.hold(&e.mu, pi.Session, pi.InPort, m) {
 		e.countDHCP(apps.DHCPNotPort)
 	}
-}
-
-// heldDHCP is a DHCP message from a port the view did not know when it came.
-type heldDHCP struct {
-	sess   *controller.Session
-	inPort uint32
-	msg    *dhcp4.Message
-	at     time.Time
 }
 
 // answerHeldDHCP answers the held messages whose port is known now and drops the stale
 // ones (the client retransmits).
 func (e *Engine) answerHeldDHCP() {
-	e.mu.Lock()
-	held := e.heldDHCP
-	e.heldDHCP = nil
-	e.mu.Unlock()
-	var keep []heldDHCP
-	now := time.Now()
-	for _, h := range held {
-		if e.answerDHCP(h.sess, h.inPort, h.msg) {
-			continue
-		}
-		if now.Sub(h.at) < heldDHCPFor {
-			keep = append(keep, h)
-			continue
-		}
+	for range e.heldDHCP.retry(&e.mu, e.answerDHCP) {
 		e.countDHCP(apps.DHCPNotPort)
-	}
-	if len(keep) > 0 {
-		e.mu.Lock()
-		e.heldDHCP = append(keep, e.heldDHCP...)
-		e.mu.Unlock()
 	}
 }
 

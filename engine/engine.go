@@ -22,6 +22,8 @@ import (
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/controller"
 	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/dhcp4"
+	"github.com/dvrflow/dvrflow/ofproto"
 	"github.com/dvrflow/dvrflow/plan"
 	"github.com/dvrflow/dvrflow/topology"
 )
@@ -63,9 +65,9 @@ type Engine struct {
 	bridges    map[uint64]*bridge // connected switches by DPID
 	dirtyDPIDs map[uint64]bool    // switches connected or changed ports since the last pass
 	plans      map[string]*hostPlan
-	planCh     chan struct{} // closed and replaced whenever a plan changes
-	heldARP    []heldARP     // ARP requests waiting for the view to know their address
-	heldDHCP   []heldDHCP    // DHCP messages waiting for the view to know their port
+	planCh     chan struct{}                // closed and replaced whenever a plan changes
+	heldARP    heldList[ofproto.ARPRequest] // ARP requests waiting for the view to know their address
+	heldDHCP   heldList[*dhcp4.Message]     // DHCP messages waiting for the view to know their port
 	dhcpCounts dhcpCounts
 	stats      Stats
 }
@@ -120,6 +122,8 @@ func New(log *zap.Logger, cfg Config, store *db.Store, sw *controller.Server) *E
 		dirtyDPIDs:   map[uint64]bool{},
 		plans:        map[string]*hostPlan{},
 		planCh:       make(chan struct{}),
+		heldARP:      heldList[ofproto.ARPRequest]{max: maxHeldARP, keep: heldARPFor},
+		heldDHCP:     heldList[*dhcp4.Message]{max: maxHeldDHCP, keep: heldDHCPFor},
 	}
 }
 

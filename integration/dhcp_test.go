@@ -300,10 +300,7 @@ func TestDHCPOnBed(t *testing.T) {
 	})
 
 	t.Run("renewal by unicast, then the port's new address through a NAK", func(t *testing.T) {
-		p := b.vm(ctx, "VM9", "compute1", sub1,
-			extradhcpopts.CreateExtraDHCPOpt{OptName: "lease-time", OptValue: "120"},
-			extradhcpopts.CreateExtraDHCPOpt{OptName: "T1", OptValue: "3"},
-			extradhcpopts.CreateExtraDHCPOpt{OptName: "T2", OptValue: "100"})
+		p := b.vm(ctx, "VM9", "compute1", sub1, leaseTimes("120", "3", "100")...)
 		ip := p.FixedIPs[0].IPAddress
 		wire, err := b.b.Capture(ctx, b.vms["VM9"], "eth0", "udp port 67 or udp port 68")
 		if err != nil {
@@ -397,10 +394,7 @@ func TestDHCPOnBed(t *testing.T) {
 	})
 
 	t.Run("controller down: the lease holds; back: the renewal keeps the address", func(t *testing.T) {
-		p := b.vm(ctx, "VM12", "compute2", sub1,
-			extradhcpopts.CreateExtraDHCPOpt{OptName: "lease-time", OptValue: "40"},
-			extradhcpopts.CreateExtraDHCPOpt{OptName: "T1", OptValue: "2"},
-			extradhcpopts.CreateExtraDHCPOpt{OptName: "T2", OptValue: "35"})
+		p := b.vm(ctx, "VM12", "compute2", sub1, leaseTimes("40", "2", "35")...)
 		ip := p.FixedIPs[0].IPAddress
 		b.dhclient("VM12")
 		b.waitAddr(ctx, t, "VM12", ip+"/24", converge)
@@ -480,6 +474,13 @@ func (b *dhcpBed) metadata(ctx context.Context, t *testing.T, vm, path, want str
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// leaseTimes are the extra DHCP options of a port whose client renews soon: lease, renewal
+// (T1) and rebinding (T2) times in seconds.
+func leaseTimes(lease, t1, t2 string) []extradhcpopts.CreateExtraDHCPOpt {
+	return []extradhcpopts.CreateExtraDHCPOpt{{OptName: "lease-time", OptValue: lease}, {OptName: "T1", OptValue: t1},
+		{OptName: "T2", OptValue: t2}}
 }
 
 // listDHCPPorts returns network netID's network:dhcp ports.

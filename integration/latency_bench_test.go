@@ -60,11 +60,16 @@ func BenchmarkPortBoundToFirstPing(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	b.Logf("port bound via the API -> first ping reply across hosts, %s", reportLatencies(b, lat, "ports"))
+}
+
+// reportLatencies sorts lat, reports its p50, p99 and minimum as metrics (ms-p50, ms-p99,
+// ms-min) and returns them with the maximum as text, "n <what>: p50 ..., max ...".
+func reportLatencies(b *testing.B, lat []time.Duration, what string) string {
 	slices.Sort(lat)
 	p50, p99 := lat[len(lat)/2], lat[(len(lat)*99+99)/100-1]
 	b.ReportMetric(float64(p50.Microseconds())/1000, "ms-p50")
 	b.ReportMetric(float64(p99.Microseconds())/1000, "ms-p99")
 	b.ReportMetric(float64(lat[0].Microseconds())/1000, "ms-min")
-	b.Logf("port bound via the API -> first ping reply across hosts, %d ports: p50 %v, p99 %v, min %v, max %v",
-		len(lat), p50, p99, lat[0], lat[len(lat)-1])
+	return fmt.Sprintf("%d %s: p50 %v, p99 %v, min %v, max %v", len(lat), what, p50, p99, lat[0], lat[len(lat)-1])
 }
