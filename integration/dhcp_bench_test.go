@@ -18,6 +18,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 
 	"github.com/dvrflow/dvrflow/northbound/seed"
+	"github.com/dvrflow/dvrflow/testbed/bed"
 )
 
 // BenchmarkPortBoundToLease measures, on the real three-host bed, the time from the API
@@ -38,7 +39,7 @@ func BenchmarkPortBoundToLease(b *testing.B) {
 	}
 	d := newDVRBedOn(b, "192.168.243.0/24")
 	dir := b.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "dhclient.conf"), []byte(dhclientConf), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "dhclient.conf"), []byte(bed.DhclientConf), 0o644); err != nil {
 		b.Fatal(err)
 	}
 	ctx := context.Background()

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,11 +27,9 @@ import (
 )
 
 // dhcpBed is the seed bed with VMs that boot as instances do: a port created through the
-// API and plugged as Nova does, with no address, then Debian's own DHCP client (ISC
-// dhclient with its dhclient-script and hooks) configures the VM from the controller's
-// answers. Each client runs in the VM's network namespace and in mount and UTS namespaces
-// of its own, where only the enter hook that writes resolv.conf is replaced (by one writing
-// the test's file), so that the machine's /etc/resolv.conf and host name are never touched.
+// API and plugged as Nova does, with no address, then a real DHCP client (the bed's:
+// Debian's dhclient with its own dhclient-script and hooks, or busybox udhcpc as cirros)
+// configures the VM from the controller's answers.
 //
 // Nova cannot run here: nova is testbed/novameta, which stands in for Nova's metadata API
 // (it checks the proxy's headers and signature exactly as Nova's handler does), listening
@@ -42,21 +39,11 @@ type dhcpBed struct {
 	*dvrBed
 	t    *testing.T
 	c    *gophercloud.ServiceClient
-	dir  string // the clients' config, hooks, leases and resolv.conf files
 	nova *novameta.Nova
 }
 
 // metadataSecret is the shared secret of the bed's helpers and its Nova stand-in.
 const metadataSecret = "dvrflow-bed-metadata-secret"
-
-const dhclientConf = `option rfc3442-classless-static-routes code 121 = array of unsigned integer 8;
-request subnet-mask, broadcast-address, routers, domain-name, domain-name-servers, host-name,
-	interface-mtu, rfc3442-classless-static-routes;
-timeout 8;
-retry 2;
-initial-interval 1;
-backoff-cutoff 2;
-`
 
 func newDHCPBed(t *testing.T) *dhcpBed {
 	if _, err := exec.LookPath("dhclient"); err != nil {
@@ -78,11 +65,7 @@ func newDHCPBed(t *testing.T) *dhcpBed {
 	})
 	novaURL := fmt.Sprintf("http://%s:%d", bed.ControllerIP, ln.Addr().(*net.TCPAddr).Port)
 	d := newDVRBedOn(t, "", "--metadata-url", novaURL, "--metadata-secret", metadataSecret)
-	b := &dhcpBed{dvrBed: d, t: t, c: seed.NewClient(d.api, dvrToken), dir: t.TempDir(), nova: nova}
-	if err := os.WriteFile(filepath.Join(b.dir, "dhclient.conf"), []byte(dhclientConf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return &dhcpBed{dvrBed: d, t: t, c: seed.NewClient(d.api, dvrToken), nova: nova}
 }
 
 // vm creates a compute port on sn bound to host (IPAM picks the address) with extra DHCP
@@ -107,85 +90,26 @@ func (b *dhcpBed) vm(ctx context.Context, name, host string, sn subnets.Subnet, 
 	return *p
 }
 
-// dhclient starts Debian's dhclient on vm's eth0 in the foreground (-d) with extra
-// arguments; the test's end kills it. It returns the path of the resolv.conf it writes.
-func (b *dhcpBed) dhclient(vm string, extra ...string) (*exec.Cmd, string) {
+// dhclient boots vm's dhclient in the background, with more arguments.
+func (b *dhcpBed) dhclient(vm string, extra ...string) {
 	b.t.Helper()
-	dir := filepath.Join(b.dir, vm)
-	hooks := filepath.Join(dir, "enter-hooks")
-	if err := os.MkdirAll(hooks, 0o755); err != nil {
+	if err := b.b.StartDHCP(strings.ToLower(vm), bed.Dhclient, extra...); err != nil {
 		b.t.Fatal(err)
 	}
-	resolv := filepath.Join(dir, "resolv.conf")
-	hook := fmt.Sprintf(`make_resolv_conf() {
-	: > %[1]s
-	if [ -n "$new_domain_name" ]; then echo "search $new_domain_name" >> %[1]s; fi
-	for ns in $new_domain_name_servers; do echo "nameserver $ns" >> %[1]s; done
-}
-`, resolv)
-	if err := os.WriteFile(filepath.Join(hooks, "resolv"), []byte(hook), 0o644); err != nil {
-		b.t.Fatal(err)
-	}
-	args := []string{"-4", "-d", "-v", "-cf", filepath.Join(b.dir, "dhclient.conf"), "-lf", filepath.Join(dir, "leases"),
-		"-pf", filepath.Join(dir, "pid")}
-	args = append(args, extra...)
-	args = append(args, "eth0")
-	script := fmt.Sprintf("hostname localhost && mount --bind %s /etc/dhcp/dhclient-enter-hooks.d && exec dhclient %s",
-		hooks, strings.Join(args, " "))
-	cmd := exec.Command("ip", "netns", "exec", b.vms[vm], "unshare", "-u", "-m", "sh", "-c", script)
-	log, err := os.Create(filepath.Join(dir, fmt.Sprintf("dhclient-%d.log", time.Now().UnixNano())))
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		b.t.Fatal(err)
-	}
-	b.t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		_ = log.Close()
-		if b.t.Failed() {
-			out, _ := os.ReadFile(log.Name())
-			b.t.Logf("%s dhclient %v:\n%s", vm, extra, out)
-		}
-	})
-	return cmd, resolv
-}
-
-// stop ends a dhclient without a release (as a VM that is switched off).
-func stop(cmd *exec.Cmd) {
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	_ = cmd.Wait()
-}
-
-var inetRE = regexp.MustCompile(`inet (\d+\.\d+\.\d+\.\d+/\d+)`)
-
-// addrs returns eth0's IPv4 addresses in vm.
-func (b *dhcpBed) addrs(ctx context.Context, vm string) []string {
-	out, _ := b.b.Exec(ctx, b.vms[vm], "ip", "-4", "addr", "show", "dev", "eth0")
-	var got []string
-	for _, m := range inetRE.FindAllStringSubmatch(out, -1) {
-		got = append(got, m[1])
-	}
-	return got
 }
 
 // waitAddr waits until eth0 of vm holds exactly want (a CIDR).
 func (b *dhcpBed) waitAddr(ctx context.Context, t *testing.T, vm, want string, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		got := b.addrs(ctx, vm)
-		if len(got) == 1 && got[0] == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s eth0 holds %v after %s, want %s", vm, got, within, want)
-		}
-		time.Sleep(200 * time.Millisecond)
+	if err := b.b.WaitAddr(ctx, strings.ToLower(vm), want, within); err != nil {
+		t.Fatal(err)
 	}
+}
+
+// addrs returns eth0's IPv4 addresses in vm.
+func (b *dhcpBed) addrs(ctx context.Context, vm string) []string {
+	got, _ := b.b.Addrs(ctx, strings.ToLower(vm))
+	return got
 }
 
 func (b *dhcpBed) exec(ctx context.Context, vm string, args ...string) string {
@@ -234,7 +158,8 @@ func TestDHCPOnBed(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, resolv := b.dhclient("VM8")
+		b.dhclient("VM8")
+		resolv := b.b.ResolvConf("vm8")
 		b.waitAddr(ctx, t, "VM8", ip+"/24", converge)
 		if mtu := b.exec(ctx, "VM8", "cat", "/sys/class/net/eth0/mtu"); strings.TrimSpace(mtu) != "1450" {
 			t.Errorf("VM8 eth0 MTU %s, want the VXLAN network's 1450", mtu)
@@ -279,6 +204,28 @@ func TestDHCPOnBed(t *testing.T) {
 		last := reqs[len(reqs)-1]
 		if last.InstanceID != "VM8" || last.TenantID != "demo" || last.ForwardedFor != ip || last.Status != 200 {
 			t.Errorf("Nova saw %+v, want VM8 of demo from %s answered 200", last, ip)
+		}
+	})
+
+	t.Run("busybox udhcpc, as cirros boots: the seed's VM2 has its MTU, routes and DNS", func(t *testing.T) {
+		srv2, err := listDHCPPorts(ctx, b.c, b.topo.Net2.ID)
+		if err != nil || len(srv2) != 1 {
+			t.Fatalf("Net2's network:dhcp ports: %+v, %v", srv2, err)
+		}
+		if c := b.s.VMClient("VM2"); c != bed.Udhcpc {
+			t.Fatalf("the seed's VM2 boots with %s, want udhcpc", c)
+		}
+		if mtu := b.exec(ctx, "VM2", "cat", "/sys/class/net/eth0/mtu"); strings.TrimSpace(mtu) != "1450" {
+			t.Errorf("VM2 eth0 MTU %s, want 1450", mtu)
+		}
+		rt := b.exec(ctx, "VM2", "ip", "-4", "route")
+		for _, want := range []string{"default via 10.0.2.1", "169.254.169.254 via " + srv2[0].FixedIPs[0].IPAddress} {
+			if !strings.Contains(rt, want) {
+				t.Errorf("VM2 routes lack %q:\n%s", want, rt)
+			}
+		}
+		if conf, _ := os.ReadFile(b.b.ResolvConf("vm2")); !strings.Contains(string(conf), "search openstacklocal") {
+			t.Errorf("VM2 resolv.conf lacks the domain:\n%s", conf)
 		}
 	})
 
@@ -331,12 +278,13 @@ func TestDHCPOnBed(t *testing.T) {
 	t.Run("release keeps the port's address; another port's address is NAKed", func(t *testing.T) {
 		p := b.vm(ctx, "VM10", "compute2", sub1)
 		ip := p.FixedIPs[0].IPAddress
-		cmd, _ := b.dhclient("VM10")
+		b.dhclient("VM10")
 		b.waitAddr(ctx, t, "VM10", ip+"/24", converge)
-		stop(cmd)
-		rel, _ := b.dhclient("VM10", "-r")
-		if err := rel.Wait(); err != nil {
-			t.Fatalf("dhclient -r: %v", err)
+		if _, err := b.b.StopDHCP("vm10"); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := b.b.RunDHCP(ctx, "vm10", bed.Dhclient, "-r"); err != nil {
+			t.Fatalf("dhclient -r: %v\n%s", err, out)
 		}
 		got, err := ports.Get(ctx, b.c, p.ID).Extract()
 		if err != nil || len(got.FixedIPs) != 1 || got.FixedIPs[0].IPAddress != ip {
@@ -353,7 +301,7 @@ func TestDHCPOnBed(t *testing.T) {
   expire 4 2037/01/01 00:00:00;
 }
 `, server)
-		if err := os.WriteFile(filepath.Join(b.dir, "VM10", "leases"), []byte(lease), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(b.b.VMDir("vm10"), "leases"), []byte(lease), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		wire, err := b.b.Capture(ctx, b.vms["VM10"], "eth0", "udp port 67 or udp port 68")
@@ -380,10 +328,9 @@ func TestDHCPOnBed(t *testing.T) {
 		}
 		p := b.vm(ctx, "VM11", "compute1", sub2)
 		ip := p.FixedIPs[0].IPAddress
-		once, _ := b.dhclient("VM11", "-1")
-		err := once.Wait()
+		out, err := b.b.RunDHCP(ctx, "vm11", bed.Dhclient, "-1")
 		if got := b.addrs(ctx, "VM11"); err == nil || len(got) != 0 {
-			t.Fatalf("dhclient -1 on a subnet with DHCP off: %v, eth0 holds %v", err, got)
+			t.Fatalf("dhclient -1 on a subnet with DHCP off: %v, eth0 holds %v\n%s", err, got, out)
 		}
 		on := true
 		if _, err := subnets.Update(ctx, b.c, sub2.ID, subnets.UpdateOpts{EnableDHCP: &on}).Extract(); err != nil {

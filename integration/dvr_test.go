@@ -180,6 +180,24 @@ func newDVRBedOn(t testing.TB, underlay string, helperArgs ...string) *dvrBed {
 	return d
 }
 
+// bootVM plugs a VM into port p on host as Nova does, with no address, and boots it: its
+// DHCP client c configures eth0 from the controller's answers. It returns the VM's
+// namespace once eth0 holds the port's first address with a /24.
+func (d *dvrBed) bootVM(ctx context.Context, t testing.TB, host, vmName string, p *ports.Port, c bed.DHCPClient) string {
+	t.Helper()
+	ns, err := d.b.AddVM(ctx, host, vmName, p.ID, p.MACAddress, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.b.StartDHCP(vmName, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.b.WaitAddr(ctx, vmName, p.FixedIPs[0].IPAddress+"/24", 45*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
 // diagnose prints what an operator would look at first: every bridge's flows and every
 // namespace's addresses, routes and rules.
 func (d *dvrBed) diagnose(t testing.TB) {
@@ -376,11 +394,7 @@ func TestDVRSeedScenario(t *testing.T) {
 				t.Fatal(err)
 			}
 			vlanPorts = append(vlanPorts, p.ID)
-			ns, err := d.b.AddVM(ctx, vm.host, vm.name, p.ID, p.MACAddress, vm.ip+"/24", "10.0.3.1")
-			if err != nil {
-				t.Fatal(err)
-			}
-			d.vms[vm.name] = ns
+			d.vms[vm.name] = d.bootVM(ctx, t, vm.host, vm.name, p, bed.Udhcpc)
 		}
 		d.pingUntil(t, "vm5", "10.0.3.6", converge) // same VLAN network, across hosts
 		d.pingUntil(t, "vm5", "10.0.2.5", converge) // VLAN -> VXLAN, routed on compute1

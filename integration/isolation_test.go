@@ -17,6 +17,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 
 	"github.com/dvrflow/dvrflow/northbound/seed"
+	"github.com/dvrflow/dvrflow/testbed/bed"
 )
 
 // isoNet creates a network with one IPv4 subnet in project.
@@ -49,11 +50,7 @@ func isoVM(ctx context.Context, t *testing.T, d *dvrBed, c *gophercloud.ServiceC
 	if err != nil {
 		t.Fatalf("create port of %s: %v", name, err)
 	}
-	ns, err := d.b.AddVM(ctx, host, vmName, p.ID, p.MACAddress, ip+"/24", sn.GatewayIP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.vms[name] = ns
+	d.vms[name] = d.bootVM(ctx, t, host, vmName, p, bed.Dhclient)
 	return *p
 }
 

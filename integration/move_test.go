@@ -56,6 +56,8 @@ func testPortMove(t *testing.T, d *dvrBed, converge time.Duration) {
 		if err := vmport.Unplug(ctx, ovs, port.ID, "br-int", d.b.Host(from).Netns); err != nil {
 			t.Fatal(err)
 		}
+		// A live-migrated guest keeps its configuration: the new namespace gets VM4's
+		// address at once, as the guest's memory carries it, not by DHCP.
 		ns, err := d.b.AddVM(ctx, to, vmName, port.ID, port.MACAddress, ip+"/24", "10.0.1.1")
 		if err != nil {
 			t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dvrflow/dvrflow/host/vmport"
 	"github.com/dvrflow/dvrflow/northbound/seed"
+	"github.com/dvrflow/dvrflow/testbed/bed"
 )
 
 // testReusedIP: VM2's port is deleted and a new port gets the same fixed IP with a new
@@ -56,11 +57,8 @@ func testReusedIP(t *testing.T, d *dvrBed, converge time.Duration) {
 		out, _ := d.b.Exec(ctx, qr, "ip", "neigh", "show", ip)
 		return strings.Contains(out, "lladdr "+p.MACAddress+" PERMANENT"), out
 	})
-	ns, err := d.b.AddVM(ctx, "compute2", "vm2b", p.ID, p.MACAddress, ip+"/24", "10.0.2.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	plugged := time.Now()
+	ns := d.bootVM(ctx, t, "compute2", "vm2b", p, bed.Udhcpc)
+	plugged := time.Now()                    // and booted: eth0 holds its address
 	d.vms["VM2"], d.topo.VMs["VM2"] = ns, *p // later tests use VM2 as the seed's
 	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", d.vms["VM1"],
 		"ping", "-n", "-q", "-i", "0.002", "-c", "1", "-w", "15", ip).CombinedOutput()

@@ -46,11 +46,7 @@ func (s *sgBed) vm(ctx context.Context, name, host string, sn subnets.Subnet, ip
 	if err != nil {
 		s.t.Fatalf("create port of %s: %v", name, err)
 	}
-	ns, err := s.b.AddVM(ctx, host, strings.ToLower(name), p.ID, p.MACAddress, ip+"/24", sn.GatewayIP)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.vms[name] = ns
+	s.vms[name] = s.bootVM(ctx, s.t, host, strings.ToLower(name), p, bed.Dhclient)
 	return *p
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages dvrflow's tests, bed and demo need, only when missing.
 set -euo pipefail
-pkgs=(openvswitch-switch iproute2 iputils-ping nftables tcpdump arping ethtool curl postgresql chromium fonts-dejavu-core python3-openstackclient socat iperf3 isc-dhcp-client)
+pkgs=(openvswitch-switch iproute2 iputils-ping nftables tcpdump arping ethtool curl postgresql chromium fonts-dejavu-core python3-openstackclient socat iperf3 isc-dhcp-client busybox)
 # `install-deps.sh bench` installs only what the benchmarks compare against (bench.sh runs it;
 # make test does not): the os-ken framework Neutron uses, Open vSwitch's test controller, and
 # dnsmasq as Neutron's DHCP agent depends on it (dnsmasq-base: the program without the

@@ -126,7 +126,8 @@ type Bed struct {
 
 	mu       sync.Mutex
 	ovsdb    map[string]*ovsdb.Client // per host, dialed on first use
-	running  map[*process]struct{}    // background pings and captures
+	running  map[*process]struct{}    // background pings, captures and DHCP clients
+	dhcp     map[string]*dhcpRun      // the VMs' DHCP clients by VM name
 	captures int                      // captures started, for file names
 	closed   bool
 }
@@ -190,7 +191,7 @@ func New(ctx context.Context, log *zap.Logger, cfg Config) (*Bed, error) {
 		return nil, err
 	}
 	b := &Bed{cfg: cfg, dir: Dir(cfg.Prefix), log: log.Named("bed").With(zap.String("prefix", cfg.Prefix)),
-		ovsdb: map[string]*ovsdb.Client{}, running: map[*process]struct{}{}}
+		ovsdb: map[string]*ovsdb.Client{}, running: map[*process]struct{}{}, dhcp: map[string]*dhcpRun{}}
 	_, ctrl, _ := cfg.underlay()
 	b.ctrl = ctrl.String()
 	left, err := leftovers(cfg.Prefix)
@@ -554,7 +555,7 @@ func (b *Bed) AddVM(ctx context.Context, host, vmName, portID, mac, cidr, gw str
 	return ns, nil
 }
 
-// Close stops every background ping and capture, closes the OVSDB clients, stops
+// Close stops every background ping, capture and DHCP client, closes the OVSDB clients, stops
 // each host's OVS (by pid), deletes every namespace and root-namespace link with the
 // bed's prefix and removes the bed's directory. It is safe to call more than once.
 func (b *Bed) Close() error {

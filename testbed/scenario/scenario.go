@@ -12,12 +12,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -206,7 +208,10 @@ func (s *Scenario) up(ctx context.Context) error {
 	if err := s.createTopology(ctx); err != nil {
 		return err
 	}
-	return s.waitConverged(ctx)
+	if err := s.waitConverged(ctx); err != nil {
+		return err
+	}
+	return s.bootVMs(ctx)
 }
 
 // listenAddr returns addr, or the controller address with a free port when addr is "".
@@ -392,18 +397,49 @@ func (s *Scenario) createTopology(ctx context.Context) error {
 	s.progress("topology: 2 networks (net1 %s, net2 %s) + external %s, distributed router R1 with gateway %s, "+
 		"%d VM ports, %d floating IPs created through the API",
 		topo.Subnet1.CIDR, topo.Subnet2.CIDR, topo.ExternalSub.CIDR, s.GatewayIP(), len(topo.VMs), len(topo.FloatingIPs))
-	gw := map[string]string{"net1": topo.Subnet1.GatewayIP, "net2": topo.Subnet2.GatewayIP}
 	var plugged []string
 	for _, vm := range opts.VMs {
 		p := topo.VMs[vm.Name]
-		ns, err := s.Bed.AddVM(ctx, vm.Host, strings.ToLower(vm.Name), p.ID, p.MACAddress, vm.IP+"/24", gw[vm.Network])
+		ns, err := s.Bed.AddVM(ctx, vm.Host, strings.ToLower(vm.Name), p.ID, p.MACAddress, "", "")
 		if err != nil {
 			return fmt.Errorf("scenario: %w", err)
 		}
 		s.VMs[vm.Name] = ns
 		plugged = append(plugged, fmt.Sprintf("%s %s on %s", vm.Name, vm.IP, vm.Host))
 	}
-	s.progress("VMs: %d plugged into br-int as Nova does (%s)", len(plugged), strings.Join(plugged, ", "))
+	s.progress("VMs: %d plugged into br-int as Nova does, with no address (%s)", len(plugged), strings.Join(plugged, ", "))
+	return nil
+}
+
+// VMClient is the DHCP client the seed's VMs on a network boot with: Debian's dhclient on
+// Net1, busybox udhcpc (as cirros) on Net2.
+func (s *Scenario) VMClient(vm string) bed.DHCPClient {
+	if p, ok := s.Topo.VMs[vm]; ok && p.NetworkID == s.Topo.Net2.ID {
+		return bed.Udhcpc
+	}
+	return bed.Dhclient
+}
+
+// bootVMs boots the seed's VMs once their ports are ACTIVE (Nova starts an instance on
+// Neutron's network-vif-plugged event): each runs its DHCP client and gets its port's
+// address, mask, routes, MTU and DNS from the controller.
+func (s *Scenario) bootVMs(ctx context.Context) error {
+	names := slices.Sorted(maps.Keys(s.Topo.VMs))
+	for _, name := range names {
+		if err := s.Bed.StartDHCP(strings.ToLower(name), s.VMClient(name)); err != nil {
+			return fmt.Errorf("scenario: %w", err)
+		}
+	}
+	var leased []string
+	for _, name := range names {
+		ip := s.Topo.VMs[name].FixedIPs[0].IPAddress
+		if err := s.Bed.WaitAddr(ctx, strings.ToLower(name), ip+"/24", s.cfg.ConvergeTimeout); err != nil {
+			return fmt.Errorf("scenario: %w", err)
+		}
+		leased = append(leased, fmt.Sprintf("%s %s by %s", name, ip, s.VMClient(name)))
+	}
+	s.progress("VMs: %d booted, each configured by its DHCP client from the controller's answers (%s)",
+		len(leased), strings.Join(leased, ", "))
 	return nil
 }
 
