@@ -89,8 +89,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 			zap.String("path", c.Request().URL.Path), zap.Error(err))
 	}
 	if code >= 400 && code < 500 {
+		cl := callerOf(c)
 		s.log.Debug("request rejected", zap.String("method", c.Request().Method),
-			zap.String("path", c.Request().URL.Path), zap.Int("code", code), zap.String("type", typ))
+			zap.String("path", c.Request().URL.Path), zap.Int("code", code), zap.String("type", typ),
+			zap.String("project", cl.project), zap.String("user", cl.user), zap.Strings("roles", cl.roles))
 	}
 	body := map[string]any{"NeutronError": map[string]any{"type": typ, "message": msg, "detail": ""}}
 	var werr error

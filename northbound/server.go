@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/keystone"
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 )
@@ -25,6 +26,9 @@ type Config struct {
 	AdminToken string
 	// ProjectTokens maps a token to the project it acts for.
 	ProjectTokens map[string]string
+	// Keystone validates every other token (nil: only the static tokens are known). The
+	// token's roles decide: admin, member of its project, or reader of its project.
+	Keystone *keystone.Validator
 	// AdminProject is the project of resources an admin creates without project_id.
 	AdminProject string
 	// AgentDownTime is how long after its last heartbeat a host's agents stay alive.
@@ -40,8 +44,8 @@ type Config struct {
 
 // Validate checks the configuration.
 func (c Config) Validate() error {
-	if !c.NoAuth && c.AdminToken == "" {
-		return errors.New("an admin token is required unless noauth is set")
+	if !c.NoAuth && c.AdminToken == "" && c.Keystone == nil {
+		return errors.New("an admin token or Keystone is required unless noauth is set")
 	}
 	for tok, p := range c.ProjectTokens {
 		if tok == "" || p == "" {

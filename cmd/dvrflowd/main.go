@@ -29,6 +29,7 @@ import (
 	"github.com/dvrflow/dvrflow/engine"
 	"github.com/dvrflow/dvrflow/failover"
 	"github.com/dvrflow/dvrflow/internal/envflag"
+	"github.com/dvrflow/dvrflow/keystone"
 	"github.com/dvrflow/dvrflow/metrics"
 	"github.com/dvrflow/dvrflow/northbound"
 	"github.com/dvrflow/dvrflow/status"
@@ -46,6 +47,7 @@ type config struct {
 	DebugListen  string
 	Store        db.Config
 	API          northbound.Config
+	Keystone     keystone.Config // AuthURL empty: no Keystone
 	ShutdownWait time.Duration
 	// OpenFlow controller.
 	OFListen            string
@@ -63,6 +65,15 @@ func parseFlags(args []string, getenv func(string) string) (*config, error) {
 	fs.StringVar(&cfg.API.AdminToken, "auth-token", "", "static admin token for X-Auth-Token")
 	fs.BoolVar(&cfg.API.NoAuth, "noauth", false, "accept every request as admin (development only)")
 	projectTokens := fs.String("project-tokens", "", "file of 'token project_id' lines: project-scoped tokens")
+	cfg.Keystone = keystone.DefaultConfig()
+	fs.StringVar(&cfg.Keystone.AuthURL, "keystone-url", "", "Keystone's identity URL (http://keystone:5000/v3): validate X-Auth-Token with it; empty: static tokens only")
+	fs.StringVar(&cfg.Keystone.Username, "keystone-user", "", "dvrflowd's own user in Keystone (Neutron's [keystone_authtoken] username)")
+	fs.StringVar(&cfg.Keystone.Password, "keystone-password", "", "password of --keystone-user")
+	keystonePasswordFile := fs.String("keystone-password-file", "", "file holding the password of --keystone-user (instead of --keystone-password)")
+	fs.StringVar(&cfg.Keystone.Project, "keystone-project", "", "project of --keystone-user (e.g. service)")
+	fs.StringVar(&cfg.Keystone.UserDomain, "keystone-user-domain", cfg.Keystone.UserDomain, "domain name of --keystone-user")
+	fs.StringVar(&cfg.Keystone.ProjectDomain, "keystone-project-domain", cfg.Keystone.ProjectDomain, "domain name of --keystone-project")
+	fs.DurationVar(&cfg.Keystone.CacheTime, "keystone-token-cache", cfg.Keystone.CacheTime, "how long a validated token is trusted without asking Keystone (never past its expiry)")
 	fs.StringVar(&cfg.API.AdminProject, "admin-project", cfg.API.AdminProject, "project of resources the admin creates without project_id")
 	fs.DurationVar(&cfg.API.AgentDownTime, "agent-down-time", cfg.API.AgentDownTime, "a host's agents are dead this long after its last heartbeat")
 	vni := fs.String("vni-range", fmt.Sprintf("%d:%d", cfg.Store.VNIMin, cfg.Store.VNIMax), "VXLAN IDs for tenant networks, MIN:MAX")
@@ -132,14 +143,44 @@ func parseFlags(args []string, getenv func(string) string) (*config, error) {
 	if cfg.DatabaseURL == "" {
 		return nil, errors.New("--db-url (or DVRFLOW_DATABASE_URL) is required")
 	}
+	if err := keystoneFlags(cfg, *keystonePasswordFile); err != nil {
+		return nil, err
+	}
 	cfg.Store.AgentDownTime = cfg.API.AgentDownTime
 	if err := cfg.Store.Validate(); err != nil {
 		return nil, err
 	}
 	if err := cfg.API.Validate(); err != nil {
-		return nil, fmt.Errorf("%w (use --auth-token or --noauth)", err)
+		return nil, fmt.Errorf("%w (use --auth-token, --keystone-url or --noauth)", err)
 	}
 	return cfg, nil
+}
+
+// keystoneFlags reads the Keystone password file and, with --keystone-url, builds the
+// token validator of the API.
+func keystoneFlags(cfg *config, passwordFile string) error {
+	if passwordFile != "" {
+		if cfg.Keystone.Password != "" {
+			return errors.New("both --keystone-password and --keystone-password-file: give one")
+		}
+		b, err := os.ReadFile(passwordFile)
+		if err != nil {
+			return fmt.Errorf("keystone password: %w", err)
+		}
+		cfg.Keystone.Password = strings.TrimRight(string(b), "\r\n")
+	}
+	if cfg.Keystone.AuthURL == "" {
+		if cfg.Keystone.Username != "" || cfg.Keystone.Password != "" || cfg.Keystone.Project != "" {
+			return errors.New("--keystone-user, --keystone-password and --keystone-project need --keystone-url")
+		}
+		return nil
+	}
+	v, err := keystone.New(cfg.Keystone)
+	if err != nil {
+		return fmt.Errorf("--keystone-*: %w", err)
+	}
+	cfg.API.Keystone = v
+	return nil
 }
 
 // readProjectTokens reads "token project_id" lines ('#' comments, blank lines skipped).
@@ -274,7 +315,8 @@ func run(ctx context.Context, cfg *config, log *zap.Logger) error {
 	}
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("serving Neutron API", zap.String("listen", ln.Addr().String()), zap.Bool("noauth", cfg.API.NoAuth))
+	log.Info("serving Neutron API", zap.String("listen", ln.Addr().String()), zap.Bool("noauth", cfg.API.NoAuth),
+		zap.String("keystone", cfg.Keystone.AuthURL))
 	select {
 	case err := <-errc:
 		return fmt.Errorf("dvrflowd stopped: %w", err)

@@ -114,3 +114,48 @@ func TestFlagsFromEnvironment(t *testing.T) {
 		t.Fatalf("defaults: JSON logs and no debug listener, got %+v", cfg)
 	}
 }
+
+func TestKeystoneFlags(t *testing.T) {
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pwFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"DVRFLOW_DB_URL":                 "postgres://x",
+		"DVRFLOW_KEYSTONE_URL":           "http://keystone:5000",
+		"DVRFLOW_KEYSTONE_USER":          "dvrflow",
+		"DVRFLOW_KEYSTONE_PROJECT":       "service",
+		"DVRFLOW_KEYSTONE_PASSWORD_FILE": pwFile,
+		"DVRFLOW_KEYSTONE_TOKEN_CACHE":   "1m",
+	}
+	// Keystone alone is enough: no --auth-token, no --noauth.
+	cfg, err := parseFlags(nil, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := cfg.Keystone
+	if k.Password != "s3cret" || k.Username != "dvrflow" || k.Project != "service" || k.UserDomain != "Default" ||
+		k.ProjectDomain != "Default" || k.CacheTime != time.Minute || cfg.API.Keystone == nil ||
+		cfg.API.Keystone.AuthURL() != "http://keystone:5000/v3" {
+		t.Fatalf("keystone config %+v", k)
+	}
+	cfg, err = parseFlags([]string{"--db-url", "postgres://x", "--noauth"}, func(string) string { return "" })
+	if err != nil || cfg.API.Keystone != nil || cfg.Keystone.CacheTime != 5*time.Minute {
+		t.Fatalf("without --keystone-url: validator %v, cache %s, %v; want none and keystonemiddleware's 300 s", cfg.API.Keystone, cfg.Keystone.CacheTime, err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--keystone-user", "u"}, "need --keystone-url"},
+		{[]string{"--keystone-url", "http://k/v3", "--keystone-user", "u", "--keystone-project", "p"}, "password"},
+		{[]string{"--keystone-url", "k:5000", "--keystone-user", "u", "--keystone-password", "p", "--keystone-project", "p"}, "http://"},
+		{[]string{"--keystone-url", "http://k/v3", "--keystone-user", "u", "--keystone-password", "p", "--keystone-password-file", pwFile}, "give one"},
+		{[]string{"--keystone-url", "http://k/v3", "--keystone-user", "u", "--keystone-password", "p", "--keystone-project", "p", "--keystone-user-domain", ""}, "domains"},
+	} {
+		_, err := parseFlags(append([]string{"--db-url", "postgres://x"}, tc.args...), func(string) string { return "" })
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("parseFlags(%v) = %v, want error containing %q", tc.args, err, tc.want)
+		}
+	}
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages dvrflow's tests, bed and demo need, only when missing.
+# keystone with uwsgi's python3 plugin: the private Keystone of the tests (testbed/keystone).
 set -euo pipefail
-pkgs=(openvswitch-switch iproute2 iputils-ping nftables tcpdump arping ethtool curl postgresql chromium fonts-dejavu-core python3-openstackclient socat iperf3 isc-dhcp-client busybox)
+pkgs=(openvswitch-switch iproute2 iputils-ping nftables tcpdump arping ethtool curl postgresql chromium fonts-dejavu-core python3-openstackclient socat iperf3 isc-dhcp-client busybox keystone uwsgi-core uwsgi-plugin-python3)
 # `install-deps.sh bench` installs only what the benchmarks compare against (bench.sh runs it;
 # make test does not): the os-ken framework Neutron uses, Open vSwitch's test controller, and
 # dnsmasq as Neutron's DHCP agent depends on it (dnsmasq-base: the program without the

@@ -80,12 +80,18 @@ func TestUnitsVerify(t *testing.T) {
 	cmd := exec.Command(analyze, append([]string{"verify"}, paths...)...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err = cmd.Run()
-	// Units this machine lacks (postgresql, openvswitch-switch) are not the units' fault.
+	// Units this machine lacks (postgresql, openvswitch-switch) are not the units' fault, nor
+	// what it says about the machine's own units (Debian's keystone.service orders itself
+	// after itself: "keystone.service: Dependency After=keystone.service is dropped").
 	var complaints []string
 	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-		if l != "" && !regexp.MustCompile(`(postgresql|openvswitch-switch)\.service.*(not found|No such file)`).MatchString(l) {
-			complaints = append(complaints, l)
+		if l == "" || regexp.MustCompile(`(postgresql|openvswitch-switch)\.service.*(not found|No such file)`).MatchString(l) {
+			continue
 		}
+		if m := regexp.MustCompile(`^([\w@.-]+)\.service: `).FindStringSubmatch(l); m != nil && !strings.HasPrefix(m[1], "dvrflow") {
+			continue
+		}
+		complaints = append(complaints, l)
 	}
 	// It exits 1 for the missing units alone: an error with nothing else said is theirs.
 	if len(complaints) > 0 || (err != nil && strings.TrimSpace(out.String()) == "") {

@@ -1,0 +1,291 @@
+//go:build integration
+
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/keystone"
+	"github.com/dvrflow/dvrflow/northbound"
+	ksbed "github.com/dvrflow/dvrflow/testbed/keystone"
+)
+
+// TestKeystone runs the Neutron API with a real Keystone (Debian's package, testbed/keystone)
+// deciding who each token is: two projects with a member each and a reader in project A,
+// dvrflowd's own service user, dvrflow in the catalog as the network endpoint. It checks
+// project isolation, the reader's refusals, admin, bad tokens, the openstack CLI with
+// password authentication through Keystone, and a stopped Keystone (503 for a new token,
+// a cached one still served).
+func TestKeystone(t *testing.T) {
+	if why := ksbed.Unavailable(); why != "" {
+		t.Fatal(why)
+	}
+	if _, err := exec.LookPath("openstack"); err != nil {
+		t.Fatal("python3-openstackclient is not installed (make deps installs it)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	ks, err := ksbed.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("keystone up in %s at %s", time.Since(t0).Round(100*time.Millisecond), ks.URL)
+	defer func() {
+		if t.Failed() {
+			t.Logf("keystone's log:\n%s", ks.Log())
+		}
+		if err := ks.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	adm, err := ks.Admin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	projects := map[string]string{}
+	for _, p := range []string{"service", "project-a", "project-b"} {
+		if projects[p], err = adm.CreateProject(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, u := range []struct{ name, project, role string }{
+		{"alice", "project-a", "member"},
+		{"bob", "project-b", "member"},
+		{"rita", "project-a", "reader"},
+	} {
+		if _, err := adm.CreateUser(ctx, u.name, u.name+"-pw", projects[u.project], u.role); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("keystone set up (3 projects, 3 users) at %s", time.Since(t0).Round(100*time.Millisecond))
+
+	// The openstack CLI: password authentication through Keystone, with OS_* variables or
+	// a clouds.yaml (docs/operator.md shows both).
+	clouds := filepath.Join(t.TempDir(), "clouds.yaml")
+	cloudsYAML := fmt.Sprintf(`clouds:
+  dvrflow-bob:
+    auth:
+      auth_url: %s
+      username: bob
+      password: bob-pw
+      project_name: project-b
+      user_domain_name: Default
+      project_domain_name: Default
+    region_name: RegionOne
+    interface: public
+    identity_api_version: 3
+`, ks.URL)
+	if err := os.WriteFile(clouds, []byte(cloudsYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	osc := func(user, password, project string, args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, "openstack", args...)
+		for _, e := range os.Environ() {
+			if !strings.HasPrefix(e, "OS_") {
+				cmd.Env = append(cmd.Env, e)
+			}
+		}
+		if user == "bob" {
+			cmd.Env = append(cmd.Env, "OS_CLIENT_CONFIG_FILE="+clouds, "OS_CLOUD=dvrflow-bob")
+		} else {
+			cmd.Env = append(cmd.Env, "OS_AUTH_URL="+ks.URL, "OS_IDENTITY_API_VERSION=3", "OS_USERNAME="+user,
+				"OS_PASSWORD="+password, "OS_PROJECT_NAME="+project, "OS_USER_DOMAIN_NAME=Default",
+				"OS_PROJECT_DOMAIN_NAME=Default", "OS_REGION_NAME="+ksbed.Region, "OS_INTERFACE=public")
+		}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	// dvrflowd's own user, as docs/operator.md registers it.
+	for _, args := range [][]string{
+		{"user", "create", "--domain", "Default", "--password", "dvrflow-pw", "dvrflow"},
+		{"role", "create", "service"},
+		{"role", "add", "--project", "service", "--user", "dvrflow", "service"},
+	} {
+		if out, err := osc(ksbed.AdminUser, ks.AdminPassword, ksbed.AdminProject, args...); err != nil {
+			t.Fatalf("openstack %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+
+	log := zaptest.NewLogger(t)
+	store, err := db.Open(ctx, pg.NewDatabase(t), db.DefaultConfig(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	kcfg := keystone.DefaultConfig()
+	kcfg.AuthURL, kcfg.Username, kcfg.Password, kcfg.Project = ks.URL, "dvrflow", "dvrflow-pw", "service"
+	cfg := northbound.DefaultConfig()
+	if cfg.Keystone, err = keystone.New(kcfg); err != nil {
+		t.Fatal(err)
+	}
+	api, err := northbound.New(store, cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	for _, args := range [][]string{
+		{"service", "create", "--name", "neutron", "network"},
+		{"endpoint", "create", "--region", ksbed.Region, "network", "public", srv.URL},
+	} {
+		if out, err := osc(ksbed.AdminUser, ks.AdminPassword, ksbed.AdminProject, args...); err != nil {
+			t.Fatalf("openstack %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+
+	token := func(user, project string) string {
+		t.Helper()
+		tok, err := ks.Token(ctx, user, user+"-pw", project)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	alice, bob, rita := token("alice", "project-a"), token("bob", "project-b"), token("rita", "project-a")
+	admin, err := ks.Token(ctx, ksbed.AdminUser, ks.AdminPassword, ksbed.AdminProject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func(tok, method, path string, body any) (int, map[string]any, http.Header) {
+		t.Helper()
+		var rd io.Reader
+		if body != nil {
+			raw, err := json.Marshal(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rd = bytes.NewReader(raw)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, srv.URL+path, rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok != "" {
+			req.Header.Set("X-Auth-Token", tok)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		raw, _ := io.ReadAll(resp.Body)
+		if len(raw) > 0 {
+			if err := json.Unmarshal(raw, &out); err != nil {
+				t.Fatalf("%s %s: %d, not JSON: %s", method, path, resp.StatusCode, raw)
+			}
+		}
+		return resp.StatusCode, out, resp.Header
+	}
+	want := func(tok string, code int, errType, method, path string, body any) map[string]any {
+		t.Helper()
+		got, out, _ := do(tok, method, path, body)
+		if got != code {
+			t.Fatalf("%s %s: %d, want %d: %v", method, path, got, code, out)
+		}
+		if errType != "" {
+			if ne, _ := out["NeutronError"].(map[string]any); ne["type"] != errType {
+				t.Fatalf("%s %s: %v, want NeutronError %s", method, path, out, errType)
+			}
+		}
+		return out
+	}
+	names := func(tok string) []string {
+		t.Helper()
+		var ns []string
+		for _, n := range want(tok, 200, "", "GET", "/v2.0/networks", nil)["networks"].([]any) {
+			ns = append(ns, n.(map[string]any)["name"].(string))
+		}
+		slices.Sort(ns)
+		return ns
+	}
+
+	// A member creates in its own project.
+	netA := want(alice, 201, "", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"name": "net-a"}})["network"].(map[string]any)
+	if netA["project_id"] != projects["project-a"] {
+		t.Fatalf("alice's network in project %v, want project-a %s", netA["project_id"], projects["project-a"])
+	}
+	want(bob, 201, "", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"name": "net-b"}})
+	pathA := "/v2.0/networks/" + netA["id"].(string)
+
+	// Project B neither sees nor changes A's network: 404, as Neutron hides it.
+	want(bob, 404, "NetworkNotFound", "GET", pathA, nil)
+	want(bob, 404, "NetworkNotFound", "PUT", pathA, map[string]any{"network": map[string]any{"name": "mine"}})
+	want(bob, 404, "NetworkNotFound", "DELETE", pathA, nil)
+	if got := names(bob); !slices.Equal(got, []string{"net-b"}) {
+		t.Fatalf("bob lists %v, want only net-b", got)
+	}
+
+	// The reader of A reads A's network and writes nothing.
+	if got := names(rita); !slices.Equal(got, []string{"net-a"}) {
+		t.Fatalf("rita lists %v, want only net-a", got)
+	}
+	want(rita, 200, "", "GET", pathA, nil)
+	out := want(rita, 403, "PolicyNotAuthorized", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"name": "r"}})
+	if msg := out["NeutronError"].(map[string]any)["message"]; msg != "rule:create_network is disallowed by policy" {
+		t.Fatalf("reader's create refused with %q", msg)
+	}
+	want(rita, 403, "PolicyNotAuthorized", "PUT", pathA, map[string]any{"network": map[string]any{"name": "r"}})
+	want(rita, 403, "PolicyNotAuthorized", "DELETE", pathA, nil)
+
+	// Admin sees every project's.
+	if got := names(admin); !slices.Equal(got, []string{"net-a", "net-b"}) {
+		t.Fatalf("admin lists %v, want net-a and net-b", got)
+	}
+	want(admin, 200, "", "PUT", pathA, map[string]any{"network": map[string]any{"description": "checked"}})
+
+	// A token Keystone does not know, and none: 401 pointing at Keystone.
+	for _, tok := range []string{"", "not-a-token", alice[:len(alice)-4] + "AAAA"} {
+		code, out, h := do(tok, "GET", "/v2.0/networks", nil)
+		ne, _ := out["NeutronError"].(map[string]any)
+		if code != 401 || ne["type"] != "NotAuthenticated" || h.Get("WWW-Authenticate") != `Keystone uri="`+ks.URL+`"` {
+			t.Fatalf("token %q: %d %v, WWW-Authenticate %q", tok, code, out, h.Get("WWW-Authenticate"))
+		}
+	}
+
+	// The openstack CLI finds dvrflow in the catalog.
+	listed, err := osc("alice", "alice-pw", "project-a", "network", "list", "-f", "value", "-c", "Name")
+	if err != nil || strings.Fields(listed)[0] != "net-a" || len(strings.Fields(listed)) != 1 {
+		t.Fatalf("alice: openstack network list: %v\n%s", err, listed)
+	}
+	listed, err = osc("bob", "", "", "network", "list", "-f", "value", "-c", "Name")
+	if err != nil || strings.TrimSpace(listed) != "net-b" {
+		t.Fatalf("bob: openstack network list: %v\n%s", err, listed)
+	}
+	if out, err := osc("rita", "rita-pw", "project-a", "network", "create", "r"); err == nil || !strings.Contains(out, "403") {
+		t.Fatalf("rita: openstack network create: %v, want a 403\n%s", err, out)
+	}
+
+	// Keystone stopped: a token validated before is still served from the cache; a new
+	// one cannot be checked: 503.
+	fresh := token("bob", "project-b")
+	ks.Stop()
+	if got := names(alice); !slices.Equal(got, []string{"net-a"}) {
+		t.Fatalf("alice (cached) lists %v with Keystone stopped", got)
+	}
+	want(fresh, 503, "ServiceUnavailable", "GET", "/v2.0/networks", nil)
+	if err := ks.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(fresh); !slices.Equal(got, []string{"net-b"}) {
+		t.Fatalf("bob's new token after Keystone's restart lists %v", got)
+	}
+}
