@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dvrflow/dvrflow/apps"
+	"github.com/dvrflow/dvrflow/ofproto"
 	"github.com/dvrflow/dvrflow/ofproto/ofsim"
 	"github.com/dvrflow/dvrflow/plan"
 	"github.com/dvrflow/dvrflow/topology"
@@ -145,6 +146,15 @@ func (f *fleet) plug(host string, l plan.Link) error {
 	}
 	h.plugged[l.Name] = true
 	return b.addPort(plan.OVSPeerName(l.Name))
+}
+
+// portsAndFlows returns the bridge's ports and flows.
+func (b *simBridge) portsAndFlows() ([]ofsim.Port, []ofproto.Flow, error) {
+	flows, err := b.sw.UnorderedFlows()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s %s: %w", b.host, b.br, err)
+	}
+	return b.sw.Ports(), flows, nil
 }
 
 func (b *simBridge) addPort(name string) error {

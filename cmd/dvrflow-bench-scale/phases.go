@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -18,6 +19,8 @@ import (
 	"github.com/dvrflow/dvrflow/apiclient"
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/ofproto"
+	"github.com/dvrflow/dvrflow/ofproto/ofsim"
 	"github.com/dvrflow/dvrflow/plan"
 	"github.com/dvrflow/dvrflow/topology"
 )
@@ -413,7 +416,9 @@ func portBound(ctx context.Context, log *zap.Logger, api *apiclient.Client, v *t
 			return res, err
 		}
 		apiLats = append(apiLats, time.Since(t0))
-		if err := f.hosts[h].bridges[topology.BrInt].addPort(apps.VMPortName(created.Port.ID)); err != nil {
+		brInt := f.hosts[h].bridges[topology.BrInt]
+		plugged := []string{apps.VMPortName(created.Port.ID)}
+		if err := brInt.addPort(plugged[0]); err != nil {
 			return res, err
 		}
 		if needPlan {
@@ -430,11 +435,21 @@ func portBound(ctx context.Context, log *zap.Logger, api *apiclient.Client, v *t
 			}
 			for _, ns := range pr.Plan.Namespaces {
 				for _, l := range ns.Links {
+					if l.Bridge == string(topology.BrInt) && !f.hosts[h].plugged[l.Name] {
+						plugged = append(plugged, plan.OVSPeerName(l.Name))
+					}
 					if err := f.plug(h, l); err != nil {
 						return res, err
 					}
 				}
 			}
+		}
+		// The change is not over before the controller switched every port plugged for it:
+		// those flows come with the port-status, at times after a pause longer than
+		// settle's quiet spell, and would otherwise count for the next port (on a host
+		// outside its set).
+		if err := awaitSwitched(ctx, brInt.portsAndFlows, plugged, 10*time.Second); err != nil {
+			return res, fmt.Errorf("port %d: %s %s: %w", i, h, topology.BrInt, err)
 		}
 		c := settle(f, bridges, t0, quiet)
 		touched, worst, touchedHosts, how := c.bridges, c.worst, c.hosts, c.how
@@ -504,6 +519,54 @@ func portBound(ctx context.Context, log *zap.Logger, api *apiclient.Client, v *t
 		res.FirstP50, res.FirstP99, _ = quantiles(firstLats)
 	}
 	return res, nil
+}
+
+// awaitSwitched waits until every port named, read by state, is switched both ways: the
+// local switching the controller installs once a plugged port's port-status arrives.
+func awaitSwitched(ctx context.Context, state func() ([]ofsim.Port, []ofproto.Flow, error), names []string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ports, flows, err := state()
+		if err != nil {
+			return err
+		}
+		left := unswitched(ports, flows, names)
+		if len(left) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not switched (no flow matches in_port or outputs to it) %v after it was plugged", strings.Join(left, ", "), timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// unswitched returns those of names that are not among ports, or that no flow matches as
+// in_port, or that no flow outputs to.
+func unswitched(ports []ofsim.Port, flows []ofproto.Flow, names []string) []string {
+	in, out := map[uint32]bool{}, map[uint32]bool{}
+	for _, f := range flows {
+		if fd, ok := f.Match.Get(ofproto.ClassBasic, ofproto.OXMInPort); ok && len(fd.Value) == 4 {
+			in[binary.BigEndian.Uint32(fd.Value)] = true
+		}
+		for _, a := range f.Actions {
+			if o, ok := a.(ofproto.Output); ok {
+				out[o.Port] = true
+			}
+		}
+	}
+	var left []string
+	for _, name := range names {
+		i := slices.IndexFunc(ports, func(p ofsim.Port) bool { return p.Name == name })
+		if i < 0 || !in[ports[i].No] || !out[ports[i].No] {
+			left = append(left, name)
+		}
+	}
+	return left
 }
 
 // change is what one change did to the fleet.
