@@ -18,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/dvrflow/dvrflow/db"
@@ -29,9 +32,10 @@ import (
 // TestKeystone runs the Neutron API with a real Keystone (Debian's package, testbed/keystone)
 // deciding who each token is: two projects with a member each and a reader in project A,
 // dvrflowd's own service user, dvrflow in the catalog as the network endpoint. It checks
-// project isolation, the reader's refusals, admin, bad tokens, the openstack CLI with
-// password authentication through Keystone, and a stopped Keystone (503 for a new token,
-// a cached one still served).
+// project isolation, the reader's refusals (404 for what it cannot see, 403 for what it
+// sees), admin-only attributes refused to members, admin, bad tokens, the openstack CLI and
+// gophercloud with password authentication through Keystone, and a stopped Keystone (503
+// for a new token, a cached one still served).
 func TestKeystone(t *testing.T) {
 	if why := ksbed.Unavailable(); why != "" {
 		t.Fatal(why)
@@ -223,8 +227,8 @@ func TestKeystone(t *testing.T) {
 	if netA["project_id"] != projects["project-a"] {
 		t.Fatalf("alice's network in project %v, want project-a %s", netA["project_id"], projects["project-a"])
 	}
-	want(bob, 201, "", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"name": "net-b"}})
-	pathA := "/v2.0/networks/" + netA["id"].(string)
+	netB := want(bob, 201, "", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"name": "net-b"}})["network"].(map[string]any)
+	pathA, pathB := "/v2.0/networks/"+netA["id"].(string), "/v2.0/networks/"+netB["id"].(string)
 
 	// Project B neither sees nor changes A's network: 404, as Neutron hides it.
 	want(bob, 404, "NetworkNotFound", "GET", pathA, nil)
@@ -245,6 +249,51 @@ func TestKeystone(t *testing.T) {
 	}
 	want(rita, 403, "PolicyNotAuthorized", "PUT", pathA, map[string]any{"network": map[string]any{"name": "r"}})
 	want(rita, 403, "PolicyNotAuthorized", "DELETE", pathA, nil)
+	// Another project's network is hidden from the reader as from a member: 404.
+	want(rita, 404, "NetworkNotFound", "PUT", pathB, map[string]any{"network": map[string]any{"name": "r"}})
+	want(rita, 404, "NetworkNotFound", "DELETE", pathB, nil)
+
+	// What Neutron's default policies leave to admin is 403 to a member.
+	portOf := func(f map[string]any) map[string]any {
+		f["network_id"] = netA["id"]
+		return map[string]any{"port": f}
+	}
+	for _, r := range []struct {
+		name, method, path string
+		body               any
+	}{
+		{"provider:network_type", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"provider:network_type": "vlan"}}},
+		{"provider:physical_network", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"provider:physical_network": "public"}}},
+		{"provider:segmentation_id", "PUT", pathA, map[string]any{"network": map[string]any{"provider:segmentation_id": 1001}}},
+		{"router:external", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"router:external": true}}},
+		{"router:external on update", "PUT", pathA, map[string]any{"network": map[string]any{"router:external": true}}},
+		{"shared", "PUT", pathA, map[string]any{"network": map[string]any{"shared": true}}},
+		{"binding:host_id", "POST", "/v2.0/ports", portOf(map[string]any{"binding:host_id": "compute1"})},
+		{"binding:profile", "POST", "/v2.0/ports", portOf(map[string]any{"binding:profile": map[string]any{"x": "y"}})},
+		{"project_id of another project", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"project_id": projects["project-b"]}}},
+		{"tenant_id of another project", "POST", "/v2.0/routers", map[string]any{"router": map[string]any{"tenant_id": projects["project-b"]}}},
+		{"distributed", "POST", "/v2.0/routers", map[string]any{"router": map[string]any{"distributed": false}}},
+	} {
+		want(alice, 403, "PolicyNotAuthorized", r.method, r.path, r.body)
+	}
+	if got := names(admin); !slices.Equal(got, []string{"net-a", "net-b"}) {
+		t.Fatalf("refused creates left networks: admin lists %v", got)
+	}
+	// A Keystone admin sets them, in any project.
+	phys := want(admin, 201, "", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"name": "phys-b",
+		"provider:network_type": "vlan", "provider:physical_network": "public", "provider:segmentation_id": 100,
+		"project_id": projects["project-b"]}})["network"].(map[string]any)
+	if got := names(bob); !slices.Equal(got, []string{"net-b", "phys-b"}) {
+		t.Fatalf("bob lists %v, want net-b and the admin's phys-b", got)
+	}
+	want(admin, 204, "", "DELETE", "/v2.0/networks/"+phys["id"].(string), nil)
+	// A member's write on a shared network of another project it sees: 403.
+	want(admin, 200, "", "PUT", pathB, map[string]any{"network": map[string]any{"shared": true}})
+	want(alice, 403, "PolicyNotAuthorized", "PUT", pathB, map[string]any{"network": map[string]any{"name": "mine"}})
+	want(rita, 403, "PolicyNotAuthorized", "DELETE", pathB, nil)
+	want(admin, 200, "", "PUT", pathB, map[string]any{"network": map[string]any{"shared": false}})
+
+	gophercloudClients(ctx, t, ks.URL)
 
 	// Admin sees every project's.
 	if got := names(admin); !slices.Equal(got, []string{"net-a", "net-b"}) {
@@ -287,5 +336,73 @@ func TestKeystone(t *testing.T) {
 	}
 	if got := names(fresh); !slices.Equal(got, []string{"net-b"}) {
 		t.Fatalf("bob's new token after Keystone's restart lists %v", got)
+	}
+}
+
+// gophercloudClients drives dvrflow with gophercloud as Go clients of a cloud do:
+// openstack.AuthenticatedClient with a password against Keystone, the network endpoint
+// from its catalog. A member creates and lists a network; the member of the other
+// project neither sees nor changes it (404); the network is deleted again.
+func gophercloudClients(ctx context.Context, t *testing.T, authURL string) {
+	t.Helper()
+	client := func(user, project string) *gophercloud.ServiceClient {
+		t.Helper()
+		provider, err := openstack.AuthenticatedClient(ctx, gophercloud.AuthOptions{IdentityEndpoint: authURL,
+			Username: user, Password: user + "-pw", DomainName: "Default", TenantName: project})
+		if err != nil {
+			t.Fatalf("gophercloud: %s authenticates: %v", user, err)
+		}
+		c, err := openstack.NewNetworkV2(provider, gophercloud.EndpointOpts{Region: ksbed.Region})
+		if err != nil {
+			t.Fatalf("gophercloud: %s finds the network endpoint: %v", user, err)
+		}
+		return c
+	}
+	alice, bob := client("alice", "project-a"), client("bob", "project-b")
+	listed := func(c *gophercloud.ServiceClient) []string {
+		t.Helper()
+		pages, err := networks.List(c, networks.ListOpts{}).AllPages(ctx)
+		if err != nil {
+			t.Fatalf("gophercloud: list networks: %v", err)
+		}
+		ns, err := networks.ExtractNetworks(pages)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, n := range ns {
+			names = append(names, n.Name)
+		}
+		slices.Sort(names)
+		return names
+	}
+	n, err := networks.Create(ctx, alice, networks.CreateOpts{Name: "gc-a"}).Extract()
+	if err != nil {
+		t.Fatalf("gophercloud: alice creates a network: %v", err)
+	}
+	if n.ProjectID == "" || n.Status != "ACTIVE" {
+		t.Errorf("gophercloud: alice's network %+v", n)
+	}
+	if got := listed(alice); !slices.Equal(got, []string{"gc-a", "net-a"}) {
+		t.Errorf("gophercloud: alice lists %v, want gc-a and net-a", got)
+	}
+	if got := listed(bob); !slices.Equal(got, []string{"net-b"}) {
+		t.Errorf("gophercloud: bob lists %v, want only net-b", got)
+	}
+	name := "bob's"
+	for what, err := range map[string]error{
+		"shows":   networks.Get(ctx, bob, n.ID).Err,
+		"updates": networks.Update(ctx, bob, n.ID, networks.UpdateOpts{Name: &name}).Err,
+		"deletes": networks.Delete(ctx, bob, n.ID).ExtractErr(),
+	} {
+		if !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+			t.Errorf("gophercloud: bob %s alice's network: %v, want 404", what, err)
+		}
+	}
+	if got, err := networks.Get(ctx, alice, n.ID).Extract(); err != nil || got.Name != "gc-a" {
+		t.Errorf("gophercloud: alice's network after bob's attempts: %+v, %v", got, err)
+	}
+	if err := networks.Delete(ctx, alice, n.ID).ExtractErr(); err != nil {
+		t.Errorf("gophercloud: alice deletes her network: %v", err)
 	}
 }

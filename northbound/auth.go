@@ -34,17 +34,18 @@ func tokenEqual(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a),
 
 // authenticate maps X-Auth-Token to a caller: the admin token, a project token, a token
 // Keystone validates (with Keystone configured), or (with NoAuth) admin for everyone.
-// It then refuses every write of a read-only caller, as Neutron's policies do.
+// It then refuses every write of a read-only caller, as Neutron's policies do: 404 for a
+// resource it cannot see, 403 otherwise (refuseReader).
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		cl, err := s.callerFor(c)
 		if err != nil {
 			return err
 		}
-		if cl.readOnly && isWrite(c.Request().Method) {
-			return forbidden("rule:%s is disallowed by policy", policyAction(c))
-		}
 		c.Set(callerKey, cl)
+		if cl.readOnly && isWrite(c.Request().Method) {
+			return s.refuseReader(c)
+		}
 		return next(c)
 	}
 }
@@ -120,7 +121,7 @@ func isWrite(method string) bool {
 // policyAction names the Neutron policy rule of a request as it appears in Neutron's
 // refusals: create_network, update_port, delete_router, add_router_interface, get_subnet.
 func policyAction(c echo.Context) string {
-	parts := strings.Split(strings.Trim(strings.TrimPrefix(c.Path(), "/v2.0"), "/"), "/")
+	parts := routeParts(c)
 	if len(parts) == 3 && strings.HasPrefix(parts[1], ":") {
 		return parts[2] // add_router_interface, remove_router_interface
 	}
@@ -130,6 +131,14 @@ func policyAction(c echo.Context) string {
 		verb = "get"
 	}
 	return verb + "_" + resource
+}
+
+// collection is the collection of the request's route: networks, security-group-rules.
+func collection(c echo.Context) string { return routeParts(c)[0] }
+
+// routeParts splits the request's route template below /v2.0.
+func routeParts(c echo.Context) []string {
+	return strings.Split(strings.Trim(strings.TrimPrefix(c.Path(), "/v2.0"), "/"), "/")
 }
 
 // requireAdmin rejects project callers.

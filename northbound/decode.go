@@ -74,12 +74,12 @@ func parseFields(c echo.Context, inner json.RawMessage, kind string, allowed []s
 	for _, a := range readOnly {
 		ro[a] = true
 	}
-	var unknown []string
+	var unknown, readOnlySet []string
 	for k := range fields {
 		switch {
 		case ok1[k]:
 		case ro[k]:
-			return nil, badBody("Attribute '%s' not allowed in %s", k, op)
+			readOnlySet = append(readOnlySet, k)
 		default:
 			unknown = append(unknown, k)
 		}
@@ -88,7 +88,17 @@ func parseFields(c echo.Context, inner json.RawMessage, kind string, allowed []s
 		sort.Strings(unknown)
 		return nil, badBody("Unrecognized attribute(s) '%s'", strings.Join(unknown, ", "))
 	}
-	return &body{fields: fields}, nil
+	b := &body{fields: fields}
+	// Neutron's policy refuses an admin-only attribute before its plugin refuses an
+	// attribute it cannot change (a member's provider:network_type on update is 403).
+	if err := checkAdminAttrs(c, kind, b); err != nil {
+		return nil, err
+	}
+	if len(readOnlySet) > 0 {
+		sort.Strings(readOnlySet)
+		return nil, badBody("Attribute '%s' not allowed in %s", readOnlySet[0], op)
+	}
+	return b, nil
 }
 
 func isNull(r json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(r), []byte("null")) }

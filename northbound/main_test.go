@@ -12,6 +12,7 @@ import (
 
 	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/db/pgtest"
+	"github.com/dvrflow/dvrflow/keystone"
 	"github.com/dvrflow/dvrflow/northbound"
 	"go.uber.org/zap/zaptest"
 )
@@ -33,11 +34,21 @@ type api struct {
 	store *db.Store
 	srv   *httptest.Server
 	url   string
+	// keystone validates the tokens that are not static (nil: static tokens only).
+	keystone *keystone.Validator
 }
 
 func newAPI(t *testing.T) *api {
 	t.Helper()
 	a := &api{t: t, dsn: pg.NewDatabase(t)}
+	a.start()
+	return a
+}
+
+// newKeystoneAPI is newAPI with Keystone: tokens are the tokens a fake Keystone knows.
+func newKeystoneAPI(t *testing.T, tokens map[string]fakeToken) *api {
+	t.Helper()
+	a := &api{t: t, dsn: pg.NewDatabase(t), keystone: fakeKeystone(t, tokens)}
 	a.start()
 	return a
 }
@@ -53,6 +64,7 @@ func (a *api) start() {
 	cfg := northbound.DefaultConfig()
 	cfg.AdminToken = adminToken
 	cfg.ProjectTokens = map[string]string{tokenA: "proj-a", tokenB: "proj-b"}
+	cfg.Keystone = a.keystone
 	s, err := northbound.New(st, cfg, log)
 	if err != nil {
 		a.t.Fatalf("new API: %v", err)

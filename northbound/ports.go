@@ -96,7 +96,7 @@ func fixedIPSpecs(b *body, name string) (*[]db.FixedIPSpec, error) {
 	return &out, nil
 }
 
-func portSpec(b *body, cl caller) (db.PortSpec, error) {
+func portSpec(b *body) (db.PortSpec, error) {
 	var spec db.PortSpec
 	var err error
 	for _, f := range []struct {
@@ -112,9 +112,6 @@ func portSpec(b *body, cl caller) (db.PortSpec, error) {
 	}
 	if spec.HostID, err = b.nullableStr("binding:host_id"); err != nil {
 		return spec, err
-	}
-	if spec.HostID != nil && !cl.admin {
-		return spec, forbidden("Setting binding:host_id requires admin privileges")
 	}
 	if spec.AdminStateUp, err = b.boolean("admin_state_up"); err != nil {
 		return spec, err
@@ -266,7 +263,7 @@ func (s *Server) createPort(c echo.Context) error {
 
 // portCreateSpec reads a port create body.
 func portCreateSpec(b *body, cl caller) (db.PortSpec, error) {
-	spec, err := portSpec(b, cl)
+	spec, err := portSpec(b)
 	if err != nil {
 		return spec, err
 	}
@@ -293,7 +290,7 @@ func (s *Server) updatePort(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	spec, err := portSpec(b, callerOf(c))
+	spec, err := portSpec(b)
 	if err != nil {
 		return err
 	}

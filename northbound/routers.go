@@ -67,9 +67,6 @@ func (s *Server) routerSpec(c echo.Context, b *body) (db.RouterSpec, error) {
 	if spec.Distributed, err = b.boolean("distributed"); err != nil {
 		return spec, err
 	}
-	if spec.Distributed != nil && !cl.admin {
-		return spec, forbidden("Setting distributed requires admin privileges")
-	}
 	if r, ok := b.fields["routes"]; ok {
 		var routes []any
 		if json.Unmarshal(r, &routes) != nil || len(routes) > 0 {
@@ -90,9 +87,13 @@ func (s *Server) routerSpec(c echo.Context, b *body) (db.RouterSpec, error) {
 				return spec, err
 			}
 			gs = &db.GatewaySpec{NetworkID: gb.NetworkID, EnableSNAT: gb.EnableSNAT}
+			// Neutron's default policies: only an admin chooses SNAT or the gateway's addresses.
+			if gb.EnableSNAT != nil && !cl.admin {
+				return spec, forbidden("(rule:%[1]s_router and rule:%[1]s_router:external_gateway_info:enable_snat) is disallowed by policy", verb(c))
+			}
 			if gb.ExternalFixedIPs != nil {
 				if !cl.admin {
-					return spec, forbidden("Setting external_fixed_ips requires admin privileges")
+					return spec, forbidden("(rule:%[1]s_router and rule:%[1]s_router:external_gateway_info:external_fixed_ips) is disallowed by policy", verb(c))
 				}
 				ips := make([]db.FixedIPSpec, 0, len(gb.ExternalFixedIPs))
 				for _, f := range gb.ExternalFixedIPs {

@@ -1,0 +1,117 @@
+package northbound
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+)
+
+// refuseReader answers a write of a read-only caller as Neutron's policy hook
+// (neutron/pecan_wsgi/hooks/policy_enforcement.py) does when the policy refuses it: the
+// write of a resource the caller cannot see is answered as if the resource did not exist
+// (the resource's NotFound, 404), so that a refusal tells nothing about other projects;
+// any other write, a create or one on a resource it sees, is 403 PolicyNotAuthorized.
+func (s *Server) refuseReader(c echo.Context) error {
+	if id := c.Param("id"); id != "" {
+		if err := s.seeTarget(c, id); err != nil {
+			return err
+		}
+	}
+	return forbidden("rule:%s is disallowed by policy", policyAction(c))
+}
+
+// seeTarget returns the NotFound of the resource id of the request's collection when the
+// caller cannot see it (or it does not exist), nil when it can.
+func (s *Server) seeTarget(c echo.Context, id string) error {
+	var err error
+	switch collection(c) {
+	case "networks":
+		_, err = s.visibleNetwork(c, id)
+	case "subnets":
+		_, err = s.visibleSubnet(c, id)
+	case "ports":
+		_, err = s.ownedPort(c, id) // a project sees its own ports only
+	case "routers":
+		_, err = s.ownedRouter(c, id)
+	case "floatingips":
+		_, err = s.ownedFloatingIP(c, id)
+	case "security-groups":
+		_, err = s.ownedGroup(c, id)
+	case "security-group-rules":
+		_, err = s.ownedRule(c, id)
+	}
+	return err
+}
+
+// adminAttr is an attribute Neutron's default policies let only an admin set
+// (neutron/conf/policies: create_network:shared, update_port:binding:host_id, ...).
+type adminAttr struct {
+	name string
+	// isDefault reports whether a create's value is the attribute's default, which
+	// Neutron's policy does not count as setting it (nil: every value counts). An update
+	// counts every value.
+	isDefault func(b *body, name string) (bool, error)
+}
+
+// adminAttrs lists the admin-only attributes of each resource kind that a create (or,
+// with update set, an update) may give.
+func adminAttrs(kind string, update bool) []adminAttr {
+	provider := []adminAttr{{name: "provider:network_type"}, {name: "provider:physical_network"},
+		{name: "provider:segmentation_id"}, {name: "segments"}}
+	switch kind {
+	case "network":
+		return append(provider, adminAttr{"shared", isFalse}, adminAttr{"router:external", isFalse})
+	case "port":
+		return []adminAttr{{"binding:host_id", isEmpty}, {name: "binding:profile"}}
+	case "router":
+		return []adminAttr{{name: "distributed"}}
+	case "floatingip":
+		if !update { // read-only once created: 400 for everyone
+			return []adminAttr{{name: "floating_ip_address"}}
+		}
+	}
+	return nil
+}
+
+func isFalse(b *body, name string) (bool, error) {
+	v, err := b.boolean(name)
+	return v != nil && !*v, err
+}
+
+func isEmpty(b *body, name string) (bool, error) {
+	v, err := b.nullableStr(name)
+	return v != nil && *v == "", err
+}
+
+// checkAdminAttrs refuses a non-admin caller's body that sets an admin-only attribute
+// of kind, as Neutron does: 403 PolicyNotAuthorized naming the attribute's rule.
+func checkAdminAttrs(c echo.Context, kind string, b *body) error {
+	if callerOf(c).admin {
+		return nil
+	}
+	update := c.Request().Method == http.MethodPut
+	for _, a := range adminAttrs(kind, update) {
+		if _, ok := b.fields[a.name]; !ok {
+			continue
+		}
+		if !update && a.isDefault != nil {
+			def, err := a.isDefault(b, a.name)
+			if err != nil {
+				return err
+			}
+			if def {
+				continue
+			}
+		}
+		return forbidden("(rule:%[1]s_%[2]s and rule:%[1]s_%[2]s:%[3]s) is disallowed by policy", verb(c), kind, a.name)
+	}
+	return nil
+}
+
+// verb is the policy verb of a write: create or update.
+func verb(c echo.Context) string {
+	if c.Request().Method == http.MethodPut {
+		return "update"
+	}
+	return "create"
+}

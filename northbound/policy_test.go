@@ -1,0 +1,185 @@
+package northbound_test
+
+import (
+	"net/http"
+	"testing"
+)
+
+// Keystone tokens of the policy tests.
+const (
+	readerA  = "ks-reader-a"  // reader of proj-a
+	memberB  = "ks-member-b"  // member of proj-b
+	ksAdmin  = "ks-admin"     // admin (of project admin)
+	noRoleB  = "ks-no-role-b" // a token of proj-b with none of Neutron's roles
+	memberAB = "ks-member-a"  // member of proj-a
+)
+
+func policyAPI(t *testing.T) *api {
+	return newKeystoneAPI(t, map[string]fakeToken{
+		readerA:  {project: "proj-a", roles: []string{"reader"}},
+		memberAB: {project: "proj-a", roles: []string{"member", "reader"}},
+		memberB:  {project: "proj-b", roles: []string{"member", "reader"}},
+		ksAdmin:  {project: "admin", roles: []string{"admin", "member", "reader"}},
+		noRoleB:  {project: "proj-b", roles: []string{"observer"}},
+	})
+}
+
+type refusal struct {
+	name, token, method, path string
+	body                      any
+	code                      int
+	typ, message              string
+}
+
+// refuse checks that each case is answered its NeutronError and changes nothing.
+func refuse(t *testing.T, a *api, cases []refusal) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rev := a.revision()
+			code, out := a.do(c.token, c.method, c.path, c.body)
+			wantError(t, code, out, c.code, c.typ)
+			if msg := out["NeutronError"].(map[string]any)["message"]; c.message != "" && msg != c.message {
+				t.Errorf("message %q, want %q", msg, c.message)
+			}
+			if got := a.revision(); got != rev {
+				t.Errorf("the refused request changed the topology: revision %d -> %d", rev, got)
+			}
+		})
+	}
+}
+
+// TestReaderWrites: a reader's write is 404 on a resource it cannot see, as Neutron hides
+// other projects' resources, and 403 on one it sees: its project's, or a shared network.
+func TestReaderWrites(t *testing.T) {
+	a := policyAPI(t)
+	netA := a.create("networks", "network", map[string]any{"name": "a", "tenant_id": "proj-a"})["id"].(string)
+	netB := a.create("networks", "network", map[string]any{"name": "b", "tenant_id": "proj-b"})["id"].(string)
+	sharedB := a.create("networks", "network", map[string]any{"name": "sb", "tenant_id": "proj-b", "shared": true})["id"].(string)
+	subnetB := a.create("subnets", "subnet", map[string]any{"network_id": netB, "cidr": "10.0.2.0/24", "ip_version": 4, "tenant_id": "proj-b"})["id"].(string)
+	subnetA := a.create("subnets", "subnet", map[string]any{"network_id": netA, "cidr": "10.0.1.0/24", "ip_version": 4, "tenant_id": "proj-a"})["id"].(string)
+	portA := a.create("ports", "port", map[string]any{"network_id": netA, "tenant_id": "proj-a"})["id"].(string)
+	portB := a.create("ports", "port", map[string]any{"network_id": netB, "tenant_id": "proj-b"})["id"].(string)
+	routerA := a.create("routers", "router", map[string]any{"name": "ra", "tenant_id": "proj-a"})["id"].(string)
+	routerB := a.create("routers", "router", map[string]any{"name": "rb", "tenant_id": "proj-b"})["id"].(string)
+	sgB := a.create("security-groups", "security_group", map[string]any{"name": "sg", "tenant_id": "proj-b"})["id"].(string)
+	const missing = "9f0b4a0e-6a53-4cf4-9d0e-53b1d3a1e4a7"
+	rename := func(kind string) map[string]any { return map[string]any{kind: map[string]any{"name": "x"}} }
+
+	refuse(t, a, []refusal{
+		// Another project's resources: hidden.
+		{"update another project's network", readerA, "PUT", "/v2.0/networks/" + netB, rename("network"), 404, "NetworkNotFound", ""},
+		{"delete another project's network", readerA, "DELETE", "/v2.0/networks/" + netB, nil, 404, "NetworkNotFound", ""},
+		{"update another project's subnet", readerA, "PUT", "/v2.0/subnets/" + subnetB, rename("subnet"), 404, "SubnetNotFound", ""},
+		{"delete another project's port", readerA, "DELETE", "/v2.0/ports/" + portB, nil, 404, "PortNotFound", ""},
+		{"update another project's router", readerA, "PUT", "/v2.0/routers/" + routerB, rename("router"), 404, "RouterNotFound", ""},
+		{"interface on another project's router", readerA, "PUT", "/v2.0/routers/" + routerB + "/add_router_interface",
+			map[string]any{"subnet_id": subnetA}, 404, "RouterNotFound", ""},
+		{"delete another project's security group", readerA, "DELETE", "/v2.0/security-groups/" + sgB, nil, 404, "SecurityGroupNotFound", ""},
+		{"update a network that does not exist", readerA, "PUT", "/v2.0/networks/" + missing, rename("network"), 404, "NetworkNotFound", ""},
+		// What it sees: refused by policy.
+		{"create", readerA, "POST", "/v2.0/networks", rename("network"), 403, "PolicyNotAuthorized", "rule:create_network is disallowed by policy"},
+		{"update its project's network", readerA, "PUT", "/v2.0/networks/" + netA, rename("network"), 403, "PolicyNotAuthorized", "rule:update_network is disallowed by policy"},
+		{"delete its project's port", readerA, "DELETE", "/v2.0/ports/" + portA, nil, 403, "PolicyNotAuthorized", "rule:delete_port is disallowed by policy"},
+		{"interface on its project's router", readerA, "PUT", "/v2.0/routers/" + routerA + "/add_router_interface",
+			map[string]any{"subnet_id": subnetA}, 403, "PolicyNotAuthorized", "rule:add_router_interface is disallowed by policy"},
+		{"update a shared network", readerA, "PUT", "/v2.0/networks/" + sharedB, rename("network"), 403, "PolicyNotAuthorized", ""},
+		// A member: the same answers, from the handlers.
+		{"member updates another project's network", memberAB, "PUT", "/v2.0/networks/" + netB, rename("network"), 404, "NetworkNotFound", ""},
+		{"member deletes a shared network of another project", memberAB, "DELETE", "/v2.0/networks/" + sharedB, nil, 403, "PolicyNotAuthorized", ""},
+		// No role Neutron knows: nothing.
+		{"no role", noRoleB, "GET", "/v2.0/networks", nil, 403, "PolicyNotAuthorized", ""},
+	})
+	// The reader still reads what its project sees.
+	if code, out := a.do(readerA, "GET", "/v2.0/networks/"+sharedB, nil); code != http.StatusOK {
+		t.Fatalf("reader shows a shared network: %d %v", code, out)
+	}
+	code, out := a.do(readerA, "GET", "/v2.0/networks", nil)
+	if code != http.StatusOK || len(list(out, "networks")) != 2 {
+		t.Fatalf("reader lists %d %v, want its network and the shared one", code, out)
+	}
+}
+
+// TestAdminOnlyAttributes: what Neutron's default policies leave to admin is 403 to a
+// member (a Keystone token or a project token alike), on create, bulk create and update,
+// and changes nothing; admin sets it.
+func TestAdminOnlyAttributes(t *testing.T) {
+	a := policyAPI(t)
+	_, _, extID, _ := base(a, "10.0.1.0/24")
+	netB := a.create("networks", "network", map[string]any{"name": "b", "tenant_id": "proj-b"})["id"].(string)
+	a.create("subnets", "subnet", map[string]any{"network_id": netB, "cidr": "10.0.2.0/24", "ip_version": 4, "tenant_id": "proj-b"})
+	portB := a.create("ports", "port", map[string]any{"network_id": netB, "tenant_id": "proj-b"})["id"].(string)
+	routerB := a.create("routers", "router", map[string]any{"name": "rb", "tenant_id": "proj-b"})["id"].(string)
+	network := func(f map[string]any) map[string]any { return map[string]any{"network": f} }
+	port := func(f map[string]any) map[string]any {
+		if _, ok := f["network_id"]; !ok {
+			f["network_id"] = netB
+		}
+		return map[string]any{"port": f}
+	}
+	var cases []refusal
+	for _, tok := range []string{memberB, tokenB} {
+		cases = append(cases,
+			refusal{"network_type", tok, "POST", "/v2.0/networks", network(map[string]any{"provider:network_type": "vlan"}), 403, "PolicyNotAuthorized",
+				"(rule:create_network and rule:create_network:provider:network_type) is disallowed by policy"},
+			refusal{"physical_network", tok, "POST", "/v2.0/networks", network(map[string]any{"provider:physical_network": "public"}), 403, "PolicyNotAuthorized", ""},
+			refusal{"segmentation_id", tok, "POST", "/v2.0/networks", network(map[string]any{"provider:segmentation_id": 0}), 403, "PolicyNotAuthorized", ""},
+			refusal{"segments", tok, "POST", "/v2.0/networks", network(map[string]any{"segments": []any{map[string]any{"provider:network_type": "vxlan"}}}), 403, "PolicyNotAuthorized", ""},
+			refusal{"router:external", tok, "POST", "/v2.0/networks", network(map[string]any{"router:external": true}), 403, "PolicyNotAuthorized", ""},
+			refusal{"shared", tok, "POST", "/v2.0/networks", network(map[string]any{"shared": "True"}), 403, "PolicyNotAuthorized", ""},
+			refusal{"shared not a boolean", tok, "POST", "/v2.0/networks", network(map[string]any{"shared": "maybe"}), 400, "HTTPBadRequest", ""},
+			refusal{"bulk with provider attributes", tok, "POST", "/v2.0/networks", map[string]any{"networks": []any{
+				map[string]any{"name": "ok"}, map[string]any{"provider:network_type": "flat"}}}, 403, "PolicyNotAuthorized", ""},
+			refusal{"another project_id", tok, "POST", "/v2.0/networks", network(map[string]any{"project_id": "proj-a"}), 403, "PolicyNotAuthorized", ""},
+			refusal{"another tenant_id", tok, "POST", "/v2.0/ports", port(map[string]any{"tenant_id": "proj-a"}), 403, "PolicyNotAuthorized", ""},
+			refusal{"update segmentation_id", tok, "PUT", "/v2.0/networks/" + netB, network(map[string]any{"provider:segmentation_id": 7}), 403, "PolicyNotAuthorized",
+				"(rule:update_network and rule:update_network:provider:segmentation_id) is disallowed by policy"},
+			refusal{"update router:external", tok, "PUT", "/v2.0/networks/" + netB, network(map[string]any{"router:external": false}), 403, "PolicyNotAuthorized", ""},
+			refusal{"binding:host_id", tok, "POST", "/v2.0/ports", port(map[string]any{"binding:host_id": "compute1"}), 403, "PolicyNotAuthorized",
+				"(rule:create_port and rule:create_port:binding:host_id) is disallowed by policy"},
+			refusal{"binding:profile", tok, "POST", "/v2.0/ports", port(map[string]any{"binding:profile": map[string]any{}}), 403, "PolicyNotAuthorized", ""},
+			refusal{"update binding:host_id", tok, "PUT", "/v2.0/ports/" + portB, map[string]any{"port": map[string]any{"binding:host_id": ""}}, 403, "PolicyNotAuthorized", ""},
+			refusal{"update binding:profile", tok, "PUT", "/v2.0/ports/" + portB, map[string]any{"port": map[string]any{"binding:profile": map[string]any{"a": 1}}}, 403, "PolicyNotAuthorized", ""},
+			refusal{"distributed", tok, "POST", "/v2.0/routers", map[string]any{"router": map[string]any{"distributed": false}}, 403, "PolicyNotAuthorized", ""},
+			refusal{"update distributed", tok, "PUT", "/v2.0/routers/" + routerB, map[string]any{"router": map[string]any{"distributed": true}}, 403, "PolicyNotAuthorized", ""},
+			refusal{"enable_snat", tok, "PUT", "/v2.0/routers/" + routerB, map[string]any{"router": map[string]any{
+				"external_gateway_info": map[string]any{"network_id": extID, "enable_snat": false}}}, 403, "PolicyNotAuthorized",
+				"(rule:update_router and rule:update_router:external_gateway_info:enable_snat) is disallowed by policy"},
+			refusal{"floating_ip_address", tok, "POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{
+				"floating_network_id": extID, "floating_ip_address": "172.24.4.9"}}, 403, "PolicyNotAuthorized",
+				"(rule:create_floatingip and rule:create_floatingip:floating_ip_address) is disallowed by policy"},
+		)
+	}
+	refuse(t, a, cases)
+
+	// A default value is not setting the attribute (Neutron's policy checks explicit
+	// values): a member's network with shared false and router:external false, and a
+	// port with an empty binding:host_id, are created.
+	for _, tok := range []string{memberB, tokenB} {
+		if code, out := a.do(tok, "POST", "/v2.0/networks", network(map[string]any{"shared": false, "router:external": false})); code != http.StatusCreated {
+			t.Errorf("member's network with default shared and router:external: %d %v", code, out)
+		}
+		if code, out := a.do(tok, "POST", "/v2.0/ports", port(map[string]any{"binding:host_id": ""})); code != http.StatusCreated {
+			t.Errorf("member's port with an empty binding:host_id: %d %v", code, out)
+		}
+	}
+	// A Keystone admin sets them.
+	for _, r := range []struct {
+		method, path string
+		body         any
+		code         int
+	}{
+		{"POST", "/v2.0/networks", network(map[string]any{"provider:network_type": "vlan", "provider:physical_network": "public",
+			"provider:segmentation_id": 100, "project_id": "proj-b"}), http.StatusCreated},
+		{"PUT", "/v2.0/networks/" + netB, network(map[string]any{"shared": true}), http.StatusOK},
+		{"PUT", "/v2.0/ports/" + portB, map[string]any{"port": map[string]any{"binding:host_id": "compute1"}}, http.StatusOK},
+		{"POST", "/v2.0/routers", map[string]any{"router": map[string]any{"distributed": true, "tenant_id": "proj-a"}}, http.StatusCreated},
+	} {
+		if code, out := a.do(ksAdmin, r.method, r.path, r.body); code != r.code {
+			t.Errorf("keystone admin %s %s: %d %v, want %d", r.method, r.path, code, out, r.code)
+		}
+	}
+	// For an admin, provider attributes stay unchangeable once created.
+	code, out := a.do(ksAdmin, "PUT", "/v2.0/networks/"+netB, network(map[string]any{"provider:segmentation_id": 7}))
+	wantError(t, code, out, http.StatusBadRequest, "HTTPBadRequest")
+}
