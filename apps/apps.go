@@ -53,6 +53,19 @@ func HasPart(v *topology.View, st *BridgeState, part string) bool {
 	return v.HasNetwork(st.Host, part)
 }
 
+// PortParts returns the parts of host's bridges whose flows name the bridge's ports other
+// than its fixed ones (see FixedPort): PartBridge and one per present network. A DVR peer's
+// part names only fixed ports and a remote group's none, so a port that is not fixed
+// coming, going or changing number leaves them as they are: on a network node, which has a
+// peer part for thousands of hosts, they are most of the bridge.
+func PortParts(v *topology.View, host string) map[string]bool {
+	out := map[string]bool{topology.PartBridge: true}
+	for _, n := range v.NetworksOn(host) {
+		out[n] = true
+	}
+	return out
+}
+
 // PartsOn returns the parts of set that a bridge of kind br can have (a remote group's part
 // is br-int's only): set itself when that is all of them.
 func PartsOn(br topology.Bridge, set map[string]bool) map[string]bool {

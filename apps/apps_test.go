@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -177,5 +178,37 @@ func TestVLANFlowsGolden(t *testing.T) {
 			}
 		}
 		golden(t, filepath.Join("testdata", "vlan", "compute1-"+string(b)+".flows"), renderFlows(b, flows))
+	}
+}
+
+// TestPortPartsNameEveryPort: the parts that are not PortParts have the same flows whatever
+// ports other than the fixed ones a bridge has, so that a port-status of such a port
+// recomputes PortParts only (the engine relies on it).
+func TestPortPartsNameEveryPort(t *testing.T) {
+	v := topology.NewView(withVLANs(withVLANNet(seedTopology())), 1)
+	for _, h := range v.HostNames() {
+		for _, br := range topology.Bridges() {
+			st := seedBridge(v, h, br)
+			bare := &BridgeState{Host: h, Bridge: br, Ports: map[string]uint32{}}
+			for name, no := range st.Ports {
+				if FixedPort(name) {
+					bare.Ports[name] = no
+				}
+			}
+			if len(bare.Ports) == len(st.Ports) {
+				st.Ports["tap-other"] = 99 // br-tun, br-ex: a port of no VM
+			}
+			ported := PortParts(v, h)
+			for _, part := range Parts(v, st) {
+				if ported[part] {
+					continue
+				}
+				got, want := FlowsOf(v, bare, part), FlowsOf(v, st, part)
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("%s %s part %q: its flows depend on ports that are not fixed: %d flows with them, %d without",
+						h, br, part, len(want), len(got))
+				}
+			}
+		}
 	}
 }

@@ -14,6 +14,16 @@ const (
 	PortVXLAN    = "vxlan0"    // the single flow-based VXLAN port of br-tun
 )
 
+// FixedPort reports whether name is one of the well-known ports the host helper sets up on
+// every host, which every part of a bridge may name (PortParts names the others).
+func FixedPort(name string) bool {
+	switch name {
+	case PortPatchTun, PortPatchInt, PortIntBrEx, PortPhyBrEx, PortVXLAN:
+		return true
+	}
+	return false
+}
+
 // shortID cuts an ID to Neutron's 11 characters used in device names.
 func shortID(id string) string {
 	if len(id) > 11 {

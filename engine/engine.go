@@ -63,7 +63,7 @@ type Engine struct {
 
 	mu         sync.Mutex
 	bridges    map[uint64]*bridge // connected switches by DPID
-	dirtyDPIDs map[uint64]bool    // switches connected or changed ports since the last pass
+	dirtyDPIDs map[uint64]bool    // switches connected (true: push every part) or whose ports changed (false: apps.PortParts) since the last pass
 	plans      map[string]*hostPlan
 	planCh     chan struct{}                // closed and replaced whenever a plan changes
 	heldARP    heldList[ofproto.ARPRequest] // ARP requests waiting for the view to know their address

@@ -5,12 +5,14 @@ package engine
 import (
 	"maps"
 
+	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/controller"
 )
 
 func (e *Engine) onEvent(ev controller.Event) {
 	e.mu.Lock()
 	var dpid uint64
+	whole := true // every part of the bridge, not only apps.PortParts
 	switch ev := ev.(type) {
 	case controller.SwitchConnected:
 		b := &bridge{dpid: ev.DPID, sess: ev.Session, ports: map[string]uint32{}}
@@ -39,9 +41,10 @@ func (e *Engine) onEvent(ev controller.Event) {
 		}
 		b.names = namesOf(b.ports)
 		dpid = ev.DPID
+		whole = apps.FixedPort(ev.Port.Name) || apps.FixedPort(ev.OldName)
 	}
 	if dpid != 0 {
-		e.dirtyDPIDs[dpid] = true
+		e.dirtyDPIDs[dpid] = e.dirtyDPIDs[dpid] || whole
 	}
 	e.mu.Unlock()
 	if dpid == 0 {

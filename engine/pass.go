@@ -161,8 +161,8 @@ func (e *Engine) pendingHostList(v *topology.View) []string {
 func (e *Engine) requeue(dpids map[uint64]bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for id := range dpids {
-		e.dirtyDPIDs[id] = true
+	for id, whole := range dpids {
+		e.dirtyDPIDs[id] = e.dirtyDPIDs[id] || whole
 	}
 }
 

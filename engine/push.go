@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime"
 	"slices"
 	"sync"
@@ -25,48 +26,7 @@ import (
 // at view v, computing them on every core. It returns how many bridges it pushed.
 func (e *Engine) pushFlows(v *topology.View, all bool, hosts map[string]bool, parts map[string]map[string]bool, dpids map[uint64]bool) int {
 	e.mu.Lock()
-	var todo []push
-	if all {
-		for _, b := range e.bridges {
-			todo = append(todo, push{b: b})
-		}
-	} else {
-		// Visit the affected hosts' bridges, not every connected switch.
-		whole := map[uint64]bool{}
-		for id := range dpids {
-			whole[id] = true
-		}
-		for h := range hosts {
-			if hi := v.Host(h); hi != nil {
-				for _, id := range hi.Bridges {
-					whole[id] = true
-				}
-				continue
-			}
-			// A host deleted (or whose bridges changed): its switches lose their flows.
-			for id, b := range e.bridges {
-				if b.host == h {
-					whole[id] = true
-				}
-			}
-		}
-		for id := range whole {
-			if b := e.bridges[id]; b != nil {
-				todo = append(todo, push{b: b})
-			}
-		}
-		for h, ps := range parts {
-			if hi := v.Host(h); hi != nil {
-				for br, id := range hi.Bridges {
-					if b := e.bridges[id]; b != nil && !whole[id] {
-						if on := apps.PartsOn(br, ps); len(on) > 0 {
-							todo = append(todo, push{b: b, parts: on})
-						}
-					}
-				}
-			}
-		}
-	}
+	todo := e.pushesOf(v, all, hosts, parts, dpids)
 	e.mu.Unlock()
 	work := make(chan push)
 	var wg sync.WaitGroup
@@ -85,6 +45,81 @@ func (e *Engine) pushFlows(v *topology.View, all bool, hosts map[string]bool, pa
 	close(work)
 	wg.Wait()
 	return len(todo)
+}
+
+// pushesOf returns what pushFlows pushes: every part of the bridges of hosts and of the
+// switches in dpids marked whole (connected), the port parts (apps.PortParts) of the other
+// switches in dpids (ports changed), and the parts listed for other hosts. e.mu is held.
+func (e *Engine) pushesOf(v *topology.View, all bool, hosts map[string]bool, parts map[string]map[string]bool, dpids map[uint64]bool) []push {
+	var todo []push
+	if all {
+		for _, b := range e.bridges {
+			todo = append(todo, push{b: b})
+		}
+		return todo
+	}
+	// Visit the affected hosts' bridges, not every connected switch.
+	whole := map[uint64]bool{}
+	for id, w := range dpids {
+		if w {
+			whole[id] = true
+		}
+	}
+	for h := range hosts {
+		if hi := v.Host(h); hi != nil {
+			for _, id := range hi.Bridges {
+				whole[id] = true
+			}
+			continue
+		}
+		// A host deleted (or whose bridges changed): its switches lose their flows.
+		for id, b := range e.bridges {
+			if b.host == h {
+				whole[id] = true
+			}
+		}
+	}
+	some := map[uint64]map[string]bool{}
+	for id, w := range dpids {
+		if w || whole[id] {
+			continue
+		}
+		// Only ports other than the fixed ones changed: a network node's br-int has a
+		// part for each of its thousands of DVR peers, which name none of them.
+		h, _, ok := v.HostOfDPID(id)
+		if !ok {
+			whole[id] = true
+			continue
+		}
+		some[id] = apps.PortParts(v, h)
+	}
+	for h, ps := range parts {
+		if hi := v.Host(h); hi != nil {
+			for br, id := range hi.Bridges {
+				if whole[id] {
+					continue
+				}
+				if on := apps.PartsOn(br, ps); len(on) > 0 {
+					if some[id] == nil {
+						some[id] = on
+					} else {
+						maps.Copy(some[id], on)
+					}
+				}
+			}
+		}
+	}
+	for id := range whole {
+		if b := e.bridges[id]; b != nil {
+			todo = append(todo, push{b: b})
+		}
+	}
+	for id, ps := range some {
+		if b := e.bridges[id]; b != nil {
+			todo = append(todo, push{b: b, parts: ps})
+		}
+	}
+	return todo
 }
 
 // push is a bridge to push: every part of its flows (parts nil) or those listed.
