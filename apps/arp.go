@@ -45,7 +45,7 @@ func arpNet(v *topology.View, st *BridgeState, netID string) []ofproto.Flow {
 	if perAddr {
 		// The DHCP server (dhcp.go) is realized nowhere but answers everywhere: a client
 		// renewing by unicast asks for its address.
-		for _, a := range dhcpServerAddrs(v, netID) {
+		for a := range dhcpServed(v, v.DHCPServer(netID)) {
 			arpFor(a)
 		}
 	}
@@ -87,11 +87,15 @@ func ResolveARP(v *topology.View, host string, req ofproto.ARPRequest) (net.Hard
 	}
 	p := v.PortWithAddr(netID, req.TPA)
 	if p == nil {
-		if srv := v.DHCPServer(netID); srv != nil && slices.Contains(dhcpServerAddrs(v, netID), req.TPA) {
-			p = srv
-		} else {
-			return nil, false
+		srv := v.DHCPServer(netID)
+		for a := range dhcpServed(v, srv) {
+			if a == req.TPA {
+				p = srv
+			}
 		}
+	}
+	if p == nil {
+		return nil, false
 	}
 	if bytes.Equal(p.MAC, req.SHA) {
 		return nil, false // a probe for its own address

@@ -3,6 +3,7 @@ package apps
 import (
 	"bytes"
 	"encoding/binary"
+	"iter"
 	"net/netip"
 	"slices"
 	"strings"
@@ -107,19 +108,19 @@ func dhcpNet(v *topology.View, st *BridgeState, netID string) []ofproto.Flow {
 	return out
 }
 
-// dhcpServerAddrs returns the addresses the DHCP server of network netID answers ARP for.
-func dhcpServerAddrs(v *topology.View, netID string) []netip.Addr {
-	srv := v.DHCPServer(netID)
-	if srv == nil || srv.MAC == nil {
-		return nil
-	}
-	var out []netip.Addr
-	for _, ip := range srv.IPs {
-		if s := v.Subnet(ip.SubnetID); ip.Addr.Is4() && s != nil && s.EnableDHCP {
-			out = append(out, ip.Addr)
+// dhcpServed yields the DHCP server port srv's IPv4 addresses on DHCP-enabled subnets, each
+// with its subnet: the addresses it answers DHCP and ARP for (none when srv is nil).
+func dhcpServed(v *topology.View, srv *topology.PortInfo) iter.Seq2[netip.Addr, *topology.SubnetInfo] {
+	return func(yield func(netip.Addr, *topology.SubnetInfo) bool) {
+		if srv == nil || srv.MAC == nil {
+			return
+		}
+		for _, ip := range srv.IPs {
+			if s := v.Subnet(ip.SubnetID); ip.Addr.Is4() && s != nil && s.EnableDHCP && !yield(ip.Addr, s) {
+				return
+			}
 		}
 	}
-	return out
 }
 
 // DHCP outcomes, for counters and logs: what the server did with a client's message.
@@ -166,9 +167,9 @@ func AnswerDHCP(v *topology.View, cfg DHCPConfig, p *topology.PortInfo, m *dhcp4
 		return nil, DHCPNoAddress
 	}
 	var serverIP netip.Addr
-	for _, ip := range srv.IPs {
-		if ip.SubnetID == sub.ID {
-			serverIP = ip.Addr
+	for a, s := range dhcpServed(v, srv) {
+		if s == sub {
+			serverIP = a
 		}
 	}
 	if !serverIP.Is4() {
@@ -361,13 +362,13 @@ func MetadataNamespaces(v *topology.View, host string) []plan.Namespace {
 	var out []plan.Namespace
 	for _, netID := range sortedKeys(byNet) {
 		n, srv := v.Network(netID), v.DHCPServer(netID)
-		if n == nil || n.External || srv == nil || srv.MAC == nil {
+		if n == nil || n.External {
 			continue
 		}
 		var addrs []string
-		for _, ip := range srv.IPs {
-			if s := v.Subnet(ip.SubnetID); ip.Addr.Is4() && s != nil && s.EnableDHCP && s.Prefix.IsValid() {
-				addrs = append(addrs, netip.PrefixFrom(ip.Addr, s.Prefix.Bits()).String())
+		for a, s := range dhcpServed(v, srv) {
+			if s.Prefix.IsValid() {
+				addrs = append(addrs, netip.PrefixFrom(a, s.Prefix.Bits()).String())
 			}
 		}
 		if len(addrs) == 0 {

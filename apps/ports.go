@@ -54,29 +54,36 @@ func DeviceName(p *topology.Port) string {
 }
 
 // OVSPortName is the name of the br-int port that carries port p on its host: the OVS end of
-// the namespace veth for router and gateway ports and for the network's DHCP server (its tap
-// in the qmeta- namespaces), the tap for VM ports and any other.
+// the namespace veth for the ports the helper plans links for (nsLinked), the tap for VM
+// ports and any other.
 func OVSPortName(p *topology.Port) string {
-	switch p.DeviceOwner {
-	case topology.OwnerRouterInterfaceDistributed, topology.OwnerRouterCentralizedSNAT, topology.OwnerRouterGateway,
-		topology.OwnerFloatingIPAgentGateway:
+	if nsLinked(p) {
 		return plan.OVSPeerName(DeviceName(p))
-	case topology.OwnerDHCP:
-		if p.HostID == "" { // the network's DHCP server (View.DHCPServer)
-			return plan.OVSPeerName(DeviceName(p))
-		}
 	}
 	return VMPortName(p.ID)
 }
 
-// HasOVSPortName reports whether OVSPortName(p) is name, without building the name (the
+// HasOVSPortName reports whether OVSPortName(p) is name, without building a tap's name (the
 // DHCP packet-in path asks it of every port of a host).
 func HasOVSPortName(p *topology.Port, name string) bool {
-	switch p.DeviceOwner {
-	case topology.OwnerRouterInterfaceDistributed, topology.OwnerRouterCentralizedSNAT, topology.OwnerRouterGateway,
-		topology.OwnerFloatingIPAgentGateway, topology.OwnerDHCP:
+	if nsLinked(p) {
 		return OVSPortName(p) == name
 	}
 	id := shortID(p.ID)
 	return len(name) == 3+len(id) && name[:3] == "tap" && name[3:] == id
+}
+
+// nsLinked reports whether port p ends in a namespace of a plan, through a veth whose other
+// end the helper plugs: router interfaces, gateways and SNAT ports, floating IP agent
+// gateways, and the network's DHCP server (View.DHCPServer: its tap in the qmeta-
+// namespaces).
+func nsLinked(p *topology.Port) bool {
+	switch p.DeviceOwner {
+	case topology.OwnerRouterInterfaceDistributed, topology.OwnerRouterCentralizedSNAT, topology.OwnerRouterGateway,
+		topology.OwnerFloatingIPAgentGateway:
+		return true
+	case topology.OwnerDHCP:
+		return p.HostID == ""
+	}
+	return false
 }

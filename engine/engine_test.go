@@ -329,19 +329,7 @@ func TestSeedConvergesAndSurvivesRestart(t *testing.T) {
 	t.Run("ARP answered by the controller, not flooded", func(t *testing.T) {
 		vm1, vm4 := f.port("VM1"), f.port("VM4")
 		sw := f.switches["compute1/br-int"]
-		sw.TakePacketOuts()
-		outs, err := sw.Execute(10, ofproto.AppendARPRequest(nil, 0, vm1.MAC, vm1.IPs[0].Addr, vm4.IPs[0].Addr))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(outs) != 1 || outs[0].Port != ofproto.PortController {
-			t.Fatalf("ARP request for a known address went to %+v, want the controller only", outs)
-		}
-		var po []ofsim.PacketOut
-		enginetest.Eventually(t, "the ARP reply", func() (bool, string) {
-			po = append(po, sw.TakePacketOuts()...)
-			return len(po) > 0, "no packet-out"
-		})
+		po := askController(t, sw, 10, ofproto.AppendARPRequest(nil, 0, vm1.MAC, vm1.IPs[0].Addr, vm4.IPs[0].Addr), "the ARP reply")
 		req, _ := ofproto.ParseARPRequest(ofproto.AppendARPRequest(nil, 0, vm1.MAC, vm1.IPs[0].Addr, vm4.IPs[0].Addr))
 		want := ofproto.ARPReply(req, vm4.MAC)
 		if string(po[0].Data) != string(want) || len(po[0].Actions) != 1 || po[0].Actions[0].String() != "output:10" {
@@ -357,18 +345,7 @@ func TestSeedConvergesAndSurvivesRestart(t *testing.T) {
 		if outs, err := sw.Execute(10, spoofed); err != nil || len(outs) != 0 {
 			t.Fatalf("VM1 sending DHCP with VM4's MAC: %+v %v, want dropped", outs, err)
 		}
-		outs, err := sw.Execute(10, dhcp4.AppendRequest(nil, &dhcp4.Message{Type: dhcp4.Discover, XID: 9, CHAddr: vm1.MAC}, nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(outs) != 1 || outs[0].Port != ofproto.PortController {
-			t.Fatalf("DISCOVER went to %+v, want the controller only", outs)
-		}
-		var po []ofsim.PacketOut
-		enginetest.Eventually(t, "the OFFER", func() (bool, string) {
-			po = append(po, sw.TakePacketOuts()...)
-			return len(po) > 0, "no packet-out"
-		})
+		po := askController(t, sw, 10, dhcp4.AppendRequest(nil, &dhcp4.Message{Type: dhcp4.Discover, XID: 9, CHAddr: vm1.MAC}, nil), "the OFFER")
 		offer, err := dhcp4.ParseReply(po[0].Data)
 		if err != nil {
 			t.Fatal(err)
@@ -523,6 +500,26 @@ func withVLAN(frame []byte, vlan uint16) []byte {
 
 // A deleted host's switches lose dvrflow's flows at once, and get none back when they
 // reconnect. Before: its reconcilers kept their last desired set and re-installed it.
+// askController sends frame into sw from inPort, checks that the switch sends it to the
+// controller only, and waits for the controller's packet-outs (what names the answer).
+func askController(t *testing.T, sw *ofsim.Switch, inPort uint32, frame []byte, what string) []ofsim.PacketOut {
+	t.Helper()
+	sw.TakePacketOuts()
+	outs, err := sw.Execute(inPort, frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(outs) != 1 || outs[0].Port != ofproto.PortController {
+		t.Fatalf("%s: the frame went to %+v, want the controller only", what, outs)
+	}
+	var po []ofsim.PacketOut
+	enginetest.Eventually(t, what, func() (bool, string) {
+		po = append(po, sw.TakePacketOuts()...)
+		return len(po) > 0, "no packet-out"
+	})
+	return po
+}
+
 func TestDeletedHostFlowsRemoved(t *testing.T) {
 	f, ctx := newConverged(t)
 
