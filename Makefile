@@ -7,7 +7,7 @@ PKGS  := ./...
 UNIT_TIMEOUT        ?= 20m
 INTEGRATION_TIMEOUT ?= 40m
 
-.PHONY: all deps build lint test unit integration bench demo demo-down clean
+.PHONY: all deps build lint test unit integration conformance bench demo demo-down clean
 
 all: build
 
@@ -33,6 +33,12 @@ integration:
 		exit $${PIPESTATUS[0]}
 
 test: deps build lint unit integration
+
+# OpenStack's own API test suites, tempest's network API tests and neutron-tempest-plugin's
+# API tests, against the API with a real Keystone, minus conformance/skip-list.txt (root).
+conformance: deps build
+	@./deploy/scripts/install-deps.sh conformance
+	$(BIN)/dvrflow-conformance -report /tmp/dvrflow-conformance.txt
 
 bench: deps build
 	./deploy/scripts/bench.sh

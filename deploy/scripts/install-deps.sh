@@ -8,7 +8,13 @@ pkgs=(openvswitch-switch iproute2 iputils-ping nftables tcpdump arping ethtool c
 # dnsmasq as Neutron's DHCP agent depends on it (dnsmasq-base: the program without the
 # system service that package dnsmasq would start on the machine).
 BENCH_PACKAGES=(python3-os-ken openvswitch-testcontroller dnsmasq-base)
-if [ "${1:-}" = bench ]; then pkgs=("${BENCH_PACKAGES[@]}"); fi
+# `install-deps.sh conformance`: OpenStack's API test suites (make conformance) and stestr's
+# subunit tools, beside the private Keystone's packages above.
+CONFORMANCE_PACKAGES=(tempest neutron-tempest-plugin python3-subunit)
+case "${1:-}" in
+bench) pkgs=("${BENCH_PACKAGES[@]}") ;;
+conformance) pkgs+=("${CONFORMANCE_PACKAGES[@]}") ;;
+esac
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -105,6 +105,8 @@ log_dir =
 use_stderr = true
 [database]
 connection = sqlite:///%[1]s/keystone.db
+[identity]
+password_hash_rounds = 4
 [token]
 provider = fernet
 [fernet_tokens]
@@ -349,6 +351,23 @@ func (a *Admin) CreateUser(ctx context.Context, name, password, projectID, role 
 	_, _, err = a.s.call(ctx, a.token, http.MethodPut,
 		"/projects/"+projectID+"/users/"+out.User.ID+"/roles/"+roleID, nil, http.StatusNoContent)
 	return out.User.ID, err
+}
+
+// RegisterService creates a service of type kind named name with a public endpoint url
+// in Region, as `openstack service create` and `openstack endpoint create` do.
+func (a *Admin) RegisterService(ctx context.Context, kind, name, url string) error {
+	var out struct{ Service struct{ ID string } }
+	_, raw, err := a.s.call(ctx, a.token, http.MethodPost, "/services",
+		map[string]any{"service": map[string]any{"type": kind, "name": name}}, http.StatusCreated)
+	if err != nil {
+		return err
+	}
+	if err := decode(raw, &out, &out.Service.ID); err != nil {
+		return err
+	}
+	_, _, err = a.s.call(ctx, a.token, http.MethodPost, "/endpoints", map[string]any{"endpoint": map[string]any{
+		"service_id": out.Service.ID, "interface": "public", "region_id": Region, "url": url}}, http.StatusCreated)
+	return err
 }
 
 func decode(raw []byte, dst any, id *string) error {
