@@ -24,6 +24,7 @@ var extensions = []extension{
 	{"extra_dhcp_opt", "Neutron Extra DHCP options", "Extra options configuration for DHCP. For example PXE boot options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, bootfile-name)"},
 	{"ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway"},
 	{"fields", "Fields", "Allows filtering of returned fields"},
+	{"filter-validation", "Filter parameters validation", "Provides validation on filter parameters."},
 	{"net-mtu", "Network MTU", "Provides MTU attribute for a network resource."},
 	{"net-mtu-writable", "Network MTU (writable)", "Provides a writable MTU attribute for a network resource."},
 	{"pagination", "Pagination support", "Extension that indicates that pagination is enabled."},

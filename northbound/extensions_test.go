@@ -30,3 +30,13 @@ func TestShowExtension(t *testing.T) {
 		t.Errorf("without a token: %d", code)
 	}
 }
+
+// hasExtension reports whether the API lists alias.
+func hasExtension(a *api, alias string) bool {
+	for _, x := range list(a.admin(http.StatusOK, "GET", "/v2.0/extensions", nil), "extensions") {
+		if x["alias"] == alias {
+			return true
+		}
+	}
+	return false
+}
