@@ -101,7 +101,7 @@ func (s *Server) routes() {
 	e.GET("/", s.versions)
 	e.GET("/openapi.json", s.openAPI)
 	e.GET("/v2.0/openapi.json", s.openAPI)
-	v := e.Group("/v2.0", s.authenticate)
+	v := e.Group("/v2.0", s.authenticate, s.ifMatch)
 	v.GET("", s.resources)
 	v.GET("/", s.resources)
 	v.GET("/extensions", s.extensions)
