@@ -16,11 +16,12 @@ type Class int
 
 // Error classes.
 const (
-	ClassInvalid     Class = iota + 1 // bad input: 400
-	ClassNotFound                     // unknown ID: 404
-	ClassConflict                     // in use / already allocated: 409
-	ClassForbidden                    // not allowed for this caller: 403
-	ClassUnavailable                  // a pool is exhausted at the system level: 503
+	ClassInvalid            Class = iota + 1 // bad input: 400
+	ClassNotFound                            // unknown ID: 404
+	ClassConflict                            // in use / already allocated: 409
+	ClassForbidden                           // not allowed for this caller: 403
+	ClassUnavailable                         // a pool is exhausted at the system level: 503
+	ClassPreconditionFailed                  // a revision constraint does not hold: 412
 )
 
 // Error is a rejected request. Type is Neutron's exception name (e.g. "NetworkNotFound",

@@ -181,7 +181,7 @@ func (w *wtx) floatingIP(ctx context.Context, id string, f *topology.FloatingIP)
 	if err != nil {
 		return fmt.Errorf("load floating IP %s: %w", id, err)
 	}
-	return nil
+	return w.constrain(topology.KindFloatingIP, id, f.RevisionNumber)
 }
 
 // UpdateFloatingIP associates (port_id set), re-associates or disassociates (port_id "")

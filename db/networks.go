@@ -239,7 +239,7 @@ func (w *wtx) network(ctx context.Context, id string, n *topology.Network) error
 	if err != nil {
 		return fmt.Errorf("load network %s: %w", id, err)
 	}
-	return nil
+	return w.constrain(topology.KindNetwork, id, n.RevisionNumber)
 }
 
 // autoDeletedOwners are port owners a network delete removes by itself.

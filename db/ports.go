@@ -335,7 +335,7 @@ func (w *wtx) port(ctx context.Context, id string, p *topology.Port) error {
 	if err != nil {
 		return fmt.Errorf("load port %s: %w", id, err)
 	}
-	return nil
+	return w.constrain(topology.KindPort, id, p.RevisionNumber)
 }
 
 func (w *wtx) savePort(p *topology.Port) {

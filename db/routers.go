@@ -77,7 +77,7 @@ func (w *wtx) router(ctx context.Context, id string, r *topology.Router) error {
 	if err != nil {
 		return fmt.Errorf("load router %s: %w", id, err)
 	}
-	return nil
+	return w.constrain(topology.KindRouter, id, r.RevisionNumber)
 }
 
 func (w *wtx) saveRouter(r *topology.Router) {

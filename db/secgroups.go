@@ -139,7 +139,7 @@ func (w *wtx) securityGroup(ctx context.Context, id string) (*topology.SecurityG
 	if err != nil {
 		return nil, fmt.Errorf("load security group %s: %w", id, err)
 	}
-	return &g, nil
+	return &g, w.constrain(topology.KindSecurityGroup, id, g.RevisionNumber)
 }
 
 // isDefaultGroup reports whether id is its project's default group.

@@ -280,6 +280,9 @@ func (s *Store) DeleteSecurityGroupRule(ctx context.Context, id string) error {
 		if err != nil {
 			return fmt.Errorf("load security group rule %s: %w", id, err)
 		}
+		if err := w.constrain(topology.KindSecurityGroupRule, id, r.RevisionNumber); err != nil {
+			return err
+		}
 		w.exec(`DELETE FROM security_group_rules WHERE id = $1`, id)
 		w.record(topology.KindSecurityGroupRule, id, topology.OpDelete, r)
 		return nil

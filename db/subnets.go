@@ -250,7 +250,7 @@ func (w *wtx) subnet(ctx context.Context, id string, sn *topology.Subnet) error 
 	if err != nil {
 		return fmt.Errorf("load subnet %s: %w", id, err)
 	}
-	return nil
+	return w.constrain(topology.KindSubnet, id, sn.RevisionNumber)
 }
 
 // DeleteSubnet deletes a subnet on which no port other than a network:dhcp port has an

@@ -31,6 +31,8 @@ type writeReq struct {
 	ctx  context.Context
 	fn   writeFn
 	done chan writeResult
+	// constraint is the caller's revision constraint (nil: none).
+	constraint *RevisionConstraint
 }
 
 type writeResult struct {
@@ -52,6 +54,10 @@ type wtx struct {
 	changes []pendingChange
 	// defaultGroups caches the projects' default security groups this write has seen.
 	defaultGroups map[string]string
+	// constraint is the write's revision constraint (nil: none); constraintChecked says
+	// its resource was loaded and checked.
+	constraint        *RevisionConstraint
+	constraintChecked bool
 }
 
 type pendingChange struct {
@@ -64,7 +70,7 @@ type pendingChange struct {
 // write runs fn as one atomic topology write and returns the revision it committed (0
 // if fn recorded no change: then it wrote nothing).
 func (s *Store) write(ctx context.Context, fn writeFn) (int64, error) {
-	req := &writeReq{ctx: ctx, fn: fn, done: make(chan writeResult, 1)}
+	req := &writeReq{ctx: ctx, fn: fn, done: make(chan writeResult, 1), constraint: revisionConstraintOf(ctx)}
 	select {
 	case s.writes <- req:
 	case <-ctx.Done():
@@ -147,7 +153,7 @@ func (s *Store) commitGroup(group []*writeReq) {
 			results[i].err = err
 			continue
 		}
-		rev, next, err := s.runOne(ctx, tx, req.fn, cur+1, now, carry)
+		rev, next, err := s.runOne(ctx, tx, req, cur+1, now, carry)
 		if errors.Is(err, errTxBroken) {
 			s.log.Error("write group failed", zap.Error(err))
 			fail(err)
@@ -187,14 +193,17 @@ var errTxBroken = errors.New("write transaction broken")
 // a MAC, collided).
 var errRetry = errors.New("retry write")
 
-// runOne runs fn in a savepoint after the statements carried from the previous write.
+// runOne runs req's write in a savepoint after the statements carried from the previous write.
 // On success it returns the write's revision (0 without changes) and the statements to
 // carry on (its own writes, change-log rows and RELEASE).
-func (s *Store) runOne(ctx context.Context, tx pgx.Tx, fn writeFn, rev int64, now time.Time, carry *pgx.Batch) (int64, *pgx.Batch, error) {
+func (s *Store) runOne(ctx context.Context, tx pgx.Tx, req *writeReq, rev int64, now time.Time, carry *pgx.Batch) (int64, *pgx.Batch, error) {
 	for attempt := 1; ; attempt++ {
-		w := &wtx{cfg: s.cfg, tx: tx, rev: rev, now: now, batch: carry, carried: carry.Len()}
+		w := &wtx{cfg: s.cfg, tx: tx, rev: rev, now: now, batch: carry, carried: carry.Len(), constraint: req.constraint}
 		w.exec(`SAVEPOINT write`)
-		err := fn(ctx, w)
+		err := req.fn(ctx, w)
+		if err == nil {
+			err = w.constraintUnchecked()
+		}
 		if err == nil {
 			w.exec(`RELEASE SAVEPOINT write`)
 			if len(w.changes) == 0 {

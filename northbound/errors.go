@@ -46,6 +46,8 @@ func classCode(c db.Class) int {
 		return http.StatusForbidden
 	case db.ClassUnavailable:
 		return http.StatusServiceUnavailable
+	case db.ClassPreconditionFailed:
+		return http.StatusPreconditionFailed
 	}
 	return http.StatusInternalServerError
 }

@@ -101,10 +101,11 @@ func (s *Server) routes() {
 	e.GET("/", s.versions)
 	e.GET("/openapi.json", s.openAPI)
 	e.GET("/v2.0/openapi.json", s.openAPI)
-	v := e.Group("/v2.0", s.authenticate)
+	v := e.Group("/v2.0", s.authenticate, s.ifMatch)
 	v.GET("", s.resources)
 	v.GET("/", s.resources)
 	v.GET("/extensions", s.extensions)
+	v.GET("/extensions/:alias", s.showExtension)
 
 	v.GET("/networks", s.listNetworks)
 	v.POST("/networks", s.createNetwork)
@@ -198,36 +199,4 @@ func (s *Server) resources(c echo.Context) error {
 			"links": []any{map[string]any{"href": baseURL(c) + "/v2.0/" + r.coll, "rel": "self"}}})
 	}
 	return c.JSON(http.StatusOK, map[string]any{"resources": rs})
-}
-
-func (s *Server) extensions(c echo.Context) error {
-	exts := []struct{ alias, name, desc string }{
-		{"agent", "agent", "The agent management extension."},
-		{"binding", "Port Binding", "Expose port bindings of a virtual port to external application"},
-		{"dvr", "Distributed Virtual Router", "Enables configuration of Distributed Virtual Routers."},
-		{"external-net", "Neutron external network", "Adds external network attribute to network resource."},
-		{"extra_dhcp_opt", "Neutron Extra DHCP options", "Extra options configuration for DHCP. For example PXE boot options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, bootfile-name)"},
-		{"ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway"},
-		{"fields", "Fields", "Allows filtering of returned fields"},
-		{"net-mtu", "Network MTU", "Provides MTU attribute for a network resource."},
-		{"net-mtu-writable", "Network MTU (writable)", "Provides a writable MTU attribute for a network resource."},
-		{"pagination", "Pagination support", "Extension that indicates that pagination is enabled."},
-		{"project-id", "project_id field enabled", "Extension that indicates that project_id field is enabled."},
-		{"provider", "Provider Network", "Expose mapping of virtual networks to physical networks"},
-		{"router", "Neutron L3 Router", "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway."},
-		{"security-group", "security-group", "The security groups extension."},
-		{"port-security", "Port Security", "Provides port security"},
-		{"allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs"},
-		{"stateful-security-group", "Stateful security group", "Indicates if the security group is stateful or not"},
-		{"sorting", "Sorting support", "Extension that indicates that sorting is enabled."},
-		{"standard-attr-revisions", "Resource revision numbers", "This extension will display the revision number of neutron resources."},
-		{"standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes."},
-		{"dvr-hosts", "dvrflow DVR hosts", "Host registration with tunnel IP, mode, bridges and DVR host MAC."},
-	}
-	var out []any
-	for _, x := range exts {
-		out = append(out, map[string]any{"alias": x.alias, "name": x.name, "description": x.desc,
-			"updated": "2026-11-23T00:00:00-00:00", "links": []any{}})
-	}
-	return c.JSON(http.StatusOK, map[string]any{"extensions": out})
 }

@@ -53,7 +53,8 @@ func (s *Server) listSubnets(c echo.Context) error {
 	}
 	cl := callerOf(c)
 	nets := map[string]*topology.Network{}
-	if !cl.admin {
+	filterShared := c.QueryParams().Has("shared")
+	if !cl.admin || filterShared {
 		ns, err := s.store.ListNetworks(ctx)
 		if err != nil {
 			return err
@@ -65,7 +66,12 @@ func (s *Server) listSubnets(c echo.Context) error {
 	items := make([]map[string]any, 0, len(xs))
 	for i := range xs {
 		if s.subnetVisible(cl, &xs[i], nets) {
-			items = append(items, subnetShape(&xs[i]))
+			item := subnetShape(&xs[i])
+			if filterShared { // hidden: a subnet is shared when its network is
+				n := nets[xs[i].NetworkID]
+				item["shared"] = n != nil && n.Shared
+			}
+			items = append(items, item)
 		}
 	}
 	return respondList(c, "subnets", items)
