@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"strings"
 
 	"github.com/dvrflow/dvrflow/topology"
 	"github.com/jackc/pgx/v5"
@@ -153,48 +154,88 @@ func (w *wtx) checkNoDefault(ctx context.Context, version int, except string) er
 		return fmt.Errorf("look for the default IPv%d subnet pool: %w", version, err)
 	}
 	if n > 0 {
-		return invalid("A default subnetpool for this IP family has already been set. Only one default may exist per IP family")
+		return secondDefault()
 	}
 	return nil
+}
+
+func secondDefault() *Error {
+	return invalid("A default subnetpool for this IP family has already been set. Only one default may exist per IP family")
 }
 
 // CreateSubnetPool creates a subnet pool: its prefixes merged as netaddr's IPSet does
 // (overlapping and adjacent ones joined), its IP version theirs, its prefix lengths
 // checked (checkPrefixBounds), at most one default pool per IP version.
 func (s *Store) CreateSubnetPool(ctx context.Context, spec SubnetPoolSpec) (*topology.SubnetPool, error) {
-	p := topology.SubnetPool{ID: newID(), ProjectID: spec.ProjectID}
-	if spec.Prefixes == nil {
-		return nil, badRequest("Failed to parse request. Required attribute 'prefixes' not specified")
-	}
-	prefixes, version, err := parsePoolPrefixes(*spec.Prefixes)
+	ps, err := s.CreateSubnetPools(ctx, []SubnetPoolSpec{spec})
 	if err != nil {
-		return nil, err
-	}
-	p.IPVersion = version
-	p.Prefixes = prefixStrings(newPrefixSet(poolVersions[version].width, prefixes).cidrs())
-	if err := checkPrefixBounds(&p, spec, true); err != nil {
-		return nil, err
-	}
-	applyPoolNames(&p, spec)
-	if spec.Shared != nil {
-		p.Shared = *spec.Shared
-	}
-	_, err = s.write(ctx, func(ctx context.Context, w *wtx) error {
-		if p.IsDefault {
-			if err := w.checkNoDefault(ctx, p.IPVersion, p.ID); err != nil {
-				return err
-			}
+		if e, ok := AsError(err); ok { // no "Item 0: " for a single create
+			return nil, &Error{Class: e.Class, Type: e.Type, Message: strings.TrimPrefix(e.Message, "Item 0: ")}
 		}
-		p.CreatedAt, p.UpdatedAt = w.now, w.now
-		w.exec(`INSERT INTO subnetpools (id, project_id, ip_version, is_default, obj) VALUES ($1, $2, $3, $4, $5)`,
-			p.ID, p.ProjectID, p.IPVersion, p.IsDefault, mustJSON(p))
-		w.record(topology.KindSubnetPool, p.ID, topology.OpCreate, p)
+		return nil, err
+	}
+	return &ps[0], nil
+}
+
+// CreateSubnetPools creates subnet pools in one write, each as CreateSubnetPool does.
+func (s *Store) CreateSubnetPools(ctx context.Context, specs []SubnetPoolSpec) ([]topology.SubnetPool, error) {
+	if err := checkBulk("subnetpools", len(specs)); err != nil {
+		return nil, err
+	}
+	pools := make([]topology.SubnetPool, len(specs))
+	for i, spec := range specs {
+		p, err := buildSubnetPool(spec)
+		if err != nil {
+			return nil, itemError(i, err)
+		}
+		pools[i] = p
+	}
+	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		defaults := map[int]bool{}
+		for i := range pools {
+			p := &pools[i]
+			if p.IsDefault {
+				if defaults[p.IPVersion] {
+					return itemError(i, secondDefault())
+				}
+				defaults[p.IPVersion] = true
+				if err := w.checkNoDefault(ctx, p.IPVersion, p.ID); err != nil {
+					return itemError(i, err)
+				}
+			}
+			p.CreatedAt, p.UpdatedAt = w.now, w.now
+			w.exec(`INSERT INTO subnetpools (id, project_id, ip_version, is_default, obj) VALUES ($1, $2, $3, $4, $5)`,
+				p.ID, p.ProjectID, p.IPVersion, p.IsDefault, mustJSON(p))
+			w.record(topology.KindSubnetPool, p.ID, topology.OpCreate, *p)
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &p, nil
+	return pools, nil
+}
+
+// buildSubnetPool validates a create spec and returns the pool it describes.
+func buildSubnetPool(spec SubnetPoolSpec) (topology.SubnetPool, error) {
+	p := topology.SubnetPool{ID: newID(), ProjectID: spec.ProjectID}
+	if spec.Prefixes == nil {
+		return p, badRequest("Failed to parse request. Required attribute 'prefixes' not specified")
+	}
+	prefixes, version, err := parsePoolPrefixes(*spec.Prefixes)
+	if err != nil {
+		return p, err
+	}
+	p.IPVersion = version
+	p.Prefixes = prefixStrings(newPrefixSet(poolVersions[version].width, prefixes).cidrs())
+	if err := checkPrefixBounds(&p, spec, true); err != nil {
+		return p, err
+	}
+	applyPoolNames(&p, spec)
+	if spec.Shared != nil {
+		p.Shared = *spec.Shared
+	}
+	return p, nil
 }
 
 func (w *wtx) subnetPool(ctx context.Context, id string, p *topology.SubnetPool) error {

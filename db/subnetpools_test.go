@@ -335,3 +335,27 @@ func TestSubnetPoolConcurrentAllocation(t *testing.T) {
 		t.Fatalf("%d of two creates got the one free prefix: %v", won, errs)
 	}
 }
+
+// TestCreateSubnetPools: a bulk create is one write; a refused item (a second default, also
+// within the batch) changes nothing.
+func TestCreateSubnetPools(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	def := func(prefix string) db.SubnetPoolSpec {
+		sp := poolSpec(prefix)
+		sp.IsDefault = ptr(true)
+		return sp
+	}
+	rev := revision(t, s)
+	_, err := s.CreateSubnetPools(ctx, []db.SubnetPoolSpec{poolSpec("10.0.0.0/16"), def("10.1.0.0/16"), def("10.2.0.0/16")})
+	wantErrType(t, err, "InvalidInput")
+	if !strings.Contains(err.Error(), "Item 2: ") || revision(t, s) != rev || len(ok(s.ListSubnetPools(ctx))(t)) != 0 {
+		t.Fatalf("refused bulk: %v, revision %d -> %d", err, rev, revision(t, s))
+	}
+	_, err = s.CreateSubnetPools(ctx, []db.SubnetPoolSpec{poolSpec("10.0.0.0/16"), poolSpec()})
+	wantErrType(t, err, "EmptySubnetPoolPrefixList")
+	ps := ok(s.CreateSubnetPools(ctx, []db.SubnetPoolSpec{poolSpec("10.0.0.0/16"), def("10.1.0.0/16"), def("2001:db8::/32")}))(t)
+	if len(ps) != 3 || revision(t, s) != rev+1 || ps[2].IPVersion != 6 {
+		t.Fatalf("bulk: %+v, revision %d -> %d", ps, rev, revision(t, s))
+	}
+}

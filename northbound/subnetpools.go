@@ -1,7 +1,6 @@
 package northbound
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -177,29 +176,9 @@ func (s *Server) createSubnetPool(c echo.Context) error {
 			return spec, err
 		},
 		one:   s.store.CreateSubnetPool,
-		many:  s.createSubnetPools,
+		many:  s.store.CreateSubnetPools,
 		shape: subnetPoolShape,
 	})
-}
-
-// createSubnetPools creates the pools of a bulk create one by one and, when one is
-// refused, deletes those it made, as Neutron emulates a bulk create for a resource its
-// plugin cannot create in bulk (_emulate_bulk_create).
-func (s *Server) createSubnetPools(ctx context.Context, specs []db.SubnetPoolSpec) ([]topology.SubnetPool, error) {
-	out := make([]topology.SubnetPool, 0, len(specs))
-	for i, spec := range specs {
-		p, err := s.store.CreateSubnetPool(ctx, spec)
-		if err != nil {
-			for j := len(out) - 1; j >= 0; j-- {
-				if derr := s.store.DeleteSubnetPool(ctx, out[j].ID); derr != nil {
-					return nil, fmt.Errorf("undo bulk create of subnet pools after item %d (%v): %w", i, err, derr)
-				}
-			}
-			return nil, itemErr(i, err)
-		}
-		out = append(out, *p)
-	}
-	return out, nil
 }
 
 // badRequest is Neutron's BadRequest (400): "Bad <resource> request: <msg>."

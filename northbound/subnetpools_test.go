@@ -148,6 +148,15 @@ func TestSubnetPoolRefusals(t *testing.T) {
 		{"address scope", adminToken, "POST", "/v2.0/subnetpools", pool(map[string]any{"address_scope_id": missing}), 400, "HTTPBadRequest", ""},
 		{"ip_version", adminToken, "POST", "/v2.0/subnetpools", pool(map[string]any{"ip_version": 4}), 400, "HTTPBadRequest", ""},
 	})
+	// A bulk create is all or nothing.
+	refuse(t, a, []refusal{{"bulk with a bad item", adminToken, "POST", "/v2.0/subnetpools", map[string]any{"subnetpools": []any{
+		pool(nil)["subnetpool"], pool(map[string]any{"prefixes": []string{}})["subnetpool"]}}, 400, "EmptySubnetPoolPrefixList",
+		"Item 1: Empty subnet pool prefix list."}})
+	out := a.admin(http.StatusCreated, "POST", "/v2.0/subnetpools", map[string]any{"subnetpools": []any{pool(nil)["subnetpool"],
+		pool(map[string]any{"prefixes": []string{"2001:db8::/32"}})["subnetpool"]}})
+	if ps := list(out, "subnetpools"); len(ps) != 2 || ps[1]["ip_version"] != float64(6) {
+		t.Errorf("bulk create: %v", ps)
+	}
 	// address_scope_id null is no address scope.
 	p := a.create("subnetpools", "subnetpool", map[string]any{"name": "ns", "prefixes": []string{"10.60.0.0/16"}, "address_scope_id": nil})
 	if p["address_scope_id"] != nil {
