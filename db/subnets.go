@@ -25,19 +25,33 @@ type SubnetSpec struct {
 	HostRoutes      *[]topology.HostRoute
 	DNSNameservers  *[]string
 	EnableDHCP      *bool
+	// SubnetPoolID (create only) allocates the subnet's CIDR from a pool: CIDR if given
+	// (it must be free in the pool), otherwise the first free prefix of PrefixLen, by
+	// default the pool's default_prefixlen (subnetpools.go).
+	SubnetPoolID string
+	PrefixLen    *int
 }
 
 // CreateSubnet creates an IPv4 subnet on a network. A network whose MTU is below IPv4's
 // minimum (68) can have none (NetworkMTUSubnetConflict). A DHCP-enabled subnet gives the
-// network's DHCP port (created if need be) its lowest free address (dhcpports.go).
+// network's DHCP port (created if need be) its lowest free address (dhcpports.go). A
+// subnet of a pool gets its CIDR from the pool in the same write; the subnets of a
+// network all come from the same pool, or none (NetworkSubnetPoolAffinityError).
 func (s *Store) CreateSubnet(ctx context.Context, spec SubnetSpec) (*topology.Subnet, error) {
-	sn, cidr, err := buildSubnet(spec)
-	if err != nil {
+	if err := checkPoolRequest(spec); err != nil {
 		return nil, err
 	}
-	_, err = s.write(ctx, func(ctx context.Context, w *wtx) error {
+	var sn topology.Subnet
+	var cidr cidr4
+	if spec.SubnetPoolID == "" {
+		var err error
+		if sn, cidr, err = buildSubnet(spec); err != nil {
+			return nil, err
+		}
+	}
+	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
 		var n topology.Network
-		if err := w.network(ctx, sn.NetworkID, &n); err != nil {
+		if err := w.network(ctx, spec.NetworkID, &n); err != nil {
 			return err
 		}
 		if n.MTU < minIPv4MTU {
@@ -47,6 +61,24 @@ func (s *Store) CreateSubnet(ctx context.Context, spec SubnetSpec) (*topology.Su
 		if err != nil {
 			return fmt.Errorf("load subnets of network %s: %w", n.ID, err)
 		}
+		pools := make([]string, len(others))
+		for i, o := range others {
+			pools[i] = o.SubnetPoolID
+		}
+		if err := checkPoolAffinity(spec.SubnetPoolID, pools); err != nil {
+			return err
+		}
+		if spec.SubnetPoolID != "" {
+			c, err := w.poolCIDR(ctx, spec, nil)
+			if err != nil {
+				return err
+			}
+			ps := spec
+			ps.CIDR = &c
+			if sn, cidr, err = buildSubnet(ps); err != nil {
+				return err
+			}
+		}
 		for _, o := range others {
 			oc, _ := parseCIDR4(o.CIDR)
 			if oc.overlaps(cidr) {
@@ -54,7 +86,8 @@ func (s *Store) CreateSubnet(ctx context.Context, spec SubnetSpec) (*topology.Su
 			}
 		}
 		sn.CreatedAt, sn.UpdatedAt = w.now, w.now
-		w.exec(`INSERT INTO subnets (id, network_id, project_id, obj) VALUES ($1, $2, $3, $4)`, sn.ID, sn.NetworkID, sn.ProjectID, mustJSON(sn))
+		w.exec(`INSERT INTO subnets (id, network_id, project_id, subnetpool_id, obj) VALUES ($1, $2, $3, $4, $5)`,
+			sn.ID, sn.NetworkID, sn.ProjectID, nullString(sn.SubnetPoolID), mustJSON(sn))
 		if err := w.resetFreeRanges(ctx, &sn); err != nil {
 			return err
 		}
@@ -75,7 +108,8 @@ func (s *Store) CreateSubnet(ctx context.Context, spec SubnetSpec) (*topology.Su
 // buildSubnet validates a create spec and returns the subnet it describes.
 func buildSubnet(spec SubnetSpec) (topology.Subnet, cidr4, error) {
 	sn := topology.Subnet{ID: newID(), NetworkID: spec.NetworkID, ProjectID: spec.ProjectID, IPVersion: 4, EnableDHCP: true,
-		AllocationPools: []topology.AllocationPool{}, HostRoutes: []topology.HostRoute{}, DNSNameservers: []string{}}
+		AllocationPools: []topology.AllocationPool{}, HostRoutes: []topology.HostRoute{}, DNSNameservers: []string{},
+		SubnetPoolID: spec.SubnetPoolID}
 	if spec.IPVersion != nil {
 		if *spec.IPVersion != 4 {
 			return sn, cidr4{}, invalid("ip_version %d is not supported: dvrflow subnets are IPv4", *spec.IPVersion)
@@ -328,14 +362,19 @@ func (s *Store) CreateSubnets(ctx context.Context, specs []SubnetSpec) ([]topolo
 	netIDs := make([]string, 0, len(specs))
 	seenNet := map[string]bool{}
 	for i, spec := range specs {
-		sn, c, err := buildSubnet(spec)
-		if err != nil {
+		if err := checkPoolRequest(spec); err != nil {
 			return nil, itemError(i, err)
 		}
-		subs[i], cidrs[i] = sn, c
-		if !seenNet[sn.NetworkID] {
-			seenNet[sn.NetworkID] = true
-			netIDs = append(netIDs, sn.NetworkID)
+		if spec.SubnetPoolID == "" { // a pool's subnets are built in the write
+			sn, c, err := buildSubnet(spec)
+			if err != nil {
+				return nil, itemError(i, err)
+			}
+			subs[i], cidrs[i] = sn, c
+		}
+		if !seenNet[spec.NetworkID] {
+			seenNet[spec.NetworkID] = true
+			netIDs = append(netIDs, spec.NetworkID)
 		}
 	}
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
@@ -348,9 +387,9 @@ func (s *Store) CreateSubnets(ctx context.Context, specs []SubnetSpec) ([]topolo
 			byID[nets[i].ID] = &nets[i]
 		}
 		for i := range subs {
-			n := byID[subs[i].NetworkID]
+			n := byID[specs[i].NetworkID]
 			if n == nil {
-				return itemError(i, notFound("NetworkNotFound", "Network %s could not be found.", subs[i].NetworkID))
+				return itemError(i, notFound("NetworkNotFound", "Network %s could not be found.", specs[i].NetworkID))
 			}
 			if n.MTU < minIPv4MTU {
 				return itemError(i, mtuTooSmall(n))
@@ -361,12 +400,34 @@ func (s *Store) CreateSubnets(ctx context.Context, specs []SubnetSpec) ([]topolo
 			return fmt.Errorf("load subnets: %w", err)
 		}
 		onNet := map[string][]cidr4{}
+		poolsOn := map[string][]string{}
 		for _, o := range existing {
 			oc, _ := parseCIDR4(o.CIDR)
 			onNet[o.NetworkID] = append(onNet[o.NetworkID], oc)
+			poolsOn[o.NetworkID] = append(poolsOn[o.NetworkID], o.SubnetPoolID)
+		}
+		taken := map[string][]string{} // pool -> CIDRs this write gave out
+		for i, spec := range specs {
+			if err := checkPoolAffinity(spec.SubnetPoolID, poolsOn[spec.NetworkID]); err != nil {
+				return itemError(i, err)
+			}
+			poolsOn[spec.NetworkID] = append(poolsOn[spec.NetworkID], spec.SubnetPoolID)
+			if spec.SubnetPoolID == "" {
+				continue
+			}
+			c, err := w.poolCIDR(ctx, spec, taken[spec.SubnetPoolID])
+			if err != nil {
+				return itemError(i, err)
+			}
+			taken[spec.SubnetPoolID] = append(taken[spec.SubnetPoolID], c)
+			spec.CIDR = &c
+			if subs[i], cidrs[i], err = buildSubnet(spec); err != nil {
+				return itemError(i, err)
+			}
 		}
 		n := len(subs)
 		ids, nids, projects, sobjs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		pools := make([]*string, n)
 		dhcp := &bulkDHCP{added: map[string][]topology.FixedIP{}}
 		var rSub []string
 		var rFirst, rLast []int64
@@ -380,6 +441,9 @@ func (s *Store) CreateSubnets(ctx context.Context, specs []SubnetSpec) ([]topolo
 			onNet[sn.NetworkID] = append(onNet[sn.NetworkID], cidrs[i])
 			sn.CreatedAt, sn.UpdatedAt = w.now, w.now
 			ids[i], nids[i], projects[i], sobjs[i] = sn.ID, sn.NetworkID, sn.ProjectID, string(mustJSON(sn))
+			if sn.SubnetPoolID != "" {
+				pools[i] = &sn.SubnetPoolID
+			}
 			var holes []uint32
 			if gw, ok := parseIPv4(sn.GatewayIP); ok {
 				holes = append(holes, gw)
@@ -394,8 +458,9 @@ func (s *Store) CreateSubnets(ctx context.Context, specs []SubnetSpec) ([]topolo
 			w.record(topology.KindSubnet, sn.ID, topology.OpCreate, *sn)
 			byID[sn.NetworkID].Subnets = append(byID[sn.NetworkID].Subnets, sn.ID)
 		}
-		w.exec(`INSERT INTO subnets (id, network_id, project_id, obj)
-SELECT i, n, p, o::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS x(i, n, p, o)`, ids, nids, projects, sobjs)
+		w.exec(`INSERT INTO subnets (id, network_id, project_id, subnetpool_id, obj)
+SELECT i, n, p, sp, o::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS x(i, n, p, o, sp)`,
+			ids, nids, projects, sobjs, pools)
 		if len(rSub) > 0 {
 			w.exec(`INSERT INTO ip_free_ranges (subnet_id, first, last) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])`, rSub, rFirst, rLast)
 		}

@@ -223,6 +223,8 @@ func decodeRecord(kind topology.Kind, raw []byte) (topology.Record, error) {
 		rec = new(topology.SecurityGroup)
 	case topology.KindSecurityGroupRule:
 		rec = new(topology.SecurityGroupRule)
+	case topology.KindSubnetPool:
+		rec = new(topology.SubnetPool)
 	default:
 		return nil, fmt.Errorf("unknown kind %q", kind)
 	}

@@ -37,6 +37,8 @@ var extensions = []extension{
 	{"stateful-security-group", "Stateful security group", "Indicates if the security group is stateful or not"},
 	{"sorting", "Sorting support", "Extension that indicates that sorting is enabled."},
 	{"standard-attr-revisions", "Resource revision numbers", "This extension will display the revision number of neutron resources."},
+	{"subnet_allocation", "Subnet Allocation", "Enables allocation of subnets from a subnet pool"},
+	{"default-subnetpools", "Default Subnetpools", "Provides ability to mark and use a subnetpool as the default."},
 	{"revision-if-match", "If-Match constraints based on revision_number", "Extension indicating that If-Match based on revision_number is supported."},
 	{"standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes."},
 	{"dvr-hosts", "dvrflow DVR hosts", "Host registration with tunnel IP, mode, bridges and DVR host MAC."},

@@ -29,6 +29,8 @@ func (s *Server) seeTarget(c echo.Context, id string) error {
 		_, err = s.visibleNetwork(c, id)
 	case "subnets":
 		_, err = s.visibleSubnet(c, id)
+	case "subnetpools":
+		_, err = s.visibleSubnetPool(c, id)
 	case "ports":
 		_, err = s.ownedPort(c, id) // a project sees its own ports only
 	case "routers":
@@ -65,6 +67,11 @@ func adminAttrs(kind string, update bool) []adminAttr {
 		return []adminAttr{{"binding:host_id", isEmpty}, {name: "binding:profile"}}
 	case "router":
 		return []adminAttr{{name: "distributed"}}
+	case "subnetpool":
+		if update { // shared is read-only once created: 400 for everyone
+			return []adminAttr{{name: "is_default"}}
+		}
+		return []adminAttr{{"shared", isFalse}, {"is_default", isFalse}}
 	case "floatingip":
 		if !update { // read-only once created: 400 for everyone
 			return []adminAttr{{name: "floating_ip_address"}}

@@ -1,8 +1,8 @@
 // Package northbound serves dvrflow's topology as the Neutron v2.0 REST API on Echo:
-// networks, subnets, ports, routers (with interfaces and gateways), floating IPs and
-// agents, plus the dvr-hosts extension where hosts register. It is a thin adapter over
-// the db.Store service API: Neutron shapes and errors live here, the semantics live in
-// the store.
+// networks, subnets, subnet pools, ports, routers (with interfaces and gateways),
+// floating IPs and agents, plus the dvr-hosts extension where hosts register. It is a
+// thin adapter over the db.Store service API: Neutron shapes and errors live here, the
+// semantics live in the store.
 package northbound
 
 import (
@@ -119,6 +119,12 @@ func (s *Server) routes() {
 	v.PUT("/subnets/:id", s.updateSubnet)
 	v.DELETE("/subnets/:id", s.deleteSubnet)
 
+	v.GET("/subnetpools", s.listSubnetPools)
+	v.POST("/subnetpools", s.createSubnetPool)
+	v.GET("/subnetpools/:id", s.showSubnetPool)
+	v.PUT("/subnetpools/:id", s.updateSubnetPool)
+	v.DELETE("/subnetpools/:id", s.deleteSubnetPool)
+
 	v.GET("/ports", s.listPorts)
 	v.POST("/ports", s.createPort)
 	v.GET("/ports/:id", s.showPort)
@@ -192,7 +198,7 @@ func (s *Server) versions(c echo.Context) error {
 func (s *Server) resources(c echo.Context) error {
 	var rs []any
 	for _, r := range []struct{ name, coll string }{
-		{"network", "networks"}, {"subnet", "subnets"}, {"port", "ports"}, {"router", "routers"},
+		{"network", "networks"}, {"subnet", "subnets"}, {"subnetpool", "subnetpools"}, {"port", "ports"}, {"router", "routers"},
 		{"floatingip", "floatingips"}, {"agent", "agents"},
 	} {
 		rs = append(rs, map[string]any{"name": r.name, "collection": r.coll,

@@ -136,10 +136,14 @@ func (s *Server) createSubnet(c echo.Context) error {
 	return create(c, creation[db.SubnetSpec, topology.Subnet]{
 		kind: "subnet", plural: "subnets",
 		allowed: []string{"name", "description", "network_id", "ip_version", "cidr", "gateway_ip",
-			"allocation_pools", "host_routes", "dns_nameservers", "enable_dhcp", "tenant_id", "project_id"},
-		readOnly: with(standardReadOnly, "subnetpool_id", "ipv6_ra_mode", "ipv6_address_mode"),
+			"allocation_pools", "host_routes", "dns_nameservers", "enable_dhcp", "tenant_id", "project_id",
+			"subnetpool_id", "prefixlen", "use_default_subnetpool"},
+		readOnly: with(standardReadOnly, "ipv6_ra_mode", "ipv6_address_mode"),
 		spec: func(b *body) (db.SubnetSpec, error) {
 			spec, err := subnetCreateSpec(b, cl)
+			if err == nil {
+				err = s.subnetPoolOf(c, b, &spec)
+			}
 			if err == nil {
 				err = network(spec.NetworkID)
 			}

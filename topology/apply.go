@@ -167,6 +167,8 @@ func (v *View) applyOne(d *pending, c Change) error {
 		v.setGroup(d, c.ID, orNil(o, del))
 	case *SecurityGroupRule:
 		v.setRule(d, c.ID, orNil(o, del))
+	case *SubnetPool:
+		// API state only: a subnet allocated from a pool is a subnet like any other.
 	}
 	return nil
 }

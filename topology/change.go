@@ -3,7 +3,7 @@ package topology
 import "time"
 
 // Record is a resource the change log carries: *Network, *Subnet, *Port, *Router,
-// *FloatingIP, *Host, *LocalVLAN, *SecurityGroup or *SecurityGroupRule.
+// *FloatingIP, *Host, *LocalVLAN, *SecurityGroup, *SecurityGroupRule or *SubnetPool.
 type Record interface {
 	// Kind is the kind of resource the record is.
 	Kind() Kind
@@ -35,6 +35,9 @@ func (*SecurityGroup) Kind() Kind { return KindSecurityGroup }
 
 // Kind implements Record.
 func (*SecurityGroupRule) Kind() Kind { return KindSecurityGroupRule }
+
+// Kind implements Record.
+func (*SubnetPool) Kind() Kind { return KindSubnetPool }
 
 // Change is one entry of the change log: the full new state of a resource (or its last
 // state, for a delete) at a revision. One revision may hold several changes.

@@ -78,6 +78,8 @@ const (
 	// KindSecurityGroup is a group without its rules; each rule is a change of its own.
 	KindSecurityGroup     Kind = "security_group"
 	KindSecurityGroupRule Kind = "security_group_rule"
+	// KindSubnetPool is a subnet pool: API state only, nothing on the switches depends on it.
+	KindSubnetPool Kind = "subnetpool"
 )
 
 // Op is what a change-log entry did.
@@ -138,6 +140,7 @@ type Subnet struct {
 	HostRoutes      []HostRoute      `json:"host_routes"`
 	DNSNameservers  []string         `json:"dns_nameservers"`
 	EnableDHCP      bool             `json:"enable_dhcp"`
+	SubnetPoolID    string           `json:"subnetpool_id,omitempty"` // "" when not allocated from a pool
 	CreatedAt       time.Time        `json:"created_at"`
 	UpdatedAt       time.Time        `json:"updated_at"`
 	RevisionNumber  int64            `json:"revision_number"`
@@ -304,6 +307,27 @@ type Host struct {
 	Heartbeat       time.Time         `json:"heartbeat"`
 	CreatedAt       time.Time         `json:"created_at"`
 	UpdatedAt       time.Time         `json:"updated_at"`
+}
+
+// SubnetPool is a Neutron subnet pool (subnet_allocation): prefixes subnets are allocated
+// from. Prefixes are normalized, merged and sorted (netaddr's IPSet.iter_cidrs order);
+// IPVersion follows from them. DefaultQuota is nil when the pool has none.
+type SubnetPool struct {
+	ID               string    `json:"id"`
+	ProjectID        string    `json:"project_id"`
+	Name             string    `json:"name"`
+	Description      string    `json:"description"`
+	IPVersion        int       `json:"ip_version"`
+	Prefixes         []string  `json:"prefixes"`
+	DefaultPrefixLen int       `json:"default_prefixlen"`
+	MinPrefixLen     int       `json:"min_prefixlen"`
+	MaxPrefixLen     int       `json:"max_prefixlen"`
+	DefaultQuota     *int64    `json:"default_quota"`
+	Shared           bool      `json:"shared"`
+	IsDefault        bool      `json:"is_default"`
+	CreatedAt        time.Time `json:"created_at"`
+	UpdatedAt        time.Time `json:"updated_at"`
+	RevisionNumber   int64     `json:"revision_number"`
 }
 
 // LocalVLAN is the br-int VLAN a network uses on one host.
