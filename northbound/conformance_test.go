@@ -204,3 +204,36 @@ func TestSubnetVisibility(t *testing.T) {
 		t.Fatalf("project B sees ports %v", ports)
 	}
 }
+
+// TestRouterInterfacePortFixedIPs: as tempest's test_router_interface_port_update_with_fixed_ip,
+// a project updates its router interface port's fixed_ips to [{"subnet_id"}] (the address
+// stays) and may move it within the subnet; a port's subnet-only entry keeps its address
+// as in Neutron.
+func TestRouterInterfacePortFixedIPs(t *testing.T) {
+	a := newAPI(t)
+	netID, subnetID, _, _ := base(a, "10.0.1.0/24")
+	r := a.as(tokenA, http.StatusCreated, "POST", "/v2.0/routers", map[string]any{"router": map[string]any{"name": "r"}})["router"].(map[string]any)
+	ri := a.as(tokenA, http.StatusOK, "PUT", "/v2.0/routers/"+r["id"].(string)+"/add_router_interface", map[string]any{"subnet_id": subnetID})
+	path := "/v2.0/ports/" + ri["port_id"].(string)
+	fixed := func(p map[string]any) string {
+		ips := p["port"].(map[string]any)["fixed_ips"].([]any)
+		if len(ips) != 1 || ips[0].(map[string]any)["subnet_id"] != subnetID {
+			t.Fatalf("fixed_ips %v, want one on %s", ips, subnetID)
+		}
+		return ips[0].(map[string]any)["ip_address"].(string)
+	}
+	if ip := fixed(a.as(tokenA, http.StatusOK, "PUT", path, map[string]any{"port": map[string]any{
+		"fixed_ips": []any{map[string]any{"subnet_id": subnetID}}}})); ip != "10.0.1.1" {
+		t.Fatalf("subnet-only update gave the interface %s, want 10.0.1.1 kept", ip)
+	}
+	if ip := fixed(a.as(tokenA, http.StatusOK, "PUT", path, map[string]any{"port": map[string]any{
+		"fixed_ips": []any{map[string]any{"subnet_id": subnetID, "ip_address": "10.0.1.40"}}}})); ip != "10.0.1.40" {
+		t.Fatalf("interface moved to %s, want 10.0.1.40", ip)
+	}
+	vm := a.as(tokenA, http.StatusCreated, "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": netID}})
+	ip := fixed(vm)
+	if got := fixed(a.as(tokenA, http.StatusOK, "PUT", "/v2.0/ports/"+vm["port"].(map[string]any)["id"].(string), map[string]any{"port": map[string]any{
+		"fixed_ips": []any{map[string]any{"subnet_id": subnetID}}}})); got != ip {
+		t.Fatalf("a port's subnet-only update moved it from %s to %s", ip, got)
+	}
+}
