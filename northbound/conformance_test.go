@@ -237,3 +237,61 @@ func TestRouterInterfacePortFixedIPs(t *testing.T) {
 		t.Fatalf("a port's subnet-only update moved it from %s to %s", ip, got)
 	}
 }
+
+// TestAgentUpdate: an admin changes an agent's admin_state_up and description (Neutron's
+// writable agent attributes), which survive a restart and go with the host; other
+// attributes are 400, a project's update 404. Agents are not topology: no revision.
+func TestAgentUpdate(t *testing.T) {
+	a := newAPI(t)
+	reg := map[string]any{"dvr_host": map[string]any{"tunnel_ip": "192.168.248.1", "mode": "dvr"}}
+	a.admin(http.StatusCreated, "PUT", "/v2.0/dvr-hosts/compute1", reg)
+	l3 := list(a.admin(http.StatusOK, "GET", "/v2.0/agents?agent_type=L3+agent", nil), "agents")[0]
+	path := "/v2.0/agents/" + l3["id"].(string)
+	rev := a.revision()
+	got := a.admin(http.StatusOK, "PUT", path, map[string]any{"agent": map[string]any{"admin_state_up": false, "description": "drained"}})["agent"].(map[string]any)
+	if got["admin_state_up"] != false || got["description"] != "drained" || got["host"] != "compute1" || got["agent_type"] != "L3 agent" {
+		t.Fatalf("updated agent %v", got)
+	}
+	for _, c := range []struct {
+		name, token string
+		body        map[string]any
+		code        int
+		typ, msg    string
+	}{
+		{"read-only attribute", adminToken, map[string]any{"agent": map[string]any{"host": "compute2"}}, http.StatusBadRequest, "HTTPBadRequest", "Attribute 'host' not allowed in PUT"},
+		{"unknown attribute", adminToken, map[string]any{"agent": map[string]any{"colour": "red"}}, http.StatusBadRequest, "HTTPBadRequest", "Unrecognized attribute(s) 'colour'"},
+		{"not a boolean", adminToken, map[string]any{"agent": map[string]any{"admin_state_up": "maybe"}}, http.StatusBadRequest, "HTTPBadRequest", ""},
+		{"description too long", adminToken, map[string]any{"agent": map[string]any{"description": strings.Repeat("d", 256)}}, http.StatusBadRequest, "HTTPBadRequest", ""},
+		{"project", tokenA, map[string]any{"agent": map[string]any{"admin_state_up": true}}, http.StatusNotFound, "AgentNotFound", "Agent " + l3["id"].(string) + " could not be found."},
+	} {
+		code, out := a.do(c.token, "PUT", path, c.body)
+		wantError(t, code, out, c.code, c.typ)
+		if msg := out["NeutronError"].(map[string]any)["message"]; c.msg != "" && msg != c.msg {
+			t.Errorf("%s: message %q, want %q", c.name, msg, c.msg)
+		}
+	}
+	code, out := a.do(adminToken, "PUT", "/v2.0/agents/5b7c2f5e-0000-4000-8000-000000000000", map[string]any{"agent": map[string]any{"admin_state_up": true}})
+	wantError(t, code, out, http.StatusNotFound, "AgentNotFound")
+	if got := a.revision(); got != rev {
+		t.Fatalf("agent updates moved the revision %d -> %d", rev, got)
+	}
+
+	a.stop()
+	a.start()
+	for _, ag := range list(a.admin(http.StatusOK, "GET", "/v2.0/agents", nil), "agents") {
+		want := ag["id"] != l3["id"] // the OVS agent keeps the defaults
+		if ag["admin_state_up"] != want || (ag["description"] == nil) != want {
+			t.Errorf("after restart: %s admin_state_up %v, description %v", ag["agent_type"], ag["admin_state_up"], ag["description"])
+		}
+	}
+	got = a.admin(http.StatusOK, "PUT", path, map[string]any{"agent": map[string]any{"description": nil}})["agent"].(map[string]any)
+	if got["description"] != nil || got["admin_state_up"] != false {
+		t.Fatalf("description cleared: %v", got)
+	}
+	// The settings go with the host: registered again, its agents have the defaults.
+	a.admin(http.StatusNoContent, "DELETE", "/v2.0/dvr-hosts/compute1", nil)
+	a.admin(http.StatusCreated, "PUT", "/v2.0/dvr-hosts/compute1", reg)
+	if got := a.admin(http.StatusOK, "GET", path, nil)["agent"].(map[string]any); got["admin_state_up"] != true {
+		t.Fatalf("re-registered host's agent: %v", got)
+	}
+}

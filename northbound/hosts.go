@@ -133,10 +133,14 @@ func (s *Server) agents(c echo.Context) ([]map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	settings, err := s.store.ListAgentSettings(c.Request().Context())
+	if err != nil {
+		return nil, err
+	}
 	now := time.Now()
 	var items []map[string]any
 	for i := range hs {
-		items = append(items, s.agentShapes(&hs[i], now)...)
+		items = append(items, s.agentShapes(&hs[i], settings, now)...)
 	}
 	return items, nil
 }
@@ -183,6 +187,48 @@ func (s *Server) agent(c echo.Context, id string) (map[string]any, error) {
 		}
 	}
 	return nil, agentNotFound(id)
+}
+
+// updateAgent changes an agent's admin_state_up or description (Neutron's writable agent
+// attributes; the others are 400). It is admin only: to anyone else the agent does not
+// exist (404), as for a show.
+func (s *Server) updateAgent(c echo.Context) error {
+	id := c.Param("id")
+	b, err := readBody(c, "agent", []string{"admin_state_up", "description"},
+		[]string{"id", "agent_type", "binary", "topic", "host", "alive", "availability_zone", "configurations",
+			"created_at", "started_at", "heartbeat_timestamp", "resources_synced"})
+	if err != nil {
+		return err
+	}
+	var spec db.AgentSettingsSpec
+	if spec.AdminStateUp, err = b.boolean("admin_state_up"); err != nil {
+		return err
+	}
+	if r, ok := b.fields["description"]; ok { // type:string_or_none
+		var d *string
+		if !isNull(r) {
+			if d, err = b.str("description"); err != nil {
+				return err
+			}
+		}
+		spec.Description = &d
+	}
+	a, err := s.agent(c, id)
+	if err != nil {
+		return err
+	}
+	set, err := s.store.UpdateAgentSettings(c.Request().Context(), id, a["host"].(string), spec)
+	if db.IsNotFound(err) { // the host went away meanwhile
+		return agentNotFound(id)
+	}
+	if err != nil {
+		return err
+	}
+	a["admin_state_up"], a["description"] = set.AdminStateUp, nil
+	if set.Description != nil {
+		a["description"] = *set.Description
+	}
+	return respondOne(c, http.StatusOK, "agent", a)
 }
 
 func agentNotFound(id string) error {
