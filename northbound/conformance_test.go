@@ -295,3 +295,43 @@ func TestAgentUpdate(t *testing.T) {
 		t.Fatalf("re-registered host's agent: %v", got)
 	}
 }
+
+// TestPortSecurityOnCreate walks neutron-tempest-plugin's port-security tests: a port's
+// port_security_enabled given on create wins over its network's (true on a network
+// without it gets the default group, false gets none), security_groups [] with port
+// security on is no group, and a network's port_security_enabled is taken on create and
+// update.
+func TestPortSecurityOnCreate(t *testing.T) {
+	a := newAPI(t)
+	net := func(ps bool) string {
+		n := a.as(tokenA, http.StatusCreated, "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"port_security_enabled": ps}})["network"].(map[string]any)
+		if n["port_security_enabled"] != ps {
+			t.Fatalf("network created with port security %v shows %v", ps, n["port_security_enabled"])
+		}
+		a.as(tokenA, http.StatusCreated, "POST", "/v2.0/subnets", map[string]any{"subnet": map[string]any{"network_id": n["id"], "cidr": "10.7.0.0/24", "ip_version": 4}})
+		return n["id"].(string)
+	}
+	port := func(fields map[string]any) map[string]any {
+		return a.as(tokenA, http.StatusCreated, "POST", "/v2.0/ports", map[string]any{"port": fields})["port"].(map[string]any)
+	}
+	off, on := net(false), net(true)
+	if p := port(map[string]any{"network_id": off, "port_security_enabled": true}); p["port_security_enabled"] != true || len(p["security_groups"].([]any)) != 1 {
+		t.Fatalf("port security on, on a network without: %v %v", p["port_security_enabled"], p["security_groups"])
+	}
+	if p := port(map[string]any{"network_id": on, "port_security_enabled": false}); p["port_security_enabled"] != false || len(p["security_groups"].([]any)) != 0 {
+		t.Fatalf("port security off: %v %v", p["port_security_enabled"], p["security_groups"])
+	}
+	if p := port(map[string]any{"network_id": on, "security_groups": []string{}}); p["port_security_enabled"] != true || len(p["security_groups"].([]any)) != 0 {
+		t.Fatalf("no groups: %v %v", p["port_security_enabled"], p["security_groups"])
+	}
+	if p := port(map[string]any{"network_id": on, "security_groups": []string{}, "port_security_enabled": false}); p["port_security_enabled"] != false {
+		t.Fatalf("no groups, port security off: %v", p["port_security_enabled"])
+	}
+	n := a.as(tokenA, http.StatusOK, "PUT", "/v2.0/networks/"+off, map[string]any{"network": map[string]any{"port_security_enabled": true}})["network"].(map[string]any)
+	if n["port_security_enabled"] != true {
+		t.Fatalf("network update: %v", n["port_security_enabled"])
+	}
+	if p := port(map[string]any{"network_id": off}); p["port_security_enabled"] != true {
+		t.Fatalf("port inherits %v after the network's update", p["port_security_enabled"])
+	}
+}
