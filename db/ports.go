@@ -389,7 +389,10 @@ func (w *wtx) deletePortRow(p *topology.Port) {
 
 // UpdatePort changes a port's mutable fields. Changing fixed_ips frees the addresses no
 // longer listed and allocates the new ones. Router-managed ports accept only name,
-// description, admin_state_up, binding and extra DHCP option changes.
+// description, admin_state_up, binding and extra DHCP option changes, and a router
+// interface port also a change of its address within its subnet (as Neutron takes it:
+// tempest's test_router_interface_port_update_with_fixed_ip); its router then routes
+// the subnet through the new address.
 func (s *Store) UpdatePort(ctx context.Context, id string, spec PortSpec) (*topology.Port, error) {
 	if err := checkPortSpec(spec); err != nil {
 		return nil, err
@@ -400,7 +403,8 @@ func (s *Store) UpdatePort(ctx context.Context, id string, spec PortSpec) (*topo
 			return err
 		}
 		managed := routerOwners[p.DeviceOwner]
-		if managed && (spec.FixedIPs != nil || spec.DeviceOwner != nil || spec.DeviceID != nil || spec.MACAddress != nil) {
+		iface := p.DeviceOwner == topology.OwnerRouterInterfaceDistributed
+		if managed && ((spec.FixedIPs != nil && !iface) || spec.DeviceOwner != nil || spec.DeviceID != nil || spec.MACAddress != nil) {
 			return conflict("L3PortInUse", "Port %s has owner %s and therefore cannot be changed through the port API.", id, p.DeviceOwner)
 		}
 		if spec.DeviceOwner != nil && routerOwners[*spec.DeviceOwner] {
@@ -431,8 +435,14 @@ func (s *Store) UpdatePort(ctx context.Context, id string, spec PortSpec) (*topo
 			}
 		}
 		if spec.FixedIPs != nil {
+			before := p.FixedIPs
 			if err := w.reallocateIPs(ctx, &p, *spec.FixedIPs); err != nil {
 				return err
+			}
+			if iface {
+				if err := w.readdressInterface(ctx, &p, before); err != nil {
+					return err
+				}
 			}
 		}
 		if err := w.secureUpdatedPort(ctx, &p, spec.PortSecurity); err != nil {
@@ -450,7 +460,24 @@ func (s *Store) UpdatePort(ctx context.Context, id string, spec PortSpec) (*topo
 	return &p, nil
 }
 
-// reallocateIPs replaces p's addresses by specs, keeping the ones listed again.
+// readdressInterface checks a router interface port's new addresses: dvrflow's router has
+// one interface port per subnet, with one address, so the port must keep exactly one, on
+// the subnet it had. Its router's revision advances, as its interfaces are part of it.
+func (w *wtx) readdressInterface(ctx context.Context, p *topology.Port, before []topology.FixedIP) error {
+	if len(p.FixedIPs) != 1 || len(before) != 1 || p.FixedIPs[0].SubnetID != before[0].SubnetID {
+		return badRequest("Bad router request: Router interface port %s must keep exactly one fixed IP, on subnet %s.", p.ID, before[0].SubnetID)
+	}
+	var r topology.Router
+	if err := w.router(ctx, p.DeviceID, &r); err != nil {
+		return err
+	}
+	w.saveRouter(&r)
+	return nil
+}
+
+// reallocateIPs replaces p's addresses by specs, keeping the ones listed again: by
+// address, or, for an entry that names only a subnet, an address p has on that subnet and
+// no other entry names (Neutron's _get_changed_ips_for_port).
 func (w *wtx) reallocateIPs(ctx context.Context, p *topology.Port, specs []FixedIPSpec) error {
 	var fips int
 	if err := w.queryRow(ctx, `SELECT count(*) FROM floatingips WHERE port_id = $1 AND port_id <> ''`, p.ID).Scan(&fips); err != nil {
@@ -464,13 +491,28 @@ func (w *wtx) reallocateIPs(ctx context.Context, p *topology.Port, specs []Fixed
 		return err
 	}
 	keep := map[string]bool{}
-	var fresh []FixedIPSpec
+	var fresh, bySubnet []FixedIPSpec
 	for _, f := range specs {
-		if f.IPAddress != "" && hasIP(p.FixedIPs, f.IPAddress) {
+		switch {
+		case f.IPAddress != "" && hasIP(p.FixedIPs, f.IPAddress):
 			keep[f.IPAddress] = true
-			continue
+		case f.IPAddress == "" && f.SubnetID != "":
+			bySubnet = append(bySubnet, f)
+		default:
+			fresh = append(fresh, f)
 		}
-		fresh = append(fresh, f)
+	}
+	for _, f := range bySubnet {
+		reused := false
+		for _, old := range p.FixedIPs {
+			if old.SubnetID == f.SubnetID && !keep[old.IPAddress] {
+				keep[old.IPAddress], reused = true, true
+				break
+			}
+		}
+		if !reused {
+			fresh = append(fresh, f)
+		}
 	}
 	var gone []topology.FixedIP
 	var kept []topology.FixedIP

@@ -198,7 +198,7 @@ func TestErrors(t *testing.T) {
 	}{
 		{"no token", "", "GET", "/v2.0/networks", nil, 401, "NotAuthenticated"},
 		{"wrong token", "nope", "GET", "/v2.0/networks", nil, 401, "NotAuthenticated"},
-		{"project token on admin API", tokenA, "GET", "/v2.0/agents", nil, 403, "PolicyNotAuthorized"},
+		{"project token on admin API", tokenA, "GET", "/v2.0/dvr-hosts", nil, 403, "PolicyNotAuthorized"},
 		{"malformed JSON", adminToken, "POST", "/v2.0/networks", `{"network": {`, 400, "HTTPBadRequest"},
 		{"no envelope", adminToken, "POST", "/v2.0/networks", map[string]any{"name": "x"}, 400, "HTTPBadRequest"},
 		{"unknown attribute", adminToken, "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"colour": "red"}}, 400, "HTTPBadRequest"},

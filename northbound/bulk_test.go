@@ -77,7 +77,7 @@ func TestBulkCreateErrors(t *testing.T) {
 			http.StatusConflict, "IpAddressAlreadyAllocated", "Item 2:"},
 		{"MAC twice", adminToken, "ports", map[string]any{"ports": []any{port(map[string]any{"mac_address": "fa:16:3e:01:02:03"}),
 			port(map[string]any{"mac_address": "fa:16:3e:01:02:03"})}}, http.StatusConflict, "MacAddressInUse", "Item 1:"},
-		{"unknown network", adminToken, "ports", map[string]any{"ports": []any{port(nil), port(map[string]any{"network_id": "nope"})}},
+		{"unknown network", adminToken, "ports", map[string]any{"ports": []any{port(nil), port(map[string]any{"network_id": "5b7c2f5e-0000-4000-8000-000000000000"})}},
 			http.StatusNotFound, "NetworkNotFound", "Item 1:"},
 		{"unknown attribute", adminToken, "ports", map[string]any{"ports": []any{port(nil), port(nil), port(map[string]any{"colour": "red"})}},
 			http.StatusBadRequest, "HTTPBadRequest", "Item 2:"},

@@ -7,12 +7,16 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 )
 
 // maxBody bounds request bodies.
 const maxBody = 1 << 20
+
+// maxStrLen is the longest string attribute Neutron's attribute map takes (255).
+const maxStrLen = 255
 
 // body is one resource of a request, {"<kind>": {...}}, with its attributes checked
 // against what the operation accepts.
@@ -117,8 +121,10 @@ func (b *body) str(name string) (*string, error) {
 	if isNull(r) || json.Unmarshal(r, &s) != nil {
 		return nil, invalidField(name, r, "is not a valid string")
 	}
-	if len(s) > 255 && name != "description" {
-		return nil, invalidField(name, r, "exceeds maximum length of 255")
+	// Neutron's attribute map limits every string it takes, name and description included,
+	// to 255 characters (NAME_MAX_LEN, DESCRIPTION_MAX_LEN, ...), counted as Python counts.
+	if utf8.RuneCountInString(s) > maxStrLen {
+		return nil, badBody("Invalid input for %s. Reason: '%s' exceeds maximum length of %d.", name, s, maxStrLen)
 	}
 	return &s, nil
 }
@@ -223,4 +229,50 @@ func (b *body) project(cl caller) (string, error) {
 		return "", forbidden("Specifying 'project_id' or 'tenant_id' other than the authenticated project in request requires admin privileges")
 	}
 	return want, nil
+}
+
+// isUUID reports whether s is a UUID as Neutron's validate_uuid (oslo's is_uuid_like)
+// takes it: 32 hex digits in any case, hyphens, braces and a urn:uuid: prefix ignored.
+func isUUID(s string) bool {
+	t := strings.NewReplacer("urn:", "", "uuid:", "", "-", "").Replace(strings.ToLower(s))
+	t = strings.Trim(t, "{}")
+	if len(t) != 32 {
+		return false
+	}
+	for _, r := range t {
+		if !strings.ContainsRune("0123456789abcdef", r) {
+			return false
+		}
+	}
+	return true
+}
+
+// notUUID is the 400 of Neutron's API layer for an attribute whose validator is
+// type:uuid (or uuid_or_none, uuid_list) given something else.
+func notUUID(name, v string) error {
+	return badBody("Invalid input for %s. Reason: '%s' is not a valid UUID.", name, v)
+}
+
+// id returns a UUID attribute (nil when absent), as str does, refusing a non-UUID.
+func (b *body) id(name string) (*string, error) {
+	s, err := b.str(name)
+	if err != nil || s == nil {
+		return s, err
+	}
+	if !isUUID(*s) {
+		return nil, notUUID(name, *s)
+	}
+	return s, nil
+}
+
+// nullableID is id where null means "" (type:uuid_or_none).
+func (b *body) nullableID(name string) (*string, error) {
+	s, err := b.nullableStr(name)
+	if err != nil || s == nil || *s == "" {
+		return s, err
+	}
+	if !isUUID(*s) {
+		return nil, notUUID(name, *s)
+	}
+	return s, nil
 }

@@ -43,14 +43,24 @@ func (s *Server) showFloatingIP(c echo.Context) error {
 }
 
 // association reads port_id (null: disassociate) and fixed_ip_address; the port must
-// belong to the caller.
+// belong to the caller. An update with an empty body disassociates, as in Neutron (its
+// first floating IPs had no other attribute, and an empty update meant "clear"); one
+// that gives other attributes only keeps the association.
 func (s *Server) association(c echo.Context, b *body, spec *db.FloatingIPSpec) error {
 	var err error
-	if spec.PortID, err = b.nullableStr("port_id"); err != nil {
+	if spec.PortID, err = b.nullableID("port_id"); err != nil {
 		return err
 	}
 	if spec.FixedIPAddress, err = b.nullableStr("fixed_ip_address"); err != nil {
 		return err
+	}
+	if spec.FixedIPAddress != nil && *spec.FixedIPAddress != "" && (spec.PortID == nil || *spec.PortID == "") {
+		return &db.Error{Class: db.ClassInvalid, Type: "BadRequest",
+			Message: "Bad floatingip request: fixed_ip_address cannot be specified without a port_id."}
+	}
+	if c.Request().Method == http.MethodPut && len(b.fields) == 0 {
+		none := ""
+		spec.PortID = &none
 	}
 	if spec.PortID != nil && *spec.PortID != "" {
 		if _, err := s.ownedPort(c, *spec.PortID); err != nil {
@@ -72,7 +82,7 @@ func (s *Server) createFloatingIP(c echo.Context) error {
 	if spec.ProjectID, err = b.project(cl); err != nil {
 		return err
 	}
-	nid, err := b.str("floating_network_id")
+	nid, err := b.id("floating_network_id")
 	if err != nil {
 		return err
 	}
@@ -86,7 +96,7 @@ func (s *Server) createFloatingIP(c echo.Context) error {
 	if spec.FloatingIPAddress, err = b.str("floating_ip_address"); err != nil {
 		return err
 	}
-	if spec.SubnetID, err = b.str("subnet_id"); err != nil {
+	if spec.SubnetID, err = b.id("subnet_id"); err != nil {
 		return err
 	}
 	if spec.Description, err = b.str("description"); err != nil {

@@ -133,17 +133,23 @@ func (s *Server) agents(c echo.Context) ([]map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	settings, err := s.store.ListAgentSettings(c.Request().Context())
+	if err != nil {
+		return nil, err
+	}
 	now := time.Now()
 	var items []map[string]any
 	for i := range hs {
-		items = append(items, s.agentShapes(&hs[i], now)...)
+		items = append(items, s.agentShapes(&hs[i], settings, now)...)
 	}
 	return items, nil
 }
 
+// listAgents lists the agents to an admin; Neutron's get_agent policy is admin only and
+// its list filters out what the policy refuses, so a project gets an empty list.
 func (s *Server) listAgents(c echo.Context) error {
-	if err := requireAdmin(c); err != nil {
-		return err
+	if !callerOf(c).admin {
+		return respondList(c, "agents", []map[string]any{})
 	}
 	items, err := s.agents(c)
 	if err != nil {
@@ -155,18 +161,76 @@ func (s *Server) listAgents(c echo.Context) error {
 	return respondList(c, "agents", items)
 }
 
+// showAgent shows an agent to an admin; to anyone else an agent does not exist (404), as
+// Neutron answers a show its policy refuses.
 func (s *Server) showAgent(c echo.Context) error {
-	if err := requireAdmin(c); err != nil {
-		return err
-	}
-	items, err := s.agents(c)
+	a, err := s.agent(c, c.Param("id"))
 	if err != nil {
 		return err
 	}
+	return respondOne(c, http.StatusOK, "agent", a)
+}
+
+// agent returns the shape of agent id, AgentNotFound when it does not exist or the
+// caller is not an admin.
+func (s *Server) agent(c echo.Context, id string) (map[string]any, error) {
+	if !callerOf(c).admin {
+		return nil, agentNotFound(id)
+	}
+	items, err := s.agents(c)
+	if err != nil {
+		return nil, err
+	}
 	for _, a := range items {
-		if a["id"] == c.Param("id") {
-			return respondOne(c, http.StatusOK, "agent", a)
+		if a["id"] == id {
+			return a, nil
 		}
 	}
-	return notFound("AgentNotFound", "Agent %s could not be found.", c.Param("id"))
+	return nil, agentNotFound(id)
+}
+
+// updateAgent changes an agent's admin_state_up or description (Neutron's writable agent
+// attributes; the others are 400). It is admin only: to anyone else the agent does not
+// exist (404), as for a show.
+func (s *Server) updateAgent(c echo.Context) error {
+	id := c.Param("id")
+	b, err := readBody(c, "agent", []string{"admin_state_up", "description"},
+		[]string{"id", "agent_type", "binary", "topic", "host", "alive", "availability_zone", "configurations",
+			"created_at", "started_at", "heartbeat_timestamp", "resources_synced"})
+	if err != nil {
+		return err
+	}
+	var spec db.AgentSettingsSpec
+	if spec.AdminStateUp, err = b.boolean("admin_state_up"); err != nil {
+		return err
+	}
+	if r, ok := b.fields["description"]; ok { // type:string_or_none
+		var d *string
+		if !isNull(r) {
+			if d, err = b.str("description"); err != nil {
+				return err
+			}
+		}
+		spec.Description = &d
+	}
+	a, err := s.agent(c, id)
+	if err != nil {
+		return err
+	}
+	set, err := s.store.UpdateAgentSettings(c.Request().Context(), id, a["host"].(string), spec)
+	if db.IsNotFound(err) { // the host went away meanwhile
+		return agentNotFound(id)
+	}
+	if err != nil {
+		return err
+	}
+	a["admin_state_up"], a["description"] = set.AdminStateUp, nil
+	if set.Description != nil {
+		a["description"] = *set.Description
+	}
+	return respondOne(c, http.StatusOK, "agent", a)
+}
+
+func agentNotFound(id string) error {
+	return notFound("AgentNotFound", "Agent %s could not be found.", id)
 }

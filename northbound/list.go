@@ -63,7 +63,7 @@ var listings = map[string]listing{
 		notFoundMarker("FloatingIPNotFound", "Floating IP %s could not be found")),
 	"security_groups":      newListing(groupShape(&db.GroupWithRules{}), "id", nil),
 	"security_group_rules": newListing(ruleShape(&topology.SecurityGroupRule{}), "id", nil),
-	"agents": newListing(new(Server).agentShapes(&topology.Host{}, time.Time{})[0], "id",
+	"agents": newListing(new(Server).agentShapes(&topology.Host{}, nil, time.Time{})[0], "id",
 		notFoundMarker("AgentNotFound", "Agent %s could not be found.")),
 	"dvr_hosts":     newListing(new(Server).hostShape(&topology.Host{}, time.Time{}), "host", nil),
 	"dvr_host_macs": newListing(map[string]any{"host": "", "mac_address": ""}, "host", nil),

@@ -29,6 +29,8 @@ func TestNetworkMTUAPI(t *testing.T) {
 	}{
 		{"create above", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"mtu": 1451}}, http.StatusBadRequest, "InvalidInput",
 			"Invalid input for operation: Requested MTU is too big, maximum is 1450."},
+		{"tempest's max_mtu + 1", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"mtu": 1501}}, http.StatusBadRequest, "InvalidInput",
+			"Invalid input for operation: Requested MTU is too big, maximum is 1450."},
 		{"flat above", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"provider:network_type": "flat",
 			"provider:physical_network": "other", "mtu": 1501}}, http.StatusBadRequest, "InvalidInput",
 			"Invalid input for operation: Requested MTU is too big, maximum is 1500."},

@@ -41,6 +41,8 @@ func (s *Server) seeTarget(c echo.Context, id string) error {
 		_, err = s.ownedGroup(c, id)
 	case "security-group-rules":
 		_, err = s.ownedRule(c, id)
+	case "agents":
+		_, err = s.agent(c, id) // admin only: a reader sees none
 	}
 	return err
 }

@@ -77,6 +77,7 @@ func TestReaderWrites(t *testing.T) {
 			map[string]any{"subnet_id": subnetA}, 404, "RouterNotFound", ""},
 		{"delete another project's security group", readerA, "DELETE", "/v2.0/security-groups/" + sgB, nil, 404, "SecurityGroupNotFound", ""},
 		{"update a network that does not exist", readerA, "PUT", "/v2.0/networks/" + missing, rename("network"), 404, "NetworkNotFound", ""},
+		{"update an agent", readerA, "PUT", "/v2.0/agents/" + missing, map[string]any{"agent": map[string]any{"admin_state_up": false}}, 404, "AgentNotFound", ""},
 		// What it sees: refused by policy.
 		{"create", readerA, "POST", "/v2.0/networks", rename("network"), 403, "PolicyNotAuthorized", "rule:create_network is disallowed by policy"},
 		{"update its project's network", readerA, "PUT", "/v2.0/networks/" + netA, rename("network"), 403, "PolicyNotAuthorized", "rule:update_network is disallowed by policy"},

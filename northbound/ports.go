@@ -89,8 +89,17 @@ func fixedIPSpecs(b *body, name string) (*[]db.FixedIPSpec, error) {
 	if err != nil || !ok {
 		return nil, err
 	}
+	return fixedIPs(name, in)
+}
+
+// fixedIPs converts fixed_ips entries, refusing a subnet_id that is not a UUID as
+// Neutron's validate_fixed_ips does.
+func fixedIPs(name string, in []fixedIPBody) (*[]db.FixedIPSpec, error) {
 	out := make([]db.FixedIPSpec, 0, len(in))
 	for _, f := range in {
+		if f.SubnetID != "" && !isUUID(f.SubnetID) {
+			return nil, notUUID(name, f.SubnetID)
+		}
 		out = append(out, db.FixedIPSpec{SubnetID: f.SubnetID, IPAddress: f.IPAddress})
 	}
 	return &out, nil
@@ -138,6 +147,11 @@ func portSpec(b *body) (db.PortSpec, error) {
 		if !isNull(r) { // null: none, as the openstack CLI's --no-security-group may send
 			if _, err := b.decode("security_groups", &sgs); err != nil {
 				return spec, err
+			}
+		}
+		for _, id := range sgs {
+			if !isUUID(id) {
+				return spec, notUUID("security_groups", id)
 			}
 		}
 		spec.SecurityGroups = &sgs
@@ -270,7 +284,7 @@ func portCreateSpec(b *body, cl caller) (db.PortSpec, error) {
 	if spec.ProjectID, err = b.project(cl); err != nil {
 		return spec, err
 	}
-	nid, err := b.str("network_id")
+	nid, err := b.id("network_id")
 	if err != nil {
 		return spec, err
 	}

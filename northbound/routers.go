@@ -3,6 +3,7 @@ package northbound
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 
@@ -83,6 +84,9 @@ func (s *Server) routerSpec(c echo.Context, b *body) (db.RouterSpec, error) {
 			if gb.NetworkID == "" {
 				return spec, badBody("Invalid input for external_gateway_info. Reason: network_id is required.")
 			}
+			if !isUUID(gb.NetworkID) {
+				return spec, notUUID("external_gateway_info", gb.NetworkID)
+			}
 			if _, err := s.visibleNetwork(c, gb.NetworkID); err != nil {
 				return spec, err
 			}
@@ -95,11 +99,9 @@ func (s *Server) routerSpec(c echo.Context, b *body) (db.RouterSpec, error) {
 				if !cl.admin {
 					return spec, forbidden("(rule:%[1]s_router and rule:%[1]s_router:external_gateway_info:external_fixed_ips) is disallowed by policy", verb(c))
 				}
-				ips := make([]db.FixedIPSpec, 0, len(gb.ExternalFixedIPs))
-				for _, f := range gb.ExternalFixedIPs {
-					ips = append(ips, db.FixedIPSpec{SubnetID: f.SubnetID, IPAddress: f.IPAddress})
+				if gs.ExternalFixedIPs, err = fixedIPs("external_gateway_info", gb.ExternalFixedIPs); err != nil {
+					return spec, err
 				}
-				gs.ExternalFixedIPs = &ips
 			}
 		}
 		spec.Gateway = &gs
@@ -168,6 +170,12 @@ func readInterfaceBody(c echo.Context) (interfaceBody, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&ib); err != nil {
 		return ib, badBody("Malformed request body: %v", err)
+	}
+	// Neutron's _validate_interface_info: each ID given must be a UUID.
+	for _, id := range []string{ib.PortID, ib.SubnetID} {
+		if id != "" && !isUUID(id) {
+			return ib, &db.Error{Class: db.ClassInvalid, Type: "BadRequest", Message: fmt.Sprintf("Bad router request: '%s' is not a valid UUID.", id)}
+		}
 	}
 	return ib, nil
 }

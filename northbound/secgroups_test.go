@@ -283,7 +283,7 @@ func TestPortSecurity(t *testing.T) {
 	wantError(t, code, out, http.StatusBadRequest, "PortSecurityAndIPRequiredForSecurityGroups")
 	code, out = mk(map[string]any{"network_id": bare["id"], "allowed_address_pairs": []any{map[string]any{"ip_address": "10.8.0.200"}}})
 	wantError(t, code, out, http.StatusConflict, "AddressPairAndPortSecurityRequired")
-	code, out = mk(map[string]any{"network_id": nid, "security_groups": []string{"nope"}})
+	code, out = mk(map[string]any{"network_id": nid, "security_groups": []string{"5b7c2f5e-0000-4000-8000-000000000000"}})
 	wantError(t, code, out, http.StatusNotFound, "SecurityGroupNotFound")
 	code, out = mk(map[string]any{"network_id": nid, "allowed_address_pairs": []any{map[string]any{"ip_address": "10.8.0.300"}}})
 	wantError(t, code, out, http.StatusBadRequest, "BadRequest")

@@ -158,6 +158,7 @@ func (s *Server) routes() {
 
 	v.GET("/agents", s.listAgents)
 	v.GET("/agents/:id", s.showAgent)
+	v.PUT("/agents/:id", s.updateAgent)
 
 	v.GET("/dvr-hosts", s.listHosts)
 	v.GET("/dvr-hosts/:host", s.showHost)

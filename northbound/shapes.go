@@ -153,13 +153,23 @@ func (s *Server) hostShape(h *topology.Host, now time.Time) map[string]any {
 	}
 }
 
-// agentShapes presents a host as Neutron would show its OVS agent and L3 agent.
-func (s *Server) agentShapes(h *topology.Host, now time.Time) []map[string]any {
+// agentShapes presents a host as Neutron would show its OVS agent and L3 agent, with the
+// settings an admin gave them (by agent ID; defaults for the others).
+func (s *Server) agentShapes(h *topology.Host, settings map[string]db.AgentSettings, now time.Time) []map[string]any {
 	common := func(typ, binary, topic string, conf map[string]any) map[string]any {
+		id := db.AgentID(h.Name, typ)
+		set, ok := settings[id]
+		if !ok {
+			set = db.DefaultAgentSettings()
+		}
+		var desc any
+		if set.Description != nil {
+			desc = *set.Description
+		}
 		return map[string]any{
-			"id": db.AgentID(h.Name, typ), "agent_type": typ, "binary": binary, "topic": topic,
-			"host": h.Name, "admin_state_up": true, "alive": s.alive(h, now),
-			"availability_zone": nil, "description": nil, "configurations": conf,
+			"id": id, "agent_type": typ, "binary": binary, "topic": topic,
+			"host": h.Name, "admin_state_up": set.AdminStateUp, "alive": s.alive(h, now),
+			"availability_zone": nil, "description": desc, "configurations": conf,
 			"created_at":          h.CreatedAt.UTC().Format("2006-01-02 15:04:05"),
 			"started_at":          h.CreatedAt.UTC().Format("2006-01-02 15:04:05"),
 			"heartbeat_timestamp": h.Heartbeat.UTC().Format("2006-01-02 15:04:05"),

@@ -8,10 +8,12 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// subnetVisible: own subnets, and those of shared or external networks.
+// subnetVisible: own subnets, and those of shared networks. Neutron's get_subnet policy
+// (ADMIN_OR_PROJECT_READER or rule:shared) does not open an external network's subnets
+// to every project, though it opens the network itself.
 func (s *Server) subnetVisible(cl caller, sn *topology.Subnet, nets map[string]*topology.Network) bool {
 	n := nets[sn.NetworkID]
-	return cl.sees(sn.ProjectID, n != nil && (n.Shared || n.External))
+	return cl.sees(sn.ProjectID, n != nil && n.Shared)
 }
 
 func (s *Server) visibleSubnet(c echo.Context, id string) (*topology.Subnet, error) {
@@ -164,7 +166,7 @@ func subnetCreateSpec(b *body, cl caller) (db.SubnetSpec, error) {
 	if spec.ProjectID, err = b.project(cl); err != nil {
 		return spec, err
 	}
-	nid, err := b.str("network_id")
+	nid, err := b.id("network_id")
 	if err != nil {
 		return spec, err
 	}
