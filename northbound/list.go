@@ -53,7 +53,7 @@ var listings = map[string]listing{
 	"networks": newListing(networkShape(&topology.Network{}), "id",
 		notFoundMarker("NetworkNotFound", "Network %s could not be found.")),
 	// A subnet is shared when its network is (Neutron's hidden, filterable "shared").
-	"subnets": newListing(subnetShape(&topology.Subnet{}), "id", nil, "shared"),
+	"subnets":     newListing(subnetShape(&topology.Subnet{}), "id", nil, "shared"),
 	"subnetpools": newListing(subnetPoolShape(&topology.SubnetPool{}), "id", nil),
 	"ports": newListing(portShape(&topology.Port{}, false), "id",
 		notFoundMarker("PortNotFound", "Port %s could not be found.")),
