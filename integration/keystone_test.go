@@ -322,6 +322,7 @@ func TestKeystone(t *testing.T) {
 	if out, err := osc("rita", "rita-pw", "project-a", "network", "create", "r"); err == nil || !strings.Contains(out, "403") {
 		t.Fatalf("rita: openstack network create: %v, want a 403\n%s", err, out)
 	}
+	cliTopology(t, osc, ks.AdminPassword, netA["id"].(string))
 
 	// Keystone stopped: a token validated before is still served from the cache; a new
 	// one cannot be checked: 503.
@@ -405,4 +406,100 @@ func gophercloudClients(ctx context.Context, t *testing.T, authURL string) {
 	if err := networks.Delete(ctx, alice, n.ID).ExtractErr(); err != nil {
 		t.Errorf("gophercloud: alice deletes her network: %v", err)
 	}
+}
+
+// cliTopology drives dvrflow with the openstack CLI through Keystone as a tenant does:
+// the admin makes an external network; alice (member of project A) builds a subnet on
+// netA, a router with an interface and a gateway, a port, a security group with a rule
+// and a floating IP on the port. Bob (project B) can neither see nor change any of them,
+// rita (reader of A) sees them and changes nothing, and alice cannot set what is admin's.
+func cliTopology(t *testing.T, osc func(user, password, project string, args ...string) (string, error), adminPassword, netA string) {
+	t.Helper()
+	run := func(user, password, project string, args ...string) string {
+		t.Helper()
+		out, err := osc(user, password, project, args...)
+		if err != nil {
+			t.Fatalf("%s: openstack %s: %v\n%s", user, strings.Join(args, " "), err, out)
+		}
+		return strings.TrimSpace(out)
+	}
+	admin := func(args ...string) string {
+		return run(ksbed.AdminUser, adminPassword, ksbed.AdminProject, args...)
+	}
+	alice := func(args ...string) string { return run("alice", "alice-pw", "project-a", args...) }
+	id := []string{"-f", "value", "-c", "id"}
+
+	admin(append([]string{"network", "create", "--external", "cli-ext"}, id...)...)
+	admin("subnet", "create", "--network", "cli-ext", "--subnet-range", "203.0.113.0/24", "--no-dhcp", "cli-ext-sub")
+
+	subnet := alice(append([]string{"subnet", "create", "--network", netA, "--subnet-range", "10.20.0.0/24", "cli-sub"}, id...)...)
+	router := alice(append([]string{"router", "create", "cli-router"}, id...)...)
+	alice("router", "add", "subnet", router, subnet)
+	alice("router", "set", "--external-gateway", "cli-ext", router)
+	group := alice(append([]string{"security", "group", "create", "cli-web"}, id...)...)
+	alice("security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "80", "--ingress", group)
+	port := alice(append([]string{"port", "create", "--network", netA, "--security-group", group, "cli-port"}, id...)...)
+	fip := alice(append([]string{"floating", "ip", "create", "--port", port, "cli-ext"}, id...)...)
+	if got := alice("floating", "ip", "show", fip, "-f", "value", "-c", "port_id"); got != port {
+		t.Fatalf("floating ip's port %q, want %s", got, port)
+	}
+	if got := alice("router", "show", router, "-f", "json", "-c", "interfaces_info"); !strings.Contains(got, subnet) {
+		t.Fatalf("router's interfaces %s lack subnet %s", got, subnet)
+	}
+
+	// Project B sees none of it and changes none of it: "No ... found" (404).
+	for _, args := range [][]string{
+		{"network", "show", netA},
+		{"subnet", "show", subnet},
+		{"router", "show", router},
+		{"router", "set", "--name", "bobs", router},
+		{"router", "delete", router},
+		{"port", "show", port},
+		{"port", "set", "--name", "bobs", port},
+		{"port", "delete", port},
+		{"security", "group", "show", group},
+		{"floating", "ip", "delete", fip},
+	} {
+		out, err := osc("bob", "", "", args...)
+		if err == nil || !strings.Contains(out, "No ") && !strings.Contains(out, "404") {
+			t.Errorf("bob: openstack %s: %v, want not found\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	// The reader of A sees them and writes nothing (403).
+	if got := run("rita", "rita-pw", "project-a", "port", "show", port, "-f", "value", "-c", "name"); got != "cli-port" {
+		t.Errorf("rita: port show: %q", got)
+	}
+	for _, args := range [][]string{
+		{"router", "create", "rita-router"},
+		{"router", "remove", "subnet", router, subnet},
+		{"port", "set", "--name", "ritas", port},
+		{"security", "group", "rule", "create", "--protocol", "udp", group},
+		{"floating", "ip", "unset", "--port", fip},
+	} {
+		out, err := osc("rita", "rita-pw", "project-a", args...)
+		if err == nil || !strings.Contains(out, "403") && !strings.Contains(out, "disallowed by policy") {
+			t.Errorf("rita: openstack %s: %v, want 403\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	// What is admin's stays admin's.
+	for _, args := range [][]string{
+		{"network", "create", "--provider-network-type", "vlan", "--provider-physical-network", "public", "alice-vlan"},
+		{"network", "create", "--external", "alice-ext"},
+		{"port", "set", "--host", "compute1", port},
+	} {
+		out, err := osc("alice", "alice-pw", "project-a", args...)
+		if err == nil || !strings.Contains(out, "403") && !strings.Contains(out, "disallowed by policy") {
+			t.Errorf("alice: openstack %s: %v, want 403\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+
+	// Alice takes it down again, as a tenant does.
+	alice("floating", "ip", "delete", fip)
+	alice("port", "delete", port)
+	alice("router", "unset", "--external-gateway", router)
+	alice("router", "remove", "subnet", router, subnet)
+	alice("router", "delete", router)
+	alice("security", "group", "delete", group)
+	alice("subnet", "delete", subnet)
+	admin("network", "delete", "cli-ext")
 }
