@@ -89,7 +89,7 @@ type Status string
 // The outcomes a run reports (subunit's names).
 const (
 	StatusPass Status = "success"
-	StatusFail Status = "fail"
+	StatusFail Status = "fail" // subunit2csv writes "failure"
 	StatusSkip Status = "skip" // skipped by the test itself (an extension or feature not enabled)
 )
 
@@ -121,7 +121,7 @@ func ReadResults(r io.Reader) ([]Result, error) {
 		switch st {
 		case "xfail":
 			st = StatusPass
-		case "uxsuccess", "exists", "inprogress":
+		case "failure", "uxsuccess", "exists", "inprogress":
 			st = StatusFail
 		}
 		if i, ok := seen[row[0]]; ok {
@@ -151,38 +151,59 @@ type Report struct {
 	Unused []Skip
 }
 
-// Summarize reads results against all (every test ID the suites hold) and skips.
+// Summarize reads results against all (every test ID the suites hold) and skips. A class
+// fixture's result (setUpClass skipped because an extension is not listed, or failed)
+// stands for each test of the class that has no result of its own; a test with no
+// result at all (a worker died) counts as failed.
 func Summarize(all []string, results []Result, skips []Skip) Report {
 	rep := Report{Counts: map[string]*Count{}, Causes: map[string]int{}}
 	for _, s := range Suites {
 		rep.Counts[s.Name] = &Count{}
 	}
-	used := map[int]bool{}
-	for _, t := range all {
-		sk := Skipped(skips, t)
-		if sk == nil {
+	own := map[string]Status{}
+	fixtures := map[string]Status{} // by class
+	for _, r := range results {
+		if fixture, class, ok := strings.Cut(r.Test, " ("); ok {
+			class = strings.TrimSuffix(class, ")")
+			if r.Status != StatusPass {
+				fixtures[class] = r.Status
+			}
+			if r.Status == StatusFail && Skipped(skips, r.Test) == nil {
+				rep.Failed = append(rep.Failed, fixture+" ("+class+")")
+			}
 			continue
 		}
-		used[sk.Line] = true
-		if c := rep.Counts[suiteOf(t)]; c != nil {
-			c.Listed++
-			rep.Causes[sk.Cause]++
-		}
+		own[r.Test] = r.Status
 	}
-	for _, r := range results {
-		c := rep.Counts[suiteOf(r.Test)]
+	used := map[int]bool{}
+	for _, t := range all {
+		c := rep.Counts[suiteOf(t)]
 		if c == nil {
 			continue
 		}
-		switch r.Status {
+		if sk := Skipped(skips, t); sk != nil {
+			used[sk.Line] = true
+			c.Listed++
+			rep.Causes[sk.Cause]++
+			continue
+		}
+		st, ownResult := own[t]
+		if !ownResult {
+			var classResult bool
+			if st, classResult = fixtures[classOf(t)]; !classResult {
+				st = StatusFail
+				rep.Failed = append(rep.Failed, t+" (no result)")
+			}
+		}
+		switch st {
 		case StatusPass:
 			c.Pass++
 		case StatusSkip:
 			c.Skip++
 		default:
 			c.Fail++
-			if Skipped(skips, r.Test) == nil {
-				rep.Failed = append(rep.Failed, r.Test)
+			if ownResult {
+				rep.Failed = append(rep.Failed, t)
 			}
 		}
 	}
@@ -193,6 +214,16 @@ func Summarize(all []string, results []Result, skips []Skip) Report {
 	}
 	sort.Strings(rep.Failed)
 	return rep
+}
+
+// classOf returns the class of a test ID: "pkg.module.Class.test_x[id-...]" is
+// "pkg.module.Class".
+func classOf(test string) string {
+	test, _, _ = strings.Cut(test, "[")
+	if i := strings.LastIndexByte(test, '.'); i >= 0 {
+		return test[:i]
+	}
+	return test
 }
 
 // suiteOf returns the suite of a test ID, or of a class fixture's pseudo-test

@@ -3,6 +3,7 @@ package conformance
 import (
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -55,7 +56,7 @@ func TestRepositorySkipList(t *testing.T) {
 func TestReadResults(t *testing.T) {
 	res, err := ReadResults(strings.NewReader(`test,status,start_time,stop_time
 tempest.api.network.test_networks.NetworksTest.test_list_networks[id-1],success,2026-12-07 02:00:00+00:00,2026-12-07 02:00:01+00:00
-tempest.api.network.test_networks.NetworksTest.test_update[id-2],fail,,
+tempest.api.network.test_networks.NetworksTest.test_update[id-2],failure,,
 neutron_tempest_plugin.api.test_qos.QosTest.test_x[id-3],skip,,
 setUpClass (neutron_tempest_plugin.api.test_trunk.TrunkTest),fail,,
 tempest.api.network.test_networks.NetworksTest.test_update[id-2],success,,
@@ -94,25 +95,29 @@ func TestSummarize(t *testing.T) {
 		"neutron_tempest_plugin.api.test_qos.T.test_1",
 		"neutron_tempest_plugin.api.test_qos.T.test_2",
 		"neutron_tempest_plugin.api.test_b.T.test_skipped",
+		"neutron_tempest_plugin.api.test_d.D.test_1[id-1]",
+		"neutron_tempest_plugin.api.test_d.D.test_2[id-2,negative]",
+		"tempest.api.network.test_a.T.test_lost",
 	}
 	results := []Result{
 		{"tempest.api.network.test_a.T.test_ok", StatusPass},
 		{"tempest.api.network.test_a.T.test_bad", StatusFail},
 		{"neutron_tempest_plugin.api.test_b.T.test_skipped", StatusSkip},
 		{"setUpClass (neutron_tempest_plugin.api.test_c.T)", StatusFail},
+		{"setUpClass (neutron_tempest_plugin.api.test_d.D)", StatusSkip},
 	}
 	rep := Summarize(all, results, skips)
-	if c := *rep.Counts["tempest"]; c != (Count{Pass: 1, Fail: 1, Listed: 1}) {
+	if c := *rep.Counts["tempest"]; c != (Count{Pass: 1, Fail: 2, Listed: 1}) {
 		t.Errorf("tempest = %+v", c)
 	}
-	if c := *rep.Counts["neutron-tempest-plugin"]; c != (Count{Fail: 1, Skip: 1, Listed: 2}) {
+	if c := *rep.Counts["neutron-tempest-plugin"]; c != (Count{Skip: 3, Listed: 2}) {
 		t.Errorf("plugin = %+v", c)
 	}
 	if rep.Causes["IPv6"] != 1 || rep.Causes["qos"] != 2 {
 		t.Errorf("causes = %v", rep.Causes)
 	}
-	if len(rep.Failed) != 2 || rep.Failed[0] != "setUpClass (neutron_tempest_plugin.api.test_c.T)" ||
-		rep.Failed[1] != "tempest.api.network.test_a.T.test_bad" {
+	if !slices.Equal(rep.Failed, []string{"setUpClass (neutron_tempest_plugin.api.test_c.T)",
+		"tempest.api.network.test_a.T.test_bad", "tempest.api.network.test_a.T.test_lost (no result)"}) {
 		t.Errorf("failed = %v", rep.Failed)
 	}
 	if len(rep.Unused) != 1 || rep.Unused[0].Cause != "a removed test" {
@@ -122,7 +127,7 @@ func TestSummarize(t *testing.T) {
 	if err := rep.Write(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"tempest ", "     2  qos", "2 failed tests are not on the skip list", "line 3 matches no test"} {
+	for _, s := range []string{"tempest ", "     2  qos", "3 failed tests are not on the skip list", "line 3 matches no test"} {
 		if !strings.Contains(b.String(), s) {
 			t.Errorf("report lacks %q:\n%s", s, b.String())
 		}

@@ -2,6 +2,7 @@ package northbound
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"sort"
@@ -172,7 +173,17 @@ func respondList(c echo.Context, collection string, items []map[string]any) erro
 		items = page(items, order, marker, limit, reverse)
 		links = pageLinks(c, items, l.key, limit, reverse)
 	}
-	resp := map[string]any{collection: selectFields(items, q["fields"], l.hidden)}
+	hidden := l.hidden
+	if attrs := adminReadAttrs[strings.TrimSuffix(collection, "s")]; len(attrs) > 0 && !callerOf(c).admin {
+		hidden = maps.Clone(hidden)
+		if hidden == nil {
+			hidden = map[string]bool{}
+		}
+		for _, a := range attrs {
+			hidden[a] = true
+		}
+	}
+	resp := map[string]any{collection: selectFields(items, q["fields"], hidden)}
 	if len(links) > 0 {
 		resp[collection+"_links"] = links
 	}

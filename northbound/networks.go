@@ -2,6 +2,7 @@ package northbound
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 
 	"github.com/dvrflow/dvrflow/db"
@@ -15,6 +16,12 @@ func notFound(typ, format string, args ...any) error {
 
 // respondOne writes {"<kind>": shape}, honouring ?fields=.
 func respondOne(c echo.Context, code int, kind string, shape map[string]any) error {
+	if attrs := adminReadAttrs[kind]; len(attrs) > 0 && !callerOf(c).admin {
+		shape = maps.Clone(shape)
+		for _, a := range attrs {
+			delete(shape, a)
+		}
+	}
 	if fields := c.QueryParams()["fields"]; len(fields) > 0 {
 		sel := make(map[string]any, len(fields))
 		for _, f := range fields {

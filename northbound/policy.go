@@ -57,6 +57,15 @@ type adminAttr struct {
 	isDefault func(b *body, name string) (bool, error)
 }
 
+// adminReadAttrs are the attributes of each resource kind that Neutron's default
+// policies show to admin only (get_<kind>:<attribute> is rule:admin_only): a project's
+// caller gets the resource without them, in shows, lists and the answers to its writes.
+var adminReadAttrs = map[string][]string{
+	"network": {"provider:network_type", "provider:physical_network", "provider:segmentation_id", "segments"},
+	"port":    {"binding:host_id", "binding:profile", "binding:vif_type", "binding:vif_details"},
+	"router":  {"distributed"},
+}
+
 // adminAttrs lists the admin-only attributes of each resource kind that a create (or,
 // with update set, an update) may give.
 func adminAttrs(kind string, update bool) []adminAttr {

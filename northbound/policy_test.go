@@ -184,3 +184,54 @@ func TestAdminOnlyAttributes(t *testing.T) {
 	code, out := a.do(ksAdmin, "PUT", "/v2.0/networks/"+netB, network(map[string]any{"provider:segmentation_id": 7}))
 	wantError(t, code, out, http.StatusBadRequest, "HTTPBadRequest")
 }
+
+// TestAdminReadAttrs: the attributes Neutron's default policies show to admin only
+// (provider:*, segments, binding:host_id/profile/vif_type/vif_details, a router's
+// distributed) are left out of a project's shows, lists and the answers to its creates,
+// and kept for admin.
+func TestAdminReadAttrs(t *testing.T) {
+	a := policyAPI(t)
+	net := a.create("networks", "network", map[string]any{"name": "a", "tenant_id": "proj-a"})["id"].(string)
+	a.create("subnets", "subnet", map[string]any{"network_id": net, "cidr": "10.0.1.0/24", "ip_version": 4, "tenant_id": "proj-a"})
+	port := a.create("ports", "port", map[string]any{"network_id": net, "tenant_id": "proj-a", "binding:host_id": "compute1"})["id"].(string)
+	router := a.create("routers", "router", map[string]any{"name": "r", "tenant_id": "proj-a"})["id"].(string)
+	hidden := map[string][]string{
+		"network": {"provider:network_type", "provider:physical_network", "provider:segmentation_id"},
+		"port":    {"binding:host_id", "binding:profile", "binding:vif_type", "binding:vif_details"},
+		"router":  {"distributed"},
+	}
+	check := func(who, kind string, obj map[string]any, admin bool) {
+		t.Helper()
+		for _, attr := range hidden[kind] {
+			if _, ok := obj[attr]; ok != admin {
+				t.Errorf("%s: %s has %s: %v, want %v", who, kind, attr, ok, admin)
+			}
+		}
+		if kind == "port" && obj["binding:vnic_type"] != "normal" {
+			t.Errorf("%s: port's binding:vnic_type %v, shown to every caller", who, obj["binding:vnic_type"])
+		}
+	}
+	for _, tc := range []struct {
+		token string
+		admin bool
+	}{{memberAB, false}, {readerA, false}, {ksAdmin, true}} {
+		for kind, id := range map[string]string{"network": net, "port": port, "router": router} {
+			code, out := a.do(tc.token, http.MethodGet, "/v2.0/"+kind+"s/"+id, nil)
+			if code != http.StatusOK {
+				t.Fatalf("%s: show %s: %d %v", tc.token, kind, code, out)
+			}
+			check(tc.token+" show", kind, out[kind].(map[string]any), tc.admin)
+			code, out = a.do(tc.token, http.MethodGet, "/v2.0/"+kind+"s?id="+id, nil)
+			items, _ := out[kind+"s"].([]any)
+			if code != http.StatusOK || len(items) != 1 {
+				t.Fatalf("%s: list %s: %d %v", tc.token, kind, code, out)
+			}
+			check(tc.token+" list", kind, items[0].(map[string]any), tc.admin)
+		}
+	}
+	code, out := a.do(memberAB, http.MethodPost, "/v2.0/routers", map[string]any{"router": map[string]any{"name": "mine"}})
+	if code != http.StatusCreated {
+		t.Fatalf("member's router create: %d %v", code, out)
+	}
+	check("member create", "router", out["router"].(map[string]any), false)
+}

@@ -16,6 +16,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -46,6 +47,7 @@ type options struct {
 	regex       string
 	concurrency int
 	recheck     bool
+	reportOnly  bool
 	report      string
 }
 
@@ -56,6 +58,7 @@ func main() {
 	flag.StringVar(&o.regex, "regex", conformance.Regex(), "tests to run (tempest run --regex)")
 	flag.IntVar(&o.concurrency, "concurrency", 2, "tempest workers")
 	flag.BoolVar(&o.recheck, "recheck", false, "run only the skip-listed tests and print those that pass")
+	flag.BoolVar(&o.reportOnly, "report-only", false, "report the last run in -work again, without running anything")
 	flag.StringVar(&o.report, "report", "", "also write the report to this file")
 	flag.Parse()
 	log, err := zap.NewDevelopment()
@@ -91,11 +94,14 @@ func run(ctx context.Context, o options, log *zap.Logger, out io.Writer) (failed
 		return false, err
 	}
 	work := o.workDir
-	if work != "" {
+	switch {
+	case o.reportOnly && work == "":
+		return false, errors.New("-report-only needs -work, the directory of an earlier run")
+	case work != "":
 		if err := os.MkdirAll(work, 0o755); err != nil {
 			return false, err
 		}
-	} else {
+	default:
 		if work, err = os.MkdirTemp("", "dvrflow-tempest-"); err != nil {
 			return false, err
 		}
@@ -105,106 +111,48 @@ func run(ctx context.Context, o options, log *zap.Logger, out io.Writer) (failed
 			}
 		}()
 	}
-
-	t0 := time.Now()
-	cloud, closeCloud, err := startCloud(ctx, log)
-	if err != nil {
-		return false, err
-	}
-	defer closeCloud()
-	log.Info("cloud up", zap.Duration("took", time.Since(t0)), zap.String("keystone", cloud.KeystoneURL),
-		zap.Strings("extensions", cloud.Extensions))
-
-	// The workspace is what `tempest init` makes, without registering it in
-	// ~/.tempest/workspace.yaml: stestr's configuration (tempest's test discovery, a
-	// worker per test class), tempest.conf and the lock directory.
 	ws := filepath.Join(work, "workspace")
-	// Debian's python3 (tempest's), not a python3 elsewhere on $PATH.
-	pkg, err := command(ctx, work, "/usr/bin/python3", "-c", "import os, tempest; print(os.path.dirname(tempest.__file__))").Output()
-	if err != nil {
-		return false, fmt.Errorf("find tempest: %w", err)
-	}
-	tempestDir := strings.TrimSpace(string(pkg))
-	stestrConf := fmt.Sprintf("[DEFAULT]\ntest_path=%s\ntop_dir=%s\ngroup_regex=([^\\.]*\\.)*\n",
-		filepath.Join(tempestDir, "test_discover"), tempestDir)
-	cloud.LogFile = filepath.Join(work, "tempest.log")
-	cloud.LockPath = filepath.Join(ws, "tempest_lock")
 	conf := filepath.Join(ws, "etc", "tempest.conf")
-	for _, d := range []string{filepath.Dir(conf), cloud.LockPath} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+
+	took := time.Duration(0)
+	if !o.reportOnly {
+		t0 := time.Now()
+		cloud, closeCloud, err := startCloud(ctx, log)
+		if err != nil {
+			return false, err
+		}
+		defer closeCloud()
+		log.Info("cloud up", zap.Duration("took", time.Since(t0)), zap.String("keystone", cloud.KeystoneURL),
+			zap.Strings("extensions", cloud.Extensions))
+		cloud.LogFile = filepath.Join(work, "tempest.log")
+		cloud.LockPath = filepath.Join(ws, "tempest_lock")
+		if err := writeWorkspace(ctx, ws, conf, cloud); err != nil {
 			return false, err
 		}
 	}
-	if err := os.WriteFile(filepath.Join(ws, ".stestr.conf"), []byte(stestrConf), 0o644); err != nil {
-		return false, err
-	}
-	if err := os.WriteFile(conf, []byte(conformance.TempestConf(cloud)), 0o600); err != nil {
-		return false, err
-	}
-	if _, err := os.Stat(filepath.Join(ws, ".stestr")); err != nil {
-		if err := command(ctx, ws, "stestr", "init").Run(); err != nil {
-			return false, fmt.Errorf("stestr init: %w", err)
-		}
-	}
-	listed, err := command(ctx, ws, "tempest", "run", "--config-file", conf, "--list-tests", "--regex", o.regex).Output()
+	all, onList, err := listTests(ctx, ws, conf, o.regex, skips)
 	if err != nil {
-		return false, fmt.Errorf("tempest run --list-tests: %w", err)
-	}
-	var all, onList []string
-	for _, l := range strings.Split(string(listed), "\n") {
-		l = strings.TrimSpace(l)
-		for _, s := range conformance.Suites {
-			if strings.HasPrefix(l, s.Prefix) {
-				all = append(all, l)
-				if conformance.Skipped(skips, l) != nil {
-					onList = append(onList, l)
-				}
-			}
-		}
+		return false, err
 	}
 	log.Info("tests", zap.Int("selected", len(all)), zap.Int("skip_listed", len(onList)))
-
-	args := []string{"run", "--config-file", conf, "--concurrency", fmt.Sprint(o.concurrency)}
-	if o.recheck {
-		loadList := filepath.Join(work, "recheck.txt")
-		if err := os.WriteFile(loadList, []byte(strings.Join(onList, "\n")+"\n"), 0o600); err != nil {
+	if !o.reportOnly {
+		args := []string{"run", "--config-file", conf, "--concurrency", fmt.Sprint(o.concurrency)}
+		if o.recheck {
+			loadList := filepath.Join(work, "recheck.txt")
+			if err := os.WriteFile(loadList, []byte(strings.Join(onList, "\n")+"\n"), 0o600); err != nil {
+				return false, err
+			}
+			args = append(args, "--load-list", loadList)
+		} else {
+			args = append(args, "--regex", o.regex, "--exclude-list", skipList)
+		}
+		t1 := time.Now()
+		if err := runTempest(ctx, work, ws, args, log); err != nil {
 			return false, err
 		}
-		args = append(args, "--load-list", loadList)
-	} else {
-		args = append(args, "--regex", o.regex, "--exclude-list", skipList)
+		took = time.Since(t1)
 	}
-	site := filepath.Join(work, "site")
-	if err := os.MkdirAll(site, 0o755); err != nil {
-		return false, err
-	}
-	if err := os.WriteFile(filepath.Join(site, "sitecustomize.py"), []byte(upstreamDeleteSubnet), 0o644); err != nil {
-		return false, err
-	}
-	runLog, err := os.Create(filepath.Join(work, "run.log"))
-	if err != nil {
-		return false, err
-	}
-	defer runLog.Close()
-	t1 := time.Now()
-	tr := command(ctx, ws, "tempest", args...)
-	tr.Stdout, tr.Stderr = runLog, runLog
-	tr.Env = append(os.Environ(), "PYTHONPATH="+site)
-	runErr := tr.Run() // non-zero when any test failed: the results say which
-	log.Info("tempest run over", zap.Duration("took", time.Since(t1)), zap.NamedError("exit", runErr),
-		zap.String("log", runLog.Name()))
-
-	sub, err := command(ctx, ws, "stestr", "last", "--subunit").Output()
-	if err != nil {
-		return false, fmt.Errorf("stestr last --subunit (see %s): %w", runLog.Name(), err)
-	}
-	conv := command(ctx, ws, "subunit2csv")
-	conv.Stdin = bytes.NewReader(sub)
-	csv, err := conv.Output()
-	if err != nil {
-		return false, fmt.Errorf("subunit2csv: %w", err)
-	}
-	results, err := conformance.ReadResults(bytes.NewReader(csv))
+	results, err := lastResults(ctx, ws)
 	if err != nil {
 		return false, err
 	}
@@ -212,7 +160,9 @@ func run(ctx context.Context, o options, log *zap.Logger, out io.Writer) (failed
 		return false, writeRecheck(out, results, skips)
 	}
 	rep := conformance.Summarize(all, results, skips)
-	fmt.Fprintf(out, "tempest run in %s (%d workers), work directory %s\n\n", time.Since(t1).Round(time.Second), o.concurrency, work)
+	if took > 0 {
+		fmt.Fprintf(out, "tempest run in %s (%d workers), work directory %s\n\n", took.Round(time.Second), o.concurrency, work)
+	}
 	if err := rep.Write(out); err != nil {
 		return false, err
 	}
@@ -227,6 +177,97 @@ func run(ctx context.Context, o options, log *zap.Logger, out io.Writer) (failed
 		}
 	}
 	return len(rep.Failed) > 0, nil
+}
+
+// writeWorkspace makes what `tempest init` makes, without registering it in
+// ~/.tempest/workspace.yaml: stestr's configuration (tempest's test discovery, a worker
+// per test class) and repository, tempest.conf for cloud and the lock directory.
+func writeWorkspace(ctx context.Context, ws, conf string, cloud conformance.Cloud) error {
+	// Debian's python3 (tempest's), not a python3 elsewhere on $PATH.
+	pkg, err := command(ctx, "/", "/usr/bin/python3", "-c", "import os, tempest; print(os.path.dirname(tempest.__file__))").Output()
+	if err != nil {
+		return fmt.Errorf("find tempest: %w", err)
+	}
+	tempestDir := strings.TrimSpace(string(pkg))
+	stestrConf := fmt.Sprintf("[DEFAULT]\ntest_path=%s\ntop_dir=%s\ngroup_regex=([^\\.]*\\.)*\n",
+		filepath.Join(tempestDir, "test_discover"), tempestDir)
+	for _, d := range []string{filepath.Dir(conf), cloud.LockPath} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(ws, ".stestr.conf"), []byte(stestrConf), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(conf, []byte(conformance.TempestConf(cloud)), 0o600); err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(ws, ".stestr")); err != nil {
+		if err := command(ctx, ws, "stestr", "init").Run(); err != nil {
+			return fmt.Errorf("stestr init: %w", err)
+		}
+	}
+	return nil
+}
+
+// listTests returns every test the regex selects and those of them the skip list names.
+func listTests(ctx context.Context, ws, conf, regex string, skips []conformance.Skip) (all, onList []string, err error) {
+	listed, err := command(ctx, ws, "tempest", "run", "--config-file", conf, "--list-tests", "--regex", regex).Output()
+	if err != nil {
+		return nil, nil, fmt.Errorf("tempest run --list-tests: %w", err)
+	}
+	for _, l := range strings.Split(string(listed), "\n") {
+		l = strings.TrimSpace(l)
+		for _, s := range conformance.Suites {
+			if strings.HasPrefix(l, s.Prefix) {
+				all = append(all, l)
+				if conformance.Skipped(skips, l) != nil {
+					onList = append(onList, l)
+				}
+			}
+		}
+	}
+	return all, onList, nil
+}
+
+// runTempest runs `tempest args` in the workspace, its output in work/run.log.
+func runTempest(ctx context.Context, work, ws string, args []string, log *zap.Logger) error {
+	site := filepath.Join(work, "site")
+	if err := os.MkdirAll(site, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(site, "sitecustomize.py"), []byte(upstreamDeleteSubnet), 0o644); err != nil {
+		return err
+	}
+	runLog, err := os.Create(filepath.Join(work, "run.log"))
+	if err != nil {
+		return err
+	}
+	defer runLog.Close()
+	t0 := time.Now()
+	tr := command(ctx, ws, "tempest", args...)
+	tr.Stdout, tr.Stderr = runLog, runLog
+	tr.Env = append(os.Environ(), "PYTHONPATH="+site)
+	runErr := tr.Run() // non-zero when any test failed: the results say which
+	log.Info("tempest run over", zap.Duration("took", time.Since(t0)), zap.NamedError("exit", runErr),
+		zap.String("log", runLog.Name()))
+	return ctx.Err()
+}
+
+// lastResults reads the workspace's last run from stestr's repository.
+func lastResults(ctx context.Context, ws string) ([]conformance.Result, error) {
+	sub, err := command(ctx, ws, "stestr", "last", "--subunit").Output()
+	if err != nil {
+		return nil, fmt.Errorf("stestr last --subunit (see run.log): %w", err)
+	}
+	conv := command(ctx, ws, "subunit2csv")
+	conv.Stdin = bytes.NewReader(sub)
+	csv, err := conv.Output()
+	var exit *exec.ExitError
+	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 1 && len(csv) > 0) {
+		return nil, fmt.Errorf("subunit2csv: %w", err) // 1: a test failed, the CSV says which
+	}
+	return conformance.ReadResults(bytes.NewReader(csv))
 }
 
 // writeRecheck prints the skip-listed tests that passed, with the line that lists them.
