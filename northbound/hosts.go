@@ -189,6 +189,22 @@ func (s *Server) agent(c echo.Context, id string) (map[string]any, error) {
 	return nil, agentNotFound(id)
 }
 
+// deleteAgent forgets an agent's host as Neutron forgets a deleted agent until its next
+// report: the host's registration goes (DELETE /v2.0/dvr-hosts/{host}, refused while
+// ports are bound to it: 409 HostInUse) and its helper registers it again at its next
+// poll. Admin only; to anyone else the agent does not exist (404), as for a show.
+func (s *Server) deleteAgent(c echo.Context) error {
+	a, err := s.agent(c, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	host, _ := a["host"].(string)
+	if err := s.store.DeleteHost(c.Request().Context(), host); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
 // updateAgent changes an agent's admin_state_up or description (Neutron's writable agent
 // attributes; the others are 400). It is admin only: to anyone else the agent does not
 // exist (404), as for a show.

@@ -159,6 +159,7 @@ func (s *Server) routes() {
 	v.GET("/agents", s.listAgents)
 	v.GET("/agents/:id", s.showAgent)
 	v.PUT("/agents/:id", s.updateAgent)
+	v.DELETE("/agents/:id", s.deleteAgent)
 
 	v.GET("/dvr-hosts", s.listHosts)
 	v.GET("/dvr-hosts/:host", s.showHost)
