@@ -32,7 +32,7 @@ integration:
 		tee /tmp/dvrflow-integration.log | grep -E '^\s*(=== RUN|--- (PASS|FAIL|SKIP))|^(PASS|FAIL|ok|panic)|^\s+[a-z_]+_test\.go:[0-9]+:' ; \
 		exit $${PIPESTATUS[0]}
 
-test: deps build lint unit integration
+test: deps build lint unit integration conformance
 
 # OpenStack's own API test suites, tempest's network API tests and neutron-tempest-plugin's
 # API tests, against the API with a real Keystone, minus conformance/skip-list.txt (root).
