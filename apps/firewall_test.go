@@ -264,3 +264,44 @@ func TestCoverPrefixes(t *testing.T) {
 		}
 	}
 }
+
+// TestFirewallPortWithoutAddress checks a firewalled port with groups and no fixed IP (a
+// port on a network without a subnet, as Neutron allows): it may send only from its
+// allowed address pairs, and its groups' members see it by those alone.
+func TestFirewallPortWithoutAddress(t *testing.T) {
+	const vm6ID, pairIP = "vm6-000000000000", "10.0.1.210"
+	vm6MAC := mustMAC("fa:16:3e:00:01:10")
+	topo := firewallTopology()
+	topo.Ports = append(topo.Ports, topology.Port{ID: vm6ID, NetworkID: "net1-000000000000", MACAddress: vm6MAC.String(),
+		DeviceOwner: "compute:nova", DeviceID: "vm6", HostID: "compute1", PortSecurityEnabled: true,
+		SecurityGroups: []string{"sgdef-0000000000"}, FixedIPs: []topology.FixedIP{},
+		AllowedAddressPairs: []topology.AddressPair{{IPAddress: pairIP, MACAddress: vm6MAC.String()}}})
+	v := topology.NewView(topo, 7)
+	b := newFWBridge(t, v, "compute1")
+	vm1, vm6 := b.port("vm1-000000000000"), b.port(vm6ID)
+	if vm6 == 0 {
+		t.Fatal("VM6 is not plugged on compute1")
+	}
+	const tcp = 6
+	b.expect("VM6 from its pair -> VM1 tcp/80 (same group)", vm6, l4Frame(vm1MAC, vm6MAC, 0, pairIP, vm1IP, tcp, 40000, 80), vm1)
+	b.expect("VM1 -> VM6's pair tcp/80 (same group)", vm1, l4Frame(vm6MAC, vm1MAC, 0, vm1IP, pairIP, tcp, 40001, 80), vm6)
+	b.expect("VM6 from another address", vm6, l4Frame(vm1MAC, vm6MAC, 0, "10.0.1.99", vm1IP, tcp, 40002, 80))
+	b.expect("VM6 from VM5's address", vm6, l4Frame(vm1MAC, vm6MAC, 0, vm5IP, vm1IP, tcp, 40003, 80))
+	b.expect("VM6 ARP with another sender address", vm6, arpFrame(vm6MAC, "10.0.1.99", vm1IP))
+
+	// Its only sources are the pair's: one ARP and one IPv4 flow.
+	var sources []string
+	reg := ofproto.Reg(RegPort, vm6)
+	for _, f := range Flows(v, b.st) {
+		if f.Table == IntBaseEgress && slices.ContainsFunc(f.Match, reg.Equal) {
+			sources = append(sources, f.String())
+		}
+	}
+	if len(sources) != 2 {
+		t.Fatalf("VM6's BASE_EGRESS flows %v, want its pair's ARP and IPv4 flows only", sources)
+	}
+	want := netip.MustParsePrefix(pairIP + "/32")
+	if got := v.GroupPrefixes("sgdef-0000000000"); !slices.ContainsFunc(got, func(p netip.Prefix) bool { return p.Contains(want.Addr()) }) {
+		t.Fatalf("default group prefixes %v lack VM6's pair %s", got, want)
+	}
+}

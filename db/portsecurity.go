@@ -22,9 +22,10 @@ type PortSecurity struct {
 const maxAddressPairs = 10
 
 // secureNewPort settles a new port's security from sec and its network's default, as
-// Neutron does: a port that does not say inherits port_security_enabled from its network;
-// with port security on, a port that names no groups gets its project's default group
-// unless it is a network:* port or has no address; with it off, naming groups or address
+// Neutron's ML2 does: a port that does not say inherits port_security_enabled from its
+// network; with port security on, a port that names no groups gets its project's default
+// group unless it is a network:* port (with or without an address: a port without one
+// sends only from its allowed address pairs); with it off, naming groups or address
 // pairs is refused.
 func (w *wtx) secureNewPort(ctx context.Context, p *topology.Port, networkDefault bool, sec PortSecurity) error {
 	p.PortSecurityEnabled = networkDefault
@@ -35,11 +36,10 @@ func (w *wtx) secureNewPort(ctx context.Context, p *topology.Port, networkDefaul
 	if sec.SecurityGroups != nil {
 		p.SecurityGroups = sortedUnique(*sec.SecurityGroups)
 	}
-	if len(p.SecurityGroups) > 0 && (!p.PortSecurityEnabled || len(p.FixedIPs) == 0) {
-		return newError(ClassInvalid, "PortSecurityAndIPRequiredForSecurityGroups",
-			"Port security must be enabled and port must have an IP address in order to use security groups.")
+	if len(p.SecurityGroups) > 0 && !p.PortSecurityEnabled {
+		return groupsNeedPortSecurity()
 	}
-	if sec.SecurityGroups == nil && p.PortSecurityEnabled && len(p.FixedIPs) > 0 && !strings.HasPrefix(p.DeviceOwner, "network:") {
+	if sec.SecurityGroups == nil && p.PortSecurityEnabled && !strings.HasPrefix(p.DeviceOwner, "network:") {
 		id, err := w.defaultSecurityGroup(ctx, p.ProjectID)
 		if err != nil {
 			return err
@@ -51,13 +51,36 @@ func (w *wtx) secureNewPort(ctx context.Context, p *topology.Port, networkDefaul
 	return setAddressPairs(p, sec.AllowedAddressPairs)
 }
 
-// secureUpdatedPort applies sec to an existing port (after its new addresses). Port
-// security cannot be turned off, nor the last address removed, while the port keeps
-// groups (PortSecurityPortHasSecurityGroup); nor port security while it keeps address
-// pairs.
+// groupsNeedPortSecurity is Neutron's refusal of groups named for a port without port
+// security (its message still names the address the port no longer needs).
+func groupsNeedPortSecurity() error {
+	return newError(ClassInvalid, "PortSecurityAndIPRequiredForSecurityGroups",
+		"Port security must be enabled and port must have an IP address in order to use security groups.")
+}
+
+// secureUpdatedPort applies sec to an existing port (after its new addresses), as
+// Neutron's ML2 does. With port security off, a request that leaves the port address
+// pairs is refused (AddressPairAndPortSecurityRequired), then one naming groups
+// (PortSecurityAndIPRequiredForSecurityGroups) or leaving the port its groups
+// (PortSecurityPortHasSecurityGroup). A port keeps its groups whatever its addresses.
 func (w *wtx) secureUpdatedPort(ctx context.Context, p *topology.Port, sec PortSecurity) error {
 	if sec.PortSecurityEnabled != nil {
 		p.PortSecurityEnabled = *sec.PortSecurityEnabled
+	}
+	if !p.PortSecurityEnabled {
+		pairs := p.AllowedAddressPairs
+		if sec.AllowedAddressPairs != nil {
+			pairs = *sec.AllowedAddressPairs
+		}
+		switch {
+		case len(pairs) > 0:
+			return conflict("AddressPairAndPortSecurityRequired", "Port Security must be enabled in order to have allowed address pairs on a port.")
+		case sec.SecurityGroups != nil && len(*sec.SecurityGroups) > 0:
+			return groupsNeedPortSecurity()
+		case sec.SecurityGroups == nil && len(p.SecurityGroups) > 0:
+			return conflict("PortSecurityPortHasSecurityGroup",
+				"Port has security group associated. Cannot disable port security or IP address until security group is removed")
+		}
 	}
 	if sec.SecurityGroups != nil {
 		p.SecurityGroups = sortedUnique(*sec.SecurityGroups)
@@ -65,17 +88,7 @@ func (w *wtx) secureUpdatedPort(ctx context.Context, p *topology.Port, sec PortS
 			return err
 		}
 	}
-	if (!p.PortSecurityEnabled || len(p.FixedIPs) == 0) && len(p.SecurityGroups) > 0 {
-		return conflict("PortSecurityPortHasSecurityGroup",
-			"Port has security group associated. Cannot disable port security or IP address until security group is removed")
-	}
-	if sec.AllowedAddressPairs != nil {
-		return setAddressPairs(p, sec.AllowedAddressPairs)
-	}
-	if !p.PortSecurityEnabled && len(p.AllowedAddressPairs) > 0 {
-		return conflict("AddressPairAndPortSecurityRequired", "Port Security must be enabled in order to have allowed address pairs on a port.")
-	}
-	return nil
+	return setAddressPairs(p, sec.AllowedAddressPairs)
 }
 
 // checkGroups refuses groups that do not exist.

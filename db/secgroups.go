@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/dvrflow/dvrflow/topology"
 	"github.com/jackc/pgx/v5"
@@ -80,53 +81,95 @@ func (w *wtx) defaultSecurityGroup(ctx context.Context, project string) (string,
 
 // insertGroup takes the new group's tag, queues its insert and records it.
 func (w *wtx) insertGroup(ctx context.Context, project, name, description string, stateful bool) (topology.SecurityGroup, error) {
-	g := topology.SecurityGroup{ID: newID(), ProjectID: project, Name: name, Description: description,
-		Stateful: stateful, CreatedAt: w.now, UpdatedAt: w.now}
-	if err := w.queryRow(ctx, `SELECT nextval('security_group_tags')`).Scan(&g.Tag); err != nil {
-		return g, fmt.Errorf("security group tag: %w", err)
+	tags, err := w.groupTags(ctx, 1)
+	if err != nil {
+		return topology.SecurityGroup{}, err
 	}
+	return w.putGroup(tags[0], project, name, description, stateful), nil
+}
+
+// groupTags takes n new groups' tags in one query.
+func (w *wtx) groupTags(ctx context.Context, n int) ([]uint32, error) {
+	rows, err := w.query(ctx, `SELECT nextval('security_group_tags') FROM generate_series(1, $1)`, n)
+	if err != nil {
+		return nil, fmt.Errorf("security group tags: %w", err)
+	}
+	tags, err := pgx.CollectRows(rows, pgx.RowTo[uint32])
+	if err != nil {
+		return nil, fmt.Errorf("security group tags: %w", err)
+	}
+	return tags, nil
+}
+
+// putGroup queues a new group's insert, with its tag, and records it.
+func (w *wtx) putGroup(tag uint32, project, name, description string, stateful bool) topology.SecurityGroup {
+	g := topology.SecurityGroup{ID: newID(), ProjectID: project, Name: name, Description: description,
+		Stateful: stateful, Tag: tag, CreatedAt: w.now, UpdatedAt: w.now}
 	w.exec(`INSERT INTO security_groups (id, project_id, obj) VALUES ($1, $2, $3)`, g.ID, g.ProjectID, mustJSON(g))
 	w.record(topology.KindSecurityGroup, g.ID, topology.OpCreate, g)
-	return g, nil
+	return g
 }
 
 // CreateSecurityGroup creates a group with Neutron's two egress rules (any IPv4, any
 // IPv6). The project's default group is created first if it has none; no other group
 // may be named "default".
 func (s *Store) CreateSecurityGroup(ctx context.Context, spec SecurityGroupSpec) (*GroupWithRules, error) {
-	var out GroupWithRules
+	gs, err := s.CreateSecurityGroups(ctx, []SecurityGroupSpec{spec})
+	if err != nil {
+		if e, ok := AsError(err); ok { // no "Item 0: " for a single create
+			return nil, &Error{Class: e.Class, Type: e.Type, Message: strings.TrimPrefix(e.Message, "Item 0: ")}
+		}
+		return nil, err
+	}
+	return &gs[0], nil
+}
+
+// CreateSecurityGroups creates groups in one write, each as CreateSecurityGroup does.
+func (s *Store) CreateSecurityGroups(ctx context.Context, specs []SecurityGroupSpec) ([]GroupWithRules, error) {
+	if err := checkBulk("security_groups", len(specs)); err != nil {
+		return nil, err
+	}
+	for i, spec := range specs {
+		if spec.Name != nil && *spec.Name == DefaultGroupName {
+			return nil, itemError(i, conflict("SecurityGroupDefaultAlreadyExists", "Default security group already exists."))
+		}
+	}
+	out := make([]GroupWithRules, len(specs))
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
-		if _, err := w.defaultSecurityGroup(ctx, spec.ProjectID); err != nil {
+		for i, spec := range specs {
+			if _, err := w.defaultSecurityGroup(ctx, spec.ProjectID); err != nil {
+				return itemError(i, err)
+			}
+		}
+		tags, err := w.groupTags(ctx, len(specs))
+		if err != nil {
 			return err
 		}
-		name, desc, stateful := "", "", true
-		if spec.Name != nil {
-			name = *spec.Name
-		}
-		if name == DefaultGroupName {
-			return conflict("SecurityGroupDefaultAlreadyExists", "Default security group already exists.")
-		}
-		if spec.Description != nil {
-			desc = *spec.Description
-		}
-		if spec.Stateful != nil {
-			stateful = *spec.Stateful
-		}
-		var err error
-		if out.Group, err = w.insertGroup(ctx, spec.ProjectID, name, desc, stateful); err != nil {
-			return err
-		}
-		out.Rules = nil
-		for _, et := range []string{topology.EtherTypeIPv4, topology.EtherTypeIPv6} {
-			out.Rules = append(out.Rules, w.insertRule(topology.SecurityGroupRule{ProjectID: spec.ProjectID,
-				SecurityGroupID: out.Group.ID, Direction: topology.DirectionEgress, EtherType: et}))
+		for i, spec := range specs {
+			name, desc, stateful := "", "", true
+			if spec.Name != nil {
+				name = *spec.Name
+			}
+			if spec.Description != nil {
+				desc = *spec.Description
+			}
+			if spec.Stateful != nil {
+				stateful = *spec.Stateful
+			}
+			g := &out[i]
+			g.Group = w.putGroup(tags[i], spec.ProjectID, name, desc, stateful)
+			g.Rules = nil
+			for _, et := range []string{topology.EtherTypeIPv4, topology.EtherTypeIPv6} {
+				g.Rules = append(g.Rules, w.insertRule(topology.SecurityGroupRule{ProjectID: spec.ProjectID,
+					SecurityGroupID: g.Group.ID, Direction: topology.DirectionEgress, EtherType: et}))
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &out, nil
+	return out, nil
 }
 
 // securityGroup loads one group within a write.
@@ -195,10 +238,7 @@ func (s *Store) UpdateSecurityGroup(ctx context.Context, id string, spec Securit
 			}
 			g.Stateful = *spec.Stateful
 		}
-		g.UpdatedAt = w.now
-		g.RevisionNumber++
-		w.exec(`UPDATE security_groups SET obj = $2 WHERE id = $1`, g.ID, mustJSON(g))
-		w.record(topology.KindSecurityGroup, g.ID, topology.OpUpdate, *g)
+		w.saveGroup(g)
 		return nil
 	})
 	if err != nil {
@@ -207,8 +247,17 @@ func (s *Store) UpdateSecurityGroup(ctx context.Context, id string, spec Securit
 	return s.GetSecurityGroup(ctx, g.ID)
 }
 
+// saveGroup stores a changed group with a new revision: its own update, or a change of
+// its rules (Neutron's rules revise their group).
+func (w *wtx) saveGroup(g *topology.SecurityGroup) {
+	g.UpdatedAt = w.now
+	g.RevisionNumber++
+	w.exec(`UPDATE security_groups SET obj = $2 WHERE id = $1`, g.ID, mustJSON(g))
+	w.record(topology.KindSecurityGroup, g.ID, topology.OpUpdate, *g)
+}
+
 // DeleteSecurityGroup deletes a group with its rules and the rules of other groups that
-// name it as their remote group (Neutron's cascade). A group ports use is refused
+// name it as their remote group (Neutron's cascade; those groups get a new revision). A group ports use is refused
 // (SecurityGroupInUse), and so is a project's default group unless allowDefault (an
 // admin's request).
 func (s *Store) DeleteSecurityGroup(ctx context.Context, id string, allowDefault bool) error {
@@ -236,8 +285,18 @@ func (s *Store) DeleteSecurityGroup(ctx context.Context, id string, allowDefault
 		if err != nil {
 			return fmt.Errorf("rules of security group %s: %w", id, err)
 		}
+		revised := map[string]bool{}
 		for _, r := range rules {
 			w.record(topology.KindSecurityGroupRule, r.ID, topology.OpDelete, r)
+			if r.SecurityGroupID != id && !revised[r.SecurityGroupID] {
+				// Another group loses a rule: it gets a new revision.
+				revised[r.SecurityGroupID] = true
+				other, err := w.securityGroup(ctx, r.SecurityGroupID)
+				if err != nil {
+					return err
+				}
+				w.saveGroup(other)
+			}
 		}
 		w.exec(`DELETE FROM security_group_rules WHERE security_group_id = $1 OR remote_group_id = $1`, id)
 		w.exec(`DELETE FROM security_groups WHERE id = $1`, id)

@@ -28,10 +28,13 @@ type RuleSpec struct {
 	Description     *string
 }
 
-// Protocol numbers whose rules take a port range, and the ICMP ones (type and code).
+// Protocol numbers whose rules take a port range, the ICMP ones (type and code), and the
+// IPv6-only ones an IPv4 rule refuses (Neutron's _validate_ethertype_and_protocol:
+// ipv6-encap, ipv6-route, ipv6-frag, ipv6-icmp, ipv6-nonxt, ipv6-opts, by name or number).
 var (
 	portProtocols = map[int]bool{6: true, 17: true, 132: true, 33: true, 136: true}
 	icmpProtocols = map[int]bool{1: true, 58: true}
+	ipv6Protocols = map[int]bool{41: true, 43: true, 44: true, 58: true, 59: true, 60: true}
 )
 
 // normalizeRule checks a rule create as Neutron does and returns the rule it stores.
@@ -75,7 +78,7 @@ func normalizeRule(spec RuleSpec) (topology.SecurityGroupRule, error) {
 				*spec.Protocol, strings.Join(names, ", "))
 		}
 	}
-	if num == 58 && r.EtherType == topology.EtherTypeIPv4 {
+	if ipv6Protocols[num] && r.EtherType == topology.EtherTypeIPv4 {
 		return r, newError(ClassInvalid, "SecurityGroupEthertypeConflictWithProtocol",
 			"Invalid ethertype %s for protocol %s.", r.EtherType, r.Protocol)
 	}
@@ -209,15 +212,16 @@ func (w *wtx) insertRule(r topology.SecurityGroupRule) topology.SecurityGroupRul
 	return r
 }
 
-// CreateSecurityGroupRule adds a rule to a group. A rule the group already has is
-// refused with SecurityGroupRuleExists, naming it.
+// CreateSecurityGroupRule adds a rule to a group, which gets a new revision. A rule the
+// group already has is refused with SecurityGroupRuleExists, naming it.
 func (s *Store) CreateSecurityGroupRule(ctx context.Context, spec RuleSpec) (*topology.SecurityGroupRule, error) {
 	r, err := normalizeRule(spec)
 	if err != nil {
 		return nil, err
 	}
 	_, err = s.write(ctx, func(ctx context.Context, w *wtx) error {
-		if _, err := w.securityGroup(ctx, r.SecurityGroupID); err != nil {
+		g, err := w.securityGroup(ctx, r.SecurityGroupID)
+		if err != nil {
 			return err
 		}
 		if r.RemoteGroupID != "" {
@@ -226,7 +230,7 @@ func (s *Store) CreateSecurityGroupRule(ctx context.Context, spec RuleSpec) (*to
 			}
 		}
 		var dup string
-		err := w.queryRow(ctx, `SELECT id FROM security_group_rules WHERE security_group_id = $1 AND rule_key = $2`,
+		err = w.queryRow(ctx, `SELECT id FROM security_group_rules WHERE security_group_id = $1 AND rule_key = $2`,
 			r.SecurityGroupID, ruleKey(&r)).Scan(&dup)
 		if err == nil {
 			return conflict("SecurityGroupRuleExists", "Security group rule already exists. Rule id is %s.", dup)
@@ -235,6 +239,7 @@ func (s *Store) CreateSecurityGroupRule(ctx context.Context, spec RuleSpec) (*to
 			return fmt.Errorf("look for a duplicate rule: %w", err)
 		}
 		r = w.insertRule(r)
+		w.saveGroup(g)
 		return nil
 	})
 	var pe *pgconn.PgError
@@ -269,7 +274,7 @@ func (s *Store) ListSecurityGroupRules(ctx context.Context) ([]topology.Security
 	return rs, nil
 }
 
-// DeleteSecurityGroupRule deletes a rule.
+// DeleteSecurityGroupRule deletes a rule; its group gets a new revision.
 func (s *Store) DeleteSecurityGroupRule(ctx context.Context, id string) error {
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
 		var r topology.SecurityGroupRule
@@ -283,8 +288,13 @@ func (s *Store) DeleteSecurityGroupRule(ctx context.Context, id string) error {
 		if err := w.constrain(topology.KindSecurityGroupRule, id, r.RevisionNumber); err != nil {
 			return err
 		}
+		g, err := w.securityGroup(ctx, r.SecurityGroupID)
+		if err != nil {
+			return err
+		}
 		w.exec(`DELETE FROM security_group_rules WHERE id = $1`, id)
 		w.record(topology.KindSecurityGroupRule, id, topology.OpDelete, r)
+		w.saveGroup(g)
 		return nil
 	})
 	return err

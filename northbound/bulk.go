@@ -64,11 +64,26 @@ func readCreate(c echo.Context, kind, plural string, allowed, readOnly []string)
 	}
 	bodies = make([]*body, len(items))
 	for i, it := range items {
+		if inner, ok := wrapped(it, kind); ok {
+			it = inner
+		}
 		if bodies[i], err = parseFields(c, it, kind, allowed, readOnly); err != nil {
 			return nil, true, itemErr(i, err)
 		}
 	}
 	return bodies, true, nil
+}
+
+// wrapped returns the object of a bulk item written as a single create's body,
+// {"<kind>": {...}}: Neutron takes each item either way (tempest's
+// create_bulk_security_groups sends them wrapped).
+func wrapped(item json.RawMessage, kind string) (json.RawMessage, bool) {
+	var env map[string]json.RawMessage
+	if json.Unmarshal(item, &env) != nil {
+		return nil, false
+	}
+	inner, ok := env[kind]
+	return inner, ok
 }
 
 // itemErr names the bulk item an error is about.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -249,6 +250,20 @@ func isUUID(s string) bool {
 
 // notUUID is the 400 of Neutron's API layer for an attribute whose validator is
 // type:uuid (or uuid_or_none, uuid_list) given something else.
+// duplicates returns the items that occur more than once in xs, in the order of their
+// second occurrence, as neutron-lib's list validators name them.
+func duplicates(xs []string) []string {
+	seen := map[string]bool{}
+	var dups []string
+	for _, x := range xs {
+		if seen[x] && !slices.Contains(dups, x) {
+			dups = append(dups, x)
+		}
+		seen[x] = true
+	}
+	return dups
+}
+
 func notUUID(name, v string) error {
 	return badBody("Invalid input for %s. Reason: '%s' is not a valid UUID.", name, v)
 }

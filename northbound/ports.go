@@ -149,6 +149,9 @@ func portSpec(b *body) (db.PortSpec, error) {
 				return spec, err
 			}
 		}
+		if dups := duplicates(sgs); len(dups) > 0 {
+			return spec, badBody("Invalid input for security_groups. Reason: Duplicate items in the list: '%s'.", strings.Join(dups, ", "))
+		}
 		for _, id := range sgs {
 			if !isUUID(id) {
 				return spec, notUUID("security_groups", id)

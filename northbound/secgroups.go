@@ -115,23 +115,25 @@ func groupSpec(b *body) (db.SecurityGroupSpec, error) {
 
 var groupReadOnly = with(standardReadOnly, "security_group_rules", "shared")
 
+// createSecurityGroup creates one group, or a list of them in one write (bulk).
 func (s *Server) createSecurityGroup(c echo.Context) error {
-	b, err := readBody(c, "security_group", []string{"name", "description", "stateful", "tenant_id", "project_id"}, groupReadOnly)
-	if err != nil {
-		return err
-	}
-	spec, err := groupSpec(b)
-	if err != nil {
-		return err
-	}
-	if spec.ProjectID, err = b.project(callerOf(c)); err != nil {
-		return err
-	}
-	g, err := s.store.CreateSecurityGroup(c.Request().Context(), spec)
-	if err != nil {
-		return err
-	}
-	return respondOne(c, http.StatusCreated, "security_group", groupShape(g))
+	cl := callerOf(c)
+	return create(c, creation[db.SecurityGroupSpec, db.GroupWithRules]{
+		kind: "security_group", plural: "security_groups",
+		allowed:  []string{"name", "description", "stateful", "tenant_id", "project_id"},
+		readOnly: groupReadOnly,
+		spec: func(b *body) (db.SecurityGroupSpec, error) {
+			spec, err := groupSpec(b)
+			if err != nil {
+				return spec, err
+			}
+			spec.ProjectID, err = b.project(cl)
+			return spec, err
+		},
+		one:   s.store.CreateSecurityGroup,
+		many:  s.store.CreateSecurityGroups,
+		shape: groupShape,
+	})
 }
 
 func (s *Server) updateSecurityGroup(c echo.Context) error {

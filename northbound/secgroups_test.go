@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -241,9 +242,9 @@ func TestSecurityGroupRules(t *testing.T) {
 	wantError(t, code, body, http.StatusNotFound, "SecurityGroupRuleNotFound")
 }
 
-// Ports: the project's default group when none is named (not for network:* ports or
-// ports without an address), port security inherited from the network, Neutron's
-// refusals when port security is off, and allowed address pairs.
+// Ports: the project's default group when none is named (not for network:* ports),
+// port security inherited from the network, Neutron's refusals when port security is
+// off, and allowed address pairs.
 func TestPortSecurity(t *testing.T) {
 	a := newAPI(t)
 	mk := func(fields map[string]any) (int, map[string]any) {
@@ -339,8 +340,12 @@ func TestPortSecurity(t *testing.T) {
 	if on["port_security_enabled"] != true || len(on["security_groups"].([]any)) != 1 || len(on["allowed_address_pairs"].([]any)) != 1 {
 		t.Fatalf("port security on again: %v", on)
 	}
-	code, out = a.do(tokenA, "PUT", vid, map[string]any{"port": map[string]any{"fixed_ips": []any{}}})
-	wantError(t, code, out, http.StatusConflict, "PortSecurityPortHasSecurityGroup")
+	// A port keeps its groups without an address (Neutron's ML2 no longer asks for one).
+	noAddr := a.as(tokenA, http.StatusOK, "PUT", vid, map[string]any{"port": map[string]any{"fixed_ips": []any{}}})["port"].(map[string]any)
+	if len(noAddr["fixed_ips"].([]any)) != 0 || fmt.Sprint(noAddr["security_groups"]) != fmt.Sprint(on["security_groups"]) {
+		t.Fatalf("port without its address: %v", noAddr)
+	}
+	on = a.as(tokenA, http.StatusOK, "PUT", vid, map[string]any{"port": map[string]any{"fixed_ips": on["fixed_ips"]}})["port"].(map[string]any)
 
 	// Everything survives a restart of the API.
 	a.stop()
@@ -349,4 +354,154 @@ func TestPortSecurity(t *testing.T) {
 	if fmt.Sprint(again["security_groups"], again["allowed_address_pairs"]) != fmt.Sprint(on["security_groups"], on["allowed_address_pairs"]) {
 		t.Fatalf("after restart: %v / %v", again["security_groups"], again["allowed_address_pairs"])
 	}
+}
+
+// Bulk create of groups, as tempest's create_bulk_security_groups sends it (each item
+// wrapped as a single create's body) or with bare items: all created in one write, in
+// order, each with its egress rules; a refused item creates none and is named.
+func TestSecurityGroupsBulk(t *testing.T) {
+	a := newAPI(t)
+	rev := a.revision()
+	out := a.as(tokenA, http.StatusCreated, "POST", "/v2.0/security-groups", map[string]any{"security_groups": []any{
+		map[string]any{"security_group": map[string]any{"name": "a"}},
+		map[string]any{"name": "b", "description": "bee", "stateful": false},
+	}})
+	gs := list(out, "security_groups")
+	if len(gs) != 2 || gs[0]["name"] != "a" || gs[1]["name"] != "b" || gs[1]["description"] != "bee" || gs[1]["stateful"] != false ||
+		gs[0]["project_id"] != "proj-a" || len(gs[0]["security_group_rules"].([]any)) != 2 {
+		t.Fatalf("bulk created %v", gs)
+	}
+	if got := a.revision(); got != rev+1 {
+		t.Fatalf("revision %d after a bulk create, want %d (one write)", got, rev+1)
+	}
+	for _, g := range gs {
+		a.as(tokenA, http.StatusOK, "GET", "/v2.0/security-groups/"+g["id"].(string), nil)
+	}
+	listed := len(list(a.as(tokenA, http.StatusOK, "GET", "/v2.0/security-groups", nil), "security_groups"))
+	if listed != 3 {
+		t.Fatalf("%d groups listed, want 3 (default, a, b)", listed)
+	}
+
+	rev = a.revision()
+	for _, c := range []struct {
+		items []any
+		code  int
+		typ   string
+	}{
+		{[]any{map[string]any{"name": "x"}, map[string]any{"security_group": map[string]any{"name": "default"}}}, 409, "SecurityGroupDefaultAlreadyExists"},
+		{[]any{map[string]any{"name": "x"}, map[string]any{"name": true}}, 400, "HTTPBadRequest"},
+		{[]any{map[string]any{"name": "x"}, map[string]any{"security_group_rules": []any{}}}, 400, "HTTPBadRequest"},
+	} {
+		code, body := a.do(tokenA, "POST", "/v2.0/security-groups", map[string]any{"security_groups": c.items})
+		wantError(t, code, body, c.code, c.typ)
+		if m := body["NeutronError"].(map[string]any)["message"].(string); !strings.HasPrefix(m, "Item 1: ") {
+			t.Errorf("message %q does not name item 1", m)
+		}
+	}
+	if got := a.revision(); got != rev {
+		t.Fatalf("refused bulk creates moved the revision %d -> %d", rev, got)
+	}
+	if n := len(list(a.as(tokenA, http.StatusOK, "GET", "/v2.0/security-groups", nil), "security_groups")); n != listed {
+		t.Fatalf("%d groups after refused bulk creates, want %d", n, listed)
+	}
+}
+
+// Revisions as neutron-tempest-plugin's test_revisions checks them: a rule's create and
+// delete give its group a new revision; a port's group changes give the port one.
+func TestSecurityGroupRevisions(t *testing.T) {
+	a := newAPI(t)
+	g := a.as(tokenA, http.StatusCreated, "POST", "/v2.0/security-groups",
+		map[string]any{"security_group": map[string]any{"name": "g"}})["security_group"].(map[string]any)
+	gpath := "/v2.0/security-groups/" + g["id"].(string)
+	revOf := func(path, kind string) float64 {
+		t.Helper()
+		return a.as(tokenA, http.StatusOK, "GET", path, nil)[kind].(map[string]any)["revision_number"].(float64)
+	}
+	r0 := revOf(gpath, "security_group")
+	rule := a.as(tokenA, http.StatusCreated, "POST", "/v2.0/security-group-rules", map[string]any{"security_group_rule": map[string]any{
+		"security_group_id": g["id"], "direction": "ingress", "protocol": "tcp", "port_range_min": 60, "port_range_max": 70}})["security_group_rule"].(map[string]any)
+	r1 := revOf(gpath, "security_group")
+	if r1 <= r0 {
+		t.Fatalf("group revision %v after a rule create, was %v", r1, r0)
+	}
+	a.as(tokenA, http.StatusNoContent, "DELETE", "/v2.0/security-group-rules/"+rule["id"].(string), nil)
+	if r2 := revOf(gpath, "security_group"); r2 <= r1 {
+		t.Fatalf("group revision %v after a rule delete, was %v", r2, r1)
+	}
+
+	// A port on a network without a subnet (so without an address) takes groups.
+	net := a.as(tokenA, http.StatusCreated, "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"name": "n"}})["network"].(map[string]any)
+	port := a.as(tokenA, http.StatusCreated, "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": net["id"]}})["port"].(map[string]any)
+	ppath := "/v2.0/ports/" + port["id"].(string)
+	with := a.as(tokenA, http.StatusOK, "PUT", ppath, map[string]any{"port": map[string]any{"security_groups": []any{g["id"]}}})["port"].(map[string]any)
+	if with["revision_number"].(float64) <= port["revision_number"].(float64) || fmt.Sprint(with["security_groups"]) != fmt.Sprint([]any{g["id"]}) {
+		t.Fatalf("port with the group: %v (was revision %v)", with, port["revision_number"])
+	}
+	without := a.as(tokenA, http.StatusOK, "PUT", ppath, map[string]any{"port": map[string]any{"security_groups": []any{}}})["port"].(map[string]any)
+	if without["revision_number"].(float64) <= with["revision_number"].(float64) || len(without["security_groups"].([]any)) != 0 {
+		t.Fatalf("port without groups: %v (was revision %v)", without, with["revision_number"])
+	}
+}
+
+// neutron-tempest-plugin's NegativeSecGroupTest on a network without a subnet: a port
+// created with a group holds it against deletion, and a group named twice is 400.
+func TestSecurityGroupsOnPortWithoutAddress(t *testing.T) {
+	a := newAPI(t)
+	net := a.as(tokenA, http.StatusCreated, "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"name": "n"}})["network"].(map[string]any)
+	g := a.as(tokenA, http.StatusCreated, "POST", "/v2.0/security-groups",
+		map[string]any{"security_group": map[string]any{"name": "g"}})["security_group"].(map[string]any)
+	port := a.as(tokenA, http.StatusCreated, "POST", "/v2.0/ports", map[string]any{"port": map[string]any{
+		"network_id": net["id"], "security_groups": []any{g["id"]}}})["port"].(map[string]any)
+	if len(port["fixed_ips"].([]any)) != 0 || fmt.Sprint(port["security_groups"]) != fmt.Sprint([]any{g["id"]}) {
+		t.Fatalf("port %v", port)
+	}
+	code, body := a.do(tokenA, "DELETE", "/v2.0/security-groups/"+g["id"].(string), nil)
+	wantError(t, code, body, http.StatusConflict, "SecurityGroupInUse")
+
+	plain := a.as(tokenA, http.StatusCreated, "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": net["id"]}})["port"].(map[string]any)
+	def := list(a.as(tokenA, http.StatusOK, "GET", "/v2.0/security-groups?name=default", nil), "security_groups")[0]
+	if fmt.Sprint(plain["security_groups"]) != fmt.Sprint([]any{def["id"]}) {
+		t.Fatalf("port without an address: groups %v, want the default group %v", plain["security_groups"], def["id"])
+	}
+	rev := a.revision()
+	code, body = a.do(tokenA, "PUT", "/v2.0/ports/"+plain["id"].(string), map[string]any{"port": map[string]any{
+		"security_groups": []any{g["id"], g["id"]}}})
+	wantError(t, code, body, http.StatusBadRequest, "HTTPBadRequest")
+	if m := body["NeutronError"].(map[string]any)["message"]; m != "Invalid input for security_groups. Reason: Duplicate items in the list: '"+g["id"].(string)+"'." {
+		t.Fatalf("message %q", m)
+	}
+	code, body = a.do(tokenA, "POST", "/v2.0/ports", map[string]any{"port": map[string]any{
+		"network_id": net["id"], "security_groups": []any{g["id"], def["id"], g["id"]}}})
+	wantError(t, code, body, http.StatusBadRequest, "HTTPBadRequest")
+	if a.revision() != rev {
+		t.Fatal("refused port writes moved the revision")
+	}
+	again := a.as(tokenA, http.StatusOK, "GET", "/v2.0/ports/"+plain["id"].(string), nil)["port"].(map[string]any)
+	if fmt.Sprint(again["security_groups"]) != fmt.Sprint(plain["security_groups"]) {
+		t.Fatalf("groups %v after a refused update, were %v", again["security_groups"], plain["security_groups"])
+	}
+}
+
+// neutron-tempest-plugin's NegativeSecGroupProtocolTest: IPv6-only protocols, by name or
+// number (as a JSON number or string), in an IPv4 rule are 400
+// SecurityGroupEthertypeConflictWithProtocol; an IPv6 rule takes them.
+func TestRuleIPv6ProtocolsInIPv4Rule(t *testing.T) {
+	a := newAPI(t)
+	g := a.as(tokenA, http.StatusCreated, "POST", "/v2.0/security-groups",
+		map[string]any{"security_group": map[string]any{"name": "g"}})["security_group"].(map[string]any)
+	rev := a.revision()
+	for _, proto := range []any{"ipv6-encap", "ipv6-frag", "ipv6-icmp", "ipv6-nonxt", "ipv6-opts", "ipv6-route", "icmpv6",
+		41, 44, 58, 59, 60, 43, "43"} {
+		code, body := a.do(tokenA, "POST", "/v2.0/security-group-rules", map[string]any{"security_group_rule": map[string]any{
+			"security_group_id": g["id"], "direction": "ingress", "ethertype": "IPv4", "protocol": proto}})
+		wantError(t, code, body, http.StatusBadRequest, "SecurityGroupEthertypeConflictWithProtocol")
+		if m := body["NeutronError"].(map[string]any)["message"]; m != fmt.Sprintf("Invalid ethertype IPv4 for protocol %v.", proto) {
+			t.Fatalf("message %q", m)
+		}
+	}
+	if a.revision() != rev {
+		t.Fatal("refused rules moved the revision")
+	}
+	a.as(tokenA, http.StatusCreated, "POST", "/v2.0/security-group-rules", map[string]any{"security_group_rule": map[string]any{
+		"security_group_id": g["id"], "direction": "ingress", "ethertype": "IPv6", "protocol": "ipv6-route"}})
 }
