@@ -131,8 +131,11 @@ func TestAdminOnlyAttributes(t *testing.T) {
 			refusal{"shared not a boolean", tok, "POST", "/v2.0/networks", network(map[string]any{"shared": "maybe"}), 400, "HTTPBadRequest", ""},
 			refusal{"bulk with provider attributes", tok, "POST", "/v2.0/networks", map[string]any{"networks": []any{
 				map[string]any{"name": "ok"}, map[string]any{"provider:network_type": "flat"}}}, 403, "PolicyNotAuthorized", ""},
-			refusal{"another project_id", tok, "POST", "/v2.0/networks", network(map[string]any{"project_id": "proj-a"}), 403, "PolicyNotAuthorized", ""},
-			refusal{"another tenant_id", tok, "POST", "/v2.0/ports", port(map[string]any{"tenant_id": "proj-a"}), 403, "PolicyNotAuthorized", ""},
+			// Another project is Neutron's populate_project_id's 400, not a policy refusal
+			// (neutron-tempest-plugin's test_add_port_with_nonexist_tenant_id).
+			refusal{"another project_id", tok, "POST", "/v2.0/networks", network(map[string]any{"project_id": "proj-a"}), 400, "HTTPBadRequest",
+				"Specifying 'project_id' or 'tenant_id' other than the authenticated project in request requires admin privileges"},
+			refusal{"another tenant_id", tok, "POST", "/v2.0/ports", port(map[string]any{"tenant_id": "proj-a"}), 400, "HTTPBadRequest", ""},
 			refusal{"update segmentation_id", tok, "PUT", "/v2.0/networks/" + netB, network(map[string]any{"provider:segmentation_id": 7}), 403, "PolicyNotAuthorized",
 				"(rule:update_network and rule:update_network:provider:segmentation_id) is disallowed by policy"},
 			refusal{"update router:external", tok, "PUT", "/v2.0/networks/" + netB, network(map[string]any{"router:external": false}), 403, "PolicyNotAuthorized", ""},
