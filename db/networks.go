@@ -245,9 +245,12 @@ func (w *wtx) network(ctx context.Context, id string, n *topology.Network) error
 // autoDeletedOwners are port owners a network delete removes by itself.
 var autoDeletedOwners = map[string]bool{topology.OwnerDHCP: true, topology.OwnerFloatingIPAgentGateway: true}
 
-// DeleteNetwork deletes a network with its subnets. It refuses (NetworkInUse) while the
-// network has ports other than DHCP and floating IP agent gateway ports, including router
-// ports: remove router interfaces and gateways first, as in Neutron.
+// DeleteNetwork deletes a network with its subnets, and an external network with its
+// unassociated floating IPs (recorded as deleted, as DeleteFloatingIP records them), as
+// Neutron's delete_disassociated_floatingips does. It refuses (NetworkInUse) while the
+// network has ports other than DHCP and floating IP agent gateway ports and the ports
+// of those floating IPs, including router ports and the ports of associated floating
+// IPs: remove router interfaces and gateways, and disassociate, first, as in Neutron.
 func (s *Store) DeleteNetwork(ctx context.Context, id string) error {
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
 		var n topology.Network
@@ -258,21 +261,26 @@ func (s *Store) DeleteNetwork(ctx context.Context, id string) error {
 		if err != nil {
 			return fmt.Errorf("load ports of network %s: %w", id, err)
 		}
+		fips, err := objs[topology.FloatingIP](ctx, w.query, `SELECT obj FROM floatingips WHERE floating_network_id = $1 AND port_id = ''`, id)
+		if err != nil {
+			return fmt.Errorf("load unassociated floating IPs of network %s: %w", id, err)
+		}
+		unassociated := make(map[string]bool, len(fips)) // their floating IP ports
+		for _, f := range fips {
+			unassociated[f.FloatingPortID] = true
+		}
 		var busy int
 		for _, p := range ports {
-			if !autoDeletedOwners[p.DeviceOwner] {
+			if !autoDeletedOwners[p.DeviceOwner] && !unassociated[p.ID] {
 				busy++
 			}
 		}
 		if busy > 0 {
 			return conflict("NetworkInUse", "Unable to complete operation on network %s. There are one or more ports still in use on the network.", id)
 		}
-		var fips int
-		if err := w.queryRow(ctx, `SELECT count(*) FROM floatingips WHERE floating_network_id = $1`, id).Scan(&fips); err != nil {
-			return fmt.Errorf("count floating IPs of network %s: %w", id, err)
-		}
-		if fips > 0 {
-			return conflict("NetworkInUse", "Unable to complete operation on network %s. There are one or more floating IPs on the network.", id)
+		for _, f := range fips {
+			w.exec(`DELETE FROM floatingips WHERE id = $1`, f.ID)
+			w.record(topology.KindFloatingIP, f.ID, topology.OpDelete, f)
 		}
 		for i := range ports {
 			w.deletePortRow(&ports[i])

@@ -244,7 +244,7 @@ func TestErrors(t *testing.T) {
 		{"FIP address taken", adminToken, "POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{"floating_network_id": topo.External.ID, "floating_ip_address": "172.24.4.5"}}, 409, "IpAddressAlreadyAllocated"},
 		{"FIP for a port without a router", adminToken, "POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{"floating_network_id": topo.External.ID, "port_id": mustPortOn(a, other["id"].(string))}}, 404, "ExternalGatewayForFloatingIPNotFound"},
 		{"second FIP for the same fixed IP", adminToken, "POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{"floating_network_id": topo.External.ID, "port_id": vm1}}, 409, "FloatingIPPortAlreadyAssociated"},
-		{"project creating for another project", tokenA, "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"project_id": "proj-b"}}, 403, "PolicyNotAuthorized"},
+		{"project creating for another project", tokenA, "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"project_id": "proj-b"}}, 400, "HTTPBadRequest"},
 		{"bad host mode", adminToken, "PUT", "/v2.0/dvr-hosts/h9", map[string]any{"dvr_host": map[string]any{"tunnel_ip": "192.168.248.9", "mode": "legacy"}}, 400, "InvalidInput"},
 		{"bad tunnel IP", adminToken, "PUT", "/v2.0/dvr-hosts/h9", map[string]any{"dvr_host": map[string]any{"tunnel_ip": "192.168.248", "mode": "dvr"}}, 400, "InvalidInput"},
 		{"bad datapath ID", adminToken, "PUT", "/v2.0/dvr-hosts/h9", map[string]any{"dvr_host": map[string]any{"tunnel_ip": "192.168.248.9", "mode": "dvr", "bridges": map[string]string{"br-int": "xyz"}}}, 400, "InvalidInput"},

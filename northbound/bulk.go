@@ -164,16 +164,17 @@ func create[S, T any](c echo.Context, r creation[S, T]) error {
 
 // networkCheck returns check(c, id) as a function of the network ID alone, asking once per
 // network it found good: the items of a bulk create mostly share their network.
-func networkCheck(c echo.Context, check func(echo.Context, string) (*topology.Network, error)) func(id string) error {
-	good := map[string]bool{}
-	return func(id string) error {
-		if good[id] {
-			return nil
+func networkCheck(c echo.Context, check func(echo.Context, string) (*topology.Network, error)) func(id string) (*topology.Network, error) {
+	good := map[string]*topology.Network{}
+	return func(id string) (*topology.Network, error) {
+		if n, ok := good[id]; ok {
+			return n, nil
 		}
-		if _, err := check(c, id); err != nil {
-			return err
+		n, err := check(c, id)
+		if err != nil {
+			return nil, err
 		}
-		good[id] = true
-		return nil
+		good[id] = n
+		return n, nil
 	}
 }

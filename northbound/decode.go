@@ -207,7 +207,8 @@ func (b *body) decode(name string, dst any) (bool, error) {
 }
 
 // project resolves tenant_id/project_id for a create: an admin may name any project, a
-// project caller only its own.
+// project caller only its own; another is 400, as Neutron's populate_project_id answers it
+// (an HTTPBadRequest, not a policy refusal).
 func (b *body) project(cl caller) (string, error) {
 	t, err := b.str("tenant_id")
 	if err != nil {
@@ -227,7 +228,7 @@ func (b *body) project(cl caller) (string, error) {
 		want = *t
 	}
 	if !cl.admin && want != cl.project {
-		return "", forbidden("Specifying 'project_id' or 'tenant_id' other than the authenticated project in request requires admin privileges")
+		return "", badBody("Specifying 'project_id' or 'tenant_id' other than the authenticated project in request requires admin privileges")
 	}
 	return want, nil
 }

@@ -1,6 +1,7 @@
 package northbound
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/dvrflow/dvrflow/db"
@@ -42,11 +43,11 @@ func (s *Server) showFloatingIP(c echo.Context) error {
 	return respondOne(c, http.StatusOK, "floatingip", floatingIPShape(f))
 }
 
-// association reads port_id (null: disassociate) and fixed_ip_address; the port must
-// belong to the caller. An update with an empty body disassociates, as in Neutron (its
-// first floating IPs had no other attribute, and an empty update meant "clear"); one
-// that gives other attributes only keeps the association.
-func (s *Server) association(c echo.Context, b *body, spec *db.FloatingIPSpec) error {
+// association reads port_id (null: disassociate) and fixed_ip_address of a floating IP of
+// project; the port must be one the caller finds (fipPort). An update with an empty body
+// disassociates, as in Neutron (its first floating IPs had no other attribute, and an
+// empty update meant "clear"); one that gives other attributes only keeps the association.
+func (s *Server) association(c echo.Context, b *body, spec *db.FloatingIPSpec, project string) error {
 	var err error
 	if spec.PortID, err = b.nullableID("port_id"); err != nil {
 		return err
@@ -63,9 +64,35 @@ func (s *Server) association(c echo.Context, b *body, spec *db.FloatingIPSpec) e
 		spec.PortID = &none
 	}
 	if spec.PortID != nil && *spec.PortID != "" {
-		if _, err := s.ownedPort(c, *spec.PortID); err != nil {
-			return err
+		return s.fipPort(c, *spec.PortID, project)
+	}
+	return nil
+}
+
+// fipPort checks the port a floating IP of project is to be associated with, as Neutron's
+// _internal_fip_assoc_data does with the caller's context: the port is found if the caller
+// owns it or its network (Neutron's port query hook shows a network's owner the ports of
+// other projects on it), PortNotFound otherwise; a port of another project than the
+// floating IP's is 400 BadRequest unless the caller is admin.
+func (s *Server) fipPort(c echo.Context, id, project string) error {
+	ctx := c.Request().Context()
+	p, err := s.store.GetPort(ctx, id)
+	if err != nil {
+		return err
+	}
+	cl := callerOf(c)
+	if !cl.owns(p.ProjectID) {
+		n, err := s.store.GetNetwork(ctx, p.NetworkID)
+		if err != nil {
+			return fmt.Errorf("network of port %s: %w", id, err)
 		}
+		if !cl.owns(n.ProjectID) {
+			return notFound("PortNotFound", "Port %s could not be found.", id)
+		}
+	}
+	if p.ProjectID != project && !cl.admin {
+		return &db.Error{Class: db.ClassInvalid, Type: "BadRequest",
+			Message: fmt.Sprintf("Bad floatingip request: Cannot process floating IP association with Port %s, since that port is owned by a different tenant.", id)}
 	}
 	return nil
 }
@@ -102,7 +129,7 @@ func (s *Server) createFloatingIP(c echo.Context) error {
 	if spec.Description, err = b.str("description"); err != nil {
 		return err
 	}
-	if err := s.association(c, b, &spec); err != nil {
+	if err := s.association(c, b, &spec, spec.ProjectID); err != nil {
 		return err
 	}
 	f, err := s.store.CreateFloatingIP(c.Request().Context(), spec)
@@ -120,17 +147,18 @@ func (s *Server) updateFloatingIP(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.ownedFloatingIP(c, id); err != nil {
+	f, err := s.ownedFloatingIP(c, id)
+	if err != nil {
 		return err
 	}
 	var spec db.FloatingIPSpec
 	if spec.Description, err = b.str("description"); err != nil {
 		return err
 	}
-	if err := s.association(c, b, &spec); err != nil {
+	if err := s.association(c, b, &spec, f.ProjectID); err != nil {
 		return err
 	}
-	f, err := s.store.UpdateFloatingIP(c.Request().Context(), id, spec)
+	f, err = s.store.UpdateFloatingIP(c.Request().Context(), id, spec)
 	if err != nil {
 		return err
 	}

@@ -1,8 +1,11 @@
 package northbound
 
 import (
+	"encoding/json"
 	"net/http"
+	"strings"
 
+	"github.com/dvrflow/dvrflow/topology"
 	"github.com/labstack/echo/v4"
 )
 
@@ -87,6 +90,108 @@ func adminAttrs(kind string, update bool) []adminAttr {
 		if !update { // read-only once created: 400 for everyone
 			return []adminAttr{{name: "floating_ip_address"}}
 		}
+	}
+	return nil
+}
+
+// netOwnerAttr is a port attribute Neutron's default policies let only an admin or the
+// owner of the port's network set (rule:network_owner, tenant_id:%(network:tenant_id)s),
+// so that a project's member may not set it on a port of another project's network it
+// uses, a shared one.
+type netOwnerAttr struct {
+	name string
+	// sub names the key of the attribute's list items the rule is about (the rule
+	// create_port:fixed_ips:ip_address counts a fixed_ips item with an ip_address); ""
+	// is the attribute itself.
+	sub string
+	// shared also lets the users of a shared network set it (or rule:shared).
+	shared bool
+	// counts reports whether the request's value is one the rule is about (nil: every
+	// value, as the attributes of the table have no default Neutron's policy skips).
+	counts func(b *body, name string) (bool, error)
+}
+
+// netOwnerAttrs are the port attributes of Neutron's default policies
+// (neutron/conf/policies/port.py) that are the network owner's and admin's, by policy
+// verb. A sub-attribute rule whose answer is its attribute's (update_port:fixed_ips:
+// ip_address, create_port:allowed_address_pairs:mac_address, ...) is not repeated.
+// update_port:mac_address is admin's alone, not the network owner's.
+var netOwnerAttrs = map[string][]netOwnerAttr{
+	"create": {
+		{name: "device_owner", counts: isNetworkDevice}, // not rule:network_device or ...
+		{name: "mac_address"},
+		{name: "fixed_ips", shared: true},
+		{name: "fixed_ips", sub: "ip_address"},
+		{name: "port_security_enabled"},
+		{name: "allowed_address_pairs"},
+	},
+	"update": {
+		{name: "device_owner", counts: isNetworkDevice},
+		{name: "fixed_ips"},
+		{name: "port_security_enabled"},
+		{name: "allowed_address_pairs"},
+	},
+}
+
+// isNetworkDevice reports whether a device_owner is a network device's (network:...),
+// Neutron's rule network_device.
+func isNetworkDevice(b *body, name string) (bool, error) {
+	v, err := b.str(name)
+	return v != nil && strings.HasPrefix(*v, "network:"), err
+}
+
+// hasItemKey reports whether a list attribute has an object item with key.
+func hasItemKey(raw json.RawMessage, key string) bool {
+	var items []map[string]json.RawMessage
+	if json.Unmarshal(raw, &items) != nil { // validated by the attribute's reader
+		return false
+	}
+	for _, it := range items {
+		if _, ok := it[key]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// checkNetOwnerAttrs refuses a port body that sets an attribute of netOwnerAttrs when the
+// caller is neither admin nor the owner of the port's network, which network returns (it
+// is asked only then): 403 PolicyNotAuthorized naming the rule, as Neutron answers.
+func checkNetOwnerAttrs(c echo.Context, b *body, network func() (*topology.Network, error)) error {
+	cl := callerOf(c)
+	if cl.admin {
+		return nil
+	}
+	v := verb(c)
+	var n *topology.Network
+	for _, a := range netOwnerAttrs[v] {
+		raw, ok := b.fields[a.name]
+		if !ok || (a.sub != "" && !hasItemKey(raw, a.sub)) {
+			continue
+		}
+		if a.counts != nil {
+			counts, err := a.counts(b, a.name)
+			if err != nil {
+				return err
+			}
+			if !counts {
+				continue
+			}
+		}
+		if n == nil {
+			var err error
+			if n, err = network(); err != nil {
+				return err
+			}
+		}
+		if cl.owns(n.ProjectID) || (a.shared && n.Shared) {
+			continue
+		}
+		rule := a.name
+		if a.sub != "" {
+			rule += ":" + a.sub
+		}
+		return forbidden("(rule:%[1]s_port and rule:%[1]s_port:%[2]s) is disallowed by policy", v, rule)
 	}
 	return nil
 }

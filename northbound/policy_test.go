@@ -131,8 +131,11 @@ func TestAdminOnlyAttributes(t *testing.T) {
 			refusal{"shared not a boolean", tok, "POST", "/v2.0/networks", network(map[string]any{"shared": "maybe"}), 400, "HTTPBadRequest", ""},
 			refusal{"bulk with provider attributes", tok, "POST", "/v2.0/networks", map[string]any{"networks": []any{
 				map[string]any{"name": "ok"}, map[string]any{"provider:network_type": "flat"}}}, 403, "PolicyNotAuthorized", ""},
-			refusal{"another project_id", tok, "POST", "/v2.0/networks", network(map[string]any{"project_id": "proj-a"}), 403, "PolicyNotAuthorized", ""},
-			refusal{"another tenant_id", tok, "POST", "/v2.0/ports", port(map[string]any{"tenant_id": "proj-a"}), 403, "PolicyNotAuthorized", ""},
+			// Another project is Neutron's populate_project_id's 400, not a policy refusal
+			// (neutron-tempest-plugin's test_add_port_with_nonexist_tenant_id).
+			refusal{"another project_id", tok, "POST", "/v2.0/networks", network(map[string]any{"project_id": "proj-a"}), 400, "HTTPBadRequest",
+				"Specifying 'project_id' or 'tenant_id' other than the authenticated project in request requires admin privileges"},
+			refusal{"another tenant_id", tok, "POST", "/v2.0/ports", port(map[string]any{"tenant_id": "proj-a"}), 400, "HTTPBadRequest", ""},
 			refusal{"update segmentation_id", tok, "PUT", "/v2.0/networks/" + netB, network(map[string]any{"provider:segmentation_id": 7}), 403, "PolicyNotAuthorized",
 				"(rule:update_network and rule:update_network:provider:segmentation_id) is disallowed by policy"},
 			refusal{"update router:external", tok, "PUT", "/v2.0/networks/" + netB, network(map[string]any{"router:external": false}), 403, "PolicyNotAuthorized", ""},
@@ -234,4 +237,78 @@ func TestAdminReadAttrs(t *testing.T) {
 		t.Fatalf("member's router create: %d %v", code, out)
 	}
 	check("member create", "router", out["router"].(map[string]any), false)
+}
+
+// TestNetworkOwnerAttributes: what Neutron's default policies leave to the owner of a
+// port's network (and admin) is 403 to a member on a shared network of another project,
+// on create, bulk create and update, and changes nothing (neutron-tempest-plugin's
+// test_create_port_security_false_on_shared_network and test_{create,update}_with_address_
+// pair_blocked_on_other_network); fixed_ips naming only a subnet is a shared network's
+// users' too on create. The network's owner and admin set them all.
+func TestNetworkOwnerAttributes(t *testing.T) {
+	a := policyAPI(t)
+	shared := a.create("networks", "network", map[string]any{"name": "s", "shared": true})["id"].(string)
+	sharedSub := a.create("subnets", "subnet", map[string]any{"network_id": shared, "cidr": "10.0.5.0/24", "ip_version": 4})["id"].(string)
+	own := a.create("networks", "network", map[string]any{"name": "b", "tenant_id": "proj-b"})["id"].(string)
+	ownSub := a.create("subnets", "subnet", map[string]any{"network_id": own, "cidr": "10.0.6.0/24", "ip_version": 4, "tenant_id": "proj-b"})["id"].(string)
+	port := func(network string, f map[string]any) map[string]any {
+		f["network_id"] = network
+		return map[string]any{"port": f}
+	}
+	upd := func(f map[string]any) map[string]any { return map[string]any{"port": f} }
+	pairs := []any{map[string]any{"ip_address": "1.1.1.1"}}
+	for _, tok := range []string{memberB, tokenB} {
+		code, out := a.do(tok, "POST", "/v2.0/ports", port(shared, map[string]any{}))
+		if code != http.StatusCreated {
+			t.Fatalf("member's port on a shared network: %d %v", code, out)
+		}
+		onShared := out["port"].(map[string]any)["id"].(string)
+		refuse(t, a, []refusal{
+			{"port_security_enabled", tok, "POST", "/v2.0/ports", port(shared, map[string]any{"port_security_enabled": false}), 403, "PolicyNotAuthorized",
+				"(rule:create_port and rule:create_port:port_security_enabled) is disallowed by policy"},
+			{"port_security_enabled true", tok, "POST", "/v2.0/ports", port(shared, map[string]any{"port_security_enabled": true}), 403, "PolicyNotAuthorized", ""},
+			{"allowed_address_pairs", tok, "POST", "/v2.0/ports", port(shared, map[string]any{"allowed_address_pairs": pairs}), 403, "PolicyNotAuthorized",
+				"(rule:create_port and rule:create_port:allowed_address_pairs) is disallowed by policy"},
+			{"mac_address", tok, "POST", "/v2.0/ports", port(shared, map[string]any{"mac_address": "fa:16:3e:00:00:09"}), 403, "PolicyNotAuthorized", ""},
+			{"fixed_ips ip_address", tok, "POST", "/v2.0/ports", port(shared, map[string]any{"fixed_ips": []any{
+				map[string]any{"subnet_id": sharedSub, "ip_address": "10.0.5.9"}}}), 403, "PolicyNotAuthorized",
+				"(rule:create_port and rule:create_port:fixed_ips:ip_address) is disallowed by policy"},
+			{"network device_owner", tok, "POST", "/v2.0/ports", port(shared, map[string]any{"device_owner": "network:dhcp"}), 403, "PolicyNotAuthorized", ""},
+			{"bulk", tok, "POST", "/v2.0/ports", map[string]any{"ports": []any{port(shared, map[string]any{})["port"],
+				port(shared, map[string]any{"port_security_enabled": false})["port"]}}, 403, "PolicyNotAuthorized", ""},
+			{"update allowed_address_pairs", tok, "PUT", "/v2.0/ports/" + onShared, upd(map[string]any{"allowed_address_pairs": pairs}), 403, "PolicyNotAuthorized",
+				"(rule:update_port and rule:update_port:allowed_address_pairs) is disallowed by policy"},
+			{"update port_security_enabled", tok, "PUT", "/v2.0/ports/" + onShared, upd(map[string]any{"port_security_enabled": true}), 403, "PolicyNotAuthorized", ""},
+			{"update fixed_ips", tok, "PUT", "/v2.0/ports/" + onShared, upd(map[string]any{"fixed_ips": []any{map[string]any{"subnet_id": sharedSub}}}), 403, "PolicyNotAuthorized",
+				"(rule:update_port and rule:update_port:fixed_ips) is disallowed by policy"},
+			{"update network device_owner", tok, "PUT", "/v2.0/ports/" + onShared, upd(map[string]any{"device_owner": "network:foo"}), 403, "PolicyNotAuthorized", ""},
+		})
+		// What is not the network owner's alone: a subnet, a device owner of a VM, a name.
+		for _, body := range []map[string]any{
+			port(shared, map[string]any{"fixed_ips": []any{map[string]any{"subnet_id": sharedSub}}}),
+			port(shared, map[string]any{"device_owner": "compute:nova"}),
+		} {
+			if code, out := a.do(tok, "POST", "/v2.0/ports", body); code != http.StatusCreated {
+				t.Errorf("member's port %v on a shared network: %d %v", body, code, out)
+			}
+		}
+		if code, out := a.do(tok, "PUT", "/v2.0/ports/"+onShared, upd(map[string]any{"name": "x", "device_owner": "compute:nova"})); code != http.StatusOK {
+			t.Errorf("member renames its port on a shared network: %d %v", code, out)
+		}
+		// On its own network the member sets them all.
+		code, out = a.do(tok, "POST", "/v2.0/ports", port(own, map[string]any{"port_security_enabled": false, "mac_address": "fa:16:3e:00:00:0a",
+			"fixed_ips": []any{map[string]any{"subnet_id": ownSub, "ip_address": "10.0.6.9"}}, "device_owner": "network:dhcp"}))
+		if code != http.StatusCreated {
+			t.Fatalf("member's port on its network: %d %v", code, out)
+		}
+		mine := out["port"].(map[string]any)["id"].(string)
+		if code, out := a.do(tok, "PUT", "/v2.0/ports/"+mine, upd(map[string]any{"port_security_enabled": true, "allowed_address_pairs": pairs,
+			"fixed_ips": []any{map[string]any{"subnet_id": ownSub, "ip_address": "10.0.6.10"}}})); code != http.StatusOK {
+			t.Errorf("member updates its port on its network: %d %v", code, out)
+		}
+		a.admin(http.StatusNoContent, "DELETE", "/v2.0/ports/"+mine, nil)
+	}
+	// Admin sets them on any network.
+	a.admin(http.StatusCreated, "POST", "/v2.0/ports", port(shared, map[string]any{"tenant_id": "proj-b", "port_security_enabled": true,
+		"allowed_address_pairs": pairs, "mac_address": "fa:16:3e:00:00:0b", "fixed_ips": []any{map[string]any{"subnet_id": sharedSub, "ip_address": "10.0.5.20"}}}))
 }

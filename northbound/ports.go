@@ -264,8 +264,12 @@ func (s *Server) createPort(c echo.Context) error {
 		readOnly: with(standardReadOnly, "binding:vif_type", "binding:vif_details"),
 		spec: func(b *body) (db.PortSpec, error) {
 			spec, err := portCreateSpec(b, cl)
+			var n *topology.Network
 			if err == nil {
-				err = network(spec.NetworkID)
+				n, err = network(spec.NetworkID)
+			}
+			if err == nil {
+				err = checkNetOwnerAttrs(c, b, func() (*topology.Network, error) { return n, nil })
 			}
 			if err == nil {
 				err = s.visibleGroups(c, spec)
@@ -311,13 +315,20 @@ func (s *Server) updatePort(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.ownedPort(c, id); err != nil {
+	p, err := s.ownedPort(c, id)
+	if err != nil {
+		return err
+	}
+	err = checkNetOwnerAttrs(c, b, func() (*topology.Network, error) {
+		return s.store.GetNetwork(c.Request().Context(), p.NetworkID)
+	})
+	if err != nil {
 		return err
 	}
 	if err := s.visibleGroups(c, spec); err != nil {
 		return err
 	}
-	p, err := s.store.UpdatePort(c.Request().Context(), id, spec)
+	p, err = s.store.UpdatePort(c.Request().Context(), id, spec)
 	if err != nil {
 		return err
 	}

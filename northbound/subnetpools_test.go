@@ -123,7 +123,7 @@ func TestSubnetPoolRefusals(t *testing.T) {
 		{"member bulk shared", tokenA, "POST", "/v2.0/subnetpools", map[string]any{"subnetpools": []any{pool(nil)["subnetpool"],
 			pool(map[string]any{"shared": true})["subnetpool"]}}, 403, "PolicyNotAuthorized", ""},
 		{"member makes its pool the default", tokenA, "PUT", "/v2.0/subnetpools/" + own, upd(map[string]any{"is_default": true}), 403, "PolicyNotAuthorized", ""},
-		{"member of another project", tokenA, "POST", "/v2.0/subnetpools", pool(map[string]any{"tenant_id": "proj-b"}), 403, "PolicyNotAuthorized", ""},
+		{"member of another project", tokenA, "POST", "/v2.0/subnetpools", pool(map[string]any{"tenant_id": "proj-b"}), 400, "HTTPBadRequest", ""},
 		{"show another's pool", tokenA, "GET", "/v2.0/subnetpools/" + adminPool, nil, 404, "SubnetPoolNotFound", ""},
 		{"update another's pool", tokenA, "PUT", "/v2.0/subnetpools/" + adminPool, upd(map[string]any{"name": "y"}), 404, "SubnetPoolNotFound", ""},
 		{"delete another's pool", tokenA, "DELETE", "/v2.0/subnetpools/" + adminPool, nil, 404, "SubnetPoolNotFound", ""},

@@ -147,7 +147,7 @@ func (s *Server) createSubnet(c echo.Context) error {
 				err = s.subnetPoolOf(c, b, &spec)
 			}
 			if err == nil {
-				err = network(spec.NetworkID)
+				_, err = network(spec.NetworkID)
 			}
 			return spec, err
 		},
