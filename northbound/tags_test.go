@@ -340,3 +340,69 @@ func TestTagsSurviveRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestTagsIfMatch: If-Match: revision_number=N constrains a tag change as it does an
+// update of its resource: 412 at another revision, changing nothing.
+func TestTagsIfMatch(t *testing.T) {
+	a := newAPI(t)
+	n := a.create("networks", "network", map[string]any{"name": "n"})
+	rev := int(n["revision_number"].(float64))
+	put := func(ifMatch int) int {
+		t.Helper()
+		req, err := http.NewRequest("PUT", a.url+"/v2.0/networks/"+n["id"].(string)+"/tags/red", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Auth-Token", adminToken)
+		req.Header.Set("If-Match", fmt.Sprintf("revision_number=%d", ifMatch))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := put(rev + 1); code != http.StatusPreconditionFailed {
+		t.Fatalf("stale If-Match: %d, want 412", code)
+	}
+	if got := strs(a.admin(http.StatusOK, "GET", "/v2.0/networks/"+n["id"].(string)+"/tags", nil)["tags"]); len(got) != 0 {
+		t.Fatalf("tags %v after a refused change", got)
+	}
+	if code := put(rev); code != http.StatusCreated {
+		t.Fatalf("current If-Match: %d, want 201", code)
+	}
+}
+
+// TestStandardAttrDescription: every resource with standard attributes takes a
+// description on create and (but for rules, which have no update) on update, shows it,
+// and is filtered by it (standard-attr-description).
+func TestStandardAttrDescription(t *testing.T) {
+	a := newAPI(t)
+	ids, keys := taggedResources(t, a)
+	sg := ids["security-groups"]
+	ids["security-group-rules"] = a.create("security-group-rules", "security_group_rule", map[string]any{
+		"security_group_id": sg, "direction": "ingress", "ethertype": "IPv4", "description": "d1"})["id"].(string)
+	keys["security-group-rules"] = "security_group_rule"
+	for coll, id := range ids {
+		path := "/v2.0/" + coll + "/" + id
+		if coll != "security-group-rules" {
+			a.admin(http.StatusOK, "PUT", path, map[string]any{keys[coll]: map[string]any{"description": "d1"}})
+		}
+		if got := a.admin(http.StatusOK, "GET", path, nil)[keys[coll]].(map[string]any)["description"]; got != "d1" {
+			t.Errorf("%s: description %v, want d1", coll, got)
+		}
+		key := strings.ReplaceAll(coll, "-", "_")
+		if got := list(a.admin(http.StatusOK, "GET", "/v2.0/"+coll+"?description=d1", nil), key); len(got) != 1 || got[0]["id"] != id {
+			t.Errorf("%s?description=d1: %v", coll, got)
+		}
+	}
+	code, out := a.do(adminToken, "GET", "/v2.0/extensions/standard-attr-description", nil)
+	if code != http.StatusOK {
+		t.Fatalf("standard-attr-description not listed: %d %v", code, out)
+	}
+	for _, alias := range []string{"standard-attr-tag", "tag-ports-during-bulk-creation"} {
+		if code, out := a.do(adminToken, "GET", "/v2.0/extensions/"+alias, nil); code != http.StatusOK {
+			t.Errorf("%s not listed: %d %v", alias, code, out)
+		}
+	}
+}
