@@ -36,6 +36,8 @@ type PortSpec struct {
 	// ExtraDHCPOpts are extra_dhcp_opts items: a create stores those with a value; an
 	// update sets, replaces or (value nil) removes the options they name.
 	ExtraDHCPOpts *[]ExtraDHCPOptSpec
+	// Tags are a new port's tags (create only: Neutron's tag-ports-during-bulk-creation).
+	Tags []string
 	PortSecurity
 }
 
@@ -98,6 +100,9 @@ func checkPortSpec(spec PortSpec) error {
 }
 
 func applyPortSpec(p *topology.Port, spec PortSpec) {
+	if len(spec.Tags) > 0 {
+		p.Tags = spec.Tags
+	}
 	if spec.Name != nil {
 		p.Name = *spec.Name
 	}

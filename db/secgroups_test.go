@@ -2,6 +2,7 @@ package db_test
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -34,7 +35,7 @@ func TestCreateSecurityGroupsBulk(t *testing.T) {
 			t.Fatalf("group %d shares tag %d", i, g.Group.Tag)
 		}
 		tags[g.Group.Tag] = true
-		if shown := ok(s.GetSecurityGroup(ctx, g.Group.ID))(t); shown.Group != g.Group || len(shown.Rules) != 2 {
+		if shown := ok(s.GetSecurityGroup(ctx, g.Group.ID))(t); !reflect.DeepEqual(shown.Group, g.Group) || len(shown.Rules) != 2 {
 			t.Fatalf("group %d stored as %+v, created as %+v", i, shown, g)
 		}
 	}

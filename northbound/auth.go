@@ -121,6 +121,9 @@ func isWrite(method string) bool {
 // policyAction names the Neutron policy rule of a request as it appears in Neutron's
 // refusals: create_network, update_port, delete_router, add_router_interface, get_subnet.
 func policyAction(c echo.Context) string {
+	if isTagRoute(c) {
+		return tagPolicyAction(c) // update_networks_tags
+	}
 	parts := routeParts(c)
 	if len(parts) == 3 && strings.HasPrefix(parts[1], ":") {
 		return parts[2] // add_router_interface, remove_router_interface

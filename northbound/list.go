@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,6 +33,9 @@ type listing struct {
 	// Neutron's plugin raises it loading the marker; nil: the marker is ignored and the
 	// first page listed, as for the resources Neutron pages through its objects layer.
 	markerNotFound func(marker string) error
+	// tagged says the items have tags: tags, tags-any, not-tags and not-tags-any filter
+	// them (tagFilters).
+	tagged bool
 }
 
 func newListing(shape map[string]any, key string, markerNotFound func(string) error, hidden ...string) listing {
@@ -39,6 +43,7 @@ func newListing(shape map[string]any, key string, markerNotFound func(string) er
 	for k := range shape {
 		l.attrs[k] = true
 	}
+	_, l.tagged = shape["tags"]
 	for _, h := range hidden {
 		l.hidden[h] = true
 	}
@@ -111,7 +116,7 @@ func respondList(c echo.Context, collection string, items []map[string]any) erro
 	q := c.QueryParams()
 	var invalid []string
 	for _, key := range queryKeys(c.Request().URL.RawQuery) {
-		if !listParams[key] && !l.attrs[key] && !l.hidden[key] {
+		if !listParams[key] && !l.attrs[key] && !l.hidden[key] && !(l.tagged && tagFilters[key] != nil) {
 			invalid = append(invalid, key)
 		}
 	}
@@ -130,6 +135,10 @@ func respondList(c echo.Context, collection string, items []map[string]any) erro
 			}
 		}
 		if len(want) == 0 {
+			continue
+		}
+		if match := tagFilters[key]; l.tagged && match != nil {
+			items = filterTags(items, want, match)
 			continue
 		}
 		out := items[:0:0]
@@ -429,4 +438,48 @@ func compare(a, b any) int {
 		return -1
 	}
 	return strings.Compare(fmt.Sprint(a), fmt.Sprint(b))
+}
+
+// tagFilters are Neutron's tag filters (neutron/db/standard_attr tag hooks), each a test
+// of an item's tags against the filter's tags: tags has all of them, tags-any one of
+// them, not-tags not all of them, not-tags-any none of them.
+var tagFilters = map[string]func(has func(string) bool, want []string) bool{
+	"tags": func(has func(string) bool, want []string) bool { return all(has, want) },
+	"tags-any": func(has func(string) bool, want []string) bool {
+		return slices.ContainsFunc(want, has)
+	},
+	"not-tags": func(has func(string) bool, want []string) bool { return !all(has, want) },
+	"not-tags-any": func(has func(string) bool, want []string) bool {
+		return !slices.ContainsFunc(want, has)
+	},
+}
+
+func all(has func(string) bool, want []string) bool {
+	for _, t := range want {
+		if !has(t) {
+			return false
+		}
+	}
+	return true
+}
+
+// filterTags returns the items whose tags pass match. The filter's tags are its values
+// split at commas, repeated values adding to them (Neutron's _get_tag_list).
+func filterTags(items []map[string]any, vals []string, match func(has func(string) bool, want []string) bool) []map[string]any {
+	var want []string
+	for _, v := range vals {
+		for _, t := range strings.Split(v, ",") {
+			if !slices.Contains(want, t) {
+				want = append(want, t)
+			}
+		}
+	}
+	out := items[:0:0]
+	for _, it := range items {
+		tags, _ := it["tags"].([]string)
+		if match(func(t string) bool { return slices.Contains(tags, t) }, want) {
+			out = append(out, it)
+		}
+	}
+	return out
 }

@@ -17,6 +17,9 @@ import (
 func (s *Server) refuseReader(c echo.Context) error {
 	if id := c.Param("id"); id != "" {
 		if err := s.seeTarget(c, id); err != nil {
+			if isTagRoute(c) {
+				return tagResourceNotFound(c, err)
+			}
 			return err
 		}
 	}

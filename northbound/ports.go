@@ -260,7 +260,8 @@ func (s *Server) createPort(c echo.Context) error {
 		kind: "port", plural: "ports",
 		allowed: []string{"name", "description", "network_id", "mac_address", "fixed_ips",
 			"device_owner", "device_id", "binding:host_id", "binding:vnic_type", "binding:profile", "admin_state_up",
-			"tenant_id", "project_id", "security_groups", "port_security_enabled", "allowed_address_pairs", "extra_dhcp_opts"},
+			"tenant_id", "project_id", "security_groups", "port_security_enabled", "allowed_address_pairs", "extra_dhcp_opts",
+			"tags"},
 		readOnly: with(standardReadOnly, "binding:vif_type", "binding:vif_details"),
 		spec: func(b *body) (db.PortSpec, error) {
 			spec, err := portCreateSpec(b, cl)
@@ -299,6 +300,9 @@ func portCreateSpec(b *body, cl caller) (db.PortSpec, error) {
 		return spec, badBody("Invalid input for network_id. Reason: network_id is required.")
 	}
 	spec.NetworkID = *nid
+	if spec.Tags, err = createTags(b); err != nil {
+		return spec, err
+	}
 	return spec, nil
 }
 

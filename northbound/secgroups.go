@@ -45,7 +45,7 @@ func groupShape(g *db.GroupWithRules) map[string]any {
 	return map[string]any{
 		"id": g.Group.ID, "name": g.Group.Name, "description": g.Group.Description,
 		"tenant_id": g.Group.ProjectID, "project_id": g.Group.ProjectID,
-		"stateful": g.Group.Stateful, "shared": false, "security_group_rules": rules, "tags": []string{},
+		"stateful": g.Group.Stateful, "shared": false, "security_group_rules": rules, "tags": orEmpty(g.Group.Tags),
 		"created_at": ts(g.Group.CreatedAt), "updated_at": ts(g.Group.UpdatedAt), "revision_number": g.Group.RevisionNumber,
 	}
 }

@@ -156,6 +156,8 @@ func (s *Server) routes() {
 	v.GET("/security-group-rules/:id", s.showSecurityGroupRule)
 	v.DELETE("/security-group-rules/:id", s.deleteSecurityGroupRule)
 
+	s.tagRoutes(v)
+
 	v.GET("/agents", s.listAgents)
 	v.GET("/agents/:id", s.showAgent)
 	v.PUT("/agents/:id", s.updateAgent)

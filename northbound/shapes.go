@@ -38,7 +38,7 @@ func networkShape(n *topology.Network) map[string]any {
 		"provider:segmentation_id":  seg,
 		"mtu":                       n.MTU, "subnets": subnets,
 		"port_security_enabled": n.PortSecurityEnabled, "availability_zones": []string{}, "availability_zone_hints": []string{},
-		"ipv4_address_scope": nil, "ipv6_address_scope": nil, "tags": []string{},
+		"ipv4_address_scope": nil, "ipv6_address_scope": nil, "tags": orEmpty(n.Tags),
 		"created_at": ts(n.CreatedAt), "updated_at": ts(n.UpdatedAt), "revision_number": n.RevisionNumber,
 	}
 }
@@ -51,7 +51,7 @@ func subnetShape(s *topology.Subnet) map[string]any {
 		"allocation_pools": orEmpty(s.AllocationPools), "host_routes": orEmpty(s.HostRoutes),
 		"dns_nameservers": orEmpty(s.DNSNameservers), "enable_dhcp": s.EnableDHCP,
 		"ipv6_ra_mode": nil, "ipv6_address_mode": nil, "subnetpool_id": nullIfEmpty(s.SubnetPoolID), "service_types": []string{},
-		"tags": []string{}, "created_at": ts(s.CreatedAt), "updated_at": ts(s.UpdatedAt), "revision_number": s.RevisionNumber,
+		"tags": orEmpty(s.Tags), "created_at": ts(s.CreatedAt), "updated_at": ts(s.UpdatedAt), "revision_number": s.RevisionNumber,
 	}
 }
 
@@ -96,7 +96,7 @@ func portShape(p *topology.Port, registered bool) map[string]any {
 		"binding:vif_details": details, "binding:profile": map[string]any{},
 		"status": p.Status, "admin_state_up": p.AdminStateUp,
 		"security_groups": orEmpty(p.SecurityGroups), "allowed_address_pairs": pairs, "extra_dhcp_opts": opts,
-		"port_security_enabled": p.PortSecurityEnabled, "tags": []string{},
+		"port_security_enabled": p.PortSecurityEnabled, "tags": orEmpty(p.Tags),
 		"created_at": ts(p.CreatedAt), "updated_at": ts(p.UpdatedAt), "revision_number": p.RevisionNumber,
 	}
 }
@@ -120,7 +120,7 @@ func routerShape(r *topology.Router) map[string]any {
 		"distributed": r.Distributed, "ha": false,
 		"external_gateway_info": gatewayShape(r.Gateway), "routes": []any{},
 		"availability_zones": []string{}, "availability_zone_hints": []string{}, "flavor_id": nil,
-		"tags": []string{}, "created_at": ts(r.CreatedAt), "updated_at": ts(r.UpdatedAt), "revision_number": r.RevisionNumber,
+		"tags": orEmpty(r.Tags), "created_at": ts(r.CreatedAt), "updated_at": ts(r.UpdatedAt), "revision_number": r.RevisionNumber,
 	}
 }
 
@@ -131,7 +131,7 @@ func floatingIPShape(f *topology.FloatingIP) map[string]any {
 		"floating_network_id": f.FloatingNetworkID, "floating_ip_address": f.FloatingIPAddress,
 		"port_id": nullIfEmpty(f.PortID), "fixed_ip_address": nullIfEmpty(f.FixedIPAddress),
 		"router_id": nullIfEmpty(f.RouterID), "status": f.Status,
-		"port_details": nil, "dns_domain": "", "dns_name": "", "tags": []string{},
+		"port_details": nil, "dns_domain": "", "dns_name": "", "tags": orEmpty(f.Tags),
 		"created_at": ts(f.CreatedAt), "updated_at": ts(f.UpdatedAt), "revision_number": f.RevisionNumber,
 	}
 }

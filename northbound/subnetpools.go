@@ -29,7 +29,7 @@ func subnetPoolShape(p *topology.SubnetPool) map[string]any {
 		"prefixes": orEmpty(p.Prefixes), "ip_version": p.IPVersion,
 		"default_prefixlen": strconv.Itoa(p.DefaultPrefixLen), "min_prefixlen": strconv.Itoa(p.MinPrefixLen),
 		"max_prefixlen": strconv.Itoa(p.MaxPrefixLen), "default_quota": quota,
-		"shared": p.Shared, "is_default": p.IsDefault, "address_scope_id": nil, "tags": []string{},
+		"shared": p.Shared, "is_default": p.IsDefault, "address_scope_id": nil, "tags": orEmpty(p.Tags),
 		"created_at": ts(p.CreatedAt), "updated_at": ts(p.UpdatedAt), "revision_number": p.RevisionNumber,
 	}
 }

@@ -112,6 +112,10 @@ type Network struct {
 	CreatedAt           time.Time `json:"created_at"`
 	UpdatedAt           time.Time `json:"updated_at"`
 	RevisionNumber      int64     `json:"revision_number"`
+
+	// Tags are the resource's Neutron tags (standard-attr-tag): API state only, no flow
+	// depends on them. A resource without tags has none stored.
+	Tags []string `json:"tags,omitempty"`
 }
 
 // AllocationPool is an inclusive range of IPv4 addresses.
@@ -144,6 +148,10 @@ type Subnet struct {
 	CreatedAt       time.Time        `json:"created_at"`
 	UpdatedAt       time.Time        `json:"updated_at"`
 	RevisionNumber  int64            `json:"revision_number"`
+
+	// Tags are the resource's Neutron tags (standard-attr-tag): API state only, no flow
+	// depends on them. A resource without tags has none stored.
+	Tags []string `json:"tags,omitempty"`
 }
 
 // FixedIP is one address of a port.
@@ -177,6 +185,10 @@ type Port struct {
 	CreatedAt      time.Time      `json:"created_at"`
 	UpdatedAt      time.Time      `json:"updated_at"`
 	RevisionNumber int64          `json:"revision_number"`
+
+	// Tags are the resource's Neutron tags (standard-attr-tag): API state only, no flow
+	// depends on them. A resource without tags has none stored.
+	Tags []string `json:"tags,omitempty"`
 }
 
 // ExtraDHCPOpt is one DHCP option of a port, as Neutron's extra_dhcp_opt extension has it:
@@ -210,6 +222,10 @@ type SecurityGroup struct {
 	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
 	RevisionNumber int64     `json:"revision_number"`
+
+	// Tags are the resource's Neutron tags (standard-attr-tag): API state only, no flow
+	// depends on them. A resource without tags has none stored.
+	Tags []string `json:"tags,omitempty"`
 }
 
 // Security group rule directions and ethertypes.
@@ -267,6 +283,10 @@ type Router struct {
 	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
 	RevisionNumber int64     `json:"revision_number"`
+
+	// Tags are the resource's Neutron tags (standard-attr-tag): API state only, no flow
+	// depends on them. A resource without tags has none stored.
+	Tags []string `json:"tags,omitempty"`
 }
 
 // RouterInterface is one subnet attached to a router through a
@@ -294,6 +314,10 @@ type FloatingIP struct {
 	CreatedAt         time.Time `json:"created_at"`
 	UpdatedAt         time.Time `json:"updated_at"`
 	RevisionNumber    int64     `json:"revision_number"`
+
+	// Tags are the resource's Neutron tags (standard-attr-tag): API state only, no flow
+	// depends on them. A resource without tags has none stored.
+	Tags []string `json:"tags,omitempty"`
 }
 
 // Host is a registered DVR host (compute node or network node).
@@ -328,6 +352,10 @@ type SubnetPool struct {
 	CreatedAt        time.Time `json:"created_at"`
 	UpdatedAt        time.Time `json:"updated_at"`
 	RevisionNumber   int64     `json:"revision_number"`
+
+	// Tags are the resource's Neutron tags (standard-attr-tag): API state only, no flow
+	// depends on them. A resource without tags has none stored.
+	Tags []string `json:"tags,omitempty"`
 }
 
 // LocalVLAN is the br-int VLAN a network uses on one host.
