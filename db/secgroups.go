@@ -25,6 +25,10 @@ type GroupWithRules struct {
 	Rules []topology.SecurityGroupRule // by creation, then ID
 }
 
+// groupEtherTypes are the ether types a new group gets rules for (Neutron's
+// sg_supported_ethertypes).
+var groupEtherTypes = []string{topology.EtherTypeIPv4, topology.EtherTypeIPv6}
+
 // DefaultGroupName is the name of every project's default group.
 const DefaultGroupName = "default"
 
@@ -56,12 +60,17 @@ func (w *wtx) defaultSecurityGroup(ctx context.Context, project string) (string,
 	err := w.queryRow(ctx, `SELECT security_group_id FROM default_security_groups WHERE project_id = $1`, project).Scan(&id)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
+		// Neutron counts the default group against no quota but reserves its rules
+		// (two an ether type): a project out of rules cannot get it.
+		if err := w.checkQuotaOne(ctx, QuotaSecurityGroupRule, project, 2*len(groupEtherTypes)); err != nil {
+			return "", err
+		}
 		g, err := w.insertGroup(ctx, project, DefaultGroupName, "Default security group", true)
 		if err != nil {
 			return "", err
 		}
 		w.exec(`INSERT INTO default_security_groups (project_id, security_group_id) VALUES ($1, $2)`, project, g.ID)
-		for _, et := range []string{topology.EtherTypeIPv4, topology.EtherTypeIPv6} {
+		for _, et := range groupEtherTypes {
 			w.insertRule(topology.SecurityGroupRule{ProjectID: project, SecurityGroupID: g.ID,
 				Direction: topology.DirectionEgress, EtherType: et})
 			w.insertRule(topology.SecurityGroupRule{ProjectID: project, SecurityGroupID: g.ID,
@@ -96,6 +105,9 @@ func (w *wtx) insertGroup(ctx context.Context, project, name, description string
 func (s *Store) CreateSecurityGroup(ctx context.Context, spec SecurityGroupSpec) (*GroupWithRules, error) {
 	var out GroupWithRules
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		if err := w.checkQuotaOne(ctx, QuotaSecurityGroup, spec.ProjectID, 1); err != nil {
+			return err
+		}
 		if _, err := w.defaultSecurityGroup(ctx, spec.ProjectID); err != nil {
 			return err
 		}
@@ -112,12 +124,15 @@ func (s *Store) CreateSecurityGroup(ctx context.Context, spec SecurityGroupSpec)
 		if spec.Stateful != nil {
 			stateful = *spec.Stateful
 		}
+		if err := w.checkQuotaOne(ctx, QuotaSecurityGroupRule, spec.ProjectID, len(groupEtherTypes)); err != nil {
+			return err
+		}
 		var err error
 		if out.Group, err = w.insertGroup(ctx, spec.ProjectID, name, desc, stateful); err != nil {
 			return err
 		}
 		out.Rules = nil
-		for _, et := range []string{topology.EtherTypeIPv4, topology.EtherTypeIPv6} {
+		for _, et := range groupEtherTypes {
 			out.Rules = append(out.Rules, w.insertRule(topology.SecurityGroupRule{ProjectID: spec.ProjectID,
 				SecurityGroupID: out.Group.ID, Direction: topology.DirectionEgress, EtherType: et}))
 		}

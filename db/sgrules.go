@@ -217,6 +217,9 @@ func (s *Store) CreateSecurityGroupRule(ctx context.Context, spec RuleSpec) (*to
 		return nil, err
 	}
 	_, err = s.write(ctx, func(ctx context.Context, w *wtx) error {
+		if err := w.checkQuotaOne(ctx, QuotaSecurityGroupRule, r.ProjectID, 1); err != nil {
+			return err
+		}
 		if _, err := w.securityGroup(ctx, r.SecurityGroupID); err != nil {
 			return err
 		}
