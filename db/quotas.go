@@ -209,14 +209,14 @@ func (s *Store) SetQuotas(ctx context.Context, project string, limits map[string
 			return nil, invalid("'%d' is not in range -1 through %d", v, MaxQuota)
 		}
 	}
-	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+	err := s.quotaTx(ctx, func(tx pgx.Tx) error {
 		for _, name := range names {
 			if !checkLimit || limits[name] < 0 {
 				continue
 			}
 			r, _ := quotaResource(name)
 			var used int64
-			if err := w.queryRow(ctx, r.count, project).Scan(&used); err != nil {
+			if err := tx.QueryRow(ctx, r.count, project).Scan(&used); err != nil {
 				return fmt.Errorf("count %s of %s: %w", name, project, err)
 			}
 			if used > limits[name] {
@@ -224,8 +224,10 @@ func (s *Store) SetQuotas(ctx context.Context, project string, limits map[string
 			}
 		}
 		for _, name := range names {
-			w.exec(`INSERT INTO quotas (project_id, resource, hard_limit) VALUES ($1, $2, $3)
-ON CONFLICT (project_id, resource) DO UPDATE SET hard_limit = excluded.hard_limit`, project, name, limits[name])
+			if _, err := tx.Exec(ctx, `INSERT INTO quotas (project_id, resource, hard_limit) VALUES ($1, $2, $3)
+ON CONFLICT (project_id, resource) DO UPDATE SET hard_limit = excluded.hard_limit`, project, name, limits[name]); err != nil {
+				return fmt.Errorf("set quota of %s for %s: %w", name, project, err)
+			}
 		}
 		return nil
 	})
@@ -238,17 +240,37 @@ ON CONFLICT (project_id, resource) DO UPDATE SET hard_limit = excluded.hard_limi
 // DeleteQuotas resets project's limits to the defaults; a project without limits of
 // its own is Neutron's TenantQuotaNotFound.
 func (s *Store) DeleteQuotas(ctx context.Context, project string) error {
-	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
-		var n int64
-		if err := w.queryRow(ctx, `WITH d AS (DELETE FROM quotas WHERE project_id = $1 RETURNING 1) SELECT count(*) FROM d`, project).Scan(&n); err != nil {
+	return s.quotaTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM quotas WHERE project_id = $1`, project)
+		if err != nil {
 			return fmt.Errorf("delete quotas of %s: %w", project, err)
 		}
-		if n == 0 {
+		if tag.RowsAffected() == 0 {
 			return notFound("TenantQuotaNotFound", "Quota for tenant %s could not be found.", project)
 		}
 		return nil
 	})
-	return err
+}
+
+// quotaTx runs fn in a transaction holding the topology revision lock, so a change of
+// limits is ordered with the topology writes (whose creates count against them) without
+// being one: it has no revision and no change-log entry.
+func (s *Store) quotaTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin quota write: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
+	if _, err := tx.Exec(ctx, `SELECT revision FROM topology_revision WHERE id = 1 FOR UPDATE`); err != nil {
+		return fmt.Errorf("lock topology revision: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit quota write: %w", err)
+	}
+	return nil
 }
 
 // overQuota is Neutron's OverQuota naming the resources a create would take past
