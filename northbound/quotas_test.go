@@ -259,3 +259,26 @@ func TestQuotaConcurrentCreates(t *testing.T) {
 		t.Fatalf("%d created, %d stored; want the limit %d", created, stored, limit)
 	}
 }
+
+// TestQuotaRoles: a reader reads its project's limits and details but sets and resets
+// none (Neutron's admin-only update_quota and delete_quota); a Keystone admin does both.
+func TestQuotaRoles(t *testing.T) {
+	a := policyAPI(t)
+	for _, p := range []string{"/v2.0/quotas/proj-a", "/v2.0/quotas/proj-a/details"} {
+		if code, out := a.do(readerA, "GET", p, nil); code != http.StatusOK {
+			t.Fatalf("reader GET %s: %d %v", p, code, out)
+		}
+	}
+	code, out := a.do(readerA, "PUT", "/v2.0/quotas/proj-a", map[string]any{"quota": map[string]any{"network": 1}})
+	wantError(t, code, out, http.StatusForbidden, "PolicyNotAuthorized")
+	if m := out["NeutronError"].(map[string]any)["message"]; m != "rule:update_quota is disallowed by policy" {
+		t.Fatalf("reader's PUT refused with %q", m)
+	}
+	code, out = a.do(memberAB, "DELETE", "/v2.0/quotas/proj-a", nil)
+	wantError(t, code, out, http.StatusForbidden, "PolicyNotAuthorized")
+	if code, out := a.do(ksAdmin, "PUT", "/v2.0/quotas/proj-a", map[string]any{"quota": map[string]any{"network": 1}}); code != http.StatusOK {
+		t.Fatalf("admin PUT: %d %v", code, out)
+	}
+	_, out = a.do(readerA, "GET", "/v2.0/quotas/proj-a", nil)
+	wantQuotas(t, out["quota"].(map[string]any), map[string]float64{"network": 1})
+}
