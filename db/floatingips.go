@@ -51,6 +51,9 @@ const (
 func (s *Store) CreateFloatingIP(ctx context.Context, spec FloatingIPSpec) (*topology.FloatingIP, error) {
 	var f topology.FloatingIP
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		if err := w.checkQuotaOne(ctx, QuotaFloatingIP, spec.ProjectID, 1); err != nil {
+			return err
+		}
 		f = topology.FloatingIP{ID: newID(), ProjectID: spec.ProjectID, FloatingNetworkID: spec.FloatingNetworkID, Status: FloatingIPDown}
 		if spec.Description != nil {
 			f.Description = *spec.Description

@@ -34,6 +34,9 @@ func (s *Store) CreateNetwork(ctx context.Context, spec NetworkSpec) (*topology.
 		return nil, err
 	}
 	_, err = s.write(ctx, func(ctx context.Context, w *wtx) error {
+		if err := w.checkQuotaOne(ctx, QuotaNetwork, n.ProjectID, 1); err != nil {
+			return err
+		}
 		if n.NetworkType == topology.NetworkTypeVXLAN && spec.SegmentationID == nil {
 			vni, err := w.freeVNI(ctx, s.cfg.VNIMin, s.cfg.VNIMax)
 			if err != nil {
@@ -360,6 +363,13 @@ func (s *Store) CreateNetworks(ctx context.Context, specs []NetworkSpec) ([]topo
 		nets[i] = n
 	}
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		adds := map[string]int{}
+		for i := range nets {
+			adds[nets[i].ProjectID]++
+		}
+		if err := w.checkQuota(ctx, QuotaNetwork, adds); err != nil {
+			return err
+		}
 		type segKey struct {
 			typ, phys string
 			id        int64

@@ -73,6 +73,9 @@ func (s *Store) CreatePort(ctx context.Context, spec PortSpec) (*topology.Port, 
 	}
 	var p topology.Port
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		if err := w.checkQuotaOne(ctx, QuotaPort, spec.ProjectID, 1); err != nil {
+			return err
+		}
 		p = topology.Port{ID: newID(), NetworkID: spec.NetworkID, ProjectID: spec.ProjectID, Status: topology.PortStatusDown,
 			AdminStateUp: true, FixedIPs: []topology.FixedIP{}, ExtraDHCPOpts: newExtraDHCPOpts(spec.ExtraDHCPOpts)}
 		applyPortSpec(&p, spec)
@@ -672,6 +675,13 @@ func (s *Store) CreatePorts(ctx context.Context, specs []PortSpec) ([]topology.P
 	}
 	var ports []topology.Port
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		adds := map[string]int{}
+		for _, spec := range specs {
+			adds[spec.ProjectID]++
+		}
+		if err := w.checkQuota(ctx, QuotaPort, adds); err != nil {
+			return err
+		}
 		ports = make([]topology.Port, len(specs))
 		for i, spec := range specs {
 			p := topology.Port{ID: newID(), NetworkID: spec.NetworkID, ProjectID: spec.ProjectID, Status: topology.PortStatusDown,

@@ -35,6 +35,9 @@ const linkLocalBase = 169<<24 | 254<<16 | 64<<8
 func (s *Store) CreateRouter(ctx context.Context, spec RouterSpec) (*topology.Router, error) {
 	var r topology.Router
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		if err := w.checkQuotaOne(ctx, QuotaRouter, spec.ProjectID, 1); err != nil {
+			return err
+		}
 		r = topology.Router{ID: newID(), ProjectID: spec.ProjectID, AdminStateUp: true, Status: "ACTIVE", Distributed: true}
 		applyRouterSpec(&r, spec)
 		r.CreatedAt, r.UpdatedAt = w.now, w.now

@@ -26,6 +26,10 @@ type GroupWithRules struct {
 	Rules []topology.SecurityGroupRule // by creation, then ID
 }
 
+// groupEtherTypes are the ether types a new group gets rules for (Neutron's
+// sg_supported_ethertypes).
+var groupEtherTypes = []string{topology.EtherTypeIPv4, topology.EtherTypeIPv6}
+
 // DefaultGroupName is the name of every project's default group.
 const DefaultGroupName = "default"
 
@@ -57,12 +61,17 @@ func (w *wtx) defaultSecurityGroup(ctx context.Context, project string) (string,
 	err := w.queryRow(ctx, `SELECT security_group_id FROM default_security_groups WHERE project_id = $1`, project).Scan(&id)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
+		// Neutron counts the default group against no quota but reserves its rules
+		// (two an ether type): a project out of rules cannot get it.
+		if err := w.checkQuotaOne(ctx, QuotaSecurityGroupRule, project, 2*len(groupEtherTypes)); err != nil {
+			return "", err
+		}
 		g, err := w.insertGroup(ctx, project, DefaultGroupName, "Default security group", true)
 		if err != nil {
 			return "", err
 		}
 		w.exec(`INSERT INTO default_security_groups (project_id, security_group_id) VALUES ($1, $2)`, project, g.ID)
-		for _, et := range []string{topology.EtherTypeIPv4, topology.EtherTypeIPv6} {
+		for _, et := range groupEtherTypes {
 			w.insertRule(topology.SecurityGroupRule{ProjectID: project, SecurityGroupID: g.ID,
 				Direction: topology.DirectionEgress, EtherType: et})
 			w.insertRule(topology.SecurityGroupRule{ProjectID: project, SecurityGroupID: g.ID,
@@ -136,10 +145,24 @@ func (s *Store) CreateSecurityGroups(ctx context.Context, specs []SecurityGroupS
 	}
 	out := make([]GroupWithRules, len(specs))
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		groups := map[string]int{}
+		for _, spec := range specs {
+			groups[spec.ProjectID]++
+		}
+		if err := w.checkQuota(ctx, QuotaSecurityGroup, groups); err != nil {
+			return err
+		}
 		for i, spec := range specs {
 			if _, err := w.defaultSecurityGroup(ctx, spec.ProjectID); err != nil {
 				return itemError(i, err)
 			}
+		}
+		rules := map[string]int{}
+		for p, n := range groups {
+			rules[p] = n * len(groupEtherTypes)
+		}
+		if err := w.checkQuota(ctx, QuotaSecurityGroupRule, rules); err != nil {
+			return err
 		}
 		tags, err := w.groupTags(ctx, len(specs))
 		if err != nil {
@@ -159,7 +182,7 @@ func (s *Store) CreateSecurityGroups(ctx context.Context, specs []SecurityGroupS
 			g := &out[i]
 			g.Group = w.putGroup(tags[i], spec.ProjectID, name, desc, stateful)
 			g.Rules = nil
-			for _, et := range []string{topology.EtherTypeIPv4, topology.EtherTypeIPv6} {
+			for _, et := range groupEtherTypes {
 				g.Rules = append(g.Rules, w.insertRule(topology.SecurityGroupRule{ProjectID: spec.ProjectID,
 					SecurityGroupID: g.Group.ID, Direction: topology.DirectionEgress, EtherType: et}))
 			}

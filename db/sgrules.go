@@ -220,6 +220,9 @@ func (s *Store) CreateSecurityGroupRule(ctx context.Context, spec RuleSpec) (*to
 		return nil, err
 	}
 	_, err = s.write(ctx, func(ctx context.Context, w *wtx) error {
+		if err := w.checkQuotaOne(ctx, QuotaSecurityGroupRule, r.ProjectID, 1); err != nil {
+			return err
+		}
 		g, err := w.securityGroup(ctx, r.SecurityGroupID)
 		if err != nil {
 			return err

@@ -54,6 +54,9 @@ type Config struct {
 	// the MTU of flat and VLAN networks, and of VXLAN networks less the VXLAN overhead
 	// (MaxMTU).
 	GlobalPhysnetMTU int
+	// QuotaDefaults are the default limits of a project's resources by QuotaResources
+	// name (-1: unlimited); a resource missing here has Neutron's default.
+	QuotaDefaults map[string]int64
 }
 
 // MTU limits: IPv4's minimum, and what VXLAN over an IPv4 underlay adds to a frame
@@ -85,6 +88,7 @@ func DefaultConfig() Config {
 		PollInterval:     5 * time.Second,
 		AgentDownTime:    75 * time.Second,
 		GlobalPhysnetMTU: 1500,
+		QuotaDefaults:    DefaultQuotas(),
 	}
 }
 
@@ -111,6 +115,9 @@ func (c Config) Validate() error {
 	if c.GlobalPhysnetMTU < minIPv4MTU+vxlanOverhead || c.GlobalPhysnetMTU > maxIPv4MTU {
 		return fmt.Errorf("global physnet MTU %d: must be %d-%d (a VXLAN network's MTU, %d less, must be at least IPv4's %d)",
 			c.GlobalPhysnetMTU, minIPv4MTU+vxlanOverhead, maxIPv4MTU, vxlanOverhead, minIPv4MTU)
+	}
+	if err := validateQuotaDefaults(c.QuotaDefaults); err != nil {
+		return err
 	}
 	return nil
 }

@@ -191,6 +191,13 @@ func (s *Store) CreateSubnetPools(ctx context.Context, specs []SubnetPoolSpec) (
 		pools[i] = p
 	}
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		adds := map[string]int{}
+		for i := range pools {
+			adds[pools[i].ProjectID]++
+		}
+		if err := w.checkQuota(ctx, QuotaSubnetPool, adds); err != nil {
+			return err
+		}
 		defaults := map[int]bool{}
 		for i := range pools {
 			p := &pools[i]

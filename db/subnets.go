@@ -50,6 +50,9 @@ func (s *Store) CreateSubnet(ctx context.Context, spec SubnetSpec) (*topology.Su
 		}
 	}
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		if err := w.checkQuotaOne(ctx, QuotaSubnet, spec.ProjectID, 1); err != nil {
+			return err
+		}
 		var n topology.Network
 		if err := w.network(ctx, spec.NetworkID, &n); err != nil {
 			return err
@@ -378,6 +381,13 @@ func (s *Store) CreateSubnets(ctx context.Context, specs []SubnetSpec) ([]topolo
 		}
 	}
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		adds := map[string]int{}
+		for _, spec := range specs {
+			adds[spec.ProjectID]++
+		}
+		if err := w.checkQuota(ctx, QuotaSubnet, adds); err != nil {
+			return err
+		}
 		nets, err := objs[topology.Network](ctx, w.query, `SELECT obj FROM networks WHERE id = ANY($1)`, netIDs)
 		if err != nil {
 			return fmt.Errorf("load networks: %w", err)

@@ -44,6 +44,9 @@ var extensions = []extension{
 	{"default-subnetpools", "Default Subnetpools", "Provides ability to mark and use a subnetpool as the default."},
 	{"revision-if-match", "If-Match constraints based on revision_number", "Extension indicating that If-Match based on revision_number is supported."},
 	{"standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes."},
+	{"quotas", "Quota management support", "Expose functions for quotas management per project"},
+	{"quota_details", "Quota details management support", "Expose functions for quotas usage statistics per project"},
+	{"quota-check-limit", "Quota engine limit check", "Support for checking the resource usage before applying a new quota limit"},
 	{"dvr-hosts", "dvrflow DVR hosts", "Host registration with tunnel IP, mode, bridges and DVR host MAC."},
 }
 

@@ -163,6 +163,16 @@ func (s *Server) routes() {
 	v.PUT("/agents/:id", s.updateAgent)
 	v.DELETE("/agents/:id", s.deleteAgent)
 
+	v.GET("/quotas", s.listQuotas)
+	v.GET("/quotas/project", s.quotaProject)
+	v.GET("/quotas/tenant", s.quotaProject)
+	v.GET("/quotas/:id", s.showQuotas)
+	v.PUT("/quotas/:id", s.updateQuotas)
+	v.DELETE("/quotas/:id", s.deleteQuotas)
+	v.GET("/quotas/:id/default", s.showDefaultQuotas)
+	v.GET("/quotas/:id/details", s.showQuotaDetails)
+	v.GET("/quotas/:id/details.json", s.showQuotaDetails)
+
 	v.GET("/dvr-hosts", s.listHosts)
 	v.GET("/dvr-hosts/:host", s.showHost)
 	v.PUT("/dvr-hosts/:host", s.registerHost)

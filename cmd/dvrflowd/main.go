@@ -56,6 +56,17 @@ type config struct {
 	Engine              engine.Config
 }
 
+// quotaFlags declares --quota-<resource> for every resource db.QuotaResources limits
+// (Neutron's [QUOTAS] quota_<resource>), defaulting to Neutron's defaults.
+func quotaFlags(fs *flag.FlagSet) map[string]*int64 {
+	out := make(map[string]*int64, len(db.QuotaResources))
+	for _, r := range db.QuotaResources {
+		out[r.Name] = fs.Int64("quota-"+strings.ReplaceAll(r.Name, "_", "-"), r.Default,
+			fmt.Sprintf("default limit of a project's %ss; -1: unlimited (Neutron's quota_%s)", r.Name, r.Name))
+	}
+	return out
+}
+
 func parseFlags(args []string, getenv func(string) string) (*config, error) {
 	fs := flag.NewFlagSet("dvrflowd", flag.ContinueOnError)
 	envflag.SetUsage(fs, "DVRFLOW", "usage: dvrflowd [flags]")
@@ -81,6 +92,7 @@ func parseFlags(args []string, getenv func(string) string) (*config, error) {
 	dvrBaseMAC := fs.String("dvr-base-mac", cfg.Store.DVRBaseMAC.String(), "base of DVR host MACs")
 	fs.IntVar(&cfg.Store.GlobalPhysnetMTU, "global-physnet-mtu", cfg.Store.GlobalPhysnetMTU,
 		"MTU of the physical network (Neutron's global_physnet_mtu): flat and VLAN networks get it, VXLAN networks 50 less")
+	quotas := quotaFlags(fs)
 	fs.DurationVar(&cfg.Store.PollInterval, "poll-interval", cfg.Store.PollInterval, "change-log poll interval behind LISTEN/NOTIFY")
 	fs.StringVar(&cfg.OFListen, "of-listen", controller.DefaultAddr, "OpenFlow listen address for the switches; empty (--of-listen=): run the API only")
 	fs.StringVar(&cfg.OFCert, "of-tls-cert", "", "PEM certificate: serve OpenFlow over TLS (with --of-tls-key)")
@@ -116,6 +128,9 @@ func parseFlags(args []string, getenv func(string) string) (*config, error) {
 		return nil, fmt.Errorf("--log-format %q: want json or console", *logFormat)
 	}
 	cfg.Engine.MeterRate = uint32(*meterRate)
+	for name, v := range quotas {
+		cfg.Store.QuotaDefaults[name] = *v
+	}
 	if cfg.Engine.DHCP.LeaseTime < 2*time.Minute || cfg.Engine.DHCP.LeaseTime > 0xffffffff*time.Second {
 		return nil, fmt.Errorf("--dhcp-lease-duration %s: want 2m to 136 years", cfg.Engine.DHCP.LeaseTime)
 	}

@@ -159,3 +159,30 @@ func TestKeystoneFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestQuotaFlags(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	base := map[string]string{"DVRFLOW_DB_URL": "postgres://x", "DVRFLOW_NOAUTH": "true"}
+	cfg, err := parseFlags(nil, env(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{"network": 100, "subnet": 100, "subnetpool": -1, "port": 500, "router": 10,
+		"floatingip": 50, "security_group": 10, "security_group_rule": 100}
+	for name, v := range want {
+		if got := cfg.Store.QuotaDefaults[name]; got != v {
+			t.Errorf("default quota of %s %d, want Neutron's %d", name, got, v)
+		}
+	}
+	base["DVRFLOW_QUOTA_ROUTER"] = "3"
+	cfg, err = parseFlags([]string{"--quota-network", "7", "--quota-security-group-rule", "-1"}, env(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := cfg.Store.QuotaDefaults; q["network"] != 7 || q["security_group_rule"] != -1 || q["router"] != 3 || q["port"] != 500 {
+		t.Fatalf("quota defaults %v, want network 7, security_group_rule -1, router 3, port 500", q)
+	}
+	if _, err := parseFlags([]string{"--quota-port", "-2"}, env(base)); err == nil || !strings.Contains(err.Error(), "default quota of port -2") {
+		t.Fatalf("--quota-port -2: %v, want the default quota refused", err)
+	}
+}
