@@ -253,7 +253,7 @@ func (w *wtx) subnetPool(ctx context.Context, id string, p *topology.SubnetPool)
 	if err != nil {
 		return fmt.Errorf("load subnet pool %s: %w", id, err)
 	}
-	return nil
+	return w.constrain(topology.KindSubnetPool, id, p.RevisionNumber)
 }
 
 // UpdateSubnetPool changes a pool's name, description, prefix lengths, quota, default

@@ -17,6 +17,7 @@ import (
 var revisioned = map[string]topology.Kind{
 	"networks":             topology.KindNetwork,
 	"subnets":              topology.KindSubnet,
+	"subnetpools":          topology.KindSubnetPool,
 	"ports":                topology.KindPort,
 	"routers":              topology.KindRouter,
 	"floatingips":          topology.KindFloatingIP,

@@ -65,6 +65,7 @@ func TestIfMatchRevision(t *testing.T) {
 	sg := a.create("security-groups", "security_group", map[string]any{"name": "g"})
 	rule := a.create("security-group-rules", "security_group_rule", map[string]any{"security_group_id": sg["id"], "direction": "ingress"})
 	otherNet := a.create("networks", "network", map[string]any{"name": "other"})
+	pool := a.create("subnetpools", "subnetpool", map[string]any{"name": "p", "prefixes": []string{"10.99.0.0/16"}})
 	for _, c := range []struct {
 		method, path, kind string
 		show               string
@@ -85,6 +86,8 @@ func TestIfMatchRevision(t *testing.T) {
 		{"DELETE", "/v2.0/routers/" + router["id"].(string), "router", "", nil, http.StatusNoContent},
 		{"DELETE", "/v2.0/security-groups/" + sg["id"].(string), "security_group", "", nil, http.StatusNoContent},
 		{"DELETE", "/v2.0/networks/" + otherNet["id"].(string), "network", "", nil, http.StatusNoContent},
+		{"PUT", "/v2.0/subnetpools/" + pool["id"].(string), "subnetpool", "", map[string]any{"subnetpool": map[string]any{"name": "x"}}, http.StatusOK},
+		{"DELETE", "/v2.0/subnetpools/" + pool["id"].(string), "subnetpool", "", nil, http.StatusNoContent},
 	} {
 		show := c.show
 		if show == "" {
