@@ -81,6 +81,9 @@ func adminAttrs(kind string, update bool) []adminAttr {
 	case "network":
 		return append(provider, adminAttr{"shared", isFalse}, adminAttr{"router:external", isFalse})
 	case "port":
+		if update { // update_port:mac_address is admin's; on create the network owner's
+			return []adminAttr{{"binding:host_id", isEmpty}, {name: "binding:profile"}, {name: "mac_address"}}
+		}
 		return []adminAttr{{"binding:host_id", isEmpty}, {name: "binding:profile"}}
 	case "router":
 		return []adminAttr{{name: "distributed"}}

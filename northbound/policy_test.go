@@ -144,6 +144,8 @@ func TestAdminOnlyAttributes(t *testing.T) {
 			refusal{"binding:profile", tok, "POST", "/v2.0/ports", port(map[string]any{"binding:profile": map[string]any{}}), 403, "PolicyNotAuthorized", ""},
 			refusal{"update binding:host_id", tok, "PUT", "/v2.0/ports/" + portB, map[string]any{"port": map[string]any{"binding:host_id": ""}}, 403, "PolicyNotAuthorized", ""},
 			refusal{"update binding:profile", tok, "PUT", "/v2.0/ports/" + portB, map[string]any{"port": map[string]any{"binding:profile": map[string]any{"a": 1}}}, 403, "PolicyNotAuthorized", ""},
+			refusal{"update mac_address", tok, "PUT", "/v2.0/ports/" + portB, map[string]any{"port": map[string]any{"mac_address": "fa:16:3e:00:00:99"}}, 403, "PolicyNotAuthorized",
+				"(rule:update_port and rule:update_port:mac_address) is disallowed by policy"},
 			refusal{"distributed", tok, "POST", "/v2.0/routers", map[string]any{"router": map[string]any{"distributed": false}}, 403, "PolicyNotAuthorized", ""},
 			refusal{"update distributed", tok, "PUT", "/v2.0/routers/" + routerB, map[string]any{"router": map[string]any{"distributed": true}}, 403, "PolicyNotAuthorized", ""},
 			refusal{"enable_snat", tok, "PUT", "/v2.0/routers/" + routerB, map[string]any{"router": map[string]any{
