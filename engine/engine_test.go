@@ -697,7 +697,11 @@ func TestHostOutOfVLANsDoesNotStopOthers(t *testing.T) {
 			}
 		}
 	})
-	// Fill compute1: one VM port in each of 4,094-used new networks (no subnets needed).
+	// Fill compute1: one VM port in each of 4,094-used new networks (no subnets needed),
+	// in a project whose quotas the operator lifted.
+	if _, err := f.store.SetQuotas(ctx, "demo", map[string]int64{"network": -1, "port": -1}, false); err != nil {
+		t.Fatal(err)
+	}
 	for left := 4094 - used; left > 0; {
 		n := min(left, db.MaxBulk)
 		specs := make([]db.NetworkSpec, n)

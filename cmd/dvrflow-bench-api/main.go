@@ -60,6 +60,21 @@ func post(ctx context.Context, c *apiclient.Client, coll, kind string, body map[
 	return res[kind].ID, nil
 }
 
+// liftPortQuota sets the port quota of the network's project to unlimited, as an operator
+// does for a project of N ports (Neutron's default is 500).
+func liftPortQuota(ctx context.Context, c *apiclient.Client, netID string) error {
+	var net struct {
+		Network struct {
+			ProjectID string `json:"project_id"`
+		} `json:"network"`
+	}
+	if _, err := c.Do(ctx, http.MethodGet, "/v2.0/networks/"+netID, nil, &net); err != nil {
+		return err
+	}
+	_, err := c.Do(ctx, http.MethodPut, "/v2.0/quotas/"+net.Network.ProjectID, map[string]any{"quota": map[string]any{"port": -1}}, nil)
+	return err
+}
+
 func run(ctx context.Context, o options, out io.Writer) error {
 	tr := &http.Transport{MaxIdleConns: o.c * 2, MaxIdleConnsPerHost: o.c * 2}
 	defer tr.CloseIdleConnections()
@@ -69,6 +84,9 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		return err
 	}
 	if _, err := post(ctx, c, "subnets", "subnet", map[string]any{"network_id": netID, "cidr": o.cidr, "ip_version": 4}); err != nil {
+		return err
+	}
+	if err := liftPortQuota(ctx, c, netID); err != nil {
 		return err
 	}
 	lat := make([]time.Duration, o.n)
