@@ -270,12 +270,13 @@ func TestKeystone(t *testing.T) {
 		{"shared", "PUT", pathA, map[string]any{"network": map[string]any{"shared": true}}},
 		{"binding:host_id", "POST", "/v2.0/ports", portOf(map[string]any{"binding:host_id": "compute1"})},
 		{"binding:profile", "POST", "/v2.0/ports", portOf(map[string]any{"binding:profile": map[string]any{"x": "y"}})},
-		{"project_id of another project", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"project_id": projects["project-b"]}}},
-		{"tenant_id of another project", "POST", "/v2.0/routers", map[string]any{"router": map[string]any{"tenant_id": projects["project-b"]}}},
 		{"distributed", "POST", "/v2.0/routers", map[string]any{"router": map[string]any{"distributed": false}}},
 	} {
 		want(alice, 403, "PolicyNotAuthorized", r.method, r.path, r.body)
 	}
+	// Another project's ID is Neutron's populate_project_id refusal: 400.
+	want(alice, 400, "HTTPBadRequest", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"project_id": projects["project-b"]}})
+	want(alice, 400, "HTTPBadRequest", "POST", "/v2.0/routers", map[string]any{"router": map[string]any{"tenant_id": projects["project-b"]}})
 	if got := names(admin); !slices.Equal(got, []string{"net-a", "net-b"}) {
 		t.Fatalf("refused creates left networks: admin lists %v", got)
 	}
