@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/dvrflow/dvrflow/apiclient"
+	"github.com/dvrflow/dvrflow/internal/loadavg"
 )
 
 type options struct {
@@ -89,6 +90,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if err := liftPortQuota(ctx, c, netID); err != nil {
 		return err
 	}
+	loadStart := loadavg.Now()
 	lat := make([]time.Duration, o.n)
 	var next atomic.Int64
 	var failed atomic.Int64
@@ -124,6 +126,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
 	fmt.Fprintf(out, "port creates: %d with %d clients in %s\n", o.n, o.c, elapsed.Round(time.Millisecond))
+	fmt.Fprintf(out, "load average: at start %s, at end %s\n", loadStart, loadavg.Now())
 	fmt.Fprintf(out, "throughput:   %.0f ports/s\n", float64(o.n)/elapsed.Seconds())
 	fmt.Fprintf(out, "latency:      p50 %s  p90 %s  p99 %s  max %s\n", pct(0.50).Round(10*time.Microsecond),
 		pct(0.90).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond), lat[len(lat)-1].Round(10*time.Microsecond))

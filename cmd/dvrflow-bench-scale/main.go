@@ -48,6 +48,7 @@ import (
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/db/pgtest"
+	"github.com/dvrflow/dvrflow/internal/loadavg"
 	"github.com/dvrflow/dvrflow/northbound/topogen"
 )
 
@@ -159,8 +160,9 @@ func main() {
 		}
 		defer func() { pprof.StopCPUProfile(); _ = pf.Close() }()
 	}
-	r := &report{}
+	r := &report{loadAvgStart: loadavg.Now()}
 	err = run(ctx, log, cfg, r)
+	r.loadAvgEnd = loadavg.Now()
 	r.print(os.Stdout, cfg)
 	if cfg.selfProfile != "" {
 		pprof.StopCPUProfile()

@@ -21,6 +21,7 @@ type report struct {
 	join                           *joinResult
 	finalBad                       int
 	failures                       []string
+	loadAvgStart, loadAvgEnd       string // the machine's load averages around the run
 }
 
 func (r *report) fail(format string, args ...any) {
@@ -48,6 +49,7 @@ func (r *report) print(w io.Writer, cfg *config) {
 	fmt.Fprintf(tw, "dvrflow-bench-scale: %d hosts x %d VMs, %d networks, %d routers, %.0f%% floating IPs, %d dvr_snat hosts, %s; bridges take %.0f flow-mods/s (%.0f/s bundled)\n",
 		cfg.topo.Hosts, cfg.topo.VMsPerHost, cfg.topo.Networks, cfg.topo.Routers, cfg.topo.FIPPercent, cfg.topo.SNATHosts, security, cfg.rate, cfg.bundleRate)
 	row("figure", "value", "target")
+	row("machine load average (1, 5, 15 min)", fmt.Sprintf("at start %s, at end %s", r.loadAvgStart, r.loadAvgEnd), "")
 	if r.load > 0 {
 		row("topology load through the API", fmt.Sprintf("%v, %d requests (%d ports, %d networks, %d routers, %d floating IPs)",
 			r.load.Round(time.Millisecond), r.loadRequests, r.ports, r.networks, r.routers, r.fips), "")

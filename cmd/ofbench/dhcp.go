@@ -53,7 +53,6 @@ func runDHCP(ctx context.Context, log *zap.Logger, cfg dhcpConfig) error {
 	fmt.Println("      Neutron's DHCP agent runs it); the clients set the broadcast flag; every answer checked: type, xid,")
 	fmt.Printf("      chaddr, yiaddr = the port's fixed IP, server id = the network's DHCP port, lease %v, broadcast;\n", dhcpLease)
 	fmt.Printf("      %v measured after a warm-up; lost = unanswered for %v\n", cfg.Duration, lostAfter)
-	fmt.Printf("      load average at start: %s\n", loadAvg())
 	var rows []loadRow
 	for _, side := range []struct {
 		name string
@@ -74,7 +73,6 @@ func runDHCP(ctx context.Context, log *zap.Logger, cfg dhcpConfig) error {
 	printRatio("dvrflow/dnsmasq", &rows[0], &rows[1], cfg.Duration, "exchanges/s", "exchanges per server CPU-second (goal >= 5x)")
 	fmt.Printf("(2 cores shared by the generator, the server and anything else running: CPU is the server's\n" +
 		" user+system CPU time while measured, all its processes, per CPU-s its exchanges per CPU-second)\n")
-	fmt.Printf("load average at end: %s\n", loadAvg())
 	var errs []error
 	for _, r := range rows {
 		if r.wrong > 0 {

@@ -38,6 +38,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/dvrflow/dvrflow/internal/loadavg"
 )
 
 func main() {
@@ -80,6 +82,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	// Every benchmark's figures come with the machine's load around them (simswitches is
+	// a benchmark's child, not a benchmark).
+	bench := cmd != "simswitches"
+	if bench {
+		fmt.Printf("load average at start: %s\n", loadavg.Now())
+	}
 	switch cmd {
 	case "push":
 		if *n <= 0 {
@@ -124,6 +132,9 @@ func main() {
 		err = runSimSwitches(ctx, log, *n, *addr)
 	default:
 		usage()
+	}
+	if bench {
+		fmt.Printf("load average at end: %s\n", loadavg.Now())
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ofbench:", err)

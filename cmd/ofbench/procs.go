@@ -155,12 +155,3 @@ func profileDuring(ctx context.Context, log *zap.Logger, dir, bench, debugURL st
 		log.Warn("writing dvrflowd's CPU profile", zap.Error(err))
 	}
 }
-
-// loadAvg returns the machine's 1, 5 and 15 minute load averages.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
-		return strings.Join(f[:3], " ")
-	}
-	return "?"
-}
