@@ -34,6 +34,7 @@ import (
 //
 //	go test -tags integration -run XXX -bench PortBoundToLease -benchtime 1x ./integration/
 func BenchmarkPortBoundToLease(b *testing.B) {
+	defer logLoad(b)()
 	if _, err := exec.LookPath("dhclient"); err != nil {
 		b.Skip("dhclient is not installed (make test installs isc-dhcp-client)")
 	}

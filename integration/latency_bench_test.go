@@ -23,6 +23,7 @@ import (
 //
 //	go test -tags integration -run XXX -bench PortBoundToFirstPing -benchtime 1x ./integration/
 func BenchmarkPortBoundToFirstPing(b *testing.B) {
+	defer logLoad(b)()
 	d := newDVRBedOn(b, "192.168.244.0/24")
 	ctx := context.Background()
 	c := seed.NewClient(d.api, dvrToken)

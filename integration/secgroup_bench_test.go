@@ -23,6 +23,7 @@ import (
 // on, off, on, off. Run it alone: go test -tags integration -run XXX -bench
 // SecurityGroupDataPath -benchtime 1x ./integration/ (as root).
 func BenchmarkSecurityGroupDataPath(b *testing.B) {
+	defer logLoad(b)()
 	d := newDVRBed(b)
 	ctx := context.Background()
 	c := seed.NewClient(d.api, dvrToken)

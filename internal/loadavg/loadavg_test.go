@@ -1,6 +1,7 @@
 package loadavg
 
 import (
+	"math"
 	"strings"
 	"testing"
 )
@@ -12,6 +13,12 @@ func TestParse(t *testing.T) {
 	}
 	if _, err := parse("0.52 0.61\n"); err == nil {
 		t.Fatal("a line with two fields parsed")
+	}
+}
+
+func TestMinute(t *testing.T) {
+	if m := Minute(); !(m >= 0) && !math.IsNaN(m) {
+		t.Fatalf("Minute() = %v", m)
 	}
 }
 
