@@ -127,3 +127,19 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) (int,
 	}
 	return code, nil
 }
+
+// Create posts {kind: body} to /v2.0/{collection} and returns the new resource's id; any
+// answer but 201 Created is an error.
+func (c *Client) Create(ctx context.Context, collection, kind string, body any) (string, error) {
+	var res map[string]struct {
+		ID string `json:"id"`
+	}
+	code, err := c.Do(ctx, http.MethodPost, "/v2.0/"+collection, map[string]any{kind: body}, &res)
+	if err != nil {
+		return "", err
+	}
+	if code != http.StatusCreated {
+		return "", fmt.Errorf("POST %s: status %d, want 201", collection, code)
+	}
+	return res[kind].ID, nil
+}

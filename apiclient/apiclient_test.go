@@ -53,3 +53,31 @@ func TestDo(t *testing.T) {
 		t.Fatalf("without a token: %v", err)
 	}
 }
+
+func TestCreate(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/v2.0/networks" && string(b) == `{"network":{"name":"n"}}`:
+			w.WriteHeader(http.StatusCreated)
+			_, _ = w.Write([]byte(`{"network": {"id": "net-1", "name": "n"}}`))
+		case r.URL.Path == "/v2.0/routers":
+			_, _ = w.Write([]byte(`{"router": {"id": "r-1"}}`)) // 200, not 201
+		default:
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"NeutronError": {"type": "HTTPBadRequest", "message": "bad", "detail": ""}}`))
+		}
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	c := New(srv.URL, "tok", nil)
+	if id, err := c.Create(ctx, "networks", "network", map[string]any{"name": "n"}); err != nil || id != "net-1" {
+		t.Fatalf("create: %q %v", id, err)
+	}
+	if _, err := c.Create(ctx, "routers", "router", map[string]any{}); err == nil || err.Error() != "POST routers: status 200, want 201" {
+		t.Fatalf("200: %v", err)
+	}
+	if _, err := c.Create(ctx, "networks", "network", map[string]any{"name": "x"}); err == nil {
+		t.Fatal("400 accepted")
+	}
+}

@@ -1,9 +1,12 @@
-// Limits of bulk creates, and the errors that name the item that failed.
+// Limits of bulk creates, the errors that name the item that failed, and single creates
+// made through a bulk one.
 
 package db
 
 import (
+	"context"
 	"fmt"
+	"strings"
 )
 
 // Bulk creates (Neutron's POST with a list body) create every object of a batch in one
@@ -28,6 +31,19 @@ func checkBulk(kind string, n int) error {
 }
 
 // itemError says which item of a batch err is about.
+// createOne creates one resource through many, its bulk create, and answers a refusal
+// as a single create does: without the bulk's "Item 0: ".
+func createOne[S, R any](ctx context.Context, spec S, many func(context.Context, []S) ([]R, error)) (*R, error) {
+	rs, err := many(ctx, []S{spec})
+	if err != nil {
+		if e, ok := AsError(err); ok {
+			return nil, &Error{Class: e.Class, Type: e.Type, Message: strings.TrimPrefix(e.Message, "Item 0: ")}
+		}
+		return nil, err
+	}
+	return &rs[0], nil
+}
+
 func itemError(i int, err error) error {
 	if e, ok := AsError(err); ok {
 		return &Error{Class: e.Class, Type: e.Type, Message: fmt.Sprintf("Item %d: %s", i, e.Message)}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/dvrflow/dvrflow/topology"
 	"github.com/jackc/pgx/v5"
@@ -123,14 +122,7 @@ func (w *wtx) putGroup(tag uint32, project, name, description string, stateful b
 // IPv6). The project's default group is created first if it has none; no other group
 // may be named "default".
 func (s *Store) CreateSecurityGroup(ctx context.Context, spec SecurityGroupSpec) (*GroupWithRules, error) {
-	gs, err := s.CreateSecurityGroups(ctx, []SecurityGroupSpec{spec})
-	if err != nil {
-		if e, ok := AsError(err); ok { // no "Item 0: " for a single create
-			return nil, &Error{Class: e.Class, Type: e.Type, Message: strings.TrimPrefix(e.Message, "Item 0: ")}
-		}
-		return nil, err
-	}
-	return &gs[0], nil
+	return createOne(ctx, spec, s.CreateSecurityGroups)
 }
 
 // CreateSecurityGroups creates groups in one write, each as CreateSecurityGroup does.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"strings"
 
 	"github.com/dvrflow/dvrflow/topology"
 	"github.com/jackc/pgx/v5"
@@ -167,14 +166,7 @@ func secondDefault() *Error {
 // (overlapping and adjacent ones joined), its IP version theirs, its prefix lengths
 // checked (checkPrefixBounds), at most one default pool per IP version.
 func (s *Store) CreateSubnetPool(ctx context.Context, spec SubnetPoolSpec) (*topology.SubnetPool, error) {
-	ps, err := s.CreateSubnetPools(ctx, []SubnetPoolSpec{spec})
-	if err != nil {
-		if e, ok := AsError(err); ok { // no "Item 0: " for a single create
-			return nil, &Error{Class: e.Class, Type: e.Type, Message: strings.TrimPrefix(e.Message, "Item 0: ")}
-		}
-		return nil, err
-	}
-	return &ps[0], nil
+	return createOne(ctx, spec, s.CreateSubnetPools)
 }
 
 // CreateSubnetPools creates subnet pools in one write, each as CreateSubnetPool does.

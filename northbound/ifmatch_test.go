@@ -1,10 +1,7 @@
 package northbound_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -14,34 +11,7 @@ import (
 // doIfMatch sends a request as admin with an If-Match header.
 func (a *api) doIfMatch(ifMatch, method, path string, body any) (int, map[string]any) {
 	a.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
-			a.t.Fatal(err)
-		}
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, a.url+path, rd)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	req.Header.Set("X-Auth-Token", adminToken)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("If-Match", ifMatch)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		a.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &out); err != nil {
-			a.t.Fatalf("%s %s: %d, body not JSON: %s", method, path, resp.StatusCode, raw)
-		}
-	}
-	return resp.StatusCode, out
+	return a.send(method, path, body, http.Header{"X-Auth-Token": {adminToken}, "If-Match": {ifMatch}})
 }
 
 func revOf(a *api, path, kind string) int64 {

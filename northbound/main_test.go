@@ -85,6 +85,17 @@ func (a *api) stop() {
 // do sends a request with token ("" for none) and returns the status and decoded body.
 func (a *api) do(token, method, path string, body any) (int, map[string]any) {
 	a.t.Helper()
+	h := http.Header{}
+	if token != "" {
+		h.Set("X-Auth-Token", token)
+	}
+	return a.send(method, path, body, h)
+}
+
+// send sends a request with header (a string body as it is, another one as JSON) and
+// returns the status and decoded body.
+func (a *api) send(method, path string, body any, header http.Header) (int, map[string]any) {
+	a.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -101,8 +112,8 @@ func (a *api) do(token, method, path string, body any) (int, map[string]any) {
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	if token != "" {
-		req.Header.Set("X-Auth-Token", token)
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)

@@ -3,6 +3,7 @@ package northbound
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/dvrflow/dvrflow/topology"
@@ -27,24 +28,16 @@ func (s *Server) refuseReader(c echo.Context) error {
 }
 
 // seeTarget returns the NotFound of the resource id of the request's collection when the
-// caller cannot see it (or it does not exist), nil when it can.
+// caller cannot see it (or it does not exist), nil when it can: the resources with
+// standard attributes as their tags' visibility says (tagParents), rules and agents here.
 func (s *Server) seeTarget(c echo.Context, id string) error {
+	coll := collection(c)
+	if i := slices.IndexFunc(tagParents, func(p tagParent) bool { return p.collection == coll }); i >= 0 {
+		_, _, err := tagParents[i].visible(s, c, id)
+		return err
+	}
 	var err error
-	switch collection(c) {
-	case "networks":
-		_, err = s.visibleNetwork(c, id)
-	case "subnets":
-		_, err = s.visibleSubnet(c, id)
-	case "subnetpools":
-		_, err = s.visibleSubnetPool(c, id)
-	case "ports":
-		_, err = s.ownedPort(c, id) // a project sees its own ports only
-	case "routers":
-		_, err = s.ownedRouter(c, id)
-	case "floatingips":
-		_, err = s.ownedFloatingIP(c, id)
-	case "security-groups":
-		_, err = s.ownedGroup(c, id)
+	switch coll {
 	case "security-group-rules":
 		_, err = s.ownedRule(c, id)
 	case "agents":

@@ -27,7 +27,8 @@ import (
 // maxTagLen is Neutron's MAX_TAG_LEN.
 const maxTagLen = 255
 
-// tagParent is a collection whose resources have tags.
+// tagParent is a collection whose resources have tags (those with standard attributes).
+// Its visible function is the collection's one visibility rule: seeTarget uses it too.
 type tagParent struct {
 	// collection is its URL segment, resource Neutron's name of it in messages and
 	// policies (security_groups).

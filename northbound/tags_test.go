@@ -349,18 +349,8 @@ func TestTagsIfMatch(t *testing.T) {
 	rev := int(n["revision_number"].(float64))
 	put := func(ifMatch int) int {
 		t.Helper()
-		req, err := http.NewRequest("PUT", a.url+"/v2.0/networks/"+n["id"].(string)+"/tags/red", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("X-Auth-Token", adminToken)
-		req.Header.Set("If-Match", fmt.Sprintf("revision_number=%d", ifMatch))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		code, _ := a.doIfMatch(fmt.Sprintf("revision_number=%d", ifMatch), "PUT", "/v2.0/networks/"+n["id"].(string)+"/tags/red", nil)
+		return code
 	}
 	if code := put(rev + 1); code != http.StatusPreconditionFailed {
 		t.Fatalf("stale If-Match: %d, want 412", code)

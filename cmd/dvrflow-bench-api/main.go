@@ -46,21 +46,6 @@ func main() {
 	}
 }
 
-// post sends {"kind": body} to coll and returns the created object's id.
-func post(ctx context.Context, c *apiclient.Client, coll, kind string, body map[string]any) (string, error) {
-	var res map[string]struct {
-		ID string `json:"id"`
-	}
-	code, err := c.Do(ctx, http.MethodPost, "/v2.0/"+coll, map[string]any{kind: body}, &res)
-	if err != nil {
-		return "", err
-	}
-	if code != http.StatusCreated {
-		return "", fmt.Errorf("POST %s: status %d, want 201", coll, code)
-	}
-	return res[kind].ID, nil
-}
-
 // liftPortQuota sets the port quota of the network's project to unlimited, as an operator
 // does for a project of N ports (Neutron's default is 500).
 func liftPortQuota(ctx context.Context, c *apiclient.Client, netID string) error {
@@ -80,11 +65,11 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	tr := &http.Transport{MaxIdleConns: o.c * 2, MaxIdleConnsPerHost: o.c * 2}
 	defer tr.CloseIdleConnections()
 	c := apiclient.New(o.url, o.token, &http.Client{Transport: tr, Timeout: 30 * time.Second})
-	netID, err := post(ctx, c, "networks", "network", map[string]any{"name": fmt.Sprintf("bench-%d", time.Now().Unix())})
+	netID, err := c.Create(ctx, "networks", "network", map[string]any{"name": fmt.Sprintf("bench-%d", time.Now().Unix())})
 	if err != nil {
 		return err
 	}
-	if _, err := post(ctx, c, "subnets", "subnet", map[string]any{"network_id": netID, "cidr": o.cidr, "ip_version": 4}); err != nil {
+	if _, err := c.Create(ctx, "subnets", "subnet", map[string]any{"network_id": netID, "cidr": o.cidr, "ip_version": 4}); err != nil {
 		return err
 	}
 	if err := liftPortQuota(ctx, c, netID); err != nil {
@@ -108,7 +93,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 					return
 				}
 				t0 := time.Now()
-				_, err := post(ctx, c, "ports", "port", map[string]any{"network_id": netID, "name": fmt.Sprintf("p%d", i),
+				_, err := c.Create(ctx, "ports", "port", map[string]any{"network_id": netID, "name": fmt.Sprintf("p%d", i),
 					"device_owner": "compute:bench", "binding:host_id": fmt.Sprintf("host%d", i%10)})
 				lat[i] = time.Since(t0)
 				if err != nil {

@@ -387,12 +387,12 @@ func startCloud(ctx context.Context, log *zap.Logger) (conformance.Cloud, func()
 		cloud := conformance.Cloud{KeystoneURL: ks.URL, Region: ksbed.Region, AdminUser: ksbed.AdminUser,
 			AdminPassword: ks.AdminPassword, AdminProject: ksbed.AdminProject, Domain: ksbed.Domain,
 			PublicNetwork: "public"}
-		cloud.PublicNetworkID, err = create(ctx, c, "networks", "network",
+		cloud.PublicNetworkID, err = c.Create(ctx, "networks", "network",
 			map[string]any{"name": cloud.PublicNetwork, "router:external": true})
 		if err != nil {
 			return conformance.Cloud{}, err
 		}
-		if _, err := create(ctx, c, "subnets", "subnet", map[string]any{"name": "public-subnet",
+		if _, err := c.Create(ctx, "subnets", "subnet", map[string]any{"name": "public-subnet",
 			"network_id": cloud.PublicNetworkID, "cidr": "172.24.4.0/24", "ip_version": 4}); err != nil {
 			return conformance.Cloud{}, err
 		}
@@ -422,19 +422,4 @@ func startCloud(ctx context.Context, log *zap.Logger) (conformance.Cloud, func()
 		return conformance.Cloud{}, nil, err
 	}
 	return cloud, closeAll, nil
-}
-
-// create posts {"kind": body} to coll and returns the new resource's id.
-func create(ctx context.Context, c *apiclient.Client, coll, kind string, body map[string]any) (string, error) {
-	var res map[string]struct {
-		ID string `json:"id"`
-	}
-	code, err := c.Do(ctx, http.MethodPost, "/v2.0/"+coll, map[string]any{kind: body}, &res)
-	if err != nil {
-		return "", fmt.Errorf("create %s: %w", kind, err)
-	}
-	if code != http.StatusCreated {
-		return "", fmt.Errorf("create %s: status %d", kind, code)
-	}
-	return res[kind].ID, nil
 }
