@@ -163,13 +163,13 @@ func Summarize(all []string, results []Result, skips []Skip) Report {
 	own := map[string]Status{}
 	fixtures := map[string]Status{} // by class
 	for _, r := range results {
-		if fixture, class, ok := strings.Cut(r.Test, " ("); ok {
+		if _, class, ok := strings.Cut(r.Test, " ("); ok {
 			class = strings.TrimSuffix(class, ")")
 			if r.Status != StatusPass {
 				fixtures[class] = r.Status
 			}
 			if r.Status == StatusFail && Skipped(skips, r.Test) == nil {
-				rep.Failed = append(rep.Failed, fixture+" ("+class+")")
+				rep.Failed = append(rep.Failed, r.Test)
 			}
 			continue
 		}
@@ -226,12 +226,8 @@ func classOf(test string) string {
 	return test
 }
 
-// suiteOf returns the suite of a test ID, or of a class fixture's pseudo-test
-// ("setUpClass (tempest.api.network.test_x.Class)": the class failed before its tests).
+// suiteOf returns the suite of a test ID ("" for none).
 func suiteOf(test string) string {
-	if _, class, ok := strings.Cut(test, " ("); ok {
-		test = class
-	}
 	for _, s := range Suites {
 		if strings.HasPrefix(test, s.Prefix) {
 			return s.Name

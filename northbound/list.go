@@ -183,11 +183,8 @@ func respondList(c echo.Context, collection string, items []map[string]any) erro
 		links = pageLinks(c, items, l.key, limit, reverse)
 	}
 	hidden := l.hidden
-	if attrs := adminReadAttrs[strings.TrimSuffix(collection, "s")]; len(attrs) > 0 && !callerOf(c).admin {
-		hidden = maps.Clone(hidden)
-		if hidden == nil {
-			hidden = map[string]bool{}
-		}
+	if attrs := unreadable(c, strings.TrimSuffix(collection, "s")); len(attrs) > 0 {
+		hidden = maps.Clone(hidden) // newListing's map: never nil
 		for _, a := range attrs {
 			hidden[a] = true
 		}

@@ -16,7 +16,7 @@ func notFound(typ, format string, args ...any) error {
 
 // respondOne writes {"<kind>": shape}, honouring ?fields=.
 func respondOne(c echo.Context, code int, kind string, shape map[string]any) error {
-	if attrs := adminReadAttrs[kind]; len(attrs) > 0 && !callerOf(c).admin {
+	if attrs := unreadable(c, kind); len(attrs) > 0 {
 		shape = maps.Clone(shape)
 		for _, a := range attrs {
 			delete(shape, a)

@@ -65,6 +65,15 @@ var adminReadAttrs = map[string][]string{
 	"router":  {"distributed"},
 }
 
+// unreadable returns the attributes of kind the caller may not read: adminReadAttrs',
+// none for an admin.
+func unreadable(c echo.Context, kind string) []string {
+	if callerOf(c).admin {
+		return nil
+	}
+	return adminReadAttrs[kind]
+}
+
 // adminAttrs lists the admin-only attributes of each resource kind that a create (or,
 // with update set, an update) may give.
 func adminAttrs(kind string, update bool) []adminAttr {
