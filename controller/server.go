@@ -149,6 +149,12 @@ type Server struct {
 	ctx         context.Context // of the running Serve, for reconcilers' background passes
 	pinDropped  atomic.Uint64
 	pinNoRoute  atomic.Uint64
+	pinSlave    atomic.Uint64 // packet-ins from switches this controller is not the master of
+
+	// With EnableRoles: the role SetRoles gave each switch, and who is told of stale masters.
+	rolesOn bool
+	roles   map[uint64]Mastership
+	onStale func(dpid uint64)
 }
 
 // NewServer returns a server; call Serve with a listener to accept switches.
@@ -290,10 +296,17 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		old.close(errors.New("replaced by a new connection of the same datapath"))
 	}
 	sess.log.Info("switch connected", zap.Int("ports", len(ports)), zap.Uint8("tables", sess.numTables))
-	s.emit(SwitchConnected{DPID: sess.dpid, Ports: ports, Session: sess})
-	s.attachReconciler(ctx, sess)
+	roleDone := make(chan struct{})
+	if s.rolesOn {
+		go func() { defer close(roleDone); s.roleLoop(ctx, sess) }()
+	} else {
+		close(roleDone)
+		s.emit(SwitchConnected{DPID: sess.dpid, Ports: ports, Session: sess})
+		s.attachReconciler(ctx, sess)
+	}
 	sess.readLoop(r) // wg.Done inside
 	sess.wg.Wait()
+	<-roleDone
 	s.unregister(sess)
 }
 
@@ -411,6 +424,7 @@ func (s *Server) newSession(log *zap.Logger, c net.Conn, dpid uint64, numTables 
 		ports:     map[uint32]Port{},
 		pinTokens: s.cfg.PacketInBurst,
 		pinLast:   time.Now(),
+		roleKick:  make(chan struct{}, 1),
 	}
 	sess.xid.Store(16)
 	sess.role.Store(uint32(RoleEqual))
@@ -446,7 +460,7 @@ func (s *Server) unregister(sess *Session) {
 	if rec != nil {
 		rec.Detach(sess)
 	}
-	if current {
+	if current && !s.rolesOn { // with roles, the role loop's end told subscribers
 		s.emit(SwitchDisconnected{DPID: sess.dpid, Err: sess.closeErr})
 	}
 }
@@ -537,10 +551,20 @@ func (s *Server) PacketInStats() (dropped, unrouted uint64) {
 	return s.pinDropped.Load(), s.pinNoRoute.Load()
 }
 
+// PacketInsNotMaster counts packet-ins dropped because this controller was not the
+// switch's master.
+func (s *Server) PacketInsNotMaster() uint64 { return s.pinSlave.Load() }
+
 // packetIn runs on the session's reader goroutine; msg is the reader's buffer.
 func (s *Server) packetIn(sess *Session, msg []byte) {
 	now := time.Now()
 	sess.pinReceived.Add(1)
+	if !s.mayUse(sess) {
+		// Only a switch's master answers it (slaves get none; an equal one until its
+		// role request is answered may).
+		s.pinSlave.Add(1)
+		return
+	}
 	var table uint8
 	if len(msg) > 15 {
 		table = msg[15] // ofp_packet_in.table_id
@@ -581,7 +605,15 @@ func (s *Server) packetIn(sess *Session, msg []byte) {
 // portStatus runs on the session's reader goroutine.
 func (s *Server) portStatus(sess *Session, reason PortReason, p Port, old string) {
 	sess.log.Info("port status", zap.Stringer("reason", reason), zap.Uint32("port", p.No), zap.String("name", p.Name))
-	s.emit(PortStatus{DPID: sess.dpid, Reason: reason, Port: p, OldName: old})
+	if !s.rolesOn {
+		s.emit(PortStatus{DPID: sess.dpid, Reason: reason, Port: p, OldName: old})
+		return
+	}
+	sess.emitMu.Lock()
+	defer sess.emitMu.Unlock()
+	if sess.mastered.Load() {
+		s.emit(PortStatus{DPID: sess.dpid, Reason: reason, Port: p, OldName: old})
+	}
 }
 
 // SetObserver makes o the observer of the server and of the reconcilers it creates (unless
@@ -607,7 +639,7 @@ func (s *Server) Reconciler(dpid uint64) *Reconciler {
 	}
 	sess, ctx := s.sessions[dpid], s.ctx
 	s.mu.Unlock()
-	if sess != nil && ctx != nil && !r.bound(sess) {
+	if sess != nil && ctx != nil && s.mayUse(sess) && !r.bound(sess) {
 		r.Attach(ctx, sess)
 	}
 	return r

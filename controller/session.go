@@ -156,6 +156,15 @@ type Session struct {
 	pinReceived    atomic.Uint64
 	connectedAt    time.Time
 	role           atomic.Uint32 // the role the switch last confirmed (RoleEqual until asked)
+
+	// With roles (Server.EnableRoles): whether this controller is the switch's master,
+	// in which term, the term of its last slave request, and a kick of its role loop.
+	// emitMu orders SwitchConnected, PortStatus and SwitchDisconnected of the session.
+	emitMu     sync.Mutex
+	mastered   atomic.Bool
+	masterTerm atomic.Uint64
+	slaveTerm  atomic.Uint64
+	roleKick   chan struct{}
 }
 
 // DPID returns the switch's datapath id.

@@ -1,0 +1,264 @@
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dvrflow/dvrflow/ofproto"
+)
+
+// ControllerSpec is what a dvrflowd registers of itself.
+type ControllerSpec struct {
+	ID       string // stable across its restarts (--controller-id)
+	Instance string // random per process
+	OFAddr   string // where its switches reach it
+	APIURL   string
+}
+
+// Controller is a registered dvrflowd and its lease.
+type Controller struct {
+	ID        string    `json:"id"`
+	OFAddr    string    `json:"of_addr"`
+	APIURL    string    `json:"api_url"`
+	StartedAt time.Time `json:"started_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Live      bool      `json:"live"` // the lease had not expired when read
+}
+
+// Lease is what a lease renewal learns.
+type Lease struct {
+	// Held: the row is still this process's (false: another process of the same id
+	// registered after this one's lease expired).
+	Held bool
+	// Gen changes whenever the host registry, the masterships or the set of registered
+	// controllers changed.
+	Gen int64
+	// Live are the controllers whose lease runs, by id, sorted.
+	Live []string
+}
+
+// HostMaster is a registered host, its bridges and its master (Controller "" when it has
+// none yet).
+type HostMaster struct {
+	Host       string
+	DPIDs      []uint64 // its bridges' datapath IDs
+	Controller string
+	Term       int64
+	ClaimedAt  time.Time
+}
+
+// ErrControllerIDInUse is returned by RegisterController while another live process
+// holds the id.
+var ErrControllerIDInUse = errors.New("another live dvrflowd holds this controller id")
+
+// RegisterController registers spec with a lease of lease. The row of spec.ID is taken
+// over when it is the same instance or its lease expired; while another instance's lease
+// runs it returns ErrControllerIDInUse.
+func (s *Store) RegisterController(ctx context.Context, spec ControllerSpec, lease time.Duration) error {
+	if spec.ID == "" || len(spec.ID) > 255 || spec.Instance == "" {
+		return invalid("controller id must be 1-255 characters and the instance set")
+	}
+	tag, err := s.pool.Exec(ctx, `
+		INSERT INTO controllers (id, instance, of_addr, api_url, started_at, expires_at)
+		VALUES ($1, $2, $3, $4, now(), now() + $5::interval)
+		ON CONFLICT (id) DO UPDATE SET instance = EXCLUDED.instance, of_addr = EXCLUDED.of_addr,
+			api_url = EXCLUDED.api_url, started_at = EXCLUDED.started_at, expires_at = EXCLUDED.expires_at
+		WHERE controllers.instance = EXCLUDED.instance OR controllers.expires_at <= now()`,
+		spec.ID, spec.Instance, spec.OFAddr, spec.APIURL, lease)
+	if err != nil {
+		return fmt.Errorf("register controller %s: %w", spec.ID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("register controller %s: %w", spec.ID, ErrControllerIDInUse)
+	}
+	return nil
+}
+
+// RenewLease extends the lease of controller id (instance) to lease from the database's
+// now, and reads the generation and the live controllers in the same statement.
+func (s *Store) RenewLease(ctx context.Context, id, instance string, lease time.Duration) (Lease, error) {
+	var l Lease
+	err := s.pool.QueryRow(ctx, `
+		WITH r AS (UPDATE controllers SET expires_at = now() + $3::interval
+			WHERE id = $1 AND instance = $2 RETURNING id)
+		SELECT EXISTS (SELECT 1 FROM r),
+			(SELECT gen FROM mastership_generation),
+			coalesce((SELECT array_agg(id ORDER BY id) FROM controllers WHERE expires_at > now() AND id <> $1), '{}')`,
+		id, instance, lease).Scan(&l.Held, &l.Gen, &l.Live)
+	if err != nil {
+		return Lease{}, fmt.Errorf("renew lease of controller %s: %w", id, err)
+	}
+	if l.Held {
+		// Its own row was just renewed, so it is live; the sub-select saw the old row.
+		l.Live = insertSorted(l.Live, id)
+	}
+	return l, nil
+}
+
+func insertSorted(ids []string, id string) []string {
+	i := 0
+	for i < len(ids) && ids[i] < id {
+		i++
+	}
+	return append(ids[:i], append([]string{id}, ids[i:]...)...)
+}
+
+// ReleaseLease ends the lease of controller id (instance) now, so that the others take
+// its hosts over at once (a graceful stop).
+func (s *Store) ReleaseLease(ctx context.Context, id, instance string) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE controllers SET expires_at = now() WHERE id = $1 AND instance = $2`,
+		id, instance); err != nil {
+		return fmt.Errorf("release lease of controller %s: %w", id, err)
+	}
+	return nil
+}
+
+// HostMasters returns every registered host with its bridges and its master, by host name.
+func (s *Store) HostMasters(ctx context.Context) ([]HostMaster, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT h.host, h.obj->'bridges', coalesce(m.controller_id, ''), coalesce(m.term, 0),
+			coalesce(m.claimed_at, 'epoch'::timestamptz)
+		FROM hosts h LEFT JOIN masterships m ON m.host = h.host ORDER BY h.host`)
+	if err != nil {
+		return nil, fmt.Errorf("read masterships: %w", err)
+	}
+	defer rows.Close()
+	var out []HostMaster
+	for rows.Next() {
+		var hm HostMaster
+		var bridges []byte
+		if err := rows.Scan(&hm.Host, &bridges, &hm.Controller, &hm.Term, &hm.ClaimedAt); err != nil {
+			return nil, fmt.Errorf("read masterships: %w", err)
+		}
+		var byName map[string]string
+		if len(bridges) > 0 {
+			if err := json.Unmarshal(bridges, &byName); err != nil {
+				return nil, fmt.Errorf("bridges of host %s: %w", hm.Host, err)
+			}
+		}
+		for _, d := range byName {
+			id, err := ofproto.ParseDPID(d)
+			if err != nil {
+				return nil, fmt.Errorf("bridges of host %s: %w", hm.Host, err)
+			}
+			hm.DPIDs = append(hm.DPIDs, uint64(id))
+		}
+		out = append(out, hm)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read masterships: %w", err)
+	}
+	return out, nil
+}
+
+// ClaimMasterships makes controller id (instance) the master of hosts, each in a new term,
+// where it may: the host has no master yet, or its master is id itself (a restart, or a
+// lease that lapsed), or its master's lease expired. Nothing is claimed unless id's own
+// lease runs. It returns the hosts claimed and their terms.
+func (s *Store) ClaimMasterships(ctx context.Context, id, instance string, hosts []string) (map[string]int64, error) {
+	out := map[string]int64{}
+	if len(hosts) == 0 {
+		return out, nil
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var live bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM controllers
+			WHERE id = $1 AND instance = $2 AND expires_at > now())`, id, instance).Scan(&live); err != nil {
+			return fmt.Errorf("check own lease: %w", err)
+		}
+		if !live {
+			return nil
+		}
+		// Rows first, locked in host order (two claimers never deadlock), then the hosts
+		// without one. A host's term is drawn when it is claimed, so it exceeds every
+		// term drawn before.
+		rows, err := tx.Query(ctx, `
+			UPDATE masterships m SET controller_id = $1, term = nextval('mastership_term'), claimed_at = now()
+			FROM (SELECT host FROM masterships WHERE host = ANY($2) ORDER BY host FOR UPDATE) x
+			WHERE m.host = x.host AND (m.controller_id = $1 OR NOT EXISTS (
+				SELECT 1 FROM controllers c WHERE c.id = m.controller_id AND c.expires_at > now()))
+			RETURNING m.host, m.term`, id, hosts)
+		if err != nil {
+			return fmt.Errorf("claim masterships: %w", err)
+		}
+		if err := collectTerms(rows, out); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `
+			INSERT INTO masterships (host, controller_id, term)
+			SELECT h, $1, nextval('mastership_term') FROM unnest($2::text[]) AS h
+			WHERE h IN (SELECT host FROM hosts) ORDER BY h
+			ON CONFLICT (host) DO NOTHING
+			RETURNING host, term`, id, hosts)
+		if err != nil {
+			return fmt.Errorf("claim new masterships: %w", err)
+		}
+		return collectTerms(rows, out)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("controller %s: %w", id, err)
+	}
+	return out, nil
+}
+
+func collectTerms(rows pgx.Rows, out map[string]int64) error {
+	defer rows.Close()
+	for rows.Next() {
+		var h string
+		var t int64
+		if err := rows.Scan(&h, &t); err != nil {
+			return fmt.Errorf("claimed masterships: %w", err)
+		}
+		out[h] = t
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("claimed masterships: %w", err)
+	}
+	return nil
+}
+
+// HandOffMasterships gives hosts that controller id masters to other controllers (host
+// -> controller); the new master claims each in a term of its own. A host id no longer
+// masters is left alone. It returns how many it handed off.
+func (s *Store) HandOffMasterships(ctx context.Context, id string, to map[string]string) (int, error) {
+	if len(to) == 0 {
+		return 0, nil
+	}
+	hosts := make([]string, 0, len(to))
+	targets := make([]string, 0, len(to))
+	for h, c := range to {
+		hosts = append(hosts, h)
+		targets = append(targets, c)
+	}
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE masterships m SET controller_id = x.c, claimed_at = now()
+		FROM unnest($2::text[], $3::text[]) AS x(h, c)
+		WHERE m.host = x.h AND m.controller_id = $1`, id, hosts, targets)
+	if err != nil {
+		return 0, fmt.Errorf("controller %s: hand off %d masterships: %w", id, len(to), err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// Controllers returns every registered controller, by id.
+func (s *Store) Controllers(ctx context.Context) ([]Controller, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, of_addr, api_url, started_at, expires_at, expires_at > now()
+		FROM controllers ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("read controllers: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Controller, error) {
+		var c Controller
+		err := r.Scan(&c.ID, &c.OFAddr, &c.APIURL, &c.StartedAt, &c.ExpiresAt, &c.Live)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read controllers: %w", err)
+	}
+	return out, nil
+}
