@@ -6,6 +6,10 @@
 //	    --mode dvr --controller tcp:192.168.248.254:6653 --ovsdb unix:/run/openvswitch/db.sock
 //	dvrflow-host plug --port-id ID --mac MAC --netns VMNS --ip 10.0.1.5/24 --gw 10.0.1.1
 //	dvrflow-host unplug --port-id ID
+//
+// With several dvrflowd over one database, --api (like --controller) takes each of their
+// URLs: the helper talks to the one that last answered and goes on at the next when it
+// dies.
 package main
 
 import (
@@ -34,7 +38,8 @@ type listFlag []string
 
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
 
-// Set adds one value, or several separated by commas (as DVRFLOW_CONTROLLER gives them).
+// Set adds one value, or several separated by commas (as DVRFLOW_CONTROLLER and
+// DVRFLOW_API give them).
 func (l *listFlag) Set(v string) error {
 	for _, x := range strings.Split(v, ",") {
 		if x = strings.TrimSpace(x); x == "" {
@@ -101,9 +106,9 @@ func parseRun(args []string, getenv func(string) string, output io.Writer) (*run
 	envflag.SetUsage(fs, envPrefix, usageHeader)
 	rc := &runConfig{}
 	cfg := &rc.agent
-	var ctrls listFlag
+	var ctrls, apis listFlag
 	fs.StringVar(&cfg.Host, "host", "", "host name (binding:host_id)")
-	fs.StringVar(&cfg.API, "api", "", "dvrflowd REST API URL")
+	fs.Var(&apis, "api", "dvrflowd REST API URL http(s)://host:port (repeatable, or comma separated: every dvrflowd of the cloud, tried in turn when one fails)")
 	fs.StringVar(&cfg.Token, "token", "", "API token (X-Auth-Token)")
 	fs.StringVar(&cfg.TunnelIP, "tunnel-ip", "", "VXLAN endpoint IPv4 address")
 	fs.StringVar(&cfg.Mode, "mode", "dvr", "dvr or dvr_snat")
@@ -134,7 +139,7 @@ func parseRun(args []string, getenv func(string) string, output io.Writer) (*run
 			return nil, fmt.Errorf("environment variable DVRFLOW_CONTROLLERS: %w", err)
 		}
 	}
-	cfg.Controllers = ctrls
+	cfg.Controllers, cfg.APIs = ctrls, apis
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

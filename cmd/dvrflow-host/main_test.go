@@ -38,7 +38,7 @@ func TestParseRunFromEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := rc.agent
-	if a.Host != "compute1" || a.API != "http://10.0.0.254:9696" || a.Token != "secret" || a.TunnelIP != "192.168.248.1" ||
+	if a.Host != "compute1" || !slices.Equal(a.APIs, []string{"http://10.0.0.254:9696"}) || a.Token != "secret" || a.TunnelIP != "192.168.248.1" ||
 		a.Mode != "dvr_snat" || a.DatapathType != "netdev" || a.PollTimeout != 5*time.Second ||
 		!slices.Equal(a.Controllers, []string{"tcp:10.0.0.254:6653", "tcp:10.0.0.253:6653"}) ||
 		rc.ovsdb != "tcp:127.0.0.1:6640" || rc.hostNetns != "ovs-h1" || a.ExtBridge != "br-ex" {
@@ -54,6 +54,21 @@ func TestParseRunFlagsWin(t *testing.T) {
 	}
 	if rc.agent.Host != "compute9" || rc.agent.Mode != "dvr" || !slices.Equal(rc.agent.Controllers, []string{"tcp:1.2.3.4:6653"}) {
 		t.Fatalf("got %+v", rc.agent)
+	}
+}
+
+// --api takes every dvrflowd's URL: repeated, comma separated, or in DVRFLOW_API.
+func TestParseRunSeveralAPIs(t *testing.T) {
+	rc, err := parseRun([]string{"--api", "http://10.0.0.1:9696", "--api", "http://10.0.0.2:9696, https://ctl3:9696"}, env(base), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"http://10.0.0.1:9696", "http://10.0.0.2:9696", "https://ctl3:9696"}; !slices.Equal(rc.agent.APIs, want) {
+		t.Fatalf("flags: APIs %v, want %v", rc.agent.APIs, want)
+	}
+	rc, err = parseRun(nil, env(with(base, "DVRFLOW_API", "http://10.0.0.1:9696,http://10.0.0.2:9696")), io.Discard)
+	if err != nil || !slices.Equal(rc.agent.APIs, []string{"http://10.0.0.1:9696", "http://10.0.0.2:9696"}) {
+		t.Fatalf("DVRFLOW_API: %v %+v", err, rc)
 	}
 }
 
@@ -84,6 +99,10 @@ func TestParseRunErrors(t *testing.T) {
 		{nil, with(base, "DVRFLOW_MODE", "central"), `mode "central"`},
 		{nil, with(base, "DVRFLOW_HOST", ""), "empty host"},
 		{nil, with(base, "DVRFLOW_CONTROLLER", ""), "no controller"},
+		{nil, with(base, "DVRFLOW_API", ""), "no API URL"},
+		{nil, with(base, "DVRFLOW_API", "http://10.0.0.1:9696,,http://10.0.0.2:9696"), "DVRFLOW_API"},
+		{nil, with(base, "DVRFLOW_API", "http://10.0.0.1"), `API URL "http://10.0.0.1": want http(s)://host:port`},
+		{[]string{"--api", "http://10.0.0.1:9696", "--api", "http://10.0.0.1:9696/"}, base, `API URL "http://10.0.0.1:9696/" given twice`},
 		{[]string{"extra"}, base, "unexpected arguments"},
 	} {
 		if _, err := parseRun(c.args, env(c.env), io.Discard); err == nil || !strings.Contains(err.Error(), c.want) {

@@ -3,6 +3,11 @@
 // it (host/hostnet), brings the metadata proxies in line with it (host/metadata) and
 // reports the revision it applied. It decides nothing: every choice comes from its
 // configuration or from the plan.
+//
+// The API may be served by several dvrflowd over one database: the agent talks to the
+// one that last answered and goes on at the next when it dies (apiclient.NewFailover).
+// Such a switch changes nothing on the host: the agent keeps the revision it applied and
+// asks the next dvrflowd for the plans after it.
 package agent
 
 import (
@@ -40,8 +45,14 @@ const (
 
 // Config is the host's configuration (flags of dvrflow-host).
 type Config struct {
-	Host         string   // host name, as ports' binding:host_id
-	API          string   // base URL of dvrflowd's REST API, e.g. http://192.168.248.254:9696
+	Host string // host name, as ports' binding:host_id
+	// APIs are the base URLs of the REST API of every dvrflowd serving this cloud, e.g.
+	// http://192.168.248.254:9696, tried in this order: the helper sends each request to
+	// the one that last answered and goes on at the next when it fails
+	// (apiclient.NewFailover).
+	APIs []string
+	// API is one base URL, for callers that know one: the same as APIs of it alone.
+	API          string
 	Token        string   // sent as X-Auth-Token when not empty
 	TunnelIP     string   // VXLAN endpoint address
 	Mode         string   // "dvr" or "dvr_snat"
@@ -61,9 +72,11 @@ func (c Config) Validate() error {
 	if c.Host == "" {
 		return errors.New("agent: empty host")
 	}
-	u, err := url.Parse(c.API)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("agent: API URL %q: want http(s)://host:port", c.API)
+	if c.API != "" && len(c.APIs) > 0 {
+		return errors.New("agent: both API and APIs: give one")
+	}
+	if err := apiclient.CheckURLs(c.apiURLs()); err != nil {
+		return fmt.Errorf("agent: %w", err)
 	}
 	if ip, err := netip.ParseAddr(c.TunnelIP); err != nil || !ip.Is4() {
 		return fmt.Errorf("agent: tunnel IP %q: want an IPv4 address", c.TunnelIP)
@@ -94,6 +107,14 @@ func DatapathID(host, bridge string) string {
 	_, _ = io.WriteString(h, host+"\x00"+bridge)
 	// Clear the top byte's high bits so IDs read as ordinary numbers; keep 56 bits.
 	return ofproto.DPID(h.Sum64() & 0x00ffffffffffffff).String()
+}
+
+// apiURLs returns the API URLs to use, in order.
+func (c Config) apiURLs() []string {
+	if c.API != "" {
+		return []string{c.API}
+	}
+	return c.APIs
 }
 
 func (c Config) bridges() []ovsdb.Bridge {
@@ -141,8 +162,12 @@ func New(log *zap.Logger, cfg Config, ovs *ovsdb.Client, applier *hostnet.Applie
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Agent{cfg: cfg, ovs: ovs, apply: applier, proxies: proxies, api: apiclient.New(cfg.API, cfg.Token, nil),
-		log: log.Named("agent").With(zap.String("host", cfg.Host))}, nil
+	log = log.Named("agent").With(zap.String("host", cfg.Host))
+	api, err := apiclient.NewFailover(cfg.apiURLs(), cfg.Token, nil, log)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	return &Agent{cfg: cfg, ovs: ovs, apply: applier, proxies: proxies, api: api, log: log}, nil
 }
 
 // SetupBridges ensures br-int, br-tun and the external bridge, their patch ports, the

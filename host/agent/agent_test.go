@@ -225,9 +225,19 @@ func TestConfigValidate(t *testing.T) {
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	several := testConfig("")
+	several.APIs = []string{"http://192.168.248.254:9696", "https://192.168.248.253:9696"}
+	if err := several.Validate(); err != nil {
+		t.Fatal(err)
+	}
 	bad := map[string]func(*Config){
 		"host":       func(c *Config) { c.Host = "" },
 		"api":        func(c *Config) { c.API = "192.168.248.254:9696" },
+		"no api":     func(c *Config) { c.API = "" },
+		"api port":   func(c *Config) { c.API = "http://192.168.248.254" },
+		"api twice":  func(c *Config) { c.API, c.APIs = "", []string{"http://10.0.0.1:9696", "http://10.0.0.1:9696/"} },
+		"apis bad":   func(c *Config) { c.API, c.APIs = "", []string{"http://10.0.0.1:9696", "10.0.0.2:9696"} },
+		"both":       func(c *Config) { c.APIs = []string{"http://10.0.0.1:9696"} },
 		"tunnel":     func(c *Config) { c.TunnelIP = "192.168.248" },
 		"mode":       func(c *Config) { c.Mode = "legacy" },
 		"ctrl":       func(c *Config) { c.Controllers = nil },
@@ -258,5 +268,65 @@ func TestDatapathIDStableAndDistinct(t *testing.T) {
 			}
 			seen[id] = h + "/" + b
 		}
+	}
+}
+
+// TestLoopFollowsTheNextAPI: the API server the agent long-polls dies in the middle of a
+// poll; the agent goes on at the next URL at once (the poll timeout is far longer than
+// the test), asking for the plans after the revision it applied, so it applies nothing
+// twice and does not register again.
+func TestLoopFollowsTheNextAPI(t *testing.T) {
+	polled, release := make(chan struct{}), make(chan struct{})
+	first := &planServer{t: t, done: make(chan struct{})}
+	first.answers = []func(http.ResponseWriter, int64){
+		servePlan(plan.Plan{Host: "compute1", Revision: 1}),
+		func(http.ResponseWriter, int64) { close(polled); <-release }, // dies before it answers
+	}
+	second := &planServer{t: t, done: make(chan struct{})}
+	second.answers = []func(http.ResponseWriter, int64){servePlan(plan.Plan{Host: "compute1", Revision: 2})}
+	ts1, ts2 := httptest.NewServer(first), httptest.NewServer(second)
+	t.Cleanup(ts2.Close)
+	t.Cleanup(ts1.Close)
+	killed := make(chan struct{})
+	go func() { // first dies: no new connection, the poll's connection closed unanswered
+		defer close(killed)
+		<-polled
+		_ = ts1.Listener.Close()
+		ts1.CloseClientConnections()
+		close(release)
+	}()
+	log := zaptest.NewLogger(t)
+	cfg := testConfig("")
+	cfg.APIs, cfg.PollTimeout = []string{ts1.URL, ts2.URL}, time.Minute
+	px := &fakeProxies{}
+	a, err := New(log, cfg, nil, hostnet.New(log, nil, hostnet.Config{NamePrefix: fmt.Sprintf("agenttest%d-", time.Now().UnixNano())}), px)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	runScript(ctx, t, a, second, func() {})
+	select { // second served its script, so first died before
+	case <-killed:
+	default:
+		t.Fatal("the agent never polled the first server again")
+	}
+	first.mu.Lock()
+	defer first.mu.Unlock()
+	second.mu.Lock()
+	defer second.mu.Unlock()
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	if fmt.Sprint(first.afters) != "[-1 1]" || fmt.Sprint(first.applied) != "[1]" {
+		t.Errorf("first server: polls after %v, reports %v; want [-1 1], [1]", first.afters, first.applied)
+	}
+	if len(second.afters) < 2 || fmt.Sprint(second.afters[:2]) != "[1 2]" || fmt.Sprint(second.applied) != "[2]" {
+		t.Errorf("second server: polls after %v, reports %v; want [1 2 ...], [2]", second.afters, second.applied)
+	}
+	if fmt.Sprint(px.synced) != "[1 2]" {
+		t.Errorf("plans applied %v, want [1 2]: nothing twice", px.synced)
+	}
+	if second.reg.DVRHost.TunnelIP != "" {
+		t.Errorf("registered again at the second server: %+v", second.reg)
 	}
 }
