@@ -30,6 +30,7 @@ import (
 	"github.com/dvrflow/dvrflow/failover"
 	"github.com/dvrflow/dvrflow/internal/envflag"
 	"github.com/dvrflow/dvrflow/keystone"
+	"github.com/dvrflow/dvrflow/mastership"
 	"github.com/dvrflow/dvrflow/metrics"
 	"github.com/dvrflow/dvrflow/northbound"
 	"github.com/dvrflow/dvrflow/status"
@@ -54,6 +55,7 @@ type config struct {
 	OFCert, OFKey, OFCA string
 	Controller          controller.Config
 	Engine              engine.Config
+	Mastership          mastership.Config // ID empty until parseFlags defaults it
 }
 
 // quotaFlags declares --quota-<resource> for every resource db.QuotaResources limits
@@ -98,6 +100,10 @@ func parseFlags(args []string, getenv func(string) string) (*config, error) {
 	fs.StringVar(&cfg.OFCert, "of-tls-cert", "", "PEM certificate: serve OpenFlow over TLS (with --of-tls-key)")
 	fs.StringVar(&cfg.OFKey, "of-tls-key", "", "PEM key of --of-tls-cert")
 	fs.StringVar(&cfg.OFCA, "of-tls-ca", "", "PEM CA: switches must present a client certificate it signed")
+	cfg.Mastership = mastership.DefaultConfig()
+	fs.StringVar(&cfg.Mastership.ID, "controller-id", "", "this controller's name among several against one database, stable across its restarts (default: the machine's hostname and the --of-listen port)")
+	fs.DurationVar(&cfg.Mastership.Lease, "lease", cfg.Mastership.Lease, "mastership lease: a dead controller's switches get a new master about a lease and a renewal after its last renewal")
+	fs.DurationVar(&cfg.Mastership.Renew, "lease-renew", cfg.Mastership.Renew, "how often the mastership lease is renewed (at most a third of --lease)")
 	fs.Float64Var(&cfg.Controller.PacketInRate, "packet-in-rate", 1000, "packet-ins per second each switch may send the controller")
 	meterRate := fs.Uint("meter-rate", 1000, "rate in packets/s of the OpenFlow meter on every controller-bound flow")
 	cfg.Engine.DHCP = apps.DefaultDHCPConfig()
@@ -161,6 +167,11 @@ func parseFlags(args []string, getenv func(string) string) (*config, error) {
 	if err := keystoneFlags(cfg, *keystonePasswordFile); err != nil {
 		return nil, err
 	}
+	if cfg.OFListen != "" {
+		if err := mastershipFlags(cfg); err != nil {
+			return nil, err
+		}
+	}
 	cfg.Store.AgentDownTime = cfg.API.AgentDownTime
 	if err := cfg.Store.Validate(); err != nil {
 		return nil, err
@@ -169,6 +180,28 @@ func parseFlags(args []string, getenv func(string) string) (*config, error) {
 		return nil, fmt.Errorf("%w (use --auth-token, --keystone-url or --noauth)", err)
 	}
 	return cfg, nil
+}
+
+// mastershipFlags defaults the controller id to the hostname and OpenFlow port (two
+// dvrflowd on one machine differ by port; a restarted one keeps its id) and checks the
+// lease flags.
+func mastershipFlags(cfg *config) error {
+	_, port, err := net.SplitHostPort(cfg.OFListen)
+	if err != nil {
+		return fmt.Errorf("--of-listen %q: %w", cfg.OFListen, err)
+	}
+	cfg.Mastership.OFAddr, cfg.Mastership.APIURL = cfg.OFListen, "http://"+cfg.Listen
+	if cfg.Mastership.ID == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("--controller-id not given and no hostname: %w", err)
+		}
+		cfg.Mastership.ID = host + ":" + port
+	}
+	if err := cfg.Mastership.Validate(); err != nil {
+		return fmt.Errorf("--controller-id, --lease, --lease-renew: %w", err)
+	}
+	return nil
 }
 
 // keystoneFlags reads the Keystone password file and, with --keystone-url, builds the
@@ -264,14 +297,19 @@ func run(ctx context.Context, cfg *config, log *zap.Logger) error {
 	// server reading them, the metrics reading the status server; then the controller is
 	// told to report to the metrics, before it serves any switch.
 	var (
-		ofs  *controller.Server
-		eng  *engine.Engine
-		stat *status.Server
-		src  metrics.Sources
+		ofs   *controller.Server
+		lease *mastership.Loop
+		eng   *engine.Engine
+		stat  *status.Server
+		src   metrics.Sources
 	)
 	if cfg.OFListen != "" {
 		cfg.Controller.Reconciler.CookieMask, cfg.Controller.Reconciler.CookieValue = apps.CookieOwnerMask, apps.CookieOwner
 		ofs = controller.NewServer(log, cfg.Controller)
+		if lease, err = mastership.New(log, cfg.Mastership, store, ofs); err != nil {
+			return err
+		}
+		ofs.EnableRoles(lease.Stale)
 		eng = engine.New(log, cfg.Engine, store, ofs)
 		if stat, err = status.New(log, status.Config{Switches: ofs, Engine: eng, Store: store,
 			AgentDownTime: cfg.API.AgentDownTime}); err != nil {
@@ -304,7 +342,8 @@ func run(ctx context.Context, cfg *config, log *zap.Logger) error {
 			ln = tls.NewListener(ln, tlsCfg)
 		}
 		log.Info("serving OpenFlow", zap.String("listen", ln.Addr().String()), zap.Bool("tls", tlsCfg != nil))
-		wg.Add(2)
+		wg.Add(3)
+		go func() { defer wg.Done(); errc <- lease.Run(ctx) }()
 		go func() { defer wg.Done(); errc <- ofs.Serve(ctx, ln) }()
 		go func() { defer wg.Done(); errc <- eng.Run(ctx) }()
 	}
