@@ -128,7 +128,8 @@ func (w *failoverWriter) waitFor(t *testing.T, d time.Duration, what string, con
 // and port acknowledged with 201 is on the new primary, and Listen, reconnected to the
 // new primary, delivers the notification of a write made after the promotion. The
 // control loop runs over the same store with one switch connected: the switch keeps its
-// flows throughout and the engine reaches the revision written after the promotion.
+// OpenFlow session and its flows throughout, and the engine reaches the revision written
+// after the promotion.
 func TestPostgresFailover(t *testing.T) {
 	ctx := context.Background()
 	primary, standby, err := pgtest.StartReplicated(ctx)
@@ -212,6 +213,13 @@ func TestPostgresFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	session, _ := ofs.Session(sw.DPID())
+	sameSession := func(when string) {
+		t.Helper()
+		if now, ok := ofs.Session(sw.DPID()); !ok || now != session {
+			t.Errorf("the switch's OpenFlow session did not last %s", when)
+		}
+	}
 
 	var seen atomic.Int64 // the highest revision Listen reported
 	lctx, stopListen := context.WithCancel(ctx)
@@ -250,6 +258,7 @@ func TestPostgresFailover(t *testing.T) {
 		t.Fatalf("the engine stopped while no primary was up: %v", err)
 	default:
 	}
+	sameSession("while no primary was up")
 	w.mu.Lock()
 	before := len(w.networks)
 	w.mu.Unlock()
@@ -307,6 +316,7 @@ func TestPostgresFailover(t *testing.T) {
 	if flows, err := sw.DumpFlows(); err != nil || flows != flowsBefore {
 		t.Errorf("the switch's flows changed across the failover (%v):\n%s\nwas\n%s", err, flows, flowsBefore)
 	}
+	sameSession("across the failover")
 }
 
 // sameFlows reports whether an ofsim dump holds exactly the flows of want.
