@@ -68,9 +68,14 @@ func IsNotFound(err error) bool {
 	return ok && e.Class == ClassNotFound
 }
 
+// readOnlySQLTransaction is SQLSTATE read_only_sql_transaction: a write on a standby.
+const readOnlySQLTransaction = "25006"
+
 // IsUnavailable reports whether err says PostgreSQL cannot be reached or is shutting
-// down (connection refused or lost, admin shutdown, not accepting connections yet): the
-// request may succeed when retried, and the API answers 503.
+// down (connection refused or lost, admin shutdown, not accepting connections yet, no
+// host of a multi-host URL accepting writes) or is a standby not promoted yet (a write
+// refused as in a read-only transaction, SQLSTATE 25006): the request may succeed when
+// retried, and the API answers 503.
 func IsUnavailable(err error) bool {
 	if err == nil {
 		return false
@@ -81,7 +86,7 @@ func IsUnavailable(err error) bool {
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P")
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P") || pe.Code == readOnlySQLTransaction
 	}
 	var ne net.Error
 	if errors.As(err, &ne) {

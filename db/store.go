@@ -26,6 +26,7 @@ import (
 
 	"github.com/dvrflow/dvrflow/topology"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 )
@@ -150,6 +151,12 @@ type Store struct {
 
 // Open connects to PostgreSQL at dsn, applies the embedded migrations, gives the networks
 // that lack it their DHCP port (SyncDHCPPorts) and returns a store.
+//
+// dsn may list several hosts (postgres://h1:p1,h2:p2/db): every connection, the first
+// one (migrations) included, goes to the first host that accepts writes, as
+// target_session_attrs=read-write asks, which is the default here (a store only works
+// against a primary). After a standby's promotion new connections land on it; requests
+// made while no host accepts writes fail with errors IsUnavailable recognizes.
 func Open(ctx context.Context, dsn string, cfg Config, log *zap.Logger) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("store config: %w", err)
@@ -157,6 +164,9 @@ func Open(ctx context.Context, dsn string, cfg Config, log *zap.Logger) (*Store,
 	pcfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse database URL: %w", err)
+	}
+	if pcfg.ConnConfig.ValidateConnect == nil {
+		pcfg.ConnConfig.ValidateConnect = pgconn.ValidateConnectTargetSessionAttrsReadWrite
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {

@@ -120,11 +120,17 @@ ORDER BY revision, seq`
 // by itself and returns only when ctx ends (with ctx's error).
 func (s *Store) Listen(ctx context.Context, fn func(rev int64)) error {
 	log := s.log.With(zap.String("channel", NotifyChannel))
-	backoff := 100 * time.Millisecond
+	const minBackoff, maxBackoff = 100 * time.Millisecond, 5 * time.Second
+	backoff := minBackoff
 	for {
-		err := s.listenOnce(ctx, fn)
+		listened, err := s.listenOnce(ctx, fn)
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if listened {
+			// The connection worked (until a failover, say): retry soon, the next
+			// primary may already be there.
+			backoff = minBackoff
 		}
 		log.Warn("listen connection lost, reconnecting", zap.Error(err), zap.Duration("backoff", backoff))
 		select {
@@ -132,20 +138,22 @@ func (s *Store) Listen(ctx context.Context, fn func(rev int64)) error {
 			return ctx.Err()
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 5*time.Second)
+		backoff = min(2*backoff, maxBackoff)
 	}
 }
 
-func (s *Store) listenOnce(ctx context.Context, fn func(rev int64)) error {
+// listenOnce listens on one connection until it fails; listened says it got as far as
+// listening and reporting the current revision.
+func (s *Store) listenOnce(ctx context.Context, fn func(rev int64)) (listened bool, err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("acquire listen connection: %w", err)
+		return false, fmt.Errorf("acquire listen connection: %w", err)
 	}
 	// The connection carries a LISTEN: never hand it back to the pool.
 	pc := conn.Hijack()
 	defer pc.Close(context.WithoutCancel(ctx)) //nolint:errcheck // closing
 	if _, err := pc.Exec(ctx, `LISTEN `+NotifyChannel); err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return false, fmt.Errorf("listen: %w", err)
 	}
 	wctx, stop := context.WithCancel(ctx)
 	revs := make(chan int64, 1)
@@ -181,21 +189,21 @@ func (s *Store) listenOnce(ctx context.Context, fn func(rev int64)) error {
 		return nil
 	}
 	if err := poll(); err != nil {
-		return err
+		return false, err
 	}
 	tick := time.NewTicker(s.cfg.PollInterval)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return true, ctx.Err()
 		case err := <-failed:
-			return err
+			return true, err
 		case rev := <-revs:
 			fn(rev)
 		case <-tick.C:
 			if err := poll(); err != nil {
-				return err
+				return true, err
 			}
 		}
 	}

@@ -224,7 +224,7 @@ func (s *Store) runOne(ctx context.Context, tx pgx.Tx, req *writeReq, rev int64,
 			carry = w.batch
 		} else {
 			if _, rerr := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT write`); rerr != nil {
-				return 0, nil, fmt.Errorf("%w: %v (after %v)", errTxBroken, rerr, err)
+				return 0, nil, fmt.Errorf("%w: %w (after %w)", errTxBroken, rerr, err)
 			}
 			carry = &pgx.Batch{}
 		}
@@ -290,7 +290,7 @@ func (w *wtx) sendQueued(ctx context.Context, sql string, args ...any) (pgx.Batc
 		if _, err := br.Exec(); err != nil {
 			br.Close()
 			if i < carried {
-				return nil, fmt.Errorf("%w: carried statement: %v", errTxBroken, err)
+				return nil, fmt.Errorf("%w: carried statement: %w", errTxBroken, err)
 			}
 			return nil, fmt.Errorf("write revision %d: %w", w.rev, err)
 		}

@@ -48,6 +48,8 @@ type Server struct {
 	pgCtl     string
 	runAs     string   // user to run pg_ctl as ("" for the current user)
 	startArgs []string // pg_ctl start's arguments, for Resume
+	port      int      // private server's TCP port on 127.0.0.1
+	killed    []int    // pids Kill sent SIGKILL to, waited for by Stop
 }
 
 // Options tune a private server.
@@ -102,6 +104,24 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s, err := newPrivate()
+	if err != nil {
+		return nil, err
+	}
+	if out, err := s.run(ctx, initdb, "-D", s.data(), "--auth=trust", "-U", "postgres", "--encoding=UTF8", "--no-sync"); err != nil {
+		os.RemoveAll(s.dir)
+		return nil, fmt.Errorf("initdb: %w: %s", err, out)
+	}
+	if err := s.start(ctx, opts); err != nil {
+		os.RemoveAll(s.dir)
+		return nil, err
+	}
+	return s, nil
+}
+
+// newPrivate finds pg_ctl, decides who runs PostgreSQL (the "postgres" user when running
+// as root) and makes the server's directory.
+func newPrivate() (*Server, error) {
 	pgCtl, err := findBin("pg_ctl")
 	if err != nil {
 		return nil, err
@@ -122,20 +142,22 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	data := filepath.Join(dir, "data")
-	if out, err := s.run(ctx, initdb, "-D", data, "--auth=trust", "-U", "postgres", "--encoding=UTF8", "--no-sync"); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("initdb: %w: %s", err, out)
-	}
+	return s, nil
+}
+
+// data is a private server's data directory.
+func (s *Server) data() string { return filepath.Join(s.dir, "data") }
+
+// start starts the cluster in s.data() on a free port.
+func (s *Server) start(ctx context.Context, opts Options) error {
 	port, err := freePort()
 	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
+		return err
 	}
 	settings := map[string]string{
 		"listen_addresses":        "127.0.0.1",
 		"port":                    strconv.Itoa(port),
-		"unix_socket_directories": dir,
+		"unix_socket_directories": s.dir,
 		"max_connections":         "200",
 		"shared_buffers":          "128MB",
 	}
@@ -151,14 +173,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	for k, v := range settings {
 		fmt.Fprintf(&o, "-c %s=%s ", k, v)
 	}
-	s.startArgs = []string{"start", "-w", "-t", "60", "-D", data, "-l", filepath.Join(dir, "server.log"), "-o", o.String()}
-	if out, err := s.run(ctx, pgCtl, s.startArgs...); err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("pg_ctl start: %w: %s\n%s", err, out, log)
+	s.startArgs = []string{"start", "-w", "-t", "60", "-D", s.data(), "-l", filepath.Join(s.dir, "server.log"), "-o", o.String()}
+	if out, err := s.run(ctx, s.pgCtl, s.startArgs...); err != nil {
+		log, _ := os.ReadFile(filepath.Join(s.dir, "server.log"))
+		return fmt.Errorf("pg_ctl start: %w: %s\n%s", err, out, log)
 	}
+	s.port = port
 	s.adminURL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
-	return s, nil
+	return nil
 }
 
 func (s *Server) chown(path string) error {
@@ -277,7 +299,8 @@ func (s *Server) Resume(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops a private server and removes its directory (no-op for an external one).
+// Stop stops a private server (or waits for the processes of a killed one to be gone)
+// and removes its directory (no-op for an external one).
 func (s *Server) Stop() error {
 	if s.dir == "" {
 		return nil
@@ -285,7 +308,12 @@ func (s *Server) Stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var errs []error
-	if out, err := s.run(ctx, s.pgCtl, "stop", "-w", "-m", "fast", "-D", filepath.Join(s.dir, "data")); err != nil {
+	if len(s.killed) > 0 {
+		// Killed: nothing to stop, but its processes must be gone before its files.
+		if err := s.waitKilled(); err != nil {
+			errs = append(errs, err)
+		}
+	} else if out, err := s.run(ctx, s.pgCtl, "stop", "-w", "-m", "fast", "-D", filepath.Join(s.dir, "data")); err != nil {
 		errs = append(errs, fmt.Errorf("pg_ctl stop: %w: %s", err, out))
 	}
 	if err := os.RemoveAll(s.dir); err != nil {
