@@ -126,6 +126,7 @@ func waitFor(t testing.TB, what string, timeout time.Duration, cond func() (bool
 // demo runs it): the API at api with token dvrToken, the bed b, the controller process
 // ctrl, the topology created through the API and the VMs' namespaces by VM name.
 type dvrBed struct {
+	dsn  string // the database's URL
 	s    *scenario.Scenario
 	b    *bed.Bed
 	api  string
@@ -139,6 +140,12 @@ func newDVRBed(t testing.TB) *dvrBed { return newDVRBedOn(t, "") }
 // newDVRBedOn builds the bed on another underlay /24 (the default is 192.168.248.0/24), so
 // that two beds can run at once; helperArgs are added to every host helper's arguments.
 func newDVRBedOn(t testing.TB, underlay string, helperArgs ...string) *dvrBed {
+	return newDVRBedControllers(t, underlay, 1, helperArgs...)
+}
+
+// newDVRBedControllers builds the bed with n dvrflowd against its database (ctrl is the
+// first; the scenario's Ctrls all of them).
+func newDVRBedControllers(t testing.TB, underlay string, n int, helperArgs ...string) *dvrBed {
 	if os.Getuid() != 0 {
 		t.Skip("the DVR bed needs root (network namespaces, OVS)")
 	}
@@ -150,7 +157,8 @@ func newDVRBedOn(t testing.TB, underlay string, helperArgs ...string) *dvrBed {
 	prefix := fmt.Sprintf("d%d", os.Getpid()%100000)
 	_ = bed.Sweep(ctx, log, prefix)
 	bins := t.TempDir()
-	s, err := scenario.Up(ctx, log, scenario.Config{Prefix: prefix, Underlay: underlay, DatabaseURL: pg.NewDatabase(t),
+	dsn := pg.NewDatabase(t)
+	s, err := scenario.Up(ctx, log, scenario.Config{Prefix: prefix, Underlay: underlay, DatabaseURL: dsn, Controllers: n,
 		Token: dvrToken, Dvrflowd: buildCmd(t, bins, "dvrflowd"), HostHelper: buildCmd(t, bins, "dvrflow-host"),
 		LogDir: t.TempDir(), DvrflowdArgs: []string{"--poll-interval", "1s", "--agent-down-time", agentDownTime.String()},
 		HelperArgs: append([]string{"--poll-timeout", helperPoll.String()}, helperArgs...),
@@ -163,10 +171,12 @@ func newDVRBedOn(t testing.TB, underlay string, helperArgs ...string) *dvrBed {
 			t.Errorf("scenario close: %v", err)
 		}
 	})
-	d := &dvrBed{s: s, b: s.Bed, api: s.API, ctrl: &dvrflowd{t: t, p: s.Ctrl}, topo: s.Topo, vms: s.VMs}
+	d := &dvrBed{dsn: dsn, s: s, b: s.Bed, api: s.API, ctrl: &dvrflowd{t: t, p: s.Ctrl}, topo: s.Topo, vms: s.VMs}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("dvrflowd log tail:\n%s", d.ctrl.logTail())
+			for _, p := range s.Ctrls {
+				t.Logf("%s log tail:\n%s", p.Name, p.LogTail(60))
+			}
 			for name, p := range s.Helpers {
 				t.Logf("dvrflow-host %s log tail:\n%s", name, p.LogTail(30))
 			}

@@ -62,6 +62,10 @@ type Config struct {
 	LogDir string
 	// DvrflowdArgs are more dvrflowd arguments (e.g. "--poll-interval", "1s").
 	DvrflowdArgs []string
+	// Controllers is how many dvrflowd run against the database (0 for one). The first
+	// listens on APIListen and OFListen; the others on free ports of the controller
+	// address, each with --controller-id ctl<N>, and the helpers are given all of them.
+	Controllers int
 	// HelperArgs are more arguments of every dvrflow-host run (e.g. "--poll-timeout", "1s").
 	HelperArgs []string
 	// StartTimeout and ConvergeTimeout bound Up's waits (0 for the defaults).
@@ -141,6 +145,11 @@ type Scenario struct {
 	Token    string
 	OFTarget string // the controller as the switches reach it: tcp:<controller IP>:<port>
 	Ctrl     *Process
+	// With several controllers: each one's process, API URL and OpenFlow target; the
+	// first is Ctrl, API and OFTarget.
+	Ctrls     []*Process
+	APIs      []string
+	OFTargets []string
 	Helpers  map[string]*Process // by host name
 	Topo     *seed.Topology
 	VMs      map[string]string // VM name (VM1...) -> its namespace
@@ -238,26 +247,41 @@ func reachable(listen, ctrlIP string) string {
 }
 
 func (s *Scenario) startController(ctx context.Context) error {
-	apiListen, err := s.listenAddr(s.cfg.APIListen)
-	if err != nil {
-		return err
+	n := max(s.cfg.Controllers, 1)
+	for i := range n {
+		apiListen, ofListen := "", ""
+		if i == 0 {
+			apiListen, ofListen = s.cfg.APIListen, s.cfg.OFListen
+		}
+		apiListen, err := s.listenAddr(apiListen)
+		if err != nil {
+			return err
+		}
+		if ofListen, err = s.listenAddr(ofListen); err != nil {
+			return err
+		}
+		name, logName, args := "dvrflowd", "dvrflowd.log", []string{}
+		if n > 1 {
+			name, logName = fmt.Sprintf("dvrflowd ctl%d", i+1), fmt.Sprintf("dvrflowd-ctl%d.log", i+1)
+			args = []string{"--controller-id", fmt.Sprintf("ctl%d", i+1)}
+		}
+		p := &Process{Name: name, Path: s.cfg.Dvrflowd, LogPath: filepath.Join(s.cfg.LogDir, logName),
+			Args: append(append([]string{"--listen", apiListen, "--of-listen", ofListen, "--log-level", "info"}, args...), s.cfg.DvrflowdArgs...),
+			// Secrets through the environment, not the command line that ps shows.
+			Env: []string{"DVRFLOW_DATABASE_URL=" + s.cfg.DatabaseURL, "DVRFLOW_AUTH_TOKEN=" + s.cfg.Token}}
+		if err := s.StartProcess(p); err != nil {
+			return err
+		}
+		s.closers = append(s.closers, func() error { return p.Stop(stopGrace) })
+		s.Ctrls = append(s.Ctrls, p)
+		s.APIs = append(s.APIs, "http://"+reachable(apiListen, s.Bed.ControllerIP()))
+		s.OFTargets = append(s.OFTargets, "tcp:"+reachable(ofListen, s.Bed.ControllerIP()))
 	}
-	ofListen, err := s.listenAddr(s.cfg.OFListen)
-	if err != nil {
-		return err
-	}
-	s.API = "http://" + reachable(apiListen, s.Bed.ControllerIP())
-	s.OFTarget = "tcp:" + reachable(ofListen, s.Bed.ControllerIP())
-	s.Ctrl = &Process{Name: "dvrflowd", Path: s.cfg.Dvrflowd, LogPath: filepath.Join(s.cfg.LogDir, "dvrflowd.log"),
-		Args: append([]string{"--listen", apiListen, "--of-listen", ofListen, "--log-level", "info"}, s.cfg.DvrflowdArgs...),
-		// Secrets through the environment, not the command line that ps shows.
-		Env: []string{"DVRFLOW_DATABASE_URL=" + s.cfg.DatabaseURL, "DVRFLOW_AUTH_TOKEN=" + s.cfg.Token}}
-	if err := s.StartProcess(s.Ctrl); err != nil {
-		return err
-	}
-	s.closers = append(s.closers, func() error { return s.Ctrl.Stop(stopGrace) })
-	if err := s.WaitAPI(ctx); err != nil {
-		return err
+	s.Ctrl, s.API, s.OFTarget = s.Ctrls[0], s.APIs[0], s.OFTargets[0]
+	for i := range s.Ctrls {
+		if err := s.WaitAPIOf(ctx, i); err != nil {
+			return err
+		}
 	}
 	var nets struct {
 		Networks []struct {
@@ -271,7 +295,9 @@ func (s *Scenario) startController(ctx context.Context) error {
 		return fmt.Errorf("scenario: the database already holds %d networks (%s...): the scenario needs an empty database",
 			len(nets.Networks), nets.Networks[0].Name)
 	}
-	s.progress("controller: dvrflowd up (pid %d): API %s, OpenFlow %s", s.Ctrl.Pid(), s.API, s.OFTarget)
+	for i, p := range s.Ctrls {
+		s.progress("controller: %s up (pid %d): API %s, OpenFlow %s", p.Name, p.Pid(), s.APIs[i], s.OFTargets[i])
+	}
 	return nil
 }
 
@@ -288,13 +314,17 @@ func (s *Scenario) StartProcess(p *Process) error {
 
 // WaitAPI waits until dvrflowd answers an authenticated request (after a start or a
 // restart of Ctrl).
-func (s *Scenario) WaitAPI(ctx context.Context) error {
-	return s.waitFor(ctx, "dvrflowd serving the API", s.cfg.StartTimeout, func() (bool, string, error) {
-		if err := s.Ctrl.alive(); err != nil {
+func (s *Scenario) WaitAPI(ctx context.Context) error { return s.WaitAPIOf(ctx, 0) }
+
+// WaitAPIOf waits until controller i (of Ctrls) answers an authenticated request.
+func (s *Scenario) WaitAPIOf(ctx context.Context, i int) error {
+	p, api := s.Ctrls[i], s.APIs[i]
+	return s.waitFor(ctx, p.Name+" serving the API", s.cfg.StartTimeout, func() (bool, string, error) {
+		if err := p.alive(); err != nil {
 			return false, "", err
 		}
 		var v map[string]any
-		if err := s.Get(ctx, "/v2.0/dvr-hosts", &v); err != nil {
+		if _, err := apiclient.New(api, s.Token, nil).Do(ctx, http.MethodGet, "/v2.0/dvr-hosts", nil, &v); err != nil {
 			return false, err.Error(), nil
 		}
 		return true, "", nil
@@ -340,8 +370,8 @@ func (s *Scenario) AddHost(ctx context.Context, hc bed.HostConfig) (*bed.Host, e
 func (s *Scenario) startHelper(h *bed.Host) error {
 	p := &Process{Name: "dvrflow-host " + h.Name, Path: s.cfg.HostHelper, Netns: h.Netns,
 		LogPath: filepath.Join(s.cfg.LogDir, "dvrflow-host-"+h.Name+".log"),
-		Args: []string{"run", "--host", h.Name, "--api", s.API, "--tunnel-ip", h.TunnelIP, "--mode", h.Mode,
-			"--controller", s.OFTarget, "--datapath-type", "netdev", "--ovsdb", "unix:" + h.OVS.DBSocket(),
+		Args: []string{"run", "--host", h.Name, "--api", strings.Join(s.APIs, ","), "--tunnel-ip", h.TunnelIP, "--mode", h.Mode,
+			"--controller", strings.Join(s.OFTargets, ","), "--datapath-type", "netdev", "--ovsdb", "unix:" + h.OVS.DBSocket(),
 			"--external-bridge", bed.ExternalBridge, "--external-uplink", h.ExternalUplink,
 			"--netns-prefix", h.Netns + "-", "--host-netns", h.Netns},
 		Env: []string{"DVRFLOW_TOKEN=" + s.cfg.Token}}
@@ -515,11 +545,16 @@ func (s *Scenario) waitConverged(ctx context.Context) error {
 	return nil
 }
 
-// Get decodes the JSON answer of an authenticated GET of path into out.
+// Get decodes the JSON answer of an authenticated GET of path into out, from the first
+// controller that answers.
 func (s *Scenario) Get(ctx context.Context, path string, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := apiclient.New(s.API, s.Token, nil).Do(ctx, http.MethodGet, path, nil, out)
+	c, err := apiclient.NewFailover(s.APIs, s.Token, nil, s.log)
+	if err != nil {
+		return fmt.Errorf("scenario: %w", err)
+	}
+	_, err = c.Do(ctx, http.MethodGet, path, nil, out)
 	return err
 }
 
@@ -583,7 +618,7 @@ func waitStep[T any](ctx context.Context, s *Scenario, what string, step func() 
 // logTails is the end of every process log, for an error message.
 func (s *Scenario) logTails() string {
 	var b strings.Builder
-	procs := []*Process{s.Ctrl}
+	procs := slices.Clone(s.Ctrls)
 	for _, h := range Hosts("x") {
 		procs = append(procs, s.Helpers[h.Name])
 	}
