@@ -146,6 +146,12 @@ func newDVRBedOn(t testing.TB, underlay string, helperArgs ...string) *dvrBed {
 // newDVRBedControllers builds the bed with n dvrflowd against its database (ctrl is the
 // first; the scenario's Ctrls all of them).
 func newDVRBedControllers(t testing.TB, underlay string, n int, helperArgs ...string) *dvrBed {
+	return newDVRBedDatabases(t, underlay, n, nil, helperArgs...)
+}
+
+// newDVRBedDatabases builds the bed with n dvrflowd, controller i reaching the database
+// through dsns(dsn)[i] when dsns is set.
+func newDVRBedDatabases(t testing.TB, underlay string, n int, dsns func(dsn string) []string, helperArgs ...string) *dvrBed {
 	if os.Getuid() != 0 {
 		t.Skip("the DVR bed needs root (network namespaces, OVS)")
 	}
@@ -158,7 +164,11 @@ func newDVRBedControllers(t testing.TB, underlay string, n int, helperArgs ...st
 	_ = bed.Sweep(ctx, log, prefix)
 	bins := t.TempDir()
 	dsn := pg.NewDatabase(t)
-	s, err := scenario.Up(ctx, log, scenario.Config{Prefix: prefix, Underlay: underlay, DatabaseURL: dsn, Controllers: n,
+	var perCtl []string
+	if dsns != nil {
+		perCtl = dsns(dsn)
+	}
+	s, err := scenario.Up(ctx, log, scenario.Config{Prefix: prefix, Underlay: underlay, DatabaseURL: dsn, Controllers: n, DatabaseURLs: perCtl,
 		Token: dvrToken, Dvrflowd: buildCmd(t, bins, "dvrflowd"), HostHelper: buildCmd(t, bins, "dvrflow-host"),
 		LogDir: t.TempDir(), DvrflowdArgs: []string{"--poll-interval", "1s", "--agent-down-time", agentDownTime.String()},
 		HelperArgs: append([]string{"--poll-timeout", helperPoll.String()}, helperArgs...),

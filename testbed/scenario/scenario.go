@@ -66,6 +66,9 @@ type Config struct {
 	// listens on APIListen and OFListen; the others on free ports of the controller
 	// address, each with --controller-id ctl<N>, and the helpers are given all of them.
 	Controllers int
+	// DatabaseURLs, when set, gives controller i its own database URL (the same
+	// database reached another way, e.g. through an address a test can cut off).
+	DatabaseURLs []string
 	// HelperArgs are more arguments of every dvrflow-host run (e.g. "--poll-timeout", "1s").
 	HelperArgs []string
 	// StartTimeout and ConvergeTimeout bound Up's waits (0 for the defaults).
@@ -265,10 +268,14 @@ func (s *Scenario) startController(ctx context.Context) error {
 			name, logName = fmt.Sprintf("dvrflowd ctl%d", i+1), fmt.Sprintf("dvrflowd-ctl%d.log", i+1)
 			args = []string{"--controller-id", fmt.Sprintf("ctl%d", i+1)}
 		}
+		dsn := s.cfg.DatabaseURL
+		if i < len(s.cfg.DatabaseURLs) && s.cfg.DatabaseURLs[i] != "" {
+			dsn = s.cfg.DatabaseURLs[i]
+		}
 		p := &Process{Name: name, Path: s.cfg.Dvrflowd, LogPath: filepath.Join(s.cfg.LogDir, logName),
 			Args: append(append([]string{"--listen", apiListen, "--of-listen", ofListen, "--log-level", "info"}, args...), s.cfg.DvrflowdArgs...),
 			// Secrets through the environment, not the command line that ps shows.
-			Env: []string{"DVRFLOW_DATABASE_URL=" + s.cfg.DatabaseURL, "DVRFLOW_AUTH_TOKEN=" + s.cfg.Token}}
+			Env: []string{"DVRFLOW_DATABASE_URL=" + dsn, "DVRFLOW_AUTH_TOKEN=" + s.cfg.Token}}
 		if err := s.StartProcess(p); err != nil {
 			return err
 		}
