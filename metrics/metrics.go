@@ -1,6 +1,7 @@
 // Package metrics exports dvrflow's Prometheus metrics: switch sessions, flow-mods by app and
-// bridge, reconcile latency, packet-ins and their drops, API latency, the topology revision
-// and each host's lag behind its plan. It is the controller's Observer (the controller
+// bridge, reconcile latency, packet-ins and their drops, API latency, the topology revision,
+// each host's lag behind its plan, and the mastership lease: live controllers, the hosts
+// each masters, this controller's lease and its claims, hand-offs, lapses and stale refusals. It is the controller's Observer (the controller
 // package itself does not know Prometheus) and an Echo middleware for the API.
 //
 // No series is labelled by datapath ID: a controller may hold 15,000 switches, so bridges are
@@ -24,6 +25,7 @@ import (
 
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/controller"
+	"github.com/dvrflow/dvrflow/mastership"
 	"github.com/dvrflow/dvrflow/ofproto"
 	"github.com/dvrflow/dvrflow/topology"
 )
@@ -41,6 +43,8 @@ type Sources struct {
 	// HostLag returns, by host, how many revisions the plan the host applied is behind its
 	// current plan (0: up to date).
 	HostLag func(ctx context.Context) (map[string]int64, error)
+	// Mastership is what the mastership loop knows (mastership.Loop.Status).
+	Mastership func() mastership.Status
 }
 
 // Metrics holds dvrflow's registry and collectors. Create it with New.
@@ -121,6 +125,9 @@ func New(log *zap.Logger, src Sources) *Metrics {
 			Name: "dvrflow_topology_revision",
 			Help: "Topology revision the controller last computed flows and plans from.",
 		}, func() float64 { return float64(src.Revision()) }))
+	}
+	if src.Mastership != nil {
+		m.reg.MustRegister(newMastershipCollector(src.Mastership))
 	}
 	return m
 }

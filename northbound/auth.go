@@ -152,6 +152,17 @@ func requireAdmin(c echo.Context) error {
 	return nil
 }
 
+// AdminOnly refuses a caller who is not admin (403 PolicyNotAuthorized, as Neutron's
+// rule:admin_only), for routes mounted on the /v2.0 group (Config.Mount).
+func AdminOnly(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := requireAdmin(c); err != nil {
+			return err
+		}
+		return next(c)
+	}
+}
+
 // sees reports whether the caller may see a resource of project (visibleToAll for shared
 // and external networks).
 func (cl caller) sees(project string, visibleToAll bool) bool {

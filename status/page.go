@@ -151,6 +151,9 @@ type indexData struct {
 	Hosts                                          []hostRow
 	Networks, Subnets, Routers, Ports, FloatingIPs []resourceRow
 	Plans                                          []plan.Plan
+
+	Controllers []controllerRow
+	Masterless  int // hosts whose master's lease does not run, or that have none
 }
 
 // topology reads the store and the engine once for a page.
@@ -236,8 +239,18 @@ func (s *Server) page(c echo.Context) error {
 		s.log.Warn("status page", zap.Error(err))
 		return s.errorPage(c, http.StatusServiceUnavailable, err.Error())
 	}
-	d := indexData{page: s.newPage(c, "dvrflow status"), Switches: s.switches()}
+	cs, ms, err := s.controllers(c.Request().Context())
+	if err != nil {
+		s.log.Warn("status page", zap.Error(err))
+		return s.errorPage(c, http.StatusServiceUnavailable, err.Error())
+	}
+	d := indexData{page: s.newPage(c, "dvrflow status"), Switches: s.switches(), Controllers: controllerRows(cs, time.Now())}
 	d.Revision = rev
+	for _, m := range ms {
+		if !m.Live {
+			d.Masterless++
+		}
+	}
 	for _, w := range d.Switches {
 		if w.Drift() {
 			d.Drifted++

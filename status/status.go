@@ -2,7 +2,9 @@
 // each bridge's flows compared with what the controller wants there) and the status page
 // (/status), a server-rendered, self-refreshing HTML view of switch sessions, hosts,
 // resources with their realization on each host, namespace plans and flow tables with drift
-// in red. Everything here is read-only.
+// in red. With several dvrflowd against one database it shows every controller, its lease
+// and the hosts it masters (/v2.0/dvr-controllers, admin only), and each switch's master.
+// Everything here is read-only.
 package status
 
 import (
@@ -20,6 +22,8 @@ import (
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/controller"
 	"github.com/dvrflow/dvrflow/db"
+	"github.com/dvrflow/dvrflow/mastership"
+	"github.com/dvrflow/dvrflow/northbound"
 	"github.com/dvrflow/dvrflow/ofproto"
 	"github.com/dvrflow/dvrflow/plan"
 	"github.com/dvrflow/dvrflow/switchapi"
@@ -50,6 +54,14 @@ type Config struct {
 	// AgentDownTime is how long after its last heartbeat a host counts as dead (default
 	// 75s, as the API's agents).
 	AgentDownTime time.Duration
+	// Mastership is this controller's mastership loop (nil: none; switches are shown
+	// without a master and no controller as this one).
+	Mastership Mastership
+}
+
+// Mastership is what the status server reads of the mastership lease (mastership.Loop).
+type Mastership interface {
+	Status() mastership.Status
 }
 
 // Server serves the status page and the switch API. Create it with New.
@@ -88,8 +100,9 @@ func New(log *zap.Logger, cfg Config) (*Server, error) {
 	return &Server{log: log.Named("status"), cfg: cfg, rates: map[*controller.Session]*pinSample{}}, nil
 }
 
-// Mount adds the page (without a token) to e and the switch API to v2 (the authenticated
-// /v2.0 group); it fits northbound.Config.Mount.
+// Mount adds the page (without a token) to e and the switch and controller APIs to v2 (the
+// authenticated /v2.0 group; the controller API for admins only); it fits
+// northbound.Config.Mount.
 func (s *Server) Mount(e *echo.Echo, v2 *echo.Group) {
 	e.GET("/status", s.page)
 	e.GET("/status/", s.page)
@@ -99,6 +112,8 @@ func (s *Server) Mount(e *echo.Echo, v2 *echo.Group) {
 	v2.GET("/dvr-switches", s.listSwitches)
 	v2.GET("/dvr-switches/:dpid", s.showSwitch)
 	v2.GET("/dvr-switches/:dpid/flows", s.showFlows)
+	v2.GET("/dvr-controllers", s.listControllers, northbound.AdminOnly)
+	v2.GET("/dvr-controllers/masterships", s.listMasterships, northbound.AdminOnly)
 }
 
 // switches returns every session, sorted by host, bridge and DPID.
@@ -116,6 +131,10 @@ func (s *Server) switches() []switchapi.Switch {
 			}
 		}
 	})
+	masters := s.masters()
+	for i, sess := range sessions {
+		setMaster(&out[i], masters, sess.DPID())
+	}
 	s.pruneRates(sessions)
 	slices.SortFunc(out, func(a, b switchapi.Switch) int {
 		if c := strings.Compare(a.Host, b.Host); c != 0 {
@@ -141,6 +160,7 @@ func (s *Server) lookup(dpid uint64) (switchapi.Switch, *controller.Session, boo
 			w.Host, w.Bridge = host, string(br)
 		}
 	})
+	setMaster(&w, s.masters(), dpid)
 	return w, sess, true
 }
 

@@ -27,6 +27,7 @@ import (
 	"github.com/dvrflow/dvrflow/db/pgtest"
 	"github.com/dvrflow/dvrflow/engine"
 	"github.com/dvrflow/dvrflow/engine/enginetest"
+	"github.com/dvrflow/dvrflow/mastership"
 	"github.com/dvrflow/dvrflow/metrics"
 	"github.com/dvrflow/dvrflow/northbound"
 	"github.com/dvrflow/dvrflow/northbound/seed"
@@ -41,7 +42,10 @@ var pg *pgtest.Server
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &pg)) }
 
-const token = "status-test-token"
+const (
+	token        = "status-test-token"
+	projectToken = "status-test-project-token"
+)
 
 var hosts = []string{"compute1", "compute2", "network"}
 
@@ -56,6 +60,42 @@ type fixture struct {
 	topo     *seed.Topology
 	switches map[string]*ofsim.Switch // "host/bridge"
 	dsn      string
+	masters  *dbMasters
+}
+
+// dbMasters is the mastership source of the fixture: controller selfID, with the
+// masterships as the database holds them (as the mastership loop reads them).
+type dbMasters struct {
+	store *db.Store
+	stats mastership.Stats
+}
+
+const selfID = "ctl-a"
+
+func (m *dbMasters) Status() mastership.Status {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st := mastership.Status{ID: selfID, Deadline: time.Now().Add(time.Minute), Stats: m.stats}
+	hms, err := m.store.HostMasters(ctx)
+	if err != nil {
+		return st // the checks of what is shown fail
+	}
+	cs, err := m.store.Controllers(ctx)
+	if err != nil {
+		return st
+	}
+	st.Hosts = hms
+	for _, c := range cs {
+		if c.Live {
+			st.Live = append(st.Live, c.ID)
+		}
+	}
+	for _, hm := range hms {
+		if hm.Controller == selfID {
+			st.Acting++
+		}
+	}
+	return st
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -76,15 +116,19 @@ func newFixture(t *testing.T) *fixture {
 	ccfg.PacketInRate, ccfg.PacketInBurst = 0.001, 2
 	f.ofs = controller.NewServer(log, ccfg)
 	f.eng = engine.New(log, engine.Config{}, st, f.ofs)
-	stat, err := status.New(log, status.Config{Switches: f.ofs, Engine: f.eng, Store: st, AuditAge: time.Minute})
+	f.masters = &dbMasters{store: st, stats: mastership.Stats{Claimed: 3, HandedOff: 1, Lapses: 2, Stale: 5}}
+	stat, err := status.New(log, status.Config{Switches: f.ofs, Engine: f.eng, Store: st, AuditAge: time.Minute,
+		Mastership: f.masters})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mx := metrics.New(log, metrics.Sources{BridgeOf: stat.BridgeOf, Sessions: stat.Sessions, Revision: stat.Revision, HostLag: stat.HostLag})
+	mx := metrics.New(log, metrics.Sources{BridgeOf: stat.BridgeOf, Sessions: stat.Sessions, Revision: stat.Revision,
+		HostLag: stat.HostLag, Mastership: f.masters.Status})
 	f.ofs.SetObserver(mx)
 
 	cfg := northbound.DefaultConfig()
 	cfg.AdminToken = token
+	cfg.ProjectTokens = map[string]string{projectToken: "project-1"}
 	cfg.Plans = f.eng
 	cfg.Middleware = append(cfg.Middleware, mx.Middleware())
 	cfg.Mount = func(e *echo.Echo, v2 *echo.Group) {
@@ -124,12 +168,22 @@ func newFixture(t *testing.T) *fixture {
 // get fetches path with the admin token and returns the status code and body.
 func (f *fixture) get(path string, withToken bool) (int, string) {
 	f.t.Helper()
+	tok := ""
+	if withToken {
+		tok = token
+	}
+	return f.getAs(path, tok)
+}
+
+// getAs fetches path with token tok ("": none) and returns the status code and body.
+func (f *fixture) getAs(path, tok string) (int, string) {
+	f.t.Helper()
 	req, err := http.NewRequest(http.MethodGet, f.api.URL+path, nil)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	if withToken {
-		req.Header.Set("X-Auth-Token", token)
+	if tok != "" {
+		req.Header.Set("X-Auth-Token", tok)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

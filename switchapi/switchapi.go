@@ -1,5 +1,6 @@
-// Package switchapi holds the shapes of the switch API, /v2.0/dvr-switches: what the status
-// server answers and what dvrctl reads.
+// Package switchapi holds the shapes of the switch API, /v2.0/dvr-switches, and of the
+// controller API, /v2.0/dvr-controllers: what the status server answers and what dvrctl
+// reads.
 package switchapi
 
 // Switch is one switch session (GET /v2.0/dvr-switches lists them under "dvr_switches",
@@ -9,7 +10,9 @@ type Switch struct {
 	Host           string  `json:"host"`
 	Bridge         string  `json:"bridge"`
 	Address        string  `json:"address"`
-	Role           string  `json:"role"`
+	Role           string  `json:"role"`        // this controller's OpenFlow role on the switch
+	Master         string  `json:"master"`      // the controller mastering its host ("": none known)
+	MasterTerm     int64   `json:"master_term"` // the term Master claimed the host in
 	ConnectedAt    string  `json:"connected_at"`
 	UptimeSeconds  float64 `json:"uptime_seconds"`
 	FlowsInstalled int     `json:"flows_installed"`
@@ -69,4 +72,48 @@ type Flows struct {
 	Missing int    `json:"missing"`
 	Extra   int    `json:"extra"`
 	Flows   []Flow `json:"flows"`
+}
+
+// Controller is a dvrflowd registered against the database, with its lease (GET
+// /v2.0/dvr-controllers lists them under "dvr_controllers").
+type Controller struct {
+	ID        string `json:"id"`
+	OFAddr    string `json:"of_addr"`
+	APIURL    string `json:"api_url"`
+	StartedAt string `json:"started_at"`
+	// ExpiresAt is the end of its lease, in the database's clock; LeaseRemainingSeconds
+	// is how far away that is (0 once passed) and Live whether the database counted the
+	// lease as running.
+	ExpiresAt             string  `json:"expires_at"`
+	LeaseRemainingSeconds float64 `json:"lease_remaining_seconds"`
+	Live                  bool    `json:"live"`
+	// Self: the controller that answered.
+	Self bool `json:"self"`
+	// Hosts are the hosts the masterships table names it the master of, by name.
+	Hosts []string `json:"hosts"`
+}
+
+// ControllerList is the body of GET /v2.0/dvr-controllers.
+type ControllerList struct {
+	Controllers []Controller `json:"dvr_controllers"`
+}
+
+// Mastership is a registered host and its master (GET /v2.0/dvr-controllers/masterships
+// lists every registered host under "dvr_masterships").
+type Mastership struct {
+	Host string `json:"host"`
+	// Controller is its master and Term the term it claimed the host in ("" and 0: no
+	// controller has claimed it yet); ClaimedAt is when ("" with no master).
+	Controller string `json:"controller"`
+	Term       int64  `json:"term"`
+	ClaimedAt  string `json:"claimed_at"`
+	// Live: the master's lease runs (false: the host waits for another controller to
+	// claim it).
+	Live  bool     `json:"live"`
+	DPIDs []string `json:"dpids"` // the host's bridges' datapath IDs, sorted
+}
+
+// MastershipList is the body of GET /v2.0/dvr-controllers/masterships.
+type MastershipList struct {
+	Masterships []Mastership `json:"dvr_masterships"`
 }

@@ -1,7 +1,8 @@
 // Command dvrctl is the operator's CLI over the dvrflow REST API: hosts, networks,
-// subnets, routers, ports, floating IPs, switches and their flows (with drift), a
-// host's namespace plan, and "explain" a port: where it is, what routes it, its flows
-// on every switch and the namespaces that serve it.
+// subnets, routers, ports, floating IPs, switches and their flows (with drift), the
+// controllers with their leases and masterships, a host's namespace plan, and "explain" a
+// port: where it is, what routes it, its flows on every switch and the namespaces that
+// serve it.
 //
 //	dvrctl --api http://127.0.0.1:9696 --token SECRET ports --host compute1
 //	dvrctl flows compute1 br-int
@@ -53,7 +54,8 @@ func commands() []command {
 		{name: "routers", help: "routers", run: runRouters},
 		{name: "ports", args: "[--network ID|NAME] [--host HOST] [--device-owner OWNER]", help: "ports, filtered", run: runPorts},
 		{name: "fips", aliases: []string{"floatingips"}, help: "floating IPs", run: runFIPs},
-		{name: "switches", help: "connected switches: host, bridge, role, flows installed/desired, drift, packet-ins", run: runSwitches},
+		{name: "switches", help: "connected switches: host, bridge, role, master, flows installed/desired, drift, packet-ins", run: runSwitches},
+		{name: "controllers", help: "dvrflowd controllers: lease, hosts mastered, addresses (* marks the one answering)", run: runControllers},
 		{name: "flows", args: "<host> <bridge> | <dpid>", help: "a switch's flows; drifted ones prefixed MISSING / EXTRA", run: runFlows},
 		{name: "explain", args: "<port-id-or-name>", help: "a port: network, subnets, routers, host, floating IPs, its flows on every switch, its namespaces", run: runExplain},
 		{name: "plan", args: "<host>", help: "the namespace plan the controller computed for a host", run: runPlan},

@@ -23,6 +23,7 @@ import (
 	"github.com/dvrflow/dvrflow/db/pgtest"
 	"github.com/dvrflow/dvrflow/engine"
 	"github.com/dvrflow/dvrflow/engine/enginetest"
+	"github.com/dvrflow/dvrflow/mastership"
 	"github.com/dvrflow/dvrflow/northbound"
 	"github.com/dvrflow/dvrflow/northbound/seed"
 	"github.com/dvrflow/dvrflow/plan"
@@ -48,6 +49,8 @@ type bed struct {
 	opts seed.Options
 	topo *seed.Topology
 	eng  *engine.Engine
+	// store is the bed's database (with real switches, the mastership source reads it).
+	store *db.Store
 	// dpids of the seed hosts' bridges, as registered.
 	dpids map[string]map[string]string
 }
@@ -65,10 +68,10 @@ func newBed(t *testing.T, realSwitches bool) *bed {
 	eng := engine.New(log, engine.Config{}, store, ofs)
 	cfg := northbound.DefaultConfig()
 	cfg.AdminToken, cfg.Plans = token, eng
-	b := &bed{eng: eng, dpids: map[string]map[string]string{}}
+	b := &bed{eng: eng, store: store, dpids: map[string]map[string]string{}}
 	var handler http.Handler
 	if realSwitches {
-		st, err := status.New(log, status.Config{Switches: ofs, Engine: eng, Store: store})
+		st, err := status.New(log, status.Config{Switches: ofs, Engine: eng, Store: store, Mastership: dbMasters{store}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -195,6 +198,15 @@ func (b *bed) switchAPI() http.Handler {
 	return e
 }
 
+// dbMasters is the bed's mastership source: controller "ctl-a", with the masterships as
+// the database holds them.
+type dbMasters struct{ store *db.Store }
+
+func (m dbMasters) Status() mastership.Status {
+	hms, _ := m.store.HostMasters(context.Background()) // on error no master is shown, and the test fails
+	return mastership.Status{ID: "ctl-a", Hosts: hms}
+}
+
 func neutronError(typ, msg string) map[string]any {
 	return map[string]any{"NeutronError": map[string]any{"type": typ, "message": msg, "detail": ""}}
 }
@@ -205,7 +217,9 @@ func (b *bed) switchShape(h, br string) map[string]any {
 		missing, extra = 1, 1
 	}
 	n := len(b.flows(h, br)) - extra
+	master := map[string]string{"compute1": "ctl-a", "compute2": "ctl-b"}[h] // network: none yet
 	return map[string]any{"dpid": b.dpids[h][br], "host": h, "bridge": br, "address": "10.0.0.1:45678", "role": "equal",
+		"master": master, "master_term": len(master),
 		"connected_at": "2026-11-23T12:00:00Z", "uptime_seconds": 12.5, "flows_installed": n - missing + extra,
 		"flows_desired": n, "flows_missing": missing, "flows_extra": extra, "last_reconcile_at": "2026-11-23T12:00:01Z",
 		"last_reconcile_ms": 3.2, "packet_ins_per_second": 0.4, "errors": 0}
@@ -405,8 +419,15 @@ func TestDvrctl(t *testing.T) {
 		}
 		i := slices.Index(column(rs, "DPID"), b.dpids["compute1"]["br-int"])
 		if column(rs, "HOST")[i] != "compute1" || column(rs, "BRIDGE")[i] != "br-int" || column(rs, "MISSING")[i] != "1" ||
-			column(rs, "EXTRA")[i] != "1" || column(rs, "ROLE")[i] != "equal" {
+			column(rs, "EXTRA")[i] != "1" || column(rs, "ROLE")[i] != "equal" || column(rs, "MASTER")[i] != "ctl-a" {
 			t.Fatalf("compute1 br-int row %v", rs[i+1])
+		}
+		masters := map[string]bool{}
+		for _, m := range column(rs, "MASTER") {
+			masters[m] = true
+		}
+		if len(masters) != 3 || !masters["ctl-b"] || !masters["-"] {
+			t.Fatalf("masters %v, want ctl-a, ctl-b and - (none)", masters)
 		}
 		var got struct {
 			Switches []map[string]any `json:"dvr_switches"`
@@ -621,7 +642,7 @@ func TestHelpListsEveryFlagWithItsVariable(t *testing.T) {
 	}
 	for _, want := range []string{"--api URL", "env DVRFLOW_API", `default "http://127.0.0.1:9696"`, "--token token", "env DVRFLOW_TOKEN",
 		"--output format", "env DVRFLOW_OUTPUT", `default "table"`, "--timeout duration", "env DVRFLOW_TIMEOUT",
-		"explain", "flows", "nets", "plan <host>"} {
+		"explain", "flows", "nets", "plan <host>", "controllers"} {
 		if !strings.Contains(errOut.String(), want) {
 			t.Errorf("help lacks %q:\n%s", want, errOut.String())
 		}
@@ -687,5 +708,48 @@ func TestAgainstRealSwitchAPI(t *testing.T) {
 	}
 	if strings.Contains(out, "note:") {
 		t.Fatalf("explain has notes:\n%s", out)
+	}
+
+	// Controllers: ctl-a (the one answering) masters compute1, ctl-b compute2; ctl-c
+	// stopped, its lease ended, and mastered nothing.
+	ctx := context.Background()
+	if rs := rows(t, b.ok(t, "controllers")); len(rs) != 1 {
+		t.Fatalf("controllers before any registered: %v", rs)
+	}
+	for i, c := range []struct{ id, host string }{{"ctl-a", "compute1"}, {"ctl-b", "compute2"}, {"ctl-c", ""}} {
+		spec := db.ControllerSpec{ID: c.id, Instance: "i-" + c.id, OFAddr: fmt.Sprintf("10.0.0.%d:6653", i+1),
+			APIURL: fmt.Sprintf("http://10.0.0.%d:9696", i+1)}
+		if err := b.store.RegisterController(ctx, spec, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if c.host != "" {
+			if got, err := b.store.ClaimMasterships(ctx, c.id, spec.Instance, []string{c.host}); err != nil || len(got) != 1 {
+				t.Fatalf("%s claims %s: %v %v", c.id, c.host, got, err)
+			}
+		}
+	}
+	if err := b.store.ReleaseLease(ctx, "ctl-c", "i-ctl-c"); err != nil {
+		t.Fatal(err)
+	}
+	rs = rows(t, b.ok(t, "controllers"))
+	if !slices.Equal(rs[0], []string{"ID", "LIVE", "LEASE", "HOSTS", "OF_ADDRESS", "API"}) ||
+		!slices.Equal(column(rs, "ID"), []string{"ctl-a*", "ctl-b", "ctl-c"}) ||
+		!slices.Equal(column(rs, "LIVE"), []string{"yes", "yes", "no"}) ||
+		!slices.Equal(column(rs, "HOSTS"), []string{"1", "1", "0"}) ||
+		!strings.HasPrefix(column(rs, "LEASE")[0], "3") || column(rs, "LEASE")[2] != "expired" ||
+		column(rs, "OF_ADDRESS")[1] != "10.0.0.2:6653" || column(rs, "API")[1] != "http://10.0.0.2:9696" {
+		t.Fatalf("controllers:\n%s", b.ok(t, "controllers"))
+	}
+	var got switchapi.ControllerList
+	if err := json.Unmarshal([]byte(b.ok(t, "-o", "json", "controllers")), &got); err != nil || len(got.Controllers) != 3 ||
+		!got.Controllers[0].Self || !slices.Equal(got.Controllers[1].Hosts, []string{"compute2"}) {
+		t.Fatalf("controllers json: %v %+v", err, got)
+	}
+	rs = rows(t, b.ok(t, "switches"))
+	for i, h := range column(rs, "HOST") {
+		want := map[string]string{"compute1": "ctl-a", "compute2": "ctl-b", "network": "-"}[h]
+		if column(rs, "MASTER")[i] != want {
+			t.Fatalf("switch of %s: master %s, want %s\n%v", h, column(rs, "MASTER")[i], want, rs)
+		}
 	}
 }

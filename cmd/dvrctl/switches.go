@@ -52,13 +52,13 @@ func runSwitches(ctx context.Context, c *cli, args []string) error {
 	}
 	var rows [][]string
 	for _, s := range sws {
-		rows = append(rows, []string{s.DPID, s.Host, s.Bridge, s.Role, s.Address,
+		rows = append(rows, []string{s.DPID, s.Host, s.Bridge, s.Role, s.Master, s.Address,
 			strconv.FormatFloat(s.UptimeSeconds, 'f', 0, 64) + "s",
 			fmt.Sprintf("%d/%d", s.FlowsInstalled, s.FlowsDesired), fmt.Sprint(s.FlowsMissing), fmt.Sprint(s.FlowsExtra),
 			strconv.FormatFloat(s.LastReconcileMS, 'f', 1, 64), strconv.FormatFloat(s.PacketInsPerSecond, 'f', 1, 64),
 			fmt.Sprint(s.Errors)})
 	}
-	return table(c.stdout, []string{"DPID", "HOST", "BRIDGE", "ROLE", "ADDRESS", "UPTIME", "FLOWS", "MISSING", "EXTRA",
+	return table(c.stdout, []string{"DPID", "HOST", "BRIDGE", "ROLE", "MASTER", "ADDRESS", "UPTIME", "FLOWS", "MISSING", "EXTRA",
 		"RECONCILE_MS", "PKTIN/S", "ERRORS"}, rows)
 }
 
