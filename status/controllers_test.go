@@ -136,9 +136,10 @@ func TestControllers(t *testing.T) {
 		t.Errorf("terms %v do not grow with each claim", terms)
 	}
 
-	// Admin only: a project's token is refused as Neutron refuses admin_only rules, no
-	// token is 401.
-	for _, path := range []string{"/v2.0/dvr-controllers", "/v2.0/dvr-controllers/masterships"} {
+	// Admin only, as the switches' routes: a project's token is refused as Neutron refuses
+	// admin_only rules, no token is 401.
+	for _, path := range []string{"/v2.0/dvr-controllers", "/v2.0/dvr-controllers/masterships", "/v2.0/dvr-switches",
+		"/v2.0/dvr-switches/0000000000000001", "/v2.0/dvr-switches/0000000000000001/flows"} {
 		if code, body := f.getAs(path, projectToken); code != http.StatusForbidden || !strings.Contains(body, `"PolicyNotAuthorized"`) {
 			t.Errorf("%s with a project token: %d %s, want 403 PolicyNotAuthorized", path, code, body)
 		}

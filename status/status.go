@@ -109,9 +109,9 @@ func (s *Server) Mount(e *echo.Echo, v2 *echo.Group) {
 	e.GET("/status/switches/:dpid", s.switchPage)
 	e.GET("/status/hosts/:host", s.hostPage)
 	e.GET("/status/static/*", echo.WrapHandler(staticHandler()))
-	v2.GET("/dvr-switches", s.listSwitches)
-	v2.GET("/dvr-switches/:dpid", s.showSwitch)
-	v2.GET("/dvr-switches/:dpid/flows", s.showFlows)
+	v2.GET("/dvr-switches", s.listSwitches, northbound.AdminOnly)
+	v2.GET("/dvr-switches/:dpid", s.showSwitch, northbound.AdminOnly)
+	v2.GET("/dvr-switches/:dpid/flows", s.showFlows, northbound.AdminOnly)
 	v2.GET("/dvr-controllers", s.listControllers, northbound.AdminOnly)
 	v2.GET("/dvr-controllers/masterships", s.listMasterships, northbound.AdminOnly)
 }

@@ -312,10 +312,11 @@ func run(ctx context.Context, cfg *config, log *zap.Logger) error {
 		ofs.EnableRoles(lease.Stale)
 		eng = engine.New(log, cfg.Engine, store, ofs)
 		if stat, err = status.New(log, status.Config{Switches: ofs, Engine: eng, Store: store,
-			AgentDownTime: cfg.API.AgentDownTime}); err != nil {
+			AgentDownTime: cfg.API.AgentDownTime, Mastership: lease}); err != nil {
 			return err
 		}
-		src = metrics.Sources{BridgeOf: stat.BridgeOf, Sessions: stat.Sessions, Revision: stat.Revision, HostLag: stat.HostLag}
+		src = metrics.Sources{BridgeOf: stat.BridgeOf, Sessions: stat.Sessions, Revision: stat.Revision, HostLag: stat.HostLag,
+			Mastership: lease.Status}
 	}
 	mx := metrics.New(log, src)
 	cfg.API.Middleware = append(cfg.API.Middleware, mx.Middleware())

@@ -153,9 +153,9 @@ type Scenario struct {
 	Ctrls     []*Process
 	APIs      []string
 	OFTargets []string
-	Helpers  map[string]*Process // by host name
-	Topo     *seed.Topology
-	VMs      map[string]string // VM name (VM1...) -> its namespace
+	Helpers   map[string]*Process // by host name
+	Topo      *seed.Topology
+	VMs       map[string]string // VM name (VM1...) -> its namespace
 
 	cfg     Config
 	log     *zap.Logger
