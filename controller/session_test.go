@@ -30,6 +30,12 @@ type harness struct {
 
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
+	return newHarnessWith(t, cfg, nil)
+}
+
+// newHarnessWith is newHarness calling before with the server before it serves.
+func newHarnessWith(t *testing.T, cfg Config, before func(*Server)) *harness {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +52,9 @@ func newHarness(t *testing.T, cfg Config) *harness {
 		default:
 		}
 	})
+	if before != nil {
+		before(h.srv)
+	}
 	go func() {
 		defer close(h.done)
 		if err := h.srv.Serve(ctx, ln); err != nil {
