@@ -16,7 +16,16 @@ import (
 // client speaks to the dvrflow API.
 type client struct{ api *apiclient.Client }
 
-func newClient(api, token string) *client { return &client{api: apiclient.New(api, token, nil)} }
+// newClient returns a client of the API at apis[0], or of the first of several that
+// answers (validate checked them).
+func newClient(apis []string, token string) *client {
+	if len(apis) > 1 {
+		if c, err := apiclient.NewFailover(apis, token, nil, nil); err == nil {
+			return &client{api: c}
+		}
+	}
+	return &client{api: apiclient.New(apis[0], token, nil)}
+}
 
 func isNotFound(err error) bool { return apiclient.IsNotFound(err) }
 

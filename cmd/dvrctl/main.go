@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dvrflow/dvrflow/apiclient"
 	"github.com/dvrflow/dvrflow/internal/envflag"
 )
 
@@ -74,7 +75,7 @@ type cli struct {
 // bindGlobals defines the global flags on fs, with the current option values as defaults
 // (so that a subcommand's flag set accepts them after the subcommand too).
 func (c *cli) bindGlobals(fs *flag.FlagSet) {
-	fs.StringVar(&c.opts.api, "api", c.opts.api, "dvrflow API `URL`")
+	fs.StringVar(&c.opts.api, "api", c.opts.api, "dvrflow API `URL`; several dvrflowd's, comma separated: the first that answers")
 	fs.StringVar(&c.opts.token, "token", c.opts.token, "API `token` sent as X-Auth-Token")
 	fs.StringVar(&c.opts.output, "output", c.opts.output, "output `format`: table or json")
 	envflag.Alias(fs, "o", "output")
@@ -142,7 +143,21 @@ func (c *cli) validate() error {
 	if c.opts.api == "" {
 		return errors.New("--api (or DVRFLOW_API) is empty")
 	}
+	if urls := c.apis(); len(urls) > 1 {
+		if err := apiclient.CheckURLs(urls); err != nil {
+			return fmt.Errorf("--api: %w", err)
+		}
+	}
 	return nil
+}
+
+// apis returns the URLs of --api, split at commas.
+func (c *cli) apis() []string {
+	var out []string
+	for _, u := range strings.Split(c.opts.api, ",") {
+		out = append(out, strings.TrimSpace(u))
+	}
+	return out
 }
 
 // parse parses a subcommand's flags (its own, defined by define, and the global ones)
@@ -181,7 +196,7 @@ func (c *cli) parse(name, argsHelp string, args []string, minArgs, maxArgs int, 
 	return pos, nil
 }
 
-func (c *cli) client() *client { return newClient(c.opts.api, c.opts.token) }
+func (c *cli) client() *client { return newClient(c.apis(), c.opts.token) }
 
 func (c *cli) json() bool { return c.opts.output == "json" }
 

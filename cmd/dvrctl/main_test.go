@@ -753,3 +753,20 @@ func TestAgainstRealSwitchAPI(t *testing.T) {
 		}
 	}
 }
+
+// Several dvrflowd: dvrctl answers from the first that does, and refuses a malformed list.
+func TestSeveralAPIs(t *testing.T) {
+	b := newBed(t, false)
+	down := httptest.NewServer(http.NotFoundHandler())
+	downURL := down.URL
+	down.Close()
+	out, err := b.dvrctlEnv(map[string]string{"DVRFLOW_API": downURL + "," + b.url, "DVRFLOW_TOKEN": token}, "hosts")
+	if err != nil || !strings.Contains(out, "compute1") {
+		t.Fatalf("hosts with the first API down: %v\n%s", err, out)
+	}
+	for _, bad := range []string{b.url + "," + b.url, b.url + ",localhost:9696"} {
+		if _, err := b.dvrctlEnv(map[string]string{"DVRFLOW_API": bad, "DVRFLOW_TOKEN": token}, "hosts"); err == nil {
+			t.Errorf("--api %q accepted", bad)
+		}
+	}
+}
