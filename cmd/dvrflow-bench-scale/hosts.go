@@ -30,7 +30,8 @@ type simBridge struct {
 	lastMod    time.Time // last flow-mod event
 	lastAck    time.Time // first barrier reply after lastMod (zero: none yet)
 	lastDump   time.Time
-	connected  bool
+	dumpBy     map[string]time.Time // last flow dump by controller address
+	sessions   int                  // controller sessions up
 	connectedN int
 	recent     []modNote // the last plain flow-mods, newest last (at most maxRecent)
 }
@@ -60,10 +61,13 @@ type fleet struct {
 	run       *ofsim.Fleet
 	lastNano  atomic.Int64 // time of the last flow-mod or barrier event, Unix ns
 	firstNano atomic.Int64 // time of the first flow-mod since it was last zeroed, Unix ns
+
+	// modsBy counts the flow-mods received by controller address (a read-only map).
+	modsBy map[string]*atomic.Int64
 }
 
 type fleetConfig struct {
-	addr             string
+	addrs            []string // every bridge connects to each controller
 	rate, bundleRate float64
 	connectRate      float64
 	maxBackoff       time.Duration
@@ -73,8 +77,11 @@ type fleetConfig struct {
 // host's VM ports, br-tun with its patch and the flow-based VXLAN port, br-ex with its
 // patch and an uplink, and on each bridge the links of the host's namespace plan.
 func newFleet(log *zap.Logger, cfg fleetConfig, hosts []hostSpec) (*fleet, error) {
-	f := &fleet{hosts: map[string]*simHost{}, byDPID: map[uint64]*simBridge{},
-		run: ofsim.NewFleet(log, ofsim.FleetConfig{Addr: cfg.addr, ConnectRate: cfg.connectRate, MaxBackoff: cfg.maxBackoff})}
+	f := &fleet{hosts: map[string]*simHost{}, byDPID: map[uint64]*simBridge{}, modsBy: map[string]*atomic.Int64{},
+		run: ofsim.NewFleet(log, ofsim.FleetConfig{Addrs: cfg.addrs, ConnectRate: cfg.connectRate, MaxBackoff: cfg.maxBackoff})}
+	for _, a := range cfg.addrs {
+		f.modsBy[a] = &atomic.Int64{}
+	}
 	for _, h := range hosts {
 		sh := &simHost{name: h.Name, bridges: map[topology.Bridge]*simBridge{}, plugged: map[string]bool{}}
 		for _, br := range topology.Bridges() {
@@ -178,11 +185,14 @@ func (f *fleet) hook(e ofsim.Event) {
 	b.mu.Lock()
 	switch e.Kind {
 	case ofsim.EventConnected:
-		b.connected = true
+		b.sessions++
 		b.connectedN++
 	case ofsim.EventDisconnected:
-		b.connected = false
+		b.sessions--
 	case ofsim.EventFlowMods:
+		if n := f.modsBy[e.Addr]; n != nil {
+			n.Add(int64(e.N))
+		}
 		f.firstNano.CompareAndSwap(0, now.UnixNano())
 		b.flowMods += int64(e.N)
 		b.lastMod, b.lastAck = now, time.Time{}
@@ -201,6 +211,10 @@ func (f *fleet) hook(e ofsim.Event) {
 		}
 	case ofsim.EventFlowStats:
 		b.lastDump = now
+		if b.dumpBy == nil {
+			b.dumpBy = map[string]time.Time{}
+		}
+		b.dumpBy[e.Addr] = now
 	}
 	b.mu.Unlock()
 	if e.Kind == ofsim.EventFlowMods || e.Kind == ofsim.EventBarrier {
@@ -212,7 +226,7 @@ func (f *fleet) hook(e ofsim.Event) {
 type bridgeState struct {
 	flowMods                   int64
 	lastMod, lastAck, lastDump time.Time
-	connected                  bool
+	connected                  bool // at least one controller session up
 	connectedN                 int
 }
 
@@ -233,7 +247,14 @@ func (b *simBridge) modsSince(t0 time.Time) string {
 func (b *simBridge) state() bridgeState {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return bridgeState{b.flowMods, b.lastMod, b.lastAck, b.lastDump, b.connected, b.connectedN}
+	return bridgeState{b.flowMods, b.lastMod, b.lastAck, b.lastDump, b.sessions > 0, b.connectedN}
+}
+
+// dumpedBy returns when the controller at addr last dumped the bridge's flows.
+func (b *simBridge) dumpedBy(addr string) time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.dumpBy[addr]
 }
 
 // all returns every bridge, host by host.
@@ -252,6 +273,16 @@ func (f *fleet) totalFlowMods() int64 {
 	var n int64
 	for _, b := range f.byDPID {
 		n += b.state().flowMods
+	}
+	return n
+}
+
+// slaveRefused sums the messages every bridge refused with OFPBRC_IS_SLAVE (a controller
+// writing to a switch it is not the master of).
+func (f *fleet) slaveRefused() uint64 {
+	var n uint64
+	for _, b := range f.byDPID {
+		n += b.sw.Counts().SlaveRefused
 	}
 	return n
 }

@@ -20,9 +20,19 @@
 //     in it, its rule names itself as remote) one by one; the same timing, and whether only
 //     the hosts with members changed.
 //
+// With -controllers N (N > 1) it starts N dvrflowd against the one database (--controller-id
+// ctl1 to ctlN, each with its own API and OpenFlow ports) and connects every bridge to all of
+// them, as OVS does with several controller targets. Cold start also reports how the hosts
+// are split among them when it completes (GET /v2.0/dvr-controllers/masterships and
+// /v2.0/dvr-controllers) and each one's RSS; a failover replaces the restart: SIGKILL the
+// controller mastering most hosts, then per host it mastered the time until a survivor
+// masters it, has dumped each of its bridges and every bridge holds exactly its desired
+// flows (p50/p99/max), the flow-mods sent (goal 0) and the survivors' RSS. The port-bound and
+// group-join benchmarks then run against the survivors.
+//
 // It exits 1 when a correctness check fails (flows not exactly the desired ones, flow-mods on
-// restart, a host touched or carrying a network outside its set); -strict=false only
-// reports them.
+// restart or failover, a host without a master, a host touched or carrying a network outside
+// its set); -strict=false only reports them.
 package main
 
 import (
@@ -70,6 +80,7 @@ type config struct {
 	profileSecs int
 	joins       int
 	selfProfile string
+	controllers int
 	logLevel    zapcore.Level
 	extraArgs   []string
 }
@@ -90,6 +101,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.topo.SharedMembers, "shared-members", 1000, "VMs also in one shared group whose rule names itself as remote group (0: none)")
 	fs.IntVar(&c.joins, "joins", 100, "ports joining the shared group one by one in the group-join benchmark")
 	fs.StringVar(&c.dvrflowd, "dvrflowd", "bin/dvrflowd", "dvrflowd binary")
+	fs.IntVar(&c.controllers, "controllers", 1, "dvrflowd processes against the one database (--controller-id ctl1...), every bridge connected to each; more than 1: a failover phase replaces the restart")
 	fs.Float64Var(&c.connectRate, "connect-rate", 500, "bridge sessions started per second at cold start")
 	fs.Float64Var(&c.rate, "rate", 10000, "flow-mods per second a bridge takes one by one (OVS: ~10k)")
 	fs.Float64Var(&c.bundleRate, "bundle-rate", 60000, "flow-mods per second a bridge takes in bundles (OVS: ~60k)")
@@ -125,6 +137,8 @@ func parseFlags(args []string) (*config, error) {
 		return nil, fmt.Errorf("-shared-members %d: more than the %d VMs", c.topo.SharedMembers, c.topo.Hosts*c.topo.VMsPerHost)
 	case c.rate < 0, c.bundleRate < 0, c.connectRate < 0:
 		return nil, errors.New("-rate, -bundle-rate and -connect-rate must not be negative")
+	case c.controllers < 1:
+		return nil, fmt.Errorf("-controllers %d: at least 1", c.controllers)
 	}
 	return c, nil
 }
@@ -207,42 +221,56 @@ func run(ctx context.Context, log *zap.Logger, cfg *config, r *report) (err erro
 	if err != nil {
 		return err
 	}
-	apiAddr, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	ofAddr, err := freeAddr()
-	if err != nil {
-		return err
-	}
 	tok := make([]byte, 16)
 	_, _ = rand.Read(tok)
 	token := hex.EncodeToString(tok)
-	args := []string{"--db-url", dsn, "--listen", apiAddr, "--of-listen", ofAddr, "--log-level", "warn",
-		"--agent-down-time", agentDownTime.String()}
+	var ds daemons
 	var prof *profiler
-	if cfg.profileDir != "" {
-		dbg, err := freeAddr()
+	for k := range cfg.controllers {
+		apiAddr, err := freeAddr()
 		if err != nil {
 			return err
 		}
-		if err := os.MkdirAll(cfg.profileDir, 0o755); err != nil {
-			return fmt.Errorf("profile dir: %w", err)
+		ofAddr, err := freeAddr()
+		if err != nil {
+			return err
 		}
-		args = append(args, "--debug-listen", dbg)
-		prof = &profiler{log: log, url: "http://" + dbg, dir: cfg.profileDir}
-		defer prof.wait()
-	}
-	d := &daemon{log: log, bin: bin, logPath: filepath.Join(work, "dvrflowd.log"), apiURL: "http://" + apiAddr,
-		args: append(args, cfg.extraArgs...), env: []string{"DVRFLOW_AUTH_TOKEN=" + token}}
-	if err := d.start(ctx); err != nil {
-		return err
-	}
-	defer func() {
-		if kerr := d.kill(syscall.SIGTERM); kerr != nil {
-			err = errors.Join(err, kerr)
+		args := []string{"--db-url", dsn, "--listen", apiAddr, "--of-listen", ofAddr, "--log-level", "warn",
+			"--agent-down-time", agentDownTime.String()}
+		c := &controller{ofAddr: ofAddr}
+		logName := "dvrflowd.log"
+		if cfg.controllers > 1 {
+			c.id = controllerID(k)
+			args = append(args, "--controller-id", c.id)
+			logName = "dvrflowd-" + c.id + ".log"
 		}
-	}()
+		if cfg.profileDir != "" && k == 0 {
+			dbg, err := freeAddr()
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(cfg.profileDir, 0o755); err != nil {
+				return fmt.Errorf("profile dir: %w", err)
+			}
+			args = append(args, "--debug-listen", dbg)
+			prof = &profiler{log: log, url: "http://" + dbg, dir: cfg.profileDir}
+			defer prof.wait()
+		}
+		c.d = &daemon{log: log, bin: bin, logPath: filepath.Join(work, logName), apiURL: "http://" + apiAddr,
+			args: append(args, cfg.extraArgs...), env: []string{"DVRFLOW_AUTH_TOKEN=" + token}}
+		if err := c.d.start(ctx); err != nil {
+			return err
+		}
+		defer func() {
+			if kerr := c.d.kill(syscall.SIGTERM); kerr != nil {
+				err = errors.Join(err, kerr)
+			}
+		}()
+		ds = append(ds, c)
+	}
+	// d serves the harness's API calls and is the one measured in the single-controller
+	// rows; after a failover, a survivor.
+	d := ds[0].d
 	store, err := db.Open(ctx, dsn, db.DefaultConfig(), log.Named("harness-db"))
 	if err != nil {
 		return err
@@ -250,7 +278,8 @@ func run(ctx context.Context, log *zap.Logger, cfg *config, r *report) (err erro
 	defer store.Close()
 
 	// 2. The topology, through the API.
-	ct := &countingTransport{next: http.DefaultTransport}
+	rt := &retarget{next: http.DefaultTransport}
+	ct := &countingTransport{next: rt}
 	hc := &http.Client{Transport: ct, Timeout: 5 * time.Minute}
 	api := apiclient.New(d.apiURL, token, hc)
 	t0 := time.Now()
@@ -301,7 +330,11 @@ func run(ctx context.Context, log *zap.Logger, cfg *config, r *report) (err erro
 	slices.Sort(networks)
 
 	// 3. Cold start.
-	f, err := newFleet(log.Named("sim"), fleetConfig{addr: ofAddr, rate: cfg.rate, bundleRate: cfg.bundleRate,
+	ofAddrs := make([]string, 0, len(ds))
+	for _, c := range ds {
+		ofAddrs = append(ofAddrs, c.ofAddr)
+	}
+	f, err := newFleet(log.Named("sim"), fleetConfig{addrs: ofAddrs, rate: cfg.rate, bundleRate: cfg.bundleRate,
 		connectRate: cfg.connectRate, maxBackoff: cfg.maxBackoff}, hosts)
 	if err != nil {
 		return err
@@ -316,7 +349,7 @@ func run(ctx context.Context, log *zap.Logger, cfg *config, r *report) (err erro
 		fcancel()
 		err = errors.Join(err, <-fdone)
 	}()
-	cold, v, err := coldStart(ctx, log, store, f, d, start, cfg.timeout, cfg.settle)
+	cold, v, err := coldStart(ctx, log, store, f, ds, start, cfg.timeout, cfg.settle)
 	if err != nil {
 		return err
 	}
@@ -338,14 +371,41 @@ func run(ctx context.Context, log *zap.Logger, cfg *config, r *report) (err erro
 		r.fail("%d hosts carry networks they have no port or qrouter on: %v", cold.Locality, cold.LocalityNotes)
 	}
 
-	// 4. Restart.
-	rs, err := restart(ctx, log, api, f, d, cfg.quiet*4, cfg.timeout)
-	if err != nil {
-		return err
-	}
-	r.restart = &rs
-	if rs.FlowMods != 0 {
-		r.fail("the controller sent %d flow-mods when it restarted over an unchanged topology", rs.FlowMods)
+	if len(ds) == 1 {
+		// 4. Restart.
+		rs, err := restart(ctx, log, api, f, d, cfg.quiet*4, cfg.timeout)
+		if err != nil {
+			return err
+		}
+		r.restart = &rs
+		if rs.FlowMods != 0 {
+			r.fail("the controller sent %d flow-mods when it restarted over an unchanged topology", rs.FlowMods)
+		}
+	} else {
+		// 4. The split at cold start, then the failover of the busiest controller.
+		if err := r.checkSplit(ctx, api, ds); err != nil {
+			return err
+		}
+		fo, err := failover(ctx, log, api, rt, store, f, ds, cfg.quiet*4, cfg.timeout)
+		if err != nil {
+			return err
+		}
+		r.failover = &fo
+		if fo.FlowMods != 0 {
+			r.fail("the failover sent %d flow-mods to switches that held their flows (%v)", fo.FlowMods, fo.FlowModsBy)
+		}
+		if fo.SlaveRefused != 0 {
+			r.fail("switches refused %d messages from controllers that were not their master during the failover", fo.SlaveRefused)
+		}
+		if len(fo.Unmastered) > 0 {
+			r.fail("%d hosts without a master after the failover: %v", len(fo.Unmastered), head(fo.Unmastered, 5))
+		}
+		for _, c := range ds {
+			if c.d.cmd != nil {
+				d = c.d
+				break
+			}
+		}
 	}
 
 	// 5. Ports bound one by one.
@@ -370,7 +430,7 @@ func run(ctx context.Context, log *zap.Logger, cfg *config, r *report) (err erro
 			return err
 		}
 		prof.fetch(ctx, "cpu-join.pprof", fmt.Sprintf("profile?seconds=%d", cfg.profileSecs))
-		before, err := d.usage()
+		before, err := ds.cpu()
 		if err != nil {
 			return err
 		}
@@ -379,11 +439,11 @@ func run(ctx context.Context, log *zap.Logger, cfg *config, r *report) (err erro
 		if err != nil {
 			return err
 		}
-		after, err := d.usage()
+		after, err := ds.cpu()
 		if err != nil {
 			return err
 		}
-		jr.DaemonCPU = (after.CPU - before.CPU) / time.Duration(max(jr.N, 1))
+		jr.DaemonCPU = (after - before) / time.Duration(max(jr.N, 1))
 		jr.SelfCPU = (selfCPU() - selfBefore) / time.Duration(max(jr.N, 1))
 		r.join = &jr
 		if jr.Outside > 0 {
@@ -395,6 +455,11 @@ func run(ctx context.Context, log *zap.Logger, cfg *config, r *report) (err erro
 	}
 	if r.endUsage, err = d.usage(); err != nil {
 		return err
+	}
+	if len(ds) > 1 {
+		if r.ctlEnd, err = ds.usages(); err != nil {
+			return err
+		}
 	}
 
 	// 7. Every bridge holds exactly its desired flows at the end.

@@ -36,3 +36,18 @@ func TestQuantiles(t *testing.T) {
 		t.Fatal("quantiles of nothing")
 	}
 }
+
+func TestControllersFlag(t *testing.T) {
+	c, err := parseFlags(nil)
+	if err != nil || c.controllers != 1 {
+		t.Fatalf("default: %+v, %v; want 1 controller", c, err)
+	}
+	if c, err = parseFlags([]string{"-controllers", "3"}); err != nil || c.controllers != 3 {
+		t.Fatalf("-controllers 3: %v", err)
+	}
+	for _, bad := range []string{"0", "-1"} {
+		if _, err := parseFlags([]string{"-controllers", bad}); err == nil {
+			t.Errorf("-controllers %s accepted", bad)
+		}
+	}
+}

@@ -42,7 +42,7 @@ type coldResult struct {
 // it verifies once the whole fleet has been quiet for settle, and again after the next
 // quiet spell for the bridges that did not match yet. The time of convergence is that of
 // the last flow-mod a verified bridge received.
-func coldStart(ctx context.Context, log *zap.Logger, store *db.Store, f *fleet, d *daemon, start time.Time, timeout, settle time.Duration) (coldResult, *topology.View, error) {
+func coldStart(ctx context.Context, log *zap.Logger, store *db.Store, f *fleet, d interface{ alive() error }, start time.Time, timeout, settle time.Duration) (coldResult, *topology.View, error) {
 	var res coldResult
 	verified := map[*simBridge]time.Time{}
 	bridges := f.all()

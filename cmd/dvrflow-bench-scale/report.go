@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -17,6 +18,9 @@ type report struct {
 	loadUsage, coldUsage, endUsage usage
 	cold                           *coldResult
 	restart                        *restartResult
+	split                          *coldSplit      // several controllers: the hosts' split at cold start
+	failover                       *failoverResult // several controllers: the busiest one SIGKILLed
+	ctlEnd                         map[string]usage
 	bound                          *boundResult
 	join                           *joinResult
 	finalBad                       int
@@ -48,6 +52,9 @@ func (r *report) print(w io.Writer, cfg *config) {
 	}
 	fmt.Fprintf(tw, "dvrflow-bench-scale: %d hosts x %d VMs, %d networks, %d routers, %.0f%% floating IPs, %d dvr_snat hosts, %s; bridges take %.0f flow-mods/s (%.0f/s bundled)\n",
 		cfg.topo.Hosts, cfg.topo.VMsPerHost, cfg.topo.Networks, cfg.topo.Routers, cfg.topo.FIPPercent, cfg.topo.SNATHosts, security, cfg.rate, cfg.bundleRate)
+	if cfg.controllers > 1 {
+		fmt.Fprintf(tw, "%d dvrflowd against one database, every bridge connected to each\n", cfg.controllers)
+	}
 	row("figure", "value", "target")
 	row("machine load average (1, 5, 15 min)", fmt.Sprintf("at start %s, at end %s", r.loadAvgStart, r.loadAvgEnd), "")
 	if r.load > 0 {
@@ -75,6 +82,7 @@ func (r *report) print(w io.Writer, cfg *config) {
 		row("   flow-mods sent", fmt.Sprint(rs.FlowMods), "0: "+verdict(rs.FlowMods == 0))
 		row("   restarted dvrflowd", fmt.Sprintf("peak RSS %s, CPU %.1f s", gib(rs.Usage.HWM), rs.Usage.CPU.Seconds()), "")
 	}
+	r.printControllers(row)
 	if b := r.bound; b != nil {
 		row("3. port bound -> every changed bridge acked", fmt.Sprintf("p50 %s, p99 %s, max %s over %d ports", ms(b.P50), ms(b.P99), ms(b.Max), b.N),
 			fmt.Sprintf("p99 < 100 ms: %s", verdict(b.P99 < 100*time.Millisecond)))
@@ -102,4 +110,47 @@ func (r *report) print(w io.Writer, cfg *config) {
 	for _, f := range r.failures {
 		fmt.Fprintln(w, "FAILED:", f)
 	}
+}
+
+// printControllers writes the rows of a run with several controllers: the split of the
+// hosts at cold start, the failover, and each controller's memory.
+func (r *report) printControllers(row func(k, v, target string)) {
+	if sp := r.split; sp != nil {
+		row("   hosts mastered at convergence (masterships)", fmt.Sprintf("%s; without a master: %d", sp.split, len(sp.Unmastered)),
+			"0 without: "+verdict(len(sp.Unmastered) == 0))
+		listed := make([]string, 0, len(sp.Listed))
+		for _, id := range sortedIDs(sp.Listed) {
+			listed = append(listed, fmt.Sprintf("%s %d", id, sp.Listed[id]))
+		}
+		row("   hosts per controller (dvr-controllers)", strings.Join(listed, ", "), "")
+		row("   each controller at convergence", usages(sp.Usage), "")
+	}
+	fo := r.failover
+	if fo == nil {
+		return
+	}
+	row("2. failover: SIGKILL the busiest controller", fmt.Sprintf("%s, master of %d hosts", fo.Victim, fo.Hosts), "")
+	row("   its hosts mastered again and exact", fmt.Sprintf("p50 %s, p99 %s, max %s over %d hosts", ms(fo.P50), ms(fo.P99), ms(fo.Max), len(fo.perHost)), "")
+	taken := make([]string, 0, len(fo.NewMasters))
+	for _, id := range sortedIDs(fo.NewMasters) {
+		taken = append(taken, fmt.Sprintf("%s %d", id, fo.NewMasters[id]))
+	}
+	row("   its hosts taken over by", strings.Join(taken, ", "), "")
+	row("   hosts mastered after the failover", fmt.Sprintf("%s; without a master: %d", fo.Split, len(fo.Unmastered)),
+		"0 without: "+verdict(len(fo.Unmastered) == 0))
+	row("   flow-mods sent", fmt.Sprint(fo.FlowMods), "0: "+verdict(fo.FlowMods == 0))
+	row("   messages refused IS_SLAVE", fmt.Sprint(fo.SlaveRefused), "0: "+verdict(fo.SlaveRefused == 0))
+	row("   survivors after the failover", usages(fo.Usage), "")
+	if len(r.ctlEnd) > 0 {
+		row("   survivors at the end", usages(r.ctlEnd), "")
+	}
+}
+
+// usages lists each controller's peak RSS and CPU.
+func usages(us map[string]usage) string {
+	parts := make([]string, 0, len(us))
+	for _, id := range sortedIDs(us) {
+		parts = append(parts, fmt.Sprintf("%s peak RSS %s, CPU %.1f s", id, gib(us[id].HWM), us[id].CPU.Seconds()))
+	}
+	return strings.Join(parts, "; ")
 }

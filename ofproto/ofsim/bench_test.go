@@ -33,7 +33,7 @@ func BenchmarkStore100kFlows(b *testing.B) {
 		start := time.Now()
 		s.mu.Lock()
 		for _, m := range msgs {
-			if err := s.flowModLocked(s.flows, m); err != nil {
+			if err := s.flowModLocked(nil, s.flows, m); err != nil {
 				b.Fatal(err)
 			}
 		}

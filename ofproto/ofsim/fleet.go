@@ -11,8 +11,12 @@ import (
 
 // FleetConfig configures a Fleet.
 type FleetConfig struct {
-	// Addr is the controller's host:port.
+	// Addr is the controller's host:port (the single-controller form of Addrs).
 	Addr string
+	// Addrs are several controllers' host:port: every switch keeps a session to each, as
+	// Open vSwitch does with several controller targets, each reconnecting on its own
+	// backoff. When set, Addr is ignored.
+	Addrs []string
 	// ConnectRate spaces the first connections (sessions started per second; 0: all at
 	// once), so that thousands of switches do not overflow the controller's listen backlog.
 	ConnectRate float64
@@ -25,8 +29,8 @@ type FleetConfig struct {
 	MinBackoff time.Duration
 }
 
-// Fleet runs many switches against one controller, each on its own TCP session, and keeps
-// them connected the way Open vSwitch does.
+// Fleet runs many switches against one controller or several, each switch on its own TCP
+// session to each, and keeps them connected the way Open vSwitch does.
 type Fleet struct {
 	log *zap.Logger
 	cfg FleetConfig
@@ -42,6 +46,9 @@ func NewFleet(log *zap.Logger, cfg FleetConfig) *Fleet {
 	}
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = time.Second
+	}
+	if len(cfg.Addrs) == 0 {
+		cfg.Addrs = []string{cfg.Addr}
 	}
 	return &Fleet{log: log.Named("fleet"), cfg: cfg}
 }
@@ -82,8 +89,10 @@ func (f *Fleet) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			break
 		}
-		wg.Add(1)
-		go func() { defer wg.Done(); f.keep(ctx, s) }()
+		for _, addr := range f.cfg.Addrs {
+			wg.Add(1)
+			go func() { defer wg.Done(); f.keep(ctx, s, addr) }()
+		}
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil && !errors.Is(err, context.Canceled) {
@@ -92,19 +101,19 @@ func (f *Fleet) Run(ctx context.Context) error {
 	return nil
 }
 
-// keep runs one switch's sessions with OVS's backoff.
-func (f *Fleet) keep(ctx context.Context, s *Switch) {
+// keep runs one switch's sessions to addr with OVS's backoff.
+func (f *Fleet) keep(ctx context.Context, s *Switch, addr string) {
 	backoff := f.cfg.MinBackoff
 	for ctx.Err() == nil {
 		began := time.Now()
-		err := s.Run(ctx, f.cfg.Addr)
+		err := s.Run(ctx, addr)
 		if ctx.Err() != nil {
 			return
 		}
 		if time.Since(began) > backoff {
 			backoff = f.cfg.MinBackoff
 		}
-		f.log.Debug("session ended", zap.Uint64("dpid", s.DPID()), zap.Duration("retry_in", backoff), zap.Error(err))
+		f.log.Debug("session ended", zap.Uint64("dpid", s.DPID()), zap.String("controller", addr), zap.Duration("retry_in", backoff), zap.Error(err))
 		select {
 		case <-ctx.Done():
 			return

@@ -50,14 +50,17 @@ type Event struct {
 	Cookie  uint64
 	Table   uint8
 	Command ofproto.FlowModCommand
+	// Addr is the address of the controller connection it happened on (the one Run
+	// dialled, or the remote address of the connection given to Serve).
+	Addr string
 }
 
 // emitFlowMod reports the plain flow-mod msg (whole, well-formed or not).
-func (s *Switch) emitFlowMod(msg []byte) {
+func (s *Switch) emitFlowMod(sess *session, msg []byte) {
 	if s.cfg.Hook == nil {
 		return
 	}
-	e := Event{DPID: s.cfg.DPID, Kind: EventFlowMods, N: 1}
+	e := Event{DPID: s.cfg.DPID, Kind: EventFlowMods, N: 1, Addr: sess.addr}
 	if len(msg) >= ofproto.HeaderLen+18 {
 		e.Cookie = binary.BigEndian.Uint64(msg[8:16])
 		e.Table, e.Command = msg[24], ofproto.FlowModCommand(msg[25])
@@ -65,8 +68,8 @@ func (s *Switch) emitFlowMod(msg []byte) {
 	s.cfg.Hook(e)
 }
 
-func (s *Switch) emit(k EventKind, n int) {
+func (s *Switch) emit(sess *session, k EventKind, n int) {
 	if s.cfg.Hook != nil {
-		s.cfg.Hook(Event{DPID: s.cfg.DPID, Kind: k, N: n})
+		s.cfg.Hook(Event{DPID: s.cfg.DPID, Kind: k, N: n, Addr: sess.addr})
 	}
 }

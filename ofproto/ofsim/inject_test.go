@@ -87,7 +87,7 @@ func TestTapRefusesBadLength(t *testing.T) {
 func TestAppendPacketInMatchesSendPacketIn(t *testing.T) {
 	ctl, sw := net.Pipe()
 	s := New(zap.NewNop(), Config{DPID: 1})
-	s.conn = sw
+	s.sessions = []*session{{c: sw, role: roleEqual}}
 	data := []byte{1, 2, 3, 4, 5}
 	go func() { _ = s.SendPacketIn(21, 0xd703000000000000, 4, data) }()
 	buf := make([]byte, 256)

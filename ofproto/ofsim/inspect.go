@@ -21,6 +21,7 @@ type Counts struct {
 	Barriers                                        uint64 // barrier requests answered
 	FlowStatsRequests                               uint64 // flow stats (dump) requests answered
 	Connections                                     uint64 // sessions served
+	SlaveRefused                                    uint64 // messages refused with OFPBRC_IS_SLAVE
 }
 
 // Counts returns the flow-mod counters.
@@ -30,14 +31,27 @@ func (s *Switch) Counts() Counts {
 	return s.counts
 }
 
-// Role returns the controller role and generation id last set.
+// CountsFrom returns the counters of what the connections to the controller at addr sent
+// (the address Run dialled, or the remote address of a connection given to Serve), over
+// all of its sessions.
+func (s *Switch) CountsFrom(addr string) Counts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.byAddr[addr]; c != nil {
+		return *c
+	}
+	return Counts{}
+}
+
+// Role returns the controller role last set by any connection and the switch's generation
+// id (see Conns for each connection's role).
 func (s *Switch) Role() (role uint32, generation uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.role, s.generation
 }
 
-// MissSendLen returns the miss_send_len set by the controller.
+// MissSendLen returns the miss_send_len last set by any connection.
 func (s *Switch) MissSendLen() uint16 {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -17,9 +17,9 @@ const (
 
 // handleMeterMod keeps the set of meters: flows may only reference existing ones. Adding an
 // existing meter and modifying or deleting a missing one are refused as OVS refuses them.
-func (s *Switch) handleMeterMod(h ofproto.Header, msg []byte) error {
+func (s *Switch) handleMeterMod(sess *session, h ofproto.Header, msg []byte) error {
 	if len(msg) < 16 {
-		return s.sendError(h.Xid, errBadRequest, codeBadLen, msg)
+		return s.sendError(sess, h.Xid, errBadRequest, codeBadLen, msg)
 	}
 	cmd := ofproto.MeterModCommand(binary.BigEndian.Uint16(msg[8:]))
 	id := binary.BigEndian.Uint32(msg[12:])
@@ -43,9 +43,9 @@ func (s *Switch) handleMeterMod(h ofproto.Header, msg []byte) error {
 	case 0:
 		return nil
 	case 0xffff:
-		return s.sendError(h.Xid, errMeterModFailed, 0, msg) // OFPMMFC_UNKNOWN
+		return s.sendError(sess, h.Xid, errMeterModFailed, 0, msg) // OFPMMFC_UNKNOWN
 	}
-	return s.sendError(h.Xid, errMeterModFailed, code, msg)
+	return s.sendError(sess, h.Xid, errMeterModFailed, code, msg)
 }
 
 // Meters returns the IDs of the installed meters.
@@ -61,7 +61,7 @@ func (s *Switch) Meters() []uint32 {
 
 // replyMeterConfig answers OFPMP_METER_CONFIG for meter id (ofproto.MeterAll: all of them,
 // by ID), refusing an unknown single meter as Open vSwitch does.
-func (s *Switch) replyMeterConfig(h ofproto.Header, id uint32, msg []byte) error {
+func (s *Switch) replyMeterConfig(sess *session, h ofproto.Header, id uint32, msg []byte) error {
 	s.mu.Lock()
 	var ids []uint32
 	for m := range s.meters {
@@ -80,7 +80,7 @@ func (s *Switch) replyMeterConfig(h ofproto.Header, id uint32, msg []byte) error
 	}
 	s.mu.Unlock()
 	if id != ofproto.MeterAll && len(ids) == 0 {
-		return s.sendError(h.Xid, errMeterModFailed, codeUnknownMeter, msg)
+		return s.sendError(sess, h.Xid, errMeterModFailed, codeUnknownMeter, msg)
 	}
-	return s.write(ofproto.Finish(b, 0))
+	return sess.write(ofproto.Finish(b, 0))
 }

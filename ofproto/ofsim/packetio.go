@@ -9,18 +9,18 @@ import (
 	"github.com/dvrflow/dvrflow/ofproto"
 )
 
-func (s *Switch) handlePacketOut(h ofproto.Header, msg []byte) error {
+func (s *Switch) handlePacketOut(sess *session, h ofproto.Header, msg []byte) error {
 	if len(msg) < 24 {
-		return s.sendError(h.Xid, errBadRequest, codeBadLen, msg)
+		return s.sendError(sess, h.Xid, errBadRequest, codeBadLen, msg)
 	}
 	inPort := binary.BigEndian.Uint32(msg[12:])
 	alen := int(binary.BigEndian.Uint16(msg[16:]))
 	if 24+alen > len(msg) {
-		return s.sendError(h.Xid, errBadRequest, codeBadLen, msg)
+		return s.sendError(sess, h.Xid, errBadRequest, codeBadLen, msg)
 	}
 	acts, err := decodeActions(msg[24 : 24+alen])
 	if err != nil {
-		return s.sendError(h.Xid, errBadRequest, codeBadLen, msg)
+		return s.sendError(sess, h.Xid, errBadRequest, codeBadLen, msg)
 	}
 	s.mu.Lock()
 	s.packetOuts = append(s.packetOuts, PacketOut{InPort: inPort, Actions: acts, Data: slices.Clone(msg[24+alen:])})
@@ -56,9 +56,10 @@ func (s *Switch) TakePacketOuts() []PacketOut {
 }
 
 // SendPacketIn sends a packet-in as if table/cookie had sent data from inPort to the
-// controller.
+// controller: to the master and equal connections, never to a slave (OVS's default
+// asynchronous configuration).
 func (s *Switch) SendPacketIn(table uint8, cookie uint64, inPort uint32, data []byte) error {
-	return s.write(appendPacketIn(nil, table, cookie, inPort, data))
+	return s.writeTo(func(c *session) bool { return c.role != roleSlave }, appendPacketIn(nil, table, cookie, inPort, data))
 }
 
 func appendPacketIn(b []byte, table uint8, cookie uint64, inPort uint32, data []byte) []byte {

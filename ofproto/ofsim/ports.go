@@ -36,7 +36,7 @@ func (s *Switch) AddPort(p Port) error {
 	s.mu.Lock()
 	_, had := s.ports[p.No]
 	s.ports[p.No] = p
-	connected := s.conn != nil
+	connected := len(s.sessions) > 0
 	s.mu.Unlock()
 	reason := byte(0) // OFPPR_ADD
 	if had {
@@ -53,7 +53,7 @@ func (s *Switch) DelPort(no uint32) error {
 	s.mu.Lock()
 	p, ok := s.ports[no]
 	delete(s.ports, no)
-	connected := s.conn != nil
+	connected := len(s.sessions) > 0
 	s.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("ofsim: no port %d", no)
@@ -64,11 +64,13 @@ func (s *Switch) DelPort(no uint32) error {
 	return s.portStatus(1, p) // OFPPR_DELETE
 }
 
+// portStatus tells every controller connection, slaves too (OVS's default asynchronous
+// configuration).
 func (s *Switch) portStatus(reason byte, p Port) error {
 	b := ofproto.Begin(nil, ofproto.TypePortStatus, 0)
 	b = append(b, reason, 0, 0, 0, 0, 0, 0, 0)
 	b = appendPort(b, p)
-	return s.write(ofproto.Finish(b, 0))
+	return s.writeTo(func(*session) bool { return true }, ofproto.Finish(b, 0))
 }
 
 // Ports returns the switch's ports, ordered by number.

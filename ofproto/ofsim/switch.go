@@ -3,7 +3,11 @@
 // description, echo, barrier, role, flow-mods, ONF bundles, flow stats with REPLY_MORE,
 // packet-in, port status), stores flows with OVS's add/modify/delete semantics (strict and
 // non-strict, cookie masks, out_port), refuses bad messages with the errors OVS sends, and
-// can execute a packet through its tables (Execute).
+// can execute a packet through its tables (Execute). Like Open vSwitch with several
+// controller targets, a switch may be connected to several controllers at once (Run once
+// per address, or a Fleet with FleetConfig.Addrs): they share its flows, ports, meters and
+// generation id, and each connection has its own role, miss_send_len and bundles; a slave
+// may not change the switch, and packet-ins go to masters and equals only (roles.go).
 //
 // It is kept compact so that thousands can run in one process: flows are stored encoded,
 // there is no goroutine per flow and exactly one goroutine per connection (the one that
@@ -82,13 +86,12 @@ type Switch struct {
 	mu          sync.Mutex
 	flows       flowTable
 	ports       map[uint32]Port
-	conn        net.Conn
-	wmu         sync.Mutex // serialises writes to conn
-	bundles     map[uint32]*bundle
+	sessions    []*session         // the controller connections, oldest first (roles.go)
+	byAddr      map[string]*Counts // counts by controller address
 	counts      Counts
 	muted       bool
-	missSendLen uint16
-	role        uint32
+	missSendLen uint16 // the last one set by any connection
+	role        uint32 // the last role set by any connection
 	generation  uint64
 	genSet      bool
 	packetOuts  []PacketOut
@@ -111,6 +114,7 @@ func New(log *zap.Logger, cfg Config) *Switch {
 		flows:  flowTable{},
 		ports:  map[uint32]Port{},
 		meters: map[uint32][]byte{},
+		byAddr: map[string]*Counts{},
 	}
 	for _, p := range cfg.Ports {
 		s.ports[p.No] = p
@@ -122,37 +126,47 @@ func New(log *zap.Logger, cfg Config) *Switch {
 func (s *Switch) DPID() uint64 { return s.cfg.DPID }
 
 // Run dials the controller at addr and serves the connection until it ends or ctx is done.
-// It returns nil when ctx ended it.
+// It returns nil when ctx ended it. A switch may run several connections at once, to as
+// many controllers, as Open vSwitch does with several controller targets: they share the
+// flows, ports, meters and generation id, and each has its own role (roles.go).
 func (s *Switch) Run(ctx context.Context, addr string) error {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("ofsim %016x: dial %s: %w", s.cfg.DPID, addr, err)
 	}
-	return s.Serve(ctx, c)
+	return s.serve(ctx, c, addr)
 }
 
-// Serve runs the switch side of an established connection.
+// Serve runs the switch side of an established connection; its controller's address (in
+// Event.Addr and CountsFrom) is the connection's remote address.
 func (s *Switch) Serve(ctx context.Context, c net.Conn) error {
+	return s.serve(ctx, c, c.RemoteAddr().String())
+}
+
+func (s *Switch) serve(ctx context.Context, c net.Conn, addr string) error {
 	// HELLO goes first: the connection is published (and port changes written to it)
 	// only once it is sent, as OVS never sends anything before its HELLO.
-	s.wmu.Lock()
+	sess := &session{c: c, addr: addr, role: roleEqual, bundles: map[uint32]*bundle{}}
+	sess.wmu.Lock()
 	_, herr := c.Write(ofproto.AppendHello(nil, 1, s.cfg.HelloBitmap))
 	s.mu.Lock()
-	s.conn = c
-	s.bundles = map[uint32]*bundle{}
-	s.counts.Connections++
+	sess.counts = s.byAddr[addr]
+	if sess.counts == nil {
+		sess.counts = &Counts{}
+		s.byAddr[addr] = sess.counts
+	}
+	s.sessions = append(s.sessions, sess)
+	s.countLocked(sess, func(c *Counts) { c.Connections++ })
 	s.mu.Unlock()
-	s.wmu.Unlock()
-	s.emit(EventConnected, 0)
-	defer s.emit(EventDisconnected, 0)
+	sess.wmu.Unlock()
+	s.emit(sess, EventConnected, 0)
+	defer s.emit(sess, EventDisconnected, 0)
 	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
 	defer stop()
 	defer func() {
 		s.mu.Lock()
-		if s.conn == c {
-			s.conn = nil
-		}
+		s.sessions = slices.DeleteFunc(s.sessions, func(o *session) bool { return o == sess })
 		s.mu.Unlock()
 		_ = c.Close()
 	}()
@@ -172,7 +186,7 @@ func (s *Switch) Serve(ctx context.Context, c net.Conn) error {
 				hdr, _ := r.Peek(8)
 				hdr = slices.Clone(hdr)
 				if _, derr := r.Discard(int(h.Length)); derr == nil {
-					if err := s.sendError(h.Xid, errBadRequest, codeBadVersion, hdr); err != nil {
+					if err := s.sendError(sess, h.Xid, errBadRequest, codeBadVersion, hdr); err != nil {
 						return fmt.Errorf("ofsim %016x: %w", s.cfg.DPID, err)
 					}
 					continue
@@ -183,19 +197,19 @@ func (s *Switch) Serve(ctx context.Context, c net.Conn) error {
 		if cap(msg) > cap(buf) {
 			buf = msg[:0]
 		}
-		if err := s.handle(h, msg); err != nil {
+		if err := s.handle(sess, h, msg); err != nil {
 			return fmt.Errorf("ofsim %016x: %w", s.cfg.DPID, err)
 		}
 	}
 }
 
-// Disconnect closes the current connection (Run returns).
+// Disconnect closes every controller connection (Run returns).
 func (s *Switch) Disconnect() {
 	s.mu.Lock()
-	c := s.conn
+	ss := slices.Clone(s.sessions)
 	s.mu.Unlock()
-	if c != nil {
-		_ = c.Close()
+	for _, sess := range ss {
+		_ = sess.c.Close()
 	}
 }
 
@@ -206,58 +220,74 @@ func (s *Switch) Mute(on bool) {
 	s.mu.Unlock()
 }
 
-// SendRaw writes b as is to the controller (for malformed-message tests).
-func (s *Switch) SendRaw(b []byte) error { return s.write(b) }
+// SendRaw writes b as is to every controller connection (for malformed-message tests and
+// load generators, which run one).
+func (s *Switch) SendRaw(b []byte) error {
+	return s.writeTo(func(*session) bool { return true }, b)
+}
 
-func (s *Switch) write(b []byte) error {
+// writeTo writes b to the connections that want reports "not connected" when there is
+// no connection at all.
+func (s *Switch) writeTo(want func(*session) bool, b []byte) error {
 	s.mu.Lock()
-	c := s.conn
-	s.mu.Unlock()
-	if c == nil {
+	if len(s.sessions) == 0 {
+		s.mu.Unlock()
 		return errors.New("not connected")
 	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	_, err := c.Write(b)
-	return err
-}
-
-func (s *Switch) sendError(xid uint32, typ, code uint16, offending []byte) error {
-	s.mu.Lock()
-	s.counts.Errors++
+	var to []*session
+	for _, sess := range s.sessions {
+		if want(sess) {
+			to = append(to, sess)
+		}
+	}
 	s.mu.Unlock()
-	return s.write(ofproto.AppendError(nil, xid, typ, code, offending))
+	var errs []error
+	for _, sess := range to {
+		errs = append(errs, sess.write(b))
+	}
+	return errors.Join(errs...)
 }
 
-func (s *Switch) handle(h ofproto.Header, msg []byte) error {
+func (s *Switch) sendError(sess *session, xid uint32, typ, code uint16, offending []byte) error {
+	s.mu.Lock()
+	s.countLocked(sess, func(c *Counts) { c.Errors++ })
+	s.mu.Unlock()
+	return sess.write(ofproto.AppendError(nil, xid, typ, code, offending))
+}
+
+func (s *Switch) handle(sess *session, h ofproto.Header, msg []byte) error {
 	s.mu.Lock()
 	muted := s.muted
+	slave := sess.role == roleSlave
 	s.mu.Unlock()
 	if muted {
 		return nil
 	}
 	if h.Version != ofproto.Version && h.Type != ofproto.TypeHello {
-		return s.sendError(h.Xid, errBadRequest, codeBadVersion, msg)
+		return s.sendError(sess, h.Xid, errBadRequest, codeBadVersion, msg)
+	}
+	if slave && slaveRefuses(h.Type) {
+		return s.refuseSlave(sess, h, msg)
 	}
 	switch h.Type {
 	case ofproto.TypeHello:
 		if ok, err := ofproto.HelloOffers13(msg); err != nil || !ok {
-			_ = s.sendError(h.Xid, 0, 0, []byte("no common version"))
+			_ = s.sendError(sess, h.Xid, 0, 0, []byte("no common version"))
 			return errors.New("controller does not offer OpenFlow 1.3")
 		}
 		return nil
 	case ofproto.TypeEchoReply:
 		s.mu.Lock()
-		s.counts.EchoReplies++
+		s.countLocked(sess, func(c *Counts) { c.EchoReplies++ })
 		s.mu.Unlock()
 		return nil
 	case ofproto.TypeError:
 		return nil
 	case ofproto.TypeEchoRequest:
 		s.mu.Lock()
-		s.counts.EchoRequests++
+		s.countLocked(sess, func(c *Counts) { c.EchoRequests++ })
 		s.mu.Unlock()
-		return s.write(ofproto.AppendEcho(nil, ofproto.TypeEchoReply, h.Xid, msg[ofproto.HeaderLen:]))
+		return sess.write(ofproto.AppendEcho(nil, ofproto.TypeEchoReply, h.Xid, msg[ofproto.HeaderLen:]))
 	case ofproto.TypeFeaturesRequest:
 		b := ofproto.Begin(nil, ofproto.TypeFeaturesReply, h.Xid)
 		b = binary.BigEndian.AppendUint64(b, s.cfg.DPID)
@@ -265,61 +295,62 @@ func (s *Switch) handle(h ofproto.Header, msg []byte) error {
 		b = append(b, s.cfg.NumTables, 0, 0, 0)
 		b = binary.BigEndian.AppendUint32(b, 0x4f) // flow/table/port stats, group stats, queue stats
 		b = binary.BigEndian.AppendUint32(b, 0)
-		return s.write(ofproto.Finish(b, 0))
+		return sess.write(ofproto.Finish(b, 0))
 	case ofproto.TypeSetConfig:
 		if len(msg) != 12 {
-			return s.sendError(h.Xid, errBadRequest, codeBadLen, msg)
+			return s.sendError(sess, h.Xid, errBadRequest, codeBadLen, msg)
 		}
 		s.mu.Lock()
-		s.missSendLen = binary.BigEndian.Uint16(msg[10:])
+		sess.missSendLen = binary.BigEndian.Uint16(msg[10:])
+		s.missSendLen = sess.missSendLen
 		s.mu.Unlock()
 		return nil
 	case ofproto.TypeBarrierRequest:
 		s.mu.Lock()
-		s.counts.Barriers++
+		s.countLocked(sess, func(c *Counts) { c.Barriers++ })
 		s.mu.Unlock()
-		if err := s.write(ofproto.Finish(ofproto.Begin(nil, ofproto.TypeBarrierReply, h.Xid), 0)); err != nil {
+		if err := sess.write(ofproto.Finish(ofproto.Begin(nil, ofproto.TypeBarrierReply, h.Xid), 0)); err != nil {
 			return err
 		}
-		s.emit(EventBarrier, 0)
+		s.emit(sess, EventBarrier, 0)
 		return nil
 	case ofproto.TypeRoleRequest:
-		return s.handleRole(h, msg)
+		return s.handleRole(sess, h, msg)
 	case ofproto.TypeMultipartRequest:
-		return s.handleMultipart(h, msg)
+		return s.handleMultipart(sess, h, msg)
 	case ofproto.TypeFlowMod:
 		s.rateLimit(1, s.cfg.FlowModRate)
 		s.mu.Lock()
-		err := s.flowModLocked(s.flows, msg)
+		err := s.flowModLocked(sess, s.flows, msg)
 		s.mu.Unlock()
-		s.emitFlowMod(msg)
-		return s.reportFlowMod(h.Xid, msg, err)
+		s.emitFlowMod(sess, msg)
+		return s.reportFlowMod(sess, h.Xid, msg, err)
 	case ofproto.TypeExperimenter:
-		return s.handleExperimenter(h, msg)
+		return s.handleExperimenter(sess, h, msg)
 	case ofproto.TypePacketOut:
-		return s.handlePacketOut(h, msg)
+		return s.handlePacketOut(sess, h, msg)
 	case ofproto.TypeMeterMod:
-		return s.handleMeterMod(h, msg)
+		return s.handleMeterMod(sess, h, msg)
 	default:
-		return s.sendError(h.Xid, errBadRequest, codeBadType, msg)
+		return s.sendError(sess, h.Xid, errBadRequest, codeBadType, msg)
 	}
 }
 
 // reportFlowMod sends the error for a refused flow-mod; a malformed one ends the session.
-func (s *Switch) reportFlowMod(xid uint32, msg []byte, err error) error {
+func (s *Switch) reportFlowMod(sess *session, xid uint32, msg []byte, err error) error {
 	var fe *flowModError
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, &fe):
-		return s.sendError(xid, fe.typ, fe.code, msg)
+		return s.sendError(sess, xid, fe.typ, fe.code, msg)
 	default:
-		return s.sendError(xid, errBadRequest, codeBadLen, msg)
+		return s.sendError(sess, xid, errBadRequest, codeBadLen, msg)
 	}
 }
 
-// flowModLocked decodes and applies one flow-mod to t.
-func (s *Switch) flowModLocked(t flowTable, msg []byte) error {
+// flowModLocked decodes and applies one flow-mod of sess to t.
+func (s *Switch) flowModLocked(sess *session, t flowTable, msg []byte) error {
 	if len(msg) >= 56 && msg[25] > byte(ofproto.FlowDeleteStrict) {
 		return &flowModError{errFlowModFailed, codeBadCommand}
 	}
@@ -334,20 +365,20 @@ func (s *Switch) flowModLocked(t flowTable, msg []byte) error {
 	}
 	switch fm.Command {
 	case ofproto.FlowAdd:
-		s.counts.Add++
+		s.countLocked(sess, func(c *Counts) { c.Add++ })
 		if s.cfg.MaxFlows > 0 && len(t) >= s.cfg.MaxFlows {
 			if _, replace := t[fm.Flow.Key()]; !replace {
 				return &flowModError{errFlowModFailed, 1} // OFPFMFC_TABLE_FULL
 			}
 		}
 	case ofproto.FlowModify:
-		s.counts.Modify++
+		s.countLocked(sess, func(c *Counts) { c.Modify++ })
 	case ofproto.FlowModifyStrict:
-		s.counts.ModifyStrict++
+		s.countLocked(sess, func(c *Counts) { c.ModifyStrict++ })
 	case ofproto.FlowDelete:
-		s.counts.Delete++
+		s.countLocked(sess, func(c *Counts) { c.Delete++ })
 	case ofproto.FlowDeleteStrict:
-		s.counts.DeleteStrict++
+		s.countLocked(sess, func(c *Counts) { c.DeleteStrict++ })
 	}
 	if fm.Command <= ofproto.FlowModifyStrict {
 		if err := checkStructure(&fm.Flow); err != nil {
@@ -376,35 +407,9 @@ func (s *Switch) rateLimit(n int, rate float64) {
 	}
 }
 
-func (s *Switch) handleRole(h ofproto.Header, msg []byte) error {
-	if len(msg) != 24 {
-		return s.sendError(h.Xid, errBadRequest, codeBadLen, msg)
-	}
-	role := binary.BigEndian.Uint32(msg[8:])
-	gen := binary.BigEndian.Uint64(msg[16:])
-	s.mu.Lock()
-	if role == 2 || role == 3 { // master, slave: check the generation id
-		if s.genSet && int64(gen-s.generation) < 0 {
-			s.mu.Unlock()
-			return s.sendError(h.Xid, 11, 0, msg) // OFPET_ROLE_REQUEST_FAILED, OFPRRFC_STALE
-		}
-		s.generation, s.genSet = gen, true
-	}
-	if role != 0 {
-		s.role = role
-	}
-	role, gen = s.role, s.generation
-	s.mu.Unlock()
-	b := ofproto.Begin(nil, ofproto.TypeRoleReply, h.Xid)
-	b = binary.BigEndian.AppendUint32(b, role)
-	b = append(b, 0, 0, 0, 0)
-	b = binary.BigEndian.AppendUint64(b, gen)
-	return s.write(ofproto.Finish(b, 0))
-}
-
-func (s *Switch) handleMultipart(h ofproto.Header, msg []byte) error {
+func (s *Switch) handleMultipart(sess *session, h ofproto.Header, msg []byte) error {
 	if len(msg) < 16 {
-		return s.sendError(h.Xid, errBadRequest, codeBadLen, msg)
+		return s.sendError(sess, h.Xid, errBadRequest, codeBadLen, msg)
 	}
 	switch mp := binary.BigEndian.Uint16(msg[8:]); mp {
 	case ofproto.MultipartPortDesc:
@@ -421,35 +426,35 @@ func (s *Switch) handleMultipart(h ofproto.Header, msg []byte) error {
 		for _, p := range ports {
 			b = appendPort(b, p)
 		}
-		return s.write(ofproto.Finish(b, 0))
+		return sess.write(ofproto.Finish(b, 0))
 	case ofproto.MultipartFlow:
 		if len(msg) < 16+40 {
-			return s.sendError(h.Xid, errBadRequest, codeBadLen, msg)
+			return s.sendError(sess, h.Xid, errBadRequest, codeBadLen, msg)
 		}
 		table := msg[16]
 		if table >= s.cfg.NumTables && table != ofproto.TableAll {
-			return s.sendError(h.Xid, errBadRequest, codeBadTableIDReq, msg) // OFPBRC_BAD_TABLE_ID
+			return s.sendError(sess, h.Xid, errBadRequest, codeBadTableIDReq, msg) // OFPBRC_BAD_TABLE_ID
 		}
 		cookie := binary.BigEndian.Uint64(msg[32:])
 		mask := binary.BigEndian.Uint64(msg[40:])
 		s.mu.Lock()
-		s.counts.FlowStatsRequests++
+		s.countLocked(sess, func(c *Counts) { c.FlowStatsRequests++ })
 		st, err := s.flows.stats(table, cookie, mask, time.Now())
 		s.mu.Unlock()
 		if err != nil {
 			return err
 		}
-		if err := s.write(ofproto.AppendFlowStatsReplies(nil, h.Xid, st)); err != nil {
+		if err := sess.write(ofproto.AppendFlowStatsReplies(nil, h.Xid, st)); err != nil {
 			return err
 		}
-		s.emit(EventFlowStats, len(st))
+		s.emit(sess, EventFlowStats, len(st))
 		return nil
 	case ofproto.MultipartMeterConfig:
 		if len(msg) < 24 {
-			return s.sendError(h.Xid, errBadRequest, codeBadLen, msg)
+			return s.sendError(sess, h.Xid, errBadRequest, codeBadLen, msg)
 		}
-		return s.replyMeterConfig(h, binary.BigEndian.Uint32(msg[16:]), msg)
+		return s.replyMeterConfig(sess, h, binary.BigEndian.Uint32(msg[16:]), msg)
 	default:
-		return s.sendError(h.Xid, errBadRequest, codeBadMultipart, msg)
+		return s.sendError(sess, h.Xid, errBadRequest, codeBadMultipart, msg)
 	}
 }

@@ -31,7 +31,7 @@ func (s *Switch) mod(t *testing.T, msg []byte) error {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.flowModLocked(s.flows, msg)
+	return s.flowModLocked(nil, s.flows, msg)
 }
 
 func add(t *testing.T, s *Switch, f ofproto.Flow) {
