@@ -99,6 +99,7 @@ type Loop struct {
 	store    Store
 	roles    Roles
 	kick     chan struct{}
+	pubMu    sync.Mutex // serializes publish
 
 	mu       sync.Mutex
 	deadline time.Time        // act as master until then
@@ -276,12 +277,11 @@ func (l *Loop) stopActing(why string) {
 	n := len(l.acting)
 	l.acting = map[string]int64{}
 	l.force = true
-	roles := l.rolesLocked()
 	l.mu.Unlock()
+	l.publish()
 	if n > 0 {
 		l.log.Warn("stopped mastering every host", zap.String("why", why), zap.Int("hosts", n))
 	}
-	l.roles.SetRoles(roles)
 }
 
 // sync reads the host table, hands off the hosts another live controller should master,
@@ -325,10 +325,9 @@ func (l *Loop) sync(ctx context.Context, lease db.Lease) error {
 		}
 	}
 	l.hosts = hms
-	roles := l.rolesLocked()
 	l.mu.Unlock()
 	// Stopped writing to the hosts it hands off before they are handed off.
-	l.roles.SetRoles(roles)
+	l.publish()
 	if len(handoff) > 0 {
 		n, err := l.store.HandOffMasterships(ctx, me, handoff)
 		if err != nil {
@@ -354,13 +353,24 @@ func (l *Loop) sync(ctx context.Context, lease db.Lease) error {
 		}
 	}
 	l.stats.Claimed += uint64(len(claimed))
-	roles = l.rolesLocked()
 	l.mu.Unlock()
+	l.publish()
 	if len(claimed) > 0 {
 		l.log.Info("claimed hosts", zap.Int("hosts", len(claimed)), zap.Int("asked", len(claim)), zap.Strings("live", lease.Live))
 	}
-	l.roles.SetRoles(roles)
 	return nil
+}
+
+// publish gives the switches the roles of this moment. Publications are serialized and
+// each computes its roles when it runs, so the last one given is never older than the
+// state it follows: a deadline passing between a sync and its publication wins.
+func (l *Loop) publish() {
+	l.pubMu.Lock()
+	defer l.pubMu.Unlock()
+	l.mu.Lock()
+	roles := l.rolesLocked()
+	l.mu.Unlock()
+	l.roles.SetRoles(roles)
 }
 
 // rolesLocked returns every known switch's role: master where this controller acts for

@@ -211,6 +211,11 @@ func run(ctx context.Context, log *zap.Logger, cfg *config, r *report) (err erro
 		return fmt.Errorf("dvrflowd binary: %w (go build -o bin/ ./cmd/dvrflowd)", err)
 	}
 
+	// Three bridges a host, a session each to every controller, and room for the rest.
+	if err := raiseFileLimit(uint64(3*cfg.topo.Hosts*cfg.controllers) + 1024); err != nil {
+		return err
+	}
+
 	// 1. PostgreSQL and dvrflowd.
 	pg, err := pgtest.Start(ctx, pgtest.Options{Durable: cfg.durable})
 	if err != nil {
