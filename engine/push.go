@@ -28,6 +28,7 @@ func (e *Engine) pushFlows(v *topology.View, all bool, hosts map[string]bool, pa
 	e.mu.Lock()
 	todo := e.pushesOf(v, all, hosts, parts, dpids)
 	e.mu.Unlock()
+	e.installMeters(v, todo)
 	work := make(chan push)
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), max(len(todo), 1)) {
@@ -120,6 +121,42 @@ func (e *Engine) pushesOf(v *topology.View, all bool, hosts map[string]bool, par
 		}
 	}
 	return todo
+}
+
+// maxMeterRequests bounds the meter installations in flight at once.
+const maxMeterRequests = 256
+
+// installMeters installs the controller meter on the bridges of todo that belong to a
+// registered host and have none yet, many at once: each is a round trip to its switch
+// (the meters read, then maybe a meter-mod and a barrier), not work for a core, and the
+// bridges' flows, which use the meter, are computed after. Thousands of bridges at once
+// (a cold start, a controller taking over another's switches) would otherwise wait for
+// their round trips one by one on the computing workers. A bridge whose meter failed
+// tries again in pushBridge.
+func (e *Engine) installMeters(v *topology.View, todo []push) {
+	sem := make(chan struct{}, maxMeterRequests)
+	var wg sync.WaitGroup
+	for _, p := range todo {
+		e.mu.Lock()
+		need, sess := !p.b.meter, p.b.sess
+		e.mu.Unlock()
+		if _, _, ok := v.HostOfDPID(p.b.dpid); !need || !ok {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := e.installMeter(sess); err != nil {
+				return // logged by pushBridge's own attempt
+			}
+			e.mu.Lock()
+			p.b.meter = true
+			e.mu.Unlock()
+		}()
+	}
+	wg.Wait()
 }
 
 // push is a bridge to push: every part of its flows (parts nil) or those listed.
