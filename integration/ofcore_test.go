@@ -172,6 +172,25 @@ func (c *ofController) waitConverged(t *testing.T, after uint64, want int) contr
 	}
 }
 
+// startOVS starts an ovsdb-server and ovs-vswitchd of the test's own, stopped at its end
+// (their logs printed when it failed).
+func startOVS(t *testing.T, ctx context.Context, log *zap.Logger) *ovsinst.Instance {
+	t.Helper()
+	inst, err := ovsinst.Start(ctx, log, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(inst.Logs())
+		}
+		if err := inst.Stop(); err != nil {
+			t.Errorf("stopping OVS: %v", err)
+		}
+	})
+	return inst
+}
+
 // ofBridge makes a netdev bridge in secure fail mode, OpenFlow 1.3 only, pointed at addr.
 func ofBridge(t *testing.T, ctx context.Context, inst *ovsinst.Instance, name string, dpid uint64, addr string) {
 	t.Helper()
@@ -241,18 +260,7 @@ func TestOFCoreRealOVS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	log := zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
-	inst, err := ovsinst.Start(ctx, log, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log(inst.Logs())
-		}
-		if err := inst.Stop(); err != nil {
-			t.Errorf("stopping OVS: %v", err)
-		}
-	})
+	inst := startOVS(t, ctx, log)
 
 	const dpid = 0xd1f10001
 	const n = 4000

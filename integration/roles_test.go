@@ -122,18 +122,7 @@ func TestOFRolesRealOVS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	log := zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
-	inst, err := ovsinst.Start(ctx, log, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log(inst.Logs())
-		}
-		if err := inst.Stop(); err != nil {
-			t.Errorf("stopping OVS: %v", err)
-		}
-	})
+	inst := startOVS(t, ctx, log)
 	const dpid = 0xd1f10002
 	flows := ofsim.GenerateFlows(500, ofOwnValue|1)
 	a := startRoleController(t, log, "ctl-a", dpid, flows)
@@ -179,7 +168,7 @@ func TestOFRolesRealOVS(t *testing.T) {
 	}
 	f := ofsim.GenerateFlows(501, ofOwnValue|1)[500]
 	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
-	_, err = sess.Request(rctx, ofproto.AppendFlowMod(nil, 0, ofproto.FlowAdd, &f, 0), ofproto.TypeBarrierReply)
+	_, err := sess.Request(rctx, ofproto.AppendFlowMod(nil, 0, ofproto.FlowAdd, &f, 0), ofproto.TypeBarrierReply)
 	rcancel()
 	var oe *controller.OFError
 	if !errors.As(err, &oe) || oe.Type != 1 || oe.Code != 10 { // OFPET_BAD_REQUEST, OFPBRC_IS_SLAVE

@@ -20,26 +20,7 @@ import (
 // recovers by itself and holds everything it acknowledged before.
 func TestDatabaseDown(t *testing.T) {
 	ctx := context.Background()
-	srv, err := pgtest.Start(ctx, pgtest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
-	log := zaptest.NewLogger(t)
-	st, err := db.Open(ctx, srv.NewDatabase(t), db.DefaultConfig(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	cfg := northbound.DefaultConfig()
-	cfg.AdminToken = adminToken
-	s, err := northbound.New(st, cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(s)
-	defer hs.Close()
-	a := &api{t: t, store: st, srv: hs, url: hs.URL}
+	srv, a := privateAPI(t)
 	acked := a.create("networks", "network", map[string]any{"name": "before"})
 
 	if err := srv.Pause(ctx); err != nil {
@@ -53,7 +34,7 @@ func TestDatabaseDown(t *testing.T) {
 		code, out := a.do(adminToken, c.method, c.path, body)
 		wantError(t, code, out, http.StatusServiceUnavailable, "ServiceUnavailable")
 	}
-	req, _ := http.NewRequest("GET", hs.URL+"/v2.0/networks", nil)
+	req, _ := http.NewRequest("GET", a.url+"/v2.0/networks", nil)
 	req.Header.Set("X-Auth-Token", adminToken)
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("503 without Retry-After: %v %v", err, resp)
@@ -89,26 +70,7 @@ func TestDatabaseDown(t *testing.T) {
 // recovers by itself.
 func TestDatabaseReadOnly(t *testing.T) {
 	ctx := context.Background()
-	srv, err := pgtest.Start(ctx, pgtest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
-	log := zaptest.NewLogger(t)
-	st, err := db.Open(ctx, srv.NewDatabase(t), db.DefaultConfig(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	cfg := northbound.DefaultConfig()
-	cfg.AdminToken = adminToken
-	s, err := northbound.New(st, cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(s)
-	defer hs.Close()
-	a := &api{t: t, store: st, srv: hs, url: hs.URL}
+	srv, a := privateAPI(t)
 	a.create("networks", "network", map[string]any{"name": "before"})
 	rev := a.revision()
 
@@ -168,4 +130,30 @@ func TestDatabaseReadOnly(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// privateAPI serves the API over a PostgreSQL of its own, which the test may stop or fence.
+func privateAPI(t *testing.T) (*pgtest.Server, *api) {
+	t.Helper()
+	ctx := context.Background()
+	srv, err := pgtest.Start(ctx, pgtest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	log := zaptest.NewLogger(t)
+	st, err := db.Open(ctx, srv.NewDatabase(t), db.DefaultConfig(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	cfg := northbound.DefaultConfig()
+	cfg.AdminToken = adminToken
+	s, err := northbound.New(st, cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(s)
+	t.Cleanup(hs.Close)
+	return srv, &api{t: t, store: st, srv: hs, url: hs.URL}
 }
