@@ -32,8 +32,8 @@ const roleRetry = time.Second
 // errDemoted ends a switch's mastership (SwitchDisconnected.Err) while its session runs.
 var errDemoted = errors.New("no longer this controller's switch: its mastership moved")
 
-// IsStale reports whether err is a switch refusing a role request as stale.
-func IsStale(err error) bool {
+// isStale reports whether err is a switch refusing a role request as stale.
+func isStale(err error) bool {
 	var oe *OFError
 	return errors.As(err, &oe) && oe.Type == ofproto.ErrTypeRoleRequest && oe.Code == roleStale
 }
@@ -68,17 +68,6 @@ func (s *Server) SetRoles(roles map[uint64]Mastership) {
 	for _, sess := range kick {
 		sess.kickRole()
 	}
-}
-
-// Roles returns the role SetRoles last gave each switch.
-func (s *Server) Roles() map[uint64]Mastership {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[uint64]Mastership, len(s.roles))
-	for k, v := range s.roles {
-		out[k] = v
-	}
-	return out
 }
 
 func (s *Server) roleOf(dpid uint64) (Mastership, bool) {
@@ -143,7 +132,7 @@ func (s *Server) applyRole(ctx context.Context, sess *Session) bool {
 		cancel()
 		if err != nil {
 			s.demote(sess)
-			if IsStale(err) {
+			if isStale(err) {
 				sess.log.Warn("switch refused mastership as stale: a newer master exists", zap.Uint64("term", want.Term))
 				if s.onStale != nil {
 					s.onStale(sess.dpid)
@@ -169,7 +158,7 @@ func (s *Server) applyRole(ctx context.Context, sess *Session) bool {
 	_, _, err := sess.RoleRequest(rctx, RoleSlave, want.Term)
 	cancel()
 	switch {
-	case IsStale(err):
+	case isStale(err):
 		// A master newer than this controller knows: it already made this one a slave.
 		sess.log.Debug("slave role request stale", zap.Uint64("term", want.Term))
 		if s.onStale != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -95,17 +96,10 @@ func (s *Store) RenewLease(ctx context.Context, id, instance string, lease time.
 	}
 	if l.Held {
 		// Its own row was just renewed, so it is live; the sub-select saw the old row.
-		l.Live = insertSorted(l.Live, id)
+		i, _ := slices.BinarySearch(l.Live, id)
+		l.Live = slices.Insert(l.Live, i, id)
 	}
 	return l, nil
-}
-
-func insertSorted(ids []string, id string) []string {
-	i := 0
-	for i < len(ids) && ids[i] < id {
-		i++
-	}
-	return append(ids[:i], append([]string{id}, ids[i:]...)...)
 }
 
 // ReleaseLease ends the lease of controller id (instance) now, so that the others take

@@ -224,24 +224,11 @@ func (f *fixture) converged() (bool, string) {
 		if err != nil {
 			return false, err.Error()
 		}
-		if !sameFlowText(got, want) {
+		if !enginetest.SameFlows(got, want) {
 			return false, fmt.Sprintf("%s of %s: switch differs from desired", b, host)
 		}
 	}
 	return true, ""
-}
-
-func sameFlowText(dump string, want []ofproto.Flow) bool {
-	lines := make([]string, len(want))
-	for i := range want {
-		w := want[i]
-		w.Match = slices.Clone(w.Match).Canonical()
-		lines[i] = w.String()
-	}
-	got := strings.Split(strings.TrimSpace(dump), "\n")
-	slices.Sort(lines)
-	slices.Sort(got)
-	return slices.Equal(lines, got)
 }
 
 func (f *fixture) port(name string) *topology.PortInfo {

@@ -142,9 +142,6 @@ func New(log *zap.Logger, cfg Config, store Store, sw Roles) (*Loop, error) {
 	}, nil
 }
 
-// ID returns this controller's id.
-func (l *Loop) ID() string { return l.cfg.ID }
-
 // Stale tells the loop that switch dpid refused a role request as stale: its view of the
 // masterships is old, so the host table is read at the next renewal, which comes at once.
 func (l *Loop) Stale(dpid uint64) {

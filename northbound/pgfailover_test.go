@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,7 +26,6 @@ import (
 	"github.com/dvrflow/dvrflow/engine/enginetest"
 	"github.com/dvrflow/dvrflow/host/agent"
 	"github.com/dvrflow/dvrflow/northbound"
-	"github.com/dvrflow/dvrflow/ofproto"
 	"github.com/dvrflow/dvrflow/ofproto/ofsim"
 	"github.com/dvrflow/dvrflow/topology"
 )
@@ -204,7 +202,7 @@ func TestPostgresFailover(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		if len(want) == 0 || !sameFlows(got, want) {
+		if len(want) == 0 || !enginetest.SameFlows(got, want) {
 			return false, fmt.Sprintf("switch has\n%s\nwants %d flows", got, len(want))
 		}
 		return true, ""
@@ -317,20 +315,6 @@ func TestPostgresFailover(t *testing.T) {
 		t.Errorf("the switch's flows changed across the failover (%v):\n%s\nwas\n%s", err, flows, flowsBefore)
 	}
 	sameSession("across the failover")
-}
-
-// sameFlows reports whether an ofsim dump holds exactly the flows of want.
-func sameFlows(dump string, want []ofproto.Flow) bool {
-	lines := make([]string, len(want))
-	for i := range want {
-		w := want[i]
-		w.Match = slices.Clone(w.Match).Canonical()
-		lines[i] = w.String()
-	}
-	got := strings.Split(strings.TrimSpace(dump), "\n")
-	slices.Sort(lines)
-	slices.Sort(got)
-	return slices.Equal(lines, got)
 }
 
 func waitRev(t *testing.T, seen *atomic.Int64, rev int64, d time.Duration, what string) {

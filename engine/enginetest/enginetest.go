@@ -4,7 +4,7 @@
 // switches (ofsim) standing in for every bridge with the ports a host helper creates.
 //
 // It is for tests only, in packages that wire a store, an API, an OpenFlow server and an
-// engine together (engine, status, cmd/dvrctl). It does not import the engine,
+// engine together (engine, status, northbound, cmd/dvrctl). It does not import the engine,
 // so the engine's own tests can use it.
 package enginetest
 
@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/dvrflow/dvrflow/controller"
 	"github.com/dvrflow/dvrflow/host/agent"
 	"github.com/dvrflow/dvrflow/northbound/seed"
+	"github.com/dvrflow/dvrflow/ofproto"
 	"github.com/dvrflow/dvrflow/ofproto/ofsim"
 	"github.com/dvrflow/dvrflow/topology"
 )
@@ -101,6 +103,21 @@ func Switches(log *zap.Logger, opts seed.Options, topo *seed.Topology) map[strin
 		}
 	}
 	return out
+}
+
+// SameFlows reports whether dump, an ofsim switch's DumpFlows, holds exactly the flows of
+// want, whatever their order and the order of their match fields.
+func SameFlows(dump string, want []ofproto.Flow) bool {
+	lines := make([]string, len(want))
+	for i := range want {
+		w := want[i]
+		w.Match = slices.Clone(w.Match).Canonical()
+		lines[i] = w.String()
+	}
+	got := strings.Split(strings.TrimSpace(dump), "\n")
+	slices.Sort(lines)
+	slices.Sort(got)
+	return slices.Equal(lines, got)
 }
 
 // Eventually polls cond every 20ms until it holds, failing t after 20s with what was
