@@ -370,7 +370,7 @@ func TestDVRSeedScenario(t *testing.T) {
 	t.Run("10 fixed IP reused by a new port with a new MAC: routed to it at once", func(t *testing.T) {
 		testReusedIP(t, d, converge)
 	})
-	t.Run("11 port moved between hosts: at most one ping lost", func(t *testing.T) {
+	t.Run("11 port moved between hosts: at most one ping lost beyond the unplugged time", func(t *testing.T) {
 		testPortMove(t, d, converge)
 	})
 	t.Run("12 liveness: agents alive while their helpers poll, dead once one stops", func(t *testing.T) {

@@ -26,6 +26,7 @@ func testPortMove(t *testing.T, d *dvrBed, converge time.Duration) {
 	ctx := context.Background()
 	c := seed.NewClient(d.api, dvrToken)
 	const ip = "10.0.1.6"
+	const interval = 100 * time.Millisecond
 	for _, from := range []string{"VM1", "VM2"} {
 		d.pingUntil(t, from, ip, converge)
 	}
@@ -35,7 +36,7 @@ func testPortMove(t *testing.T, d *dvrBed, converge time.Duration) {
 		pingers := []string{"VM1", "VM2"}
 		runs := make([]*bed.PingRun, len(pingers))
 		for i, p := range pingers {
-			r, err := d.b.StartPing(ctx, d.vms[p], ip, 100*time.Millisecond)
+			r, err := d.b.StartPing(ctx, d.vms[p], ip, interval)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -76,9 +77,14 @@ func testPortMove(t *testing.T, d *dvrBed, converge time.Duration) {
 			}
 			t.Logf("%s -> VM4 moving %s -> %s (unplug to plug %v): %d/%d replies, %d lost (outage at most %v)",
 				pingers[i], from, to, plugged.Round(time.Millisecond), res.Received, res.Sent, res.Lost(),
-				time.Duration(res.Lost()+1)*100*time.Millisecond)
-			if res.Lost() > 1 || res.Sent < 30 {
-				t.Errorf("%s -> VM4 moving %s -> %s: %d of %d pings lost, want at most 1", pingers[i], from, to, res.Lost(), res.Sent)
+				time.Duration(res.Lost()+1)*interval)
+			// The pings sent while VM4 had no port at all are lost whatever the controller
+			// does; the bed's namespace and veth work decides how many (on a loaded 2-core
+			// machine up to 100 ms). The controller's part is at most one more.
+			unplugged := int((plugged + interval - 1) / interval)
+			if res.Lost() > 1+unplugged || res.Sent < 30 {
+				t.Errorf("%s -> VM4 moving %s -> %s: %d of %d pings lost, want at most 1 beyond the %d sent while it had no port",
+					pingers[i], from, to, res.Lost(), res.Sent, unplugged)
 			}
 		}
 	}
