@@ -68,6 +68,7 @@ type ReconcilerStats struct {
 	Bundles                 uint64 // bundles committed
 	Reconciles              uint64 // passes completed
 	Dumps                   uint64 // full flow dumps (on connect or after an error)
+	DumpDecoded             uint64 // dumped flows decoded: not byte for byte a desired flow
 	Errors                  uint64 // OFPT_ERRORs received for flow-mods
 	ForeignOverwritten      uint64 // foreign flows replaced by a desired flow
 	ForeignLeft             int    // foreign flows seen at the last dump and left alone

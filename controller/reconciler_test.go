@@ -211,6 +211,10 @@ func TestReconcileStaleAndForeignFlowsOnConnect(t *testing.T) {
 	if st.ForeignOverwritten != 1 || st.ForeignLeft != 2 {
 		t.Fatalf("stats %+v", st)
 	}
+	// The connect dump decoded the three flows that are no desired flow byte for byte.
+	if st.DumpDecoded != 3 {
+		t.Fatalf("dump decoded %d flows, want 3 (stale, alien, clash)", st.DumpDecoded)
+	}
 }
 
 func TestReconcileEmptyDesiredDeletesOnlyOwned(t *testing.T) {
@@ -265,6 +269,9 @@ func TestReconcileRestartSendsZeroFlowMods(t *testing.T) {
 			}
 			if changed(before, sw.Counts()) {
 				t.Fatalf("switch got flow-mods after restart: %+v -> %+v", before, sw.Counts())
+			}
+			if n := g.rec.Stats().DumpDecoded; n != 0 {
+				t.Fatalf("the restart's dump decoded %d flows, want 0: every flow is byte for byte a desired one", n)
 			}
 			assertSwitchHas(t, sw, testFlows())
 		})

@@ -16,40 +16,58 @@ import (
 // dump reads every flow of the switch. Flows we do not own are kept in the mirror (so a
 // desired flow with their key is known to overwrite them) but never deleted. A non-nil
 // counters gets each flow's packet and byte counters.
+//
+// An entry whose match and instructions are byte for byte a desired flow's is that flow
+// (Open vSwitch dumps a match in the canonical order our keys use) and is not decoded: on a
+// restart or a mastership move nearly every flow is, and decoding them all was most of a
+// reconciler's first pass. Any other entry is decoded and packed.
 func (r *Reconciler) dump(ctx context.Context, sess *Session, counters map[ofproto.FlowKey]flowCounters) (map[ofproto.FlowKey]*ofproto.PackedFlow, int, error) {
 	parts, err := sess.RequestMultipart(ctx, ofproto.AppendFlowStatsRequest(nil, 0, ofproto.TableAll, 0, 0, nil))
 	if err != nil {
 		return nil, 0, fmt.Errorf("dumping flows: %w", err)
 	}
-	inst := map[ofproto.FlowKey]*ofproto.PackedFlow{}
-	foreign := 0
+	r.mu.Lock()
+	inst := make(map[ofproto.FlowKey]*ofproto.PackedFlow, len(r.desired)) // about what the switch holds
+	r.mu.Unlock()
+	foreign, decoded := 0, 0
 	for _, body := range parts {
-		flows, err := ofproto.DecodeFlowStats(nil, body)
+		r.mu.Lock() // once per reply part, not per flow
+		err := ofproto.EachFlowStats(body, func(e *ofproto.FlowStatsEntry) error {
+			if !r.owns(e.Cookie) {
+				foreign++
+			}
+			k := ofproto.FlowKey{Table: e.Table, Priority: e.Priority, Match: string(e.OXMs)}
+			var p *ofproto.PackedFlow
+			if w, ok := r.desired[k]; ok && e.OXMs != nil && w.flow.Cookie == e.Cookie && w.flow.IdleTimeout == e.IdleTimeout &&
+				w.flow.HardTimeout == e.HardTimeout && w.flow.Instructions == string(e.Instructions) {
+				p = w.flow // share the desired flow's memory
+			} else {
+				fs, err := e.Decode()
+				if err != nil {
+					return err
+				}
+				decoded++
+				q := ofproto.Pack(&fs.Flow)
+				if w, ok := r.desired[q.Key]; ok && sameFlow(w.flow, &q) {
+					p = w.flow
+				} else {
+					p = &q
+				}
+			}
+			inst[p.Key] = p
+			if counters != nil {
+				counters[p.Key] = flowCounters{e.PacketCount, e.ByteCount}
+			}
+			return nil
+		})
+		r.mu.Unlock()
 		if err != nil {
 			return nil, 0, fmt.Errorf("decoding flow dump: %w", err)
 		}
-		packed := make([]ofproto.PackedFlow, len(flows))
-		for i := range flows {
-			packed[i] = ofproto.Pack(&flows[i].Flow)
-			if !r.owns(flows[i].Flow.Cookie) {
-				foreign++
-			}
-			if counters != nil {
-				counters[packed[i].Key] = flowCounters{flows[i].PacketCount, flows[i].ByteCount}
-			}
-		}
-		r.mu.Lock() // once per reply part, not per flow
-		for i := range packed {
-			p := &packed[i]
-			if w, ok := r.desired[p.Key]; ok && sameFlow(w.flow, p) {
-				inst[p.Key] = w.flow // share the desired flow's memory
-			} else {
-				q := *p // its own copy: the part's array is not kept for it
-				inst[p.Key] = &q
-			}
-		}
-		r.mu.Unlock()
 	}
+	r.mu.Lock()
+	r.stats.DumpDecoded += uint64(decoded)
+	r.mu.Unlock()
 	return inst, foreign, nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/dvrflow/dvrflow/northbound/seed"
+	"github.com/dvrflow/dvrflow/switchapi"
 	"github.com/dvrflow/dvrflow/testbed/bed"
 	"github.com/dvrflow/dvrflow/testbed/scenario"
 	"github.com/dvrflow/dvrflow/topology"
@@ -363,6 +364,21 @@ func TestDVRSeedScenario(t *testing.T) {
 		if r1.Lost() != 0 || r2.Lost() != 0 || r1.Sent < 50 {
 			t.Fatalf("pings lost across the controller restart: VM1->VM2 %+v, VM4->internet %+v", r1, r2)
 		}
+		// Open vSwitch dumps every flow as the controller encodes it, ct, conjunction, learn
+		// and meter actions included: the restarted reconcilers decode only foreign flows.
+		var sw switchapi.List
+		if err := apiGet(ctx, d.api, "/v2.0/dvr-switches", &sw); err != nil {
+			t.Fatal(err)
+		}
+		dumped, decoded := 0, uint64(0)
+		for _, s := range sw.Switches {
+			dumped += s.FlowsInstalled + s.FlowsForeign
+			decoded += s.FlowsDecoded
+			if s.FlowsDecoded > uint64(s.FlowsForeign) {
+				t.Errorf("%s %s: the restart's dump decoded %d flows, only %d foreign", s.Host, s.Bridge, s.FlowsDecoded, s.FlowsForeign)
+			}
+		}
+		t.Logf("after the restart: %d switches dumped %d flows, %d of them decoded", len(sw.Switches), dumped, decoded)
 	})
 	t.Run("9 host helpers killed with SIGKILL and restarted: no ping lost, no kernel change", func(t *testing.T) {
 		testHelperRestart(t, d, converge)

@@ -111,39 +111,81 @@ func DecodeFlowStatsReply(body []byte) ([]Flow, error) {
 func DecodeFlowStats(dst []FlowStats, body []byte) ([]FlowStats, error) {
 	own := make([]byte, len(body))
 	copy(own, body)
-	for off := 0; off < len(own); {
-		if len(own)-off < flowStatsFixed+4 {
-			return dst, fmt.Errorf("flow stats at offset %d: %d bytes left: %w", off, len(own)-off, ErrTruncated)
+	err := EachFlowStats(own, func(e *FlowStatsEntry) error {
+		fs, err := e.Decode()
+		if err == nil {
+			dst = append(dst, fs)
 		}
-		e := own[off:]
-		n := int(binary.BigEndian.Uint16(e))
-		if n < flowStatsFixed+8 || n > len(e) || n%8 != 0 {
-			return dst, fmt.Errorf("flow stats at offset %d: length %d of %d: %w", off, n, len(e), ErrBadLength)
+		return err
+	})
+	return dst, err
+}
+
+// FlowStatsEntry is one entry of a flow stats reply with its match and instructions as the
+// switch encoded them, not decoded: a reader that holds flows packed compares those bytes
+// with its own and decodes only the entries that differ. Its slices alias the reply.
+type FlowStatsEntry struct {
+	Table                    uint8
+	Priority                 uint16
+	IdleTimeout, HardTimeout uint16
+	Cookie                   uint64
+	PacketCount, ByteCount   uint64
+	// OXMs is the match's OXM TLVs, nil when the match is not of type OXM or its length
+	// does not fit the entry (Decode says why).
+	OXMs         []byte
+	Instructions []byte // what follows the match's padding
+	entry        []byte
+}
+
+// Decode decodes the whole entry (what DecodeFlowStats returns for it), aliasing the reply.
+func (e *FlowStatsEntry) Decode() (FlowStats, error) {
+	b := e.entry
+	var fs FlowStats
+	f := &fs.Flow
+	f.Table, f.Priority, f.IdleTimeout, f.HardTimeout, f.Cookie = e.Table, e.Priority, e.IdleTimeout, e.HardTimeout, e.Cookie
+	fs.DurationSec = binary.BigEndian.Uint32(b[4:])
+	fs.DurationNsec = binary.BigEndian.Uint32(b[8:])
+	fs.Flags = binary.BigEndian.Uint16(b[18:])
+	fs.PacketCount, fs.ByteCount = e.PacketCount, e.ByteCount
+	rest, err := decodeMatch(b[flowStatsFixed:], &f.Match)
+	if err != nil {
+		return fs, err
+	}
+	if err := decodeInstructions(rest, f); err != nil {
+		return fs, err
+	}
+	return fs, nil
+}
+
+// EachFlowStats calls fn for each entry of the body of an OFPMP_FLOW reply, checking only
+// the entries' framing; an entry's match and instructions are checked by its Decode. It
+// stops at the first error, fn's or a malformed entry's, reported with the entry's offset.
+func EachFlowStats(body []byte, fn func(*FlowStatsEntry) error) error {
+	var e FlowStatsEntry
+	for off := 0; off < len(body); {
+		if len(body)-off < flowStatsFixed+4 {
+			return fmt.Errorf("flow stats at offset %d: %d bytes left: %w", off, len(body)-off, ErrTruncated)
 		}
-		e = e[:n]
-		var fs FlowStats
-		f := &fs.Flow
-		f.Table = e[2]
-		fs.DurationSec = binary.BigEndian.Uint32(e[4:])
-		fs.DurationNsec = binary.BigEndian.Uint32(e[8:])
-		f.Priority = binary.BigEndian.Uint16(e[12:])
-		f.IdleTimeout = binary.BigEndian.Uint16(e[14:])
-		f.HardTimeout = binary.BigEndian.Uint16(e[16:])
-		fs.Flags = binary.BigEndian.Uint16(e[18:])
-		f.Cookie = binary.BigEndian.Uint64(e[24:])
-		fs.PacketCount = binary.BigEndian.Uint64(e[32:])
-		fs.ByteCount = binary.BigEndian.Uint64(e[40:])
-		rest, err := decodeMatch(e[flowStatsFixed:], &f.Match)
-		if err != nil {
-			return dst, fmt.Errorf("flow stats at offset %d: %w", off, err)
+		b := body[off:]
+		n := int(binary.BigEndian.Uint16(b))
+		if n < flowStatsFixed+8 || n > len(b) || n%8 != 0 {
+			return fmt.Errorf("flow stats at offset %d: length %d of %d: %w", off, n, len(b), ErrBadLength)
 		}
-		if err := decodeInstructions(rest, f); err != nil {
-			return dst, fmt.Errorf("flow stats at offset %d: %w", off, err)
+		b = b[:n:n]
+		e = FlowStatsEntry{Table: b[2], Priority: binary.BigEndian.Uint16(b[12:]),
+			IdleTimeout: binary.BigEndian.Uint16(b[14:]), HardTimeout: binary.BigEndian.Uint16(b[16:]),
+			Cookie: binary.BigEndian.Uint64(b[24:]), PacketCount: binary.BigEndian.Uint64(b[32:]),
+			ByteCount: binary.BigEndian.Uint64(b[40:]), entry: b}
+		m := b[flowStatsFixed:]
+		if ml := int(binary.BigEndian.Uint16(m[2:])); binary.BigEndian.Uint16(m) == 1 && ml >= 4 && (ml+7)&^7 <= len(m) {
+			e.OXMs, e.Instructions = m[4:ml], m[(ml+7)&^7:]
 		}
-		dst = append(dst, fs)
+		if err := fn(&e); err != nil {
+			return fmt.Errorf("flow stats at offset %d: %w", off, err)
+		}
 		off += n
 	}
-	return dst, nil
+	return nil
 }
 
 // decodeMatch decodes an ofp_match of type OXM at the start of b into *m and returns what

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -251,5 +252,50 @@ func TestReadMessageFixtures(t *testing.T) {
 	}
 	if _, _, err := ReadMessage(r, buf); err == nil || err.Error() != "EOF" {
 		t.Fatalf("at end: %v, want EOF", err)
+	}
+}
+
+// TestFlowStatsEntriesArePacked: every entry of OVS's replies carries its match and
+// instructions exactly as Pack holds the decoded flow (OVS dumps a match in canonical
+// order), which is what lets a reconciler compare a dump with its desired flows by bytes.
+// A malformed match is left to Decode.
+func TestFlowStatsEntriesArePacked(t *testing.T) {
+	n := 0
+	for _, m := range readHex(t, "flowstats.hex") {
+		_, _, body, err := DecodeMultipartReply(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = EachFlowStats(body, func(e *FlowStatsEntry) error {
+			fs, err := e.Decode()
+			if err != nil {
+				return err
+			}
+			p := Pack(&fs.Flow)
+			if string(e.OXMs) != p.Key.Match || string(e.Instructions) != p.Instructions ||
+				e.Table != p.Key.Table || e.Priority != p.Key.Priority || e.Cookie != p.Cookie {
+				t.Errorf("entry %d (%s): raw bytes differ from the packed flow", n, fs.Flow.String())
+			}
+			n++
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no entries")
+	}
+	bad := AppendFlowStatsReplies(nil, 1, []FlowStats{{Flow: Flow{Table: 1, Match: Match{InPort(1)}}}})[16:]
+	binary.BigEndian.PutUint16(bad[flowStatsFixed:], 0) // match type standard, not OXM
+	err := EachFlowStats(bad, func(e *FlowStatsEntry) error {
+		if e.OXMs != nil {
+			t.Errorf("OXMs of a non-OXM match: %x", e.OXMs)
+		}
+		_, err := e.Decode()
+		return err
+	})
+	if !errors.Is(err, ErrMalformed) {
+		t.Fatalf("non-OXM match: %v, want ErrMalformed", err)
 	}
 }

@@ -191,6 +191,7 @@ func (s *Server) describe(sess *controller.Session, now time.Time) switchapi.Swi
 		w.FlowsInstalled = st.Installed - st.Foreign
 		w.FlowsDesired = st.Desired
 		w.FlowsMissing, w.FlowsExtra = st.Missing, st.Extra
+		w.FlowsForeign, w.FlowsDecoded = st.Foreign, st.DumpDecoded
 		w.RealizedRevision, w.DesiredRevision = st.RealizedRevision, st.DesiredRevision
 		if !st.LastAt.IsZero() {
 			w.LastReconcileAt = st.LastAt.UTC().Format(time.RFC3339)

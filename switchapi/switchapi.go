@@ -19,6 +19,11 @@ type Switch struct {
 	FlowsDesired   int     `json:"flows_desired"`
 	FlowsMissing   int     `json:"flows_missing"`
 	FlowsExtra     int     `json:"flows_extra"`
+	// FlowsForeign are the flows on the switch with no cookie of ours (left alone);
+	// FlowsDecoded the dumped flows that had to be decoded, not byte for byte a desired
+	// flow: on a restart or a mastership move it should be FlowsForeign at most.
+	FlowsForeign int    `json:"flows_foreign"`
+	FlowsDecoded uint64 `json:"flows_decoded"`
 	// RealizedRevision is the topology revision whose desired flows the switch holds;
 	// DesiredRevision the one its desired set was last computed at.
 	RealizedRevision   int64   `json:"realized_revision"`
