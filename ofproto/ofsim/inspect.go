@@ -90,6 +90,39 @@ func (s *Switch) UnorderedFlows() ([]ofproto.Flow, error) {
 	return out, nil
 }
 
+// AppendFlowMods appends every flow, in no particular order, as the OFPT_FLOW_MOD (ADD)
+// messages that install them, one after the other: the flows in OpenFlow's wire form, for
+// a reader in another process (DecodeFlowMods). It decodes nothing.
+func (s *Switch) AppendFlowMods(b []byte) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.flows {
+		b = e.appendFlowMod(b)
+	}
+	return b
+}
+
+// DecodeFlowMods decodes what AppendFlowMods wrote: the same flows UnorderedFlows returns.
+func DecodeFlowMods(b []byte) ([]ofproto.Flow, error) {
+	var out []ofproto.Flow
+	for len(b) > 0 {
+		h, err := ofproto.ParseHeader(b)
+		if err != nil {
+			return nil, fmt.Errorf("ofsim: flow-mods: %w", err)
+		}
+		if int(h.Length) < ofproto.HeaderLen || int(h.Length) > len(b) {
+			return nil, fmt.Errorf("ofsim: flow-mods: message of %d bytes, %d left: %w", h.Length, len(b), ofproto.ErrBadLength)
+		}
+		f, err := decodeStored(b[:h.Length])
+		if err != nil {
+			return nil, fmt.Errorf("ofsim: flow-mods: %w", err)
+		}
+		out = append(out, f)
+		b = b[h.Length:]
+	}
+	return out, nil
+}
+
 // DumpFlows returns the flows one per line in ovs-ofctl syntax (like --no-stats dump-flows).
 func (s *Switch) DumpFlows() (string, error) {
 	fs, err := s.Flows()
