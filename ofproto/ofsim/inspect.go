@@ -3,6 +3,7 @@
 package ofsim
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
@@ -96,6 +97,11 @@ func (s *Switch) UnorderedFlows() ([]ofproto.Flow, error) {
 func (s *Switch) AppendFlowMods(b []byte) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	n := 0
+	for _, e := range s.flows {
+		n += 48 + len(e.body)
+	}
+	b = slices.Grow(b, n)
 	for _, e := range s.flows {
 		b = e.appendFlowMod(b)
 	}
@@ -104,7 +110,15 @@ func (s *Switch) AppendFlowMods(b []byte) []byte {
 
 // DecodeFlowMods decodes what AppendFlowMods wrote: the same flows UnorderedFlows returns.
 func DecodeFlowMods(b []byte) ([]ofproto.Flow, error) {
-	var out []ofproto.Flow
+	n := 0
+	for rest := b; len(rest) >= ofproto.HeaderLen; n++ {
+		l := int(binary.BigEndian.Uint16(rest[2:]))
+		if l < ofproto.HeaderLen || l > len(rest) {
+			break
+		}
+		rest = rest[l:]
+	}
+	out := make([]ofproto.Flow, 0, n)
 	for len(b) > 0 {
 		h, err := ofproto.ParseHeader(b)
 		if err != nil {
