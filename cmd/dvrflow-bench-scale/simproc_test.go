@@ -5,8 +5,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/gob"
+	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/rpc"
 	"os"
 	"slices"
 	"strings"
@@ -15,6 +19,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/dvrflow/dvrflow/apps"
@@ -378,5 +383,45 @@ func TestProcsFor(t *testing.T) {
 		if (err != nil) != c.bad || got != c.want {
 			t.Errorf("procsFor(%d, %d hosts, %d controllers, limit %d) = %d, %v; want %d (error: %v)", c.asked, c.hosts, c.ctls, c.limit, got, err, c.want, c.bad)
 		}
+	}
+}
+
+// A worker ends when its stdin does (the harness is gone), with its bridges' sessions.
+func TestWorkerEndsWithItsStdin(t *testing.T) {
+	peer := newOFPeer(t)
+	inR, inW := io.Pipe()
+	mine, theirs := net.Pipe()
+	defer mine.Close()
+	done := make(chan error, 1)
+	go func() {
+		done <- workerMain(context.Background(), inR, io.Discard, zapcore.AddSync(io.Discard), theirs)
+	}()
+	cfg := workerConfig{Index: 1, Addrs: []string{peer.ln.Addr().String()}, Bridges: []workerBridge{{DPID: 0x11}}}
+	if err := gob.NewEncoder(inW).Encode(cfg); err != nil {
+		t.Fatal(err)
+	}
+	client := rpc.NewClient(mine)
+	if err := client.Call("Sim.Start", 0, new(int)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case pc := <-peer.conns:
+		if pc.dpid != 0x11 {
+			t.Fatalf("bridge %x connected", pc.dpid)
+		}
+		inW.Close()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("worker: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the worker went on after its stdin ended")
+		}
+		if _, err := pc.next(ofproto.TypeBarrierReply); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("the bridge's session outlived its worker: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the bridge did not connect")
 	}
 }
