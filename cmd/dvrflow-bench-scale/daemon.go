@@ -85,16 +85,24 @@ type usage struct {
 	CPU      time.Duration
 }
 
-// usage reads /proc/<pid>/status (VmHWM, VmRSS) and /proc/<pid>/stat (utime + stime).
+// usage reads the usage of dvrflowd.
 func (d *daemon) usage() (usage, error) {
-	var u usage
 	if d.cmd == nil || d.cmd.Process == nil {
-		return u, errors.New("dvrflowd not running")
+		return usage{}, errors.New("dvrflowd not running")
 	}
-	pid := d.cmd.Process.Pid
+	u, err := procUsage(d.cmd.Process.Pid)
+	if err != nil {
+		return u, fmt.Errorf("dvrflowd %w", err)
+	}
+	return u, nil
+}
+
+// procUsage reads /proc/<pid>/status (VmHWM, VmRSS) and /proc/<pid>/stat (utime + stime).
+func procUsage(pid int) (usage, error) {
+	var u usage
 	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return u, fmt.Errorf("dvrflowd status: %w", err)
+		return u, fmt.Errorf("status: %w", err)
 	}
 	for _, line := range strings.Split(string(st), "\n") {
 		k, v, ok := strings.Cut(line, ":")
@@ -103,7 +111,7 @@ func (d *daemon) usage() (usage, error) {
 		}
 		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 		if err != nil {
-			return u, fmt.Errorf("dvrflowd %s %q: %w", k, v, err)
+			return u, fmt.Errorf("%s %q: %w", k, v, err)
 		}
 		if k == "VmHWM" {
 			u.HWM = kb << 10
@@ -113,18 +121,18 @@ func (d *daemon) usage() (usage, error) {
 	}
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return u, fmt.Errorf("dvrflowd stat: %w", err)
+		return u, fmt.Errorf("stat: %w", err)
 	}
 	// Fields after the parenthesized command: state is field 3, utime 14, stime 15.
 	s := string(stat)
 	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
 	if len(fields) < 13 {
-		return u, fmt.Errorf("dvrflowd stat: %d fields", len(fields))
+		return u, fmt.Errorf("stat: %d fields", len(fields))
 	}
 	ut, err1 := strconv.ParseInt(fields[11], 10, 64)
 	stt, err2 := strconv.ParseInt(fields[12], 10, 64)
 	if err := errors.Join(err1, err2); err != nil {
-		return u, fmt.Errorf("dvrflowd stat: %w", err)
+		return u, fmt.Errorf("stat: %w", err)
 	}
 	const clkTck = 100 // USER_HZ on Linux
 	u.CPU = time.Duration(ut+stt) * time.Second / clkTck

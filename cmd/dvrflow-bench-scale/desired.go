@@ -9,6 +9,7 @@ import (
 	"github.com/dvrflow/dvrflow/apps"
 	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/ofproto"
+	"github.com/dvrflow/dvrflow/ofproto/ofsim"
 	"github.com/dvrflow/dvrflow/plan"
 	"github.com/dvrflow/dvrflow/topology"
 )
@@ -32,9 +33,9 @@ func view(ctx context.Context, store *db.Store) (*topology.View, *topology.Topol
 }
 
 // desired is the flows bridge b must hold at View v, with the ports the simulator has.
-func desired(v *topology.View, b *simBridge) map[ofproto.FlowKey]*ofproto.Flow {
+func desired(v *topology.View, b *simBridge, ports []ofsim.Port) map[ofproto.FlowKey]*ofproto.Flow {
 	st := &apps.BridgeState{Host: b.host, Bridge: b.br, Ports: map[string]uint32{}}
-	for _, p := range b.sw.Ports() {
+	for _, p := range ports {
 		st.Ports[p.Name] = p.No
 	}
 	fs := apps.Flows(v, st)
@@ -48,11 +49,11 @@ func desired(v *topology.View, b *simBridge) map[ofproto.FlowKey]*ofproto.Flow {
 // diff compares the bridge's flows with the desired ones by key, cookie and instructions.
 // It returns how many are missing (or differ) and how many are extra, and a few examples.
 func diff(v *topology.View, b *simBridge) (missing, extra int, examples []string, err error) {
-	want := desired(v, b)
-	have, err := b.sw.UnorderedFlows()
+	ports, have, err := b.portsAndFlows()
 	if err != nil {
-		return 0, 0, nil, fmt.Errorf("%s %s: %w", b.host, b.br, err)
+		return 0, 0, nil, err
 	}
+	want := desired(v, b, ports)
 	names := apps.TableNames(b.br)
 	seen := make(map[ofproto.FlowKey]bool, len(have))
 	for i := range have {

@@ -228,14 +228,18 @@ func failover(ctx context.Context, log *zap.Logger, api *apiclient.Client, rt *r
 	for _, c := range ds {
 		mods0[c.id] = f.modsBy[c.ofAddr].Load()
 	}
-	total0, refused0 := f.totalFlowMods(), f.slaveRefused()
+	total0 := f.totalFlowMods()
+	refused0, err := f.slaveRefused()
+	if err != nil {
+		return res, err
+	}
 	t0 := time.Now()
 	if err := victim.d.kill(syscall.SIGKILL); err != nil {
 		return res, fmt.Errorf("kill %s: %w", victim.id, err)
 	}
 	deadline := t0.Add(timeout)
 	for len(res.perHost) < len(oldTerm) {
-		if err := ds.alive(); err != nil {
+		if err := errors.Join(ds.alive(), f.alive()); err != nil {
 			return res, err
 		}
 		if time.Now().After(deadline) {
@@ -294,7 +298,11 @@ func failover(ctx context.Context, log *zap.Logger, api *apiclient.Client, rt *r
 	for _, c := range ds {
 		res.FlowModsBy[c.id] = f.modsBy[c.ofAddr].Load() - mods0[c.id]
 	}
-	res.SlaveRefused = f.slaveRefused() - refused0
+	refused, err := f.slaveRefused()
+	if err != nil {
+		return res, err
+	}
+	res.SlaveRefused = refused - refused0
 	lats := make([]time.Duration, 0, len(res.perHost))
 	for _, d := range res.perHost {
 		lats = append(lats, d)

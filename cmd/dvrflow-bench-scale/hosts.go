@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"slices"
@@ -22,7 +23,10 @@ import (
 type simBridge struct {
 	host string
 	br   topology.Bridge
-	sw   *ofsim.Switch
+	dpid uint64
+	sw   bridgeSwitch // nil while the fleet is built
+	// initial holds the ports the bridge starts with, until the fleet is built.
+	initial []ofsim.Port
 
 	mu         sync.Mutex
 	nextPort   uint32
@@ -35,6 +39,31 @@ type simBridge struct {
 	connectedN int
 	recent     []modNote // the last plain flow-mods, newest last (at most maxRecent)
 }
+
+// bridgeSwitch is what the harness does to a simulated bridge: localSwitch when the
+// bridges run in this process, workerSwitch when a worker process runs them (simproc.go).
+type bridgeSwitch interface {
+	// PortsAndFlows returns the bridge's ports, ordered by number, and its flows in no
+	// particular order.
+	PortsAndFlows() ([]ofsim.Port, []ofproto.Flow, error)
+	NumFlows() (int, error)
+	// AddPort adds a port and tells the controllers with a port status.
+	AddPort(ofsim.Port) error
+}
+
+// localSwitch is a bridge simulated in this process.
+type localSwitch struct{ s *ofsim.Switch }
+
+func (l localSwitch) PortsAndFlows() ([]ofsim.Port, []ofproto.Flow, error) {
+	flows, err := l.s.UnorderedFlows()
+	if err != nil {
+		return nil, nil, err
+	}
+	return l.s.Ports(), flows, nil
+}
+
+func (l localSwitch) NumFlows() (int, error)     { return l.s.NumFlows(), nil }
+func (l localSwitch) AddPort(p ofsim.Port) error { return l.s.AddPort(p) }
 
 // modNote is a plain flow-mod a bridge received: when, and which app's flow in which table.
 type modNote struct {
@@ -58,7 +87,8 @@ type fleet struct {
 	hosts     map[string]*simHost
 	names     []string // host names, sorted
 	byDPID    map[uint64]*simBridge
-	run       *ofsim.Fleet
+	sim       *ofsim.Fleet // the bridges simulated in this process (nil: procs)
+	procs     *simProcs    // the worker processes simulating the bridges (nil: sim)
 	lastNano  atomic.Int64 // time of the last flow-mod or barrier event, Unix ns
 	firstNano atomic.Int64 // time of the first flow-mod since it was last zeroed, Unix ns
 
@@ -71,14 +101,17 @@ type fleetConfig struct {
 	rate, bundleRate float64
 	connectRate      float64
 	maxBackoff       time.Duration
+	// procs is the number of processes simulating the bridges: 1, this one; more, as many
+	// worker processes started by worker, the hosts dealt out among them.
+	procs  int
+	worker workerCommand
 }
 
 // newFleet builds the bridges of every host: br-int with the patches and the taps of the
 // host's VM ports, br-tun with its patch and the flow-based VXLAN port, br-ex with its
 // patch and an uplink, and on each bridge the links of the host's namespace plan.
 func newFleet(log *zap.Logger, cfg fleetConfig, hosts []hostSpec) (*fleet, error) {
-	f := &fleet{hosts: map[string]*simHost{}, byDPID: map[uint64]*simBridge{}, modsBy: map[string]*atomic.Int64{},
-		run: ofsim.NewFleet(log, ofsim.FleetConfig{Addrs: cfg.addrs, ConnectRate: cfg.connectRate, MaxBackoff: cfg.maxBackoff})}
+	f := &fleet{hosts: map[string]*simHost{}, byDPID: map[uint64]*simBridge{}, modsBy: map[string]*atomic.Int64{}}
 	for _, a := range cfg.addrs {
 		f.modsBy[a] = &atomic.Int64{}
 	}
@@ -113,9 +146,7 @@ func newFleet(log *zap.Logger, cfg fleetConfig, hosts []hostSpec) (*fleet, error
 				add(apps.PortPhyBrEx, 1)
 				add("eth-ext", 2)
 			}
-			b := &simBridge{host: h.Name, br: br, nextPort: next}
-			b.sw = ofsim.New(log, ofsim.Config{DPID: dpid, Ports: ports, FlowModRate: cfg.rate,
-				BundleFlowModRate: cfg.bundleRate, Hook: f.hook})
+			b := &simBridge{host: h.Name, br: br, dpid: dpid, nextPort: next, initial: ports}
 			sh.bridges[br] = b
 			f.byDPID[dpid] = b
 		}
@@ -128,12 +159,53 @@ func newFleet(log *zap.Logger, cfg fleetConfig, hosts []hostSpec) (*fleet, error
 		}
 	}
 	slices.Sort(f.names)
-	for _, n := range f.names {
-		for _, br := range topology.Bridges() {
-			f.run.Add(f.hosts[n].bridges[br].sw)
+	if cfg.procs > 1 {
+		if err := f.startProcs(log, cfg); err != nil {
+			return nil, err
 		}
+		return f, nil
+	}
+	f.sim = ofsim.NewFleet(log, ofsim.FleetConfig{Addrs: cfg.addrs, ConnectRate: cfg.connectRate, MaxBackoff: cfg.maxBackoff})
+	hook := func(e ofsim.Event) { f.hook(e, time.Now()) }
+	for _, b := range f.all() {
+		sw := ofsim.New(log, ofsim.Config{DPID: b.dpid, Ports: b.initial, FlowModRate: cfg.rate,
+			BundleFlowModRate: cfg.bundleRate, Hook: hook})
+		b.sw, b.initial = localSwitch{sw}, nil
+		f.sim.Add(sw)
 	}
 	return f, nil
+}
+
+// run connects every bridge and keeps them connected until ctx ends.
+func (f *fleet) run(ctx context.Context) error {
+	if f.procs != nil {
+		return f.procs.run(ctx)
+	}
+	return f.sim.Run(ctx)
+}
+
+// close ends the worker processes, if any (run does when its ctx ends).
+func (f *fleet) close() {
+	if f.procs != nil {
+		f.procs.kill()
+	}
+}
+
+// alive reports a worker process that exited.
+func (f *fleet) alive() error {
+	if f.procs != nil {
+		return f.procs.alive()
+	}
+	return nil
+}
+
+// sync returns once every event a worker process reported before it was called has been
+// recorded (the events of this process's bridges are recorded when they happen). A worker
+// that died is reported by alive and by every call to its bridges, not here.
+func (f *fleet) sync() {
+	if f.procs != nil {
+		_ = f.procs.sync()
+	}
 }
 
 // portMAC makes a stable, locally administered MAC for a bridge port.
@@ -157,11 +229,11 @@ func (f *fleet) plug(host string, l plan.Link) error {
 
 // portsAndFlows returns the bridge's ports and flows.
 func (b *simBridge) portsAndFlows() ([]ofsim.Port, []ofproto.Flow, error) {
-	flows, err := b.sw.UnorderedFlows()
+	ports, flows, err := b.sw.PortsAndFlows()
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s %s: %w", b.host, b.br, err)
 	}
-	return b.sw.Ports(), flows, nil
+	return ports, flows, nil
 }
 
 func (b *simBridge) addPort(name string) error {
@@ -169,19 +241,25 @@ func (b *simBridge) addPort(name string) error {
 	no := b.nextPort
 	b.nextPort++
 	b.mu.Unlock()
-	if err := b.sw.AddPort(ofsim.Port{No: no, Name: name, HWAddr: portMAC(b.sw.DPID(), no)}); err != nil {
+	p := ofsim.Port{No: no, Name: name, HWAddr: portMAC(b.dpid, no)}
+	if b.sw == nil {
+		// The fleet is being built: a port the bridge starts with.
+		b.initial = append(b.initial, p)
+		return nil
+	}
+	if err := b.sw.AddPort(p); err != nil {
 		return fmt.Errorf("plug %s on %s %s: %w", name, b.host, b.br, err)
 	}
 	return nil
 }
 
-// hook records what every bridge receives; it runs on the bridges' connection goroutines.
-func (f *fleet) hook(e ofsim.Event) {
+// hook records what every bridge receives, at the time it happened (now): it runs on the
+// bridges' connection goroutines, or on the reader of a worker process's events.
+func (f *fleet) hook(e ofsim.Event, now time.Time) {
 	b := f.byDPID[e.DPID]
 	if b == nil {
 		return
 	}
-	now := time.Now()
 	b.mu.Lock()
 	switch e.Kind {
 	case ofsim.EventConnected:
@@ -193,7 +271,7 @@ func (f *fleet) hook(e ofsim.Event) {
 		if n := f.modsBy[e.Addr]; n != nil {
 			n.Add(int64(e.N))
 		}
-		f.firstNano.CompareAndSwap(0, now.UnixNano())
+		storeFirst(&f.firstNano, now.UnixNano())
 		b.flowMods += int64(e.N)
 		b.lastMod, b.lastAck = now, time.Time{}
 		what := fmt.Sprintf("bundle of %d", e.N)
@@ -218,7 +296,28 @@ func (f *fleet) hook(e ofsim.Event) {
 	}
 	b.mu.Unlock()
 	if e.Kind == ofsim.EventFlowMods || e.Kind == ofsim.EventBarrier {
-		f.lastNano.Store(now.UnixNano())
+		storeLast(&f.lastNano, now.UnixNano())
+	}
+}
+
+// storeFirst sets v to t when v is zero or later than t: the events of several worker
+// processes do not arrive in the order they happened.
+func storeFirst(v *atomic.Int64, t int64) {
+	for {
+		old := v.Load()
+		if (old != 0 && old <= t) || v.CompareAndSwap(old, t) {
+			return
+		}
+	}
+}
+
+// storeLast sets v to t when v is earlier than t.
+func storeLast(v *atomic.Int64, t int64) {
+	for {
+		old := v.Load()
+		if old >= t || v.CompareAndSwap(old, t) {
+			return
+		}
 	}
 }
 
@@ -261,15 +360,23 @@ func (b *simBridge) dumpedBy(addr string) time.Time {
 func (f *fleet) all() []*simBridge {
 	out := make([]*simBridge, 0, 3*len(f.names))
 	for _, n := range f.names {
-		for _, br := range topology.Bridges() {
-			out = append(out, f.hosts[n].bridges[br])
-		}
+		out = append(out, f.bridgesOf(n)...)
+	}
+	return out
+}
+
+// bridgesOf returns host h's bridges.
+func (f *fleet) bridgesOf(h string) []*simBridge {
+	out := make([]*simBridge, 0, 3)
+	for _, br := range topology.Bridges() {
+		out = append(out, f.hosts[h].bridges[br])
 	}
 	return out
 }
 
 // totalFlowMods sums the flow-mods every bridge received.
 func (f *fleet) totalFlowMods() int64 {
+	f.sync()
 	var n int64
 	for _, b := range f.byDPID {
 		n += b.state().flowMods
@@ -279,10 +386,13 @@ func (f *fleet) totalFlowMods() int64 {
 
 // slaveRefused sums the messages every bridge refused with OFPBRC_IS_SLAVE (a controller
 // writing to a switch it is not the master of).
-func (f *fleet) slaveRefused() uint64 {
-	var n uint64
-	for _, b := range f.byDPID {
-		n += b.sw.Counts().SlaveRefused
+func (f *fleet) slaveRefused() (uint64, error) {
+	if f.procs != nil {
+		return f.procs.slaveRefused()
 	}
-	return n
+	var n uint64
+	for _, s := range f.sim.Switches() {
+		n += s.Counts().SlaveRefused
+	}
+	return n, nil
 }

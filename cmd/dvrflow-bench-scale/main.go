@@ -1,11 +1,11 @@
 // Command dvrflow-bench-scale measures dvrflow at datacenter scale on one machine: a private
 // PostgreSQL, a real dvrflowd process, the topology loaded through the API (topogen), and
-// three OpenFlow bridges per host simulated in this process (ofsim, each on its own TCP
-// session, with OVS's flow-mod ingest rates). Each simulated host polls its plan once a
-// minute once the topology is loaded, its helper's heartbeat (dvrflowd runs with
-// --agent-down-time 5m: loading 5,000 hosts takes longer than the default 75 s, and
-// without heartbeats SNAT failover would move every router to one host). It runs four
-// benchmarks and prints a table:
+// three OpenFlow bridges per host simulated with ofsim (each on its own TCP session, with
+// OVS's flow-mod ingest rates; in this process or in worker processes, see -sim-procs
+// below). Each simulated host polls its plan once a minute once the topology is loaded,
+// its helper's heartbeat (dvrflowd runs with --agent-down-time 5m: loading 5,000 hosts
+// takes longer than the default 75 s, and without heartbeats SNAT failover would move
+// every router to one host). It runs four benchmarks and prints a table:
 //
 //  1. cold start: every bridge connects; time until each holds exactly its desired flows
 //     (computed here from the database and the simulator's ports, not asked of the
@@ -29,6 +29,17 @@
 // masters it, has dumped each of its bridges and every bridge holds exactly its desired
 // flows (p50/p99/max), the flow-mods sent (goal 0) and the survivors' RSS. The port-bound and
 // group-join benchmarks then run against the survivors.
+//
+// The bridges hold a session each to every controller: 45,000 sockets for -hosts 5000
+// -controllers 3, more than one process may open on a machine whose hard open-files limit
+// is 20,000. With -sim-procs N (0, the default: as many as needed) the bridges are simulated
+// in N worker processes, this binary run again, the hosts dealt out among them (a host's
+// three bridges in one) and the connect rate shared. Each reports every event of its
+// bridges with the time it happened there, so the harness times them as if the bridges
+// ran in its own process, and answers the harness's reads of a bridge's ports and flows
+// (in OpenFlow's wire form) and its plugged ports over a socket; its log goes next to
+// dvrflowd's in the work directory (-keep). When one process suffices, the bridges run in
+// this one. The table says where they ran and the peak RSS of those processes.
 //
 // It exits 1 when a correctness check fails (flows not exactly the desired ones, flow-mods on
 // restart or failover, a host without a master, a host touched or carrying a network outside
@@ -81,6 +92,7 @@ type config struct {
 	joins       int
 	selfProfile string
 	controllers int
+	simProcs    int
 	logLevel    zapcore.Level
 	extraArgs   []string
 }
@@ -102,6 +114,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.joins, "joins", 100, "ports joining the shared group one by one in the group-join benchmark")
 	fs.StringVar(&c.dvrflowd, "dvrflowd", "bin/dvrflowd", "dvrflowd binary")
 	fs.IntVar(&c.controllers, "controllers", 1, "dvrflowd processes against the one database (--controller-id ctl1...), every bridge connected to each; more than 1: a failover phase replaces the restart")
+	fs.IntVar(&c.simProcs, "sim-procs", 0, "processes simulating the bridges, the hosts dealt out among them (0: one, this one, when its open files limit can be raised to a session per bridge and controller; else the fewest that each hold at most their limit - 2,000 sessions)")
 	fs.Float64Var(&c.connectRate, "connect-rate", 500, "bridge sessions started per second at cold start")
 	fs.Float64Var(&c.rate, "rate", 10000, "flow-mods per second a bridge takes one by one (OVS: ~10k)")
 	fs.Float64Var(&c.bundleRate, "bundle-rate", 60000, "flow-mods per second a bridge takes in bundles (OVS: ~60k)")
@@ -139,11 +152,20 @@ func parseFlags(args []string) (*config, error) {
 		return nil, errors.New("-rate, -bundle-rate and -connect-rate must not be negative")
 	case c.controllers < 1:
 		return nil, fmt.Errorf("-controllers %d: at least 1", c.controllers)
+	case c.simProcs < 0:
+		return nil, fmt.Errorf("-sim-procs %d: must not be negative", c.simProcs)
 	}
 	return c, nil
 }
 
+// simWorkerArg runs the binary as a simulator worker process (simproc.go), for the harness
+// only: it is not among the flags.
+const simWorkerArg = "-sim-worker"
+
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == simWorkerArg {
+		os.Exit(workerProcess())
+	}
 	cfg, err := parseFlags(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
@@ -211,9 +233,17 @@ func run(ctx context.Context, log *zap.Logger, cfg *config, r *report) (err erro
 		return fmt.Errorf("dvrflowd binary: %w (go build -o bin/ ./cmd/dvrflowd)", err)
 	}
 
-	// Three bridges a host, a session each to every controller, and room for the rest.
-	if err := raiseFileLimit(uint64(3*cfg.topo.Hosts*cfg.controllers) + 1024); err != nil {
+	// Three bridges a host, a session each to every controller, and room for the rest, in
+	// this process or in as many worker processes as their open files limit needs.
+	procs, err := simProcsFor(cfg.simProcs, cfg.topo.Hosts, cfg.controllers)
+	if err != nil {
 		return err
+	}
+	worker := workerCommand{args: []string{simWorkerArg}, dir: work}
+	if procs > 1 {
+		if worker.path, err = os.Executable(); err != nil {
+			return fmt.Errorf("simulator workers: %w", err)
+		}
 	}
 
 	// 1. PostgreSQL and dvrflowd.
@@ -340,15 +370,16 @@ func run(ctx context.Context, log *zap.Logger, cfg *config, r *report) (err erro
 		ofAddrs = append(ofAddrs, c.ofAddr)
 	}
 	f, err := newFleet(log.Named("sim"), fleetConfig{addrs: ofAddrs, rate: cfg.rate, bundleRate: cfg.bundleRate,
-		connectRate: cfg.connectRate, maxBackoff: cfg.maxBackoff}, hosts)
+		connectRate: cfg.connectRate, maxBackoff: cfg.maxBackoff, procs: procs, worker: worker}, hosts)
 	if err != nil {
 		return err
 	}
+	defer f.close()
 	r.bridges = len(f.byDPID)
 	fctx, fcancel := context.WithCancel(ctx)
 	fdone := make(chan error, 1)
 	start := time.Now()
-	go func() { fdone <- f.run.Run(fctx) }()
+	go func() { fdone <- f.run(fctx) }()
 	prof.fetch(ctx, "cpu-coldstart.pprof", fmt.Sprintf("profile?seconds=%d", cfg.profileSecs))
 	defer func() {
 		fcancel()
@@ -360,6 +391,9 @@ func run(ctx context.Context, log *zap.Logger, cfg *config, r *report) (err erro
 	}
 	r.cold = &cold
 	if r.coldUsage, err = d.usage(); err != nil {
+		return err
+	}
+	if r.simCold, err = f.usage(); err != nil {
 		return err
 	}
 	if prof != nil {
@@ -439,7 +473,7 @@ func run(ctx context.Context, log *zap.Logger, cfg *config, r *report) (err erro
 		if err != nil {
 			return err
 		}
-		selfBefore := selfCPU()
+		selfBefore := f.cpu()
 		jr, err := groupJoin(ctx, log, api, v, f, topo.SharedGroup, cfg.joins, cfg.topo.Seed, cfg.quiet)
 		if err != nil {
 			return err
@@ -449,7 +483,7 @@ func run(ctx context.Context, log *zap.Logger, cfg *config, r *report) (err erro
 			return err
 		}
 		jr.DaemonCPU = (after - before) / time.Duration(max(jr.N, 1))
-		jr.SelfCPU = (selfCPU() - selfBefore) / time.Duration(max(jr.N, 1))
+		jr.SelfCPU = (f.cpu() - selfBefore) / time.Duration(max(jr.N, 1))
 		r.join = &jr
 		if jr.Outside > 0 {
 			r.fail("%d group joins changed flows on hosts without a member: %v", jr.Outside, jr.OutsideNotes)
@@ -465,6 +499,9 @@ func run(ctx context.Context, log *zap.Logger, cfg *config, r *report) (err erro
 		if r.ctlEnd, err = ds.usages(); err != nil {
 			return err
 		}
+	}
+	if r.simEnd, err = f.usage(); err != nil {
+		return err
 	}
 
 	// 7. Every bridge holds exactly its desired flows at the end.

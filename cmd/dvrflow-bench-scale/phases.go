@@ -51,7 +51,7 @@ func coldStart(ctx context.Context, log *zap.Logger, store *db.Store, f *fleet, 
 	var last []string
 	checkedAt := time.Time{}
 	for len(verified) < len(bridges) {
-		if err := d.alive(); err != nil {
+		if err := errors.Join(d.alive(), f.alive()); err != nil {
 			return res, nil, err
 		}
 		if time.Now().After(deadline) {
@@ -74,6 +74,7 @@ func coldStart(ctx context.Context, log *zap.Logger, store *db.Store, f *fleet, 
 			continue
 		}
 		checkedAt = time.Now()
+		f.sync()
 		var err error
 		if v, _, err = view(ctx, store); err != nil {
 			return res, nil, err
@@ -106,7 +107,11 @@ func coldStart(ctx context.Context, log *zap.Logger, store *db.Store, f *fleet, 
 	for _, h := range f.names {
 		n := 0
 		for _, br := range topology.Bridges() {
-			n += f.hosts[h].bridges[br].sw.NumFlows()
+			bn, err := f.hosts[h].bridges[br].sw.NumFlows()
+			if err != nil {
+				return res, nil, fmt.Errorf("host %s %s: %w", h, br, err)
+			}
+			n += bn
 		}
 		perHost = append(perHost, n)
 		res.FlowsTotal += n
@@ -173,7 +178,7 @@ func locality(v *topology.View, topo *topology.Topology, f *fleet) (bad int, not
 		want := carried(v, h)
 		seen := map[string]bool{}
 		for _, br := range []topology.Bridge{topology.BrInt, topology.BrTun} {
-			fs, err := f.hosts[h].bridges[br].sw.Flows()
+			_, fs, err := f.hosts[h].bridges[br].portsAndFlows()
 			if err != nil {
 				return 0, nil, err
 			}
@@ -257,7 +262,7 @@ func restart(ctx context.Context, log *zap.Logger, api *apiclient.Client, f *fle
 			res.Reconnected = res.Dumped
 			break
 		}
-		if err := d.alive(); err != nil {
+		if err := errors.Join(d.alive(), f.alive()); err != nil {
 			return res, err
 		}
 		if time.Now().After(deadline) {
@@ -311,6 +316,7 @@ func restart(ctx context.Context, log *zap.Logger, api *apiclient.Client, f *fle
 
 // waitQuiet returns once no flow-mod or barrier event happened for d (or at until).
 func waitQuiet(ctx context.Context, f *fleet, d time.Duration, until time.Time) {
+	defer f.sync()
 	for time.Now().Before(until) && ctx.Err() == nil {
 		if time.Since(time.Unix(0, f.lastNano.Load())) >= d {
 			return
@@ -590,6 +596,7 @@ func settle(f *fleet, bridges []*simBridge, t0 time.Time, quiet time.Duration) c
 		}
 		time.Sleep(quiet / 10)
 	}
+	f.sync()
 	c := change{hosts: map[string]bool{}, how: map[string][]string{}}
 	for _, b := range bridges {
 		st := b.state()

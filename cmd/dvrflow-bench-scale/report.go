@@ -21,6 +21,7 @@ type report struct {
 	split                          *coldSplit      // several controllers: the hosts' split at cold start
 	failover                       *failoverResult // several controllers: the busiest one SIGKILLed
 	ctlEnd                         map[string]usage
+	simCold, simEnd                simUsage // the simulator's processes at cold start's convergence and at the end
 	bound                          *boundResult
 	join                           *joinResult
 	finalBad                       int
@@ -71,6 +72,9 @@ func (r *report) print(w io.Writer, cfg *config) {
 		row("   flows per host (3 bridges)", fmt.Sprintf("min %d, p50 %d, max %d", c.FlowsPerHost[0], c.FlowsPerHost[1], c.FlowsPerHost[2]), "")
 		row("   hosts with a network they do not carry", fmt.Sprint(c.Locality), "0: "+verdict(c.Locality == 0))
 	}
+	if r.simCold.procs > 0 {
+		row("   simulator at convergence", r.simCold.String(), "")
+	}
 	if rs := r.restart; rs != nil {
 		row("2. restart: dvrflowd API up again", rs.Up.Round(time.Millisecond).String(), "")
 		row("   every bridge reconnected and dumped", rs.Dumped.Round(time.Millisecond).String(), "")
@@ -102,6 +106,9 @@ func (r *report) print(w io.Writer, cfg *config) {
 		row("   hosts touched / hosts with a member", fmt.Sprintf("avg %.1f (max %d) / %.1f", j.HostsTouched, j.HostsTouchedMax, j.HostsShould), "")
 		row("   joins touching a host without a member", fmt.Sprint(j.Outside), "0: "+verdict(j.Outside == 0))
 		row("   flow-mods per join", fmt.Sprintf("%.1f (%.2f per touched host)", j.FlowMods, j.FlowMods/max(j.HostsTouched, 1)), "")
+	}
+	if r.simEnd.procs > 0 {
+		row("simulator at the end", r.simEnd.String(), "")
 	}
 	if r.cold != nil {
 		row("bridges differing from desired at the end", fmt.Sprint(r.finalBad), "0: "+verdict(r.finalBad == 0))
@@ -153,4 +160,12 @@ func usages(us map[string]usage) string {
 		parts = append(parts, fmt.Sprintf("%s peak RSS %s, CPU %.1f s", id, gib(us[id].HWM), us[id].CPU.Seconds()))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// String says where the bridges were simulated and the peak RSS there.
+func (u simUsage) String() string {
+	if u.procs == 1 {
+		return fmt.Sprintf("in the harness's process: peak RSS %s, CPU %.1f s", gib(u.max), u.cpu.Seconds())
+	}
+	return fmt.Sprintf("%d worker processes: peak RSS %s together, %s the largest; CPU %.1f s", u.procs, gib(u.sum), gib(u.max), u.cpu.Seconds())
 }

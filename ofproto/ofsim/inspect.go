@@ -3,6 +3,7 @@
 package ofsim
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
@@ -86,6 +87,52 @@ func (s *Switch) UnorderedFlows() ([]ofproto.Flow, error) {
 			return nil, fmt.Errorf("ofsim %016x: stored flow does not decode: %w", s.cfg.DPID, err)
 		}
 		out = append(out, f)
+	}
+	return out, nil
+}
+
+// AppendFlowMods appends every flow, in no particular order, as the OFPT_FLOW_MOD (ADD)
+// messages that install them, one after the other: the flows in OpenFlow's wire form, for
+// a reader in another process (DecodeFlowMods). It decodes nothing.
+func (s *Switch) AppendFlowMods(b []byte) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, e := range s.flows {
+		n += 48 + len(e.body)
+	}
+	b = slices.Grow(b, n)
+	for _, e := range s.flows {
+		b = e.appendFlowMod(b)
+	}
+	return b
+}
+
+// DecodeFlowMods decodes what AppendFlowMods wrote: the same flows UnorderedFlows returns.
+func DecodeFlowMods(b []byte) ([]ofproto.Flow, error) {
+	n := 0
+	for rest := b; len(rest) >= ofproto.HeaderLen; n++ {
+		l := int(binary.BigEndian.Uint16(rest[2:]))
+		if l < ofproto.HeaderLen || l > len(rest) {
+			break
+		}
+		rest = rest[l:]
+	}
+	out := make([]ofproto.Flow, 0, n)
+	for len(b) > 0 {
+		h, err := ofproto.ParseHeader(b)
+		if err != nil {
+			return nil, fmt.Errorf("ofsim: flow-mods: %w", err)
+		}
+		if int(h.Length) < ofproto.HeaderLen || int(h.Length) > len(b) {
+			return nil, fmt.Errorf("ofsim: flow-mods: message of %d bytes, %d left: %w", h.Length, len(b), ofproto.ErrBadLength)
+		}
+		f, err := decodeStored(b[:h.Length])
+		if err != nil {
+			return nil, fmt.Errorf("ofsim: flow-mods: %w", err)
+		}
+		out = append(out, f)
+		b = b[h.Length:]
 	}
 	return out, nil
 }

@@ -29,15 +29,27 @@ type flowTable map[ofproto.FlowKey]*entry
 
 // flow decodes the entry.
 func (e *entry) flow() (ofproto.Flow, error) {
-	msg := make([]byte, 48, 48+len(e.body))
+	return decodeStored(e.appendFlowMod(make([]byte, 0, 48+len(e.body))))
+}
+
+// appendFlowMod appends the entry as the OFPT_FLOW_MOD (ADD) that installs it.
+func (e *entry) appendFlowMod(b []byte) []byte {
+	start := len(b)
+	b = append(b, make([]byte, 48)...)
+	msg := b[start:]
 	msg[0], msg[1] = ofproto.Version, byte(ofproto.TypeFlowMod)
 	binary.BigEndian.PutUint64(msg[8:], e.cookie)
 	msg[24] = e.table
 	binary.BigEndian.PutUint16(msg[26:], e.idle)
 	binary.BigEndian.PutUint16(msg[28:], e.hard)
 	binary.BigEndian.PutUint16(msg[30:], e.priority)
-	msg = append(msg, e.body...)
-	binary.BigEndian.PutUint16(msg[2:], uint16(len(msg)))
+	b = append(b, e.body...)
+	binary.BigEndian.PutUint16(b[start+2:], uint16(len(b)-start))
+	return b
+}
+
+// decodeStored decodes a stored flow's flow-mod, its match in canonical order.
+func decodeStored(msg []byte) (ofproto.Flow, error) {
 	fm, err := ofproto.DecodeFlowMod(msg)
 	if err != nil {
 		return ofproto.Flow{}, err

@@ -332,3 +332,45 @@ func TestFlowModRateLimitSpacesIngest(t *testing.T) {
 		t.Fatalf("%d flows", s.NumFlows())
 	}
 }
+
+// The flows in wire form (for a harness in another process) decode to exactly what
+// UnorderedFlows returns, instructions and timeouts included; a cut message is refused.
+func TestAppendFlowModsDecodesToTheFlows(t *testing.T) {
+	s := sim(t, Config{})
+	add(t, s, ofproto.Flow{Table: 0, Priority: 10, Cookie: 0x11, IdleTimeout: 5, HardTimeout: 7,
+		Match: ofproto.Match{ofproto.EthDst(mac(1)), ofproto.InPort(1)}, Actions: []ofproto.Action{ofproto.Output{Port: 2}}})
+	add(t, s, ofproto.Flow{Table: 1, Priority: 0, Cookie: 0x12, HasGoto: true, Goto: 3,
+		HasMetadata: true, Metadata: 0x10, MetadataMask: 0xff})
+	add(t, s, ofproto.Flow{Table: 3, Priority: 5, Cookie: 0x13, Match: ofproto.Match{ofproto.InPort(4)}})
+	want, err := s.UnorderedFlows()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire := s.AppendFlowMods([]byte("prefix"))
+	if string(wire[:6]) != "prefix" {
+		t.Fatal("AppendFlowMods did not append")
+	}
+	got, err := DecodeFlowMods(wire[6:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	byKey := map[ofproto.FlowKey]ofproto.Flow{}
+	for _, f := range want {
+		byKey[f.Key()] = f
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d flows decoded, want %d", len(got), len(want))
+	}
+	for i := range got {
+		w, ok := byKey[got[i].Key()]
+		if !ok || !w.Equal(&got[i]) || w.IdleTimeout != got[i].IdleTimeout || w.HardTimeout != got[i].HardTimeout {
+			t.Errorf("decoded %s, want %s", got[i].String(), w.String())
+		}
+	}
+	if fs, err := DecodeFlowMods(nil); err != nil || len(fs) != 0 {
+		t.Fatalf("nothing: %v, %v", fs, err)
+	}
+	if _, err := DecodeFlowMods(wire[6 : len(wire)-3]); err == nil {
+		t.Fatal("a cut flow-mod decoded")
+	}
+}
