@@ -7,9 +7,9 @@ import (
 
 // raiseFileLimit makes sure this process (the simulator, when it runs here: one socket per
 // bridge and controller) and the processes it starts (dvrflowd: one per bridge; simulator
-// workers) may open need files, raising
-// RLIMIT_NOFILE, the hard limit too when it is lower (as root). Children inherit it: a
-// limit set explicitly is not put back for them by Go's runtime.
+// workers) may open need files, raising RLIMIT_NOFILE, the hard limit too when it is lower
+// (as root). Children inherit it: a limit set explicitly is not put back for them by Go's
+// runtime.
 func raiseFileLimit(need uint64) error {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
