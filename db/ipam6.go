@@ -208,3 +208,35 @@ func (w *wtx) releaseAddr(sn *topology.Subnet, ip string) {
 		w.releaseIP6(sn, a)
 	}
 }
+
+// addAutoAddresses gives the ports of the network of sn, a new subnet, their EUI-64
+// address on it when it is an auto-address subnet, as Neutron's
+// add_auto_addrs_on_network_ports: all but router ports and the managed DHCP port, which
+// serves DHCPv4 only.
+func (w *wtx) addAutoAddresses(ctx context.Context, sn *topology.Subnet) error {
+	if !sn.IsAutoAddress() {
+		return nil
+	}
+	owners := make([]string, 0, len(routerAddressOwners))
+	for o := range routerAddressOwners {
+		owners = append(owners, o)
+	}
+	ports, err := objs[topology.Port](ctx, w.query, `SELECT obj FROM ports WHERE network_id = $1 AND device_owner <> ALL($2) AND device_id <> $3
+ORDER BY id`, sn.NetworkID, owners, topology.DHCPDeviceID(sn.NetworkID))
+	if err != nil {
+		return fmt.Errorf("load ports of network %s: %w", sn.NetworkID, err)
+	}
+	for i := range ports {
+		p := &ports[i]
+		ip, err := subnetEUI64(sn, p.MACAddress)
+		if err != nil {
+			return err
+		}
+		if err := w.allocateSpecific6(ctx, sn, ip, p.ID); err != nil {
+			return err
+		}
+		p.FixedIPs = append(p.FixedIPs, topology.FixedIP{SubnetID: sn.ID, IPAddress: ip.String()})
+		w.savePort(p)
+	}
+	return nil
+}

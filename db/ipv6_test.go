@@ -331,3 +331,92 @@ func TestMigrationIPv6(t *testing.T) {
 	ok(s2.CreateSubnet(ctx, v6Subnet(n, "2001:db8::/64", nil, nil)))(t)
 	wantErrType(t, s2.DeleteSubnet(ctx, "nope"), "SubnetNotFound")
 }
+
+// An auto-address subnet created on a network with ports gives each, but router ports and
+// the DHCP port, its EUI-64 address; deleting it takes those back, and only a router
+// interface on it keeps it in use (Neutron's add_auto_addrs_on_network_ports and
+// _remove_subnet_ip_allocations_from_ports).
+func TestAutoAddressSubnetOnPorts(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	n := ok(s.CreateNetwork(ctx, db.NetworkSpec{ProjectID: "p"}))(t).ID
+	v4 := ok(s.CreateSubnet(ctx, db.SubnetSpec{ProjectID: "p", NetworkID: n, CIDR: ptr("10.0.0.0/24")}))(t)
+	vm := ok(s.CreatePort(ctx, db.PortSpec{ProjectID: "p", NetworkID: n, MACAddress: ptr("fa:16:3e:4f:00:00")}))(t)
+	r := ok(s.CreateRouter(ctx, db.RouterSpec{ProjectID: "p"}))(t)
+	qr := ok(s.AddRouterInterface(ctx, r.ID, v4.ID, ""))(t)
+	sl := ok(s.CreateSubnet(ctx, v6Subnet(n, "2001:db8::/64", ptr(topology.IPv6SLAAC), nil)))(t)
+	if got := addrsOf(ok(s.GetPort(ctx, vm.ID))(t)); !slices.Equal(got, []string{"10.0.0.3", "2001:db8::f816:3eff:fe4f:0"}) {
+		t.Errorf("VM port after the SLAAC subnet: %v", got)
+	}
+	for _, p := range ok(s.ListPorts(ctx))(t) {
+		if p.ID != vm.ID && slices.ContainsFunc(p.FixedIPs, func(f topology.FixedIP) bool { return f.SubnetID == sl.ID }) {
+			t.Errorf("%s port %s got %v", p.DeviceOwner, p.ID, p.FixedIPs)
+		}
+	}
+	// In bulk too.
+	bulk := ok(s.CreateSubnets(ctx, []db.SubnetSpec{v6Subnet(n, "2001:db8:1::/64", nil, ptr(topology.IPv6DHCPStateless))}))(t)
+	if got := addrsOf(ok(s.GetPort(ctx, vm.ID))(t)); !slices.Equal(got, []string{"10.0.0.3", "2001:db8::f816:3eff:fe4f:0", "2001:db8:1:0:f816:3eff:fe4f:0"}) {
+		t.Errorf("VM port after the bulk subnet: %v", got)
+	}
+	// A router interface holds the subnet; the VM's address does not.
+	ri := ok(s.AddRouterInterface(ctx, r.ID, sl.ID, ""))(t)
+	rev := revision(t, s)
+	wantErrType(t, s.DeleteSubnet(ctx, sl.ID), "SubnetInUse")
+	if got := revision(t, s); got != rev {
+		t.Errorf("refused delete: revision %d -> %d", rev, got)
+	}
+	ok(s.RemoveRouterInterface(ctx, r.ID, "", ri.PortID))(t)
+	if err := s.DeleteSubnet(ctx, sl.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteSubnet(ctx, bulk[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := addrsOf(ok(s.GetPort(ctx, vm.ID))(t)); !slices.Equal(got, []string{"10.0.0.3"}) {
+		t.Errorf("VM port after the deletes: %v", got)
+	}
+	if p := ok(s.GetPort(ctx, qr.PortID))(t); len(p.FixedIPs) != 1 {
+		t.Errorf("IPv4 interface %v", p.FixedIPs)
+	}
+}
+
+// A gateway on an external network with an IPv6 subnet gets an address there too;
+// floating IPs stay IPv4: none from a network without an IPv4 subnet, none for an IPv6
+// fixed address (Neutron's messages).
+func TestGatewayAndFloatingIPsIPv6(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	ext := ok(s.CreateNetwork(ctx, db.NetworkSpec{ProjectID: "p", External: ptr(true)}))(t).ID
+	ok(s.CreateSubnet(ctx, db.SubnetSpec{ProjectID: "p", NetworkID: ext, CIDR: ptr("172.24.4.0/24")}))(t)
+	ok(s.CreateSubnet(ctx, v6Subnet(ext, "2001:db8:ff::/64", nil, nil)))(t)
+	gw := &db.GatewaySpec{NetworkID: ext}
+	r := ok(s.CreateRouter(ctx, db.RouterSpec{ProjectID: "p", Gateway: &gw}))(t)
+	var got []string
+	for _, f := range r.Gateway.ExternalFixedIPs {
+		got = append(got, f.IPAddress)
+	}
+	if !slices.Equal(got, []string{"172.24.4.3", "2001:db8:ff::2"}) {
+		t.Errorf("gateway addresses %v", got)
+	}
+	ext6 := ok(s.CreateNetwork(ctx, db.NetworkSpec{ProjectID: "p", External: ptr(true)}))(t).ID
+	ok(s.CreateSubnet(ctx, v6Subnet(ext6, "2001:db8:fe::/64", nil, nil)))(t)
+	_, err := s.CreateFloatingIP(ctx, db.FloatingIPSpec{ProjectID: "p", FloatingNetworkID: ext6})
+	wantErrType(t, err, "BadRequest")
+	if e, _ := db.AsError(err); e.Message != "Bad floatingip request: Network "+ext6+" does not contain any IPv4 subnet" {
+		t.Errorf("message %q", e.Message)
+	}
+	fip := ok(s.CreateFloatingIP(ctx, db.FloatingIPSpec{ProjectID: "p", FloatingNetworkID: ext}))(t)
+	if fip.FloatingIPAddress != "172.24.4.4" {
+		t.Errorf("floating IP %s", fip.FloatingIPAddress)
+	}
+	n := ok(s.CreateNetwork(ctx, db.NetworkSpec{ProjectID: "p"}))(t).ID
+	sn := ok(s.CreateSubnet(ctx, db.SubnetSpec{ProjectID: "p", NetworkID: n, CIDR: ptr("10.0.0.0/24")}))(t)
+	ok(s.CreateSubnet(ctx, v6Subnet(n, "2001:db8::/64", ptr(topology.IPv6SLAAC), nil)))(t)
+	ok(s.AddRouterInterface(ctx, r.ID, sn.ID, ""))(t)
+	vm := ok(s.CreatePort(ctx, db.PortSpec{ProjectID: "p", NetworkID: n, MACAddress: ptr("fa:16:3e:4f:00:00")}))(t)
+	_, err = s.UpdateFloatingIP(ctx, fip.ID, db.FloatingIPSpec{PortID: &vm.ID, FixedIPAddress: ptr("2001:db8::f816:3eff:fe4f:0")})
+	wantErrType(t, err, "BadRequest")
+	if up := ok(s.UpdateFloatingIP(ctx, fip.ID, db.FloatingIPSpec{PortID: &vm.ID}))(t); up.FixedIPAddress != "10.0.0.4" {
+		t.Errorf("associated to %s", up.FixedIPAddress)
+	}
+}

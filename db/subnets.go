@@ -110,6 +110,9 @@ func (s *Store) CreateSubnet(ctx context.Context, spec SubnetSpec) (*topology.Su
 			return err
 		}
 		w.record(topology.KindSubnet, sn.ID, topology.OpCreate, sn)
+		if err := w.addAutoAddresses(ctx, &sn); err != nil {
+			return err
+		}
 		n.Subnets = append(n.Subnets, sn.ID)
 		w.saveNetwork(&n, topology.OpUpdate)
 		if sn.EnableDHCP {
@@ -429,9 +432,18 @@ func (s *Store) DeleteSubnet(ctx context.Context, id string) error {
 		if err := w.subnet(ctx, id, &sn); err != nil {
 			return err
 		}
+		// On an auto-address subnet only a router interface holds it: the others' EUI-64
+		// addresses go with it, as in Neutron.
 		var used int
-		if err := w.queryRow(ctx, `SELECT count(*) FROM ip_allocations_all a WHERE a.subnet_id = $1
-AND NOT EXISTS (SELECT 1 FROM ports p WHERE p.id = a.port_id AND p.device_owner = $2)`, id, topology.OwnerDHCP).Scan(&used); err != nil {
+		q := `SELECT count(*) FROM ip_allocations_all a WHERE a.subnet_id = $1
+AND NOT EXISTS (SELECT 1 FROM ports p WHERE p.id = a.port_id AND p.device_owner = $2)`
+		arg := topology.OwnerDHCP
+		if sn.IsAutoAddress() {
+			q = `SELECT count(*) FROM ip_allocations_all a WHERE a.subnet_id = $1
+AND EXISTS (SELECT 1 FROM ports p WHERE p.id = a.port_id AND p.device_owner = $2)`
+			arg = topology.OwnerRouterInterfaceDistributed
+		}
+		if err := w.queryRow(ctx, q, id, arg).Scan(&used); err != nil {
 			return fmt.Errorf("count allocations of subnet %s: %w", id, err)
 		}
 		if used > 0 {
@@ -441,7 +453,8 @@ AND NOT EXISTS (SELECT 1 FROM ports p WHERE p.id = a.port_id AND p.device_owner 
 		if err != nil {
 			return err
 		}
-		// DHCP ports users made keep their other addresses; the managed one is synced below.
+		// DHCP ports users made (and any port of an auto-address subnet) keep their other
+		// addresses; the managed one is synced below.
 		others, err := objs[topology.Port](ctx, w.query, `SELECT obj FROM ports
 WHERE id IN (SELECT port_id FROM ip_allocations_all WHERE subnet_id = $1) AND device_id <> $2 ORDER BY id`,
 			id, topology.DHCPDeviceID(sn.NetworkID))
@@ -623,6 +636,9 @@ SELECT i, n, p, sp, o::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4:
 		}
 		for _, sn := range v6 {
 			if err := w.resetFreeRanges6(ctx, sn); err != nil {
+				return err
+			}
+			if err := w.addAutoAddresses(ctx, sn); err != nil {
 				return err
 			}
 		}
