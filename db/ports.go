@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -274,10 +275,6 @@ var routerAddressOwners = map[string]bool{
 func allocateIPs(ctx context.Context, pool addressPool, p *topology.Port, n *topology.Network, subnets []topology.Subnet, specs *[]FixedIPSpec) ([]topology.FixedIP, error) {
 	out := []topology.FixedIP{}
 	router := routerAddressOwners[p.DeviceOwner]
-	listed := map[string]bool{}
-	for _, f := range p.FixedIPs {
-		listed[f.SubnetID] = true
-	}
 	if specs == nil {
 		for _, v4 := range []bool{true, false} {
 			has, done := false, false
@@ -300,7 +297,7 @@ func allocateIPs(ctx context.Context, pool addressPool, p *topology.Port, n *top
 				return nil, conflict("IpAddressGenerationFailure", "No more IP addresses available on network %s.", n.ID)
 			}
 		}
-		return allocateAutoAddresses(ctx, pool, p, subnets, listed, out)
+		return allocateAutoAddresses(ctx, pool, p, subnets, out)
 	}
 	byID := map[string]*topology.Subnet{}
 	for i := range subnets {
@@ -329,7 +326,6 @@ func allocateIPs(ctx context.Context, pool addressPool, p *topology.Port, n *top
 				return nil, conflict("IpAddressGenerationFailure", "No more IP addresses available for subnet %s.", sn.ID)
 			}
 			out = append(out, ip)
-			listed[sn.ID] = true
 			continue
 		}
 		ip, ok := parseAddr(f.IPAddress)
@@ -375,9 +371,8 @@ func allocateIPs(ctx context.Context, pool addressPool, p *topology.Port, n *top
 			return nil, err
 		}
 		out = append(out, topology.FixedIP{SubnetID: sn.ID, IPAddress: ip.String()})
-		listed[sn.ID] = true
 	}
-	return allocateAutoAddresses(ctx, pool, p, subnets, listed, out)
+	return allocateAutoAddresses(ctx, pool, p, subnets, out)
 }
 
 // validForSubnet tells whether ip may be a fixed IP of a port of owner on sn (Neutron's
@@ -396,14 +391,15 @@ func validForSubnet(sn *topology.Subnet, ip netip.Addr, owner string) bool {
 }
 
 // allocateAutoAddresses appends to out p's EUI-64 address on each auto-address subnet
-// not in listed, unless p is a router port.
-func allocateAutoAddresses(ctx context.Context, pool addressPool, p *topology.Port, subnets []topology.Subnet, listed map[string]bool, out []topology.FixedIP) ([]topology.FixedIP, error) {
+// on which neither p.FixedIPs nor out has an address, unless p is a router port.
+func allocateAutoAddresses(ctx context.Context, pool addressPool, p *topology.Port, subnets []topology.Subnet, out []topology.FixedIP) ([]topology.FixedIP, error) {
 	if routerAddressOwners[p.DeviceOwner] {
 		return out, nil
 	}
 	for i := range subnets {
 		sn := &subnets[i]
-		if !sn.IsAutoAddress() || listed[sn.ID] {
+		on := func(f topology.FixedIP) bool { return f.SubnetID == sn.ID }
+		if !sn.IsAutoAddress() || slices.ContainsFunc(p.FixedIPs, on) || slices.ContainsFunc(out, on) {
 			continue
 		}
 		ip, err := subnetEUI64(sn, p.MACAddress)
