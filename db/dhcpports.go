@@ -87,21 +87,20 @@ func (w *wtx) syncDHCPPort(ctx context.Context, n *topology.Network, subnets []t
 	kept := []topology.FixedIP{}
 	for _, f := range p.FixedIPs {
 		sn := byID[f.SubnetID]
-		if sn != nil && sn.EnableDHCP && !has[sn.ID] {
+		if sn != nil && sn.EnableDHCP && sn.IsIPv4() && !has[sn.ID] {
 			has[sn.ID] = true
 			kept = append(kept, f)
 			continue
 		}
 		changed = true
 		if sn != nil {
-			ip, _ := parseIPv4(f.IPAddress)
-			w.releaseIP(sn, ip)
+			w.releaseAddr(sn, f.IPAddress)
 		}
 	}
 	for i := range subnets {
 		sn := &subnets[i]
-		if !sn.EnableDHCP || has[sn.ID] {
-			continue
+		if !sn.EnableDHCP || !sn.IsIPv4() || has[sn.ID] {
+			continue // dvrflow serves DHCPv4 only: no DHCPv6 server holds an address yet
 		}
 		ip, ok, err := w.allocateAny(ctx, sn.ID, p.ID)
 		if err != nil {
@@ -235,7 +234,7 @@ func (s *Store) SyncDHCPPorts(ctx context.Context) error {
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
 		rows, err := w.query(ctx, `
 SELECT DISTINCT s.network_id FROM subnets s
-WHERE (s.obj->>'enable_dhcp')::boolean AND NOT EXISTS (
+WHERE (s.obj->>'enable_dhcp')::boolean AND s.obj->>'ip_version' = '4' AND NOT EXISTS (
   SELECT 1 FROM ip_allocations a JOIN ports p ON p.id = a.port_id
   WHERE a.subnet_id = s.id AND p.device_owner = $1 AND p.device_id = $2::text || s.network_id)
 ORDER BY 1`, topology.OwnerDHCP, topology.DHCPDeviceID(""))

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/dvrflow/dvrflow/topology"
 	"github.com/jackc/pgx/v5"
@@ -65,6 +66,9 @@ func (s *Store) CreateFloatingIP(ctx context.Context, spec FloatingIPSpec) (*top
 		if !n.External {
 			return badRequest("Bad floatingip request: Network %s is not a valid external network.", n.ID)
 		}
+		if len(subnets) > 0 && !slices.ContainsFunc(subnets, func(sn topology.Subnet) bool { return sn.IsIPv4() }) {
+			return badRequest("Bad floatingip request: Network %s does not contain any IPv4 subnet", n.ID)
+		}
 		var ips *[]FixedIPSpec
 		if spec.FloatingIPAddress != nil || spec.SubnetID != nil {
 			fs := FixedIPSpec{}
@@ -85,6 +89,12 @@ func (s *Store) CreateFloatingIP(ctx context.Context, spec FloatingIPSpec) (*top
 			return badRequest("Bad floatingip request: external network %s has no subnet.", n.ID)
 		}
 		f.FloatingIPAddress, f.FloatingPortID = p.FixedIPs[0].IPAddress, p.ID
+		for _, fi := range p.FixedIPs { // the first IPv4 address, as Neutron's
+			if !strings.Contains(fi.IPAddress, ":") {
+				f.FloatingIPAddress = fi.IPAddress
+				break
+			}
+		}
 		f.CreatedAt, f.UpdatedAt = w.now, w.now
 		if spec.PortID != nil && *spec.PortID != "" {
 			if err := w.associate(ctx, &f, *spec.PortID, spec.FixedIPAddress); err != nil {
@@ -119,7 +129,18 @@ func (w *wtx) associate(ctx context.Context, f *topology.FloatingIP, portID stri
 		return badRequest("Bad floatingip request: Port %s does not have any fixed IP addresses.", p.ID)
 	}
 	fixed := p.FixedIPs[0]
+	if fixedIP == nil || *fixedIP == "" {
+		// The first IPv4 address: the data path floats IPv4 only, as Neutron.
+		i := slices.IndexFunc(p.FixedIPs, func(fi topology.FixedIP) bool { return !strings.Contains(fi.IPAddress, ":") })
+		if i < 0 {
+			return badRequest("Bad floatingip request: Cannot add floating IP to port %s that has no fixed IPv4 addresses", p.ID)
+		}
+		fixed = p.FixedIPs[i]
+	}
 	if fixedIP != nil && *fixedIP != "" {
+		if strings.Contains(*fixedIP, ":") {
+			return badRequest("Bad floatingip request: Cannot process floating IP association with %s, since that is not an IPv4 address", *fixedIP)
+		}
 		found := false
 		for _, fi := range p.FixedIPs {
 			if fi.IPAddress == *fixedIP {

@@ -38,8 +38,7 @@ func (c cidr4) last() uint32  { return c.base | (1<<(32-c.bits) - 1) }
 func (c cidr4) contains(ip uint32) bool {
 	return ip >= c.first() && ip <= c.last()
 }
-func (c cidr4) overlaps(o cidr4) bool { return c.first() <= o.last() && o.first() <= c.last() }
-func (c cidr4) String() string        { return fmt.Sprintf("%s/%d", ipString(c.base), c.bits) }
+func (c cidr4) String() string { return fmt.Sprintf("%s/%d", ipString(c.base), c.bits) }
 
 // parseCIDR4 parses an IPv4 CIDR in canonical form (no host bits set).
 func parseCIDR4(s string) (cidr4, error) {
@@ -108,6 +107,9 @@ func inRanges(rs []ipRange, ip uint32) bool {
 // resetFreeRanges rewrites a subnet's free list: its pools minus the gateway and every
 // allocated address.
 func (w *wtx) resetFreeRanges(ctx context.Context, sn *topology.Subnet) error {
+	if !sn.IsIPv4() {
+		return w.resetFreeRanges6(ctx, sn)
+	}
 	rows, err := w.query(ctx, `SELECT ip FROM ip_allocations WHERE subnet_id = $1`, sn.ID)
 	if err != nil {
 		return fmt.Errorf("read allocations of subnet %s: %w", sn.ID, err)
@@ -187,9 +189,11 @@ func (w *wtx) releaseIP(sn *topology.Subnet, ip uint32) {
 	}
 }
 
-// bulkIPAM allocates a batch's addresses in memory from the free ranges and the taken
-// addresses loaded once, then writes the subnets' free lists back.
+// bulkIPAM allocates a batch's IPv4 addresses in memory from the free ranges and the taken
+// addresses loaded once, then writes the subnets' free lists back. IPv6 addresses, off the
+// tuned path, are allocated by the write itself, one at a time.
 type bulkIPAM struct {
+	w       *wtx
 	free    map[string][]ipRange       // subnet -> sorted free ranges
 	taken   map[string]map[uint32]bool // subnet -> addresses taken in the store (of those asked for) or by the batch
 	touched map[string]bool            // subnets whose free list changed
@@ -202,7 +206,7 @@ type bulkIPAM struct {
 // loadBulkIPAM loads the free ranges of every subnet of the batch's networks, and which
 // of the explicitly asked addresses are taken.
 func (w *wtx) loadBulkIPAM(ctx context.Context, ports []topology.Port, specs []PortSpec, nets map[string]*netWithSubnets) (*bulkIPAM, error) {
-	b := &bulkIPAM{free: map[string][]ipRange{}, taken: map[string]map[uint32]bool{}, touched: map[string]bool{}}
+	b := &bulkIPAM{w: w, free: map[string][]ipRange{}, taken: map[string]map[uint32]bool{}, touched: map[string]bool{}}
 	var subIDs []string
 	for _, ns := range nets {
 		for _, sn := range ns.subnets {
@@ -238,6 +242,9 @@ func (w *wtx) loadBulkIPAM(ctx context.Context, ports []topology.Port, specs []P
 				continue
 			}
 			for _, sn := range subnets {
+				if !sn.IsIPv4() {
+					continue
+				}
 				c, _ := parseCIDR4(sn.CIDR)
 				if (f.SubnetID == "" || f.SubnetID == sn.ID) && c.contains(ip) {
 					qSub, qIP = append(qSub, sn.ID), append(qIP, int64(ip))
@@ -318,6 +325,16 @@ func (b *bulkIPAM) allocateSpecific(_ context.Context, sn *topology.Subnet, ip u
 	}
 	b.record(sn.ID, ip, port)
 	return nil
+}
+
+// allocateAny6 takes the lowest free address of an IPv6 subnet (addressPool).
+func (b *bulkIPAM) allocateAny6(ctx context.Context, sub, port string) (netip.Addr, bool, error) {
+	return b.w.allocateAny6(ctx, sub, port)
+}
+
+// allocateSpecific6 takes a given address of an IPv6 subnet (addressPool).
+func (b *bulkIPAM) allocateSpecific6(ctx context.Context, sn *topology.Subnet, ip netip.Addr, port string) error {
+	return b.w.allocateSpecific6(ctx, sn, ip, port)
 }
 
 // queue writes the allocations and the changed free lists.

@@ -166,8 +166,17 @@ func applyNetworkSpec(n *topology.Network, spec NetworkSpec, cfg Config) error {
 // mtuTooSmall is Neutron's refusal of an MTU below IPv4's minimum on a network with
 // subnets (an IPv4 subnet needs 68).
 func mtuTooSmall(n *topology.Network) error {
-	return conflict("NetworkMTUSubnetConflict", "MTU of %s is not valid, subnet requires a minimum of %d", n.ID, minIPv4MTU)
+	return mtuBelow(n, minIPv4MTU)
 }
+
+// mtuBelow is Neutron's refusal of an MTU below min, the minimum of one of the network's
+// subnets (IPv4: 68, IPv6: 1280).
+func mtuBelow(n *topology.Network, min int) error {
+	return conflict("NetworkMTUSubnetConflict", "MTU of %s is not valid, subnet requires a minimum of %d", n.ID, min)
+}
+
+// minIPv6MTU is IPv6's minimum link MTU (RFC 8200), which an IPv6 subnet needs.
+const minIPv6MTU = 1280
 
 // freeVNI returns the lowest VNI in [lo, hi] no network uses.
 func (w *wtx) freeVNI(ctx context.Context, lo, hi int64) (int64, error) {
@@ -206,6 +215,15 @@ func (s *Store) UpdateNetwork(ctx context.Context, id string, spec NetworkSpec) 
 		}
 		if n.MTU < minIPv4MTU && len(n.Subnets) > 0 {
 			return mtuTooSmall(&n)
+		}
+		if n.MTU < minIPv6MTU && len(n.Subnets) > 0 {
+			var v6 bool
+			if err := w.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM subnets WHERE network_id = $1 AND obj->>'ip_version' = '6')`, n.ID).Scan(&v6); err != nil {
+				return fmt.Errorf("check IPv6 subnets of network %s: %w", n.ID, err)
+			}
+			if v6 {
+				return mtuBelow(&n, minIPv6MTU)
+			}
 		}
 		if wasExternal && !n.External {
 			var used bool
@@ -294,6 +312,7 @@ func (s *Store) DeleteNetwork(ctx context.Context, id string) error {
 		}
 		for _, sn := range subnets {
 			w.exec(`DELETE FROM ip_allocations WHERE subnet_id = $1`, sn.ID)
+			w.exec(`DELETE FROM ip6_allocations WHERE subnet_id = $1`, sn.ID)
 			w.exec(`DELETE FROM subnets WHERE id = $1`, sn.ID)
 			w.record(topology.KindSubnet, sn.ID, topology.OpDelete, sn)
 		}

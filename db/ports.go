@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
-
+	"net/netip"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/dvrflow/dvrflow/topology"
 	"github.com/jackc/pgx/v5"
@@ -183,26 +185,36 @@ func (w *wtx) createPortAuto(ctx context.Context, p *topology.Port, sec PortSecu
 	var netSecurity bool
 	var subnetID *string
 	var first *int64
-	var macUsed bool
+	var macUsed, v6 bool
 	var nsubnets int
+	// A network with IPv6 subnets takes the general path (v6 is false there: nothing is
+	// allocated here).
 	err := w.queryRow(ctx, `
 WITH n AS (SELECT obj FROM networks WHERE id = $1),
+v6 AS (SELECT EXISTS (SELECT 1 FROM subnets WHERE network_id = $1 AND obj->>'ip_version' = '6') AS v6),
 r AS (
   SELECT f.id, f.subnet_id, f.first, f.last
   FROM ip_free_ranges f JOIN subnets sn ON sn.id = f.subnet_id
-  WHERE sn.network_id = $1 AND EXISTS (SELECT 1 FROM n)
+  WHERE sn.network_id = $1 AND EXISTS (SELECT 1 FROM n) AND NOT (SELECT v6 FROM v6)
   ORDER BY sn.obj->>'created_at', sn.id, f.first LIMIT 1),
 u AS (UPDATE ip_free_ranges f SET first = r.first + 1 FROM r WHERE f.id = r.id AND r.first < r.last RETURNING f.id),
 d AS (DELETE FROM ip_free_ranges f USING r WHERE f.id = r.id AND r.first = r.last RETURNING f.id)
 SELECT n.obj, coalesce((n.obj->>'port_security_enabled')::boolean, true), r.subnet_id, r.first,
        EXISTS (SELECT 1 FROM ports WHERE network_id = $1 AND mac_address = $2),
-       (SELECT count(*) FROM subnets WHERE network_id = $1)
-FROM n LEFT JOIN r ON true`, p.NetworkID, p.MACAddress).Scan(&nraw, &netSecurity, &subnetID, &first, &macUsed, &nsubnets)
+       (SELECT count(*) FROM subnets WHERE network_id = $1), (SELECT v6 FROM v6)
+FROM n LEFT JOIN r ON true`, p.NetworkID, p.MACAddress).Scan(&nraw, &netSecurity, &subnetID, &first, &macUsed, &nsubnets, &v6)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return notFound("NetworkNotFound", "Network %s could not be found.", p.NetworkID)
 	}
 	if err != nil {
 		return fmt.Errorf("create port on network %s: %w", p.NetworkID, err)
+	}
+	if v6 {
+		n, subnets, err := w.networkWithSubnets(ctx, p.NetworkID)
+		if err != nil {
+			return err
+		}
+		return w.insertPort(ctx, p, n, subnets, nil, nil, &sec)
 	}
 	if macUsed {
 		return errRetry
@@ -225,37 +237,73 @@ FROM n LEFT JOIN r ON true`, p.NetworkID, p.MACAddress).Scan(&nraw, &netSecurity
 // addressPool hands out the free addresses of subnets: the store itself within a write
 // (*wtx), or a batch's in-memory view of it (*bulkIPAM).
 type addressPool interface {
-	// allocateAny takes the lowest free address of a subnet for port; ok is false when
-	// the subnet is exhausted.
+	// allocateAny takes the lowest free address of an IPv4 subnet for port; ok is false
+	// when the subnet is exhausted.
 	allocateAny(ctx context.Context, subnetID, portID string) (ip uint32, ok bool, err error)
-	// allocateSpecific takes a given address of a subnet for port: 409 if it is taken.
+	// allocateSpecific takes a given address of an IPv4 subnet for port: 409 if it is taken.
 	allocateSpecific(ctx context.Context, sn *topology.Subnet, ip uint32, portID string) error
+	// allocateAny6 and allocateSpecific6 are the same for an IPv6 subnet.
+	allocateAny6(ctx context.Context, subnetID, portID string) (ip netip.Addr, ok bool, err error)
+	allocateSpecific6(ctx context.Context, sn *topology.Subnet, ip netip.Addr, portID string) error
 }
 
-// allocateIPs allocates from pool the addresses asked for (or one automatic one) for
-// port p on network n.
+// allocateFrom takes the lowest free pool address of subnet sn, of either version, for
+// port. ok is false when the subnet is exhausted.
+func allocateFrom(ctx context.Context, pool addressPool, sn *topology.Subnet, portID string) (topology.FixedIP, bool, error) {
+	if sn.IsIPv4() {
+		ip, ok, err := pool.allocateAny(ctx, sn.ID, portID)
+		return topology.FixedIP{SubnetID: sn.ID, IPAddress: ipString(ip)}, ok, err
+	}
+	ip, ok, err := pool.allocateAny6(ctx, sn.ID, portID)
+	return topology.FixedIP{SubnetID: sn.ID, IPAddress: ip.String()}, ok, err
+}
+
+// routerAddressOwners are the owners of router ports, which take pool addresses (or the
+// gateway) on auto-address subnets rather than EUI-64 ones (Neutron's
+// ROUTER_INTERFACE_OWNERS_SNAT).
+var routerAddressOwners = map[string]bool{
+	topology.OwnerRouterInterfaceDistributed: true,
+	topology.OwnerRouterCentralizedSNAT:      true,
+}
+
+// allocateIPs allocates from pool the addresses asked for for port p on network n. With
+// none asked for (specs nil) it takes, as Neutron does, one address of the first IPv4
+// subnet with a free one, and one of the first such IPv6 subnet whose addresses come from
+// pools (DHCPv6-stateful or no mode). Either way, a port other than a router's gets its
+// EUI-64 address on each auto-address (SLAAC, DHCPv6-stateless) subnet it has no address
+// on in p.FixedIPs yet; such a subnet refuses any other address for it.
 func allocateIPs(ctx context.Context, pool addressPool, p *topology.Port, n *topology.Network, subnets []topology.Subnet, specs *[]FixedIPSpec) ([]topology.FixedIP, error) {
 	out := []topology.FixedIP{}
+	router := routerAddressOwners[p.DeviceOwner]
 	if specs == nil {
-		if len(subnets) == 0 {
-			return out, nil
-		}
-		for i := range subnets {
-			ip, ok, err := pool.allocateAny(ctx, subnets[i].ID, p.ID)
-			if err != nil {
-				return nil, err
+		for _, v4 := range []bool{true, false} {
+			has, done := false, false
+			for i := range subnets {
+				sn := &subnets[i]
+				if sn.IsIPv4() != v4 || sn.IsAutoAddress() {
+					continue
+				}
+				has = true
+				f, ok, err := allocateFrom(ctx, pool, sn, p.ID)
+				if err != nil {
+					return nil, err
+				}
+				if ok {
+					out, done = append(out, f), true
+					break
+				}
 			}
-			if ok {
-				return append(out, topology.FixedIP{SubnetID: subnets[i].ID, IPAddress: ipString(ip)}), nil
+			if has && !done {
+				return nil, conflict("IpAddressGenerationFailure", "No more IP addresses available on network %s.", n.ID)
 			}
 		}
-		return nil, conflict("IpAddressGenerationFailure", "No more IP addresses available on network %s.", n.ID)
+		return allocateAutoAddresses(ctx, pool, p, subnets, out)
 	}
 	byID := map[string]*topology.Subnet{}
 	for i := range subnets {
 		byID[subnets[i].ID] = &subnets[i]
 	}
-	seen := map[string]bool{}
+	seen := map[netip.Addr]bool{}
 	for _, f := range *specs {
 		var sn *topology.Subnet
 		if f.SubnetID != "" {
@@ -267,24 +315,26 @@ func allocateIPs(ctx context.Context, pool addressPool, p *topology.Port, n *top
 			if sn == nil {
 				return nil, invalid("fixed_ips entry needs subnet_id or ip_address")
 			}
-			ip, ok, err := pool.allocateAny(ctx, sn.ID, p.ID)
+			if sn.IsAutoAddress() && !router {
+				continue // its EUI-64 address comes below
+			}
+			ip, ok, err := allocateFrom(ctx, pool, sn, p.ID)
 			if err != nil {
 				return nil, err
 			}
 			if !ok {
 				return nil, conflict("IpAddressGenerationFailure", "No more IP addresses available for subnet %s.", sn.ID)
 			}
-			out = append(out, topology.FixedIP{SubnetID: sn.ID, IPAddress: ipString(ip)})
+			out = append(out, ip)
 			continue
 		}
-		ip, ok := parseIPv4(f.IPAddress)
+		ip, ok := parseAddr(f.IPAddress)
 		if !ok {
 			return nil, invalid("'%s' is not a valid IP address", f.IPAddress)
 		}
 		if sn == nil {
 			for i := range subnets {
-				c, _ := parseCIDR4(subnets[i].CIDR)
-				if c.contains(ip) {
+				if validForSubnet(&subnets[i], ip, p.DeviceOwner) {
 					sn = &subnets[i]
 					break
 				}
@@ -293,21 +343,73 @@ func allocateIPs(ctx context.Context, pool addressPool, p *topology.Port, n *top
 				return nil, newError(ClassInvalid, "InvalidIpForNetwork", "IP address %s is not a valid IP for any of the subnets on the specified network.", f.IPAddress)
 			}
 		}
-		c, _ := parseCIDR4(sn.CIDR)
-		if !c.contains(ip) || ip == c.first() || ip == c.last() {
+		if !validForSubnet(sn, ip, p.DeviceOwner) {
 			return nil, newError(ClassInvalid, "InvalidIpForSubnet", "IP address %s is not a valid IP for the specified subnet.", f.IPAddress)
 		}
-		if seen[ipString(ip)] {
+		if seen[ip] {
 			return nil, invalid("duplicate fixed IP %s", f.IPAddress)
 		}
-		seen[ipString(ip)] = true
-		if gw, ok := parseIPv4(sn.GatewayIP); ok && gw == ip && p.DeviceOwner != topology.OwnerRouterInterfaceDistributed {
-			return nil, conflict("IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s: it is the subnet's gateway.", ipString(ip), sn.ID)
+		seen[ip] = true
+		if sn.IsAutoAddress() && p.DeviceOwner != topology.OwnerRouterInterfaceDistributed {
+			// Neutron's AllocationOnAutoAddressSubnet, unless it is the port's own EUI-64.
+			if a, err := subnetEUI64(sn, p.MACAddress); err != nil || a != ip {
+				return nil, invalid("IPv6 address %s cannot be directly assigned to a port on subnet %s as the subnet is configured for automatic addresses",
+					f.IPAddress, sn.ID)
+			}
 		}
-		if err := pool.allocateSpecific(ctx, sn, ip, p.ID); err != nil {
+		if gw, ok := parseAddr(sn.GatewayIP); ok && gw == ip && p.DeviceOwner != topology.OwnerRouterInterfaceDistributed {
+			return nil, conflict("IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s: it is the subnet's gateway.", ip, sn.ID)
+		}
+		var err error
+		if sn.IsIPv4() {
+			b := ip.As4()
+			err = pool.allocateSpecific(ctx, sn, uint32(b[0])<<24|uint32(b[1])<<16|uint32(b[2])<<8|uint32(b[3]), p.ID)
+		} else {
+			err = pool.allocateSpecific6(ctx, sn, ip, p.ID)
+		}
+		if err != nil {
 			return nil, err
 		}
-		out = append(out, topology.FixedIP{SubnetID: sn.ID, IPAddress: ipString(ip)})
+		out = append(out, topology.FixedIP{SubnetID: sn.ID, IPAddress: ip.String()})
+	}
+	return allocateAutoAddresses(ctx, pool, p, subnets, out)
+}
+
+// validForSubnet tells whether ip may be a fixed IP of a port of owner on sn (Neutron's
+// check_subnet_ip): in the subnet, and for IPv4 neither its network nor its broadcast
+// address; for IPv6 not its first address (the routers' anycast one), unless the port is
+// a router's or has no owner.
+func validForSubnet(sn *topology.Subnet, ip netip.Addr, owner string) bool {
+	c, err := netip.ParsePrefix(sn.CIDR)
+	if err != nil || !c.Contains(ip) {
+		return false
+	}
+	if sn.IsIPv4() {
+		return ip != c.Addr() && ip != lastAddr(c)
+	}
+	return ip != c.Addr() || owner == "" || routerAddressOwners[owner] || owner == topology.OwnerRouterGateway
+}
+
+// allocateAutoAddresses appends to out p's EUI-64 address on each auto-address subnet
+// on which neither p.FixedIPs nor out has an address, unless p is a router port.
+func allocateAutoAddresses(ctx context.Context, pool addressPool, p *topology.Port, subnets []topology.Subnet, out []topology.FixedIP) ([]topology.FixedIP, error) {
+	if routerAddressOwners[p.DeviceOwner] {
+		return out, nil
+	}
+	for i := range subnets {
+		sn := &subnets[i]
+		on := func(f topology.FixedIP) bool { return f.SubnetID == sn.ID }
+		if !sn.IsAutoAddress() || slices.ContainsFunc(p.FixedIPs, on) || slices.ContainsFunc(out, on) {
+			continue
+		}
+		ip, err := subnetEUI64(sn, p.MACAddress)
+		if err != nil {
+			return nil, err
+		}
+		if err := pool.allocateSpecific6(ctx, sn, ip, p.ID); err != nil {
+			return nil, err
+		}
+		out = append(out, topology.FixedIP{SubnetID: sn.ID, IPAddress: ip.String()})
 	}
 	return out, nil
 }
@@ -372,9 +474,8 @@ func (w *wtx) releasePortIPs(ctx context.Context, p *topology.Port) error {
 		byID[subnets[i].ID] = &subnets[i]
 	}
 	for _, f := range p.FixedIPs {
-		ip, _ := parseIPv4(f.IPAddress)
 		if sn := byID[f.SubnetID]; sn != nil {
-			w.releaseIP(sn, ip)
+			w.releaseAddr(sn, f.IPAddress)
 		}
 	}
 	return nil
@@ -439,7 +540,11 @@ func (s *Store) UpdatePort(ctx context.Context, id string, spec PortSpec) (*topo
 				if used {
 					return conflict("MacAddressInUse", "Unable to complete operation for network %s. The mac address %s is in use.", p.NetworkID, m)
 				}
+				old := p.MACAddress
 				p.MACAddress = m
+				if err := w.renewEUI64(ctx, &p, old); err != nil {
+					return err
+				}
 			}
 		}
 		if spec.FixedIPs != nil {
@@ -522,10 +627,16 @@ func (w *wtx) reallocateIPs(ctx context.Context, p *topology.Port, specs []Fixed
 			fresh = append(fresh, f)
 		}
 	}
+	auto := map[string]bool{} // Neutron keeps a port's EUI-64 addresses unless it is a router's
+	if !routerAddressOwners[p.DeviceOwner] {
+		for i := range subnets {
+			auto[subnets[i].ID] = subnets[i].IsAutoAddress()
+		}
+	}
 	var gone []topology.FixedIP
 	var kept []topology.FixedIP
 	for _, f := range p.FixedIPs {
-		if keep[f.IPAddress] {
+		if keep[f.IPAddress] || auto[f.SubnetID] {
 			kept = append(kept, f)
 		} else {
 			gone = append(gone, f)
@@ -537,11 +648,55 @@ func (w *wtx) reallocateIPs(ctx context.Context, p *topology.Port, specs []Fixed
 	if fresh == nil {
 		fresh = []FixedIPSpec{}
 	}
+	p.FixedIPs = kept
 	added, err := allocateIPs(ctx, w, p, n, subnets, &fresh)
 	if err != nil {
 		return err
 	}
 	p.FixedIPs = append(append([]topology.FixedIP{}, kept...), added...)
+	return nil
+}
+
+// renewEUI64 replaces p's EUI-64 addresses of its former MAC old by those of its MAC, as
+// Neutron does when a port's MAC changes.
+func (w *wtx) renewEUI64(ctx context.Context, p *topology.Port, old string) error {
+	v6 := false
+	for _, f := range p.FixedIPs {
+		v6 = v6 || strings.Contains(f.IPAddress, ":")
+	}
+	if !v6 {
+		return nil
+	}
+	_, subnets, err := w.networkWithSubnets(ctx, p.NetworkID)
+	if err != nil {
+		return err
+	}
+	byID := map[string]*topology.Subnet{}
+	for i := range subnets {
+		byID[subnets[i].ID] = &subnets[i]
+	}
+	for i, f := range p.FixedIPs {
+		sn := byID[f.SubnetID]
+		if sn == nil || !sn.IsAutoAddress() {
+			continue
+		}
+		was, err := subnetEUI64(sn, old)
+		if err != nil {
+			return err
+		}
+		if was.String() != f.IPAddress {
+			continue
+		}
+		now, err := subnetEUI64(sn, p.MACAddress)
+		if err != nil {
+			return err
+		}
+		w.releaseIP6(sn, was)
+		if err := w.allocateSpecific6(ctx, sn, now, p.ID); err != nil {
+			return err
+		}
+		p.FixedIPs[i].IPAddress = now.String()
+	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 
 	"github.com/dvrflow/dvrflow/topology"
 	"github.com/jackc/pgx/v5"
@@ -330,7 +331,10 @@ func (s *Store) AddRouterInterface(ctx context.Context, routerID, subnetID, port
 				}
 			}
 		}
-		cidr, _ := parseCIDR4(sn.CIDR)
+		if sn.IPVersion == 6 && sn.IPv6RAMode == "" && sn.IPv6AddressMode != "" {
+			return badRequest("Bad router request: IPv6 subnet %s configured to receive RAs from an external router cannot be added to Neutron Router.", sn.ID)
+		}
+		cidr, _ := netip.ParsePrefix(sn.CIDR)
 		for _, ip := range ports[topology.OwnerRouterInterfaceDistributed] {
 			if len(ip.FixedIPs) == 0 {
 				continue
@@ -342,8 +346,8 @@ func (s *Store) AddRouterInterface(ctx context.Context, routerID, subnetID, port
 			if err := w.subnet(ctx, ip.FixedIPs[0].SubnetID, &other); err != nil {
 				return err
 			}
-			oc, _ := parseCIDR4(other.CIDR)
-			if oc.overlaps(cidr) {
+			oc, _ := netip.ParsePrefix(other.CIDR)
+			if oc.Overlaps(cidr) {
 				return badRequest("Bad router request: Cidr %s of subnet %s overlaps with cidr %s of subnet %s.", sn.CIDR, sn.ID, other.CIDR, other.ID)
 			}
 		}

@@ -376,6 +376,15 @@ func checkPoolRequest(spec SubnetSpec) error {
 	return nil
 }
 
+// poolVersion returns the IP version of subnet pool id.
+func (w *wtx) poolVersion(ctx context.Context, id string) (int, error) {
+	var p topology.SubnetPool
+	if err := w.subnetPool(ctx, id, &p); err != nil {
+		return 0, err
+	}
+	return p.IPVersion, nil
+}
+
 // poolCIDR returns the CIDR a subnet of spec gets from its pool: the CIDR it asks for if
 // the pool holds it free, otherwise the first free prefix of its prefixlen (by default the
 // pool's default_prefixlen). taken are CIDRs of the pool this write already gave out.
@@ -387,18 +396,17 @@ func (w *wtx) poolCIDR(ctx context.Context, spec SubnetSpec, taken []string) (st
 	if spec.IPVersion != nil && *spec.IPVersion != p.IPVersion {
 		return "", badRequest("Bad subnets request: Cannot allocate IPv%d subnet from IPv%d subnet pool.", *spec.IPVersion, p.IPVersion)
 	}
-	if p.IPVersion != 4 {
-		return "", invalid("ip_version %d is not supported: dvrflow subnets are IPv4", p.IPVersion)
-	}
 	var want netip.Prefix
 	bits := p.DefaultPrefixLen
 	if spec.CIDR != nil {
-		c, err := parseCIDR4(*spec.CIDR)
+		c, err := parseCIDR(*spec.CIDR)
 		if err != nil {
 			return "", err
 		}
-		want = netip.MustParsePrefix(c.String())
-		bits = c.bits
+		if addrVersion(c.Addr()) != p.IPVersion {
+			return "", versionMismatch("cidr", *spec.CIDR, p.IPVersion)
+		}
+		want, bits = c, c.Bits()
 	} else if spec.PrefixLen != nil {
 		bits = *spec.PrefixLen
 	}
@@ -430,9 +438,10 @@ func (w *wtx) poolCIDR(ctx context.Context, spec SubnetSpec, taken []string) (st
 	if err != nil {
 		return "", fmt.Errorf("stored prefixes of subnet pool %s: %w", p.ID, err)
 	}
-	free := newPrefixSet(32, prefixes).minus(newPrefixSet(32, used))
+	width := poolVersions[p.IPVersion].width
+	free := newPrefixSet(width, prefixes).minus(newPrefixSet(width, used))
 	if want.IsValid() {
-		if !free.covers(newPrefixSet(32, []netip.Prefix{want})) {
+		if !free.covers(newPrefixSet(width, []netip.Prefix{want})) {
 			return "", subnetAllocationError("Cannot allocate requested subnet from the available set of prefixes")
 		}
 		return want.String(), nil

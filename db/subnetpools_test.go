@@ -195,6 +195,13 @@ func TestSubnetFromPool(t *testing.T) {
 			t.Errorf("%+v: subnet %s pool %q gateway %q, want %s of %s", c.spec, sn.CIDR, sn.SubnetPoolID, sn.GatewayIP, c.want, pool.ID)
 		}
 	}
+	// An IPv6 pool hands out IPv6 subnets (its default_prefixlen, 64); on a network whose
+	// IPv4 subnet has no pool: Neutron's affinity holds per IP version.
+	plain4 := net()
+	ok(sub(db.SubnetSpec{NetworkID: plain4, CIDR: ptr("10.21.0.0/24")}))(t)
+	if sn := ok(sub(db.SubnetSpec{NetworkID: plain4, SubnetPoolID: v6.ID}))(t); sn.CIDR != "2001:db8::/64" || sn.IPVersion != 6 || sn.GatewayIP != "2001:db8::1" {
+		t.Errorf("subnet of the IPv6 pool: %s v%d gateway %s, want 2001:db8::/64 v6 gateway 2001:db8::1", sn.CIDR, sn.IPVersion, sn.GatewayIP)
+	}
 	pooled := ok(sub(db.SubnetSpec{SubnetPoolID: pool.ID, PrefixLen: ptr(28)}))(t) // 10.0.0.112/28, the last
 	other := ok(s.CreateSubnetPool(ctx, poolSpec("10.9.0.0/16")))(t)
 	plainNet := net()
@@ -217,7 +224,7 @@ func TestSubnetFromPool(t *testing.T) {
 		{"pools with no cidr", "BadRequest", db.SubnetSpec{SubnetPoolID: pool.ID, AllocationPools: &[]topology.AllocationPool{}}},
 		{"prefixlen without pool", "BadRequest", db.SubnetSpec{PrefixLen: ptr(26)}},
 		{"IPv4 from an IPv6 pool", "BadRequest", db.SubnetSpec{SubnetPoolID: v6.ID, IPVersion: ptr(4)}},
-		{"IPv6 subnet", "InvalidInput", db.SubnetSpec{SubnetPoolID: v6.ID}},
+		{"IPv4 CIDR from an IPv6 pool", "InvalidInput", db.SubnetSpec{SubnetPoolID: v6.ID, CIDR: ptr("10.0.0.0/26")}},
 		{"unknown pool", "SubnetPoolNotFound", db.SubnetSpec{SubnetPoolID: "nope"}},
 		{"quota", "SubnetPoolQuotaExceeded", db.SubnetSpec{SubnetPoolID: quotaPool.ID, PrefixLen: ptr(24)}},
 		{"another pool on the network", "NetworkSubnetPoolAffinityError", db.SubnetSpec{NetworkID: pooled.NetworkID, SubnetPoolID: other.ID}},

@@ -30,6 +30,9 @@ type SubnetSpec struct {
 	// default the pool's default_prefixlen (subnetpools.go).
 	SubnetPoolID string
 	PrefixLen    *int
+	// IPv6RAMode and IPv6AddressMode (create only) are ipv6_ra_mode and ipv6_address_mode.
+	IPv6RAMode      *string
+	IPv6AddressMode *string
 }
 
 // CreateSubnet creates an IPv4 subnet on a network. A network whose MTU is below IPv4's
@@ -42,7 +45,7 @@ func (s *Store) CreateSubnet(ctx context.Context, spec SubnetSpec) (*topology.Su
 		return nil, err
 	}
 	var sn topology.Subnet
-	var cidr cidr4
+	var cidr netip.Prefix
 	if spec.SubnetPoolID == "" {
 		var err error
 		if sn, cidr, err = buildSubnet(spec); err != nil {
@@ -64,9 +67,18 @@ func (s *Store) CreateSubnet(ctx context.Context, spec SubnetSpec) (*topology.Su
 		if err != nil {
 			return fmt.Errorf("load subnets of network %s: %w", n.ID, err)
 		}
-		pools := make([]string, len(others))
-		for i, o := range others {
-			pools[i] = o.SubnetPoolID
+		version := sn.IPVersion
+		if spec.SubnetPoolID != "" {
+			if version, err = w.poolVersion(ctx, spec.SubnetPoolID); err != nil {
+				return err
+			}
+		}
+		// Neutron's affinity holds among the subnets of one IP version.
+		var pools []string
+		for _, o := range others {
+			if o.IPVersion == version {
+				pools = append(pools, o.SubnetPoolID)
+			}
 		}
 		if err := checkPoolAffinity(spec.SubnetPoolID, pools); err != nil {
 			return err
@@ -82,9 +94,12 @@ func (s *Store) CreateSubnet(ctx context.Context, spec SubnetSpec) (*topology.Su
 				return err
 			}
 		}
+		if !sn.IsIPv4() && n.MTU < minIPv6MTU {
+			return mtuBelow(&n, minIPv6MTU)
+		}
 		for _, o := range others {
-			oc, _ := parseCIDR4(o.CIDR)
-			if oc.overlaps(cidr) {
+			oc, _ := netip.ParsePrefix(o.CIDR)
+			if oc.Overlaps(cidr) {
 				return invalid("Requested subnet with cidr: %s for network: %s overlaps with another subnet", sn.CIDR, n.ID)
 			}
 		}
@@ -95,6 +110,9 @@ func (s *Store) CreateSubnet(ctx context.Context, spec SubnetSpec) (*topology.Su
 			return err
 		}
 		w.record(topology.KindSubnet, sn.ID, topology.OpCreate, sn)
+		if err := w.addAutoAddresses(ctx, &sn); err != nil {
+			return err
+		}
 		n.Subnets = append(n.Subnets, sn.ID)
 		w.saveNetwork(&n, topology.OpUpdate)
 		if sn.EnableDHCP {
@@ -109,33 +127,86 @@ func (s *Store) CreateSubnet(ctx context.Context, spec SubnetSpec) (*topology.Su
 }
 
 // buildSubnet validates a create spec and returns the subnet it describes.
-func buildSubnet(spec SubnetSpec) (topology.Subnet, cidr4, error) {
+func buildSubnet(spec SubnetSpec) (topology.Subnet, netip.Prefix, error) {
 	sn := topology.Subnet{ID: newID(), NetworkID: spec.NetworkID, ProjectID: spec.ProjectID, IPVersion: 4, EnableDHCP: true,
 		AllocationPools: []topology.AllocationPool{}, HostRoutes: []topology.HostRoute{}, DNSNameservers: []string{},
 		SubnetPoolID: spec.SubnetPoolID}
-	if spec.IPVersion != nil {
-		if *spec.IPVersion != 4 {
-			return sn, cidr4{}, invalid("ip_version %d is not supported: dvrflow subnets are IPv4", *spec.IPVersion)
-		}
+	if spec.IPVersion != nil && *spec.IPVersion != 4 && *spec.IPVersion != 6 {
+		return sn, netip.Prefix{}, invalidAttr("ip_version", "%d is not in [4, 6]", *spec.IPVersion)
 	}
 	if spec.CIDR == nil {
-		return sn, cidr4{}, badRequest("Failed to create subnet: cidr is required")
+		return sn, netip.Prefix{}, badRequest("Failed to create subnet: cidr is required")
 	}
-	cidr, err := parseCIDR4(*spec.CIDR)
+	cidr, err := parseCIDR(*spec.CIDR)
 	if err != nil {
-		return sn, cidr4{}, err
+		return sn, netip.Prefix{}, err
+	}
+	sn.IPVersion = addrVersion(cidr.Addr())
+	if spec.IPVersion != nil && *spec.IPVersion != sn.IPVersion {
+		return sn, netip.Prefix{}, versionMismatch("cidr", *spec.CIDR, *spec.IPVersion)
 	}
 	sn.CIDR = cidr.String()
-	sn.GatewayIP = ipString(cidr.first() + 1)
+	sn.GatewayIP = cidr.Addr().Next().String()
 	if err := applySubnetSpec(&sn, cidr, spec, spec.AllocationPools == nil); err != nil {
-		return sn, cidr4{}, err
+		return sn, netip.Prefix{}, err
+	}
+	if err := applyIPv6Modes(&sn, cidr, spec); err != nil {
+		return sn, netip.Prefix{}, err
 	}
 	return sn, cidr, nil
 }
 
+// parseCIDR parses a subnet CIDR of either version in canonical form (no host bits set).
+// Its prefix must leave at least 2 usable addresses (IPv4: /30; IPv6: /126, Neutron's
+// limit for a subnet served by DHCP).
+func parseCIDR(s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil || p.Addr().Zone() != "" {
+		return netip.Prefix{}, invalid("'%s' is not a valid IP subnet", s)
+	}
+	if p.Masked() != p {
+		return netip.Prefix{}, invalid("'%s' isn't a recognized IP subnet cidr, '%s' is recommended", s, p.Masked())
+	}
+	if p.Addr().Is6() && p.Addr().IsUnspecified() {
+		return netip.Prefix{}, invalid("IPv6 subnet '::' is not supported")
+	}
+	if p.Bits() > p.Addr().BitLen()-2 {
+		return netip.Prefix{}, invalid("'%s' is too small: a subnet needs at least 2 usable addresses", s)
+	}
+	return p, nil
+}
+
+func addrVersion(a netip.Addr) int {
+	if a.Is4() {
+		return 4
+	}
+	return 6
+}
+
+// versionMismatch is Neutron's _validate_ip_version error.
+func versionMismatch(name, addr string, version int) error {
+	return invalid("%s '%s' does not match the ip_version '%d'", name, addr, version)
+}
+
+// invalidAttr is Neutron's error for an attribute its API validators refuse.
+func invalidAttr(attr, format string, args ...any) error {
+	return newError(ClassInvalid, "InvalidInput", "Invalid input for "+attr+". Reason: "+format+".", args...)
+}
+
+// poolBounds are the first and last addresses a subnet's pools may hold: IPv4 leaves out
+// the network and broadcast addresses, IPv6 only the first address (Neutron's
+// validate_allocation_pools and generate_pools).
+func poolBounds(cidr netip.Prefix) (netip.Addr, netip.Addr) {
+	last := lastAddr(cidr)
+	if cidr.Addr().Is4() {
+		last = last.Prev()
+	}
+	return cidr.Addr().Next(), last
+}
+
 // applySubnetSpec applies and validates spec on sn. defaultPools recomputes the pools
 // from the CIDR and gateway.
-func applySubnetSpec(sn *topology.Subnet, cidr cidr4, spec SubnetSpec, defaultPools bool) error {
+func applySubnetSpec(sn *topology.Subnet, cidr netip.Prefix, spec SubnetSpec, defaultPools bool) error {
 	if spec.Name != nil {
 		sn.Name = *spec.Name
 	}
@@ -148,50 +219,55 @@ func applySubnetSpec(sn *topology.Subnet, cidr cidr4, spec SubnetSpec, defaultPo
 	if spec.GatewayIP != nil {
 		sn.GatewayIP = *spec.GatewayIP
 	}
-	var gw uint32
+	var gw netip.Addr
 	hasGW := sn.GatewayIP != ""
 	if hasGW {
 		var ok bool
-		if gw, ok = parseIPv4(sn.GatewayIP); !ok {
+		if gw, ok = parseAddr(sn.GatewayIP); !ok {
 			return invalid("'%s' is not a valid IP address", sn.GatewayIP)
 		}
-		if !cidr.contains(gw) || gw == cidr.first() || gw == cidr.last() {
+		if addrVersion(gw) != sn.IPVersion {
+			return versionMismatch("gateway_ip", sn.GatewayIP, sn.IPVersion)
+		}
+		// IPv6 has no broadcast address, and its first one is the routers' anycast
+		// address, which Neutron takes for a gateway.
+		if !cidr.Contains(gw) || (sn.IPVersion == 4 && (gw == cidr.Addr() || gw == lastAddr(cidr))) {
 			return invalid("Gateway IP %s is not a usable address of subnet %s", sn.GatewayIP, sn.CIDR)
 		}
-		sn.GatewayIP = ipString(gw)
+		sn.GatewayIP = gw.String()
 	}
+	lo, hi := poolBounds(cidr)
 	if spec.AllocationPools != nil {
 		sn.AllocationPools = *spec.AllocationPools
 	} else if defaultPools {
-		full := []ipRange{{cidr.first() + 1, cidr.last() - 1}}
-		var holes []uint32
+		var holes []netip.Addr
 		if hasGW {
 			holes = append(holes, gw)
 		}
 		sn.AllocationPools = []topology.AllocationPool{}
-		for _, r := range subtract(full, holes) {
-			sn.AllocationPools = append(sn.AllocationPools, topology.AllocationPool{Start: ipString(r.first), End: ipString(r.last)})
+		for _, r := range subtractAddrs([]addrRange{{lo, hi}}, holes) {
+			sn.AllocationPools = append(sn.AllocationPools, topology.AllocationPool{Start: r.first.String(), End: r.last.String()})
 		}
 	}
-	var rs []ipRange
+	var rs []addrRange
 	for i, p := range sn.AllocationPools {
-		a, ok1 := parseIPv4(p.Start)
-		b, ok2 := parseIPv4(p.End)
-		if !ok1 || !ok2 || a > b {
+		a, ok1 := parseAddr(p.Start)
+		b, ok2 := parseAddr(p.End)
+		if !ok1 || !ok2 || b.Less(a) || addrVersion(a) != sn.IPVersion || addrVersion(b) != sn.IPVersion {
 			return newError(ClassInvalid, "InvalidAllocationPool", "The allocation pool %s-%s is not valid.", p.Start, p.End)
 		}
-		if a <= cidr.first() || b >= cidr.last() {
+		if a.Less(lo) || hi.Less(b) {
 			return newError(ClassInvalid, "OutOfBoundsAllocationPool", "The allocation pool %s-%s spans beyond the subnet cidr %s.", p.Start, p.End, sn.CIDR)
 		}
-		sn.AllocationPools[i] = topology.AllocationPool{Start: ipString(a), End: ipString(b)}
+		sn.AllocationPools[i] = topology.AllocationPool{Start: a.String(), End: b.String()}
 		for _, r := range rs {
-			if a <= r.last && r.first <= b {
+			if !r.last.Less(a) && !b.Less(r.first) {
 				return conflict("OverlappingAllocationPools", "Found overlapping allocation pools: %s-%s and %s-%s for subnet %s.",
-					p.Start, p.End, ipString(r.first), ipString(r.last), sn.CIDR)
+					p.Start, p.End, r.first, r.last, sn.CIDR)
 			}
 		}
-		rs = append(rs, ipRange{a, b})
-		if hasGW && gw >= a && gw <= b {
+		rs = append(rs, addrRange{a, b})
+		if hasGW && !gw.Less(a) && !b.Less(gw) {
 			return conflict("GatewayConflictWithAllocationPools", "Gateway ip %s conflicts with allocation pool %s-%s.", sn.GatewayIP, p.Start, p.End)
 		}
 	}
@@ -199,30 +275,77 @@ func applySubnetSpec(sn *topology.Subnet, cidr cidr4, spec SubnetSpec, defaultPo
 		sn.HostRoutes = *spec.HostRoutes
 		for i, r := range sn.HostRoutes {
 			d, err := netip.ParsePrefix(r.Destination)
-			if err != nil || !d.Addr().Is4() || d.Masked() != d {
+			if err != nil || d.Masked() != d {
 				return invalid("'%s' is not a valid route destination", r.Destination)
 			}
-			nh, ok := parseIPv4(r.NextHop)
+			nh, ok := parseAddr(r.NextHop)
 			if !ok {
 				return invalid("'%s' is not a valid IP address", r.NextHop)
 			}
-			sn.HostRoutes[i].NextHop = ipString(nh)
+			if addrVersion(nh) != sn.IPVersion {
+				return versionMismatch("nexthop", r.NextHop, sn.IPVersion)
+			}
+			if addrVersion(d.Addr()) != sn.IPVersion {
+				return versionMismatch("destination", r.Destination, sn.IPVersion)
+			}
+			sn.HostRoutes[i].NextHop = nh.String()
 		}
 	}
 	if spec.DNSNameservers != nil {
 		sn.DNSNameservers = *spec.DNSNameservers
-		seen := map[string]bool{}
+		seen := map[netip.Addr]bool{}
 		for i, d := range sn.DNSNameservers {
-			v, ok := parseIPv4(d)
+			v, ok := parseAddr(d)
 			if !ok {
 				return invalid("'%s' is not a valid nameserver", d)
 			}
-			if seen[ipString(v)] {
+			if addrVersion(v) != sn.IPVersion {
+				return versionMismatch("dns_nameserver", d, sn.IPVersion)
+			}
+			if seen[v] {
 				return invalid("Duplicate nameserver '%s'", d)
 			}
-			seen[ipString(v)] = true
-			sn.DNSNameservers[i] = ipString(v)
+			seen[v] = true
+			sn.DNSNameservers[i] = v.String()
 		}
+	}
+	return nil
+}
+
+// ipv6Modes are the values of ipv6_ra_mode and ipv6_address_mode.
+var ipv6Modes = []string{topology.IPv6DHCPStateful, topology.IPv6DHCPStateless, topology.IPv6SLAAC}
+
+// applyIPv6Modes sets a new subnet's ipv6_ra_mode and ipv6_address_mode, with Neutron's
+// checks (_validate_subnet, _validate_ipv6_attributes): IPv6 only, DHCP enabled, equal
+// when both are given, and a /64 when its ports take EUI-64 addresses.
+func applyIPv6Modes(sn *topology.Subnet, cidr netip.Prefix, spec SubnetSpec) error {
+	for _, m := range []struct {
+		attr string
+		v    *string
+		dst  *string
+	}{{"ipv6_ra_mode", spec.IPv6RAMode, &sn.IPv6RAMode}, {"ipv6_address_mode", spec.IPv6AddressMode, &sn.IPv6AddressMode}} {
+		if m.v == nil {
+			continue
+		}
+		if !slices.Contains(ipv6Modes, *m.v) {
+			return invalidAttr(m.attr, "'%s' is not in ['%s', '%s', '%s', None]", *m.v, ipv6Modes[0], ipv6Modes[1], ipv6Modes[2])
+		}
+		if sn.IPVersion == 4 {
+			return invalid("%s is not valid when ip_version is 4", m.attr)
+		}
+		*m.dst = *m.v
+	}
+	ra, addr := sn.IPv6RAMode, sn.IPv6AddressMode
+	if (ra != "" || addr != "") && !sn.EnableDHCP {
+		return invalid("ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False")
+	}
+	if ra != "" && addr != "" && ra != addr {
+		return invalid("ipv6_ra_mode set to '%s' with ipv6_address_mode set to '%s' is not valid. "+
+			"If both attributes are set, they must be the same value", ra, addr)
+	}
+	if sn.IsAutoAddress() && cidr.Bits() != 64 {
+		return invalid("Invalid CIDR %s for IPv6 address mode. OpenStack uses the EUI-64 address format, "+
+			"which requires the prefix to be /64", sn.CIDR)
 	}
 	return nil
 }
@@ -241,18 +364,28 @@ func (s *Store) UpdateSubnet(ctx context.Context, id string, spec SubnetSpec) (*
 			return err
 		}
 		oldGW, oldDHCP := sn.GatewayIP, sn.EnableDHCP
-		cidr, _ := parseCIDR4(sn.CIDR)
+		cidr, _ := netip.ParsePrefix(sn.CIDR)
+		if spec.EnableDHCP != nil && !*spec.EnableDHCP && (sn.IPv6RAMode != "" || sn.IPv6AddressMode != "") {
+			return invalid("Cannot disable enable_dhcp with ipv6 attributes set")
+		}
 		if err := applySubnetSpec(&sn, cidr, spec, false); err != nil {
 			return err
 		}
 		if sn.GatewayIP != oldGW {
 			for _, g := range []string{oldGW, sn.GatewayIP} {
-				v, ok := parseIPv4(g)
+				v, ok := parseAddr(g)
 				if !ok {
 					continue
 				}
 				var port string
-				err := w.queryRow(ctx, `SELECT port_id FROM ip_allocations WHERE subnet_id = $1 AND ip = $2`, id, int64(v)).Scan(&port)
+				q := `SELECT port_id FROM ip_allocations WHERE subnet_id = $1 AND ip = $2`
+				var arg any = int64(0)
+				if v4, ok := parseIPv4(g); ok {
+					arg = int64(v4)
+				} else {
+					q, arg = `SELECT port_id FROM ip6_allocations WHERE subnet_id = $1 AND ip = $2::inet`, v.String()
+				}
+				err := w.queryRow(ctx, q, id, arg).Scan(&port)
 				if err == nil {
 					return conflict("GatewayIpInUse", "Gateway ip %s in use by port %s. Unable to update.", g, port)
 				}
@@ -299,9 +432,18 @@ func (s *Store) DeleteSubnet(ctx context.Context, id string) error {
 		if err := w.subnet(ctx, id, &sn); err != nil {
 			return err
 		}
+		// On an auto-address subnet only a router interface holds it: the others' EUI-64
+		// addresses go with it, as in Neutron.
 		var used int
-		if err := w.queryRow(ctx, `SELECT count(*) FROM ip_allocations a WHERE a.subnet_id = $1
-AND NOT EXISTS (SELECT 1 FROM ports p WHERE p.id = a.port_id AND p.device_owner = $2)`, id, topology.OwnerDHCP).Scan(&used); err != nil {
+		q := `SELECT count(*) FROM ip_allocations_all a WHERE a.subnet_id = $1
+AND NOT EXISTS (SELECT 1 FROM ports p WHERE p.id = a.port_id AND p.device_owner = $2)`
+		arg := topology.OwnerDHCP
+		if sn.IsAutoAddress() {
+			q = `SELECT count(*) FROM ip_allocations_all a WHERE a.subnet_id = $1
+AND EXISTS (SELECT 1 FROM ports p WHERE p.id = a.port_id AND p.device_owner = $2)`
+			arg = topology.OwnerRouterInterfaceDistributed
+		}
+		if err := w.queryRow(ctx, q, id, arg).Scan(&used); err != nil {
 			return fmt.Errorf("count allocations of subnet %s: %w", id, err)
 		}
 		if used > 0 {
@@ -311,9 +453,10 @@ AND NOT EXISTS (SELECT 1 FROM ports p WHERE p.id = a.port_id AND p.device_owner 
 		if err != nil {
 			return err
 		}
-		// DHCP ports users made keep their other addresses; the managed one is synced below.
+		// DHCP ports users made (and any port of an auto-address subnet) keep their other
+		// addresses; the managed one is synced below.
 		others, err := objs[topology.Port](ctx, w.query, `SELECT obj FROM ports
-WHERE id IN (SELECT port_id FROM ip_allocations WHERE subnet_id = $1) AND device_id <> $2 ORDER BY id`,
+WHERE id IN (SELECT port_id FROM ip_allocations_all WHERE subnet_id = $1) AND device_id <> $2 ORDER BY id`,
 			id, topology.DHCPDeviceID(sn.NetworkID))
 		if err != nil {
 			return fmt.Errorf("load DHCP ports of subnet %s: %w", id, err)
@@ -324,6 +467,7 @@ WHERE id IN (SELECT port_id FROM ip_allocations WHERE subnet_id = $1) AND device
 			w.savePort(p)
 		}
 		w.exec(`DELETE FROM ip_allocations WHERE subnet_id = $1`, id)
+		w.exec(`DELETE FROM ip6_allocations WHERE subnet_id = $1`, id)
 		w.exec(`DELETE FROM subnets WHERE id = $1`, id)
 		w.record(topology.KindSubnet, id, topology.OpDelete, sn)
 		n.Subnets = removeString(n.Subnets, id)
@@ -361,7 +505,7 @@ func (s *Store) CreateSubnets(ctx context.Context, specs []SubnetSpec) ([]topolo
 		return nil, err
 	}
 	subs := make([]topology.Subnet, len(specs))
-	cidrs := make([]cidr4, len(specs))
+	cidrs := make([]netip.Prefix, len(specs))
 	netIDs := make([]string, 0, len(specs))
 	seenNet := map[string]bool{}
 	for i, spec := range specs {
@@ -409,19 +553,27 @@ func (s *Store) CreateSubnets(ctx context.Context, specs []SubnetSpec) ([]topolo
 		if err != nil {
 			return fmt.Errorf("load subnets: %w", err)
 		}
-		onNet := map[string][]cidr4{}
-		poolsOn := map[string][]string{}
+		onNet := map[string][]netip.Prefix{}
+		poolsOn := map[string][]string{} // network and IP version -> pools of its subnets
+		affinity := func(netID string, version int) string { return fmt.Sprintf("%s/%d", netID, version) }
 		for _, o := range existing {
-			oc, _ := parseCIDR4(o.CIDR)
+			oc, _ := netip.ParsePrefix(o.CIDR)
 			onNet[o.NetworkID] = append(onNet[o.NetworkID], oc)
-			poolsOn[o.NetworkID] = append(poolsOn[o.NetworkID], o.SubnetPoolID)
+			poolsOn[affinity(o.NetworkID, o.IPVersion)] = append(poolsOn[affinity(o.NetworkID, o.IPVersion)], o.SubnetPoolID)
 		}
 		taken := map[string][]string{} // pool -> CIDRs this write gave out
 		for i, spec := range specs {
-			if err := checkPoolAffinity(spec.SubnetPoolID, poolsOn[spec.NetworkID]); err != nil {
+			version := subs[i].IPVersion
+			if spec.SubnetPoolID != "" {
+				if version, err = w.poolVersion(ctx, spec.SubnetPoolID); err != nil {
+					return itemError(i, err)
+				}
+			}
+			key := affinity(spec.NetworkID, version)
+			if err := checkPoolAffinity(spec.SubnetPoolID, poolsOn[key]); err != nil {
 				return itemError(i, err)
 			}
-			poolsOn[spec.NetworkID] = append(poolsOn[spec.NetworkID], spec.SubnetPoolID)
+			poolsOn[key] = append(poolsOn[key], spec.SubnetPoolID)
 			if spec.SubnetPoolID == "" {
 				continue
 			}
@@ -441,10 +593,14 @@ func (s *Store) CreateSubnets(ctx context.Context, specs []SubnetSpec) ([]topolo
 		dhcp := &bulkDHCP{added: map[string][]topology.FixedIP{}}
 		var rSub []string
 		var rFirst, rLast []int64
+		var v6 []*topology.Subnet
 		for i := range subs {
 			sn := &subs[i]
+			if !sn.IsIPv4() && byID[sn.NetworkID].MTU < minIPv6MTU {
+				return itemError(i, mtuBelow(byID[sn.NetworkID], minIPv6MTU))
+			}
 			for _, oc := range onNet[sn.NetworkID] {
-				if oc.overlaps(cidrs[i]) {
+				if oc.Overlaps(cidrs[i]) {
 					return itemError(i, invalid("Requested subnet with cidr: %s for network: %s overlaps with another subnet", sn.CIDR, sn.NetworkID))
 				}
 			}
@@ -453,6 +609,12 @@ func (s *Store) CreateSubnets(ctx context.Context, specs []SubnetSpec) ([]topolo
 			ids[i], nids[i], projects[i], sobjs[i] = sn.ID, sn.NetworkID, sn.ProjectID, string(mustJSON(sn))
 			if sn.SubnetPoolID != "" {
 				pools[i] = &sn.SubnetPoolID
+			}
+			w.record(topology.KindSubnet, sn.ID, topology.OpCreate, *sn)
+			byID[sn.NetworkID].Subnets = append(byID[sn.NetworkID].Subnets, sn.ID)
+			if !sn.IsIPv4() {
+				v6 = append(v6, sn)
+				continue
 			}
 			var holes []uint32
 			if gw, ok := parseIPv4(sn.GatewayIP); ok {
@@ -465,14 +627,20 @@ func (s *Store) CreateSubnets(ctx context.Context, specs []SubnetSpec) ([]topolo
 			for _, r := range free {
 				rSub, rFirst, rLast = append(rSub, sn.ID), append(rFirst, int64(r.first)), append(rLast, int64(r.last))
 			}
-			w.record(topology.KindSubnet, sn.ID, topology.OpCreate, *sn)
-			byID[sn.NetworkID].Subnets = append(byID[sn.NetworkID].Subnets, sn.ID)
 		}
 		w.exec(`INSERT INTO subnets (id, network_id, project_id, subnetpool_id, obj)
 SELECT i, n, p, sp, o::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS x(i, n, p, o, sp)`,
 			ids, nids, projects, sobjs, pools)
 		if len(rSub) > 0 {
 			w.exec(`INSERT INTO ip_free_ranges (subnet_id, first, last) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])`, rSub, rFirst, rLast)
+		}
+		for _, sn := range v6 {
+			if err := w.resetFreeRanges6(ctx, sn); err != nil {
+				return err
+			}
+			if err := w.addAutoAddresses(ctx, sn); err != nil {
+				return err
+			}
 		}
 		if err := dhcp.queue(ctx, w); err != nil {
 			return err

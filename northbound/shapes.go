@@ -50,7 +50,7 @@ func subnetShape(s *topology.Subnet) map[string]any {
 		"ip_version": s.IPVersion, "cidr": s.CIDR, "gateway_ip": nullIfEmpty(s.GatewayIP),
 		"allocation_pools": orEmpty(s.AllocationPools), "host_routes": orEmpty(s.HostRoutes),
 		"dns_nameservers": orEmpty(s.DNSNameservers), "enable_dhcp": s.EnableDHCP,
-		"ipv6_ra_mode": nil, "ipv6_address_mode": nil, "subnetpool_id": nullIfEmpty(s.SubnetPoolID), "service_types": []string{},
+		"ipv6_ra_mode": nullIfEmpty(s.IPv6RAMode), "ipv6_address_mode": nullIfEmpty(s.IPv6AddressMode), "subnetpool_id": nullIfEmpty(s.SubnetPoolID), "service_types": []string{},
 		"tags": orEmpty(s.Tags), "created_at": ts(s.CreatedAt), "updated_at": ts(s.UpdatedAt), "revision_number": s.RevisionNumber,
 	}
 }

@@ -139,8 +139,8 @@ func (s *Server) createSubnet(c echo.Context) error {
 		kind: "subnet", plural: "subnets",
 		allowed: []string{"name", "description", "network_id", "ip_version", "cidr", "gateway_ip",
 			"allocation_pools", "host_routes", "dns_nameservers", "enable_dhcp", "tenant_id", "project_id",
-			"subnetpool_id", "prefixlen", "use_default_subnetpool"},
-		readOnly: with(standardReadOnly, "ipv6_ra_mode", "ipv6_address_mode"),
+			"subnetpool_id", "prefixlen", "use_default_subnetpool", "ipv6_ra_mode", "ipv6_address_mode"},
+		readOnly: standardReadOnly,
 		spec: func(b *body) (db.SubnetSpec, error) {
 			spec, err := subnetCreateSpec(b, cl)
 			if err == nil {
@@ -182,6 +182,19 @@ func subnetCreateSpec(b *body, cl caller) (db.SubnetSpec, error) {
 	} else if v != nil {
 		iv := int(*v)
 		spec.IPVersion = &iv
+	}
+	// null is "not set", as Neutron takes it.
+	for _, m := range []struct {
+		name string
+		dst  **string
+	}{{"ipv6_ra_mode", &spec.IPv6RAMode}, {"ipv6_address_mode", &spec.IPv6AddressMode}} {
+		v, err := b.nullableStr(m.name)
+		if err != nil {
+			return spec, err
+		}
+		if v != nil && *v != "" {
+			*m.dst = v
+		}
 	}
 	return spec, nil
 }

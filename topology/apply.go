@@ -248,7 +248,7 @@ func onlyGroupsDiffer(a, b *Port) bool {
 }
 
 func (v *View) setPort(d *pending, id string, p *Port) {
-	p = v.heldRecord(id, p)
+	p = v.heldRecord(id, ipv4Port(p))
 	d.ports[id] = true
 	old := v.ports[id]
 	if old != nil && p != nil && !d.noMoves && old.HostID != "" && p.HostID != "" && old.HostID != p.HostID &&
@@ -376,6 +376,7 @@ func (v *View) setNetwork(d *pending, id string, n *Network) {
 }
 
 func (v *View) setSubnet(d *pending, id string, s *Subnet) {
+	s = ipv4Subnet(s)
 	d.fips = true
 	if old := v.subnets[id]; old != nil {
 		d.nets[old.NetworkID] = true
@@ -410,6 +411,7 @@ func (v *View) setSubnet(d *pending, id string, s *Subnet) {
 }
 
 func (v *View) setRouter(d *pending, id string, r *Router) {
+	r = ipv4Router(r)
 	d.touchRouter(v, id)
 	d.fips = true
 	if r == nil {

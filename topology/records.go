@@ -130,7 +130,8 @@ type HostRoute struct {
 	NextHop     string `json:"nexthop"`
 }
 
-// Subnet is an IPv4 subnet of a network.
+// Subnet is a subnet of a network, IPv4 or IPv6 (IPVersion). The data path serves IPv4
+// subnets only (issue 16): consumers skip the others (IsIPv4).
 type Subnet struct {
 	ID              string           `json:"id"`
 	NetworkID       string           `json:"network_id"`
@@ -145,9 +146,13 @@ type Subnet struct {
 	DNSNameservers  []string         `json:"dns_nameservers"`
 	EnableDHCP      bool             `json:"enable_dhcp"`
 	SubnetPoolID    string           `json:"subnetpool_id,omitempty"` // "" when not allocated from a pool
-	CreatedAt       time.Time        `json:"created_at"`
-	UpdatedAt       time.Time        `json:"updated_at"`
-	RevisionNumber  int64            `json:"revision_number"`
+	// IPv6RAMode and IPv6AddressMode are an IPv6 subnet's ipv6_ra_mode and
+	// ipv6_address_mode (IPv6SLAAC, IPv6DHCPStateful, IPv6DHCPStateless), "" when unset.
+	IPv6RAMode      string    `json:"ipv6_ra_mode,omitempty"`
+	IPv6AddressMode string    `json:"ipv6_address_mode,omitempty"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
+	RevisionNumber  int64     `json:"revision_number"`
 
 	// Tags are the resource's Neutron tags (standard-attr-tag): API state only, no flow
 	// depends on them. A resource without tags has none stored.
@@ -380,4 +385,24 @@ type Topology struct {
 	// SecurityGroups and SecurityGroupRules are every group and rule.
 	SecurityGroups     []SecurityGroup
 	SecurityGroupRules []SecurityGroupRule
+}
+
+// IPv6 address and router advertisement modes of a subnet (ipv6_address_mode,
+// ipv6_ra_mode).
+const (
+	IPv6SLAAC         = "slaac"
+	IPv6DHCPStateful  = "dhcpv6-stateful"
+	IPv6DHCPStateless = "dhcpv6-stateless"
+)
+
+// IsIPv4 tells whether the subnet is IPv4, the only version the data path serves yet
+// (issue 16).
+func (s *Subnet) IsIPv4() bool { return s.IPVersion != 6 }
+
+// IsAutoAddress tells whether the subnet's ports take their address from their MAC
+// (EUI-64) rather than from its pools: an IPv6 subnet in SLAAC or DHCPv6-stateless mode,
+// by either attribute (Neutron's ipv6_utils.is_auto_address_subnet).
+func (s *Subnet) IsAutoAddress() bool {
+	auto := func(m string) bool { return m == IPv6SLAAC || m == IPv6DHCPStateless }
+	return s.IPVersion == 6 && (auto(s.IPv6AddressMode) || auto(s.IPv6RAMode))
 }
