@@ -39,8 +39,11 @@ type Lease struct {
 	// Gen changes whenever the host registry, the masterships or the set of registered
 	// controllers changed.
 	Gen int64
-	// Live are the controllers whose lease runs, by id, sorted.
+	// Live are the controllers whose lease runs and has settled, by id, sorted.
 	Live []string
+	// Settled says whether this controller is among Live: its lease has run without a
+	// gap for the settling time.
+	Settled bool
 }
 
 // HostMaster is a registered host, its bridges and its master (Controller "" when it has
@@ -64,11 +67,12 @@ func (s *Store) RegisterController(ctx context.Context, spec ControllerSpec, lea
 	if spec.ID == "" || len(spec.ID) > 255 || spec.Instance == "" {
 		return invalid("controller id must be 1-255 characters and the instance set")
 	}
-	tag, err := s.pool.Exec(ctx, `
-		INSERT INTO controllers (id, instance, of_addr, api_url, started_at, expires_at)
-		VALUES ($1, $2, $3, $4, now(), now() + $5::interval)
+	tag, err := s.leases.Exec(ctx, `
+		INSERT INTO controllers (id, instance, of_addr, api_url, started_at, expires_at, live_since)
+		VALUES ($1, $2, $3, $4, now(), now() + $5::interval, '-infinity')
 		ON CONFLICT (id) DO UPDATE SET instance = EXCLUDED.instance, of_addr = EXCLUDED.of_addr,
-			api_url = EXCLUDED.api_url, started_at = EXCLUDED.started_at, expires_at = EXCLUDED.expires_at
+			api_url = EXCLUDED.api_url, started_at = EXCLUDED.started_at, expires_at = EXCLUDED.expires_at,
+			live_since = EXCLUDED.live_since
 		WHERE controllers.instance = EXCLUDED.instance OR controllers.expires_at <= now()`,
 		spec.ID, spec.Instance, spec.OFAddr, spec.APIURL, lease)
 	if err != nil {
@@ -81,20 +85,26 @@ func (s *Store) RegisterController(ctx context.Context, spec ControllerSpec, lea
 }
 
 // RenewLease extends the lease of controller id (instance) to lease from the database's
-// now, and reads the generation and the live controllers in the same statement.
-func (s *Store) RenewLease(ctx context.Context, id, instance string, lease time.Duration) (Lease, error) {
+// now, and reads the generation and the live controllers in the same statement. Live
+// holds only the controllers settled for settle: a controller whose lease had expired is
+// live again at once but joins Live, and gets hosts, only after holding its lease for
+// settle without a gap (Settled says whether this one has).
+func (s *Store) RenewLease(ctx context.Context, id, instance string, lease, settle time.Duration) (Lease, error) {
 	var l Lease
-	err := s.pool.QueryRow(ctx, `
-		WITH r AS (UPDATE controllers SET expires_at = now() + $3::interval
-			WHERE id = $1 AND instance = $2 RETURNING id)
-		SELECT EXISTS (SELECT 1 FROM r),
+	err := s.leases.QueryRow(ctx, `
+		WITH r AS (UPDATE controllers SET
+				live_since = CASE WHEN expires_at <= now() THEN now() ELSE live_since END,
+				expires_at = now() + $3::interval
+			WHERE id = $1 AND instance = $2 RETURNING live_since <= now() - $4::interval AS settled)
+		SELECT EXISTS (SELECT 1 FROM r), coalesce((SELECT settled FROM r), false),
 			(SELECT gen FROM mastership_generation),
-			coalesce((SELECT array_agg(id ORDER BY id) FROM controllers WHERE expires_at > now() AND id <> $1), '{}')`,
-		id, instance, lease).Scan(&l.Held, &l.Gen, &l.Live)
+			coalesce((SELECT array_agg(id ORDER BY id) FROM controllers
+				WHERE expires_at > now() AND live_since <= now() - $4::interval AND id <> $1), '{}')`,
+		id, instance, lease, settle).Scan(&l.Held, &l.Settled, &l.Gen, &l.Live)
 	if err != nil {
 		return Lease{}, fmt.Errorf("renew lease of controller %s: %w", id, err)
 	}
-	if l.Held {
+	if l.Settled {
 		// Its own row was just renewed, so it is live; the sub-select saw the old row.
 		i, _ := slices.BinarySearch(l.Live, id)
 		l.Live = slices.Insert(l.Live, i, id)
@@ -105,7 +115,7 @@ func (s *Store) RenewLease(ctx context.Context, id, instance string, lease time.
 // ReleaseLease ends the lease of controller id (instance) now, so that the others take
 // its hosts over at once (a graceful stop).
 func (s *Store) ReleaseLease(ctx context.Context, id, instance string) error {
-	if _, err := s.pool.Exec(ctx, `UPDATE controllers SET expires_at = now() WHERE id = $1 AND instance = $2`,
+	if _, err := s.leases.Exec(ctx, `UPDATE controllers SET expires_at = now() WHERE id = $1 AND instance = $2`,
 		id, instance); err != nil {
 		return fmt.Errorf("release lease of controller %s: %w", id, err)
 	}

@@ -140,7 +140,11 @@ func ParseVNIRange(s string) (lo, hi int64, err error) {
 
 // Store is the topology store. It is safe for concurrent use.
 type Store struct {
-	pool       *pgxpool.Pool
+	pool *pgxpool.Pool
+	// leases holds the connections of the mastership leases (mastership.go) apart from
+	// pool: a renewal must never wait behind API, engine and heartbeat queries, or a busy
+	// controller loses its lease while it is alive.
+	leases     *pgxpool.Pool
 	cfg        Config
 	log        *zap.Logger
 	writes     chan *writeReq
@@ -168,14 +172,22 @@ func Open(ctx context.Context, dsn string, cfg Config, log *zap.Logger) (*Store,
 	if pcfg.ConnConfig.ValidateConnect == nil {
 		pcfg.ConnConfig.ValidateConnect = pgconn.ValidateConnectTargetSessionAttrsReadWrite
 	}
+	lcfg := pcfg.Copy()
+	lcfg.MaxConns = 2
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
-	s := &Store{pool: pool, cfg: cfg, log: log.Named("db"),
+	leases, err := pgxpool.NewWithConfig(ctx, lcfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to database for leases: %w", err)
+	}
+	s := &Store{pool: pool, leases: leases, cfg: cfg, log: log.Named("db"),
 		writes: make(chan *writeReq), closing: make(chan struct{}), writerDone: make(chan struct{})}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
+		leases.Close()
 		return nil, err
 	}
 	go s.writer()
@@ -193,6 +205,7 @@ func (s *Store) Close() {
 		close(s.closing)
 		<-s.writerDone
 		s.pool.Close()
+		s.leases.Close()
 	})
 }
 

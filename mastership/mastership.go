@@ -46,7 +46,7 @@ import (
 // Store is the part of db.Store the loop uses.
 type Store interface {
 	RegisterController(ctx context.Context, spec db.ControllerSpec, lease time.Duration) error
-	RenewLease(ctx context.Context, id, instance string, lease time.Duration) (db.Lease, error)
+	RenewLease(ctx context.Context, id, instance string, lease, settle time.Duration) (db.Lease, error)
 	ReleaseLease(ctx context.Context, id, instance string) error
 	HostMasters(ctx context.Context) ([]db.HostMaster, error)
 	ClaimMasterships(ctx context.Context, id, instance string, hosts []string) (map[string]int64, error)
@@ -70,11 +70,17 @@ type Config struct {
 	Renew time.Duration
 	// Resync is how often the host table is read even if nothing seems changed (default 10 s).
 	Resync time.Duration
+	// Settle is how long a controller whose lease expired must hold it again before
+	// hosts are spread over it (default 5 s): a controller that stalls repeatedly (an
+	// overloaded machine, a flapping link to PostgreSQL) does not move hosts back and
+	// forth, each move costing a dump and a recomputation. A starting process takes its
+	// share at once.
+	Settle time.Duration
 }
 
 // DefaultConfig returns the defaults, without ID.
 func DefaultConfig() Config {
-	return Config{Lease: 1200 * time.Millisecond, Renew: 200 * time.Millisecond, Resync: 10 * time.Second}
+	return Config{Lease: 1200 * time.Millisecond, Renew: 200 * time.Millisecond, Resync: 10 * time.Second, Settle: 5 * time.Second}
 }
 
 // Validate reports what is wrong with c.
@@ -87,6 +93,9 @@ func (c Config) Validate() error {
 	}
 	if c.Resync <= 0 {
 		return errors.New("resync must be positive")
+	}
+	if c.Settle < 0 {
+		return errors.New("settle must not be negative")
 	}
 	return nil
 }
@@ -179,11 +188,23 @@ func (l *Loop) Run(ctx context.Context) error {
 			l.log.Warn("releasing the lease: the others take over when it expires", zap.Error(err))
 		}
 	}()
+	// Syncs run on their own goroutine: reading the host table, claiming and publishing
+	// roles take long on a busy controller with thousands of hosts, and a renewal that
+	// waited for them would let the lease of a live controller lapse.
+	syncs := make(chan db.Lease, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		l.syncLoop(ctx, syncs)
+	}()
+	defer wg.Wait() // before the lease is released: no claim after the release
 	t := time.NewTicker(l.cfg.Renew)
 	defer t.Stop()
 	failing := false
 	for {
-		if err := l.tick(ctx); err != nil {
+		lease, need, err := l.renew(ctx)
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -195,11 +216,44 @@ func (l *Loop) Run(ctx context.Context) error {
 			l.log.Info("lease renewed again")
 			failing = false
 		}
+		if need {
+			select { // the newest lease replaces one not taken yet
+			case <-syncs:
+			default:
+			}
+			syncs <- lease
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		case <-l.kick:
+		}
+	}
+}
+
+// syncLoop runs a sync for each lease it is given, until ctx ends.
+func (l *Loop) syncLoop(ctx context.Context, syncs <-chan db.Lease) {
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case lease := <-syncs:
+			if err := l.sync(ctx, lease); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				l.mu.Lock()
+				l.force = true // read again at the next renewal
+				l.mu.Unlock()
+				if !failing {
+					l.log.Warn("reading or claiming masterships failing", zap.Error(err))
+				}
+				failing = true
+			} else {
+				failing = false
+			}
 		}
 	}
 }
@@ -225,20 +279,22 @@ func (l *Loop) register(ctx context.Context) error {
 	}
 }
 
-// tick renews the lease and, when something changed, reads the host table and acts.
-func (l *Loop) tick(ctx context.Context) error {
+// renew renews the lease and moves the deadline; need says that the host table should
+// be read and acted on (something changed, the lease lapsed, or it is time to resync).
+func (l *Loop) renew(ctx context.Context) (lease db.Lease, need bool, err error) {
 	sent := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, l.cfg.Lease/2)
-	lease, err := l.store.RenewLease(rctx, l.cfg.ID, l.instance, l.cfg.Lease)
+	lease, err = l.store.RenewLease(rctx, l.cfg.ID, l.instance, l.cfg.Lease, l.cfg.Settle)
 	cancel()
 	if err != nil {
-		return err
+		return lease, false, err
 	}
 	if !lease.Held {
 		l.stopActing("another process registered this controller id after its lease expired")
-		return l.register(ctx)
+		return lease, false, l.register(ctx)
 	}
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	lapsed := time.Now().After(l.deadline) && !l.deadline.IsZero()
 	l.deadline = sent.Add(l.cfg.Lease - l.cfg.Lease/20)
 	if l.watchdog == nil {
@@ -246,13 +302,11 @@ func (l *Loop) tick(ctx context.Context) error {
 	} else {
 		l.watchdog.Reset(time.Until(l.deadline))
 	}
-	need := lapsed || l.force || lease.Gen != l.gen || !slices.Equal(lease.Live, l.live) ||
-		time.Since(l.lastRead) >= l.cfg.Resync
-	l.mu.Unlock()
-	if !need {
-		return nil
+	if lapsed {
+		l.force = true
 	}
-	return l.sync(ctx, lease)
+	need = l.force || lease.Gen != l.gen || !slices.Equal(lease.Live, l.live) || time.Since(l.lastRead) >= l.cfg.Resync
+	return lease, need, nil
 }
 
 // expire runs at the deadline: the lease may have expired in the database, so this

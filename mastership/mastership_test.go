@@ -29,7 +29,8 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &pg)) }
 // PostgreSQL sees it.
 type cutStore struct {
 	*db.Store
-	cut atomic.Bool
+	cut  atomic.Bool
+	slow atomic.Int64 // a host table read takes this long (ns)
 }
 
 var errCut = errors.New("partitioned from PostgreSQL")
@@ -41,16 +42,23 @@ func (s *cutStore) RegisterController(ctx context.Context, spec db.ControllerSpe
 	return s.Store.RegisterController(ctx, spec, lease)
 }
 
-func (s *cutStore) RenewLease(ctx context.Context, id, instance string, lease time.Duration) (db.Lease, error) {
+func (s *cutStore) RenewLease(ctx context.Context, id, instance string, lease, settle time.Duration) (db.Lease, error) {
 	if s.cut.Load() {
 		return db.Lease{}, errCut
 	}
-	return s.Store.RenewLease(ctx, id, instance, lease)
+	return s.Store.RenewLease(ctx, id, instance, lease, settle)
 }
 
 func (s *cutStore) HostMasters(ctx context.Context) ([]db.HostMaster, error) {
 	if s.cut.Load() {
 		return nil, errCut
+	}
+	if d := time.Duration(s.slow.Load()); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	return s.Store.HostMasters(ctx)
 }
@@ -187,7 +195,7 @@ func registerHosts(t *testing.T, st *db.Store, n int) map[uint64]string {
 
 func testConfig() mastership.Config {
 	c := mastership.DefaultConfig()
-	c.Lease, c.Renew = 600*time.Millisecond, 100*time.Millisecond
+	c.Lease, c.Renew, c.Settle = 600*time.Millisecond, 100*time.Millisecond, 1500*time.Millisecond
 	return c
 }
 
@@ -294,8 +302,17 @@ func TestSpreadPartitionAndReturn(t *testing.T) {
 	}
 	checkOneWriter(t, ctls)
 
+	// Back, ctl-b is live again but gets its share only after it held its lease for
+	// Settle: a controller that lapses repeatedly does not move hosts back and forth.
 	b.store.cut.Store(false)
-	waitSpread(t, dpids, ctls, []string{"ctl-a", "ctl-b", "ctl-c"}, 5*time.Second)
+	for !time.Now().Before(b.loop.Status().Deadline) { // renewed again
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(cfg.Settle / 2) // time enough for claims, were it settled
+	if n := len(b.roles.masters()); n != 0 {
+		t.Errorf("ctl-b masters %d hosts %v after its return, before it settled (%v)", n, cfg.Settle/2, cfg.Settle)
+	}
+	waitSpread(t, dpids, ctls, []string{"ctl-a", "ctl-b", "ctl-c"}, cfg.Settle+5*time.Second)
 	for id, term := range b.roles.masters() {
 		if old, ok := before[id]; ok && term <= old {
 			t.Errorf("switch %d: ctl-b back in term %d, not above its old %d", id, term, old)
@@ -390,4 +407,37 @@ func TestPickSpreads(t *testing.T) {
 	if mastership.Pick("h", nil) != "" {
 		t.Error("Pick over no controller is not empty")
 	}
+}
+
+// A host table read that takes three leases (a busy controller with thousands of hosts)
+// does not hold up the renewals: the controller keeps its lease and its hosts meanwhile,
+// and claims the new host when the read ends.
+func TestSlowSyncKeepsTheLease(t *testing.T) {
+	st := openStore(t)
+	dpids := registerHosts(t, st, 20)
+	cfg := testConfig()
+	a, b := start(t, st, "ctl-a", cfg), start(t, st, "ctl-b", cfg)
+	waitSpread(t, dpids, []*ctl{a, b}, []string{"ctl-a", "ctl-b"}, 5*time.Second)
+	a.store.slow.Store(int64(3 * cfg.Lease))
+	b.store.slow.Store(int64(3 * cfg.Lease))
+	maps.Copy(dpids, map[uint64]string{0x100: "hnew"})
+	if _, _, err := st.RegisterHost(context.Background(), db.HostSpec{Name: "hnew", TunnelIP: "10.0.9.9",
+		Mode: topology.HostModeDVR, Bridges: map[string]string{"br-int": "100"}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * cfg.Lease) // both are reading the host table now
+	for _, c := range []*ctl{a, b} {
+		if n := c.loop.Status().Stats.Lapses; n != 0 {
+			t.Fatalf("%s: %d lapses while reading the host table slowly", c.id, n)
+		}
+	}
+	a.store.slow.Store(0)
+	b.store.slow.Store(0)
+	waitSpread(t, dpids, []*ctl{a, b}, []string{"ctl-a", "ctl-b"}, 5*cfg.Lease)
+	for _, c := range []*ctl{a, b} {
+		if n := c.loop.Status().Stats.Lapses; n != 0 {
+			t.Fatalf("%s: %d lapses", c.id, n)
+		}
+	}
+	checkOneWriter(t, []*ctl{a, b})
 }

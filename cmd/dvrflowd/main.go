@@ -104,6 +104,7 @@ func parseFlags(args []string, getenv func(string) string) (*config, error) {
 	fs.StringVar(&cfg.Mastership.ID, "controller-id", "", "this controller's name among several against one database, stable across its restarts (default: the machine's hostname and the --of-listen port)")
 	fs.DurationVar(&cfg.Mastership.Lease, "lease", cfg.Mastership.Lease, "mastership lease: a dead controller's switches get a new master about a lease and a renewal after its last renewal")
 	fs.DurationVar(&cfg.Mastership.Renew, "lease-renew", cfg.Mastership.Renew, "how often the mastership lease is renewed (at most a third of --lease)")
+	fs.DurationVar(&cfg.Mastership.Settle, "lease-settle", cfg.Mastership.Settle, "how long a controller whose lease expired must hold it again before hosts move back to it")
 	fs.Float64Var(&cfg.Controller.PacketInRate, "packet-in-rate", 1000, "packet-ins per second each switch may send the controller")
 	meterRate := fs.Uint("meter-rate", 1000, "rate in packets/s of the OpenFlow meter on every controller-bound flow")
 	cfg.Engine.DHCP = apps.DefaultDHCPConfig()
@@ -199,7 +200,7 @@ func mastershipFlags(cfg *config) error {
 		cfg.Mastership.ID = host + ":" + port
 	}
 	if err := cfg.Mastership.Validate(); err != nil {
-		return fmt.Errorf("--controller-id, --lease, --lease-renew: %w", err)
+		return fmt.Errorf("--controller-id, --lease, --lease-renew, --lease-settle: %w", err)
 	}
 	return nil
 }
