@@ -15,6 +15,8 @@ func BenchmarkCreatePortsBulk(b *testing.B) {
 	ctx := context.Background()
 	s := openStore(b, pg.NewDatabase(b))
 	const nets, batch = 50, 1000
+	// Unlimited ports: the default quota (Neutron's 500) ends a run after its first batch.
+	ok(s.SetQuotas(ctx, "p", map[string]int64{db.QuotaPort: -1, db.QuotaSubnet: -1, db.QuotaNetwork: -1}, false))(b)
 	var specs []db.NetworkSpec
 	for range nets {
 		specs = append(specs, db.NetworkSpec{ProjectID: "p"})

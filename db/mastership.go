@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -233,16 +234,18 @@ func (s *Store) HandOffMasterships(ctx context.Context, id string, to map[string
 	if len(to) == 0 {
 		return 0, nil
 	}
-	hosts := make([]string, 0, len(to))
-	targets := make([]string, 0, len(to))
-	for h, c := range to {
-		hosts = append(hosts, h)
-		targets = append(targets, c)
+	hosts := slices.Sorted(maps.Keys(to))
+	targets := make([]string, len(hosts))
+	for i, h := range hosts {
+		targets[i] = to[h]
 	}
+	// Rows locked in host order, as ClaimMasterships locks them: a hand-off and a claim
+	// of the same hosts never deadlock.
 	tag, err := s.pool.Exec(ctx, `
 		UPDATE masterships m SET controller_id = x.c, claimed_at = now()
-		FROM unnest($2::text[], $3::text[]) AS x(h, c)
-		WHERE m.host = x.h AND m.controller_id = $1`, id, hosts, targets)
+		FROM unnest($2::text[], $3::text[]) AS x(h, c),
+			(SELECT host FROM masterships WHERE host = ANY($2) ORDER BY host FOR UPDATE) l
+		WHERE m.host = x.h AND l.host = x.h AND m.controller_id = $1`, id, hosts, targets)
 	if err != nil {
 		return 0, fmt.Errorf("controller %s: hand off %d masterships: %w", id, len(to), err)
 	}

@@ -283,7 +283,10 @@ func (l *Loop) register(ctx context.Context) error {
 // be read and acted on (something changed, the lease lapsed, or it is time to resync).
 func (l *Loop) renew(ctx context.Context) (lease db.Lease, need bool, err error) {
 	sent := time.Now()
-	rctx, cancel := context.WithTimeout(ctx, l.cfg.Lease/2)
+	// A renewal is given the whole lease: one that succeeds late still moves the deadline
+	// (from when it was sent), while one given up on costs its connection, and the next
+	// renewal a new one, when the machine is slowest.
+	rctx, cancel := context.WithTimeout(ctx, l.cfg.Lease)
 	lease, err = l.store.RenewLease(rctx, l.cfg.ID, l.instance, l.cfg.Lease, l.cfg.Settle)
 	cancel()
 	if err != nil {

@@ -92,6 +92,7 @@ type config struct {
 	joins       int
 	selfProfile string
 	controllers int
+	lease       time.Duration
 	simProcs    int
 	logLevel    zapcore.Level
 	extraArgs   []string
@@ -113,6 +114,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.topo.SharedMembers, "shared-members", 1000, "VMs also in one shared group whose rule names itself as remote group (0: none)")
 	fs.IntVar(&c.joins, "joins", 100, "ports joining the shared group one by one in the group-join benchmark")
 	fs.StringVar(&c.dvrflowd, "dvrflowd", "bin/dvrflowd", "dvrflowd binary")
+	fs.DurationVar(&c.lease, "lease", 0, "with -controllers: each dvrflowd's --lease, renewed every sixth of it (0: dvrflowd's defaults, 1.2s renewed every 200ms); three controllers and the simulator on one small machine stall each other for longer than that")
 	fs.IntVar(&c.controllers, "controllers", 1, "dvrflowd processes against the one database (--controller-id ctl1...), every bridge connected to each; more than 1: a failover phase replaces the restart")
 	fs.IntVar(&c.simProcs, "sim-procs", 0, "processes simulating the bridges, the hosts dealt out among them (0: one, this one, when its open files limit can be raised to a session per bridge and controller; else the fewest that each hold at most their limit - 2,000 sessions)")
 	fs.Float64Var(&c.connectRate, "connect-rate", 500, "bridge sessions started per second at cold start")
@@ -277,6 +279,9 @@ func run(ctx context.Context, log *zap.Logger, cfg *config, r *report) (err erro
 		if cfg.controllers > 1 {
 			c.id = controllerID(k)
 			args = append(args, "--controller-id", c.id)
+			if cfg.lease > 0 {
+				args = append(args, "--lease", cfg.lease.String(), "--lease-renew", (cfg.lease / 6).String())
+			}
 			logName = "dvrflowd-" + c.id + ".log"
 		}
 		if cfg.profileDir != "" && k == 0 {

@@ -54,7 +54,11 @@ func (r *report) print(w io.Writer, cfg *config) {
 	fmt.Fprintf(tw, "dvrflow-bench-scale: %d hosts x %d VMs, %d networks, %d routers, %.0f%% floating IPs, %d dvr_snat hosts, %s; bridges take %.0f flow-mods/s (%.0f/s bundled)\n",
 		cfg.topo.Hosts, cfg.topo.VMsPerHost, cfg.topo.Networks, cfg.topo.Routers, cfg.topo.FIPPercent, cfg.topo.SNATHosts, security, cfg.rate, cfg.bundleRate)
 	if cfg.controllers > 1 {
-		fmt.Fprintf(tw, "%d dvrflowd against one database, every bridge connected to each\n", cfg.controllers)
+		lease := "dvrflowd's default lease (1.2s, renewed every 200ms)"
+		if cfg.lease > 0 {
+			lease = fmt.Sprintf("--lease %v renewed every %v", cfg.lease, cfg.lease/6)
+		}
+		fmt.Fprintf(tw, "%d dvrflowd against one database, every bridge connected to each, %s\n", cfg.controllers, lease)
 	}
 	row("figure", "value", "target")
 	row("machine load average (1, 5, 15 min)", fmt.Sprintf("at start %s, at end %s", r.loadAvgStart, r.loadAvgEnd), "")
