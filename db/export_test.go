@@ -25,3 +25,10 @@ func (s *Store) HoldAllConns(ctx context.Context) (func(), error) {
 	}
 	return release, nil
 }
+
+// LeaseSetting returns a setting of a lease connection.
+func (s *Store) LeaseSetting(ctx context.Context, name string) (string, error) {
+	var v string
+	err := s.leases.QueryRow(ctx, "SELECT current_setting($1)", name).Scan(&v)
+	return v, err
+}

@@ -30,6 +30,10 @@ func TestLeaseRenewalDoesNotWaitForThePool(t *testing.T) {
 			t.Fatalf("renewal with the pool busy: %+v, %v", l, err)
 		}
 	}
+	// Nor does it wait for its commit to reach the disk, behind a bulk load's WAL.
+	if v, err := s.LeaseSetting(ctx, "synchronous_commit"); err != nil || v != "off" {
+		t.Fatalf("synchronous_commit of the lease connections: %q, %v; want off", v, err)
+	}
 	// The pool is busy indeed: a query on it waits.
 	qctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()

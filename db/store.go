@@ -174,6 +174,17 @@ func Open(ctx context.Context, dsn string, cfg Config, log *zap.Logger) (*Store,
 	}
 	lcfg := pcfg.Copy()
 	lcfg.MaxConns = 2
+	// A lease renewal does not wait for its commit to reach the disk (or a synchronous
+	// standby): behind a bulk load's WAL that took seconds, longer than a lease. Others
+	// see it at once all the same. A renewal lost in a crash of PostgreSQL only makes the
+	// lease look shorter to the others, and a claim in a new term is safe whenever it
+	// happens: the switches refuse the older term.
+	lcfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		if _, err := c.Exec(ctx, "SET synchronous_commit TO off"); err != nil {
+			return fmt.Errorf("lease connection: %w", err)
+		}
+		return nil
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to database: %w", err)
