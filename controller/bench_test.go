@@ -101,21 +101,14 @@ func benchDiff(b *testing.B, shared bool) {
 func BenchmarkDump100k(b *testing.B) {
 	const n = 100_000
 	flows := ofsim.GenerateFlows(n, 1)
-	srv := NewServer(zap.NewNop(), Config{})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ctx, ln) }()
+	ctx, srv, addr := benchServer(b)
 	sw := ofsim.New(zap.NewNop(), ofsim.Config{DPID: 1})
 	for _, f := range flows {
 		if err := sw.AddFlow(f); err != nil {
 			b.Fatal(err)
 		}
 	}
-	go func() { _ = sw.Run(ctx, ln.Addr().String()) }()
+	go func() { _ = sw.Run(ctx, addr) }()
 	var s *Session
 	for s == nil {
 		s, _ = srv.Session(1)
@@ -167,21 +160,14 @@ func (p *passCounter) Reconciled(uint64, time.Duration, error) {
 func BenchmarkFanOut500(b *testing.B) {
 	const switches, held = 500, 100
 	obs := &passCounter{done: make(chan struct{}, 1)}
-	srv := NewServer(zap.NewNop(), Config{})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ctx, ln) }()
+	ctx, srv, addr := benchServer(b)
 	recs := make([]*Reconciler, switches)
 	base := ofsim.GenerateFlows(held, 1)
 	obs.left.Store(switches)
 	for i := range recs {
 		dpid := uint64(i + 1)
 		sw := ofsim.New(zap.NewNop(), ofsim.Config{DPID: dpid})
-		go func() { _ = sw.Run(ctx, ln.Addr().String()) }()
+		go func() { _ = sw.Run(ctx, addr) }()
 		var s *Session
 		for s == nil {
 			s, _ = srv.Session(dpid)
@@ -214,4 +200,18 @@ func BenchmarkFanOut500(b *testing.B) {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
 	cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
 	b.ReportMetric(float64(cpu.Microseconds())/float64(switches*b.N), "cpu-µs/switch")
+}
+
+// benchServer serves OpenFlow on a loopback port until the benchmark ends.
+func benchServer(b *testing.B) (context.Context, *Server, string) {
+	b.Helper()
+	srv := NewServer(zap.NewNop(), Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ctx, ln) }()
+	return ctx, srv, ln.Addr().String()
 }

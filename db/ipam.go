@@ -1,18 +1,33 @@
 package db
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/netip"
-	"sort"
+	"slices"
 
 	"github.com/dvrflow/dvrflow/topology"
 	"github.com/jackc/pgx/v5"
 )
 
+// addrSpan is an inclusive range of addresses of one version: IPv4 as integers (ipRange, the
+// path tuned for scale), IPv6 as netip.Addr (addrRange, ipam6.go).
+type addrSpan[A any] struct{ first, last A }
+
 // ipRange is an inclusive range of IPv4 addresses as integers.
-type ipRange struct{ first, last uint32 }
+type ipRange = addrSpan[uint32]
+
+// order is how addrSpan functions compare and step addresses of type A.
+type order[A any] struct {
+	cmp        func(a, b A) int
+	next, prev func(A) A
+	parse      func(string) (A, bool)
+}
+
+var order4 = order[uint32]{cmp: cmp.Compare[uint32], next: func(a uint32) uint32 { return a + 1 },
+	prev: func(a uint32) uint32 { return a - 1 }, parse: parseIPv4}
 
 func parseIPv4(s string) (uint32, bool) {
 	a, err := netip.ParseAddr(s)
@@ -56,42 +71,41 @@ func parseCIDR4(s string) (cidr4, error) {
 	return cidr4{base: base, bits: p.Bits()}, nil
 }
 
-// subtract returns rs minus the addresses in holes (sorted), as sorted ranges.
-func subtract(rs []ipRange, holes []uint32) []ipRange {
-	sort.Slice(holes, func(i, j int) bool { return holes[i] < holes[j] })
-	var out []ipRange
+// subtract returns rs (sorted, disjoint) minus the addresses in holes, as sorted ranges.
+func subtract[A any](o order[A], rs []addrSpan[A], holes []A) []addrSpan[A] {
+	slices.SortFunc(holes, o.cmp)
+	var out []addrSpan[A]
 	for _, r := range rs {
-		cur := r.first
-		done := false
+		cur, done := r.first, false
 		for _, h := range holes {
-			if h < cur || h > r.last {
+			if o.cmp(h, cur) < 0 || o.cmp(h, r.last) > 0 {
 				continue
 			}
-			if h > cur {
-				out = append(out, ipRange{cur, h - 1})
+			if o.cmp(h, cur) > 0 {
+				out = append(out, addrSpan[A]{cur, o.prev(h)})
 			}
-			if h == r.last {
+			if o.cmp(h, r.last) == 0 {
 				done = true
 				break
 			}
-			cur = h + 1
+			cur = o.next(h)
 		}
-		if !done && cur <= r.last {
-			out = append(out, ipRange{cur, r.last})
+		if !done && o.cmp(cur, r.last) <= 0 {
+			out = append(out, addrSpan[A]{cur, r.last})
 		}
 	}
 	return out
 }
 
-// poolRanges converts validated pools to ranges.
-func poolRanges(pools []topology.AllocationPool) []ipRange {
-	out := make([]ipRange, 0, len(pools))
+// poolRanges converts validated pools to sorted ranges.
+func poolRanges[A any](o order[A], pools []topology.AllocationPool) []addrSpan[A] {
+	out := make([]addrSpan[A], 0, len(pools))
 	for _, p := range pools {
-		a, _ := parseIPv4(p.Start)
-		b, _ := parseIPv4(p.End)
-		out = append(out, ipRange{a, b})
+		a, _ := o.parse(p.Start)
+		b, _ := o.parse(p.End)
+		out = append(out, addrSpan[A]{a, b})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].first < out[j].first })
+	slices.SortFunc(out, func(x, y addrSpan[A]) int { return o.cmp(x.first, y.first) })
 	return out
 }
 
@@ -126,7 +140,7 @@ func (w *wtx) resetFreeRanges(ctx context.Context, sn *topology.Subnet) error {
 		holes = append(holes, gw)
 	}
 	w.exec(`DELETE FROM ip_free_ranges WHERE subnet_id = $1`, sn.ID)
-	for _, r := range subtract(poolRanges(sn.AllocationPools), holes) {
+	for _, r := range subtract(order4, poolRanges(order4, sn.AllocationPools), holes) {
 		w.exec(`INSERT INTO ip_free_ranges (subnet_id, first, last) VALUES ($1, $2, $3)`, sn.ID, int64(r.first), int64(r.last))
 	}
 	return nil
@@ -184,7 +198,7 @@ LEFT JOIN ip_free_ranges r ON r.subnet_id = $1 AND r.first <= $2 AND r.last >= $
 func (w *wtx) releaseIP(sn *topology.Subnet, ip uint32) {
 	w.exec(`DELETE FROM ip_allocations WHERE subnet_id = $1 AND ip = $2`, sn.ID, int64(ip))
 	gw, hasGW := parseIPv4(sn.GatewayIP)
-	if inRanges(poolRanges(sn.AllocationPools), ip) && !(hasGW && gw == ip) {
+	if inRanges(poolRanges(order4, sn.AllocationPools), ip) && !(hasGW && gw == ip) {
 		w.exec(`INSERT INTO ip_free_ranges (subnet_id, first, last) VALUES ($1, $2, $2)`, sn.ID, int64(ip))
 	}
 }

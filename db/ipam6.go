@@ -6,18 +6,19 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"slices"
 
 	"github.com/dvrflow/dvrflow/topology"
 	"github.com/jackc/pgx/v5"
 )
 
 // IPv6 address management. IPv6 addresses live in ip6_allocations and ip6_free_ranges
-// (migration 010), as inet; the range logic is the IPv4 one's over netip.Addr, kept apart
-// so that the IPv4 path, tuned for scale, keeps its uint32 arithmetic.
+// (migration 010), as inet; the range logic (subtract, poolRanges) is the IPv4 one's, over
+// netip.Addr where IPv4 keeps its uint32 arithmetic.
 
-// addrRange is an inclusive range of addresses of one version.
-type addrRange struct{ first, last netip.Addr }
+// addrRange is an inclusive range of IPv6 addresses.
+type addrRange = addrSpan[netip.Addr]
+
+var order6 = order[netip.Addr]{cmp: netip.Addr.Compare, next: netip.Addr.Next, prev: netip.Addr.Prev, parse: parseAddr}
 
 // parseAddr parses an address of either version (an IPv4-mapped IPv6 address stays
 // IPv6, as in Neutron).
@@ -37,45 +38,6 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	}
 	a, _ := netip.AddrFromSlice(b)
 	return a
-}
-
-// subtractAddrs returns rs (sorted, disjoint) minus the addresses in holes, as sorted
-// ranges.
-func subtractAddrs(rs []addrRange, holes []netip.Addr) []addrRange {
-	slices.SortFunc(holes, netip.Addr.Compare)
-	var out []addrRange
-	for _, r := range rs {
-		cur, done := r.first, false
-		for _, h := range holes {
-			if h.Less(cur) || r.last.Less(h) {
-				continue
-			}
-			if cur.Less(h) {
-				out = append(out, addrRange{cur, h.Prev()})
-			}
-			if h == r.last {
-				done = true
-				break
-			}
-			cur = h.Next()
-		}
-		if !done && !r.last.Less(cur) {
-			out = append(out, addrRange{cur, r.last})
-		}
-	}
-	return out
-}
-
-// poolAddrRanges converts validated pools to sorted ranges.
-func poolAddrRanges(pools []topology.AllocationPool) []addrRange {
-	out := make([]addrRange, 0, len(pools))
-	for _, p := range pools {
-		a, _ := parseAddr(p.Start)
-		b, _ := parseAddr(p.End)
-		out = append(out, addrRange{a, b})
-	}
-	slices.SortFunc(out, func(x, y addrRange) int { return x.first.Compare(y.first) })
-	return out
 }
 
 // eui64 is the address on IPv6 prefix p of the interface with MAC mac, by modified EUI-64
@@ -121,7 +83,7 @@ func (w *wtx) resetFreeRanges6(ctx context.Context, sn *topology.Subnet) error {
 	}
 	w.exec(`DELETE FROM ip6_free_ranges WHERE subnet_id = $1`, sn.ID)
 	var first, last []string
-	for _, r := range subtractAddrs(poolAddrRanges(sn.AllocationPools), holes) {
+	for _, r := range subtract(order6, poolRanges(order6, sn.AllocationPools), holes) {
 		first, last = append(first, r.first.String()), append(last, r.last.String())
 	}
 	if len(first) > 0 {
@@ -189,7 +151,7 @@ func (w *wtx) releaseIP6(sn *topology.Subnet, ip netip.Addr) {
 	if gw, ok := parseAddr(sn.GatewayIP); ok && gw == ip {
 		return
 	}
-	for _, r := range poolAddrRanges(sn.AllocationPools) {
+	for _, r := range poolRanges(order6, sn.AllocationPools) {
 		if !ip.Less(r.first) && !r.last.Less(ip) {
 			w.exec(`INSERT INTO ip6_free_ranges (subnet_id, first, last) VALUES ($1, $2::inet, $2::inet)`, sn.ID, ip.String())
 			return

@@ -245,7 +245,7 @@ func applySubnetSpec(sn *topology.Subnet, cidr netip.Prefix, spec SubnetSpec, de
 			holes = append(holes, gw)
 		}
 		sn.AllocationPools = []topology.AllocationPool{}
-		for _, r := range subtractAddrs([]addrRange{{lo, hi}}, holes) {
+		for _, r := range subtract(order6, []addrRange{{lo, hi}}, holes) {
 			sn.AllocationPools = append(sn.AllocationPools, topology.AllocationPool{Start: r.first.String(), End: r.last.String()})
 		}
 	}
@@ -620,7 +620,7 @@ func (s *Store) CreateSubnets(ctx context.Context, specs []SubnetSpec) ([]topolo
 			if gw, ok := parseIPv4(sn.GatewayIP); ok {
 				holes = append(holes, gw)
 			}
-			free := subtract(poolRanges(sn.AllocationPools), holes)
+			free := subtract(order4, poolRanges(order4, sn.AllocationPools), holes)
 			if sn.EnableDHCP {
 				free = dhcp.take(byID[sn.NetworkID], sn, free)
 			}
