@@ -52,7 +52,12 @@ func (r *Reconciler) loop() {
 			case <-ctx.Done():
 			}
 		}()
-		res, err := r.Reconcile(ctx)
+		var res Result
+		err := r.cfg.Passes.acquire(ctx)
+		if err == nil {
+			res, err = r.Reconcile(ctx)
+			r.cfg.Passes.release()
+		}
 		cancel()
 		r.mu.Lock()
 		if err != nil && !errors.Is(err, ErrNotConnected) && r.sess == sess && base.Err() == nil {
