@@ -33,9 +33,6 @@ type ReconcilerConfig struct {
 	PassTimeout time.Duration
 	// Observer is told the flow-mods sent and each pass's duration (nil: nobody).
 	Observer Observer
-	// Passes bounds the background passes of all the reconcilers sharing it (nil: no
-	// bound; a Server gives its reconcilers one of DefaultPasses).
-	Passes *PassLimit
 }
 
 func (c ReconcilerConfig) withDefaults() ReconcilerConfig {

@@ -52,12 +52,7 @@ func (r *Reconciler) loop() {
 			case <-ctx.Done():
 			}
 		}()
-		var res Result
-		err := r.cfg.Passes.acquire(ctx)
-		if err == nil {
-			res, err = r.Reconcile(ctx)
-			r.cfg.Passes.release()
-		}
+		res, err := r.Reconcile(ctx)
 		cancel()
 		r.mu.Lock()
 		if err != nil && !errors.Is(err, ErrNotConnected) && r.sess == sess && base.Err() == nil {

@@ -172,9 +172,6 @@ func NewServer(log *zap.Logger, cfg Config) *Server {
 	if cfg.Reconciler.Observer == nil {
 		cfg.Reconciler.Observer = cfg.Observer
 	}
-	if cfg.Reconciler.Passes == nil {
-		cfg.Reconciler.Passes = NewPassLimit(DefaultPasses)
-	}
 	return &Server{
 		log:         log.Named("ofserver"),
 		cfg:         cfg,
