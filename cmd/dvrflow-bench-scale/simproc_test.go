@@ -208,8 +208,10 @@ func TestWorkersSimulateLikeThisProcess(t *testing.T) {
 			pc.send(ofproto.AppendFlowMod(nil, 5, ofproto.FlowAdd, &flow, 0))
 			pc.send(ofproto.AppendBarrierRequest(nil, 6))
 			pc.expect(ofproto.TypeBarrierReply)
+			// The switch reports its barrier event after it sent the reply, so the event
+			// may be recorded after the peer read the reply: the bound is when it is.
+			recorded(t, f, func() bool { return !b.state().lastAck.IsZero() })
 			t1 := time.Now()
-			f.sync()
 			st := b.state()
 			if st.flowMods != 1 || f.modsBy[addr].Load() != 1 || f.totalFlowMods() != 1 {
 				t.Errorf("flow-mods: bridge %d, by controller %d, fleet %d; want 1", st.flowMods, f.modsBy[addr].Load(), f.totalFlowMods())
@@ -224,7 +226,7 @@ func TestWorkersSimulateLikeThisProcess(t *testing.T) {
 			t2 := time.Now()
 			pc.send(ofproto.AppendFlowStatsRequest(nil, 7, ofproto.TableAll, 0, 0, nil))
 			pc.expect(ofproto.TypeMultipartReply)
-			f.sync()
+			recorded(t, f, func() bool { return !b.dumpedBy(addr).IsZero() })
 			within(t, "flow dump", b.dumpedBy(addr), t2, time.Now())
 
 			// The flows and ports, read back.
@@ -423,5 +425,20 @@ func TestWorkerEndsWithItsStdin(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the bridge did not connect")
+	}
+}
+
+// recorded waits until the harness has recorded an event: done says it has.
+func recorded(t *testing.T, f *fleet, done func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		f.sync()
+		if done() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the event was not recorded within 5 s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
