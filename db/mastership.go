@@ -45,6 +45,10 @@ type Lease struct {
 	// Settled says whether this controller is among Live: its lease has run without a
 	// gap for the settling time.
 	Settled bool
+	// Received is when PostgreSQL received the renewal (statement_timestamp()): with the
+	// times the controller sent it and read the reply, it tells where a slow renewal spent
+	// its time.
+	Received time.Time
 }
 
 // HostMaster is a registered host, its bridges and its master (Controller "" when it has
@@ -56,6 +60,10 @@ type HostMaster struct {
 	Term       int64
 	ClaimedAt  time.Time
 }
+
+// LeaseConns is how many lease statements a Store runs at once, on connections of their
+// own: the renewals a controller may have out.
+const LeaseConns = 4
 
 // ErrControllerIDInUse is returned by RegisterController while another live process
 // holds the id.
@@ -100,8 +108,9 @@ func (s *Store) RenewLease(ctx context.Context, id, instance string, lease, sett
 		SELECT EXISTS (SELECT 1 FROM r), coalesce((SELECT settled FROM r), false),
 			(SELECT gen FROM mastership_generation),
 			coalesce((SELECT array_agg(id ORDER BY id) FROM controllers
-				WHERE expires_at > now() AND live_since <= now() - $4::interval AND id <> $1), '{}')`,
-		id, instance, lease, settle).Scan(&l.Held, &l.Settled, &l.Gen, &l.Live)
+				WHERE expires_at > now() AND live_since <= now() - $4::interval AND id <> $1), '{}'),
+			statement_timestamp()`,
+		id, instance, lease, settle).Scan(&l.Held, &l.Settled, &l.Gen, &l.Live, &l.Received)
 	if err != nil {
 		return Lease{}, fmt.Errorf("renew lease of controller %s: %w", id, err)
 	}

@@ -173,7 +173,7 @@ func Open(ctx context.Context, dsn string, cfg Config, log *zap.Logger) (*Store,
 		pcfg.ConnConfig.ValidateConnect = pgconn.ValidateConnectTargetSessionAttrsReadWrite
 	}
 	lcfg := pcfg.Copy()
-	lcfg.MaxConns = 2
+	lcfg.MaxConns = LeaseConns
 	// A lease renewal does not wait for its commit to reach the disk (or a synchronous
 	// standby): behind a bulk load's WAL that took seconds, longer than a lease. Others
 	// see it at once all the same. A renewal lost in a crash of PostgreSQL only makes the

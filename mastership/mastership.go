@@ -21,6 +21,14 @@
 //   - Every claim is a new term, also when a controller takes back a host it mastered
 //     before (after a restart with the same --controller-id, or a lease that lapsed).
 //
+// Renewals are sent every Renew whether or not the one before has come back (two at most
+// in flight), and a renewal that comes back late still moves the deadline from when it
+// was sent. A controller whose renewals come back slowly (an overloaded machine: the
+// process waits for CPU, the Go scheduler for a free processor, PostgreSQL for its
+// backend's turn) asks for a longer lease, three times its slowest renewal of late, up to
+// MaxLease: it is not declared dead, nor moves its hosts away and back, for being slow;
+// a controller that dies is replaced within the lease it last asked for.
+//
 // The renewal reads a generation counter that every change of the host registry, the
 // masterships and the controllers bumps, and the set of live controllers: the host table
 // is read again only when one of them changed (or every Resync).
@@ -68,6 +76,9 @@ type Config struct {
 	Lease time.Duration
 	// Renew is how often the lease is renewed (default 200 ms); at most Lease/3.
 	Renew time.Duration
+	// MaxLease bounds the lease a controller whose renewals are slow asks for (default
+	// 8 s; equal to Lease: the lease never grows).
+	MaxLease time.Duration
 	// Resync is how often the host table is read even if nothing seems changed (default 10 s).
 	Resync time.Duration
 	// Settle is how long a controller whose lease expired must hold it again before
@@ -80,7 +91,8 @@ type Config struct {
 
 // DefaultConfig returns the defaults, without ID.
 func DefaultConfig() Config {
-	return Config{Lease: 1200 * time.Millisecond, Renew: 200 * time.Millisecond, Resync: 10 * time.Second, Settle: 5 * time.Second}
+	return Config{Lease: 1200 * time.Millisecond, Renew: 200 * time.Millisecond, MaxLease: 8 * time.Second,
+		Resync: 10 * time.Second, Settle: 5 * time.Second}
 }
 
 // Validate reports what is wrong with c.
@@ -90,6 +102,9 @@ func (c Config) Validate() error {
 	}
 	if c.Lease < 100*time.Millisecond || c.Renew <= 0 || c.Renew > c.Lease/3 {
 		return fmt.Errorf("lease %s, renew %s: want a lease of at least 100ms renewed at least three times within it", c.Lease, c.Renew)
+	}
+	if c.MaxLease < c.Lease {
+		return fmt.Errorf("max lease %s: want at least the lease, %s", c.MaxLease, c.Lease)
 	}
 	if c.Resync <= 0 {
 		return errors.New("resync must be positive")
@@ -120,6 +135,8 @@ type Loop struct {
 	force    bool // read the host table at the next renewal
 	watchdog *time.Timer
 	stats    Stats
+	slowest  slowest // the slowest renewal of late, decaying
+	probe    probe   // the runtime's view, for the log of a slow renewal
 }
 
 // Stats are the loop's counters.
@@ -129,7 +146,24 @@ type Stats struct {
 	Lapses    uint64 // times the lease ran out before a renewal
 	Reads     uint64 // reads of the host table
 	Stale     uint64 // switches that refused a role request as stale
+	Renewals  uint64 // renewals that came back
+	// Slow counts renewals that came back more than half the configured lease after
+	// they were due; Slowest is the slowest (from due to reply) since the start.
+	Slow    uint64
+	Slowest time.Duration
+	// RenewLatency counts renewals by their time from due to reply, in the buckets
+	// RenewBuckets bound (the last counts the rest); RenewTime adds those times up.
+	RenewLatency [len(RenewBuckets) + 1]uint64
+	RenewTime    time.Duration
+	// Lease is the lease the last renewal asked for: Config.Lease while renewals come back
+	// quickly, longer (up to MaxLease) while they are slow. LongestLease is the longest
+	// any asked for.
+	Lease, LongestLease time.Duration
 }
+
+// RenewBuckets are the upper bounds of Stats.RenewLatency's buckets.
+var RenewBuckets = [...]time.Duration{25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond,
+	250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2500 * time.Millisecond, 5 * time.Second}
 
 // New returns the loop of controller cfg.ID over store, setting roles on sw.
 func New(log *zap.Logger, cfg Config, store Store, sw Roles) (*Loop, error) {
@@ -199,35 +233,62 @@ func (l *Loop) Run(ctx context.Context) error {
 		l.syncLoop(ctx, syncs)
 	}()
 	defer wg.Wait() // before the lease is released: no claim after the release
+	// Renewals run on goroutines of their own, one per tick while fewer than maxInFlight
+	// are out: one that comes back late does not hold up the next.
+	results := make(chan renewal, maxInFlight)
+	inFlight := 0
+	send := func(due time.Time) {
+		if inFlight == maxInFlight {
+			return
+		}
+		inFlight++
+		go func() { results <- l.renew(ctx, due) }()
+	}
+	defer func() { // none may renew after the release
+		for ; inFlight > 0; inFlight-- {
+			<-results
+		}
+	}()
 	t := time.NewTicker(l.cfg.Renew)
 	defer t.Stop()
+	send(time.Now())
 	failing := false
 	for {
-		lease, need, err := l.renew(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if !failing {
-				l.log.Warn("lease renewal failing", zap.Error(err))
-			}
-			failing = true
-		} else if failing {
-			l.log.Info("lease renewed again")
-			failing = false
-		}
-		if need {
-			select { // the newest lease replaces one not taken yet
-			case <-syncs:
-			default:
-			}
-			syncs <- lease
-		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case due := <-t.C:
+			send(due)
 		case <-l.kick:
+			send(time.Now())
+		case r := <-results:
+			inFlight--
+			err := r.err
+			if err == nil && !r.lease.Held {
+				l.stopActing("another process registered this controller id after its lease expired")
+				err = l.register(ctx)
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				if !failing {
+					l.log.Warn("lease renewal failing", zap.Error(err))
+				}
+				failing = true
+				continue
+			}
+			if failing {
+				l.log.Info("lease renewed again")
+				failing = false
+			}
+			if r.need {
+				select { // the newest lease replaces one not taken yet
+				case <-syncs:
+				default:
+				}
+				syncs <- r.lease
+			}
 		}
 	}
 }
@@ -277,39 +338,6 @@ func (l *Loop) register(ctx context.Context) error {
 		case <-time.After(l.cfg.Renew):
 		}
 	}
-}
-
-// renew renews the lease and moves the deadline; need says that the host table should
-// be read and acted on (something changed, the lease lapsed, or it is time to resync).
-func (l *Loop) renew(ctx context.Context) (lease db.Lease, need bool, err error) {
-	sent := time.Now()
-	// A renewal is given the whole lease: one that succeeds late still moves the deadline
-	// (from when it was sent), while one given up on costs its connection, and the next
-	// renewal a new one, when the machine is slowest.
-	rctx, cancel := context.WithTimeout(ctx, l.cfg.Lease)
-	lease, err = l.store.RenewLease(rctx, l.cfg.ID, l.instance, l.cfg.Lease, l.cfg.Settle)
-	cancel()
-	if err != nil {
-		return lease, false, err
-	}
-	if !lease.Held {
-		l.stopActing("another process registered this controller id after its lease expired")
-		return lease, false, l.register(ctx)
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lapsed := time.Now().After(l.deadline) && !l.deadline.IsZero()
-	l.deadline = sent.Add(l.cfg.Lease - l.cfg.Lease/20)
-	if l.watchdog == nil {
-		l.watchdog = time.AfterFunc(time.Until(l.deadline), l.expire)
-	} else {
-		l.watchdog.Reset(time.Until(l.deadline))
-	}
-	if lapsed {
-		l.force = true
-	}
-	need = l.force || lease.Gen != l.gen || !slices.Equal(lease.Live, l.live) || time.Since(l.lastRead) >= l.cfg.Resync
-	return lease, need, nil
 }
 
 // expire runs at the deadline: the lease may have expired in the database, so this

@@ -31,6 +31,7 @@ type cutStore struct {
 	*db.Store
 	cut  atomic.Bool
 	slow atomic.Int64 // a host table read takes this long (ns)
+	late atomic.Int64 // a renewal's reply comes this long after PostgreSQL renewed (ns)
 }
 
 var errCut = errors.New("partitioned from PostgreSQL")
@@ -46,7 +47,15 @@ func (s *cutStore) RenewLease(ctx context.Context, id, instance string, lease, s
 	if s.cut.Load() {
 		return db.Lease{}, errCut
 	}
-	return s.Store.RenewLease(ctx, id, instance, lease, settle)
+	l, err := s.Store.RenewLease(ctx, id, instance, lease, settle)
+	if d := time.Duration(s.late.Load()); d > 0 && err == nil {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return db.Lease{}, ctx.Err()
+		}
+	}
+	return l, err
 }
 
 func (s *cutStore) HostMasters(ctx context.Context) ([]db.HostMaster, error) {
@@ -438,6 +447,73 @@ func TestSlowSyncKeepsTheLease(t *testing.T) {
 		if n := c.loop.Status().Stats.Lapses; n != 0 {
 			t.Fatalf("%s: %d lapses", c.id, n)
 		}
+	}
+	checkOneWriter(t, []*ctl{a, b})
+}
+
+// Renewals that come back ever later (250 ms, then 500 ms, then 1 s, against a lease of
+// 600 ms renewed every 100 ms: an overloaded controller) do not cost the controller its
+// hosts: it asks for longer leases, up to MaxLease, and the other controller sees it live
+// all along. Quick again, it asks for shorter ones.
+func TestSlowRenewalsStretchTheLease(t *testing.T) {
+	st := openStore(t)
+	dpids := registerHosts(t, st, 20)
+	cfg := testConfig()
+	cfg.MaxLease = 4 * time.Second
+	a, b := start(t, st, "ctl-a", cfg), start(t, st, "ctl-b", cfg)
+	live := []string{"ctl-a", "ctl-b"}
+	waitSpread(t, dpids, []*ctl{a, b}, live, 5*time.Second)
+	claimed := b.loop.Status().Stats.Claimed
+	for _, late := range []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second} {
+		a.store.late.Store(int64(late))
+		time.Sleep(2 * time.Second)
+		if n := a.loop.Status().Stats.Lapses; n != 0 {
+			t.Fatalf("renewals %s late: %d lapses", late, n)
+		}
+	}
+	peak := a.loop.Status().Stats
+	if peak.Lease < 3*time.Second || peak.Lease > cfg.MaxLease {
+		t.Errorf("asked for a lease of %s with renewals 1 s late, want 3 s to %s", peak.Lease, cfg.MaxLease)
+	}
+	if peak.Slow == 0 || peak.Slowest < time.Second {
+		t.Errorf("slow renewals %d, slowest %s: the late ones not counted", peak.Slow, peak.Slowest)
+	}
+	a.store.late.Store(0)
+	time.Sleep(3 * time.Second)
+	if got := a.loop.Status().Stats.Lease; got >= peak.Lease {
+		t.Errorf("asks for %s three seconds after renewals were quick again, %s at the slowest", got, peak.Lease)
+	}
+	waitSpread(t, dpids, []*ctl{a, b}, live, time.Second)
+	for _, c := range []*ctl{a, b} {
+		if n := c.loop.Status().Stats.Lapses; n != 0 {
+			t.Errorf("%s: %d lapses", c.id, n)
+		}
+	}
+	if n := b.loop.Status().Stats.Claimed - claimed; n != 0 {
+		t.Errorf("ctl-b claimed %d hosts while ctl-a was slow", n)
+	}
+	checkOneWriter(t, []*ctl{a, b})
+}
+
+// A controller that dies while asking for a long lease is replaced within that lease.
+func TestDeadSlowControllerReplacedWithinItsLease(t *testing.T) {
+	st := openStore(t)
+	dpids := registerHosts(t, st, 20)
+	cfg := testConfig()
+	cfg.MaxLease = 3 * time.Second
+	a, b := start(t, st, "ctl-a", cfg), start(t, st, "ctl-b", cfg)
+	waitSpread(t, dpids, []*ctl{a, b}, []string{"ctl-a", "ctl-b"}, 5*time.Second)
+	a.store.late.Store(int64(time.Second))
+	time.Sleep(3 * time.Second)
+	asked := a.loop.Status().Stats.Lease
+	if asked < 2*time.Second {
+		t.Fatalf("asked for %s with renewals 1 s late", asked)
+	}
+	a.store.cut.Store(true) // dead to the database from now on
+	cut := time.Now()
+	waitSpread(t, dpids, []*ctl{a, b}, []string{"ctl-b"}, asked+2*time.Second)
+	if took := time.Since(cut); took < asked/2 {
+		t.Errorf("ctl-b took ctl-a's hosts %s after its last renewals, which asked for %s", took, asked)
 	}
 	checkOneWriter(t, []*ctl{a, b})
 }

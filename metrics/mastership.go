@@ -15,6 +15,7 @@ type mastershipCollector struct {
 
 	live, acting, lease, byController                 *prometheus.Desc
 	claimed, handedOff, lapses, stale, hostTableReads *prometheus.Desc
+	asked, slow, renewal                              *prometheus.Desc
 }
 
 func newMastershipCollector(status func() mastership.Status) *mastershipCollector {
@@ -38,13 +39,19 @@ func newMastershipCollector(status func() mastership.Status) *mastershipCollecto
 			"Role requests switches refused as stale (a newer master exists).", nil, nil),
 		hostTableReads: prometheus.NewDesc("dvrflow_mastership_host_reads_total",
 			"Reads of the host and mastership tables by the mastership loop.", nil, nil),
+		asked: prometheus.NewDesc("dvrflow_mastership_lease_asked_seconds",
+			"The lease this controller's last renewal asked for: --lease, longer while renewals are slow, up to --lease-max.", nil, nil),
+		slow: prometheus.NewDesc("dvrflow_mastership_slow_renewals_total",
+			"Lease renewals that came back later than half of --lease after they were due.", nil, nil),
+		renewal: prometheus.NewDesc("dvrflow_mastership_renewal_seconds",
+			"Lease renewals by their time from due to reply.", nil, nil),
 	}
 }
 
 // Describe sends the descriptors (prometheus.Collector).
 func (c *mastershipCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.live, c.acting, c.lease, c.byController, c.claimed, c.handedOff,
-		c.lapses, c.stale, c.hostTableReads} {
+		c.lapses, c.stale, c.hostTableReads, c.asked, c.slow, c.renewal} {
 		ch <- d
 	}
 }
@@ -78,4 +85,13 @@ func (c *mastershipCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.lapses, st.Stats.Lapses)
 	counter(c.stale, st.Stats.Stale)
 	counter(c.hostTableReads, st.Stats.Reads)
+	gauge(c.asked, st.Stats.Lease.Seconds())
+	counter(c.slow, st.Stats.Slow)
+	buckets := make(map[float64]uint64, len(mastership.RenewBuckets))
+	var n uint64
+	for i, b := range mastership.RenewBuckets {
+		n += st.Stats.RenewLatency[i]
+		buckets[b.Seconds()] = n
+	}
+	ch <- prometheus.MustNewConstHistogram(c.renewal, st.Stats.Renewals, st.Stats.RenewTime.Seconds(), buckets)
 }

@@ -26,7 +26,9 @@ func TestMastershipSeries(t *testing.T) {
 			{Host: "compute3", DPIDs: []uint64{10}},
 		},
 		Acting: 2,
-		Stats:  mastership.Stats{Claimed: 7, HandedOff: 3, Lapses: 1, Reads: 12, Stale: 2},
+		Stats: mastership.Stats{Claimed: 7, HandedOff: 3, Lapses: 1, Reads: 12, Stale: 2,
+			Renewals: 10, Slow: 2, Lease: 2500 * time.Millisecond, RenewTime: 4 * time.Second,
+			RenewLatency: [len(mastership.RenewBuckets) + 1]uint64{6, 1, 0, 0, 1, 0, 1, 0, 1}},
 	}
 	m := New(zaptest.NewLogger(t), Sources{Mastership: func() mastership.Status { return st }})
 	body := scrape(t, m)
@@ -42,6 +44,16 @@ func TestMastershipSeries(t *testing.T) {
 		`dvrflow_mastership_lapses_total 1`,
 		`dvrflow_mastership_stale_refusals_total 2`,
 		`dvrflow_mastership_host_reads_total 12`,
+		`dvrflow_mastership_lease_asked_seconds 2.5`,
+		`dvrflow_mastership_slow_renewals_total 2`,
+		`dvrflow_mastership_renewal_seconds_bucket{le="0.025"} 6`,
+		`dvrflow_mastership_renewal_seconds_bucket{le="0.05"} 7`,
+		`dvrflow_mastership_renewal_seconds_bucket{le="0.5"} 8`,
+		`dvrflow_mastership_renewal_seconds_bucket{le="2.5"} 9`,
+		`dvrflow_mastership_renewal_seconds_bucket{le="5"} 9`,
+		`dvrflow_mastership_renewal_seconds_bucket{le="+Inf"} 10`,
+		`dvrflow_mastership_renewal_seconds_sum 4`,
+		`dvrflow_mastership_renewal_seconds_count 10`,
 	)
 	if v := sample(t, body, "dvrflow_mastership_lease_remaining_seconds"); v < 3590 || v > 3600 {
 		t.Errorf("lease remaining %v, want about an hour", v)

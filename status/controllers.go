@@ -99,6 +99,12 @@ func (s *Server) controllers(ctx context.Context) ([]switchapi.Controller, []swi
 		if c.Live {
 			w.LeaseRemainingSeconds = roundTo(max(0, c.ExpiresAt.Sub(now).Seconds()), 3)
 		}
+		if w.Self {
+			st := s.cfg.Mastership.Status().Stats
+			w.Renewals = &switchapi.Renewals{Count: st.Renewals, Slow: st.Slow,
+				SlowestMS:    roundTo(float64(st.Slowest)/float64(time.Millisecond), 3),
+				LeaseSeconds: st.Lease.Seconds(), LongestLeaseSeconds: st.LongestLease.Seconds(), Lapses: st.Lapses}
+		}
 		out = append(out, w)
 	}
 	return out, ms, nil

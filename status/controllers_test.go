@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -113,6 +114,13 @@ func TestControllers(t *testing.T) {
 		expires, err2 := time.Parse(time.RFC3339, c.ExpiresAt)
 		if err1 != nil || err2 != nil || want.live && !expires.After(started) {
 			t.Errorf("controller %s: started %q expires %q: %v %v", c.ID, c.StartedAt, c.ExpiresAt, err1, err2)
+		}
+		wantRenewals := (*switchapi.Renewals)(nil)
+		if want.self {
+			wantRenewals = &switchapi.Renewals{Count: 40, Slow: 3, SlowestMS: 1500, LeaseSeconds: 2, LongestLeaseSeconds: 6, Lapses: 2}
+		}
+		if !reflect.DeepEqual(c.Renewals, wantRenewals) {
+			t.Errorf("controller %s: renewals %+v, want %+v", c.ID, c.Renewals, wantRenewals)
 		}
 		if want.live && (c.LeaseRemainingSeconds < 3500 || c.LeaseRemainingSeconds > 3600) ||
 			!want.live && c.LeaseRemainingSeconds != 0 {

@@ -116,7 +116,9 @@ func newFixture(t *testing.T) *fixture {
 	ccfg.PacketInRate, ccfg.PacketInBurst = 0.001, 2
 	f.ofs = controller.NewServer(log, ccfg)
 	f.eng = engine.New(log, engine.Config{}, st, f.ofs)
-	f.masters = &dbMasters{store: st, stats: mastership.Stats{Claimed: 3, HandedOff: 1, Lapses: 2, Stale: 5}}
+	f.masters = &dbMasters{store: st, stats: mastership.Stats{Claimed: 3, HandedOff: 1, Lapses: 2, Stale: 5,
+		Renewals: 40, Slow: 3, Slowest: 1500 * time.Millisecond, Lease: 2 * time.Second, LongestLease: 6 * time.Second,
+		RenewLatency: [len(mastership.RenewBuckets) + 1]uint64{30, 5, 1, 1, 0, 0, 3}}}
 	stat, err := status.New(log, status.Config{Switches: f.ofs, Engine: f.eng, Store: st, AuditAge: time.Minute,
 		Mastership: f.masters})
 	if err != nil {

@@ -96,6 +96,22 @@ type Controller struct {
 	Self bool `json:"self"`
 	// Hosts are the hosts the masterships table names it the master of, by name.
 	Hosts []string `json:"hosts"`
+	// Renewals is how the answering controller's own lease renewals go (Self only).
+	Renewals *Renewals `json:"renewals,omitempty"`
+}
+
+// Renewals is how a controller's lease renewals go, as it measures them: from when each
+// was due to its reply.
+type Renewals struct {
+	Count uint64 `json:"count"` // renewals that came back
+	// Slow came back later than half the configured lease; SlowestMS is the slowest.
+	Slow      uint64  `json:"slow"`
+	SlowestMS float64 `json:"slowest_ms"`
+	// LeaseSeconds is the lease the last renewal asked for, LongestLeaseSeconds the
+	// longest any asked for: the configured lease, longer while renewals are slow.
+	LeaseSeconds        float64 `json:"lease_seconds"`
+	LongestLeaseSeconds float64 `json:"longest_lease_seconds"`
+	Lapses              uint64  `json:"lapses"` // times the lease ran out before a renewal
 }
 
 // ControllerList is the body of GET /v2.0/dvr-controllers.

@@ -62,6 +62,39 @@ func (ds daemons) usages() (map[string]usage, error) {
 	return out, nil
 }
 
+// renewals reads how every running daemon's lease renewals went, from its own API (the
+// answering controller is the only one that reports them), by controller id.
+func (ds daemons) renewals(ctx context.Context, token string) (map[string]switchapi.Renewals, error) {
+	out := map[string]switchapi.Renewals{}
+	for _, c := range ds {
+		if c.d.cmd == nil {
+			continue
+		}
+		var cl switchapi.ControllerList
+		if _, err := apiclient.New(c.d.apiURL, token, http.DefaultClient).Do(ctx, http.MethodGet, "/v2.0/dvr-controllers", nil, &cl); err != nil {
+			return nil, fmt.Errorf("%s: controllers: %w", c.id, err)
+		}
+		for _, w := range cl.Controllers {
+			if w.Self && w.Renewals != nil {
+				out[c.id] = *w.Renewals
+			}
+		}
+		if _, ok := out[c.id]; !ok {
+			return nil, fmt.Errorf("%s: its /v2.0/dvr-controllers has no renewals of its own", c.id)
+		}
+	}
+	return out, nil
+}
+
+// lapses adds up the lapses of rs.
+func lapses(rs map[string]switchapi.Renewals) uint64 {
+	var n uint64
+	for _, r := range rs {
+		n += r.Lapses
+	}
+	return n
+}
+
 // cpu is the CPU time of the running daemons together.
 func (ds daemons) cpu() (time.Duration, error) {
 	us, err := ds.usages()
@@ -141,13 +174,14 @@ func controllerHosts(ctx context.Context, api *apiclient.Client) (map[string]int
 // coldSplit is the hosts' split when cold start completed.
 type coldSplit struct {
 	split
-	Listed map[string]int // each controller's count in /v2.0/dvr-controllers
-	Usage  map[string]usage
+	Listed   map[string]int // each controller's count in /v2.0/dvr-controllers
+	Usage    map[string]usage
+	Renewals map[string]switchapi.Renewals
 }
 
 // checkSplit records how the hosts are shared when cold start completed, and each
 // controller's usage then; a host without a live master fails the run.
-func (r *report) checkSplit(ctx context.Context, api *apiclient.Client, ds daemons) error {
+func (r *report) checkSplit(ctx context.Context, api *apiclient.Client, ds daemons, token string) error {
 	ids := make([]string, 0, len(ds))
 	for _, c := range ds {
 		ids = append(ids, c.id)
@@ -163,7 +197,13 @@ func (r *report) checkSplit(ctx context.Context, api *apiclient.Client, ds daemo
 	if cs.Usage, err = ds.usages(); err != nil {
 		return err
 	}
+	if cs.Renewals, err = ds.renewals(ctx, token); err != nil {
+		return err
+	}
 	r.split = &cs
+	if n := lapses(cs.Renewals); n > 0 {
+		r.fail("the controllers' leases lapsed %d times up to the end of cold start", n)
+	}
 	if len(cs.Unmastered) > 0 {
 		r.fail("%d hosts without a master when cold start completed: %v", len(cs.Unmastered), head(cs.Unmastered, 5))
 	}

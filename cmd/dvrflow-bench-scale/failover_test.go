@@ -80,12 +80,15 @@ func TestReportRowsOfSeveralControllers(t *testing.T) {
 	r = &report{cold: &coldResult{},
 		split: &coldSplit{split: split{Hosts: map[string]int{"ctl1": 7, "ctl2": 7, "ctl3": 6}},
 			Listed: map[string]int{"ctl1": 7, "ctl2": 7, "ctl3": 6},
-			Usage:  map[string]usage{"ctl1": {HWM: 1 << 30}, "ctl2": {HWM: 1 << 29}, "ctl3": {HWM: 1 << 29}}},
+			Usage:  map[string]usage{"ctl1": {HWM: 1 << 30}, "ctl2": {HWM: 1 << 29}, "ctl3": {HWM: 1 << 29}},
+			Renewals: map[string]switchapi.Renewals{"ctl1": {Count: 900, Slow: 12, SlowestMS: 1900, LongestLeaseSeconds: 7.6},
+				"ctl2": {Count: 890, Lapses: 1}, "ctl3": {Count: 880}}},
 		failover: &failoverResult{Victim: "ctl1", Hosts: 7, P50: 1300 * time.Millisecond, P99: 1500 * time.Millisecond,
 			Max: 1600 * time.Millisecond, NewMasters: map[string]int{"ctl2": 4, "ctl3": 3},
 			Split: split{Hosts: map[string]int{"ctl2": 11, "ctl3": 9}}, FlowMods: 2,
 			Usage:   map[string]usage{"ctl2": {HWM: 1 << 30}, "ctl3": {HWM: 1 << 30}},
 			perHost: map[string]time.Duration{"h1": 0, "h2": 0, "h3": 0, "h4": 0, "h5": 0, "h6": 0, "h7": 0}},
+		renewEnd: map[string]switchapi.Renewals{"ctl2": {Count: 2000, Lapses: 1}, "ctl3": {Count: 1990}},
 	}
 	var many bytes.Buffer
 	r.print(&many, cfg)
@@ -102,6 +105,11 @@ func TestReportRowsOfSeveralControllers(t *testing.T) {
 		"ctl2 11, ctl3 9; without a master: 0",
 		"flow-mods sent",
 		"0: MISS",
+		"lease renewals to convergence",
+		"ctl1 0 lapses, 12 of 900 slow, slowest 1900.0 ms, longest lease asked 7.6 s; ctl2 1 lapses",
+		"0 lapses: MISS",
+		"survivors' lease renewals, whole run",
+		"ctl2 1 lapses, 0 of 2000 slow",
 	} {
 		if !strings.Contains(many.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, many.String())

@@ -427,7 +427,7 @@ func run(ctx context.Context, log *zap.Logger, cfg *config, r *report) (err erro
 		}
 	} else {
 		// 4. The split at cold start, then the failover of the busiest controller.
-		if err := r.checkSplit(ctx, api, ds); err != nil {
+		if err := r.checkSplit(ctx, api, ds, token); err != nil {
 			return err
 		}
 		fo, err := failover(ctx, log, api, rt, store, f, ds, cfg.quiet*4, cfg.timeout)
@@ -503,6 +503,12 @@ func run(ctx context.Context, log *zap.Logger, cfg *config, r *report) (err erro
 	if len(ds) > 1 {
 		if r.ctlEnd, err = ds.usages(); err != nil {
 			return err
+		}
+		if r.renewEnd, err = ds.renewals(ctx, token); err != nil {
+			return err
+		}
+		if n, before := lapses(r.renewEnd), lapses(r.split.Renewals); n > before {
+			r.fail("the surviving controllers' leases lapsed %d times after cold start", n-before)
 		}
 	}
 	if r.simEnd, err = f.usage(); err != nil {

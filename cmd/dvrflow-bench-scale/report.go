@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/dvrflow/dvrflow/switchapi"
 )
 
 // report collects every figure; print writes it as a table.
@@ -21,7 +23,8 @@ type report struct {
 	split                          *coldSplit      // several controllers: the hosts' split at cold start
 	failover                       *failoverResult // several controllers: the busiest one SIGKILLed
 	ctlEnd                         map[string]usage
-	simCold, simEnd                simUsage // the simulator's processes at cold start's convergence and at the end
+	renewEnd                       map[string]switchapi.Renewals // several controllers: the survivors' lease renewals at the end
+	simCold, simEnd                simUsage                      // the simulator's processes at cold start's convergence and at the end
 	bound                          *boundResult
 	join                           *joinResult
 	finalBad                       int
@@ -135,6 +138,7 @@ func (r *report) printControllers(row func(k, v, target string)) {
 		}
 		row("   hosts per controller (dvr-controllers)", strings.Join(listed, ", "), "")
 		row("   each controller at convergence", usages(sp.Usage), "")
+		row("   lease renewals to convergence", renewals(sp.Renewals), "0 lapses: "+verdict(lapses(sp.Renewals) == 0))
 	}
 	fo := r.failover
 	if fo == nil {
@@ -155,6 +159,20 @@ func (r *report) printControllers(row func(k, v, target string)) {
 	if len(r.ctlEnd) > 0 {
 		row("   survivors at the end", usages(r.ctlEnd), "")
 	}
+	if len(r.renewEnd) > 0 {
+		row("   survivors' lease renewals, whole run", renewals(r.renewEnd), "")
+	}
+}
+
+// renewals lists how each controller's lease renewals went.
+func renewals(rs map[string]switchapi.Renewals) string {
+	parts := make([]string, 0, len(rs))
+	for _, id := range sortedIDs(rs) {
+		r := rs[id]
+		parts = append(parts, fmt.Sprintf("%s %d lapses, %d of %d slow, slowest %s, longest lease asked %.1f s", id, r.Lapses,
+			r.Slow, r.Count, ms(time.Duration(r.SlowestMS*float64(time.Millisecond))), r.LongestLeaseSeconds))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // usages lists each controller's peak RSS and CPU.

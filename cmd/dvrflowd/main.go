@@ -104,6 +104,7 @@ func parseFlags(args []string, getenv func(string) string) (*config, error) {
 	fs.StringVar(&cfg.Mastership.ID, "controller-id", "", "this controller's name among several against one database, stable across its restarts (default: the machine's hostname and the --of-listen port)")
 	fs.DurationVar(&cfg.Mastership.Lease, "lease", cfg.Mastership.Lease, "mastership lease: a dead controller's switches get a new master about a lease and a renewal after its last renewal")
 	fs.DurationVar(&cfg.Mastership.Renew, "lease-renew", cfg.Mastership.Renew, "how often the mastership lease is renewed (at most a third of --lease)")
+	fs.DurationVar(&cfg.Mastership.MaxLease, "lease-max", cfg.Mastership.MaxLease, "the longest lease a controller whose renewals come back slowly asks for (at least --lease, which it is raised to): an overloaded controller is not declared dead, a dead one is replaced within the lease it last asked for")
 	fs.DurationVar(&cfg.Mastership.Settle, "lease-settle", cfg.Mastership.Settle, "how long a controller whose lease expired must hold it again before hosts move back to it")
 	fs.Float64Var(&cfg.Controller.PacketInRate, "packet-in-rate", 1000, "packet-ins per second each switch may send the controller")
 	meterRate := fs.Uint("meter-rate", 1000, "rate in packets/s of the OpenFlow meter on every controller-bound flow")
@@ -199,8 +200,9 @@ func mastershipFlags(cfg *config) error {
 		}
 		cfg.Mastership.ID = host + ":" + port
 	}
+	cfg.Mastership.MaxLease = max(cfg.Mastership.MaxLease, cfg.Mastership.Lease)
 	if err := cfg.Mastership.Validate(); err != nil {
-		return fmt.Errorf("--controller-id, --lease, --lease-renew, --lease-settle: %w", err)
+		return fmt.Errorf("--controller-id, --lease, --lease-renew, --lease-max, --lease-settle: %w", err)
 	}
 	return nil
 }
