@@ -25,8 +25,9 @@
 // in flight), and a renewal that comes back late still moves the deadline from when it
 // was sent. A controller whose renewals come back slowly (an overloaded machine: the
 // process waits for CPU, the Go scheduler for a free processor, PostgreSQL for its
-// backend's turn) asks for a longer lease, three times its slowest renewal of late, up to
-// MaxLease: it is not declared dead, nor moves its hosts away and back, for being slow;
+// backend's turn) asks for a longer lease, four times its slowest renewal of late or the
+// longest stall the Go runtime reported (a goroutine waiting for a processor, a collector
+// pause), up to MaxLease: it is not declared dead, nor moves its hosts away and back, for being slow;
 // a controller that dies is replaced within the lease it last asked for.
 //
 // The renewal reads a generation counter that every change of the host registry, the
@@ -135,8 +136,9 @@ type Loop struct {
 	force    bool // read the host table at the next renewal
 	watchdog *time.Timer
 	stats    Stats
-	slowest  slowest // the slowest renewal of late, decaying
-	probe    probe   // the runtime's view, for the log of a slow renewal
+	slowest  slowest   // the slowest renewal of late, or runtime stall, decaying
+	probe    probe     // the runtime's view since the last renewal
+	logged   time.Time // when a slow renewal was last logged
 }
 
 // Stats are the loop's counters.

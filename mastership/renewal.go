@@ -53,7 +53,12 @@ func (l *Loop) renew(ctx context.Context, due time.Time) renewal {
 	took := back.Sub(due)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// What the runtime saw since the last renewal foretells the next: a goroutine of this
+	// process that waited a second for a processor, or a collector pause that long, and
+	// the next renewal's reply may wait as long.
+	rt := l.probe.read()
 	l.recordLocked(took, back)
+	l.slowest.add(max(rt.schedMax, rt.gcPauseMax), back)
 	lapsed := back.After(l.deadline) && !l.deadline.IsZero()
 	if dl := sent.Add(ask - ask/20); dl.After(l.deadline) {
 		l.deadline = dl
@@ -67,7 +72,7 @@ func (l *Loop) renew(ctx context.Context, due time.Time) renewal {
 		l.force = true
 	}
 	if took > l.cfg.Lease/2 || lapsed {
-		l.logSlowLocked(took, due, sent, lease.Received, back, ask, lapsed)
+		l.logSlowLocked(took, due, sent, lease.Received, back, ask, lapsed, rt)
 	}
 	need := l.force || lease.Gen != l.gen || !slices.Equal(lease.Live, l.live) || time.Since(l.lastRead) >= l.cfg.Resync
 	return renewal{lease: lease, need: need}
@@ -98,14 +103,13 @@ func (l *Loop) recordLocked(took time.Duration, now time.Time) {
 }
 
 // logSlowLocked logs where a slow renewal spent its time, with what the Go runtime saw
-// since the last such log: which of the process (its goroutines waiting for a processor,
+// since the renewal before: which of the process (its goroutines waiting for a processor,
 // the collector) and the database delayed it. l.mu is held.
-func (l *Loop) logSlowLocked(took time.Duration, due, sent, received, back time.Time, ask time.Duration, lapsed bool) {
-	if back.Sub(l.probe.logged) < 2*time.Second && !lapsed {
+func (l *Loop) logSlowLocked(took time.Duration, due, sent, received, back time.Time, ask time.Duration, lapsed bool, rt runtimeView) {
+	if back.Sub(l.logged) < 2*time.Second && !lapsed {
 		return
 	}
-	l.probe.logged = back
-	rt := l.probe.read()
+	l.logged = back
 	l.log.Warn("lease renewal slow",
 		zap.Duration("took", took), zap.Bool("after_deadline", lapsed), zap.Duration("asked", ask),
 		zap.Duration("due_to_sent", sent.Sub(due)), zap.Duration("sent_to_database", received.Sub(sent)),
@@ -138,11 +142,10 @@ func (s *slowest) add(d time.Duration, now time.Time) {
 // probe reads the Go runtime's scheduler and collector metrics, reporting each read what
 // happened since the one before.
 type probe struct {
-	logged  time.Time
 	samples []metrics.Sample
-	prev    [2]*metrics.Float64Histogram // scheduler latencies, collector pauses
-	prevGC  float64                      // collector CPU seconds
-	prevAll float64                      // total CPU seconds
+	prev    [2][]uint64 // the counts of the scheduler latencies and the collector pauses
+	prevGC  float64     // collector CPU seconds
+	prevAll float64     // total CPU seconds
 }
 
 // runtimeView is what the runtime saw between two reads.
@@ -175,14 +178,14 @@ func (p *probe) read() runtimeView {
 		if s.Value.Kind() != metrics.KindFloat64Histogram {
 			continue
 		}
-		h := s.Value.Float64Histogram()
+		h := s.Value.Float64Histogram() // overwritten by the next read
 		p99, top := histogramSince(h, p.prev[i], 0.99)
 		if i == 0 {
 			v.schedP99, v.schedMax = p99, top
 		} else {
 			v.gcPauseMax = top
 		}
-		p.prev[i] = h
+		p.prev[i] = append(p.prev[i][:0], h.Counts...)
 	}
 	if p.samples[4].Value.Kind() == metrics.KindFloat64 && p.samples[5].Value.Kind() == metrics.KindFloat64 {
 		gc, all := p.samples[4].Value.Float64(), p.samples[5].Value.Float64()
@@ -194,14 +197,14 @@ func (p *probe) read() runtimeView {
 	return v
 }
 
-// histogramSince returns the q quantile and the largest value of what h counted since
-// prev (all of h when prev is nil), each as the upper bound of its bucket.
-func histogramSince(h, prev *metrics.Float64Histogram, q float64) (quantile, top time.Duration) {
+// histogramSince returns the q quantile and the largest value of what h counted since it
+// counted prev (all of h when prev is nil), each as the upper bound of its bucket.
+func histogramSince(h *metrics.Float64Histogram, prev []uint64, q float64) (quantile, top time.Duration) {
 	var total uint64
 	counts := make([]uint64, len(h.Counts))
 	for i, c := range h.Counts {
-		if prev != nil && len(prev.Counts) == len(h.Counts) {
-			c -= prev.Counts[i]
+		if len(prev) == len(h.Counts) {
+			c -= prev[i]
 		}
 		counts[i] = c
 		total += c

@@ -13,14 +13,14 @@ func TestHistogramSince(t *testing.T) {
 	buckets := []float64{0, 0.001, 0.01, 0.1, 1, math.Inf(1)}
 	prev := &metrics.Float64Histogram{Buckets: buckets, Counts: []uint64{100, 0, 0, 0, 0}}
 	h := &metrics.Float64Histogram{Buckets: buckets, Counts: []uint64{198, 0, 1, 0, 1}}
-	p99, top := histogramSince(h, prev, 0.99)
+	p99, top := histogramSince(h, prev.Counts, 0.99)
 	if p99 != 100*time.Millisecond || top != time.Second {
 		t.Errorf("since prev: p99 %s, max %s; want 100ms and 1s", p99, top)
 	}
 	if p99, top = histogramSince(h, nil, 0.5); p99 != time.Millisecond || top != time.Second {
 		t.Errorf("whole: p50 %s, max %s; want 1ms and 1s", p99, top)
 	}
-	if p99, top = histogramSince(h, h, 0.99); p99 != 0 || top != 0 {
+	if p99, top = histogramSince(h, h.Counts, 0.99); p99 != 0 || top != 0 {
 		t.Errorf("nothing since: %s %s", p99, top)
 	}
 }
