@@ -29,6 +29,6 @@ func (s *Store) HoldAllConns(ctx context.Context) (func(), error) {
 // LeaseSetting returns a setting of a lease connection.
 func (s *Store) LeaseSetting(ctx context.Context, name string) (string, error) {
 	var v string
-	err := s.leases.QueryRow(ctx, "SELECT current_setting($1)", name).Scan(&v)
+	err := s.Leases.pool.QueryRow(ctx, "SELECT current_setting($1)", name).Scan(&v)
 	return v, err
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dvrflow/dvrflow/ofproto"
 )
@@ -61,9 +63,56 @@ type HostMaster struct {
 	ClaimedAt  time.Time
 }
 
-// LeaseConns is how many lease statements a Store runs at once, on connections of their
+// LeaseConns is how many lease statements Leases run at once, on connections of their
 // own: the renewals a controller may have out.
 const LeaseConns = 4
+
+// Leases runs the statements of the mastership leases (register, renew, release) on
+// connections of their own. A Store has them; a lease keeper process opens them alone
+// (OpenLeases).
+type Leases struct {
+	pool *pgxpool.Pool
+}
+
+// OpenLeases connects the lease statements to PostgreSQL at dsn (as Open does, to the
+// first host that accepts writes), without the rest of a Store: the database must have
+// been migrated by a Store first. Close them with Close.
+func OpenLeases(ctx context.Context, dsn string) (*Leases, error) {
+	pcfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse database URL: %w", err)
+	}
+	if pcfg.ConnConfig.ValidateConnect == nil {
+		pcfg.ConnConfig.ValidateConnect = pgconn.ValidateConnectTargetSessionAttrsReadWrite
+	}
+	return openLeases(ctx, pcfg)
+}
+
+func openLeases(ctx context.Context, pcfg *pgxpool.Config) (*Leases, error) {
+	lcfg := pcfg.Copy()
+	lcfg.MaxConns = LeaseConns
+	// A lease renewal does not wait for its commit to reach the disk (or a synchronous
+	// standby): behind a bulk load's WAL that took seconds, longer than a lease. Others
+	// see it at once all the same. A renewal lost in a crash of PostgreSQL only makes the
+	// lease look shorter to the others, and a claim in a new term is safe whenever it
+	// happens: the switches refuse the older term.
+	lcfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		if _, err := c.Exec(ctx, "SET synchronous_commit TO off"); err != nil {
+			return fmt.Errorf("lease connection: %w", err)
+		}
+		return nil
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, lcfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to database for leases: %w", err)
+	}
+	return &Leases{pool: pool}, nil
+}
+
+// Close closes the connections of leases opened by OpenLeases.
+func (s *Leases) Close() { s.close() }
+
+func (s *Leases) close() { s.pool.Close() }
 
 // ErrControllerIDInUse is returned by RegisterController while another live process
 // holds the id.
@@ -72,11 +121,11 @@ var ErrControllerIDInUse = errors.New("another live dvrflowd holds this controll
 // RegisterController registers spec with a lease of lease. The row of spec.ID is taken
 // over when it is the same instance or its lease expired; while another instance's lease
 // runs it returns ErrControllerIDInUse.
-func (s *Store) RegisterController(ctx context.Context, spec ControllerSpec, lease time.Duration) error {
+func (s *Leases) RegisterController(ctx context.Context, spec ControllerSpec, lease time.Duration) error {
 	if spec.ID == "" || len(spec.ID) > 255 || spec.Instance == "" {
 		return invalid("controller id must be 1-255 characters and the instance set")
 	}
-	tag, err := s.leases.Exec(ctx, `
+	tag, err := s.pool.Exec(ctx, `
 		INSERT INTO controllers (id, instance, of_addr, api_url, started_at, expires_at, live_since)
 		VALUES ($1, $2, $3, $4, now(), now() + $5::interval, '-infinity')
 		ON CONFLICT (id) DO UPDATE SET instance = EXCLUDED.instance, of_addr = EXCLUDED.of_addr,
@@ -98,9 +147,9 @@ func (s *Store) RegisterController(ctx context.Context, spec ControllerSpec, lea
 // holds only the controllers settled for settle: a controller whose lease had expired is
 // live again at once but joins Live, and gets hosts, only after holding its lease for
 // settle without a gap (Settled says whether this one has).
-func (s *Store) RenewLease(ctx context.Context, id, instance string, lease, settle time.Duration) (Lease, error) {
+func (s *Leases) RenewLease(ctx context.Context, id, instance string, lease, settle time.Duration) (Lease, error) {
 	var l Lease
-	err := s.leases.QueryRow(ctx, `
+	err := s.pool.QueryRow(ctx, `
 		WITH r AS (UPDATE controllers SET
 				live_since = CASE WHEN expires_at <= now() THEN now() ELSE live_since END,
 				expires_at = now() + $3::interval
@@ -124,8 +173,8 @@ func (s *Store) RenewLease(ctx context.Context, id, instance string, lease, sett
 
 // ReleaseLease ends the lease of controller id (instance) now, so that the others take
 // its hosts over at once (a graceful stop).
-func (s *Store) ReleaseLease(ctx context.Context, id, instance string) error {
-	if _, err := s.leases.Exec(ctx, `UPDATE controllers SET expires_at = now() WHERE id = $1 AND instance = $2`,
+func (s *Leases) ReleaseLease(ctx context.Context, id, instance string) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE controllers SET expires_at = now() WHERE id = $1 AND instance = $2`,
 		id, instance); err != nil {
 		return fmt.Errorf("release lease of controller %s: %w", id, err)
 	}

@@ -141,10 +141,10 @@ func ParseVNIRange(s string) (lo, hi int64, err error) {
 // Store is the topology store. It is safe for concurrent use.
 type Store struct {
 	pool *pgxpool.Pool
-	// leases holds the connections of the mastership leases (mastership.go) apart from
-	// pool: a renewal must never wait behind API, engine and heartbeat queries, or a busy
-	// controller loses its lease while it is alive.
-	leases     *pgxpool.Pool
+	// Leases has the mastership leases' statements on connections of their own
+	// (mastership.go): a renewal must never wait behind API, engine and heartbeat queries,
+	// or a busy controller loses its lease while it is alive.
+	*Leases
 	cfg        Config
 	log        *zap.Logger
 	writes     chan *writeReq
@@ -172,33 +172,20 @@ func Open(ctx context.Context, dsn string, cfg Config, log *zap.Logger) (*Store,
 	if pcfg.ConnConfig.ValidateConnect == nil {
 		pcfg.ConnConfig.ValidateConnect = pgconn.ValidateConnectTargetSessionAttrsReadWrite
 	}
-	lcfg := pcfg.Copy()
-	lcfg.MaxConns = LeaseConns
-	// A lease renewal does not wait for its commit to reach the disk (or a synchronous
-	// standby): behind a bulk load's WAL that took seconds, longer than a lease. Others
-	// see it at once all the same. A renewal lost in a crash of PostgreSQL only makes the
-	// lease look shorter to the others, and a claim in a new term is safe whenever it
-	// happens: the switches refuse the older term.
-	lcfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
-		if _, err := c.Exec(ctx, "SET synchronous_commit TO off"); err != nil {
-			return fmt.Errorf("lease connection: %w", err)
-		}
-		return nil
-	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
-	leases, err := pgxpool.NewWithConfig(ctx, lcfg)
+	leases, err := openLeases(ctx, pcfg)
 	if err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("connect to database for leases: %w", err)
+		return nil, err
 	}
-	s := &Store{pool: pool, leases: leases, cfg: cfg, log: log.Named("db"),
+	s := &Store{pool: pool, Leases: leases, cfg: cfg, log: log.Named("db"),
 		writes: make(chan *writeReq), closing: make(chan struct{}), writerDone: make(chan struct{})}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
-		leases.Close()
+		leases.close()
 		return nil, err
 	}
 	go s.writer()
@@ -216,7 +203,7 @@ func (s *Store) Close() {
 		close(s.closing)
 		<-s.writerDone
 		s.pool.Close()
-		s.leases.Close()
+		s.Leases.close()
 	})
 }
 

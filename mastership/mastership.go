@@ -52,11 +52,17 @@ import (
 	"github.com/dvrflow/dvrflow/db"
 )
 
-// Store is the part of db.Store the loop uses.
-type Store interface {
+// LeaseStore is the part of db.Store that renews leases (db.Leases: all a lease keeper
+// process opens).
+type LeaseStore interface {
 	RegisterController(ctx context.Context, spec db.ControllerSpec, lease time.Duration) error
 	RenewLease(ctx context.Context, id, instance string, lease, settle time.Duration) (db.Lease, error)
 	ReleaseLease(ctx context.Context, id, instance string) error
+}
+
+// Store is the part of db.Store the loop uses.
+type Store interface {
+	LeaseStore
 	HostMasters(ctx context.Context) ([]db.HostMaster, error)
 	ClaimMasterships(ctx context.Context, id, instance string, hosts []string) (map[string]int64, error)
 	HandOffMasterships(ctx context.Context, id string, to map[string]string) (int, error)
@@ -82,6 +88,9 @@ type Config struct {
 	MaxLease time.Duration
 	// Resync is how often the host table is read even if nothing seems changed (default 10 s).
 	Resync time.Duration
+	// Keeper, when set, starts the lease keeper process that registers and renews the
+	// lease (nil: this process renews it).
+	Keeper *KeeperCommand `json:"-"`
 	// Settle is how long a controller whose lease expired must hold it again before
 	// hosts are spread over it (default 5 s): a controller that stalls repeatedly (an
 	// overloaded machine, a flapping link to PostgreSQL) does not move hosts back and
@@ -122,6 +131,9 @@ type Loop struct {
 	cfg      Config
 	instance string
 	store    Store
+	leases   LeaseStore
+	remote   *keeperProc  // with Config.Keeper: the keeper process, and its deadline
+	shared   *deadlineMem // in a keeper process: where the deadline is published
 	roles    Roles
 	kick     chan struct{}
 	pubMu    sync.Mutex // serializes publish
@@ -181,6 +193,7 @@ func New(log *zap.Logger, cfg Config, store Store, sw Roles) (*Loop, error) {
 		cfg:      cfg,
 		instance: hex.EncodeToString(nonce[:]),
 		store:    store,
+		leases:   store,
 		roles:    sw,
 		kick:     make(chan struct{}, 1),
 		acting:   map[string]int64{},
@@ -205,38 +218,74 @@ func (l *Loop) poke() {
 }
 
 // Run registers the controller, then renews its lease and follows the masterships until
-// ctx ends; it then releases the lease so that the others take over at once.
+// ctx ends; it then releases the lease so that the others take over at once. With
+// Config.Keeper, a lease keeper process registers and renews (runWithKeeper).
 func (l *Loop) Run(ctx context.Context) error {
+	if l.cfg.Keeper != nil {
+		return l.runWithKeeper(ctx)
+	}
 	if err := l.register(ctx); err != nil {
 		return err
 	}
 	l.log.Info("controller registered", zap.Duration("lease", l.cfg.Lease), zap.Duration("renew", l.cfg.Renew))
+	syncs, stopSyncs := l.startSyncs(ctx)
 	defer func() {
-		l.mu.Lock()
-		if l.watchdog != nil {
-			l.watchdog.Stop()
-		}
-		l.mu.Unlock()
-		l.stopActing("stopping")
+		stopSyncs() // before the lease is released: no claim after the release
+		l.stop()
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
-		if err := l.store.ReleaseLease(rctx, l.cfg.ID, l.instance); err != nil {
+		if err := l.leases.ReleaseLease(rctx, l.cfg.ID, l.instance); err != nil {
 			l.log.Warn("releasing the lease: the others take over when it expires", zap.Error(err))
 		}
 	}()
-	// Syncs run on their own goroutine: reading the host table, claiming and publishing
-	// roles take long on a busy controller with thousands of hosts, and a renewal that
-	// waited for them would let the lease of a live controller lapse.
-	syncs := make(chan db.Lease, 1)
+	l.renewLoop(ctx, l.kick, func(r renewal) { offer(syncs, r) })
+	return nil
+}
+
+// startSyncs runs syncs on their own goroutine, one for each lease sent on the channel it
+// returns (the newest replacing one not taken yet: offer), until ctx ends; wait waits for
+// it to end. Reading the host table, claiming and publishing roles take long on a busy
+// controller with thousands of hosts, and a renewal that waited for them would let the
+// lease of a live controller lapse.
+func (l *Loop) startSyncs(ctx context.Context) (syncs chan db.Lease, wait func()) {
+	syncs = make(chan db.Lease, 1)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		l.syncLoop(ctx, syncs)
 	}()
-	defer wg.Wait() // before the lease is released: no claim after the release
-	// Renewals run on goroutines of their own, one per tick while fewer than maxInFlight
-	// are out: one that comes back late does not hold up the next.
+	return syncs, wg.Wait
+}
+
+// offer gives the lease r renewed to the syncs when r says the host table needs a read.
+func offer(syncs chan db.Lease, r renewal) {
+	if !r.need {
+		return
+	}
+	select { // the newest lease replaces one not taken yet
+	case <-syncs:
+	default:
+	}
+	syncs <- r.lease
+}
+
+// stop makes the controller master of nothing, for good.
+func (l *Loop) stop() {
+	l.mu.Lock()
+	if l.watchdog != nil {
+		l.watchdog.Stop()
+	}
+	l.mu.Unlock()
+	l.stopActing("stopping")
+}
+
+// renewLoop renews the lease every Renew and whenever kick receives, until ctx ends,
+// giving each renewal that held the lease to renewed. Renewals run on goroutines of their
+// own, one per tick while fewer than maxInFlight are out: one that comes back late does
+// not hold up the next. When another process took the controller id over, it registers
+// again.
+func (l *Loop) renewLoop(ctx context.Context, kick <-chan struct{}, renewed func(renewal)) {
 	results := make(chan renewal, maxInFlight)
 	inFlight := 0
 	send := func(due time.Time) {
@@ -258,10 +307,10 @@ func (l *Loop) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case due := <-t.C:
 			send(due)
-		case <-l.kick:
+		case <-kick:
 			send(time.Now())
 		case r := <-results:
 			inFlight--
@@ -272,7 +321,7 @@ func (l *Loop) Run(ctx context.Context) error {
 			}
 			if err != nil {
 				if ctx.Err() != nil {
-					return nil
+					return
 				}
 				if !failing {
 					l.log.Warn("lease renewal failing", zap.Error(err))
@@ -284,12 +333,8 @@ func (l *Loop) Run(ctx context.Context) error {
 				l.log.Info("lease renewed again")
 				failing = false
 			}
-			if r.need {
-				select { // the newest lease replaces one not taken yet
-				case <-syncs:
-				default:
-				}
-				syncs <- r.lease
+			if r.lease.Held {
+				renewed(r)
 			}
 		}
 	}
@@ -326,7 +371,7 @@ func (l *Loop) register(ctx context.Context) error {
 	spec := db.ControllerSpec{ID: l.cfg.ID, Instance: l.instance, OFAddr: l.cfg.OFAddr, APIURL: l.cfg.APIURL}
 	warned := false
 	for {
-		err := l.store.RegisterController(ctx, spec, l.cfg.Lease)
+		err := l.leases.RegisterController(ctx, spec, l.cfg.Lease)
 		if err == nil {
 			return nil
 		}
@@ -346,7 +391,13 @@ func (l *Loop) register(ctx context.Context) error {
 // controller stops being anyone's master.
 func (l *Loop) expire() {
 	l.mu.Lock()
-	if time.Now().Before(l.deadline) || len(l.acting) == 0 {
+	l.readDeadlineLocked()
+	if time.Now().Before(l.deadline) {
+		l.armLocked() // moved by a renewal meanwhile (a keeper's, which arms nothing here)
+		l.mu.Unlock()
+		return
+	}
+	if len(l.acting) == 0 {
 		l.mu.Unlock()
 		return
 	}
@@ -461,6 +512,7 @@ func (l *Loop) publish() {
 // its host (and its deadline has not passed), slave in the host's term elsewhere. l.mu is held.
 func (l *Loop) rolesLocked() map[uint64]controller.Mastership {
 	out := make(map[uint64]controller.Mastership, 3*len(l.hosts))
+	l.readDeadlineLocked()
 	valid := time.Now().Before(l.deadline)
 	for _, hm := range l.hosts {
 		m := controller.Mastership{Term: uint64(hm.Term)}
@@ -518,6 +570,7 @@ type Status struct {
 func (l *Loop) Status() Status {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.readDeadlineLocked()
 	st := Status{ID: l.cfg.ID, Deadline: l.deadline, Live: slices.Clone(l.live), Hosts: slices.Clone(l.hosts),
 		Stats: l.stats}
 	if time.Now().Before(l.deadline) {

@@ -23,7 +23,12 @@ import (
 
 var pg *pgtest.Server
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &pg)) }
+func TestMain(m *testing.M) {
+	if os.Getenv(mastership.KeeperEnv) != "" { // run as a lease keeper (keeper_test.go)
+		os.Exit(runTestKeeper())
+	}
+	os.Exit(pgtest.Main(m, &pg))
+}
 
 // cutStore is a store whose calls fail while cut, as a controller partitioned from
 // PostgreSQL sees it.

@@ -22,20 +22,27 @@ const maxInFlight = db.LeaseConns
 const stretch = 4
 
 // slowHalfLife is how fast a slow renewal is forgotten: the lease asked for shrinks back
-// to Config.Lease over a few of them once renewals are quick again.
-const slowHalfLife = 10 * time.Second
+// to Config.Lease over a few of them once renewals are quick again. An overloaded
+// controller stalls in bursts (at 5,000 hosts with three controllers on two cores, 2-4 s
+// stalls 20-60 s apart during cold start): forgotten faster, the lease is short again when
+// the next burst comes.
+const slowHalfLife = time.Minute
 
 // renewal is what one renewal learnt.
 type renewal struct {
-	lease db.Lease
-	need  bool // the host table should be read and acted on
-	err   error
+	lease  db.Lease
+	need   bool // the host table should be read and acted on
+	lapsed bool // the deadline had passed when it came back
+	err    error
 }
 
 // renew renews the lease, due at due, and moves the deadline; need says that the host
 // table should be read and acted on (something changed, the lease lapsed, or it is time
 // to resync).
 func (l *Loop) renew(ctx context.Context, due time.Time) renewal {
+	if l.shared != nil && l.shared.silent() > heartbeatLimit*l.cfg.MaxLease {
+		return renewal{err: errNoHeartbeat}
+	}
 	sent := time.Now()
 	l.mu.Lock()
 	ask := l.leaseLocked(sent)
@@ -44,7 +51,7 @@ func (l *Loop) renew(ctx context.Context, due time.Time) renewal {
 	// deadline (from when it was sent) and tells how slow renewals are, while one given up
 	// on costs its connection, and the next renewal a new one, when the machine is slowest.
 	rctx, cancel := context.WithTimeout(ctx, l.cfg.MaxLease)
-	lease, err := l.store.RenewLease(rctx, l.cfg.ID, l.instance, ask, l.cfg.Settle)
+	lease, err := l.leases.RenewLease(rctx, l.cfg.ID, l.instance, ask, l.cfg.Settle)
 	cancel()
 	back := time.Now()
 	if err != nil || !lease.Held {
@@ -62,11 +69,10 @@ func (l *Loop) renew(ctx context.Context, due time.Time) renewal {
 	lapsed := back.After(l.deadline) && !l.deadline.IsZero()
 	if dl := sent.Add(ask - ask/20); dl.After(l.deadline) {
 		l.deadline = dl
-		if l.watchdog == nil {
-			l.watchdog = time.AfterFunc(time.Until(l.deadline), l.expire)
-		} else {
-			l.watchdog.Reset(time.Until(l.deadline))
+		if l.shared != nil {
+			l.shared.store(dl)
 		}
+		l.armLocked()
 	}
 	if lapsed {
 		l.force = true
@@ -74,8 +80,31 @@ func (l *Loop) renew(ctx context.Context, due time.Time) renewal {
 	if took > l.cfg.Lease/2 || lapsed {
 		l.logSlowLocked(took, due, sent, lease.Received, back, ask, lapsed, rt)
 	}
-	need := l.force || lease.Gen != l.gen || !slices.Equal(lease.Live, l.live) || time.Since(l.lastRead) >= l.cfg.Resync
-	return renewal{lease: lease, need: need}
+	return renewal{lease: lease, need: l.needLocked(lease), lapsed: lapsed}
+}
+
+// needLocked says whether the host table should be read and acted on after renewing
+// lease: something changed, the lease lapsed, or it is time to resync. l.mu is held.
+func (l *Loop) needLocked(lease db.Lease) bool {
+	return l.force || lease.Gen != l.gen || !slices.Equal(lease.Live, l.live) || time.Since(l.lastRead) >= l.cfg.Resync
+}
+
+// armLocked sets the watchdog to fire at the deadline. l.mu is held.
+func (l *Loop) armLocked() {
+	if l.watchdog == nil {
+		l.watchdog = time.AfterFunc(time.Until(l.deadline), l.expire)
+	} else {
+		l.watchdog.Reset(time.Until(l.deadline))
+	}
+}
+
+// readDeadlineLocked takes the deadline from the keeper process, if there is one: it
+// moves with every renewal there, whether or not this process has read the renewal yet.
+// l.mu is held.
+func (l *Loop) readDeadlineLocked() {
+	if l.remote != nil {
+		l.deadline = l.remote.mem.load()
+	}
 }
 
 // leaseLocked returns the lease a renewal sent at now asks for: stretch times the slowest

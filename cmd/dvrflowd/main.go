@@ -105,6 +105,7 @@ func parseFlags(args []string, getenv func(string) string) (*config, error) {
 	fs.DurationVar(&cfg.Mastership.Lease, "lease", cfg.Mastership.Lease, "mastership lease: a dead controller's switches get a new master about a lease and a renewal after its last renewal")
 	fs.DurationVar(&cfg.Mastership.Renew, "lease-renew", cfg.Mastership.Renew, "how often the mastership lease is renewed (at most a third of --lease)")
 	fs.DurationVar(&cfg.Mastership.MaxLease, "lease-max", cfg.Mastership.MaxLease, "the longest lease a controller whose renewals come back slowly asks for (at least --lease, which it is raised to): an overloaded controller is not declared dead, a dead one is replaced within the lease it last asked for")
+	keeper := fs.Bool("lease-keeper", true, "renew the mastership lease in a small process of its own (dvrflowd lease-keeper), which no backlog of this process's goroutines delays; false: in this process")
 	fs.DurationVar(&cfg.Mastership.Settle, "lease-settle", cfg.Mastership.Settle, "how long a controller whose lease expired must hold it again before hosts move back to it")
 	fs.Float64Var(&cfg.Controller.PacketInRate, "packet-in-rate", 1000, "packet-ins per second each switch may send the controller")
 	meterRate := fs.Uint("meter-rate", 1000, "rate in packets/s of the OpenFlow meter on every controller-bound flow")
@@ -172,6 +173,15 @@ func parseFlags(args []string, getenv func(string) string) (*config, error) {
 	if cfg.OFListen != "" {
 		if err := mastershipFlags(cfg); err != nil {
 			return nil, err
+		}
+		if *keeper {
+			format := "console"
+			if cfg.LogJSON {
+				format = "json"
+			}
+			if cfg.Mastership.Keeper, err = keeperCommand(cfg, *logLevel, format); err != nil {
+				return nil, err
+			}
 		}
 	}
 	cfg.Store.AgentDownTime = cfg.API.AgentDownTime
@@ -413,6 +423,9 @@ func debugServer(ctx context.Context, addr string, log *zap.Logger) (*http.Serve
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == keeperArg {
+		os.Exit(keeperMain(os.Args[2:]))
+	}
 	cfg, err := parseFlags(os.Args[1:], os.Getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -184,5 +185,34 @@ func TestQuotaFlags(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"--quota-port", "-2"}, env(base)); err == nil || !strings.Contains(err.Error(), "default quota of port -2") {
 		t.Fatalf("--quota-port -2: %v, want the default quota refused", err)
+	}
+}
+
+// The mastership lease is renewed by dvrflowd itself run as its lease keeper, told the
+// database and the log settings; --lease-keeper=false renews in the process. --lease-max
+// is at least --lease.
+func TestLeaseKeeperFlags(t *testing.T) {
+	env := func(string) string { return "" }
+	cfg, err := parseFlags([]string{"--noauth", "--db-url", "postgres://x/db", "--log-level", "warn", "--log-format", "console",
+		"--lease", "10s", "--lease-renew", "1s"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := cfg.Mastership.Keeper
+	self, _ := os.Executable()
+	if k == nil || k.Path != self || !slices.Equal(k.Args, []string{keeperArg, "--log-level", "warn", "--log-format", "console"}) ||
+		!slices.Equal(k.Env, []string{keeperDBEnv + "=postgres://x/db"}) {
+		t.Errorf("keeper %+v", k)
+	}
+	if cfg.Mastership.MaxLease != 10*time.Second {
+		t.Errorf("--lease-max %s with --lease 10s, want raised to 10s", cfg.Mastership.MaxLease)
+	}
+	if cfg, err = parseFlags([]string{"--noauth", "--db-url", "postgres://x/db", "--lease-keeper=false"}, env); err != nil ||
+		cfg.Mastership.Keeper != nil {
+		t.Errorf("--lease-keeper=false: %v, keeper %+v", err, cfg.Mastership.Keeper)
+	}
+	if cfg, err = parseFlags([]string{"--noauth", "--db-url", "postgres://x/db", "--lease-max", "1s"}, env); err != nil ||
+		cfg.Mastership.MaxLease != cfg.Mastership.Lease {
+		t.Errorf("--lease-max 1s under the default --lease: %v, max lease %s", err, cfg.Mastership.MaxLease)
 	}
 }
