@@ -113,6 +113,9 @@ func (s *Store) CreateSubnet(ctx context.Context, spec SubnetSpec) (*topology.Su
 		if err := w.addAutoAddresses(ctx, &sn); err != nil {
 			return err
 		}
+		if err := w.addGatewayAddresses(ctx, &n, &sn); err != nil {
+			return err
+		}
 		n.Subnets = append(n.Subnets, sn.ID)
 		w.saveNetwork(&n, topology.OpUpdate)
 		if sn.EnableDHCP {
@@ -465,6 +468,11 @@ WHERE id IN (SELECT port_id FROM ip_allocations_all WHERE subnet_id = $1) AND de
 			p := &others[i]
 			p.FixedIPs = slices.DeleteFunc(p.FixedIPs, func(f topology.FixedIP) bool { return f.SubnetID == id })
 			w.savePort(p)
+			if p.DeviceOwner == topology.OwnerRouterGateway {
+				if err := w.showGatewayAddresses(ctx, p); err != nil {
+					return err
+				}
+			}
 		}
 		w.exec(`DELETE FROM ip_allocations WHERE subnet_id = $1`, id)
 		w.exec(`DELETE FROM ip6_allocations WHERE subnet_id = $1`, id)
@@ -639,6 +647,9 @@ SELECT i, n, p, sp, o::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4:
 				return err
 			}
 			if err := w.addAutoAddresses(ctx, sn); err != nil {
+				return err
+			}
+			if err := w.addGatewayAddresses(ctx, byID[sn.NetworkID], sn); err != nil {
 				return err
 			}
 		}
