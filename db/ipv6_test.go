@@ -130,13 +130,6 @@ func TestIPv6SubnetDefaults(t *testing.T) {
 	if up.GatewayIP != "2001:db8::ffff" || up.AllocationPools[0].Start != "2001:db8::10" {
 		t.Errorf("updated %+v", up)
 	}
-	// The DHCP port serves DHCPv4 only: no address on the IPv6 subnet.
-	ports := ok(s.ListPorts(ctx))(t)
-	for _, p := range ports {
-		if p.DeviceOwner == topology.OwnerDHCP && (len(p.FixedIPs) != 1 || p.FixedIPs[0].SubnetID != v4.ID) {
-			t.Errorf("DHCP port addresses %v", p.FixedIPs)
-		}
-	}
 }
 
 // Pool addresses of a mode-less (or DHCPv6-stateful) IPv6 subnet: a specific one, the
@@ -145,7 +138,9 @@ func TestIPv6PoolAllocation(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
 	n := ok(s.CreateNetwork(ctx, db.NetworkSpec{ProjectID: "p"}))(t).ID
-	sn := ok(s.CreateSubnet(ctx, v6Subnet(n, "2001:db8::/125", nil, nil)))(t) // pool ::2-::7
+	spec := v6Subnet(n, "2001:db8::/125", nil, nil) // pool ::2-::7
+	spec.EnableDHCP = ptr(false)                    // no DHCP port to take ::2
+	sn := ok(s.CreateSubnet(ctx, spec))(t)
 	port := func(ips *[]db.FixedIPSpec) (*topology.Port, error) {
 		return s.CreatePort(ctx, db.PortSpec{ProjectID: "p", NetworkID: n, FixedIPs: ips})
 	}
@@ -190,16 +185,17 @@ func TestDualStackPort(t *testing.T) {
 	v4 := ok(s.CreateSubnet(ctx, db.SubnetSpec{ProjectID: "p", NetworkID: n, CIDR: ptr("10.0.0.0/24")}))(t)
 	slaac := ok(s.CreateSubnet(ctx, v6Subnet(n, "2001:db8::/64", ptr(topology.IPv6SLAAC), ptr(topology.IPv6SLAAC))))(t)
 	stateful := ok(s.CreateSubnet(ctx, v6Subnet(n, "2001:db8:1::/64", nil, ptr(topology.IPv6DHCPStateful))))(t)
-	// Neutron's own example: fa:16:3e:4f:00:00 on 2001:db8::/64.
+	// Neutron's own example: fa:16:3e:4f:00:00 on 2001:db8::/64. The DHCP port has the
+	// first pool addresses, 10.0.0.2 and 2001:db8:1::2.
 	p := ok(s.CreatePort(ctx, db.PortSpec{ProjectID: "p", NetworkID: n, MACAddress: ptr("fa:16:3e:4f:00:00")}))(t)
-	want := []topology.FixedIP{{SubnetID: v4.ID, IPAddress: "10.0.0.3"}, {SubnetID: stateful.ID, IPAddress: "2001:db8:1::2"},
+	want := []topology.FixedIP{{SubnetID: v4.ID, IPAddress: "10.0.0.3"}, {SubnetID: stateful.ID, IPAddress: "2001:db8:1::3"},
 		{SubnetID: slaac.ID, IPAddress: "2001:db8::f816:3eff:fe4f:0"}}
 	if !slices.Equal(p.FixedIPs, want) {
 		t.Fatalf("fixed IPs %v, want %v", p.FixedIPs, want)
 	}
 	// The automatic path (no MAC, no fixed IPs) gives the same kinds of address.
 	auto := ok(s.CreatePort(ctx, db.PortSpec{ProjectID: "p", NetworkID: n}))(t)
-	if len(auto.FixedIPs) != 3 || auto.FixedIPs[0].IPAddress != "10.0.0.4" || auto.FixedIPs[1].IPAddress != "2001:db8:1::3" ||
+	if len(auto.FixedIPs) != 3 || auto.FixedIPs[0].IPAddress != "10.0.0.4" || auto.FixedIPs[1].IPAddress != "2001:db8:1::4" ||
 		!strings.HasPrefix(auto.FixedIPs[2].IPAddress, "2001:db8::") {
 		t.Errorf("automatic port %v", auto.FixedIPs)
 	}
@@ -253,7 +249,7 @@ func TestBulkPortsIPv6(t *testing.T) {
 		{ProjectID: "p", NetworkID: n, MACAddress: ptr("fa:16:3e:00:00:01")},
 		{ProjectID: "p", NetworkID: n, MACAddress: ptr("fa:16:3e:00:00:02"), FixedIPs: &[]db.FixedIPSpec{{IPAddress: "2001:db8:1::9"}}},
 	}))(t)
-	if got := addrsOf(&ports[0]); !slices.Equal(got, []string{"10.0.0.3", "2001:db8:1::2", "2001:db8::f816:3eff:fe00:1"}) {
+	if got := addrsOf(&ports[0]); !slices.Equal(got, []string{"10.0.0.3", "2001:db8:1::3", "2001:db8::f816:3eff:fe00:1"}) { // ::2: the DHCP port's
 		t.Errorf("port 0: %v", got)
 	}
 	if got := addrsOf(&ports[1]); !slices.Equal(got, []string{"2001:db8:1::9", "2001:db8::f816:3eff:fe00:2"}) {
@@ -339,10 +335,10 @@ func TestMigrationIPv6(t *testing.T) {
 	wantErrType(t, s2.DeleteSubnet(ctx, "nope"), "SubnetNotFound")
 }
 
-// An auto-address subnet created on a network with ports gives each, but router ports and
-// the DHCP port, its EUI-64 address; deleting it takes those back, and only a router
-// interface on it keeps it in use (Neutron's add_auto_addrs_on_network_ports and
-// _remove_subnet_ip_allocations_from_ports).
+// An auto-address subnet created on a network with ports gives each, but router ports, its
+// EUI-64 address (the DHCP port's: TestDHCPPortIPv6); deleting it takes those back, and
+// only a router interface on it keeps it in use (Neutron's add_auto_addrs_on_network_ports
+// and _remove_subnet_ip_allocations_from_ports).
 func TestAutoAddressSubnetOnPorts(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
@@ -356,7 +352,7 @@ func TestAutoAddressSubnetOnPorts(t *testing.T) {
 		t.Errorf("VM port after the SLAAC subnet: %v", got)
 	}
 	for _, p := range ok(s.ListPorts(ctx))(t) {
-		if p.ID != vm.ID && slices.ContainsFunc(p.FixedIPs, func(f topology.FixedIP) bool { return f.SubnetID == sl.ID }) {
+		if p.ID != vm.ID && !topology.IsManagedDHCPPort(&p) && slices.ContainsFunc(p.FixedIPs, func(f topology.FixedIP) bool { return f.SubnetID == sl.ID }) {
 			t.Errorf("%s port %s got %v", p.DeviceOwner, p.ID, p.FixedIPs)
 		}
 	}
@@ -402,7 +398,7 @@ func TestGatewayAndFloatingIPsIPv6(t *testing.T) {
 	for _, f := range r.Gateway.ExternalFixedIPs {
 		got = append(got, f.IPAddress)
 	}
-	if !slices.Equal(got, []string{"172.24.4.3", "2001:db8:ff::2"}) {
+	if !slices.Equal(got, []string{"172.24.4.3", "2001:db8:ff::3"}) { // .2 and ::2: the DHCP port's
 		t.Errorf("gateway addresses %v", got)
 	}
 	ext6 := ok(s.CreateNetwork(ctx, db.NetworkSpec{ProjectID: "p", External: ptr(true)}))(t).ID

@@ -37,7 +37,7 @@ type SubnetSpec struct {
 
 // CreateSubnet creates an IPv4 subnet on a network. A network whose MTU is below IPv4's
 // minimum (68) can have none (NetworkMTUSubnetConflict). A DHCP-enabled subnet gives the
-// network's DHCP port (created if need be) its lowest free address (dhcpports.go). A
+// network's DHCP port (created if need be) an address on it (dhcpports.go). A
 // subnet of a pool gets its CIDR from the pool in the same write; the subnets of a
 // network all come from the same pool, or none (NetworkSubnetPoolAffinityError).
 func (s *Store) CreateSubnet(ctx context.Context, spec SubnetSpec) (*topology.Subnet, error) {
@@ -655,6 +655,19 @@ SELECT i, n, p, sp, o::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4:
 		}
 		if err := dhcp.queue(ctx, w); err != nil {
 			return err
+		}
+		// The DHCP ports' IPv6 addresses, network by network (IPv6 subnets come in bulk
+		// seldom, and in few).
+		v6DHCP := map[string]bool{}
+		for _, sn := range v6 {
+			v6DHCP[sn.NetworkID] = v6DHCP[sn.NetworkID] || sn.EnableDHCP
+		}
+		for _, id := range netIDs {
+			if v6DHCP[id] {
+				if err := w.syncNetworkDHCPPort(ctx, id); err != nil {
+					return err
+				}
+			}
 		}
 		changed := make([]*topology.Network, 0, len(netIDs))
 		for _, id := range netIDs {
