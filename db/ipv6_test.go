@@ -563,7 +563,7 @@ func TestRouterInterfaceIPv6Ports(t *testing.T) {
 
 // A port given as an interface may carry several addresses, IPv4 and IPv6 or several
 // IPv6, but one IPv4 at most, and one at least, with Neutron's messages; its subnets may
-// overlap none of the router's, the external network's included.
+// overlap none of the router's, the external network's included, nor may a new gateway's.
 func TestRouterInterfaceByPortIPv6(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
@@ -626,6 +626,20 @@ func TestRouterInterfaceByPortIPv6(t *testing.T) {
 	}
 	if got := revision(t, s); got != rev {
 		t.Errorf("refused subnet: revision %d -> %d", rev, got)
+	}
+	// The same check the other way: a gateway on an external network with a subnet
+	// overlapping an interface's.
+	ext2 := ok(s.CreateNetwork(ctx, db.NetworkSpec{ProjectID: "p", External: ptr(true)}))(t).ID
+	wide := ok(s.CreateSubnet(ctx, db.SubnetSpec{ProjectID: "p", NetworkID: ext2, CIDR: ptr("10.0.0.0/16")}))(t)
+	gw2 := &db.GatewaySpec{NetworkID: ext2}
+	rev = revision(t, s)
+	_, err = s.UpdateRouter(ctx, r.ID, db.RouterSpec{Gateway: &gw2})
+	wantErrType(t, err, "BadRequest")
+	if e, _ := db.AsError(err); e.Message != "Bad router request: Cidr 10.0.0.0/16 of subnet "+wide.ID+" overlaps with cidr 10.0.0.0/24 of subnet "+v4.ID+"." {
+		t.Errorf("message %q", e.Message)
+	}
+	if got := revision(t, s); got != rev {
+		t.Errorf("refused gateway: revision %d -> %d", rev, got)
 	}
 	// The dual-stack port's SNAT ports: one for its IPv4 subnet, one for the network's
 	// IPv6 subnets.

@@ -94,7 +94,8 @@ func (w *wtx) saveRouter(r *topology.Router) {
 }
 
 // setGateway creates the router_gateway port, allocates the link-local /31 and the
-// centralized SNAT ports.
+// centralized SNAT ports. The external network's subnets may not overlap the router's
+// (Neutron's _check_for_dup_router_subnets, as for an interface).
 func (w *wtx) setGateway(ctx context.Context, r *topology.Router, gs *GatewaySpec) error {
 	n, subnets, err := w.networkWithSubnets(ctx, gs.NetworkID)
 	if err != nil {
@@ -102,6 +103,13 @@ func (w *wtx) setGateway(ctx context.Context, r *topology.Router, gs *GatewaySpe
 	}
 	if !n.External {
 		return badRequest("Bad router request: Network %s is not a valid external network.", n.ID)
+	}
+	ports, err := w.routerPorts(ctx, r.ID)
+	if err != nil {
+		return err
+	}
+	if err := w.checkRouterSubnets(ctx, ports, subnets); err != nil {
+		return err
 	}
 	p := topology.Port{ID: newID(), NetworkID: n.ID, DeviceOwner: topology.OwnerRouterGateway, DeviceID: r.ID,
 		Status: topology.PortStatusDown, AdminStateUp: true}
