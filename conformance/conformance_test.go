@@ -139,7 +139,8 @@ func TestTempestConf(t *testing.T) {
 		AdminPassword: "pw", AdminProject: "admin", Domain: "Default", PublicNetworkID: "net-id",
 		PublicNetwork: "public", Extensions: []string{"router", "security-group"}, LogFile: "/tmp/t.log"})
 	for _, s := range []string{"uri_v3 = http://127.0.0.1:5000/v3", "public_network_id = net-id",
-		"api_extensions = router,security-group", "nova = false", "use_dynamic_credentials = true"} {
+		"api_extensions = router,security-group", "nova = false", "use_dynamic_credentials = true",
+		"ipv6 = true", "ipv6_subnet_attributes = true", "project_network_v6_cidr = 2001:db8::/48", "project_network_v6_mask_bits = 64"} {
 		if !strings.Contains(conf, s) {
 			t.Errorf("tempest.conf lacks %q", s)
 		}

@@ -22,7 +22,8 @@ type Cloud struct {
 
 // TempestConf returns tempest.conf for c: dynamic credentials made by the admin, only
 // Keystone and Neutron available (no Nova, Glance, Cinder or Swift: tests needing them
-// skip), the network API features dvrflow has, and no validation over SSH.
+// skip), the network API features dvrflow has (IPv6 subnets with their ipv6_ra_mode and
+// ipv6_address_mode among them), and no validation over SSH.
 func TempestConf(c Cloud) string {
 	return fmt.Sprintf(`[DEFAULT]
 log_file = %[1]s
@@ -60,13 +61,15 @@ public_network_id = %[8]s
 floating_network_name = %[9]s
 project_network_cidr = 10.100.0.0/16
 project_network_mask_bits = 28
+project_network_v6_cidr = 2001:db8::/48
+project_network_v6_mask_bits = 64
 project_networks_reachable = false
 shared_physical_network = false
 
 [network-feature-enabled]
 api_extensions = %[10]s
-ipv6 = false
-ipv6_subnet_attributes = false
+ipv6 = true
+ipv6_subnet_attributes = true
 port_security = true
 floating_ips = true
 

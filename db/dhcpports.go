@@ -11,8 +11,9 @@ import (
 )
 
 // The DHCP port of a network. In Neutron the DHCP agent serving a network creates a
-// network:dhcp port on it, with an address on each DHCP-enabled subnet (the lowest free
-// one of the pools, as any automatic address), adds and removes those addresses as
+// network:dhcp port on it, with an address on each DHCP-enabled subnet, IPv4 or IPv6 (the
+// lowest free one of the pools, as any automatic address, or its EUI-64 address on a
+// SLAAC or DHCPv6-stateless subnet), adds and removes those addresses as
 // subnets come, go or change enable_dhcp, deletes it when the network has no DHCP-enabled
 // subnet left, and creates a new one when it is deleted. dvrflow's DHCP server is the
 // controller, answering on every host, so the store keeps that port itself, in the same
@@ -57,8 +58,8 @@ ORDER BY obj->>'created_at', id`, devs, topology.OwnerDHCP)
 }
 
 // syncDHCPPort brings the managed DHCP port of network n in line with subnets, every
-// subnet the network has now: an address on each DHCP-enabled one that has a free
-// address, none on the others. It creates the port when the network needs one, and
+// subnet the network has now: an address on each DHCP-enabled one, of either version,
+// that has a free address (dhcpAddress), none on the others. It creates the port when the network needs one, and
 // deletes it when it is left without an address. Addresses on subnets that are gone are
 // dropped without a release (their allocations go with the subnet).
 func (w *wtx) syncDHCPPort(ctx context.Context, n *topology.Network, subnets []topology.Subnet) error {
@@ -82,12 +83,26 @@ func (w *wtx) syncDHCPPort(ctx context.Context, n *topology.Network, subnets []t
 		np := newDHCPPort(n)
 		p = &np
 	}
+	if !exists {
+		if !slices.ContainsFunc(subnets, func(sn topology.Subnet) bool { return sn.EnableDHCP }) {
+			return nil
+		}
+		// Its MAC first: its EUI-64 addresses come from it.
+		p.MACAddress = randomMAC(w.cfg.BaseMAC)
+		var used bool
+		if err := w.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM ports WHERE network_id = $1 AND mac_address = $2)`, n.ID, p.MACAddress).Scan(&used); err != nil {
+			return fmt.Errorf("check MAC %s: %w", p.MACAddress, err)
+		}
+		if used {
+			return errRetry // the whole write is run again, with another MAC
+		}
+	}
 	has := map[string]bool{}
 	changed := false
 	kept := []topology.FixedIP{}
 	for _, f := range p.FixedIPs {
 		sn := byID[f.SubnetID]
-		if sn != nil && sn.EnableDHCP && sn.IsIPv4() && !has[sn.ID] {
+		if sn != nil && sn.EnableDHCP && !has[sn.ID] {
 			has[sn.ID] = true
 			kept = append(kept, f)
 			continue
@@ -99,15 +114,15 @@ func (w *wtx) syncDHCPPort(ctx context.Context, n *topology.Network, subnets []t
 	}
 	for i := range subnets {
 		sn := &subnets[i]
-		if !sn.EnableDHCP || !sn.IsIPv4() || has[sn.ID] {
-			continue // dvrflow serves DHCPv4 only: no DHCPv6 server holds an address yet
+		if !sn.EnableDHCP || has[sn.ID] {
+			continue
 		}
-		ip, ok, err := w.allocateAny(ctx, sn.ID, p.ID)
+		f, ok, err := w.dhcpAddress(ctx, sn, p)
 		if err != nil {
 			return err
 		}
 		if ok {
-			kept = append(kept, topology.FixedIP{SubnetID: sn.ID, IPAddress: ipString(ip)})
+			kept = append(kept, f)
 			changed = true
 		}
 	}
@@ -122,16 +137,25 @@ func (w *wtx) syncDHCPPort(ctx context.Context, n *topology.Network, subnets []t
 		w.savePort(p)
 		return nil
 	}
-	p.MACAddress = randomMAC(w.cfg.BaseMAC)
-	var used bool
-	if err := w.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM ports WHERE network_id = $1 AND mac_address = $2)`, n.ID, p.MACAddress).Scan(&used); err != nil {
-		return fmt.Errorf("check MAC %s: %w", p.MACAddress, err)
-	}
-	if used {
-		return errRetry // the whole write is run again, with another MAC
-	}
 	w.queuePortInsert(p)
 	return nil
+}
+
+// dhcpAddress allocates the address of DHCP port p on subnet sn, as Neutron allocates the
+// one its DHCP agent asks for: its EUI-64 address on an auto-address subnet, else the
+// lowest free pool address. ok is false when the pools have no free address.
+func (w *wtx) dhcpAddress(ctx context.Context, sn *topology.Subnet, p *topology.Port) (topology.FixedIP, bool, error) {
+	if !sn.IsAutoAddress() {
+		return allocateFrom(ctx, w, sn, p.ID)
+	}
+	ip, err := subnetEUI64(sn, p.MACAddress)
+	if err != nil {
+		return topology.FixedIP{}, false, err
+	}
+	if err := w.allocateSpecific6(ctx, sn, ip, p.ID); err != nil {
+		return topology.FixedIP{}, false, err
+	}
+	return topology.FixedIP{SubnetID: sn.ID, IPAddress: ip.String()}, true, nil
 }
 
 // syncNetworkDHCPPort is syncDHCPPort for a network given by ID, loading it and its
@@ -234,8 +258,8 @@ func (s *Store) SyncDHCPPorts(ctx context.Context) error {
 	_, err := s.write(ctx, func(ctx context.Context, w *wtx) error {
 		rows, err := w.query(ctx, `
 SELECT DISTINCT s.network_id FROM subnets s
-WHERE (s.obj->>'enable_dhcp')::boolean AND s.obj->>'ip_version' = '4' AND NOT EXISTS (
-  SELECT 1 FROM ip_allocations a JOIN ports p ON p.id = a.port_id
+WHERE (s.obj->>'enable_dhcp')::boolean AND NOT EXISTS (
+  SELECT 1 FROM ip_allocations_all a JOIN ports p ON p.id = a.port_id
   WHERE a.subnet_id = s.id AND p.device_owner = $1 AND p.device_id = $2::text || s.network_id)
 ORDER BY 1`, topology.OwnerDHCP, topology.DHCPDeviceID(""))
 		if err != nil {

@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -366,5 +367,80 @@ func TestSyncDHCPPorts(t *testing.T) {
 	}
 	if got := revision(t, s); got != rev {
 		t.Fatalf("a sync with nothing to do wrote revisions %d-%d", rev+1, got)
+	}
+}
+
+// TestDHCPPortIPv6: as the port Neutron's DHCP agent asks for, the DHCP port has an
+// address on every DHCP-enabled subnet of either version: its EUI-64 address on a SLAAC
+// or DHCPv6-stateless subnet, the lowest free pool address on a DHCPv6-stateful or
+// mode-less one; it loses it when the subnet goes or turns DHCP off, goes with its last
+// address, and a store whose DHCP port lacks its IPv6 address (written before) gets it
+// when opened.
+func TestDHCPPortIPv6(t *testing.T) {
+	ctx := context.Background()
+	s, dsn := newStore(t)
+	n := ok(s.CreateNetwork(ctx, db.NetworkSpec{ProjectID: "p"}))(t).ID
+	v4 := ok(s.CreateSubnet(ctx, db.SubnetSpec{ProjectID: "p", NetworkID: n, CIDR: ptr("10.0.0.0/24")}))(t)
+	d := dhcpPort(t, s, n)
+	slaac := ok(s.CreateSubnet(ctx, v6Subnet(n, "2001:db8::/64", ptr(topology.IPv6SLAAC), ptr(topology.IPv6SLAAC))))(t)
+	stateful := ok(s.CreateSubnet(ctx, v6Subnet(n, "2001:db8:1::/64", nil, ptr(topology.IPv6DHCPStateful))))(t)
+	stateless := ok(s.CreateSubnets(ctx, []db.SubnetSpec{v6Subnet(n, "2001:db8:2::/64", ptr(topology.IPv6DHCPStateless), ptr(topology.IPv6DHCPStateless))}))(t)[0]
+	off := v6Subnet(n, "2001:db8:3::/64", nil, nil)
+	off.EnableDHCP = ptr(false)
+	plain := ok(s.CreateSubnet(ctx, off))(t)
+	want := []topology.FixedIP{{SubnetID: v4.ID, IPAddress: "10.0.0.2"}, {SubnetID: slaac.ID, IPAddress: eui64Of(t, "2001:db8::", d.MACAddress)},
+		{SubnetID: stateful.ID, IPAddress: "2001:db8:1::2"}, {SubnetID: stateless.ID, IPAddress: eui64Of(t, "2001:db8:2::", d.MACAddress)}}
+	got := dhcpPort(t, s, n)
+	if got.ID != d.ID || !slices.Equal(got.FixedIPs, want) {
+		t.Fatalf("DHCP port %s %v, want %s %v", got.ID, got.FixedIPs, d.ID, want)
+	}
+	// A port gets the next pool address.
+	if p := ok(s.CreatePort(ctx, db.PortSpec{ProjectID: "p", NetworkID: n, FixedIPs: &[]db.FixedIPSpec{{SubnetID: stateful.ID}}}))(t); p.FixedIPs[0].IPAddress != "2001:db8:1::3" {
+		t.Errorf("port on the stateful subnet: %s", ipsOf(p))
+	}
+	// DHCP on and off on the mode-less subnet.
+	ok(s.UpdateSubnet(ctx, plain.ID, db.SubnetSpec{EnableDHCP: ptr(true)}))(t)
+	if got := dhcpPort(t, s, n); !slices.Contains(got.FixedIPs, topology.FixedIP{SubnetID: plain.ID, IPAddress: "2001:db8:3::2"}) {
+		t.Errorf("DHCP turned on: %v", got.FixedIPs)
+	}
+	ok(s.UpdateSubnet(ctx, plain.ID, db.SubnetSpec{EnableDHCP: ptr(false)}))(t)
+	if got := dhcpPort(t, s, n); !slices.Equal(got.FixedIPs, want) {
+		t.Errorf("DHCP turned off: %v, want %v", got.FixedIPs, want)
+	}
+	// Subnets go, their addresses with them.
+	for _, id := range []string{slaac.ID, stateless.ID} {
+		if err := s.DeleteSubnet(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := dhcpPort(t, s, n); !slices.Equal(got.FixedIPs, []topology.FixedIP{want[0], want[2]}) {
+		t.Errorf("after the auto-address subnets went: %v", got.FixedIPs)
+	}
+	// A network with an IPv6 subnet only: its DHCP port goes with it.
+	n6 := ok(s.CreateNetwork(ctx, db.NetworkSpec{ProjectID: "p"}))(t).ID
+	only := ok(s.CreateSubnet(ctx, v6Subnet(n6, "2001:db8:6::/64", nil, ptr(topology.IPv6DHCPStateful))))(t)
+	d6 := dhcpPort(t, s, n6)
+	if ipsOf(d6) != "2001:db8:6::2" {
+		t.Fatalf("DHCP port of the IPv6 network: %s", ipsOf(d6))
+	}
+	// An older store: that DHCP port is not there. Opening it makes it again.
+	conn := ok(pgx.Connect(ctx, dsn))(t)
+	defer conn.Close(ctx)
+	for _, q := range []string{`DELETE FROM ports WHERE id = '` + d6.ID + `'`,
+		`INSERT INTO ip6_free_ranges (subnet_id, first, last) VALUES ('` + only.ID + `', '2001:db8:6::2', '2001:db8:6::2')`} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	s = openStore(t, dsn)
+	if got := dhcpPort(t, s, n6); got == nil || ipsOf(got) != "2001:db8:6::2" {
+		t.Fatalf("DHCP port after opening an older store: %s", ipsOf(got))
+	}
+	if err := s.DeleteSubnet(ctx, only.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := dhcpPort(t, s, n6); got != nil {
+		t.Errorf("DHCP port without subnets: %v", got.FixedIPs)
 	}
 }

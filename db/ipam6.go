@@ -173,8 +173,8 @@ func (w *wtx) releaseAddr(sn *topology.Subnet, ip string) {
 
 // addAutoAddresses gives the ports of the network of sn, a new subnet, their EUI-64
 // address on it when it is an auto-address subnet, as Neutron's
-// add_auto_addrs_on_network_ports: all but router ports and the managed DHCP port, which
-// serves DHCPv4 only.
+// add_auto_addrs_on_network_ports: all but router ports and the managed DHCP port, whose
+// addresses syncDHCPPort keeps.
 func (w *wtx) addAutoAddresses(ctx context.Context, sn *topology.Subnet) error {
 	if !sn.IsAutoAddress() {
 		return nil

@@ -2,6 +2,8 @@ package db_test
 
 import (
 	"context"
+	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -128,13 +130,6 @@ func TestIPv6SubnetDefaults(t *testing.T) {
 	if up.GatewayIP != "2001:db8::ffff" || up.AllocationPools[0].Start != "2001:db8::10" {
 		t.Errorf("updated %+v", up)
 	}
-	// The DHCP port serves DHCPv4 only: no address on the IPv6 subnet.
-	ports := ok(s.ListPorts(ctx))(t)
-	for _, p := range ports {
-		if p.DeviceOwner == topology.OwnerDHCP && (len(p.FixedIPs) != 1 || p.FixedIPs[0].SubnetID != v4.ID) {
-			t.Errorf("DHCP port addresses %v", p.FixedIPs)
-		}
-	}
 }
 
 // Pool addresses of a mode-less (or DHCPv6-stateful) IPv6 subnet: a specific one, the
@@ -143,7 +138,9 @@ func TestIPv6PoolAllocation(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
 	n := ok(s.CreateNetwork(ctx, db.NetworkSpec{ProjectID: "p"}))(t).ID
-	sn := ok(s.CreateSubnet(ctx, v6Subnet(n, "2001:db8::/125", nil, nil)))(t) // pool ::2-::7
+	spec := v6Subnet(n, "2001:db8::/125", nil, nil) // pool ::2-::7
+	spec.EnableDHCP = ptr(false)                    // no DHCP port to take ::2
+	sn := ok(s.CreateSubnet(ctx, spec))(t)
 	port := func(ips *[]db.FixedIPSpec) (*topology.Port, error) {
 		return s.CreatePort(ctx, db.PortSpec{ProjectID: "p", NetworkID: n, FixedIPs: ips})
 	}
@@ -188,16 +185,17 @@ func TestDualStackPort(t *testing.T) {
 	v4 := ok(s.CreateSubnet(ctx, db.SubnetSpec{ProjectID: "p", NetworkID: n, CIDR: ptr("10.0.0.0/24")}))(t)
 	slaac := ok(s.CreateSubnet(ctx, v6Subnet(n, "2001:db8::/64", ptr(topology.IPv6SLAAC), ptr(topology.IPv6SLAAC))))(t)
 	stateful := ok(s.CreateSubnet(ctx, v6Subnet(n, "2001:db8:1::/64", nil, ptr(topology.IPv6DHCPStateful))))(t)
-	// Neutron's own example: fa:16:3e:4f:00:00 on 2001:db8::/64.
+	// Neutron's own example: fa:16:3e:4f:00:00 on 2001:db8::/64. The DHCP port has the
+	// first pool addresses, 10.0.0.2 and 2001:db8:1::2.
 	p := ok(s.CreatePort(ctx, db.PortSpec{ProjectID: "p", NetworkID: n, MACAddress: ptr("fa:16:3e:4f:00:00")}))(t)
-	want := []topology.FixedIP{{SubnetID: v4.ID, IPAddress: "10.0.0.3"}, {SubnetID: stateful.ID, IPAddress: "2001:db8:1::2"},
+	want := []topology.FixedIP{{SubnetID: v4.ID, IPAddress: "10.0.0.3"}, {SubnetID: stateful.ID, IPAddress: "2001:db8:1::3"},
 		{SubnetID: slaac.ID, IPAddress: "2001:db8::f816:3eff:fe4f:0"}}
 	if !slices.Equal(p.FixedIPs, want) {
 		t.Fatalf("fixed IPs %v, want %v", p.FixedIPs, want)
 	}
 	// The automatic path (no MAC, no fixed IPs) gives the same kinds of address.
 	auto := ok(s.CreatePort(ctx, db.PortSpec{ProjectID: "p", NetworkID: n}))(t)
-	if len(auto.FixedIPs) != 3 || auto.FixedIPs[0].IPAddress != "10.0.0.4" || auto.FixedIPs[1].IPAddress != "2001:db8:1::3" ||
+	if len(auto.FixedIPs) != 3 || auto.FixedIPs[0].IPAddress != "10.0.0.4" || auto.FixedIPs[1].IPAddress != "2001:db8:1::4" ||
 		!strings.HasPrefix(auto.FixedIPs[2].IPAddress, "2001:db8::") {
 		t.Errorf("automatic port %v", auto.FixedIPs)
 	}
@@ -251,7 +249,7 @@ func TestBulkPortsIPv6(t *testing.T) {
 		{ProjectID: "p", NetworkID: n, MACAddress: ptr("fa:16:3e:00:00:01")},
 		{ProjectID: "p", NetworkID: n, MACAddress: ptr("fa:16:3e:00:00:02"), FixedIPs: &[]db.FixedIPSpec{{IPAddress: "2001:db8:1::9"}}},
 	}))(t)
-	if got := addrsOf(&ports[0]); !slices.Equal(got, []string{"10.0.0.3", "2001:db8:1::2", "2001:db8::f816:3eff:fe00:1"}) {
+	if got := addrsOf(&ports[0]); !slices.Equal(got, []string{"10.0.0.3", "2001:db8:1::3", "2001:db8::f816:3eff:fe00:1"}) { // ::2: the DHCP port's
 		t.Errorf("port 0: %v", got)
 	}
 	if got := addrsOf(&ports[1]); !slices.Equal(got, []string{"2001:db8:1::9", "2001:db8::f816:3eff:fe00:2"}) {
@@ -277,12 +275,17 @@ func TestRouterInterfaceIPv6(t *testing.T) {
 	slaac := ok(s.CreateSubnet(ctx, v6Subnet(n, "2001:db8::/64", ptr(topology.IPv6SLAAC), ptr(topology.IPv6SLAAC))))(t)
 	plain := ok(s.CreateSubnet(ctx, v6Subnet(n, "2001:db8:1::/64", nil, nil)))(t)
 	ext := ok(s.CreateSubnet(ctx, v6Subnet(n, "2001:db8:2::/64", nil, ptr(topology.IPv6SLAAC))))(t)
-	for _, sn := range []*topology.Subnet{v4, slaac, plain} {
+	for _, sn := range []*topology.Subnet{v4, slaac} {
 		ri := ok(s.AddRouterInterface(ctx, r.ID, sn.ID, ""))(t)
 		p := ok(s.GetPort(ctx, ri.PortID))(t)
 		if want := []topology.FixedIP{{SubnetID: sn.ID, IPAddress: sn.GatewayIP}}; !slices.Equal(p.FixedIPs, want) {
 			t.Errorf("interface on %s: %v, want %v", sn.CIDR, p.FixedIPs, want)
 		}
+	}
+	// The second IPv6 subnet of the network joins the first's port (TestRouterInterfaceIPv6Ports).
+	ri := ok(s.AddRouterInterface(ctx, r.ID, plain.ID, ""))(t)
+	if p := ok(s.GetPort(ctx, ri.PortID))(t); !slices.Contains(p.FixedIPs, topology.FixedIP{SubnetID: plain.ID, IPAddress: plain.GatewayIP}) {
+		t.Errorf("interface on %s: %v", plain.CIDR, p.FixedIPs)
 	}
 	rev := revision(t, s)
 	_, err := s.AddRouterInterface(ctx, r.ID, ext.ID, "")
@@ -332,10 +335,10 @@ func TestMigrationIPv6(t *testing.T) {
 	wantErrType(t, s2.DeleteSubnet(ctx, "nope"), "SubnetNotFound")
 }
 
-// An auto-address subnet created on a network with ports gives each, but router ports and
-// the DHCP port, its EUI-64 address; deleting it takes those back, and only a router
-// interface on it keeps it in use (Neutron's add_auto_addrs_on_network_ports and
-// _remove_subnet_ip_allocations_from_ports).
+// An auto-address subnet created on a network with ports gives each, but router ports, its
+// EUI-64 address (the DHCP port's: TestDHCPPortIPv6); deleting it takes those back, and
+// only a router interface on it keeps it in use (Neutron's add_auto_addrs_on_network_ports
+// and _remove_subnet_ip_allocations_from_ports).
 func TestAutoAddressSubnetOnPorts(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
@@ -349,7 +352,7 @@ func TestAutoAddressSubnetOnPorts(t *testing.T) {
 		t.Errorf("VM port after the SLAAC subnet: %v", got)
 	}
 	for _, p := range ok(s.ListPorts(ctx))(t) {
-		if p.ID != vm.ID && slices.ContainsFunc(p.FixedIPs, func(f topology.FixedIP) bool { return f.SubnetID == sl.ID }) {
+		if p.ID != vm.ID && !topology.IsManagedDHCPPort(&p) && slices.ContainsFunc(p.FixedIPs, func(f topology.FixedIP) bool { return f.SubnetID == sl.ID }) {
 			t.Errorf("%s port %s got %v", p.DeviceOwner, p.ID, p.FixedIPs)
 		}
 	}
@@ -395,7 +398,7 @@ func TestGatewayAndFloatingIPsIPv6(t *testing.T) {
 	for _, f := range r.Gateway.ExternalFixedIPs {
 		got = append(got, f.IPAddress)
 	}
-	if !slices.Equal(got, []string{"172.24.4.3", "2001:db8:ff::2"}) {
+	if !slices.Equal(got, []string{"172.24.4.3", "2001:db8:ff::3"}) { // .2 and ::2: the DHCP port's
 		t.Errorf("gateway addresses %v", got)
 	}
 	ext6 := ok(s.CreateNetwork(ctx, db.NetworkSpec{ProjectID: "p", External: ptr(true)}))(t).ID
@@ -419,4 +422,315 @@ func TestGatewayAndFloatingIPsIPv6(t *testing.T) {
 	if up := ok(s.UpdateFloatingIP(ctx, fip.ID, db.FloatingIPSpec{PortID: &vm.ID}))(t); up.FixedIPAddress != "10.0.0.4" {
 		t.Errorf("associated to %s", up.FixedIPAddress)
 	}
+}
+
+// routerPortsOf returns the ports of router id with owner, in creation order.
+func routerPortsOf(t *testing.T, s *db.Store, id, owner string) []topology.Port {
+	t.Helper()
+	var out []topology.Port
+	for _, p := range ok(s.ListPorts(context.Background()))(t) {
+		if p.DeviceID == id && p.DeviceOwner == owner {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func subnetsOf(p *topology.Port) []string {
+	out := make([]string, len(p.FixedIPs))
+	for i, f := range p.FixedIPs {
+		out[i] = f.SubnetID
+	}
+	return out
+}
+
+// As in Neutron, a router has one interface port per network for its IPv6 subnets: adding
+// an IPv6 subnet adds its gateway to the port that has an IPv6 address there, and removing
+// it by subnet takes that address only, the port going with its last one; IPv4 subnets
+// always get a port of their own. The SNAT ports follow (Neutron's DVR): one per IPv4
+// subnet, one per network for the IPv6 subnets.
+func TestRouterInterfaceIPv6Ports(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	ext := ok(s.CreateNetwork(ctx, db.NetworkSpec{ProjectID: "p", External: ptr(true)}))(t).ID
+	ok(s.CreateSubnet(ctx, db.SubnetSpec{ProjectID: "p", NetworkID: ext, CIDR: ptr("172.24.4.0/24")}))(t)
+	gw := &db.GatewaySpec{NetworkID: ext}
+	r := ok(s.CreateRouter(ctx, db.RouterSpec{ProjectID: "p", Gateway: &gw}))(t)
+	n := ok(s.CreateNetwork(ctx, db.NetworkSpec{ProjectID: "p"}))(t).ID
+	v4 := ok(s.CreateSubnet(ctx, db.SubnetSpec{ProjectID: "p", NetworkID: n, CIDR: ptr("10.0.0.0/24")}))(t)
+	v4b := ok(s.CreateSubnet(ctx, db.SubnetSpec{ProjectID: "p", NetworkID: n, CIDR: ptr("10.0.1.0/24")}))(t)
+	slaac := ok(s.CreateSubnet(ctx, v6Subnet(n, "2001:db8::/64", ptr(topology.IPv6SLAAC), ptr(topology.IPv6SLAAC))))(t)
+	stateful := ok(s.CreateSubnet(ctx, v6Subnet(n, "2001:db8:1::/64", ptr(topology.IPv6DHCPStateful), ptr(topology.IPv6DHCPStateful))))(t)
+
+	qr4 := ok(s.AddRouterInterface(ctx, r.ID, v4.ID, ""))(t)
+	qr6 := ok(s.AddRouterInterface(ctx, r.ID, slaac.ID, ""))(t)
+	if qr6.PortID == qr4.PortID {
+		t.Fatal("the first IPv6 subnet joined the IPv4 interface's port")
+	}
+	again := ok(s.AddRouterInterface(ctx, r.ID, stateful.ID, ""))(t)
+	if again.PortID != qr6.PortID || again.SubnetID != stateful.ID || !slices.Equal(again.SubnetIDs, []string{stateful.ID}) {
+		t.Errorf("second IPv6 subnet: %+v, want port %s, subnet_ids [%s]", again, qr6.PortID, stateful.ID)
+	}
+	want6 := []topology.FixedIP{{SubnetID: slaac.ID, IPAddress: "2001:db8::1"}, {SubnetID: stateful.ID, IPAddress: "2001:db8:1::1"}}
+	if p := ok(s.GetPort(ctx, qr6.PortID))(t); !slices.Equal(p.FixedIPs, want6) {
+		t.Errorf("IPv6 interface port %v, want %v", p.FixedIPs, want6)
+	}
+	if qr4b := ok(s.AddRouterInterface(ctx, r.ID, v4b.ID, ""))(t); qr4b.PortID == qr4.PortID || qr4b.PortID == qr6.PortID {
+		t.Errorf("a second IPv4 subnet shares port %s", qr4b.PortID)
+	}
+	if got := len(routerPortsOf(t, s, r.ID, topology.OwnerRouterInterfaceDistributed)); got != 3 {
+		t.Errorf("%d interface ports, want 3", got)
+	}
+	snat := func() [][]string {
+		t.Helper()
+		var out [][]string
+		for _, p := range routerPortsOf(t, s, r.ID, topology.OwnerRouterCentralizedSNAT) {
+			ids := subnetsOf(&p)
+			slices.Sort(ids)
+			out = append(out, ids)
+		}
+		slices.SortFunc(out, func(a, b []string) int { return strings.Compare(strings.Join(a, ","), strings.Join(b, ",")) })
+		return out
+	}
+	sorted := func(xs ...string) []string { slices.Sort(xs); return xs }
+	wantSNAT := [][]string{{v4.ID}, {v4b.ID}, sorted(slaac.ID, stateful.ID)}
+	slices.SortFunc(wantSNAT, func(a, b []string) int { return strings.Compare(strings.Join(a, ","), strings.Join(b, ",")) })
+	if got := snat(); !slices.EqualFunc(got, wantSNAT, slices.Equal) {
+		t.Errorf("SNAT ports on %v, want %v", got, wantSNAT)
+	}
+
+	// The same subnet again: refused, nothing changes.
+	rev := revision(t, s)
+	_, err := s.AddRouterInterface(ctx, r.ID, stateful.ID, "")
+	wantErrType(t, err, "BadRequest")
+	if e, _ := db.AsError(err); e.Message != "Bad router request: Router already has a port on subnet "+stateful.ID+"." {
+		t.Errorf("message %q", e.Message)
+	}
+	// By port with a subnet the port is not on: Neutron's SubnetMismatchForPort.
+	_, err = s.RemoveRouterInterface(ctx, r.ID, v4.ID, qr6.PortID)
+	wantErrType(t, err, "SubnetMismatchForPort")
+	if e, _ := db.AsError(err); e.Message != "Subnet on port "+qr6.PortID+" does not match the requested subnet "+v4.ID+"." {
+		t.Errorf("message %q", e.Message)
+	}
+	if got := revision(t, s); got != rev {
+		t.Errorf("refused requests: revision %d -> %d", rev, got)
+	}
+
+	// Removing the SLAAC subnet takes its address only; the SNAT port follows.
+	out := ok(s.RemoveRouterInterface(ctx, r.ID, slaac.ID, ""))(t)
+	if out.PortID != qr6.PortID || !slices.Equal(out.SubnetIDs, []string{slaac.ID}) {
+		t.Errorf("removed %+v", out)
+	}
+	if p := ok(s.GetPort(ctx, qr6.PortID))(t); !slices.Equal(p.FixedIPs, want6[1:]) {
+		t.Errorf("IPv6 interface port after the removal %v, want %v", p.FixedIPs, want6[1:])
+	}
+	wantSNAT = [][]string{{v4.ID}, {v4b.ID}, {stateful.ID}}
+	slices.SortFunc(wantSNAT, func(a, b []string) int { return strings.Compare(strings.Join(a, ","), strings.Join(b, ",")) })
+	if got := snat(); !slices.EqualFunc(got, wantSNAT, slices.Equal) {
+		t.Errorf("SNAT ports on %v, want %v", got, wantSNAT)
+	}
+	// Back again, to the same port, with the same address.
+	if back := ok(s.AddRouterInterface(ctx, r.ID, slaac.ID, ""))(t); back.PortID != qr6.PortID {
+		t.Errorf("re-added to port %s, want %s", back.PortID, qr6.PortID)
+	}
+	// Its addresses may change within their subnets, but none may go.
+	moved := []db.FixedIPSpec{{IPAddress: "2001:db8:1::1"}, {SubnetID: slaac.ID, IPAddress: "2001:db8::99"}}
+	if p := ok(s.UpdatePort(ctx, qr6.PortID, db.PortSpec{FixedIPs: &moved}))(t); !slices.Contains(addrsOf(p), "2001:db8::99") {
+		t.Errorf("readdressed: %v", p.FixedIPs)
+	}
+	_, err = s.UpdatePort(ctx, qr6.PortID, db.PortSpec{FixedIPs: &[]db.FixedIPSpec{{IPAddress: "2001:db8:1::1"}}})
+	wantErrType(t, err, "BadRequest")
+	// By port: the whole port goes, with every subnet it holds.
+	out = ok(s.RemoveRouterInterface(ctx, r.ID, "", qr6.PortID))(t)
+	if out.PortID != qr6.PortID || !slices.Equal(out.SubnetIDs, []string{stateful.ID, slaac.ID}) || out.SubnetID != stateful.ID {
+		t.Errorf("removed by port %+v", out)
+	}
+	if _, err := s.GetPort(ctx, qr6.PortID); !db.IsNotFound(err) {
+		t.Errorf("IPv6 interface port after its removal: %v", err)
+	}
+	wantSNAT = [][]string{{v4.ID}, {v4b.ID}}
+	slices.SortFunc(wantSNAT, func(a, b []string) int { return strings.Compare(strings.Join(a, ","), strings.Join(b, ",")) })
+	if got := snat(); !slices.EqualFunc(got, wantSNAT, slices.Equal) {
+		t.Errorf("SNAT ports on %v, want %v", got, wantSNAT)
+	}
+	// The gateway addresses of the subnets are free for the next interface.
+	ok(s.AddRouterInterface(ctx, r.ID, stateful.ID, ""))(t)
+	_, err = s.RemoveRouterInterface(ctx, r.ID, slaac.ID, "")
+	wantErrType(t, err, "RouterInterfaceNotFoundForSubnet")
+	_, err = s.RemoveRouterInterface(ctx, r.ID, "00000000-0000-0000-0000-000000000000", "")
+	wantErrType(t, err, "SubnetNotFound")
+}
+
+// A port given as an interface may carry several addresses, IPv4 and IPv6 or several
+// IPv6, but one IPv4 at most, and one at least, with Neutron's messages; its subnets may
+// overlap none of the router's, the external network's included, nor may a new gateway's.
+func TestRouterInterfaceByPortIPv6(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	ext := ok(s.CreateNetwork(ctx, db.NetworkSpec{ProjectID: "p", External: ptr(true)}))(t).ID
+	extSub := ok(s.CreateSubnet(ctx, db.SubnetSpec{ProjectID: "p", NetworkID: ext, CIDR: ptr("172.24.4.0/24")}))(t)
+	gw := &db.GatewaySpec{NetworkID: ext}
+	r := ok(s.CreateRouter(ctx, db.RouterSpec{ProjectID: "p", Gateway: &gw}))(t)
+	n := ok(s.CreateNetwork(ctx, db.NetworkSpec{ProjectID: "p"}))(t).ID
+	v4 := ok(s.CreateSubnet(ctx, db.SubnetSpec{ProjectID: "p", NetworkID: n, CIDR: ptr("10.0.0.0/24")}))(t)
+	v4b := ok(s.CreateSubnet(ctx, db.SubnetSpec{ProjectID: "p", NetworkID: n, CIDR: ptr("10.0.1.0/24")}))(t)
+	a := ok(s.CreateSubnet(ctx, v6Subnet(n, "2001:db8::/64", nil, nil)))(t)
+	b := ok(s.CreateSubnet(ctx, v6Subnet(n, "2001:db8:1::/64", nil, nil)))(t)
+	port := func(ips ...db.FixedIPSpec) *topology.Port {
+		t.Helper()
+		return ok(s.CreatePort(ctx, db.PortSpec{ProjectID: "p", NetworkID: n, FixedIPs: &ips}))(t)
+	}
+	refused := func(p *topology.Port, typ, msg string) {
+		t.Helper()
+		rev := revision(t, s)
+		_, err := s.AddRouterInterface(ctx, r.ID, "", p.ID)
+		wantErrType(t, err, typ)
+		if e, _ := db.AsError(err); e.Message != msg {
+			t.Errorf("message %q, want %q", e.Message, msg)
+		}
+		if got := revision(t, s); got != rev {
+			t.Errorf("refused port: revision %d -> %d", rev, got)
+		}
+	}
+	two4 := port(db.FixedIPSpec{SubnetID: v4.ID}, db.FixedIPSpec{SubnetID: v4b.ID})
+	refused(two4, "BadRequest", "Bad router request: Cannot have multiple IPv4 subnets on router port.")
+	empty := ok(s.CreatePort(ctx, db.PortSpec{ProjectID: "p", NetworkID: n, FixedIPs: &[]db.FixedIPSpec{}}))(t)
+	refused(empty, "BadRequest", "Bad router request: Router port must have at least one fixed IP.")
+
+	dual := port(db.FixedIPSpec{SubnetID: v4.ID}, db.FixedIPSpec{SubnetID: a.ID})
+	ri := ok(s.AddRouterInterface(ctx, r.ID, "", dual.ID))(t)
+	if ri.PortID != dual.ID || ri.SubnetID != a.ID || !slices.Equal(ri.SubnetIDs, []string{v4.ID, a.ID}) {
+		t.Errorf("dual-stack port attached: %+v", ri)
+	}
+	// A second IPv6 port on the network: Neutron's rule of one IPv6 port per network does
+	// not hold for distributed routers' ports.
+	six := port(db.FixedIPSpec{SubnetID: b.ID})
+	if ri := ok(s.AddRouterInterface(ctx, r.ID, "", six.ID))(t); !slices.Equal(ri.SubnetIDs, []string{b.ID}) {
+		t.Errorf("IPv6 port attached: %+v", ri)
+	}
+	// A subnet the router is on already, or overlapping one of its own or of its
+	// gateway's network.
+	onA := port(db.FixedIPSpec{SubnetID: a.ID})
+	refused(onA, "BadRequest", "Bad router request: Router already has a port on subnet "+a.ID+".")
+	n2 := ok(s.CreateNetwork(ctx, db.NetworkSpec{ProjectID: "p"}))(t).ID
+	over := ok(s.CreateSubnet(ctx, db.SubnetSpec{ProjectID: "p", NetworkID: n2, CIDR: ptr("10.0.0.0/25")}))(t)
+	p2 := ok(s.CreatePort(ctx, db.PortSpec{ProjectID: "p", NetworkID: n2}))(t)
+	refused(p2, "BadRequest", "Bad router request: Cidr 10.0.0.0/25 of subnet "+over.ID+" overlaps with cidr 10.0.0.0/24 of subnet "+v4.ID+".")
+	n3 := ok(s.CreateNetwork(ctx, db.NetworkSpec{ProjectID: "p"}))(t).ID
+	nearExt := ok(s.CreateSubnet(ctx, db.SubnetSpec{ProjectID: "p", NetworkID: n3, CIDR: ptr("172.24.4.128/25")}))(t)
+	rev := revision(t, s)
+	_, err := s.AddRouterInterface(ctx, r.ID, nearExt.ID, "")
+	wantErrType(t, err, "BadRequest")
+	if e, _ := db.AsError(err); e.Message != "Bad router request: Cidr 172.24.4.128/25 of subnet "+nearExt.ID+" overlaps with cidr 172.24.4.0/24 of subnet "+extSub.ID+"." {
+		t.Errorf("message %q", e.Message)
+	}
+	if got := revision(t, s); got != rev {
+		t.Errorf("refused subnet: revision %d -> %d", rev, got)
+	}
+	// The same check the other way: a gateway on an external network with a subnet
+	// overlapping an interface's.
+	ext2 := ok(s.CreateNetwork(ctx, db.NetworkSpec{ProjectID: "p", External: ptr(true)}))(t).ID
+	wide := ok(s.CreateSubnet(ctx, db.SubnetSpec{ProjectID: "p", NetworkID: ext2, CIDR: ptr("10.0.0.0/16")}))(t)
+	gw2 := &db.GatewaySpec{NetworkID: ext2}
+	rev = revision(t, s)
+	_, err = s.UpdateRouter(ctx, r.ID, db.RouterSpec{Gateway: &gw2})
+	wantErrType(t, err, "BadRequest")
+	if e, _ := db.AsError(err); e.Message != "Bad router request: Cidr 10.0.0.0/16 of subnet "+wide.ID+" overlaps with cidr 10.0.0.0/24 of subnet "+v4.ID+"." {
+		t.Errorf("message %q", e.Message)
+	}
+	if got := revision(t, s); got != rev {
+		t.Errorf("refused gateway: revision %d -> %d", rev, got)
+	}
+	// The dual-stack port's SNAT ports: one for its IPv4 subnet, one for the network's
+	// IPv6 subnets.
+	var got [][]string
+	for _, p := range routerPortsOf(t, s, r.ID, topology.OwnerRouterCentralizedSNAT) {
+		ids := subnetsOf(&p)
+		slices.Sort(ids)
+		got = append(got, ids)
+	}
+	v6 := []string{a.ID, b.ID}
+	slices.Sort(v6)
+	if len(got) != 2 || !slices.ContainsFunc(got, func(x []string) bool { return slices.Equal(x, []string{v4.ID}) }) ||
+		!slices.ContainsFunc(got, func(x []string) bool { return slices.Equal(x, v6) }) {
+		t.Errorf("SNAT ports on %v", got)
+	}
+	// Removed by subnet, the IPv4 subnet takes its address from the dual-stack port.
+	ok(s.RemoveRouterInterface(ctx, r.ID, v4.ID, ""))(t)
+	if p := ok(s.GetPort(ctx, dual.ID))(t); !slices.Equal(subnetsOf(p), []string{a.ID}) {
+		t.Errorf("dual-stack port after its IPv4 subnet left: %v", p.FixedIPs)
+	}
+}
+
+// An IPv6 subnet created on an external network gives the routers' gateways there an
+// address, as Neutron's update_router_gw_ports: a pool address unless the gateway has a
+// stateful IPv6 address (or two stateful addresses) already, its EUI-64 address on an
+// auto-address subnet; an IPv4 subnet gives none. The router shows its port's addresses,
+// and loses the EUI-64 one when its subnet goes.
+func TestGatewayGainsIPv6Address(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	ext := ok(s.CreateNetwork(ctx, db.NetworkSpec{ProjectID: "p", External: ptr(true)}))(t).ID
+	ok(s.CreateSubnet(ctx, db.SubnetSpec{ProjectID: "p", NetworkID: ext, CIDR: ptr("172.24.4.0/24")}))(t)
+	gw := &db.GatewaySpec{NetworkID: ext}
+	r := ok(s.CreateRouter(ctx, db.RouterSpec{ProjectID: "p", Gateway: &gw}))(t)
+	gateway := func(id string) []string {
+		t.Helper()
+		r := ok(s.GetRouter(ctx, id))(t)
+		var got []string
+		for _, f := range r.Gateway.ExternalFixedIPs {
+			got = append(got, f.IPAddress)
+		}
+		if p := ok(s.GetPort(ctx, r.Gateway.PortID))(t); !slices.Equal(addrsOf(p), got) {
+			t.Errorf("router %s shows %v, its gateway port has %v", id, got, addrsOf(p))
+		}
+		return got
+	}
+	rev := ok(s.GetRouter(ctx, r.ID))(t).RevisionNumber
+	ok(s.CreateSubnet(ctx, db.SubnetSpec{ProjectID: "p", NetworkID: ext, CIDR: ptr("172.24.5.0/24")}))(t)
+	if got := gateway(r.ID); !slices.Equal(got, []string{"172.24.4.3"}) {
+		t.Errorf("after an IPv4 subnet: %v", got)
+	}
+	plain := ok(s.CreateSubnet(ctx, v6Subnet(ext, "2001:db8:ff::/64", nil, nil)))(t)
+	if got := gateway(r.ID); !slices.Equal(got, []string{"172.24.4.3", "2001:db8:ff::2"}) {
+		t.Errorf("after a stateful IPv6 subnet: %v", got)
+	}
+	if now := ok(s.GetRouter(ctx, r.ID))(t).RevisionNumber; now <= rev {
+		t.Errorf("router revision %d -> %d", rev, now)
+	}
+	ok(s.CreateSubnet(ctx, v6Subnet(ext, "2001:db8:fe::/64", nil, ptr(topology.IPv6DHCPStateful))))(t)
+	if got := gateway(r.ID); !slices.Equal(got, []string{"172.24.4.3", "2001:db8:ff::2"}) {
+		t.Errorf("after a second stateful IPv6 subnet: %v", got)
+	}
+	p := ok(s.GetPort(ctx, ok(s.GetRouter(ctx, r.ID))(t).Gateway.PortID))(t)
+	eui := ok(s.CreateSubnet(ctx, v6Subnet(ext, "2001:db8:fd::/64", ptr(topology.IPv6SLAAC), ptr(topology.IPv6SLAAC))))(t)
+	if got := gateway(r.ID); !slices.Equal(got, []string{"172.24.4.3", "2001:db8:ff::2", eui64Of(t, "2001:db8:fd::", p.MACAddress)}) {
+		t.Errorf("after a SLAAC subnet: %v (MAC %s)", got, p.MACAddress)
+	}
+	// In bulk, on a network whose router has only IPv4.
+	ext2 := ok(s.CreateNetwork(ctx, db.NetworkSpec{ProjectID: "p", External: ptr(true)}))(t).ID
+	ok(s.CreateSubnet(ctx, db.SubnetSpec{ProjectID: "p", NetworkID: ext2, CIDR: ptr("172.25.0.0/24")}))(t)
+	gw2 := &db.GatewaySpec{NetworkID: ext2}
+	r2 := ok(s.CreateRouter(ctx, db.RouterSpec{ProjectID: "p", Gateway: &gw2}))(t)
+	ok(s.CreateSubnets(ctx, []db.SubnetSpec{v6Subnet(ext2, "2001:db8:2::/64", nil, ptr(topology.IPv6DHCPStateful))}))(t)
+	if got := gateway(r2.ID); !slices.Equal(got, []string{"172.25.0.3", "2001:db8:2::2"}) {
+		t.Errorf("after a bulk IPv6 subnet: %v", got)
+	}
+	// The SLAAC subnet goes, and its address with it; a stateful one is in use.
+	if err := s.DeleteSubnet(ctx, eui.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := gateway(r.ID); !slices.Equal(got, []string{"172.24.4.3", "2001:db8:ff::2"}) {
+		t.Errorf("after the SLAAC subnet went: %v", got)
+	}
+	wantErrType(t, s.DeleteSubnet(ctx, plain.ID), "SubnetInUse")
+}
+
+// eui64Of is the modified EUI-64 address of mac in the /64 of prefix (RFC 4291).
+func eui64Of(t *testing.T, prefix, mac string) string {
+	t.Helper()
+	m := ok(net.ParseMAC(mac))(t)
+	b := netip.MustParseAddr(prefix).As16()
+	copy(b[8:], []byte{m[0] ^ 2, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]})
+	return netip.AddrFrom16(b).String()
 }

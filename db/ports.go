@@ -573,12 +573,22 @@ func (s *Store) UpdatePort(ctx context.Context, id string, spec PortSpec) (*topo
 	return &p, nil
 }
 
-// readdressInterface checks a router interface port's new addresses: dvrflow's router has
-// one interface port per subnet, with one address, so the port must keep exactly one, on
-// the subnet it had. Its router's revision advances, as its interfaces are part of it.
+// readdressInterface checks a router interface port's new addresses: dvrflow's router
+// routes each subnet through the address its interface port has on it, so the port must
+// keep as many addresses on each subnet as it had, and have none elsewhere. Its router's revision
+// advances, as its interfaces are part of it.
 func (w *wtx) readdressInterface(ctx context.Context, p *topology.Port, before []topology.FixedIP) error {
-	if len(p.FixedIPs) != 1 || len(before) != 1 || p.FixedIPs[0].SubnetID != before[0].SubnetID {
-		return badRequest("Bad router request: Router interface port %s must keep exactly one fixed IP, on subnet %s.", p.ID, before[0].SubnetID)
+	subnetsOf := func(xs []topology.FixedIP) []string {
+		ids := make([]string, len(xs))
+		for i, f := range xs {
+			ids[i] = f.SubnetID
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	if was := subnetsOf(before); !slices.Equal(subnetsOf(p.FixedIPs), was) {
+		return badRequest("Bad router request: Router interface port %s must keep as many fixed IPs on each of its subnets (%s) as it has.",
+			p.ID, strings.Join(slices.Compact(was), ", "))
 	}
 	var r topology.Router
 	if err := w.router(ctx, p.DeviceID, &r); err != nil {

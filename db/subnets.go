@@ -37,7 +37,7 @@ type SubnetSpec struct {
 
 // CreateSubnet creates an IPv4 subnet on a network. A network whose MTU is below IPv4's
 // minimum (68) can have none (NetworkMTUSubnetConflict). A DHCP-enabled subnet gives the
-// network's DHCP port (created if need be) its lowest free address (dhcpports.go). A
+// network's DHCP port (created if need be) an address on it (dhcpports.go). A
 // subnet of a pool gets its CIDR from the pool in the same write; the subnets of a
 // network all come from the same pool, or none (NetworkSubnetPoolAffinityError).
 func (s *Store) CreateSubnet(ctx context.Context, spec SubnetSpec) (*topology.Subnet, error) {
@@ -111,6 +111,9 @@ func (s *Store) CreateSubnet(ctx context.Context, spec SubnetSpec) (*topology.Su
 		}
 		w.record(topology.KindSubnet, sn.ID, topology.OpCreate, sn)
 		if err := w.addAutoAddresses(ctx, &sn); err != nil {
+			return err
+		}
+		if err := w.addGatewayAddresses(ctx, &n, &sn); err != nil {
 			return err
 		}
 		n.Subnets = append(n.Subnets, sn.ID)
@@ -465,6 +468,11 @@ WHERE id IN (SELECT port_id FROM ip_allocations_all WHERE subnet_id = $1) AND de
 			p := &others[i]
 			p.FixedIPs = slices.DeleteFunc(p.FixedIPs, func(f topology.FixedIP) bool { return f.SubnetID == id })
 			w.savePort(p)
+			if p.DeviceOwner == topology.OwnerRouterGateway {
+				if err := w.showGatewayAddresses(ctx, p); err != nil {
+					return err
+				}
+			}
 		}
 		w.exec(`DELETE FROM ip_allocations WHERE subnet_id = $1`, id)
 		w.exec(`DELETE FROM ip6_allocations WHERE subnet_id = $1`, id)
@@ -641,9 +649,25 @@ SELECT i, n, p, sp, o::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4:
 			if err := w.addAutoAddresses(ctx, sn); err != nil {
 				return err
 			}
+			if err := w.addGatewayAddresses(ctx, byID[sn.NetworkID], sn); err != nil {
+				return err
+			}
 		}
 		if err := dhcp.queue(ctx, w); err != nil {
 			return err
+		}
+		// The DHCP ports' IPv6 addresses, network by network (IPv6 subnets come in bulk
+		// seldom, and in few).
+		v6DHCP := map[string]bool{}
+		for _, sn := range v6 {
+			v6DHCP[sn.NetworkID] = v6DHCP[sn.NetworkID] || sn.EnableDHCP
+		}
+		for _, id := range netIDs {
+			if v6DHCP[id] {
+				if err := w.syncNetworkDHCPPort(ctx, id); err != nil {
+					return err
+				}
+			}
 		}
 		changed := make([]*topology.Network, 0, len(netIDs))
 		for _, id := range netIDs {

@@ -79,3 +79,56 @@ func TestIPv6WithGophercloud(t *testing.T) {
 		t.Errorf("address on a SLAAC subnet: %v, want 400", err)
 	}
 }
+
+// Router interfaces on IPv6 subnets as Neutron answers them: a second IPv6 subnet of a
+// network joins the router's port there (subnet_ids names the subnet added), a
+// dual-stack port attaches with both its subnets, and removing by port with a subnet the
+// port is not on is Neutron's SubnetMismatchForPort (400).
+func TestRouterInterfaceIPv6API(t *testing.T) {
+	a := newAPI(t)
+	n := a.create("networks", "network", map[string]any{"name": "six"})["id"].(string)
+	sub := func(cidr string, version int) string {
+		return a.create("subnets", "subnet", map[string]any{"network_id": n, "cidr": cidr, "ip_version": version})["id"].(string)
+	}
+	v4, s1, s2 := sub("10.9.0.0/24", 4), sub("2001:db8:a::/64", 6), sub("2001:db8:b::/64", 6)
+	r := a.create("routers", "router", map[string]any{"name": "r"})["id"].(string)
+	add := func(body map[string]any) map[string]any {
+		return a.admin(http.StatusOK, "PUT", "/v2.0/routers/"+r+"/add_router_interface", body)
+	}
+	first := add(map[string]any{"subnet_id": s1})
+	second := add(map[string]any{"subnet_id": s2})
+	if second["port_id"] != first["port_id"] || second["subnet_id"] != s2 || !slices.Equal(toStrings(second["subnet_ids"]), []string{s2}) {
+		t.Errorf("second IPv6 subnet: %v, first %v", second, first)
+	}
+	ri := add(map[string]any{"subnet_id": v4})
+	if ri["port_id"] == first["port_id"] || !slices.Equal(toStrings(ri["subnet_ids"]), []string{v4}) {
+		t.Errorf("IPv4 subnet: %v", ri)
+	}
+	n2 := a.create("networks", "network", map[string]any{"name": "dual"})["id"].(string)
+	d4 := a.create("subnets", "subnet", map[string]any{"network_id": n2, "cidr": "10.10.0.0/24", "ip_version": 4})["id"].(string)
+	d6 := a.create("subnets", "subnet", map[string]any{"network_id": n2, "cidr": "2001:db8:c::/64", "ip_version": 6})["id"].(string)
+	dual := a.create("ports", "port", map[string]any{"network_id": n2})["id"].(string)
+	ri = add(map[string]any{"port_id": dual})
+	if ri["subnet_id"] != d6 || !slices.Equal(toStrings(ri["subnet_ids"]), []string{d4, d6}) {
+		t.Errorf("dual-stack port attached: %v", ri)
+	}
+	code, out := a.do(adminToken, "PUT", "/v2.0/routers/"+r+"/remove_router_interface", map[string]any{"port_id": dual, "subnet_id": s1})
+	wantError(t, code, out, http.StatusBadRequest, "SubnetMismatchForPort")
+	gone := a.admin(http.StatusOK, "PUT", "/v2.0/routers/"+r+"/remove_router_interface", map[string]any{"subnet_id": s1})
+	if gone["port_id"] != first["port_id"] || !slices.Equal(toStrings(gone["subnet_ids"]), []string{s1}) {
+		t.Errorf("removed by subnet: %v", gone)
+	}
+	left := a.admin(http.StatusOK, "GET", "/v2.0/ports/"+first["port_id"].(string), nil)["port"].(map[string]any)
+	if ips := left["fixed_ips"].([]any); len(ips) != 1 || ips[0].(map[string]any)["subnet_id"] != s2 {
+		t.Errorf("port after the removal: %v", left["fixed_ips"])
+	}
+}
+
+func toStrings(v any) []string {
+	xs, _ := v.([]any)
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i], _ = x.(string)
+	}
+	return out
+}

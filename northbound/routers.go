@@ -180,9 +180,9 @@ func readInterfaceBody(c echo.Context) (interfaceBody, error) {
 	return ib, nil
 }
 
-func interfaceShape(ri *topology.RouterInterface) map[string]any {
+func interfaceShape(ri *db.RouterInterface) map[string]any {
 	return map[string]any{"id": ri.RouterID, "tenant_id": ri.ProjectID, "project_id": ri.ProjectID,
-		"subnet_id": ri.SubnetID, "subnet_ids": []string{ri.SubnetID}, "port_id": ri.PortID, "network_id": ri.NetworkID}
+		"subnet_id": ri.SubnetID, "subnet_ids": ri.SubnetIDs, "port_id": ri.PortID, "network_id": ri.NetworkID}
 }
 
 func (s *Server) addRouterInterface(c echo.Context) error {

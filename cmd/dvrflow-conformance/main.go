@@ -2,9 +2,9 @@
 // tests and neutron-tempest-plugin's API tests (Debian's tempest and
 // neutron-tempest-plugin), against dvrflow's Neutron API with a real Keystone: it starts
 // a private PostgreSQL and Keystone (testbed/keystone), serves the API with Keystone
-// validating tokens, registers it in the catalog, creates the public network, writes
-// tempest.conf with exactly the extensions dvrflow lists, runs the suites without the
-// tests on the skip list and prints pass / fail / skip per suite. It exits 1 when a test
+// validating tokens, registers it in the catalog, creates the public network (an IPv4 and
+// an IPv6 subnet), writes tempest.conf with exactly the extensions dvrflow lists, runs the
+// suites without the tests on the skip list and prints pass / fail / skip per suite. It exits 1 when a test
 // that is not on the skip list fails. With -recheck it runs only the listed tests and
 // prints those that pass now: they leave the list.
 //
@@ -394,6 +394,13 @@ func startCloud(ctx context.Context, log *zap.Logger) (conformance.Cloud, func()
 		}
 		if _, err := c.Create(ctx, "subnets", "subnet", map[string]any{"name": "public-subnet",
 			"network_id": cloud.PublicNetworkID, "cidr": "172.24.4.0/24", "ip_version": 4}); err != nil {
+			return conformance.Cloud{}, err
+		}
+		// Dual stack, as devstack makes the public network: an IPv6 subnet without DHCP,
+		// outside the projects' 2001:db8::/48 (a router's subnets may not overlap its
+		// gateway's).
+		if _, err := c.Create(ctx, "subnets", "subnet", map[string]any{"name": "public-subnet-ipv6",
+			"network_id": cloud.PublicNetworkID, "cidr": "2001:db8:ffff::/64", "ip_version": 6, "enable_dhcp": false}); err != nil {
 			return conformance.Cloud{}, err
 		}
 		// No bed runs here: two hosts are registered as their helpers register them (a
