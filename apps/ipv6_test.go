@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -156,4 +157,14 @@ func renderNoIPv6(v *topology.View, host string) string {
 func matchesIPv6(f ofproto.Flow) bool {
 	et, ok := f.Match.Get(ofproto.ClassBasic, ofproto.OXMEthType)
 	return ok && len(et.Value) == 2 && uint16(et.Value[0])<<8|uint16(et.Value[1]) == ofproto.EthTypeIPv6
+}
+
+// TestDualStackFlowsGolden: br-int of every host of the seed with withIPv6's subnets
+// (docs/pipeline.md quotes its IPv6 flows).
+func TestDualStackFlowsGolden(t *testing.T) {
+	v := topology.NewView(withVLANs(withIPv6(seedTopology())), 7)
+	for _, h := range v.HostNames() {
+		flows := Flows(v, seedBridge(v, h, topology.BrInt))
+		golden(t, filepath.Join("testdata", "ipv6", h+"-br-int.flows"), renderFlows(topology.BrInt, flows))
+	}
 }
