@@ -17,8 +17,8 @@ import (
 // flooded and never encapsulated into a tunnel. The known addresses of a network with an
 // IPv6 subnet are those of its realized ports, the link-local address each of them derives
 // from its MAC (EUI-64: Linux's default, and what Neutron's firewall lets a port send
-// from), and the addresses of the routers' interfaces on its IPv6 subnets with their
-// link-local addresses. Solicitations for other addresses continue to TRANSIENT and are
+// from), and the addresses of the routers' interfaces on its IPv6 subnets and of its DHCP
+// server port, with their link-local addresses. Solicitations for other addresses continue to TRANSIENT and are
 // flooded, as before. A solicitation of a port for its own address (duplicate address
 // detection) reaches the controller too and is not answered.
 
@@ -62,6 +62,20 @@ func ndTargets(v *topology.View, netID string, yield func(netip.Addr, ndTarget) 
 			}
 		}
 		if !yield(ofproto.LinkLocal(rif.MAC), ndTarget{rif.MAC, true}) {
+			return
+		}
+	}
+	// The DHCP server's port is realized nowhere but plugged with its MAC into the qmeta-
+	// namespace of every host with a VM on the network (dhcp.go), as a router interface
+	// is into every qrouter: its link-local address is answered for (and its own duplicate
+	// address detection kept off the tunnels, where every other host's copy would see it).
+	if srv := v.DHCPServer(netID); srv != nil && srv.MAC != nil {
+		for _, ip := range srv.IPs {
+			if ip.Addr.Is6() && !yield(ip.Addr, ndTarget{srv.MAC, false}) {
+				return
+			}
+		}
+		if !yield(ofproto.LinkLocal(srv.MAC), ndTarget{srv.MAC, false}) {
 			return
 		}
 	}

@@ -46,7 +46,7 @@ func TestNDFlows(t *testing.T) {
 	vlan, _ := v.LocalVLAN("compute1", net1)
 	var want []string
 	for _, a := range []string{"2001:db8:1::1", "fe80::f816:3eff:fe00:1601", // the router interface
-		"fe80::f816:3eff:fe00:101", "fe80::f816:3eff:fe00:102", // qr1, the SNAT port (sg1)
+		"fe80::f816:3eff:fe00:101", "fe80::f816:3eff:fe00:102", "fe80::f816:3eff:fe00:103", // qr1, the SNAT port (sg1), the DHCP port
 		"2001:db8:1::f816:3eff:fe00:105", "fe80::f816:3eff:fe00:105", "2001:db8:1::f816:3eff:fe00:106", "fe80::f816:3eff:fe00:106"} {
 		want = append(want, "cookie=0xd707000000000000, table=ARP_RESPONDER, priority=100,icmp6,dl_vlan="+
 			itoa(vlan)+",icmp_type=135,nd_target="+netip.MustParseAddr(a).String()+" actions=meter:1,CONTROLLER:65535")
@@ -104,6 +104,10 @@ func TestResolveND(t *testing.T) {
 			ofproto.NARouter | ofproto.NASolicited | ofproto.NAOverride, true},
 		{"the router's link-local address", ns(vm1MAC, ll1, ofproto.LinkLocal(qr16)), qr16,
 			ofproto.NARouter | ofproto.NASolicited | ofproto.NAOverride, true},
+		{"the DHCP port's link-local address", ns(vm1MAC, ll1, ofproto.LinkLocal(mustMAC("fa:16:3e:00:01:03"))), mustMAC("fa:16:3e:00:01:03"),
+			ofproto.NASolicited | ofproto.NAOverride, true},
+		{"the DHCP port's own DAD (a qmeta- tap)", ns(mustMAC("fa:16:3e:00:01:03"), netip.IPv6Unspecified(),
+			ofproto.LinkLocal(mustMAC("fa:16:3e:00:01:03"))), nil, 0, false},
 		{"an unknown address", ns(vm1MAC, vm1v6, netip.MustParseAddr("2001:db8:1::99")), nil, 0, false},
 		{"its own address (DAD)", ns(vm1MAC, netip.IPv6Unspecified(), vm1v6), nil, 0, false},
 		{"another network's address", ns(vm1MAC, vm1v6, netip.MustParseAddr("2001:db8:2::5")), nil, 0, false},
@@ -194,6 +198,13 @@ func TestRouterAdverts(t *testing.T) {
 		sol := SolicitedAdverts(v, "compute1", rs)
 		if len(sol) != 1 || sol[0].Dst != src || !bytes.Equal(sol[0].EthDst, vm3) || sol[0].Managed != c.managed {
 			t.Errorf("%s: answer to a solicitation %+v", c.mode, sol)
+		}
+		// Not to the router's own interface (qr2), nor to a VM of another host (VM2).
+		for _, mac := range []string{"fa:16:3e:00:02:01", "fa:16:3e:00:02:05"} {
+			rs.EthSrc = mustMAC(mac)
+			if sol := SolicitedAdverts(v, "compute1", rs); len(sol) != 0 {
+				t.Errorf("%s: solicitation of %s answered: %+v", c.mode, mac, sol)
+			}
 		}
 		// Router solicitations of the network's ports go to the controller.
 		if fs := flowsOf(v, "compute1", net2, AppRA); len(fs) != 1 ||

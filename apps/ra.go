@@ -1,6 +1,7 @@
 package apps
 
 import (
+	"bytes"
 	"slices"
 
 	"github.com/dvrflow/dvrflow/ofproto"
@@ -91,10 +92,22 @@ func RouterAdverts(v *topology.View, netID string) []ofproto.RouterAdvert {
 
 // SolicitedAdverts returns the answers to router solicitation rs, received on host's
 // br-int at View v: the advertisements of its network, to the asker (to all nodes when it
-// asked from ::).
+// asked from ::). Only a VM or another DVR-serviced port of the network on host is
+// answered: a router's own ports (a qr- in its qrouter namespace soliciting as the
+// kernel does while it does not forward IPv6) must not configure themselves from it.
 func SolicitedAdverts(v *topology.View, host string, rs ofproto.NDMessage) []ofproto.RouterAdvert {
 	netID, ok := v.NetworkOfVLAN(host, rs.VLAN)
 	if !ok || rs.Type != ofproto.ICMPv6RouterSolicitation {
+		return nil
+	}
+	asker := false
+	for _, ep := range v.Endpoints(netID) {
+		if bytes.Equal(ep.Port.MAC, rs.EthSrc) && topology.IsDVRServiced(ep.Port.DeviceOwner) && slices.Contains(ep.Hosts, host) {
+			asker = true
+			break
+		}
+	}
+	if !asker {
 		return nil
 	}
 	ras := RouterAdverts(v, netID)

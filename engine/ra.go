@@ -24,6 +24,13 @@ const (
 	defaultRAMaxInterval = 30 * time.Second
 )
 
+// raRealizedPoll is how soon advertise looks again at a bridge whose flows were not
+// realized yet.
+const (
+	raRealizedPoll = 50 * time.Millisecond
+	raRealizedWait = 5 * time.Second
+)
+
 // onRS answers a router solicitation with the advertisements of its network, on the asking
 // port. It runs on the switch's reader goroutine, from the current view.
 func (e *Engine) onRS(pi *controller.PacketIn) {
@@ -74,6 +81,7 @@ type raTarget struct {
 // (the passes name its bridge, raPending) at once.
 func (e *Engine) advertise(ctx context.Context) {
 	heard := map[raTarget]bool{}
+	waiting := map[uint64]time.Time{} // bridges whose flows are not realized yet, since
 	interval := func() time.Duration {
 		lo, hi := e.cfg.RAMinInterval, e.cfg.RAMaxInterval
 		return lo + rand.N(hi-lo+1)
@@ -92,9 +100,45 @@ func (e *Engine) advertise(ctx context.Context) {
 			pending := e.raPending
 			e.raPending = map[uint64]bool{}
 			e.mu.Unlock()
-			e.advertiseRound(pending, heard)
+			ready, wait := e.realizedBridges(pending, waiting)
+			if len(ready) > 0 {
+				e.advertiseRound(ready, heard)
+			}
+			if wait != nil {
+				time.AfterFunc(raRealizedPoll, func() { e.kickRAs(wait) })
+			}
 		}
 	}
+}
+
+// realizedBridges splits pending into the bridges that hold the flows of their newest
+// desired set, or have been waited for longer than raRealizedWait (a refused flow), and
+// those to wait for (since when: waiting). A port hears its first advertisement once its
+// bridge holds the flows of the pass that made it known: its kernel then autoconfigures
+// its address and solicits for it at once (duplicate address detection), and the flow
+// sending that to the controller must be there, or it floods into the tunnels.
+func (e *Engine) realizedBridges(pending map[uint64]bool, waiting map[uint64]time.Time) (ready, wait map[uint64]bool) {
+	ready = map[uint64]bool{}
+	now := time.Now()
+	for dpid := range pending {
+		r, ok := e.sw.ReconcilerOf(dpid)
+		since, waited := waiting[dpid]
+		if ok && (!waited || now.Sub(since) <= raRealizedWait) {
+			if st := r.Stats(); st.RealizedRevision < st.DesiredRevision {
+				if !waited {
+					waiting[dpid] = now
+				}
+				if wait == nil {
+					wait = map[uint64]bool{}
+				}
+				wait[dpid] = true
+				continue
+			}
+		}
+		delete(waiting, dpid)
+		ready[dpid] = true
+	}
+	return ready, wait
 }
 
 // advertiseRound sends the advertisements of every advertised network to its local ports
