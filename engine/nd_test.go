@@ -66,6 +66,40 @@ func TestIPv6NDAndRA(t *testing.T) {
 		return slices.ContainsFunc(seen, func(po ofsim.PacketOut) bool { return isOut(po, wantRA, vm1Port) }), fmt.Sprintf("%d packet-outs", len(seen))
 	})
 
+	// A second subnet attached changes the network's advertisements: heard at once again,
+	// not at the next round (10-30 s).
+	sub2, err := subnets.Create(ctx, c, subnets.CreateOpts{NetworkID: f.topo.Net1.ID, CIDR: "2001:db8:11::/64",
+		IPVersion: gophercloud.IPv6, IPv6RAMode: topology.IPv6DHCPStateless, IPv6AddressMode: topology.IPv6DHCPStateless}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	attached := time.Now()
+	if _, err := routers.AddInterface(ctx, c, f.topo.Router.ID, routers.AddInterfaceOpts{SubnetID: sub2.ID}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var ras2 []ofproto.RouterAdvert
+		f.eng.ReadView(func(v *topology.View) { ras2 = apps.RouterAdverts(v, f.topo.Net1.ID) })
+		got := false
+		if len(ras2) == 2 {
+			want2 := ofproto.AppendRouterAdvert(nil, &ras2[1])
+			if ras2[1].EthSrc.String() == ras[0].EthSrc.String() {
+				want2 = ofproto.AppendRouterAdvert(nil, &ras2[0])
+			}
+			for _, po := range sw.TakePacketOuts() {
+				got = got || isOut(po, want2, vm1Port)
+			}
+		}
+		if got {
+			t.Logf("the new subnet's advertisement reached VM1 %v after the interface was added", time.Since(attached).Round(time.Millisecond))
+			break
+		}
+		if time.Since(attached) > 3*time.Second {
+			t.Fatalf("no advertisement of the second subnet to VM1 within 3 s (%d advertisements)", len(ras2))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
 	// Solicited: to the asker.
 	src := ofproto.LinkLocal(vm1.MAC)
 	rs := ofproto.AppendRouterSolicit(nil, vlan, vm1.MAC, src)

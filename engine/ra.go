@@ -5,6 +5,7 @@ package engine
 
 import (
 	"context"
+	"hash/fnv"
 	"math/rand/v2"
 	"time"
 
@@ -69,11 +70,13 @@ func (e *Engine) sendRAs(sess *controller.Session, port uint32, frames [][]byte)
 }
 
 // raTarget is a port that heard the advertisements of its network: the switch, its
-// OpenFlow port and the port's ID (a port number reused by another port is new).
+// OpenFlow port, the port's ID (a port number reused by another port is new) and a digest
+// of the advertisements (a subnet attached or detached changes them: heard again at once).
 type raTarget struct {
 	dpid   uint64
 	ofport uint32
 	port   string
+	digest uint64
 }
 
 // advertise sends the unsolicited router advertisements until ctx ends: every local port
@@ -174,17 +177,17 @@ func (e *Engine) advertiseRound(only map[uint64]bool, heard map[raTarget]bool) m
 			}
 			for netID, ls := range apps.RAListeners(v, &apps.BridgeState{Host: host, Bridge: kind, Ports: b.ports}) {
 				var frames [][]byte
+				digest := fnv.New64a()
+				for _, ra := range apps.RouterAdverts(v, netID) {
+					f := ofproto.AppendRouterAdvert(nil, &ra)
+					frames = append(frames, f)
+					digest.Write(f)
+				}
 				for _, l := range ls {
-					t := raTarget{dpid, l.OFPort, l.Port.ID}
-					if heard[t] {
-						continue
+					t := raTarget{dpid, l.OFPort, l.Port.ID, digest.Sum64()}
+					if !heard[t] {
+						sends = append(sends, send{b.sess, t, frames})
 					}
-					if frames == nil {
-						for _, ra := range apps.RouterAdverts(v, netID) {
-							frames = append(frames, ofproto.AppendRouterAdvert(nil, &ra))
-						}
-					}
-					sends = append(sends, send{b.sess, t, frames})
 				}
 			}
 		}
