@@ -1,6 +1,7 @@
 // Package apps is dvrflow's policy: the DVR pipeline's tables, declared once as data
 // (pipeline.go), and the apps that fill them, each a pure function from the topology View
-// and a bridge's state to the flows of the tables it owns (l2.go, dvr.go, arp.go), plus the
+// and a bridge's state to the flows of the tables it owns (l2.go, dvr.go, arp.go, nd.go,
+// ra.go, firewall.go, dhcp.go), plus the
 // namespace plan of each host (l3.go). Nothing here talks to a switch or a database: the
 // controller feeds Views in and sends the flows out.
 package apps
@@ -118,6 +119,8 @@ func FlowsOf(v *topology.View, st *BridgeState, part string) []ofproto.Flow {
 			out = l2Net(v, st, part)
 			out = append(out, dvrNet(v, st, part)...)
 			out = append(out, arpNet(v, st, part)...)
+			out = append(out, ndNet(v, st, part)...)
+			out = append(out, raNet(v, st, part)...)
 			out = append(out, firewallNet(v, st, part)...)
 			out = append(out, dhcpNet(v, st, part)...)
 		}

@@ -30,7 +30,14 @@ import (
 // rule, not members x rules; a group's member addresses are covered by the
 // fewest prefixes that hold exactly them. Stateless groups skip conntrack. Broadcast and
 // multicast to the port are delivered by TRANSIENT's flood flow, as Neutron's NORMAL does;
-// only IPv4 is filtered, anything else from or to a firewalled port is dropped.
+// only IPv4 is filtered, anything else from or to a firewalled port is dropped but the
+// ICMPv6 of neighbour discovery, as Neutron's driver lets it through: a port may send
+// router and neighbour solicitations and MLD queries from its own IPv6 addresses and the
+// link-local address of its MAC (on to ARP_RESPONDER, nd.go and ra.go), neighbour
+// advertisements only for its own addresses (nd_target), and no router advertisement;
+// MLD queries, router advertisements and neighbour solicitations and advertisements
+// reach it. IPv6 security group rules come with DVR IPv6 routing (issue 16): until then
+// other IPv6 traffic of a firewalled port is dropped.
 
 // Registers of the firewall, as Neutron's driver uses them.
 const (
@@ -53,6 +60,7 @@ const (
 	prioFWRule     uint16 = 70  // a rule
 	prioFWConj     uint16 = 71  // a rule with a remote group: its conjunction clauses and conj_id
 	prioFWDHCPSrv  uint16 = 70  // DHCP server replies from a port: dropped
+	prioFWRA       uint16 = 70  // router advertisements from a port: dropped
 	prioFWTracked  uint16 = 80  // ingress already tracked, or stateless
 	prioFWDHCP     uint16 = 80  // DHCP client requests that did not go to DHCP_IPV4: dropped
 	prioFWTrack    uint16 = 90  // ingress into conntrack
@@ -60,6 +68,8 @@ const (
 	prioFWARP      uint16 = 95  // ARP with one of the port's addresses
 	prioFWIngDHCP  uint16 = 95  // DHCP offers to the port
 	prioFWIngARP   uint16 = 100 // ARP to the port
+	prioFWIngND    uint16 = 100 // neighbour discovery to the port
+	prioFWND       uint16 = 95  // neighbour discovery from one of the port's addresses
 	prioFWDeliver  uint16 = 10  // out to the port
 )
 
@@ -129,12 +139,19 @@ func firewallBridge() []ofproto.Flow {
 		// spoofed, or on a network with no DHCP server: dropped too, never flooded.
 		flow(IntBaseEgress, prioFWDHCP, ofproto.Match{ip, udp, ofproto.UDPSrc(68), ofproto.UDPDst(67)}, nil, 0, false),
 		flow(IntBaseEgress, prioFWDHCPSrv, ofproto.Match{ip, udp, ofproto.UDPSrc(67), ofproto.UDPDst(68)}, nil, 0, false),
+		// A router advertisement of a port (one of its own addresses' ND did not take it):
+		// dropped.
+		flow(IntBaseEgress, prioFWRA, icmp6(ofproto.ICMPv6RouterAdvertisement), nil, 0, false),
 		// ACCEPTED_EGRESS: commit a new connection, on to TRANSIENT.
 		flow(IntAcceptedEgress, prioFWCommit, ofproto.Match{stNewNotEst, ip}, commit, IntTransient, true),
 		// BASE_INGRESS: ARP and DHCP offers are delivered; IPv4 goes into conntrack unless
 		// it was tracked on its way out of a port of the same network here, or the port is
 		// stateless.
 		flow(IntBaseIngress, prioFWIngARP, ofproto.Match{arp}, nil, IntDeliver, true),
+		flow(IntBaseIngress, prioFWIngND, icmp6(icmp6MLDQuery), nil, IntDeliver, true),
+		flow(IntBaseIngress, prioFWIngND, icmp6(ofproto.ICMPv6RouterAdvertisement), nil, IntDeliver, true),
+		flow(IntBaseIngress, prioFWIngND, icmp6(ofproto.ICMPv6NeighborSolicitation), nil, IntDeliver, true),
+		flow(IntBaseIngress, prioFWIngND, icmp6(ofproto.ICMPv6NeighborAdvertisement), nil, IntDeliver, true),
 		flow(IntBaseIngress, prioFWIngDHCP, ofproto.Match{ip, udp, ofproto.UDPSrc(67), ofproto.UDPDst(68)}, nil, IntDeliver, true),
 		flow(IntBaseIngress, prioFWTrack, ofproto.Match{ip, stNotTracked, regStateful},
 			[]ofproto.Action{ofproto.CT{ZoneSrc: zoneFromReg, HasTable: true, Table: IntRulesIngress}}, 0, false),
@@ -199,6 +216,25 @@ func firewallPort(v *topology.View, p *topology.PortInfo, ofport uint32, zone ui
 			f.Actions, f.HasGoto = []ofproto.Action{ofproto.CT{ZoneSrc: zoneFromReg, HasTable: true, Table: IntRulesEgress}}, false
 		}
 		out = append(out, f)
+	}
+	// Neighbour discovery from its IPv6 addresses (Neutron's ICMPV6_ALLOWED_EGRESS_TYPES and
+	// ICMPV6_RESTRICTED_EGRESS_TYPES), on to ARP_RESPONDER without conntrack, on a network
+	// with an IPv6 subnet (a port of an IPv4 network costs no more flows than before).
+	var v6 []portAddr
+	if hasIPv6Subnet(v, p.NetworkID) {
+		v6 = sources6Of(p)
+	}
+	for _, a := range v6 {
+		for _, t := range []uint8{icmp6MLDQuery, ofproto.ICMPv6RouterSolicitation, ofproto.ICMPv6NeighborSolicitation} {
+			out = append(out, ofproto.Flow{Table: IntBaseEgress, Priority: prioFWND, Cookie: cookie,
+				Match: append(ofproto.Match{reg}, append(icmp6(t), ofproto.EthSrc(a.mac), ofproto.IPv6SrcMasked(a.prefix))...),
+				Goto:  IntARPResponder, HasGoto: true})
+		}
+		if a.prefix.IsSingleIP() {
+			out = append(out, ofproto.Flow{Table: IntBaseEgress, Priority: prioFWND, Cookie: cookie,
+				Match: append(ofproto.Match{reg}, append(icmp6(ofproto.ICMPv6NeighborAdvertisement), ofproto.NDTarget(a.prefix.Addr()))...),
+				Goto:  IntARPResponder, HasGoto: true})
+		}
 	}
 	for _, d := range []fwDir{dirEgress, dirIngress} {
 		out = append(out, ruleFlows(v, p, reg, d, stateful)...)
@@ -358,6 +394,44 @@ func sourcesOf(p *topology.PortInfo) []portAddr {
 	for _, pair := range p.AllowedAddressPairs {
 		pfx, ok := pair.Prefix()
 		if !ok || !pfx.Addr().Is4() {
+			continue
+		}
+		mac := p.MAC
+		if m, err := net.ParseMAC(pair.MACAddress); err == nil {
+			mac = m
+		}
+		out = append(out, portAddr{mac, pfx})
+	}
+	slices.SortFunc(out, func(a, b portAddr) int {
+		return cmp.Or(bytes.Compare(a.mac, b.mac), a.prefix.Addr().Compare(b.prefix.Addr()), cmp.Compare(a.prefix.Bits(), b.prefix.Bits()))
+	})
+	return slices.CompactFunc(out, func(a, b portAddr) bool { return bytes.Equal(a.mac, b.mac) && a.prefix == b.prefix })
+}
+
+// icmp6MLDQuery is the ICMPv6 type of a multicast listener query (RFC 2710).
+const icmp6MLDQuery = 130
+
+// icmp6 matches ICMPv6 messages of type t.
+func icmp6(t uint8) ofproto.Match {
+	return ofproto.Match{ofproto.EthType(ofproto.EthTypeIPv6), ofproto.IPProto(ofproto.IPProtoICMPv6), ofproto.ICMPv6Type(t)}
+}
+
+// sources6Of returns port p's IPv6 sources: its MAC with each fixed IPv6 address and with
+// the link-local address of the MAC (neighbour discovery uses it, Neutron's lla_address),
+// and each IPv6 allowed address pair, sorted and without duplicates.
+func sources6Of(p *topology.PortInfo) []portAddr {
+	if p.MAC == nil {
+		return nil
+	}
+	out := []portAddr{{p.MAC, netip.PrefixFrom(ofproto.LinkLocal(p.MAC), 128)}}
+	for _, ip := range p.IPs {
+		if ip.Addr.Is6() {
+			out = append(out, portAddr{p.MAC, netip.PrefixFrom(ip.Addr, 128)})
+		}
+	}
+	for _, pair := range p.AllowedAddressPairs {
+		pfx, ok := pair.Prefix()
+		if !ok || !pfx.Addr().Is6() {
 			continue
 		}
 		mac := p.MAC

@@ -1,7 +1,15 @@
 package apps
 
 import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/dvrflow/dvrflow/ofproto"
 
 	"github.com/dvrflow/dvrflow/topology"
 )
@@ -52,10 +60,12 @@ func withIPv6(t *topology.Topology) *topology.Topology {
 	return t
 }
 
-// IPv6 subnets and addresses change no flow and no plan, whether the view is built with
+// IPv6 subnets and addresses change no plan and no flow but IPv6 ones (neighbour
+// discovery, router advertisements, IPv6 anti-spoofing), whether the view is built with
 // them or they come as changes, and every plan still validates (the host helper would
-// refuse a plan with an IPv6 address in it, and apply none of it).
-func TestIPv6ChangesNothing(t *testing.T) {
+// refuse a plan with an IPv6 address in it, and apply none of it): L2 is
+// ethertype-agnostic and L3 is IPv4 only until DVR IPv6 routing.
+func TestIPv6ChangesNoPlanNorIPv4Flow(t *testing.T) {
 	base := topology.NewView(withVLANs(seedTopology()), 7)
 	full := topology.NewView(withVLANs(withIPv6(seedTopology())), 7)
 	applied := topology.NewView(withVLANs(seedTopology()), 7)
@@ -74,9 +84,9 @@ func TestIPv6ChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, h := range base.HostNames() {
-		want := render(base, h)
+		want := renderNoIPv6(base, h)
 		for name, v := range map[string]*topology.View{"built": full, "applied": applied} {
-			if got := render(v, h); got != want {
+			if got := renderNoIPv6(v, h); got != want {
 				t.Errorf("%s with IPv6, host %s:\n%s", name, h, lineDiff(got, want))
 			}
 			if p := Plan(v, h); p.Validate() != nil {
@@ -85,12 +95,76 @@ func TestIPv6ChangesNothing(t *testing.T) {
 			}
 		}
 	}
-	// The view keeps the ports, with their IPv4 addresses only, and not the interface on
-	// the IPv6 subnet.
-	if p := full.Port("vm1-000000000000"); p == nil || len(p.FixedIPs) != 1 || len(p.IPs) != 1 {
-		t.Errorf("vm1 in the view: %+v", p)
+	for name, v := range map[string]*topology.View{"built": full, "applied": applied} {
+		checkIPv6View(t, name, v)
 	}
-	if p := full.Port("qr16-00000000000"); p != nil {
-		t.Errorf("interface on the IPv6 subnet in the view: %+v", p)
+}
+
+// checkIPv6View checks what a view of withIPv6 holds of IPv6 (ipv4only.go).
+func checkIPv6View(t *testing.T, name string, v *topology.View) {
+	t.Helper()
+	// Ports keep their IPv6 addresses, and are found by them.
+	vm1 := v.Port("vm1-000000000000")
+	if vm1 == nil || len(vm1.IPs) != 2 || !vm1.IPs[1].Addr.Is6() {
+		t.Errorf("%s: vm1 in the view: %+v", name, vm1)
+	}
+	if p := v.PortWithAddr("net1-000000000000", netip.MustParseAddr("2001:db8:1::f816:3eff:fe00:105")); p != vm1 {
+		t.Errorf("%s: vm1's IPv6 address finds %v", name, p)
+	}
+	// The IPv6 subnets are there; the router's interface on one is its RouterIf, not
+	// routed (no RouterID, not among the router's Interfaces) and realized nowhere.
+	s := v.Subnet("sub16-00000000000")
+	if s == nil || s.RouterID != "" || s.RouterIf == nil || s.RouterIf.ID != "qr16-00000000000" || s.GatewayMAC.String() != "fa:16:3e:00:16:01" {
+		t.Errorf("%s: IPv6 subnet in the view: %+v", name, s)
+	}
+	r := v.Router("r1-0000000000000")
+	if len(r.IPv6Interfaces) != 1 || r.IPv6Interfaces[0] != s || slices.Contains(r.Interfaces, s) {
+		t.Errorf("%s: router's interfaces %v, IPv6 ones %v", name, r.Interfaces, r.IPv6Interfaces)
+	}
+	if hs := v.PortHosts(v.Port("qr16-00000000000")); hs != nil {
+		t.Errorf("%s: interface on the IPv6 subnet realized on %v", name, hs)
+	}
+	// What serves SNAT and floating IPs keeps IPv4 only.
+	if p := v.Port("sg16-00000000000"); p != nil {
+		t.Errorf("%s: SNAT port on the IPv6 subnet in the view: %+v", name, p)
+	}
+	if p := v.Port("qg1-000000000000"); p == nil || len(p.IPs) != 1 || !p.IPs[0].Addr.Is4() {
+		t.Errorf("%s: gateway port in the view: %+v", name, p)
+	}
+	if gw := r.Gateway; len(gw.ExternalFixedIPs) != 1 {
+		t.Errorf("%s: router gateway addresses %v", name, gw.ExternalFixedIPs)
+	}
+}
+
+// renderNoIPv6 is render without the flows that match IPv6 (eth_type 0x86dd).
+func renderNoIPv6(v *topology.View, host string) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "networks %v\n", v.NetworksOn(host))
+	if v.Host(host) == nil {
+		return sb.String()
+	}
+	for _, b := range topology.Bridges() {
+		flows := slices.DeleteFunc(Flows(v, seedBridge(v, host, b)), matchesIPv6)
+		sb.WriteString(renderFlows(b, flows))
+	}
+	p := Plan(v, host)
+	p.Revision = 0
+	j, _ := json.Marshal(p)
+	sb.Write(j)
+	return sb.String()
+}
+
+func matchesIPv6(f ofproto.Flow) bool {
+	et, ok := f.Match.Get(ofproto.ClassBasic, ofproto.OXMEthType)
+	return ok && len(et.Value) == 2 && uint16(et.Value[0])<<8|uint16(et.Value[1]) == ofproto.EthTypeIPv6
+}
+
+// TestDualStackFlowsGolden: br-int of every host of the seed with withIPv6's subnets
+// (docs/pipeline.md quotes its IPv6 flows).
+func TestDualStackFlowsGolden(t *testing.T) {
+	v := topology.NewView(withVLANs(withIPv6(seedTopology())), 7)
+	for _, h := range v.HostNames() {
+		flows := Flows(v, seedBridge(v, h, topology.BrInt))
+		golden(t, filepath.Join("testdata", "ipv6", h+"-br-int.flows"), renderFlows(topology.BrInt, flows))
 	}
 }

@@ -20,6 +20,8 @@ const (
 	AppMiss     App = 0x04 // table-miss flows, built from the declarations below
 	AppFirewall App = 0x05 // security groups and port security on br-int (firewall.go)
 	AppDHCP     App = 0x06 // DHCPv4 client requests to the controller, which answers them (dhcp.go)
+	AppND       App = 0x07 // IPv6 neighbour solicitations for known addresses, answered by the controller (nd.go)
+	AppRA       App = 0x08 // IPv6 router solicitations, answered with router advertisements by the controller (ra.go)
 )
 
 func (a App) String() string {
@@ -36,6 +38,10 @@ func (a App) String() string {
 		return "firewall"
 	case AppDHCP:
 		return "dhcp"
+	case AppND:
+		return "nd"
+	case AppRA:
+		return "ra"
 	}
 	return fmt.Sprintf("app%d", uint8(a))
 }
@@ -45,7 +51,7 @@ func (a App) String() string {
 //	bits 63..56  CookieOwner (0xd7): the flow belongs to dvrflow; the reconciler deletes
 //	             only flows carrying it and never touches anything else on a bridge
 //	bits 55..48  App: who computed the flow (l2=1, dvr=2, arp=3, miss=4, firewall=5,
-//	             dhcp=6)
+//	             dhcp=6, nd=7, ra=8)
 //	bits 47..0   0, reserved (a future incremental engine may put an object hash here)
 const (
 	CookieOwner     uint64 = 0xd7 << 56
@@ -142,6 +148,9 @@ var (
 	fUDPDst  = basic(ofproto.OXMUDPDst)
 	fICMPT   = basic(ofproto.OXMICMPv4Type)
 	fICMPC   = basic(ofproto.OXMICMPv4Code)
+	fIPv6Src = basic(ofproto.OXMIPv6Src)
+	fICMP6T  = basic(ofproto.OXMICMPv6Type)
+	fNDTgt   = basic(ofproto.OXMIPv6NDTarget)
 	fRegPort = FieldID{ofproto.ClassNXM1, ofproto.NXMReg0 + RegPort}
 	fRegZone = FieldID{ofproto.ClassNXM1, ofproto.NXMReg0 + RegZone}
 	fCTState = FieldID{ofproto.ClassNXM1, ofproto.NXMCTState}
@@ -165,7 +174,7 @@ const (
 	IntBaseEgress      uint8 = 11 // firewall: a firewalled port's own addresses, ARP -> conntrack
 	IntRulesEgress     uint8 = 12 // firewall: the port's egress rules, connection states
 	IntAcceptedEgress  uint8 = 13 // firewall: commit new egress connections, on to TRANSIENT
-	IntARPResponder    uint8 = 21 // ARP requests for known addresses -> controller
+	IntARPResponder    uint8 = 21 // ARP requests and IPv6 neighbour and router solicitations for known addresses -> controller
 	IntTransient       uint8 = 60 // exact L2 forwarding within a local VLAN, and flooding
 	IntBaseIngress     uint8 = 81 // firewall: ARP and DHCP offers to the port pass; IPv4 -> conntrack
 	IntRulesIngress    uint8 = 82 // firewall: the port's ingress rules, connection states
@@ -193,19 +202,19 @@ var pipeline = []Table{
 		Next:   []uint8{IntDVRToSrcMAC, IntARPResponder, IntTransient, IntBaseEgress, IntDHCPv4}},
 	{Bridge: topology.BrInt, ID: IntDVRToSrcMAC, Name: "DVR_TO_SRC_MAC", App: AppDVR, Miss: MissDrop,
 		Fields: []FieldID{fVLAN, fEthDst}, Next: []uint8{IntTransient}},
-	{Bridge: topology.BrInt, ID: IntARPResponder, Name: "ARP_RESPONDER", App: AppARP, Miss: MissGoto, MissNext: IntTransient,
-		Fields: []FieldID{fVLAN, fEthType, fARPOp, fARPTPA, fEthSrc}, Next: []uint8{IntTransient}},
+	{Bridge: topology.BrInt, ID: IntARPResponder, Name: "ARP_RESPONDER", App: AppARP, Also: []App{AppND, AppRA}, Miss: MissGoto, MissNext: IntTransient,
+		Fields: []FieldID{fVLAN, fEthType, fARPOp, fARPTPA, fEthSrc, fIPProto, fICMP6T, fNDTgt}, Next: []uint8{IntTransient}},
 	{Bridge: topology.BrInt, ID: IntTransient, Name: "TRANSIENT", App: AppL2, Also: []App{AppDHCP}, Miss: MissController,
 		Fields: []FieldID{fVLAN, fEthDst}, Next: []uint8{IntBaseIngress}},
 	{Bridge: topology.BrInt, ID: IntBaseEgress, Name: "BASE_EGRESS", App: AppFirewall, Miss: MissDrop,
-		Fields: []FieldID{fRegPort, fEthType, fEthSrc, fARPSPA, fIPSrc, fIPProto, fUDPSrc, fUDPDst},
+		Fields: []FieldID{fRegPort, fEthType, fEthSrc, fARPSPA, fIPSrc, fIPProto, fUDPSrc, fUDPDst, fIPv6Src, fICMP6T, fNDTgt},
 		Next:   []uint8{IntARPResponder, IntRulesEgress, IntAcceptedEgress}},
 	{Bridge: topology.BrInt, ID: IntRulesEgress, Name: "RULES_EGRESS", App: AppFirewall, Miss: MissDrop,
 		Fields: fRules, Next: []uint8{IntAcceptedEgress}},
 	{Bridge: topology.BrInt, ID: IntAcceptedEgress, Name: "ACCEPTED_EGRESS", App: AppFirewall, Miss: MissGoto, MissNext: IntTransient,
 		Fields: []FieldID{fEthType, fCTState}, Next: []uint8{IntTransient}},
 	{Bridge: topology.BrInt, ID: IntBaseIngress, Name: "BASE_INGRESS", App: AppFirewall, Miss: MissDrop,
-		Fields: []FieldID{fRegZone, fEthType, fIPProto, fUDPSrc, fUDPDst, fCTState}, Next: []uint8{IntRulesIngress, IntDeliver}},
+		Fields: []FieldID{fRegZone, fEthType, fIPProto, fUDPSrc, fUDPDst, fCTState, fICMP6T}, Next: []uint8{IntRulesIngress, IntDeliver}},
 	{Bridge: topology.BrInt, ID: IntRulesIngress, Name: "RULES_INGRESS", App: AppFirewall, Miss: MissDrop,
 		Fields: fRules, Next: []uint8{IntAcceptedIngress}},
 	{Bridge: topology.BrInt, ID: IntAcceptedIngress, Name: "ACCEPTED_INGRESS", App: AppFirewall, Miss: MissGoto, MissNext: IntDeliver,

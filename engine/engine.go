@@ -1,6 +1,7 @@
 // Package engine drives dvrflow's control loop: it follows the topology in PostgreSQL, turns
 // each revision into an topology.View, gives every connected bridge the flows the apps compute
-// for it (the controller's reconcilers send only the difference), answers ARP packet-ins,
+// for it (the controller's reconcilers send only the difference), answers ARP, IPv6
+// neighbour and router solicitations and DHCP packet-ins, sends router advertisements,
 // marks ports ACTIVE when their device appears on their host, allocates local VLANs, and
 // publishes each host's namespace plan to the host helpers.
 //
@@ -36,6 +37,9 @@ type Config struct {
 	// DHCP is what DHCP answers take besides the topology (apps.DefaultDHCPConfig when
 	// its lease time is 0).
 	DHCP apps.DHCPConfig
+	// RAMinInterval and RAMaxInterval bound the random wait between two rounds of
+	// unsolicited router advertisements (default 10 and 30 s).
+	RAMinInterval, RAMaxInterval time.Duration
 }
 
 // Engine is the control loop. Create it with New, start it with Run.
@@ -68,6 +72,8 @@ type Engine struct {
 	planCh     chan struct{}                // closed and replaced whenever a plan changes
 	heldARP    heldList[ofproto.ARPRequest] // ARP requests waiting for the view to know their address
 	heldDHCP   heldList[*dhcp4.Message]     // DHCP messages waiting for the view to know their port
+	raPending  map[uint64]bool              // br-int bridges whose new ports may not have heard router advertisements
+	raKick     chan struct{}                // raPending has bridges
 	dhcpCounts dhcpCounts
 	stats      Stats
 }
@@ -92,6 +98,9 @@ type Stats struct {
 	LastBridges     int // bridges the last pass handed desired flows
 	ARPAnswered     uint64
 	ARPUnknown      uint64
+	NDAnswered      uint64 // neighbour solicitations answered
+	NDUnanswered    uint64 // neighbour solicitations that reached the controller and were not answered (DAD of its own address)
+	RASent          uint64 // router advertisements sent, solicited or not
 	MissPacketIns   uint64
 	UnknownSwitches uint64            // switches seen connecting that belong to no registered host
 	DHCP            map[string]uint64 // DHCP client messages by outcome (apps.DHCPOffered, ...)
@@ -107,6 +116,9 @@ func New(log *zap.Logger, cfg Config, store *db.Store, sw *controller.Server) *E
 	}
 	if cfg.DHCP.LeaseTime == 0 {
 		cfg.DHCP = apps.DefaultDHCPConfig()
+	}
+	if cfg.RAMinInterval <= 0 || cfg.RAMaxInterval < cfg.RAMinInterval {
+		cfg.RAMinInterval, cfg.RAMaxInterval = defaultRAMinInterval, defaultRAMaxInterval
 	}
 	return &Engine{
 		log:          log.Named("engine"),
@@ -124,6 +136,8 @@ func New(log *zap.Logger, cfg Config, store *db.Store, sw *controller.Server) *E
 		planCh:       make(chan struct{}),
 		heldARP:      heldList[ofproto.ARPRequest]{max: maxHeldARP, keep: heldARPFor},
 		heldDHCP:     heldList[*dhcp4.Message]{max: maxHeldDHCP, keep: heldDHCPFor},
+		raPending:    map[uint64]bool{},
+		raKick:       make(chan struct{}, 1),
 	}
 }
 
@@ -172,6 +186,14 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer cancelMiss()
 	cancelDHCP := e.sw.HandlePacketIn(apps.IntDHCPv4, apps.Cookie(apps.AppDHCP), apps.CookieOwnerMask|apps.CookieAppMask, e.onDHCP)
 	defer cancelDHCP()
+	cancelND := e.sw.HandlePacketIn(apps.IntARPResponder, apps.Cookie(apps.AppND), apps.CookieOwnerMask|apps.CookieAppMask, e.onND)
+	defer cancelND()
+	cancelRS := e.sw.HandlePacketIn(apps.IntARPResponder, apps.Cookie(apps.AppRA), apps.CookieOwnerMask|apps.CookieAppMask, e.onRS)
+	defer cancelRS()
+	raCtx, stopRA := context.WithCancel(ctx)
+	raDone := make(chan struct{})
+	go func() { defer close(raDone); e.advertise(raCtx) }()
+	defer func() { stopRA(); <-raDone }()
 
 	listenErr := make(chan error, 1)
 	go func() {

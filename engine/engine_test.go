@@ -48,6 +48,7 @@ type fixture struct {
 	plans *planProxy
 	topo  *seed.Topology
 	opts  seed.Options
+	cfg   Config // of the engine the next startController starts
 
 	mu       sync.Mutex
 	eng      *Engine
@@ -105,7 +106,7 @@ func (f *fixture) startController() {
 		f.t.Fatal(err)
 	}
 	ofs := controller.NewServer(f.log, enginetest.ControllerConfig())
-	eng := New(f.log, Config{}, f.store, ofs)
+	eng := New(f.log, f.cfg, f.store, ofs)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	var wg sync.WaitGroup

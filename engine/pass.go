@@ -65,6 +65,7 @@ func (e *Engine) pass(ctx context.Context) error {
 	bridges := e.pushFlows(v, all, affected, parts, dirty)
 	e.shared.sweep(v)
 	e.updatePlans(v, planHosts)
+	e.kickRAs(raBridges(v, all, dirty, hosts, parts))
 	statusHosts := slices.Clone(hosts)
 	for dpid := range dirty {
 		if h, br, ok := v.HostOfDPID(dpid); ok && br == topology.BrInt && !affected[h] {

@@ -66,6 +66,9 @@ var fieldSpecs = [...]fieldSpec{
 	{ClassBasic, OXMICMPv4Code, 1, "icmp_code", "icmpv4_code", "NXM_OF_ICMP_CODE", fmtDec, fmtDec, 55, 105},
 	{ClassBasic, OXMICMPv6Type, 1, "icmp_type", "icmpv6_type", "NXM_NX_ICMPV6_TYPE", fmtDec, fmtDec, 56, 104},
 	{ClassBasic, OXMICMPv6Code, 1, "icmp_code", "icmpv6_code", "NXM_NX_ICMPV6_CODE", fmtDec, fmtDec, 57, 105},
+	{ClassBasic, OXMIPv6NDTarget, 16, "nd_target", "", "NXM_NX_ND_TARGET", fmtIPv6, fmtIPv6, 58, 106},
+	{ClassBasic, OXMIPv6NDSLL, 6, "nd_sll", "", "NXM_NX_ND_SLL", fmtMAC, fmtMAC, 59, 107},
+	{ClassBasic, OXMIPv6NDTLL, 6, "nd_tll", "", "NXM_NX_ND_TLL", fmtMAC, fmtMAC, 59, 108},
 	{ClassBasic, OXMARPOp, 2, "arp_op", "", "NXM_OF_ARP_OP", fmtDec, fmtDec, 60, 80},
 	{ClassBasic, OXMARPSPA, 4, "arp_spa", "", "NXM_OF_ARP_SPA", fmtIPv4, fmtIPv4, 61, 70},
 	{ClassBasic, OXMARPTPA, 4, "arp_tpa", "", "NXM_OF_ARP_TPA", fmtIPv4, fmtIPv4, 62, 71},
@@ -198,6 +201,9 @@ func (s *fieldSpec) formatValue(f Field, set bool) string {
 		if f.Mask == nil {
 			return a.String()
 		}
+		if n := cidrLen6(f.Mask); n >= 0 {
+			return a.String() + "/" + strconv.Itoa(n)
+		}
 		return a.String() + "/" + netip.AddrFrom16([16]byte(f.Mask)).String()
 	case fmtVLAN:
 		v := binary.BigEndian.Uint16(f.Value)
@@ -224,6 +230,20 @@ func cidrLen(m uint32) int {
 	}
 	if m != 0 {
 		return -1
+	}
+	return n
+}
+
+// cidrLen6 is the prefix length of a 16-byte mask, or -1 when it is not a prefix.
+func cidrLen6(m []byte) int {
+	n := 0
+	for n < 128 && m[n/8]&(0x80>>(n%8)) != 0 {
+		n++
+	}
+	for i := n; i < 128; i++ {
+		if m[i/8]&(0x80>>(i%8)) != 0 {
+			return -1
+		}
 	}
 	return n
 }

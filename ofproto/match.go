@@ -16,35 +16,38 @@ const (
 
 // OpenFlow basic OXM field numbers (oxm_ofb_match_fields).
 const (
-	OXMInPort     uint8 = 0
-	OXMInPhyPort  uint8 = 1
-	OXMMetadata   uint8 = 2
-	OXMEthDst     uint8 = 3
-	OXMEthSrc     uint8 = 4
-	OXMEthType    uint8 = 5
-	OXMVLANVID    uint8 = 6
-	OXMVLANPCP    uint8 = 7
-	OXMIPDSCP     uint8 = 8
-	OXMIPECN      uint8 = 9
-	OXMIPProto    uint8 = 10
-	OXMIPv4Src    uint8 = 11
-	OXMIPv4Dst    uint8 = 12
-	OXMTCPSrc     uint8 = 13
-	OXMTCPDst     uint8 = 14
-	OXMUDPSrc     uint8 = 15
-	OXMUDPDst     uint8 = 16
-	OXMICMPv4Type uint8 = 19
-	OXMICMPv4Code uint8 = 20
-	OXMARPOp      uint8 = 21
-	OXMARPSPA     uint8 = 22
-	OXMARPTPA     uint8 = 23
-	OXMARPSHA     uint8 = 24
-	OXMARPTHA     uint8 = 25
-	OXMIPv6Src    uint8 = 26
-	OXMIPv6Dst    uint8 = 27
-	OXMICMPv6Type uint8 = 29
-	OXMICMPv6Code uint8 = 30
-	OXMTunnelID   uint8 = 38
+	OXMInPort       uint8 = 0
+	OXMInPhyPort    uint8 = 1
+	OXMMetadata     uint8 = 2
+	OXMEthDst       uint8 = 3
+	OXMEthSrc       uint8 = 4
+	OXMEthType      uint8 = 5
+	OXMVLANVID      uint8 = 6
+	OXMVLANPCP      uint8 = 7
+	OXMIPDSCP       uint8 = 8
+	OXMIPECN        uint8 = 9
+	OXMIPProto      uint8 = 10
+	OXMIPv4Src      uint8 = 11
+	OXMIPv4Dst      uint8 = 12
+	OXMTCPSrc       uint8 = 13
+	OXMTCPDst       uint8 = 14
+	OXMUDPSrc       uint8 = 15
+	OXMUDPDst       uint8 = 16
+	OXMICMPv4Type   uint8 = 19
+	OXMICMPv4Code   uint8 = 20
+	OXMARPOp        uint8 = 21
+	OXMARPSPA       uint8 = 22
+	OXMARPTPA       uint8 = 23
+	OXMARPSHA       uint8 = 24
+	OXMARPTHA       uint8 = 25
+	OXMIPv6Src      uint8 = 26
+	OXMIPv6Dst      uint8 = 27
+	OXMICMPv6Type   uint8 = 29
+	OXMICMPv6Code   uint8 = 30
+	OXMIPv6NDTarget uint8 = 31
+	OXMIPv6NDSLL    uint8 = 32
+	OXMIPv6NDTLL    uint8 = 33
+	OXMTunnelID     uint8 = 38
 )
 
 // Nicira NXM_NX_* field numbers (class ClassNXM1) and NXM_OF_* (class ClassNXM0) used here.
@@ -283,6 +286,51 @@ func ICMPv4Type(t uint8) Field { return basic(OXMICMPv4Type, []byte{t}) }
 
 // ICMPv6Type matches the ICMPv6 type.
 func ICMPv6Type(t uint8) Field { return basic(OXMICMPv6Type, []byte{t}) }
+
+// IPv6Src matches the IPv6 source address.
+func IPv6Src(a netip.Addr) Field { return basic(OXMIPv6Src, ip6(a)) }
+
+// IPv6Dst matches the IPv6 destination address.
+func IPv6Dst(a netip.Addr) Field { return basic(OXMIPv6Dst, ip6(a)) }
+
+// IPv6SrcMasked matches an IPv6 source prefix; a /128 is an exact match.
+func IPv6SrcMasked(p netip.Prefix) Field { return prefix6Field(OXMIPv6Src, p) }
+
+// IPv6DstMasked matches an IPv6 destination prefix; a /128 is an exact match.
+func IPv6DstMasked(p netip.Prefix) Field { return prefix6Field(OXMIPv6Dst, p) }
+
+func prefix6Field(t uint8, p netip.Prefix) Field {
+	p = p.Masked()
+	bits := max(p.Bits(), 0)
+	if bits >= 128 {
+		return basic(t, ip6(p.Addr()))
+	}
+	m := make([]byte, 16)
+	for i := range bits {
+		m[i/8] |= 0x80 >> (i % 8)
+	}
+	return basicMasked(t, ip6(p.Addr()), m)
+}
+
+func ip6(a netip.Addr) []byte {
+	b := a.As16()
+	return b[:]
+}
+
+// ICMPv6 types of neighbour discovery (RFC 4861).
+const (
+	ICMPv6RouterSolicitation    = 133
+	ICMPv6RouterAdvertisement   = 134
+	ICMPv6NeighborSolicitation  = 135
+	ICMPv6NeighborAdvertisement = 136
+)
+
+// IPProtoICMPv6 is ICMPv6's next header number.
+const IPProtoICMPv6 = 58
+
+// NDTarget matches the target address of a neighbour solicitation or advertisement (needs
+// icmpv6_type 135 or 136).
+func NDTarget(a netip.Addr) Field { return basic(OXMIPv6NDTarget, ip6(a)) }
 
 // ARPOp matches the ARP opcode (1 request, 2 reply).
 func ARPOp(op uint16) Field { return basic(OXMARPOp, u16(op)) }

@@ -157,6 +157,10 @@ func TestStringParseRoundTrip(t *testing.T) {
 			Actions: []Action{RegMove{Src: RefReg(0), Dst: FieldRef{Class: ClassNXM1, Type: 1, Bytes: 4, Ofs: 16}, NBits: 16}}},
 		{Table: 6, Priority: 4, Match: Match{EthType(EthTypeIPv6), IPProto(58), ICMPv6Type(135)}.Canonical(), Actions: []Action{Output{Port: PortFlood}}},
 		{Table: 6, Priority: 5, Match: Match{EthType(EthTypeIPv4), IPProto(1), ICMPv4Type(8)}.Canonical()},
+		{Table: 7, Priority: 6, Match: Match{EthType(EthTypeIPv6), IPProto(58), ICMPv6Type(135), NDTarget(ip("2001:db8::f816:3eff:fe00:1")),
+			IPv6Src(ip("fe80::1"))}.Canonical(), Actions: []Action{Output{Port: PortController, MaxLen: ControllerMaxLenNoBuffer}}},
+		{Table: 7, Priority: 7, Match: Match{EthType(EthTypeIPv6), IPv6SrcMasked(netip.MustParsePrefix("2001:db8:1::/64")),
+			IPv6Dst(ip("ff02::2"))}.Canonical()},
 	}
 	for _, f := range flows {
 		if err := f.Validate(); err != nil {
@@ -274,6 +278,8 @@ func TestValidate(t *testing.T) {
 		{Actions: []Action{RawAction{Bytes: []byte{0, 1, 0, 16}}}},
 		{Match: Match{RegMasked(1, 0, 0)}},
 		{Match: Match{EthType(EthTypeIPv4), IPv4DstMasked(netip.MustParsePrefix("0.0.0.0/0"))}},
+		{Match: Match{EthType(EthTypeIPv6), IPProto(58), NDTarget(netip.MustParseAddr("2001:db8::1"))}},
+		{Match: Match{EthType(EthTypeIPv6), IPProto(58), ICMPv6Type(134), NDTarget(netip.MustParseAddr("2001:db8::1"))}},
 	}
 	for i, f := range bad {
 		if err := f.Validate(); err == nil {
@@ -286,6 +292,7 @@ func TestValidate(t *testing.T) {
 		{Actions: []Action{PushVLAN{EtherType: EthTypeVLAN}, SetVLANVID(4)}},
 		{Match: Match{VLANVID(3), {Class: ClassBasic, Type: OXMVLANPCP, Value: []byte{3}}}},
 		{Table: 1, HasGoto: true, Goto: 2, Actions: []Action{RegMove{Src: RefReg(0), Dst: RefReg(1), NBits: 32}}},
+		{Match: Match{EthType(EthTypeIPv6), IPProto(58), ICMPv6Type(136), NDTarget(netip.MustParseAddr("2001:db8::1"))}},
 	}
 	for i, f := range good {
 		if err := f.Validate(); err != nil {

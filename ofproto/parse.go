@@ -350,6 +350,13 @@ func (s *fieldSpec) parseValue(val string, masked bool) (Field, error) {
 		b := a.As16()
 		f.Value = b[:]
 		if hasMask {
+			if n, nerr := strconv.Atoi(m); nerr == nil {
+				if n < 0 || n > 128 {
+					return f, fmt.Errorf("prefix length %d", n)
+				}
+				f.Mask = prefix6Field(0, netip.PrefixFrom(a, n)).Mask // nil for /128
+				break
+			}
 			ma, merr := netip.ParseAddr(m)
 			if merr != nil || !ma.Is6() {
 				return f, fmt.Errorf("bad IPv6 mask %q", m)

@@ -190,6 +190,17 @@ func checkPrereq(m Match, fl Field) error {
 		return needProto(1, EthTypeIPv4)
 	case OXMICMPv6Type, OXMICMPv6Code:
 		return needProto(58, EthTypeIPv6)
+	case OXMIPv6NDTarget, OXMIPv6NDSLL, OXMIPv6NDTLL:
+		if err := needProto(58, EthTypeIPv6); err != nil {
+			return err
+		}
+		want := uint8(ICMPv6NeighborSolicitation)
+		if fl.Type == OXMIPv6NDTLL {
+			want = ICMPv6NeighborAdvertisement
+		}
+		if t, ok := exactU8(m, OXMICMPv6Type); !ok || t != want && !(fl.Type == OXMIPv6NDTarget && t == ICMPv6NeighborAdvertisement) {
+			return fmt.Errorf("needs icmpv6_type %d in the match", want)
+		}
 	}
 	return nil
 }

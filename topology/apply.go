@@ -222,6 +222,7 @@ func (d *pending) touchRouter(v *View, id string) {
 	d.routers[id] = true
 	if r := v.routers[id]; r != nil {
 		d.oldIfaces = append(d.oldIfaces, r.Interfaces...)
+		d.oldIfaces = append(d.oldIfaces, r.IPv6Interfaces...)
 	}
 }
 
@@ -376,13 +377,12 @@ func (v *View) setNetwork(d *pending, id string, n *Network) {
 }
 
 func (v *View) setSubnet(d *pending, id string, s *Subnet) {
-	s = ipv4Subnet(s)
 	d.fips = true
 	if old := v.subnets[id]; old != nil {
 		d.nets[old.NetworkID] = true
 		addAll(d.hosts, v.hostsOfNet[old.NetworkID])
-		if old.RouterID != "" {
-			d.touchRouter(v, old.RouterID)
+		if rid := old.attachedRouter(); rid != "" {
+			d.touchRouter(v, rid)
 		}
 		if n := v.networks[old.NetworkID]; n != nil {
 			n.SubnetIDs = slices.DeleteFunc(slices.Clone(n.SubnetIDs), func(x string) bool { return x == id })

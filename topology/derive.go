@@ -80,7 +80,7 @@ func (v *View) derive(d *pending) {
 // router fields of the subnets they attach.
 func (v *View) deriveRouters(d *pending) {
 	for _, s := range d.oldIfaces {
-		if d.routers[s.RouterID] {
+		if d.routers[s.attachedRouter()] {
 			s.RouterID, s.RouterIf, s.GatewayMAC, s.SNATPort = "", nil, nil, nil
 		}
 		d.nets[s.NetworkID] = true
@@ -99,7 +99,7 @@ func (v *View) deriveRouters(d *pending) {
 		if r == nil {
 			continue
 		}
-		r.Interfaces, r.GatewayPort, r.LinkLocal = nil, nil, netip.Prefix{}
+		r.Interfaces, r.IPv6Interfaces, r.GatewayPort, r.LinkLocal = nil, nil, nil, netip.Prefix{}
 		ports := v.portsOfRouter[rid]
 		ids := slices.Sorted(maps.Keys(ports))
 		for _, p := range ports {
@@ -115,10 +115,21 @@ func (v *View) deriveRouters(d *pending) {
 				if s == nil {
 					continue
 				}
+				if !s.IsIPv4() {
+					// Advertised and answered for, not routed yet (ipv4only.go).
+					for _, ip := range p.IPs {
+						if s6 := v.subnets[ip.SubnetID]; s6 != nil && !s6.IsIPv4() {
+							s6.RouterIf, s6.GatewayMAC = p, p.MAC
+							r.IPv6Interfaces = append(r.IPv6Interfaces, s6)
+						}
+					}
+					continue
+				}
 				s.RouterID, s.RouterIf, s.GatewayMAC = rid, p, p.MAC
 				r.Interfaces = append(r.Interfaces, s)
 			}
 			slices.SortFunc(r.Interfaces, func(a, b *SubnetInfo) int { return cmp.Compare(a.ID, b.ID) })
+			slices.SortFunc(r.IPv6Interfaces, func(a, b *SubnetInfo) int { return cmp.Compare(a.ID, b.ID) })
 		}
 		for _, id := range ids {
 			p := ports[id]

@@ -2,24 +2,23 @@ package topology
 
 import "strings"
 
-// The data path serves IPv4 only (issue 16). The view drops IPv6 subnets, and the IPv6
-// addresses of ports and router gateways, as it takes records in, so that nothing derived
-// from it (flows, plans) sees them: the host helper refuses a plan holding an IPv6
-// address. A router's port left without an address (an interface on an IPv6 subnet) is
-// left out whole. Ports keep their IPv4 addresses and their L2 place.
+// The data path serves IPv6 at L2 so far (issue 16): switching, neighbour discovery and
+// router advertisements. The view therefore holds IPv6 subnets, the IPv6 addresses of
+// ports, and a router's interface on an IPv6 subnet as that subnet's RouterIf and
+// GatewayMAC (its RA source), but such a subnet has no RouterID and is not among the
+// router's Interfaces: no host runs a router for it, no plan holds it, no flow routes it.
+//
+// What is not built yet stays out, so that plans keep IPv4 only (the host helper refuses a
+// plan holding an IPv6 address) until DVR IPv6 routing: the IPv6 addresses of router
+// gateways (Router.Gateway), of the routers' gateway and SNAT ports and of floating IP
+// agent gateway ports, which this filter drops as it takes records in. A router port left
+// without an address (a SNAT port on IPv6 subnets only) is left out whole.
 
-// ipv4Subnet returns s, or nil (absent) for an IPv6 subnet.
-func ipv4Subnet(s *Subnet) *Subnet {
-	if s != nil && !s.IsIPv4() {
-		return nil
-	}
-	return s
-}
-
-// ipv4Port returns p without its IPv6 addresses (a copy when it has some), or nil for a
-// router port that has only IPv6 ones.
+// ipv4Port returns p without the IPv6 addresses of its gateway, SNAT or agent gateway
+// port (a copy when it has some), or nil for such a router port that has only IPv6 ones.
+// Other ports are kept as they are.
 func ipv4Port(p *Port) *Port {
-	if p == nil || !hasIPv6(p.FixedIPs) {
+	if p == nil || !v4OnlyOwner(p.DeviceOwner) || !hasIPv6(p.FixedIPs) {
 		return p
 	}
 	cp := *p
@@ -28,6 +27,12 @@ func ipv4Port(p *Port) *Port {
 		return nil
 	}
 	return &cp
+}
+
+// v4OnlyOwner reports whether ports of this device owner keep only their IPv4 addresses in
+// the view: they serve the SNAT and floating IP paths, IPv4 only so far.
+func v4OnlyOwner(owner string) bool {
+	return owner == OwnerRouterGateway || owner == OwnerRouterCentralizedSNAT || owner == OwnerFloatingIPAgentGateway
 }
 
 // ipv4Router returns r with only the IPv4 addresses of its gateway (a copy when it had

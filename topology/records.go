@@ -130,8 +130,8 @@ type HostRoute struct {
 	NextHop     string `json:"nexthop"`
 }
 
-// Subnet is a subnet of a network, IPv4 or IPv6 (IPVersion). The data path serves IPv4
-// subnets only (issue 16): consumers skip the others (IsIPv4).
+// Subnet is a subnet of a network, IPv4 or IPv6 (IPVersion). The data path routes IPv4
+// subnets only so far (issue 16; topology/ipv4only.go says what IPv6 has).
 type Subnet struct {
 	ID              string           `json:"id"`
 	NetworkID       string           `json:"network_id"`
@@ -395,7 +395,7 @@ const (
 	IPv6DHCPStateless = "dhcpv6-stateless"
 )
 
-// IsIPv4 tells whether the subnet is IPv4, the only version the data path serves yet
+// IsIPv4 tells whether the subnet is IPv4, the only version the data path routes yet
 // (issue 16).
 func (s *Subnet) IsIPv4() bool { return s.IPVersion != 6 }
 

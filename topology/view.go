@@ -117,10 +117,18 @@ type SubnetInfo struct {
 	*Subnet
 	Prefix     netip.Prefix
 	Gateway    netip.Addr // zero when the subnet has no gateway
-	RouterID   string     // distributed router attached through RouterPort, if any
-	RouterIf   *PortInfo  // the network:router_interface_distributed port
+	RouterID   string     // distributed router routing the subnet through RouterIf, if any (IPv4 only so far)
+	RouterIf   *PortInfo  // the network:router_interface_distributed port (on an IPv6 subnet: not routed, see ipv4only.go)
 	SNATPort   *PortInfo  // the network:router_centralized_snat port, while the router has a gateway
 	GatewayMAC net.HardwareAddr
+}
+
+// attachedRouter is the router whose interface the subnet is on, routed or not.
+func (s *SubnetInfo) attachedRouter() string {
+	if s.RouterID == "" && s.RouterIf != nil {
+		return s.RouterIf.DeviceID
+	}
+	return s.RouterID
 }
 
 // PortInfo is a port with parsed addresses.
@@ -139,9 +147,12 @@ type PortIP struct {
 // RouterInfo is a router with its interfaces.
 type RouterInfo struct {
 	*Router
-	Interfaces  []*SubnetInfo // internal subnets, sorted by subnet ID
-	GatewayPort *PortInfo     // network:router_gateway, when the router has a gateway
-	LinkLocal   netip.Prefix  // rfp/fpr /31, when the router has a gateway
+	Interfaces []*SubnetInfo // internal subnets it routes, sorted by subnet ID
+	// IPv6Interfaces are its interfaces' IPv6 subnets, sorted by ID: advertised (RA) and
+	// answered for (ND), not routed yet (ipv4only.go).
+	IPv6Interfaces []*SubnetInfo
+	GatewayPort    *PortInfo    // network:router_gateway, when the router has a gateway
+	LinkLocal      netip.Prefix // rfp/fpr /31, when the router has a gateway
 }
 
 // FIPInfo is an associated floating IP with where it is realized.
@@ -333,11 +344,15 @@ func (v *View) PortsOnNetwork(netID string) map[string]*PortInfo { return v.port
 func (v *View) Routers() map[string]*RouterInfo { return v.routers }
 
 // PortHosts returns the hosts where port p is realized: its binding for VM, DHCP and agent
-// gateway ports; every host running the router for a distributed router interface; the
+// gateway ports; every host running the router for a distributed router interface with an
+// IPv4 address; the
 // snat host for snat and router gateway ports.
 func (v *View) PortHosts(p *PortInfo) []string {
 	switch p.DeviceOwner {
 	case OwnerRouterInterfaceDistributed:
+		if !slices.ContainsFunc(p.IPs, func(ip PortIP) bool { return ip.Addr.Is4() }) {
+			return nil // on IPv6 subnets only: not routed, so not plugged, yet (ipv4only.go)
+		}
 		return sortedSet(v.hostsOfRouter[p.DeviceID])
 	case OwnerRouterCentralizedSNAT, OwnerRouterGateway:
 		if h, ok := v.snatHost[p.DeviceID]; ok {
