@@ -168,3 +168,36 @@ func TestDualStackFlowsGolden(t *testing.T) {
 		golden(t, filepath.Join("testdata", "ipv6", h+"-br-int.flows"), renderFlows(topology.BrInt, flows))
 	}
 }
+
+// A dual-stack router interface (one port on the IPv4 and the IPv6 subnet of a network,
+// as Neutron attaches a port with both), its IPv6 address first: the port is the IPv4
+// subnet's routed interface and the IPv6 subnet's advertised one, and the plans and the
+// IPv4 flows are those of the IPv4 interface alone.
+func TestDualStackRouterInterface(t *testing.T) {
+	base := topology.NewView(withVLANs(seedTopology()), 7)
+	top := withIPv6(seedTopology())
+	top.Ports = slices.DeleteFunc(top.Ports, func(p topology.Port) bool { return p.ID == "qr16-00000000000" })
+	for i := range top.Ports {
+		if top.Ports[i].ID == "qr1-000000000000" {
+			top.Ports[i].FixedIPs = append([]topology.FixedIP{{SubnetID: "sub16-00000000000", IPAddress: "2001:db8:1::1"}},
+				top.Ports[i].FixedIPs...)
+		}
+	}
+	v := topology.NewView(withVLANs(top), 7)
+	s4, s6 := v.Subnet("sub1-000000000000"), v.Subnet("sub16-00000000000")
+	r := v.Router("r1-0000000000000")
+	if s4.RouterIf == nil || s4.RouterIf.ID != "qr1-000000000000" || s4.RouterID != r.ID || !slices.Contains(r.Interfaces, s4) {
+		t.Errorf("IPv4 subnet's interface %+v, router's interfaces %v", s4.RouterIf, r.Interfaces)
+	}
+	if s6.RouterIf == nil || s6.RouterIf.ID != "qr1-000000000000" || s6.RouterID != "" || !slices.Equal(r.IPv6Interfaces, []*topology.SubnetInfo{s6}) {
+		t.Errorf("IPv6 subnet's interface %+v, router's IPv6 interfaces %v", s6.RouterIf, r.IPv6Interfaces)
+	}
+	for _, h := range base.HostNames() {
+		if got, want := renderNoIPv6(v, h), renderNoIPv6(base, h); got != want {
+			t.Errorf("host %s:\n%s", h, lineDiff(got, want))
+		}
+		if p := Plan(v, h); p.Validate() != nil {
+			t.Errorf("plan of %s: %v", h, p.Validate())
+		}
+	}
+}

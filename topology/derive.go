@@ -108,25 +108,24 @@ func (v *View) deriveRouters(d *pending) {
 		if r.Distributed {
 			for _, id := range ids {
 				p := ports[id]
-				if p.DeviceOwner != OwnerRouterInterfaceDistributed || len(p.FixedIPs) == 0 {
+				if p.DeviceOwner != OwnerRouterInterfaceDistributed {
 					continue
 				}
-				s := v.subnets[p.FixedIPs[0].SubnetID]
-				if s == nil {
-					continue
-				}
-				if !s.IsIPv4() {
-					// Advertised and answered for, not routed yet (ipv4only.go).
-					for _, ip := range p.IPs {
-						if s6 := v.subnets[ip.SubnetID]; s6 != nil && !s6.IsIPv4() {
-							s6.RouterIf, s6.GatewayMAC = p, p.MAC
-							r.IPv6Interfaces = append(r.IPv6Interfaces, s6)
-						}
+				// A port may hold an IPv4 subnet (one at most) and IPv6 subnets, in any
+				// order: each is an interface of the router.
+				for _, ip := range p.IPs {
+					s := v.subnets[ip.SubnetID]
+					switch {
+					case s == nil:
+					case s.IsIPv4():
+						s.RouterID, s.RouterIf, s.GatewayMAC = rid, p, p.MAC
+						r.Interfaces = append(r.Interfaces, s)
+					case !slices.Contains(r.IPv6Interfaces, s):
+						// Advertised and answered for, not routed yet (ipv4only.go).
+						s.RouterIf, s.GatewayMAC = p, p.MAC
+						r.IPv6Interfaces = append(r.IPv6Interfaces, s)
 					}
-					continue
 				}
-				s.RouterID, s.RouterIf, s.GatewayMAC = rid, p, p.MAC
-				r.Interfaces = append(r.Interfaces, s)
 			}
 			slices.SortFunc(r.Interfaces, func(a, b *SubnetInfo) int { return cmp.Compare(a.ID, b.ID) })
 			slices.SortFunc(r.IPv6Interfaces, func(a, b *SubnetInfo) int { return cmp.Compare(a.ID, b.ID) })
