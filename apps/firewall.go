@@ -384,16 +384,30 @@ type portAddr struct {
 
 // sourcesOf returns port p's IPv4 sources: its MAC with each fixed IP, and each allowed
 // address pair, sorted and without duplicates.
-func sourcesOf(p *topology.PortInfo) []portAddr {
+func sourcesOf(p *topology.PortInfo) []portAddr { return sourcesOfVersion(p, false) }
+
+// sourcesOfVersion returns port p's sources of one IP version: its MAC with each fixed IP
+// of that version, and each allowed address pair of it, sorted and without duplicates;
+// for IPv6 also its MAC with the link-local address of the MAC (neighbour discovery uses
+// it, Neutron's lla_address).
+func sourcesOfVersion(p *topology.PortInfo, v6 bool) []portAddr {
+	bits := 32
 	var out []portAddr
+	if v6 {
+		if p.MAC == nil {
+			return nil
+		}
+		bits = 128
+		out = append(out, portAddr{p.MAC, netip.PrefixFrom(ofproto.LinkLocal(p.MAC), bits)})
+	}
 	for _, ip := range p.IPs {
-		if ip.Addr.Is4() {
-			out = append(out, portAddr{p.MAC, netip.PrefixFrom(ip.Addr, 32)})
+		if ip.Addr.Is6() == v6 {
+			out = append(out, portAddr{p.MAC, netip.PrefixFrom(ip.Addr, bits)})
 		}
 	}
 	for _, pair := range p.AllowedAddressPairs {
 		pfx, ok := pair.Prefix()
-		if !ok || !pfx.Addr().Is4() {
+		if !ok || pfx.Addr().Is6() != v6 {
 			continue
 		}
 		mac := p.MAC
@@ -416,35 +430,8 @@ func icmp6(t uint8) ofproto.Match {
 	return ofproto.Match{ofproto.EthType(ofproto.EthTypeIPv6), ofproto.IPProto(ofproto.IPProtoICMPv6), ofproto.ICMPv6Type(t)}
 }
 
-// sources6Of returns port p's IPv6 sources: its MAC with each fixed IPv6 address and with
-// the link-local address of the MAC (neighbour discovery uses it, Neutron's lla_address),
-// and each IPv6 allowed address pair, sorted and without duplicates.
-func sources6Of(p *topology.PortInfo) []portAddr {
-	if p.MAC == nil {
-		return nil
-	}
-	out := []portAddr{{p.MAC, netip.PrefixFrom(ofproto.LinkLocal(p.MAC), 128)}}
-	for _, ip := range p.IPs {
-		if ip.Addr.Is6() {
-			out = append(out, portAddr{p.MAC, netip.PrefixFrom(ip.Addr, 128)})
-		}
-	}
-	for _, pair := range p.AllowedAddressPairs {
-		pfx, ok := pair.Prefix()
-		if !ok || !pfx.Addr().Is6() {
-			continue
-		}
-		mac := p.MAC
-		if m, err := net.ParseMAC(pair.MACAddress); err == nil {
-			mac = m
-		}
-		out = append(out, portAddr{mac, pfx})
-	}
-	slices.SortFunc(out, func(a, b portAddr) int {
-		return cmp.Or(bytes.Compare(a.mac, b.mac), a.prefix.Addr().Compare(b.prefix.Addr()), cmp.Compare(a.prefix.Bits(), b.prefix.Bits()))
-	})
-	return slices.CompactFunc(out, func(a, b portAddr) bool { return bytes.Equal(a.mac, b.mac) && a.prefix == b.prefix })
-}
+// sources6Of returns port p's IPv6 sources (sourcesOfVersion).
+func sources6Of(p *topology.PortInfo) []portAddr { return sourcesOfVersion(p, true) }
 
 // remoteGroupFlows is the part RemoteGroupPart(dir, group), the same on every br-int that
 // has it: the accept flow of the group's conjunction in direction dir, and its members'

@@ -33,20 +33,11 @@ var ErrNotARP = errors.New("not an Ethernet/IPv4 ARP request")
 // request.
 func ParseARPRequest(frame []byte) (ARPRequest, error) {
 	var r ARPRequest
-	if len(frame) < 14 {
-		return r, fmt.Errorf("frame of %d bytes: %w", len(frame), ErrNotARP)
+	vlan, et, a, err := ethPayload(frame)
+	if err != nil {
+		return r, fmt.Errorf("%w: %w", ErrNotARP, err)
 	}
-	off := 12
-	et := binary.BigEndian.Uint16(frame[off:])
-	if et == EthTypeVLAN {
-		if len(frame) < 18 {
-			return r, fmt.Errorf("truncated VLAN header: %w", ErrNotARP)
-		}
-		r.VLAN = binary.BigEndian.Uint16(frame[14:]) & 0x0fff
-		off = 16
-		et = binary.BigEndian.Uint16(frame[off:])
-	}
-	a := frame[off+2:]
+	r.VLAN = vlan
 	if et != EthTypeARP || len(a) < 28 {
 		return r, ErrNotARP
 	}
@@ -58,6 +49,22 @@ func ParseARPRequest(frame []byte) (ARPRequest, error) {
 	r.SPA = netip.AddrFrom4([4]byte(a[14:18]))
 	r.TPA = netip.AddrFrom4([4]byte(a[24:28]))
 	return r, nil
+}
+
+// ethPayload splits an Ethernet frame with at most one 802.1Q tag into the tag's VLAN ID
+// (0 without one), the ethertype and the payload.
+func ethPayload(frame []byte) (vlan, ethType uint16, payload []byte, err error) {
+	if len(frame) < 14 {
+		return 0, 0, nil, fmt.Errorf("frame of %d bytes", len(frame))
+	}
+	ethType = binary.BigEndian.Uint16(frame[12:])
+	if ethType != EthTypeVLAN {
+		return 0, ethType, frame[14:], nil
+	}
+	if len(frame) < 18 {
+		return 0, 0, nil, errors.New("truncated VLAN header")
+	}
+	return binary.BigEndian.Uint16(frame[14:]) & 0x0fff, binary.BigEndian.Uint16(frame[16:]), frame[18:], nil
 }
 
 // ARPReply builds the untagged Ethernet frame answering req with mac.

@@ -45,20 +45,11 @@ var ErrNotND = errors.New("not an IPv6 neighbour or router solicitation")
 // frame, and a bad one only gets an answer the asker's kernel drops.
 func ParseND(frame []byte) (NDMessage, error) {
 	var m NDMessage
-	if len(frame) < 14 {
-		return m, fmt.Errorf("frame of %d bytes: %w", len(frame), ErrNotND)
+	vlan, et, ip, err := ethPayload(frame)
+	if err != nil {
+		return m, fmt.Errorf("%w: %w", ErrNotND, err)
 	}
-	off := 12
-	et := binary.BigEndian.Uint16(frame[off:])
-	if et == EthTypeVLAN {
-		if len(frame) < 18 {
-			return m, fmt.Errorf("truncated VLAN header: %w", ErrNotND)
-		}
-		m.VLAN = binary.BigEndian.Uint16(frame[14:]) & 0x0fff
-		off = 16
-		et = binary.BigEndian.Uint16(frame[off:])
-	}
-	ip := frame[off+2:]
+	m.VLAN = vlan
 	if et != EthTypeIPv6 || len(ip) < 40+8 || ip[0]>>4 != 6 || ip[6] != IPProtoICMPv6 || ip[7] != ndHopLimit {
 		return m, ErrNotND
 	}
