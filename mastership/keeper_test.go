@@ -1,10 +1,15 @@
 package mastership_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -71,6 +76,9 @@ func TestKeeperRenewsForTheController(t *testing.T) {
 		t.Fatalf("keeper pid %d", pid)
 	}
 	time.Sleep(500 * time.Millisecond)
+	if nices := threadNices(t, pid); len(nices) < 2 || slices.ContainsFunc(nices, func(n int) bool { return n != -10 }) {
+		t.Errorf("the keeper's threads run at nice %v, want all -10", nices)
+	}
 	st1 := a.loop.Status()
 	if st1.Stats.Renewals < 5 || st1.Stats.Lease != cfg.Lease || time.Until(st1.Deadline) < cfg.Lease/2 || st1.Stats.Lapses != 0 {
 		t.Errorf("status with a keeper: %d renewals, lease %s, deadline in %s, %d lapses", st1.Stats.Renewals,
@@ -187,4 +195,29 @@ func TestKeeperStopsForASilentController(t *testing.T) {
 	if !live() {
 		t.Fatal("not live again after a heartbeat")
 	}
+}
+
+// threadNices returns the nice value of every thread of process pid (/proc/PID/task/*/stat,
+// field 19).
+func threadNices(t *testing.T, pid int) []int {
+	t.Helper()
+	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // the thread ended
+		}
+		// After the command name in parentheses: field 3 onwards.
+		fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		n, err := strconv.Atoi(fields[19-3])
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		out = append(out, n)
+	}
+	return out
 }
