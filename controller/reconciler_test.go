@@ -75,18 +75,7 @@ func assertSwitchHas(t *testing.T, sw *ofsim.Switch, want []ofproto.Flow) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := make([]string, len(want))
-	for i := range want {
-		w := want[i]
-		w.Match = slices.Clone(w.Match).Canonical()
-		lines[i] = w.String()
-	}
-	gl := strings.Split(strings.TrimSpace(got), "\n")
-	if got == "" {
-		gl = nil
-	}
-	slices.Sort(lines)
-	slices.Sort(gl)
+	gl, lines := ofsim.SplitDump(got), ofsim.DumpLines(want)
 	if !slices.Equal(lines, gl) {
 		t.Fatalf("switch flows:\n%s\nwant:\n%s", strings.Join(gl, "\n"), strings.Join(lines, "\n"))
 	}

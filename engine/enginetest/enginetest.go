@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -108,16 +107,7 @@ func Switches(log *zap.Logger, opts seed.Options, topo *seed.Topology) map[strin
 // SameFlows reports whether dump, an ofsim switch's DumpFlows, holds exactly the flows of
 // want, whatever their order and the order of their match fields.
 func SameFlows(dump string, want []ofproto.Flow) bool {
-	lines := make([]string, len(want))
-	for i := range want {
-		w := want[i]
-		w.Match = slices.Clone(w.Match).Canonical()
-		lines[i] = w.String()
-	}
-	got := strings.Split(strings.TrimSpace(dump), "\n")
-	slices.Sort(lines)
-	slices.Sort(got)
-	return slices.Equal(lines, got)
+	return slices.Equal(ofsim.SplitDump(dump), ofsim.DumpLines(want))
 }
 
 // Eventually polls cond every 20ms until it holds, failing t after 20s with what was

@@ -151,6 +151,29 @@ func (s *Switch) DumpFlows() (string, error) {
 	return b.String(), nil
 }
 
+// DumpLines returns flows as DumpFlows prints them, one string each, sorted: what a switch
+// holding exactly flows dumps, whatever their order and that of their match fields.
+func DumpLines(flows []ofproto.Flow) []string {
+	out := make([]string, len(flows))
+	for i := range flows {
+		f := flows[i]
+		f.Match = slices.Clone(f.Match).Canonical()
+		out[i] = f.String()
+	}
+	slices.Sort(out)
+	return out
+}
+
+// SplitDump returns the lines of dump, a DumpFlows, sorted.
+func SplitDump(dump string) []string {
+	if strings.TrimSpace(dump) == "" {
+		return nil
+	}
+	out := strings.Split(strings.TrimSpace(dump), "\n")
+	slices.Sort(out)
+	return out
+}
+
 // AddFlow installs f directly (as another controller or ovs-ofctl would), without
 // counting it as received from the controller.
 func (s *Switch) AddFlow(f ofproto.Flow) error {
