@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/dvrflow/dvrflow/ofproto"
 	"github.com/dvrflow/dvrflow/topology"
 	"github.com/jackc/pgx/v5"
 )
@@ -41,16 +42,13 @@ func lastAddr(p netip.Prefix) netip.Addr {
 }
 
 // eui64 is the address on IPv6 prefix p of the interface with MAC mac, by modified EUI-64
-// (RFC 4291 appendix A; Neutron's get_ipv6_addr_by_EUI64): the MAC with ff:fe in its
-// middle and its universal/local bit flipped.
+// (ofproto.EUI64, Neutron's get_ipv6_addr_by_EUI64).
 func eui64(p netip.Prefix, mac string) (netip.Addr, error) {
 	m, err := net.ParseMAC(mac)
 	if err != nil || len(m) != 6 {
 		return netip.Addr{}, invalid("'%s' is not a valid MAC address", mac)
 	}
-	b := p.Masked().Addr().As16()
-	copy(b[8:], []byte{m[0] ^ 0x02, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]})
-	return netip.AddrFrom16(b), nil
+	return ofproto.EUI64(p, m), nil
 }
 
 // subnetEUI64 is the EUI-64 address of the port with MAC mac on auto-address subnet sn.

@@ -109,10 +109,8 @@ func openLeases(ctx context.Context, pcfg *pgxpool.Config) (*Leases, error) {
 	return &Leases{pool: pool}, nil
 }
 
-// Close closes the connections of leases opened by OpenLeases.
-func (s *Leases) Close() { s.close() }
-
-func (s *Leases) close() { s.pool.Close() }
+// Close closes the leases' connections.
+func (s *Leases) Close() { s.pool.Close() }
 
 // ErrControllerIDInUse is returned by RegisterController while another live process
 // holds the id.

@@ -185,7 +185,7 @@ func Open(ctx context.Context, dsn string, cfg Config, log *zap.Logger) (*Store,
 		writes: make(chan *writeReq), closing: make(chan struct{}), writerDone: make(chan struct{})}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
-		leases.close()
+		leases.Close()
 		return nil, err
 	}
 	go s.writer()
@@ -203,7 +203,7 @@ func (s *Store) Close() {
 		close(s.closing)
 		<-s.writerDone
 		s.pool.Close()
-		s.Leases.close()
+		s.Leases.Close()
 	})
 }
 

@@ -295,7 +295,7 @@ func keep(ctx context.Context, log *zap.Logger, spec keeperSpec, leases LeaseSto
 	l.log.Info("controller registered", zap.Duration("lease", cfg.Lease), zap.Duration("renew", cfg.Renew))
 	w := newRecordWriter(out)
 	defer w.close() // nobody reads what is left: the controller is gone or stopping
-	l.renewLoop(ctx, l.kick, func(r renewal) { w.put(l.record(r)) })
+	l.renewLoop(ctx, func(r renewal) { w.put(l.record(r)) })
 	l.stop()
 	rctx, cancelRelease := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancelRelease()

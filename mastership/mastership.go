@@ -21,14 +21,15 @@
 //   - Every claim is a new term, also when a controller takes back a host it mastered
 //     before (after a restart with the same --controller-id, or a lease that lapsed).
 //
-// Renewals are sent every Renew whether or not the one before has come back (two at most
-// in flight), and a renewal that comes back late still moves the deadline from when it
-// was sent. A controller whose renewals come back slowly (an overloaded machine: the
-// process waits for CPU, the Go scheduler for a free processor, PostgreSQL for its
-// backend's turn) asks for a longer lease, four times its slowest renewal of late or the
-// longest stall the Go runtime reported (a goroutine waiting for a processor, a collector
-// pause), up to MaxLease: it is not declared dead, nor moves its hosts away and back, for being slow;
-// a controller that dies is replaced within the lease it last asked for.
+// Renewals are sent every Renew whether or not the one before has come back (four at most
+// in flight, db.LeaseConns), and a renewal that comes back late still moves the deadline
+// from when it was sent. A controller whose renewals come back slowly (an overloaded
+// machine: the process waits for CPU, the Go scheduler for a free processor, PostgreSQL
+// for its backend's turn) asks for a longer lease, four times its slowest renewal of late
+// or the longest stall the Go runtime reported (a goroutine waiting for a processor, a
+// collector pause), up to MaxLease: it is not declared dead, nor moves its hosts away and
+// back, for being slow; a controller that dies is replaced within the lease it last asked
+// for. With Config.Keeper the renewals run in a lease keeper process (keeper.go).
 //
 // The renewal reads a generation counter that every change of the host registry, the
 // masterships and the controllers bumps, and the set of live controllers: the host table
@@ -238,7 +239,7 @@ func (l *Loop) Run(ctx context.Context) error {
 			l.log.Warn("releasing the lease: the others take over when it expires", zap.Error(err))
 		}
 	}()
-	l.renewLoop(ctx, l.kick, func(r renewal) { offer(syncs, r) })
+	l.renewLoop(ctx, func(r renewal) { offer(syncs, r) })
 	return nil
 }
 
@@ -280,12 +281,12 @@ func (l *Loop) stop() {
 	l.stopActing("stopping")
 }
 
-// renewLoop renews the lease every Renew and whenever kick receives, until ctx ends,
+// renewLoop renews the lease every Renew and whenever l.kick receives, until ctx ends,
 // giving each renewal that held the lease to renewed. Renewals run on goroutines of their
 // own, one per tick while fewer than maxInFlight are out: one that comes back late does
 // not hold up the next. When another process took the controller id over, it registers
 // again.
-func (l *Loop) renewLoop(ctx context.Context, kick <-chan struct{}, renewed func(renewal)) {
+func (l *Loop) renewLoop(ctx context.Context, renewed func(renewal)) {
 	results := make(chan renewal, maxInFlight)
 	inFlight := 0
 	send := func(due time.Time) {
@@ -310,7 +311,7 @@ func (l *Loop) renewLoop(ctx context.Context, kick <-chan struct{}, renewed func
 			return
 		case due := <-t.C:
 			send(due)
-		case <-kick:
+		case <-l.kick:
 			send(time.Now())
 		case r := <-results:
 			inFlight--
