@@ -3,6 +3,12 @@
 // neighbours, sysctls, NAT and metadata proxies. The controller's l3 app computes it, the API serves it
 // as JSON, and the host helper makes the kernel match it. It is pure data plus
 // Validate; nothing here decides anything.
+//
+// Addresses, routes, rules and neighbours are IPv4 or IPv6, each entry of one family:
+// a link address or a neighbour by its address, a route by Via when it has one and by Dst
+// otherwise ("default" without Via is the IPv4 default route; "::/0" is the IPv6 one
+// without a next hop), a rule by From (none, or "0.0.0.0/0", is IPv4; "::/0" is IPv6 from
+// all). NAT and the metadata proxy are IPv4 only.
 package plan
 
 import (
@@ -80,6 +86,9 @@ type Instance struct {
 //     = IfaceID and attached-mac = MAC (as Neutron's qr-/qg-/sg-/fg- ports), or
 //   - joined to a link of another namespace of the plan: PeerNamespace and PeerName
 //     name the other end, which must be described there pointing back (rfp-/fpr-).
+//
+// Its addresses are IPv4 or global IPv6 ones: IPv6 link-local addresses (fe80::/10) are
+// the kernel's, never a plan's.
 type Link struct {
 	Name          string `json:"name"`
 	Bridge        string `json:"bridge,omitempty"`
@@ -93,27 +102,30 @@ type Link struct {
 	// veth without completing a partial checksum, and its conntrack drops such TCP; the
 	// metadata proxy's namespace originates TCP, a router's only forwards it.
 	SoftwareChecksum bool     `json:"software_checksum,omitempty"`
-	Addresses        []string `json:"addresses,omitempty"` // CIDR, e.g. "10.0.1.1/24"
+	Addresses        []string `json:"addresses,omitempty"` // CIDR, e.g. "10.0.1.1/24", "2001:db8:1::1/64"
 }
 
-// Route is one route. Table 0 is the main table.
+// Route is one route. Table 0 is the main table. Its family is Via's when Via is set,
+// else Dst's: {Dst: "default", Via: "2001:db8:ff::1"} is the IPv6 default route, a bare
+// "default" the IPv4 one, and "::/0" the IPv6 default route without a next hop.
 type Route struct {
-	Dst   string `json:"dst"` // CIDR (network address) or "default"
-	Via   string `json:"via,omitempty"`
+	Dst   string `json:"dst"`           // CIDR (network address) or "default"
+	Via   string `json:"via,omitempty"` // IPv4 or IPv6 address, the family of Dst
 	Dev   string `json:"dev"`
 	Table int    `json:"table,omitempty"`
 }
 
-// Rule is one IPv4 policy routing rule: from From (or all) arriving on IIF (or any)
-// lookup Table, at Priority.
+// Rule is one policy routing rule: from From (or all) arriving on IIF (or any) lookup
+// Table, at Priority. Its family is From's; a rule without From is IPv4 (an IPv6 rule
+// from all has From "::/0").
 type Rule struct {
 	Priority int64  `json:"priority"`
-	From     string `json:"from,omitempty"` // CIDR; "" is all
+	From     string `json:"from,omitempty"` // CIDR; "" is all (IPv4)
 	IIF      string `json:"iif,omitempty"`
 	Table    int    `json:"table"`
 }
 
-// Neighbor is a permanent neighbour (ARP) entry.
+// Neighbor is a permanent neighbour entry: ARP for an IPv4 address, NDP for an IPv6 one.
 type Neighbor struct {
 	IP  string `json:"ip"`
 	MAC string `json:"mac"`
@@ -258,7 +270,8 @@ func (ns *Namespace) validate(all map[string]*Namespace) error {
 		if err := r.validate(ns); err != nil {
 			return err
 		}
-		k := fmt.Sprintf("%d %s", r.Table, r.Dst)
+		dst, _ := r.DstPrefix()
+		k := fmt.Sprintf("%d %s", r.Table, dst)
 		if routes[k] {
 			return fmt.Errorf("route %s in table %d twice", r.Dst, r.Table)
 		}
@@ -277,9 +290,9 @@ func (ns *Namespace) validate(all map[string]*Namespace) error {
 	}
 	neigh := map[string]bool{}
 	for _, n := range ns.Neighbors {
-		ip, err := netip.ParseAddr(n.IP)
-		if err != nil || !ip.Is4() {
-			return fmt.Errorf("neighbor %q: want an IPv4 address", n.IP)
+		ip, err := parseAddr(n.IP)
+		if err != nil || (ip.Is6() && !unicast6(ip)) {
+			return fmt.Errorf("neighbor %q: want an IPv4 or unicast IPv6 address", n.IP)
 		}
 		if err := validMAC(n.MAC); err != nil {
 			return fmt.Errorf("neighbor %s: %w", n.IP, err)
@@ -287,7 +300,7 @@ func (ns *Namespace) validate(all map[string]*Namespace) error {
 		if !ns.hasDev(n.Dev) {
 			return fmt.Errorf("neighbor %s: dev %q is not a link of the namespace", n.IP, n.Dev)
 		}
-		if k := n.Dev + " " + n.IP; neigh[k] {
+		if k := n.Dev + " " + ip.String(); neigh[k] {
 			return fmt.Errorf("neighbor %s on %s twice", n.IP, n.Dev)
 		} else {
 			neigh[k] = true
@@ -338,8 +351,11 @@ func (l *Link) validate(nsName string, all map[string]*Namespace) error {
 	}
 	for _, a := range l.Addresses {
 		pfx, err := netip.ParsePrefix(a)
-		if err != nil || !pfx.Addr().Is4() {
-			return fmt.Errorf("link %s: address %q: want IPv4 CIDR", l.Name, a)
+		if err != nil || pfx.Addr().Zone() != "" || pfx.Addr().Is4In6() {
+			return fmt.Errorf("link %s: address %q: want IPv4 or IPv6 CIDR", l.Name, a)
+		}
+		if ip := pfx.Addr(); ip.Is6() && (ip.IsLinkLocalUnicast() || ip.IsMulticast() || ip.IsUnspecified() || ip.IsLoopback()) {
+			return fmt.Errorf("link %s: address %q: want a global IPv6 address (link-local ones are the kernel's)", l.Name, a)
 		}
 	}
 	switch {
@@ -384,25 +400,67 @@ func (l *Link) validate(nsName string, all map[string]*Namespace) error {
 	return nil
 }
 
-// DstPrefix parses Dst ("default" is 0.0.0.0/0).
-func (r Route) DstPrefix() (netip.Prefix, error) {
-	if r.Dst == "default" {
-		return netip.PrefixFrom(netip.IPv4Unspecified(), 0), nil
+// parseAddr parses an IPv4 or IPv6 address without a zone (an IPv4-mapped IPv6 address
+// is neither).
+func parseAddr(s string) (netip.Addr, error) {
+	ip, err := netip.ParseAddr(s)
+	if err != nil || ip.Zone() != "" || ip.Is4In6() {
+		return netip.Addr{}, fmt.Errorf("%q: want an IPv4 or IPv6 address", s)
+	}
+	return ip, nil
+}
+
+// unicast6 reports whether an IPv6 address can be a next hop or a neighbour.
+func unicast6(ip netip.Addr) bool {
+	return !ip.IsUnspecified() && !ip.IsMulticast() && !ip.IsLoopback()
+}
+
+// parseNet parses a network CIDR (host bits zero) of either family.
+func parseNet(s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil || p.Addr().Zone() != "" || p.Addr().Is4In6() || p.Masked() != p {
+		return netip.Prefix{}, fmt.Errorf("%q: want an IPv4 or IPv6 network CIDR", s)
+	}
+	return p, nil
+}
+
+// IPv6 reports whether the route is an IPv6 one: by Via when set, else by Dst.
+func (r Route) IPv6() bool {
+	if r.Via != "" {
+		ip, err := netip.ParseAddr(r.Via)
+		return err == nil && ip.Is6()
 	}
 	p, err := netip.ParsePrefix(r.Dst)
-	if err != nil || !p.Addr().Is4() || p.Masked() != p {
-		return netip.Prefix{}, fmt.Errorf("route dst %q: want \"default\" or an IPv4 network CIDR", r.Dst)
+	return err == nil && p.Addr().Is6()
+}
+
+// DstPrefix parses Dst ("default" is 0.0.0.0/0, or ::/0 for an IPv6 route).
+func (r Route) DstPrefix() (netip.Prefix, error) {
+	if r.Dst == "default" {
+		if r.IPv6() {
+			return netip.PrefixFrom(netip.IPv6Unspecified(), 0), nil
+		}
+		return netip.PrefixFrom(netip.IPv4Unspecified(), 0), nil
+	}
+	p, err := parseNet(r.Dst)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("route dst %q: want \"default\" or an IPv4 or IPv6 network CIDR", r.Dst)
 	}
 	return p, nil
 }
 
 func (r Route) validate(ns *Namespace) error {
-	if _, err := r.DstPrefix(); err != nil {
+	dst, err := r.DstPrefix()
+	if err != nil {
 		return err
 	}
 	if r.Via != "" {
-		if ip, err := netip.ParseAddr(r.Via); err != nil || !ip.Is4() {
-			return fmt.Errorf("route %s: via %q: want an IPv4 address", r.Dst, r.Via)
+		ip, err := parseAddr(r.Via)
+		if err != nil || (ip.Is6() && !unicast6(ip)) {
+			return fmt.Errorf("route %s: via %q: want an IPv4 or unicast IPv6 address", r.Dst, r.Via)
+		}
+		if ip.Is6() != dst.Addr().Is6() {
+			return fmt.Errorf("route %s: via %s: not the family of the destination", r.Dst, r.Via)
 		}
 	}
 	if !ns.hasDev(r.Dev) {
@@ -435,8 +493,8 @@ func (r Rule) validate(ns *Namespace) error {
 		return fmt.Errorf("rule %d: neither from nor iif", r.Priority)
 	}
 	if r.From != "" {
-		if p, err := netip.ParsePrefix(r.From); err != nil || !p.Addr().Is4() || p.Masked() != p {
-			return fmt.Errorf("rule %d: from %q: want an IPv4 network CIDR", r.Priority, r.From)
+		if _, err := parseNet(r.From); err != nil {
+			return fmt.Errorf("rule %d: from %q: want an IPv4 or IPv6 network CIDR", r.Priority, r.From)
 		}
 	}
 	if r.IIF != "" && !ns.hasDev(r.IIF) {
@@ -448,7 +506,14 @@ func (r Rule) validate(ns *Namespace) error {
 	return nil
 }
 
-// ParseAddrOrPrefix parses an IPv4 address or CIDR (an address is a /32).
+// IPv6 reports whether the rule is an IPv6 one (its From is an IPv6 prefix).
+func (r Rule) IPv6() bool {
+	p, err := netip.ParsePrefix(r.From)
+	return err == nil && p.Addr().Is6()
+}
+
+// ParseAddrOrPrefix parses an IPv4 address or CIDR (an address is a /32). NAT is IPv4
+// only: there is no NAT66.
 func ParseAddrOrPrefix(s string) (netip.Prefix, error) {
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)

@@ -163,3 +163,129 @@ func TestOVSPeerName(t *testing.T) {
 		t.Errorf("OVSPeerName = %q", got)
 	}
 }
+
+// sample6 is sample made dual-stack, as the l3 app plans IPv6 routed by the distributed
+// router: the qr- ports hold their subnets' IPv6 gateway addresses beside the IPv4 ones,
+// qrouter's table 16 sends the subnet's IPv6 traffic to the SNAT port (sg-) by a rule from
+// the IPv6 prefix, snat's main table has the IPv6 default route through the external
+// gateway, IPv6 neighbours are permanent, and forwarding is on.
+func sample6() Plan {
+	p := sample()
+	qr, fip, snat := &p.Namespaces[0], &p.Namespaces[1], &p.Namespaces[2]
+	qr.Sysctls["net.ipv6.conf.all.forwarding"] = "1"
+	qr.Sysctls["net.ipv6.conf.qr-11111111-aa.accept_ra"] = "0"
+	qr.Sysctls["net.ipv6.conf.qr-11111111-aa.accept_dad"] = "0"
+	qr.Links[0].Addresses = append(qr.Links[0].Addresses, "2001:db8:1::1/64")
+	qr.Links[1].Addresses = append(qr.Links[1].Addresses, "2001:db8:2::1/64", "2001:db8:22::1/64")
+	qr.Routes = append(qr.Routes,
+		Route{Dst: "default", Via: "2001:db8:1::3", Dev: "qr-11111111-aa", Table: 16},
+		Route{Dst: "2001:db8:ff::/64", Via: "2001:db8:1::3", Dev: "qr-11111111-aa", Table: 17},
+		Route{Dst: "::/0", Dev: "qr-22222222-bb", Table: 17})
+	qr.Rules = append(qr.Rules,
+		Rule{Priority: 32768, From: "2001:db8:1::/64", Table: 16},
+		Rule{Priority: 32769, From: "::/0", IIF: "qr-22222222-bb", Table: 17})
+	qr.Neighbors = append(qr.Neighbors,
+		Neighbor{IP: "2001:db8:1::3", MAC: "fa:16:3e:00:05:01", Dev: "qr-11111111-aa"},
+		Neighbor{IP: "fe80::f816:3eff:fe00:501", MAC: "fa:16:3e:00:05:01", Dev: "qr-11111111-aa"})
+	fip.Rules = append(fip.Rules, Rule{Priority: 2852012033, From: "::/0", IIF: "fpr-5a1d4c3e-0", Table: 2852012033})
+	snat.Sysctls = map[string]string{"net.ipv6.conf.all.forwarding": "1", "net.ipv6.conf.qg-44444444-dd.accept_ra": "0"}
+	snat.Links[0].Addresses = append(snat.Links[0].Addresses, "2001:db8:ff::10/64")
+	snat.Links[1].Addresses = append(snat.Links[1].Addresses, "2001:db8:1::3/64")
+	snat.Routes = append(snat.Routes,
+		Route{Dst: "default", Via: "2001:db8:ff::1", Dev: "qg-44444444-dd"},
+		Route{Dst: "2001:db8:2::/64", Via: "2001:db8:1::1", Dev: "sg-55555555-ee"})
+	return p
+}
+
+func TestIPv6IsValidAndRoundTrips(t *testing.T) {
+	p := sample6()
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var q Plan
+	if err := json.Unmarshal(b, &q); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(p, q) {
+		t.Errorf("JSON round trip changed the plan:\n%+v\n%+v", p, q)
+	}
+}
+
+func TestFamilies(t *testing.T) {
+	routes := []struct {
+		r    Route
+		v6   bool
+		want string
+	}{
+		{Route{Dst: "default", Dev: "x"}, false, "0.0.0.0/0"},
+		{Route{Dst: "default", Via: "172.24.4.1", Dev: "x"}, false, "0.0.0.0/0"},
+		{Route{Dst: "default", Via: "2001:db8:ff::1", Dev: "x"}, true, "::/0"},
+		{Route{Dst: "::/0", Dev: "x"}, true, "::/0"},
+		{Route{Dst: "2001:db8:1::/64", Dev: "x"}, true, "2001:db8:1::/64"},
+		{Route{Dst: "10.0.1.0/24", Dev: "x"}, false, "10.0.1.0/24"},
+	}
+	for _, c := range routes {
+		dst, err := c.r.DstPrefix()
+		if c.r.IPv6() != c.v6 || err != nil || dst.String() != c.want {
+			t.Errorf("%+v: IPv6 %v, DstPrefix %s, %v; want %v, %s", c.r, c.r.IPv6(), dst, err, c.v6, c.want)
+		}
+	}
+	rules := map[string]bool{"": false, "10.0.1.0/24": false, "0.0.0.0/0": false, "::/0": true, "2001:db8:1::/64": true}
+	for from, v6 := range rules {
+		if got := (Rule{From: from}).IPv6(); got != v6 {
+			t.Errorf("rule from %q: IPv6 %v, want %v", from, got, v6)
+		}
+	}
+}
+
+func TestValidateRejectsIPv6(t *testing.T) {
+	const qr0 = "qr-11111111-aa"
+	cases := map[string]func(p *Plan){
+		"v6 dst via v4": func(p *Plan) { p.Namespaces[0].Routes[2].Via = "10.0.1.3" },
+		"v4 dst via v6": func(p *Plan) {
+			p.Namespaces[0].Routes[0].Dst = "10.0.9.0/24"
+			p.Namespaces[0].Routes[0].Via = "2001:db8:1::3"
+		},
+		"v6 dst host bits":    func(p *Plan) { p.Namespaces[0].Routes[2].Dst = "2001:db8:ff::1/64" },
+		"v6 dst zone":         func(p *Plan) { p.Namespaces[0].Routes[2].Dst = "fe80::%qr/64" },
+		"v6 via zone":         func(p *Plan) { p.Namespaces[0].Routes[1].Via = "fe80::1%" + qr0 },
+		"v6 via multicast":    func(p *Plan) { p.Namespaces[0].Routes[1].Via = "ff02::1" },
+		"v6 via unspecified":  func(p *Plan) { p.Namespaces[0].Routes[1].Via = "::" },
+		"v6 via mapped":       func(p *Plan) { p.Namespaces[0].Routes[1].Via = "::ffff:10.0.1.3" },
+		"v6 default twice":    func(p *Plan) { p.Namespaces[0].Routes[3].Table = 16 },
+		"v4 default twice":    func(p *Plan) { p.Namespaces[0].Routes[3] = Route{Dst: "0.0.0.0/0", Dev: qr0, Table: 16} },
+		"v6 route dev":        func(p *Plan) { p.Namespaces[2].Routes[1].Dev = "qr-11111111-aa" },
+		"v6 address ll":       func(p *Plan) { p.Namespaces[0].Links[0].Addresses[1] = "fe80::1/64" },
+		"v6 address mcast":    func(p *Plan) { p.Namespaces[0].Links[0].Addresses[1] = "ff02::1/128" },
+		"v6 address zone":     func(p *Plan) { p.Namespaces[0].Links[0].Addresses[1] = "2001:db8:1::1%x/64" },
+		"v6 address mapped":   func(p *Plan) { p.Namespaces[0].Links[0].Addresses[1] = "::ffff:10.0.1.1/120" },
+		"v6 address bits":     func(p *Plan) { p.Namespaces[0].Links[0].Addresses[1] = "2001:db8:1::1/129" },
+		"v6 address bare":     func(p *Plan) { p.Namespaces[0].Links[0].Addresses[1] = "2001:db8:1::1" },
+		"v6 rule host bits":   func(p *Plan) { p.Namespaces[0].Rules[1].From = "2001:db8:1::1/64" },
+		"v6 rule mapped":      func(p *Plan) { p.Namespaces[0].Rules[1].From = "::ffff:10.0.1.0/120" },
+		"v6 rule twice":       func(p *Plan) { p.Namespaces[0].Rules = append(p.Namespaces[0].Rules, p.Namespaces[0].Rules[1]) },
+		"v6 neighbor mcast":   func(p *Plan) { p.Namespaces[0].Neighbors[1].IP = "ff02::1" },
+		"v6 neighbor unspec":  func(p *Plan) { p.Namespaces[0].Neighbors[1].IP = "::" },
+		"v6 neighbor zone":    func(p *Plan) { p.Namespaces[0].Neighbors[2].IP = "fe80::f816:3eff:fe00:501%" + qr0 },
+		"v6 neighbor prefix":  func(p *Plan) { p.Namespaces[0].Neighbors[1].IP = "2001:db8:1::3/128" },
+		"v6 neighbor twice":   func(p *Plan) { p.Namespaces[0].Neighbors[2].IP = "2001:db8:1:0::3" },
+		"nat66 to":            func(p *Plan) { p.Namespaces[0].NAT[0].To = "2001:db8:1::5" },
+		"nat66 daddr":         func(p *Plan) { p.Namespaces[0].NAT[0].Match.Daddr = "2001:db8:ff::5" },
+		"nat66 saddr":         func(p *Plan) { p.Namespaces[0].NAT[1].Match.Saddr = "2001:db8:1::/64" },
+		"metadata v6":         func(p *Plan) { p.Namespaces[3].Metadata.Instances[0].IP = "2001:db8:1::5" },
+		"v6 route table main": func(p *Plan) { p.Namespaces[0].Routes[1].Table = 254 },
+	}
+	for name, mod := range cases {
+		p := sample6()
+		mod(&p)
+		if err := p.Validate(); err == nil {
+			t.Errorf("%s: Validate accepted it", name)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
+}
