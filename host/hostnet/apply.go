@@ -1,13 +1,16 @@
 // Package hostnet makes a host's kernel match its namespace plan (plan):
 // namespaces, veths (the OVS side plugged into a bridge through host/ovsdb),
-// addresses, routes, policy rules, permanent neighbours, sysctls and nftables NAT.
+// addresses, routes, policy rules and permanent neighbours (IPv4 and IPv6), sysctls and
+// nftables NAT (IPv4).
 //
 // Apply is idempotent: it reads what is there, changes only what differs, and reports
 // every change it made; applying the same plan twice reports zero changes the second
 // time. What it owns, and so removes when the plan no longer has it:
 //   - namespaces named <NamePrefix><qrouter-|fip-|snat-|qmeta-><id> (whole namespaces);
-//   - in those namespaces: every link but lo, every IPv4 address on plan links, every
-//     route of protocol "static" (kernel routes for addresses are the kernel's), every
+//   - in those namespaces: every link but lo, every IPv4 address and every permanent
+//     IPv6 address but link-local ones on plan links (IPv6 ones are added without
+//     duplicate address detection), every IPv4 and IPv6 route of protocol "static" (the
+//     kernel's connected, link-local and multicast routes are the kernel's), every
 //     rule except the kernel's local/main/default ones, every permanent neighbour,
 //     and the nftables table "dvrflow";
 //   - OVS ports named plan.OVSPeerName(<qr-|qg-|sg-|fg-...>) on the configured bridges.
@@ -180,8 +183,14 @@ func (r *applyRun) run() error {
 		r.nl[n] = nl
 	}
 
-	// 2. Per namespace: links, then their checksum offload and sysctls (both need the
-	// devices), addresses, neighbours, routes, rules, NAT.
+	// 2. Per namespace: the sysctls that are not a link's (the defaults new links take),
+	// links, then their checksum offload and sysctls (both need the devices), addresses,
+	// neighbours, routes, rules, NAT.
+	for i := range r.p.Namespaces {
+		if err := r.namespaceSysctls(&r.p.Namespaces[i]); err != nil {
+			return err
+		}
+	}
 	for i := range r.p.Namespaces {
 		if err := r.links(&r.p.Namespaces[i]); err != nil {
 			return err
@@ -189,7 +198,7 @@ func (r *applyRun) run() error {
 	}
 	for i := range r.p.Namespaces {
 		ns := &r.p.Namespaces[i]
-		steps := []func(*plan.Namespace) error{r.loUp, r.checksums, r.sysctls, r.addresses, r.neighbors, r.routes, r.rules, r.nat}
+		steps := []func(*plan.Namespace) error{r.loUp, r.checksums, r.linkSysctls, r.addresses, r.neighbors, r.routes, r.rules, r.nat}
 		for _, step := range steps {
 			if err := step(ns); err != nil {
 				return err
