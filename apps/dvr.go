@@ -1,6 +1,7 @@
 package apps
 
 import (
+	"bytes"
 	"net"
 	"slices"
 
@@ -46,9 +47,19 @@ func dvrExNet(v *topology.View, st *BridgeState, netID string) []ofproto.Flow {
 		return nil
 	}
 	var out []ofproto.Flow
-	for _, s := range v.InterfacesOn(st.Host, netID) {
-		if s.GatewayMAC != nil {
-			out = append(out, dvrProcess(ExDVRProcessPhysical, ExToPhysical, physMatch(n), s.GatewayMAC, self.DVRMAC)...)
+	for _, gw := range gatewayMACs(v, st.Host, netID) {
+		out = append(out, dvrProcess(ExDVRProcessPhysical, ExToPhysical, physMatch(n), gw, self.DVRMAC)...)
+	}
+	return out
+}
+
+// gatewayMACs returns the MACs of the interfaces on network netID of the routers running on
+// host, each once (an interface port on several subnets has one).
+func gatewayMACs(v *topology.View, host, netID string) []net.HardwareAddr {
+	var out []net.HardwareAddr
+	for _, s := range v.InterfacesOn(host, netID) {
+		if s.GatewayMAC != nil && !slices.ContainsFunc(out, func(m net.HardwareAddr) bool { return bytes.Equal(m, s.GatewayMAC) }) {
+			out = append(out, s.GatewayMAC)
 		}
 	}
 	return out
@@ -116,20 +127,43 @@ func dvrIntNet(v *topology.View, st *BridgeState, netID string) []ofproto.Flow {
 			!(topology.IsDVRServiced(p.DeviceOwner) || p.DeviceOwner == topology.OwnerRouterCentralizedSNAT) {
 			continue
 		}
-		// The first fixed IP on a routed subnet decides the gateway MAC: one flow per
-		// (VLAN, MAC) key.
-		for _, ip := range p.IPs {
-			s := v.Subnet(ip.SubnetID)
-			if s == nil || s.RouterID == "" || s.GatewayMAC == nil {
-				continue
+		// The first fixed IP on a routed subnet of each version decides its gateway MAC:
+		// one flow per (VLAN, MAC) key, and one for IPv6 alone when an IPv6 subnet is
+		// routed by another interface port than the IPv4 one (Neutron's
+		// DVR_TO_SRC_MAC_IPV6).
+		gw4, gw6 := routedGatewayMACs(v, p)
+		match := ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthDst(p.MAC)}
+		if gw := gw4; gw != nil || gw6 != nil {
+			if gw == nil {
+				gw = gw6
 			}
-			out = append(out, ofproto.Flow{Table: IntDVRToSrcMAC, Priority: PrioLocal, Cookie: cookie,
-				Match:   ofproto.Match{ofproto.VLANVID(vlan), ofproto.EthDst(p.MAC)},
-				Actions: []ofproto.Action{ofproto.SetEthSrc(s.GatewayMAC)}, Goto: IntTransient, HasGoto: true})
-			break
+			out = append(out, ofproto.Flow{Table: IntDVRToSrcMAC, Priority: PrioLocal, Cookie: cookie, Match: match,
+				Actions: []ofproto.Action{ofproto.SetEthSrc(gw)}, Goto: IntTransient, HasGoto: true})
+		}
+		if gw4 != nil && gw6 != nil && !bytes.Equal(gw4, gw6) {
+			out = append(out, ofproto.Flow{Table: IntDVRToSrcMAC, Priority: PrioLocal + 1, Cookie: cookie,
+				Match:   append(slices.Clip(match), ofproto.EthType(ofproto.EthTypeIPv6)),
+				Actions: []ofproto.Action{ofproto.SetEthSrc(gw6)}, Goto: IntTransient, HasGoto: true})
 		}
 	}
 	return out
+}
+
+// routedGatewayMACs returns the gateway MACs of port p's first IPv4 and first IPv6 address
+// on a routed subnet (nil when it has none).
+func routedGatewayMACs(v *topology.View, p *topology.PortInfo) (gw4, gw6 net.HardwareAddr) {
+	for _, ip := range p.IPs {
+		s := v.Subnet(ip.SubnetID)
+		if s == nil || s.RouterID == "" || s.GatewayMAC == nil {
+			continue
+		}
+		if ip.Addr.Is4() && gw4 == nil {
+			gw4 = s.GatewayMAC
+		} else if ip.Addr.Is6() && gw6 == nil {
+			gw6 = s.GatewayMAC
+		}
+	}
+	return gw4, gw6
 }
 
 // dvrTunNet: on every host running a router, frames for the router's MAC never leave, and frames
@@ -142,10 +176,8 @@ func dvrTunNet(v *topology.View, st *BridgeState, netID string) []ofproto.Flow {
 		return nil
 	}
 	var out []ofproto.Flow
-	for _, s := range v.InterfacesOn(st.Host, netID) {
-		if s.GatewayMAC != nil {
-			out = append(out, dvrProcess(TunDVRProcess, TunPatchLVToTun, ofproto.VLANVID(vlan), s.GatewayMAC, self.DVRMAC)...)
-		}
+	for _, gw := range gatewayMACs(v, st.Host, netID) {
+		out = append(out, dvrProcess(TunDVRProcess, TunPatchLVToTun, ofproto.VLANVID(vlan), gw, self.DVRMAC)...)
 	}
 	return out
 }

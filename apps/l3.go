@@ -2,6 +2,7 @@ package apps
 
 import (
 	"encoding/binary"
+	"hash/crc32"
 	"maps"
 	"net/netip"
 	"slices"
@@ -73,8 +74,23 @@ func baseSysctls() map[string]string {
 	}
 }
 
-// addrIndex is Neutron's _get_snat_idx for IPv4: the address as an integer, used as both the
-// table and the priority of per-subnet rules so that they sort after every FIP rule.
+// snatIndex is Neutron's _get_snat_idx of a router interface address a/bits, the table
+// and the priority of the subnet's SNAT redirect rule, above every FIP rule: for IPv4 the
+// address as an integer; for IPv6 the CRC-32 of the CIDR text folded to 30 bits, moved
+// above the FIP rules' range when it falls below it.
+func snatIndex(a netip.Addr, bits int) int64 {
+	if a.Is4() {
+		return addrIndex(a)
+	}
+	h := crc32.ChecksumIEEE([]byte(prefixOf(a, bits)))
+	idx := int64(h>>30) ^ int64(h&0x3fffffff)
+	if idx < fipRulePrio {
+		idx += 0x3fffffff
+	}
+	return idx
+}
+
+// addrIndex is the IPv4 address a as an integer.
 func addrIndex(a netip.Addr) int64 {
 	b := a.As4()
 	return int64(binary.BigEndian.Uint32(b[:]))
@@ -117,25 +133,41 @@ func hex2(b byte) string {
 
 func qrouterNS(v *topology.View, r *topology.RouterInfo, fips []*topology.FIPInfo) plan.Namespace {
 	ns := plan.Namespace{Name: plan.PrefixQRouter + r.ID, Sysctls: baseSysctls()}
-	for _, s := range r.Interfaces {
-		if s.RouterIf == nil || !s.Gateway.IsValid() {
-			continue
+	// One qr- link per interface port: a port on an IPv4 subnet and IPv6 subnets holds
+	// the gateway address of each.
+	for _, g := range byPort(r.Interfaces, func(s *topology.SubnetInfo) *topology.PortInfo { return s.RouterIf }) {
+		rif := g[0].RouterIf
+		dev := DeviceName(rif.Port)
+		link := plan.Link{Name: dev, Bridge: string(topology.BrInt), IfaceID: rif.ID,
+			MAC: rif.MAC.String(), MTU: v.Network(g[0].NetworkID).MTU}
+		for _, s := range g {
+			if !s.Gateway.IsValid() {
+				continue
+			}
+			link.Addresses = append(link.Addresses, prefixOf(s.Gateway, s.Prefix.Bits()))
+			ns.Neighbors = append(ns.Neighbors, subnetNeighbors(v, s, dev, rif)...)
+			if s.Gateway.Is6() {
+				ipv6Sysctls(ns.Sysctls, dev)
+			} else {
+				// The kernel sends redirects when either "all" or the device asks for it:
+				// the qrouter hairpins SNAT-bound traffic out of the qr- it came in by,
+				// and must not tell the VM to go to the snat port directly.
+				ns.Sysctls["net.ipv4.conf."+dev+".send_redirects"] = "0"
+			}
+			// SNAT redirect: traffic from this subnet that matches no FIP rule leaves
+			// through the subnet's snat port on the dvr_snat host: translated there for
+			// IPv4 (when the gateway does SNAT), routed as it is for IPv6.
+			if r.Gateway == nil || (s.Gateway.Is4() && !r.Gateway.EnableSNAT) {
+				continue
+			}
+			if sg, ok := addrOn(s.SNATPort, s.ID); ok {
+				idx := snatIndex(s.Gateway, s.Prefix.Bits())
+				ns.Routes = append(ns.Routes, plan.Route{Dst: "default", Via: sg.String(), Dev: dev, Table: int(idx)})
+				ns.Rules = append(ns.Rules, plan.Rule{Priority: idx, From: s.Prefix.Masked().String(), Table: int(idx)})
+			}
 		}
-		dev := DeviceName(s.RouterIf.Port)
-		// The kernel sends redirects when either "all" or the device asks for it: the qrouter
-		// hairpins SNAT-bound traffic out of the qr- it came in by, and must not tell the VM
-		// to go to the snat port directly.
-		ns.Sysctls["net.ipv4.conf."+dev+".send_redirects"] = "0"
-		ns.Links = append(ns.Links, plan.Link{Name: dev, Bridge: string(topology.BrInt), IfaceID: s.RouterIf.ID,
-			MAC: s.RouterIf.MAC.String(), MTU: v.Network(s.NetworkID).MTU,
-			Addresses: []string{prefixOf(s.Gateway, s.Prefix.Bits())}})
-		ns.Neighbors = append(ns.Neighbors, subnetNeighbors(v, s, dev, s.RouterIf)...)
-		// SNAT redirect: traffic from this subnet that matches no FIP rule leaves through the
-		// subnet's snat port on the dvr_snat host.
-		if r.Gateway != nil && r.Gateway.EnableSNAT && s.SNATPort != nil && len(s.SNATPort.IPs) > 0 {
-			idx := addrIndex(s.Gateway)
-			ns.Routes = append(ns.Routes, plan.Route{Dst: "default", Via: s.SNATPort.IPs[0].Addr.String(), Dev: dev, Table: int(idx)})
-			ns.Rules = append(ns.Rules, plan.Rule{Priority: idx, From: s.Prefix.Masked().String(), Table: int(idx)})
+		if len(link.Addresses) > 0 {
+			ns.Links = append(ns.Links, link)
 		}
 	}
 	if len(fips) > 0 {
@@ -161,7 +193,7 @@ func fipNS(v *topology.View, extID string, fips []*topology.FIPInfo) plan.Namesp
 	fg := DeviceName(gw.Port)
 	ns.Sysctls["net.ipv4.conf."+fg+".proxy_arp"] = "1"
 	ns.Sysctls["net.ipv4.ip_nonlocal_bind"] = "1"
-	fgAddrs, extGW := portAddrs(v, gw)
+	fgAddrs, extGWs := portAddrs(v, gw) // IPv4 only: the view keeps no IPv6 address of an fg- port
 	ns.Links = append(ns.Links, plan.Link{Name: fg, Bridge: string(topology.BrInt), IfaceID: gw.ID, MAC: gw.MAC.String(),
 		MTU: ext.MTU, Addresses: fgAddrs})
 	routers := map[string]*topology.RouterInfo{}
@@ -174,9 +206,9 @@ func fipNS(v *topology.View, extID string, fips []*topology.FIPInfo) plan.Namesp
 		_, fprIP := linkLocalPair(routers[rid].LinkLocal)
 		ns.Links = append(ns.Links, plan.Link{Name: fprName(rid), PeerNamespace: plan.PrefixQRouter + rid,
 			PeerName: rfpName(rid), MAC: llMAC(fprIP), MTU: ext.MTU, Addresses: []string{prefixOf(fprIP, 31)}})
-		if extGW.IsValid() {
+		if len(extGWs) > 0 {
 			tbl := addrIndex(fprIP)
-			ns.Routes = append(ns.Routes, plan.Route{Dst: "default", Via: extGW.String(), Dev: fg, Table: int(tbl)})
+			ns.Routes = append(ns.Routes, plan.Route{Dst: "default", Via: extGWs[0].String(), Dev: fg, Table: int(tbl)})
 			ns.Rules = append(ns.Rules, plan.Rule{Priority: tbl, IIF: fprName(rid), Table: int(tbl)})
 		}
 	}
@@ -190,26 +222,92 @@ func snatNS(v *topology.View, r *topology.RouterInfo) (plan.Namespace, bool) {
 	}
 	ns := plan.Namespace{Name: plan.PrefixSNAT + r.ID, Sysctls: baseSysctls()}
 	qg := DeviceName(gw.Port)
-	addrs, extGW := portAddrs(v, gw)
+	addrs, extGWs := portAddrs(v, gw)
 	ns.Links = append(ns.Links, plan.Link{Name: qg, Bridge: string(topology.BrInt), IfaceID: gw.ID, MAC: gw.MAC.String(),
 		MTU: v.Network(gw.NetworkID).MTU, Addresses: addrs})
-	if extGW.IsValid() {
+	for _, extGW := range extGWs {
 		ns.Routes = append(ns.Routes, plan.Route{Dst: "default", Via: extGW.String(), Dev: qg})
-	}
-	for _, s := range r.Interfaces {
-		sp := s.SNATPort
-		if sp == nil || len(sp.IPs) == 0 {
-			continue
+		if extGW.Is6() {
+			ipv6Sysctls(ns.Sysctls, qg)
 		}
-		ns.Links = append(ns.Links, plan.Link{Name: DeviceName(sp.Port), Bridge: string(topology.BrInt), IfaceID: sp.ID,
-			MAC: sp.MAC.String(), MTU: v.Network(s.NetworkID).MTU,
-			Addresses: []string{prefixOf(sp.IPs[0].Addr, s.Prefix.Bits())}})
-		ns.Neighbors = append(ns.Neighbors, subnetNeighbors(v, s, DeviceName(sp.Port), sp, s.RouterIf)...)
 	}
-	if r.Gateway.EnableSNAT {
-		ns.NAT = append(ns.NAT, plan.NATRule{Kind: plan.NATSNAT, Match: plan.NATMatch{OIF: qg}, To: gw.IPs[0].Addr.String()})
+	// One sg- link per snat port: Neutron gives each IPv4 subnet its own and a network's
+	// IPv6 subnets one together.
+	for _, g := range byPort(r.Interfaces, func(s *topology.SubnetInfo) *topology.PortInfo { return s.SNATPort }) {
+		sp := g[0].SNATPort
+		dev := DeviceName(sp.Port)
+		link := plan.Link{Name: dev, Bridge: string(topology.BrInt), IfaceID: sp.ID,
+			MAC: sp.MAC.String(), MTU: v.Network(g[0].NetworkID).MTU}
+		for _, s := range g {
+			a, ok := addrOn(sp, s.ID)
+			if !ok {
+				continue
+			}
+			link.Addresses = append(link.Addresses, prefixOf(a, s.Prefix.Bits()))
+			ns.Neighbors = append(ns.Neighbors, subnetNeighbors(v, s, dev, sp, s.RouterIf)...)
+			if a.Is6() {
+				ipv6Sysctls(ns.Sysctls, dev)
+			}
+		}
+		if len(link.Addresses) > 0 {
+			ns.Links = append(ns.Links, link)
+		}
+	}
+	if a, ok := firstIPv4(gw); ok && r.Gateway.EnableSNAT {
+		ns.NAT = append(ns.NAT, plan.NATRule{Kind: plan.NATSNAT, Match: plan.NATMatch{OIF: qg}, To: a.String()})
 	}
 	return ns, true
+}
+
+// byPort groups subnets by the port portOf gives for each (subnets without one are
+// left out), in the order of each port's first subnet.
+func byPort(subnets []*topology.SubnetInfo, portOf func(*topology.SubnetInfo) *topology.PortInfo) [][]*topology.SubnetInfo {
+	var out [][]*topology.SubnetInfo
+	for _, s := range subnets {
+		p := portOf(s)
+		if p == nil {
+			continue
+		}
+		if i := slices.IndexFunc(out, func(g []*topology.SubnetInfo) bool { return portOf(g[0]) == p }); i >= 0 {
+			out[i] = append(out[i], s)
+		} else {
+			out = append(out, []*topology.SubnetInfo{s})
+		}
+	}
+	return out
+}
+
+// addrOn returns port p's address on subnet subnetID.
+func addrOn(p *topology.PortInfo, subnetID string) (netip.Addr, bool) {
+	if p == nil {
+		return netip.Addr{}, false
+	}
+	for _, ip := range p.IPs {
+		if ip.SubnetID == subnetID {
+			return ip.Addr, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+func firstIPv4(p *topology.PortInfo) (netip.Addr, bool) {
+	for _, ip := range p.IPs {
+		if ip.Addr.Is4() {
+			return ip.Addr, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// ipv6Sysctls are those of a namespace routing IPv6 on link dev, as Neutron's namespaces
+// have them, and no duplicate address detection (on dev, and on the link-local address of
+// every link made after) nor router advertisements accepted on dev:
+// a router interface has the same address and MAC on every host running the router.
+func ipv6Sysctls(sysctls map[string]string, dev string) {
+	sysctls["net.ipv6.conf.all.forwarding"] = "1"
+	sysctls["net.ipv6.conf.default.accept_dad"] = "0"
+	sysctls["net.ipv6.conf."+dev+".accept_dad"] = "0"
+	sysctls["net.ipv6.conf."+dev+".accept_ra"] = "0"
 }
 
 // subnetNeighbors are the permanent neighbours on dev for every port with a fixed IP on
@@ -239,15 +337,27 @@ func subnetNeighbors(v *topology.View, s *topology.SubnetInfo, dev string, skip 
 }
 
 // portAddrs returns a port's addresses with their subnets' prefix lengths, and the gateway
-// of its first subnet (the next hop towards the external network for fg- and qg- ports).
-func portAddrs(v *topology.View, p *topology.PortInfo) (addrs []string, gateway netip.Addr) {
+// of its first subnet of each IP version (the next hops towards the external network for
+// fg- and qg- ports), IPv4 first.
+func portAddrs(v *topology.View, p *topology.PortInfo) (addrs []string, gateways []netip.Addr) {
+	var gw4, gw6 netip.Addr
 	for _, ip := range p.IPs {
-		if s := v.Subnet(ip.SubnetID); s != nil {
-			addrs = append(addrs, prefixOf(ip.Addr, s.Prefix.Bits()))
-			if !gateway.IsValid() {
-				gateway = s.Gateway
-			}
+		s := v.Subnet(ip.SubnetID)
+		if s == nil {
+			continue
+		}
+		addrs = append(addrs, prefixOf(ip.Addr, s.Prefix.Bits()))
+		switch {
+		case s.Gateway.Is4() && !gw4.IsValid():
+			gw4 = s.Gateway
+		case s.Gateway.Is6() && !gw6.IsValid():
+			gw6 = s.Gateway
 		}
 	}
-	return addrs, gateway
+	for _, gw := range []netip.Addr{gw4, gw6} {
+		if gw.IsValid() {
+			gateways = append(gateways, gw)
+		}
+	}
+	return addrs, gateways
 }

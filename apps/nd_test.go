@@ -46,6 +46,7 @@ func TestNDFlows(t *testing.T) {
 	vlan, _ := v.LocalVLAN("compute1", net1)
 	var want []string
 	for _, a := range []string{"2001:db8:1::1", "fe80::f816:3eff:fe00:1601", // the router interface
+		"2001:db8:1::2", "fe80::f816:3eff:fe00:1602", // the IPv6 subnet's SNAT port
 		"fe80::f816:3eff:fe00:101", "fe80::f816:3eff:fe00:102", "fe80::f816:3eff:fe00:103", // qr1, the SNAT port (sg1), the DHCP port
 		"2001:db8:1::f816:3eff:fe00:105", "fe80::f816:3eff:fe00:105", "2001:db8:1::f816:3eff:fe00:106", "fe80::f816:3eff:fe00:106"} {
 		want = append(want, "cookie=0xd707000000000000, table=ARP_RESPONDER, priority=100,icmp6,dl_vlan="+

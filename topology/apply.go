@@ -222,7 +222,6 @@ func (d *pending) touchRouter(v *View, id string) {
 	d.routers[id] = true
 	if r := v.routers[id]; r != nil {
 		d.oldIfaces = append(d.oldIfaces, r.Interfaces...)
-		d.oldIfaces = append(d.oldIfaces, r.IPv6Interfaces...)
 	}
 }
 
@@ -249,7 +248,7 @@ func onlyGroupsDiffer(a, b *Port) bool {
 }
 
 func (v *View) setPort(d *pending, id string, p *Port) {
-	p = v.heldRecord(id, ipv4Port(p))
+	p = v.heldRecord(id, fipGatewayV4(p))
 	d.ports[id] = true
 	old := v.ports[id]
 	if old != nil && p != nil && !d.noMoves && old.HostID != "" && p.HostID != "" && old.HostID != p.HostID &&
@@ -411,7 +410,6 @@ func (v *View) setSubnet(d *pending, id string, s *Subnet) {
 }
 
 func (v *View) setRouter(d *pending, id string, r *Router) {
-	r = ipv4Router(r)
 	d.touchRouter(v, id)
 	d.fips = true
 	if r == nil {

@@ -99,7 +99,7 @@ func (v *View) deriveRouters(d *pending) {
 		if r == nil {
 			continue
 		}
-		r.Interfaces, r.IPv6Interfaces, r.GatewayPort, r.LinkLocal = nil, nil, nil, netip.Prefix{}
+		r.Interfaces, r.GatewayPort, r.LinkLocal = nil, nil, netip.Prefix{}
 		ports := v.portsOfRouter[rid]
 		ids := slices.Sorted(maps.Keys(ports))
 		for _, p := range ports {
@@ -114,21 +114,13 @@ func (v *View) deriveRouters(d *pending) {
 				// A port may hold an IPv4 subnet (one at most) and IPv6 subnets, in any
 				// order: each is an interface of the router.
 				for _, ip := range p.IPs {
-					s := v.subnets[ip.SubnetID]
-					switch {
-					case s == nil:
-					case s.IsIPv4():
+					if s := v.subnets[ip.SubnetID]; s != nil && !slices.Contains(r.Interfaces, s) {
 						s.RouterID, s.RouterIf, s.GatewayMAC = rid, p, p.MAC
 						r.Interfaces = append(r.Interfaces, s)
-					case !slices.Contains(r.IPv6Interfaces, s):
-						// Advertised and answered for, not routed yet (ipv4only.go).
-						s.RouterIf, s.GatewayMAC = p, p.MAC
-						r.IPv6Interfaces = append(r.IPv6Interfaces, s)
 					}
 				}
 			}
 			slices.SortFunc(r.Interfaces, func(a, b *SubnetInfo) int { return cmp.Compare(a.ID, b.ID) })
-			slices.SortFunc(r.IPv6Interfaces, func(a, b *SubnetInfo) int { return cmp.Compare(a.ID, b.ID) })
 		}
 		for _, id := range ids {
 			p := ports[id]

@@ -130,8 +130,7 @@ type HostRoute struct {
 	NextHop     string `json:"nexthop"`
 }
 
-// Subnet is a subnet of a network, IPv4 or IPv6 (IPVersion). The data path routes IPv4
-// subnets only so far (issue 16; topology/ipv4only.go says what IPv6 has).
+// Subnet is a subnet of a network, IPv4 or IPv6 (IPVersion).
 type Subnet struct {
 	ID              string           `json:"id"`
 	NetworkID       string           `json:"network_id"`
@@ -395,8 +394,7 @@ const (
 	IPv6DHCPStateless = "dhcpv6-stateless"
 )
 
-// IsIPv4 tells whether the subnet is IPv4, the only version the data path routes yet
-// (issue 16).
+// IsIPv4 tells whether the subnet is IPv4.
 func (s *Subnet) IsIPv4() bool { return s.IPVersion != 6 }
 
 // IsAutoAddress tells whether the subnet's ports take their address from their MAC

@@ -117,8 +117,8 @@ type SubnetInfo struct {
 	*Subnet
 	Prefix     netip.Prefix
 	Gateway    netip.Addr // zero when the subnet has no gateway
-	RouterID   string     // distributed router routing the subnet through RouterIf, if any (IPv4 only so far)
-	RouterIf   *PortInfo  // the network:router_interface_distributed port (on an IPv6 subnet: not routed, see ipv4only.go)
+	RouterID   string     // distributed router routing the subnet through RouterIf, if any
+	RouterIf   *PortInfo  // the network:router_interface_distributed port
 	SNATPort   *PortInfo  // the network:router_centralized_snat port, while the router has a gateway
 	GatewayMAC net.HardwareAddr
 }
@@ -147,12 +147,9 @@ type PortIP struct {
 // RouterInfo is a router with its interfaces.
 type RouterInfo struct {
 	*Router
-	Interfaces []*SubnetInfo // internal subnets it routes, sorted by subnet ID
-	// IPv6Interfaces are its interfaces' IPv6 subnets, sorted by ID: advertised (RA) and
-	// answered for (ND), not routed yet (ipv4only.go).
-	IPv6Interfaces []*SubnetInfo
-	GatewayPort    *PortInfo    // network:router_gateway, when the router has a gateway
-	LinkLocal      netip.Prefix // rfp/fpr /31, when the router has a gateway
+	Interfaces  []*SubnetInfo // internal subnets it routes, IPv4 and IPv6, sorted by subnet ID
+	GatewayPort *PortInfo     // network:router_gateway, when the router has a gateway
+	LinkLocal   netip.Prefix  // rfp/fpr /31, when the router has a gateway
 }
 
 // FIPInfo is an associated floating IP with where it is realized.
@@ -344,15 +341,11 @@ func (v *View) PortsOnNetwork(netID string) map[string]*PortInfo { return v.port
 func (v *View) Routers() map[string]*RouterInfo { return v.routers }
 
 // PortHosts returns the hosts where port p is realized: its binding for VM, DHCP and agent
-// gateway ports; every host running the router for a distributed router interface with an
-// IPv4 address; the
+// gateway ports; every host running the router for a distributed router interface; the
 // snat host for snat and router gateway ports.
 func (v *View) PortHosts(p *PortInfo) []string {
 	switch p.DeviceOwner {
 	case OwnerRouterInterfaceDistributed:
-		if !slices.ContainsFunc(p.IPs, func(ip PortIP) bool { return ip.Addr.Is4() }) {
-			return nil // on IPv6 subnets only: not routed, so not plugged, yet (ipv4only.go)
-		}
 		return sortedSet(v.hostsOfRouter[p.DeviceID])
 	case OwnerRouterCentralizedSNAT, OwnerRouterGateway:
 		if h, ok := v.snatHost[p.DeviceID]; ok {
