@@ -5,6 +5,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -246,5 +247,113 @@ func TestBedSweep(t *testing.T) {
 	if err := bed.Sweep(ctx, log, prefix); err != nil {
 		t.Fatal(err)
 	}
+	assertNothingLeft(t, prefix)
+}
+
+// TestBedExternalIPv6 builds a one-host bed with the external network and checks its
+// IPv6 side: the internet router reaches the target over IPv6 and holds its external
+// address without duplicate address detection (nothing tentative); a stand-in for a
+// router's gateway port on the external network (a namespace with 2001:db8:ff::10 and a
+// tenant address 2001:db8:1::5 behind it, IPv4 alike) reaches the target from its tenant
+// address only once RouteBack routes the tenant prefix to it (routed, no NAT: the target
+// answers the tenant address), and no longer after DeleteRouteBack; Close leaves nothing.
+func TestBedExternalIPv6(t *testing.T) {
+	needBed(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	log := zaptest.NewLogger(t)
+	prefix := fmt.Sprintf("b6%d", os.Getpid()%1000000)
+	b, err := bed.New(ctx, log, bed.Config{Prefix: prefix, External: true, Underlay: "192.168.245.0/24",
+		Hosts: []bed.HostConfig{{Name: "host1", TunnelIP: "192.168.245.1", Mode: "dvr_snat"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			if err := b.Close(); err != nil {
+				t.Errorf("close: %v", err)
+			}
+		}
+	})
+	inet := b.InternetNetns()
+	for _, c := range []struct{ from, to string }{{inet, bed.TargetIP6}, {b.TargetNetns(), bed.ExternalGateway6}, {inet, bed.TargetIP}} {
+		if r, err := b.Ping(ctx, c.from, c.to, 1, 5*time.Second); err != nil || r.Received != 1 {
+			t.Fatalf("%s -> %s: %+v, %v", c.from, c.to, r, err)
+		}
+	}
+	do := func(ns string, args ...string) string {
+		t.Helper()
+		out, err := b.Exec(ctx, ns, args...)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return out
+	}
+	addrs := do(inet, "ip", "-6", "addr", "show", "dev", bed.ExternalIface)
+	if !strings.Contains(addrs, "inet6 "+bed.ExternalGateway6+"/64 scope global") || strings.Contains(addrs, "tentative") {
+		t.Errorf("internet router's external IPv6 addresses:\n%s", addrs)
+	}
+	if got := strings.TrimSpace(do(inet, "sysctl", "-n", "net.ipv6.conf.all.forwarding")); got != "1" {
+		t.Errorf("internet router: IPv6 forwarding %s", got)
+	}
+
+	// The stand-in for a router's gateway port, on the external network's bridge.
+	gw := b.Netns("gw6")
+	do("", "ip", "netns", "add", gw)
+	do("", "ip", "link", "add", prefix+"-xg", "type", "veth", "peer", "name", "eth0", "netns", gw)
+	do("", "sysctl", "-q", "-w", "net.ipv6.conf."+prefix+"-xg.disable_ipv6=1")
+	do("", "ip", "link", "set", prefix+"-xg", "master", b.ExternalBridgeLink(), "up")
+	do(gw, "sysctl", "-q", "-w", "net.ipv6.conf.eth0.accept_dad=0", "net.ipv6.conf.eth0.accept_ra=0")
+	for _, args := range [][]string{
+		{"link", "set", "lo", "up"}, {"link", "set", "eth0", "up"},
+		{"addr", "add", "172.24.4.10/24", "dev", "eth0"}, {"addr", "add", "2001:db8:ff::10/64", "dev", "eth0", "nodad"},
+		{"addr", "add", "10.0.1.5/32", "dev", "lo"}, {"addr", "add", "2001:db8:1::5/128", "dev", "lo"},
+		{"route", "add", "default", "via", bed.ExternalGateway}, {"route", "add", "default", "via", bed.ExternalGateway6},
+	} {
+		do(gw, append([]string{"ip"}, args...)...)
+	}
+	fromTenant := func(src, dst string) bool {
+		out, err := b.Exec(ctx, gw, "ping", "-n", "-c", "1", "-W", "2", "-I", src, dst)
+		t.Logf("ping -I %s %s: %v\n%s", src, dst, err, out)
+		return err == nil && strings.Contains(out, " 1 received")
+	}
+	pairs := []struct {
+		tenant, src, via, dst string
+	}{
+		{"2001:db8:1::/64", "2001:db8:1::5", "2001:db8:ff::10", bed.TargetIP6},
+		{"10.0.1.0/24", "10.0.1.5", "172.24.4.10", bed.TargetIP},
+	}
+	for _, p := range pairs {
+		if fromTenant(p.src, p.dst) {
+			t.Errorf("%s reached %s without a route back", p.src, p.dst)
+		}
+		if err := b.RouteBack(ctx, netip.MustParsePrefix(p.tenant), netip.MustParseAddr(p.via)); err != nil {
+			t.Fatal(err)
+		}
+		if !fromTenant(p.src, p.dst) {
+			t.Errorf("%s did not reach %s with the route back via %s", p.src, p.dst, p.via)
+		}
+		// From the target's side too: it reaches the tenant address itself.
+		if r, err := b.Ping(ctx, b.TargetNetns(), p.src, 1, 5*time.Second); err != nil || r.Received != 1 {
+			t.Errorf("target -> %s: %+v, %v", p.src, r, err)
+		}
+	}
+	if err := b.RouteBack(ctx, netip.MustParsePrefix("2001:db8:1::/64"), netip.MustParseAddr("172.24.4.10")); err == nil {
+		t.Error("RouteBack accepted an IPv6 prefix via an IPv4 next hop")
+	}
+	for _, p := range pairs {
+		if err := b.DeleteRouteBack(ctx, netip.MustParsePrefix(p.tenant)); err != nil {
+			t.Fatal(err)
+		}
+		if fromTenant(p.src, p.dst) {
+			t.Errorf("%s reached %s after DeleteRouteBack", p.src, p.dst)
+		}
+	}
+
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	closed = true
 	assertNothingLeft(t, prefix)
 }

@@ -13,8 +13,11 @@
 //	             P-xr   (veth, on P-xl)   peer eth-ext in P-inet
 //	P-<host>:    ovsdb-server + ovs-vswitchd, files in <dir>/<host>
 //	             br-phy (netdev, standalone) ports eth-u; tunnel IP on its internal port
-//	P-inet:      eth-ext 172.24.4.1/24, eth-tgt 203.0.113.1/24, ip_forward=1
-//	P-target:    eth0 203.0.113.10/24, default via 203.0.113.1
+//	P-inet:      eth-ext 172.24.4.1/24 2001:db8:ff::1/64, eth-tgt 203.0.113.1/24
+//	             2001:db8:ffff::1/64, IPv4 and IPv6 forwarding, routes back to tenant
+//	             prefixes added with RouteBack
+//	P-target:    eth0 203.0.113.10/24 2001:db8:ffff::10/64, default via 203.0.113.1 and
+//	             via 2001:db8:ffff::1
 //	P-<vm>:      VMs added with AddVM (eth0, plugged into br-int of their host)
 //
 // br-int, br-tun and br-ex are not the bed's: the host helper (host/agent) makes them;
@@ -53,6 +56,17 @@ const (
 	InternetCIDR    = "203.0.113.0/24"
 	InternetGateway = "203.0.113.1"
 	TargetIP        = "203.0.113.10" // the test target behind the internet router
+)
+
+// IPv6 addresses of the bed's external side. Only the internet router and the target
+// have IPv6 (without duplicate address detection and without router advertisements
+// accepted); every other namespace the bed makes has it off.
+const (
+	ExternalCIDR6    = "2001:db8:ff::/64"
+	ExternalGateway6 = "2001:db8:ff::1" // the internet router on the external network
+	InternetCIDR6    = "2001:db8:ffff::/64"
+	InternetGateway6 = "2001:db8:ffff::1"
+	TargetIP6        = "2001:db8:ffff::10" // the test target's IPv6 address
 )
 
 // Device names inside a host namespace.
@@ -316,8 +330,82 @@ func (b *Bed) buildInternet(ctx context.Context, xl string) error {
 			return err
 		}
 	}
-	_, err := b.Exec(ctx, inet, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-	return err
+	if _, err := b.Exec(ctx, inet, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"); err != nil {
+		return err
+	}
+	return b.internet6(ctx, inet, tgt)
+}
+
+// internet6 gives the internet router and the target IPv6: duplicate address detection
+// and router advertisements off before IPv6 goes on (so the router's link-local address
+// sends no solicitation on the external network), forwarding on in the router.
+func (b *Bed) internet6(ctx context.Context, inet, tgt string) error {
+	sysctls := map[string][]string{inet: {ExternalIface, "eth-tgt"}, tgt: {"eth0"}}
+	for _, ns := range []string{inet, tgt} {
+		args := []string{"sysctl", "-q", "-w", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.default.accept_ra=0"}
+		for _, dev := range sysctls[ns] {
+			args = append(args, "net.ipv6.conf."+dev+".accept_dad=0", "net.ipv6.conf."+dev+".accept_ra=0")
+		}
+		if ns == inet {
+			args = append(args, "net.ipv6.conf.all.forwarding=1")
+		}
+		args = append(args, "net.ipv6.conf.all.disable_ipv6=0")
+		if _, err := b.Exec(ctx, ns, args...); err != nil {
+			return err
+		}
+	}
+	steps := [][]string{
+		{inet, "addr", "add", ExternalGateway6 + "/64", "dev", ExternalIface, "nodad"},
+		{inet, "addr", "add", InternetGateway6 + "/64", "dev", "eth-tgt", "nodad"},
+		{tgt, "addr", "add", TargetIP6 + "/64", "dev", "eth0", "nodad"},
+		{tgt, "route", "add", "default", "via", InternetGateway6},
+	}
+	for _, s := range steps {
+		if err := b.ip(ctx, s[0], s[1:]...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RouteBack routes prefix (a tenant network, IPv4 or IPv6) on the internet router via
+// next hop via, an address on the external network of the same family (a router's
+// gateway address): the route an upstream router has to the prefixes it hands a cloud
+// when they are routed, not NATed. It replaces any route to prefix there; DeleteRouteBack
+// removes it, and Close with the router's namespace.
+func (b *Bed) RouteBack(ctx context.Context, prefix netip.Prefix, via netip.Addr) error {
+	if err := b.checkRouteBack(prefix); err != nil {
+		return err
+	}
+	ext, gw := netip.MustParsePrefix(ExternalCIDR), netip.MustParseAddr(ExternalGateway)
+	if via.Is6() {
+		ext, gw = netip.MustParsePrefix(ExternalCIDR6), netip.MustParseAddr(ExternalGateway6)
+	}
+	if !ext.Contains(via) || via == ext.Addr() || via == gw {
+		return fmt.Errorf("bed: route back to %s: next hop %s is not another host's address on the external network %s", prefix, via, ext)
+	}
+	if via.Is6() != prefix.Addr().Is6() {
+		return fmt.Errorf("bed: route back to %s via %s: not the same family", prefix, via)
+	}
+	return b.ip(ctx, b.InternetNetns(), "route", "replace", prefix.String(), "via", via.String(), "dev", ExternalIface)
+}
+
+// DeleteRouteBack removes the internet router's route to prefix that RouteBack made.
+func (b *Bed) DeleteRouteBack(ctx context.Context, prefix netip.Prefix) error {
+	if err := b.checkRouteBack(prefix); err != nil {
+		return err
+	}
+	return b.ip(ctx, b.InternetNetns(), "route", "del", prefix.String(), "dev", ExternalIface)
+}
+
+func (b *Bed) checkRouteBack(prefix netip.Prefix) error {
+	if !b.cfg.External {
+		return errors.New("bed: route back: the bed has no external network")
+	}
+	if !prefix.IsValid() || prefix.Masked() != prefix || prefix.Addr().Zone() != "" || prefix.Addr().Is4In6() || prefix.Bits() == 0 {
+		return fmt.Errorf("bed: route back to %s: want a network prefix", prefix)
+	}
+	return nil
 }
 
 // AddHost builds one more host on the running bed, as New builds each of Config.Hosts.

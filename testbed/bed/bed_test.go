@@ -1,6 +1,8 @@
 package bed
 
 import (
+	"context"
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -79,5 +81,46 @@ func TestSplitPackets(t *testing.T) {
 	}
 	if len(splitPackets("")) != 0 {
 		t.Error("packets from empty output")
+	}
+}
+
+func TestCheckDst(t *testing.T) {
+	for _, ok := range []string{"203.0.113.10", TargetIP6, "fe80::1"} {
+		if err := checkDst(ok); err != nil {
+			t.Errorf("checkDst(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "x", "10.0.0.0/24", "fe80::1%eth0", "::ffff:10.0.0.1", "-c 1000"} {
+		if err := checkDst(bad); err == nil {
+			t.Errorf("checkDst(%q) accepted it", bad)
+		}
+	}
+}
+
+// TestRouteBackRefuses checks RouteBack's arguments, refused before anything runs.
+func TestRouteBackRefuses(t *testing.T) {
+	ctx := context.Background()
+	ext := &Bed{cfg: Config{Prefix: "rb", External: true}}
+	noExt := &Bed{cfg: Config{Prefix: "rb"}}
+	p6, p4 := netip.MustParsePrefix("2001:db8:1::/64"), netip.MustParsePrefix("10.0.1.0/24")
+	gw6, gw4 := netip.MustParseAddr("2001:db8:ff::10"), netip.MustParseAddr("172.24.4.10")
+	cases := map[string]error{
+		"no external network": noExt.RouteBack(ctx, p6, gw6),
+		"not masked":          ext.RouteBack(ctx, netip.MustParsePrefix("2001:db8:1::1/64"), gw6),
+		"default":             ext.RouteBack(ctx, netip.MustParsePrefix("::/0"), gw6),
+		"invalid prefix":      ext.RouteBack(ctx, netip.Prefix{}, gw6),
+		"via off the network": ext.RouteBack(ctx, p6, netip.MustParseAddr("2001:db8:fe::10")),
+		"via the router":      ext.RouteBack(ctx, p6, netip.MustParseAddr(ExternalGateway6)),
+		"via the router (4)":  ext.RouteBack(ctx, p4, netip.MustParseAddr(ExternalGateway)),
+		"via subnet anycast":  ext.RouteBack(ctx, p6, netip.MustParseAddr("2001:db8:ff::")),
+		"v6 via v4":           ext.RouteBack(ctx, p6, gw4),
+		"v4 via v6":           ext.RouteBack(ctx, p4, gw6),
+		"delete no external":  noExt.DeleteRouteBack(ctx, p6),
+		"delete not masked":   ext.DeleteRouteBack(ctx, netip.MustParsePrefix("10.0.1.1/24")),
+	}
+	for name, err := range cases {
+		if err == nil || !strings.HasPrefix(err.Error(), "bed: route back") {
+			t.Errorf("%s: %v, want a route back error", name, err)
+		}
 	}
 }

@@ -93,13 +93,13 @@ func parsePing(out string) (PingResult, error) {
 }
 
 func checkDst(dst string) error {
-	if a, err := netip.ParseAddr(dst); err != nil || !a.Is4() {
-		return fmt.Errorf("bed: ping destination %q: want an IPv4 address", dst)
+	if a, err := netip.ParseAddr(dst); err != nil || a.Zone() != "" || a.Is4In6() {
+		return fmt.Errorf("bed: ping destination %q: want an IPv4 or IPv6 address", dst)
 	}
 	return nil
 }
 
-// Ping pings dst from namespace fromNS every 0.2 s until count replies came back or
+// Ping pings dst (IPv4 or IPv6) from namespace fromNS every 0.2 s until count replies came back or
 // deadline (rounded up to whole seconds) passed (`ping -c count -w deadline`), so Sent
 // may exceed count when replies are missing. Missing replies are not an error: read
 // Received. The error says ping could not run.
