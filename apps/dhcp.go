@@ -387,7 +387,11 @@ func MetadataNamespaces(v *topology.View, host string) []plan.Namespace {
 				}
 			}
 		}
+		// Every host's tap has the DHCP port's MAC, so the same link-local address: no
+		// duplicate address detection, whose multicast solicitations would cross the
+		// tunnels and find the other hosts' copies.
 		out = append(out, plan.Namespace{Name: plan.PrefixMeta + netID, Metadata: meta,
+			Sysctls: map[string]string{"net.ipv6.conf.default.accept_dad": "0"},
 			Links: []plan.Link{{Name: DeviceName(srv.Port), Bridge: string(topology.BrInt), IfaceID: srv.ID,
 				MAC: srv.MAC.String(), MTU: n.MTU, Addresses: addrs, SoftwareChecksum: true}}})
 	}
