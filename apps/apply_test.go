@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/dvrflow/dvrflow/ofproto"
+	"github.com/dvrflow/dvrflow/plan"
 	"github.com/dvrflow/dvrflow/topology"
 )
 
@@ -502,10 +503,12 @@ func TestApplyMatchesNewView(t *testing.T) {
 			v := topology.NewView(m.topology(), 0)
 			hosts := []string{"compute1", "compute2", "network", "compute3", ""}
 			before, beforePlan := map[string]string{}, map[string]string{}
+			plans := map[string]plan.Plan{}
 			cache := partCache{flowsOf: map[string]map[topology.Bridge]map[string][]ofproto.Flow{}, ports: map[string]map[topology.Bridge]map[string]uint32{}}
 			for _, h := range hosts {
 				before[h] = render(v, h)
 				beforePlan[h] = planOf(v, h)
+				plans[h] = Plan(v, h)
 				cache.refresh(v, h, true, nil)
 			}
 			for step := 1; step <= 150; step++ {
@@ -541,11 +544,25 @@ func TestApplyMatchesNewView(t *testing.T) {
 						if strings.Split(got, "\n")[0] != strings.Split(before[h], "\n")[0] {
 							t.Fatalf("step %d: host %q: networks changed but the host was not reported", step, h)
 						}
-						if p := planOf(v, h); p != beforePlan[h] && !aff.Plans[h] && !aff2.Plans[h] {
+						if p := planOf(v, h); p != beforePlan[h] && aff.Plans[h] == nil && aff2.Plans[h] == nil {
 							t.Fatalf("step %d: host %q: plan changed but neither the host nor its plan was reported:\n%s", step, h, lineDiff(p, beforePlan[h]))
 						}
 					}
 					beforePlan[h] = planOf(v, h)
+					// The engine recomputes a reported plan's reported namespaces only.
+					if changed := mapsUnion(aff.Plans[h], aff2.Plans[h]); fullHost {
+						plans[h] = Plan(v, h)
+					} else if len(changed) > 0 {
+						plans[h] = Replan(v, h, plans[h], changed)
+					}
+					if v.Host(h) != nil {
+						p := plans[h]
+						p.Revision = 0
+						if j, _ := json.Marshal(p); string(j) != planOf(full, h) {
+							t.Fatalf("step %d: host %q: plan recomputed by namespaces (%v) differs from a fresh view's:\n%s", step, h,
+								slices.Sorted(maps.Keys(mapsUnion(aff.Plans[h], aff2.Plans[h]))), lineDiff(string(j), planOf(full, h)))
+						}
+					}
 					parts := maps.Clone(aff.Parts[h])
 					if parts == nil {
 						parts = map[string]bool{}
@@ -565,6 +582,15 @@ func TestApplyMatchesNewView(t *testing.T) {
 			}
 		})
 	}
+}
+
+func mapsUnion(a, b map[string]bool) map[string]bool {
+	out := maps.Clone(a)
+	if out == nil {
+		out = map[string]bool{}
+	}
+	maps.Copy(out, b)
+	return out
 }
 
 func planOf(v *topology.View, host string) string {

@@ -353,49 +353,64 @@ var metadataAddr = netip.MustParseAddr(plan.MetadataAddr)
 // DHCP server and a DHCP client port bound to the host, holding the DHCP port's tap with its
 // addresses and the metadata address, and the proxy's table of the host's instances.
 func MetadataNamespaces(v *topology.View, host string) []plan.Namespace {
+	byNet := metadataClients(v, host, "")
+	var out []plan.Namespace
+	for _, netID := range sortedKeys(byNet) {
+		if ns, ok := metadataNS(v, netID, byNet[netID]); ok {
+			out = append(out, ns)
+		}
+	}
+	return out
+}
+
+// metadataClients returns the ports bound to host that ask for metadata, by network (only
+// those of network netID unless it is "").
+func metadataClients(v *topology.View, host, netID string) map[string][]*topology.PortInfo {
 	byNet := map[string][]*topology.PortInfo{}
 	for _, p := range v.PortsBoundTo(host) {
-		if dhcpClient(p.Port) && p.Port.DeviceID != "" {
+		if dhcpClient(p.Port) && p.Port.DeviceID != "" && (netID == "" || p.NetworkID == netID) {
 			byNet[p.NetworkID] = append(byNet[p.NetworkID], p)
 		}
 	}
-	var out []plan.Namespace
-	for _, netID := range sortedKeys(byNet) {
-		n, srv := v.Network(netID), v.DHCPServer(netID)
-		if n == nil || n.External {
-			continue
-		}
-		var addrs []string
-		for a, s := range dhcpServed(v, srv) {
-			if s.Prefix.IsValid() {
-				addrs = append(addrs, netip.PrefixFrom(a, s.Prefix.Bits()).String())
-			}
-		}
-		if len(addrs) == 0 {
-			continue
-		}
-		addrs = append(addrs, plan.MetadataAddr+"/32")
-		ports := byNet[netID]
-		slices.SortFunc(ports, func(a, b *topology.PortInfo) int { return strings.Compare(a.ID, b.ID) })
-		meta := &plan.Metadata{Network: netID, Instances: []plan.Instance{}}
-		seen := map[netip.Addr]bool{}
-		for _, p := range ports {
-			for _, ip := range p.IPs {
-				if ip.Addr.Is4() && !seen[ip.Addr] {
-					seen[ip.Addr] = true
-					meta.Instances = append(meta.Instances, plan.Instance{IP: ip.Addr.String(), DeviceID: p.DeviceID, ProjectID: p.ProjectID})
-				}
-			}
-		}
-		// Every host's tap has the DHCP port's MAC, so the same link-local address: no
-		// duplicate address detection, whose multicast solicitations would cross the
-		// tunnels and find the other hosts' copies.
-		out = append(out, plan.Namespace{Name: plan.PrefixMeta + netID, Metadata: meta,
-			Sysctls: map[string]string{"net.ipv6.conf.default.accept_dad": "0"},
-			Links: []plan.Link{{Name: DeviceName(srv.Port), Bridge: string(topology.BrInt), IfaceID: srv.ID,
-				MAC: srv.MAC.String(), MTU: n.MTU, Addresses: addrs, SoftwareChecksum: true}}})
+	return byNet
+}
+
+// metadataNS is the qmeta- namespace of network netID on a host with ports of it, if the
+// network has one there.
+func metadataNS(v *topology.View, netID string, ports []*topology.PortInfo) (plan.Namespace, bool) {
+	n, srv := v.Network(netID), v.DHCPServer(netID)
+	if n == nil || n.External || len(ports) == 0 {
+		return plan.Namespace{}, false
 	}
-	return out
+	var addrs []string
+	for a, s := range dhcpServed(v, srv) {
+		if s.Prefix.IsValid() {
+			addrs = append(addrs, netip.PrefixFrom(a, s.Prefix.Bits()).String())
+		}
+	}
+	if len(addrs) == 0 {
+		return plan.Namespace{}, false
+	}
+	addrs = append(addrs, plan.MetadataAddr+"/32")
+	ports = slices.Clone(ports)
+	slices.SortFunc(ports, func(a, b *topology.PortInfo) int { return strings.Compare(a.ID, b.ID) })
+	meta := &plan.Metadata{Network: netID, Instances: []plan.Instance{}}
+	seen := map[netip.Addr]bool{}
+	for _, p := range ports {
+		for _, ip := range p.IPs {
+			if ip.Addr.Is4() && !seen[ip.Addr] {
+				seen[ip.Addr] = true
+				meta.Instances = append(meta.Instances, plan.Instance{IP: ip.Addr.String(), DeviceID: p.DeviceID, ProjectID: p.ProjectID})
+			}
+		}
+	}
+	// Every host's tap has the DHCP port's MAC, so the same link-local address: no
+	// duplicate address detection, whose multicast solicitations would cross the
+	// tunnels and find the other hosts' copies.
+	return plan.Namespace{Name: plan.PrefixMeta + netID, Metadata: meta,
+		Sysctls: map[string]string{"net.ipv6.conf.default.accept_dad": "0"},
+		Links: []plan.Link{{Name: DeviceName(srv.Port), Bridge: string(topology.BrInt), IfaceID: srv.ID,
+			MAC: srv.MAC.String(), MTU: n.MTU, Addresses: addrs, SoftwareChecksum: true}}}, true
 }
 
 // DHCPHostname is the host name of an address, as Neutron's DHCP agent gives it

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/dvrflow/dvrflow/plan"
 	"github.com/dvrflow/dvrflow/topology"
@@ -60,6 +61,64 @@ func Plan(v *topology.View, host string) plan.Plan {
 	}
 	p.Namespaces = append(p.Namespaces, MetadataNamespaces(v, host)...)
 	return p
+}
+
+// Replan is host's plan at View v computed from prev, host's plan at an earlier View, in
+// which only the namespaces named in changed may differ (topology.Affected.Plans): those
+// are recomputed, the others kept. It equals Plan(v, host), which it falls back to when a
+// named namespace appeared or went (the order of the plan's namespaces is Plan's).
+func Replan(v *topology.View, host string, prev plan.Plan, changed map[string]bool) plan.Plan {
+	if prev.Host != host {
+		return Plan(v, host)
+	}
+	p := plan.Plan{Host: host, Revision: v.Revision, Namespaces: slices.Clone(prev.Namespaces)}
+	found := 0
+	for i, ns := range p.Namespaces {
+		if !changed[ns.Name] {
+			continue
+		}
+		found++
+		now, ok := namespace(v, host, ns.Name)
+		if !ok {
+			return Plan(v, host)
+		}
+		p.Namespaces[i] = now
+	}
+	if found != len(changed) {
+		for name := range changed {
+			if _, ok := namespace(v, host, name); ok && !slices.ContainsFunc(p.Namespaces, func(ns plan.Namespace) bool { return ns.Name == name }) {
+				return Plan(v, host)
+			}
+		}
+	}
+	return p
+}
+
+// namespace computes the qrouter-, snat- or qmeta- namespace name of host's plan at View v,
+// and reports whether the plan has it.
+func namespace(v *topology.View, host, name string) (plan.Namespace, bool) {
+	if rid, ok := strings.CutPrefix(name, plan.PrefixQRouter); ok {
+		if !slices.Contains(v.RoutersOn(host), rid) {
+			return plan.Namespace{}, false
+		}
+		var fips []*topology.FIPInfo
+		for _, f := range v.FloatingIPsOn(host) {
+			if f.AgentGW != nil && f.Router.LinkLocal.IsValid() && f.Router.ID == rid {
+				fips = append(fips, f)
+			}
+		}
+		return qrouterNS(v, v.Router(rid), fips), true
+	}
+	if rid, ok := strings.CutPrefix(name, plan.PrefixSNAT); ok {
+		if !slices.Contains(v.SNATRoutersOn(host), rid) {
+			return plan.Namespace{}, false
+		}
+		return snatNS(v, v.Router(rid))
+	}
+	if netID, ok := strings.CutPrefix(name, plan.PrefixMeta); ok {
+		return metadataNS(v, netID, metadataClients(v, host, netID)[netID])
+	}
+	return plan.Namespace{}, false
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

@@ -1,11 +1,13 @@
 package apps
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
 
+	"github.com/dvrflow/dvrflow/plan"
 	"github.com/dvrflow/dvrflow/topology"
 )
 
@@ -42,7 +44,8 @@ func scaleTopology(hosts, vmsPerHost, nets, snat int) *topology.Topology {
 	for n := range nets {
 		id, sid := fmt.Sprintf("net%05d", n), fmt.Sprintf("sub%05d", n)
 		t.Networks = append(t.Networks, topology.Network{ID: id, NetworkType: "vxlan", SegmentationID: int64(1000 + n)})
-		t.Subnets = append(t.Subnets, topology.Subnet{ID: sid, NetworkID: id, IPVersion: 4, CIDR: "10.0.0.0/16", GatewayIP: "10.0.0.1"})
+		// A router's two networks (2r and 2r+1) do not overlap.
+		t.Subnets = append(t.Subnets, topology.Subnet{ID: sid, NetworkID: id, IPVersion: 4, CIDR: fmt.Sprintf("10.%d.0.0/16", n%2), GatewayIP: fmt.Sprintf("10.%d.0.1", n%2)})
 	}
 	for r := range nets / 2 {
 		rid := fmt.Sprintf("r%05d", r)
@@ -55,9 +58,9 @@ func scaleTopology(hosts, vmsPerHost, nets, snat int) *topology.Topology {
 			n := 2*r + k
 			t.Ports = append(t.Ports,
 				topology.Port{ID: fmt.Sprintf("qr-%05d", n), NetworkID: fmt.Sprintf("net%05d", n), MACAddress: nextMAC(), DeviceOwner: topology.OwnerRouterInterfaceDistributed,
-					DeviceID: rid, FixedIPs: []topology.FixedIP{{SubnetID: fmt.Sprintf("sub%05d", n), IPAddress: "10.0.0.1"}}},
+					DeviceID: rid, FixedIPs: []topology.FixedIP{{SubnetID: fmt.Sprintf("sub%05d", n), IPAddress: fmt.Sprintf("10.%d.0.1", k)}}},
 				topology.Port{ID: fmt.Sprintf("sg-%05d", n), NetworkID: fmt.Sprintf("net%05d", n), MACAddress: nextMAC(), DeviceOwner: topology.OwnerRouterCentralizedSNAT,
-					DeviceID: rid, FixedIPs: []topology.FixedIP{{SubnetID: fmt.Sprintf("sub%05d", n), IPAddress: "10.0.0.2"}}})
+					DeviceID: rid, FixedIPs: []topology.FixedIP{{SubnetID: fmt.Sprintf("sub%05d", n), IPAddress: fmt.Sprintf("10.%d.0.2", k)}}})
 		}
 	}
 	vms := hosts * vmsPerHost
@@ -67,7 +70,7 @@ func scaleTopology(hosts, vmsPerHost, nets, snat int) *topology.Topology {
 		n, k := i/perNet, i%perNet
 		h := (n*7919 + k*(hosts/perNet+1)) % hosts // a network's VMs on distinct hosts
 		id := fmt.Sprintf("vm%06d", i)
-		ip := netip.AddrFrom4([4]byte{10, 0, byte((k + 3) >> 8), byte(k + 3)}).String()
+		ip := netip.AddrFrom4([4]byte{10, byte(n % 2), byte((k + 3) >> 8), byte(k + 3)}).String()
 		t.Ports = append(t.Ports, topology.Port{ID: id, NetworkID: fmt.Sprintf("net%05d", n), MACAddress: nextMAC(), DeviceOwner: "compute:nova",
 			DeviceID: id, HostID: t.Hosts[h].Name, FixedIPs: []topology.FixedIP{{SubnetID: fmt.Sprintf("sub%05d", n), IPAddress: ip}}})
 		if i%10 == 0 {
@@ -172,6 +175,80 @@ func BenchmarkScaleView(b *testing.B) {
 		b.ReportMetric(float64(affected), "hosts-affected")
 		b.ReportMetric(float64(flows)/float64(i), "flows-computed/op")
 	})
+}
+
+// BenchmarkPortBoundPlans measures, at seed 001's size, what a bound port costs in the
+// plans of the other hosts it changes (every host running its router, and the router's
+// snat host: one permanent neighbour entry each), side by side: each plan computed,
+// encoded and validated whole, as the engine did ("whole"), and only its reported
+// namespaces recomputed from the plan before (Replan), encoded and validated
+// (ValidateChanged), as the engine does now ("namespaces"). The bound port's own host (a
+// full plan either way) is left out.
+func BenchmarkPortBoundPlans(b *testing.B) {
+	v := topology.NewView(scaleTopology(5000, 20, 5000, 10), 1)
+	const netID, subID = "net00042", "sub00042"
+	rid := "r00021"
+	base := map[string]plan.Plan{}
+	for _, h := range v.HostsOfRouter(rid) {
+		base[h] = Plan(v, h)
+	}
+	for _, h := range v.HostNames() {
+		if slices.Contains(v.SNATRoutersOn(h), rid) {
+			base[h] = Plan(v, h)
+		}
+	}
+	for _, mode := range []string{"whole", "namespaces"} {
+		b.Run(mode, func(b *testing.B) {
+			var hosts, bytes, i int
+			for b.Loop() {
+				i++
+				id := fmt.Sprintf("new%06d", i)
+				p := topology.Port{ID: id, NetworkID: netID, MACAddress: fmt.Sprintf("fa:16:3e:ff:%02x:%02x", i>>8&0xff, i&0xff), DeviceOwner: "compute:nova",
+					DeviceID: id, HostID: fmt.Sprintf("host%05d", i*7%5000), FixedIPs: []topology.FixedIP{{SubnetID: subID, IPAddress: "10.0.9.9"}}}
+				aff, err := v.Apply([]topology.Change{{Revision: int64(i + 1), Kind: topology.KindPort, ID: id, Op: topology.OpCreate, Object: &p}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for h, names := range aff.Plans {
+					var err error
+					if prev, ok := base[h]; ok && mode == "namespaces" {
+						// As the engine does (engine/plans.go): the named namespaces
+						// recomputed, encoded and validated.
+						pl := Replan(v, h, prev, names)
+						for _, ns := range pl.Namespaces {
+							if names[ns.Name] {
+								js, jerr := json.Marshal(ns)
+								if jerr != nil {
+									b.Fatal(jerr)
+								}
+								bytes += len(js)
+							}
+						}
+						err = pl.ValidateChanged(names)
+					} else {
+						pl := Plan(v, h)
+						js, jerr := json.Marshal(pl)
+						if jerr != nil {
+							b.Fatal(jerr)
+						}
+						bytes += len(js)
+						err = pl.Validate()
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+					hosts++
+				}
+				b.StopTimer()
+				if _, err := v.Apply([]topology.Change{{Revision: int64(i + 1), Kind: topology.KindPort, ID: id, Op: topology.OpDelete, Object: &p}}); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(hosts)/float64(i), "plans/op")
+			b.ReportMetric(float64(bytes)/float64(i), "json-bytes/op")
+		})
+	}
 }
 
 // withSecurity puts every VM port of a scaleTopology in its project's default group (the

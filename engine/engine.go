@@ -60,7 +60,7 @@ type Engine struct {
 	pendingAll   bool
 	pendingHosts map[string]bool            // hosts to recompute whole
 	pendingParts map[string]map[string]bool // other hosts: flow parts to recompute
-	pendingPlans map[string]bool            // other hosts: plans to recompute
+	pendingPlans map[string]map[string]bool // other hosts: namespaces of their plans to recompute
 	pendingMoves map[string]string          // VM ports whose binding moved -> the host they left
 	allocatedAt  int64                      // view revision of the last pass that allocated local VLANs
 	shared       sharedParts                // the shared parts' newest versions
@@ -128,7 +128,7 @@ func New(log *zap.Logger, cfg Config, store *db.Store, sw *controller.Server) *E
 		kick:         make(chan struct{}, 1),
 		pendingHosts: map[string]bool{},
 		pendingParts: map[string]map[string]bool{},
-		pendingPlans: map[string]bool{},
+		pendingPlans: map[string]map[string]bool{},
 		pendingMoves: map[string]string{},
 		bridges:      map[uint64]*bridge{},
 		dirtyDPIDs:   map[uint64]bool{},

@@ -51,20 +51,19 @@ func (e *Engine) pass(ctx context.Context) error {
 	if allocated {
 		e.log.Warn("local VLAN allocation changed nothing visible: pushing without it", zap.Int64("rev", v.Revision))
 	}
-	affected, parts := e.pendingHosts, e.pendingParts
+	affected, parts, plans := e.pendingHosts, e.pendingParts, e.pendingPlans
 	all := e.pendingAll
-	planHosts := hosts
-	if len(e.pendingPlans) > 0 {
-		set := maps.Clone(e.pendingPlans)
-		for _, h := range hosts {
-			set[h] = true
-		}
-		planHosts = slices.Sorted(maps.Keys(set))
-	}
-	e.pendingHosts, e.pendingParts, e.pendingPlans, e.pendingAll = map[string]bool{}, map[string]map[string]bool{}, map[string]bool{}, false
+	e.pendingHosts, e.pendingParts, e.pendingPlans, e.pendingAll = map[string]bool{}, map[string]map[string]bool{}, map[string]map[string]bool{}, false
 	bridges := e.pushFlows(v, all, affected, parts, dirty)
 	e.shared.sweep(v)
-	e.updatePlans(v, planHosts)
+	// The hosts whose ports changed first, whole: their helpers plug what the new ports
+	// need (a new qrouter's links) while the others' plans, which gain a neighbour entry
+	// or lose one, are recomputed namespace by namespace.
+	e.updatePlans(v, hosts, nil)
+	for _, h := range hosts {
+		delete(plans, h)
+	}
+	e.updatePlans(v, slices.Sorted(maps.Keys(plans)), plans)
 	e.kickRAs(raBridges(v, all, dirty, hosts, parts))
 	statusHosts := slices.Clone(hosts)
 	for dpid := range dirty {
@@ -94,7 +93,12 @@ func (e *Engine) note(aff topology.Affected) {
 	for h := range aff.Hosts {
 		e.pendingHosts[h] = true
 	}
-	maps.Copy(e.pendingPlans, aff.Plans)
+	for h, names := range aff.Plans {
+		if e.pendingPlans[h] == nil {
+			e.pendingPlans[h] = map[string]bool{}
+		}
+		maps.Copy(e.pendingPlans[h], names)
+	}
 	for h, ps := range aff.Parts {
 		if e.pendingParts[h] == nil {
 			e.pendingParts[h] = map[string]bool{}

@@ -14,6 +14,7 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -181,7 +182,26 @@ func ValidIfName(n string) error {
 }
 
 // Validate rejects a malformed plan, naming the first problem found.
-func (p *Plan) Validate() error {
+func (p *Plan) Validate() error { return p.validate(nil) }
+
+// ValidateChanged is Validate for a plan whose namespaces, but those named in changed, are
+// those of a plan that validated: it checks the plan as a whole (namespace names, every
+// link plugged once) and validates the named namespaces and those with a link joined to
+// one of them, the only ones a change of the named can make invalid.
+func (p *Plan) ValidateChanged(changed map[string]bool) error {
+	check := maps.Clone(changed)
+	for _, ns := range p.Namespaces {
+		for _, l := range ns.Links {
+			if l.PeerNamespace != "" && (changed[ns.Name] || changed[l.PeerNamespace]) {
+				check[ns.Name], check[l.PeerNamespace] = true, true
+			}
+		}
+	}
+	return p.validate(check)
+}
+
+// validate validates p, each namespace only when check is nil or names it.
+func (p *Plan) validate(check map[string]bool) error {
 	if p.Host == "" {
 		return errors.New("plan: empty host")
 	}
@@ -201,8 +221,10 @@ func (p *Plan) Validate() error {
 	}
 	peers := map[string]string{} // OVS-side name -> namespace
 	for _, ns := range p.Namespaces {
-		if err := ns.validate(byName); err != nil {
-			return fmt.Errorf("plan %s: namespace %s: %w", p.Host, ns.Name, err)
+		if check == nil || check[ns.Name] {
+			if err := ns.validate(byName); err != nil {
+				return fmt.Errorf("plan %s: namespace %s: %w", p.Host, ns.Name, err)
+			}
 		}
 		for _, l := range ns.Links {
 			if l.Bridge == "" {

@@ -289,3 +289,37 @@ func TestValidateRejectsIPv6(t *testing.T) {
 		}
 	}
 }
+
+// ValidateChanged validates the named namespaces, those joined to them by a link, and the
+// plan as a whole; a namespace neither named nor joined is taken as it validated before.
+func TestValidateChanged(t *testing.T) {
+	qr, fip, snat := "qrouter-"+router, "fip-"+extNet, "snat-"+router
+	for name, c := range map[string]struct {
+		change func(p *Plan)
+		named  []string
+		fails  bool
+	}{
+		"valid, nothing named":     {func(p *Plan) {}, nil, false},
+		"named namespace broken":   {func(p *Plan) { p.Namespaces[2].Routes[0].Dev = "nope" }, []string{snat}, true},
+		"unnamed namespace broken": {func(p *Plan) { p.Namespaces[2].Routes[0].Dev = "nope" }, []string{qr}, false},
+		"named end of a pair gone": {func(p *Plan) { p.Namespaces[0].Links = p.Namespaces[0].Links[:2] }, []string{qr}, true},
+		"its peer checked too": {func(p *Plan) {
+			p.Namespaces[0].Links[2].PeerName = "fpr-other" // the fip end no longer points back
+		}, []string{fip}, true},
+		"plugged twice across namespaces": {func(p *Plan) { p.Namespaces[2].Links[1].Name = "qr-11111111-aa" }, []string{snat}, true},
+		"namespace twice":                 {func(p *Plan) { p.Namespaces[3].Name = snat }, []string{snat}, true},
+	} {
+		p := sample()
+		c.change(&p)
+		named := map[string]bool{}
+		for _, n := range c.named {
+			named[n] = true
+		}
+		if err := p.ValidateChanged(named); (err != nil) != c.fails {
+			t.Errorf("%s: ValidateChanged(%v) = %v, want failure %v", name, c.named, err, c.fails)
+		}
+		if c.fails && p.Validate() == nil {
+			t.Errorf("%s: Validate passes what ValidateChanged refuses", name)
+		}
+	}
+}

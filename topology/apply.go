@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/dvrflow/dvrflow/ofproto"
+	"github.com/dvrflow/dvrflow/plan"
 )
 
 // A View is built and kept current by one code path: records go into the primary maps and
@@ -101,9 +102,11 @@ type Affected struct {
 	// Parts lists, for other hosts, the parts of their bridges' flows (see FlowsOf) that
 	// may have changed; nothing else of theirs did.
 	Parts map[string]map[string]bool
-	// Plans lists other hosts whose namespace plan may have changed (a port came, went or
-	// changed on a subnet of a router they run: its permanent neighbour entry).
-	Plans map[string]bool
+	// Plans lists other hosts whose namespace plan may have changed, with the names of the
+	// namespaces that may have (a port came, went or changed on a subnet of a router they
+	// run: its permanent neighbour entry in the router's qrouter- and snat- namespaces; the
+	// network's DHCP port changed: its qmeta- namespace); nothing else of their plan did.
+	Plans map[string]map[string]bool
 	// Ports are the ports whose record changed (their status may need updating).
 	Ports map[string]bool
 	// Moves are the VM ports whose binding moved to another host: port -> the host it
@@ -193,7 +196,7 @@ type pending struct {
 	affected  map[string]bool            // hosts where anything may have changed
 	parts     map[string]map[string]bool // host -> flow parts that may have changed
 	neighRtrs map[string]bool            // routers whose namespaces' neighbour entries may have changed
-	plans     map[string]bool            // hosts whose plan may have changed
+	plans     map[string]map[string]bool // host -> namespaces of its plan that may have changed
 	ports     map[string]bool
 	moves     map[string]string // VM port -> host its binding left
 	noMoves   bool              // a hold or release: not a binding move
@@ -212,7 +215,7 @@ func (d *pending) touchPart(host, part string) {
 func newPending() *pending {
 	return &pending{routers: map[string]bool{}, hosts: map[string]bool{}, nets: map[string]bool{},
 		affected: map[string]bool{}, parts: map[string]map[string]bool{}, neighRtrs: map[string]bool{},
-		plans: map[string]bool{}, ports: map[string]bool{}, moves: map[string]string{}, groups: map[string]bool{}}
+		plans: map[string]map[string]bool{}, ports: map[string]bool{}, moves: map[string]string{}, groups: map[string]bool{}}
 }
 
 func (d *pending) touchRouter(v *View, id string) {
@@ -326,7 +329,9 @@ func (v *View) touchPort(d *pending, p *PortInfo) {
 	if p.DeviceOwner == OwnerDHCP && p.HostID == "" {
 		// The network's DHCP port is its metadata proxy's link in every host's qmeta-
 		// namespace of the network.
-		addAll(d.plans, v.hostsOfNet[p.NetworkID])
+		for h := range v.hostsOfNet[p.NetworkID] {
+			putSet(d.plans, h, plan.PrefixMeta+p.NetworkID, true)
+		}
 	}
 	if IsRouterPort(p.DeviceOwner) {
 		d.touchRouter(v, p.DeviceID)

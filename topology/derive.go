@@ -7,6 +7,8 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+
+	"github.com/dvrflow/dvrflow/plan"
 )
 
 // derive recomputes what depends on the records d touched, in dependency order: router
@@ -65,9 +67,11 @@ func (v *View) derive(d *pending) {
 		v.indexEndpoints(n)
 	}
 	for rid := range d.neighRtrs {
-		addAll(d.plans, v.hostsOfRouter[rid])
+		for h := range v.hostsOfRouter[rid] {
+			putSet(d.plans, h, plan.PrefixQRouter+rid, true)
+		}
 		if h, ok := v.snatHost[rid]; ok {
-			d.plans[h] = true
+			putSet(d.plans, h, plan.PrefixSNAT+rid, true)
 		}
 	}
 	if d.fips {
