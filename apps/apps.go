@@ -20,6 +20,24 @@ type BridgeState struct {
 	Host   string
 	Bridge topology.Bridge
 	Ports  map[string]uint32
+
+	// phys memoizes physicalRouted: the parts of one bridge are computed at one View.
+	phys     []string
+	physDone bool
+}
+
+// physicalRouted returns the routed VLAN and flat networks present on st's host, sorted.
+func (st *BridgeState) physicalRouted(v *topology.View) []string {
+	if !st.physDone {
+		for netID := range v.NetworkSet(st.Host) {
+			if n := v.Network(netID); n != nil && n.Physical() && v.Routed(netID) {
+				st.phys = append(st.phys, netID)
+			}
+		}
+		slices.Sort(st.phys)
+		st.physDone = true
+	}
+	return st.phys
 }
 
 // Parts returns the parts of bridge st at View v: PartBridge, one per DVR peer, on br-int

@@ -84,14 +84,7 @@ func dvrPeer(v *topology.View, st *BridgeState, peer string) []ofproto.Flow {
 	// From the physical network: frames of the peer's DVR MAC on a VLAN or flat network get
 	// the local VLAN and the same treatment.
 	if intEx, ok := st.Ports[PortIntBrEx]; ok {
-		var phys []string
-		for netID := range v.NetworkSet(st.Host) {
-			if n := v.Network(netID); n != nil && n.Physical() && v.Routed(netID) {
-				phys = append(phys, netID)
-			}
-		}
-		slices.Sort(phys)
-		for _, netID := range phys {
+		for _, netID := range st.physicalRouted(v) {
 			n := v.Network(netID)
 			vlan, ok := v.LocalVLAN(st.Host, netID)
 			if !ok {
