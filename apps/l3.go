@@ -197,8 +197,7 @@ func qrouterNS(v *topology.View, r *topology.RouterInfo, fips []*topology.FIPInf
 	for _, g := range byPort(r.Interfaces, func(s *topology.SubnetInfo) *topology.PortInfo { return s.RouterIf }) {
 		rif := g[0].RouterIf
 		dev := DeviceName(rif.Port)
-		link := plan.Link{Name: dev, Bridge: string(topology.BrInt), IfaceID: rif.ID,
-			MAC: rif.MAC.String(), MTU: v.Network(g[0].NetworkID).MTU}
+		link := brIntLink(v, rif)
 		for _, s := range g {
 			if !s.Gateway.IsValid() {
 				continue
@@ -282,8 +281,9 @@ func snatNS(v *topology.View, r *topology.RouterInfo) (plan.Namespace, bool) {
 	ns := plan.Namespace{Name: plan.PrefixSNAT + r.ID, Sysctls: baseSysctls()}
 	qg := DeviceName(gw.Port)
 	addrs, extGWs := portAddrs(v, gw)
-	ns.Links = append(ns.Links, plan.Link{Name: qg, Bridge: string(topology.BrInt), IfaceID: gw.ID, MAC: gw.MAC.String(),
-		MTU: v.Network(gw.NetworkID).MTU, Addresses: addrs})
+	link := brIntLink(v, gw)
+	link.Addresses = addrs
+	ns.Links = append(ns.Links, link)
 	for _, extGW := range extGWs {
 		ns.Routes = append(ns.Routes, plan.Route{Dst: "default", Via: extGW.String(), Dev: qg})
 		if extGW.Is6() {
@@ -295,8 +295,7 @@ func snatNS(v *topology.View, r *topology.RouterInfo) (plan.Namespace, bool) {
 	for _, g := range byPort(r.Interfaces, func(s *topology.SubnetInfo) *topology.PortInfo { return s.SNATPort }) {
 		sp := g[0].SNATPort
 		dev := DeviceName(sp.Port)
-		link := plan.Link{Name: dev, Bridge: string(topology.BrInt), IfaceID: sp.ID,
-			MAC: sp.MAC.String(), MTU: v.Network(g[0].NetworkID).MTU}
+		link := brIntLink(v, sp)
 		for _, s := range g {
 			a, ok := addrOn(sp, s.ID)
 			if !ok {
@@ -316,6 +315,12 @@ func snatNS(v *topology.View, r *topology.RouterInfo) (plan.Namespace, bool) {
 		ns.NAT = append(ns.NAT, plan.NATRule{Kind: plan.NATSNAT, Match: plan.NATMatch{OIF: qg}, To: a.String()})
 	}
 	return ns, true
+}
+
+// brIntLink is the link of port p plugged into br-int, with its network's MTU.
+func brIntLink(v *topology.View, p *topology.PortInfo) plan.Link {
+	return plan.Link{Name: DeviceName(p.Port), Bridge: string(topology.BrInt), IfaceID: p.ID, MAC: p.MAC.String(),
+		MTU: v.Network(p.NetworkID).MTU}
 }
 
 // byPort groups subnets by the port portOf gives for each (subnets without one are
