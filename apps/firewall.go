@@ -181,9 +181,9 @@ func firewallBridge() []ofproto.Flow {
 		// ACCEPTED_EGRESS: commit a new connection, on to TRANSIENT.
 		flow(IntAcceptedEgress, prioFWCommit, ofproto.Match{stNewNotEst, ip}, commit, IntTransient, true),
 		flow(IntAcceptedEgress, prioFWCommit, ofproto.Match{stNewNotEst, ip6}, commit, IntTransient, true),
-		// BASE_INGRESS: ARP and DHCP offers are delivered; IPv4 goes into conntrack unless
-		// it was tracked on its way out of a port of the same network here, or the port is
-		// stateless.
+		// BASE_INGRESS: ARP, neighbour discovery and DHCP offers are delivered; IPv4 and
+		// IPv6 go into conntrack unless tracked on their way out of a port of the same
+		// network here, or the port is stateless.
 		flow(IntBaseIngress, prioFWIngARP, ofproto.Match{arp}, nil, IntDeliver, true),
 		flow(IntBaseIngress, prioFWIngND, icmp6(icmp6MLDQuery), nil, IntDeliver, true),
 		flow(IntBaseIngress, prioFWIngND, icmp6(ofproto.ICMPv6RouterAdvertisement), nil, IntDeliver, true),
@@ -409,12 +409,12 @@ func ruleL4(r *topology.SecurityGroupRule) ([]ofproto.Match, bool) {
 		if r.PortRangeMin == nil {
 			return []ofproto.Match{m}, true
 		}
+		if is6 != (num == ofproto.IPProtoICMPv6) {
+			return nil, false // ICMP type and code in the other IP version's packets
+		}
 		icmpType, icmpCode := ofproto.ICMPv4Type, ofproto.ICMPv4Code
 		if is6 {
 			icmpType, icmpCode = ofproto.ICMPv6Type, ofproto.ICMPv6Code
-		}
-		if is6 != (num == ofproto.IPProtoICMPv6) {
-			return nil, false
 		}
 		m = append(m, icmpType(uint8(*r.PortRangeMin)))
 		if r.PortRangeMax != nil {
@@ -526,7 +526,7 @@ func remoteGroupFlows(v *topology.View, dir, group string) []ofproto.Flow {
 	out = append(out, accept(ip))
 	// IPv4 and IPv6 rules naming the group share its conjunction: a packet completes it
 	// only with a member prefix and a port's clause of its own IP version.
-	if i := slices.IndexFunc(prefixes, func(p netip.Prefix) bool { return p.Addr().Is6() }); i >= 0 {
+	if slices.ContainsFunc(prefixes, func(p netip.Prefix) bool { return p.Addr().Is6() }) {
 		out = append(out, accept(ip6))
 	}
 	for _, a := range prefixes {

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/dvrflow/dvrflow/ofproto"
@@ -447,4 +449,57 @@ func TestFirewallIPv6(t *testing.T) {
 	b.expect("VM5 from its pair's prefix -> VM1 tcp6/80", p5, l6Frame(vm1MAC, vm5MAC, 0, vip, vm1, tcp, 40020, 80), p1)
 	b.expect("VM1 -> VM5's pair tcp6/80", p1, l6Frame(vm5MAC, vm1MAC, 0, vm1, vip, tcp, 40021, 80), p5)
 	b.expect("VM5 from just outside the pair's prefix", p5, l6Frame(vm1MAC, vm5MAC, 0, "2001:db8:1:0:abce::5", vm1, tcp, 40022, 80))
+}
+
+// TestRuleL4IPv6: what a rule's protocol and port range match, by IP version: "icmp" in
+// an IPv6 rule is ICMPv6 (Neutron's driver normalizes it), ICMP type and code of the other
+// version's protocol cannot be expressed (the rule allows nothing).
+func TestRuleL4IPv6(t *testing.T) {
+	n := func(v int) *int { return &v }
+	for _, c := range []struct {
+		eth, proto string
+		lo, hi     *int
+		want       string // the matches, "" for none (refused)
+	}{
+		{topology.EtherTypeIPv6, "icmp", n(128), n(0), "icmp6,icmp_type=128,icmp_code=0"},
+		{topology.EtherTypeIPv6, "icmp", nil, nil, "icmp6"},
+		{topology.EtherTypeIPv6, "ipv6-icmp", n(1), nil, "icmp6,icmp_type=1"},
+		{topology.EtherTypeIPv6, "icmpv6", n(135), nil, "icmp6,icmp_type=135"},
+		{topology.EtherTypeIPv6, "58", n(129), nil, "icmp6,icmp_type=129"},
+		{topology.EtherTypeIPv6, "1", n(8), nil, ""},
+		{topology.EtherTypeIPv6, "1", nil, nil, "ipv6,nw_proto=1"},
+		{topology.EtherTypeIPv6, "tcp", n(5000), n(5010), "tcp6,tp_dst=0x1388/0xfff8 tcp6,tp_dst=0x1390/0xfffe tcp6,tp_dst=5010"},
+		{topology.EtherTypeIPv6, "", nil, nil, "ipv6"},
+		{topology.EtherTypeIPv4, "icmp", n(8), n(0), "icmp,icmp_type=8,icmp_code=0"},
+		{topology.EtherTypeIPv4, "58", n(128), nil, ""},
+	} {
+		r := &topology.SecurityGroupRule{EtherType: c.eth, Protocol: c.proto, PortRangeMin: c.lo, PortRangeMax: c.hi}
+		et := ofproto.EthType(ofproto.EthTypeIPv4)
+		if c.eth == topology.EtherTypeIPv6 {
+			et = ofproto.EthType(ofproto.EthTypeIPv6)
+		}
+		ms, ok := ruleL4(r)
+		var got []string
+		for _, m := range ms {
+			f := ofproto.Flow{Priority: 1, Match: append(ofproto.Match{et}, m...).Canonical()}
+			if err := f.Validate(); err != nil {
+				t.Errorf("%s %q: %v", c.eth, c.proto, err)
+			}
+			_, s, _ := strings.Cut(f.String(), "priority=1,")
+			got = append(got, strings.TrimSuffix(s, " actions=drop"))
+		}
+		if g := strings.Join(got, " "); ok != (c.want != "") || g != c.want {
+			t.Errorf("%s rule %q (range %s): %q (%v), want %q", c.eth, c.proto, rangeText(c.lo, c.hi), g, ok, c.want)
+		}
+	}
+}
+
+func rangeText(lo, hi *int) string {
+	s := func(p *int) string {
+		if p == nil {
+			return "-"
+		}
+		return strconv.Itoa(*p)
+	}
+	return s(lo) + ":" + s(hi)
 }
