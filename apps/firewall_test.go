@@ -449,6 +449,12 @@ func TestFirewallIPv6(t *testing.T) {
 	b.expect("VM5 from its pair's prefix -> VM1 tcp6/80", p5, l6Frame(vm1MAC, vm5MAC, 0, vip, vm1, tcp, 40020, 80), p1)
 	b.expect("VM1 -> VM5's pair tcp6/80", p1, l6Frame(vm5MAC, vm1MAC, 0, vm1, vip, tcp, 40021, 80), p5)
 	b.expect("VM5 from just outside the pair's prefix", p5, l6Frame(vm1MAC, vm5MAC, 0, "2001:db8:1:0:abce::5", vm1, tcp, 40022, 80))
+
+	// VM4 (compute2) has port security off: any IPv6 it sends leaves, untouched by the
+	// firewall, to VM1's host.
+	b2 := newFWBridge(t, v, "compute2")
+	p4, tun2 := b2.port("vm4-000000000000"), b2.st.Ports[PortPatchTun]
+	b2.expect("VM4 (port security off) from any address", p4, l6Frame(vm1MAC, vm4MAC, 0, "2001:db8:7::7", vm1, tcp, 40030, 9999), tun2)
 }
 
 // TestRuleL4IPv6: what a rule's protocol and port range match, by IP version: "icmp" in
