@@ -20,8 +20,9 @@ import (
 // those registers: a port costs one flow per source address and one per rule and state,
 // and one to deliver to it. The base tables let through only the port's own addresses
 // (anti-spoofing: its MAC and fixed IPs, its allowed address pairs) and ARP, and send IPv4
-// and IPv6 into conntrack (DHCP as a client went to DHCP_IPV4 before, dhcp.go, and DHCPv6
-// to DHCP_IPV6; a VM's DHCP server replies are dropped); the rules tables
+// and IPv6 into conntrack (DHCP as a client went to DHCP_IPV4 before, dhcp.go; a DHCPv6
+// client request that reaches BASE_EGRESS is dropped as a DHCPv4 one, the dhcp app taking
+// a port's own in LOCAL_SWITCHING; a VM's DHCP server replies are dropped); the rules tables
 // accept what a rule of the port's groups allows, new connections and, rule by rule again, every packet of an
 // established one in its original direction; replies and related traffic pass; what
 // matches no rule is dropped, and an established connection that no rule allows any more is
@@ -170,9 +171,9 @@ func firewallBridge() []ofproto.Flow {
 		// spoofed, or on a network with no DHCP server: dropped too, never flooded.
 		flow(IntBaseEgress, prioFWDHCP, ofproto.Match{ip, udp, ofproto.UDPSrc(68), ofproto.UDPDst(67)}, nil, 0, false),
 		flow(IntBaseEgress, prioFWDHCPSrv, ofproto.Match{ip, udp, ofproto.UDPSrc(67), ofproto.UDPDst(68)}, nil, 0, false),
-		// DHCPv6 the same way: a client request went from LOCAL_SWITCHING to DHCP_IPV6 (as
-		// a DHCPv4 one to DHCP_IPV4), what reaches this table is dropped; a VM's server
-		// replies are dropped (Neutron's driver bans both DHCP servers).
+		// DHCPv6 the same way: a port's own client requests are the dhcp app's to take in
+		// LOCAL_SWITCHING (as DHCPv4 ones to DHCP_IPV4), what reaches this table is
+		// dropped; a VM's server replies are dropped (Neutron's driver bans both servers).
 		flow(IntBaseEgress, prioFWDHCP, ofproto.Match{ip6, udp, ofproto.UDPSrc(dhcp6ClientPort), ofproto.UDPDst(dhcp6ServerPort)}, nil, 0, false),
 		flow(IntBaseEgress, prioFWDHCPSrv, ofproto.Match{ip6, udp, ofproto.UDPSrc(dhcp6ServerPort), ofproto.UDPDst(dhcp6ClientPort)}, nil, 0, false),
 		// A router advertisement of a port (one of its own addresses' ND did not take it):
