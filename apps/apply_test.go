@@ -148,8 +148,8 @@ func pick[T any](r *rand.Rand, recs map[string]T) (string, bool) {
 func (m *model) mutate(r *rand.Rand, step int) {
 	hostNames := []string{"compute1", "compute2", "network", "compute3", ""}
 	host := hostNames[r.IntN(len(hostNames))]
-	switch r.IntN(21) {
-	case 0, 1, 2: // a VM port on a random subnet and host
+	switch r.IntN(22) {
+	case 0, 1, 2: // a VM port on a random subnet and host (and its network's IPv6 subnet, if any)
 		sid, _ := pick(r, m.subnets)
 		s := m.subnets[sid]
 		id := fmt.Sprintf("vm%d", step)
@@ -157,8 +157,18 @@ func (m *model) mutate(r *rand.Rand, step int) {
 		if r.IntN(5) == 0 {
 			owner = topology.OwnerDHCP
 		}
+		ips := []topology.FixedIP{{SubnetID: sid, IPAddress: fmt.Sprintf("10.9.%d.%d", step/200, step%200+2)}}
+		if s.IPVersion == 6 {
+			ips = nil
+		}
+		for _, s6 := range slices.Sorted(maps.Keys(m.subnets)) {
+			if m.subnets[s6].NetworkID == s.NetworkID && m.subnets[s6].IPVersion == 6 {
+				ips = append(ips, topology.FixedIP{SubnetID: s6, IPAddress: fmt.Sprintf("2001:db8:9:%x::%x", r.IntN(3), step)})
+				break
+			}
+		}
 		setRec(m, m.ports, topology.KindPort, id, topology.Port{ID: id, NetworkID: s.NetworkID, MACAddress: fmt.Sprintf("fa:16:3e:10:%02x:%02x", step/256, step%256),
-			DeviceOwner: owner, DeviceID: id, HostID: host, FixedIPs: []topology.FixedIP{{SubnetID: sid, IPAddress: fmt.Sprintf("10.9.%d.%d", step/200, step%200+2)}}})
+			DeviceOwner: owner, DeviceID: id, HostID: host, FixedIPs: ips})
 	case 3: // a port leaves
 		if id, ok := pick(r, m.ports); ok {
 			delRec(m, m.ports, topology.KindPort, id)
@@ -317,11 +327,17 @@ func (m *model) mutate(r *rand.Rand, step int) {
 			gid, _ := pick(r, m.groups)
 			rule := topology.SecurityGroupRule{ID: fmt.Sprintf("rule%d", step), SecurityGroupID: gid, EtherType: topology.EtherTypeIPv4,
 				Direction: []string{topology.DirectionIngress, topology.DirectionEgress}[r.IntN(2)], Protocol: []string{"", "tcp", "icmp"}[r.IntN(3)]}
+			if r.IntN(3) == 0 {
+				rule.EtherType = topology.EtherTypeIPv6
+			}
 			switch r.IntN(3) {
 			case 0:
 				rule.RemoteGroupID, _ = pick(r, m.groups)
 			case 1:
 				rule.RemoteIPPrefix = fmt.Sprintf("10.9.%d.0/24", r.IntN(3))
+				if rule.EtherType == topology.EtherTypeIPv6 {
+					rule.RemoteIPPrefix = fmt.Sprintf("2001:db8:9:%x::/64", r.IntN(3))
+				}
 			}
 			setRec(m, m.rules, topology.KindSecurityGroupRule, rule.ID, rule)
 		}
@@ -352,10 +368,39 @@ func (m *model) mutate(r *rand.Rand, step int) {
 			p.PortSecurityEnabled = false
 		case len(p.AllowedAddressPairs) > 0:
 			p.AllowedAddressPairs = nil
+		case r.IntN(3) == 0:
+			p.AllowedAddressPairs = []topology.AddressPair{{IPAddress: fmt.Sprintf("2001:db8:9:%x::%x:0/112", r.IntN(3), r.IntN(100))}}
 		default:
 			p.AllowedAddressPairs = []topology.AddressPair{{IPAddress: fmt.Sprintf("10.9.%d.%d/31", r.IntN(3), 2*r.IntN(100))}}
 		}
 		setRec(m, m.ports, topology.KindPort, id, p)
+	case 21: // an IPv6 SLAAC subnet on a tenant network, or one goes (the API takes its addresses from the ports first)
+		nid, ok := pick(r, m.nets)
+		if !ok || nid == "ext-0000000000000" {
+			break
+		}
+		for _, sid := range slices.Sorted(maps.Keys(m.subnets)) {
+			if s := m.subnets[sid]; s.NetworkID == nid && s.IPVersion == 6 {
+				for _, id := range slices.Sorted(maps.Keys(m.ports)) {
+					p := m.ports[id]
+					if i := slices.IndexFunc(p.FixedIPs, func(f topology.FixedIP) bool { return f.SubnetID == sid }); i >= 0 {
+						p.FixedIPs = slices.Delete(slices.Clone(p.FixedIPs), i, i+1)
+						setRec(m, m.ports, topology.KindPort, id, p)
+					}
+				}
+				delRec(m, m.subnets, topology.KindSubnet, sid)
+				return
+			}
+		}
+		sid := fmt.Sprintf("sub6-%d", step)
+		setRec(m, m.subnets, topology.KindSubnet, sid, topology.Subnet{ID: sid, NetworkID: nid, IPVersion: 6, CIDR: fmt.Sprintf("2001:db8:9:%x::/64", r.IntN(3)),
+			EnableDHCP: true, IPv6RAMode: topology.IPv6SLAAC, IPv6AddressMode: topology.IPv6SLAAC})
+		for _, id := range slices.Sorted(maps.Keys(m.ports)) {
+			if p := m.ports[id]; p.NetworkID == nid && strings.HasPrefix(p.DeviceOwner, "compute:") && r.IntN(2) == 0 {
+				p.FixedIPs = append(slices.Clone(p.FixedIPs), topology.FixedIP{SubnetID: sid, IPAddress: fmt.Sprintf("2001:db8:9:%x::%x", r.IntN(3), 0x10000+step*16+len(m.log))})
+				setRec(m, m.ports, topology.KindPort, id, p)
+			}
+		}
 	}
 }
 

@@ -20,7 +20,9 @@ import (
 // those registers: a port costs one flow per source address and one per rule and state,
 // and one to deliver to it. The base tables let through only the port's own addresses
 // (anti-spoofing: its MAC and fixed IPs, its allowed address pairs) and ARP, and send IPv4
-// into conntrack (DHCP as a client went to DHCP_IPV4 before, dhcp.go); the rules tables
+// and IPv6 into conntrack (DHCP as a client went to DHCP_IPV4 before, dhcp.go; a DHCPv6
+// client request that reaches BASE_EGRESS is dropped as a DHCPv4 one, the dhcp app taking
+// a port's own in LOCAL_SWITCHING; a VM's DHCP server replies are dropped); the rules tables
 // accept what a rule of the port's groups allows, new connections and, rule by rule again, every packet of an
 // established one in its original direction; replies and related traffic pass; what
 // matches no rule is dropped, and an established connection that no rule allows any more is
@@ -29,15 +31,22 @@ import (
 // topology.RemoteGroupPart, computed once for every host that has it) and one per port and
 // rule, not members x rules; a group's member addresses are covered by the
 // fewest prefixes that hold exactly them. Stateless groups skip conntrack. Broadcast and
-// multicast to the port are delivered by TRANSIENT's flood flow, as Neutron's NORMAL does;
-// only IPv4 is filtered, anything else from or to a firewalled port is dropped but the
-// ICMPv6 of neighbour discovery, as Neutron's driver lets it through: a port may send
-// router and neighbour solicitations and MLD queries from its own IPv6 addresses and the
-// link-local address of its MAC (on to ARP_RESPONDER, nd.go and ra.go), neighbour
-// advertisements only for its own addresses (nd_target), and no router advertisement;
-// MLD queries, router advertisements and neighbour solicitations and advertisements
-// reach it. IPv6 security group rules come with DVR IPv6 routing (issue 16): until then
-// other IPv6 traffic of a firewalled port is dropped.
+// multicast to the port are delivered by TRANSIENT's flood flow, as Neutron's NORMAL does.
+//
+// IPv6 is filtered as IPv4 (the same states, zones, commit and cut flows with eth_type
+// ipv6), on a network with an IPv6 subnet: a port's IPv6 sources are its fixed IPv6
+// addresses, the link-local address of its MAC (Neutron's lla_address) and its IPv6 allowed
+// address pairs; its groups' rules of ethertype IPv6 apply ("icmp" in them is ICMPv6, as
+// Neutron's driver reads it). The ICMPv6 of neighbour discovery bypasses conntrack and the
+// rules, as Neutron's driver lets it through (ICMPV6_ALLOWED_EGRESS_TYPES and
+// ICMPV6_RESTRICTED_EGRESS_TYPES, ICMPV6_ALLOWED_INGRESS_TYPES and router advertisements):
+// a port may send router and neighbour solicitations and MLD queries from its own IPv6
+// sources (on to ARP_RESPONDER, nd.go and ra.go), neighbour advertisements only for them
+// (nd_target), and no router advertisement; MLD queries, router advertisements and
+// neighbour solicitations and advertisements reach it. Other ICMPv6 (MLD reports, echo)
+// is a rule's business, as in Neutron. A port of a network without an IPv6 subnet sends no
+// IPv6 and receives only neighbour discovery (Neutron would pass its link-local traffic by
+// its rules): its flows stay IPv4's.
 
 // Registers of the firewall, as Neutron's driver uses them.
 const (
@@ -102,8 +111,30 @@ type fwDir struct {
 }
 
 var (
-	dirEgress  = fwDir{topology.DirectionEgress, IntRulesEgress, IntAcceptedEgress, 0, ofproto.IPv4DstMasked}
-	dirIngress = fwDir{topology.DirectionIngress, IntRulesIngress, IntAcceptedIngress, 1, ofproto.IPv4SrcMasked}
+	dirEgress  = fwDir{topology.DirectionEgress, IntRulesEgress, IntAcceptedEgress, 0, ipDstMasked}
+	dirIngress = fwDir{topology.DirectionIngress, IntRulesIngress, IntAcceptedIngress, 1, ipSrcMasked}
+)
+
+// ipDstMasked matches an IPv4 or IPv6 destination prefix.
+func ipDstMasked(p netip.Prefix) ofproto.Field {
+	if p.Addr().Is4() {
+		return ofproto.IPv4DstMasked(p)
+	}
+	return ofproto.IPv6DstMasked(p)
+}
+
+// ipSrcMasked matches an IPv4 or IPv6 source prefix.
+func ipSrcMasked(p netip.Prefix) ofproto.Field {
+	if p.Addr().Is4() {
+		return ofproto.IPv4SrcMasked(p)
+	}
+	return ofproto.IPv6SrcMasked(p)
+}
+
+// DHCPv6's UDP ports (RFC 8415).
+const (
+	dhcp6ClientPort = 546
+	dhcp6ServerPort = 547
 )
 
 // conjID is the conjunction of the rules naming group g as remote in direction d.
@@ -125,6 +156,7 @@ func fwEntry(v *topology.View, p *topology.Port, ofport uint32, zone uint16) []o
 func firewallBridge() []ofproto.Flow {
 	cookie := Cookie(AppFirewall)
 	ip := ofproto.EthType(ofproto.EthTypeIPv4)
+	ip6 := ofproto.EthType(ofproto.EthTypeIPv6)
 	arp := ofproto.EthType(ofproto.EthTypeARP)
 	udp := ofproto.IPProto(uint8(ofproto.IPProtoUDP))
 	flow := func(table uint8, prio uint16, m ofproto.Match, actions []ofproto.Action, next uint8, hasNext bool) ofproto.Flow {
@@ -139,26 +171,36 @@ func firewallBridge() []ofproto.Flow {
 		// spoofed, or on a network with no DHCP server: dropped too, never flooded.
 		flow(IntBaseEgress, prioFWDHCP, ofproto.Match{ip, udp, ofproto.UDPSrc(68), ofproto.UDPDst(67)}, nil, 0, false),
 		flow(IntBaseEgress, prioFWDHCPSrv, ofproto.Match{ip, udp, ofproto.UDPSrc(67), ofproto.UDPDst(68)}, nil, 0, false),
+		// DHCPv6 the same way: a port's own client requests are the dhcp app's to take in
+		// LOCAL_SWITCHING (as DHCPv4 ones to DHCP_IPV4), what reaches this table is
+		// dropped; a VM's server replies are dropped (Neutron's driver bans both servers).
+		flow(IntBaseEgress, prioFWDHCP, ofproto.Match{ip6, udp, ofproto.UDPSrc(dhcp6ClientPort), ofproto.UDPDst(dhcp6ServerPort)}, nil, 0, false),
+		flow(IntBaseEgress, prioFWDHCPSrv, ofproto.Match{ip6, udp, ofproto.UDPSrc(dhcp6ServerPort), ofproto.UDPDst(dhcp6ClientPort)}, nil, 0, false),
 		// A router advertisement of a port (one of its own addresses' ND did not take it):
 		// dropped.
 		flow(IntBaseEgress, prioFWRA, icmp6(ofproto.ICMPv6RouterAdvertisement), nil, 0, false),
 		// ACCEPTED_EGRESS: commit a new connection, on to TRANSIENT.
 		flow(IntAcceptedEgress, prioFWCommit, ofproto.Match{stNewNotEst, ip}, commit, IntTransient, true),
-		// BASE_INGRESS: ARP and DHCP offers are delivered; IPv4 goes into conntrack unless
-		// it was tracked on its way out of a port of the same network here, or the port is
-		// stateless.
+		flow(IntAcceptedEgress, prioFWCommit, ofproto.Match{stNewNotEst, ip6}, commit, IntTransient, true),
+		// BASE_INGRESS: ARP, neighbour discovery and DHCP offers are delivered; IPv4 and
+		// IPv6 go into conntrack unless tracked on their way out of a port of the same
+		// network here, or the port is stateless.
 		flow(IntBaseIngress, prioFWIngARP, ofproto.Match{arp}, nil, IntDeliver, true),
 		flow(IntBaseIngress, prioFWIngND, icmp6(icmp6MLDQuery), nil, IntDeliver, true),
 		flow(IntBaseIngress, prioFWIngND, icmp6(ofproto.ICMPv6RouterAdvertisement), nil, IntDeliver, true),
 		flow(IntBaseIngress, prioFWIngND, icmp6(ofproto.ICMPv6NeighborSolicitation), nil, IntDeliver, true),
 		flow(IntBaseIngress, prioFWIngND, icmp6(ofproto.ICMPv6NeighborAdvertisement), nil, IntDeliver, true),
 		flow(IntBaseIngress, prioFWIngDHCP, ofproto.Match{ip, udp, ofproto.UDPSrc(67), ofproto.UDPDst(68)}, nil, IntDeliver, true),
-		flow(IntBaseIngress, prioFWTrack, ofproto.Match{ip, stNotTracked, regStateful},
-			[]ofproto.Action{ofproto.CT{ZoneSrc: zoneFromReg, HasTable: true, Table: IntRulesIngress}}, 0, false),
-		flow(IntBaseIngress, prioFWTracked, ofproto.Match{ip, stTracked}, nil, IntRulesIngress, true),
-		flow(IntBaseIngress, prioFWTracked, ofproto.Match{ip, regStateless}, nil, IntRulesIngress, true),
-		// ACCEPTED_INGRESS: commit a new connection, on to the port.
-		flow(IntAcceptedIngress, prioFWCommit, ofproto.Match{stNewNotEst, ip}, commit, IntDeliver, true),
+		flow(IntBaseIngress, prioFWIngDHCP, ofproto.Match{ip6, udp, ofproto.UDPSrc(dhcp6ServerPort), ofproto.UDPDst(dhcp6ClientPort)}, nil, IntDeliver, true),
+	}
+	for _, et := range []ofproto.Field{ip, ip6} {
+		out = append(out,
+			flow(IntBaseIngress, prioFWTrack, ofproto.Match{et, stNotTracked, regStateful},
+				[]ofproto.Action{ofproto.CT{ZoneSrc: zoneFromReg, HasTable: true, Table: IntRulesIngress}}, 0, false),
+			flow(IntBaseIngress, prioFWTracked, ofproto.Match{et, stTracked}, nil, IntRulesIngress, true),
+			flow(IntBaseIngress, prioFWTracked, ofproto.Match{et, regStateless}, nil, IntRulesIngress, true),
+			// ACCEPTED_INGRESS: commit a new connection, on to the port.
+			flow(IntAcceptedIngress, prioFWCommit, ofproto.Match{stNewNotEst, et}, commit, IntDeliver, true))
 	}
 	// RULES_EGRESS and RULES_INGRESS: connection states. A stateless port's packets are
 	// not tracked: what no rule allowed is dropped by the "-est" flow.
@@ -169,7 +211,8 @@ func firewallBridge() []ofproto.Flow {
 			flow(d.rules, prioFWState, ofproto.Match{stEstReply, noMark}, nil, d.accept, true),
 			flow(d.rules, prioFWState, ofproto.Match{stRelated, noMark}, nil, d.accept, true),
 			flow(d.rules, prioFWNotAllow, ofproto.Match{stNotEst}, nil, 0, false),
-			flow(d.rules, prioFWNotAllow, ofproto.Match{ip, stEst}, cut, 0, false))
+			flow(d.rules, prioFWNotAllow, ofproto.Match{ip, stEst}, cut, 0, false),
+			flow(d.rules, prioFWNotAllow, ofproto.Match{ip6, stEst}, cut, 0, false))
 	}
 	return out
 }
@@ -218,26 +261,32 @@ func firewallPort(v *topology.View, p *topology.PortInfo, ofport uint32, zone ui
 		out = append(out, f)
 	}
 	// Neighbour discovery from its IPv6 addresses (Neutron's ICMPV6_ALLOWED_EGRESS_TYPES and
-	// ICMPV6_RESTRICTED_EGRESS_TYPES), on to ARP_RESPONDER without conntrack, on a network
-	// with an IPv6 subnet (a port of an IPv4 network costs no more flows than before).
-	var v6 []portAddr
-	if hasIPv6Subnet(v, p.NetworkID) {
-		v6 = sources6Of(p)
+	// ICMPV6_RESTRICTED_EGRESS_TYPES), on to ARP_RESPONDER without conntrack, and IPv6 from
+	// them into conntrack as IPv4, on a network with an IPv6 subnet (a port of an IPv4
+	// network costs no more flows than before, and sends no IPv6).
+	v6 := hasIPv6Subnet(v, p.NetworkID)
+	var sources6 []portAddr
+	if v6 {
+		sources6 = sources6Of(p)
 	}
-	for _, a := range v6 {
+	for _, a := range sources6 {
 		for _, t := range []uint8{icmp6MLDQuery, ofproto.ICMPv6RouterSolicitation, ofproto.ICMPv6NeighborSolicitation} {
 			out = append(out, ofproto.Flow{Table: IntBaseEgress, Priority: prioFWND, Cookie: cookie,
 				Match: append(ofproto.Match{reg}, append(icmp6(t), ofproto.EthSrc(a.mac), ofproto.IPv6SrcMasked(a.prefix))...),
 				Goto:  IntARPResponder, HasGoto: true})
 		}
-		if a.prefix.IsSingleIP() {
-			out = append(out, ofproto.Flow{Table: IntBaseEgress, Priority: prioFWND, Cookie: cookie,
-				Match: append(ofproto.Match{reg}, append(icmp6(ofproto.ICMPv6NeighborAdvertisement), ofproto.NDTarget(a.prefix.Addr()))...),
-				Goto:  IntARPResponder, HasGoto: true})
+		out = append(out, ofproto.Flow{Table: IntBaseEgress, Priority: prioFWND, Cookie: cookie,
+			Match: append(ofproto.Match{reg}, append(icmp6(ofproto.ICMPv6NeighborAdvertisement), ofproto.NDTargetMasked(a.prefix))...),
+			Goto:  IntARPResponder, HasGoto: true})
+		f := ofproto.Flow{Table: IntBaseEgress, Priority: prioFWAddr, Cookie: cookie,
+			Match: ofproto.Match{reg, ofproto.EthType(ofproto.EthTypeIPv6), ofproto.EthSrc(a.mac), ofproto.IPv6SrcMasked(a.prefix)}, Goto: IntRulesEgress, HasGoto: true}
+		if stateful {
+			f.Actions, f.HasGoto = []ofproto.Action{ofproto.CT{ZoneSrc: zoneFromReg, HasTable: true, Table: IntRulesEgress}}, false
 		}
+		out = append(out, f)
 	}
 	for _, d := range []fwDir{dirEgress, dirIngress} {
-		out = append(out, ruleFlows(v, p, reg, d, stateful)...)
+		out = append(out, ruleFlows(v, p, reg, d, stateful, v6)...)
 	}
 	// DELIVER: out to the port, untagged.
 	return append(out, ofproto.Flow{Table: IntDeliver, Priority: prioFWDeliver, Cookie: cookie,
@@ -246,8 +295,9 @@ func firewallPort(v *topology.View, p *topology.PortInfo, ofport uint32, zone ui
 
 // ruleFlows computes the rules of port p's groups in direction d: a flow per rule and
 // connection state, and for rules with a remote group the port's clause of the group's
-// conjunction. Flows of equal match are merged (their conjunction actions joined).
-func ruleFlows(v *topology.View, p *topology.PortInfo, reg ofproto.Field, d fwDir, stateful bool) []ofproto.Flow {
+// conjunction. Flows of equal match are merged (their conjunction actions joined). IPv6
+// rules count only with v6 (the port's network has an IPv6 subnet).
+func ruleFlows(v *topology.View, p *topology.PortInfo, reg ofproto.Field, d fwDir, stateful, v6 bool) []ofproto.Flow {
 	cookie := Cookie(AppFirewall)
 	states := []ofproto.Field{stNewNotEst, stEstNotRpl}
 	if !stateful {
@@ -273,19 +323,25 @@ func ruleFlows(v *topology.View, p *topology.PortInfo, reg ofproto.Field, d fwDi
 	}
 	for _, g := range p.SecurityGroups {
 		for _, r := range v.GroupRules(g) {
-			if r.Direction != d.name || r.EtherType != topology.EtherTypeIPv4 {
+			is6 := r.EtherType == topology.EtherTypeIPv6
+			if r.Direction != d.name || (r.EtherType != topology.EtherTypeIPv4 && !(is6 && v6)) {
 				continue
 			}
 			l4, ok := ruleL4(r)
 			if !ok {
 				continue
 			}
+			ethType := ofproto.EthType(ofproto.EthTypeIPv4)
+			if is6 {
+				ethType = ofproto.EthType(ofproto.EthTypeIPv6)
+			}
 			var remote ofproto.Match
 			if r.RemoteIPPrefix != "" {
 				pfx, err := netip.ParsePrefix(r.RemoteIPPrefix)
-				if err != nil || !pfx.Addr().Is4() {
+				if err != nil || pfx.Addr().Is6() != is6 {
 					continue
 				}
+				pfx = pfx.Masked()
 				if pfx.Bits() > 0 {
 					remote = ofproto.Match{d.remoteIP(pfx)}
 				}
@@ -298,7 +354,7 @@ func ruleFlows(v *topology.View, p *topology.PortInfo, reg ofproto.Field, d fwDi
 			}
 			for _, st := range states {
 				for _, m4 := range l4 {
-					m := ofproto.Match{reg, ofproto.EthType(ofproto.EthTypeIPv4)}
+					m := ofproto.Match{reg, ethType}
 					if st.Mask != nil {
 						m = append(m, st)
 					}
@@ -319,9 +375,14 @@ func ruleFlows(v *topology.View, p *topology.PortInfo, reg ofproto.Field, d fwDi
 
 // ruleL4 is the protocol part of a rule's matches (several for a port range that is not one
 // prefix). It reports false for a rule the data path cannot express exactly (a port range
-// of a protocol without port fields here): such a rule allows nothing rather than more.
+// of a protocol without port fields here, ICMP of the other IP version): such a rule allows
+// nothing rather than more.
 func ruleL4(r *topology.SecurityGroupRule) ([]ofproto.Match, bool) {
 	num := topology.ProtocolNumber(r.Protocol)
+	is6 := r.EtherType == topology.EtherTypeIPv6
+	if is6 && r.Protocol == "icmp" {
+		num = ofproto.IPProtoICMPv6 // as Neutron's driver reads "icmp" in an IPv6 rule
+	}
 	if num < 0 {
 		return []ofproto.Match{nil}, true
 	}
@@ -344,13 +405,21 @@ func ruleL4(r *topology.SecurityGroupRule) ([]ofproto.Match, bool) {
 			out = append(out, ofproto.Match{proto, f})
 		}
 		return out, true
-	case ofproto.IPProtoICMP:
+	case ofproto.IPProtoICMP, ofproto.IPProtoICMPv6:
 		m := ofproto.Match{proto}
-		if r.PortRangeMin != nil {
-			m = append(m, ofproto.ICMPv4Type(uint8(*r.PortRangeMin)))
-			if r.PortRangeMax != nil {
-				m = append(m, ofproto.ICMPv4Code(uint8(*r.PortRangeMax)))
-			}
+		if r.PortRangeMin == nil {
+			return []ofproto.Match{m}, true
+		}
+		if is6 != (num == ofproto.IPProtoICMPv6) {
+			return nil, false // ICMP type and code in the other IP version's packets
+		}
+		icmpType, icmpCode := ofproto.ICMPv4Type, ofproto.ICMPv4Code
+		if is6 {
+			icmpType, icmpCode = ofproto.ICMPv6Type, ofproto.ICMPv6Code
+		}
+		m = append(m, icmpType(uint8(*r.PortRangeMin)))
+		if r.PortRangeMax != nil {
+			m = append(m, icmpCode(uint8(*r.PortRangeMax)))
 		}
 		return []ofproto.Match{m}, true
 	}
@@ -447,15 +516,27 @@ func remoteGroupFlows(v *topology.View, dir, group string) []ofproto.Flow {
 		d = dirEgress
 	}
 	cookie := Cookie(AppFirewall)
-	ip := ofproto.EthType(ofproto.EthTypeIPv4)
+	ip, ip6 := ofproto.EthType(ofproto.EthTypeIPv4), ofproto.EthType(ofproto.EthTypeIPv6)
 	conj := d.conjID(g)
 	prefixes := v.GroupPrefixes(group)
-	out := make([]ofproto.Flow, 0, 1+len(prefixes))
-	out = append(out, ofproto.Flow{Table: d.rules, Priority: prioFWConj, Cookie: cookie,
-		Match: ofproto.Match{ip, ofproto.ConjID(conj)}, Goto: d.accept, HasGoto: true})
+	out := make([]ofproto.Flow, 0, 2+len(prefixes))
+	accept := func(et ofproto.Field) ofproto.Flow {
+		return ofproto.Flow{Table: d.rules, Priority: prioFWConj, Cookie: cookie,
+			Match: ofproto.Match{et, ofproto.ConjID(conj)}, Goto: d.accept, HasGoto: true}
+	}
+	out = append(out, accept(ip))
+	// IPv4 and IPv6 rules naming the group share its conjunction: a packet completes it
+	// only with a member prefix and a port's clause of its own IP version.
+	if slices.ContainsFunc(prefixes, func(p netip.Prefix) bool { return p.Addr().Is6() }) {
+		out = append(out, accept(ip6))
+	}
 	for _, a := range prefixes {
+		et := ip
+		if a.Addr().Is6() {
+			et = ip6
+		}
 		out = append(out, ofproto.Flow{Table: d.rules, Priority: prioFWConj, Cookie: cookie,
-			Match: ofproto.Match{ip, d.remoteIP(a)}, Actions: []ofproto.Action{ofproto.Conjunction{ID: conj, Clause: 0, NClauses: 2}}})
+			Match: ofproto.Match{et, d.remoteIP(a)}, Actions: []ofproto.Action{ofproto.Conjunction{ID: conj, Clause: 0, NClauses: 2}}})
 	}
 	return out
 }

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/dvrflow/dvrflow/ofproto"
@@ -304,4 +306,206 @@ func TestFirewallPortWithoutAddress(t *testing.T) {
 	if got := v.GroupPrefixes("sgdef-0000000000"); !slices.ContainsFunc(got, func(p netip.Prefix) bool { return p.Contains(want.Addr()) }) {
 		t.Fatalf("default group prefixes %v lack VM6's pair %s", got, want)
 	}
+}
+
+// l6Frame is l4Frame for IPv6: TCP or UDP (proto 6 or 17) with ports, or an ICMPv6 echo
+// request (proto 58, sport as its identifier; dport 129 makes it a reply).
+func l6Frame(dst, src net.HardwareAddr, vlan uint16, ipSrc, ipDst string, proto uint8, sport, dport uint16) []byte {
+	b := append(append([]byte{}, dst...), src...)
+	if vlan > 0 {
+		b = binary.BigEndian.AppendUint16(b, ofproto.EthTypeVLAN)
+		b = binary.BigEndian.AppendUint16(b, vlan)
+	}
+	b = binary.BigEndian.AppendUint16(b, ofproto.EthTypeIPv6)
+	var l4 []byte
+	switch proto {
+	case ofproto.IPProtoICMPv6:
+		typ := byte(128)
+		if dport == 129 {
+			typ = 129
+		}
+		l4 = []byte{typ, 0, 0, 0, byte(sport >> 8), byte(sport), 0, 1}
+	case 6:
+		l4 = binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, sport), dport)
+		l4 = append(l4, make([]byte, 16)...)
+	default:
+		l4 = binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, sport), dport)
+		l4 = append(l4, 0, 8, 0, 0)
+	}
+	ip := []byte{0x60, 0, 0, 0, 0, byte(len(l4)), proto, 64}
+	ip = append(ip, netip.MustParseAddr(ipSrc).AsSlice()...)
+	ip = append(ip, netip.MustParseAddr(ipDst).AsSlice()...)
+	return append(append(b, ip...), l4...)
+}
+
+// TestFirewallIPv6 runs IPv6 through compute1's br-int of the seed with withIPv6's
+// subnets (VM5 on Net1 with its SLAAC address too): security group rules of ethertype
+// IPv6 apply as IPv4 ones do, statefully or not, and IPv6 anti-spoofing holds.
+func TestFirewallIPv6(t *testing.T) {
+	const (
+		vm1   = "2001:db8:1::f816:3eff:fe00:105"
+		vm5   = "2001:db8:1::f816:3eff:fe00:107"
+		vm3   = "2001:db8:2::3"
+		out   = "2001:db8:9::1" // outside Net1's subnets
+		tcp   = 6
+		udp   = 17
+		icmp6 = ofproto.IPProtoICMPv6
+	)
+	topo := withIPv6(firewallTopology())
+	for i := range topo.Ports {
+		if topo.Ports[i].ID == vm5ID {
+			topo.Ports[i].FixedIPs = append(topo.Ports[i].FixedIPs, topology.FixedIP{SubnetID: "sub16-00000000000", IPAddress: vm5})
+		}
+	}
+	v := topology.NewView(topo, 7)
+	b := newFWBridge(t, v, "compute1")
+	p1, p3, p5 := b.port("vm1-000000000000"), b.port("vm3-000000000000"), b.port(vm5ID)
+	tun := b.st.Ports[PortPatchTun]
+	qr1 := b.st.Ports[OVSPortName(v.Port("qr1-000000000000").Port)]
+	net1VLAN, _ := v.LocalVLAN("compute1", "net1-000000000000")
+	net2VLAN, _ := v.LocalVLAN("compute1", "net2-000000000000")
+	fromTun := func(dst net.HardwareAddr, vlan uint16, src, dstIP string, proto uint8, sport, dport uint16) []byte {
+		return l6Frame(dst, gw1MAC, 0x1000|vlan, src, dstIP, proto, sport, dport)
+	}
+	apply := func(rev int64, op topology.Op, r topology.SecurityGroupRule) {
+		t.Helper()
+		if _, err := v.Apply([]topology.Change{{Revision: rev, Kind: topology.KindSecurityGroupRule, ID: r.ID, Op: op, Object: &r}}); err != nil {
+			t.Fatal(err)
+		}
+		b.load(v)
+	}
+
+	// The default group's IPv6 rules: its members reach each other, replies pass.
+	b.expect("VM5 -> VM1 tcp6/80 (same group)", p5, l6Frame(vm1MAC, vm5MAC, 0, vm5, vm1, tcp, 40000, 80), p1)
+	b.expect("VM1 -> VM5 reply", p1, l6Frame(vm5MAC, vm1MAC, 0, vm1, vm5, tcp, 80, 40000), p5)
+	b.expect("VM5 -> VM1 again (established)", p5, l6Frame(vm1MAC, vm5MAC, 0, vm5, vm1, tcp, 40000, 80), p1)
+	b.expect("VM5 ping6 VM1 (same group)", p5, l6Frame(vm1MAC, vm5MAC, 0, vm5, vm1, icmp6, 9, 0), p1)
+	b.expect("VM1 echo reply", p1, l6Frame(vm5MAC, vm1MAC, 0, vm1, vm5, icmp6, 9, 129), p5)
+	b.expect("outside -> VM1 tcp6/80 refused", tun, fromTun(vm1MAC, net1VLAN, out, vm1, tcp, 40001, 80))
+	b.expect("outside -> VM5 ping6 refused", tun, fromTun(vm5MAC, net1VLAN, out, vm5, icmp6, 10, 0))
+	b.expect("VM5's link-local -> VM1 refused (not a member address)", p5,
+		l6Frame(vm1MAC, vm5MAC, 0, ofproto.LinkLocal(vm5MAC).String(), vm1, tcp, 40002, 80))
+	// The default group's IPv6 egress rule: out to anywhere, replies come back.
+	b.expect("VM5 -> outside tcp6/443", p5, l6Frame(gw1MAC, vm5MAC, 0, vm5, out, tcp, 40003, 443), qr1)
+	b.expect("outside -> VM5 reply", tun, fromTun(vm5MAC, net1VLAN, out, vm5, tcp, 443, 40003), p5)
+	b.expect("VM5's link-local -> outside", p5, l6Frame(gw1MAC, vm5MAC, 0, ofproto.LinkLocal(vm5MAC).String(), out, tcp, 40004, 443), qr1)
+
+	// IPv6 anti-spoofing.
+	b.expect("VM5 from VM1's address", p5, l6Frame(gw1MAC, vm5MAC, 0, vm1, out, tcp, 40005, 443))
+	b.expect("VM5 from another address of the subnet", p5, l6Frame(gw1MAC, vm5MAC, 0, "2001:db8:1::99", out, tcp, 40006, 443))
+	b.expect("VM5 from its address with another MAC", p5, l6Frame(gw1MAC, mustMAC("fa:16:3e:00:01:99"), 0, vm5, out, tcp, 40007, 443))
+	b.expect("VM5 as a DHCPv6 server", p5, l6Frame(vm1MAC, vm5MAC, 0, ofproto.LinkLocal(vm5MAC).String(), ofproto.LinkLocal(vm1MAC).String(), udp, 547, 546))
+	b.expect("VM5's DHCPv6 request reaching the firewall (no DHCP_IPV6 flow took it)", p5,
+		l6Frame(mustMAC("33:33:00:01:00:02"), vm5MAC, 0, ofproto.LinkLocal(vm5MAC).String(), "ff02::1:2", udp, 546, 547))
+
+	// A rule of ethertype IPv6 from a prefix, tcp/22: allowed from inside it, refused from
+	// outside; removing it cuts the established connection, both ways.
+	n := func(v int) *int { return &v }
+	ssh := topology.SecurityGroupRule{ID: "rssh6", SecurityGroupID: "sgssh-0000000000", Direction: topology.DirectionIngress,
+		EtherType: topology.EtherTypeIPv6, Protocol: "tcp", PortRangeMin: n(22), PortRangeMax: n(22), RemoteIPPrefix: "2001:db8:9::/48"}
+	b.expect("outside -> VM1 tcp6/22 before the rule", tun, fromTun(vm1MAC, net1VLAN, out, vm1, tcp, 40010, 22))
+	apply(8, topology.OpCreate, ssh)
+	b.expect("2001:db8:9::1 -> VM1 tcp6/22", tun, fromTun(vm1MAC, net1VLAN, out, vm1, tcp, 40011, 22), p1)
+	b.expect("VM1 -> 2001:db8:9::1 reply", p1, l6Frame(gw1MAC, vm1MAC, 0, vm1, out, tcp, 22, 40011), qr1)
+	b.expect("2001:db8:8::1 -> VM1 tcp6/22 (outside the prefix)", tun, fromTun(vm1MAC, net1VLAN, "2001:db8:8::1", vm1, tcp, 40012, 22))
+	b.expect("2001:db8:9::1 -> VM1 tcp6/23", tun, fromTun(vm1MAC, net1VLAN, out, vm1, tcp, 40013, 23))
+	b.expect("2001:db8:9::1 -> VM5 tcp6/22 (not in ssh)", tun, fromTun(vm5MAC, net1VLAN, out, vm5, tcp, 40014, 22))
+	b.expect("established tcp6/22", tun, fromTun(vm1MAC, net1VLAN, out, vm1, tcp, 40011, 22), p1)
+	apply(9, topology.OpDelete, ssh)
+	b.expect("established tcp6/22, rule removed", tun, fromTun(vm1MAC, net1VLAN, out, vm1, tcp, 40011, 22))
+	b.expect("VM1's reply, rule removed", p1, l6Frame(gw1MAC, vm1MAC, 0, vm1, out, tcp, 22, 40011))
+
+	// "icmp" in an IPv6 rule is ICMPv6 (as Neutron's driver reads it), type 128 echo requests.
+	echo := topology.SecurityGroupRule{ID: "rssh7", SecurityGroupID: "sgssh-0000000000", Direction: topology.DirectionIngress,
+		EtherType: topology.EtherTypeIPv6, Protocol: "icmp", PortRangeMin: n(128)}
+	apply(10, topology.OpCreate, echo)
+	b.expect("outside ping6 VM1 (icmp, type 128)", tun, fromTun(vm1MAC, net1VLAN, out, vm1, icmp6, 11, 0), p1)
+	b.expect("outside ping6 VM5 (not in ssh)", tun, fromTun(vm5MAC, net1VLAN, out, vm5, icmp6, 12, 0))
+
+	// A stateless group's IPv6 rule: udp 5000-5010 from 2001:db8::/32 in, and no reply
+	// for free (its only egress rule is IPv4).
+	udp6 := topology.SecurityGroupRule{ID: "rudp6", SecurityGroupID: "sgudp-0000000000", Direction: topology.DirectionIngress,
+		EtherType: topology.EtherTypeIPv6, Protocol: "udp", PortRangeMin: n(5000), PortRangeMax: n(5010), RemoteIPPrefix: "2001:db8::/32"}
+	apply(11, topology.OpCreate, udp6)
+	b.expect("udp6/5005 to VM3", tun, fromTun(vm3MAC, net2VLAN, "2001:db8:1::6", vm3, udp, 999, 5005), p3)
+	b.expect("udp6/5011 to VM3", tun, fromTun(vm3MAC, net2VLAN, "2001:db8:1::6", vm3, udp, 999, 5011))
+	b.expect("udp6/5005 from outside 2001:db8::/32", tun, fromTun(vm3MAC, net2VLAN, "2001:db9::6", vm3, udp, 999, 5005))
+	b.expect("VM3's reply (stateless, no IPv6 egress rule)", p3, l6Frame(gw1MAC, vm3MAC, 0, vm3, "2001:db8:1::6", udp, 5005, 999))
+
+	// An IPv6 allowed address pair (a prefix): VM5 may send from it, and as a member of
+	// the default group it reaches VM1 from it.
+	var port5 topology.Port
+	for _, p := range topo.Ports {
+		if p.ID == vm5ID {
+			port5 = p
+		}
+	}
+	const vip = "2001:db8:1:0:abcd::5"
+	port5.AllowedAddressPairs = []topology.AddressPair{{IPAddress: "2001:db8:1:0:abcd::/80"}}
+	if _, err := v.Apply([]topology.Change{{Revision: 12, Kind: topology.KindPort, ID: vm5ID, Op: topology.OpUpdate, Object: &port5}}); err != nil {
+		t.Fatal(err)
+	}
+	b.load(v)
+	b.expect("VM5 from its pair's prefix -> VM1 tcp6/80", p5, l6Frame(vm1MAC, vm5MAC, 0, vip, vm1, tcp, 40020, 80), p1)
+	b.expect("VM1 -> VM5's pair tcp6/80", p1, l6Frame(vm5MAC, vm1MAC, 0, vm1, vip, tcp, 40021, 80), p5)
+	b.expect("VM5 from just outside the pair's prefix", p5, l6Frame(vm1MAC, vm5MAC, 0, "2001:db8:1:0:abce::5", vm1, tcp, 40022, 80))
+
+	// VM4 (compute2) has port security off: any IPv6 it sends leaves, untouched by the
+	// firewall, to VM1's host.
+	b2 := newFWBridge(t, v, "compute2")
+	p4, tun2 := b2.port("vm4-000000000000"), b2.st.Ports[PortPatchTun]
+	b2.expect("VM4 (port security off) from any address", p4, l6Frame(vm1MAC, vm4MAC, 0, "2001:db8:7::7", vm1, tcp, 40030, 9999), tun2)
+}
+
+// TestRuleL4IPv6: what a rule's protocol and port range match, by IP version: "icmp" in
+// an IPv6 rule is ICMPv6 (Neutron's driver normalizes it), ICMP type and code of the other
+// version's protocol cannot be expressed (the rule allows nothing).
+func TestRuleL4IPv6(t *testing.T) {
+	n := func(v int) *int { return &v }
+	for _, c := range []struct {
+		eth, proto string
+		lo, hi     *int
+		want       string // the matches, "" for none (refused)
+	}{
+		{topology.EtherTypeIPv6, "icmp", n(128), n(0), "icmp6,icmp_type=128,icmp_code=0"},
+		{topology.EtherTypeIPv6, "icmp", nil, nil, "icmp6"},
+		{topology.EtherTypeIPv6, "ipv6-icmp", n(1), nil, "icmp6,icmp_type=1"},
+		{topology.EtherTypeIPv6, "icmpv6", n(135), nil, "icmp6,icmp_type=135"},
+		{topology.EtherTypeIPv6, "58", n(129), nil, "icmp6,icmp_type=129"},
+		{topology.EtherTypeIPv6, "1", n(8), nil, ""},
+		{topology.EtherTypeIPv6, "1", nil, nil, "ipv6,nw_proto=1"},
+		{topology.EtherTypeIPv6, "tcp", n(5000), n(5010), "tcp6,tp_dst=0x1388/0xfff8 tcp6,tp_dst=0x1390/0xfffe tcp6,tp_dst=5010"},
+		{topology.EtherTypeIPv6, "", nil, nil, "ipv6"},
+		{topology.EtherTypeIPv4, "icmp", n(8), n(0), "icmp,icmp_type=8,icmp_code=0"},
+		{topology.EtherTypeIPv4, "58", n(128), nil, ""},
+	} {
+		r := &topology.SecurityGroupRule{EtherType: c.eth, Protocol: c.proto, PortRangeMin: c.lo, PortRangeMax: c.hi}
+		et := ofproto.EthType(ofproto.EthTypeIPv4)
+		if c.eth == topology.EtherTypeIPv6 {
+			et = ofproto.EthType(ofproto.EthTypeIPv6)
+		}
+		ms, ok := ruleL4(r)
+		var got []string
+		for _, m := range ms {
+			f := ofproto.Flow{Priority: 1, Match: append(ofproto.Match{et}, m...).Canonical()}
+			if err := f.Validate(); err != nil {
+				t.Errorf("%s %q: %v", c.eth, c.proto, err)
+			}
+			_, s, _ := strings.Cut(f.String(), "priority=1,")
+			got = append(got, strings.TrimSuffix(s, " actions=drop"))
+		}
+		if g := strings.Join(got, " "); ok != (c.want != "") || g != c.want {
+			t.Errorf("%s rule %q (range %s): %q (%v), want %q", c.eth, c.proto, rangeText(c.lo, c.hi), g, ok, c.want)
+		}
+	}
+}
+
+func rangeText(lo, hi *int) string {
+	s := func(p *int) string {
+		if p == nil {
+			return "-"
+		}
+		return strconv.Itoa(*p)
+	}
+	return s(lo) + ":" + s(hi)
 }

@@ -249,11 +249,11 @@ func TestFirewallIPv6ND(t *testing.T) {
 	reg := fmt.Sprintf("reg5=%#x", st.Ports[VMPortName("vm1-000000000000")])
 	var got []string
 	for _, f := range FlowsOf(v, st, net1) {
-		if a, _ := CookieApp(f.Cookie); a == AppFirewall && matchesIPv6(f) {
+		if a, _ := CookieApp(f.Cookie); a == AppFirewall && matchesIPv6(f) && f.Table == IntBaseEgress && f.Priority == prioFWND {
 			got = append(got, f.Format(TableNames(topology.BrInt)))
 		}
 	}
-	var want []string
+	var want []string // the IPv6 that passes conntrack and the rules is TestFirewallIPv6's
 	for _, a := range []string{"fe80::f816:3eff:fe00:105", vm1v6.String()} {
 		for _, typ := range []string{"130", "133", "135"} {
 			want = append(want, "cookie=0xd705000000000000, table=BASE_EGRESS, priority=95,icmp6,"+reg+

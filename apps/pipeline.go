@@ -149,7 +149,9 @@ var (
 	fICMPT   = basic(ofproto.OXMICMPv4Type)
 	fICMPC   = basic(ofproto.OXMICMPv4Code)
 	fIPv6Src = basic(ofproto.OXMIPv6Src)
+	fIPv6Dst = basic(ofproto.OXMIPv6Dst)
 	fICMP6T  = basic(ofproto.OXMICMPv6Type)
+	fICMP6C  = basic(ofproto.OXMICMPv6Code)
 	fNDTgt   = basic(ofproto.OXMIPv6NDTarget)
 	fRegPort = FieldID{ofproto.ClassNXM1, ofproto.NXMReg0 + RegPort}
 	fRegZone = FieldID{ofproto.ClassNXM1, ofproto.NXMReg0 + RegZone}
@@ -160,7 +162,7 @@ var (
 
 	// fRules are the fields of the firewall's rules tables.
 	fRules = []FieldID{fRegPort, fEthType, fIPProto, fIPSrc, fIPDst, fTCPDst, fUDPDst, fICMPT, fICMPC,
-		fCTState, fCTZone, fCTMark, fConjID}
+		fIPv6Src, fIPv6Dst, fICMP6T, fICMP6C, fCTState, fCTZone, fCTMark, fConjID}
 )
 
 // Table numbers. br-int and br-tun keep Neutron's numbers and names where the role is the
@@ -171,12 +173,12 @@ var (
 const (
 	IntLocalSwitching  uint8 = 0  // classify: local port -> tag local VLAN; tunnel; uplink
 	IntDVRToSrcMAC     uint8 = 1  // frames routed by a remote host: restore the gateway MAC
-	IntBaseEgress      uint8 = 11 // firewall: a firewalled port's own addresses, ARP -> conntrack
+	IntBaseEgress      uint8 = 11 // firewall: a firewalled port's own addresses, ARP, ND -> conntrack
 	IntRulesEgress     uint8 = 12 // firewall: the port's egress rules, connection states
 	IntAcceptedEgress  uint8 = 13 // firewall: commit new egress connections, on to TRANSIENT
 	IntARPResponder    uint8 = 21 // ARP requests and IPv6 neighbour and router solicitations for known addresses -> controller
 	IntTransient       uint8 = 60 // exact L2 forwarding within a local VLAN, and flooding
-	IntBaseIngress     uint8 = 81 // firewall: ARP and DHCP offers to the port pass; IPv4 -> conntrack
+	IntBaseIngress     uint8 = 81 // firewall: ARP, ND and DHCP offers to the port pass; IPv4 and IPv6 -> conntrack
 	IntRulesIngress    uint8 = 82 // firewall: the port's ingress rules, connection states
 	IntAcceptedIngress uint8 = 92 // firewall: commit new ingress connections
 	IntDHCPv4          uint8 = 77 // DHCPv4 client requests of local ports -> controller

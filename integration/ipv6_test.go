@@ -15,7 +15,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/portsbinding"
-	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/portsecurity"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 
@@ -26,8 +25,8 @@ import (
 
 // TestIPv6SLAAC: Net1 of the seed gets an IPv6 SLAAC subnet (ipv6_ra_mode and
 // ipv6_address_mode slaac) attached to the router. Two new VMs on Net1, on compute1 and
-// compute2 (without port security: IPv6 security group rules are not built yet), and the
-// seed's VM1 (firewalled) autoconfigure, with their own kernels, the address the API shows
+// compute2 (firewalled, in the project's default group, whose IPv6 rules let its members
+// reach each other), and the seed's VM1 (firewalled) autoconfigure, with their own kernels, the address the API shows
 // in their fixed_ips from the controller's router advertisements; the two ping each other
 // over IPv6 across the tunnel; and no neighbour solicitation for a known address is ever
 // encapsulated (every host's underlay is captured from before the VMs are plugged).
@@ -61,8 +60,7 @@ func TestIPv6SLAAC(t *testing.T) {
 	}
 
 	// The two VMs' ports: an IPv4 address from Subnet1's pool and the EUI-64 address of
-	// the SLAAC subnet, as the API computes it.
-	off := false
+	// the SLAAC subnet, as the API computes it; port security on, the default group.
 	type vm struct {
 		name, host, ns string
 		port           *ports.Port
@@ -72,14 +70,15 @@ func TestIPv6SLAAC(t *testing.T) {
 	vms := []*vm{{name: "v6a", host: "compute1"}, {name: "v6b", host: "compute2"}}
 	for _, v := range vms {
 		p, err := ports.Create(ctx, c, portsbinding.CreateOptsExt{
-			CreateOptsBuilder: portsecurity.PortCreateOptsExt{
-				CreateOptsBuilder: ports.CreateOpts{NetworkID: d.topo.Net1.ID, Name: v.name, ProjectID: "demo",
-					DeviceOwner: "compute:nova", DeviceID: v.name, SecurityGroups: &[]string{}},
-				PortSecurityEnabled: &off},
+			CreateOptsBuilder: ports.CreateOpts{NetworkID: d.topo.Net1.ID, Name: v.name, ProjectID: "demo",
+				DeviceOwner: "compute:nova", DeviceID: v.name},
 			HostID: v.host,
 		}).Extract()
 		if err != nil {
 			t.Fatal(err)
+		}
+		if len(p.SecurityGroups) != 1 || p.SecurityGroups[0] != d.topo.DefaultGroup.ID {
+			t.Fatalf("%s: groups %v, want the default group %s", v.name, p.SecurityGroups, d.topo.DefaultGroup.ID)
 		}
 		v.port = p
 		v.mac, _ = net.ParseMAC(p.MACAddress)

@@ -287,6 +287,9 @@ func ICMPv4Type(t uint8) Field { return basic(OXMICMPv4Type, []byte{t}) }
 // ICMPv6Type matches the ICMPv6 type.
 func ICMPv6Type(t uint8) Field { return basic(OXMICMPv6Type, []byte{t}) }
 
+// ICMPv6Code matches the ICMPv6 code.
+func ICMPv6Code(c uint8) Field { return basic(OXMICMPv6Code, []byte{c}) }
+
 // IPv6Src matches the IPv6 source address.
 func IPv6Src(a netip.Addr) Field { return basic(OXMIPv6Src, ip6(a)) }
 
@@ -331,6 +334,9 @@ const IPProtoICMPv6 = 58
 // NDTarget matches the target address of a neighbour solicitation or advertisement (needs
 // icmpv6_type 135 or 136).
 func NDTarget(a netip.Addr) Field { return basic(OXMIPv6NDTarget, ip6(a)) }
+
+// NDTargetMasked matches a prefix of neighbour discovery targets; a /128 is an exact match.
+func NDTargetMasked(p netip.Prefix) Field { return prefix6Field(OXMIPv6NDTarget, p) }
 
 // ARPOp matches the ARP opcode (1 request, 2 reply).
 func ARPOp(op uint16) Field { return basic(OXMARPOp, u16(op)) }

@@ -161,6 +161,19 @@ func TestStringParseRoundTrip(t *testing.T) {
 			IPv6Src(ip("fe80::1"))}.Canonical(), Actions: []Action{Output{Port: PortController, MaxLen: ControllerMaxLenNoBuffer}}},
 		{Table: 7, Priority: 7, Match: Match{EthType(EthTypeIPv6), IPv6SrcMasked(netip.MustParsePrefix("2001:db8:1::/64")),
 			IPv6Dst(ip("ff02::2"))}.Canonical()},
+		// The firewall's IPv6 flows: conntrack, rules by prefix, port mask and ICMPv6 type
+		// and code, advertisements for a prefix of targets.
+		{Table: 11, Priority: 65, Match: Match{Reg(5, 10), EthType(EthTypeIPv6), EthSrc(macA), IPv6Src(ip("2001:db8:1::5"))}.Canonical(),
+			Actions: []Action{CT{ZoneSrc: FieldRef{Class: ClassNXM1, Type: NXMReg0 + 6, Bytes: 4}, HasTable: true, Table: 12}}},
+		{Table: 12, Priority: 70, Match: Match{Reg(5, 10), CTState(CTTrk|CTNew, CTTrk|CTNew|CTEst), EthType(EthTypeIPv6), IPProto(6),
+			IPv6DstMasked(netip.MustParsePrefix("2001:db8::/48")), TCPDstMasked(0x1388, 0xfff8)}.Canonical(), HasGoto: true, Goto: 13},
+		{Table: 12, Priority: 70, Match: Match{Reg(5, 10), EthType(EthTypeIPv6), IPProto(58), ICMPv6Type(128), ICMPv6Code(0)}.Canonical(), HasGoto: true, Goto: 13},
+		{Table: 12, Priority: 40, Match: Match{CTState(CTEst, CTEst), EthType(EthTypeIPv6)}.Canonical(),
+			Actions: []Action{CT{Commit: true, ZoneSrc: FieldRef{Class: ClassNXM1, Type: NXMReg0 + 6, Bytes: 4}, Actions: []Action{SetCTMark(1)}}}},
+		{Table: 12, Priority: 71, Match: Match{EthType(EthTypeIPv6), IPv6SrcMasked(netip.MustParsePrefix("2001:db8:1::/126"))}.Canonical(),
+			Actions: []Action{Conjunction{ID: 3, Clause: 0, NClauses: 2}}},
+		{Table: 11, Priority: 95, Match: Match{Reg(5, 10), EthType(EthTypeIPv6), IPProto(58), ICMPv6Type(136),
+			NDTargetMasked(netip.MustParsePrefix("2001:db8:1:0:8000::/65"))}.Canonical(), HasGoto: true, Goto: 21},
 	}
 	for _, f := range flows {
 		if err := f.Validate(); err != nil {

@@ -105,8 +105,9 @@ func (v *View) useRemote(d *pending, p *PortInfo, r *SecurityGroupRule, n int) {
 	}
 }
 
-// GroupPrefixes returns the IPv4 addresses of group id's members (their fixed IPs and
-// allowed address pairs) as the fewest prefixes that hold exactly them, sorted. It is
+// GroupPrefixes returns the addresses of group id's members (their fixed IPs and allowed
+// address pairs, IPv4 and IPv6, not the link-local addresses of their MACs, as Neutron's
+// members) as the fewest prefixes that hold exactly them, sorted (IPv4 first). It is
 // computed once per change of the group's members (deriveGroups), for every host to share.
 func (v *View) GroupPrefixes(id string) []netip.Prefix { return v.groupPrefixes[id] }
 
@@ -127,12 +128,10 @@ func (v *View) memberPrefixes(id string) []netip.Prefix {
 	var out []netip.Prefix
 	for _, p := range v.members[id] {
 		for _, ip := range p.IPs {
-			if ip.Addr.Is4() {
-				out = append(out, netip.PrefixFrom(ip.Addr, 32))
-			}
+			out = append(out, netip.PrefixFrom(ip.Addr, ip.Addr.BitLen()))
 		}
 		for _, pair := range p.AllowedAddressPairs {
-			if pfx, ok := pair.Prefix(); ok && pfx.Addr().Is4() {
+			if pfx, ok := pair.Prefix(); ok {
 				out = append(out, pfx)
 			}
 		}

@@ -4,13 +4,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 
 	"github.com/dvrflow/dvrflow/ofproto"
 )
 
 // The simulator's connection tracker and conjunctive matches: what Execute needs to run a
-// stateful firewall pipeline the way Open vSwitch does. Connections are IPv4 5-tuples
-// (ICMP echo by its identifier) per zone; a ct action looks the packet up and sets
+// stateful firewall pipeline the way Open vSwitch does. Connections are IPv4 and IPv6
+// 5-tuples (ICMP and ICMPv6 echo by its identifier) per zone; a ct action looks the packet up and sets
 // ct_state (+trk and +new, or +est with +rpl for the reply direction), ct_zone and ct_mark;
 // commit records the connection and runs its exec actions (set ct_mark). TCP states and
 // invalid packets are not modelled.
@@ -19,7 +20,7 @@ import (
 type connKey struct {
 	zone             uint16
 	proto            uint8
-	src, dst         [4]byte
+	src, dst         netip.Addr
 	srcPort, dstPort uint16
 }
 
@@ -28,18 +29,23 @@ type conn struct {
 	mark uint32
 }
 
-// connOf returns the packet's key in zone, or false when the packet is not IPv4.
+// connOf returns the packet's key in zone, or false when the packet is not IP.
 func (p *packet) connOf(zone uint16) (connKey, bool) {
-	if p.ip == nil {
+	proto, ok := p.ipProto()
+	if !ok {
 		return connKey{}, false
 	}
-	k := connKey{zone: zone, proto: p.ip[9]}
-	copy(k.src[:], p.ip[12:16])
-	copy(k.dst[:], p.ip[16:20])
+	k := connKey{zone: zone, proto: proto}
+	if p.ip != nil {
+		k.src, k.dst = netip.AddrFrom4([4]byte(p.ip[12:16])), netip.AddrFrom4([4]byte(p.ip[16:20]))
+	} else {
+		k.src, k.dst = netip.AddrFrom16([16]byte(p.ip6[8:24])), netip.AddrFrom16([16]byte(p.ip6[24:40]))
+	}
 	switch {
 	case (k.proto == 6 || k.proto == 17) && len(p.payload) >= 4:
 		k.srcPort, k.dstPort = binary.BigEndian.Uint16(p.payload), binary.BigEndian.Uint16(p.payload[2:])
-	case k.proto == 1 && len(p.payload) >= 6 && (p.payload[0] == 8 || p.payload[0] == 0):
+	case k.proto == 1 && len(p.payload) >= 6 && (p.payload[0] == 8 || p.payload[0] == 0),
+		k.proto == ofproto.IPProtoICMPv6 && len(p.payload) >= 6 && (p.payload[0] == 128 || p.payload[0] == 129):
 		id := binary.BigEndian.Uint16(p.payload[4:])
 		k.srcPort, k.dstPort = id, id
 	}
@@ -63,7 +69,7 @@ func (s *Switch) conntrack(p *packet, a ofproto.CT) error {
 	}
 	k, ok := p.connOf(zone)
 	if !ok {
-		return errors.New("ct on a non-IPv4 packet is not simulated")
+		return errors.New("ct on a non-IP packet")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -23,6 +23,7 @@ type Output struct {
 const (
 	ethTypeIPv4 = 0x0800
 	ethTypeARP  = 0x0806
+	ethTypeIPv6 = 0x86dd
 	ethTypeVLAN = 0x8100
 	ethTypeQinQ = 0x88a8
 )
@@ -35,6 +36,8 @@ type packet struct {
 	tpid, tci      uint16
 	ethType        uint16
 	ip             []byte // IPv4 header (with options) when ethType is IPv4
+	ip6            []byte // IPv6 header and its extension headers when ethType is IPv6
+	proto6         uint8  // the IPv6 packet's upper-layer protocol (after the extension headers)
 	arp            []byte // 28-byte ARP body when ethType is ARP
 	payload        []byte // what follows the L3 header (or the Ethernet header)
 	metadata       uint64
@@ -79,6 +82,13 @@ func parsePacket(inPort uint32, frame []byte) (*packet, error) {
 		}
 		p.ip = slices.Clone(rest[:ihl])
 		rest = rest[ihl:]
+	case ethTypeIPv6:
+		n, proto, err := ipv6Headers(rest)
+		if err != nil {
+			return nil, err
+		}
+		p.ip6, p.proto6 = slices.Clone(rest[:n]), proto
+		rest = rest[n:]
 	case ethTypeARP:
 		if len(rest) < 28 {
 			return nil, errors.New("truncated ARP")
@@ -88,6 +98,28 @@ func parsePacket(inPort uint32, frame []byte) (*packet, error) {
 	}
 	p.payload = slices.Clone(rest)
 	return p, nil
+}
+
+// ipv6Headers returns the length of the IPv6 header of b with the extension headers that
+// follow it (hop-by-hop, routing, destination options: MLD's router alert) and the
+// upper-layer protocol after them.
+func ipv6Headers(b []byte) (int, uint8, error) {
+	if len(b) < 40 || b[0]>>4 != 6 {
+		return 0, 0, errors.New("truncated or bad IPv6 header")
+	}
+	n, next := 40, b[6]
+	for next == 0 || next == 43 || next == 60 {
+		if len(b) < n+8 {
+			return 0, 0, errors.New("truncated IPv6 extension header")
+		}
+		l := 8 + int(b[n+1])*8
+		if len(b) < n+l {
+			return 0, 0, errors.New("truncated IPv6 extension header")
+		}
+		next = b[n]
+		n += l
+	}
+	return n, next, nil
 }
 
 func (p *packet) serialize() []byte {
@@ -106,6 +138,8 @@ func (p *packet) serialize() []byte {
 		h := b[start:]
 		binary.BigEndian.PutUint16(h[10:], 0)
 		binary.BigEndian.PutUint16(h[10:], ipChecksum(h))
+	case p.ip6 != nil:
+		b = append(b, p.ip6...)
 	case p.arp != nil:
 		b = append(b, p.arp...)
 	}
@@ -139,6 +173,11 @@ const (
 	fIPv4Dst
 	fICMPType
 	fICMPCode
+	fIPv6Src
+	fIPv6Dst
+	fICMP6Type
+	fICMP6Code
+	fNDTarget
 	fARPOp
 	fARPSPA
 	fARPTPA
@@ -184,6 +223,16 @@ func lookup(class uint16, typ uint8) (fid fieldID, width int) {
 			return fICMPType, 1
 		case ofproto.OXMICMPv4Code:
 			return fICMPCode, 1
+		case ofproto.OXMIPv6Src:
+			return fIPv6Src, 16
+		case ofproto.OXMIPv6Dst:
+			return fIPv6Dst, 16
+		case ofproto.OXMICMPv6Type:
+			return fICMP6Type, 1
+		case ofproto.OXMICMPv6Code:
+			return fICMP6Code, 1
+		case ofproto.OXMIPv6NDTarget:
+			return fNDTarget, 16
 		case ofproto.OXMARPOp:
 			return fARPOp, 2
 		case ofproto.OXMARPSPA:
@@ -256,9 +305,11 @@ func lookup(class uint16, typ uint8) (fid fieldID, width int) {
 // get returns the field's value as an integer, or false when the packet lacks it.
 func (p *packet) get(f fieldID) (uint64, bool) {
 	be := beValue
-	isICMP := p.ip != nil && p.ip[9] == 1 && len(p.payload) >= 2
-	isTCP := p.ip != nil && p.ip[9] == 6 && len(p.payload) >= 4
-	isUDP := p.ip != nil && p.ip[9] == 17 && len(p.payload) >= 4
+	proto, isIP := p.ipProto()
+	isICMP := p.ip != nil && proto == 1 && len(p.payload) >= 2
+	isICMP6 := p.ip6 != nil && proto == ofproto.IPProtoICMPv6 && len(p.payload) >= 2
+	isTCP := isIP && proto == 6 && len(p.payload) >= 4
+	isUDP := isIP && proto == 17 && len(p.payload) >= 4
 	switch {
 	case f == fInPort:
 		return uint64(p.inPort), true
@@ -275,8 +326,8 @@ func (p *packet) get(f fieldID) (uint64, bool) {
 			return 0, true
 		}
 		return uint64(p.tci&0x0fff | ofproto.VIDPresent), true
-	case f == fIPProto && p.ip != nil:
-		return uint64(p.ip[9]), true
+	case f == fIPProto && isIP:
+		return uint64(proto), true
 	case f == fIPv4Src && p.ip != nil:
 		return be(p.ip[12:16]), true
 	case f == fIPv4Dst && p.ip != nil:
@@ -284,6 +335,10 @@ func (p *packet) get(f fieldID) (uint64, bool) {
 	case f == fICMPType && isICMP:
 		return uint64(p.payload[0]), true
 	case f == fICMPCode && isICMP:
+		return uint64(p.payload[1]), true
+	case f == fICMP6Type && isICMP6:
+		return uint64(p.payload[0]), true
+	case f == fICMP6Code && isICMP6:
 		return uint64(p.payload[1]), true
 	case f == fARPOp && p.arp != nil:
 		return be(p.arp[6:8]), true
@@ -371,6 +426,33 @@ func (p *packet) set(f fieldID, v uint64) error {
 	return nil
 }
 
+// ipProto returns the packet's IP protocol (IPv4's, or IPv6's upper-layer one), and false
+// for a packet that is not IP.
+func (p *packet) ipProto() (uint8, bool) {
+	switch {
+	case p.ip != nil:
+		return p.ip[9], true
+	case p.ip6 != nil:
+		return p.proto6, true
+	}
+	return 0, false
+}
+
+// getWide returns the value of a field wider than 64 bits (IPv6 addresses), or false when
+// the packet lacks it.
+func (p *packet) getWide(f fieldID) ([]byte, bool) {
+	switch {
+	case f == fIPv6Src && p.ip6 != nil:
+		return p.ip6[8:24], true
+	case f == fIPv6Dst && p.ip6 != nil:
+		return p.ip6[24:40], true
+	case f == fNDTarget && p.ip6 != nil && p.proto6 == ofproto.IPProtoICMPv6 && len(p.payload) >= 24 &&
+		(p.payload[0] == ofproto.ICMPv6NeighborSolicitation || p.payload[0] == ofproto.ICMPv6NeighborAdvertisement):
+		return p.payload[8:24], true
+	}
+	return nil, false
+}
+
 func beValue(b []byte) uint64 {
 	var v uint64
 	for _, c := range b {
@@ -385,6 +467,22 @@ func (p *packet) matches(m ofproto.Match) bool {
 		id, width := lookup(fl.Class, fl.Type)
 		if id == fNone || len(fl.Value) != width {
 			return false
+		}
+		if width > 8 {
+			v, ok := p.getWide(id)
+			if !ok {
+				return false
+			}
+			for i := range v {
+				mask := byte(0xff)
+				if fl.Mask != nil {
+					mask = fl.Mask[i]
+				}
+				if (v[i]^fl.Value[i])&mask != 0 {
+					return false
+				}
+			}
+			continue
 		}
 		v, ok := p.get(id)
 		if !ok {
@@ -552,13 +650,18 @@ func (s *Switch) applyActions(p *packet, f *ofproto.Flow, outs []Output) ([]Outp
 			}
 			p.hasVLAN = false
 		case ofproto.DecNwTTL:
-			if p.ip == nil {
+			ttl := 8 // IPv4's TTL, or IPv6's hop limit
+			h := p.ip
+			if p.ip6 != nil {
+				h, ttl = p.ip6, 7
+			}
+			if h == nil {
 				return outs, errors.New("dec_ttl on a non-IP packet")
 			}
-			if p.ip[8] <= 1 {
+			if h[ttl] <= 1 {
 				return outs, nil // TTL expired: dropped
 			}
-			p.ip[8]--
+			h[ttl]--
 		case ofproto.RegMove:
 			if err := regMove(p, a); err != nil {
 				return outs, err
