@@ -174,8 +174,10 @@ func AnswerDHCPv6(v *topology.View, cfg DHCPConfig, p *topology.PortInfo, m *dhc
 	if len(served) == 0 {
 		return nil, DHCPv6NoServer
 	}
-	// The port's addresses to hand out, and the subnets it has an address on (whose DNS
-	// servers it is told).
+	// The port's addresses to hand out, and the subnets it has an address on, whose DNS
+	// servers it is told (every served subnet's when it has none: a port that took no
+	// address on a stateful subnet still hears the link's servers, as any client of
+	// dnsmasq's ranges does).
 	var addrsBuf [4]netip.Addr
 	addrs := addrsBuf[:0]
 	var mineBuf [4]*topology.SubnetInfo
@@ -191,6 +193,9 @@ func AnswerDHCPv6(v *topology.View, cfg DHCPConfig, p *topology.PortInfo, m *dhc
 		if !slices.Contains(mine, served[i]) {
 			mine = append(mine, served[i])
 		}
+	}
+	if len(mine) == 0 {
+		mine = served
 	}
 
 	// Discard what RFC 8415 16 says a server discards.

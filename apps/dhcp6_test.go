@@ -370,6 +370,24 @@ func TestAnswerDHCPv6NotServed(t *testing.T) {
 	})
 }
 
+// A port without an address on the stateful subnet (it asked for none) is told the link's
+// DNS servers, and has no address to get.
+func TestAnswerDHCPv6PortWithoutAddress(t *testing.T) {
+	v := dhcp6View(t, false, func(top *topology.Topology) {
+		for i := range top.Ports {
+			if top.Ports[i].ID == "vm3-000000000000" {
+				top.Ports[i].FixedIPs = top.Ports[i].FixedIPs[:1]
+			}
+		}
+	})
+	runDHCPv6(t, v, "vm3-000000000000", dhcp2MAC, []dhcp6Case{
+		{"INFORMATION-REQUEST", dhcp6.Message{Type: dhcp6.InformationRequest}, DHCPv6Informed, dhcp6.Reply,
+			[]dhcp6.Option{{Code: dhcp6.OptDNSServers, Data: addrs6("2001:db8::53", "2001:db8::54")}, {Code: dhcp6.OptDomainSearch, Data: dnsDomain}}},
+		{"SOLICIT", dhcp6.Message{Type: dhcp6.Solicit, ClientID: v6ClientID, IANA: []dhcp6.IA{{IAID: 1}}}, DHCPv6NoAddrs, dhcp6.Advertise,
+			[]dhcp6.Option{status6(dhcp6.StatusNoAddrsAvail, "no addresses available")}},
+	})
+}
+
 // BenchmarkAnswerDHCPv6 is the controller's work for one DHCPv6 message past the switch:
 // parse, decide, encode (the ADVERTISE of a SOLICIT, as BenchmarkAnswerDHCP's OFFER).
 func BenchmarkAnswerDHCPv6(b *testing.B) {
