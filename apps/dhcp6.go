@@ -34,8 +34,9 @@ import (
 //   - a port without one (a stateless subnet) is told NoAddrsAvail to a SOLICIT, as dnsmasq
 //     in static mode tells it (the client ignores that ADVERTISE: RFC 8415 18.2.9), and
 //     NoBinding to a RENEW or REBIND;
-//   - INFORMATION-REQUEST gets the DNS servers (the served subnets' IPv6 dns_nameservers)
-//     and the domain search list (DHCPConfig.Domain, --dns-domain) on every served subnet;
+//   - INFORMATION-REQUEST gets the DNS servers (the IPv6 dns_nameservers of the served
+//     subnets the port has an address on, of all of them when it has none) and the domain
+//     search list (DHCPConfig.Domain, --dns-domain), as the answers with addresses do;
 //   - RELEASE and DECLINE get a REPLY with status Success and change nothing (the address is
 //     the port's fixed IP, reserved in the API, not leased).
 // Times are the DHCPv4 lease's: preferred and valid lifetimes the lease time, T1 at half and

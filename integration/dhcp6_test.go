@@ -34,7 +34,8 @@ import (
 // exactly their port's fixed IP from the controller, with the subnet's DNS servers and the
 // domain in resolv.conf, and ping each other across the tunnel; the one on the stateless
 // network configures the port's address by SLAAC from the advertisement and gets DNS with
-// dhclient -6 -S (an INFORMATION-REQUEST). No DHCPv6 packet crosses a tunnel.
+// dhclient -6 -S (an INFORMATION-REQUEST). A stateful client restarted confirms its
+// address (CONFIRM) and keeps it. No DHCPv6 packet crosses a tunnel.
 func TestDHCPv6OnBed(t *testing.T) {
 	if _, err := exec.LookPath("dhclient"); err != nil {
 		t.Skip("dhclient is not installed (make test installs isc-dhcp-client)")
@@ -203,6 +204,35 @@ func TestDHCPv6OnBed(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("d6a's wire lacks %q:\n%s", want, text)
 		}
+	}
+
+	// d6a's client restarted (a VM rebooting): it confirms the address of its lease
+	// (CONFIRM), which is the port's, still on link; it keeps it.
+	if out, err := d.b.StopDHCP("d6a"); err != nil {
+		t.Fatalf("stop d6a's dhclient: %v\n%s", err, out)
+	}
+	again, err := d.b.Capture(ctx, vms[0].ns, "eth0", "udp port 546 or udp port 547")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.b.StartDHCP("d6a", bed.Dhclient6); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "d6a's restarted dhclient bound again", 30*time.Second, func() (bool, string) {
+		out := d.b.DHCPOutput("d6a")
+		return strings.Contains(out, "RCV: Reply message"), out
+	})
+	if _, err := again.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	text, _ = d.b.Exec(ctx, "", "tcpdump", "-r", again.File(), "-n", "-vv")
+	for _, want := range []string{"dhcp6 confirm", "(status-code Success)"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("d6a's restart: the wire lacks %q:\n%s\ndhclient said:\n%s", want, text, d.b.DHCPOutput("d6a"))
+		}
+	}
+	if got := globalAddrs(ctx, d, vms[0].ns); len(got) != 1 || got[0] != netip.PrefixFrom(vms[0].addr, 128) {
+		t.Errorf("d6a holds %v after its client's restart, want %s/128", got, vms[0].addr)
 	}
 
 	// No DHCPv6 in VXLAN; the pings are.
