@@ -125,6 +125,7 @@ func FlowsOf(v *topology.View, st *BridgeState, part string) []ofproto.Flow {
 		if st.Bridge == topology.BrInt {
 			out = append(out, firewallBridge()...)
 			out = append(out, dhcpBridge()...)
+			out = append(out, dhcp6Bridge()...)
 		}
 	default:
 		if dir, group, ok := topology.PartRemoteGroup(part); ok {
@@ -141,6 +142,7 @@ func FlowsOf(v *topology.View, st *BridgeState, part string) []ofproto.Flow {
 			out = append(out, raNet(v, st, part)...)
 			out = append(out, firewallNet(v, st, part)...)
 			out = append(out, dhcpNet(v, st, part)...)
+			out = append(out, dhcp6Net(v, st, part)...)
 		}
 	}
 	for i := range out {

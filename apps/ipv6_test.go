@@ -37,12 +37,13 @@ func withIPv6(t *topology.Topology) *topology.Topology {
 		}
 	}
 	v6 := map[string]topology.FixedIP{
-		"vm1-000000000000": {SubnetID: "sub16-00000000000", IPAddress: "2001:db8:1::f816:3eff:fe00:105"},
-		"vm4-000000000000": {SubnetID: "sub16-00000000000", IPAddress: "2001:db8:1::f816:3eff:fe00:106"},
-		"vm2-000000000000": {SubnetID: "sub26-00000000000", IPAddress: "2001:db8:2::5"},
-		"vm3-000000000000": {SubnetID: "sub26-00000000000", IPAddress: "2001:db8:2::3"},
-		"qg1-000000000000": {SubnetID: "subx6-00000000000", IPAddress: "2001:db8:ff::2"},
-		"fg1-000000000000": {SubnetID: "subx6-00000000000", IPAddress: "2001:db8:ff::3"},
+		"vm1-000000000000":  {SubnetID: "sub16-00000000000", IPAddress: "2001:db8:1::f816:3eff:fe00:105"},
+		"vm4-000000000000":  {SubnetID: "sub16-00000000000", IPAddress: "2001:db8:1::f816:3eff:fe00:106"},
+		"vm2-000000000000":  {SubnetID: "sub26-00000000000", IPAddress: "2001:db8:2::5"},
+		"vm3-000000000000":  {SubnetID: "sub26-00000000000", IPAddress: "2001:db8:2::3"},
+		"qg1-000000000000":  {SubnetID: "subx6-00000000000", IPAddress: "2001:db8:ff::2"},
+		"fg1-000000000000":  {SubnetID: "subx6-00000000000", IPAddress: "2001:db8:ff::3"},
+		"dhcp2-00000000000": {SubnetID: "sub26-00000000000", IPAddress: "2001:db8:2::2"},
 	}
 	for i := range t.Ports {
 		if f, ok := v6[t.Ports[i].ID]; ok {

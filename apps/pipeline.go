@@ -19,7 +19,7 @@ const (
 	AppARP      App = 0x03 // ARP requests for known addresses, answered by the controller
 	AppMiss     App = 0x04 // table-miss flows, built from the declarations below
 	AppFirewall App = 0x05 // security groups and port security on br-int (firewall.go)
-	AppDHCP     App = 0x06 // DHCPv4 client requests to the controller, which answers them (dhcp.go)
+	AppDHCP     App = 0x06 // DHCPv4 and DHCPv6 client requests to the controller, which answers them (dhcp.go, dhcp6.go)
 	AppND       App = 0x07 // IPv6 neighbour solicitations for known addresses, answered by the controller (nd.go)
 	AppRA       App = 0x08 // IPv6 router solicitations, answered with router advertisements by the controller (ra.go)
 )
@@ -182,6 +182,7 @@ const (
 	IntRulesIngress    uint8 = 82 // firewall: the port's ingress rules, connection states
 	IntAcceptedIngress uint8 = 92 // firewall: commit new ingress connections
 	IntDHCPv4          uint8 = 77 // DHCPv4 client requests of local ports -> controller
+	IntDHCPv6          uint8 = 78 // DHCPv6 client messages of local ports -> controller
 	IntDeliver         uint8 = 95 // firewall: out to the port
 
 	TunClassifier   uint8 = 0  // from patch-int -> DVR_PROCESS; from the VXLAN port -> VXLAN_TUN_TO_LV
@@ -201,7 +202,7 @@ const (
 var pipeline = []Table{
 	{Bridge: topology.BrInt, ID: IntLocalSwitching, Name: "LOCAL_SWITCHING", App: AppL2, Also: []App{AppDVR, AppDHCP}, Miss: MissDrop,
 		Fields: []FieldID{fInPort, fVLAN, fEthSrc, fIPProto, fUDPSrc, fUDPDst},
-		Next:   []uint8{IntDVRToSrcMAC, IntARPResponder, IntTransient, IntBaseEgress, IntDHCPv4}},
+		Next:   []uint8{IntDVRToSrcMAC, IntARPResponder, IntTransient, IntBaseEgress, IntDHCPv4, IntDHCPv6}},
 	{Bridge: topology.BrInt, ID: IntDVRToSrcMAC, Name: "DVR_TO_SRC_MAC", App: AppDVR, Miss: MissDrop,
 		Fields: []FieldID{fVLAN, fEthDst}, Next: []uint8{IntTransient}},
 	{Bridge: topology.BrInt, ID: IntARPResponder, Name: "ARP_RESPONDER", App: AppARP, Also: []App{AppND, AppRA}, Miss: MissGoto, MissNext: IntTransient,
@@ -222,6 +223,8 @@ var pipeline = []Table{
 	{Bridge: topology.BrInt, ID: IntAcceptedIngress, Name: "ACCEPTED_INGRESS", App: AppFirewall, Miss: MissGoto, MissNext: IntDeliver,
 		Fields: []FieldID{fEthType, fCTState}, Next: []uint8{IntDeliver}},
 	{Bridge: topology.BrInt, ID: IntDHCPv4, Name: "DHCP_IPV4", App: AppDHCP, Miss: MissDrop,
+		Fields: []FieldID{fIPProto, fUDPSrc, fUDPDst}},
+	{Bridge: topology.BrInt, ID: IntDHCPv6, Name: "DHCP_IPV6", App: AppDHCP, Miss: MissDrop,
 		Fields: []FieldID{fIPProto, fUDPSrc, fUDPDst}},
 	{Bridge: topology.BrInt, ID: IntDeliver, Name: "DELIVER", App: AppFirewall, Miss: MissDrop,
 		Fields: []FieldID{fRegPort, fVLAN}},

@@ -110,27 +110,39 @@ func (e *Engine) portName(dpid uint64, no uint32) string {
 type dhcpCounts [len(apps.DHCPOutcomes) + 1]atomic.Uint64
 
 func (e *Engine) countDHCP(outcome string) {
-	i := slices.Index(apps.DHCPOutcomes[:], outcome)
-	if i < 0 {
-		i = len(apps.DHCPOutcomes)
-	}
-	e.dhcpCounts[i].Add(1)
+	countOutcome(e.dhcpCounts[:], apps.DHCPOutcomes[:], outcome)
 }
 
 // dhcpStats returns the counts by outcome, those that happened.
 func (e *Engine) dhcpStats() map[string]uint64 {
+	return outcomeStats(e.dhcpCounts[:], apps.DHCPOutcomes[:])
+}
+
+// countOutcome counts outcome in counts, one per name of names and a last one for the
+// malformed messages (and any name not in names).
+func countOutcome(counts []atomic.Uint64, names []string, outcome string) {
+	i := slices.Index(names, outcome)
+	if i < 0 {
+		i = len(names)
+	}
+	counts[i].Add(1)
+}
+
+// outcomeStats returns counts by name (dhcpMalformed for the last), those that happened.
+func outcomeStats(counts []atomic.Uint64, names []string) map[string]uint64 {
 	out := map[string]uint64{}
-	for i := range e.dhcpCounts {
+	for i := range counts {
 		name := dhcpMalformed
-		if i < len(apps.DHCPOutcomes) {
-			name = apps.DHCPOutcomes[i]
+		if i < len(names) {
+			name = names[i]
 		}
-		if n := e.dhcpCounts[i].Load(); n > 0 {
+		if n := counts[i].Load(); n > 0 {
 			out[name] = n
 		}
 	}
 	return out
 }
 
-// dhcpMalformed counts packet-ins of DHCP_IPV4 that are no client's DHCP message.
+// dhcpMalformed counts packet-ins of DHCP_IPV4 (DHCP_IPV6) that are no client's DHCP
+// (DHCPv6) message.
 const dhcpMalformed = "malformed"

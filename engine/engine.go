@@ -24,6 +24,7 @@ import (
 	"github.com/dvrflow/dvrflow/controller"
 	"github.com/dvrflow/dvrflow/db"
 	"github.com/dvrflow/dvrflow/dhcp4"
+	"github.com/dvrflow/dvrflow/dhcp6"
 	"github.com/dvrflow/dvrflow/ofproto"
 	"github.com/dvrflow/dvrflow/plan"
 	"github.com/dvrflow/dvrflow/topology"
@@ -72,9 +73,11 @@ type Engine struct {
 	planCh     chan struct{}                // closed and replaced whenever a plan changes
 	heldARP    heldList[ofproto.ARPRequest] // ARP requests waiting for the view to know their address
 	heldDHCP   heldList[*dhcp4.Message]     // DHCP messages waiting for the view to know their port
+	heldDHCPv6 heldList[*dhcp6.Message]     // DHCPv6 messages likewise
 	raPending  map[uint64]bool              // br-int bridges whose new ports may not have heard router advertisements
 	raKick     chan struct{}                // raPending has bridges
 	dhcpCounts dhcpCounts
+	dhcpCount6 dhcp6Counts
 	stats      Stats
 }
 
@@ -104,6 +107,7 @@ type Stats struct {
 	MissPacketIns   uint64
 	UnknownSwitches uint64            // switches seen connecting that belong to no registered host
 	DHCP            map[string]uint64 // DHCP client messages by outcome (apps.DHCPOffered, ...)
+	DHCPv6          map[string]uint64 // DHCPv6 client messages by outcome (apps.DHCPv6Advertised, ...)
 }
 
 // New returns an engine over store and the OpenFlow server sw.
@@ -136,6 +140,7 @@ func New(log *zap.Logger, cfg Config, store *db.Store, sw *controller.Server) *E
 		planCh:       make(chan struct{}),
 		heldARP:      heldList[ofproto.ARPRequest]{max: maxHeldARP, keep: heldARPFor},
 		heldDHCP:     heldList[*dhcp4.Message]{max: maxHeldDHCP, keep: heldDHCPFor},
+		heldDHCPv6:   heldList[*dhcp6.Message]{max: maxHeldDHCP, keep: heldDHCPFor},
 		raPending:    map[uint64]bool{},
 		raKick:       make(chan struct{}, 1),
 	}
@@ -166,6 +171,7 @@ func (e *Engine) Stats() Stats {
 	defer e.mu.Unlock()
 	s := e.stats
 	s.DHCP = e.dhcpStats()
+	s.DHCPv6 = e.dhcp6Stats()
 	return s
 }
 
@@ -186,6 +192,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer cancelMiss()
 	cancelDHCP := e.sw.HandlePacketIn(apps.IntDHCPv4, apps.Cookie(apps.AppDHCP), apps.CookieOwnerMask|apps.CookieAppMask, e.onDHCP)
 	defer cancelDHCP()
+	cancelDHCPv6 := e.sw.HandlePacketIn(apps.IntDHCPv6, apps.Cookie(apps.AppDHCP), apps.CookieOwnerMask|apps.CookieAppMask, e.onDHCPv6)
+	defer cancelDHCPv6()
 	cancelND := e.sw.HandlePacketIn(apps.IntARPResponder, apps.Cookie(apps.AppND), apps.CookieOwnerMask|apps.CookieAppMask, e.onND)
 	defer cancelND()
 	cancelRS := e.sw.HandlePacketIn(apps.IntARPResponder, apps.Cookie(apps.AppRA), apps.CookieOwnerMask|apps.CookieAppMask, e.onRS)

@@ -24,6 +24,7 @@ func (e *Engine) pass(ctx context.Context) error {
 	e.followMoves(v)
 	e.answerHeldARP()
 	e.answerHeldDHCP()
+	e.answerHeldDHCPv6()
 	e.mu.Lock()
 	dirty := e.dirtyDPIDs
 	e.dirtyDPIDs = map[uint64]bool{}

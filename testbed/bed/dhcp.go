@@ -25,7 +25,14 @@ const (
 	Dhclient DHCPClient = "dhclient"
 	// Udhcpc is busybox udhcpc with a script like cirros's, as cirros images boot.
 	Udhcpc DHCPClient = "udhcpc"
+	// Dhclient6 is ISC dhclient -6 with Debian's own dhclient-script: stateful DHCPv6 (an
+	// address for eth0, with DNS), or stateless with -S (DNS only).
+	Dhclient6 DHCPClient = "dhclient6"
 )
+
+// Dhclient6Conf is the dhclient.conf of the bed's VMs for DHCPv6: Debian's requests.
+const Dhclient6Conf = `request dhcp6.name-servers, dhcp6.domain-search;
+`
 
 // DhclientConf is the dhclient.conf of the bed's VMs: Debian's requests, with a 1 s first
 // retransmission (its default is 10 s) so that a DISCOVER lost while OVS attaches the port
@@ -151,7 +158,7 @@ func (b *Bed) dhcpArgv(vmName string, c DHCPClient, extra []string) ([]string, e
 	}
 	resolv := b.ResolvConf(vmName)
 	switch c {
-	case Dhclient:
+	case Dhclient, Dhclient6:
 		if _, err := exec.LookPath("dhclient"); err != nil {
 			return nil, fmt.Errorf("bed: dhclient is not installed (isc-dhcp-client): %w", err)
 		}
@@ -163,15 +170,20 @@ func (b *Bed) dhcpArgv(vmName string, c DHCPClient, extra []string) ([]string, e
 	: > %[1]s
 	if [ -n "$new_domain_name" ]; then echo "search $new_domain_name" >> %[1]s; fi
 	for ns in $new_domain_name_servers; do echo "nameserver $ns" >> %[1]s; done
+	if [ -n "$new_dhcp6_domain_search" ]; then echo "search $new_dhcp6_domain_search" >> %[1]s; fi
+	for ns in $new_dhcp6_name_servers; do echo "nameserver $ns" >> %[1]s; done
 }
 `, resolv)
-		conf := filepath.Join(dir, "dhclient.conf")
-		for file, text := range map[string]string{filepath.Join(hooks, "resolv"): hook, conf: DhclientConf} {
+		conf, family, text, leases := filepath.Join(dir, "dhclient.conf"), "-4", DhclientConf, "leases"
+		if c == Dhclient6 {
+			conf, family, text, leases = filepath.Join(dir, "dhclient6.conf"), "-6", Dhclient6Conf, "leases6"
+		}
+		for file, text := range map[string]string{filepath.Join(hooks, "resolv"): hook, conf: text} {
 			if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
 				return nil, fmt.Errorf("bed: %w", err)
 			}
 		}
-		args := append([]string{"-4", "-d", "-v", "-cf", conf, "-lf", filepath.Join(dir, "leases"),
+		args := append([]string{family, "-d", "-v", "-cf", conf, "-lf", filepath.Join(dir, leases),
 			"-pf", filepath.Join(dir, "dhclient.pid")}, extra...)
 		script := fmt.Sprintf("hostname localhost && mount --bind %s /etc/dhcp/dhclient-enter-hooks.d && exec dhclient %s eth0",
 			hooks, strings.Join(args, " "))
@@ -187,7 +199,7 @@ func (b *Bed) dhcpArgv(vmName string, c DHCPClient, extra []string) ([]string, e
 		return append([]string{"busybox", "udhcpc", "-f", "-i", "eth0", "-t", "30", "-T", "1", "-O", "mtu",
 			"-O", "staticroutes", "-s", script}, extra...), nil
 	}
-	return nil, fmt.Errorf("bed: DHCP client %q: want %s or %s", c, Dhclient, Udhcpc)
+	return nil, fmt.Errorf("bed: DHCP client %q: want %s, %s or %s", c, Dhclient, Udhcpc, Dhclient6)
 }
 
 // StopDHCP ends the VM's DHCP client without a release (as a VM that is switched off) and
