@@ -16,7 +16,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/portsbinding"
-	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/portsecurity"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 
@@ -29,7 +28,8 @@ import (
 // the router (each by an interface port of its own, as `router add subnet` makes them),
 // the external network an IPv6 subnet whose gateway is the bed's internet router, which
 // routes Net1's prefix back to the router's gateway address (no NAT for IPv6). A VM on
-// Net1 on compute1 and one on Net2 on compute2:
+// Net1 on compute1 and one on Net2 on compute2, both in the project's default security
+// group (members reach each other, anything may leave, replies come back):
 //   - ping each other over IPv6, routed by the distributed router on each sender's own host:
 //     on the underlay, each echo leaves its host with that host's DVR MAC as source;
 //   - the Net1 VM pings the internet router's IPv6 target, through the snat namespace on
@@ -96,7 +96,6 @@ func TestIPv6Routed(t *testing.T) {
 		mac                 net.HardwareAddr
 		v6                  netip.Addr
 	}
-	off := false
 	vms := []*vm{{name: "r6a", host: "compute1", net: d.topo.Net1.ID}, {name: "r6b", host: "compute2", net: d.topo.Net2.ID}}
 	known := map[netip.Addr]string{}
 	for netID, mac := range routerMACs {
@@ -105,10 +104,8 @@ func TestIPv6Routed(t *testing.T) {
 	}
 	for _, v := range vms {
 		p, err := ports.Create(ctx, c, portsbinding.CreateOptsExt{
-			CreateOptsBuilder: portsecurity.PortCreateOptsExt{
-				CreateOptsBuilder: ports.CreateOpts{NetworkID: v.net, Name: v.name, ProjectID: "demo",
-					DeviceOwner: "compute:nova", DeviceID: v.name, SecurityGroups: &[]string{}},
-				PortSecurityEnabled: &off},
+			CreateOptsBuilder: ports.CreateOpts{NetworkID: v.net, Name: v.name, ProjectID: "demo",
+				DeviceOwner: "compute:nova", DeviceID: v.name},
 			HostID: v.host,
 		}).Extract()
 		if err != nil {
