@@ -62,14 +62,6 @@ func (d *dvrflowd) kill() { d.p.Kill() }
 
 func (d *dvrflowd) logTailAll() string { return d.p.Log() }
 
-func (d *dvrflowd) logTail() string {
-	b := d.p.Log()
-	if len(b) > 6000 {
-		b = b[len(b)-6000:]
-	}
-	return b
-}
-
 // buildCmd builds ../cmd/<name> into dir and returns the binary's path.
 func buildCmd(t testing.TB, dir, name string) string {
 	t.Helper()
