@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+
+	"github.com/dvrflow/dvrflow/ofproto"
 )
 
 // MessageType is option 53.
@@ -154,25 +156,16 @@ type frameHeader struct {
 // udpPayload returns the payload of an Ethernet/IPv4/UDP frame from port sport to dport.
 func udpPayload(frame []byte, sport, dport uint16) (frameHeader, []byte, error) {
 	var h frameHeader
-	if len(frame) < 14 {
-		return h, nil, fmt.Errorf("frame of %d bytes: %w", len(frame), ErrNotDHCP)
+	vlan, et, ip, err := ofproto.EthPayload(frame)
+	if err != nil {
+		return h, nil, fmt.Errorf("%v: %w", err, ErrNotDHCP)
 	}
 	h.dstMAC = net.HardwareAddr(frame[0:6:6])
 	h.srcMAC = net.HardwareAddr(frame[6:12:12])
-	off := 12
-	et := binary.BigEndian.Uint16(frame[off:])
-	if et == 0x8100 {
-		if len(frame) < 18 {
-			return h, nil, fmt.Errorf("truncated VLAN header: %w", ErrNotDHCP)
-		}
-		h.vlan = binary.BigEndian.Uint16(frame[14:]) & 0x0fff
-		off = 16
-		et = binary.BigEndian.Uint16(frame[off:])
-	}
+	h.vlan = vlan
 	if et != 0x0800 {
 		return h, nil, fmt.Errorf("ethertype %#04x: %w", et, ErrNotDHCP)
 	}
-	ip := frame[off+2:]
 	if len(ip) < 20 || ip[0]>>4 != 4 {
 		return h, nil, fmt.Errorf("not IPv4: %w", ErrNotDHCP)
 	}

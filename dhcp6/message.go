@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+
+	"github.com/dvrflow/dvrflow/ofproto"
 )
 
 // MessageType is the first byte of a DHCPv6 message.
@@ -320,25 +322,16 @@ type frameHeader struct {
 // udpPayload returns the payload of an Ethernet/IPv6/UDP frame from port sport to dport.
 func udpPayload(frame []byte, sport, dport uint16) (frameHeader, []byte, error) {
 	var h frameHeader
-	if len(frame) < 14 {
-		return h, nil, fmt.Errorf("frame of %d bytes: %w", len(frame), ErrNotDHCP)
+	vlan, et, ip, err := ofproto.EthPayload(frame)
+	if err != nil {
+		return h, nil, fmt.Errorf("%v: %w", err, ErrNotDHCP)
 	}
 	h.dstMAC = net.HardwareAddr(frame[0:6:6])
 	h.srcMAC = net.HardwareAddr(frame[6:12:12])
-	off := 12
-	et := binary.BigEndian.Uint16(frame[off:])
-	if et == 0x8100 {
-		if len(frame) < 18 {
-			return h, nil, fmt.Errorf("truncated VLAN header: %w", ErrNotDHCP)
-		}
-		h.vlan = binary.BigEndian.Uint16(frame[14:]) & 0x0fff
-		off = 16
-		et = binary.BigEndian.Uint16(frame[off:])
-	}
+	h.vlan = vlan
 	if et != 0x86dd {
 		return h, nil, fmt.Errorf("ethertype %#04x: %w", et, ErrNotDHCP)
 	}
-	ip := frame[off+2:]
 	if len(ip) < ipv6Header || ip[0]>>4 != 6 {
 		return h, nil, fmt.Errorf("not IPv6: %w", ErrNotDHCP)
 	}

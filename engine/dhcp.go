@@ -49,23 +49,10 @@ func (e *Engine) answerHeldDHCP() {
 // reports whether it did (an answer that is due but could not be sent counts as given:
 // the client retransmits).
 func (e *Engine) answerDHCP(sess *controller.Session, inPort uint32, m *dhcp4.Message) bool {
-	name := e.portName(sess.DPID(), inPort)
 	var frame *dhcp4.Frame
 	outcome := ""
-	e.ReadView(func(v *topology.View) {
-		if v == nil || name == "" {
-			return
-		}
-		host, br, ok := v.HostOfDPID(sess.DPID())
-		if !ok || br != topology.BrInt {
-			return
-		}
-		for _, p := range v.PortsBoundTo(host) {
-			if apps.HasOVSPortName(p.Port, name) {
-				frame, outcome = apps.AnswerDHCP(v, e.cfg.DHCP, p, m)
-				return
-			}
-		}
+	name := e.withBoundPort(sess, inPort, func(v *topology.View, p *topology.PortInfo) {
+		frame, outcome = apps.AnswerDHCP(v, e.cfg.DHCP, p, m)
 	})
 	if outcome == "" {
 		return false
@@ -94,6 +81,29 @@ const (
 	maxHeldDHCP = 4096            // messages held at most, beyond that they count as not-port
 	heldDHCPFor = 2 * time.Second // then a message counts as not-port (dhclient retransmits after 1-10 s)
 )
+
+// withBoundPort calls f, under the view's read lock, with the view and the port bound to
+// sess's host that is plugged into sess's br-int as OpenFlow port inPort, if the view knows
+// one. It returns the OpenFlow port's name ("" when the switch does not know it).
+func (e *Engine) withBoundPort(sess *controller.Session, inPort uint32, f func(*topology.View, *topology.PortInfo)) string {
+	name := e.portName(sess.DPID(), inPort)
+	e.ReadView(func(v *topology.View) {
+		if v == nil || name == "" {
+			return
+		}
+		host, br, ok := v.HostOfDPID(sess.DPID())
+		if !ok || br != topology.BrInt {
+			return
+		}
+		for _, p := range v.PortsBoundTo(host) {
+			if apps.HasOVSPortName(p.Port, name) {
+				f(v, p)
+				return
+			}
+		}
+	})
+	return name
+}
 
 // portName returns the name of OpenFlow port no of switch dpid, "" when unknown.
 func (e *Engine) portName(dpid uint64, no uint32) string {

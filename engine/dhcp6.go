@@ -45,23 +45,10 @@ func (e *Engine) answerHeldDHCPv6() {
 // reports whether it did (an answer that is due but could not be sent counts as given:
 // the client retransmits).
 func (e *Engine) answerDHCPv6(sess *controller.Session, inPort uint32, m *dhcp6.Message) bool {
-	name := e.portName(sess.DPID(), inPort)
 	var frame *dhcp6.Frame
 	outcome := ""
-	e.ReadView(func(v *topology.View) {
-		if v == nil || name == "" {
-			return
-		}
-		host, br, ok := v.HostOfDPID(sess.DPID())
-		if !ok || br != topology.BrInt {
-			return
-		}
-		for _, p := range v.PortsBoundTo(host) {
-			if apps.HasOVSPortName(p.Port, name) {
-				frame, outcome = apps.AnswerDHCPv6(v, e.cfg.DHCP, p, m)
-				return
-			}
-		}
+	name := e.withBoundPort(sess, inPort, func(v *topology.View, p *topology.PortInfo) {
+		frame, outcome = apps.AnswerDHCPv6(v, e.cfg.DHCP, p, m)
 	})
 	if outcome == "" {
 		return false

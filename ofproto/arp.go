@@ -33,7 +33,7 @@ var ErrNotARP = errors.New("not an Ethernet/IPv4 ARP request")
 // request.
 func ParseARPRequest(frame []byte) (ARPRequest, error) {
 	var r ARPRequest
-	vlan, et, a, err := ethPayload(frame)
+	vlan, et, a, err := EthPayload(frame)
 	if err != nil {
 		return r, fmt.Errorf("%w: %w", ErrNotARP, err)
 	}
@@ -51,9 +51,9 @@ func ParseARPRequest(frame []byte) (ARPRequest, error) {
 	return r, nil
 }
 
-// ethPayload splits an Ethernet frame with at most one 802.1Q tag into the tag's VLAN ID
+// EthPayload splits an Ethernet frame with at most one 802.1Q tag into the tag's VLAN ID
 // (0 without one), the ethertype and the payload.
-func ethPayload(frame []byte) (vlan, ethType uint16, payload []byte, err error) {
+func EthPayload(frame []byte) (vlan, ethType uint16, payload []byte, err error) {
 	if len(frame) < 14 {
 		return 0, 0, nil, fmt.Errorf("frame of %d bytes", len(frame))
 	}

@@ -45,7 +45,7 @@ var ErrNotND = errors.New("not an IPv6 neighbour or router solicitation")
 // frame, and a bad one only gets an answer the asker's kernel drops.
 func ParseND(frame []byte) (NDMessage, error) {
 	var m NDMessage
-	vlan, et, ip, err := ethPayload(frame)
+	vlan, et, ip, err := EthPayload(frame)
 	if err != nil {
 		return m, fmt.Errorf("%w: %w", ErrNotND, err)
 	}
