@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+
+	"github.com/dvrflow/dvrflow/ofproto"
 )
 
 // Option is one option of a reply: its code and its value, already encoded.
@@ -156,7 +158,7 @@ func finishUDP(b []byte, ipStart int) []byte {
 	binary.BigEndian.PutUint16(b[ipStart+4:], uint16(n))
 	binary.BigEndian.PutUint16(b[udpStart+4:], uint16(n))
 	binary.BigEndian.PutUint16(b[udpStart+6:], 0)
-	c := ^udpSum(b[ipStart:])
+	c := udpChecksum(b[ipStart:])
 	if c == 0 {
 		c = 0xffff // 0 is no checksum, which IPv6 forbids
 	}
@@ -164,25 +166,9 @@ func finishUDP(b []byte, ipStart int) []byte {
 	return b
 }
 
-// udpSum is the one's complement sum of the UDP datagram of IPv6 packet ip (no extension
-// header) with its pseudo header (RFC 8200 8.1): 0xffff when the checksum in it is right.
-func udpSum(ip []byte) uint16 {
-	udp := ip[ipv6Header:]
-	var sum uint32
-	add := func(b []byte) {
-		for len(b) >= 2 {
-			sum += uint32(binary.BigEndian.Uint16(b))
-			b = b[2:]
-		}
-		if len(b) == 1 {
-			sum += uint32(b[0]) << 8
-		}
-	}
-	add(ip[8:40])
-	sum += uint32(len(udp)) + 17
-	add(udp)
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	return uint16(sum)
+// udpChecksum is the checksum of the UDP datagram of IPv6 packet ip (no extension header):
+// 0 when the checksum in it is right.
+func udpChecksum(ip []byte) uint16 {
+	src, dst := netip.AddrFrom16([16]byte(ip[8:24])), netip.AddrFrom16([16]byte(ip[24:40]))
+	return ofproto.IPv6Checksum(src, dst, 17, ip[ipv6Header:])
 }

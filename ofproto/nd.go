@@ -223,10 +223,16 @@ func appendICMPv6(b []byte, dstMAC, srcMAC net.HardwareAddr, src, dst netip.Addr
 	return b
 }
 
-// ICMPv6Checksum is the checksum of ICMPv6 message msg from src to dst (RFC 4443 2.3: over
-// the IPv6 pseudo-header and the message). Over a message whose checksum field holds it,
-// it is 0.
+// ICMPv6Checksum is the checksum of ICMPv6 message msg from src to dst (RFC 4443 2.3).
+// Over a message whose checksum field holds it, it is 0.
 func ICMPv6Checksum(src, dst netip.Addr, msg []byte) uint16 {
+	return IPv6Checksum(src, dst, IPProtoICMPv6, msg)
+}
+
+// IPv6Checksum is the checksum of upper-layer message msg of protocol proto (ICMPv6, UDP,
+// TCP) from src to dst: over the IPv6 pseudo-header and the message (RFC 8200 8.1). Over a
+// message whose checksum field holds it, it is 0.
+func IPv6Checksum(src, dst netip.Addr, proto uint8, msg []byte) uint16 {
 	var sum uint32
 	add := func(b []byte) {
 		for i := 0; i+1 < len(b); i += 2 {
@@ -239,7 +245,7 @@ func ICMPv6Checksum(src, dst netip.Addr, msg []byte) uint16 {
 	s, d := src.As16(), dst.As16()
 	add(s[:])
 	add(d[:])
-	sum += uint32(len(msg)) + IPProtoICMPv6
+	sum += uint32(len(msg)) + uint32(proto)
 	add(msg)
 	for sum > 0xffff {
 		sum = sum>>16 + sum&0xffff
