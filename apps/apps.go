@@ -124,8 +124,8 @@ func FlowsOf(v *topology.View, st *BridgeState, part string) []ofproto.Flow {
 		out = append(out, l2Bridge(st)...)
 		if st.Bridge == topology.BrInt {
 			out = append(out, firewallBridge()...)
-			out = append(out, dhcpBridge()...)
-			out = append(out, dhcp6Bridge()...)
+			out = append(out, dhcpv4.bridgeFlows()...)
+			out = append(out, dhcpv6.bridgeFlows()...)
 		}
 	default:
 		if dir, group, ok := topology.PartRemoteGroup(part); ok {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dvrflow/dvrflow/dhcp4"
+	"github.com/dvrflow/dvrflow/dhcp6"
 	"github.com/dvrflow/dvrflow/ofproto"
 	"github.com/dvrflow/dvrflow/plan"
 	"github.com/dvrflow/dvrflow/topology"
@@ -45,21 +46,64 @@ func DefaultDHCPConfig() DHCPConfig {
 // the network's own (routers, DHCP, floating IP gateways).
 func dhcpClient(p *topology.Port) bool { return !strings.HasPrefix(p.DeviceOwner, "network:") }
 
-// dhcpBridge is DHCP_IPV4's one flow (what reaches it goes to the controller), and the
-// LOCAL_SWITCHING flow that sends it the DHCP requests of a port whose own flows are not
-// installed yet: a VM that boots the moment it is plugged races them, and its first
-// DISCOVER is answered instead of waiting for the client's retransmission. A known port's
-// frames never reach that flow (its own, at PrioLocal, match them all); the controller
-// answers only a port of the host's view, for its own MAC.
-func dhcpBridge() []ofproto.Flow {
-	dhcp := ofproto.Match{ofproto.EthType(ofproto.EthTypeIPv4), ofproto.IPProto(uint8(ofproto.IPProtoUDP)),
-		ofproto.UDPSrc(dhcp4.ClientPort), ofproto.UDPDst(dhcp4.ServerPort)}
+// dhcpProto is one DHCP version as br-int sees it: its Ethernet type and UDP ports (what
+// matches client messages and server answers), and the table that sends client messages
+// to the controller.
+type dhcpProto struct {
+	ethType        uint16
+	client, server uint16
+	table          uint8
+}
+
+var (
+	dhcpv4 = dhcpProto{ofproto.EthTypeIPv4, dhcp4.ClientPort, dhcp4.ServerPort, IntDHCPv4}
+	dhcpv6 = dhcpProto{ofproto.EthTypeIPv6, dhcp6.ClientPort, dhcp6.ServerPort, IntDHCPv6}
+)
+
+// match matches the version's client messages, replies the server's answers.
+func (d dhcpProto) match() ofproto.Match   { return d.udp(d.client, d.server) }
+func (d dhcpProto) replies() ofproto.Match { return d.udp(d.server, d.client) }
+
+func (d dhcpProto) udp(src, dst uint16) ofproto.Match {
+	return ofproto.Match{ofproto.EthType(d.ethType), ofproto.IPProto(uint8(ofproto.IPProtoUDP)), ofproto.UDPSrc(src), ofproto.UDPDst(dst)}
+}
+
+// bridgeFlows are the version's table's one flow (what reaches it goes to the controller),
+// and the LOCAL_SWITCHING flow that sends it the requests of a port whose own flows are not
+// installed yet: a VM that boots the moment it is plugged races them, and its first request
+// is answered instead of waiting for the client's retransmission. A known port's frames
+// never reach that flow (its own, at PrioLocal, match them all); the controller answers only
+// a port of the host's view, for its own MAC.
+func (d dhcpProto) bridgeFlows() []ofproto.Flow {
 	return []ofproto.Flow{
 		{Table: IntLocalSwitching, Priority: PrioDHCPUnknown, Cookie: Cookie(AppDHCP),
-			Match: append(ofproto.Match{ofproto.VLANNone()}, dhcp...), Goto: IntDHCPv4, HasGoto: true},
-		{Table: IntDHCPv4, Priority: PrioBase, Cookie: Cookie(AppDHCP), Match: dhcp, Meter: MeterController,
+			Match: append(ofproto.Match{ofproto.VLANNone()}, d.match()...), Goto: d.table, HasGoto: true},
+		{Table: d.table, Priority: PrioBase, Cookie: Cookie(AppDHCP), Match: d.match(), Meter: MeterController,
 			Actions: []ofproto.Action{ofproto.Output{Port: ofproto.PortController, MaxLen: ofproto.ControllerMaxLenNoBuffer}}},
 	}
+}
+
+// portFlows are the LOCAL_SWITCHING flows that send the requests of network netID's ports
+// local to st to the version's table (with port security, only from the port's own MAC).
+func (d dhcpProto) portFlows(v *topology.View, st *BridgeState, netID string) []ofproto.Flow {
+	var out []ofproto.Flow
+	for _, ep := range v.Endpoints(netID) {
+		p := ep.Port
+		if p.MAC == nil || !dhcpClient(p.Port) || !slices.Contains(ep.Hosts, st.Host) {
+			continue
+		}
+		ofport, ok := st.Ports[OVSPortName(p.Port)]
+		if !ok {
+			continue
+		}
+		m := append(ofproto.Match{ofproto.InPort(ofport), ofproto.VLANNone()}, d.match()...)
+		if topology.Firewalled(p.Port) {
+			m = append(m, ofproto.EthSrc(p.MAC))
+		}
+		out = append(out, ofproto.Flow{Table: IntLocalSwitching, Priority: PrioDHCP, Cookie: Cookie(AppDHCP),
+			Match: m, Goto: d.table, HasGoto: true})
+	}
+	return out
 }
 
 // dhcpNet computes the LOCAL_SWITCHING flows that send the DHCP client packets of network
@@ -88,24 +132,7 @@ func dhcpNet(v *topology.View, st *BridgeState, netID string) []ofproto.Flow {
 					Actions: []ofproto.Action{ofproto.PopVLAN{}, ofproto.Output{Port: ofport}}})
 		}
 	}
-	for _, ep := range v.Endpoints(netID) {
-		p := ep.Port
-		if p.MAC == nil || !dhcpClient(p.Port) || !slices.Contains(ep.Hosts, st.Host) {
-			continue
-		}
-		ofport, ok := st.Ports[OVSPortName(p.Port)]
-		if !ok {
-			continue
-		}
-		m := ofproto.Match{ofproto.InPort(ofport), ofproto.VLANNone(), ofproto.EthType(ofproto.EthTypeIPv4),
-			ofproto.IPProto(uint8(ofproto.IPProtoUDP)), ofproto.UDPSrc(dhcp4.ClientPort), ofproto.UDPDst(dhcp4.ServerPort)}
-		if topology.Firewalled(p.Port) {
-			m = append(m, ofproto.EthSrc(p.MAC))
-		}
-		out = append(out, ofproto.Flow{Table: IntLocalSwitching, Priority: PrioDHCP, Cookie: Cookie(AppDHCP),
-			Match: m, Goto: IntDHCPv4, HasGoto: true})
-	}
-	return out
+	return append(out, dhcpv4.portFlows(v, st, netID)...)
 }
 
 // dhcpServed yields the DHCP server port srv's IPv4 addresses on DHCP-enabled subnets, each

@@ -86,24 +86,6 @@ func servesDHCPv6(v *topology.View, netID string) bool {
 	return false
 }
 
-// dhcp6Match matches DHCPv6 client messages.
-func dhcp6Match() ofproto.Match {
-	return ofproto.Match{ofproto.EthType(ofproto.EthTypeIPv6), ofproto.IPProto(uint8(ofproto.IPProtoUDP)),
-		ofproto.UDPSrc(dhcp6.ClientPort), ofproto.UDPDst(dhcp6.ServerPort)}
-}
-
-// dhcp6Bridge is DHCP_IPV6's one flow (what reaches it goes to the controller), and the
-// LOCAL_SWITCHING flow that sends it the DHCPv6 messages of a port whose own flows are not
-// installed yet, as dhcpBridge does for DHCPv4.
-func dhcp6Bridge() []ofproto.Flow {
-	return []ofproto.Flow{
-		{Table: IntLocalSwitching, Priority: PrioDHCPUnknown, Cookie: Cookie(AppDHCP),
-			Match: append(ofproto.Match{ofproto.VLANNone()}, dhcp6Match()...), Goto: IntDHCPv6, HasGoto: true},
-		{Table: IntDHCPv6, Priority: PrioBase, Cookie: Cookie(AppDHCP), Match: dhcp6Match(), Meter: MeterController,
-			Actions: []ofproto.Action{ofproto.Output{Port: ofproto.PortController, MaxLen: ofproto.ControllerMaxLenNoBuffer}}},
-	}
-}
-
 // dhcp6Net computes the LOCAL_SWITCHING flows that send the DHCPv6 client messages of
 // network netID's local ports to DHCP_IPV6, on a network the controller answers DHCPv6 on.
 func dhcp6Net(v *topology.View, st *BridgeState, netID string) []ofproto.Flow {
@@ -113,24 +95,7 @@ func dhcp6Net(v *topology.View, st *BridgeState, netID string) []ofproto.Flow {
 	if n := v.Network(netID); n == nil || n.External {
 		return nil
 	}
-	var out []ofproto.Flow
-	for _, ep := range v.Endpoints(netID) {
-		p := ep.Port
-		if p.MAC == nil || !dhcpClient(p.Port) || !slices.Contains(ep.Hosts, st.Host) {
-			continue
-		}
-		ofport, ok := st.Ports[OVSPortName(p.Port)]
-		if !ok {
-			continue
-		}
-		m := append(ofproto.Match{ofproto.InPort(ofport), ofproto.VLANNone()}, dhcp6Match()...)
-		if topology.Firewalled(p.Port) {
-			m = append(m, ofproto.EthSrc(p.MAC))
-		}
-		out = append(out, ofproto.Flow{Table: IntLocalSwitching, Priority: PrioDHCP, Cookie: Cookie(AppDHCP),
-			Match: m, Goto: IntDHCPv6, HasGoto: true})
-	}
-	return out
+	return dhcpv6.portFlows(v, st, netID)
 }
 
 // DHCPv6 outcomes, for counters and logs: what the server did with a client's message.

@@ -131,12 +131,6 @@ func ipSrcMasked(p netip.Prefix) ofproto.Field {
 	return ofproto.IPv6SrcMasked(p)
 }
 
-// DHCPv6's UDP ports (RFC 8415).
-const (
-	dhcp6ClientPort = 546
-	dhcp6ServerPort = 547
-)
-
 // conjID is the conjunction of the rules naming group g as remote in direction d.
 func (d fwDir) conjID(g *topology.SecurityGroup) uint32 { return g.Tag<<1 | d.conjBit }
 
@@ -158,7 +152,6 @@ func firewallBridge() []ofproto.Flow {
 	ip := ofproto.EthType(ofproto.EthTypeIPv4)
 	ip6 := ofproto.EthType(ofproto.EthTypeIPv6)
 	arp := ofproto.EthType(ofproto.EthTypeARP)
-	udp := ofproto.IPProto(uint8(ofproto.IPProtoUDP))
 	flow := func(table uint8, prio uint16, m ofproto.Match, actions []ofproto.Action, next uint8, hasNext bool) ofproto.Flow {
 		return ofproto.Flow{Table: table, Priority: prio, Cookie: cookie, Match: m, Actions: actions, Goto: next, HasGoto: hasNext}
 	}
@@ -169,13 +162,13 @@ func firewallBridge() []ofproto.Flow {
 		// BASE_EGRESS: DHCP as a server is dropped; as a client from the port's own MAC it
 		// went from LOCAL_SWITCHING to DHCP_IPV4 (dhcp.go), so what reaches this table is
 		// spoofed, or on a network with no DHCP server: dropped too, never flooded.
-		flow(IntBaseEgress, prioFWDHCP, ofproto.Match{ip, udp, ofproto.UDPSrc(68), ofproto.UDPDst(67)}, nil, 0, false),
-		flow(IntBaseEgress, prioFWDHCPSrv, ofproto.Match{ip, udp, ofproto.UDPSrc(67), ofproto.UDPDst(68)}, nil, 0, false),
+		flow(IntBaseEgress, prioFWDHCP, dhcpv4.match(), nil, 0, false),
+		flow(IntBaseEgress, prioFWDHCPSrv, dhcpv4.replies(), nil, 0, false),
 		// DHCPv6 the same way: a port's own client requests are the dhcp app's to take in
 		// LOCAL_SWITCHING (as DHCPv4 ones to DHCP_IPV4), what reaches this table is
 		// dropped; a VM's server replies are dropped (Neutron's driver bans both servers).
-		flow(IntBaseEgress, prioFWDHCP, ofproto.Match{ip6, udp, ofproto.UDPSrc(dhcp6ClientPort), ofproto.UDPDst(dhcp6ServerPort)}, nil, 0, false),
-		flow(IntBaseEgress, prioFWDHCPSrv, ofproto.Match{ip6, udp, ofproto.UDPSrc(dhcp6ServerPort), ofproto.UDPDst(dhcp6ClientPort)}, nil, 0, false),
+		flow(IntBaseEgress, prioFWDHCP, dhcpv6.match(), nil, 0, false),
+		flow(IntBaseEgress, prioFWDHCPSrv, dhcpv6.replies(), nil, 0, false),
 		// A router advertisement of a port (one of its own addresses' ND did not take it):
 		// dropped.
 		flow(IntBaseEgress, prioFWRA, icmp6(ofproto.ICMPv6RouterAdvertisement), nil, 0, false),
@@ -190,8 +183,8 @@ func firewallBridge() []ofproto.Flow {
 		flow(IntBaseIngress, prioFWIngND, icmp6(ofproto.ICMPv6RouterAdvertisement), nil, IntDeliver, true),
 		flow(IntBaseIngress, prioFWIngND, icmp6(ofproto.ICMPv6NeighborSolicitation), nil, IntDeliver, true),
 		flow(IntBaseIngress, prioFWIngND, icmp6(ofproto.ICMPv6NeighborAdvertisement), nil, IntDeliver, true),
-		flow(IntBaseIngress, prioFWIngDHCP, ofproto.Match{ip, udp, ofproto.UDPSrc(67), ofproto.UDPDst(68)}, nil, IntDeliver, true),
-		flow(IntBaseIngress, prioFWIngDHCP, ofproto.Match{ip6, udp, ofproto.UDPSrc(dhcp6ServerPort), ofproto.UDPDst(dhcp6ClientPort)}, nil, IntDeliver, true),
+		flow(IntBaseIngress, prioFWIngDHCP, dhcpv4.replies(), nil, IntDeliver, true),
+		flow(IntBaseIngress, prioFWIngDHCP, dhcpv6.replies(), nil, IntDeliver, true),
 	}
 	for _, et := range []ofproto.Field{ip, ip6} {
 		out = append(out,
