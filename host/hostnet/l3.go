@@ -164,14 +164,19 @@ func tableOf(t int) int {
 // routes makes the routes of protocol static match the plan's, IPv4 and IPv6 apart (the
 // kernel's connected, link-local, multicast and local routes are of protocol kernel).
 func (r *applyRun) routes(ns *plan.Namespace) error {
+	return perFamily(ns.Routes, func(family int, prs []plan.Route) error { return r.routesOf(ns, family, prs) })
+}
+
+// perFamily calls apply with the items of xs of each family in families, in turn.
+func perFamily[T interface{ IPv6() bool }](xs []T, apply func(family int, of []T) error) error {
 	for _, fam := range families {
-		var prs []plan.Route
-		for _, pr := range ns.Routes {
-			if pr.IPv6() == (fam == netlink.FAMILY_V6) {
-				prs = append(prs, pr)
+		var of []T
+		for _, x := range xs {
+			if x.IPv6() == (fam == netlink.FAMILY_V6) {
+				of = append(of, x)
 			}
 		}
-		if err := r.routesOf(ns, fam, prs); err != nil {
+		if err := apply(fam, of); err != nil {
 			return err
 		}
 	}
@@ -292,18 +297,7 @@ func ruleKey(family, prio int, src *net.IPNet, iif string, table int) string {
 // rules makes the policy rules match the plan's, IPv4 and IPv6 apart, leaving the
 // kernel's own (kernelRule) alone.
 func (r *applyRun) rules(ns *plan.Namespace) error {
-	for _, fam := range families {
-		var prs []plan.Rule
-		for _, pr := range ns.Rules {
-			if pr.IPv6() == (fam == netlink.FAMILY_V6) {
-				prs = append(prs, pr)
-			}
-		}
-		if err := r.rulesOf(ns, fam, prs); err != nil {
-			return err
-		}
-	}
-	return nil
+	return perFamily(ns.Rules, func(family int, prs []plan.Rule) error { return r.rulesOf(ns, family, prs) })
 }
 
 func (r *applyRun) rulesOf(ns *plan.Namespace, family int, rules []plan.Rule) error {
