@@ -42,7 +42,7 @@ func Plan(v *topology.View, host string) plan.Plan {
 	fipsByRouter := map[string][]*topology.FIPInfo{}
 	fipsByExtNet := map[string][]*topology.FIPInfo{}
 	for _, f := range v.FloatingIPsOn(host) {
-		if f.AgentGW == nil || !f.Router.LinkLocal.IsValid() {
+		if !routedByFIPNamespace(f) {
 			continue
 		}
 		fipsByRouter[f.Router.ID] = append(fipsByRouter[f.Router.ID], f)
@@ -103,7 +103,7 @@ func namespace(v *topology.View, host, name string) (plan.Namespace, bool) {
 		}
 		var fips []*topology.FIPInfo
 		for _, f := range v.FloatingIPsOn(host) {
-			if f.AgentGW != nil && f.Router.LinkLocal.IsValid() && f.Router.ID == rid {
+			if routedByFIPNamespace(f) && f.Router.ID == rid {
 				fips = append(fips, f)
 			}
 		}
@@ -119,6 +119,13 @@ func namespace(v *topology.View, host, name string) (plan.Namespace, bool) {
 		return metadataNS(v, netID, metadataClients(v, host, netID)[netID])
 	}
 	return plan.Namespace{}, false
+}
+
+// routedByFIPNamespace reports whether floating IP f is realized through its host's fip-
+// namespace: the host has an agent gateway port on f's external network, and f's router
+// its rfp/fpr link-local pair.
+func routedByFIPNamespace(f *topology.FIPInfo) bool {
+	return f.AgentGW != nil && f.Router.LinkLocal.IsValid()
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
